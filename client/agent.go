@@ -1,0 +1,225 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Version is reported by selfcheck.
+var Version = "0.1.0"
+
+// Features lists what this agent can do, for selfcheck.
+var Features = []string{"level0", "zstd-frames", "gzip-frames", "seek-table", "index"}
+
+// Agent serves the agent protocol on a listener.
+type Agent struct {
+	Log *slog.Logger
+	// TLS must come from wire.ServerConfig(files, wire.RoleServer): only the
+	// backup server may ask for data.
+	TLS *tls.Config
+	// Allow lists the directories this agent may dump (each DLE must be one
+	// of them or below one). Empty allows any absolute path.
+	Allow []string
+	// HandshakeTimeout bounds the TLS handshake and the request read.
+	HandshakeTimeout time.Duration
+}
+
+// Serve accepts connections until ctx is cancelled or ln fails.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("client agent: accept on %s: %w", ln.Addr(), err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.handle(ctx, c)
+		}()
+	}
+}
+
+func (a *Agent) handle(ctx context.Context, raw net.Conn) {
+	defer raw.Close()
+	log := a.Log.With("remote", raw.RemoteAddr().String())
+	to := a.HandshakeTimeout
+	if to <= 0 {
+		to = 30 * time.Second
+	}
+	tc := tls.Server(raw, a.TLS)
+	raw.SetDeadline(time.Now().Add(to))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		log.Warn("refused connection: TLS handshake failed", "err", err)
+		return
+	}
+	peer, _ := wire.PeerOf(tc.ConnectionState())
+	log = log.With("peer", peer.Host)
+	c := wire.NewConn(tc)
+	var req wire.Request
+	if err := c.ReadMsg(&req); err != nil {
+		log.Warn("bad request", "err", err)
+		c.WriteMsg(wire.Reply{Error: "bad request: " + err.Error()})
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	log = log.With("op", req.Op, "dle", req.DLE)
+	opt, err := a.check(req)
+	if err != nil {
+		log.Warn("request refused", "err", err)
+		c.WriteMsg(wire.Reply{Error: err.Error()})
+		return
+	}
+	switch req.Op {
+	case wire.OpSelfcheck:
+		c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features})
+	case wire.OpEstimate:
+		est, err := Estimate(ctx, req.DLE, opt, req.Levels)
+		if err != nil {
+			c.WriteMsg(wire.Reply{Error: err.Error()})
+			return
+		}
+		c.WriteMsg(wire.Reply{OK: true, Estimates: est})
+	case wire.OpDump:
+		start := time.Now()
+		done := a.dump(ctx, c, req, opt)
+		if done.Error != "" {
+			log.Error("dump failed", "err", done.Error)
+		} else {
+			log.Info("dump sent", "files", done.Files, "bytes", done.PayloadSize, "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+// check validates a request; every refusal is a message for the server's report.
+func (a *Agent) check(req wire.Request) (DumpOptions, error) {
+	switch req.Op {
+	case wire.OpSelfcheck:
+		return DumpOptions{}, nil
+	case wire.OpEstimate, wire.OpDump:
+	default:
+		return DumpOptions{}, fmt.Errorf("unknown operation %q", req.Op)
+	}
+	if !path.IsAbs(req.DLE) || path.Clean(req.DLE) != req.DLE {
+		return DumpOptions{}, fmt.Errorf("DLE %q: must be an absolute, clean path", req.DLE)
+	}
+	if len(a.Allow) > 0 {
+		ok := false
+		for _, al := range a.Allow {
+			if req.DLE == al || strings.HasPrefix(req.DLE, strings.TrimSuffix(al, "/")+"/") {
+				ok = true
+			}
+		}
+		if !ok {
+			return DumpOptions{}, fmt.Errorf("DLE %s is outside the directories this agent may dump (%s); add it with --allow on the client", req.DLE, strings.Join(a.Allow, ", "))
+		}
+	}
+	if req.Level < 0 || req.Level > 9 {
+		return DumpOptions{}, fmt.Errorf("level %d out of range 0..9", req.Level)
+	}
+	opt := DumpOptions{Level: req.Level, CompressLevel: req.CompressLevel, FrameSize: req.FrameSize, Exclude: req.Exclude, OneFilesystem: req.OneFilesystem}
+	switch image.Comp(req.Compress) {
+	case image.CompZstd, image.CompGzip, image.CompNone:
+		opt.Comp = image.Comp(req.Compress)
+	case "":
+		opt.Comp = image.CompZstd
+	default:
+		return DumpOptions{}, fmt.Errorf("compression %q unknown (zst, gz, none)", req.Compress)
+	}
+	if req.FrameSize != 0 && (req.FrameSize < 64<<10 || req.FrameSize > 64<<20) {
+		return DumpOptions{}, fmt.Errorf("frame size %d out of range 64 KiB..64 MiB", req.FrameSize)
+	}
+	for _, p := range req.Exclude {
+		if _, err := path.Match(p, ""); err != nil {
+			return DumpOptions{}, fmt.Errorf("exclude pattern %q: %v", p, err)
+		}
+	}
+	return opt, nil
+}
+
+func (a *Agent) dump(ctx context.Context, c *wire.Conn, req wire.Request, opt DumpOptions) wire.Done {
+	fail := func(err error) wire.Done {
+		d := wire.Done{Error: err.Error()}
+		c.WriteMsg(d)
+		return d
+	}
+	if err := c.WriteMsg(wire.Reply{OK: true}); err != nil {
+		return wire.Done{Error: err.Error()}
+	}
+	var batch []byte
+	flushIndex := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := c.WriteFrame(wire.FrameIndex, batch, false)
+		batch = batch[:0]
+		return err
+	}
+	sink := Sink{
+		Payload: wire.DataWriter{C: c, Chunk: 1 << 20},
+		Index: func(r wire.IndexRecord) error {
+			batch = wire.AppendIndex(batch, r)
+			if len(batch) >= 256<<10 {
+				return flushIndex()
+			}
+			return nil
+		},
+		Warn: func(msg string) {
+			c.WriteFrame(wire.FrameWarn, []byte(msg), false)
+		},
+	}
+	res, err := Dump(ctx, req.DLE, opt, sink)
+	if err == nil {
+		err = flushIndex()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	var fb []byte
+	for _, f := range res.Summary.Frames {
+		fb = wire.AppendFrameInfo(fb, wire.FrameInfo{TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+		if len(fb) >= 256<<10 {
+			if err := c.WriteFrame(wire.FrameFrame, fb, false); err != nil {
+				return fail(err)
+			}
+			fb = fb[:0]
+		}
+	}
+	if len(fb) > 0 {
+		if err := c.WriteFrame(wire.FrameFrame, fb, false); err != nil {
+			return fail(err)
+		}
+	}
+	d := wire.Done{
+		OrigSize:    res.Summary.OriginalSize,
+		PayloadSize: res.Summary.PayloadSize,
+		SHA256:      res.Summary.SHA256,
+		Files:       res.Files,
+		Frames:      int64(len(res.Summary.Frames)),
+	}
+	if err := c.WriteMsg(d); err != nil {
+		return wire.Done{Error: err.Error()}
+	}
+	return d
+}

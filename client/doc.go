@@ -1,0 +1,10 @@
+// Package client is the agent that runs on every client host (`tapir
+// client`, TCP 10080) and touches users' data: it answers the server's
+// selfcheck, estimate and dump requests over mutual TLS. A dump walks a
+// DLE, writes it as a pax tar stream cut into independently compressed
+// frames (package image), and sends it with one index record per entry.
+//
+// The package also holds Remote, the server's side of the same protocol,
+// so that both ends of docs/format/agent-protocol.md live in one place.
+// The client knows nothing of tapes, holding disks or the catalog.
+package client

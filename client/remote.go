@@ -1,0 +1,164 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Remote is the server's handle on one client agent.
+type Remote struct {
+	Host string      // the DLE host, as the agent's certificate must name it
+	Addr string      // host:port to dial
+	TLS  *tls.Config // from wire.ClientConfig(files, Host)
+	// Timeout is the progress timeout: a call fails when no byte arrives
+	// for this long. It is not a limit on the total time of a dump.
+	Timeout time.Duration
+}
+
+func (r *Remote) what() string { return fmt.Sprintf("client agent %s at %s", r.Host, r.Addr) }
+
+func (r *Remote) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return 30 * time.Minute
+	}
+	return r.Timeout
+}
+
+// call dials, handshakes, sends req and reads the Reply.
+func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Conn, *wire.Reply, error) {
+	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", r.Addr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err))
+	}
+	tc := tls.Client(raw, r.TLS)
+	raw.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, nil, nil, wire.ExplainTLS(r.what(), err)
+	}
+	c := wire.NewConn(tc)
+	if err := c.WriteMsg(req); err != nil {
+		raw.Close()
+		return nil, nil, nil, fmt.Errorf("%s: send %s request: %w", r.what(), req.Op, err)
+	}
+	raw.SetDeadline(time.Now().Add(r.timeout()))
+	var rep wire.Reply
+	if err := c.ReadMsg(&rep); err != nil {
+		raw.Close()
+		if isTLSAlert(err) {
+			return nil, nil, nil, wire.ExplainTLS(r.what(), err)
+		}
+		return nil, nil, nil, fmt.Errorf("%s: read reply to %s: %w", r.what(), req.Op, err)
+	}
+	if !rep.OK {
+		raw.Close()
+		return nil, nil, nil, fmt.Errorf("%s refused %s: %s", r.what(), req.Op, rep.Error)
+	}
+	return c, raw, &rep, nil
+}
+
+// isTLSAlert: with TLS 1.3 a server's rejection of our certificate arrives
+// with the first read, not during the handshake.
+func isTLSAlert(err error) bool {
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return true
+	}
+	var re *net.OpError
+	return errors.As(err, &re) && re.Op == "remote error"
+}
+
+// Selfcheck asks the agent for its version and features.
+func (r *Remote) Selfcheck(ctx context.Context) (*wire.Reply, error) {
+	_, raw, rep, err := r.call(ctx, wire.Request{Op: wire.OpSelfcheck})
+	if err != nil {
+		return nil, err
+	}
+	raw.Close()
+	return rep, nil
+}
+
+// Estimate asks for the sizes of the given levels of dle.
+func (r *Remote) Estimate(ctx context.Context, req wire.Request) ([]wire.Estimate, error) {
+	req.Op = wire.OpEstimate
+	_, raw, rep, err := r.call(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	raw.Close()
+	return rep.Estimates, nil
+}
+
+// DumpHandler receives a dump stream. Data gets payload bytes in order;
+// the slices are only valid during the call.
+type DumpHandler struct {
+	Data  func([]byte) error
+	Index func(wire.IndexRecord) error
+	Frame func(wire.FrameInfo) error
+	Warn  func(string)
+}
+
+// Dump runs a dump and feeds the stream to h. It returns the agent's Done
+// message, or an error that says what went wrong and where.
+func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wire.Done, error) {
+	req.Op = wire.OpDump
+	c, raw, _, err := r.call(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer raw.Close()
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	defer stop()
+	for {
+		raw.SetReadDeadline(time.Now().Add(r.timeout()))
+		typ, b, err := c.ReadFrame()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%s: dump of %s cancelled: %w", r.what(), req.DLE, ctx.Err())
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout())
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE)
+			}
+			return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+		}
+		switch typ {
+		case wire.FrameData:
+			if err := h.Data(b); err != nil {
+				return nil, err
+			}
+		case wire.FrameIndex:
+			if err := wire.DecodeIndex(b, h.Index); err != nil {
+				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			}
+		case wire.FrameFrame:
+			if err := wire.DecodeFrameInfo(b, h.Frame); err != nil {
+				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			}
+		case wire.FrameWarn:
+			if h.Warn != nil {
+				h.Warn(string(b))
+			}
+		case wire.FrameMsg:
+			var d wire.Done
+			if err := wire.DecodeMsg(b, &d); err != nil {
+				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			}
+			if d.Error != "" {
+				return nil, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
+			}
+			return &d, nil
+		}
+	}
+}

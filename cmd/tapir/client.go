@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+func newClientCommand(g *globals) *cobra.Command {
+	var listen string
+	var files wire.Files
+	var allow []string
+	c := &cobra.Command{
+		Use:   "client",
+		Short: "run the client agent that the backup server dumps from (TCP 10080, mutual TLS)",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			for i, a := range allow {
+				abs, err := filepath.Abs(a)
+				if err != nil {
+					return err
+				}
+				allow[i] = abs
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runClient(ctx, g, listen, files, allow)
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", ":10080", "address to listen on")
+	c.Flags().StringVar(&files.CA, "ca", "/etc/tapir/tls/ca.crt", "CA certificate of the backup server")
+	c.Flags().StringVar(&files.Cert, "cert", "/etc/tapir/tls/client.crt", "this host's certificate (tapir ca issue HOST)")
+	c.Flags().StringVar(&files.Key, "key", "/etc/tapir/tls/client.key", "this host's key")
+	c.Flags().StringSliceVar(&allow, "allow", nil, "directories the server may dump (repeatable; default: any)")
+	return c
+}
+
+func runClient(ctx context.Context, g *globals, listen string, files wire.Files, allow []string) error {
+	log := g.logger(0)
+	cfg, err := wire.ServerConfig(files, wire.RoleServer)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("client agent: %w", err)
+	}
+	log.Info("client agent listening", "addr", ln.Addr().String(), "allow", allow)
+	a := &client.Agent{Log: log, TLS: cfg, Allow: allow}
+	return a.Serve(ctx, ln)
+}

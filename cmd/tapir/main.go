@@ -1,0 +1,81 @@
+// Command tapir is the one binary of the tapir backup system: server,
+// client agent, and every administrative tool, as subcommands. Each
+// subcommand lives in its own file, parses its flags and calls the package
+// that owns the work.
+//
+// Exit status: 0 success, 1 failure (the message says what failed and what
+// to do), 2 bad usage or bad configuration.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapir-backup/tapir/config"
+)
+
+type globals struct {
+	logLevel string
+}
+
+// usageError marks errors that should exit 2.
+type usageError struct{ error }
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "tapir",
+		Short:         "tapir backs up many hosts every night onto tape or virtual tapes",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (default info; warn for demo)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newCACommand(g),
+		newConfigCommand(g),
+		newClientCommand(g),
+		newDumpCommand(g),
+		newRecoverCommand(g),
+		newDemoCommand(g),
+	)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "tapir: %v\n", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	var ce *config.Error
+	var ue usageError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
+// logger builds the operational log on stderr.
+func (g *globals) logger(def slog.Level) *slog.Logger {
+	lvl := def
+	if g.logLevel != "" {
+		if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+			lvl = def
+		}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// exactArgs is cobra.ExactArgs with an exit status of 2.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(c, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,231 @@
+package config
+
+import (
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultClientPort is the TCP port of the client agent, used for hosts
+// without an address.
+const DefaultClientPort = 10080
+
+// Config is a loaded, defaulted and validated configuration. Load and Parse
+// fill every default, so a caller never has to; all paths are absolute.
+type Config struct {
+	File string `toml:"-"` // absolute path of the file loaded
+	Dir  string `toml:"-"` // its directory; relative paths below are resolved against it
+
+	Org          string   `toml:"org"`          // default "tapir"; used in the report subject and labels
+	Mailto       []string `toml:"mailto"`       // report recipients
+	StateDir     string   `toml:"statedir"`     // default "/var/lib/tapir/<org>"
+	Catalog      string   `toml:"catalog"`      // default "<statedir>/catalog.db"
+	ReportDir    string   `toml:"reportdir"`    // default "<statedir>/reports"
+	Dumpcycle    int      `toml:"dumpcycle"`    // days, default 7
+	Runspercycle int      `toml:"runspercycle"` // default = dumpcycle
+	Tapecycle    int      `toml:"tapecycle"`    // default 10
+	Runtapes     int      `toml:"runtapes"`     // default 1
+	Inparallel   int      `toml:"inparallel"`   // default 10, 1..1000
+	Maxdumps     int      `toml:"maxdumps"`     // per host, default 1
+	Netusage     Size     `toml:"netusage"`     // bytes/s across all streams, 0 = unlimited
+	Dtimeout     Duration `toml:"dtimeout"`     // dump progress timeout, default 30m
+	Etimeout     Duration `toml:"etimeout"`     // estimate progress timeout, default 5m
+	Schedule     string   `toml:"schedule"`     // cron expression, default "0 1 * * *"
+	Timezone     string   `toml:"timezone"`     // default "Local"
+	Autoflush    bool     `toml:"autoflush"`    // default false
+	Eject        bool     `toml:"eject"`        // default false
+	Reserve      int      `toml:"reserve"`      // percent of holding kept for incrementals, default 100
+	Labelstr     string   `toml:"labelstr"`     // regexp, default "^<org>-[0-9]{3}$"
+	Autolabel    string   `toml:"autolabel"`    // template, default "<org>-%%%"; "" = never label
+
+	TLS       TLS                 `toml:"tls"`
+	Changer   Changer             `toml:"changer"`
+	Tapetypes map[string]Tapetype `toml:"tapetype"`
+	Holding   []Holding           `toml:"holding"`
+	Dumptypes map[string]Dumptype `toml:"dumptype"`
+	Hosts     map[string]Host     `toml:"host"`
+	DLEs      []DLE               `toml:"dle"`
+
+	loc     *time.Location
+	labelRe *regexp.Regexp
+}
+
+// TLS names the server's certificate files.
+type TLS struct {
+	CA   string `toml:"ca"`   // default "<statedir>/tls/ca.crt"
+	Cert string `toml:"cert"` // default "<statedir>/tls/server.crt"
+	Key  string `toml:"key"`  // default "<statedir>/tls/server.key"
+}
+
+// Changer describes how volumes are found.
+type Changer struct {
+	Type     string `toml:"type"`           // "disk" (default), "single", "robot"
+	Path     string `toml:"path"`           // disk: directory holding slot directories; default "<statedir>/vtapes"
+	Device   string `toml:"device"`         // single/robot: tape device, e.g. "/dev/nst0"
+	Changer  string `toml:"changer_device"` // robot: media changer device, e.g. "/dev/sg3"
+	Slots    int    `toml:"slots"`          // disk: number of slots, default 10
+	Tapetype string `toml:"tapetype"`       // name in [tapetype.X]; default "default"
+}
+
+// Tapetype describes a kind of volume.
+type Tapetype struct {
+	Length    Size `toml:"length"`    // capacity of one volume; built-in "default": 100 GiB
+	Blocksize Size `toml:"blocksize"` // default 256 KiB, 32 KiB..1 MiB, multiple of 1 KiB
+}
+
+// Holding is one holding disk.
+type Holding struct {
+	Path      string `toml:"path"`      // required
+	Use       Size   `toml:"use"`       // bytes it may fill; 0 = no limit besides free space
+	Chunksize Size   `toml:"chunksize"` // default 1 GiB, >= 1 MiB
+}
+
+// Dumptype is a named set of dump options.
+type Dumptype struct {
+	Compress      string   `toml:"compress"`       // "client-zstd" (default), "client-gzip", "server-zstd", "none"
+	CompressLevel int      `toml:"compress_level"` // zstd 1..19 (default 1), gzip 1..9 (default 6), 0 for none
+	FrameSize     Size     `toml:"frame_size"`     // default 1 MiB, 64 KiB..64 MiB
+	Exclude       []string `toml:"exclude"`        // GNU tar style patterns
+	ExcludeList   []string `toml:"exclude_list"`   // files of patterns, paths on the client
+	Strategy      string   `toml:"strategy"`       // "standard" (default), "nofull", "noinc", "skip", "incronly"
+	OneFilesystem *bool    `toml:"one_filesystem"` // default true; use OneFS
+	Bandwidth     Size     `toml:"bandwidth"`      // bytes/s per stream, 0 = unlimited
+	Priority      string   `toml:"priority"`       // "low", "medium" (default), "high"
+}
+
+// Host holds per-client settings.
+type Host struct {
+	Address string `toml:"address"` // host:port; default "<hostname>:10080"
+}
+
+// DLE is one disk-list entry.
+type DLE struct {
+	Host     string `toml:"host"`     // required; a DNS name (lower-cased by Load) or an IP address
+	Path     string `toml:"path"`     // required, absolute and clean, on the client
+	Dumptype string `toml:"dumptype"` // default "default"
+	Line     int    `toml:"-"`        // line of the [[dle]] in the file, for later error messages
+}
+
+// Compression values of Dumptype.Compress.
+const (
+	CompressClientZstd = "client-zstd"
+	CompressClientGzip = "client-gzip"
+	CompressServerZstd = "server-zstd"
+	CompressNone       = "none"
+)
+
+// DefaultTapetype returns the built-in tapetype "default".
+func DefaultTapetype() Tapetype {
+	return Tapetype{Length: 100 * GiB, Blocksize: 256 * KiB}
+}
+
+// DefaultDumptype returns the built-in dumptype "default".
+func DefaultDumptype() Dumptype {
+	t := true
+	return Dumptype{
+		Compress:      CompressClientZstd,
+		CompressLevel: 1,
+		FrameSize:     MiB,
+		Strategy:      "standard",
+		OneFilesystem: &t,
+		Priority:      "medium",
+	}
+}
+
+// OneFS reports whether the dump stays on one filesystem (default true).
+func (d Dumptype) OneFS() bool { return d.OneFilesystem == nil || *d.OneFilesystem }
+
+// Tapetype returns the tapetype named by the changer (the built-in default
+// when the name is unknown, which Load never allows).
+func (c *Config) Tapetype() Tapetype {
+	if t, ok := c.Tapetypes[c.Changer.Tapetype]; ok {
+		return t
+	}
+	return DefaultTapetype()
+}
+
+// Dumptype returns the dumptype of d ("default" when d names none).
+func (c *Config) Dumptype(d DLE) Dumptype {
+	name := d.Dumptype
+	if name == "" {
+		name = "default"
+	}
+	if t, ok := c.Dumptypes[name]; ok {
+		return t
+	}
+	if t, ok := c.Dumptypes["default"]; ok {
+		return t
+	}
+	return DefaultDumptype()
+}
+
+// HostAddress returns the host:port of the client agent on host.
+func (c *Config) HostAddress(host string) string {
+	if h, ok := c.Hosts[host]; ok && h.Address != "" {
+		return h.Address
+	}
+	if h, ok := c.Hosts[strings.ToLower(host)]; ok && h.Address != "" {
+		return h.Address
+	}
+	return net.JoinHostPort(host, strconv.Itoa(DefaultClientPort))
+}
+
+// Location returns the time zone of the schedule and the datestamps. For a
+// Config not made by Load or Parse it loads Timezone, falling back to
+// time.Local.
+func (c *Config) Location() *time.Location {
+	if c.loc != nil {
+		return c.loc
+	}
+	if c.Timezone != "" {
+		if l, err := time.LoadLocation(c.Timezone); err == nil {
+			return l
+		}
+	}
+	return time.Local
+}
+
+// LabelRegexp returns the compiled labelstr. For a Config not made by Load
+// or Parse with an invalid labelstr it returns a regexp matching nothing.
+func (c *Config) LabelRegexp() *regexp.Regexp {
+	if c.labelRe != nil {
+		return c.labelRe
+	}
+	if re, err := regexp.Compile(c.Labelstr); err == nil {
+		return re
+	}
+	return regexp.MustCompile(`[^\x00-\x{10FFFF}]`)
+}
+
+// AutolabelFor fills the autolabel template with counter n: every run of %
+// becomes n in decimal, zero-padded to the length of the run ("tapir-%%%"
+// with 7 gives "tapir-007"). It returns "" when autolabel is disabled.
+func (c *Config) AutolabelFor(n int) string {
+	return fillTemplate(c.Autolabel, n)
+}
+
+func fillTemplate(t string, n int) string {
+	var b strings.Builder
+	for i := 0; i < len(t); {
+		if t[i] != '%' {
+			b.WriteByte(t[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(t) && t[j] == '%' {
+			j++
+		}
+		s := strconv.Itoa(n)
+		if n >= 0 {
+			for len(s) < j-i {
+				s = "0" + s
+			}
+		}
+		b.WriteString(s)
+		i = j
+	}
+	return b.String()
+}

@@ -1,0 +1,152 @@
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Effective writes the configuration with every default filled in, as TOML
+// that Load accepts again and that yields the same Config.
+func (c *Config) Effective(w io.Writer) error {
+	e := &tomlWriter{w: bufio.NewWriter(w)}
+	e.comment("tapir effective configuration: every default filled in, every path absolute")
+	if c.File != "" {
+		e.comment("loaded from " + c.File)
+	}
+	e.str("org", c.Org)
+	e.strs("mailto", c.Mailto)
+	e.str("statedir", c.StateDir)
+	e.str("catalog", c.Catalog)
+	e.str("reportdir", c.ReportDir)
+	e.int("dumpcycle", c.Dumpcycle)
+	e.int("runspercycle", c.Runspercycle)
+	e.int("tapecycle", c.Tapecycle)
+	e.int("runtapes", c.Runtapes)
+	e.int("inparallel", c.Inparallel)
+	e.int("maxdumps", c.Maxdumps)
+	e.size("netusage", c.Netusage)
+	e.str("dtimeout", c.Dtimeout.String())
+	e.str("etimeout", c.Etimeout.String())
+	e.str("schedule", c.Schedule)
+	e.str("timezone", c.Timezone)
+	e.bool("autoflush", c.Autoflush)
+	e.bool("eject", c.Eject)
+	e.int("reserve", c.Reserve)
+	e.str("labelstr", c.Labelstr)
+	e.str("autolabel", c.Autolabel)
+
+	e.table("[tls]")
+	e.str("ca", c.TLS.CA)
+	e.str("cert", c.TLS.Cert)
+	e.str("key", c.TLS.Key)
+
+	e.table("[changer]")
+	e.str("type", c.Changer.Type)
+	e.str("path", c.Changer.Path)
+	if c.Changer.Device != "" {
+		e.str("device", c.Changer.Device)
+	}
+	if c.Changer.Changer != "" {
+		e.str("changer_device", c.Changer.Changer)
+	}
+	e.int("slots", c.Changer.Slots)
+	e.str("tapetype", c.Changer.Tapetype)
+
+	for _, name := range sortedNames(c.Tapetypes) {
+		t := c.Tapetypes[name]
+		e.table("[tapetype." + quoteKey(name) + "]")
+		e.size("length", t.Length)
+		e.size("blocksize", t.Blocksize)
+	}
+	for _, h := range c.Holding {
+		e.table("[[holding]]")
+		e.str("path", h.Path)
+		e.size("use", h.Use)
+		e.size("chunksize", h.Chunksize)
+	}
+	for _, name := range sortedNames(c.Dumptypes) {
+		d := c.Dumptypes[name]
+		e.table("[dumptype." + quoteKey(name) + "]")
+		e.str("compress", d.Compress)
+		if d.Compress != CompressNone {
+			e.int("compress_level", d.CompressLevel)
+		}
+		e.size("frame_size", d.FrameSize)
+		e.strs("exclude", d.Exclude)
+		e.strs("exclude_list", d.ExcludeList)
+		e.str("strategy", d.Strategy)
+		e.bool("one_filesystem", d.OneFS())
+		e.size("bandwidth", d.Bandwidth)
+		e.str("priority", d.Priority)
+	}
+	for _, name := range sortedNames(c.Hosts) {
+		e.table("[host." + quoteKey(name) + "]")
+		e.str("address", c.Hosts[name].Address)
+	}
+	for _, d := range c.DLEs {
+		e.table("[[dle]]")
+		e.str("host", d.Host)
+		e.str("path", d.Path)
+		e.str("dumptype", d.Dumptype)
+	}
+	if e.err != nil {
+		return e.err
+	}
+	return e.w.Flush()
+}
+
+type tomlWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (e *tomlWriter) line(s string) {
+	if e.err == nil {
+		_, e.err = e.w.WriteString(s + "\n")
+	}
+}
+
+func (e *tomlWriter) comment(s string) {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+	e.line("# " + s)
+}
+
+func (e *tomlWriter) table(h string) { e.line("\n" + h) }
+
+func (e *tomlWriter) value(k, v string) { e.line(quoteKey(k) + " = " + v) }
+
+func (e *tomlWriter) str(k, v string) {
+	if !utf8.ValidString(v) && e.err == nil {
+		e.err = fmt.Errorf("configuration value %s = %q is not valid UTF-8 and cannot be written as TOML", k, v)
+	}
+	e.value(k, quoteString(v))
+}
+
+func (e *tomlWriter) strs(k string, vs []string) {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		if !utf8.ValidString(v) && e.err == nil {
+			e.err = fmt.Errorf("configuration value %s = %q is not valid UTF-8 and cannot be written as TOML", k, v)
+		}
+		q[i] = quoteString(v)
+	}
+	e.value(k, "["+strings.Join(q, ", ")+"]")
+}
+
+func (e *tomlWriter) int(k string, v int)   { e.value(k, fmt.Sprint(v)) }
+func (e *tomlWriter) bool(k string, v bool) { e.value(k, fmt.Sprint(v)) }
+func (e *tomlWriter) size(k string, v Size) {
+	if s := v.String(); allDigits(s) {
+		e.value(k, s)
+	} else {
+		e.value(k, quoteString(s))
+	}
+}

@@ -1,0 +1,582 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// finisher fills the defaults of a decoded Config, resolves its relative
+// paths and validates it, collecting an *Error for every problem.
+type finisher struct {
+	file  string
+	raw   map[string]any
+	lines lineIndex
+	c     *Config
+	errs  []*Error
+}
+
+// at builds a key path from strings and array indices.
+func at(parts ...any) []string {
+	p := make([]string, len(parts))
+	for i, x := range parts {
+		switch v := x.(type) {
+		case string:
+			p[i] = v
+		case int:
+			p[i] = strconv.Itoa(v)
+		}
+	}
+	return p
+}
+
+func (f *finisher) errf(p []string, format string, args ...any) {
+	f.errs = append(f.errs, &Error{File: f.file, Line: f.lines.lookup(p), Msg: fmt.Sprintf(format, args...)})
+}
+
+// has reports whether the key at p is written in the file.
+func (f *finisher) has(p []string) bool {
+	var cur any = f.raw
+	for _, k := range p {
+		switch x := cur.(type) {
+		case map[string]any:
+			v, ok := x[k]
+			if !ok {
+				return false
+			}
+			cur = v
+		case []map[string]any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(x) {
+				return false
+			}
+			cur = x[i]
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(x) {
+				return false
+			}
+			cur = x[i]
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// str fills a string with its default when the key is not written, and
+// complains when it is written empty.
+func (f *finisher) str(v *string, p []string, def string) {
+	if !f.has(p) {
+		*v = def
+	} else if *v == "" {
+		f.errf(p, "%s must not be empty", showKey(p))
+	}
+}
+
+// file fills a path with its default when not written, and resolves it
+// against the configuration's directory.
+func (f *finisher) path(v *string, p []string, def string) {
+	f.str(v, p, def)
+	if *v == "" {
+		return
+	}
+	if hasControl(*v) {
+		f.errf(p, "%s: %s contains a control character", showKey(p), preview(*v))
+	}
+	if !filepath.IsAbs(*v) {
+		*v = filepath.Join(f.c.Dir, *v)
+	}
+	*v = filepath.Clean(*v)
+}
+
+// num fills an integer with its default and checks its range.
+func (f *finisher) num(v *int, p []string, def, lo, hi int) {
+	if !f.has(p) {
+		*v = def
+		return
+	}
+	if *v < lo || *v > hi {
+		f.errf(p, "%s must be between %d and %d, got %d", showKey(p), lo, hi, *v)
+	}
+}
+
+func (f *finisher) size(v *Size, p []string, def, lo, hi Size) {
+	if !f.has(p) {
+		*v = def
+		return
+	}
+	if *v < lo || *v > hi {
+		f.errf(p, "%s must be between %s and %s, got %s", showKey(p), lo, hi, *v)
+	}
+}
+
+func (f *finisher) oneOf(v *string, p []string, def string, allowed ...string) {
+	f.str(v, p, def)
+	for _, a := range allowed {
+		if *v == a {
+			return
+		}
+	}
+	if *v != "" {
+		f.errf(p, "%s must be one of %s, got %s", showKey(p), quoteList(allowed), preview(*v))
+	}
+}
+
+// showKey writes a key path for people: dotted, without array indices.
+func showKey(p []string) string {
+	var parts []string
+	for i, k := range p {
+		if i > 0 && (p[i-1] == "dle" || p[i-1] == "holding") && i == 1 {
+			continue
+		}
+		parts = append(parts, quoteKey(k))
+	}
+	return strings.Join(parts, ".")
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+var orgRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (f *finisher) finish() {
+	c := f.c
+	f.str(&c.Org, at("org"), "tapir")
+	if c.Org != "" && !orgRE.MatchString(c.Org) {
+		f.errf(at("org"), "org %s must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (it is used in paths and volume labels)", preview(c.Org))
+	}
+	if len(c.Mailto) == 0 {
+		c.Mailto = nil
+	}
+	for _, a := range c.Mailto {
+		if _, err := mail.ParseAddress(a); err != nil || hasControl(a) {
+			f.errf(at("mailto"), "mailto: %s is not an e-mail address", preview(a))
+		}
+	}
+	f.path(&c.StateDir, at("statedir"), filepath.Join("/var/lib/tapir", c.Org))
+	f.path(&c.Catalog, at("catalog"), filepath.Join(c.StateDir, "catalog.db"))
+	f.path(&c.ReportDir, at("reportdir"), filepath.Join(c.StateDir, "reports"))
+	f.path(&c.TLS.CA, at("tls", "ca"), filepath.Join(c.StateDir, "tls", "ca.crt"))
+	f.path(&c.TLS.Cert, at("tls", "cert"), filepath.Join(c.StateDir, "tls", "server.crt"))
+	f.path(&c.TLS.Key, at("tls", "key"), filepath.Join(c.StateDir, "tls", "server.key"))
+
+	f.num(&c.Dumpcycle, at("dumpcycle"), 7, 1, 10000)
+	f.num(&c.Runspercycle, at("runspercycle"), c.Dumpcycle, 1, 10000)
+	f.num(&c.Tapecycle, at("tapecycle"), 10, 1, 100000)
+	f.num(&c.Runtapes, at("runtapes"), 1, 1, 1000)
+	f.num(&c.Inparallel, at("inparallel"), 10, 1, 1000)
+	f.num(&c.Maxdumps, at("maxdumps"), 1, 1, 1000)
+	f.num(&c.Reserve, at("reserve"), 100, 0, 100)
+	f.duration(&c.Dtimeout, at("dtimeout"), Duration(30*time.Minute))
+	f.duration(&c.Etimeout, at("etimeout"), Duration(5*time.Minute))
+
+	f.str(&c.Schedule, at("schedule"), "0 1 * * *")
+	if c.Schedule != "" {
+		if err := checkSchedule(c.Schedule); err != nil {
+			f.errf(at("schedule"), "schedule %s: %v", preview(c.Schedule), err)
+		}
+	}
+	f.str(&c.Timezone, at("timezone"), "Local")
+	if c.Timezone != "" {
+		loc, err := time.LoadLocation(c.Timezone)
+		if err != nil {
+			f.errf(at("timezone"), "timezone %s is not a known time zone (use \"Local\", \"UTC\" or a name such as \"Europe/Berlin\")", preview(c.Timezone))
+		} else {
+			c.loc = loc
+		}
+	}
+
+	f.labels()
+	f.tapetypes()
+	f.changer()
+	f.holdings()
+	f.dumptypes()
+	f.dles()
+	f.hosts()
+}
+
+func (f *finisher) duration(v *Duration, p []string, def Duration) {
+	if !f.has(p) {
+		*v = def
+	} else if *v < Duration(time.Second) {
+		f.errf(p, "%s must be at least 1s, got %s", showKey(p), *v)
+	}
+}
+
+func (f *finisher) labels() {
+	c := f.c
+	f.str(&c.Labelstr, at("labelstr"), "^"+regexp.QuoteMeta(c.Org)+"-[0-9]{3}$")
+	if c.Labelstr != "" {
+		re, err := regexp.Compile(c.Labelstr)
+		if err != nil {
+			f.errf(at("labelstr"), "labelstr %s is not a valid regular expression: %v", preview(c.Labelstr), err)
+			return
+		}
+		c.labelRe = re
+	}
+	if !f.has(at("autolabel")) {
+		c.Autolabel = c.Org + "-%%%"
+	}
+	if c.Autolabel == "" {
+		return // never label volumes automatically
+	}
+	// Point at the autolabel line, or at labelstr when only that is written.
+	p := at("autolabel")
+	if !f.has(p) {
+		p = at("labelstr")
+	}
+	if !strings.Contains(c.Autolabel, "%") {
+		f.errf(p, "autolabel %s must contain a run of %% for the volume number, e.g. %q", preview(c.Autolabel), c.Org+"-%%%")
+		return
+	}
+	l := fillTemplate(c.Autolabel, 1)
+	switch {
+	case strings.ContainsFunc(l, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		f.errf(p, "autolabel %s must not contain blanks or control characters", preview(c.Autolabel))
+	case len(l) > 128:
+		f.errf(p, "autolabel %s makes labels longer than 128 bytes", preview(c.Autolabel))
+	case c.labelRe != nil && !c.labelRe.MatchString(l):
+		f.errf(p, "autolabel %s makes label %q, which labelstr %s does not match; change one of them", preview(c.Autolabel), l, preview(c.Labelstr))
+	}
+}
+
+func (f *finisher) tapetypes() {
+	c := f.c
+	if c.Tapetypes == nil {
+		c.Tapetypes = map[string]Tapetype{}
+	}
+	if _, ok := c.Tapetypes["default"]; !ok {
+		c.Tapetypes["default"] = DefaultTapetype()
+	}
+	for _, name := range sortedNames(c.Tapetypes) {
+		t := c.Tapetypes[name]
+		p := at("tapetype", name)
+		f.name(p, "tapetype", name)
+		f.size(&t.Blocksize, at("tapetype", name, "blocksize"), 256*KiB, 32*KiB, MiB)
+		if t.Blocksize%KiB != 0 {
+			f.errf(at("tapetype", name, "blocksize"), "%s must be a multiple of 1 KiB, got %s", showKey(at("tapetype", name, "blocksize")), t.Blocksize)
+		}
+		lp := at("tapetype", name, "length")
+		switch {
+		case f.has(lp):
+			if t.Length < 2*t.Blocksize {
+				f.errf(lp, "%s must be at least two blocks (%s), got %s", showKey(lp), 2*t.Blocksize, t.Length)
+			}
+		case name == "default":
+			t.Length = DefaultTapetype().Length
+		default:
+			f.errf(p, "tapetype %s has no length; add length = <capacity of one volume>, e.g. length = \"1500 GB\"", quoteKey(name))
+		}
+		c.Tapetypes[name] = t
+	}
+}
+
+// name checks the name of a [kind.NAME] table.
+func (f *finisher) name(p []string, kind, name string) {
+	if name == "" || hasControl(name) {
+		f.errf(p, "%s name %s must be non-empty and without control characters", kind, preview(name))
+	}
+}
+
+func sortedNames[T any](m map[string]T) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (f *finisher) changer() {
+	c := f.c
+	ch := &c.Changer
+	f.oneOf(&ch.Type, at("changer", "type"), "disk", "disk", "single", "robot")
+	f.path(&ch.Path, at("changer", "path"), filepath.Join(c.StateDir, "vtapes"))
+	f.num(&ch.Slots, at("changer", "slots"), 10, 1, 10000)
+	f.str(&ch.Tapetype, at("changer", "tapetype"), "default")
+	if _, ok := c.Tapetypes[ch.Tapetype]; !ok && ch.Tapetype != "" {
+		f.errf(at("changer", "tapetype"), "changer.tapetype %s names no [tapetype.%s] table (known: %s)", preview(ch.Tapetype), quoteKey(ch.Tapetype), strings.Join(sortedNames(c.Tapetypes), ", "))
+	}
+	f.device(&ch.Device, at("changer", "device"), ch.Type == "single" || ch.Type == "robot", `"single" or "robot"`, "/dev/nst0")
+	f.device(&ch.Changer, at("changer", "changer_device"), ch.Type == "robot", `"robot"`, "/dev/sg3")
+}
+
+// device checks a device path: required when used by the changer type,
+// an error when set but unused (the volumes would silently go elsewhere).
+func (f *finisher) device(v *string, p []string, used bool, types, example string) {
+	key := showKey(p)
+	switch {
+	case used && *v == "":
+		f.errf(at("changer", "type"), "changer type %q needs %s, e.g. %s = %q", f.c.Changer.Type, key, p[len(p)-1], example)
+	case !used && *v != "":
+		f.errf(p, "%s is set but changer.type is %q; set type = %s, or remove %s", key, f.c.Changer.Type, types, p[len(p)-1])
+	case *v != "" && (!strings.HasPrefix(*v, "/") || hasControl(*v)):
+		f.errf(p, "%s must be an absolute path such as %q, got %s", key, example, preview(*v))
+	case *v != "":
+		*v = filepath.Clean(*v)
+	}
+}
+
+func (f *finisher) holdings() {
+	c := f.c
+	if len(c.Holding) == 0 {
+		c.Holding = nil
+	}
+	seen := map[string]int{}
+	for i := range c.Holding {
+		h := &c.Holding[i]
+		pp := at("holding", i, "path")
+		if !f.has(pp) {
+			f.errf(at("holding", i), "[[holding]] has no path; add path = \"/var/spool/tapir\" or similar")
+		}
+		f.path(&h.Path, pp, "")
+		f.size(&h.Chunksize, at("holding", i, "chunksize"), GiB, MiB, 1<<62)
+		if h.Path == "" {
+			continue
+		}
+		if j, ok := seen[h.Path]; ok {
+			f.errf(pp, "holding disk %s is listed twice (also at line %d)", preview(h.Path), f.lines.lookup(at("holding", j)))
+		}
+		seen[h.Path] = i
+	}
+}
+
+func (f *finisher) dumptypes() {
+	c := f.c
+	if c.Dumptypes == nil {
+		c.Dumptypes = map[string]Dumptype{}
+	}
+	if _, ok := c.Dumptypes["default"]; !ok {
+		c.Dumptypes["default"] = DefaultDumptype()
+	}
+	for _, name := range sortedNames(c.Dumptypes) {
+		d := c.Dumptypes[name]
+		k := func(key string) []string { return at("dumptype", name, key) }
+		f.name(at("dumptype", name), "dumptype", name)
+		f.oneOf(&d.Compress, k("compress"), CompressClientZstd, CompressClientZstd, CompressClientGzip, CompressServerZstd, CompressNone)
+		def, lo, hi := 1, 1, 19
+		switch d.Compress {
+		case CompressClientGzip:
+			def, lo, hi = 6, 1, 9
+		case CompressNone:
+			def, lo, hi = 0, 0, 0
+		}
+		if d.Compress == CompressNone && f.has(k("compress_level")) {
+			f.errf(k("compress_level"), "%s has no meaning with compress = \"none\"; remove it", showKey(k("compress_level")))
+		} else {
+			f.num(&d.CompressLevel, k("compress_level"), def, lo, hi)
+		}
+		f.size(&d.FrameSize, k("frame_size"), MiB, 64*KiB, 64*MiB)
+		if len(d.Exclude) == 0 {
+			d.Exclude = nil
+		}
+		for _, pat := range d.Exclude {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" || hasControl(pat) {
+				f.errf(k("exclude"), "%s: %s is not a valid pattern (use *, ? and [...] as in GNU tar --exclude)", showKey(k("exclude")), preview(pat))
+			}
+		}
+		if len(d.ExcludeList) == 0 {
+			d.ExcludeList = nil
+		}
+		for _, l := range d.ExcludeList {
+			if l == "" || hasControl(l) {
+				f.errf(k("exclude_list"), "%s: %s is not a file name", showKey(k("exclude_list")), preview(l))
+			}
+		}
+		f.oneOf(&d.Strategy, k("strategy"), "standard", "standard", "nofull", "noinc", "skip", "incronly")
+		if d.OneFilesystem == nil {
+			t := true
+			d.OneFilesystem = &t
+		}
+		f.oneOf(&d.Priority, k("priority"), "medium", "low", "medium", "high")
+		c.Dumptypes[name] = d
+	}
+}
+
+func (f *finisher) dles() {
+	c := f.c
+	if len(c.DLEs) == 0 {
+		c.DLEs = nil
+	}
+	type key struct{ host, path string }
+	seen := map[key]int{}
+	for i := range c.DLEs {
+		d := &c.DLEs[i]
+		d.Line = f.lines.lookup(at("dle", i))
+		hp, pp := at("dle", i, "host"), at("dle", i, "path")
+		switch {
+		case !f.has(hp):
+			f.errf(at("dle", i), "[[dle]] has no host; add host = \"<client host name>\"")
+		case checkHostName(d.Host) != nil:
+			f.errf(hp, "dle.host: %v", checkHostName(d.Host))
+		default:
+			d.Host = strings.ToLower(d.Host)
+		}
+		switch {
+		case !f.has(pp):
+			f.errf(at("dle", i), "[[dle]] has no path; add path = \"/absolute/path/on/the/client\"")
+		case !strings.HasPrefix(d.Path, "/"):
+			f.errf(pp, "dle.path %s must be an absolute path on the client", preview(d.Path))
+		case hasControl(d.Path):
+			f.errf(pp, "dle.path %s contains a control character", preview(d.Path))
+		case path.Clean(d.Path) != d.Path:
+			f.errf(pp, "dle.path %s is not clean; write %q", preview(d.Path), path.Clean(d.Path))
+		}
+		f.str(&d.Dumptype, at("dle", i, "dumptype"), "default")
+		if _, ok := c.Dumptypes[d.Dumptype]; !ok && d.Dumptype != "" {
+			f.errf(at("dle", i, "dumptype"), "dle.dumptype %s names no [dumptype.%s] table (known: %s)", preview(d.Dumptype), quoteKey(d.Dumptype), strings.Join(sortedNames(c.Dumptypes), ", "))
+		}
+		if d.Host == "" || d.Path == "" {
+			continue
+		}
+		k := key{d.Host, d.Path}
+		if j, ok := seen[k]; ok {
+			f.errf(at("dle", i), "duplicate DLE %s:%s (first at line %d); each host and path may be listed once", d.Host, d.Path, c.DLEs[j].Line)
+			continue
+		}
+		seen[k] = i
+	}
+}
+
+func (f *finisher) hosts() {
+	c := f.c
+	hosts := map[string]Host{}
+	for _, name := range sortedNames(c.Hosts) {
+		h := c.Hosts[name]
+		p := at("host", name)
+		if err := checkHostName(name); err != nil {
+			f.errf(p, "[host.%s]: %v", quoteKey(name), err)
+			continue
+		}
+		lname := strings.ToLower(name)
+		if _, dup := hosts[lname]; dup {
+			f.errf(p, "[host.%s] is defined twice (host names are case-insensitive)", quoteKey(name))
+			continue
+		}
+		ap := at("host", name, "address")
+		f.str(&h.Address, ap, net.JoinHostPort(lname, strconv.Itoa(DefaultClientPort)))
+		if h.Address != "" {
+			addr, err := checkAddress(h.Address)
+			if err != nil {
+				f.errf(ap, "%s: %v", showKey(ap), err)
+			}
+			h.Address = addr
+		}
+		hosts[lname] = h
+	}
+	for _, d := range c.DLEs {
+		if _, ok := hosts[d.Host]; !ok && d.Host != "" && checkHostName(d.Host) == nil {
+			hosts[d.Host] = Host{Address: net.JoinHostPort(d.Host, strconv.Itoa(DefaultClientPort))}
+		}
+	}
+	c.Hosts = hosts
+	if len(hosts) == 0 {
+		c.Hosts = nil
+	}
+}
+
+// checkHostName accepts an IP address or a DNS name usable in a
+// certificate: labels of 1 to 63 letters, digits and '-', not starting or
+// ending with '-', 253 bytes at most.
+func checkHostName(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	bad := fmt.Errorf("%s is not a valid host name: use a DNS name (letters, digits, '-' and '.') or an IP address, as in the client's certificate", preview(h))
+	if h == "" || len(h) > 253 {
+		return bad
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return bad
+		}
+		for i := 0; i < len(l); i++ {
+			ch := l[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-') {
+				return bad
+			}
+		}
+	}
+	return nil
+}
+
+// checkAddress validates host:port (a missing port means the default) and
+// returns it with the port.
+func checkAddress(a string) (string, error) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		if strings.Contains(a, ":") && net.ParseIP(a) == nil {
+			return a, fmt.Errorf("%s is not host:port (write IPv6 addresses as \"[::1]:%d\")", preview(a), DefaultClientPort)
+		}
+		host, port = a, strconv.Itoa(DefaultClientPort)
+	}
+	if err := checkHostName(host); err != nil {
+		return a, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return a, fmt.Errorf("%s: port %q must be a number from 1 to 65535", preview(a), port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+var cronDescriptors = map[string]bool{
+	"@yearly": true, "@annually": true, "@monthly": true, "@weekly": true,
+	"@daily": true, "@midnight": true, "@hourly": true,
+}
+
+// checkSchedule checks a cron expression loosely: five fields of cron
+// characters, or a descriptor such as "@daily" or "@every 6h". The server
+// parses it fully.
+func checkSchedule(s string) error {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "@") {
+		if cronDescriptors[s] {
+			return nil
+		}
+		if d, ok := strings.CutPrefix(s, "@every "); ok {
+			if v, err := time.ParseDuration(strings.TrimSpace(d)); err == nil && v > 0 {
+				return nil
+			}
+			return fmt.Errorf("@every needs a positive duration such as \"@every 6h\"")
+		}
+		return fmt.Errorf("unknown descriptor; use @daily, @hourly, @weekly, @monthly, @yearly or @every <duration>")
+	}
+	fields := strings.Fields(s)
+	if len(fields) != 5 {
+		return fmt.Errorf("want 5 fields (minute hour day-of-month month day-of-week), got %d", len(fields))
+	}
+	for _, fl := range fields {
+		for _, r := range fl {
+			if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("*,/-?", r)) {
+				return fmt.Errorf("field %q has the character %q, which cron does not know", fl, r)
+			}
+		}
+	}
+	return nil
+}

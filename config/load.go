@@ -1,0 +1,94 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// maxFileSize bounds what Parse accepts; a disk list of tens of thousands
+// of entries fits comfortably.
+const maxFileSize = 16 << 20
+
+// Load reads the configuration file at path and returns it decoded, with
+// defaults filled in, relative paths resolved against the file's directory
+// and every value validated. Every error is an *Error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		return nil, &Error{File: path, Msg: "cannot read configuration: " + msg}
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for a file already read: name is used in errors and to
+// resolve relative paths (made absolute against the working directory when
+// it is relative). Every error is an *Error.
+func Parse(name string, data []byte) (*Config, error) {
+	if len(data) > maxFileSize {
+		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %s; this is not a tapir configuration", Size(maxFileSize))}
+	}
+	src := string(data)
+	var raw map[string]any
+	md, err := toml.Decode(src, &raw)
+	if err != nil {
+		return nil, tomlError(name, err, "invalid TOML: ")
+	}
+	lines := buildLineIndex(src, md)
+
+	ck := &checker{file: name, lines: lines}
+	ck.walk(nil, "", "", raw, configType)
+	if e := first(ck.errs); e != nil {
+		return nil, e
+	}
+
+	c := &Config{}
+	md, err = toml.Decode(src, c)
+	if err != nil { // the checker should have caught it
+		return nil, tomlError(name, err, "")
+	}
+	if u := md.Undecoded(); len(u) > 0 { // likewise
+		return nil, &Error{File: name, Line: lines.lookup(u[0]), Msg: fmt.Sprintf("unknown key %q", u[0].String())}
+	}
+
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		abs = filepath.Clean(name)
+	}
+	c.File, c.Dir = abs, filepath.Dir(abs)
+	f := &finisher{file: name, raw: raw, lines: lines, c: c}
+	f.finish()
+	if e := first(f.errs); e != nil {
+		return nil, e
+	}
+	return c, nil
+}
+
+var tomlLineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "[^"]*"\))?: `)
+
+// tomlError turns an error of the toml package into an *Error.
+func tomlError(name string, err error, prefix string) *Error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &Error{File: name, Line: pe.Position.Line, Msg: prefix + pe.Message}
+	}
+	msg := err.Error()
+	line := 0
+	if m := tomlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	}
+	return &Error{File: name, Line: line, Msg: prefix + strings.TrimPrefix(msg, "toml: ")}
+}

@@ -1,0 +1,266 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/server"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Options for a demo run.
+type Options struct {
+	Dir   string       // everything lives here (default ./var/demo)
+	Log   *slog.Logger // operational log (nil: discarded)
+	Out   io.Writer    // what a person reads
+	Clock server.Clock
+}
+
+// ServerName is the name in the demo server's certificate.
+const ServerName = "tapir-server"
+
+// Run performs one demo night.
+func Run(ctx context.Context, opt Options) error {
+	if opt.Dir == "" {
+		opt.Dir = filepath.Join("var", "demo")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	if opt.Clock == nil {
+		opt.Clock = server.SystemClock{}
+	}
+	dir, err := filepath.Abs(opt.Dir)
+	if err != nil {
+		return err
+	}
+	say := func(format string, a ...any) { fmt.Fprintf(opt.Out, format+"\n", a...) }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+
+	// 1. CA and certificates.
+	tlsDir := filepath.Join(dir, "tls")
+	if _, err := os.Stat(filepath.Join(tlsDir, wire.CACertFile)); errors.Is(err, os.ErrNotExist) {
+		ca, err := wire.InitCA(tlsDir, "tapir-demo", opt.Clock.Now())
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if _, _, err := ca.Issue(ServerName, []string{wire.RoleServer, wire.RoleAdmin}, tlsDir, opt.Clock.Now()); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if _, _, err := ca.Issue("localhost", []string{wire.RoleClient}, tlsDir, opt.Clock.Now()); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		say("Created a CA and certificates for the server (%s) and the client (localhost) in %s", ServerName, tlsDir)
+	} else {
+		say("Using the CA and certificates in %s", tlsDir)
+	}
+
+	// 2. Sample data.
+	data := filepath.Join(dir, "data")
+	night := 1
+	if _, err := os.Stat(data); errors.Is(err, os.ErrNotExist) {
+		st, err := Generate(data, 1)
+		if err != nil {
+			return fmt.Errorf("demo: generate sample tree: %w", err)
+		}
+		say("Generated a sample tree of %d files (%.1f MiB) in %s", st.Files, float64(st.Bytes)/(1<<20), data)
+	} else {
+		n, err := Touch(data, opt.Clock.Now())
+		if err != nil {
+			return fmt.Errorf("demo: change sample tree: %w", err)
+		}
+		night = 2
+		say("Changed %d files of the sample tree in %s since the last night", n, data)
+	}
+
+	// 3. The client agent, in-process, on a free loopback port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: listen on loopback: %w", err)
+	}
+	agentTLS, err := wire.ServerConfig(wire.Files{CA: filepath.Join(tlsDir, wire.CACertFile), Cert: filepath.Join(tlsDir, "localhost.crt"), Key: filepath.Join(tlsDir, "localhost.key")}, wire.RoleServer)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("demo: %w", err)
+	}
+	agent := &client.Agent{Log: opt.Log.With("component", "agent"), TLS: agentTLS, Allow: []string{data}}
+	actx, stop := context.WithCancel(ctx)
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- agent.Serve(actx, ln) }()
+	defer func() { stop(); <-agentDone }()
+	addr := ln.Addr().String()
+	say("Started a client agent on %s (mutual TLS)", addr)
+
+	// 4. Configuration.
+	cfgPath := filepath.Join(dir, "tapir.toml")
+	if err := writeConfig(cfgPath, data, addr); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return fmt.Errorf("demo: the generated configuration is invalid: %w", err)
+	}
+	say("Wrote the configuration %s", cfgPath)
+
+	// 5. The night.
+	say("\n--- running the backup (tapir dump -c %s) ---\n", rel(cfgPath))
+	var repBuf bytes.Buffer
+	rep, runErr := server.Dump(ctx, cfg, server.Deps{Log: opt.Log.With("component", "server"), Clock: opt.Clock, Out: &repBuf})
+	io.Copy(opt.Out, &repBuf)
+	if runErr != nil {
+		return fmt.Errorf("demo: the backup run failed: %w", runErr)
+	}
+
+	// 6. Restore one file and compare.
+	pick, err := pickFile(data, night)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	restoreDir := filepath.Join(dir, "restore", rep.Datestamp)
+	os.RemoveAll(restoreDir)
+	res, err := recover.File(ctx, cfg, recover.Request{Host: "localhost", Path: data, File: pick, To: restoreDir}, opt.Log.With("component", "recover"))
+	if err != nil {
+		return fmt.Errorf("demo: restore of %s failed: %w", pick, err)
+	}
+	if err := sameFile(filepath.Join(data, pick), res.Written); err != nil {
+		return fmt.Errorf("demo: restored file differs from the original: %w", err)
+	}
+	say("\n--- restore ---\n")
+	say("Restored %s (%d bytes) from volume %s, tape file %d, into %s: identical to the original, mode and mtime included.", pick, res.Size, res.Volume, res.FileNo, res.Written)
+
+	// 7. Where things are and what to type next.
+	vt := cfg.Changer.Path
+	say("\n--- where things are ---\n")
+	say("  configuration   %s", rel(cfgPath))
+	say("  catalog         %s (SQLite)", rel(cfg.Catalog))
+	say("  virtual tapes   %s/slot1..slot%d", rel(vt), cfg.Changer.Slots)
+	say("  holding disk    %s (empty when every image is on a volume)", rel(cfg.Holding[0].Path))
+	say("  reports         %s", rel(cfg.ReportDir))
+	say("  certificates    %s", rel(tlsDir))
+	tapeFile := ""
+	if len(rep.Volumes) > 0 {
+		matches, _ := filepath.Glob(filepath.Join(vt, fmt.Sprintf("slot%d", rep.Volumes[0].Slot), "00001.*"))
+		if len(matches) > 0 {
+			tapeFile = matches[0]
+		}
+	}
+	say("\n--- try next ---\n")
+	say("  # restore any file of the sample tree (the catalog knows where each one is)")
+	say("  go run ./cmd/tapir recover -c %s --host localhost --path %s --file %s --to /tmp/tapir-restore", rel(cfgPath), data, pick)
+	if tapeFile != "" {
+		say("  # read an image with standard tools only, as you would on a machine without tapir")
+		say("  dd if=%s bs=32k skip=1 | zstd -dc | tar -tvf - | head", rel(tapeFile))
+		say("  head -c 1024 %s   # the image header says the same", rel(tapeFile))
+	}
+	say("  # the effective configuration, every default filled in")
+	say("  go run ./cmd/tapir config check -c %s", rel(cfgPath))
+	say("  # the catalog is a plain SQLite database")
+	say("  sqlite3 %s 'select datestamp, host, path, level, status, payload_size from dumps'", rel(cfg.Catalog))
+	say("  # run another night (volumes are reused once tapecycle = %d allows)", cfg.Tapecycle)
+	say("  go run ./cmd/tapir demo")
+	return nil
+}
+
+func rel(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+var cfgTemplate = template.Must(template.New("cfg").Parse(`# tapir demo configuration. ` + "`tapir demo`" + ` rewrites this file on every run
+# (the client agent's port changes); copy it elsewhere to experiment.
+org = "demo"
+statedir = "."
+dumpcycle = 7
+tapecycle = 3
+mailto = []
+
+[tls]
+ca = "tls/ca.crt"
+cert = "tls/{{.Server}}.crt"
+key = "tls/{{.Server}}.key"
+
+[changer]
+type = "disk"
+path = "vtapes"
+slots = 4
+tapetype = "vtape"
+
+[tapetype.vtape]
+length = "4 GiB"
+blocksize = "256 KiB"
+
+[[holding]]
+path = "holding"
+use = "2 GiB"
+
+[dumptype.default]
+compress = "client-zstd"
+compress_level = 1
+frame_size = "1 MiB"
+
+[host.localhost]
+address = "{{.Addr}}"
+
+[[dle]]
+host = "localhost"
+path = "{{.Data}}"
+`))
+
+func writeConfig(path, data, addr string) error {
+	var b bytes.Buffer
+	if err := cfgTemplate.Execute(&b, map[string]string{"Server": ServerName, "Addr": addr, "Data": data}); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func sameFile(a, b string) error {
+	ab, err := os.ReadFile(a)
+	if err != nil {
+		return err
+	}
+	bb, err := os.ReadFile(b)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(ab, bb) {
+		return fmt.Errorf("%s and %s differ in content", a, b)
+	}
+	sa, _ := os.Stat(a)
+	sb, _ := os.Stat(b)
+	if sa.Mode() != sb.Mode() {
+		return fmt.Errorf("%s has mode %v, restored %v", a, sa.Mode(), sb.Mode())
+	}
+	if !sa.ModTime().Equal(sb.ModTime()) {
+		return fmt.Errorf("%s has mtime %v, restored %v", a, sa.ModTime(), sb.ModTime())
+	}
+	return nil
+}
+

@@ -1,0 +1,9 @@
+// Package demo owns `tapir demo`: a complete backup night on one machine,
+// with no root, no tape drive and no network beyond loopback. It creates a
+// CA and certificates, a configuration, a disk changer of virtual tapes, a
+// holding disk and a sample tree under one directory; starts a client
+// agent in-process; runs a dump through the same code as `tapir dump`;
+// restores one file through the same code as `tapir recover` and compares
+// it with the original. Running it again runs another night on the same
+// site, so the volumes and the catalog grow as they would in production.
+package demo

@@ -1,0 +1,12 @@
+// Package image owns the on-disk and on-tape form of one backup image: the
+// 32 KiB text header, the framed compressed payload (a pax tar stream cut
+// every frame-size tar bytes into independent zstd frames, gzip members, or
+// plain bytes), the zstd seekable-format seek table at the end of a zstd
+// payload, the SHA-256 over the payload, and readers that stream a whole
+// payload or seek to one frame.
+//
+// It does not know about volumes, labels, holding-disk layout or the
+// catalog: callers place the bytes and remember the frame list. The format
+// is written down in docs/format/image.md; every image must restore with
+// dd, zstd (or gzip) and GNU tar alone.
+package image

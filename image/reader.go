@@ -1,0 +1,224 @@
+package image
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// NewStreamReader returns the whole tar stream of a payload read from r
+// (which must start after the image header). zstd skippable frames,
+// including the seek table, are skipped; gzip members are concatenated.
+func NewStreamReader(r io.Reader, comp Comp) (io.ReadCloser, error) {
+	switch comp {
+	case CompZstd:
+		dec, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("image: zstd payload: %w", err)
+		}
+		return &wrapReader{r: dec, what: "zstd payload", closeFn: func() error { dec.Close(); return nil }}, nil
+	case CompGzip:
+		gr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("image: gzip payload: %w", err)
+		}
+		return &wrapReader{r: gr, what: "gzip payload", closeFn: gr.Close}, nil
+	case CompNone:
+		return io.NopCloser(r), nil
+	}
+	return nil, fmt.Errorf("image: unknown compression %q: want zst, gz or none", comp)
+}
+
+// wrapReader names the payload in errors.
+type wrapReader struct {
+	r       io.Reader
+	what    string
+	closeFn func() error
+}
+
+func (w *wrapReader) Read(b []byte) (int, error) {
+	n, err := w.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("image: %s: %w", w.what, err)
+	}
+	return n, err
+}
+
+func (w *wrapReader) Close() error { return w.closeFn() }
+
+// NewReaderAt returns the tar stream from tar offset tarOff on, reading
+// from r (which must start at the payload) only the frames it needs, one
+// at a time, as the caller consumes them. frames is the payload's frame
+// list (from ReadSeekTable or the catalog) and must be contiguous.
+func NewReaderAt(r io.ReaderAt, comp Comp, frames []Frame, tarOff int64) (io.ReadCloser, error) {
+	if !comp.Valid() {
+		return nil, fmt.Errorf("image: unknown compression %q: want zst, gz or none", comp)
+	}
+	if len(frames) == 0 {
+		return nil, errors.New("image: empty frame list: nothing to read")
+	}
+	var maxTar int64
+	for i, f := range frames {
+		if f.TarSize < 0 || f.TarSize > MaxFrameSize || f.Size < 0 || (comp != CompNone && f.Size == 0) ||
+			(comp == CompNone && f.Size != f.TarSize) {
+			return nil, fmt.Errorf("image: frame %d of the list has impossible sizes (tar %d, stored %d): the frame list is corrupt", f.Index, f.TarSize, f.Size)
+		}
+		if i > 0 {
+			p := frames[i-1]
+			if f.TarOffset != p.TarOffset+p.TarSize || f.Offset != p.Offset+p.Size {
+				return nil, fmt.Errorf("image: frame %d of the list does not follow frame %d: the frame list is not contiguous", f.Index, p.Index)
+			}
+		} else if f.TarOffset < 0 || f.Offset < 0 {
+			return nil, fmt.Errorf("image: frame %d of the list has a negative offset: the frame list is corrupt", f.Index)
+		}
+		maxTar = max(maxTar, f.TarSize)
+	}
+	last := frames[len(frames)-1]
+	if tarOff < frames[0].TarOffset || tarOff >= last.TarOffset+last.TarSize {
+		return nil, fmt.Errorf("image: tar offset %d is outside the frames (tar bytes %d..%d)", tarOff, frames[0].TarOffset, last.TarOffset+last.TarSize)
+	}
+	i := sort.Search(len(frames), func(i int) bool { return frames[i].TarOffset+frames[i].TarSize > tarOff })
+	skip := tarOff - frames[i].TarOffset
+	if comp == CompNone {
+		f := frames[i]
+		end := last.Offset + last.Size
+		return io.NopCloser(io.NewSectionReader(r, f.Offset+skip, end-f.Offset-skip)), nil
+	}
+	fr := &frameReader{r: r, comp: comp, frames: frames[i:], skip: skip}
+	if comp == CompZstd {
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(maxTar, 1))))
+		if err != nil {
+			return nil, fmt.Errorf("image: zstd decoder: %w", err)
+		}
+		fr.zdec = dec
+	}
+	return fr, nil
+}
+
+// frameReader decompresses one frame at a time.
+type frameReader struct {
+	r      io.ReaderAt
+	comp   Comp
+	frames []Frame // frames still to read
+	skip   int64   // bytes to drop from the next frame
+	in     []byte
+	out    []byte // undelivered output of the current frame
+	buf    []byte
+	zdec   *zstd.Decoder
+	gz     *gzip.Reader
+	err    error
+}
+
+func (f *frameReader) Read(b []byte) (int, error) {
+	for len(f.out) == 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if len(f.frames) == 0 {
+			return 0, io.EOF
+		}
+		if err := f.next(); err != nil {
+			f.err = err
+			return 0, err
+		}
+	}
+	n := copy(b, f.out)
+	f.out = f.out[n:]
+	return n, nil
+}
+
+func (f *frameReader) next() error {
+	fr := f.frames[0]
+	f.frames = f.frames[1:]
+	if int64(cap(f.in)) < fr.Size {
+		f.in = make([]byte, fr.Size)
+	}
+	in := f.in[:fr.Size]
+	if err := readAt(f.r, in, fr.Offset); err != nil {
+		return fmt.Errorf("image: reading frame %d (%d bytes at payload offset %d): %w", fr.Index, fr.Size, fr.Offset, err)
+	}
+	var out []byte
+	var err error
+	switch f.comp {
+	case CompZstd:
+		out, err = f.zdec.DecodeAll(in, f.buf[:0])
+	case CompGzip:
+		out, err = f.gunzip(in, fr.TarSize)
+	}
+	if err != nil {
+		return fmt.Errorf("image: decompressing frame %d at payload offset %d: %w", fr.Index, fr.Offset, err)
+	}
+	f.buf = out
+	if int64(len(out)) != fr.TarSize {
+		return fmt.Errorf("image: frame %d at payload offset %d holds %d tar bytes, the frame list says %d: the frame list does not match the payload", fr.Index, fr.Offset, len(out), fr.TarSize)
+	}
+	f.out = out[f.skip:]
+	f.skip = 0
+	return nil
+}
+
+func (f *frameReader) gunzip(in []byte, want int64) ([]byte, error) {
+	var err error
+	if f.gz == nil {
+		f.gz, err = gzip.NewReader(bytes.NewReader(in))
+	} else {
+		err = f.gz.Reset(bytes.NewReader(in))
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.gz.Multistream(false)
+	ab := appendBuf{b: f.buf[:0]}
+	// Read at most one byte more than expected so a bad frame cannot
+	// inflate without bound.
+	if _, err := io.Copy(&ab, io.LimitReader(f.gz, want+1)); err != nil {
+		return nil, err
+	}
+	return ab.b, nil
+}
+
+func (f *frameReader) Close() error {
+	if f.zdec != nil {
+		f.zdec.Close()
+		f.zdec = nil
+	}
+	f.frames, f.out, f.in, f.buf = nil, nil, nil, nil
+	if f.err == nil {
+		f.err = errors.New("image: read from a closed frame reader")
+	}
+	return nil
+}
+
+// VerifyPayload reads the payload from r to its end and checks its size and
+// SHA-256 against the header.
+func VerifyPayload(r io.Reader, h *Header) error {
+	if h.SHA256 == "" {
+		return fmt.Errorf("image %s: the header has no sha256 (streamed image): verify against the catalog's checksum instead", h.Name())
+	}
+	sum := sha256.New()
+	var limit int64 = 1 << 62
+	if h.PayloadSize >= 0 {
+		limit = h.PayloadSize + 1
+	}
+	n, err := io.Copy(sum, io.LimitReader(r, limit))
+	if err != nil {
+		return fmt.Errorf("image %s: reading the payload after %d bytes: %w", h.Name(), n, err)
+	}
+	if h.PayloadSize >= 0 && n != h.PayloadSize {
+		if n > h.PayloadSize {
+			return fmt.Errorf("image %s: payload is longer than the %d bytes the header says: trailing data or wrong header", h.Name(), h.PayloadSize)
+		}
+		return fmt.Errorf("image %s: payload is %d bytes, the header says %d: the image is truncated", h.Name(), n, h.PayloadSize)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != h.SHA256 {
+		return fmt.Errorf("image %s: payload sha256 %s does not match the header's %s: the image is corrupt", h.Name(), got, h.SHA256)
+	}
+	return nil
+}

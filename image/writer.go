@@ -1,0 +1,429 @@
+package image
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+const (
+	// DefaultFrameSize is the tar bytes per frame when WriterOptions.FrameSize is 0.
+	DefaultFrameSize = 1 << 20
+	// MinFrameSize and MaxFrameSize bound WriterOptions.FrameSize. The
+	// maximum is the zstd seekable format's limit on a frame's content.
+	MinFrameSize = 512
+	MaxFrameSize = 1 << 30
+	// MaxFrames is the seekable format's limit on the number of frames.
+	MaxFrames = 0x8000000
+)
+
+// Frame locates one frame of a payload.
+type Frame struct {
+	Index     int
+	TarOffset int64 // offset of the frame's first byte in the tar stream
+	TarSize   int64 // tar bytes in the frame
+	Offset    int64 // offset of the frame in the payload
+	Size      int64 // bytes of the frame in the payload (compressed)
+}
+
+// WriterOptions configure a PayloadWriter.
+type WriterOptions struct {
+	Comp        Comp // "" means CompZstd
+	Level       int  // zstd 1..19, gzip 1..9; 0 = the library default
+	FrameSize   int  // tar bytes per frame; 0 = DefaultFrameSize
+	Concurrency int  // compression workers; 0 = runtime.GOMAXPROCS(0)
+}
+
+// Summary describes a finished payload; it fills the header fields
+// original-size, payload-size, sha256 and frames, and the catalog's frame list.
+type Summary struct {
+	OriginalSize, PayloadSize int64
+	SHA256                    string
+	Frames                    []Frame
+}
+
+// PayloadWriter turns a tar stream into a framed payload. It cuts frames of
+// exactly FrameSize tar bytes (the last one shorter), compresses them in
+// parallel while keeping their order, hashes the payload bytes it writes and,
+// on Close, writes the last frame and (zstd) the seek table. At most
+// 2*Concurrency frames are in memory at once, whatever the input size.
+//
+// Write, TarOffset and Close must be called from one goroutine.
+type PayloadWriter struct {
+	w         io.Writer
+	comp      Comp
+	frameSize int
+
+	cur     *job
+	tarOff  int64
+	nSubmit int
+
+	work, order, free chan *job
+	nJobs, maxJobs    int
+	workers           sync.WaitGroup
+	writerDone        chan struct{}
+
+	errMu  sync.Mutex
+	err    error
+	failed chan struct{}
+
+	closed   bool
+	closeErr error
+
+	// owned by the writer goroutine until it finishes
+	hash     hash.Hash
+	paySize  int64
+	frames   []Frame
+	sumValid bool
+}
+
+type job struct {
+	in, out []byte
+	err     error
+	done    chan struct{}
+}
+
+var errClosed = errors.New("image: write to a closed payload writer")
+
+// NewPayloadWriter starts the compression workers. The caller must Close it.
+func NewPayloadWriter(w io.Writer, opt WriterOptions) (*PayloadWriter, error) {
+	if opt.Comp == "" {
+		opt.Comp = CompZstd
+	}
+	if !opt.Comp.Valid() {
+		return nil, fmt.Errorf("image: unknown compression %q: want zst, gz or none", opt.Comp)
+	}
+	if opt.FrameSize == 0 {
+		opt.FrameSize = DefaultFrameSize
+	}
+	if opt.FrameSize < MinFrameSize || opt.FrameSize > MaxFrameSize {
+		return nil, fmt.Errorf("image: frame size %d out of range %d..%d", opt.FrameSize, MinFrameSize, MaxFrameSize)
+	}
+	switch opt.Comp {
+	case CompZstd:
+		if opt.Level < 0 || opt.Level > 19 {
+			return nil, fmt.Errorf("image: zstd level %d out of range 1..19 (0 = default)", opt.Level)
+		}
+	case CompGzip:
+		if opt.Level < 0 || opt.Level > 9 {
+			return nil, fmt.Errorf("image: gzip level %d out of range 1..9 (0 = default)", opt.Level)
+		}
+	}
+	if opt.Concurrency < 0 {
+		return nil, fmt.Errorf("image: concurrency %d is negative (0 = GOMAXPROCS)", opt.Concurrency)
+	}
+	if opt.Concurrency == 0 {
+		opt.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	// Build the compressors first so that a bad option fails here.
+	comps := make([]compressor, opt.Concurrency)
+	for i := range comps {
+		c, err := newCompressor(opt)
+		if err != nil {
+			for _, c := range comps[:i] {
+				c.close()
+			}
+			return nil, err
+		}
+		comps[i] = c
+	}
+	p := &PayloadWriter{
+		w:          w,
+		comp:       opt.Comp,
+		frameSize:  opt.FrameSize,
+		maxJobs:    2 * opt.Concurrency,
+		writerDone: make(chan struct{}),
+		failed:     make(chan struct{}),
+		hash:       sha256.New(),
+	}
+	p.work = make(chan *job, p.maxJobs)
+	p.order = make(chan *job, p.maxJobs)
+	p.free = make(chan *job, p.maxJobs)
+	for _, c := range comps {
+		p.workers.Add(1)
+		go p.worker(c)
+	}
+	go p.writeLoop()
+	return p, nil
+}
+
+// compressor compresses one frame; each worker owns one.
+type compressor interface {
+	compress(dst, src []byte) ([]byte, error)
+	close()
+}
+
+func newCompressor(opt WriterOptions) (compressor, error) {
+	switch opt.Comp {
+	case CompZstd:
+		lvl := zstd.SpeedDefault
+		if opt.Level > 0 {
+			lvl = zstd.EncoderLevelFromZstd(opt.Level)
+		}
+		// One encoder per worker, EncodeAll only: every frame is
+		// independent and holds exactly its own input. The window stays at
+		// the library default (<= 8 MiB) so that zstd -dc needs no --long.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
+		if err != nil {
+			return nil, fmt.Errorf("image: zstd encoder: %w", err)
+		}
+		return zstdComp{enc}, nil
+	case CompGzip:
+		lvl := gzip.DefaultCompression
+		if opt.Level > 0 {
+			lvl = opt.Level
+		}
+		c := &gzipComp{}
+		gw, err := gzip.NewWriterLevel(&c.buf, lvl)
+		if err != nil {
+			return nil, fmt.Errorf("image: gzip level %d: %w", opt.Level, err)
+		}
+		c.gw = gw
+		return c, nil
+	}
+	return noneComp{}, nil
+}
+
+type zstdComp struct{ enc *zstd.Encoder }
+
+func (z zstdComp) compress(dst, src []byte) ([]byte, error) {
+	return z.enc.EncodeAll(src, dst[:0]), nil
+}
+func (z zstdComp) close() { z.enc.Close() }
+
+// appendBuf is an io.Writer appending to a slice.
+type appendBuf struct{ b []byte }
+
+func (a *appendBuf) Write(p []byte) (int, error) { a.b = append(a.b, p...); return len(p), nil }
+
+type gzipComp struct {
+	buf appendBuf
+	gw  *gzip.Writer
+}
+
+func (g *gzipComp) compress(dst, src []byte) ([]byte, error) {
+	g.buf.b = dst[:0]
+	g.gw.Reset(&g.buf)
+	if _, err := g.gw.Write(src); err != nil {
+		return dst, fmt.Errorf("image: gzip: %w", err)
+	}
+	if err := g.gw.Close(); err != nil {
+		return dst, fmt.Errorf("image: gzip: %w", err)
+	}
+	out := g.buf.b
+	g.buf.b = nil
+	return out, nil
+}
+func (g *gzipComp) close() {}
+
+type noneComp struct{}
+
+func (noneComp) compress(dst, src []byte) ([]byte, error) { return append(dst[:0], src...), nil }
+func (noneComp) close()                                   {}
+
+func (p *PayloadWriter) worker(c compressor) {
+	defer p.workers.Done()
+	defer c.close()
+	for j := range p.work {
+		j.out, j.err = c.compress(j.out, j.in)
+		j.done <- struct{}{}
+	}
+}
+
+// writeLoop writes finished frames in order. After a failure it keeps
+// draining so that no goroutine blocks, but writes nothing more.
+func (p *PayloadWriter) writeLoop() {
+	defer close(p.writerDone)
+	for j := range p.order {
+		<-j.done
+		if p.failure() == nil {
+			if j.err != nil {
+				p.fail(j.err)
+			} else if err := p.emit(j.out); err != nil {
+				p.fail(fmt.Errorf("image: writing payload frame %d at payload offset %d: %w", len(p.frames), p.paySize, err))
+			} else {
+				idx := len(p.frames)
+				p.frames = append(p.frames, Frame{
+					Index:     idx,
+					TarOffset: int64(idx) * int64(p.frameSize),
+					TarSize:   int64(len(j.in)),
+					Offset:    p.paySize - int64(len(j.out)),
+					Size:      int64(len(j.out)),
+				})
+			}
+		}
+		j.in = j.in[:0]
+		p.free <- j
+	}
+}
+
+// emit writes b to the destination and the hash.
+func (p *PayloadWriter) emit(b []byte) error {
+	n, err := p.w.Write(b)
+	p.hash.Write(b[:n])
+	p.paySize += int64(n)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+func (p *PayloadWriter) fail(err error) {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	if p.err == nil {
+		p.err = err
+		close(p.failed)
+	}
+}
+
+func (p *PayloadWriter) failure() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.err
+}
+
+func (p *PayloadWriter) getJob() (*job, error) {
+	select {
+	case j := <-p.free:
+		return j, nil
+	default:
+	}
+	if p.nJobs < p.maxJobs {
+		p.nJobs++
+		return &job{in: make([]byte, 0, p.frameSize), done: make(chan struct{}, 1)}, nil
+	}
+	select {
+	case j := <-p.free:
+		return j, nil
+	case <-p.failed:
+		return nil, p.failure()
+	}
+}
+
+// submit hands a frame to the workers and the writer; it never blocks
+// because there are never more than maxJobs jobs.
+func (p *PayloadWriter) submit(j *job) error {
+	if p.comp == CompZstd && p.nSubmit >= MaxFrames {
+		err := fmt.Errorf("image: more than %d frames: the zstd seek table cannot describe them; use a larger frame size", MaxFrames)
+		p.fail(err)
+		p.free <- j
+		return err
+	}
+	p.nSubmit++
+	p.work <- j
+	p.order <- j
+	return nil
+}
+
+// Write accepts tar bytes.
+func (p *PayloadWriter) Write(b []byte) (int, error) {
+	if p.closed {
+		return 0, errClosed
+	}
+	n := 0
+	for len(b) > 0 {
+		if err := p.failure(); err != nil {
+			return n, err
+		}
+		if p.cur == nil {
+			j, err := p.getJob()
+			if err != nil {
+				return n, err
+			}
+			p.cur = j
+		}
+		k := min(p.frameSize-len(p.cur.in), len(b))
+		p.cur.in = append(p.cur.in, b[:k]...)
+		b = b[k:]
+		n += k
+		p.tarOff += int64(k)
+		if len(p.cur.in) == p.frameSize {
+			j := p.cur
+			p.cur = nil
+			if err := p.submit(j); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// TarOffset is the number of tar bytes accepted so far. The frame holding
+// tar offset off is off / FrameSize, at off % FrameSize inside the frame.
+func (p *PayloadWriter) TarOffset() int64 { return p.tarOff }
+
+// Close writes the last frame and, for zstd, the seek table, then stops the
+// workers. An empty zstd or gzip payload still gets one empty frame so that
+// zstd -dc and gzip -dc accept it. Calling Close again returns the first
+// result.
+func (p *PayloadWriter) Close() error {
+	if p.closed {
+		return p.closeErr
+	}
+	p.closed = true
+	j := p.cur
+	p.cur = nil
+	if j == nil && p.nSubmit == 0 && p.comp != CompNone && p.failure() == nil {
+		j, _ = p.getJob() // cannot block: no job was ever taken
+	}
+	if j != nil && (len(j.in) > 0 || p.nSubmit == 0 && p.comp != CompNone) {
+		_ = p.submit(j) // an error is recorded by fail
+	}
+	close(p.work)
+	close(p.order)
+	p.workers.Wait()
+	<-p.writerDone
+	err := p.failure()
+	if err == nil && p.comp == CompZstd {
+		if err = writeSeekTable(p, p.frames); err != nil {
+			err = fmt.Errorf("image: writing the seek table at payload offset %d: %w", p.paySize, err)
+		}
+	}
+	p.closeErr = err
+	if err == nil {
+		p.sumValid = true
+	}
+	return err
+}
+
+// Sum describes the payload; it is valid only after Close returned nil.
+func (p *PayloadWriter) Sum() Summary {
+	if !p.sumValid {
+		return Summary{}
+	}
+	return Summary{
+		OriginalSize: p.tarOff,
+		PayloadSize:  p.paySize,
+		SHA256:       hex.EncodeToString(p.hash.Sum(nil)),
+		Frames:       p.frames,
+	}
+}
+
+// emitWriter adapts PayloadWriter.emit to io.Writer for the seek table.
+type emitWriter struct{ p *PayloadWriter }
+
+func (e emitWriter) Write(b []byte) (int, error) {
+	if err := e.p.emit(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func writeSeekTable(p *PayloadWriter, frames []Frame) error {
+	bw := bufio.NewWriterSize(emitWriter{p}, 64<<10)
+	if err := AppendSeekTable(bw, frames); err != nil {
+		return err
+	}
+	return bw.Flush()
+}

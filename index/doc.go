@@ -1,0 +1,24 @@
+// Package index owns the tapir catalog: the SQLite database that is the only
+// shared memory between a backup run and a restore.
+//
+// It records runs, volumes (tapes and vtapes), dumps (one image of one DLE at
+// one level), the parts of each dump on volumes, the frame list of each
+// payload, and the file index of every dump (directory paths interned in a
+// dirs table). It answers the questions a recover session asks: which good
+// dump, as of a date, holds a file, and where exactly (volume, tape file,
+// record, frame, offset) its bytes start.
+//
+// The catalog is a real SQLite file in WAL mode with foreign keys on,
+// busy_timeout 5000 ms and synchronous=FULL on every connection, so that a
+// commit that returned nil survives a power cut (a holding file may be deleted
+// after CommitTaped returns nil). All writes go through one connection and are
+// serialised in Go; readers use their own connections and never wait for a
+// writer. Index ingest (FileWriter) commits in batches so that a long ingest
+// never holds the write lock for more than one batch.
+//
+// The schema is versioned with PRAGMA user_version and migrated at Open, one
+// transaction per step; a catalog written by a newer tapir refuses to open.
+// The file format is described in docs/format/catalog.md.
+//
+// The index server on TCP 10082 will live here too; it is not written yet.
+package index

@@ -1,0 +1,342 @@
+package recover
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// Request names one file to restore.
+type Request struct {
+	Host, Path string // the DLE
+	File       string // absolute (inside Path) or relative to Path
+	To         string // target directory; the file lands at To/<relative path>
+	AsOf       string // datestamp limit, "" for the newest
+	Overwrite  bool   // replace an existing local file
+}
+
+// Result says what was restored from where.
+type Result struct {
+	Written string
+	Dump    index.Dump
+	Volume  string
+	FileNo  int64
+	Size    int64
+}
+
+// RelPath turns the file a person typed into the catalog's relative path.
+func RelPath(dlePath, file string) (string, error) {
+	if file == "" {
+		return "", errors.New("no file named")
+	}
+	if path.IsAbs(file) {
+		root := strings.TrimSuffix(dlePath, "/") + "/"
+		if !strings.HasPrefix(file, root) {
+			return "", fmt.Errorf("%s is not inside the DLE %s", file, dlePath)
+		}
+		file = strings.TrimPrefix(file, root)
+	}
+	file = strings.TrimPrefix(file, "./")
+	clean := path.Clean(file)
+	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("%q does not name a file inside the DLE", file)
+	}
+	return clean, nil
+}
+
+// File restores one file from the newest image that holds it.
+func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger) (*Result, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rel, err := RelPath(req.Path, req.File)
+	if err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	if req.To == "" {
+		return nil, errors.New("recover: no target directory given (--to DIR)")
+	}
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	loc, err := cat.FindFile(req.Host, req.Path, rel, req.AsOf)
+	if err != nil {
+		if errors.Is(err, index.ErrNotFound) {
+			return nil, fmt.Errorf("recover: %s is in no image of %s:%s in catalog %s (check the name with the DLE's path, or an earlier date)", rel, req.Host, req.Path, cfg.Catalog)
+		}
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	if loc.File.Type == tar.TypeLink {
+		// A hard link is stored once, under its first name: restore that
+		// entry's data under this name.
+		target, err := cat.FindFile(req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
+		if err != nil {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s, which is not in the index: %w", rel, loc.File.Link, err)
+		}
+		target.File.Path = rel
+		loc = target
+	}
+	src, closeSrc, res, err := openImage(cfg, loc, log)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	tr, err := image.NewReaderAt(src, image.Comp(loc.Dump.Comp), toImageFrames(loc.Frames), loc.File.TarOffset)
+	if err != nil {
+		return nil, fmt.Errorf("recover: %s: %w", res.where(), err)
+	}
+	defer tr.Close()
+	out, n, err := extractOne(tar.NewReader(tr), loc.File, req.To, req.Overwrite)
+	if err != nil {
+		return nil, fmt.Errorf("recover %s from %s: %w", rel, res.where(), err)
+	}
+	log.Info("restored", "file", out, "bytes", n, "image", loc.Dump.Datestamp, "volume", res.volume)
+	return &Result{Written: out, Dump: loc.Dump, Volume: res.volume, FileNo: res.fileno, Size: n}, nil
+}
+
+type source struct {
+	volume string
+	fileno int64
+	path   string
+}
+
+func (s source) where() string {
+	if s.volume != "" {
+		return fmt.Sprintf("volume %s file %d (%s)", s.volume, s.fileno, s.path)
+	}
+	return "holding file " + s.path
+}
+
+func toImageFrames(fs []index.Frame) []image.Frame {
+	out := make([]image.Frame, len(fs))
+	for i, f := range fs {
+		out[i] = image.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
+	}
+	return out
+}
+
+// openImage returns a ReaderAt over the payload of the dump: from its
+// volume when it is taped, from the holding disk otherwise. It checks the
+// image header found there against the catalog before trusting it.
+func openImage(cfg *config.Config, loc *index.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+	var f *os.File
+	var src source
+	switch {
+	case len(loc.Parts) > 0:
+		p := loc.Parts[0]
+		if len(loc.Parts) > 1 {
+			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s spans %d volumes; this version restores single-part images only", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, len(loc.Parts))
+		}
+		src = source{volume: p.Volume, fileno: p.FileNo}
+		vf, err := openVtapeFile(cfg, p.Volume, int(p.FileNo), log)
+		if err != nil {
+			return nil, nil, src, err
+		}
+		f = vf
+	case loc.Dump.HoldingPath != "":
+		hf, err := os.Open(loc.Dump.HoldingPath)
+		if err != nil {
+			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on the holding disk, but: %w", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, err)
+		}
+		f = hf
+	default:
+		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s has no part on any volume and no holding file", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path)
+	}
+	src.path = f.Name()
+	h, err := image.ReadHeader(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, src, fmt.Errorf("recover: %s: %w", src.where(), err)
+	}
+	if h.Datestamp != loc.Dump.Datestamp || h.Host != loc.Dump.Host || h.Path != loc.Dump.Path || h.Level != loc.Dump.Level {
+		f.Close()
+		return nil, nil, src, fmt.Errorf("recover: %s holds image %s %s:%s level %d, but the catalog expects %s %s:%s level %d there; the volume was overwritten or the catalog is stale (run `tapir admin rebuild`)",
+			src.where(), h.Datestamp, h.Host, h.Path, h.Level, loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, loc.Dump.Level)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, src, err
+	}
+	payload := io.NewSectionReader(f, image.HeaderSize, st.Size()-image.HeaderSize)
+	return payload, func() { f.Close() }, src, nil
+}
+
+// openVtapeFile finds the volume in the disk changer and opens one of its files.
+func openVtapeFile(cfg *config.Config, label string, fileno int, log *slog.Logger) (*os.File, error) {
+	if cfg.Changer.Type != "disk" {
+		return nil, fmt.Errorf("recover: volume %s is in a %q changer; this version restores from vtapes (disk changer) only", label, cfg.Changer.Type)
+	}
+	tt := cfg.Tapetype()
+	ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
+	if err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	inv, err := ch.Inventory()
+	if err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	for _, s := range inv {
+		if s.Label == nil || s.Label.Label != label {
+			continue
+		}
+		dev, err := ch.Load(s.Slot)
+		if err != nil {
+			return nil, fmt.Errorf("recover: load volume %s from slot %d: %w", label, s.Slot, err)
+		}
+		ra, ok := dev.(taper.RandomAccess)
+		if !ok {
+			dev.Close()
+			return nil, fmt.Errorf("recover: device %s cannot seek", dev.Name())
+		}
+		f, err := ra.OpenFile(fileno)
+		dev.Close()
+		if err != nil {
+			return nil, fmt.Errorf("recover: volume %s file %d: %w", label, fileno, err)
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("recover: volume %s is in no slot of the changer at %s; put it back (or restore from another copy)", label, cfg.Changer.Path)
+}
+
+// extractOne reads the first tar entry, checks it is the one the catalog
+// promised, and writes it under dir. It never writes outside dir.
+func extractOne(tr *tar.Reader, want index.FileRecord, dir string, overwrite bool) (string, int64, error) {
+	hdr, err := tr.Next()
+	if err != nil {
+		return "", 0, fmt.Errorf("read tar entry at offset %d: %w", want.TarOffset, err)
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
+	if name != want.Path && hdr.Typeflag != tar.TypeLink {
+		return "", 0, fmt.Errorf("the image holds %q at offset %d where the catalog expects %q; the catalog does not match the image", hdr.Name, want.TarOffset, want.Path)
+	}
+	target, err := SafeJoin(dir, want.Path)
+	if err != nil {
+		return "", 0, err
+	}
+	if _, err := os.Lstat(target); err == nil && !overwrite && hdr.Typeflag != tar.TypeDir {
+		return "", 0, fmt.Errorf("%s already exists; remove it or restore elsewhere", target)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return "", 0, err
+	}
+	var n int64
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		tmp, err := os.CreateTemp(filepath.Dir(target), ".tapir-recover-*")
+		if err != nil {
+			return "", 0, err
+		}
+		n, err = io.Copy(tmp, tr)
+		if err == nil && n != hdr.Size {
+			err = fmt.Errorf("image ended after %d of %d bytes of %s", n, hdr.Size, want.Path)
+		}
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), target)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return "", 0, err
+		}
+	case tar.TypeDir:
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return "", 0, err
+		}
+	case tar.TypeSymlink:
+		os.Remove(target)
+		if err := os.Symlink(hdr.Linkname, target); err != nil {
+			return "", 0, err
+		}
+		return target, 0, nil
+	default:
+		return "", 0, fmt.Errorf("%s is a %s; this version restores files, directories and symlinks", want.Path, typeName(hdr.Typeflag))
+	}
+	if os.Geteuid() == 0 {
+		os.Lchown(target, hdr.Uid, hdr.Gid)
+	}
+	if err := os.Chmod(target, os.FileMode(hdr.Mode&0o777)|specialBits(hdr.Mode)); err != nil {
+		return "", 0, err
+	}
+	if err := os.Chtimes(target, time.Time{}, hdr.ModTime); err != nil {
+		return "", 0, err
+	}
+	return target, n, nil
+}
+
+func specialBits(mode int64) os.FileMode {
+	var m os.FileMode
+	if mode&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if mode&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return fmt.Sprintf("tar entry of type %q", t)
+}
+
+// SafeJoin joins a relative name from an image to dir, refusing names that
+// would escape it: absolute names, "..", and paths through a symlink that
+// already exists under dir.
+func SafeJoin(dir, name string) (string, error) {
+	if name == "" || path.IsAbs(name) || strings.Contains(name, "\x00") {
+		return "", fmt.Errorf("refusing to restore %q: not a relative name", name)
+	}
+	clean := path.Clean(name)
+	if clean == ".." || strings.HasPrefix(clean, "../") || clean != strings.TrimSuffix(name, "/") {
+		return "", fmt.Errorf("refusing to restore %q: it would escape the target directory", name)
+	}
+	cur := dir
+	parts := strings.Split(clean, "/")
+	for _, p := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, p)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("refusing to restore %q: %s is a symlink and could lead outside the target directory", name, cur)
+		}
+	}
+	return filepath.Join(dir, filepath.FromSlash(clean)), nil
+}

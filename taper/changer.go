@@ -1,0 +1,228 @@
+package taper
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Changer is the seam for changers: disk (a directory of vtape slots),
+// single (one drive, a person changes tapes) and robots. Slots count from 1.
+type Changer interface {
+	// Slots returns the number of slots.
+	Slots() (int, error)
+	// Load puts the volume of a slot into the drive and returns the drive,
+	// rewound. A device returned by an earlier Load is unloaded first and
+	// fails with ErrNoMedium from then on.
+	Load(slot int) (Device, error)
+	// Inventory reports what each slot holds, without side effects: it
+	// neither moves volumes nor disturbs the loaded drive.
+	Inventory() ([]SlotInfo, error)
+	// Eject unloads the drive (ending any file being written).
+	Eject() error
+}
+
+// SlotInfo is what one slot holds. Exactly one of Empty, Blank, Foreign,
+// Label and Err is set.
+type SlotInfo struct {
+	Slot    int
+	Empty   bool   // no volume in the slot
+	Blank   bool   // a volume with nothing on it
+	Foreign string // not a tapir volume: what was found, for a person
+	Label   *Label // a tapir volume
+	Err     error  // the slot could not be read (a damaged vtape, an I/O error)
+}
+
+// DiskChanger is the `disk` changer: root/slot1 .. root/slotN, each slot
+// directory one vtape. It is safe for concurrent use.
+type DiskChanger struct {
+	root         string
+	slots        int
+	capacity     int64
+	blocksize    int64
+	earlyWarning int64
+	log          *slog.Logger
+
+	mu      sync.Mutex
+	current *Vtape
+	curSlot int
+}
+
+// MaxDiskSlots bounds the slots of a disk changer.
+const MaxDiskSlots = 10000
+
+// NewDiskChanger opens the disk changer at root with slots slots of
+// capacity bytes each. It creates root and root/slot1..slotN (mode 0750)
+// when absent and never deletes anything: slot directories beyond slots are
+// left alone (and logged). blocksize is the record size assumed for volumes
+// whose label does not give one. Early warning is DefaultEarlyWarning(capacity)
+// until SetEarlyWarning changes it. log may be nil.
+func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog.Logger) (*DiskChanger, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case root == "":
+		return nil, errors.New("disk changer: no directory given; set the changer's directory")
+	case slots < 1 || slots > MaxDiskSlots:
+		return nil, fmt.Errorf("disk changer %s: %d slots: want 1 to %d", root, slots, MaxDiskSlots)
+	case capacity <= 0:
+		return nil, fmt.Errorf("disk changer %s: capacity %d bytes is not positive; set the tapetype length", root, capacity)
+	}
+	if err := checkBlocksize(blocksize); err != nil {
+		return nil, fmt.Errorf("disk changer %s: %w", root, err)
+	}
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("disk changer %s: create directory: %w", root, err)
+	}
+	c := &DiskChanger{root: root, slots: slots, capacity: capacity, blocksize: blocksize,
+		earlyWarning: DefaultEarlyWarning(capacity), log: log}
+	for i := 1; i <= slots; i++ {
+		dir := c.SlotDir(i)
+		err := os.Mkdir(dir, 0o750)
+		if err == nil {
+			log.Info("disk changer: created slot", "dir", dir)
+			continue
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("disk changer %s: create slot %d: %w", root, i, err)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("disk changer %s: slot %d: %s exists but is not a directory; move it away", root, i, dir)
+		}
+	}
+	if ents, err := os.ReadDir(root); err == nil {
+		for _, e := range ents {
+			if n, ok := strings.CutPrefix(e.Name(), "slot"); ok && e.IsDir() {
+				if k, err := strconv.Atoi(n); err == nil && k > slots {
+					log.Warn("disk changer: slot directory beyond the configured slots is kept but not used",
+						"dir", filepath.Join(root, e.Name()), "slots", slots)
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// SetEarlyWarning sets the early-warning distance in bytes for volumes
+// loaded from now on.
+func (c *DiskChanger) SetEarlyWarning(bytes int64) error {
+	if bytes < 0 || bytes >= c.capacity {
+		return fmt.Errorf("disk changer %s: early warning %d bytes must be between 0 and the capacity (%d bytes)", c.root, bytes, c.capacity)
+	}
+	c.mu.Lock()
+	c.earlyWarning = bytes
+	c.mu.Unlock()
+	return nil
+}
+
+// SlotDir returns the directory of a slot.
+func (c *DiskChanger) SlotDir(slot int) string {
+	return filepath.Join(c.root, "slot"+strconv.Itoa(slot))
+}
+
+// Slots returns the configured number of slots.
+func (c *DiskChanger) Slots() (int, error) { return c.slots, nil }
+
+func (c *DiskChanger) checkSlot(op string, slot int) error {
+	if slot < 1 || slot > c.slots {
+		return fmt.Errorf("disk changer %s: %s slot %d: slots are 1 to %d", c.root, op, slot, c.slots)
+	}
+	return nil
+}
+
+// Load unloads the current volume, if any, and loads the vtape of slot.
+func (c *DiskChanger) Load(slot int) (Device, error) {
+	if err := c.checkSlot("load", slot); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.unloadLocked(); err != nil {
+		return nil, err
+	}
+	v, err := openVtape(c.SlotDir(slot), c.capacity, c.earlyWarning, c.blocksize)
+	if err != nil {
+		return nil, fmt.Errorf("disk changer %s: load slot %d: %w", c.root, slot, err)
+	}
+	c.current, c.curSlot = v, slot
+	c.log.Debug("disk changer: loaded", "slot", slot, "dir", v.dir)
+	return v, nil
+}
+
+// Loaded returns the slot in the drive, 0 if none.
+func (c *DiskChanger) Loaded() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.curSlot
+}
+
+func (c *DiskChanger) unloadLocked() error {
+	if c.current == nil {
+		return nil
+	}
+	v, slot := c.current, c.curSlot
+	c.current, c.curSlot = nil, 0
+	err := v.Eject()
+	v.Close()
+	if err != nil {
+		return fmt.Errorf("disk changer %s: unload slot %d: %w", c.root, slot, err)
+	}
+	c.log.Debug("disk changer: unloaded", "slot", slot)
+	return nil
+}
+
+// Eject unloads the drive.
+func (c *DiskChanger) Eject() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unloadLocked()
+}
+
+// Inventory reads the label of every slot through its own read-only handle.
+func (c *DiskChanger) Inventory() ([]SlotInfo, error) {
+	out := make([]SlotInfo, 0, c.slots)
+	for i := 1; i <= c.slots; i++ {
+		out = append(out, c.inspect(i))
+	}
+	return out, nil
+}
+
+func (c *DiskChanger) inspect(slot int) SlotInfo {
+	si := SlotInfo{Slot: slot}
+	v, err := openVtape(c.SlotDir(slot), c.capacity, 0, c.blocksize)
+	if errors.Is(err, ErrNoMedium) {
+		si.Empty = true
+		return si
+	}
+	if err != nil {
+		si.Err = err
+		return si
+	}
+	defer v.Close()
+	l, err := ReadLabel(v)
+	var fe *ForeignError
+	switch {
+	case err == nil:
+		si.Label = l
+	case errors.Is(err, ErrBlank):
+		si.Blank = true
+	case errors.As(err, &fe):
+		si.Foreign = fe.Found
+	default:
+		si.Err = err
+	}
+	return si
+}
+
+var (
+	_ Device       = (*Vtape)(nil)
+	_ FileNamer    = (*Vtape)(nil)
+	_ RandomAccess = (*Vtape)(nil)
+	_ Changer      = (*DiskChanger)(nil)
+)

@@ -1,0 +1,183 @@
+package taper
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestNewDiskChangerCreatesSlots(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "vtapes")
+	if err := os.MkdirAll(filepath.Join(root, "slot7"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "slot7", "00000.LABEL"), []byte("keep me"), 0o644)
+	var logbuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logbuf, nil))
+	c, err := NewDiskChanger(root, 3, 1<<30, 256<<10, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		fi, err := os.Stat(c.SlotDir(i))
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750&^currentUmask() {
+			t.Fatalf("slot %d: %v %v", i, fi.Mode(), err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "slot7", "00000.LABEL")); err != nil {
+		t.Fatalf("an extra slot was touched: %v", err)
+	}
+	if !strings.Contains(logbuf.String(), "slot7") {
+		t.Errorf("extra slot not logged: %s", logbuf.String())
+	}
+	if n, _ := c.Slots(); n != 3 {
+		t.Fatalf("Slots = %d", n)
+	}
+	// Opening again is idempotent.
+	if _, err := NewDiskChanger(root, 3, 1<<30, 256<<10, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	os.WriteFile(filepath.Join(root, "slot4"), nil, 0o644)
+	bad := []struct {
+		name      string
+		root      string
+		slots     int
+		capacity  int64
+		blocksize int64
+		want      string
+	}{
+		{"file as slot", root, 4, 1 << 30, 256 << 10, "not a directory"},
+		{"no root", "", 4, 1 << 30, 256 << 10, "no directory"},
+		{"no slots", root, 0, 1 << 30, 256 << 10, "0 slots"},
+		{"no capacity", root, 2, 0, 256 << 10, "capacity"},
+		{"bad blocksize", root, 2, 1 << 30, 1000, "blocksize"},
+	}
+	for _, b := range bad {
+		if _, err := NewDiskChanger(b.root, b.slots, b.capacity, b.blocksize, nil); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", b.name, err, b.want)
+		}
+	}
+}
+
+func currentUmask() os.FileMode {
+	dir, _ := os.MkdirTemp("", "umask")
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, "d")
+	os.Mkdir(p, 0o777)
+	fi, _ := os.Stat(p)
+	return 0o777 &^ fi.Mode().Perm()
+}
+
+func TestDiskChangerInventoryAndLoad(t *testing.T) {
+	root := t.TempDir()
+	c, err := NewDiskChanger(root, 5, 1<<30, testBS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// slot 1: ours; slot 2: blank; slot 3: foreign; slot 4: removed; slot 5: damaged.
+	d, err := c.Load(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLabel(d, testLabel("T-001")); err != nil {
+		t.Fatal(err)
+	}
+	d3, err := c.Load(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Tell(); !errors.Is(err, ErrNoMedium) {
+		t.Fatalf("the device of slot 1 still works after loading slot 3: %v", err)
+	}
+	d3.WriteRecord(labelText("AMANDA: TAPESTART DATE X TAPE Old-01\n"))
+	d3.WriteFilemark()
+	os.Remove(c.SlotDir(4))
+	os.WriteFile(filepath.Join(c.SlotDir(5), "00001.x"), nil, 0o640)
+
+	// Load slot 1 and position it; Inventory must not disturb it.
+	d1, err := c.Load(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Loaded() != 1 {
+		t.Fatalf("Loaded = %d", c.Loaded())
+	}
+	d1.SeekToEnd()
+	before, _ := d1.Tell()
+	inv, err := c.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, err := d1.Tell(); err != nil || after != before {
+		t.Fatalf("Inventory moved the loaded drive: %+v -> %+v (%v)", before, after, err)
+	}
+	if len(inv) != 5 {
+		t.Fatalf("%d slots in the inventory", len(inv))
+	}
+	if s := inv[0]; s.Slot != 1 || s.Label == nil || s.Label.Label != "T-001" || s.Blank || s.Foreign != "" || s.Err != nil {
+		t.Errorf("slot 1: %+v", s)
+	}
+	if s := inv[1]; s.Slot != 2 || !s.Blank || s.Label != nil {
+		t.Errorf("slot 2: %+v", s)
+	}
+	if s := inv[2]; s.Slot != 3 || !strings.Contains(s.Foreign, "Amanda") || s.Label != nil {
+		t.Errorf("slot 3: %+v", s)
+	}
+	if s := inv[3]; s.Slot != 4 || !s.Empty {
+		t.Errorf("slot 4: %+v", s)
+	}
+	if s := inv[4]; s.Slot != 5 || s.Err == nil || !strings.Contains(s.Err.Error(), "damaged") {
+		t.Errorf("slot 5: %+v", s)
+	}
+	// Nothing was created by the inventory.
+	if _, err := os.Stat(c.SlotDir(4)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("inventory recreated slot 4: %v", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(c.SlotDir(2), "*")); len(names) != 0 {
+		t.Errorf("inventory wrote into blank slot 2: %v", names)
+	}
+
+	// The vtape of a labelled slot uses the label's blocksize.
+	d1.(FileNamer).BeginFile("img")
+	if err := d1.WriteRecord(fill(1, FirstRecordSize)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.WriteRecord(fill(2, 2*testBS)); err == nil {
+		t.Error("a record larger than the label's blocksize was accepted")
+	}
+
+	if _, err := c.Load(4); !errors.Is(err, ErrNoMedium) || !strings.Contains(err.Error(), "load slot 4") {
+		t.Errorf("load of an empty slot: %v", err)
+	}
+	if _, err := c.Load(6); err == nil || !strings.Contains(err.Error(), "slots are 1 to 5") {
+		t.Errorf("load of slot 6: %v", err)
+	}
+	d2, err := c.Load(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unloading slot 1 ended its file with a filemark.
+	if inv, _ := c.Inventory(); inv[0].Label == nil {
+		t.Fatalf("slot 1 after unload: %+v", inv[0])
+	}
+	if err := c.Eject(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Loaded() != 0 {
+		t.Errorf("Loaded after Eject = %d", c.Loaded())
+	}
+	if err := d2.Rewind(); !errors.Is(err, ErrNoMedium) {
+		t.Errorf("device after changer eject: %v", err)
+	}
+	if err := c.SetEarlyWarning(1 << 30); err == nil {
+		t.Error("early warning equal to the capacity accepted")
+	}
+	if err := c.SetEarlyWarning(1 << 20); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,16 @@
+// Package taper owns the volumes: the Device seam that every tape driver
+// sits behind, the virtual-tape driver (a directory per volume, one regular
+// file per tape file), volume labels (file 0 of every volume), changers (the
+// `disk` changer: a directory of slot directories), and ChooseVolume, the pure
+// rule that decides which volume a run may write so that a volume still
+// inside tapecycle is never overwritten.
+//
+// The tape model is the Linux st driver in variable-block mode: a volume is a
+// sequence of files separated by filemarks, each file a sequence of records
+// (one write = one record). File 0 is the label. Writing is allowed only at
+// the end of data or from the beginning of the volume (which erases it).
+// Positions are (file, record) plus the drive's logical block number.
+//
+// Nothing here knows about clients, images or the catalog: functions take
+// plain values. The formats are written down in docs/format/volume.md.
+package taper

@@ -1,0 +1,62 @@
+package wire
+
+// Messages of the agent protocol (docs/format/agent-protocol.md). The
+// server opens one mutual-TLS connection per request to a client agent
+// (TCP 10080), sends one Request, and reads one Reply. For a dump the
+// Reply is followed by data, index and warning frames and a final Done.
+
+// Request operations.
+const (
+	OpSelfcheck = "selfcheck"
+	OpEstimate  = "estimate"
+	OpDump      = "dump"
+)
+
+// Request is what the server asks of an agent.
+type Request struct {
+	Op            string   `json:"op"`
+	DLE           string   `json:"dle,omitempty"`    // absolute path on the client
+	Level         int      `json:"level,omitempty"`  // dump: the level
+	Levels        []int    `json:"levels,omitempty"` // estimate: the levels to size
+	Datestamp     string   `json:"datestamp,omitempty"`
+	Compress      string   `json:"compress,omitempty"` // "zst", "gz" or "none"
+	CompressLevel int      `json:"compress_level,omitempty"`
+	FrameSize     int      `json:"frame_size,omitempty"`
+	Exclude       []string `json:"exclude,omitempty"`
+	OneFilesystem bool     `json:"one_filesystem,omitempty"`
+}
+
+// Reply answers a Request; for a dump it precedes the stream.
+type Reply struct {
+	OK        bool       `json:"ok"`
+	Error     string     `json:"error,omitempty"`
+	Version   string     `json:"version,omitempty"`
+	Features  []string   `json:"features,omitempty"`
+	Estimates []Estimate `json:"estimates,omitempty"`
+}
+
+// Estimate is the expected size of a dump at one level.
+type Estimate struct {
+	Level int   `json:"level"`
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+}
+
+// FrameInfo locates one compressed frame of a payload.
+type FrameInfo struct {
+	TarOffset int64 `json:"tar_offset"`
+	TarSize   int64 `json:"tar_size"`
+	Offset    int64 `json:"offset"`
+	Size      int64 `json:"size"`
+}
+
+// Done ends a dump stream. Error is set when the agent gave up; the
+// payload received so far must then be discarded.
+type Done struct {
+	Error       string `json:"error,omitempty"`
+	OrigSize    int64  `json:"orig_size"`
+	PayloadSize int64  `json:"payload_size"`
+	SHA256      string `json:"sha256"`
+	Files       int64  `json:"files"`
+	Frames      int64  `json:"frames"` // how many FrameInfo were sent in FrameFrames frames
+}

@@ -1,0 +1,12 @@
+// Package wire owns everything that crosses the network between tapir's
+// processes: the certificate authority that issues every host its
+// certificate (ca.go), the mutual-TLS 1.3 configurations built from those
+// files (tls.go), and the framing of messages and data streams on a
+// connection (frame.go). The protocols themselves (which messages the client
+// agent and the index server exchange) are written down in
+// docs/format/agent-protocol.md; this package only knows how to move them.
+//
+// There is no plaintext mode. A peer is identified by the host name and the
+// role (server, client, admin) carried in its certificate, never by its
+// address.
+package wire
