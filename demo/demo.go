@@ -263,4 +263,3 @@ func sameFile(a, b string) error {
 	}
 	return nil
 }
-
