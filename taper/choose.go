@@ -282,7 +282,7 @@ func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[strin
 	}
 	why = append(why, capList(other)...)
 	if len(blanks) > 0 {
-		why = append(why, fmt.Sprintf("%d blank volumes but %v", len(blanks), labelErr))
+		why = append(why, fmt.Sprintf("%d blank %s but %v", len(blanks), plural(len(blanks), "volume"), labelErr))
 	}
 	action := "label a new volume with `tapir label`"
 	if len(blanks) > 0 && nextLabel == "" {
@@ -292,6 +292,13 @@ func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[strin
 		action += ", or lower tapecycle"
 	}
 	return fmt.Errorf("%w: %s; %s", ErrNoVolume, strings.Join(why, "; "), action)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func labelList(vs []VolumeState) string {
