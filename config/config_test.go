@@ -239,8 +239,8 @@ func TestFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for key := range keyHomes() {
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + ` *=`).Match(data) &&
-			!regexp.MustCompile(`(?m)^\[\[?` + regexp.QuoteMeta(key) + `[].]`).Match(data) {
+		if !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(key)+` *=`).Match(data) &&
+			!regexp.MustCompile(`(?m)^\[\[?`+regexp.QuoteMeta(key)+`[].]`).Match(data) {
 			t.Errorf("testdata/full.toml does not use key %q", key)
 		}
 	}
@@ -274,3 +274,14 @@ func compare(a, b *Config) string {
 }
 
 func fmtv(v reflect.Value) string { return fmt.Sprintf("%+v", v.Interface()) }
+
+// TestSampleConfigLoads: the sample shipped in etc/ stays valid.
+func TestSampleConfigLoads(t *testing.T) {
+	c, err := Load("../etc/tapir.toml")
+	if err != nil {
+		t.Fatalf("etc/tapir.toml: %v", err)
+	}
+	if len(c.DLEs) == 0 || c.Changer.Type != "disk" {
+		t.Errorf("etc/tapir.toml: %d DLEs, changer %q; want DLEs on a disk changer", len(c.DLEs), c.Changer.Type)
+	}
+}

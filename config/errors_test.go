@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parseErr parses src as cfg.toml and returns the *Error, failing the test
@@ -182,5 +183,47 @@ func TestLoadErrorUsesGivenName(t *testing.T) {
 	_, err := Load(p)
 	if err == nil || err.Error() != p+":2: reserve must be between 0 and 100, got 101" {
 		t.Errorf("Load = %v", err)
+	}
+}
+
+func TestTooDeep(t *testing.T) {
+	tests := []struct {
+		src  string
+		line int
+	}{
+		{"a = " + strings.Repeat("[", 40), 1},
+		{"x = 1\n\na = " + strings.Repeat("{b=", 40), 3},
+		{"a = [[[1]]]\n" + strings.Repeat("b = [1]\n", 100), 0},
+		{"a = \"" + strings.Repeat("[", 40) + "\"", 0},
+		{"a = '" + strings.Repeat("[", 40) + "'", 0},
+		{"a = \"\"\"\n" + strings.Repeat("{", 40) + "\\\"\"\"\n\"\"\"", 0},
+		{"a = '''\n" + strings.Repeat("{", 40) + "'''\nb = " + strings.Repeat("[", 40), 3},
+		{"# " + strings.Repeat("[", 40) + "\nb = 1", 0},
+		{"a = \"\\\"" + strings.Repeat("[", 40) + "\"", 0},
+	}
+	for _, tt := range tests {
+		if got := tooDeep(tt.src); got != tt.line {
+			t.Errorf("tooDeep(%.30q...) = %d, want %d", tt.src, got, tt.line)
+		}
+	}
+	e := parseErr(t, "a = "+strings.Repeat("[", 100000))
+	if e.Line != 1 || !strings.Contains(e.Msg, "nested more than") {
+		t.Errorf("got %v", e)
+	}
+}
+
+func TestManyDLEsFast(t *testing.T) {
+	// Quadratic line finding would take seconds here.
+	var b strings.Builder
+	for i := 0; i < 20000; i++ {
+		b.WriteString("[[dle]]\nhost = \"h\"\n\"p\\u0061th\" = \"/d" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "\"\nxx = 1\n")
+	}
+	start := time.Now()
+	e := parseErr(t, b.String())
+	if e.Line != 4 || !strings.Contains(e.Msg, `unknown key "xx"`) {
+		t.Errorf("got %v", e)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Parse took %v", d)
 	}
 }

@@ -29,6 +29,7 @@ func buildLineIndex(src string, md toml.MetaData) lineIndex {
 	idx := lineIndex{lines: map[string]int{}, inline: map[string]bool{}}
 	arrays := map[string]int{} // indexed path of an array of tables -> current element
 	cursor, line := 0, 1
+	kf := &keyFinder{src: src, budget: 16*len(src) + 1<<20}
 	for _, k := range md.Keys() {
 		var ip []string
 		for j, comp := range k {
@@ -39,7 +40,7 @@ func buildLineIndex(src string, md toml.MetaData) lineIndex {
 				}
 			}
 		}
-		if pos, end, ok := findKey(src, cursor, k[len(k)-1]); ok {
+		if pos, end, ok := kf.find(cursor, k[len(k)-1]); ok {
 			line += strings.Count(src[cursor:pos], "\n")
 			cursor = end // a key never spans lines
 		}
@@ -95,11 +96,20 @@ func (idx lineIndex) lookup(path []string) int {
 	return 0
 }
 
-// findKey finds name written as a key at or after from: bare, "quoted" or
+// keyFinder finds keys in src. budget bounds the bytes searched in all, so
+// that a file full of keys that cannot be found as written (escapes in
+// quoted keys) costs linear time; past it, keys keep the line of the
+// previous one.
+type keyFinder struct {
+	src    string
+	budget int
+}
+
+// find finds name written as a key at or after from: bare, "quoted" or
 // 'literal', preceded by the start of a line, '[', '.', '{' or ',' and
 // followed by '=', '.' or ']' (blanks allowed around it). It returns the
 // position of the key and the end of it.
-func findKey(src string, from int, name string) (pos, end int, ok bool) {
+func (kf *keyFinder) find(from int, name string) (pos, end int, ok bool) {
 	forms := []string{}
 	if isBareKey(name) {
 		forms = append(forms, name)
@@ -110,18 +120,20 @@ func findKey(src string, from int, name string) (pos, end int, ok bool) {
 	if !strings.Contains(name, "'") {
 		forms = append(forms, `'`+name+`'`)
 	}
-	best := -1
+	best, limit := -1, len(kf.src)
 	for _, f := range forms {
-		for at := from; at <= len(src); {
-			i := strings.Index(src[at:], f)
+		// Only a match before the best one so far can improve on it.
+		for at := from; at < limit && kf.budget > 0; {
+			hay := kf.src[at:min(len(kf.src), limit-1+len(f))]
+			i := strings.Index(hay, f)
 			if i < 0 {
+				kf.budget -= len(hay)
 				break
 			}
+			kf.budget -= i + 1
 			i += at
-			if keyContext(src, i, i+len(f)) {
-				if best < 0 || i < best {
-					best, end = i, i+len(f)
-				}
+			if keyContext(kf.src, i, i+len(f)) {
+				best, end, limit = i, i+len(f), i
 				break
 			}
 			at = i + 1

@@ -41,6 +41,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %s; this is not a tapir configuration", Size(maxFileSize))}
 	}
 	src := string(data)
+	if l := tooDeep(src); l > 0 {
+		return nil, &Error{File: name, Line: l, Msg: fmt.Sprintf("arrays or inline tables nested more than %d deep", maxNesting)}
+	}
 	var raw map[string]any
 	md, err := toml.Decode(src, &raw)
 	if err != nil {
@@ -82,7 +85,7 @@ var tomlLineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "[^"]*"\))?
 func tomlError(name string, err error, prefix string) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &Error{File: name, Line: pe.Position.Line, Msg: prefix + pe.Message}
+		return &Error{File: name, Line: pe.Position.Line, Msg: prefix + oneLine(pe.Message)}
 	}
 	msg := err.Error()
 	line := 0
@@ -90,5 +93,19 @@ func tomlError(name string, err error, prefix string) *Error {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
 	}
-	return &Error{File: name, Line: line, Msg: prefix + strings.TrimPrefix(msg, "toml: ")}
+	return &Error{File: name, Line: line, Msg: prefix + oneLine(strings.TrimPrefix(msg, "toml: "))}
+}
+
+// oneLine escapes control characters so that a message stays on one line.
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

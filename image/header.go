@@ -156,6 +156,9 @@ func (h *Header) validate() error {
 	if h.Level < 0 || h.Level > MaxLevel {
 		return bad("level %d out of range 0..%d", h.Level, MaxLevel)
 	}
+	if !strings.HasPrefix(h.Path, "/") {
+		return bad("path %q is not absolute", h.Path)
+	}
 	if h.Part < 1 || h.Parts < h.Part {
 		return bad("part %d/%d: want 1 <= part <= parts", h.Part, h.Parts)
 	}

@@ -28,10 +28,10 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{"newline and tab", func(h *Header) { h.Path = "/x\ny\tz\r" }},
 		{"non-utf8", func(h *Header) { h.Path = "/bad\xff\xfe/é" }},
 		{"unicode printable stays bare", func(h *Header) { h.Path = "/données/日本" }},
-		{"empty host and path", func(h *Header) { h.Host, h.Path = "", "" }},
-		{"path looks like keyword", func(h *Header) { h.Path = "lev" }},
+		{"empty host, root path", func(h *Header) { h.Host, h.Path = "", "/" }},
+		{"path looks like keyword", func(h *Header) { h.Path = "/lev" }},
 		{"host with spaces", func(h *Header) { h.Host = "my host" }},
-		{"path starting with quote", func(h *Header) { h.Path = `"/x` }},
+		{"path starting with quote", func(h *Header) { h.Path = `/"x` }},
 		{"multi part", func(h *Header) { h.Part, h.Parts = 2, 5 }},
 		{"gzip", func(h *Header) { h.Comp = CompGzip }},
 		{"none", func(h *Header) { h.Comp = CompNone }},
@@ -119,7 +119,8 @@ func TestMarshalRejects(t *testing.T) {
 		{"extra key", func(h *Header) { h.Extra = map[string]string{"Bad Key": "x"} }, "extra key"},
 		{"extra known", func(h *Header) { h.Extra = map[string]string{"frames": "3"} }, "duplicates a known key"},
 		{"extra value", func(h *Header) { h.Extra = map[string]string{"k": "a\nb"} }, "control character"},
-		{"too big", func(h *Header) { h.Path = strings.Repeat("\x01", 9000) }, "does not fit"},
+		{"too big", func(h *Header) { h.Path = "/" + strings.Repeat("\x01", 9000) }, "does not fit"},
+		{"relative path", func(h *Header) { h.Path = "etc" }, "not absolute"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// Name returns the file name stem "<host>._<path>.<level>" used for holding
-// files and vtape files. The path is escaped so that names never collide
+// Name returns the file name stem "<host>.<escaped path>.<level>" used for
+// holding files and vtape files, e.g. "web1._etc.0" as Amanda names them. The path is escaped so that names never collide
 // and never contain '/': '%' -> "%25", '_' -> "%5F", '/' -> '_', and space,
 // control bytes, non-printable runes and invalid UTF-8 are %XX-escaped
 // byte by byte (upper-case hex). The host is escaped the same way except
@@ -25,7 +25,7 @@ func (h *Header) Name() string {
 func nameOf(host, path string, level int) string {
 	var b strings.Builder
 	escapeName(&b, host, false)
-	b.WriteString("._")
+	b.WriteByte('.') // an absolute path starts with '/', escaped '_': "web1._etc.0", as Amanda names it
 	escapeName(&b, path, true)
 	b.WriteByte('.')
 	b.WriteString(strconv.Itoa(level))
@@ -104,7 +104,7 @@ func ParseName(stem string) (host, path string, level int, err error) {
 	if i < 0 {
 		return fail("no \"._\" between host and path; want <host>._<path>.<level>")
 	}
-	hostEnc, rest := stem[:i], stem[i+2:]
+	hostEnc, rest := stem[:i], stem[i+1:]
 	j := strings.LastIndexByte(rest, '.')
 	if j < 0 {
 		return fail("no .<level> at the end; want <host>._<path>.<level>")

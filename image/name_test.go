@@ -11,22 +11,21 @@ func TestNameRoundTrip(t *testing.T) {
 		level      int
 		want       string
 	}{
-		{"client", "/home", 0, "client.__home.0"},
-		{"client.example.org", "/", 3, "client.example.org.__.3"},
-		{"h", "/a_b", 1, "h.__a%5Fb.1"},
-		{"h", "/a/b", 1, "h.__a_b.1"},
-		{"h", "/50%", 0, "h.__50%25.0"},
-		{"h", "/my files", 0, "h.__my%20files.0"},
-		{"h", "/ctl\n\x7f", 0, "h.__ctl%0A%7F.0"},
-		{"h", "/bad\xff", 0, "h.__bad%FF.0"},
-		{"h", "/é", 0, "h.__é.0"},
-		{"h", "/x\u0085", 0, "h.__x%C2%85.0"},
-		{"h", "relative", 0, "h._relative.0"},
-		{"h", "/a.b.7", 99, "h.__a.b.7.99"},
-		{"a_b", "/c", 0, "a%5Fb.__c.0"},
-		{"a.", "/c", 0, "a..__c.0"},
-		{"a/b", "/c", 0, "a%2Fb.__c.0"},
-		{"host._x", "/y", 0, "host.%5Fx.__y.0"},
+		{"client", "/home", 0, "client._home.0"},
+		{"client.example.org", "/", 3, "client.example.org._.3"},
+		{"h", "/a_b", 1, "h._a%5Fb.1"},
+		{"h", "/a/b", 1, "h._a_b.1"},
+		{"h", "/50%", 0, "h._50%25.0"},
+		{"h", "/my files", 0, "h._my%20files.0"},
+		{"h", "/ctl\n\x7f", 0, "h._ctl%0A%7F.0"},
+		{"h", "/bad\xff", 0, "h._bad%FF.0"},
+		{"h", "/é", 0, "h._é.0"},
+		{"h", "/x\u0085", 0, "h._x%C2%85.0"},
+		{"h", "/a.b.7", 99, "h._a.b.7.99"},
+		{"a_b", "/c", 0, "a%5Fb._c.0"},
+		{"a.", "/c", 0, "a.._c.0"},
+		{"a/b", "/c", 0, "a%2Fb._c.0"},
+		{"host._x", "/y", 0, "host.%5Fx._y.0"},
 	}
 	seen := map[string]string{}
 	for _, tc := range tests {
@@ -53,21 +52,21 @@ func TestParseNameRejects(t *testing.T) {
 	tests := []struct{ stem, want string }{
 		{"nohostsep.0", "no \"._\""},
 		{"h._path", "no .<level>"},
-		{"h.__p.x", "level"},
-		{"h.__p.100", "level"},
-		{"h.__p.01", "level"},
+		{"h._p.x", "level"},
+		{"h._p.100", "level"},
+		{"h._p.01", "level"},
 		{"._p.0", "empty host"},
-		{"h._.0", "empty path"},
-		{"h.__a%5fb.0", "bad %-escape"},
-		{"h.__a%G0.0", "bad %-escape"},
-		{"h.__a%2.0", "truncated"},
-		{"h.__a%41.0", "canonical"},      // 'A' need not be escaped
-		{"h.__a b.0", "canonical"},       // space must be escaped
-		{"h.__a%2Fb.0", "canonical"},     // '/' in a path is written '_'
-		{"h%2f.__a.0", "bad %-escape"},   // lower-case hex
-		{"h\x01.__a.0", "canonical"},     // raw control byte
-		{"h.__a\xff.0", "canonical"},     // raw invalid UTF-8
-		{"h.__a.0.tmp", "level \"tmp\""}, // holding suffixes are the caller's
+		{"h.x.0", "no \"._\""},
+		{"h._a%5fb.0", "bad %-escape"},
+		{"h._a%G0.0", "bad %-escape"},
+		{"h._a%2.0", "truncated"},
+		{"h._a%41.0", "canonical"},      // 'A' need not be escaped
+		{"h._a b.0", "canonical"},       // space must be escaped
+		{"h._a%2Fb.0", "canonical"},     // '/' in a path is written '_'
+		{"h%2f._a.0", "bad %-escape"},   // lower-case hex
+		{"h\x01._a.0", "canonical"},     // raw control byte
+		{"h._a\xff.0", "canonical"},     // raw invalid UTF-8
+		{"h._a.0.tmp", "level \"tmp\""}, // holding suffixes are the caller's
 	}
 	for _, tc := range tests {
 		_, _, _, err := ParseName(tc.stem)
@@ -78,7 +77,7 @@ func TestParseNameRejects(t *testing.T) {
 }
 
 func FuzzParseName(f *testing.F) {
-	for _, s := range []string{"client.__home.0", "h.__a%5Fb_c.1", "a%2Fb.__%25.99", "h._.0"} {
+	for _, s := range []string{"client._home.0", "h._a%5Fb_c.1", "a%2Fb._%25.99", "h._.0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, stem string) {

@@ -241,6 +241,9 @@ func TestRestoreWithStandardTools(t *testing.T) {
 			if comp == CompZstd {
 				run(t, dir, "dd if='"+b.file+"' bs=32k skip=1 status=none | zstd -q -t")
 			}
+			if sum := run(t, dir, "dd if='"+b.file+"' bs=32k skip=1 status=none | sha256sum"); !strings.HasPrefix(string(sum), b.hdr.SHA256+" ") {
+				t.Fatalf("sha256sum of the payload = %s, header says %s", sum, b.hdr.SHA256)
+			}
 
 			// Our own stream reader gives the same bytes.
 			f, err := os.Open(b.file)

@@ -61,6 +61,9 @@ func NewReaderAt(r io.ReaderAt, comp Comp, frames []Frame, tarOff int64) (io.Rea
 	if !comp.Valid() {
 		return nil, fmt.Errorf("image: unknown compression %q: want zst, gz or none", comp)
 	}
+	if r == nil {
+		return nil, errors.New("image: NewReaderAt needs a payload to read from")
+	}
 	if len(frames) == 0 {
 		return nil, errors.New("image: empty frame list: nothing to read")
 	}
@@ -199,6 +202,9 @@ func (f *frameReader) Close() error {
 // VerifyPayload reads the payload from r to its end and checks its size and
 // SHA-256 against the header.
 func VerifyPayload(r io.Reader, h *Header) error {
+	if h == nil {
+		return errors.New("image: VerifyPayload needs a header")
+	}
 	if h.SHA256 == "" {
 		return fmt.Errorf("image %s: the header has no sha256 (streamed image): verify against the catalog's checksum instead", h.Name())
 	}

@@ -40,3 +40,25 @@ func BenchmarkIngest1M(b *testing.B) {
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N*n), "ns/record")
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/1M")
 }
+
+// BenchmarkCommitTaped measures one durable CommitTaped (a small write
+// transaction with synchronous=FULL: one fsync of the WAL).
+func BenchmarkCommitTaped(b *testing.B) {
+	c := newCatalog(b)
+	run := mkRun(b, c, "20250301010000")
+	addVolume(b, c, "V1", "20250301010000")
+	var ids []int64
+	for range b.N {
+		id := mkDump(b, c, run, "h", "/p", 0)
+		if err := c.SetDumpHolding(id, 0, 100, testSHA, 0, "/hold", nil, t0); err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	b.ResetTimer()
+	for i, id := range ids {
+		if err := c.CommitTaped(id, []Part{{Volume: "V1", Part: 1, FileNo: int64(i + 1), LogicalPos: -1, Length: 100}}, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -291,8 +291,18 @@ func (c *Catalog) Dump(id int64) (*Dump, error) {
 // Dumps returns the dumps of host and DLE path, newest first (by datestamp,
 // then id). path "" means every DLE of host; host "" means every host.
 func (c *Catalog) Dumps(host, path string) ([]Dump, error) {
-	q := `SELECT ` + dumpCols + ` FROM dumps WHERE (?1 = '' OR host = ?1) AND (?2 = '' OR path = ?2) ORDER BY datestamp DESC, id DESC`
-	return c.queryDumps(fmt.Sprintf("list dumps of %q:%q", host, path), q, host, path)
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE 1`
+	var args []any
+	if host != "" {
+		q += ` AND host = ?`
+		args = append(args, host)
+	}
+	if path != "" {
+		q += ` AND path = ?`
+		args = append(args, path)
+	}
+	q += ` ORDER BY datestamp DESC, id DESC`
+	return c.queryDumps(fmt.Sprintf("list dumps of %q:%q", host, path), q, args...)
 }
 
 // RunDumps returns the dumps made by a run, in the order they were created.
@@ -384,4 +394,44 @@ func dumpExists(tx *sql.Tx, id int64) error {
 		return notFoundf("no dump with id %d", id)
 	}
 	return err
+}
+
+// FailInterrupted cleans up after a run that was killed: every dump still
+// "dumping" becomes "failed" with the reason (its index and frame rows are
+// deleted) and every run still "running" becomes "failed", finished at the
+// given time, with the reason as its report if it had none. "holding" dumps are
+// left alone: their holding files are flushed by the next run. It returns the
+// dumps it failed. Call it only while holding the run lock, before a run
+// starts: a dump of a live run is "dumping" too.
+func (c *Catalog) FailInterrupted(reason string, finished time.Time) ([]Dump, error) {
+	op := "fail interrupted runs and dumps"
+	if reason == "" || finished.IsZero() {
+		return nil, c.fail(op, errors.New("a reason and a finish time are needed"))
+	}
+	var failed []Dump
+	err := c.write(op, func(tx *sql.Tx) error {
+		var err error
+		failed, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps WHERE status = 'dumping' ORDER BY datestamp, id`)
+		if err != nil {
+			return err
+		}
+		for _, d := range failed {
+			if _, err := tx.Exec(`DELETE FROM files WHERE dump_id = ?`, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM frames WHERE dump_id = ?`, d.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE status = 'dumping'`, reason); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE runs SET status = 'failed', finished = ?,
+			report = CASE report WHEN '' THEN ? ELSE report END WHERE status = 'running'`, clampNS(finished), reason)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return failed, nil
 }

@@ -302,3 +302,51 @@ func TestDumpListings(t *testing.T) {
 		t.Errorf("Parts(999): %v", err)
 	}
 }
+
+func TestFailInterrupted(t *testing.T) {
+	c := newCatalog(t)
+	old := mkRun(t, c, "20250301010000")
+	live := mkRun(t, c, "20250302010000")
+	done := mkRun(t, c, "20250228010000")
+	if err := c.FinishRun(done, RunOK, t0, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FinishRun(live, RunStrange, t0, ""); err != nil { // finished: not touched
+		t.Fatal(err)
+	}
+	dumping := mkDump(t, c, old, "web1", "/etc", 0)
+	ingest(t, c, dumping, FileRecord{Path: "a", Type: '0'})
+	holding := mkDump(t, c, old, "web1", "/home", 0)
+	ingest(t, c, holding, FileRecord{Path: "a", Type: '0'})
+	holdDump(t, c, holding, 1024)
+
+	failed, err := c.FailInterrupted("the run was killed", t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || failed[0].ID != dumping || failed[0].Status != DumpDumping {
+		t.Errorf("failed %+v", failed)
+	}
+	if d, _ := c.Dump(dumping); d.Status != DumpFailed || d.Error != "the run was killed" || countRows(t, c, "files", dumping) != 0 {
+		t.Errorf("interrupted dump %+v", d)
+	}
+	if d, _ := c.Dump(holding); d.Status != DumpHolding || countRows(t, c, "files", holding) != 1 || countRows(t, c, "frames", holding) != 1 {
+		t.Errorf("holding dump touched: %+v", d)
+	}
+	for ds, want := range map[string]Run{
+		"20250301010000": {Status: RunFailed, Report: "the run was killed", Finished: t0.Add(time.Hour)},
+		"20250302010000": {Status: RunStrange, Report: "", Finished: t0},
+		"20250228010000": {Status: RunOK, Report: "fine", Finished: t0},
+	} {
+		r, err := c.Run(ds)
+		if err != nil || r.Status != want.Status || r.Report != want.Report || !r.Finished.Equal(want.Finished) {
+			t.Errorf("run %s after FailInterrupted: %+v %v", ds, r, err)
+		}
+	}
+	if failed, err := c.FailInterrupted("again", t0); err != nil || len(failed) != 0 {
+		t.Errorf("second FailInterrupted: %v %v", failed, err)
+	}
+	if _, err := c.FailInterrupted("", t0); err == nil {
+		t.Error("FailInterrupted without a reason succeeded")
+	}
+}

@@ -53,11 +53,20 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	start := deps.Clock.Now()
+	lock, err := lockRun(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.unlock()
 	cat, err := index.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
 	defer cat.Close()
+	cleaned, err := recoverInterrupted(cat, cfg, start, log)
+	if err != nil {
+		return nil, err
+	}
 
 	datestamp, err := freeDatestamp(cat, start.In(cfg.Location()))
 	if err != nil {
@@ -69,7 +78,7 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	}
 	log = log.With("run", datestamp)
 	log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs))
-	rep := &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: datestamp, Start: start}
+	rep := &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: datestamp, Start: start, Notes: cleaned}
 
 	if len(cfg.Holding) == 0 {
 		return finish(cat, runID, rep, deps, cfg, fmt.Errorf("configuration %s has no [[holding]] disk; this version dumps through a holding disk only", cfg.File))

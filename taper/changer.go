@@ -168,8 +168,7 @@ func (c *DiskChanger) unloadLocked() error {
 	}
 	v, slot := c.current, c.curSlot
 	c.current, c.curSlot = nil, 0
-	err := v.Eject()
-	v.Close()
+	err := v.Eject() // releases every file handle; the device answers ErrNoMedium from now on
 	if err != nil {
 		return fmt.Errorf("disk changer %s: unload slot %d: %w", c.root, slot, err)
 	}

@@ -16,7 +16,7 @@ var ErrNoVolume = errors.New("no usable volume")
 type VolumeState struct {
 	Label   string // the label; empty for blank and foreign volumes
 	Slot    int    // slot in the changer; 0 = not in the changer (known from the catalog only)
-	Written string // datestamp of the newest run on it; "" or "X" = never written
+	Written string // datestamp of the newest run on it; "" or "X" = never written. Use the label's datestamp when the catalog does not know the volume.
 	Reuse   bool   // false = marked no-reuse: never overwritten, not counted in tapecycle
 	Foreign string // non-empty: not ours (what was found); never chosen
 	Blank   bool   // nothing on it; may get a new label from autolabel

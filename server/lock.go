@@ -1,0 +1,84 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+)
+
+// ErrBusy is returned when another tapir process holds the run lock of
+// the same configuration.
+var ErrBusy = errors.New("another tapir run is in progress")
+
+// runLock is an exclusive flock on "<catalog>.lock". The kernel drops it
+// when the process dies, so a killed run never leaves a stale lock behind.
+type runLock struct{ f *os.File }
+
+func lockRun(catalog string) (*runLock, error) {
+	p := catalog + ".lock"
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, fmt.Errorf("run lock %s: %w", p, err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("run lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(p)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			who := strings.TrimSpace(string(holder))
+			if who == "" {
+				who = "unknown process"
+			}
+			return nil, fmt.Errorf("%w: %s is locked by %s; wait for it to end (tapir runs one night at a time per catalog)", ErrBusy, p, who)
+		}
+		return nil, fmt.Errorf("run lock %s: %w", p, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+	return &runLock{f: f}, nil
+}
+
+func (l *runLock) unlock() {
+	l.f.Truncate(0)
+	l.f.Close() // closing drops the flock
+}
+
+// recoverInterrupted cleans up after a run that was killed, before a new
+// run starts (the run lock is held, so nothing else is writing): dumps
+// left "dumping" and runs left "running" become failed, and stale ".tmp"
+// files on the holding disks are removed. Finished holding files of
+// earlier runs are kept: they are flushed by the taper. The returned notes
+// go into the report so that the administrator learns what was cleaned.
+func recoverInterrupted(cat *index.Catalog, cfg *config.Config, now time.Time, log *slog.Logger) ([]string, error) {
+	var notes []string
+	failed, err := cat.FailInterrupted("the run was interrupted (process killed or machine down) while this DLE was being dumped", now)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range failed {
+		notes = append(notes, fmt.Sprintf("cleaned up: %s:%s level %d of run %s was interrupted while dumping; it is marked failed", d.Host, d.Path, d.Level, d.Datestamp))
+		log.Warn("interrupted dump marked failed", "host", d.Host, "path", d.Path, "run", d.Datestamp)
+	}
+	for _, h := range cfg.Holding {
+		tmps, _ := filepath.Glob(filepath.Join(h.Path, "*", "*.tmp"))
+		for _, p := range tmps {
+			if err := os.Remove(p); err != nil {
+				return notes, fmt.Errorf("holding disk %s: remove stale partial image %s: %w", h.Path, p, err)
+			}
+			notes = append(notes, "cleaned up: removed partial holding file "+p+" left by an interrupted run")
+			log.Warn("removed partial holding file", "path", p)
+		}
+	}
+	return notes, nil
+}
