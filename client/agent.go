@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -20,7 +22,7 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"level0", "zstd-frames", "gzip-frames", "seek-table", "index"}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth"}
 
 // Agent serves the agent protocol on a listener.
 type Agent struct {
@@ -33,6 +35,18 @@ type Agent struct {
 	Allow []string
 	// HandshakeTimeout bounds the TLS handshake and the request read.
 	HandshakeTimeout time.Duration
+	// StateDir keeps the incremental state of every DLE (GNU tar's
+	// snapshot files, in our format). Empty: level 0 only.
+	StateDir string
+	// ConfirmTimeout bounds the wait for the server's Confirm after a dump.
+	ConfirmTimeout time.Duration
+}
+
+func (a *Agent) states() *StateStore {
+	if a.StateDir == "" {
+		return nil
+	}
+	return &StateStore{Dir: a.StateDir}
 }
 
 // Serve accepts connections until ctx is cancelled or ln fails.
@@ -93,7 +107,7 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 	}
 	switch req.Op {
 	case wire.OpSelfcheck:
-		c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features})
+		c.WriteMsg(a.selfcheck(req))
 	case wire.OpEstimate:
 		est, err := Estimate(ctx, req.DLE, opt, req.Levels)
 		if err != nil {
@@ -103,7 +117,7 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 		c.WriteMsg(wire.Reply{OK: true, Estimates: est})
 	case wire.OpDump:
 		start := time.Now()
-		done := a.dump(ctx, c, req, opt)
+		done := a.dump(ctx, c, raw, req, opt)
 		if done.Error != "" {
 			log.Error("dump failed", "err", done.Error)
 		} else {
@@ -116,7 +130,9 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	switch req.Op {
 	case wire.OpSelfcheck:
-		return DumpOptions{}, nil
+		if req.DLE == "" {
+			return DumpOptions{}, nil
+		}
 	case wire.OpEstimate, wire.OpDump:
 	default:
 		return DumpOptions{}, fmt.Errorf("unknown operation %q", req.Op)
@@ -135,10 +151,33 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 			return DumpOptions{}, fmt.Errorf("DLE %s is outside the directories this agent may dump (%s); add it with --allow on the client", req.DLE, strings.Join(a.Allow, ", "))
 		}
 	}
-	if req.Level < 0 || req.Level > 9 {
-		return DumpOptions{}, fmt.Errorf("level %d out of range 0..9", req.Level)
+	if req.Level < 0 || req.Level > MaxLevel {
+		return DumpOptions{}, fmt.Errorf("level %d out of range 0..%d", req.Level, MaxLevel)
 	}
-	opt := DumpOptions{Level: req.Level, CompressLevel: req.CompressLevel, FrameSize: req.FrameSize, Exclude: req.Exclude, OneFilesystem: req.OneFilesystem}
+	for _, l := range req.Levels {
+		if l < 0 || l > MaxLevel {
+			return DumpOptions{}, fmt.Errorf("estimate level %d out of range 0..%d", l, MaxLevel)
+		}
+	}
+	if len(req.Levels) > MaxLevel+1 {
+		return DumpOptions{}, fmt.Errorf("%d estimate levels asked; at most %d", len(req.Levels), MaxLevel+1)
+	}
+	if req.Op == wire.OpDump && req.Datestamp != "" && !datestampRE.MatchString(req.Datestamp) {
+		return DumpOptions{}, fmt.Errorf("datestamp %q: want YYYYMMDD[hhmmss]", req.Datestamp)
+	}
+	if req.Bandwidth < 0 {
+		return DumpOptions{}, fmt.Errorf("bandwidth %d is negative", req.Bandwidth)
+	}
+	for _, l := range req.ExcludeList {
+		if !path.IsAbs(l) {
+			return DumpOptions{}, fmt.Errorf("exclude list %q: must be an absolute path on the client", l)
+		}
+	}
+	opt := DumpOptions{Level: req.Level, CompressLevel: req.CompressLevel, FrameSize: req.FrameSize, Exclude: req.Exclude,
+		ExcludeLists: req.ExcludeList, OneFilesystem: req.OneFilesystem, Bandwidth: req.Bandwidth, Datestamp: req.Datestamp, State: a.states()}
+	if opt.Datestamp == "" && opt.State != nil && req.Op == wire.OpDump {
+		return DumpOptions{}, fmt.Errorf("a dump request needs a datestamp (it names the incremental state)")
+	}
 	switch image.Comp(req.Compress) {
 	case image.CompZstd, image.CompGzip, image.CompNone:
 		opt.Comp = image.Comp(req.Compress)
@@ -151,14 +190,14 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 		return DumpOptions{}, fmt.Errorf("frame size %d out of range 64 KiB..64 MiB", req.FrameSize)
 	}
 	for _, p := range req.Exclude {
-		if _, err := path.Match(p, ""); err != nil {
+		if err := checkPattern(p); err != nil {
 			return DumpOptions{}, fmt.Errorf("exclude pattern %q: %v", p, err)
 		}
 	}
 	return opt, nil
 }
 
-func (a *Agent) dump(ctx context.Context, c *wire.Conn, req wire.Request, opt DumpOptions) wire.Done {
+func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions) wire.Done {
 	fail := func(err error) wire.Done {
 		d := wire.Done{Error: err.Error()}
 		c.WriteMsg(d)
@@ -221,5 +260,71 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, req wire.Request, opt Du
 	if err := c.WriteMsg(d); err != nil {
 		return wire.Done{Error: err.Error()}
 	}
+	if res.Pending {
+		a.confirm(c, raw, req, d)
+	}
 	return d
+}
+
+// confirm waits for the server's verdict on a dump and promotes the
+// pending incremental state only when the image is safe.
+func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Done) {
+	st := a.states()
+	to := a.ConfirmTimeout
+	if to <= 0 {
+		to = 30 * time.Minute
+	}
+	raw.SetReadDeadline(time.Now().Add(to))
+	var cf wire.Confirm
+	err := c.ReadMsg(&cf)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("no confirmation from the server (%v): the incremental state of %s level %d is not advanced", err, req.DLE, req.Level)
+	case !cf.OK:
+		err = fmt.Errorf("the server rejected the image (%s): the incremental state of %s level %d is not advanced", cf.Error, req.DLE, req.Level)
+	case cf.SHA256 != d.SHA256:
+		err = fmt.Errorf("the server confirmed SHA-256 %s but the image has %s: the incremental state is not advanced", cf.SHA256, d.SHA256)
+	default:
+		err = st.Promote(req.DLE, req.Level, req.Datestamp)
+	}
+	if err != nil {
+		st.discardPending(req.DLE)
+		a.Log.Warn("dump not confirmed", "dle", req.DLE, "level", req.Level, "err", err)
+		c.WriteMsg(wire.Reply{Error: err.Error()})
+		return
+	}
+	a.Log.Info("incremental state advanced", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
+	c.WriteMsg(wire.Reply{OK: true})
+}
+
+// selfcheck tells the server what works: the agent's version and
+// features, and for a DLE whether it can be read and its state kept.
+func (a *Agent) selfcheck(req wire.Request) wire.Reply {
+	rep := wire.Reply{OK: true, Version: Version, Features: Features}
+	if st := a.states(); st != nil {
+		if err := st.Check(); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+		}
+	} else {
+		rep.Problems = append(rep.Problems, "no --state-dir: only level-0 dumps are possible")
+	}
+	if req.DLE == "" {
+		return rep
+	}
+	if fi, err := os.Stat(req.DLE); err != nil {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s: %v", req.DLE, unwrapPath(err)))
+	} else if !fi.IsDir() {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s is not a directory", req.DLE))
+	} else if f, err := os.Open(req.DLE); err != nil {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s cannot be read: %v (does the agent run as root?)", req.DLE, unwrapPath(err)))
+	} else {
+		if _, err := f.ReadDir(1); err != nil && err != io.EOF {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s cannot be listed: %v", req.DLE, unwrapPath(err)))
+		}
+		f.Close()
+	}
+	if st := a.states(); st != nil {
+		rep.StateLevels = st.Levels(req.DLE)
+	}
+	return rep
 }

@@ -11,13 +11,13 @@ import (
 	"github.com/tapir-backup/tapir/wire"
 )
 
-// Estimate sizes the tar stream a level-0 dump of root would produce, from
-// one walk of stat calls; no file data is read.
+// Estimate sizes the tar streams that dumps of root at the given levels
+// would produce, from one walk of stat calls; no file data is read. Level
+// N counts what differs from the state of the highest level below N, as
+// the dump would.
 func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) ([]wire.Estimate, error) {
-	for _, l := range levels {
-		if l != 0 {
-			return nil, fmt.Errorf("level %d requested: this agent estimates level 0 only", l)
-		}
+	if len(levels) == 0 {
+		return nil, fmt.Errorf("estimate of %s: no levels asked", root)
 	}
 	st, err := os.Lstat(root)
 	if err != nil {
@@ -26,9 +26,34 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 	if !st.IsDir() {
 		return nil, fmt.Errorf("DLE %s: not a directory", root)
 	}
-	w := &walker{opt: opt}
-	var bytes, files int64
+	type sized struct {
+		level int
+		base  *State
+		moved bool
+		est   wire.Estimate
+	}
+	out := make([]sized, len(levels))
 	dev := devOf(st)
+	for i, l := range levels {
+		if l < 0 || l > MaxLevel {
+			return nil, fmt.Errorf("level %d out of range 0..%d", l, MaxLevel)
+		}
+		out[i].level = l
+		out[i].est = wire.Estimate{Level: l, Bytes: 512 + 1024} // root entry, end of archive
+		if l > 0 {
+			if opt.State == nil {
+				return nil, fmt.Errorf("level %d requested but this agent keeps no incremental state (start it with --state-dir)", l)
+			}
+			if out[i].base, err = opt.State.Base(root, l); err != nil {
+				return nil, err
+			}
+			out[i].moved = out[i].base != nil && out[i].base.Dev != dev
+		}
+	}
+	ex, err := newExcluder(opt.Exclude, opt.ExcludeLists, func(string, ...any) {})
+	if err != nil {
+		return nil, err
+	}
 	var walk func(rel, full string) error
 	walk = func(rel, full string) error {
 		if err := ctx.Err(); err != nil {
@@ -40,15 +65,28 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 		}
 		for _, de := range ents {
 			crel := path.Join(rel, de.Name())
-			if w.excluded(crel) {
+			if ex.excluded(crel) {
 				continue
 			}
 			fi, err := de.Info()
-			if err != nil {
+			if err != nil || fi.Mode()&fs.ModeSocket != 0 {
 				continue
 			}
-			files++
-			bytes += tarEntrySize(crel, fi)
+			size := tarEntrySize(crel, fi)
+			var now FileState
+			if !fi.IsDir() {
+				now = fileStateOf(fi)
+			}
+			for i := range out {
+				s := &out[i]
+				if !fi.IsDir() && s.base != nil {
+					if was, ok := s.base.Files[crel]; ok && !changed(was, now, s.moved) {
+						continue
+					}
+				}
+				s.est.Files++
+				s.est.Bytes += size
+			}
 			if fi.IsDir() && (!opt.OneFilesystem || devOf(fi) == dev) {
 				if err := walk(crel, filepath.Join(full, de.Name())); err != nil {
 					return err
@@ -60,12 +98,11 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 	if err := walk("", root); err != nil {
 		return nil, err
 	}
-	bytes += 512 + 1024 // root entry and end-of-archive
-	out := make([]wire.Estimate, 0, len(levels))
-	for _, l := range levels {
-		out = append(out, wire.Estimate{Level: l, Bytes: bytes, Files: files})
+	res := make([]wire.Estimate, len(out))
+	for i, s := range out {
+		res[i] = s.est
 	}
-	return out, nil
+	return res, nil
 }
 
 // tarEntrySize is the size of an entry in a pax tar stream: a header, a

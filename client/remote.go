@@ -77,9 +77,10 @@ func isTLSAlert(err error) bool {
 	return errors.As(err, &re) && re.Op == "remote error"
 }
 
-// Selfcheck asks the agent for its version and features.
-func (r *Remote) Selfcheck(ctx context.Context) (*wire.Reply, error) {
-	_, raw, rep, err := r.call(ctx, wire.Request{Op: wire.OpSelfcheck})
+// Selfcheck asks the agent for its version and features and, when dle is
+// not empty, whether it can dump it (Reply.Problems).
+func (r *Remote) Selfcheck(ctx context.Context, dle string) (*wire.Reply, error) {
+	_, raw, rep, err := r.call(ctx, wire.Request{Op: wire.OpSelfcheck, DLE: dle})
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +106,10 @@ type DumpHandler struct {
 	Index func(wire.IndexRecord) error
 	Frame func(wire.FrameInfo) error
 	Warn  func(string)
+	// Safe is called with the agent's Done once the stream is complete; it
+	// returns nil when the image is safe on the holding disk. The agent is
+	// told the verdict and advances its incremental state only on nil.
+	Safe func(*wire.Done) error
 }
 
 // Dump runs a dump and feeds the stream to h. It returns the agent's Done
@@ -158,7 +163,29 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 			if d.Error != "" {
 				return nil, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
 			}
-			return &d, nil
+			return &d, r.confirm(c, raw, req, &d, h)
 		}
 	}
+}
+
+// confirm runs h.Safe and tells the agent its verdict. An agent without
+// incremental state closes the connection after Done; that is not an
+// error, only a warning when the image was meant to advance a state.
+func (r *Remote) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d *wire.Done, h DumpHandler) error {
+	var safe error
+	if h.Safe != nil {
+		safe = h.Safe(d)
+	}
+	cf := wire.Confirm{OK: safe == nil, SHA256: d.SHA256}
+	if safe != nil {
+		cf.Error = safe.Error()
+	}
+	raw.SetDeadline(time.Now().Add(time.Minute))
+	if err := c.WriteMsg(cf); err == nil {
+		var rep wire.Reply
+		if err := c.ReadMsg(&rep); err == nil && !rep.OK && safe == nil && h.Warn != nil {
+			h.Warn(fmt.Sprintf("%s could not advance the incremental state of %s: %s (the next incremental will hold more)", r.what(), req.DLE, rep.Error))
+		}
+	}
+	return safe
 }

@@ -77,7 +77,7 @@ func TestDumpIndexPointsAtEntries(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s at %d: %v", r.Path, r.TarOffset, err)
 		}
-		if got := strings.TrimSuffix(h.Name, "/"); got != r.Path {
+		if got := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"); got != r.Path {
 			t.Errorf("offset %d: entry %q, index says %q", r.TarOffset, got, r.Path)
 		}
 		if h.Typeflag == tar.TypeReg && !h.ModTime.Equal(time.Date(2024, 2, 3, 4, 5, 6, 789, time.UTC)) {

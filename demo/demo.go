@@ -100,7 +100,7 @@ func Run(ctx context.Context, opt Options) error {
 		ln.Close()
 		return fmt.Errorf("demo: %w", err)
 	}
-	agent := &client.Agent{Log: opt.Log.With("component", "agent"), TLS: agentTLS, Allow: []string{data}}
+	agent := &client.Agent{Log: opt.Log.With("component", "agent"), TLS: agentTLS, Allow: []string{data}, StateDir: filepath.Join(dir, "agent-state")}
 	actx, stop := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- agent.Serve(actx, ln) }()

@@ -54,7 +54,7 @@ func startAgent(t *testing.T, caFile, certDir string, log *slog.Logger) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	a := &client.Agent{Log: log.With("component", "agent"), TLS: tlsCfg}
+	a := &client.Agent{Log: log.With("component", "agent"), TLS: tlsCfg, StateDir: filepath.Join(filepath.Dir(certDir), "agent-state")}
 	go func() { a.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()

@@ -40,8 +40,8 @@ type job struct {
 	header  *image.Header
 }
 
-// Dump runs one backup night for cfg: every DLE at level 0, onto the
-// holding disk, then onto a volume. The report is written to the report
+// Dump runs one backup night for cfg: every DLE at the level chosen by
+// chooseLevel, onto the holding disk, then onto a volume. The report is written to the report
 // directory and to deps.Out. The returned error is nil only when every
 // DLE is safe on a volume.
 func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, error) {
@@ -136,16 +136,28 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		return
 	}
 	remote := &client.Remote{Host: j.dle.Host, Addr: cfg.HostAddress(j.dle.Host), TLS: tlsCfg, Timeout: time.Duration(cfg.Dtimeout)}
+	level, why, err := chooseLevel(cat, cfg, j.dle, j.dt, clock.Now())
+	if err != nil {
+		j.fail(err.Error())
+		return
+	}
+	j.res.Level = level
+	levels := []int{0}
+	if level > 0 {
+		levels = append(levels, level)
+	}
 	req := wire.Request{
 		DLE:           j.dle.Path,
-		Level:         0,
-		Levels:        []int{0},
+		Level:         level,
+		Levels:        levels,
 		Datestamp:     datestamp,
 		Compress:      compOf(j.dt),
 		CompressLevel: j.dt.CompressLevel,
 		FrameSize:     int(j.dt.FrameSize),
 		Exclude:       j.dt.Exclude,
+		ExcludeList:   j.dt.ExcludeList,
 		OneFilesystem: j.dt.OneFS(),
+		Bandwidth:     int64(j.dt.Bandwidth),
 	}
 	est, err := remote.Estimate(ctx, req)
 	if err != nil {
@@ -153,14 +165,15 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		log.Error("estimate failed", "err", err)
 		return
 	}
-	if len(est) > 0 {
-		log.Info("estimate", "bytes", est[0].Bytes, "files", est[0].Files)
+	for _, e := range est {
+		log.Info("estimate", "level", e.Level, "bytes", e.Bytes, "files", e.Files)
 	}
+	log.Info("level chosen", "level", level, "why", why)
 
 	started := clock.Now()
-	hdr := &image.Header{Datestamp: datestamp, Host: j.dle.Host, Path: j.dle.Path, Level: 0, Part: 1, Parts: 1,
+	hdr := &image.Header{Datestamp: datestamp, Host: j.dle.Host, Path: j.dle.Path, Level: level, Part: 1, Parts: 1,
 		Comp: image.Comp(req.Compress), FrameSize: int64(j.dt.FrameSize), Encryption: "none"}
-	id, err := cat.CreateDump(&index.Dump{RunID: runID, Host: j.dle.Host, Path: j.dle.Path, Level: 0, Datestamp: datestamp,
+	id, err := cat.CreateDump(&index.Dump{RunID: runID, Host: j.dle.Host, Path: j.dle.Path, Level: level, Datestamp: datestamp,
 		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
 	if err != nil {
 		j.fail(err.Error())
@@ -181,7 +194,25 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		return
 	}
 	var frames []index.Frame
-	done, err := remote.Dump(ctx, req, client.DumpHandler{
+	// safe makes the image safe on the holding disk and in the catalog;
+	// only then is the agent told to advance its incremental state.
+	safe := func(done *wire.Done) error {
+		if int64(len(frames)) != done.Frames {
+			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
+		}
+		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
+		hdr.Frames = int64(len(frames))
+		p, err := w.Finish(hdr)
+		if err != nil {
+			return err
+		}
+		j.holding = p
+		if err := fw.Commit(); err != nil {
+			return err
+		}
+		return cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, j.holding, frames, clock.Now())
+	}
+	_, err = remote.Dump(ctx, req, client.DumpHandler{
 		Data: func(b []byte) error { _, err := w.Write(b); return err },
 		Index: func(r wire.IndexRecord) error {
 			return fw.Add(index.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
@@ -192,30 +223,16 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 			return nil
 		},
 		Warn: func(msg string) { j.res.Strange = append(j.res.Strange, msg) },
+		Safe: safe,
 	})
-	if err == nil && int64(len(frames)) != done.Frames {
-		err = fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
-	}
-	if err == nil {
-		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
-		hdr.Frames = int64(len(frames))
-		j.holding, err = w.Finish(hdr)
-	} else {
-		w.Abort()
-	}
-	if err == nil {
-		err = fw.Commit()
-	} else {
-		fw.Abort()
-	}
-	if err == nil {
-		err = cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, j.holding, frames, clock.Now())
-	}
 	if err != nil {
 		if j.holding != "" {
 			holding.Remove(j.holding)
 			j.holding = ""
+		} else {
+			w.Abort()
 		}
+		fw.Abort()
 		cat.FailDump(id, err.Error())
 		j.fail(err.Error())
 		log.Error("dump failed", "err", err)
@@ -224,7 +241,7 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 	j.header = hdr
 	j.res.DumpTime = clock.Now().Sub(started)
 	j.res.OrigSize, j.res.OutSize, j.res.Files = hdr.OriginalSize, hdr.PayloadSize, hdr.Files
-	log.Info("dumped to holding", "file", j.holding, "bytes", hdr.PayloadSize, "files", hdr.Files)
+	log.Info("dumped to holding", "file", j.holding, "level", level, "bytes", hdr.PayloadSize, "files", hdr.Files)
 }
 
 func compOf(dt config.Dumptype) string {

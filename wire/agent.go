@@ -23,7 +23,9 @@ type Request struct {
 	CompressLevel int      `json:"compress_level,omitempty"`
 	FrameSize     int      `json:"frame_size,omitempty"`
 	Exclude       []string `json:"exclude,omitempty"`
+	ExcludeList   []string `json:"exclude_list,omitempty"` // files on the client, one pattern per line
 	OneFilesystem bool     `json:"one_filesystem,omitempty"`
+	Bandwidth     int64    `json:"bandwidth,omitempty"` // payload bytes per second; 0 = unlimited
 }
 
 // Reply answers a Request; for a dump it precedes the stream.
@@ -33,6 +35,11 @@ type Reply struct {
 	Version   string     `json:"version,omitempty"`
 	Features  []string   `json:"features,omitempty"`
 	Estimates []Estimate `json:"estimates,omitempty"`
+	// Selfcheck: what the agent found about the DLE and its state
+	// directory; each entry is a problem a person must fix.
+	Problems []string `json:"problems,omitempty"`
+	// Selfcheck: the levels with a current incremental state.
+	StateLevels []int `json:"state_levels,omitempty"`
 }
 
 // Estimate is the expected size of a dump at one level.
@@ -59,4 +66,14 @@ type Done struct {
 	SHA256      string `json:"sha256"`
 	Files       int64  `json:"files"`
 	Frames      int64  `json:"frames"` // how many FrameInfo were sent in FrameFrames frames
+}
+
+// Confirm is the server's last word on a dump, sent after Done: OK when
+// the image is safe on the holding disk (size and SHA-256 checked, file
+// synced). Only then does the agent promote the incremental state it
+// wrote for this dump; the agent answers with a Reply.
+type Confirm struct {
+	OK     bool   `json:"ok"`
+	SHA256 string `json:"sha256"`          // must equal Done.SHA256
+	Error  string `json:"error,omitempty"` // why the server rejected the image
 }

@@ -18,6 +18,8 @@ func newClientCommand(g *globals) *cobra.Command {
 	var listen string
 	var files wire.Files
 	var allow []string
+	var stateDir string
+	var nice, ioniceClass int
 	c := &cobra.Command{
 		Use:   "client",
 		Short: "run the client agent that the backup server dumps from (TCP 10080, mutual TLS)",
@@ -32,7 +34,10 @@ func newClientCommand(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runClient(ctx, g, listen, files, allow)
+			if err := client.Renice(nice, ioniceClass); err != nil {
+				return err
+			}
+			return runClient(ctx, g, listen, files, allow, stateDir)
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", ":10080", "address to listen on")
@@ -40,10 +45,13 @@ func newClientCommand(g *globals) *cobra.Command {
 	c.Flags().StringVar(&files.Cert, "cert", "/etc/tapir/tls/client.crt", "this host's certificate (tapir ca issue HOST)")
 	c.Flags().StringVar(&files.Key, "key", "/etc/tapir/tls/client.key", "this host's key")
 	c.Flags().StringSliceVar(&allow, "allow", nil, "directories the server may dump (repeatable; default: any)")
+	c.Flags().StringVar(&stateDir, "state-dir", "/var/lib/tapir/client", "where the incremental state of each DLE is kept (empty: level 0 only)")
+	c.Flags().IntVar(&nice, "nice", 10, "CPU niceness of the agent (0..19; higher yields more to the host's own work)")
+	c.Flags().IntVar(&ioniceClass, "ionice", 3, "I/O scheduling class: 1 realtime, 2 best-effort, 3 idle (0 leaves it alone)")
 	return c
 }
 
-func runClient(ctx context.Context, g *globals, listen string, files wire.Files, allow []string) error {
+func runClient(ctx context.Context, g *globals, listen string, files wire.Files, allow []string, stateDir string) error {
 	log := g.logger(0)
 	cfg, err := wire.ServerConfig(files, wire.RoleServer)
 	if err != nil {
@@ -54,6 +62,6 @@ func runClient(ctx context.Context, g *globals, listen string, files wire.Files,
 		return fmt.Errorf("client agent: %w", err)
 	}
 	log.Info("client agent listening", "addr", ln.Addr().String(), "allow", allow)
-	a := &client.Agent{Log: log, TLS: cfg, Allow: allow}
+	a := &client.Agent{Log: log, TLS: cfg, Allow: allow, StateDir: stateDir}
 	return a.Serve(ctx, ln)
 }

@@ -1,0 +1,72 @@
+# Shared by bench/dump.sh and bench/estimate.sh (sourced, not run).
+# Requires bash 5 (EPOCHREALTIME).
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH")
+CACHE=${TAPIR_BENCH_DIR:-/tmp/tapir-bench}
+
+# need_tools installs, with apt-get and only when missing, what the
+# baselines and the timing use: zstd, GNU tar, GNU find, /usr/bin/time.
+need_tools() {
+  local need=()
+  command -v zstd >/dev/null 2>&1 || need+=(zstd)
+  tar --version 2>/dev/null | grep -q 'GNU tar' || need+=(tar)
+  find --version 2>/dev/null | grep -q 'GNU findutils' || need+=(findutils)
+  [ -x /usr/bin/time ] || need+=(time)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "bench: installing ${need[*]}" >&2
+    local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+# build_tools builds bench/cmd/* into $BIN (a temporary directory removed
+# on exit).
+build_tools() {
+  BIN=$(mktemp -d "${TMPDIR:-/tmp}/tapir-bench-bin.XXXXXX")
+  trap 'rm -rf "$BIN"' EXIT
+  (cd "$REPO" && go build -o "$BIN/" ./bench/cmd/...)
+}
+
+# dataset NAME GENDATA-FLAGS... prints the path of a tree made by gendata
+# with those flags, under $CACHE/NAME/tree. The tree is reused when the
+# marker $CACHE/NAME/params says it was made with the same flags by the
+# same generator source; otherwise it is made again.
+dataset() {
+  local name=$1; shift
+  local dir=$CACHE/$name
+  local want
+  want="gendata $* $(cat "$BENCH"/gen/gen.go | sha256sum | cut -c1-16)"
+  if [ -d "$dir/tree" ] && [ "$(cat "$dir/params" 2>/dev/null)" = "$want" ]; then
+    echo "bench: reusing $dir/tree ($want)" >&2
+  else
+    echo "bench: generating $dir/tree (gendata $*)" >&2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    "$BIN/gendata" "$@" "$dir/tree" >&2
+    echo "$want" >"$dir/params"
+  fi
+  echo "$dir/tree"
+}
+
+# Timing: t0; COMMAND; t1 sets $ELAPSED to the seconds between the calls.
+t0() { T0=$EPOCHREALTIME; }
+t1() { ELAPSED=$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'); }
+
+# median NUMBERS... prints their median.
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# field NAME LINE prints the value of NAME=value in LINE.
+field() { sed -n "s/.*[ :]$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# calc FORMAT ARGS... prints printf FORMAT of the awk expressions ARGS,
+# e.g. calc %.2f "3 / 2".
+calc() {
+  local fmt=$1; shift
+  local IFS=,
+  awk "BEGIN { printf \"$fmt\", $* }"
+}

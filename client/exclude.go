@@ -1,0 +1,192 @@
+package client
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// excluder matches names the way GNU tar matches --exclude patterns by
+// default (--wildcards --no-anchored --wildcards-match-slash): a pattern
+// excludes a member when it matches the member's whole archive name
+// ("./a/b") or any tail of it that starts after a '/', and '*' and '?'
+// match '/' too. A trailing '/' is dropped, as GNU tar does. Matching an excluded
+// directory excludes everything under it, because the walk never enters it.
+type excluder struct{ pats []string }
+
+func newExcluder(patterns []string, lists []string, warn func(string, ...any)) (*excluder, error) {
+	e := &excluder{}
+	add := func(p string) error {
+		p = strings.TrimSuffix(p, "/")
+		if p == "" {
+			return nil
+		}
+		if err := checkPattern(p); err != nil {
+			return fmt.Errorf("exclude pattern %q: %v", p, err)
+		}
+		e.pats = append(e.pats, p)
+		return nil
+	}
+	for _, p := range patterns {
+		if err := add(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range lists {
+		f, err := os.Open(l)
+		if err != nil {
+			warn("exclude list %s: %v (its patterns are not applied)", l, unwrapPath(err))
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for n := 1; sc.Scan(); n++ {
+			if err := add(sc.Text()); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("exclude list %s:%d: %v", l, n, err)
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("exclude list %s: %v", l, err)
+		}
+	}
+	return e, nil
+}
+
+// excluded reports whether rel (relative to the DLE root, no "./") is
+// excluded.
+func (e *excluder) excluded(rel string) bool {
+	if e == nil || len(e.pats) == 0 {
+		return false
+	}
+	name := "./" + rel
+	for _, p := range e.pats {
+		for s := name; ; {
+			if wildmatch(p, s) {
+				return true
+			}
+			i := strings.IndexByte(s, '/')
+			if i < 0 {
+				break
+			}
+			s = s[i+1:]
+		}
+	}
+	return false
+}
+
+func checkPattern(p string) error {
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '[':
+			depth++
+		case ']':
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	if depth != 0 {
+		return fmt.Errorf("unterminated '[' class")
+	}
+	if strings.HasSuffix(p, "\\") && !strings.HasSuffix(p, "\\\\") {
+		return fmt.Errorf("trailing backslash")
+	}
+	return nil
+}
+
+// wildmatch is fnmatch(3) without FNM_PATHNAME: '*' matches any run of
+// bytes including '/', '?' any one byte, [...] a class (with ! or ^ and
+// ranges), '\' quotes the next byte. Iterative, linear in practice.
+func wildmatch(p, s string) bool {
+	pi, si := 0, 0
+	starP, starS := -1, 0
+	for si < len(s) {
+		if pi < len(p) {
+			switch c := p[pi]; c {
+			case '*':
+				starP, starS = pi, si
+				pi++
+				continue
+			case '?':
+				pi++
+				si++
+				continue
+			case '[':
+				if ok, next, valid := matchClass(p, pi, s[si]); valid {
+					if ok {
+						pi = next
+						si++
+						continue
+					}
+				} else if s[si] == '[' { // not a class: a literal '['
+					pi++
+					si++
+					continue
+				}
+			case '\\':
+				if pi+1 < len(p) && p[pi+1] == s[si] {
+					pi += 2
+					si++
+					continue
+				}
+			default:
+				if c == s[si] {
+					pi++
+					si++
+					continue
+				}
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		starS++
+		pi, si = starP+1, starS
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// matchClass matches c against the class starting at p[i] == '['. It
+// returns whether c is in it, the index after the class, and whether the
+// class is well formed.
+func matchClass(p string, i int, c byte) (bool, int, bool) {
+	j := i + 1
+	neg := false
+	if j < len(p) && (p[j] == '!' || p[j] == '^') {
+		neg = true
+		j++
+	}
+	in := false
+	first := true
+	for j < len(p) && (p[j] != ']' || first) {
+		first = false
+		lo := p[j]
+		if lo == '\\' && j+1 < len(p) {
+			j++
+			lo = p[j]
+		}
+		hi := lo
+		if j+2 < len(p) && p[j+1] == '-' && p[j+2] != ']' {
+			hi = p[j+2]
+			j += 2
+		}
+		if lo <= c && c <= hi {
+			in = true
+		}
+		j++
+	}
+	if j >= len(p) {
+		return false, 0, false
+	}
+	return in != neg, j + 1, true
+}

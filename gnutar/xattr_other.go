@@ -1,0 +1,18 @@
+//go:build !linux
+
+package gnutar
+
+import "fmt"
+
+// ReadAttrs reports no attributes outside Linux.
+func ReadAttrs(path string) (map[string]string, error) { return nil, nil }
+
+// ApplyAttrs is not implemented outside Linux.
+func ApplyAttrs(path string, records map[string]string) error {
+	for k := range records {
+		if k == PAXACLAccess || k == PAXACLDefault || len(k) > len(PAXXattrPrefix) && k[:len(PAXXattrPrefix)] == PAXXattrPrefix {
+			return fmt.Errorf("gnutar: %s: record %s: xattrs and ACLs are restored on Linux only", path, k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+package wire
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzReadRequest: whatever bytes arrive on the agent port, reading a
+// request either yields a Request or an error; never a panic, never an
+// allocation beyond MaxFrame.
+func FuzzReadRequest(f *testing.F) {
+	var good bytes.Buffer
+	c := NewConn(&good)
+	c.WriteMsg(Request{Op: OpDump, DLE: "/etc", Level: 1, Levels: []int{0, 1, 2}, Datestamp: "20260101000000", Exclude: []string{"*.o"}})
+	f.Add(good.Bytes())
+	f.Add([]byte("M\x00\x00\x00\x02{}"))
+	f.Add([]byte("M\x00\x00\x00\x0b{\"op\":null}"))
+	f.Add([]byte("M\xff\xff\xff\xff"))
+	f.Add([]byte("D\x00\x00\x00\x01x"))
+	f.Add([]byte(`M` + "\x00\x00\x00\x10" + `{"level":1e999}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := NewConn(bytes.NewBuffer(b))
+		var req Request
+		c.ReadMsg(&req)
+		var cf Confirm
+		NewConn(bytes.NewBuffer(b)).ReadMsg(&cf)
+		var d Done
+		NewConn(bytes.NewBuffer(b)).ReadMsg(&d)
+	})
+}
