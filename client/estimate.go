@@ -3,10 +3,11 @@ package client
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -54,32 +55,46 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 	if err != nil {
 		return nil, err
 	}
+	// The walk stats each name relative to its directory's descriptor
+	// (fstatat), as find does, and does not sort: a path lookup per entry
+	// would cost a third more on a tree of small files.
 	var walk func(rel, full string) error
 	walk = func(rel, full string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ents, err := os.ReadDir(full)
+		d, err := os.Open(full)
 		if err != nil {
 			return nil // the dump reports it
 		}
-		for _, de := range ents {
-			crel := path.Join(rel, de.Name())
+		defer d.Close()
+		names, err := d.Readdirnames(-1)
+		if err != nil {
+			return nil
+		}
+		dfd := int(d.Fd())
+		var sb unix.Stat_t
+		for _, name := range names {
+			crel := path.Join(rel, name)
 			if ex.excluded(crel) {
 				continue
 			}
-			fi, err := de.Info()
-			if err != nil || fi.Mode()&fs.ModeSocket != 0 {
+			if err := unix.Fstatat(dfd, name, &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				continue
 			}
-			size := tarEntrySize(crel, fi)
+			typ := sb.Mode & unix.S_IFMT
+			if typ == unix.S_IFSOCK {
+				continue
+			}
+			isDir := typ == unix.S_IFDIR
+			size := tarEntrySizeRaw(crel, typ == unix.S_IFREG, sb.Size)
 			var now FileState
-			if !fi.IsDir() {
-				now = fileStateOf(fi)
+			if !isDir {
+				now = fileStateOfStat(&sb)
 			}
 			for i := range out {
 				s := &out[i]
-				if !fi.IsDir() && s.base != nil {
+				if !isDir && s.base != nil {
 					if was, ok := s.base.Files[crel]; ok && !changed(was, now, s.moved) {
 						continue
 					}
@@ -87,8 +102,8 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 				s.est.Files++
 				s.est.Bytes += size
 			}
-			if fi.IsDir() && (!opt.OneFilesystem || devOf(fi) == dev) {
-				if err := walk(crel, filepath.Join(full, de.Name())); err != nil {
+			if isDir && (!opt.OneFilesystem || uint64(sb.Dev) == dev) {
+				if err := walk(crel, filepath.Join(full, name)); err != nil {
 					return err
 				}
 			}
@@ -105,15 +120,13 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 	return res, nil
 }
 
-// tarEntrySize is the size of an entry in a pax tar stream: a header, a
-// pax header when the name is long, and the data padded to 512 bytes.
-func tarEntrySize(rel string, fi fs.FileInfo) int64 {
-	n := int64(512)
-	if len(rel) > 99 {
-		n += 1024
-	}
-	if fi.Mode().IsRegular() {
-		n += (fi.Size() + 511) &^ 511
+// tarEntrySizeRaw is the size of an entry in a pax tar stream: a header,
+// a pax header (mtime with nanoseconds, long names), and the data padded
+// to 512 bytes.
+func tarEntrySizeRaw(rel string, regular bool, size int64) int64 {
+	n := int64(512 + 1024)
+	if regular {
+		n += (size + 511) &^ 511
 	}
 	return n
 }

@@ -11,14 +11,14 @@ import (
 // default (--wildcards --no-anchored --wildcards-match-slash): a pattern
 // excludes a member when it matches the member's whole archive name
 // ("./a/b") or any tail of it that starts after a '/', and '*' and '?'
-// match '/' too. A trailing '/' is dropped, as GNU tar does. Matching an excluded
+// match '/' too. As in GNU tar 1.34, a pattern with a trailing '/'
+// matches nothing (member names carry no trailing slash). Matching an excluded
 // directory excludes everything under it, because the walk never enters it.
 type excluder struct{ pats []string }
 
 func newExcluder(patterns []string, lists []string, warn func(string, ...any)) (*excluder, error) {
 	e := &excluder{}
 	add := func(p string) error {
-		p = strings.TrimSuffix(p, "/")
 		if p == "" {
 			return nil
 		}

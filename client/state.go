@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tapir-backup/tapir/image"
 )
 
@@ -58,6 +60,44 @@ func fileStateOf(fi fs.FileInfo) FileState {
 		s.UID, s.GID = st.Uid, st.Gid
 	}
 	return s
+}
+
+// fileStateOfStat is fileStateOf for a raw stat buffer.
+func fileStateOfStat(st *unix.Stat_t) FileState {
+	return FileState{
+		Dev: uint64(st.Dev), Ino: st.Ino,
+		Mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
+		Size: st.Size, Mode: uint32(modeOf(st.Mode)), UID: st.Uid, GID: st.Gid,
+	}
+}
+
+// modeOf converts st_mode to fs.FileMode as os.Lstat does.
+func modeOf(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
 }
 
 // changed reports whether now differs from was. When the DLE moved to

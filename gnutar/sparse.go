@@ -68,6 +68,8 @@ func SparseEntry(hdr *tar.Header, ext []Extent) (prefix []byte, dataSize int64, 
 		return fail("negative mode %d", hdr.Mode)
 	case hdr.Uid < 0 || hdr.Gid < 0:
 		return fail("negative uid %d or gid %d", hdr.Uid, hdr.Gid)
+	case strings.Contains(hdr.Uname, "\x00") || strings.Contains(hdr.Gname, "\x00"):
+		return fail("user or group name contains NUL")
 	}
 	smap, dataSize, err := sparseMap(ext, hdr.Size)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -22,8 +23,28 @@ import (
 // test is skipped, with the reason, only when the install fails.
 func needTool(t *testing.T, tool, pkg string) string {
 	t.Helper()
+	p, err := installTool(tool, pkg)
+	if err != nil {
+		t.Skip(err)
+	}
+	return p
+}
+
+// haveTool is needTool for optional cross-checks: it reports false, with
+// a log line, instead of skipping.
+func haveTool(t *testing.T, tool, pkg string) bool {
+	t.Helper()
+	_, err := installTool(tool, pkg)
+	if err != nil {
+		t.Logf("cross-check skipped: %v", err)
+	}
+	return err == nil
+}
+
+// installTool finds tool, or installs Debian package pkg for it.
+func installTool(tool, pkg string) (string, error) {
 	if p, err := exec.LookPath(tool); err == nil {
-		return p
+		return p, nil
 	}
 	why := "not root"
 	if os.Geteuid() == 0 {
@@ -33,15 +54,14 @@ func needTool(t *testing.T, tool, pkg string) string {
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		out, err := cmd.CombinedOutput()
 		if p, lerr := exec.LookPath(tool); lerr == nil {
-			return p
+			return p, nil
 		}
 		why = strings.TrimSpace(string(out))
 		if err != nil {
 			why = err.Error() + ": " + why
 		}
 	}
-	t.Skipf("%s is missing and apt-get install %s failed (%s); install Debian package %s", tool, pkg, why, pkg)
-	return ""
+	return "", fmt.Errorf("%s is missing and apt-get install %s failed (%s); install Debian package %s", tool, pkg, why, pkg)
 }
 
 // needGNUTar returns the path of GNU tar.
@@ -61,6 +81,7 @@ func run(t *testing.T, dir, prog string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(prog, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TZ=UTC", "LC_ALL=C")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -72,17 +93,27 @@ func run(t *testing.T, dir, prog string, args ...string) string {
 // needXattrs skips the test when dir's filesystem cannot store user xattrs.
 func needXattrs(t *testing.T, dir string) {
 	t.Helper()
+	if !xattrsSupported(t, dir) {
+		t.Skipf("the filesystem of %s has no user xattr support", dir)
+	}
+}
+
+// xattrsSupported reports whether dir's filesystem stores user xattrs.
+func xattrsSupported(t *testing.T, dir string) bool {
+	t.Helper()
 	p := filepath.Join(dir, ".xattr-probe")
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	defer os.Remove(p)
-	if err := unix.Lsetxattr(p, "user.probe", []byte("1"), 0); err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			t.Skipf("the filesystem of %s has no user xattr support", dir)
-		}
+	err := unix.Lsetxattr(p, "user.probe", []byte("1"), 0)
+	if errors.Is(err, unix.ENOTSUP) {
+		return false
+	}
+	if err != nil {
 		t.Fatalf("probe xattr support in %s: %v", dir, err)
 	}
+	return true
 }
 
 // tarEntry is what archive/tar reads back of one member: the header, the

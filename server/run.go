@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -171,8 +173,13 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 	log.Info("level chosen", "level", level, "why", why)
 
 	started := clock.Now()
+	serverZstd := j.dt.Compress == "server-zstd"
+	comp := image.Comp(req.Compress)
+	if serverZstd {
+		comp = image.CompZstd
+	}
 	hdr := &image.Header{Datestamp: datestamp, Host: j.dle.Host, Path: j.dle.Path, Level: level, Part: 1, Parts: 1,
-		Comp: image.Comp(req.Compress), FrameSize: int64(j.dt.FrameSize), Encryption: "none"}
+		Comp: comp, FrameSize: int64(j.dt.FrameSize), Encryption: "none"}
 	id, err := cat.CreateDump(&index.Dump{RunID: runID, Host: j.dle.Host, Path: j.dle.Path, Level: level, Datestamp: datestamp,
 		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
 	if err != nil {
@@ -194,6 +201,22 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		return
 	}
 	var frames []index.Frame
+	// server-zstd: the agent sends the plain tar stream (its SHA-256 is of
+	// those bytes) and the server cuts and compresses the frames.
+	var spw *image.PayloadWriter
+	rawSum := sha256.New()
+	sink := io.Writer(w)
+	if serverZstd {
+		spw, err = image.NewPayloadWriter(w, image.WriterOptions{Comp: image.CompZstd, Level: j.dt.CompressLevel, FrameSize: int(j.dt.FrameSize)})
+		if err != nil {
+			w.Abort()
+			fw.Abort()
+			cat.FailDump(id, err.Error())
+			j.fail(err.Error())
+			return
+		}
+		sink = io.MultiWriter(rawSum, spw)
+	}
 	// safe makes the image safe on the holding disk and in the catalog;
 	// only then is the agent told to advance its incremental state.
 	safe := func(done *wire.Done) error {
@@ -201,6 +224,20 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
 		}
 		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
+		if serverZstd {
+			if err := spw.Close(); err != nil {
+				return fmt.Errorf("server-side compression: %w", err)
+			}
+			if got := hex.EncodeToString(rawSum.Sum(nil)); got != done.SHA256 {
+				return fmt.Errorf("the tar stream from %s has SHA-256 %s but the agent sent %s: corrupted in transit", j.dle.Host, got, done.SHA256)
+			}
+			sum := spw.Sum()
+			hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256 = sum.OriginalSize, sum.PayloadSize, sum.SHA256
+			frames = frames[:0]
+			for _, f := range sum.Frames {
+				frames = append(frames, index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+			}
+		}
 		hdr.Frames = int64(len(frames))
 		p, err := w.Finish(hdr)
 		if err != nil {
@@ -213,7 +250,7 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		return cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, j.holding, frames, clock.Now())
 	}
 	_, err = remote.Dump(ctx, req, client.DumpHandler{
-		Data: func(b []byte) error { _, err := w.Write(b); return err },
+		Data: func(b []byte) error { _, err := sink.Write(b); return err },
 		Index: func(r wire.IndexRecord) error {
 			return fw.Add(index.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
 				UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
@@ -226,6 +263,9 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		Safe: safe,
 	})
 	if err != nil {
+		if spw != nil {
+			spw.Close()
+		}
 		if j.holding != "" {
 			holding.Remove(j.holding)
 			j.holding = ""
@@ -250,7 +290,9 @@ func compOf(dt config.Dumptype) string {
 		return string(image.CompGzip)
 	case "none":
 		return string(image.CompNone)
-	default: // client-zstd; server-zstd is compressed by the agent too until the server compresses
+	case "server-zstd": // the agent sends plain tar; the server compresses
+		return string(image.CompNone)
+	default: // client-zstd
 		return string(image.CompZstd)
 	}
 }
