@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
@@ -95,3 +96,62 @@ type rwBuf struct{ b *strings.Builder }
 
 func (r *rwBuf) Read(p []byte) (int, error)  { return 0, nil }
 func (r *rwBuf) Write(p []byte) (int, error) { return r.b.Write(p) }
+
+// TestCutDumpKeepsState: a dump whose stream the server abandons, or
+// whose image the server rejects, never advances the agent's incremental
+// state; a confirmed one does.
+func TestCutDumpKeepsState(t *testing.T) {
+	s := newSite(t, "")
+	files := wire.Files{CA: s.cfg.TLS.CA, Cert: s.cfg.TLS.Cert, Key: s.cfg.TLS.Key}
+	tlsCfg, err := wire.ClientConfig(files, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &client.Remote{Host: "localhost", Addr: s.cfg.HostAddress("localhost"), TLS: tlsCfg, Timeout: 10 * time.Second}
+	st := client.StateStore{Dir: filepath.Join(s.dir, "agent-state")}
+	dump := func(level int, ds string, h client.DumpHandler) error {
+		if h.Data == nil {
+			h.Data = func([]byte) error { return nil }
+		}
+		h.Index = func(wire.IndexRecord) error { return nil }
+		h.Frame = func(wire.FrameInfo) error { return nil }
+		_, err := r.Dump(context.Background(), wire.Request{DLE: s.data, Level: level, Datestamp: ds, Compress: "zst"}, h)
+		return err
+	}
+	levels := func() []int {
+		time.Sleep(200 * time.Millisecond) // the agent acts after the connection ends
+		return st.Levels(s.data)
+	}
+	if err := dump(0, "20260101000000", client.DumpHandler{Safe: func(*wire.Done) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if l := levels(); len(l) != 1 || l[0] != 0 {
+		t.Fatalf("after a confirmed full: state levels %v, want [0]", l)
+	}
+	n := 0
+	err = dump(1, "20260102000000", client.DumpHandler{Data: func([]byte) error {
+		if n++; n > 1 {
+			return errors.New("server gave up")
+		}
+		return nil
+	}})
+	if err == nil {
+		t.Fatal("cut dump reported success")
+	}
+	if err := dump(1, "20260102000001", client.DumpHandler{Safe: func(*wire.Done) error { return errors.New("holding disk full") }}); err == nil {
+		t.Fatal("rejected dump reported success")
+	}
+	if l := levels(); len(l) != 1 || l[0] != 0 {
+		t.Errorf("after a cut and a rejected level 1: state levels %v, want [0]", l)
+	}
+	pending, _ := filepath.Glob(filepath.Join(st.Dir, "*", "*.new-*"))
+	if len(pending) != 0 {
+		t.Errorf("pending states left behind: %v", pending)
+	}
+	if err := dump(1, "20260102000002", client.DumpHandler{Safe: func(*wire.Done) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if l := levels(); len(l) != 2 {
+		t.Errorf("after a confirmed level 1: state levels %v, want [0 1]", l)
+	}
+}

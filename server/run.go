@@ -144,9 +144,13 @@ func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files 
 		return
 	}
 	j.res.Level = level
+	// Sizes of a full, tonight's level and the next one, for the report
+	// now and for the planner's bump decisions.
 	levels := []int{0}
-	if level > 0 {
-		levels = append(levels, level)
+	for _, l := range []int{level, level + 1} {
+		if l > 0 && l <= client.MaxLevel && l != levels[len(levels)-1] {
+			levels = append(levels, l)
+		}
 	}
 	req := wire.Request{
 		DLE:           j.dle.Path,
