@@ -164,6 +164,8 @@ func Run(ctx context.Context, opt Options) error {
 	say("\n--- try next ---\n")
 	say("  # restore any file of the sample tree (the catalog knows where each one is)")
 	say("  go run ./cmd/tapir recover -c %s --host localhost --path %s --file %s --to /tmp/tapir-restore", rel(cfgPath), data, pick)
+	say("  # restore the whole tree as of the newest night: the full, then each incremental, deletions applied")
+	say("  go run ./cmd/tapir recover -c %s --host localhost --path %s --all --to /tmp/tapir-restore-all", rel(cfgPath), data)
 	if tapeFile != "" {
 		say("  # read an image with standard tools only, as you would on a machine without tapir")
 		say("  dd if=%s bs=32k skip=1 | zstd -dc | tar -tvf - | head", rel(tapeFile))
