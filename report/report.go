@@ -51,6 +51,7 @@ type DLE struct {
 	TapeTime   time.Duration
 	Volume     string
 	FileNo     int64
+	Flushed    string // datestamp of the earlier run that dumped it; "" when dumped by this run
 }
 
 // Failed reports whether any DLE failed.
@@ -176,6 +177,12 @@ func (r *Run) Text() string {
 	for _, d := range dles {
 		if d.Status == StatusFailed {
 			w("%-16s %-24s %3s %12s\n", d.Host, d.Path, "", "FAILED")
+			continue
+		}
+		if d.Flushed != "" {
+			w("%-16s %-24s %3d %12d %12d %6s %8s %10s %8s %10s\n", d.Host, d.Path, d.Level,
+				d.OrigSize/1024, d.OutSize/1024, pctNum(d.OutSize, d.OrigSize),
+				"FLUSH", d.Flushed[:min(8, len(d.Flushed))], ms(d.TapeTime), kps(d.OutSize, d.TapeTime))
 			continue
 		}
 		w("%-16s %-24s %3d %12d %12d %6s %8s %10s %8s %10s\n", d.Host, d.Path, d.Level,

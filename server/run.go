@@ -40,6 +40,7 @@ type job struct {
 	dumpID  int64
 	holding string // final holding path once dumped
 	header  *image.Header
+	flushed string // datestamp of the earlier run that dumped it (autoflush)
 }
 
 // Dump runs one backup night for cfg: every DLE at the level chosen by
@@ -81,6 +82,15 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	log = log.With("run", datestamp)
 	log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs))
 	rep := &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: datestamp, Start: start, Notes: cleaned}
+	flush, notes, err := leftovers(cat, "", "", log)
+	if err != nil {
+		return finish(cat, runID, rep, deps, cfg, err)
+	}
+	rep.Notes = append(rep.Notes, notes...)
+	if len(flush) > 0 && !cfg.Autoflush {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d image(s) from earlier runs wait on the holding disk; run `tapir flush -c %s` or set autoflush = true", len(flush), cfg.File))
+		flush = nil
+	}
 
 	if len(cfg.Holding) == 0 {
 		return finish(cat, runID, rep, deps, cfg, fmt.Errorf("configuration %s has no [[holding]] disk; this version dumps through a holding disk only", cfg.File))
@@ -101,10 +111,12 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 		dumpOne(ctx, cat, cfg, files, hold, datestamp, runID, j, deps.Clock, log)
 	}
 
+	// Leftovers of earlier runs go to the volume first (autoflush).
+	all := append(flush, jobs...)
 	t := &taping{cat: cat, cfg: cfg, datestamp: datestamp, clock: deps.Clock, log: log, rep: rep}
-	t.run(ctx, jobs)
+	t.run(ctx, all)
 
-	for _, j := range jobs {
+	for _, j := range all {
 		rep.DLEs = append(rep.DLEs, j.res)
 	}
 	return finish(cat, runID, rep, deps, cfg, nil)

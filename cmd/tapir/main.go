@@ -40,6 +40,7 @@ func main() {
 		newConfigCommand(g),
 		newClientCommand(g),
 		newDumpCommand(g),
+		newFlushCommand(g),
 		newRecoverCommand(g),
 		newDemoCommand(g),
 	)

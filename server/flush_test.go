@@ -1,0 +1,87 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tapir-backup/tapir/index"
+)
+
+func holdingFiles(t *testing.T, s *site) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(s.cfg.Holding[0].Path, "*", "*"))
+	return files
+}
+
+// TestLeftoversAreFlushed (promise 1): a night without a usable volume
+// leaves its images on the holding disk; the next night with autoflush
+// puts them on a volume first; `tapir flush` refuses a damaged image and
+// keeps it for inspection.
+func TestLeftoversAreFlushed(t *testing.T) {
+	s := newSite(t, "")
+	night := func() (string, error) {
+		var out bytes.Buffer
+		_, err := Dump(context.Background(), s.cfg, Deps{Log: testLogger(t), Out: &out})
+		return out.String(), err
+	}
+	degraded := func() {
+		t.Helper()
+		typ := s.cfg.Changer.Type
+		s.cfg.Changer.Type = "robot" // not usable in this version: nothing is taped
+		out, err := night()
+		s.cfg.Changer.Type = typ
+		if !errors.Is(err, ErrRunFailed) || !strings.Contains(out, "HOLDING") {
+			t.Fatalf("degraded night: %v\n%s", err, out)
+		}
+		if n := len(holdingFiles(t, s)); n != 2 {
+			t.Fatalf("degraded night left %d holding files, want 2", n)
+		}
+	}
+
+	degraded()
+	s.cfg.Autoflush = true
+	out, err := night()
+	if err != nil {
+		t.Fatalf("autoflush night: %v\n%s", err, out)
+	}
+	if strings.Count(out, "FLUSH") != 2 {
+		t.Errorf("report does not show the two flushed images:\n%s", out)
+	}
+	if left := holdingFiles(t, s); len(left) != 0 {
+		t.Errorf("holding not empty after autoflush: %v", left)
+	}
+	cat, err := index.Open(s.cfg.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, _ := cat.DumpsWithStatus(index.DumpHolding)
+	cat.Close()
+	if len(hold) != 0 {
+		t.Errorf("%d dumps still 'holding' in the catalog", len(hold))
+	}
+
+	// A flipped byte: flush refuses that image, tapes the other, keeps it.
+	s.cfg.Autoflush = false
+	degraded()
+	files := holdingFiles(t, s)
+	bad := files[0]
+	b, _ := os.ReadFile(bad)
+	b[len(b)-100] ^= 0x40
+	os.WriteFile(bad, b, 0o640)
+	var fout bytes.Buffer
+	_, err = Flush(context.Background(), s.cfg, FlushOptions{}, Deps{Log: testLogger(t), Out: &fout})
+	if !errors.Is(err, ErrRunFailed) {
+		t.Errorf("flush with a damaged image: got %v, want ErrRunFailed", err)
+	}
+	if !strings.Contains(fout.String(), "is damaged") || !strings.Contains(fout.String(), "kept for inspection") {
+		t.Errorf("flush report does not name the damaged image:\n%s", fout.String())
+	}
+	if left := holdingFiles(t, s); len(left) != 1 || left[0] != bad {
+		t.Errorf("after flush, holding holds %v; want only the damaged %s", left, bad)
+	}
+}
