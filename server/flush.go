@@ -66,45 +66,21 @@ type FlushOptions struct {
 // a volume (amflush), and reports like a run. It returns nil only when
 // every such image is now on a volume.
 func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps) (*report.Run, error) {
-	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
-	}
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	start := deps.Clock.Now()
-	lock, err := lockRun(cfg.Catalog)
+	sess, err := begin(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.unlock()
-	cat, err := index.Open(cfg.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
-	cleaned, err := recoverInterrupted(cat, cfg, start, log)
-	if err != nil {
-		return nil, err
-	}
+	defer sess.close()
+	cat, rep, log := sess.cat, sess.rep, sess.log
 	jobs, notes, err := leftovers(cat, opt.Host, opt.Path, log)
 	if err != nil {
-		return nil, err
+		return finish(cat, sess.runID, rep, sess.deps, cfg, err)
 	}
-	datestamp, err := freeDatestamp(cat, start.In(cfg.Location()))
-	if err != nil {
-		return nil, err
-	}
-	runID, err := cat.BeginRun(datestamp, cfg.Org, start)
-	if err != nil {
-		return nil, err
-	}
-	rep := &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: datestamp, Start: start, Notes: append(cleaned, notes...)}
+	rep.Notes = append(rep.Notes, notes...)
 	if len(jobs) == 0 {
 		rep.Notes = append(rep.Notes, "flush: no image on the holding disk waits for a volume")
 	}
-	t := &taping{cat: cat, cfg: cfg, datestamp: datestamp, clock: deps.Clock, log: log.With("run", datestamp), rep: rep}
+	t := &taping{cat: cat, cfg: cfg, datestamp: rep.Datestamp, clock: sess.deps.Clock, log: log, rep: rep}
 	t.run(ctx, jobs)
 	for _, j := range jobs {
 		rep.DLEs = append(rep.DLEs, j.res)
@@ -113,6 +89,6 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 	if len(notes) > 0 {
 		damaged = fmt.Errorf("%w: %d holding image(s) could not be flushed (see the report)", ErrRunFailed, len(notes))
 	}
-	rep2, err := finish(cat, runID, rep, deps, cfg, nil)
+	rep2, err := finish(cat, sess.runID, rep, sess.deps, cfg, nil)
 	return rep2, errors.Join(err, damaged)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
 )
 
 // ErrBusy is returned when another tapir process holds the run lock of
@@ -81,4 +82,56 @@ func recoverInterrupted(cat *index.Catalog, cfg *config.Config, now time.Time, l
 		}
 	}
 	return notes, nil
+}
+
+// session is what every run (dump or flush) holds from start to finish:
+// the run lock, the open catalog, the run's row and the report.
+type session struct {
+	lock  *runLock
+	cat   *index.Catalog
+	runID int64
+	rep   *report.Run
+	log   *slog.Logger
+	deps  Deps
+}
+
+// begin takes the run lock, opens the catalog, cleans up after a crashed
+// run, and records a new run. Call s.close when done.
+func begin(cfg *config.Config, deps Deps) (*session, error) {
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	start := deps.Clock.Now()
+	lock, err := lockRun(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		lock.unlock()
+		return nil, err
+	}
+	s := &session{lock: lock, cat: cat, deps: deps}
+	cleaned, err := recoverInterrupted(cat, cfg, start, deps.Log)
+	if err == nil {
+		var ds string
+		if ds, err = freeDatestamp(cat, start.In(cfg.Location())); err == nil {
+			s.runID, err = cat.BeginRun(ds, cfg.Org, start)
+			s.rep = &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: ds, Start: start, Notes: cleaned}
+			s.log = deps.Log.With("run", ds)
+		}
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	s.cat.Close()
+	s.lock.unlock()
 }

@@ -43,45 +43,20 @@ type job struct {
 	flushed string // datestamp of the earlier run that dumped it (autoflush)
 }
 
-// Dump runs one backup night for cfg: every DLE at the level chosen by
-// chooseLevel, onto the holding disk, then onto a volume. The report is written to the report
-// directory and to deps.Out. The returned error is nil only when every
-// DLE is safe on a volume.
+// Dump runs one backup night for cfg: leftovers of earlier runs first
+// (with autoflush), then every DLE at the level chosen by chooseLevel,
+// onto the holding disk, then onto a volume. The report is written to the
+// report directory and to deps.Out. The returned error is nil only when
+// every DLE is safe on a volume.
 func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, error) {
-	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
-	}
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	start := deps.Clock.Now()
-	lock, err := lockRun(cfg.Catalog)
+	sess, err := begin(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.unlock()
-	cat, err := index.Open(cfg.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
-	cleaned, err := recoverInterrupted(cat, cfg, start, log)
-	if err != nil {
-		return nil, err
-	}
-
-	datestamp, err := freeDatestamp(cat, start.In(cfg.Location()))
-	if err != nil {
-		return nil, err
-	}
-	runID, err := cat.BeginRun(datestamp, cfg.Org, start)
-	if err != nil {
-		return nil, err
-	}
-	log = log.With("run", datestamp)
+	defer sess.close()
+	cat, runID, rep, log, deps := sess.cat, sess.runID, sess.rep, sess.log, sess.deps
+	datestamp := rep.Datestamp
 	log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs))
-	rep := &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: datestamp, Start: start, Notes: cleaned}
 	flush, notes, err := leftovers(cat, "", "", log)
 	if err != nil {
 		return finish(cat, runID, rep, deps, cfg, err)
