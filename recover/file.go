@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
@@ -215,7 +214,9 @@ func openVtapeFile(cfg *config.Config, label string, fileno int, log *slog.Logge
 }
 
 // extractOne reads the first tar entry, checks it is the one the catalog
-// promised, and writes it under dir. It never writes outside dir.
+// promised, and writes it under dir as want.Path with the Extractor (so a
+// single file gets the same treatment as a whole tree: holes, attributes,
+// owner). It never writes outside dir.
 func extractOne(tr *tar.Reader, want index.FileRecord, dir string, overwrite bool) (string, int64, error) {
 	hdr, err := tr.Next()
 	if err != nil {
@@ -225,61 +226,19 @@ func extractOne(tr *tar.Reader, want index.FileRecord, dir string, overwrite boo
 	if name != want.Path && hdr.Typeflag != tar.TypeLink {
 		return "", 0, fmt.Errorf("the image holds %q at offset %d where the catalog expects %q; the catalog does not match the image", hdr.Name, want.TarOffset, want.Path)
 	}
-	target, err := SafeJoin(dir, want.Path)
+	if hdr.Typeflag == tar.TypeLink {
+		return "", 0, fmt.Errorf("%s is a %s whose target is not in the index; restore %s instead", want.Path, typeName(hdr.Typeflag), hdr.Linkname)
+	}
+	hdr.Name = want.Path // a hard link's data is restored under the name asked for
+	x := &Extractor{Dir: dir, Overwrite: overwrite}
+	target, err := x.Entry(hdr, tr)
 	if err != nil {
 		return "", 0, err
 	}
-	if _, err := os.Lstat(target); err == nil && !overwrite && hdr.Typeflag != tar.TypeDir {
-		return "", 0, fmt.Errorf("%s already exists; remove it or restore elsewhere", target)
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return "", 0, err
-	}
+	x.finishDirs()
 	var n int64
-	switch hdr.Typeflag {
-	case tar.TypeReg:
-		tmp, err := os.CreateTemp(filepath.Dir(target), ".tapir-recover-*")
-		if err != nil {
-			return "", 0, err
-		}
-		n, err = io.Copy(tmp, tr)
-		if err == nil && n != hdr.Size {
-			err = fmt.Errorf("image ended after %d of %d bytes of %s", n, hdr.Size, want.Path)
-		}
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), target)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-			return "", 0, err
-		}
-	case tar.TypeDir:
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return "", 0, err
-		}
-	case tar.TypeSymlink:
-		os.Remove(target)
-		if err := os.Symlink(hdr.Linkname, target); err != nil {
-			return "", 0, err
-		}
-		return target, 0, nil
-	default:
-		return "", 0, fmt.Errorf("%s is a %s; this version restores files, directories and symlinks", want.Path, typeName(hdr.Typeflag))
-	}
-	if os.Geteuid() == 0 {
-		os.Lchown(target, hdr.Uid, hdr.Gid)
-	}
-	if err := os.Chmod(target, os.FileMode(hdr.Mode&0o777)|specialBits(hdr.Mode)); err != nil {
-		return "", 0, err
-	}
-	if err := os.Chtimes(target, time.Time{}, hdr.ModTime); err != nil {
-		return "", 0, err
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
+		n = hdr.Size
 	}
 	return target, n, nil
 }

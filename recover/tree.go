@@ -177,11 +177,17 @@ func (x *Extractor) All(tr *tar.Reader) (int64, error) {
 		}
 		n++
 	}
+	x.finishDirs()
+	return n, nil
+}
+
+// finishDirs sets the mtimes of the directories written so far, deepest
+// last written first, now that nothing more is written into them.
+func (x *Extractor) finishDirs() {
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		os.Chtimes(x.dirs[i].path, time.Time{}, x.dirs[i].mtime)
 	}
 	x.dirs = nil
-	return n, nil
 }
 
 // Entry writes one entry and returns where.
