@@ -87,7 +87,7 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 				continue
 			}
 			isDir := typ == unix.S_IFDIR
-			size := tarEntrySizeRaw(crel, typ == unix.S_IFREG, sb.Size)
+			size := tarEntrySize(typ == unix.S_IFREG, sb.Size)
 			var now FileState
 			if !isDir {
 				now = fileStateOfStat(&sb)
@@ -120,10 +120,10 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 	return res, nil
 }
 
-// tarEntrySizeRaw is the size of an entry in a pax tar stream: a header,
+// tarEntrySize is the size of an entry in a pax tar stream: a header,
 // a pax header (mtime with nanoseconds, long names), and the data padded
 // to 512 bytes.
-func tarEntrySizeRaw(rel string, regular bool, size int64) int64 {
+func tarEntrySize(regular bool, size int64) int64 {
 	n := int64(512 + 1024)
 	if regular {
 		n += (size + 511) &^ 511

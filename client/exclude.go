@@ -83,6 +83,9 @@ func checkPattern(p string) error {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
 		case '\\':
+			if i == len(p)-1 {
+				return fmt.Errorf("trailing backslash")
+			}
 			i++
 		case '[':
 			depth++
@@ -94,9 +97,6 @@ func checkPattern(p string) error {
 	}
 	if depth != 0 {
 		return fmt.Errorf("unterminated '[' class")
-	}
-	if strings.HasSuffix(p, "\\") && !strings.HasSuffix(p, "\\\\") {
-		return fmt.Errorf("trailing backslash")
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,7 +37,7 @@ type FileState struct {
 	Dev, Ino     uint64
 	Mtime, Ctime int64 // nanoseconds since the epoch
 	Size         int64
-	Mode         uint32 // fs.FileMode bits
+	Mode         uint32 // st_mode: type and permission bits
 	UID, GID     uint32
 }
 
@@ -53,13 +52,16 @@ type State struct {
 }
 
 func fileStateOf(fi fs.FileInfo) FileState {
-	s := FileState{Mode: uint32(fi.Mode()), Size: fi.Size(), Mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.Dev, s.Ino = uint64(st.Dev), uint64(st.Ino)
-		s.Ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
-		s.UID, s.GID = st.Uid, st.Gid
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return FileState{Mode: uint32(fi.Mode()), Size: fi.Size(), Mtime: fi.ModTime().UnixNano()}
 	}
-	return s
+	// The same fields as fileStateOfStat, from the os package's stat.
+	return FileState{
+		Dev: st.Dev, Ino: st.Ino,
+		Mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
+		Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid,
+	}
 }
 
 // fileStateOfStat is fileStateOf for a raw stat buffer.
@@ -67,37 +69,8 @@ func fileStateOfStat(st *unix.Stat_t) FileState {
 	return FileState{
 		Dev: uint64(st.Dev), Ino: st.Ino,
 		Mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
-		Size: st.Size, Mode: uint32(modeOf(st.Mode)), UID: st.Uid, GID: st.Gid,
+		Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid,
 	}
-}
-
-// modeOf converts st_mode to fs.FileMode as os.Lstat does.
-func modeOf(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 // changed reports whether now differs from was. When the DLE moved to
@@ -220,7 +193,6 @@ func (s StateStore) Promote(dle string, level int, datestamp string) error {
 // confirmed (failed, cut, or rejected by the server).
 func (s StateStore) discardPending(dle string) {
 	ms, _ := filepath.Glob(filepath.Join(s.dleDir(dle), "level-*.state.new-*"))
-	sort.Strings(ms)
 	for _, m := range ms {
 		os.Remove(m)
 	}
