@@ -62,7 +62,28 @@ func Open(path string) (*Catalog, error) {
 		return nil, fmt.Errorf("catalog %s: open: %w", abs, err)
 	}
 
+	// Switching a new file to WAL and reading a WAL index that another
+	// connection is creating answer SQLITE_BUSY at once, without calling the
+	// busy handler; several processes (or goroutines) opening one catalog at
+	// the same moment hit that. Such an open is retried for as long as a
+	// busy write lock would be waited for.
+	deadline := time.Now().Add(busyWait)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		c, err := openOnce(abs)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(delay)
+	}
+}
+
+// busyWait is how long a writer waits for another connection's write lock
+// (the busy_timeout below, in ms) and how long Open retries.
+const busyWait = 5 * time.Second
+
+func openOnce(abs string) (*Catalog, error) {
 	c := &Catalog{path: abs, writers: map[int64]bool{}}
+	var err error
 	c.w, err = sql.Open("sqlite3", dsn(abs, "_journal_mode=WAL&_foreign_keys=on&_busy_timeout=5000&_synchronous=FULL&_txlock=immediate&_cache_size=-32768"))
 	if err != nil {
 		return nil, c.fail("open", err)
@@ -92,6 +113,13 @@ func Open(path string) (*Catalog, error) {
 		return nil, c.fail("open for reading", err)
 	}
 	return c, nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked" or "table is
+// locked".
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
 // dsn builds a go-sqlite3 URI for an absolute file name; the path is escaped
