@@ -22,6 +22,11 @@ type globals struct {
 	logLevel string
 }
 
+// extraCommands and adminCommands let a subcommand's file register itself
+// (func init() { extraCommands = append(extraCommands, newXCommand) }), so
+// that adding a subcommand touches only its own file.
+var extraCommands, adminCommands []func(*globals) *cobra.Command
+
 // usageError marks errors that should exit 2.
 type usageError struct{ error }
 
@@ -43,7 +48,11 @@ func main() {
 		newFlushCommand(g),
 		newRecoverCommand(g),
 		newDemoCommand(g),
+		newAdminCommand(g),
 	)
+	for _, mk := range extraCommands {
+		root.AddCommand(mk(g))
+	}
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "tapir: %v\n", err)
 		os.Exit(exitCode(err))
