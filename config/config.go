@@ -30,6 +30,7 @@ type Config struct {
 	Inparallel   int      `toml:"inparallel"`   // default 10, 1..1000
 	Maxdumps     int      `toml:"maxdumps"`     // per host, default 1
 	Netusage     Size     `toml:"netusage"`     // bytes/s across all streams, 0 = unlimited
+	Retries      int      `toml:"retries"`      // a failed dump is tried again this many times, default 1
 	Dtimeout     Duration `toml:"dtimeout"`     // dump progress timeout, default 30m
 	Etimeout     Duration `toml:"etimeout"`     // estimate progress timeout, default 5m
 	Schedule     string   `toml:"schedule"`     // cron expression, default "0 1 * * *"
@@ -93,6 +94,7 @@ type Dumptype struct {
 	OneFilesystem *bool    `toml:"one_filesystem"` // default true; use OneFS
 	Bandwidth     Size     `toml:"bandwidth"`      // bytes/s per stream, 0 = unlimited
 	Priority      string   `toml:"priority"`       // "low", "medium" (default), "high"
+	Holding       string   `toml:"holding"`        // "auto" (default): holding disk, straight to the volume when it does not fit; "never"; "required"
 }
 
 // Host holds per-client settings.
@@ -131,6 +133,7 @@ func DefaultDumptype() Dumptype {
 		Strategy:      "standard",
 		OneFilesystem: &t,
 		Priority:      "medium",
+		Holding:       "auto",
 	}
 }
 

@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		Schedule:     "0 1 * * *",
 		Timezone:     "Local",
 		Reserve:      100,
+		Retries:      1,
 		Labelstr:     "^tapir-[0-9]{3}$",
 		Autolabel:    "tapir-%%%",
 		TLS: TLS{CA: "/var/lib/tapir/tapir/tls/ca.crt", Cert: "/var/lib/tapir/tapir/tls/server.crt",
@@ -47,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		Changer:   Changer{Type: "disk", Path: "/var/lib/tapir/tapir/vtapes", Slots: 10, Tapetype: "default"},
 		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB}},
 		Dumptypes: map[string]Dumptype{"default": {Compress: "client-zstd", CompressLevel: 1, FrameSize: MiB,
-			Strategy: "standard", OneFilesystem: &yes, Priority: "medium"}},
+			Strategy: "standard", OneFilesystem: &yes, Priority: "medium", Holding: "auto"}},
 	}
 	if diff := compare(c, want); diff != "" {
 		t.Error(diff)

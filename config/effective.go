@@ -28,6 +28,7 @@ func (c *Config) Effective(w io.Writer) error {
 	e.int("inparallel", c.Inparallel)
 	e.int("maxdumps", c.Maxdumps)
 	e.size("netusage", c.Netusage)
+	e.int("retries", c.Retries)
 	e.str("dtimeout", c.Dtimeout.String())
 	e.str("etimeout", c.Etimeout.String())
 	e.str("schedule", c.Schedule)
@@ -81,6 +82,7 @@ func (c *Config) Effective(w io.Writer) error {
 		e.bool("one_filesystem", d.OneFS())
 		e.size("bandwidth", d.Bandwidth)
 		e.str("priority", d.Priority)
+		e.str("holding", d.Holding)
 	}
 	for _, name := range sortedNames(c.Hosts) {
 		e.table("[host." + quoteKey(name) + "]")

@@ -192,6 +192,7 @@ func (f *finisher) finish() {
 	f.num(&c.Inparallel, at("inparallel"), 10, 1, 1000)
 	f.num(&c.Maxdumps, at("maxdumps"), 1, 1, 1000)
 	f.num(&c.Reserve, at("reserve"), 100, 0, 100)
+	f.num(&c.Retries, at("retries"), 1, 0, 10)
 	f.duration(&c.Dtimeout, at("dtimeout"), Duration(30*time.Minute))
 	f.duration(&c.Etimeout, at("etimeout"), Duration(5*time.Minute))
 
@@ -414,6 +415,7 @@ func (f *finisher) dumptypes() {
 			d.OneFilesystem = &t
 		}
 		f.oneOf(&d.Priority, k("priority"), "medium", "low", "medium", "high")
+		f.oneOf(&d.Holding, k("holding"), "auto", "auto", "never", "required")
 		c.Dumptypes[name] = d
 	}
 }

@@ -36,6 +36,9 @@ const Unknown = -1
 // MaxLevel is the highest dump level a header may carry.
 const MaxLevel = 99
 
+// FileMagic starts every image header.
+const FileMagic = magicFile
+
 const (
 	magicFile  = "TAPIR FILE "
 	magicLabel = "TAPIR TAPESTART"
@@ -48,7 +51,7 @@ type Header struct {
 	Datestamp   string // YYYYMMDDhhmmss of the run
 	Host, Path  string // the DLE
 	Level       int    // 0..MaxLevel
-	Part, Parts int    // 1 <= Part <= Parts
+	Part, Parts int    // 1 <= Part <= Parts; Parts is Unknown on a volume (the taper cannot know whether the image will continue on another volume)
 	Comp        Comp
 
 	OriginalSize int64  // tar bytes, or Unknown
@@ -100,8 +103,8 @@ func (h *Header) Marshal() ([]byte, error) {
 		enc = "none"
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s%s %s %s lev %d part %d/%d comp %s\n", magicFile, h.Datestamp,
-		quoteField(h.Host), quoteField(h.Path), h.Level, h.Part, h.Parts, h.Comp)
+	fmt.Fprintf(&b, "%s%s %s %s lev %d part %d/%s comp %s\n", magicFile, h.Datestamp,
+		quoteField(h.Host), quoteField(h.Path), h.Level, h.Part, fmtSize(int64(h.Parts)), h.Comp)
 	kv := func(k, v string) { fmt.Fprintf(&b, "%s: %s\n", k, v) }
 	kv(keyOriginalSize, fmtSize(h.OriginalSize))
 	kv(keyPayloadSize, fmtSize(h.PayloadSize))
@@ -159,8 +162,8 @@ func (h *Header) validate() error {
 	if !strings.HasPrefix(h.Path, "/") {
 		return bad("path %q is not absolute", h.Path)
 	}
-	if h.Part < 1 || h.Parts < h.Part {
-		return bad("part %d/%d: want 1 <= part <= parts", h.Part, h.Parts)
+	if h.Part < 1 || (h.Parts < h.Part && h.Parts != Unknown) {
+		return bad("part %d/%d: want 1 <= part <= parts (or parts unknown)", h.Part, h.Parts)
 	}
 	if !h.Comp.Valid() {
 		return bad("unknown compression %q: want zst, gz or none", h.Comp)
@@ -314,9 +317,13 @@ func restoreLines(h *Header) []string {
 		fmt.Sprintf("To restore from a vtape or holding file:  dd if=FILE bs=32k skip=1 | %s%s", dec, tarCmd),
 		"(position the tape at this file first, e.g. mt -f /dev/nst0 fsf N; run tar in the directory to restore into)",
 	}
-	if h.Parts > 1 {
+	switch {
+	case h.Parts > 1:
 		lines = append(lines, fmt.Sprintf("This is part %d of %d: skip the header of every part and feed the payloads of parts 1..%d, in order, into one pipeline:", h.Part, h.Parts, h.Parts),
 			fmt.Sprintf("  (dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | %s%s", dec, tarCmd))
+	case h.Parts == Unknown:
+		lines = append(lines, fmt.Sprintf("This is part %d of an image that may continue as part %d at the start of the next volume (tapir admin find lists the parts):", h.Part, h.Part+1),
+			fmt.Sprintf("  feed the payloads of all parts, in order, into one pipeline: (dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | %s%s", dec, tarCmd))
 	}
 	if h.Level > 0 {
 		lines = append(lines, fmt.Sprintf("Level %d is incremental: restore the level 0 first, then each higher level in order (tar applies deletions).", h.Level))
@@ -498,8 +505,11 @@ func (h *Header) parseFirstLine(line string) error {
 	i, n, ok := strings.Cut(fs[6].s, "/")
 	pi, err1 := parseNum(i)
 	pn, err2 := parseNum(n)
-	if !ok || err1 != nil || err2 != nil || pi < 1 || pn < pi || pn > 1<<30 {
-		return fmt.Errorf("part %s: want <i>/<n> with 1 <= i <= n", clip(fs[6].s))
+	if n == unknownStr {
+		pn, err2 = Unknown, nil
+	}
+	if !ok || err1 != nil || err2 != nil || pi < 1 || pi > 1<<30 || (pn < pi && pn != Unknown) || pn > 1<<30 {
+		return fmt.Errorf("part %s: want <i>/<n> with 1 <= i <= n, or <i>/unknown", clip(fs[6].s))
 	}
 	h.Part, h.Parts = int(pi), int(pn)
 	h.Comp = Comp(fs[8].s)

@@ -33,6 +33,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{"host with spaces", func(h *Header) { h.Host = "my host" }},
 		{"path starting with quote", func(h *Header) { h.Path = `/"x` }},
 		{"multi part", func(h *Header) { h.Part, h.Parts = 2, 5 }},
+		{"parts unknown (on a volume)", func(h *Header) { h.Part, h.Parts = 3, Unknown }},
 		{"gzip", func(h *Header) { h.Comp = CompGzip }},
 		{"none", func(h *Header) { h.Comp = CompNone }},
 		{"incremental", func(h *Header) { h.Level = 7 }},

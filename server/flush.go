@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
@@ -13,48 +13,100 @@ import (
 	"github.com/tapir-backup/tapir/report"
 )
 
-// leftovers returns the images earlier runs left on the holding disk
-// (catalog status "holding"), each checked end to end (header, size,
-// SHA-256) before it may go to a volume. A damaged one is kept for
-// inspection, never taped, and named in the notes; so is one whose file
-// is gone.
-func leftovers(cat *index.Catalog, host, path string, log *slog.Logger) ([]*job, []string, error) {
-	dumps, err := cat.DumpsWithStatus(index.DumpHolding)
+// leftovers looks at what earlier runs left on the holding disks and
+// returns the images that may go to a volume (for host and path; "" means
+// all): complete images the catalog knows as waiting ("holding"), each
+// checked end to end (header, size, SHA-256) first. Along the way it
+// finishes the commit of an image a crash interrupted between its catalog
+// record and its rename, removes the partial files of dumps that never
+// finished, and notes in the report everything it found wrong: a damaged
+// image is kept for inspection and never taped, a vanished one is marked
+// failed, an image the catalog does not know is named.
+func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
+	dumps, err := r.cat.DumpsWithStatus(index.DumpHolding)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var jobs []*job
-	var notes []string
+	byPath := map[string]index.Dump{}
+	for _, d := range dumps {
+		if d.HoldingPath != "" {
+			byPath[d.HoldingPath] = d
+		}
+	}
+	found, left, err := holding.Scan(r.disks)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range left {
+		final := strings.TrimSuffix(l.Path, holding.TmpSuffix)
+		if _, ok := byPath[final]; ok {
+			if err := holding.Salvage(final, r.disks); err != nil {
+				r.note(fmt.Sprintf("cleaned up: %s is the uncommitted holding image of a dump the catalog knows, but it cannot be completed (%v)", l.Path, err))
+			} else {
+				r.note(fmt.Sprintf("cleaned up: completed the commit of holding image %s, interrupted by a crash", final))
+			}
+			continue
+		}
+		if _, err := os.Stat(l.Path); errors.Is(err, os.ErrNotExist) {
+			continue // a chunk salvaged above
+		}
+		if err := holding.RemoveLeftover(l.Path); err != nil {
+			return nil, err
+		}
+		r.pool.Release(l.Path, l.Bytes, holding.Incremental)
+		r.note(fmt.Sprintf("cleaned up: removed partial holding file %s (%s) left by a dump that did not finish", l.Path, report.HumanSize(l.Bytes)))
+		r.log.Warn("removed partial holding file", "path", l.Path)
+	}
+	if len(left) > 0 {
+		if found, _, err = holding.Scan(r.disks); err != nil {
+			return nil, err
+		}
+	}
+	onDisk := map[string]holding.Found{}
+	for _, f := range found {
+		onDisk[f.Path] = f
+		if _, ok := byPath[f.Path]; !ok {
+			what := "an image"
+			if f.Header != nil {
+				what = fmt.Sprintf("%s:%s level %d of run %s", f.Header.Host, f.Header.Path, f.Header.Level, f.Header.Datestamp)
+			}
+			r.note(fmt.Sprintf("holding file %s holds %s that the catalog does not list as waiting for a volume; it is left alone (delete it with `tapir admin holding delete`, or rebuild the catalog)", f.Path, what))
+		}
+	}
+	var items []*tapeItem
 	for _, d := range dumps {
 		if (host != "" && d.Host != host) || (path != "" && d.Path != path) {
 			continue
 		}
 		what := fmt.Sprintf("%s:%s level %d of run %s", d.Host, d.Path, d.Level, d.Datestamp)
-		h, err := holding.Verify(d.HoldingPath)
-		if errors.Is(err, os.ErrNotExist) {
-			notes = append(notes, fmt.Sprintf("%s: holding file %s is gone; the image is lost (marked failed)", what, d.HoldingPath))
-			cat.FailDump(d.ID, "holding file "+d.HoldingPath+" vanished before it was taped")
+		f, ok := onDisk[d.HoldingPath]
+		if d.HoldingPath == "" || !ok {
+			reason := "holding file " + d.HoldingPath + " vanished before it was taped"
+			if d.HoldingPath == "" {
+				reason = "it was being written straight to a volume when the run ended, and was not recorded there"
+			}
+			r.note(fmt.Sprintf("%s: %s; the image is lost (marked failed)", what, reason))
+			r.cat.FailDump(d.ID, reason)
 			continue
 		}
+		h, err := holding.Verify(d.HoldingPath, r.disks)
 		if err == nil && (h.SHA256 != d.SHA256 || h.Datestamp != d.Datestamp || h.Host != d.Host || h.Path != d.Path || h.Level != d.Level) {
 			err = fmt.Errorf("its header (%s %s:%s level %d, sha256 %s) does not match the catalog", h.Datestamp, h.Host, h.Path, h.Level, h.SHA256)
 		}
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("%s: holding file %s is damaged (%v); it is NOT taped and is kept for inspection — delete it once examined", what, d.HoldingPath, err))
-			log.Error("damaged holding image", "file", d.HoldingPath, "err", err)
+			r.note(fmt.Sprintf("%s: holding file %s is damaged (%v); it is NOT taped and is kept for inspection — delete it with `tapir admin holding delete` once examined", what, d.HoldingPath, err))
+			r.log.Error("damaged holding image", "file", d.HoldingPath, "err", err)
 			continue
 		}
-		jobs = append(jobs, &job{
-			dle:     config.DLE{Host: d.Host, Path: d.Path},
-			dumpID:  d.ID,
-			holding: d.HoldingPath,
-			header:  h,
-			flushed: d.Datestamp,
-			res: report.DLE{Host: d.Host, Path: d.Path, Level: d.Level, Files: d.Files,
-				OrigSize: d.OrigSize, OutSize: d.PayloadSize, Flushed: d.Datestamp},
-		})
+		if d.Level == 0 {
+			r.pool.AccountFull(f.Bytes)
+		}
+		j := &job{dle: config.DLE{Host: d.Host, Path: d.Path}, level: d.Level, dumpID: d.ID, holding: d.HoldingPath, flushed: d.Datestamp,
+			res: report.DLE{Host: d.Host, Path: d.Path, Level: d.Level, Files: d.Files, OrigSize: d.OrigSize, OutSize: d.PayloadSize,
+				Flushed: d.Datestamp, Status: report.StatusHolding, Reason: "on the holding disk, waiting for a volume"}}
+		items = append(items, &tapeItem{j: j, path: d.HoldingPath, bytes: f.Bytes, kind: kindOf(d.Level)})
 	}
-	return jobs, notes, nil
+	return items, nil
 }
 
 // FlushOptions narrows a flush to one host or one DLE.
@@ -63,7 +115,7 @@ type FlushOptions struct {
 }
 
 // Flush puts the images that earlier runs left on the holding disk onto
-// a volume (amflush), and reports like a run. It returns nil only when
+// volumes (amflush), and reports like a run. It returns nil only when
 // every such image is now on a volume.
 func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps) (*report.Run, error) {
 	sess, err := begin(cfg, deps)
@@ -71,24 +123,36 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 		return nil, err
 	}
 	defer sess.close()
-	cat, rep, log := sess.cat, sess.rep, sess.log
-	jobs, notes, err := leftovers(cat, opt.Host, opt.Path, log)
+	r, err := setup(ctx, sess, cfg)
 	if err != nil {
-		return finish(cat, sess.runID, rep, sess.deps, cfg, err)
+		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
-	rep.Notes = append(rep.Notes, notes...)
-	if len(jobs) == 0 {
-		rep.Notes = append(rep.Notes, "flush: no image on the holding disk waits for a volume")
+	items, err := r.leftovers(opt.Host, opt.Path)
+	if err != nil {
+		r.tp.close()
+		<-r.tp.done
+		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
 	}
-	t := &taping{cat: cat, cfg: cfg, datestamp: rep.Datestamp, clock: sess.deps.Clock, log: log, rep: rep}
-	t.run(ctx, jobs)
-	for _, j := range jobs {
-		rep.DLEs = append(rep.DLEs, j.res)
+	if len(items) == 0 {
+		r.note("flush: no image on the holding disk waits for a volume")
+	}
+	for _, it := range items {
+		r.tp.enqueue(it)
+	}
+	r.tp.close()
+	<-r.tp.done
+	used, next, notes := r.vols.finish(cfg.Eject)
+	for _, n := range notes {
+		r.note(n)
+	}
+	r.rep.Volumes, r.rep.NextVolume = used, next
+	for _, it := range items {
+		r.rep.DLEs = append(r.rep.DLEs, it.j.res)
 	}
 	var damaged error
-	if len(notes) > 0 {
-		damaged = fmt.Errorf("%w: %d holding image(s) could not be flushed (see the report)", ErrRunFailed, len(notes))
+	if n := strings.Count(strings.Join(r.rep.Notes, "\n"), "is damaged ("); n > 0 {
+		damaged = fmt.Errorf("%w: %d holding image(s) could not be flushed because they are damaged (see the report)", ErrRunFailed, n)
 	}
-	rep2, err := finish(cat, sess.runID, rep, sess.deps, cfg, nil)
-	return rep2, errors.Join(err, damaged)
+	rep, err := finish(r.cat, r.runID, r.rep, sess.deps, cfg, nil)
+	return rep, errors.Join(err, damaged)
 }

@@ -55,13 +55,13 @@ func (l *runLock) unlock() {
 	l.f.Close() // closing drops the flock
 }
 
-// recoverInterrupted cleans up after a run that was killed, before a new
-// run starts (the run lock is held, so nothing else is writing): dumps
-// left "dumping" and runs left "running" become failed, and stale ".tmp"
-// files on the holding disks are removed. Finished holding files of
-// earlier runs are kept: they are flushed by the taper. The returned notes
-// go into the report so that the administrator learns what was cleaned.
-func recoverInterrupted(cat *index.Catalog, cfg *config.Config, now time.Time, log *slog.Logger) ([]string, error) {
+// recoverInterrupted cleans up the catalog after a run that was killed,
+// before a new run starts (the run lock is held, so nothing else is
+// writing): dumps left "dumping" and runs left "running" become failed.
+// The holding disks are cleaned by the run's leftovers scan. The returned
+// notes go into the report so that the administrator learns what was
+// cleaned.
+func recoverInterrupted(cat *index.Catalog, now time.Time, log *slog.Logger) ([]string, error) {
 	var notes []string
 	failed, err := cat.FailInterrupted("the run was interrupted (process killed or machine down) while this DLE was being dumped", now)
 	if err != nil {
@@ -70,16 +70,6 @@ func recoverInterrupted(cat *index.Catalog, cfg *config.Config, now time.Time, l
 	for _, d := range failed {
 		notes = append(notes, fmt.Sprintf("cleaned up: %s:%s level %d of run %s was interrupted while dumping; it is marked failed", d.Host, d.Path, d.Level, d.Datestamp))
 		log.Warn("interrupted dump marked failed", "host", d.Host, "path", d.Path, "run", d.Datestamp)
-	}
-	for _, h := range cfg.Holding {
-		tmps, _ := filepath.Glob(filepath.Join(h.Path, "*", "*.tmp"))
-		for _, p := range tmps {
-			if err := os.Remove(p); err != nil {
-				return notes, fmt.Errorf("holding disk %s: remove stale partial image %s: %w", h.Path, p, err)
-			}
-			notes = append(notes, "cleaned up: removed partial holding file "+p+" left by an interrupted run")
-			log.Warn("removed partial holding file", "path", p)
-		}
 	}
 	return notes, nil
 }
@@ -115,7 +105,7 @@ func begin(cfg *config.Config, deps Deps) (*session, error) {
 		return nil, err
 	}
 	s := &session{lock: lock, cat: cat, deps: deps}
-	cleaned, err := recoverInterrupted(cat, cfg, start, deps.Log)
+	cleaned, err := recoverInterrupted(cat, start, deps.Log)
 	if err == nil {
 		var ds string
 		if ds, err = freeDatestamp(cat, start.In(cfg.Location())); err == nil {

@@ -2,14 +2,15 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/tapir-backup/tapir/client"
@@ -18,6 +19,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index"
 	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -26,75 +28,359 @@ type Deps struct {
 	Log   *slog.Logger
 	Clock Clock
 	Out   io.Writer // the text report is also printed here (nil: not printed)
+	// Changer replaces the configuration's changer (tests inject devices
+	// that stall or fail); nil uses the configuration.
+	Changer taper.Changer
 }
 
 // ErrRunFailed is returned (wrapped) when the run completed but at least
 // one DLE failed or was left on the holding disk.
 var ErrRunFailed = errors.New("run finished with failures")
 
-// job is one DLE's way through the run.
+// job is one DLE's way through the run, or one image of an earlier run
+// being flushed.
 type job struct {
-	dle     config.DLE
-	dt      config.Dumptype
-	res     report.DLE
+	dle      config.DLE
+	dt       config.Dumptype
+	level    int
+	fallback int    // the incremental to dump instead of a full in degraded mode; -1 none
+	why      string // why this level
+	prio     int
+	est      map[int]wire.Estimate
+	ratio    float64 // expected payload bytes per tar byte
+
+	res         report.DLE
+	attempts    []string // why earlier attempts failed
+	forceDirect bool     // holding could not take it: straight to the volume
+	extra       int      // attempts granted beyond retries (holding full)
+
 	dumpID  int64
 	holding string // final holding path once dumped
-	header  *image.Header
-	flushed string // datestamp of the earlier run that dumped it (autoflush)
+	flushed string // datestamp of the earlier run that dumped it (flush)
+}
+
+func (j *job) fail(reason string) {
+	j.res.Status = report.StatusFailed
+	j.res.Reason = reason
+}
+
+func (j *job) name() string { return fmt.Sprintf("%s:%s", j.dle.Host, j.dle.Path) }
+
+// run is one night (or one flush) in progress.
+type run struct {
+	cfg       *config.Config
+	cat       *index.Catalog
+	log       *slog.Logger
+	clock     Clock
+	datestamp string
+	runID     int64
+	files     wire.Files
+	pool      *holding.Pool
+	disks     []string
+	tp        *taperLoop
+	vols      *volumes
+	net       *rateLimiter
+	degraded  bool
+
+	mu  sync.Mutex
+	rep *report.Run
+}
+
+func (r *run) note(s string) {
+	r.mu.Lock()
+	r.rep.Notes = append(r.rep.Notes, s)
+	r.mu.Unlock()
+}
+
+// setup opens the holding disks and the volumes of a session and starts
+// the taper. A run without a usable volume goes degraded: it dumps to the
+// holding disk only, honouring the reserve.
+func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error) {
+	r := &run{cfg: cfg, cat: sess.cat, log: sess.log, clock: sess.deps.Clock, datestamp: sess.rep.Datestamp,
+		runID: sess.runID, rep: sess.rep, files: wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
+		net: newRateLimiter(int64(cfg.Netusage))}
+	var disks []holding.Disk
+	for _, h := range cfg.Holding {
+		disks = append(disks, holding.Disk{Path: h.Path, Use: int64(h.Use), Chunksize: int64(h.Chunksize)})
+		r.disks = append(r.disks, h.Path)
+	}
+	pool, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve, Draining: func() bool { return r.tp != nil && r.tp.draining() }})
+	if err != nil {
+		return nil, err
+	}
+	r.pool = pool
+	r.vols = &volumes{cfg: cfg, cat: r.cat, datestamp: r.datestamp, clock: r.clock, log: r.log, notes: r.note}
+	r.tp = newTaperLoop(r, r.vols)
+	ch, err := openChanger(cfg, sess.deps, r.log)
+	if err == nil {
+		r.vols.ch = ch
+		_, err = r.vols.probe()
+	}
+	if err != nil {
+		r.degraded = true
+		r.pool.SetDegraded(true)
+		r.tp.stop(err)
+		what := "incrementals and, within the holding reserve, fulls were dumped to the holding disk only"
+		if len(disks) == 0 {
+			what = "there is no holding disk, so nothing could be dumped"
+		}
+		exp := ""
+		if r.vols.expects != "" {
+			exp = fmt.Sprintf(" The run expected %s; insert or label it before the next run.", r.vols.expects)
+		}
+		r.note(fmt.Sprintf("DEGRADED MODE: no usable volume (%v).%s Instead %s (reserve = %d%% of %s kept for incrementals); run `tapir flush -c %s` once a volume is available, or set autoflush = true.",
+			err, exp, what, cfg.Reserve, report.HumanSize(r.pool.Total()), cfg.File))
+		r.log.Warn("degraded mode: no usable volume", "err", err)
+	}
+	go r.tp.run(ctx)
+	return r, nil
 }
 
 // Dump runs one backup night for cfg: leftovers of earlier runs first
 // (with autoflush), then every DLE at the level chosen by chooseLevel,
-// onto the holding disk, then onto a volume. The report is written to the
-// report directory and to deps.Out. The returned error is nil only when
-// every DLE is safe on a volume.
+// onto the holding disk (or straight to a volume), then onto a volume.
+// The report is written to the report directory and to deps.Out. The
+// returned error is nil only when every DLE is safe on a volume.
 func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, error) {
 	sess, err := begin(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
 	defer sess.close()
-	cat, runID, rep, log, deps := sess.cat, sess.runID, sess.rep, sess.log, sess.deps
-	datestamp := rep.Datestamp
-	log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs))
-	flush, notes, err := leftovers(cat, "", "", log)
+	r, err := setup(ctx, sess, cfg)
 	if err != nil {
-		return finish(cat, runID, rep, deps, cfg, err)
+		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
-	rep.Notes = append(rep.Notes, notes...)
+	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
+
+	flush, err := r.leftovers("", "")
+	if err != nil {
+		r.tp.close()
+		<-r.tp.done
+		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
+	}
 	if len(flush) > 0 && !cfg.Autoflush {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d image(s) from earlier runs wait on the holding disk; run `tapir flush -c %s` or set autoflush = true", len(flush), cfg.File))
+		r.note(fmt.Sprintf("%d image(s) from earlier runs wait on the holding disk; run `tapir flush -c %s` or set autoflush = true", len(flush), cfg.File))
 		flush = nil
 	}
-
-	if len(cfg.Holding) == 0 {
-		return finish(cat, runID, rep, deps, cfg, fmt.Errorf("configuration %s has no [[holding]] disk; this version dumps through a holding disk only", cfg.File))
+	// Leftovers of earlier runs go to the volume first (autoflush).
+	for _, it := range flush {
+		r.tp.enqueue(it)
 	}
-	hold := cfg.Holding[0].Path
 
 	jobs := make([]*job, 0, len(cfg.DLEs))
 	for _, d := range cfg.DLEs {
-		jobs = append(jobs, &job{dle: d, dt: cfg.Dumptype(d), res: report.DLE{Host: d.Host, Path: d.Path, Level: 0}})
+		j := &job{dle: d, dt: cfg.Dumptype(d), fallback: -1, res: report.DLE{Host: d.Host, Path: d.Path}}
+		j.prio = map[string]int{"low": 0, "medium": 1, "high": 2}[j.dt.Priority]
+		jobs = append(jobs, j)
 	}
+	r.estimate(ctx, jobs)
+	r.dumpAll(ctx, jobs)
+	r.tp.close()
+	<-r.tp.done
 
-	files := wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}
+	used, next, notes := r.vols.finish(cfg.Eject)
+	for _, n := range notes {
+		r.note(n)
+	}
+	r.rep.Volumes = used
+	r.rep.NextVolume = next
+	for _, it := range flush {
+		r.rep.DLEs = append(r.rep.DLEs, it.j.res)
+	}
 	for _, j := range jobs {
-		if err := ctx.Err(); err != nil {
-			j.fail("run cancelled before this DLE was dumped")
-			continue
+		r.rep.DLEs = append(r.rep.DLEs, j.res)
+	}
+	return finish(r.cat, r.runID, r.rep, sess.deps, cfg, nil)
+}
+
+// estimate chooses each DLE's level and asks its agent, in parallel, for
+// the sizes the level decisions need.
+func (r *run) estimate(ctx context.Context, jobs []*job) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.cfg.Inparallel)
+	for _, j := range jobs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r.estimateOne(ctx, j)
+		})
+	}
+	wg.Wait()
+}
+
+func (r *run) estimateOne(ctx context.Context, j *job) {
+	log := r.log.With("host", j.dle.Host, "path", j.dle.Path)
+	if j.dt.Strategy == "skip" {
+		j.res.Status = report.StatusOK
+		j.res.Reason = "skipped: strategy skip"
+		j.est = nil
+		return
+	}
+	level, fallback, why, ratio, err := chooseLevel(r.cat, r.cfg, j.dle, j.dt, r.clock.Now())
+	if err != nil {
+		j.fail(err.Error())
+		return
+	}
+	j.level, j.fallback, j.why, j.ratio = level, fallback, why, ratio
+	j.res.Level = level
+	levels := []int{0}
+	for _, l := range []int{level, level + 1, fallback} {
+		if l > 0 && l <= 9 && !contains(levels, l) {
+			levels = append(levels, l)
 		}
-		dumpOne(ctx, cat, cfg, files, hold, datestamp, runID, j, deps.Clock, log)
 	}
-
-	// Leftovers of earlier runs go to the volume first (autoflush).
-	all := append(flush, jobs...)
-	t := &taping{cat: cat, cfg: cfg, datestamp: datestamp, clock: deps.Clock, log: log, rep: rep}
-	t.run(ctx, all)
-
-	for _, j := range all {
-		rep.DLEs = append(rep.DLEs, j.res)
+	remote, err := r.remote(j.dle.Host, time.Duration(r.cfg.Etimeout))
+	if err != nil {
+		j.fail(err.Error())
+		return
 	}
-	return finish(cat, runID, rep, deps, cfg, nil)
+	req := r.request(j, level)
+	req.Levels = levels
+	est, err := remote.Estimate(ctx, req)
+	if err != nil {
+		j.fail("estimate failed: " + err.Error())
+		log.Error("estimate failed", "err", err)
+		return
+	}
+	j.est = map[int]wire.Estimate{}
+	for _, e := range est {
+		j.est[e.Level] = e
+		log.Info("estimate", "level", e.Level, "bytes", e.Bytes, "files", e.Files)
+	}
+	if _, ok := j.est[level]; !ok {
+		j.fail(fmt.Sprintf("the agent sent no estimate for level %d", level))
+		return
+	}
+	log.Info("level chosen", "level", level, "why", why)
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) remote(host string, timeout time.Duration) (*client.Remote, error) {
+	tlsCfg, err := wire.ClientConfig(r.files, host)
+	if err != nil {
+		return nil, err
+	}
+	return &client.Remote{Host: host, Addr: r.cfg.HostAddress(host), TLS: tlsCfg, Timeout: timeout}, nil
+}
+
+func (r *run) request(j *job, level int) wire.Request {
+	return wire.Request{
+		DLE:           j.dle.Path,
+		Level:         level,
+		Datestamp:     r.datestamp,
+		Compress:      compOf(j.dt),
+		CompressLevel: j.dt.CompressLevel,
+		FrameSize:     int(j.dt.FrameSize),
+		Exclude:       j.dt.Exclude,
+		ExcludeList:   j.dt.ExcludeList,
+		OneFilesystem: j.dt.OneFS(),
+		Bandwidth:     int64(j.dt.Bandwidth),
+	}
+}
+
+// dumpAll runs up to inparallel dumpers, at most maxdumps per host, in the
+// order of priority, then estimated size (largest first). A failed dump is
+// tried again at the end of the queue, up to retries times.
+func (r *run) dumpAll(ctx context.Context, jobs []*job) {
+	var pending []*job
+	for _, j := range jobs {
+		if j.res.Status == "" {
+			pending = append(pending, j)
+		}
+	}
+	sort.SliceStable(pending, func(a, b int) bool {
+		if pending[a].prio != pending[b].prio {
+			return pending[a].prio > pending[b].prio
+		}
+		return pending[a].est[pending[a].level].Bytes > pending[b].est[pending[b].level].Bytes
+	})
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	active := map[string]int{}
+	running := 0
+	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	defer stop()
+	worker := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			if ctx.Err() != nil {
+				for _, j := range pending {
+					j.fail("the run was cancelled before this DLE was dumped")
+				}
+				pending = nil
+			}
+			pick := -1
+			for i, j := range pending {
+				if active[j.dle.Host] < r.cfg.Maxdumps {
+					pick = i
+					break
+				}
+			}
+			if pick < 0 {
+				if len(pending) == 0 && running == 0 {
+					cond.Broadcast()
+					return
+				}
+				cond.Wait()
+				continue
+			}
+			j := pending[pick]
+			pending = append(pending[:pick:pick], pending[pick+1:]...)
+			active[j.dle.Host]++
+			running++
+			mu.Unlock()
+			err := r.attempt(ctx, j)
+			mu.Lock()
+			active[j.dle.Host]--
+			running--
+			if err != nil {
+				j.attempts = append(j.attempts, err.Error())
+				r.log.Error("dump failed", "host", j.dle.Host, "path", j.dle.Path, "attempt", len(j.attempts), "err", err)
+				var fe *finalError
+				if ctx.Err() == nil && !errors.As(err, &fe) && len(j.attempts) <= r.cfg.Retries+j.extra {
+					pending = append(pending, j)
+				} else {
+					j.fail(failReason(j.attempts))
+				}
+			} else if len(j.attempts) > 0 {
+				r.note(fmt.Sprintf("%s level %d was successfully retried (%s)", j.name(), j.res.Level, attemptList(j.attempts)))
+			}
+			cond.Broadcast()
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(r.cfg.Inparallel, max(len(pending), 1)) {
+		wg.Go(worker)
+	}
+	wg.Wait()
+}
+
+func attemptList(as []string) string {
+	var b strings.Builder
+	for i, a := range as {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "attempt %d failed: %s", i+1, a)
+	}
+	return b.String()
+}
+
+func failReason(as []string) string {
+	if len(as) == 1 {
+		return as[0]
+	}
+	return fmt.Sprintf("%s (after %d attempts; %s)", as[len(as)-1], len(as), attemptList(as[:len(as)-1]))
 }
 
 // freeDatestamp names the run; two runs in the same second get distinct names.
@@ -108,171 +394,6 @@ func freeDatestamp(cat *index.Catalog, t time.Time) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("catalog %s: no free datestamp near %s", cat.Path(), t.Format(time.RFC3339))
-}
-
-func (j *job) fail(reason string) {
-	j.res.Status = report.StatusFailed
-	j.res.Reason = reason
-}
-
-// dumpOne estimates and dumps one DLE into the holding disk and records
-// it in the catalog with status holding.
-func dumpOne(ctx context.Context, cat *index.Catalog, cfg *config.Config, files wire.Files, hold, datestamp string, runID int64, j *job, clock Clock, log *slog.Logger) {
-	log = log.With("host", j.dle.Host, "path", j.dle.Path)
-	tlsCfg, err := wire.ClientConfig(files, j.dle.Host)
-	if err != nil {
-		j.fail(err.Error())
-		return
-	}
-	remote := &client.Remote{Host: j.dle.Host, Addr: cfg.HostAddress(j.dle.Host), TLS: tlsCfg, Timeout: time.Duration(cfg.Dtimeout)}
-	level, why, err := chooseLevel(cat, cfg, j.dle, j.dt, clock.Now())
-	if err != nil {
-		j.fail(err.Error())
-		return
-	}
-	j.res.Level = level
-	// Sizes of a full, tonight's level and the next one, for the report
-	// now and for the planner's bump decisions.
-	levels := []int{0}
-	for _, l := range []int{level, level + 1} {
-		if l > 0 && l <= client.MaxLevel && l != levels[len(levels)-1] {
-			levels = append(levels, l)
-		}
-	}
-	req := wire.Request{
-		DLE:           j.dle.Path,
-		Level:         level,
-		Levels:        levels,
-		Datestamp:     datestamp,
-		Compress:      compOf(j.dt),
-		CompressLevel: j.dt.CompressLevel,
-		FrameSize:     int(j.dt.FrameSize),
-		Exclude:       j.dt.Exclude,
-		ExcludeList:   j.dt.ExcludeList,
-		OneFilesystem: j.dt.OneFS(),
-		Bandwidth:     int64(j.dt.Bandwidth),
-	}
-	est, err := remote.Estimate(ctx, req)
-	if err != nil {
-		j.fail(err.Error())
-		log.Error("estimate failed", "err", err)
-		return
-	}
-	for _, e := range est {
-		log.Info("estimate", "level", e.Level, "bytes", e.Bytes, "files", e.Files)
-	}
-	log.Info("level chosen", "level", level, "why", why)
-
-	started := clock.Now()
-	serverZstd := j.dt.Compress == "server-zstd"
-	comp := image.Comp(req.Compress)
-	if serverZstd {
-		comp = image.CompZstd
-	}
-	hdr := &image.Header{Datestamp: datestamp, Host: j.dle.Host, Path: j.dle.Path, Level: level, Part: 1, Parts: 1,
-		Comp: comp, FrameSize: int64(j.dt.FrameSize), Encryption: "none"}
-	id, err := cat.CreateDump(&index.Dump{RunID: runID, Host: j.dle.Host, Path: j.dle.Path, Level: level, Datestamp: datestamp,
-		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
-	if err != nil {
-		j.fail(err.Error())
-		return
-	}
-	j.dumpID = id
-	w, err := holding.Create(hold, datestamp, hdr.Name())
-	if err != nil {
-		cat.FailDump(id, err.Error())
-		j.fail(err.Error())
-		return
-	}
-	fw, err := cat.NewFileWriter(id, hdr.FrameSize)
-	if err != nil {
-		w.Abort()
-		cat.FailDump(id, err.Error())
-		j.fail(err.Error())
-		return
-	}
-	var frames []index.Frame
-	// server-zstd: the agent sends the plain tar stream (its SHA-256 is of
-	// those bytes) and the server cuts and compresses the frames.
-	var spw *image.PayloadWriter
-	rawSum := sha256.New()
-	sink := io.Writer(w)
-	if serverZstd {
-		spw, err = image.NewPayloadWriter(w, image.WriterOptions{Comp: image.CompZstd, Level: j.dt.CompressLevel, FrameSize: int(j.dt.FrameSize)})
-		if err != nil {
-			w.Abort()
-			fw.Abort()
-			cat.FailDump(id, err.Error())
-			j.fail(err.Error())
-			return
-		}
-		sink = io.MultiWriter(rawSum, spw)
-	}
-	// safe makes the image safe on the holding disk and in the catalog;
-	// only then is the agent told to advance its incremental state.
-	safe := func(done *wire.Done) error {
-		if int64(len(frames)) != done.Frames {
-			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
-		}
-		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
-		if serverZstd {
-			if err := spw.Close(); err != nil {
-				return fmt.Errorf("server-side compression: %w", err)
-			}
-			if got := hex.EncodeToString(rawSum.Sum(nil)); got != done.SHA256 {
-				return fmt.Errorf("the tar stream from %s has SHA-256 %s but the agent sent %s: corrupted in transit", j.dle.Host, got, done.SHA256)
-			}
-			sum := spw.Sum()
-			hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256 = sum.OriginalSize, sum.PayloadSize, sum.SHA256
-			frames = frames[:0]
-			for _, f := range sum.Frames {
-				frames = append(frames, index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
-			}
-		}
-		hdr.Frames = int64(len(frames))
-		p, err := w.Finish(hdr)
-		if err != nil {
-			return err
-		}
-		j.holding = p
-		if err := fw.Commit(); err != nil {
-			return err
-		}
-		return cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, j.holding, frames, clock.Now())
-	}
-	_, err = remote.Dump(ctx, req, client.DumpHandler{
-		Data: func(b []byte) error { _, err := sink.Write(b); return err },
-		Index: func(r wire.IndexRecord) error {
-			return fw.Add(index.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
-				UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
-		},
-		Frame: func(f wire.FrameInfo) error {
-			frames = append(frames, index.Frame{Index: len(frames), TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
-			return nil
-		},
-		Warn: func(msg string) { j.res.Strange = append(j.res.Strange, msg) },
-		Safe: safe,
-	})
-	if err != nil {
-		if spw != nil {
-			spw.Close()
-		}
-		if j.holding != "" {
-			holding.Remove(j.holding)
-			j.holding = ""
-		} else {
-			w.Abort()
-		}
-		fw.Abort()
-		cat.FailDump(id, err.Error())
-		j.fail(err.Error())
-		log.Error("dump failed", "err", err)
-		return
-	}
-	j.header = hdr
-	j.res.DumpTime = clock.Now().Sub(started)
-	j.res.OrigSize, j.res.OutSize, j.res.Files = hdr.OriginalSize, hdr.PayloadSize, hdr.Files
-	log.Info("dumped to holding", "file", j.holding, "level", level, "bytes", hdr.PayloadSize, "files", hdr.Files)
 }
 
 func compOf(dt config.Dumptype) string {

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// finalError is a decision, not an accident: trying again would decide
+// the same, so the dump is not retried.
+type finalError struct{ msg string }
+
+func (e *finalError) Error() string { return e.msg }
+
+func final(format string, a ...any) error { return &finalError{fmt.Sprintf(format, a...)} }
+
+// target is where a dumper sends an image: a reservation on the holding
+// disk, or the taper (straight to a volume).
+type target struct {
+	space  *holding.Space
+	pw     *io.PipeWriter
+	direct <-chan directResult
+}
+
+// need is the holding space to reserve for a dump at level: the estimate
+// times the DLE's compression ratio, plus the header.
+func (j *job) need(level int) int64 {
+	est := j.est[level].Bytes
+	return int64(float64(est)*j.ratio) + image.HeaderSize + 64<<10
+}
+
+// place decides where the image of j goes and waits until it can go
+// there: the holding disk when the image fits (in degraded mode within
+// the reserve, demoting a full to its fallback incremental when it does
+// not), otherwise straight to the taper while it is idle. It fails only
+// when nothing could ever change: no space, no volume, nothing draining.
+func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeReader, pw *io.PipeWriter) (*target, error) {
+	kind := func() holding.Kind {
+		if j.level == 0 {
+			return holding.Full
+		}
+		return holding.Incremental
+	}
+	useHolding := j.dt.Holding != "never" && !j.forceDirect
+	canDirect := j.dt.Holding != "required"
+	if r.degraded && kind() == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
+		if j.fallback < 0 {
+			return nil, final("skipped: no usable volume, and this full (about %s) does not fit in the %s of holding space that reserve = %d%% leaves to fulls; there is no incremental to fall back to",
+				report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+		}
+		if _, ok := j.est[j.fallback]; !ok {
+			return nil, final("skipped: no usable volume, the full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
+		}
+		r.note(fmt.Sprintf("%s: full demoted to level %d: no usable volume, and the full (about %s) does not fit in the %s that reserve = %d%% leaves to fulls on the holding disk",
+			j.name(), j.fallback, report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve))
+		j.level = j.fallback
+		j.res.Level = j.level
+		hdr.Level = j.level
+	}
+	need := j.need(j.level)
+	if useHolding && !r.pool.Fits(need, kind()) {
+		useHolding = false
+		if !canDirect {
+			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", report.HumanSize(need), report.HumanSize(r.pool.Total()))
+		}
+	}
+	for {
+		if useHolding {
+			if s, ok := r.pool.TryReserve(need, kind()); ok {
+				return &target{space: s}, nil
+			}
+		}
+		if canDirect {
+			if ch, ok := r.tp.tryDirect(j, *hdr, pr); ok {
+				return &target{pw: pw, direct: ch}, nil
+			}
+		}
+		taperLater := canDirect && r.tp.usable()
+		if !taperLater && !(useHolding && (r.pool.Writers() > 0 || r.tp.draining())) {
+			switch {
+			case !useHolding && !r.tp.usable():
+				return nil, fmt.Errorf("no volume can be written and the image (about %s) cannot go to the holding disk (%s in all)", report.HumanSize(need), report.HumanSize(r.pool.Total()))
+			default:
+				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs about %s) and no volume can be written", report.HumanSize(r.pool.Free()), report.HumanSize(r.pool.Total()), report.HumanSize(need))
+			}
+		}
+		j.res.Reason = "waiting for holding space or the taper"
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-r.pool.Changed():
+		case <-r.tp.Changed():
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// attempt dumps j once: it places the image, streams it from the agent
+// into holding or the taper, and records it. The error says why the
+// attempt failed; the catalog marks the attempt failed.
+func (r *run) attempt(ctx context.Context, j *job) error {
+	log := r.log.With("host", j.dle.Host, "path", j.dle.Path)
+	serverZstd := j.dt.Compress == "server-zstd"
+	comp := image.Comp(compOf(j.dt))
+	if serverZstd {
+		comp = image.CompZstd
+	}
+	hdr := &image.Header{Datestamp: r.datestamp, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Part: 1, Parts: 1,
+		Comp: comp, FrameSize: int64(j.dt.FrameSize), Encryption: "none",
+		OriginalSize: image.Unknown, PayloadSize: image.Unknown, Frames: image.Unknown, Files: image.Unknown}
+	pr, pw := io.Pipe()
+	tg, err := r.place(ctx, j, hdr, pr, pw)
+	if err != nil {
+		return err
+	}
+	j.res.Reason = ""
+	remote, err := r.remote(j.dle.Host, time.Duration(r.cfg.Dtimeout))
+	if err != nil {
+		r.release(tg, err)
+		return err
+	}
+	started := r.clock.Now()
+	id, err := r.cat.CreateDump(&index.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
+		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
+	if err != nil {
+		r.release(tg, err)
+		return err
+	}
+	j.dumpID = id
+	var w *holding.Writer
+	var out io.Writer = pw
+	if tg.space != nil {
+		w, err = holding.Create(ctx, tg.space, r.datestamp, hdr.Name())
+		if err != nil {
+			tg.space.Free()
+			r.cat.FailDump(id, err.Error())
+			return err
+		}
+		out = w
+	}
+	fw, err := r.cat.NewFileWriter(id, hdr.FrameSize)
+	if err != nil {
+		r.abort(tg, w, nil, id, err)
+		return err
+	}
+	// server-zstd: the agent sends the plain tar stream (its SHA-256 is of
+	// those bytes) and the server cuts and compresses the frames.
+	var spw *image.PayloadWriter
+	var rawSum hash.Hash
+	sink := out
+	if serverZstd {
+		spw, err = image.NewPayloadWriter(out, image.WriterOptions{Comp: image.CompZstd, Level: j.dt.CompressLevel, FrameSize: int(j.dt.FrameSize)})
+		if err != nil {
+			r.abort(tg, w, fw, id, err)
+			return err
+		}
+		rawSum = sha256.New()
+		sink = io.MultiWriter(rawSum, spw)
+	}
+	var frames []index.Frame
+	var dumped int64
+	// safe makes the image safe (on the holding disk, or on a volume) and
+	// records it in the catalog; only then is the agent told to advance its
+	// incremental state.
+	safe := func(done *wire.Done) error {
+		if int64(len(frames)) != done.Frames {
+			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
+		}
+		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
+		if serverZstd {
+			if err := spw.Close(); err != nil {
+				return fmt.Errorf("server-side compression: %w", err)
+			}
+			if got := hex.EncodeToString(rawSum.Sum(nil)); got != done.SHA256 {
+				return fmt.Errorf("the tar stream from %s has SHA-256 %s but the agent sent %s: corrupted in transit", j.dle.Host, got, done.SHA256)
+			}
+			sum := spw.Sum()
+			hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256 = sum.OriginalSize, sum.PayloadSize, sum.SHA256
+			frames = frames[:0]
+			for _, f := range sum.Frames {
+				frames = append(frames, index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+			}
+		}
+		hdr.Frames = int64(len(frames))
+		if w != nil {
+			p, err := w.Prepare(hdr)
+			if err != nil {
+				return err
+			}
+			if err := fw.Commit(); err != nil {
+				return err
+			}
+			if err := r.cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, p, frames, r.clock.Now()); err != nil {
+				return err
+			}
+			if err := w.Commit(); err != nil {
+				return err
+			}
+			j.holding = p
+			return nil
+		}
+		pw.Close()
+		dr := <-tg.direct
+		tg.direct = nil
+		if dr.err != nil {
+			return fmt.Errorf("straight to a volume: %w", dr.err)
+		}
+		if dr.res.SHA256 != hdr.SHA256 || dr.res.Bytes != hdr.PayloadSize {
+			return fmt.Errorf("the taper wrote %d bytes with SHA-256 %s, the agent announced %d bytes with %s", dr.res.Bytes, dr.res.SHA256, hdr.PayloadSize, hdr.SHA256)
+		}
+		if err := fw.Commit(); err != nil {
+			return err
+		}
+		if err := r.cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, "", frames, r.clock.Now()); err != nil {
+			return err
+		}
+		if err := r.tp.commit(j, dr.res); err != nil {
+			return err
+		}
+		j.res.TapeTime = r.clock.Now().Sub(started)
+		return nil
+	}
+	j.res.Strange = nil
+	_, err = remote.Dump(ctx, r.request(j, j.level), client.DumpHandler{
+		Data: func(b []byte) error {
+			if err := r.net.wait(ctx, len(b)); err != nil {
+				return err
+			}
+			_, err := sink.Write(b)
+			dumped += int64(len(b))
+			return err
+		},
+		Index: func(rec wire.IndexRecord) error {
+			return fw.Add(index.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
+				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
+		},
+		Frame: func(f wire.FrameInfo) error {
+			frames = append(frames, index.Frame{Index: len(frames), TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+			return nil
+		},
+		Warn: func(msg string) { j.res.Strange = append(j.res.Strange, msg) },
+		Safe: safe,
+	})
+	if err != nil {
+		if spw != nil {
+			spw.Close()
+		}
+		if errors.Is(err, holding.ErrNoSpace) || errors.Is(err, holding.ErrDiskFull) {
+			if !j.forceDirect && j.dt.Holding != "required" {
+				j.forceDirect = true
+				j.extra++
+				err = fmt.Errorf("%w; it will be dumped again straight to a volume", err)
+			}
+		}
+		r.abort(tg, w, fw, id, err)
+		log.Error("dump failed", "err", err)
+		return err
+	}
+	j.res.DumpTime = r.clock.Now().Sub(started)
+	j.res.OrigSize, j.res.OutSize, j.res.Files = hdr.OriginalSize, hdr.PayloadSize, hdr.Files
+	if w != nil {
+		log.Info("dumped to holding", "file", j.holding, "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files)
+		j.res.Status = report.StatusHolding
+		r.tp.enqueue(&tapeItem{j: j, path: j.holding, space: tg.space, kind: kindOf(j.level)})
+	} else {
+		log.Info("dumped straight to a volume", "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files, "volume", j.res.Volume)
+	}
+	return nil
+}
+
+func kindOf(level int) holding.Kind {
+	if level == 0 {
+		return holding.Full
+	}
+	return holding.Incremental
+}
+
+// release gives a target back before anything was written.
+func (r *run) release(tg *target, err error) {
+	if tg.space != nil {
+		tg.space.Free()
+	}
+	if tg.pw != nil {
+		tg.pw.CloseWithError(err)
+		if tg.direct != nil {
+			<-tg.direct
+		}
+	}
+}
+
+// abort undoes a failed attempt: the partial holding file goes, the taper
+// gives up the stream, the index rows go and the catalog marks the dump
+// failed with the reason.
+func (r *run) abort(tg *target, w *holding.Writer, fw *index.FileWriter, id int64, err error) {
+	if w != nil {
+		if aerr := w.Abort(); aerr != nil {
+			r.note(aerr.Error())
+		}
+	}
+	if tg.pw != nil {
+		tg.pw.CloseWithError(err)
+		if tg.direct != nil {
+			<-tg.direct
+		}
+	}
+	if fw != nil {
+		fw.Abort()
+	}
+	r.cat.FailDump(id, err.Error())
+}

@@ -1,0 +1,314 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// tapeItem is one image waiting for the taper: a complete holding image
+// (of this run or, flushed, of an earlier one).
+type tapeItem struct {
+	j     *job
+	path  string
+	space *holding.Space // this run's reservation; nil for a leftover of an earlier run
+	bytes int64          // bytes on the holding disk, for a leftover
+	kind  holding.Kind
+}
+
+// directItem is a stream a dumper sends straight to the taper.
+type directItem struct {
+	j   *job
+	hdr image.Header
+	r   io.Reader
+	res chan directResult
+}
+
+type directResult struct {
+	res *taper.ImageResult
+	err error
+}
+
+// taperLoop is the one goroutine that writes volumes. It takes complete
+// holding images in the order they were queued, and accepts a stream
+// straight from a dumper only while it is idle (holding full, or an image
+// that holding cannot take). When the run may use no further volume it
+// stops taping; what is queued stays on the holding disk.
+type taperLoop struct {
+	r      *run
+	vols   *volumes
+	scribe *taper.Scribe
+
+	mu          sync.Mutex
+	queue       []*tapeItem
+	direct      *directItem
+	busy        bool // an image is being written, or a direct stream was accepted
+	busyHolding bool // the image being written is on the holding disk
+	closed      bool
+	dead        error // no further volume: nothing more is taped
+	wake        chan struct{}
+	changed     chan struct{}
+	done        chan struct{}
+}
+
+func newTaperLoop(r *run, vols *volumes) *taperLoop {
+	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log),
+		wake: make(chan struct{}, 1), changed: make(chan struct{}), done: make(chan struct{})}
+	return t
+}
+
+// stop makes the loop tape nothing more (degraded mode, or after the
+// volumes ran out).
+func (t *taperLoop) stop(reason error) {
+	t.mu.Lock()
+	if t.dead == nil {
+		t.dead = reason
+	}
+	t.notifyLocked()
+	t.mu.Unlock()
+}
+
+func (t *taperLoop) notifyLocked() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// Changed returns a channel closed when the taper's state changes.
+func (t *taperLoop) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
+// enqueue hands a complete holding image to the taper.
+func (t *taperLoop) enqueue(it *tapeItem) {
+	t.mu.Lock()
+	t.queue = append(t.queue, it)
+	t.notifyLocked()
+	t.mu.Unlock()
+	t.r.pool.Poke()
+}
+
+// tryDirect accepts a stream straight from a dumper if the taper is idle
+// and usable; the result of the write arrives on the returned channel.
+func (t *taperLoop) tryDirect(j *job, hdr image.Header, r io.Reader) (<-chan directResult, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dead != nil || t.closed || t.busy || len(t.queue) > 0 || t.direct != nil {
+		return nil, false
+	}
+	d := &directItem{j: j, hdr: hdr, r: r, res: make(chan directResult, 1)}
+	t.direct = d
+	t.busy = true
+	t.notifyLocked()
+	return d.res, true
+}
+
+// usable reports whether the taper may still write.
+func (t *taperLoop) usable() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dead == nil
+}
+
+// draining reports whether holding space is about to be released.
+func (t *taperLoop) draining() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dead == nil && (len(t.queue) > 0 || t.busyHolding)
+}
+
+// close tells the loop that no more images come; it ends once the queue
+// is done.
+func (t *taperLoop) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.notifyLocked()
+	t.mu.Unlock()
+}
+
+func (t *taperLoop) run(ctx context.Context) {
+	defer close(t.done)
+	cancelled := ctx.Done()
+	for {
+		t.mu.Lock()
+		for t.direct == nil && len(t.queue) == 0 && !t.closed {
+			t.mu.Unlock()
+			select {
+			case <-t.wake:
+			case <-cancelled:
+				cancelled = nil
+				t.stop(fmt.Errorf("the run was cancelled: %w", ctx.Err()))
+			}
+			t.mu.Lock()
+		}
+		if d := t.direct; d != nil {
+			t.direct = nil
+			t.mu.Unlock()
+			res, err := t.scribe.WriteImage(ctx, d.hdr, d.r, d.hdr.Name())
+			if errors.Is(err, taper.ErrNoVolume) {
+				t.stop(err)
+			}
+			// Unblock the dumper if the write ended before its stream did.
+			if pr, ok := d.r.(*io.PipeReader); ok {
+				if err != nil {
+					pr.CloseWithError(err)
+				} else {
+					pr.Close()
+				}
+			}
+			d.res <- directResult{res: res, err: err}
+			t.mu.Lock()
+			t.busy = false
+			t.notifyLocked()
+			t.mu.Unlock()
+			t.r.pool.Poke()
+			continue
+		}
+		if len(t.queue) == 0 && t.closed {
+			t.mu.Unlock()
+			return
+		}
+		it := t.queue[0]
+		t.queue = t.queue[1:]
+		dead := t.dead
+		if dead == nil {
+			t.busy, t.busyHolding = true, true
+		}
+		t.mu.Unlock()
+		if dead != nil {
+			t.leave(it, dead.Error())
+		} else {
+			t.tapeHolding(ctx, it)
+		}
+		t.mu.Lock()
+		t.busy, t.busyHolding = false, false
+		t.notifyLocked()
+		t.mu.Unlock()
+		t.r.pool.Poke()
+	}
+}
+
+// leave records that an image stays on the holding disk.
+func (t *taperLoop) leave(it *tapeItem, why string) {
+	j := it.j
+	j.res.Status = report.StatusHolding
+	j.res.Reason = "on the holding disk, not on a volume: " + why
+	if it.space != nil {
+		// The space stays used by the image; it no longer waits for a writer.
+		it.space.Shrink()
+	}
+}
+
+// tapeHolding writes one holding image, checks the SHA-256 of what was
+// written against its header, records every part in the catalog and only
+// then deletes the holding file. A device error gives the image one more
+// try on the next volume.
+func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
+	j, r := it.j, t.r
+	start := r.clock.Now()
+	var res *taper.ImageResult
+	var hdr image.Header
+	for attempt := 1; ; attempt++ {
+		im, err := holding.OpenImage(it.path, r.disks)
+		if err != nil {
+			t.leave(it, fmt.Sprintf("cannot read it (%v); it is kept for inspection", err))
+			return
+		}
+		hdr = *im.Header
+		if hdr.Extra != nil {
+			delete(hdr.Extra, holding.ChunksKey)
+		}
+		res, err = t.scribe.WriteImage(ctx, hdr, im.Reader(), hdr.Name())
+		im.Close()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, taper.ErrNoVolume) || ctx.Err() != nil {
+			t.stop(err)
+			t.leave(it, err.Error())
+			return
+		}
+		r.log.Error("taping failed", "host", j.dle.Host, "path", j.dle.Path, "attempt", attempt, "err", err)
+		if attempt == 2 {
+			t.leave(it, fmt.Sprintf("taping failed twice, last: %v", err))
+			return
+		}
+		r.note(fmt.Sprintf("%s:%s level %d: taping failed (%v); trying again on the next volume", j.dle.Host, j.dle.Path, hdr.Level, err))
+	}
+	if res.SHA256 != hdr.SHA256 || res.Bytes != hdr.PayloadSize {
+		msg := fmt.Sprintf("holding file %s is corrupt: what was read has SHA-256 %s and %d bytes, its header says %s and %d bytes; it was NOT recorded as taped and is kept for inspection",
+			it.path, res.SHA256, res.Bytes, hdr.SHA256, hdr.PayloadSize)
+		r.note(fmt.Sprintf("%s:%s level %d: %s", j.dle.Host, j.dle.Path, hdr.Level, msg))
+		t.leave(it, msg)
+		j.res.Status = report.StatusFailed
+		return
+	}
+	if err := t.commit(j, res); err != nil {
+		t.leave(it, err.Error())
+		return
+	}
+	if err := holding.Remove(it.path, r.disks); err != nil {
+		r.note(err.Error())
+	}
+	if it.space != nil {
+		it.space.Free()
+	} else {
+		r.pool.Release(it.path, it.bytes, it.kind)
+	}
+	j.holding = ""
+	j.res.TapeTime = r.clock.Now().Sub(start)
+	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File, "bytes", res.Bytes)
+}
+
+// commit records the parts of a taped image in the catalog and in the
+// report. The dump must be in state holding.
+func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
+	parts := make([]index.Part, len(res.Parts))
+	for i, p := range res.Parts {
+		parts[i] = index.Part{DumpID: j.dumpID, Volume: p.Volume, Part: p.Part, FileNo: p.Pos.File, Record: p.Pos.Record,
+			LogicalPos: p.Pos.Logical, Offset: p.Offset, Length: p.Length}
+	}
+	if err := t.r.cat.CommitTaped(j.dumpID, parts, t.r.clock.Now()); err != nil {
+		return err
+	}
+	for _, p := range res.Parts {
+		t.vols.account(p.Volume, p.Length)
+	}
+	j.res.Volume, j.res.FileNo = res.Parts[0].Volume, res.Parts[0].Pos.File
+	if len(res.Parts) > 1 {
+		var where []string
+		for _, p := range res.Parts {
+			where = append(where, fmt.Sprintf("%s file %d", p.Volume, p.Pos.File))
+		}
+		t.r.note(fmt.Sprintf("%s:%s level %d spans %d volumes: %s", j.dle.Host, j.dle.Path, j.res.Level, len(res.Parts), joinComma(where)))
+	}
+	j.res.Status = report.StatusOK
+	if len(j.res.Strange) > 0 {
+		j.res.Status = report.StatusStrange
+	}
+	return nil
+}
+
+func joinComma(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}

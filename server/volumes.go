@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// openChanger returns the changer of the configuration (or the one the
+// caller injected for tests).
+func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer, error) {
+	if deps.Changer != nil {
+		return deps.Changer, nil
+	}
+	tt := cfg.Tapetype()
+	switch cfg.Changer.Type {
+	case "disk":
+		return taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
+	}
+	return nil, fmt.Errorf("changer type %q is not supported by this version (use type = \"disk\")", cfg.Changer.Type)
+}
+
+// volumes is the run's source of volumes for the scribe: it chooses each
+// volume with taper.ChooseVolume (never one inside tapecycle, never a
+// foreign one), labels it for this run, and stops at runtapes.
+type volumes struct {
+	cfg       *config.Config
+	cat       *index.Catalog
+	ch        taper.Changer
+	datestamp string
+	clock     Clock
+	log       *slog.Logger
+	notes     func(string)
+
+	mu      sync.Mutex
+	used    []report.Volume // the volumes written by this run, in order
+	cur     taper.Device
+	expects string // what the run expected when it could get no volume
+}
+
+// states merges the changer's inventory with the catalog's memory of each
+// volume, and finds the next free autolabel. Volumes already written by
+// this run are marked not reusable, so that a second volume of the run is
+// never the first one again.
+func (v *volumes) states() ([]taper.VolumeState, string, error) {
+	inv, err := v.ch.Inventory()
+	if err != nil {
+		return nil, "", err
+	}
+	vols, err := v.cat.Volumes()
+	if err != nil {
+		return nil, "", err
+	}
+	known := map[string]index.Volume{}
+	for _, x := range vols {
+		known[x.Label] = x
+	}
+	thisRun := map[string]bool{}
+	for _, u := range v.used {
+		thisRun[u.Label] = true
+	}
+	used := map[string]bool{}
+	var states []taper.VolumeState
+	re := v.cfg.LabelRegexp()
+	for _, s := range inv {
+		if s.Empty {
+			continue
+		}
+		st := taper.VolumeState{Slot: s.Slot, Blank: s.Blank, Foreign: s.Foreign, Reuse: true}
+		if s.Err != nil {
+			st.Foreign = "unreadable: " + s.Err.Error()
+		}
+		if s.Label != nil {
+			st.Label = s.Label.Label
+			used[st.Label] = true
+			switch {
+			case s.Label.Org != v.cfg.Org:
+				st.Foreign = fmt.Sprintf("labelled %s by configuration %q", s.Label.Label, s.Label.Org)
+			case !re.MatchString(s.Label.Label):
+				st.Foreign = fmt.Sprintf("label %s does not match labelstr %s", s.Label.Label, re)
+			}
+			if k, ok := known[st.Label]; ok {
+				st.Written, st.Reuse = k.Written, k.Reuse
+			} else if s.Label.Datestamp != taper.NeverWritten {
+				st.Written = s.Label.Datestamp
+			}
+			if thisRun[st.Label] {
+				st.Reuse = false
+			}
+		}
+		states = append(states, st)
+	}
+	for l := range known {
+		used[l] = true
+	}
+	if v.cfg.Autolabel == "" {
+		return states, "", nil
+	}
+	for n := 1; n < 1_000_000; n++ {
+		if l := v.cfg.AutolabelFor(n); !used[l] {
+			return states, l, nil
+		}
+	}
+	return nil, "", errors.New("autolabel template exhausted: every label it can make is in use")
+}
+
+// choose picks the volume the next write would use, without touching it.
+func (v *volumes) choose() (taper.Choice, error) {
+	states, next, err := v.states()
+	if err != nil {
+		return taper.Choice{}, err
+	}
+	return taper.ChooseVolume(states, v.cfg.Tapecycle, v.cfg.LabelRegexp(), next)
+}
+
+// probe tells whether the run has a volume to write at all; when not, the
+// run goes degraded and the returned error says why.
+func (v *volumes) probe() (taper.Choice, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, err := v.choose()
+	if err != nil {
+		v.expects = c.NextExpected
+	}
+	return c, err
+}
+
+// Next loads, labels and returns the next volume (taper.VolumeSource).
+func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(v.used) >= v.cfg.Runtapes {
+		return nil, fmt.Errorf("%w: this run already wrote %d volume(s) (%s), runtapes = %d", taper.ErrNoVolume, len(v.used), v.labels(), v.cfg.Runtapes)
+	}
+	c, err := v.choose()
+	if err != nil {
+		v.expects = c.NextExpected
+		return nil, err
+	}
+	if v.cur != nil {
+		v.cur.Close()
+		v.cur = nil
+	}
+	dev, err := v.ch.Load(c.Slot)
+	if err != nil {
+		return nil, fmt.Errorf("%w: load slot %d: %v", taper.ErrNoVolume, c.Slot, err)
+	}
+	tt := v.cfg.Tapetype()
+	if c.Relabel {
+		if _, err := v.cat.AddVolume(index.Volume{Label: c.Label, Slot: c.Slot, Blocksize: int64(tt.Blocksize), Created: v.clock.Now(), Reuse: true}); err != nil && !errors.Is(err, index.ErrExists) {
+			dev.Close()
+			return nil, err
+		}
+		v.log.Info("labelling new volume", "label", c.Label, "slot", c.Slot)
+	}
+	// The catalog forgets what lived on the volume before the media is
+	// touched, so that a crash in between never leaves the catalog
+	// pointing at overwritten data.
+	dropped, err := v.cat.StartVolumeWrite(c.Label, c.Slot, int64(tt.Blocksize), v.datestamp)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	if len(dropped) > 0 {
+		var names []string
+		for _, d := range dropped {
+			names = append(names, fmt.Sprintf("%s:%s lev %d of %s", d.Host, d.Path, d.Level, d.Datestamp))
+		}
+		v.notes(fmt.Sprintf("Volume %s was overwritten; these images were on it and left the catalog: %s.", c.Label, strings.Join(names, ", ")))
+	}
+	l := taper.Label{Datestamp: v.datestamp, Label: c.Label, Org: v.cfg.Org, Blocksize: int64(tt.Blocksize), Created: v.clock.Now()}
+	if err := taper.WriteLabel(dev, l); err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("%w: %v", taper.ErrNoVolume, err)
+	}
+	v.log.Info("writing volume", "label", c.Label, "slot", c.Slot, "device", dev.Name(), "why", c.Reason)
+	v.cur = dev
+	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel})
+	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
+}
+
+func (v *volumes) labels() string {
+	var ls []string
+	for _, u := range v.used {
+		ls = append(ls, u.Label)
+	}
+	return strings.Join(ls, ", ")
+}
+
+// account adds a taped part to its volume's use.
+func (v *volumes) account(label string, bytes int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range v.used {
+		if v.used[i].Label == label {
+			v.used[i].Files++
+			v.used[i].Bytes += bytes
+		}
+	}
+}
+
+// finish closes the drive, ejects when configured, and says what the
+// next run expects.
+func (v *volumes) finish(eject bool) (used []report.Volume, next string, notes []string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cur != nil {
+		if err := v.cur.Close(); err != nil {
+			notes = append(notes, fmt.Sprintf("closing %s: %v", v.cur.Name(), err))
+		}
+		v.cur = nil
+	}
+	if v.ch == nil {
+		return nil, "", notes
+	}
+	if eject && len(v.used) > 0 {
+		if err := v.ch.Eject(); err != nil {
+			notes = append(notes, fmt.Sprintf("eject failed: %v", err))
+		}
+	}
+	c, err := v.choose()
+	switch {
+	case err == nil && c.Relabel:
+		next = fmt.Sprintf("a new volume, labelled %s in slot %d", c.Label, c.Slot)
+	case err == nil:
+		next = fmt.Sprintf("volume %s in slot %d", c.Label, c.Slot)
+	default:
+		next = "no usable volume: " + err.Error()
+	}
+	return append([]report.Volume(nil), v.used...), next, notes
+}

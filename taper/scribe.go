@@ -1,0 +1,287 @@
+package taper
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/tapir-backup/tapir/image"
+)
+
+// Volume is a volume loaded in a drive, labelled for this run and
+// positioned at its end of data, ready for the next file.
+type Volume struct {
+	Label     string
+	Slot      int
+	Dev       Device
+	Blocksize int
+}
+
+// VolumeSource hands the scribe one volume after another. Next is called
+// when an image needs a volume and the current one is full (or there is
+// none yet); it fails when the run may use no further volume (runtapes
+// reached, none usable, or no one inserted one in time). The Scribe wraps
+// its errors so that they match ErrNoVolume.
+type VolumeSource interface {
+	Next(ctx context.Context) (*Volume, error)
+}
+
+// PartInfo is where one part of an image landed.
+type PartInfo struct {
+	Part   int
+	Volume string
+	Slot   int
+	// Position of the part's tape file (its header record): file number,
+	// record 0, and the drive's logical block number.
+	Pos Position
+	// Offset and Length of the payload bytes this part holds.
+	Offset, Length int64
+}
+
+// ImageResult is the outcome of a WriteImage: the parts written, the
+// payload size and its SHA-256, computed on the bytes written.
+type ImageResult struct {
+	Parts  []PartInfo
+	Bytes  int64
+	SHA256 string
+}
+
+// Scribe writes images onto volumes as tape files, one part per volume:
+// when a volume reaches its early warning (or is full), the part ends with
+// a filemark and the image continues as the next part at the start of the
+// next volume. It reads the source ahead in a goroutine (double
+// buffering), so that a source that delivers in bursts does not make the
+// drive stop and start; memory stays at Buffers records. A Scribe is not
+// safe for concurrent use: one image at a time, like the drive.
+type Scribe struct {
+	src VolumeSource
+	log *slog.Logger
+	// Buffers is the number of records read ahead (default 16).
+	Buffers int
+
+	cur *Volume
+}
+
+// NewScribe returns a Scribe taking volumes from src.
+func NewScribe(src VolumeSource, log *slog.Logger) *Scribe {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Scribe{src: src, log: log}
+}
+
+// Current returns the volume being written, nil before the first image or
+// after a volume was given up.
+func (s *Scribe) Current() *Volume { return s.cur }
+
+// Done forgets the current volume: the next image starts on a new one.
+func (s *Scribe) Done() { s.cur = nil }
+
+type record struct {
+	b   []byte
+	err error // io.EOF after the last record
+}
+
+// WriteImage writes one image: hdr describes it (Part and Parts are set
+// here for each part; sizes may be Unknown for an image streamed straight
+// from a client), r delivers the payload until io.EOF, and stem names the
+// tape files on drives that keep names (vtapes). The result lists every
+// part; on error, parts already written are useless (not recorded
+// anywhere) and the error says where it failed. An error matching
+// ErrNoVolume means the image did not fit on the volumes the run may use.
+// On error, r may still be read by the read-ahead goroutine until the
+// caller closes it (or it returns an error).
+func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, stem string) (*ImageResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if hdr.Extra != nil {
+		x := make(map[string]string, len(hdr.Extra))
+		for k, v := range hdr.Extra {
+			x[k] = v
+		}
+		hdr.Extra = x
+	}
+	if s.cur == nil {
+		v, err := s.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.cur = v
+	}
+	bs := s.cur.Blocksize
+	nbuf := s.Buffers
+	if nbuf <= 0 {
+		nbuf = 16
+	}
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		free <- make([]byte, bs)
+	}
+	full := make(chan record, nbuf)
+	sum := sha256.New()
+	go func() {
+		defer close(full)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				sum.Write(b[:n])
+				select {
+				case full <- record{b: b[:n]}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if err != nil {
+				select {
+				case full <- record{err: err}:
+				case <-ctx.Done():
+				}
+				return
+			}
+		}
+	}()
+
+	res := &ImageResult{}
+	var part *PartInfo
+	var off int64
+	endPart := func() error {
+		err := s.cur.Dev.WriteFilemark()
+		if part != nil && part.Length > 0 {
+			res.Parts = append(res.Parts, *part)
+		}
+		part = nil
+		return err
+	}
+	for rec := range full {
+		if rec.err == io.EOF {
+			break
+		}
+		if rec.err != nil {
+			if part != nil {
+				s.cur.Dev.WriteFilemark()
+			}
+			return nil, fmt.Errorf("reading the image %s: %w", stem, rec.err)
+		}
+		for written := false; !written; {
+			if s.cur == nil {
+				v, err := s.next(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if v.Blocksize != bs {
+					s.cur = v
+					return nil, fmt.Errorf("volume %s has blocksize %d but the image was cut into records of %d; the volumes of one run must share a blocksize", v.Label, v.Blocksize, bs)
+				}
+				s.cur = v
+			}
+			if part == nil {
+				p, err := s.startPart(hdr, len(res.Parts)+1, off, stem)
+				if errors.Is(err, ErrVolumeFull) || errors.Is(err, ErrEarlyWarning) {
+					s.log.Info("volume full before the header of a part; continuing on the next volume", "volume", s.cur.Label)
+					if errors.Is(err, ErrEarlyWarning) {
+						s.cur.Dev.WriteFilemark()
+					}
+					s.cur = nil
+					continue
+				}
+				if err != nil {
+					s.cur = nil
+					return nil, err
+				}
+				part = p
+			}
+			err := s.cur.Dev.WriteRecord(rec.b)
+			switch {
+			case err == nil:
+				part.Length += int64(len(rec.b))
+				written = true
+			case errors.Is(err, ErrEarlyWarning):
+				part.Length += int64(len(rec.b))
+				written = true
+				s.log.Info("early warning: ending the part, the image continues on the next volume", "volume", s.cur.Label, "part", part.Part, "bytes", part.Length)
+				if err := endPart(); err != nil {
+					s.log.Warn("filemark after early warning", "volume", s.cur.Label, "err", err)
+				}
+				s.cur = nil
+			case errors.Is(err, ErrVolumeFull):
+				s.log.Info("volume full: the record goes to the next volume", "volume", s.cur.Label, "part", part.Part)
+				if err := endPart(); err != nil {
+					s.log.Warn("filemark at the end of the volume", "volume", s.cur.Label, "err", err)
+				}
+				s.cur = nil
+			default:
+				s.cur.Dev.WriteFilemark()
+				label := s.cur.Label
+				s.cur = nil
+				return nil, fmt.Errorf("volume %s: %w (the volume is given up for this run)", label, err)
+			}
+		}
+		off += int64(len(rec.b))
+		res.Bytes = off
+		free <- rec.b[:cap(rec.b)]
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if part == nil && off == 0 {
+		return nil, fmt.Errorf("image %s has an empty payload", stem)
+	}
+	if part != nil {
+		if err := endPart(); err != nil {
+			label := s.cur.Label
+			s.cur = nil
+			return nil, fmt.Errorf("volume %s: write the filemark after %s: %w", label, stem, err)
+		}
+	}
+	res.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	return res, nil
+}
+
+func (s *Scribe) next(ctx context.Context) (*Volume, error) {
+	v, err := s.src.Next(ctx)
+	if err != nil {
+		if errors.Is(err, ErrNoVolume) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNoVolume, err)
+	}
+	return v, nil
+}
+
+// startPart begins a tape file on the current volume: its name, its
+// position, and the header record of part n.
+func (s *Scribe) startPart(hdr image.Header, n int, off int64, stem string) (*PartInfo, error) {
+	dev := s.cur.Dev
+	if fn, ok := dev.(FileNamer); ok {
+		if err := fn.BeginFile(stem); err != nil {
+			return nil, err
+		}
+	}
+	pos, err := dev.Tell()
+	if err != nil {
+		return nil, err
+	}
+	hdr.Part, hdr.Parts = n, image.Unknown
+	hdr.Blocksize = int64(s.cur.Blocksize)
+	hb, err := hdr.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := dev.WriteRecord(hb); err != nil {
+		return nil, err
+	}
+	return &PartInfo{Part: n, Volume: s.cur.Label, Slot: s.cur.Slot, Pos: pos, Offset: off}, nil
+}
