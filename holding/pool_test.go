@@ -30,8 +30,8 @@ func TestFullLimit(t *testing.T) {
 		{1, 50, 0},
 		{0, 40, 0},
 		{-5, 40, 0},
-		{10 * gib, -7, 10 * gib}, // clamped
-		{10 * gib, 250, 0},       // clamped
+		{10 * gib, -7, 10 * gib},                 // clamped
+		{10 * gib, 250, 0},                       // clamped
 		{math.MaxInt64, 40, 5534023222112865484}, // no overflow
 	}
 	for _, tt := range tests {

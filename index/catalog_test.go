@@ -43,7 +43,7 @@ func TestOpenCreatesFileAndPragmas(t *testing.T) {
 		{c.w, "foreign_keys", "1"},
 		{c.w, "synchronous", "2"},
 		{c.w, "busy_timeout", "5000"},
-		{c.w, "user_version", "2"},
+		{c.w, "user_version", "3"},
 		{c.w, "application_id", "1413566546"},
 		{c.r, "journal_mode", "wal"},
 		{c.r, "foreign_keys", "1"},
@@ -246,7 +246,7 @@ func TestOpenRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Close()
-		}, "schema version 99 is newer than this tapir understands (2)"},
+		}, "schema version 99 is newer than this tapir understands (3)"},
 		{"foreign application", func(t *testing.T, path string) {
 			db, _ := sql.Open("sqlite3", path)
 			defer db.Close()

@@ -20,6 +20,10 @@ type Dump struct {
 	HoldingPath, Error    string // holding file while not on tape; why it failed
 	Started, Finished     time.Time
 	Taped                 time.Time // when CommitTaped made it good; zero before
+	// Listed says the directory listings of the image (GNU.dumpdir) are in
+	// the catalog (SetListings); a view at a date needs them for every
+	// incremental it applies.
+	Listed bool
 }
 
 // Frame is one independent compressed frame of a payload: tar bytes
@@ -30,7 +34,7 @@ type Frame struct {
 	TarOffset, TarSize, Offset, Size int64
 }
 
-const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped`
+const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed`
 
 // dumpColsAs is dumpCols with every column qualified by alias a.
 func dumpColsAs(a string) string {
@@ -42,7 +46,7 @@ func scanDump(s scanner, extra ...any) (Dump, error) {
 	var started, finished, taped sql.NullInt64
 	dest := []any{&d.ID, &d.RunID, &d.Host, &d.Path, &d.Level, &d.Datestamp, &d.Status,
 		&d.OrigSize, &d.PayloadSize, &d.SHA256, &d.Comp, &d.FrameSize, &d.Files,
-		&d.HoldingPath, &d.Error, &started, &finished, &taped}
+		&d.HoldingPath, &d.Error, &started, &finished, &taped, &d.Listed}
 	err := s.Scan(append(dest, extra...)...)
 	d.Started, d.Finished, d.Taped = fromNS(started), fromNS(finished), fromNS(taped)
 	return d, err

@@ -23,6 +23,12 @@ type FileRecord struct {
 	UID, GID  int
 	Link      string
 	TarOffset int64 // offset in the tar stream of the entry's first header (its pax header if any)
+	// Span is the number of tar bytes from TarOffset to the first header
+	// of the next entry of the image: the entry's headers, data and
+	// padding. 0 means unknown (the last entry of an image, or records
+	// not added in stream order): read to the end of the stream. The
+	// FileWriter fills it; a value given to Add is ignored.
+	Span int64
 }
 
 // ingestBatch is how many records a FileWriter buffers before it commits
@@ -32,17 +38,17 @@ const ingestBatch = 50000
 // rowsPerInsert is how many file rows one INSERT statement carries.
 const rowsPerInsert = 64
 
-const fileInsertCols = 12
+const fileInsertCols = 13
 
 // insertFilesSQL is an INSERT of n file rows.
 func insertFilesSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO files(dump_id, dir_id, name, type, size, mode, mtime, uid, gid, link, frame, "offset") VALUES `)
+	b.WriteString(`INSERT INTO files(dump_id, dir_id, name, type, size, mode, mtime, uid, gid, link, frame, "offset", span) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	return b.String()
 }
@@ -60,6 +66,8 @@ type pendingFile struct {
 	uid, gid    int
 	link        string
 	frame, offs int64
+	tarOff      int64
+	span        int64
 }
 
 // FileWriter ingests the file index of one dump while its image arrives.
@@ -75,6 +83,12 @@ type FileWriter struct {
 	buf       []pendingFile
 	dirs      map[string]int64 // interned directories known to be committed
 	added     int64
+	// The last record added: its span is known when the next one comes.
+	// lastRowid is its row once committed (0 while it is in buf).
+	lastOff     int64
+	lastRowid   int64
+	pendingSpan int64 // span of the committed row lastRowid, to be written by the next flush
+	unordered   bool  // a record came with an offset not after its predecessor's
 	err       error // sticky: the first flush failure
 	state     writerState
 }
@@ -165,11 +179,22 @@ func (w *FileWriter) Add(r FileRecord) error {
 	if err != nil {
 		return w.c.fail(fmt.Sprintf("index dump %d", w.dumpID), err)
 	}
+	if w.added > 0 && r.TarOffset <= w.lastOff {
+		w.unordered = true // spans are only known for records in stream order
+	}
+	if w.added > 0 && !w.unordered {
+		if n := len(w.buf); n > 0 {
+			w.buf[n-1].span = r.TarOffset - w.lastOff
+		} else {
+			w.pendingSpan = r.TarOffset - w.lastOff
+		}
+	}
 	w.buf = append(w.buf, pendingFile{
 		dir: dir, name: name, typ: string(r.Type), size: r.Size, mode: r.Mode, mtime: toNS(r.Mtime),
 		uid: r.UID, gid: r.GID, link: r.Link,
-		frame: r.TarOffset / w.frameSize, offs: r.TarOffset % w.frameSize,
+		frame: r.TarOffset / w.frameSize, offs: r.TarOffset % w.frameSize, tarOff: r.TarOffset,
 	})
+	w.lastOff = r.TarOffset
 	w.added++
 	if len(w.buf) >= w.batch {
 		return w.flush()
@@ -183,6 +208,7 @@ func (w *FileWriter) flush() error {
 		return nil
 	}
 	fresh := map[string]int64{} // directories interned by this transaction
+	var rowid int64             // of the last row inserted
 	err := w.c.write(fmt.Sprintf("index dump %d", w.dumpID), func(tx *sql.Tx) error {
 		var status string
 		err := tx.QueryRow(`SELECT status FROM dumps WHERE id = ?`, w.dumpID).Scan(&status)
@@ -194,6 +220,11 @@ func (w *FileWriter) flush() error {
 		}
 		if status == DumpFailed {
 			return errors.New("the dump was marked failed; its index is discarded")
+		}
+		if w.pendingSpan > 0 && w.lastRowid > 0 {
+			if _, err := tx.Exec(`UPDATE files SET span = ? WHERE rowid = ?`, w.pendingSpan, w.lastRowid); err != nil {
+				return err
+			}
 		}
 		var selDir, insDir *sql.Stmt
 		intern := func(dir string) (int64, error) {
@@ -264,9 +295,13 @@ func (w *FileWriter) flush() error {
 					lastDir = f.dir
 				}
 				args = append(args, w.dumpID, lastID, f.name, f.typ, f.size, int64(f.mode), f.mtime,
-					f.uid, f.gid, f.link, f.frame, f.offs)
+					f.uid, f.gid, f.link, f.frame, f.offs, f.span)
 			}
-			if _, err := st.Exec(args...); err != nil {
+			res, err := st.Exec(args...)
+			if err != nil {
+				return err
+			}
+			if rowid, err = res.LastInsertId(); err != nil {
 				return err
 			}
 		}
@@ -279,6 +314,7 @@ func (w *FileWriter) flush() error {
 	for d, id := range fresh {
 		w.dirs[d] = id
 	}
+	w.lastRowid, w.pendingSpan = rowid, 0
 	clear(w.buf)
 	w.buf = w.buf[:0]
 	return nil

@@ -13,13 +13,13 @@ type Location struct {
 	File  FileRecord
 	Parts []Part
 	// Frames are the frames from the one holding the entry's first header
+	// through the one holding its last byte (File.Span known), or else
 	// through the one holding tar byte File.TarOffset+File.Size+64 KiB (room
-	// for the headers), clipped to the payload. An entry with more than 64 KiB
-	// of headers (huge extended attributes) may need later frames: Frames().
+	// for the headers), clipped to the payload.
 	Frames []Frame
 }
 
-const fileCols = `f.name, f.type, f.size, f.mode, f.mtime, f.uid, f.gid, f.link, f.frame, f."offset"`
+const fileCols = `f.name, f.type, f.size, f.mode, f.mtime, f.uid, f.gid, f.link, f.frame, f."offset", f.span`
 
 // scanFileInto returns the scan destinations for fileCols and a function that
 // fills r from them once scanned; dir is the entry's directory and *frameSize
@@ -29,7 +29,7 @@ func scanFileInto(r *FileRecord, dir string, frameSize *int64) (dest []any, fini
 	var mode int64
 	var mtime sql.NullInt64
 	var frame, off int64
-	dest = []any{&name, &typ, &r.Size, &mode, &mtime, &r.UID, &r.GID, &r.Link, &frame, &off}
+	dest = []any{&name, &typ, &r.Size, &mode, &mtime, &r.UID, &r.GID, &r.Link, &frame, &off, &r.Span}
 	return dest, func() {
 		r.Path = name
 		if dir != "" {
@@ -112,15 +112,23 @@ func (c *Catalog) FindFile(host, dlePath, filePath, asOf string) (*Location, err
 		if frameSize <= 0 { // cannot happen for an indexed dump; no frames to give
 			return nil
 		}
-		first := f.TarOffset / frameSize
-		last := (f.TarOffset + f.Size + headerAllowance) / frameSize
-		loc.Frames, err = framesTx(tx, d.ID, first, last)
+		loc.Frames, err = framesTx(tx, d.ID, f.TarOffset/frameSize, lastFrame(f, frameSize))
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &loc, nil
+}
+
+// lastFrame is the index of the last frame that holds part of the entry:
+// up to the next entry's first header when the span is known, otherwise
+// 64 KiB of headers past the end of its data (clipped by the caller).
+func lastFrame(f FileRecord, frameSize int64) int64 {
+	if f.Span > 0 {
+		return (f.TarOffset + f.Span - 1) / frameSize
+	}
+	return (f.TarOffset + f.Size + headerAllowance) / frameSize
 }
 
 // ListDir returns the entries directly in dir (relative to the DLE root, ""
@@ -174,4 +182,39 @@ func (c *Catalog) ListDir(dumpID int64, dir string) ([]FileRecord, error) {
 		return rows.Err()
 	})
 	return out, err
+}
+
+// Entry returns the index record of one path of a dump (its latest
+// occurrence in the stream); an error matching ErrNotFound when the image
+// does not hold it.
+func (c *Catalog) Entry(dumpID int64, p string) (*FileRecord, error) {
+	op := fmt.Sprintf("read entry %q of dump %d", p, dumpID)
+	clean, err := cleanLookup(p)
+	if err != nil {
+		return nil, c.fail(op, err)
+	}
+	dir, name, err := splitPath(clean)
+	if err != nil {
+		return nil, c.fail(op, err)
+	}
+	var r FileRecord
+	err = c.read(op, func(tx *sql.Tx) error {
+		var frameSize int64
+		dest, finish := scanFileInto(&r, dir, &frameSize)
+		err := tx.QueryRow(`SELECT d.frame_size, `+fileCols+` FROM files f JOIN dumps d ON d.id = f.dump_id
+			WHERE f.dump_id = ? AND f.dir_id = (SELECT id FROM dirs WHERE path = ?) AND f.name = ?
+			ORDER BY f.frame DESC, f."offset" DESC LIMIT 1`, dumpID, dir, name).Scan(append([]any{&frameSize}, dest...)...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("image %d holds no entry %q", dumpID, clean)
+		}
+		if err != nil {
+			return err
+		}
+		finish()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

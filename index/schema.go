@@ -110,8 +110,33 @@ CREATE INDEX files_entry ON files(dump_id, dir_id, name);
 ALTER TABLE dumps ADD COLUMN taped INTEGER;
 CREATE INDEX dumps_status ON dumps(status);
 `,
+	// 3: what the recover side needs to browse and restore without
+	// reading images, and the force flags of the planner.
+	//   files.span: tar bytes from the entry's first header to the next
+	//     entry's (0: unknown, read to the end of the stream), so that a
+	//     restore fetches exactly the frames of an entry, headers included.
+	//   listings: each directory's GNU.dumpdir listing in an incremental
+	//     image, so that a view at a date applies deletions and renames;
+	//     dumps.listed says the listings of a dump are recorded.
+	//   force: DLEs that get a full at the next run.
+	`
+ALTER TABLE files ADD COLUMN span INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dumps ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE listings (
+	dump_id INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	dir_id  INTEGER NOT NULL REFERENCES dirs(id),
+	dumpdir BLOB    NOT NULL,
+	PRIMARY KEY (dump_id, dir_id)
+) WITHOUT ROWID;
+CREATE TABLE force (
+	host  TEXT    NOT NULL,
+	path  TEXT    NOT NULL,
+	since INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (host, path)
+) WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 2
+const SchemaVersion = 3

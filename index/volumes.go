@@ -189,7 +189,8 @@ type Part struct {
 // to their volumes' bytes, sets the status to "good", the taped time to
 // finished, and clears holding_path. The parts must be numbered 1..n and cover
 // the payload exactly, in order; every volume must have been started with
-// StartVolumeWrite. Only after it returns nil may the holding file be deleted.
+// StartVolumeWrite. A good level 0 clears the force flag of its DLE
+// (SetForce). Only after it returns nil may the holding file be deleted.
 func (c *Catalog) CommitTaped(dumpID int64, parts []Part, finished time.Time) error {
 	op := fmt.Sprintf("commit taped dump %d", dumpID)
 	if len(parts) == 0 {
@@ -199,9 +200,10 @@ func (c *Catalog) CommitTaped(dumpID int64, parts []Part, finished time.Time) er
 		return c.fail(op, errors.New("finish time is missing"))
 	}
 	return c.write(op, func(tx *sql.Tx) error {
-		var status string
+		var status, host, path string
 		var payload int64
-		err := tx.QueryRow(`SELECT status, payload_size FROM dumps WHERE id = ?`, dumpID).Scan(&status, &payload)
+		var level int
+		err := tx.QueryRow(`SELECT status, payload_size, host, path, level FROM dumps WHERE id = ?`, dumpID).Scan(&status, &payload, &host, &path, &level)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no dump with id %d", dumpID)
 		}
@@ -257,8 +259,13 @@ func (c *Catalog) CommitTaped(dumpID int64, parts []Part, finished time.Time) er
 				return err
 			}
 		}
-		_, err = tx.Exec(`UPDATE dumps SET status = 'good', holding_path = '', taped = ? WHERE id = ?`,
-			clampNS(finished), dumpID)
+		if _, err = tx.Exec(`UPDATE dumps SET status = 'good', holding_path = '', taped = ? WHERE id = ?`,
+			clampNS(finished), dumpID); err != nil {
+			return err
+		}
+		if level == 0 { // a good full ends a forced full
+			_, err = tx.Exec(`DELETE FROM force WHERE host = ? AND path = ?`, host, path)
+		}
 		return err
 	})
 }
