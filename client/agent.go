@@ -216,7 +216,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		return err
 	}
 	sink := Sink{
-		Payload: wire.DataWriter{C: c, Chunk: 1 << 20},
+		Payload: wire.DataWriter{C: c, Chunk: 1 << 20, Flush: opt.Bandwidth > 0},
 		Index: func(r wire.IndexRecord) error {
 			batch = wire.AppendIndex(batch, r)
 			if len(batch) >= 256<<10 {

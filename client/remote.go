@@ -40,7 +40,7 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 		return nil, nil, nil, fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err))
 	}
 	tc := tls.Client(raw, r.TLS)
-	raw.SetDeadline(time.Now().Add(30 * time.Second))
+	raw.SetDeadline(time.Now().Add(min(30*time.Second, r.timeout())))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, nil, nil, wire.ExplainTLS(r.what(), err)

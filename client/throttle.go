@@ -17,7 +17,25 @@ type throttle struct {
 	due  time.Time
 }
 
+// Write passes p on in slices of a tenth of a second's worth, so that a
+// slow stream keeps moving (the server's progress timeout sees bytes
+// every 100 ms, never one burst per frame).
 func (t *throttle) Write(p []byte) (int, error) {
+	step := max(int(t.rate/10), 4096)
+	total := 0
+	for len(p) > 0 {
+		k := min(len(p), step)
+		n, err := t.write(p[:k])
+		total += n
+		if err != nil {
+			return total, err
+		}
+		p = p[k:]
+	}
+	return total, nil
+}
+
+func (t *throttle) write(p []byte) (int, error) {
 	now := time.Now()
 	if floor := now.Add(-time.Second); t.due.Before(floor) {
 		t.due = floor

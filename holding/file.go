@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/tapir-backup/tapir/image"
@@ -320,6 +321,7 @@ type Image struct {
 	Paths  []string // the chunk files, in order
 	Size   int64    // payload bytes (sum of the files minus the header)
 
+	mu    sync.RWMutex // ReadAt may run in a read-ahead goroutine while Close is called
 	files []*os.File
 	ends  []int64 // payload offset at which each chunk ends
 }
@@ -428,6 +430,11 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("holding: negative offset")
 	}
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if im.files == nil {
+		return 0, fmt.Errorf("holding %s: %w", im.Paths[0], os.ErrClosed)
+	}
 	total := 0
 	for len(p) > 0 {
 		if off >= im.Size {
@@ -465,6 +472,8 @@ func (im *Image) Reader() io.Reader { return io.NewSectionReader(im, 0, im.Size)
 
 // Close closes the chunk files.
 func (im *Image) Close() error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
 	var errs []error
 	for _, f := range im.files {
 		if err := f.Close(); err != nil {

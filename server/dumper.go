@@ -63,8 +63,8 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		if _, ok := j.est[j.fallback]; !ok {
 			return nil, final("skipped: no usable volume, the full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
 		}
-		r.note(fmt.Sprintf("%s: full demoted to level %d: no usable volume, and the full (about %s) does not fit in the %s that reserve = %d%% leaves to fulls on the holding disk",
-			j.name(), j.fallback, report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve))
+		j.res.Demoted = fmt.Sprintf("no usable volume, and the full (about %s) does not fit in the %s that reserve = %d%% leaves to fulls on the holding disk",
+			report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
 		j.level = j.fallback
 		j.res.Level = j.level
 		hdr.Level = j.level
@@ -275,7 +275,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		j.res.Status = report.StatusHolding
 		r.tp.enqueue(&tapeItem{j: j, path: j.holding, space: tg.space, kind: kindOf(j.level)})
 	} else {
-		log.Info("dumped straight to a volume", "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files, "volume", j.res.Volume)
+		log.Info("dumped straight to a volume", "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files, "volume", j.res.Parts[0].Volume)
 	}
 	return nil
 }
@@ -306,7 +306,7 @@ func (r *run) release(tg *target, err error) {
 func (r *run) abort(tg *target, w *holding.Writer, fw *index.FileWriter, id int64, err error) {
 	if w != nil {
 		if aerr := w.Abort(); aerr != nil {
-			r.note(aerr.Error())
+			r.note("holding: " + aerr.Error())
 		}
 	}
 	if tg.pw != nil {

@@ -41,9 +41,9 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 		final := strings.TrimSuffix(l.Path, holding.TmpSuffix)
 		if _, ok := byPath[final]; ok {
 			if err := holding.Salvage(final, r.disks); err != nil {
-				r.note(fmt.Sprintf("cleaned up: %s is the uncommitted holding image of a dump the catalog knows, but it cannot be completed (%v)", l.Path, err))
+				r.note(fmt.Sprintf("holding: cleaned up: %s is the uncommitted holding image of a dump the catalog knows, but it cannot be completed (%v)", l.Path, err))
 			} else {
-				r.note(fmt.Sprintf("cleaned up: completed the commit of holding image %s, interrupted by a crash", final))
+				r.note(fmt.Sprintf("holding: cleaned up: completed the commit of holding image %s, interrupted by a crash", final))
 			}
 			continue
 		}
@@ -54,7 +54,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 			return nil, err
 		}
 		r.pool.Release(l.Path, l.Bytes, holding.Incremental)
-		r.note(fmt.Sprintf("cleaned up: removed partial holding file %s (%s) left by a dump that did not finish", l.Path, report.HumanSize(l.Bytes)))
+		r.note(fmt.Sprintf("holding: cleaned up: removed partial holding file %s (%s) left by a dump that did not finish", l.Path, report.HumanSize(l.Bytes)))
 		r.log.Warn("removed partial holding file", "path", l.Path)
 	}
 	if len(left) > 0 {
@@ -70,7 +70,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 			if f.Header != nil {
 				what = fmt.Sprintf("%s:%s level %d of run %s", f.Header.Host, f.Header.Path, f.Header.Level, f.Header.Datestamp)
 			}
-			r.note(fmt.Sprintf("holding file %s holds %s that the catalog does not list as waiting for a volume; it is left alone (delete it with `tapir admin holding delete`, or rebuild the catalog)", f.Path, what))
+			r.note(fmt.Sprintf("holding: %s holds %s that the catalog does not list as waiting for a volume; it is left alone (delete it with `tapir admin holding delete`, or rebuild the catalog)", f.Path, what))
 		}
 	}
 	var items []*tapeItem
@@ -85,7 +85,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 			if d.HoldingPath == "" {
 				reason = "it was being written straight to a volume when the run ended, and was not recorded there"
 			}
-			r.note(fmt.Sprintf("%s: %s; the image is lost (marked failed)", what, reason))
+			r.note(fmt.Sprintf("holding: %s: %s; the image is lost (marked failed)", what, reason))
 			r.cat.FailDump(d.ID, reason)
 			continue
 		}
@@ -94,7 +94,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 			err = fmt.Errorf("its header (%s %s:%s level %d, sha256 %s) does not match the catalog", h.Datestamp, h.Host, h.Path, h.Level, h.SHA256)
 		}
 		if err != nil {
-			r.note(fmt.Sprintf("%s: holding file %s is damaged (%v); it is NOT taped and is kept for inspection — delete it with `tapir admin holding delete` once examined", what, d.HoldingPath, err))
+			r.note(fmt.Sprintf("holding: %s: holding file %s is damaged (%v); it is NOT taped and is kept for inspection — delete it with `tapir admin holding delete` once examined", what, d.HoldingPath, err))
 			r.log.Error("damaged holding image", "file", d.HoldingPath, "err", err)
 			continue
 		}
@@ -123,6 +123,7 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 		return nil, err
 	}
 	defer sess.close()
+	sess.rep.Kind = report.KindFlush
 	r, err := setup(ctx, sess, cfg)
 	if err != nil {
 		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
@@ -134,7 +135,7 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
 	}
 	if len(items) == 0 {
-		r.note("flush: no image on the holding disk waits for a volume")
+		r.note("holding: no image on the holding disk waits for a volume")
 	}
 	for _, it := range items {
 		r.tp.enqueue(it)
@@ -145,7 +146,7 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 	for _, n := range notes {
 		r.note(n)
 	}
-	r.rep.Volumes, r.rep.NextVolume = used, next
+	r.rep.Volumes, r.rep.NextVolumes = used, []string{next}
 	for _, it := range items {
 		r.rep.DLEs = append(r.rep.DLEs, it.j.res)
 	}

@@ -110,7 +110,8 @@ func begin(cfg *config.Config, deps Deps) (*session, error) {
 		var ds string
 		if ds, err = freeDatestamp(cat, start.In(cfg.Location())); err == nil {
 			s.runID, err = cat.BeginRun(ds, cfg.Org, start)
-			s.rep = &report.Run{Org: cfg.Org, Config: cfg.File, Datestamp: ds, Start: start, Notes: cleaned}
+			host, _ := os.Hostname()
+			s.rep = &report.Run{Org: cfg.Org, Config: cfg.File, Hostname: host, Datestamp: ds, Kind: report.KindDump, Start: start, Notes: cleaned}
 			s.log = deps.Log.With("run", ds)
 		}
 	}

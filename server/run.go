@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -120,16 +119,17 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		r.degraded = true
 		r.pool.SetDegraded(true)
 		r.tp.stop(err)
-		what := "incrementals and, within the holding reserve, fulls were dumped to the holding disk only"
+		d := &report.Degraded{Reason: err.Error(), Expected: r.vols.expects}
+		if d.Expected != "" {
+			d.Insert = d.Expected
+		}
+		r.rep.Degraded = d
 		if len(disks) == 0 {
-			what = "there is no holding disk, so nothing could be dumped"
+			r.note("holding: there is no holding disk, so nothing can be dumped without a volume")
+		} else {
+			r.note(fmt.Sprintf("holding: degraded mode: incrementals, and fulls within the %s that reserve = %d%% leaves them of %s, go to the holding disk; run `tapir flush -c %s` once a volume is available, or set autoflush = true",
+				report.HumanSize(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, report.HumanSize(r.pool.Total()), cfg.File))
 		}
-		exp := ""
-		if r.vols.expects != "" {
-			exp = fmt.Sprintf(" The run expected %s; insert or label it before the next run.", r.vols.expects)
-		}
-		r.note(fmt.Sprintf("DEGRADED MODE: no usable volume (%v).%s Instead %s (reserve = %d%% of %s kept for incrementals); run `tapir flush -c %s` once a volume is available, or set autoflush = true.",
-			err, exp, what, cfg.Reserve, report.HumanSize(r.pool.Total()), cfg.File))
 		r.log.Warn("degraded mode: no usable volume", "err", err)
 	}
 	go r.tp.run(ctx)
@@ -169,22 +169,27 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	}
 
 	jobs := make([]*job, 0, len(cfg.DLEs))
+	phase := r.clock.Now()
 	for _, d := range cfg.DLEs {
 		j := &job{dle: d, dt: cfg.Dumptype(d), fallback: -1, res: report.DLE{Host: d.Host, Path: d.Path}}
 		j.prio = map[string]int{"low": 0, "medium": 1, "high": 2}[j.dt.Priority]
 		jobs = append(jobs, j)
 	}
 	r.estimate(ctx, jobs)
+	r.rep.EstimateTime = r.clock.Now().Sub(phase)
+	phase = r.clock.Now()
 	r.dumpAll(ctx, jobs)
+	r.rep.DumpTime = r.clock.Now().Sub(phase)
 	r.tp.close()
 	<-r.tp.done
+	r.rep.TapeTime = r.tp.busyTime
 
 	used, next, notes := r.vols.finish(cfg.Eject)
 	for _, n := range notes {
 		r.note(n)
 	}
 	r.rep.Volumes = used
-	r.rep.NextVolume = next
+	r.rep.NextVolumes = []string{next}
 	for _, it := range flush {
 		r.rep.DLEs = append(r.rep.DLEs, it.j.res)
 	}
@@ -212,9 +217,8 @@ func (r *run) estimate(ctx context.Context, jobs []*job) {
 func (r *run) estimateOne(ctx context.Context, j *job) {
 	log := r.log.With("host", j.dle.Host, "path", j.dle.Path)
 	if j.dt.Strategy == "skip" {
-		j.res.Status = report.StatusOK
-		j.res.Reason = "skipped: strategy skip"
-		j.est = nil
+		j.res.Status = report.StatusSkipped
+		j.res.Reason = "strategy skip in dumptype " + j.dle.Dumptype
 		return
 	}
 	level, fallback, why, ratio, err := chooseLevel(r.cat, r.cfg, j.dle, j.dt, r.clock.Now())
@@ -345,15 +349,16 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 			running--
 			if err != nil {
 				j.attempts = append(j.attempts, err.Error())
+				j.res.Retries = append(j.res.Retries, report.Attempt{Level: j.level, Reason: err.Error()})
 				r.log.Error("dump failed", "host", j.dle.Host, "path", j.dle.Path, "attempt", len(j.attempts), "err", err)
 				var fe *finalError
 				if ctx.Err() == nil && !errors.As(err, &fe) && len(j.attempts) <= r.cfg.Retries+j.extra {
 					pending = append(pending, j)
 				} else {
-					j.fail(failReason(j.attempts))
+					// The last attempt is the failure itself, not a retried one.
+					j.res.Retries = j.res.Retries[:len(j.res.Retries)-1]
+					j.fail(err.Error())
 				}
-			} else if len(j.attempts) > 0 {
-				r.note(fmt.Sprintf("%s level %d was successfully retried (%s)", j.name(), j.res.Level, attemptList(j.attempts)))
 			}
 			cond.Broadcast()
 		}
@@ -363,24 +368,6 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 		wg.Go(worker)
 	}
 	wg.Wait()
-}
-
-func attemptList(as []string) string {
-	var b strings.Builder
-	for i, a := range as {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "attempt %d failed: %s", i+1, a)
-	}
-	return b.String()
-}
-
-func failReason(as []string) string {
-	if len(as) == 1 {
-		return as[0]
-	}
-	return fmt.Sprintf("%s (after %d attempts; %s)", as[len(as)-1], len(as), attemptList(as[:len(as)-1]))
 }
 
 // freeDatestamp names the run; two runs in the same second get distinct names.
@@ -414,21 +401,19 @@ func compOf(dt config.Dumptype) string {
 func finish(cat *index.Catalog, runID int64, rep *report.Run, deps Deps, cfg *config.Config, fatal error) (*report.Run, error) {
 	rep.End = deps.Clock.Now()
 	if fatal != nil {
-		rep.Notes = append(rep.Notes, "RUN ABORTED: "+fatal.Error())
+		rep.Aborted = fatal.Error()
 	}
 	text := rep.Text()
-	status := "ok"
-	switch {
-	case fatal != nil || rep.Failed():
-		status = "failed"
-	case rep.Strange():
-		status = "strange"
-	}
 	var errs []error
 	if fatal != nil {
 		errs = append(errs, fatal)
 	}
-	if err := cat.FinishRun(runID, status, rep.End, text); err != nil {
+	stored, err := rep.JSON()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("report as JSON: %w", err))
+		stored = []byte(text)
+	}
+	if err := cat.FinishRun(runID, rep.Status(), rep.End, string(stored)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.MkdirAll(cfg.ReportDir, 0o750); err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
@@ -53,7 +54,8 @@ type taperLoop struct {
 	busy        bool // an image is being written, or a direct stream was accepted
 	busyHolding bool // the image being written is on the holding disk
 	closed      bool
-	dead        error // no further volume: nothing more is taped
+	dead        error         // no further volume: nothing more is taped
+	busyTime    time.Duration // time spent writing images, for the report
 	wake        chan struct{}
 	changed     chan struct{}
 	done        chan struct{}
@@ -157,7 +159,9 @@ func (t *taperLoop) run(ctx context.Context) {
 		if d := t.direct; d != nil {
 			t.direct = nil
 			t.mu.Unlock()
+			start := t.r.clock.Now()
 			res, err := t.scribe.WriteImage(ctx, d.hdr, d.r, d.hdr.Name())
+			t.busyTime += t.r.clock.Now().Sub(start)
 			if errors.Is(err, taper.ErrNoVolume) {
 				t.stop(err)
 			}
@@ -191,7 +195,9 @@ func (t *taperLoop) run(ctx context.Context) {
 		if dead != nil {
 			t.leave(it, dead.Error())
 		} else {
+			start := t.r.clock.Now()
 			t.tapeHolding(ctx, it)
+			t.busyTime += t.r.clock.Now().Sub(start)
 		}
 		t.mu.Lock()
 		t.busy, t.busyHolding = false, false
@@ -246,12 +252,12 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 			t.leave(it, fmt.Sprintf("taping failed twice, last: %v", err))
 			return
 		}
-		r.note(fmt.Sprintf("%s:%s level %d: taping failed (%v); trying again on the next volume", j.dle.Host, j.dle.Path, hdr.Level, err))
+		r.note(fmt.Sprintf("taper: %s:%s level %d: taping failed (%v); trying again on the next volume", j.dle.Host, j.dle.Path, hdr.Level, err))
 	}
 	if res.SHA256 != hdr.SHA256 || res.Bytes != hdr.PayloadSize {
 		msg := fmt.Sprintf("holding file %s is corrupt: what was read has SHA-256 %s and %d bytes, its header says %s and %d bytes; it was NOT recorded as taped and is kept for inspection",
 			it.path, res.SHA256, res.Bytes, hdr.SHA256, hdr.PayloadSize)
-		r.note(fmt.Sprintf("%s:%s level %d: %s", j.dle.Host, j.dle.Path, hdr.Level, msg))
+		r.note(fmt.Sprintf("taper: %s:%s level %d: %s", j.dle.Host, j.dle.Path, hdr.Level, msg))
 		t.leave(it, msg)
 		j.res.Status = report.StatusFailed
 		return
@@ -261,7 +267,7 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		return
 	}
 	if err := holding.Remove(it.path, r.disks); err != nil {
-		r.note(err.Error())
+		r.note("holding: " + err.Error())
 	}
 	if it.space != nil {
 		it.space.Free()
@@ -287,13 +293,16 @@ func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
 	for _, p := range res.Parts {
 		t.vols.account(p.Volume, p.Length)
 	}
-	j.res.Volume, j.res.FileNo = res.Parts[0].Volume, res.Parts[0].Pos.File
+	j.res.Parts = nil
+	for _, p := range res.Parts {
+		j.res.Parts = append(j.res.Parts, report.Part{Volume: p.Volume, FileNo: p.Pos.File, Part: p.Part, Bytes: p.Length})
+	}
 	if len(res.Parts) > 1 {
 		var where []string
 		for _, p := range res.Parts {
 			where = append(where, fmt.Sprintf("%s file %d", p.Volume, p.Pos.File))
 		}
-		t.r.note(fmt.Sprintf("%s:%s level %d spans %d volumes: %s", j.dle.Host, j.dle.Path, j.res.Level, len(res.Parts), joinComma(where)))
+		t.r.note(fmt.Sprintf("taper: %s:%s level %d spans %d volumes: %s", j.dle.Host, j.dle.Path, j.res.Level, len(res.Parts), joinComma(where)))
 	}
 	j.res.Status = report.StatusOK
 	if len(j.res.Strange) > 0 {

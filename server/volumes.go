@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index"
@@ -43,7 +44,15 @@ type volumes struct {
 	mu      sync.Mutex
 	used    []report.Volume // the volumes written by this run, in order
 	cur     taper.Device
-	expects string // what the run expected when it could get no volume
+	loaded  time.Time // when cur was loaded
+	expects string    // what the run expected when it could get no volume
+}
+
+// unloaded adds the time the current volume spent in the drive to it.
+func (v *volumes) unloaded() {
+	if v.cur != nil && len(v.used) > 0 {
+		v.used[len(v.used)-1].Time += v.clock.Now().Sub(v.loaded)
+	}
 }
 
 // states merges the changer's inventory with the catalog's memory of each
@@ -148,10 +157,9 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		v.expects = c.NextExpected
 		return nil, err
 	}
-	if v.cur != nil {
-		v.cur.Close()
-		v.cur = nil
-	}
+	// Load unloads the volume in the drive first (ending its last file).
+	v.unloaded()
+	v.cur = nil
 	dev, err := v.ch.Load(c.Slot)
 	if err != nil {
 		return nil, fmt.Errorf("%w: load slot %d: %v", taper.ErrNoVolume, c.Slot, err)
@@ -185,8 +193,8 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		return nil, fmt.Errorf("%w: %v", taper.ErrNoVolume, err)
 	}
 	v.log.Info("writing volume", "label", c.Label, "slot", c.Slot, "device", dev.Name(), "why", c.Reason)
-	v.cur = dev
-	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel})
+	v.cur, v.loaded = dev, v.clock.Now()
+	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel, Length: int64(tt.Length)})
 	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
 }
 
@@ -215,6 +223,7 @@ func (v *volumes) account(label string, bytes int64) {
 func (v *volumes) finish(eject bool) (used []report.Volume, next string, notes []string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.unloaded()
 	if v.cur != nil {
 		if err := v.cur.Close(); err != nil {
 			notes = append(notes, fmt.Sprintf("closing %s: %v", v.cur.Name(), err))

@@ -153,6 +153,9 @@ func bytesReader(b []byte) io.Reader { return &byteReader{b} }
 type DataWriter struct {
 	C     *Conn
 	Chunk int
+	// Flush pushes every write to the peer at once (a bandwidth-limited
+	// stream, whose small writes must not wait in the buffer).
+	Flush bool
 }
 
 func (d DataWriter) Write(p []byte) (int, error) {
@@ -168,6 +171,9 @@ func (d DataWriter) Write(p []byte) (int, error) {
 		}
 		n += k
 		p = p[k:]
+	}
+	if d.Flush {
+		return n, d.C.Flush()
 	}
 	return n, nil
 }

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// proxy sits between the server and a client agent on loopback, as a
+// network would: it counts connections and bytes, and can stall or cut the
+// agent's side of every connection.
+type proxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	conns   []*proxied
+	stalled chan struct{} // non-nil: agent->server bytes wait until closed
+	cutAt   int64         // > 0: cut a connection after this many agent->server bytes
+}
+
+type proxied struct {
+	start, end time.Time
+	fromAgent  atomic.Int64
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.resume() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.handle(c)
+	}
+}
+
+func (p *proxy) handle(c net.Conn) {
+	defer c.Close()
+	a, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer a.Close()
+	pc := &proxied{start: time.Now()}
+	p.mu.Lock()
+	p.conns = append(p.conns, pc)
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(a, c); a.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := a.Read(buf)
+			if n > 0 {
+				p.mu.Lock()
+				st, cut := p.stalled, p.cutAt
+				p.mu.Unlock()
+				if st != nil {
+					<-st
+				}
+				if cut > 0 && pc.fromAgent.Load()+int64(n) > cut {
+					c.Close()
+					a.Close()
+					break
+				}
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					break
+				}
+				pc.fromAgent.Add(int64(n))
+			}
+			if err != nil {
+				break
+			}
+		}
+		c.(*net.TCPConn).CloseWrite()
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+	p.mu.Lock()
+	pc.end = time.Now()
+	p.mu.Unlock()
+}
+
+func (p *proxy) stall() {
+	p.mu.Lock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+func (p *proxy) resume() {
+	p.mu.Lock()
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *proxy) cutAfter(n int64) {
+	p.mu.Lock()
+	p.cutAt = n
+	p.mu.Unlock()
+}
+
+// peakDumps is the largest number of connections that overlapped in time
+// among those that carried more than min bytes from the agent (dumps, not
+// estimates).
+func (p *proxy) peakDumps(min int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var big []*proxied
+	for _, c := range p.conns {
+		if c.fromAgent.Load() > min {
+			big = append(big, c)
+		}
+	}
+	peak := 0
+	for _, a := range big {
+		n := 0
+		for _, b := range big {
+			if !b.start.After(a.start) && (b.end.IsZero() || b.end.After(a.start)) {
+				n++
+			}
+		}
+		peak = max(peak, n)
+	}
+	return peak
+}
+
+// randomFiles writes n incompressible files of size bytes under dir.
+func randomFiles(t *testing.T, dir string, n, size int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		b := make([]byte, size)
+		rand.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, "f"+string(rune('a'+i%26))+string(rune('0'+i/26))), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
