@@ -1,0 +1,331 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Status of one DLE in a run.
+const (
+	StatusOK      = "OK"      // safe on a volume
+	StatusStrange = "STRANGE" // safe on a volume, but the dump printed lines worth reading
+	StatusFailed  = "FAILED"  // not saved tonight: neither on a volume nor on the holding disk
+	StatusHolding = "HOLDING" // dumped, safe on the holding disk only (not, or not wholly, on a volume)
+	StatusSkipped = "SKIPPED" // not dumped tonight on purpose (configuration or operator)
+	StatusDelayed = "DELAYED" // not dumped tonight: the planner could not fit it
+)
+
+// Kind of run.
+const (
+	KindDump  = "dump"  // a nightly run (with autoflush, it flushes leftovers first)
+	KindFlush = "flush" // tapir flush: only leftovers of earlier runs
+)
+
+// Run status as recorded in the catalog (see Run.Status).
+const (
+	RunOK       = "ok"
+	RunStrange  = "strange"
+	RunDegraded = "degraded"
+	RunFailed   = "failed"
+)
+
+// Run is everything the report says about one run.
+type Run struct {
+	Org       string
+	Config    string // the configuration file
+	Hostname  string // the backup server's host name
+	Datestamp string // the run's name, YYYYMMDDhhmmss, in the configuration's time zone
+	Kind      string // KindDump or KindFlush; "" is KindDump
+	Start     time.Time
+	End       time.Time
+
+	// Wall-clock time of each phase (not sums over DLEs).
+	EstimateTime time.Duration
+	DumpTime     time.Duration
+	TapeTime     time.Duration
+
+	Volumes     []Volume // volumes written, in order
+	NextVolumes []string // what the next run expects, in words, in order of use
+	// NextVolume is one expected volume, in words.
+	//
+	// Deprecated: use NextVolumes; a non-empty NextVolume is rendered as
+	// the first of NextVolumes.
+	NextVolume string
+
+	Degraded *Degraded // nil unless the run could use no volume
+	Aborted  string    // why the run stopped before its end; "" when it ran to the end
+
+	DLEs      []DLE
+	Preflight []Problem // what the check at the start of the run found; listed first in NOTES
+	Notes     []string  // one line each, "source: text" by convention (planner:, holding:, lock:, taper:)
+}
+
+// Degraded says what a run without a usable volume did.
+type Degraded struct {
+	Reason   string // why no volume was usable, one line
+	Expected string // the volume(s) the run expected, in words
+	Insert   string // the volume to insert before the next run, in words
+}
+
+// Volume is one volume written by the run.
+type Volume struct {
+	Label  string
+	Slot   int   // 0 when the changer has no slots
+	New    bool  // labelled by this run
+	Files  int   // tape files written after the label; one per part
+	Bytes  int64 // payload bytes written
+	Length int64 // the volume's capacity (tapetype length); 0 = unknown
+	Time   time.Duration
+}
+
+// DLE is the outcome of one DLE (or of one flushed image) in the run.
+type DLE struct {
+	Host, Path string
+	Level      int
+	Status     string
+	Reason     string    // why it failed, is on holding only, was delayed or skipped (one line)
+	Strange    []string  // the lines of the dump that made it strange (or the output of a failed one)
+	Retries    []Attempt // earlier attempts of this run that failed, in order
+	Demoted    string    // why the planned full became this incremental; "" when it did not
+	Flushed    string    // datestamp of the earlier run that dumped it; "" when dumped by this run
+	Files      int64
+	OrigSize   int64 // tar bytes
+	OutSize    int64 // payload bytes (after compression)
+	DumpTime   time.Duration
+	TapeTime   time.Duration
+	Parts      []Part // where the image is, in part order
+	// Volume and FileNo place a one-part image.
+	//
+	// Deprecated: use Parts; they are read only when Parts is empty.
+	Volume string
+	FileNo int64
+}
+
+// Attempt is one failed attempt at dumping a DLE that was retried.
+type Attempt struct {
+	Level  int
+	Reason string
+}
+
+// Part is one piece of an image on one volume.
+type Part struct {
+	Volume string
+	FileNo int64 // tape file number on the volume
+	Part   int   // 1-based
+	Bytes  int64
+}
+
+// Failed reports whether the run failed: a DLE failed, or the run was
+// aborted (nothing more could be saved).
+func (r *Run) Failed() bool {
+	if r.Aborted != "" {
+		return true
+	}
+	for _, d := range r.DLEs {
+		if d.Status == StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// Strange reports whether the run needs a look although nothing failed: a
+// DLE is strange, left on the holding disk only, or delayed, or the run
+// was degraded.
+func (r *Run) Strange() bool {
+	if r.Degraded != nil {
+		return true
+	}
+	for _, d := range r.DLEs {
+		switch d.Status {
+		case StatusStrange, StatusHolding, StatusDelayed:
+			return true
+		}
+	}
+	return false
+}
+
+// Status is the run's status for the catalog: RunFailed, RunDegraded,
+// RunStrange or RunOK, in that order of precedence.
+func (r *Run) Status() string {
+	switch {
+	case r.Failed():
+		return RunFailed
+	case r.Degraded != nil:
+		return RunDegraded
+	case r.Strange():
+		return RunStrange
+	}
+	return RunOK
+}
+
+// Subject is the mail subject and the first line of the text:
+// "<org> [FAIL: |STRANGE: ]TAPIR MAIL REPORT FOR <Month d, yyyy>".
+func (r *Run) Subject() string {
+	flag := ""
+	switch {
+	case r.Failed():
+		flag = "FAIL: "
+	case r.Strange():
+		flag = "STRANGE: "
+	}
+	return fmt.Sprintf("%s %sTAPIR MAIL REPORT FOR %s", clean(r.Org), flag, r.date().Format("January 2, 2006"))
+}
+
+// date is the day the run is named after: its datestamp (in the
+// configuration's time zone), else its start.
+func (r *Run) date() time.Time {
+	if t, err := time.Parse("20060102150405", r.Datestamp); err == nil {
+		return t
+	}
+	return r.Start
+}
+
+// WriteTo writes the text report.
+func (r *Run) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.WriteString(w, r.Text())
+	return int64(n), err
+}
+
+// normalized returns a copy in the form both renderings use: deprecated
+// fields folded in, durations rounded to the millisecond (what JSON keeps),
+// monotonic clock readings dropped, invalid UTF-8 spelled out as \xNN. So
+// ParseJSON(r.JSON()) renders exactly as r does.
+func (r *Run) normalized() *Run {
+	n := *r
+	n.Org, n.Config, n.Hostname, n.Datestamp = valid(r.Org), valid(r.Config), valid(r.Hostname), valid(r.Datestamp)
+	if n.Kind == "" {
+		n.Kind = KindDump
+	}
+	n.Kind = valid(n.Kind)
+	n.Start, n.End = r.Start.Round(0), r.End.Round(0)
+	n.EstimateTime, n.DumpTime, n.TapeTime = msec(r.EstimateTime), msec(r.DumpTime), msec(r.TapeTime)
+	n.NextVolumes = nil
+	if r.NextVolume != "" {
+		n.NextVolumes = append(n.NextVolumes, valid(r.NextVolume))
+	}
+	for _, v := range r.NextVolumes {
+		n.NextVolumes = append(n.NextVolumes, valid(v))
+	}
+	n.NextVolume = ""
+	if r.Degraded != nil {
+		n.Degraded = &Degraded{Reason: valid(r.Degraded.Reason), Expected: valid(r.Degraded.Expected), Insert: valid(r.Degraded.Insert)}
+	}
+	n.Aborted = valid(r.Aborted)
+	n.Volumes = make([]Volume, len(r.Volumes))
+	for i, v := range r.Volumes {
+		v.Label = valid(v.Label)
+		v.Time = msec(v.Time)
+		n.Volumes[i] = v
+	}
+	n.DLEs = make([]DLE, len(r.DLEs))
+	for i, d := range r.DLEs {
+		d.Host, d.Path, d.Status, d.Reason = valid(d.Host), valid(d.Path), valid(d.Status), valid(d.Reason)
+		d.Demoted, d.Flushed = valid(d.Demoted), valid(d.Flushed)
+		d.Strange = validAll(d.Strange)
+		d.Retries = nil
+		for _, a := range r.DLEs[i].Retries {
+			d.Retries = append(d.Retries, Attempt{Level: a.Level, Reason: valid(a.Reason)})
+		}
+		d.DumpTime, d.TapeTime = msec(d.DumpTime), msec(d.TapeTime)
+		d.Parts = nil
+		for _, p := range r.DLEs[i].Parts {
+			p.Volume = valid(p.Volume)
+			d.Parts = append(d.Parts, p)
+		}
+		if len(d.Parts) == 0 && r.DLEs[i].Volume != "" {
+			d.Parts = []Part{{Volume: valid(r.DLEs[i].Volume), FileNo: r.DLEs[i].FileNo, Part: 1, Bytes: r.DLEs[i].OutSize}}
+		}
+		d.Volume, d.FileNo = "", 0
+		n.DLEs[i] = d
+	}
+	n.Preflight = nil
+	for _, p := range r.Preflight {
+		n.Preflight = append(n.Preflight, Problem{Where: valid(p.Where), What: valid(p.What)})
+	}
+	n.Notes = validAll(r.Notes)
+	return &n
+}
+
+func msec(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// seconds is d in seconds, to the millisecond, for JSON.
+func seconds(d time.Duration) float64 { return float64(msec(d).Milliseconds()) / 1000 }
+
+// fromSeconds is the inverse of seconds.
+func fromSeconds(s float64) time.Duration {
+	return time.Duration(math.Round(s*1000)) * time.Millisecond
+}
+
+// valid spells every byte of s that is not valid UTF-8 as \xNN, so that a
+// string survives JSON unchanged and renders the same before and after.
+func valid(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func validAll(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = valid(s)
+	}
+	return out
+}
+
+// clean makes s safe to print on one line of the report: control
+// characters (a newline in a file name, an escape sequence in a tool's
+// output) and invalid UTF-8 are spelled out, never passed through.
+func clean(s string) string {
+	s = valid(s)
+	ok := true
+	for _, r := range s {
+		if isControl(r) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case isControl(r) && r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case isControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == 0xfeff
+}
