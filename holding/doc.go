@@ -1,9 +1,19 @@
-// Package holding owns the holding disk: the spool directory where images
-// wait between the dumpers and the taper. An image is written as
-// <holding>/<datestamp>/<stem>.tmp (stem = image.Header.Name()), with a
-// placeholder header that is rewritten with the final sizes and SHA-256
-// once the payload is complete; then the file is fsynced, renamed to its
-// final name and the directory fsynced. A file without the .tmp suffix is
-// therefore always a complete image; a .tmp file is the leftover of a dump
-// that did not finish. The format is written down in docs/format/holding.md.
+// Package holding owns the holding disks: the spool directories where
+// images wait between the dumpers and the taper.
+//
+//   - Pool accounts the space of all holding disks of a run: every byte is
+//     reserved before it is written (Space), fulls are held to the share
+//     the reserve leaves them in degraded mode (FullLimit, exact
+//     arithmetic), and writers that all wait for space that only they hold
+//     are told which one gives up (ErrHoldingFull), so no run deadlocks.
+//   - Writer writes one image as <disk>/<datestamp>/<stem>[.<k>] chunk
+//     files named .tmp while written; Prepare checks size and SHA-256,
+//     writes the header and fsyncs, the caller records the image in the
+//     catalog, and Commit gives the chunks their final names. So a file
+//     without .tmp is always a complete image the catalog knows.
+//   - OpenImage reads an image back across its chunks (as a stream or at
+//     any offset); Verify checks it end to end; Scan lists what is on the
+//     disks; Salvage finishes a commit a crash interrupted; Remove deletes.
+//
+// The format is written down in docs/format/holding.md.
 package holding

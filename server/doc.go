@@ -1,8 +1,18 @@
-// Package server owns a backup run and, later, the daemon around it. A run
-// (`tapir dump`) opens the catalog, picks the volume it will write, asks
-// every client agent for estimates, dumps every DLE onto the holding disk,
-// tapes the finished images, records every part in the catalog, deletes a
-// holding image only after that commit, and writes the run report.
+// Package server owns a backup run and, later, the daemon around it.
 //
-// Time comes from a Clock so that runs can be driven by tests.
+// A run (`tapir dump`) takes the run lock, opens the catalog, scans the
+// holding disks (leftovers of earlier runs are checked, salvaged, removed
+// or, with autoflush, queued first), decides whether a volume is usable
+// (degraded mode when not), asks every client agent for estimates, and
+// runs up to inparallel dumpers (at most maxdumps per host, by priority
+// then size) that stream each DLE into the holding pool — or straight to
+// the taper when the image does not fit and the taper is idle — while one
+// taper goroutine writes finished images to volumes through the scribe,
+// spanning volumes up to runtapes. A holding image is deleted only after
+// all its parts are on volumes and the catalog committed. Failed dumps are
+// retried; every attempt, demotion and decision is in the report.
+//
+// `tapir flush` runs the taper half alone on what earlier runs left.
+// Time comes from a Clock so that runs can be driven by tests; the changer
+// can be injected (Deps.Changer) to test a drive that stalls or fails.
 package server

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -299,5 +300,51 @@ func TestSpanningAndRuntapes(t *testing.T) {
 	}
 	if n := len(holdingFiles(t, s)); n != 1 {
 		t.Errorf("%d holding files, want the 1 image that did not fit", n)
+	}
+}
+
+// offsetClock is the wall clock moved by a fixed amount.
+type offsetClock time.Duration
+
+func (c offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c)) }
+
+// With no usable volume the run goes degraded: the images stay on the
+// holding disk, and a full that does not fit in the share the reserve
+// leaves to fulls is demoted to its fallback incremental. The report says
+// which volume was expected and what was done instead.
+func TestDegradedDemotesFullToFallback(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.DLEs = s.cfg.DLEs[:1]
+	if _, out, err := s.night(t, Deps{}); err != nil {
+		t.Fatalf("night 1: %v\n%s", err, out)
+	}
+	// Eight days later the full is due, but no volume is usable: the
+	// changer holds only blank volumes and autolabel is off.
+	os.WriteFile(filepath.Join(s.data, "etc", "new.conf"), []byte("changed\n"), 0o644)
+	s.cfg.Autolabel = ""
+	s.cfg.Changer.Path = filepath.Join(s.dir, "blank-vtapes")
+	s.cfg.Reserve = 40
+	s.cfg.Holding[0].Use = 2 << 20 // fulls may use 60%: 1.2 MiB, less than the full
+	rep, out, err := s.night(t, Deps{Clock: offsetClock(8 * 24 * time.Hour)})
+	if !errors.Is(err, ErrRunFailed) {
+		t.Fatalf("degraded night: %v\n%s", err, out)
+	}
+	d := rep.DLEs[0]
+	if d.Status != report.StatusHolding || d.Level != 1 || !strings.Contains(d.Demoted, "reserve = 40%") {
+		t.Errorf("status %s level %d demoted %q", d.Status, d.Level, d.Demoted)
+	}
+	if rep.Degraded == nil || !strings.Contains(out, "STRANGE") {
+		t.Errorf("the report does not flag degraded mode:\n%s", out)
+	}
+	if n := len(holdingFiles(t, s)); n != 1 {
+		t.Errorf("%d holding files, want the level 1 image", n)
+	}
+	// Without a fallback (a DLE never dumped before), the full is skipped
+	// with its reason.
+	randomFiles(t, filepath.Join(s.dir, "newbig"), 2, 1<<20)
+	s.cfg.DLEs = []config.DLE{{Host: "localhost", Path: filepath.Join(s.dir, "newbig"), Dumptype: "default"}}
+	rep, out, _ = s.night(t, Deps{Clock: offsetClock(9 * 24 * time.Hour)})
+	if d := rep.DLEs[len(rep.DLEs)-1]; d.Status != report.StatusFailed || !strings.Contains(d.Reason, "no incremental to fall back to") {
+		t.Errorf("new DLE in degraded mode: %s %q\n%s", d.Status, d.Reason, out)
 	}
 }

@@ -70,7 +70,11 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		hdr.Level = j.level
 	}
 	need := j.need(j.level)
-	if useHolding && !r.pool.Fits(need, kind()) {
+	// Without history the compression ratio is a guess: an image that
+	// would not fit uncompressed goes straight to the taper rather than
+	// risk being cut short when the holding disk runs out.
+	worst := j.est[j.level].Bytes + image.HeaderSize
+	if useHolding && (!r.pool.Fits(need, kind()) || (!j.ratioKnown && !r.degraded && canDirect && !r.pool.Fits(worst, kind()))) {
 		useHolding = false
 		if !canDirect {
 			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", report.HumanSize(need), report.HumanSize(r.pool.Total()))

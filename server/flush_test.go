@@ -31,11 +31,12 @@ func TestLeftoversAreFlushed(t *testing.T) {
 	}
 	degraded := func() {
 		t.Helper()
-		typ := s.cfg.Changer.Type
-		s.cfg.Changer.Type = "robot" // not usable in this version: nothing is taped
-		s.cfg.Reserve = 0            // fulls may use the holding disk in degraded mode
+		// Only blank volumes and no autolabel: no volume is usable.
+		path, auto := s.cfg.Changer.Path, s.cfg.Autolabel
+		s.cfg.Changer.Path, s.cfg.Autolabel = filepath.Join(s.dir, "blank-vtapes"), ""
+		s.cfg.Reserve = 0 // fulls may use the holding disk in degraded mode
 		out, err := night()
-		s.cfg.Changer.Type = typ
+		s.cfg.Changer.Path, s.cfg.Autolabel = path, auto
 		s.cfg.Reserve = 100
 		if !errors.Is(err, ErrRunFailed) || !strings.Contains(out, "HOLDING") {
 			t.Fatalf("degraded night: %v\n%s", err, out)
@@ -85,5 +86,34 @@ func TestLeftoversAreFlushed(t *testing.T) {
 	}
 	if left := holdingFiles(t, s); len(left) != 1 || left[0] != bad {
 		t.Errorf("after flush, holding holds %v; want only the damaged %s", left, bad)
+	}
+}
+
+// `tapir admin holding delete` removes an image that waits for a volume
+// and the catalog then knows it will never be on one.
+func TestHoldingDeleteMarksDumpFailed(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Changer.Path, s.cfg.Autolabel, s.cfg.Reserve = filepath.Join(s.dir, "blank-vtapes"), "", 0
+	if _, _, err := s.night(t, Deps{}); !errors.Is(err, ErrRunFailed) {
+		t.Fatalf("degraded night: %v", err)
+	}
+	ims, err := HoldingList(s.cfg)
+	if err != nil || len(ims) != 2 || ims[0].State != "waiting" || ims[1].State != "waiting" {
+		t.Fatalf("list: %+v %v", ims, err)
+	}
+	sel := HoldingSelect{Host: "localhost", Path: s.data}
+	if got, err := HoldingDelete(s.cfg, sel, true, testLogger(t)); err != nil || len(got) != 1 || len(holdingFiles(t, s)) != 2 {
+		t.Fatalf("dry run: %+v %v", got, err)
+	}
+	got, err := HoldingDelete(s.cfg, sel, false, testLogger(t))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("delete: %+v %v", got, err)
+	}
+	if n := len(holdingFiles(t, s)); n != 1 {
+		t.Errorf("%d holding files left, want 1", n)
+	}
+	d, err := s.catalog(t).Dump(got[0].DumpID)
+	if err != nil || d.Status != index.DumpFailed || !strings.Contains(d.Error, "deleted from the holding disk") {
+		t.Errorf("catalog: %+v %v", d, err)
 	}
 }

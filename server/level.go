@@ -18,10 +18,10 @@ import (
 // It also returns the fallback for degraded mode (level 1 when a full
 // exists to base it on, else -1) and the ratio of payload to tar bytes of
 // the DLE's newest image (how much holding space an estimate needs).
-func chooseLevel(cat *index.Catalog, cfg *config.Config, dle config.DLE, dt config.Dumptype, now time.Time) (level, fallback int, why string, ratio float64, err error) {
+func chooseLevel(cat *index.Catalog, cfg *config.Config, dle config.DLE, dt config.Dumptype, now time.Time) (level, fallback int, why string, ratio float64, known bool, err error) {
 	dumps, err := cat.Dumps(dle.Host, dle.Path)
 	if err != nil {
-		return 0, -1, "", 0, err
+		return 0, -1, "", 0, false, err
 	}
 	ratio = 0.5 // Amanda's default comprate
 	if dt.Compress == config.CompressNone {
@@ -44,15 +44,15 @@ func chooseLevel(cat *index.Catalog, cfg *config.Config, dle config.DLE, dt conf
 	}
 	switch {
 	case dt.Strategy == "noinc":
-		return 0, -1, "strategy noinc", ratio, nil
+		return 0, -1, "strategy noinc", ratio, gotRatio, nil
 	case last.IsZero():
-		return 0, -1, "no full dump of this DLE is on a volume or the holding disk", ratio, nil
+		return 0, -1, "no full dump of this DLE is on a volume or the holding disk", ratio, gotRatio, nil
 	case dt.Strategy == "nofull" || dt.Strategy == "incronly":
-		return 1, -1, "strategy " + dt.Strategy, ratio, nil
+		return 1, -1, "strategy " + dt.Strategy, ratio, gotRatio, nil
 	}
 	cycle := time.Duration(cfg.Dumpcycle) * 24 * time.Hour
 	if age := now.Sub(last); age >= cycle-time.Hour {
-		return 0, fallback, fmt.Sprintf("the newest full is %.1f days old (dumpcycle %d)", age.Hours()/24, cfg.Dumpcycle), ratio, nil
+		return 0, fallback, fmt.Sprintf("the newest full is %.1f days old (dumpcycle %d)", age.Hours()/24, cfg.Dumpcycle), ratio, gotRatio, nil
 	}
-	return 1, -1, fmt.Sprintf("full of %s is within the dumpcycle", last.Format("2006-01-02")), ratio, nil
+	return 1, -1, fmt.Sprintf("full of %s is within the dumpcycle", last.Format("2006-01-02")), ratio, gotRatio, nil
 }

@@ -39,14 +39,15 @@ var ErrRunFailed = errors.New("run finished with failures")
 // job is one DLE's way through the run, or one image of an earlier run
 // being flushed.
 type job struct {
-	dle      config.DLE
-	dt       config.Dumptype
-	level    int
-	fallback int    // the incremental to dump instead of a full in degraded mode; -1 none
-	why      string // why this level
-	prio     int
-	est      map[int]wire.Estimate
-	ratio    float64 // expected payload bytes per tar byte
+	dle        config.DLE
+	dt         config.Dumptype
+	level      int
+	fallback   int    // the incremental to dump instead of a full in degraded mode; -1 none
+	why        string // why this level
+	prio       int
+	est        map[int]wire.Estimate
+	ratio      float64 // expected payload bytes per tar byte
+	ratioKnown bool    // from the DLE's history, not a guess
 
 	res         report.DLE
 	attempts    []string // why earlier attempts failed
@@ -221,12 +222,12 @@ func (r *run) estimateOne(ctx context.Context, j *job) {
 		j.res.Reason = "strategy skip in dumptype " + j.dle.Dumptype
 		return
 	}
-	level, fallback, why, ratio, err := chooseLevel(r.cat, r.cfg, j.dle, j.dt, r.clock.Now())
+	level, fallback, why, ratio, known, err := chooseLevel(r.cat, r.cfg, j.dle, j.dt, r.clock.Now())
 	if err != nil {
 		j.fail(err.Error())
 		return
 	}
-	j.level, j.fallback, j.why, j.ratio = level, fallback, why, ratio
+	j.level, j.fallback, j.why, j.ratio, j.ratioKnown = level, fallback, why, ratio, known
 	j.res.Level = level
 	levels := []int{0}
 	for _, l := range []int{level, level + 1, fallback} {

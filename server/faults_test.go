@@ -1,0 +1,437 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper"
+	"github.com/tapir-backup/tapir/taper/taptest"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// TestMain lets a test run the server or an agent in a child process that
+// it can kill -9: TAPIR_TEST_CHILD=dump|agent.
+func TestMain(m *testing.M) {
+	switch os.Getenv("TAPIR_TEST_CHILD") {
+	case "dump":
+		os.Exit(childDump())
+	case "agent":
+		os.Exit(childAgent())
+	}
+	os.Exit(m.Run())
+}
+
+// childDump runs one night of TAPIR_TEST_CONFIG whose drive stalls for
+// good after TAPIR_TEST_STALL records (so that it can be killed mid-run).
+func childDump() int {
+	cfg, err := config.Load(os.Getenv("TAPIR_TEST_CONFIG"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	tt := cfg.Tapetype()
+	dc, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ch := taptest.Wrap(dc)
+	var n int
+	fmt.Sscan(os.Getenv("TAPIR_TEST_STALL"), &n)
+	ch.StallAfter(n)
+	_, err = Dump(context.Background(), cfg, Deps{Changer: ch, Out: os.Stdout})
+	fmt.Fprintln(os.Stderr, "child dump ended:", err)
+	return 0
+}
+
+// childAgent serves the agent protocol with the certificate
+// TAPIR_TEST_CERTDIR/TAPIR_TEST_HOST.* and writes its address to
+// TAPIR_TEST_ADDRFILE.
+func childAgent() int {
+	dir, host := os.Getenv("TAPIR_TEST_CERTDIR"), os.Getenv("TAPIR_TEST_HOST")
+	tlsCfg, err := wire.ServerConfig(wire.Files{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, host+".crt"), Key: filepath.Join(dir, host+".key")}, wire.RoleServer)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := os.WriteFile(os.Getenv("TAPIR_TEST_ADDRFILE"), []byte(ln.Addr().String()), 0o644); err != nil {
+		return 1
+	}
+	a := &client.Agent{Log: testChildLog(), TLS: tlsCfg, StateDir: os.Getenv("TAPIR_TEST_STATEDIR")}
+	a.Serve(context.Background(), ln)
+	return 0
+}
+
+func testChildLog() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)) }
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A drive that stalls for 30 s in the middle of an image makes the
+// dumpers wait for holding space (backpressure); when it resumes, the run
+// completes and every image is on a volume. Waiting for the taper never
+// counts as a stream without progress (dtimeout is 5 s here).
+func TestStalledDriveMakesDumpersWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stalls for 30 s")
+	}
+	s := newSite(t, "")
+	dt := config.DefaultDumptype()
+	dt.Compress = config.CompressNone
+	s.cfg.Dumptypes["raw"] = dt
+	s.dles(t, "raw", 4, 1<<20, "a", "b", "c", "d") // 4 MiB each
+	s.cfg.Holding[0].Use = 10 << 20                // two images at a time
+	s.cfg.Inparallel = 4
+	s.cfg.Dtimeout = config.Duration(5 * time.Second)
+	tt := s.cfg.Tapetype()
+	dc, err := taper.NewDiskChanger(s.cfg.Changer.Path, s.cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := taptest.Wrap(dc)
+	ch.StallAfter(20) // 1.2 MiB into the first image
+	type result struct {
+		rep *report.Run
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, out, err := s.night(t, Deps{Changer: ch})
+		done <- result{rep, out, err}
+	}()
+	select {
+	case <-ch.Stalled():
+	case r := <-done:
+		t.Fatalf("the run ended before the drive stalled: %v\n%s", r.err, r.out)
+	}
+	const stall = 30 * time.Second
+	time.Sleep(stall)
+	select {
+	case r := <-done:
+		t.Fatalf("the run ended while the drive was stalled: %v\n%s", r.err, r.out)
+	default:
+	}
+	// The dumpers wait: the holding disk holds no more than it may.
+	var held int64
+	filepath.Walk(s.cfg.Holding[0].Path, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			held += fi.Size()
+		}
+		return nil
+	})
+	if held > int64(s.cfg.Holding[0].Use) {
+		t.Errorf("holding holds %d bytes during the stall, more than its use %d", held, s.cfg.Holding[0].Use)
+	}
+	ch.Resume()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run did not complete after the drive resumed")
+	}
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.out)
+	}
+	for name, st := range statuses(r.rep) {
+		if st != report.StatusOK {
+			t.Errorf("%s: %s", name, st)
+		}
+	}
+	if r.rep.DumpTime < stall {
+		t.Errorf("dump phase took %v: the dumpers did not wait for the stalled drive", r.rep.DumpTime)
+	}
+	if left := holdingFiles(t, s); len(left) != 0 {
+		t.Errorf("holding not empty: %v", left)
+	}
+}
+
+// Kill -9 of the server in the middle of a night: the next run flushes
+// every image that was complete on the holding disk, drops the partial
+// ones with a note, and the catalog holds no dump marked good that is not
+// wholly on a volume.
+func TestKilledRunLosesNothing(t *testing.T) {
+	s := newSite(t, "")
+	raw := config.DefaultDumptype()
+	raw.Compress = config.CompressNone
+	raw.Strategy = "noinc"
+	slow := raw
+	slow.Bandwidth = 256 << 10 // still dumping when the server dies
+	s.cfg.Dumptypes["raw"], s.cfg.Dumptypes["slow"] = raw, slow
+	s.dles(t, "raw", 3, 1<<20, "a", "b", "c")
+	s.cfg.DLEs[2].Dumptype = "slow"
+	s.cfg.Inparallel = 3
+	saveConfig(t, s)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=dump", "TAPIR_TEST_CONFIG="+s.cfgPath, "TAPIR_TEST_STALL=20")
+	logf, _ := os.Create(filepath.Join(s.dir, "child.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hold := s.cfg.Holding[0].Path
+	complete := func() (n, tmp int) {
+		fs, _ := filepath.Glob(filepath.Join(hold, "*", "*"))
+		for _, f := range fs {
+			if strings.HasSuffix(f, ".tmp") {
+				tmp++
+			} else {
+				n++
+			}
+		}
+		return
+	}
+	waitFor(t, "two complete holding images, one partial, and a half-written tape file", 60*time.Second, func() bool {
+		n, tmp := complete()
+		onTape, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot1", "00001.*"))
+		return n == 2 && tmp == 1 && len(onTape) == 1
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	logf.Close()
+
+	// The next night, with autoflush and a drive that works.
+	s.cfg.Autoflush = true
+	s.cfg.Dumptypes["slow"] = raw
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(s.dir, "child.log"))
+		t.Fatalf("night after the kill: %v\n%s\nchild:\n%s", err, out, b)
+	}
+	flushed := 0
+	for _, d := range rep.DLEs {
+		if d.Flushed != "" {
+			flushed++
+			if d.Status != report.StatusOK {
+				t.Errorf("flushed %s: %s %s", d.Path, d.Status, d.Reason)
+			}
+		}
+	}
+	if flushed != 2 {
+		t.Errorf("%d images flushed, want the 2 that were complete\n%s", flushed, out)
+	}
+	for _, want := range []string{"removed partial holding file", "was interrupted while dumping"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report does not say %q:\n%s", want, out)
+		}
+	}
+	if left := holdingFiles(t, s); len(left) != 0 {
+		t.Errorf("holding not empty: %v", left)
+	}
+	assertGoodMeansOnVolume(t, s)
+}
+
+// assertGoodMeansOnVolume checks every dump the catalog calls good: its
+// parts cover the payload, and each part's tape file on its vtape holds the
+// header and exactly that many payload bytes.
+func assertGoodMeansOnVolume(t *testing.T, s *site) {
+	t.Helper()
+	cat := s.catalog(t)
+	good, err := cat.DumpsWithStatus(index.DumpGood)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range good {
+		parts, err := cat.Parts(d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		for _, p := range parts {
+			v, err := cat.Volume(p.Volume)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, fmt.Sprintf("slot%d", v.Slot), fmt.Sprintf("%05d.*", p.FileNo)))
+			if len(files) != 1 {
+				t.Errorf("good dump %s:%s of %s: part %d on %s file %d: no such tape file", d.Host, d.Path, d.Datestamp, p.Part, p.Volume, p.FileNo)
+				continue
+			}
+			fi, _ := os.Stat(files[0])
+			if fi.Size() != p.Length+32<<10 {
+				t.Errorf("good dump %s:%s: tape file %s is %d bytes, want header + %d", d.Host, d.Path, files[0], fi.Size(), p.Length)
+			}
+			sum += p.Length
+		}
+		if sum != d.PayloadSize {
+			t.Errorf("good dump %s:%s of %s: parts hold %d of %d payload bytes", d.Host, d.Path, d.Datestamp, sum, d.PayloadSize)
+		}
+	}
+}
+
+// saveConfig writes the site's configuration as it is in memory (every
+// default filled in) to its file, for a child process to load.
+func saveConfig(t *testing.T, s *site) {
+	t.Helper()
+	f, err := os.Create(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cfg.Effective(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(s.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A client agent killed in the middle of a stream: that DLE fails with a
+// one-line reason, its incremental state is unchanged, and the other
+// DLEs (on another host) are unaffected.
+func TestClientKilledMidStream(t *testing.T) {
+	s := newSite(t, "")
+	tlsDir := filepath.Join(s.dir, "tls")
+	ca, err := wire.LoadCA(tlsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ca.Issue("other", []string{wire.RoleClient}, tlsDir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(s.dir, "other-state")
+	addrFile := filepath.Join(s.dir, "other.addr")
+	start := func() *exec.Cmd {
+		os.Remove(addrFile)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=agent", "TAPIR_TEST_CERTDIR="+tlsDir, "TAPIR_TEST_HOST=other",
+			"TAPIR_TEST_ADDRFILE="+addrFile, "TAPIR_TEST_STATEDIR="+state)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitFor(t, "the agent's address", 10*time.Second, func() bool { b, _ := os.ReadFile(addrFile); return len(b) > 0 })
+		return cmd
+	}
+	agent := start()
+	addr, _ := os.ReadFile(addrFile)
+	slow := config.DefaultDumptype()
+	slow.Compress = config.CompressNone
+	slow.Bandwidth = 1 << 20
+	s.cfg.Dumptypes["slow"] = slow
+	remote := filepath.Join(s.dir, "remote")
+	randomFiles(t, remote, 8, 1<<20) // 8 MiB at 1 MiB/s
+	s.cfg.DLEs = append(s.cfg.DLEs, config.DLE{Host: "other", Path: remote, Dumptype: "slow"})
+	s.cfg.Hosts["other"] = config.Host{Address: string(addr)}
+	s.cfg.Retries = 0
+
+	// Night 1 is complete: the state of level 0 exists.
+	if _, out, err := s.night(t, Deps{}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		filepath.Walk(state, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() {
+				b, _ := os.ReadFile(p)
+				m[p] = string(b)
+			}
+			return nil
+		})
+		return m
+	}
+	before := snapshot()
+	if len(before) == 0 {
+		t.Fatal("the agent kept no incremental state")
+	}
+	// Night 2: new data, and the agent dies in the middle of its dump.
+	randomFiles(t, filepath.Join(remote, "new"), 4, 1<<20)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		agent.Process.Signal(syscall.SIGKILL)
+	}()
+	rep, out, err := s.night(t, Deps{})
+	if !errors.Is(err, ErrRunFailed) {
+		t.Fatalf("night 2: %v\n%s", err, out)
+	}
+	for _, d := range rep.DLEs {
+		switch {
+		case d.Host == "other":
+			if d.Status != report.StatusFailed || strings.Contains(d.Reason, "\n") || !strings.Contains(d.Reason, "agent killed or network cut") {
+				t.Errorf("killed agent's DLE: %s %q", d.Status, d.Reason)
+			}
+		case d.Status != report.StatusOK:
+			t.Errorf("%s:%s on the healthy agent: %s %s", d.Host, d.Path, d.Status, d.Reason)
+		}
+	}
+	after := snapshot()
+	for p, v := range before {
+		if after[p] != v {
+			t.Errorf("incremental state %s changed by the killed dump", p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok && !strings.Contains(p, "pending") {
+			t.Errorf("new state file %s after the killed dump", p)
+		}
+	}
+	assertGoodMeansOnVolume(t, s)
+}
+
+// A holding filesystem that is really full (a small tmpfs, although `use`
+// promises more): ENOSPC in the middle of an image gives a clear error, the
+// partial file goes, and the image is dumped again straight to a volume.
+// Nothing corrupt is left behind.
+func TestHoldingFilesystemFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	s := newSite(t, "")
+	mnt := filepath.Join(s.dir, "tmpfs")
+	os.MkdirAll(mnt, 0o755)
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=3m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	s.cfg.Holding[0].Path = mnt
+	s.cfg.Holding[0].Use = 1 << 30 // the administrator promised 1 GiB
+	dt := config.DefaultDumptype()
+	dt.Compress = config.CompressNone
+	s.cfg.Dumptypes["raw"] = dt
+	s.dles(t, "raw", 6, 1<<20, "big") // 6 MiB: does not fit 3 MiB
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	d := rep.DLEs[0]
+	if d.Status != report.StatusOK || len(d.Retries) != 1 || !strings.Contains(d.Retries[0].Reason, "holding filesystem is full") ||
+		!strings.Contains(d.Retries[0].Reason, "straight to a volume") {
+		t.Errorf("status %s, retries %+v", d.Status, d.Retries)
+	}
+	left, _ := filepath.Glob(filepath.Join(mnt, "*", "*"))
+	if len(left) != 0 {
+		t.Errorf("left on the full holding disk: %v", left)
+	}
+	assertGoodMeansOnVolume(t, s)
+}

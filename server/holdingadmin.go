@@ -1,0 +1,205 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+)
+
+// HoldingImage is one image (or partial file) on the holding disks, as
+// `tapir admin holding list` shows it.
+type HoldingImage struct {
+	Path      string
+	Datestamp string
+	Host, DLE string
+	Level     int
+	Bytes     int64
+	State     string // "waiting" (complete, in the catalog), "damaged", "partial" (.tmp), "unknown" (not in the catalog)
+	Detail    string
+	DumpID    int64 // 0 when the catalog does not know it
+}
+
+// HoldingList lists what is on the holding disks of cfg, matched against
+// the catalog. It only reads.
+func HoldingList(cfg *config.Config) ([]HoldingImage, error) {
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	return holdingList(cfg, cat)
+}
+
+func holdingDisks(cfg *config.Config) []string {
+	var ds []string
+	for _, h := range cfg.Holding {
+		ds = append(ds, h.Path)
+	}
+	return ds
+}
+
+func holdingList(cfg *config.Config, cat *index.Catalog) ([]HoldingImage, error) {
+	disks := holdingDisks(cfg)
+	found, left, err := holding.Scan(disks)
+	if err != nil {
+		return nil, err
+	}
+	dumps, err := cat.DumpsWithStatus(index.DumpHolding)
+	if err != nil {
+		return nil, err
+	}
+	byPath := map[string]index.Dump{}
+	for _, d := range dumps {
+		byPath[d.HoldingPath] = d
+	}
+	var out []HoldingImage
+	for _, f := range found {
+		im := HoldingImage{Path: f.Path, Bytes: f.Bytes, State: "waiting"}
+		if f.Header != nil {
+			im.Datestamp, im.Host, im.DLE, im.Level = f.Header.Datestamp, f.Header.Host, f.Header.Path, f.Header.Level
+		}
+		d, known := byPath[f.Path]
+		switch {
+		case f.Err != nil:
+			im.State, im.Detail = "damaged", f.Err.Error()
+		case !known:
+			im.State, im.Detail = "unknown", "not in the catalog as waiting for a volume"
+		}
+		if known {
+			im.DumpID = d.ID
+		}
+		out = append(out, im)
+	}
+	for _, l := range left {
+		im := HoldingImage{Path: l.Path, Bytes: l.Bytes, State: "partial", Detail: "a dump that did not finish (the next run removes it)"}
+		out = append(out, im)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// WriteHoldingList prints a listing for people.
+func WriteHoldingList(w io.Writer, ims []HoldingImage, usage []holding.DiskUsage) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tHOST\tDISK\tLEVEL\tSIZE\tSTATE\tFILE")
+	for _, im := range ims {
+		lvl := "-"
+		if im.Host != "" {
+			lvl = fmt.Sprint(im.Level)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(im.Datestamp), dash(im.Host), dash(im.DLE), lvl, report.HumanSize(im.Bytes), im.State, im.Path)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, im := range ims {
+		if im.Detail != "" && im.State != "waiting" {
+			fmt.Fprintf(w, "%s: %s\n", im.Path, im.Detail)
+		}
+	}
+	for _, u := range usage {
+		fmt.Fprintf(w, "holding disk %s: %s used of %s\n", u.Path, report.HumanSize(u.Used), report.HumanSize(u.Capacity))
+	}
+	if len(ims) == 0 {
+		fmt.Fprintln(w, "The holding disks hold no image.")
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// HoldingSelect chooses images to delete: by host (and DLE path, and run
+// datestamp), or by file.
+type HoldingSelect struct {
+	Host, Path, Datestamp string
+	File                  string
+}
+
+func (s HoldingSelect) match(im HoldingImage) bool {
+	if s.File != "" {
+		return im.Path == s.File || strings.TrimSuffix(im.Path, holding.TmpSuffix) == s.File
+	}
+	return im.Host == s.Host && (s.Path == "" || im.DLE == s.Path) && (s.Datestamp == "" || im.Datestamp == s.Datestamp)
+}
+
+// HoldingDelete removes the selected images from the holding disks (every
+// chunk) and marks their dumps failed in the catalog: they will never be on
+// a volume. It takes the run lock, so that it never deletes under a running
+// night. With dryRun it only returns what it would delete.
+func HoldingDelete(cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog.Logger) ([]HoldingImage, error) {
+	if sel.File == "" && sel.Host == "" {
+		return nil, errors.New("say which images to delete: HOST [PATH [DATESTAMP]] or --file FILE")
+	}
+	lock, err := lockRun(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.unlock()
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	all, err := holdingList(cfg, cat)
+	if err != nil {
+		return nil, err
+	}
+	var chosen []HoldingImage
+	for _, im := range all {
+		if sel.match(im) {
+			chosen = append(chosen, im)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("no holding image matches; `tapir admin holding list -c %s` shows what is there", cfg.File)
+	}
+	if dryRun {
+		return chosen, nil
+	}
+	disks := holdingDisks(cfg)
+	for _, im := range chosen {
+		var err error
+		if im.State == "partial" {
+			err = holding.RemoveLeftover(im.Path)
+		} else {
+			err = holding.Remove(im.Path, disks)
+		}
+		if err != nil {
+			return chosen, err
+		}
+		if im.DumpID != 0 {
+			if err := cat.FailDump(im.DumpID, "deleted from the holding disk by an administrator before it was on a volume"); err != nil {
+				return chosen, err
+			}
+		}
+		log.Info("deleted holding image", "file", im.Path, "host", im.Host, "disk", im.DLE, "level", im.Level, "run", im.Datestamp)
+	}
+	return chosen, nil
+}
+
+// HoldingUsage measures the holding disks.
+func HoldingUsage(cfg *config.Config) ([]holding.DiskUsage, error) {
+	var disks []holding.Disk
+	for _, h := range cfg.Holding {
+		disks = append(disks, holding.Disk{Path: h.Path, Use: int64(h.Use), Chunksize: int64(h.Chunksize)})
+	}
+	p, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve})
+	if err != nil {
+		return nil, err
+	}
+	return p.Disks(), nil
+}
