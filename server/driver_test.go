@@ -348,3 +348,23 @@ func TestDegradedDemotesFullToFallback(t *testing.T) {
 		t.Errorf("new DLE in degraded mode: %s %q\n%s", d.Status, d.Reason, out)
 	}
 }
+
+// netusage holds all streams of a run together under one rate: two
+// parallel dumps of 4 MiB each at 4 MiB/s in all (one second of burst
+// allowed) take at least a second.
+func TestNetusageAcrossStreams(t *testing.T) {
+	s := newSite(t, "")
+	dt := config.DefaultDumptype()
+	dt.Compress = config.CompressNone
+	s.cfg.Dumptypes["raw"] = dt
+	s.dles(t, "raw", 4, 1<<20, "a", "b")
+	s.cfg.Inparallel, s.cfg.Maxdumps = 2, 2
+	s.cfg.Netusage = 4 << 20
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if d := rep.DumpTime; d < 900*time.Millisecond {
+		t.Errorf("dump phase took %v; netusage did not hold the two streams to 4 MiB/s together", d)
+	}
+}
