@@ -31,15 +31,24 @@ type Config struct {
 	Maxdumps     int      `toml:"maxdumps"`     // per host, default 1
 	Netusage     Size     `toml:"netusage"`     // bytes/s across all streams, 0 = unlimited
 	Retries      int      `toml:"retries"`      // a failed dump is tried again this many times, default 1
-	Dtimeout     Duration `toml:"dtimeout"`     // dump progress timeout, default 30m
-	Etimeout     Duration `toml:"etimeout"`     // estimate progress timeout, default 5m
-	Schedule     string   `toml:"schedule"`     // cron expression, default "0 1 * * *"
-	Timezone     string   `toml:"timezone"`     // default "Local"
-	Autoflush    bool     `toml:"autoflush"`    // default false
-	Eject        bool     `toml:"eject"`        // default false
-	Reserve      int      `toml:"reserve"`      // percent of holding kept for incrementals, default 100
-	Labelstr     string   `toml:"labelstr"`     // regexp, default "^<org>-[0-9]{3}$"
-	Autolabel    string   `toml:"autolabel"`    // template, default "<org>-%%%"; "" = never label
+
+	// The planner (docs/format/planner.md).
+	Bumpsize      Size     `toml:"bumpsize"`       // default 10 MiB
+	Bumppercent   float64  `toml:"bumppercent"`    // percent of the full, 0 = use bumpsize
+	Bumpdays      int      `toml:"bumpdays"`       // default 2
+	Bumpmult      float64  `toml:"bumpmult"`       // default 1.5
+	Maxpromoteday int      `toml:"maxpromoteday"`  // default 10000
+	CompRatio     float64  `toml:"comp_ratio"`     // assumed compressed/tar for DLEs without history, default 0.5
+	FutilePercent float64  `toml:"futile_percent"` // an incremental this big (% of the full) is not worth it, default 90
+	Dtimeout      Duration `toml:"dtimeout"`       // dump progress timeout, default 30m
+	Etimeout      Duration `toml:"etimeout"`       // estimate progress timeout, default 5m
+	Schedule      string   `toml:"schedule"`       // cron expression, default "0 1 * * *"
+	Timezone      string   `toml:"timezone"`       // default "Local"
+	Autoflush     bool     `toml:"autoflush"`      // default false
+	Eject         bool     `toml:"eject"`          // default false
+	Reserve       int      `toml:"reserve"`        // percent of holding kept for incrementals, default 100
+	Labelstr      string   `toml:"labelstr"`       // regexp, default "^<org>-[0-9]{3}$"
+	Autolabel     string   `toml:"autolabel"`      // template, default "<org>-%%%"; "" = never label
 
 	TLS       TLS                 `toml:"tls"`
 	Changer   Changer             `toml:"changer"`

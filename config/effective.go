@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -29,6 +30,13 @@ func (c *Config) Effective(w io.Writer) error {
 	e.int("maxdumps", c.Maxdumps)
 	e.size("netusage", c.Netusage)
 	e.int("retries", c.Retries)
+	e.size("bumpsize", c.Bumpsize)
+	e.float("bumppercent", c.Bumppercent)
+	e.int("bumpdays", c.Bumpdays)
+	e.float("bumpmult", c.Bumpmult)
+	e.int("maxpromoteday", c.Maxpromoteday)
+	e.float("comp_ratio", c.CompRatio)
+	e.float("futile_percent", c.FutilePercent)
 	e.str("dtimeout", c.Dtimeout.String())
 	e.str("etimeout", c.Etimeout.String())
 	e.str("schedule", c.Schedule)
@@ -145,6 +153,16 @@ func (e *tomlWriter) strs(k string, vs []string) {
 
 func (e *tomlWriter) int(k string, v int)   { e.value(k, fmt.Sprint(v)) }
 func (e *tomlWriter) bool(k string, v bool) { e.value(k, fmt.Sprint(v)) }
+
+// float writes a TOML float (always with a decimal point or exponent, so
+// that it reads back as a float).
+func (e *tomlWriter) float(k string, v float64) {
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	e.value(k, s)
+}
 func (e *tomlWriter) size(k string, v Size) {
 	if s := v.String(); allDigits(s) {
 		e.value(k, s)

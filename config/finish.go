@@ -108,6 +108,16 @@ func (f *finisher) num(v *int, p []string, def, lo, hi int) {
 	}
 }
 
+func (f *finisher) float(v *float64, p []string, def, lo, hi float64) {
+	if !f.has(p) {
+		*v = def
+		return
+	}
+	if !(*v >= lo && *v <= hi) {
+		f.errf(p, "%s must be between %g and %g, got %g", showKey(p), lo, hi, *v)
+	}
+}
+
 func (f *finisher) size(v *Size, p []string, def, lo, hi Size) {
 	if !f.has(p) {
 		*v = def
@@ -193,6 +203,13 @@ func (f *finisher) finish() {
 	f.num(&c.Maxdumps, at("maxdumps"), 1, 1, 1000)
 	f.num(&c.Reserve, at("reserve"), 100, 0, 100)
 	f.num(&c.Retries, at("retries"), 1, 0, 10)
+	f.size(&c.Bumpsize, at("bumpsize"), 10*MiB, 0, 1<<62)
+	f.float(&c.Bumppercent, at("bumppercent"), 0, 0, 100)
+	f.num(&c.Bumpdays, at("bumpdays"), 2, 1, 10000)
+	f.float(&c.Bumpmult, at("bumpmult"), 1.5, 1, 1000)
+	f.num(&c.Maxpromoteday, at("maxpromoteday"), 10000, 0, 100000)
+	f.float(&c.CompRatio, at("comp_ratio"), 0.5, 0.01, 1.1)
+	f.float(&c.FutilePercent, at("futile_percent"), 90, 0, 100)
 	f.duration(&c.Dtimeout, at("dtimeout"), Duration(30*time.Minute))
 	f.duration(&c.Etimeout, at("etimeout"), Duration(5*time.Minute))
 

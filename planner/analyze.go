@@ -34,13 +34,14 @@ type state struct {
 	incWhy string // why that level (or why none)
 
 	// The decision.
-	level    int // -1 = not dumped
-	kind     Kind
-	why      string
-	fallback int
-	prio     int
-	delayWhy string // the full was delayed: why (level is then the incremental)
-	skipWhy  string // not dumped: why
+	level     int // -1 = not dumped
+	kind      Kind
+	why       string
+	fallback  int
+	prio      int
+	delayWhy  string // the full was delayed: why (level is then the incremental)
+	skipWhy   string // not dumped: why
+	skipCause Cause  // not dumped: the kind of reason
 }
 
 func (s *state) hasEst(level int) bool {
@@ -212,7 +213,11 @@ func analyze(cfg Config, d *DLE, now time.Time, today int, notes *[]string) *sta
 	case iok:
 		s.fullRatio, s.incrRatio = ir, ir
 	default:
-		s.fullRatio, s.incrRatio = cfg.CompRatio, cfg.CompRatio
+		r := cfg.CompRatio
+		if s.d.CompRatio > 0 && s.d.CompRatio <= 1.1 {
+			r = s.d.CompRatio
+		}
+		s.fullRatio, s.incrRatio = r, r
 	}
 	return s
 }

@@ -13,15 +13,16 @@ type change struct {
 	level, fallback        int
 	kind                   Kind
 	why, delayWhy, skipWhy string
+	skipCause              Cause
 }
 
 func remember(s *state) change {
-	return change{s: s, level: s.level, fallback: s.fallback, kind: s.kind, why: s.why, delayWhy: s.delayWhy, skipWhy: s.skipWhy}
+	return change{s: s, level: s.level, fallback: s.fallback, kind: s.kind, why: s.why, delayWhy: s.delayWhy, skipWhy: s.skipWhy, skipCause: s.skipCause}
 }
 
 func (c change) restore() {
 	s := c.s
-	s.level, s.fallback, s.kind, s.why, s.delayWhy, s.skipWhy = c.level, c.fallback, c.kind, c.why, c.delayWhy, c.skipWhy
+	s.level, s.fallback, s.kind, s.why, s.delayWhy, s.skipWhy, s.skipCause = c.level, c.fallback, c.kind, c.why, c.delayWhy, c.skipWhy, c.skipCause
 }
 
 // delayGroup orders the fulls fit delays: first those that are not due
@@ -85,8 +86,10 @@ func (p *planner) fit(needed int64) {
 		switch {
 		case !s.hasFull:
 			s.skipWhy = fmt.Sprintf("%s, but its first full (%s) does not fit: %s; it is tried again next run", s.why, Size(s.outOf(0)), over)
+			s.skipCause = CauseFit
 		default:
 			s.skipWhy = fmt.Sprintf("%s, but the full (%s) does not fit and there is no incremental to dump instead: %s", s.why, Size(s.outOf(0)), over)
+			s.skipCause = CauseFit
 		}
 		s.level = -1
 	}
@@ -108,6 +111,7 @@ func (p *planner) fit(needed int64) {
 			log = append(log, remember(s))
 			p.total -= p.cost(s, s.level)
 			s.skipWhy = fmt.Sprintf("%s; not dumped: %s; once the fulls were delayed, incrementals were dropped, lowest priority and largest first", s.why, over)
+			s.skipCause = CauseFit
 			s.level, s.fallback = -1, -1
 		}
 	}

@@ -69,6 +69,10 @@ type DLE struct {
 	// holding disk. Any order; failed dumps must not be listed.
 	History []Dump
 
+	// CompRatio is the compression ratio to assume while the history tells
+	// nothing (1 for a dumptype without compression); 0 = Config.CompRatio.
+	CompRatio float64
+
 	// Estimates maps a level to tonight's estimate from the client, in tar
 	// bytes. A level the client did not size, or whose estimate failed, is
 	// absent. Plan never picks a level without an estimate.

@@ -52,7 +52,19 @@ type Delayed struct {
 type Skipped struct {
 	Host, Path string
 	Reason     string
+	Cause      Cause
 }
+
+// Cause is the kind of reason a DLE is not dumped.
+type Cause string
+
+// The causes.
+const (
+	CauseStrategy Cause = "strategy" // its dumptype says skip
+	CauseFit      Cause = "fit"      // the night's volumes cannot take it
+	CauseEstimate Cause = "estimate" // no estimate for a level it could be dumped at
+	CauseInvalid  Cause = "invalid"  // the DLE cannot be planned (bad input)
+)
 
 // Schedule is tonight's plan.
 type Schedule struct {
@@ -147,10 +159,12 @@ func (p *planner) choose(s *state) {
 	cfg := p.cfg
 	if s.invalid != "" {
 		s.skipWhy = "cannot be planned: " + s.invalid
+		s.skipCause = CauseInvalid
 		return
 	}
 	if s.strategy == Skip {
 		s.skipWhy = "strategy skip"
+		s.skipCause = CauseStrategy
 		if s.d.Forced {
 			s.skipWhy += " (the force flag is ignored)"
 		}
@@ -193,8 +207,10 @@ func (p *planner) choose(s *state) {
 			s.why = s.delayWhy
 		case !s.hasFull:
 			s.skipWhy = fmt.Sprintf("%s, but the level 0 estimate failed: nothing can be dumped, it is tried again next run", why)
+			s.skipCause = CauseEstimate
 		default:
 			s.skipWhy = fmt.Sprintf("%s, but the level 0 estimate failed and no incremental is possible (%s)", why, s.incWhy)
+			s.skipCause = CauseEstimate
 		}
 		return
 	}
@@ -205,6 +221,7 @@ func (p *planner) choose(s *state) {
 			return
 		}
 		s.skipWhy = "no incremental is possible: " + s.incWhy
+		s.skipCause = CauseEstimate
 		return
 	}
 	if s.strategy == Standard && cfg.FutilePercent > 0 && s.est[0] > 0 &&
@@ -243,9 +260,11 @@ func (p *planner) oversize() {
 				continue
 			}
 			s.skipWhy = fmt.Sprintf("%s: %s and no incremental is possible; raise runtapes or split the DLE", s.why, msg)
+			s.skipCause = CauseFit
 			p.notes = append(p.notes, fmt.Sprintf("%s: not dumped; raise runtapes or split the DLE", msg))
 		} else {
 			s.skipWhy = fmt.Sprintf("level %d of %s (%s) is larger than %s; raise runtapes or split the DLE", s.level, s.name, Size(s.outOf(s.level)), what)
+			s.skipCause = CauseFit
 			p.notes = append(p.notes, s.skipWhy)
 		}
 		s.level, s.fallback = -1, -1
@@ -278,7 +297,7 @@ func (p *planner) schedule(needed int64) *Schedule {
 				sc.Delayed = append(sc.Delayed, Delayed{Host: s.d.Host, Path: s.d.Path, Level: s.level, Reason: s.delayWhy})
 			}
 		default:
-			sc.Skipped = append(sc.Skipped, Skipped{Host: s.d.Host, Path: s.d.Path, Reason: s.skipWhy})
+			sc.Skipped = append(sc.Skipped, Skipped{Host: s.d.Host, Path: s.d.Path, Reason: s.skipWhy, Cause: s.skipCause})
 		}
 		if s.balanced(p.cfg) {
 			sc.CycleFull += s.fullOut()

@@ -289,3 +289,51 @@ func TestPlanPicksOnlyEstimatedLevels(t *testing.T) {
 		mustPlan(t, cfg, cut)
 	}
 }
+
+// Every DLE that is not dumped says which kind of reason kept it out, so
+// that the report can tell a skip on purpose from a night that was too
+// small and from a failed estimate.
+func TestSkippedCause(t *testing.T) {
+	cfg := ruleConfig()
+	cases := []struct {
+		name string
+		d    DLE
+		want Cause
+	}{
+		{"strategy skip", DLE{Strategy: Skip, Estimates: est(0, 100*mib)}, CauseStrategy},
+		{"new DLE without a level 0 estimate", DLE{Estimates: est(1, 10*mib)}, CauseEstimate},
+		{"full larger than the night", DLE{Estimates: est(0, 3*cfg.Capacity())}, CauseFit},
+		{"no host", DLE{Estimates: est(0, mib)}, CauseInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.d
+			if tc.want != CauseInvalid {
+				d.Host, d.Path = "h", "/p"
+			} else {
+				d.Path = "/p"
+			}
+			sc, err := Plan(cfg, []DLE{d}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sc.Skipped) != 1 || sc.Skipped[0].Cause != tc.want {
+				t.Fatalf("skipped %+v, want cause %s", sc.Skipped, tc.want)
+			}
+		})
+	}
+}
+
+// A DLE whose dumptype does not compress tells the planner so: without
+// history its output is estimated at its tar size, not at CompRatio.
+func TestPerDLECompRatio(t *testing.T) {
+	for _, tc := range []struct {
+		ratio float64
+		want  int64
+	}{{0, 30 * mib}, {1, 60 * mib}} {
+		sc := planOne(t, nil, DLE{CompRatio: tc.ratio, Estimates: est(0, 60*mib)})
+		if len(sc.Entries) != 1 || sc.Entries[0].EstOut != tc.want {
+			t.Errorf("CompRatio %v: entries %+v, want EstOut %d", tc.ratio, sc.Entries, tc.want)
+		}
+	}
+}

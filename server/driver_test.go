@@ -291,11 +291,23 @@ func TestSpanningAndRuntapes(t *testing.T) {
 		t.Errorf("restored tree differs: %s", b)
 	}
 
-	// One volume per run is too few for 6 MiB on 4 MiB volumes.
+	// One volume per run is too few for 6 MiB on 4 MiB volumes. The
+	// planner knows it of the DLE whose history says it does not compress,
+	// and delays it with its reason.
 	s.cfg.Runtapes = 1
 	s.cfg.Tapecycle = 1
 	rep, out, err = s.night(t, Deps{})
-	if !errors.Is(err, ErrRunFailed) || statuses(rep)["big"] != report.StatusHolding || !strings.Contains(out, "runtapes = 1") {
+	if d := rep.DLEs[0]; d.Status != report.StatusDelayed || !strings.Contains(d.Reason, "runtapes") {
+		t.Errorf("known 6 MiB full on one 4 MiB volume: %s %q\n%s", d.Status, d.Reason, out)
+	}
+	// A new DLE the planner believes compresses (it does not: random
+	// bytes) is planned, runs out of volume, and stays on the holding disk.
+	zst := config.DefaultDumptype()
+	zst.Strategy = "noinc"
+	s.cfg.Dumptypes["zst"] = zst
+	s.dles(t, "zst", 6, 1<<20, "random")
+	rep, out, err = s.night(t, Deps{})
+	if !errors.Is(err, ErrRunFailed) || statuses(rep)["random"] != report.StatusHolding || !strings.Contains(out, "runtapes = 1") {
 		t.Fatalf("err %v, statuses %v\n%s", err, statuses(rep), out)
 	}
 	if n := len(holdingFiles(t, s)); n != 1 {

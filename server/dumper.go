@@ -130,7 +130,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		return err
 	}
 	j.res.Reason = ""
-	remote, err := r.remote(j.dle.Host, time.Duration(r.cfg.Dtimeout))
+	remote, err := newRemote(r.cfg, r.files, j.dle.Host, time.Duration(r.cfg.Dtimeout))
 	if err != nil {
 		r.release(tg, err)
 		return err
@@ -213,6 +213,13 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 				return err
 			}
 			j.holding = p
+			if j.level == 0 {
+				// A full safe on the holding disk ends a forced full (the
+				// catalog clears the flag on tape too).
+				if err := r.cat.SetForce(j.dle.Host, j.dle.Path, false); err != nil {
+					r.log.Warn("clear force flag", "err", err)
+				}
+			}
 			return nil
 		}
 		pw.Close()
@@ -237,7 +244,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		return nil
 	}
 	j.res.Strange = nil
-	_, err = remote.Dump(ctx, r.request(j, j.level), client.DumpHandler{
+	_, err = remote.Dump(ctx, dumpRequest(r.datestamp, j.dle, j.dt, j.level), client.DumpHandler{
 		Data: func(b []byte) error {
 			if err := r.net.wait(ctx, len(b)); err != nil {
 				return err

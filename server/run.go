@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -172,11 +171,13 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	jobs := make([]*job, 0, len(cfg.DLEs))
 	phase := r.clock.Now()
 	for _, d := range cfg.DLEs {
-		j := &job{dle: d, dt: cfg.Dumptype(d), fallback: -1, res: report.DLE{Host: d.Host, Path: d.Path}}
-		j.prio = map[string]int{"low": 0, "medium": 1, "high": 2}[j.dt.Priority]
-		jobs = append(jobs, j)
+		jobs = append(jobs, &job{dle: d, dt: cfg.Dumptype(d), fallback: -1, res: report.DLE{Host: d.Host, Path: d.Path}})
 	}
-	r.estimate(ctx, jobs)
+	if _, err := r.plan(ctx, jobs); err != nil {
+		r.tp.close()
+		<-r.tp.done
+		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
+	}
 	r.rep.EstimateTime = r.clock.Now().Sub(phase)
 	phase = r.clock.Now()
 	r.dumpAll(ctx, jobs)
@@ -200,100 +201,35 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	return finish(r.cat, r.runID, r.rep, sess.deps, cfg, nil)
 }
 
-// estimate chooses each DLE's level and asks its agent, in parallel, for
-// the sizes the level decisions need.
-func (r *run) estimate(ctx context.Context, jobs []*job) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, r.cfg.Inparallel)
-	for _, j := range jobs {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r.estimateOne(ctx, j)
-		})
-	}
-	wg.Wait()
-}
-
-func (r *run) estimateOne(ctx context.Context, j *job) {
-	log := r.log.With("host", j.dle.Host, "path", j.dle.Path)
-	if j.dt.Strategy == "skip" {
-		j.res.Status = report.StatusSkipped
-		j.res.Reason = "strategy skip in dumptype " + j.dle.Dumptype
-		return
-	}
-	level, fallback, why, ratio, known, err := chooseLevel(r.cat, r.cfg, j.dle, j.dt, r.clock.Now())
-	if err != nil {
-		j.fail(err.Error())
-		return
-	}
-	j.level, j.fallback, j.why, j.ratio, j.ratioKnown = level, fallback, why, ratio, known
-	j.res.Level = level
-	levels := []int{0}
-	for _, l := range []int{level, level + 1, fallback} {
-		if l > 0 && l <= 9 && !contains(levels, l) {
-			levels = append(levels, l)
-		}
-	}
-	remote, err := r.remote(j.dle.Host, time.Duration(r.cfg.Etimeout))
-	if err != nil {
-		j.fail(err.Error())
-		return
-	}
-	req := r.request(j, level)
-	req.Levels = levels
-	est, err := remote.Estimate(ctx, req)
-	if err != nil {
-		j.fail("estimate failed: " + err.Error())
-		log.Error("estimate failed", "err", err)
-		return
-	}
-	j.est = map[int]wire.Estimate{}
-	for _, e := range est {
-		j.est[e.Level] = e
-		log.Info("estimate", "level", e.Level, "bytes", e.Bytes, "files", e.Files)
-	}
-	if _, ok := j.est[level]; !ok {
-		j.fail(fmt.Sprintf("the agent sent no estimate for level %d", level))
-		return
-	}
-	log.Info("level chosen", "level", level, "why", why)
-}
-
-func contains(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *run) remote(host string, timeout time.Duration) (*client.Remote, error) {
-	tlsCfg, err := wire.ClientConfig(r.files, host)
+// newRemote is the server's handle on the agent of host, with the given
+// progress timeout.
+func newRemote(cfg *config.Config, files wire.Files, host string, timeout time.Duration) (*client.Remote, error) {
+	tlsCfg, err := wire.ClientConfig(files, host)
 	if err != nil {
 		return nil, err
 	}
-	return &client.Remote{Host: host, Addr: r.cfg.HostAddress(host), TLS: tlsCfg, Timeout: timeout}, nil
+	return &client.Remote{Host: host, Addr: cfg.HostAddress(host), TLS: tlsCfg, Timeout: timeout}, nil
 }
 
-func (r *run) request(j *job, level int) wire.Request {
+// dumpRequest is what the agent is asked for a DLE at a level.
+func dumpRequest(datestamp string, dle config.DLE, dt config.Dumptype, level int) wire.Request {
 	return wire.Request{
-		DLE:           j.dle.Path,
+		DLE:           dle.Path,
 		Level:         level,
-		Datestamp:     r.datestamp,
-		Compress:      compOf(j.dt),
-		CompressLevel: j.dt.CompressLevel,
-		FrameSize:     int(j.dt.FrameSize),
-		Exclude:       j.dt.Exclude,
-		ExcludeList:   j.dt.ExcludeList,
-		OneFilesystem: j.dt.OneFS(),
-		Bandwidth:     int64(j.dt.Bandwidth),
+		Datestamp:     datestamp,
+		Compress:      compOf(dt),
+		CompressLevel: dt.CompressLevel,
+		FrameSize:     int(dt.FrameSize),
+		Exclude:       dt.Exclude,
+		ExcludeList:   dt.ExcludeList,
+		OneFilesystem: dt.OneFS(),
+		Bandwidth:     int64(dt.Bandwidth),
 	}
 }
 
 // dumpAll runs up to inparallel dumpers, at most maxdumps per host, in the
-// order of priority, then estimated size (largest first). A failed dump is
+// order of the jobs (the planner's: priority, then estimated size, largest
+// first). A failed dump is
 // tried again at the end of the queue, up to retries times.
 func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 	var pending []*job
@@ -302,12 +238,6 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 			pending = append(pending, j)
 		}
 	}
-	sort.SliceStable(pending, func(a, b int) bool {
-		if pending[a].prio != pending[b].prio {
-			return pending[a].prio > pending[b].prio
-		}
-		return pending[a].est[pending[a].level].Bytes > pending[b].est[pending[b].level].Bytes
-	})
 	var mu sync.Mutex
 	cond := sync.NewCond(&mu)
 	active := map[string]int{}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/planner"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// plannerConfig maps the configuration to the planner's settings.
+func plannerConfig(cfg *config.Config) planner.Config {
+	pc := planner.DefaultConfig()
+	pc.Dumpcycle, pc.Runspercycle, pc.Runtapes = cfg.Dumpcycle, cfg.Runspercycle, cfg.Runtapes
+	tt := cfg.Tapetype()
+	pc.TapeLength = int64(tt.Length)
+	pc.Bumpsize, pc.Bumppercent, pc.Bumpdays, pc.Bumpmult = int64(cfg.Bumpsize), cfg.Bumppercent, cfg.Bumpdays, cfg.Bumpmult
+	pc.Maxpromoteday, pc.CompRatio, pc.FutilePercent = cfg.Maxpromoteday, cfg.CompRatio, cfg.FutilePercent
+	pc.ImageOverhead = 32<<10 + int64(tt.Blocksize)
+	return pc
+}
+
+// plannerDLEs reads what the planner needs of every DLE from the catalog:
+// the good dumps (on a volume or safe on the holding disk) and the force
+// flags. Times are in the configuration's time zone, where the planner
+// counts its days.
+func plannerDLEs(cat *index.Catalog, cfg *config.Config) ([]planner.DLE, error) {
+	forced, err := cat.Forced()
+	if err != nil {
+		return nil, err
+	}
+	isForced := map[index.DLE]bool{}
+	for _, f := range forced {
+		isForced[f] = true
+	}
+	loc := cfg.Location()
+	out := make([]planner.DLE, 0, len(cfg.DLEs))
+	for _, d := range cfg.DLEs {
+		dt := cfg.Dumptype(d)
+		pd := planner.DLE{Host: d.Host, Path: d.Path, Strategy: planner.Strategy(dt.Strategy), Priority: planner.Priority(dt.Priority),
+			Forced: isForced[index.DLE{Host: d.Host, Path: d.Path}]}
+		if dt.Compress == config.CompressNone {
+			pd.CompRatio = 1
+		}
+		dumps, err := cat.Dumps(d.Host, d.Path)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range dumps {
+			if x.Status != index.DumpGood && x.Status != index.DumpHolding {
+				continue
+			}
+			pd.History = append(pd.History, planner.Dump{Time: x.Started.In(loc), Level: x.Level, OrigBytes: x.OrigSize, OutBytes: x.PayloadSize})
+		}
+		out = append(out, pd)
+	}
+	return out, nil
+}
+
+// estimates asks every agent, in parallel (inparallel at a time, etimeout
+// each), for the sizes of the levels the planner may choose. A failed
+// estimate leaves its levels out (the planner then never picks them) and
+// its error is returned by DLE index.
+func estimates(ctx context.Context, cfg *config.Config, files wire.Files, datestamp string, pdles []planner.DLE, now time.Time, log *slog.Logger) (map[int]map[int]wire.Estimate, map[int]error) {
+	pc := plannerConfig(cfg)
+	est := make(map[int]map[int]wire.Estimate, len(pdles))
+	errs := map[int]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cfg.Inparallel)
+	for i := range pdles {
+		d := cfg.DLEs[i]
+		dt := cfg.Dumptype(d)
+		if dt.Strategy == "skip" {
+			continue
+		}
+		levels := planner.EstimateLevels(pc, pdles[i], now)
+		if len(levels) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m, err := estimateDLE(ctx, cfg, files, datestamp, d, dt, levels)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[i] = err
+				log.Error("estimate failed", "host", d.Host, "path", d.Path, "err", err)
+				return
+			}
+			est[i] = m
+			pdles[i].Estimates = map[int]int64{}
+			for l, e := range m {
+				pdles[i].Estimates[l] = e.Bytes
+				log.Info("estimate", "host", d.Host, "path", d.Path, "level", l, "bytes", e.Bytes, "files", e.Files)
+			}
+		})
+	}
+	wg.Wait()
+	return est, errs
+}
+
+func estimateDLE(ctx context.Context, cfg *config.Config, files wire.Files, datestamp string, d config.DLE, dt config.Dumptype, levels []int) (map[int]wire.Estimate, error) {
+	remote, err := newRemote(cfg, files, d.Host, time.Duration(cfg.Etimeout))
+	if err != nil {
+		return nil, err
+	}
+	req := dumpRequest(datestamp, d, dt, 0)
+	req.Levels = levels
+	est, err := remote.Estimate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	m := map[int]wire.Estimate{}
+	for _, e := range est {
+		m[e.Level] = e
+	}
+	return m, nil
+}
+
+// plan decides tonight's level of every job with the planner, from the
+// catalog's history and the agents' estimates, and fills in the jobs: the
+// level, the fallback for degraded mode, the priority and the expected
+// size; the DLEs the planner leaves out get their status and reason.
+func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) {
+	pdles, err := plannerDLEs(r.cat, r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	now := r.clock.Now().In(r.cfg.Location())
+	est, estErr := estimates(ctx, r.cfg, r.files, r.datestamp, pdles, now, r.log)
+	sched, err := planner.Plan(plannerConfig(r.cfg), pdles, now)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]int{}
+	for i, j := range jobs {
+		byName[j.name()] = i
+		j.est = est[i]
+		j.ratioKnown = len(pdles[i].History) > 0
+	}
+	var order []*job
+	for _, e := range sched.Entries {
+		i, ok := byName[e.Host+":"+e.Path]
+		if !ok {
+			continue
+		}
+		j := jobs[i]
+		j.level, j.fallback, j.why, j.prio = e.Level, e.Fallback, e.Reason, e.Priority
+		j.res.Level = e.Level
+		j.ratio = 1
+		if e.EstOrig > 0 {
+			j.ratio = min(float64(e.EstOut)/float64(e.EstOrig)*1.05, 1.1)
+		}
+		switch e.Kind {
+		case planner.KindPromoted, planner.KindForced, planner.KindFutile, planner.KindNoIncrEst:
+			r.note(fmt.Sprintf("planner: %s level %d: %s", j.name(), e.Level, e.Reason))
+		}
+		r.log.Info("planned", "host", e.Host, "path", e.Path, "level", e.Level, "fallback", e.Fallback, "why", e.Reason)
+		order = append(order, j)
+	}
+	for _, d := range sched.Delayed {
+		r.note(fmt.Sprintf("planner: %s:%s full delayed, dumped at level %d instead: %s", d.Host, d.Path, d.Level, d.Reason))
+	}
+	for _, s := range sched.Skipped {
+		i, ok := byName[s.Host+":"+s.Path]
+		if !ok {
+			continue
+		}
+		j := jobs[i]
+		j.res.Reason = s.Reason
+		switch s.Cause {
+		case planner.CauseStrategy:
+			j.res.Status = report.StatusSkipped
+		case planner.CauseFit:
+			j.res.Status = report.StatusDelayed
+		default:
+			j.res.Status = report.StatusFailed
+			if err := estErr[i]; err != nil {
+				j.res.Reason = "estimate failed: " + err.Error()
+			}
+		}
+	}
+	for _, n := range sched.Notes {
+		r.note("planner: " + n)
+	}
+	// The jobs the planner scheduled, in its order (priority, then size).
+	rest := jobs[:0:0]
+	for _, j := range jobs {
+		if j.res.Status != "" {
+			rest = append(rest, j)
+		}
+	}
+	copy(jobs, append(order, rest...))
+	return sched, nil
+}
+
+// PlanTonight asks the agents for estimates and plans tonight's run,
+// without dumping anything (`tapir plan --explain`). It reads the catalog
+// but does not take the run lock.
+func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.Schedule, error) {
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	pdles, err := plannerDLEs(cat, cfg)
+	if err != nil {
+		return nil, err
+	}
+	now := deps.Clock.Now().In(cfg.Location())
+	files := wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}
+	_, errs := estimates(ctx, cfg, files, now.Format("20060102150405"), pdles, now, deps.Log)
+	sched, err := planner.Plan(plannerConfig(cfg), pdles, now)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range errs {
+		sched.Notes = append(sched.Notes, fmt.Sprintf("%s:%s: estimate failed: %v", pdles[i].Host, pdles[i].Path, e))
+	}
+	return sched, nil
+}
+
+// WriteDue writes `tapir admin due`: days until each DLE's next full.
+func WriteDue(w io.Writer, cfg *config.Config, clock Clock) error {
+	return withPlannerDLEs(cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
+		r, err := planner.Due(pc, dles, now)
+		if err != nil {
+			return err
+		}
+		return r.Write(w)
+	})
+}
+
+// WriteBalance writes `tapir admin balance`: the expected full sizes per
+// day of the coming cycle.
+func WriteBalance(w io.Writer, cfg *config.Config, clock Clock) error {
+	return withPlannerDLEs(cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
+		r, err := planner.Balance(pc, dles, now)
+		if err != nil {
+			return err
+		}
+		return r.Write(w)
+	})
+}
+
+func withPlannerDLEs(cfg *config.Config, clock Clock, fn func(planner.Config, []planner.DLE, time.Time) error) error {
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	dles, err := plannerDLEs(cat, cfg)
+	if err != nil {
+		return err
+	}
+	return fn(plannerConfig(cfg), dles, clock.Now().In(cfg.Location()))
+}
+
+// Force sets (on) or clears the force flag of the DLEs of host (all of
+// them when path is ""), so that the next run dumps them at level 0 (`tapir
+// admin force|unforce`). It returns the DLEs changed; a host or path that
+// is not in the disk list is an error.
+func Force(cfg *config.Config, host, path string, on bool) ([]config.DLE, error) {
+	var sel []config.DLE
+	for _, d := range cfg.DLEs {
+		if d.Host == host && (path == "" || d.Path == path) {
+			sel = append(sel, d)
+		}
+	}
+	if len(sel) == 0 {
+		what := "host " + host
+		if path != "" {
+			what = fmt.Sprintf("DLE %s:%s", host, path)
+		}
+		return nil, fmt.Errorf("%s is not in the disk list of %s; `tapir config check -c %s` lists the DLEs", what, cfg.File, cfg.File)
+	}
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	for _, d := range sel {
+		if err := cat.SetForce(d.Host, d.Path, on); err != nil {
+			return nil, err
+		}
+	}
+	return sel, nil
+}
