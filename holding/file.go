@@ -132,7 +132,10 @@ func (w *Writer) room(want int64) error {
 	}
 	i, g := w.space.take(-1, w.space.chunksize(max(w.diskOr0(), 0)))
 	if g == 0 {
-		if err := w.space.Grow(w.ctx, max(growStep(w.n), want)); err != nil {
+		// Ask for a good step, but never for more than the disks could
+		// give: what the write needs is the minimum.
+		step := min(max(growStep(w.n), want), max(w.space.p.Total()-w.space.Reserved(), want))
+		if err := w.space.Grow(w.ctx, step); err != nil {
 			return fmt.Errorf("holding: image %s after %d bytes: %w", w.stem, w.n, err)
 		}
 		return nil
