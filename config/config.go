@@ -51,6 +51,8 @@ type Config struct {
 	Autolabel     string   `toml:"autolabel"`      // template, default "<org>-%%%"; "" = never label
 
 	TLS       TLS                 `toml:"tls"`
+	Mail      Mail                `toml:"mail"`
+	Server    Server              `toml:"server"`
 	Changer   Changer             `toml:"changer"`
 	Tapetypes map[string]Tapetype `toml:"tapetype"`
 	Holding   []Holding           `toml:"holding"`
@@ -67,6 +69,25 @@ type TLS struct {
 	CA   string `toml:"ca"`   // default "<statedir>/tls/ca.crt"
 	Cert string `toml:"cert"` // default "<statedir>/tls/server.crt"
 	Key  string `toml:"key"`  // default "<statedir>/tls/server.key"
+}
+
+// Mail says how the run report is mailed to mailto (docs/format/report.md).
+type Mail struct {
+	Server       string   `toml:"server"`        // host:port, default "localhost:25"
+	From         string   `toml:"from"`          // default "tapir@<this host>"
+	StartTLS     string   `toml:"starttls"`      // "auto" (default), "always", "never"
+	CA           string   `toml:"ca"`            // PEM file of the mail server's CA; "" = system roots
+	Username     string   `toml:"username"`      // AUTH as this user; "" = no AUTH
+	PasswordFile string   `toml:"password_file"` // required with username
+	Timeout      Duration `toml:"timeout"`       // default 1m
+	SendOn       string   `toml:"send_on"`       // "all" (default), "strange", "error", "never"
+	AttachJSON   bool     `toml:"attach_json"`   // add the JSON report as a second part
+}
+
+// Server holds the settings of `tapir server`, the daemon.
+type Server struct {
+	IndexListen   string `toml:"index_listen"`   // the index and restore server, default ":10082"
+	MetricsListen string `toml:"metrics_listen"` // Prometheus metrics over HTTP, default "127.0.0.1:9233"; "" = off
 }
 
 // Changer describes how volumes are found.

@@ -52,6 +52,27 @@ func (c *Config) Effective(w io.Writer) error {
 	e.str("cert", c.TLS.Cert)
 	e.str("key", c.TLS.Key)
 
+	e.table("[mail]")
+	e.str("server", c.Mail.Server)
+	if c.Mail.From != "" {
+		e.str("from", c.Mail.From)
+	}
+	e.str("starttls", c.Mail.StartTLS)
+	if c.Mail.CA != "" {
+		e.str("ca", c.Mail.CA)
+	}
+	if c.Mail.Username != "" {
+		e.str("username", c.Mail.Username)
+		e.str("password_file", c.Mail.PasswordFile)
+	}
+	e.str("timeout", c.Mail.Timeout.String())
+	e.str("send_on", c.Mail.SendOn)
+	e.bool("attach_json", c.Mail.AttachJSON)
+
+	e.table("[server]")
+	e.str("index_listen", c.Server.IndexListen)
+	e.str("metrics_listen", c.Server.MetricsListen)
+
 	e.table("[changer]")
 	e.str("type", c.Changer.Type)
 	e.str("path", c.Changer.Path)

@@ -229,6 +229,8 @@ func (f *finisher) finish() {
 		}
 	}
 
+	f.mail()
+	f.server()
 	f.labels()
 	f.tapetypes()
 	f.changer()
@@ -236,6 +238,58 @@ func (f *finisher) finish() {
 	f.dumptypes()
 	f.dles()
 	f.hosts()
+}
+
+func (f *finisher) mail() {
+	m := &f.c.Mail
+	k := func(key string) []string { return at("mail", key) }
+	f.str(&m.Server, k("server"), "localhost:25")
+	if m.Server != "" {
+		if host, port, err := net.SplitHostPort(m.Server); err != nil || host == "" || port == "" {
+			f.errf(k("server"), "mail.server %s must be host:port, e.g. \"localhost:25\" or \"smtp.example.com:587\"", preview(m.Server))
+		}
+	}
+	if m.From != "" {
+		if _, err := mail.ParseAddress(m.From); err != nil || hasControl(m.From) {
+			f.errf(k("from"), "mail.from: %s is not an e-mail address", preview(m.From))
+		}
+	}
+	f.oneOf(&m.StartTLS, k("starttls"), "auto", "auto", "always", "never")
+	if f.has(k("ca")) {
+		f.path(&m.CA, k("ca"), "")
+	}
+	if f.has(k("password_file")) {
+		f.path(&m.PasswordFile, k("password_file"), "")
+	}
+	if m.Username != "" && m.PasswordFile == "" {
+		f.errf(k("username"), "mail.username is set but mail.password_file is not; put the password in a file (chmod 600) and name it there")
+	}
+	if m.Username == "" && m.PasswordFile != "" {
+		f.errf(k("password_file"), "mail.password_file is set but mail.username is not")
+	}
+	f.duration(&m.Timeout, k("timeout"), Duration(time.Minute))
+	f.oneOf(&m.SendOn, k("send_on"), "all", "all", "strange", "error", "never")
+}
+
+func (f *finisher) server() {
+	s := &f.c.Server
+	for _, x := range []struct {
+		v   *string
+		key string
+		def string
+	}{{&s.IndexListen, "index_listen", ":10082"}, {&s.MetricsListen, "metrics_listen", "127.0.0.1:9233"}} {
+		p := at("server", x.key)
+		if !f.has(p) {
+			*x.v = x.def
+			continue
+		}
+		if *x.v == "" && x.key == "metrics_listen" {
+			continue // metrics off
+		}
+		if _, port, err := net.SplitHostPort(*x.v); err != nil || port == "" {
+			f.errf(p, "server.%s %s must be [host]:port, e.g. %q", x.key, preview(*x.v), x.def)
+		}
+	}
 }
 
 func (f *finisher) duration(v *Duration, p []string, def Duration) {

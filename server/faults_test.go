@@ -238,7 +238,7 @@ func TestKilledRunLosesNothing(t *testing.T) {
 	if flushed != 2 {
 		t.Errorf("%d images flushed, want the 2 that were complete\n%s", flushed, out)
 	}
-	for _, want := range []string{"removed partial holding file", "was interrupted while dumping"} {
+	for _, want := range []string{"removed partial holding file", "was interrupted while dumping", "took over the run lock"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report does not say %q:\n%s", want, out)
 		}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,11 +19,23 @@ import (
 // the same configuration.
 var ErrBusy = errors.New("another tapir run is in progress")
 
-// runLock is an exclusive flock on "<catalog>.lock". The kernel drops it
-// when the process dies, so a killed run never leaves a stale lock behind.
-type runLock struct{ f *os.File }
+// runLock is an exclusive flock on "<catalog>.lock", whose content names
+// the holder: "pid N host H started T". The kernel drops the flock when the
+// process dies, so a killed run never blocks the next one; the content it
+// leaves behind (an unlock empties the file) tells the next run that it
+// takes over from a process that died, which it names in the log and the
+// report (stale).
+type runLock struct {
+	f     *os.File
+	stale string // what a dead holder left in the file, "" when it unlocked cleanly
+}
 
+// lockRun takes the run lock of a catalog.
 func lockRun(catalog string) (*runLock, error) {
+	return lockRunAt(catalog, time.Now())
+}
+
+func lockRunAt(catalog string, now time.Time) (*runLock, error) {
 	p := catalog + ".lock"
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return nil, fmt.Errorf("run lock %s: %w", p, err)
@@ -45,9 +56,11 @@ func lockRun(catalog string) (*runLock, error) {
 		}
 		return nil, fmt.Errorf("run lock %s: %w", p, err)
 	}
+	prev, _ := os.ReadFile(p)
+	host, _ := os.Hostname()
 	f.Truncate(0)
-	f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &runLock{f: f}, nil
+	f.WriteAt([]byte(fmt.Sprintf("pid %d host %s started %s\n", os.Getpid(), host, now.Format(time.RFC3339))), 0)
+	return &runLock{f: f, stale: strings.TrimSpace(string(prev))}, nil
 }
 
 func (l *runLock) unlock() {
@@ -95,9 +108,12 @@ func begin(cfg *config.Config, deps Deps) (*session, error) {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	start := deps.Clock.Now()
-	lock, err := lockRun(cfg.Catalog)
+	lock, err := lockRunAt(cfg.Catalog, start)
 	if err != nil {
 		return nil, err
+	}
+	if lock.stale != "" {
+		deps.Log.Warn("took over the run lock of a process that died", "lock", cfg.Catalog+".lock", "holder", lock.stale)
 	}
 	cat, err := index.Open(cfg.Catalog)
 	if err != nil {
@@ -111,6 +127,9 @@ func begin(cfg *config.Config, deps Deps) (*session, error) {
 		if ds, err = freeDatestamp(cat, start.In(cfg.Location())); err == nil {
 			s.runID, err = cat.BeginRun(ds, cfg.Org, start)
 			host, _ := os.Hostname()
+			if lock.stale != "" {
+				cleaned = append([]string{fmt.Sprintf("lock: took over the run lock %s.lock left by a process that died (%s)", cfg.Catalog, lock.stale)}, cleaned...)
+			}
 			s.rep = &report.Run{Org: cfg.Org, Config: cfg.File, Hostname: host, Datestamp: ds, Kind: report.KindDump, Start: start, Notes: cleaned}
 			s.log = deps.Log.With("run", ds)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,7 @@ func TestSecondRunRefused(t *testing.T) {
 	}
 	defer l.unlock()
 	_, err = Dump(context.Background(), s.cfg, Deps{Log: testLogger(t)})
-	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "pid ") {
-		t.Fatalf("second run: got %v, want ErrBusy naming the holder's pid", err)
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d host ", os.Getpid())) || !strings.Contains(err.Error(), " started ") {
+		t.Fatalf("second run: got %v, want ErrBusy naming the holder's pid, host and start", err)
 	}
 }
