@@ -100,7 +100,7 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs about %s) and no volume can be written", report.HumanSize(r.pool.Free()), report.HumanSize(r.pool.Total()), report.HumanSize(need))
 			}
 		}
-		j.res.Reason = "waiting for holding space or the taper"
+		j.prog.mark("waiting", "waiting for holding space or the taper", r.clock.Now())
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -129,7 +129,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
-	j.res.Reason = ""
+	j.prog.level.Store(int64(j.level))
+	if tg.space != nil {
+		j.prog.target.Store("holding")
+	} else {
+		j.prog.target.Store("tape")
+	}
+	j.prog.bytes.Store(0)
+	j.prog.mark("dumping", "", r.clock.Now())
 	remote, err := newRemote(r.cfg, r.files, j.dle.Host, time.Duration(r.cfg.Dtimeout))
 	if err != nil {
 		r.release(tg, err)
@@ -251,6 +258,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 			_, err := sink.Write(b)
 			dumped += int64(len(b))
+			j.prog.bytes.Add(int64(len(b)))
 			return err
 		},
 		Index: func(rec wire.IndexRecord) error {
@@ -284,6 +292,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	if w != nil {
 		log.Info("dumped to holding", "file", j.holding, "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files)
 		j.res.Status = report.StatusHolding
+		j.prog.mark("holding", "on the holding disk, waiting for the taper", r.clock.Now())
 		r.tp.enqueue(&tapeItem{j: j, path: j.holding, space: tg.space, kind: kindOf(j.level)})
 	} else {
 		log.Info("dumped straight to a volume", "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files, "volume", j.res.Parts[0].Volume)

@@ -151,6 +151,21 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 	if held > int64(s.cfg.Holding[0].Use) {
 		t.Errorf("holding holds %d bytes during the stall, more than its use %d", held, s.cfg.Holding[0].Use)
 	}
+	// `tapir status` shows the night live: one image taping, the others
+	// waiting for the holding disk or dumped into it.
+	st, live, err := ReadStatus(s.cfg)
+	if err != nil || !live {
+		t.Fatalf("status during the run: live %v, %v", live, err)
+	}
+	var view strings.Builder
+	WriteStatus(&view, st, live, time.Now())
+	states := map[string]int{}
+	for _, d := range st.DLEs {
+		states[d.State]++
+	}
+	if states["taping"] != 1 || states["waiting"]+states["holding"]+states["dumping"] != 3 || !strings.Contains(view.String(), "writing volume test-001") {
+		t.Errorf("status during the stall: %v\n%s", states, view.String())
+	}
 	ch.Resume()
 	var r result
 	select {
@@ -165,6 +180,9 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 		if st != report.StatusOK {
 			t.Errorf("%s: %s", name, st)
 		}
+	}
+	if st, live, err := ReadStatus(s.cfg); err != nil || live || st.Phase != "done" || st.Result != "ok" {
+		t.Errorf("status after the run: %+v live %v %v", st, live, err)
 	}
 	if r.rep.DumpTime < stall {
 		t.Errorf("dump phase took %v: the dumpers did not wait for the stalled drive", r.rep.DumpTime)

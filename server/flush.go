@@ -104,6 +104,8 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 		j := &job{dle: config.DLE{Host: d.Host, Path: d.Path}, level: d.Level, dumpID: d.ID, holding: d.HoldingPath, flushed: d.Datestamp,
 			res: report.DLE{Host: d.Host, Path: d.Path, Level: d.Level, Files: d.Files, OrigSize: d.OrigSize, OutSize: d.PayloadSize,
 				Flushed: d.Datestamp, Status: report.StatusHolding, Reason: "on the holding disk, waiting for a volume"}}
+		j.prog.level.Store(int64(d.Level))
+		j.prog.mark("holding", "flushed from run "+d.Datestamp, r.clock.Now())
 		items = append(items, &tapeItem{j: j, path: d.HoldingPath, bytes: f.Bytes, kind: kindOf(d.Level)})
 	}
 	return items, nil
@@ -128,32 +130,23 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 	if err != nil {
 		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
+	var jobs []*job
+	pub := r.publish(func() []*job { return jobs })
+	pub.setPhase("taping")
 	items, err := r.leftovers(opt.Host, opt.Path)
 	if err != nil {
-		r.tp.close()
-		<-r.tp.done
-		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
+		return r.end(sess, nil, pub, err)
 	}
 	if len(items) == 0 {
 		r.note("holding: no image on the holding disk waits for a volume")
 	}
 	for _, it := range items {
+		jobs = append(jobs, it.j)
 		r.tp.enqueue(it)
 	}
-	r.tp.close()
-	<-r.tp.done
-	used, next, notes := r.vols.finish(cfg.Eject)
-	for _, n := range notes {
-		r.note(n)
+	rep, err := r.end(sess, jobs, pub, nil)
+	if n := strings.Count(strings.Join(rep.Notes, "\n"), "is damaged ("); n > 0 {
+		err = errors.Join(err, fmt.Errorf("%w: %d holding image(s) could not be flushed because they are damaged (see the report)", ErrRunFailed, n))
 	}
-	r.rep.Volumes, r.rep.NextVolumes = used, []string{next}
-	for _, it := range items {
-		r.rep.DLEs = append(r.rep.DLEs, it.j.res)
-	}
-	var damaged error
-	if n := strings.Count(strings.Join(r.rep.Notes, "\n"), "is damaged ("); n > 0 {
-		damaged = fmt.Errorf("%w: %d holding image(s) could not be flushed because they are damaged (see the report)", ErrRunFailed, n)
-	}
-	rep, err := finish(r.cat, r.runID, r.rep, sess.deps, cfg, nil)
-	return rep, errors.Join(err, damaged)
+	return rep, err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,6 +157,8 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 		j := jobs[i]
 		j.level, j.fallback, j.why, j.prio = e.Level, e.Fallback, e.Reason, e.Priority
 		j.res.Level = e.Level
+		j.prog.level.Store(int64(e.Level))
+		j.prog.mark("waiting", "", now)
 		j.ratio = 1
 		if e.EstOrig > 0 {
 			j.ratio = min(float64(e.EstOut)/float64(e.EstOrig)*1.05, 1.1)
@@ -188,6 +191,7 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 				j.res.Reason = "estimate failed: " + err.Error()
 			}
 		}
+		j.prog.mark(strings.ToLower(j.res.Status), j.res.Reason, now)
 	}
 	for _, n := range sched.Notes {
 		r.note("planner: " + n)

@@ -56,11 +56,14 @@ type job struct {
 	dumpID  int64
 	holding string // final holding path once dumped
 	flushed string // datestamp of the earlier run that dumped it (flush)
+
+	prog progress // for `tapir status`
 }
 
 func (j *job) fail(reason string) {
 	j.res.Status = report.StatusFailed
 	j.res.Reason = reason
+	j.prog.mark("failed", reason, time.Now())
 }
 
 func (j *job) name() string { return fmt.Sprintf("%s:%s", j.dle.Host, j.dle.Path) }
@@ -153,52 +156,64 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	}
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
 
+	var jobs []*job
+	pub := r.publish(func() []*job { return jobs })
 	flush, err := r.leftovers("", "")
 	if err != nil {
-		r.tp.close()
-		<-r.tp.done
-		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
+		return r.end(sess, nil, pub, err)
 	}
 	if len(flush) > 0 && !cfg.Autoflush {
-		r.note(fmt.Sprintf("%d image(s) from earlier runs wait on the holding disk; run `tapir flush -c %s` or set autoflush = true", len(flush), cfg.File))
+		r.note(fmt.Sprintf("holding: %d image(s) from earlier runs wait on the holding disk; run `tapir flush -c %s` or set autoflush = true", len(flush), cfg.File))
 		flush = nil
 	}
 	// Leftovers of earlier runs go to the volume first (autoflush).
 	for _, it := range flush {
+		jobs = append(jobs, it.j)
 		r.tp.enqueue(it)
 	}
-
-	jobs := make([]*job, 0, len(cfg.DLEs))
-	phase := r.clock.Now()
+	dles := make([]*job, 0, len(cfg.DLEs))
 	for _, d := range cfg.DLEs {
-		jobs = append(jobs, &job{dle: d, dt: cfg.Dumptype(d), fallback: -1, res: report.DLE{Host: d.Host, Path: d.Path}})
+		j := &job{dle: d, dt: cfg.Dumptype(d), fallback: -1, res: report.DLE{Host: d.Host, Path: d.Path}}
+		j.prog.mark("estimating", "", r.clock.Now())
+		dles = append(dles, j)
 	}
-	if _, err := r.plan(ctx, jobs); err != nil {
-		r.tp.close()
-		<-r.tp.done
-		return finish(r.cat, r.runID, r.rep, sess.deps, cfg, err)
+	jobs = append(jobs, dles...)
+	phase := r.clock.Now()
+	if _, err := r.plan(ctx, dles); err != nil {
+		return r.end(sess, jobs, pub, err)
 	}
 	r.rep.EstimateTime = r.clock.Now().Sub(phase)
+	pub.setPhase("dumping")
 	phase = r.clock.Now()
-	r.dumpAll(ctx, jobs)
+	r.dumpAll(ctx, dles)
 	r.rep.DumpTime = r.clock.Now().Sub(phase)
+	pub.setPhase("taping")
+	return r.end(sess, jobs, pub, nil)
+}
+
+// end lets the taper finish what it has, ends the use of the volumes
+// (ejecting when configured), publishes the final status and finishes the
+// run with the outcome of every job.
+func (r *run) end(sess *session, jobs []*job, pub *publisher, fatal error) (*report.Run, error) {
 	r.tp.close()
 	<-r.tp.done
 	r.rep.TapeTime = r.tp.busyTime
-
-	used, next, notes := r.vols.finish(cfg.Eject)
+	used, next, notes := r.vols.finish(r.cfg.Eject)
 	for _, n := range notes {
 		r.note(n)
 	}
 	r.rep.Volumes = used
-	r.rep.NextVolumes = []string{next}
-	for _, it := range flush {
-		r.rep.DLEs = append(r.rep.DLEs, it.j.res)
+	if next != "" {
+		r.rep.NextVolumes = []string{next}
 	}
 	for _, j := range jobs {
 		r.rep.DLEs = append(r.rep.DLEs, j.res)
 	}
-	return finish(r.cat, r.runID, r.rep, sess.deps, cfg, nil)
+	if fatal != nil {
+		r.rep.Aborted = fatal.Error()
+	}
+	pub.end(r.rep.Status())
+	return finish(r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
 }
 
 // newRemote is the server's handle on the agent of host, with the given

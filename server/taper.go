@@ -212,6 +212,7 @@ func (t *taperLoop) leave(it *tapeItem, why string) {
 	j := it.j
 	j.res.Status = report.StatusHolding
 	j.res.Reason = "on the holding disk, not on a volume: " + why
+	j.prog.mark("holding", j.res.Reason, t.r.clock.Now())
 	if it.space != nil {
 		// The space stays used by the image; it no longer waits for a writer.
 		it.space.Shrink()
@@ -225,6 +226,8 @@ func (t *taperLoop) leave(it *tapeItem, why string) {
 func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 	j, r := it.j, t.r
 	start := r.clock.Now()
+	j.prog.target.Store("")
+	j.prog.mark("taping", "", start)
 	var res *taper.ImageResult
 	var hdr image.Header
 	for attempt := 1; ; attempt++ {
@@ -260,6 +263,7 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		r.note(fmt.Sprintf("taper: %s:%s level %d: %s", j.dle.Host, j.dle.Path, hdr.Level, msg))
 		t.leave(it, msg)
 		j.res.Status = report.StatusFailed
+		j.prog.mark("failed", msg, r.clock.Now())
 		return
 	}
 	if err := t.commit(j, res); err != nil {
@@ -308,6 +312,7 @@ func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
 	if len(j.res.Strange) > 0 {
 		j.res.Status = report.StatusStrange
 	}
+	j.prog.mark("done", "", t.r.clock.Now())
 	return nil
 }
 

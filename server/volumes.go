@@ -198,6 +198,16 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
 }
 
+// current is the label of the volume in the drive, "" when none.
+func (v *volumes) current() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cur == nil || len(v.used) == 0 {
+		return ""
+	}
+	return v.used[len(v.used)-1].Label
+}
+
 func (v *volumes) labels() string {
 	var ls []string
 	for _, u := range v.used {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/server"
+)
+
+func init() { extraCommands = append(extraCommands, newStatusCommand) }
+
+func newStatusCommand(g *globals) *cobra.Command {
+	var file string
+	var watch time.Duration
+	c := &cobra.Command{
+		Use:   "status -c FILE [--watch 2s]",
+		Short: "show the night in progress: every DLE estimating, dumping (bytes, rate), waiting, taping or done",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				return err
+			}
+			for {
+				st, live, err := server.ReadStatus(cfg)
+				if err != nil {
+					return err
+				}
+				if watch > 0 {
+					fmt.Print("\033[H\033[2J")
+				}
+				if err := server.WriteStatus(os.Stdout, st, live, time.Now()); err != nil {
+					return err
+				}
+				if watch <= 0 || !live {
+					return nil
+				}
+				time.Sleep(watch)
+			}
+		},
+	}
+	addConfigFlag(c, &file)
+	c.Flags().DurationVar(&watch, "watch", 0, "refresh every interval until the run ends")
+	return c
+}
