@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index"
 	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -29,6 +30,24 @@ type Deps struct {
 	// Changer replaces the configuration's changer (tests inject devices
 	// that stall or fail); nil uses the configuration.
 	Changer taper.Changer
+	// Mailer sends the report to mailto; nil uses SMTP as [mail] says.
+	Mailer mail.Mailer
+	// Stop, when closed, asks the run to end early but cleanly (SIGTERM to
+	// the server): no new dump starts, the dumps in flight finish onto the
+	// holding disk, the taper finishes the image it writes, and the report
+	// says what was left for the next run.
+	Stop <-chan struct{}
+}
+
+// Mailer returns the SMTP mailer the configuration describes.
+func Mailer(cfg *config.Config, log *slog.Logger) mail.Mailer {
+	return &mail.SMTP{Addr: cfg.Mail.Server, StartTLS: mail.TLSPolicy(cfg.Mail.StartTLS), CAFile: cfg.Mail.CA,
+		Username: cfg.Mail.Username, PasswordFile: cfg.Mail.PasswordFile, Timeout: time.Duration(cfg.Mail.Timeout), Log: log}
+}
+
+// mailOptions are the envelope of the reports of cfg.
+func mailOptions(cfg *config.Config, host string) mail.Options {
+	return mail.Options{From: cfg.Mail.From, To: cfg.Mailto, Hostname: host, AttachJSON: cfg.Mail.AttachJSON}
 }
 
 // ErrRunFailed is returned (wrapped) when the run completed but at least
@@ -83,9 +102,20 @@ type run struct {
 	vols      *volumes
 	net       *rateLimiter
 	degraded  bool
+	stop      <-chan struct{} // Deps.Stop
 
 	mu  sync.Mutex
 	rep *report.Run
+}
+
+// stopping reports whether the run was asked to end early (Deps.Stop).
+func (r *run) stopping() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *run) note(s string) {
@@ -100,7 +130,7 @@ func (r *run) note(s string) {
 func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error) {
 	r := &run{cfg: cfg, cat: sess.cat, log: sess.log, clock: sess.deps.Clock, datestamp: sess.rep.Datestamp,
 		runID: sess.runID, rep: sess.rep, files: wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
-		net: newRateLimiter(int64(cfg.Netusage))}
+		net: newRateLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
 	var disks []holding.Disk
 	for _, h := range cfg.Holding {
 		disks = append(disks, holding.Disk{Path: h.Path, Use: int64(h.Use), Chunksize: int64(h.Chunksize)})
@@ -259,13 +289,30 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 	running := 0
 	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
 	defer stop()
+	if r.stop != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-r.stop:
+				mu.Lock()
+				cond.Broadcast()
+				mu.Unlock()
+			case <-done:
+			}
+		}()
+	}
 	worker := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		for {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || r.stopping() {
+				why := "the run was cancelled before this DLE was dumped"
+				if ctx.Err() == nil {
+					why = "the server was asked to stop (SIGTERM) before this DLE was dumped; the next run dumps it"
+				}
 				for _, j := range pending {
-					j.fail("the run was cancelled before this DLE was dumped")
+					j.fail(why)
 				}
 				pending = nil
 			}
@@ -372,6 +419,19 @@ func finish(cat *index.Catalog, runID int64, rep *report.Run, deps Deps, cfg *co
 	}
 	if deps.Out != nil {
 		io.WriteString(deps.Out, text)
+	}
+	if len(cfg.Mailto) > 0 && mail.SendOn(cfg.Mail.SendOn).Wants(rep) {
+		m := deps.Mailer
+		if m == nil {
+			m = Mailer(cfg, deps.Log)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Duration(cfg.Mail.Timeout)+time.Minute)
+		err := mail.SendRun(ctx, m, rep, mailOptions(cfg, rep.Hostname))
+		cancel()
+		if err != nil {
+			deps.Log.Error("the report was not mailed", "err", err)
+			errs = append(errs, fmt.Errorf("the report was written to %s but not mailed: %w", filepath.Join(cfg.ReportDir, rep.Datestamp+".txt"), err))
+		}
 	}
 	n := 0
 	for _, d := range rep.DLEs {

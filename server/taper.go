@@ -144,6 +144,7 @@ func (t *taperLoop) close() {
 func (t *taperLoop) run(ctx context.Context) {
 	defer close(t.done)
 	cancelled := ctx.Done()
+	stop := t.r.stop
 	for {
 		t.mu.Lock()
 		for t.direct == nil && len(t.queue) == 0 && !t.closed {
@@ -153,6 +154,9 @@ func (t *taperLoop) run(ctx context.Context) {
 			case <-cancelled:
 				cancelled = nil
 				t.stop(fmt.Errorf("the run was cancelled: %w", ctx.Err()))
+			case <-stop:
+				stop = nil
+				t.stop(errors.New("the server was asked to stop (SIGTERM); the next run flushes it"))
 			}
 			t.mu.Lock()
 		}
@@ -184,6 +188,9 @@ func (t *taperLoop) run(ctx context.Context) {
 		if len(t.queue) == 0 && t.closed {
 			t.mu.Unlock()
 			return
+		}
+		if t.dead == nil && t.r.stopping() {
+			t.dead = errors.New("the server was asked to stop (SIGTERM); the next run flushes it")
 		}
 		it := t.queue[0]
 		t.queue = t.queue[1:]

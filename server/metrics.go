@@ -1,0 +1,230 @@
+package server
+
+import (
+	"log/slog"
+	"regexp"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// Collector exports the state of a tapir site to Prometheus, read from the
+// catalog, the holding disks and the run status at every scrape, so that
+// the figures survive restarts and say what happened, not what started:
+// when the last run ended and how, when the last run ended well, the last
+// good dump of every DLE, what the last run dumped and taped, the holding
+// disks' use, the volumes, and whether a run is going now.
+type Collector struct {
+	cfg func() *config.Config // the configuration in force (it may be reloaded)
+	cat *index.Catalog
+	log *slog.Logger
+
+	lastRun, lastGood, lastStatus, inProgress            *prometheus.Desc
+	runDLEs, runDumped, runTaped, runDuration            *prometheus.Desc
+	dleGood, dleGoodLevel, dleFull, dleFailed            *prometheus.Desc
+	holdingBytes, volumes, volumesBeforeNew, scrapeError *prometheus.Desc
+}
+
+// NewCollector returns a Collector over an open catalog.
+func NewCollector(cfg func() *config.Config, cat *index.Catalog, log *slog.Logger) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("tapir_"+name, help, labels, nil)
+	}
+	return &Collector{cfg: cfg, cat: cat, log: log,
+		lastRun:          d("last_run_end_timestamp_seconds", "When the newest finished run (dump or flush) ended."),
+		lastGood:         d("last_successful_run_end_timestamp_seconds", "When the newest run whose DLEs all ended safe (status ok or strange) ended."),
+		lastStatus:       d("last_run_status", "1 for the status of the newest finished run (ok, strange, degraded, failed), 0 for the others.", "status"),
+		inProgress:       d("run_in_progress", "1 while a run of this configuration is going."),
+		runDLEs:          d("last_run_dles", "DLEs of the newest finished run, by outcome.", "status"),
+		runDumped:        d("last_run_dumped_bytes", "Bytes written by the dumps of the newest finished run (after compression)."),
+		runTaped:         d("last_run_taped_bytes", "Bytes the newest finished run wrote to volumes."),
+		runDuration:      d("last_run_duration_seconds", "How long the newest finished run took."),
+		dleGood:          d("dle_last_good_dump_timestamp_seconds", "When the newest dump of the DLE that is on a volume was made.", "host", "path"),
+		dleGoodLevel:     d("dle_last_good_dump_level", "The level of that dump.", "host", "path"),
+		dleFull:          d("dle_last_full_timestamp_seconds", "When the newest full of the DLE that is on a volume was made.", "host", "path"),
+		dleFailed:        d("dle_failed_in_last_run", "1 when the DLE failed in the newest finished run.", "host", "path"),
+		holdingBytes:     d("holding_bytes", "Holding disk space: capacity, used (by images and reservations) and free.", "disk", "kind"),
+		volumes:          d("volumes", "Volumes in the catalog: labelled (ours, written or not), written, retired (no reuse).", "state"),
+		volumesBeforeNew: d("volumes_usable_before_new", "Volumes that may still be written before tapecycle forces a new one: labelled volumes outside the newest tapecycle written, plus never-written ones."),
+		scrapeError:      d("scrape_error", "1 when reading the catalog or the holding disks failed during this scrape (see the server log)."),
+	}
+}
+
+// Describe sends every metric's description.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.lastRun, c.lastGood, c.lastStatus, c.inProgress, c.runDLEs, c.runDumped, c.runTaped,
+		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError} {
+		ch <- d
+	}
+}
+
+// Collect reads the catalog and the disks and sends the metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	cfg := c.cfg()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	failed := 0.0
+	fail := func(what string, err error) {
+		c.log.Error("metrics: "+what, "err", err)
+		failed = 1
+	}
+	defer func() { gauge(c.scrapeError, failed) }()
+
+	if st, live, err := ReadStatus(cfg); err == nil && live && st != nil {
+		gauge(c.inProgress, 1)
+	} else {
+		gauge(c.inProgress, 0)
+	}
+
+	runs, err := c.cat.Runs()
+	if err != nil {
+		fail("read runs", err)
+	}
+	var last *index.Run
+	var lastGood *index.Run
+	for i := range runs {
+		r := &runs[i]
+		if r.Finished.IsZero() || r.Status == "running" {
+			continue
+		}
+		if last == nil || r.Finished.After(last.Finished) {
+			last = r
+		}
+		if (r.Status == report.RunOK || r.Status == report.RunStrange) && (lastGood == nil || r.Finished.After(lastGood.Finished)) {
+			lastGood = r
+		}
+	}
+	failedDLE := map[[2]string]bool{}
+	if last != nil {
+		gauge(c.lastRun, float64(last.Finished.Unix()))
+		gauge(c.runDuration, last.Finished.Sub(last.Started).Seconds())
+		for _, s := range []string{report.RunOK, report.RunStrange, report.RunDegraded, report.RunFailed} {
+			v := 0.0
+			if last.Status == s {
+				v = 1
+			}
+			gauge(c.lastStatus, v, s)
+		}
+		if rep, err := report.ParseJSON([]byte(last.Report)); err == nil {
+			byStatus := map[string]float64{}
+			var dumped, taped int64
+			for _, d := range rep.DLEs {
+				byStatus[d.Status]++
+				if d.Flushed == "" {
+					dumped += d.OutSize
+				}
+				if d.Status == report.StatusFailed {
+					failedDLE[[2]string{d.Host, d.Path}] = true
+				}
+			}
+			for _, v := range rep.Volumes {
+				taped += v.Bytes
+			}
+			for _, s := range []string{report.StatusOK, report.StatusStrange, report.StatusFailed, report.StatusHolding, report.StatusSkipped, report.StatusDelayed} {
+				gauge(c.runDLEs, byStatus[s], s)
+			}
+			gauge(c.runDumped, float64(dumped))
+			gauge(c.runTaped, float64(taped))
+		}
+	}
+	if lastGood != nil {
+		gauge(c.lastGood, float64(lastGood.Finished.Unix()))
+	}
+
+	for _, d := range cfg.DLEs {
+		dumps, err := c.cat.Dumps(d.Host, d.Path)
+		if err != nil {
+			fail("read dumps", err)
+			break
+		}
+		var good, full *index.Dump
+		for i := range dumps { // newest first
+			x := &dumps[i]
+			if x.Status != index.DumpGood {
+				continue
+			}
+			if good == nil {
+				good = x
+			}
+			if full == nil && x.Level == 0 {
+				full = x
+			}
+		}
+		if good != nil {
+			gauge(c.dleGood, float64(good.Started.Unix()), d.Host, d.Path)
+			gauge(c.dleGoodLevel, float64(good.Level), d.Host, d.Path)
+		}
+		if full != nil {
+			gauge(c.dleFull, float64(full.Started.Unix()), d.Host, d.Path)
+		}
+		v := 0.0
+		if failedDLE[[2]string{d.Host, d.Path}] {
+			v = 1
+		}
+		gauge(c.dleFailed, v, d.Host, d.Path)
+	}
+
+	if usage, err := HoldingUsage(cfg); err != nil {
+		fail("measure the holding disks", err)
+	} else {
+		for _, u := range usage {
+			gauge(c.holdingBytes, float64(u.Capacity), u.Path, "capacity")
+			gauge(c.holdingBytes, float64(u.Used), u.Path, "used")
+			gauge(c.holdingBytes, float64(max(u.Capacity-u.Used, 0)), u.Path, "free")
+		}
+	}
+
+	vols, err := c.cat.Volumes()
+	if err != nil {
+		fail("read volumes", err)
+		return
+	}
+	var labelled, written, retired float64
+	var states []taper.VolumeState
+	re := cfg.LabelRegexp()
+	for _, v := range vols {
+		if !ours(re, v.Label) {
+			continue
+		}
+		labelled++
+		if v.Written != "" {
+			written++
+		}
+		if !v.Reuse {
+			retired++
+		}
+		states = append(states, taper.VolumeState{Label: v.Label, Slot: max(v.Slot, 1), Written: v.Written, Reuse: v.Reuse})
+	}
+	gauge(c.volumes, labelled, "labelled")
+	gauge(c.volumes, written, "written")
+	gauge(c.volumes, retired, "retired")
+	gauge(c.volumesBeforeNew, float64(usableVolumes(states, cfg.Tapecycle)))
+}
+
+func ours(re *regexp.Regexp, label string) bool { return re == nil || re.MatchString(label) }
+
+// usableVolumes counts the volumes ChooseVolume may pick now or as the
+// rotation goes on without a new one: never-written labelled volumes plus
+// written reusable ones outside the newest tapecycle.
+func usableVolumes(states []taper.VolumeState, tapecycle int) int {
+	n := 0
+	var written []taper.VolumeState
+	for _, s := range states {
+		switch {
+		case !s.Reuse:
+		case s.Written == "" || s.Written == taper.NeverWritten:
+			n++
+		default:
+			written = append(written, s)
+		}
+	}
+	if len(written) > tapecycle {
+		n += len(written) - tapecycle
+	}
+	return n
+}
