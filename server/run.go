@@ -185,6 +185,10 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
+	// The server side of tapir check (the volumes were probed in setup).
+	serverChecks(cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
+		r.rep.Preflight = append(r.rep.Preflight, report.Problem{Where: where, What: fmt.Sprintf(format, a...)})
+	}, func(string, ...any) {})
 
 	var jobs []*job
 	pub := r.publish(func() []*job { return jobs })

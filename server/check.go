@@ -1,0 +1,257 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/report/mail"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// CheckOptions choose what Check looks at.
+type CheckOptions struct {
+	Clients bool // ask every client agent for a selfcheck of its DLEs
+	Mail    bool // greet the mail server
+}
+
+// MailCheck mails the outcome of a check to mailto.
+func MailCheck(ctx context.Context, cfg *config.Config, c *report.Check, deps Deps) error {
+	if len(cfg.Mailto) == 0 {
+		return fmt.Errorf("mailto is empty in %s: nobody to mail the check to", cfg.File)
+	}
+	m := deps.Mailer
+	if m == nil {
+		m = Mailer(cfg, deps.Log)
+	}
+	return mail.SendCheck(ctx, m, c, mailOptions(cfg, c.Hostname))
+}
+
+// Check is the preflight check (`tapir check`, amcheck): the directories
+// and their permissions, the holding disks' space, the volume the next run
+// would write (or why none), the certificates, the catalog, every client
+// agent reachable with the right certificate and its DLEs readable, and
+// the mail server. Each problem is one line a person can act on. It
+// changes nothing.
+func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions) *report.Check {
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	start := deps.Clock.Now()
+	host, _ := os.Hostname()
+	c := &report.Check{Org: cfg.Org, Config: cfg.File, Hostname: host, Time: start}
+	problem := func(where, format string, a ...any) {
+		c.Problems = append(c.Problems, report.Problem{Where: where, What: fmt.Sprintf(format, a...)})
+	}
+	info := func(format string, a ...any) { c.Info = append(c.Info, fmt.Sprintf(format, a...)) }
+
+	serverChecks(cfg, deps, start, true, problem, info)
+	if opt.Clients {
+		n := checkClients(ctx, cfg, problem)
+		c.Summary = fmt.Sprintf("Client check: %d host(s), %d DLE(s) checked in %s.", n, len(cfg.DLEs), deps.Clock.Now().Sub(start).Round(time.Millisecond))
+	}
+	if opt.Mail && len(cfg.Mailto) > 0 {
+		if err := greetMail(ctx, cfg); err != nil {
+			problem("mail server "+cfg.Mail.Server, "%v; the run reports cannot be mailed to %s", err, strings.Join(cfg.Mailto, ", "))
+		} else {
+			info("The mail server %s answers; reports go to %s.", cfg.Mail.Server, strings.Join(cfg.Mailto, ", "))
+		}
+	}
+	return c
+}
+
+// serverChecks is the part of Check that needs no client: the run does it
+// too, before it dumps, and puts what it finds in its report.
+func serverChecks(cfg *config.Config, deps Deps, now time.Time, vols bool, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+	for _, d := range []struct{ what, dir string }{{"state directory", cfg.StateDir}, {"report directory", cfg.ReportDir}, {"catalog directory", filepath.Dir(cfg.Catalog)}} {
+		if err := writableDir(d.dir); err != nil {
+			problem(d.what+" "+d.dir, "%v", err)
+		}
+	}
+	if cat, err := index.Open(cfg.Catalog); err != nil {
+		problem("catalog "+cfg.Catalog, "%v", err)
+	} else {
+		if _, err := cat.Runs(); err != nil {
+			problem("catalog "+cfg.Catalog, "%v", err)
+		} else {
+			info("The catalog %s opens and reads.", cfg.Catalog)
+		}
+		if f, err := os.OpenFile(cfg.Catalog, os.O_RDWR, 0); err != nil {
+			problem("catalog "+cfg.Catalog, "cannot be written: %v", err)
+		} else {
+			f.Close()
+		}
+		defer cat.Close()
+		if vols {
+			checkVolumes(cfg, deps, cat, problem, info)
+		}
+	}
+	checkHolding(cfg, problem, info)
+	checkCerts(cfg, now, problem, info)
+}
+
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("cannot be created: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".tapir-check-*")
+	if err != nil {
+		return fmt.Errorf("is not writable by this user: %w", errors.Unwrap(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+func checkHolding(cfg *config.Config, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+	if len(cfg.Holding) == 0 {
+		info("No holding disk: every image goes straight to a volume, and a night without a usable volume dumps nothing.")
+		return
+	}
+	for _, h := range cfg.Holding {
+		where := "holding disk " + h.Path
+		if err := writableDir(h.Path); err != nil {
+			problem(where, "%v", err)
+			continue
+		}
+		free, err := holding.FreeSpace(h.Path)
+		if err != nil {
+			problem(where, "free space: %v", err)
+			continue
+		}
+		switch {
+		case h.Use > 0 && free < int64(h.Use):
+			problem(where, "only %s free on its filesystem, but use = %s: dumps will fail with a full disk and go straight to a volume; free space or lower use", report.HumanSize(free), report.HumanSize(int64(h.Use)))
+		case free < 1<<30 && h.Use == 0:
+			problem(where, "only %s free; free space or point it at a larger filesystem", report.HumanSize(free))
+		default:
+			info("Holding disk %s: %s free.", h.Path, report.HumanSize(free))
+		}
+	}
+	found, left, err := holding.Scan(holdingDisks(cfg))
+	if err == nil && len(found)+len(left) > 0 {
+		info("%d image(s) and %d partial file(s) from earlier runs are on the holding disks (tapir admin holding list).", len(found), len(left))
+	}
+}
+
+func checkVolumes(cfg *config.Config, deps Deps, cat *index.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+	ch, err := openChanger(cfg, deps, nil)
+	if err != nil {
+		problem("changer", "%v", err)
+		return
+	}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock}
+	c, err := v.choose()
+	if err != nil {
+		problem("volumes", "%v; the next run will be degraded (holding disk only)", err)
+		return
+	}
+	if c.Relabel {
+		info("Will write to a new volume, labelled %s in slot %d (autolabel).", c.Label, c.Slot)
+	} else {
+		info("Will write to volume %s in slot %d (%s).", c.Label, c.Slot, c.Reason)
+	}
+}
+
+func checkCerts(cfg *config.Config, now time.Time, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+	if _, err := wire.ServerConfig(wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, wire.RoleClient, wire.RoleAdmin); err != nil {
+		problem("server certificate", "%v", err)
+		return
+	}
+	for _, f := range []string{cfg.TLS.CA, cfg.TLS.Cert} {
+		cert, err := wire.LoadCert(f)
+		if err != nil {
+			problem("certificate "+f, "%v", err)
+			continue
+		}
+		expiry(cert, f, now, problem)
+	}
+	info("The server's certificate %s and CA %s load.", cfg.TLS.Cert, cfg.TLS.CA)
+}
+
+func expiry(cert *x509.Certificate, file string, now time.Time, problem func(where, format string, a ...any)) {
+	switch left := cert.NotAfter.Sub(now); {
+	case left <= 0:
+		problem("certificate "+file, "expired on %s; issue a new one with tapir ca issue", cert.NotAfter.Format("2006-01-02"))
+	case left < 30*24*time.Hour:
+		problem("certificate "+file, "expires on %s, in %d days; issue a new one with tapir ca issue", cert.NotAfter.Format("2006-01-02"), int(left.Hours()/24))
+	}
+}
+
+// checkClients asks every client host's agent, in parallel, for a
+// selfcheck of each of its DLEs, and returns the number of hosts.
+func checkClients(ctx context.Context, cfg *config.Config, problem func(where, format string, a ...any)) int {
+	files := wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}
+	byHost := map[string][]config.DLE{}
+	for _, d := range cfg.DLEs {
+		byHost[d.Host] = append(byHost[d.Host], d)
+	}
+	hosts := make([]string, 0, len(byHost))
+	for h := range byHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	type finding struct{ where, what string }
+	results := make([][]finding, len(hosts))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cfg.Inparallel)
+	for i, h := range hosts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			remote, err := newRemote(cfg, files, h, time.Duration(cfg.Etimeout))
+			if err != nil {
+				results[i] = append(results[i], finding{"host " + h, err.Error()})
+				return
+			}
+			for _, d := range byHost[h] {
+				rep, err := remote.Selfcheck(ctx, d.Path)
+				if err != nil {
+					results[i] = append(results[i], finding{"host " + h, err.Error()})
+					return
+				}
+				for _, p := range rep.Problems {
+					results[i] = append(results[i], finding{fmt.Sprintf("DLE %s:%s", h, d.Path), p})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, fs := range results {
+		for _, f := range fs {
+			problem(f.where, "%s", f.what)
+		}
+	}
+	return len(hosts)
+}
+
+// greetMail connects to the mail server and waits for its greeting.
+func greetMail(ctx context.Context, cfg *config.Config) error {
+	d := net.Dialer{Timeout: time.Duration(cfg.Mail.Timeout)}
+	conn, err := d.DialContext(ctx, "tcp", cfg.Mail.Server)
+	if err != nil {
+		return fmt.Errorf("cannot connect: %w", errors.Unwrap(err))
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Duration(cfg.Mail.Timeout)))
+	tp := textproto.NewReader(bufio.NewReader(conn))
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return fmt.Errorf("no SMTP greeting: %w", err)
+	}
+	fmt.Fprintf(conn, "QUIT\r\n")
+	return nil
+}
