@@ -3,10 +3,12 @@
 //
 // It records runs, volumes (tapes and vtapes), dumps (one image of one DLE at
 // one level), the parts of each dump on volumes, the frame list of each
-// payload, and the file index of every dump (directory paths interned in a
-// dirs table). It answers the questions a recover session asks: which good
-// dump, as of a date, holds a file, and where exactly (volume, tape file,
-// record, frame, offset) its bytes start.
+// payload, the file index of every dump (directory paths interned in a
+// dirs table), each incremental's directory listings, and the force flags.
+// It answers the questions a recover session asks: what a DLE held at a
+// date (View: a full and the incrementals after it, deletions and renames
+// applied), which good dump holds a file, and where exactly (volume, tape
+// file, record, frame, offset) its bytes start and end.
 //
 // The catalog is a real SQLite file in WAL mode with foreign keys on,
 // busy_timeout 5000 ms and synchronous=FULL on every connection, so that a
@@ -20,5 +22,9 @@
 // transaction per step; a catalog written by a newer tapir refuses to open.
 // The file format is described in docs/format/catalog.md.
 //
-// The index server on TCP 10082 will live here too; it is not written yet.
+// Sub-packages: indexd is the index server (TCP 10082) that recover shells
+// talk to; tarscan reads tar streams as the client indexes them; rebuild
+// recreates a catalog from the volumes alone; admin renders `tapir admin
+// find` and `info`; testsite builds whole installations for tests and
+// benchmarks.
 package index

@@ -245,7 +245,7 @@ func (c *Catalog) SetDumpHolding(id int64, orig, payload int64, sha string, file
 }
 
 // FailDump marks a dump that is not on tape as failed with the reason, and
-// deletes its file index and frame rows (also those an aborted or running
+// deletes its file index, frame and listing rows (also those an aborted or running
 // FileWriter already committed). A good dump cannot fail: it is on tape.
 func (c *Catalog) FailDump(id int64, reason string) error {
 	op := fmt.Sprintf("fail dump %d", id)
@@ -267,10 +267,12 @@ func (c *Catalog) FailDump(id int64, reason string) error {
 		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE id = ?`, reason, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`DELETE FROM files WHERE dump_id = ?`, id); err != nil {
-			return err
+		for _, table := range []string{"files", "frames", "listings"} {
+			if _, err := tx.Exec(`DELETE FROM `+table+` WHERE dump_id = ?`, id); err != nil {
+				return err
+			}
 		}
-		_, err = tx.Exec(`DELETE FROM frames WHERE dump_id = ?`, id)
+		_, err = tx.Exec(`UPDATE dumps SET listed = 0 WHERE id = ?`, id)
 		return err
 	})
 }
@@ -424,6 +426,9 @@ func (c *Catalog) FailInterrupted(reason string, finished time.Time) ([]Dump, er
 				return err
 			}
 			if _, err := tx.Exec(`DELETE FROM frames WHERE dump_id = ?`, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM listings WHERE dump_id = ?`, d.ID); err != nil {
 				return err
 			}
 		}

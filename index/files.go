@@ -89,8 +89,8 @@ type FileWriter struct {
 	lastRowid   int64
 	pendingSpan int64 // span of the committed row lastRowid, to be written by the next flush
 	unordered   bool  // a record came with an offset not after its predecessor's
-	err       error // sticky: the first flush failure
-	state     writerState
+	err         error // sticky: the first flush failure
+	state       writerState
 }
 
 // NewFileWriter starts the index ingest of a dump whose payload is cut every

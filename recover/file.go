@@ -15,6 +15,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -116,9 +117,9 @@ type source struct {
 
 func (s source) where() string {
 	if s.volume != "" {
-		return fmt.Sprintf("volume %s file %d (%s)", s.volume, s.fileno, s.path)
+		return fmt.Sprintf("volume %s file %d", s.volume, s.fileno)
 	}
-	return "holding file " + s.path
+	return s.path
 }
 
 func toImageFrames(fs []index.Frame) []image.Frame {
@@ -130,87 +131,44 @@ func toImageFrames(fs []index.Frame) []image.Frame {
 }
 
 // openImage returns a ReaderAt over the payload of the dump: from its
-// volume when it is taped, from the holding disk otherwise. It checks the
-// image header found there against the catalog before trusting it.
+// volumes when it is taped (every part, in order), from the holding disk
+// otherwise. Each header found there is checked against the catalog before
+// it is trusted (indexd.ImageReader).
 func openImage(cfg *config.Config, loc *index.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
-	var f *os.File
 	var src source
-	switch {
-	case len(loc.Parts) > 0:
+	var vols indexd.VolumeSource
+	if len(loc.Parts) > 0 {
 		p := loc.Parts[0]
-		if len(loc.Parts) > 1 {
-			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s spans %d volumes; this version restores single-part images only", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, len(loc.Parts))
-		}
 		src = source{volume: p.Volume, fileno: p.FileNo}
-		vf, err := openVtapeFile(cfg, p.Volume, int(p.FileNo), log)
-		if err != nil {
-			return nil, nil, src, err
+		if cfg.Changer.Type != "disk" {
+			return nil, nil, src, fmt.Errorf("recover: volume %s is in a %q changer; this command reads vtapes (disk changer) only: use the recover shell through the index server", p.Volume, cfg.Changer.Type)
 		}
-		f = vf
-	case loc.Dump.HoldingPath != "":
-		hf, err := os.Open(loc.Dump.HoldingPath)
+		tt := cfg.Tapetype()
+		ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
 		if err != nil {
-			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on the holding disk, but: %w", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, err)
+			return nil, nil, src, fmt.Errorf("recover: %w", err)
 		}
-		f = hf
-	default:
+		vols = &indexd.DiskVolumes{Changer: ch}
+	} else if loc.Dump.HoldingPath == "" {
 		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s has no part on any volume and no holding file", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path)
 	}
-	src.path = f.Name()
-	h, err := image.ReadHeader(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, src, fmt.Errorf("recover: %s: %w", src.where(), err)
+	var disks []string
+	for _, h := range cfg.Holding {
+		disks = append(disks, h.Path)
 	}
-	if h.Datestamp != loc.Dump.Datestamp || h.Host != loc.Dump.Host || h.Path != loc.Dump.Path || h.Level != loc.Dump.Level {
-		f.Close()
-		return nil, nil, src, fmt.Errorf("recover: %s holds image %s %s:%s level %d, but the catalog expects %s %s:%s level %d there; the volume was overwritten or the catalog is stale (run `tapir admin rebuild`)",
-			src.where(), h.Datestamp, h.Host, h.Path, h.Level, loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, loc.Dump.Level)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, src, err
-	}
-	payload := io.NewSectionReader(f, image.HeaderSize, st.Size()-image.HeaderSize)
-	return payload, func() { f.Close() }, src, nil
-}
-
-// openVtapeFile finds the volume in the disk changer and opens one of its files.
-func openVtapeFile(cfg *config.Config, label string, fileno int, log *slog.Logger) (*os.File, error) {
-	if cfg.Changer.Type != "disk" {
-		return nil, fmt.Errorf("recover: volume %s is in a %q changer; this version restores from vtapes (disk changer) only", label, cfg.Changer.Type)
-	}
-	tt := cfg.Tapetype()
-	ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
-	if err != nil {
-		return nil, fmt.Errorf("recover: %w", err)
-	}
-	inv, err := ch.Inventory()
-	if err != nil {
-		return nil, fmt.Errorf("recover: %w", err)
-	}
-	for _, s := range inv {
-		if s.Label == nil || s.Label.Label != label {
-			continue
+	r := indexd.NewImageReader(context.Background(), vols, disks, loc.Dump, loc.Parts)
+	// Open it now, so that a missing volume or a stale catalog shows here.
+	var probe [1]byte
+	if loc.Dump.PayloadSize > 0 {
+		if _, err := r.ReadAt(probe[:], 0); err != nil {
+			r.Close()
+			return nil, nil, src, fmt.Errorf("recover: %w", err)
 		}
-		dev, err := ch.Load(s.Slot)
-		if err != nil {
-			return nil, fmt.Errorf("recover: load volume %s from slot %d: %w", label, s.Slot, err)
-		}
-		ra, ok := dev.(taper.RandomAccess)
-		if !ok {
-			dev.Close()
-			return nil, fmt.Errorf("recover: device %s cannot seek", dev.Name())
-		}
-		f, err := ra.OpenFile(fileno)
-		dev.Close()
-		if err != nil {
-			return nil, fmt.Errorf("recover: volume %s file %d: %w", label, fileno, err)
-		}
-		return f, nil
 	}
-	return nil, fmt.Errorf("recover: volume %s is in no slot of the changer at %s; put it back (or restore from another copy)", label, cfg.Changer.Path)
+	if w := r.Where(); len(w) > 0 {
+		src.path = w[0]
+	}
+	return r, func() { r.Close() }, src, nil
 }
 
 // extractOne reads the first tar entry, checks it is the one the catalog

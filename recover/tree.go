@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -41,43 +40,7 @@ type TreeResult struct {
 // newest good image at or before it, then, walking back, the newest image
 // of a lower level before each, down to a full. Oldest first.
 func Chain(cat *index.Catalog, host, dle, asOf string) ([]index.Dump, error) {
-	dumps, err := cat.Dumps(host, dle)
-	if err != nil {
-		return nil, err
-	}
-	var ok []index.Dump
-	for _, d := range dumps {
-		if d.Status != index.DumpGood && d.Status != index.DumpHolding {
-			continue
-		}
-		if asOf != "" && d.Datestamp > asOf {
-			continue
-		}
-		ok = append(ok, d)
-	}
-	sort.Slice(ok, func(i, j int) bool { return ok[i].Datestamp > ok[j].Datestamp })
-	var chain []index.Dump
-	limit := index.Dump{Level: 1 << 30}
-	for _, d := range ok {
-		if d.Level < limit.Level {
-			chain = append(chain, d)
-			limit = d
-			if d.Level == 0 {
-				break
-			}
-		}
-	}
-	if len(chain) == 0 || chain[len(chain)-1].Level != 0 {
-		when := "in the catalog"
-		if asOf != "" {
-			when = "at or before " + asOf
-		}
-		return nil, fmt.Errorf("no full image of %s:%s %s: nothing to restore from", host, dle, when)
-	}
-	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
-		chain[i], chain[j] = chain[j], chain[i]
-	}
-	return chain, nil
+	return cat.Chain(host, dle, asOf)
 }
 
 // Tree restores a whole DLE by applying its chain of images in order, the

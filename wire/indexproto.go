@@ -205,9 +205,14 @@ func DecodeEntries(b []byte, fn func(EntryInfo) error) error {
 // WriteEntries sends entries as FrameIndex frames of at most MaxEntryBatch
 // bytes each (without flushing).
 func (c *Conn) WriteEntries(es []EntryInfo) error {
-	var b []byte
-	for _, e := range es {
-		b = AppendEntry(b, e)
+	return c.WriteEntriesFunc(len(es), func(i int) EntryInfo { return es[i] })
+}
+
+// WriteEntriesFunc sends the n entries get returns, as WriteEntries does.
+func (c *Conn) WriteEntriesFunc(n int, get func(i int) EntryInfo) error {
+	b := make([]byte, 0, MaxEntryBatch+4096)
+	for i := range n {
+		b = AppendEntry(b, get(i))
 		if len(b) >= MaxEntryBatch {
 			if err := c.WriteFrame(FrameIndex, b, false); err != nil {
 				return err

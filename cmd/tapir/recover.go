@@ -3,24 +3,51 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/wire"
 )
+
+// defaultIndexServer is where the shell connects without --server or
+// TAPIR_SERVER.
+const defaultIndexServer = "localhost:10082"
 
 func newRecoverCommand(g *globals) *cobra.Command {
 	var file string
 	var all bool
 	var req recover.Request
+	var sh shellFlags
 	c := &cobra.Command{
-		Use:   "recover -c FILE --host H --path P (--file F | --all) --to DIR",
-		Short: "restore one file from the newest image that holds it, or a whole DLE through its chain of images",
-		Args:  exactArgs(0),
+		Use:   "recover [--server HOST:PORT] [--host H] [--disk DLE] [--date D] [-e 'CMD; CMD']  |  recover -c FILE --host H --path P (--file F | --all) --to DIR",
+		Short: "browse the backups of a host at any date and restore files (the interactive shell), or restore one file or a whole DLE straight from the catalog",
+		Long: `Without -c, --file or --all, tapir recover is the interactive shell: it connects to
+the index server (TCP 10082, mutual TLS) with this host's certificate and offers
+amrecover's commands (sethost, setdisk, setdate, ls, cd, add, extract, ...; type help).
+With -e it runs the given commands (separated by ';') and exits 1 at the first that fails.
+Commands piped on standard input run the same way. See docs/recover.md.
+
+With -c FILE (on the backup server) it reads the catalog directly: --file restores one
+file from the newest image that holds it, --all the whole DLE through its chain of images.`,
+		Args: exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
+			scripted := c.Flags().Changed("config") || c.Flags().Changed("file") || all || c.Flags().Changed("path") || c.Flags().Changed("to")
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if !scripted {
+				sh.host, sh.date = req.Host, req.AsOf
+				return runShell(ctx, c, sh)
+			}
 			need := []struct{ name, v string }{{"host", req.Host}, {"path", req.Path}, {"to", req.To}}
 			if !all {
 				need = append(need, struct{ name, v string }{"file", req.File})
@@ -32,8 +59,13 @@ func newRecoverCommand(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("--%s is required", f.name)}
 				}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
+			if strings.Contains(req.AsOf, "-") {
+				ds, err := recover.ParseDate(req.AsOf, time.Now())
+				if err != nil {
+					return usageError{err}
+				}
+				req.AsOf = ds
+			}
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
@@ -51,14 +83,68 @@ func newRecoverCommand(g *globals) *cobra.Command {
 		},
 	}
 	addConfigFlag(c, &file)
-	c.Flags().StringVar(&req.Host, "host", "", "the DLE's host")
-	c.Flags().StringVar(&req.Path, "path", "", "the DLE's path")
-	c.Flags().StringVar(&req.File, "file", "", "the file: absolute, or relative to the DLE's path")
-	c.Flags().BoolVar(&all, "all", false, "restore the whole DLE: the full image, then each incremental in order, deletions applied")
-	c.Flags().StringVar(&req.To, "to", "", "directory to restore into (the file keeps its path below the DLE)")
-	c.Flags().StringVar(&req.AsOf, "date", "", "restore as of this datestamp (YYYYMMDDhhmmss), default newest")
-	c.Flags().BoolVar(&req.Overwrite, "overwrite", false, "replace an existing local file")
+	f := c.Flags()
+	f.StringVar(&req.Host, "host", "", "the host (shell: default the host your certificate names)")
+	f.StringVar(&req.Path, "path", "", "-c: the DLE's path")
+	f.StringVar(&req.File, "file", "", "-c: the file: absolute, or relative to the DLE's path")
+	f.BoolVar(&all, "all", false, "-c: restore the whole DLE: the full image, then each incremental in order, deletions applied")
+	f.StringVar(&req.To, "to", "", "-c: directory to restore into (the file keeps its path below the DLE)")
+	f.StringVar(&req.AsOf, "date", "", "as of this date: YYYY-MM-DD[-hh:mm:ss] or a datestamp YYYYMMDD[hhmmss]; default the newest")
+	f.BoolVar(&req.Overwrite, "overwrite", false, "-c: replace an existing local file")
+	f.StringVar(&sh.server, "server", "", "index server HOST:PORT (default $TAPIR_SERVER, else "+defaultIndexServer+")")
+	f.StringVar(&sh.serverName, "server-name", "", "the name the index server's certificate must carry (default: the host of --server)")
+	f.StringVar(&sh.tlsDir, "tls-dir", "/etc/tapir/tls", "directory holding ca.crt and this host's client.crt and client.key (those of the agent)")
+	f.StringVar(&sh.ca, "ca", "", "CA certificate (default TLS-DIR/ca.crt)")
+	f.StringVar(&sh.cert, "cert", "", "this host's certificate (default TLS-DIR/client.crt)")
+	f.StringVar(&sh.key, "key", "", "this host's key (default TLS-DIR/client.key)")
+	f.StringVar(&sh.disk, "disk", "", "the DLE to browse first (setdisk)")
+	f.StringVar(&sh.lcd, "lcd", "", "local directory extract writes into (default the current directory)")
+	f.StringVarP(&sh.script, "execute", "e", "", "run these commands (separated by ';') and exit; exit status 1 at the first that fails")
 	return c
+}
+
+type shellFlags struct {
+	server, serverName, tlsDir, ca, cert, key string
+	host, disk, date, lcd, script             string
+}
+
+func runShell(ctx context.Context, c *cobra.Command, f shellFlags) error {
+	server := f.server
+	if server == "" {
+		server = os.Getenv("TAPIR_SERVER")
+	}
+	if server == "" {
+		server = defaultIndexServer
+	}
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		server = net.JoinHostPort(server, "10082")
+	}
+	host, _, _ := net.SplitHostPort(server)
+	if f.serverName != "" {
+		host = f.serverName
+	}
+	files := wire.Files{CA: f.ca, Cert: f.cert, Key: f.key}
+	if files.CA == "" {
+		files.CA = filepath.Join(f.tlsDir, wire.CACertFile)
+	}
+	if files.Cert == "" {
+		files.Cert = filepath.Join(f.tlsDir, "client.crt")
+	}
+	if files.Key == "" {
+		files.Key = filepath.Join(f.tlsDir, "client.key")
+	}
+	tlsCfg, err := wire.ClientConfig(files, host)
+	if err != nil {
+		return err
+	}
+	_, ttyErr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+	_, ttyErr2 := unix.IoctlGetTermios(int(os.Stdout.Fd()), unix.TCGETS)
+	return recover.RunShell(ctx, recover.ShellOptions{
+		Server: server, TLS: tlsCfg,
+		Host: f.host, Disk: f.disk, Date: f.date, Lcd: f.lcd, Script: f.script,
+		Terminal: ttyErr == nil && ttyErr2 == nil,
+		In:       c.InOrStdin(), Out: c.OutOrStdout(), Err: c.ErrOrStderr(),
+	})
 }
 
 func runRecoverTree(ctx context.Context, g *globals, cfg *config.Config, req recover.TreeRequest) error {

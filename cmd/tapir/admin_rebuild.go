@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index/rebuild"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+func init() { adminCommands = append(adminCommands, newAdminRebuildCommand) }
+
+func newAdminRebuildCommand(g *globals) *cobra.Command {
+	var file string
+	var force bool
+	c := &cobra.Command{
+		Use:   "rebuild -c FILE [--force]",
+		Short: "recreate the catalog from the volumes in the changer and the holding disks alone",
+		Long: `Reads the label of every slot, the header of every tape file, every payload (its
+SHA-256 is checked) and the tar streams, and writes a new catalog: runs, volumes,
+images, parts, frames, the file index and the directory listings. Images whose
+parts are not all in the changer, or whose payload is damaged, are listed and left
+out. An existing catalog is never overwritten: --force moves it aside first.
+Stop the server (and any run) before rebuilding.`,
+		Args: exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if cfg.Changer.Type != "disk" {
+				return fmt.Errorf("changer type %q: this version rebuilds from a disk changer (vtapes) only", cfg.Changer.Type)
+			}
+			tt := cfg.Tapetype()
+			ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), g.logger(0))
+			if err != nil {
+				return err
+			}
+			var disks []string
+			for _, h := range cfg.Holding {
+				disks = append(disks, h.Path)
+			}
+			out := c.OutOrStdout()
+			res, err := rebuild.Rebuild(ctx, rebuild.Options{Catalog: cfg.Catalog, Force: force, Changer: ch, Holding: disks,
+				Org: cfg.Org, Loc: cfg.Location(), Log: g.logger(0), Progress: func(s string) { fmt.Fprintln(out, s) }})
+			if err != nil {
+				return err
+			}
+			if res.MovedAside != "" {
+				fmt.Fprintf(out, "The old catalog is now %s.\n", res.MovedAside)
+			}
+			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", cfg.Catalog, res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
+			if len(res.Problems) > 0 {
+				fmt.Fprintf(out, "Left out (%d):\n", len(res.Problems))
+				for _, p := range res.Problems {
+					fmt.Fprintf(out, "  %s\n", p)
+				}
+				return fmt.Errorf("rebuild left %d volume(s) or image(s) out; see above", len(res.Problems))
+			}
+			return nil
+		},
+	}
+	addConfigFlag(c, &file)
+	c.Flags().BoolVar(&force, "force", false, "move an existing catalog aside (to FILE.before-rebuild-<time>) instead of refusing")
+	return c
+}

@@ -1,0 +1,18 @@
+// Package indexd is the index server (TCP 10082, mutual TLS): one port
+// for browsing the catalog and for restore data, unlike Amanda's amindexd
+// and amidxtaped. A recover shell asks it for hosts, DLEs, the history of
+// a DLE, directories of the view at a date (the newest full before it plus
+// the incrementals after it, deletions and renames applied), and finally
+// for the frames that hold the files it extracts: the server seeks in the
+// vtape file, the holding file or the tape (MTSEEK, or rewind + fsf + fsr)
+// and sends only those compressed frames; the shell decompresses and writes
+// the files itself.
+//
+// A certificate with the client role browses and restores only the DLEs of
+// the host it names; an admin (or server) certificate browses every host.
+// Volumes are reached through the VolumeSource seam (DiskVolumes for the
+// disk changer); a volume that is not available is an error naming it and
+// where to put it, never a wait.
+//
+// The protocol is written down in docs/format/index-protocol.md.
+package indexd

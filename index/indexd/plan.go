@@ -1,0 +1,247 @@
+package indexd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// plan is what a restore of a selection reads: per image, the entries and
+// the frames that hold them.
+type plan struct {
+	images  []wire.ImageInfo
+	dumps   []index.Dump
+	entries []wire.EntryInfo // Image = index in images; per image in tar order
+	frames  [][]index.Frame  // per image, in order
+}
+
+// maxPlanEntries bounds one restore, so that a typo (add / on a DLE of
+// ten million files) cannot exhaust the server's memory.
+const maxPlanEntries = 5_000_000
+
+// plan resolves the selection (paths relative to the DLE root; "/" or ""
+// is the whole DLE) in the view into the entries and frames to send.
+func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to extract: add files or directories first")
+	}
+	sel := map[string]index.ViewRecord{}
+	var order []string
+	add := func(r index.ViewRecord) error {
+		if _, ok := sel[r.Path]; ok {
+			return nil
+		}
+		if len(sel) >= maxPlanEntries {
+			return fmt.Errorf("the selection holds more than %d entries; extract it in smaller pieces", maxPlanEntries)
+		}
+		sel[r.Path] = r
+		order = append(order, r.Path)
+		return nil
+	}
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r, err := v.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if r.Path != "" {
+			if err := add(*r); err != nil {
+				return nil, err
+			}
+		}
+		if r.IsDir() {
+			if err := v.Walk(r.Path, add); err != nil {
+				return nil, err
+			}
+		}
+	}
+	byDump := map[int][]wire.EntryInfo{}
+	for _, path := range order {
+		r := sel[path]
+		e := entryOf(r)
+		if r.Type == '1' {
+			// A hard link: kept as a link when its target is restored from
+			// the same image (earlier in its stream); otherwise the target's
+			// data is restored under the link's name.
+			if t, ok := sel[r.Link]; !ok || t.Dump != r.Dump {
+				tr, err := s.Catalog.Entry(v.Chain[r.Dump].ID, r.Link)
+				if err != nil {
+					return nil, fmt.Errorf("%s is a hard link to %s, which its image does not hold: %w", r.Path, r.Link, err)
+				}
+				e = entryOf(index.ViewRecord{FileRecord: *tr, Dump: r.Dump})
+				e.Source, e.Path = tr.Path, r.Path
+			}
+		}
+		byDump[r.Dump] = append(byDump[r.Dump], e)
+	}
+	var idx []int
+	for i := range byDump {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	p := &plan{}
+	for _, ci := range idx {
+		d := v.Chain[ci]
+		es := byDump[ci]
+		sort.SliceStable(es, func(a, b int) bool { return es[a].TarOffset < es[b].TarOffset })
+		frames, err := s.framesFor(d, es)
+		if err != nil {
+			return nil, err
+		}
+		pi := len(p.images)
+		ii := s.imageInfo(ctx, d, true)
+		ii.Entries, ii.Frames = len(es), len(frames)
+		for _, f := range frames {
+			ii.Bytes += f.Size
+		}
+		for i := range es {
+			es[i].Image = pi
+		}
+		p.images = append(p.images, ii)
+		p.dumps = append(p.dumps, d)
+		p.frames = append(p.frames, frames)
+		p.entries = append(p.entries, es...)
+	}
+	return p, nil
+}
+
+// framesFor returns the frames of an image that hold the entries: from the
+// frame of each entry's first header to the frame of its last byte (the
+// next entry's start when the span is known, the end of the stream
+// otherwise). Directories with no entry of their own (tar offset 0: the
+// DLE root's entry is never indexed) need no frame.
+func (s *Server) framesFor(d index.Dump, es []wire.EntryInfo) ([]index.Frame, error) {
+	need := false
+	for _, e := range es {
+		if e.TarOffset > 0 {
+			need = true
+		}
+	}
+	if !need {
+		return nil, nil
+	}
+	all, err := s.Catalog.Frames(d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 || d.FrameSize <= 0 {
+		return nil, fmt.Errorf("the frame list of level %d image %s of %s:%s is not in the catalog; rebuild the catalog from the volumes (tapir admin rebuild)", d.Level, d.Datestamp, d.Host, d.Path)
+	}
+	want := make([]bool, len(all))
+	for _, e := range es {
+		if e.TarOffset <= 0 {
+			continue
+		}
+		first := e.TarOffset / d.FrameSize
+		last := int64(len(all) - 1)
+		if e.Span > 0 {
+			last = min(last, (e.TarOffset+e.Span-1)/d.FrameSize)
+		}
+		if first > last {
+			return nil, fmt.Errorf("%s: tar offset %d is past the %d frames of level %d image %s; the catalog does not match the image (rebuild it)", e.Path, e.TarOffset, len(all), d.Level, d.Datestamp)
+		}
+		for i := first; i <= last; i++ {
+			want[i] = true
+		}
+	}
+	var out []index.Frame
+	for i, w := range want {
+		if w {
+			out = append(out, all[i])
+		}
+	}
+	return out, nil
+}
+
+// restore sends the plan, then the frames of each image, one image after
+// the other. An image that cannot be read is reported (ImageStart with
+// Error) and the others are still sent.
+func (ss *session) restore(p *plan) error {
+	start := time.Now()
+	if err := ss.entries(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries)}, p.entries); err != nil {
+		return err
+	}
+	send := func(m wire.RestoreMsg) error {
+		ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
+		return ss.c.WriteMsg(m)
+	}
+	var sent int64
+	for i, d := range p.dumps {
+		if len(p.frames[i]) == 0 {
+			if err := send(wire.RestoreMsg{Image: &wire.ImageStart{Image: i, Where: "the catalog (directories only)"}}); err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := ss.sendImage(i, d, p.frames[i])
+		sent += n
+		var ce *connError
+		if errors.As(err, &ce) {
+			return ce.err
+		}
+		if err != nil {
+			ss.log.Warn("restore: image not sent", "datestamp", d.Datestamp, "level", d.Level, "err", err)
+			if err := send(wire.RestoreMsg{Image: &wire.ImageStart{Image: i, Error: err.Error()}}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := send(wire.RestoreMsg{End: &wire.RestoreEnd{}}); err != nil {
+		return err
+	}
+	ss.log.Info("restore sent", "entries", len(p.entries), "images", len(p.dumps), "payload_bytes", sent, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// connError is a failure to write to the shell: the session ends.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return e.err.Error() }
+
+func (ss *session) sendImage(i int, d index.Dump, frames []index.Frame) (int64, error) {
+	is, err := ss.s.newImageSource(ss.ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	defer is.close()
+	var sent int64
+	var buf []byte
+	announced := 0
+	for _, f := range frames {
+		if err := ss.ctx.Err(); err != nil {
+			return sent, &connError{err}
+		}
+		if int64(cap(buf)) < f.Size {
+			buf = make([]byte, f.Size)
+		}
+		b := buf[:f.Size]
+		if err := is.readAt(b, f.Offset); err != nil {
+			return sent, err
+		}
+		for ; announced < len(is.where); announced++ {
+			ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
+			if err := ss.c.WriteMsg(wire.RestoreMsg{Image: &wire.ImageStart{Image: i, Where: is.where[announced]}}); err != nil {
+				return sent, &connError{err}
+			}
+		}
+		ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
+		if err := ss.c.WriteMsg(wire.RestoreMsg{Chunk: &wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}}); err != nil {
+			return sent, &connError{err}
+		}
+		if _, err := (wire.DataWriter{C: ss.c, Chunk: 1 << 20}).Write(b); err != nil {
+			return sent, &connError{err}
+		}
+		sent += f.Size
+	}
+	if err := ss.c.Flush(); err != nil {
+		return sent, &connError{err}
+	}
+	return sent, nil
+}

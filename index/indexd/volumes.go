@@ -1,0 +1,136 @@
+package indexd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// VolumeSource is the seam between the index server and the changers: it
+// finds a volume by its label and lends the drive holding it. The disk
+// changer implementation is DiskVolumes; single-drive and robot changers
+// implement it too (a single drive answers Locate with "load volume X"
+// unless X is in the drive).
+type VolumeSource interface {
+	// Locate says where a volume is without moving anything: a place for a
+	// person ("slot 3"), or an error (matching ErrVolumeMissing when the
+	// volume is not there) that says which volume to load where.
+	Locate(ctx context.Context, label string) (string, error)
+	// Open loads the volume and returns its drive; release gives the drive
+	// back (it does not eject). Open must not wait for a person: when the
+	// volume is not available it fails at once, like Locate.
+	Open(ctx context.Context, label string) (dev taper.Device, release func(), err error)
+}
+
+// ErrVolumeMissing is matched (errors.Is) by the errors of a VolumeSource
+// for a volume that is not in the changer.
+var ErrVolumeMissing = errors.New("volume not available")
+
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string        { return e.msg }
+func (e *missingError) Is(target error) bool { return target == ErrVolumeMissing }
+
+// DiskVolumes finds vtapes in a disk changer: first in the slot the catalog
+// remembers for the label, then by reading the labels of all slots. One
+// volume is loaded at a time (the changer has one drive); Open waits for a
+// drive lent to another restore, as a person would wait for a drive.
+type DiskVolumes struct {
+	Changer *taper.DiskChanger
+	Catalog *index.Catalog // may be nil: every slot is read
+
+	mu    sync.Mutex // the drive
+	slots map[string]int
+	smu   sync.Mutex
+}
+
+// Locate finds the slot of a label.
+func (d *DiskVolumes) Locate(ctx context.Context, label string) (string, error) {
+	slot, err := d.find(label)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("slot %d", slot), nil
+}
+
+// find returns the slot holding label, checking the label on the vtape.
+func (d *DiskVolumes) find(label string) (int, error) {
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	if d.slots == nil {
+		d.slots = map[string]int{}
+	}
+	try := func(slot int) bool {
+		v, err := taper.OpenVtape(d.Changer.SlotDir(slot), 1<<62, 0)
+		if err != nil {
+			return false
+		}
+		defer v.Close()
+		l, err := taper.ReadLabel(v)
+		return err == nil && l.Label == label
+	}
+	if slot, ok := d.slots[label]; ok {
+		if try(slot) {
+			return slot, nil
+		}
+		delete(d.slots, label)
+	}
+	var hint int
+	if d.Catalog != nil {
+		if v, err := d.Catalog.Volume(label); err == nil && v.Slot > 0 {
+			hint = v.Slot
+			if try(v.Slot) {
+				d.slots[label] = v.Slot
+				return v.Slot, nil
+			}
+		}
+	}
+	inv, err := d.Changer.Inventory()
+	if err != nil {
+		return 0, fmt.Errorf("volume %s: read the changer's slots: %w", label, err)
+	}
+	clear(d.slots)
+	for _, s := range inv {
+		if s.Label != nil {
+			d.slots[s.Label.Label] = s.Slot
+		}
+	}
+	if slot, ok := d.slots[label]; ok {
+		return slot, nil
+	}
+	n, _ := d.Changer.Slots()
+	where := fmt.Sprintf("put it back into one of the %d slots of the disk changer", n)
+	if hint > 0 {
+		where = fmt.Sprintf("it was last seen in slot %d; put it back there", hint)
+	}
+	return 0, &missingError{fmt.Sprintf("volume %s is in no slot of the changer: %s, then extract again", label, where)}
+}
+
+// Open loads the slot holding label.
+func (d *DiskVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+	slot, err := d.find(label)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.mu.Lock()
+	dev, err := d.Changer.Load(slot)
+	if err != nil {
+		d.mu.Unlock()
+		return nil, nil, fmt.Errorf("volume %s: load slot %d: %w", label, slot, err)
+	}
+	l, err := taper.ReadLabel(dev)
+	if err != nil || l.Label != label {
+		d.Changer.Eject()
+		d.mu.Unlock()
+		if err == nil {
+			err = fmt.Errorf("slot %d holds volume %s now", slot, l.Label)
+		}
+		return nil, nil, &missingError{fmt.Sprintf("volume %s: %v; put it back and extract again", label, err)}
+	}
+	var once sync.Once
+	return dev, func() { once.Do(d.mu.Unlock) }, nil
+}

@@ -1,0 +1,659 @@
+// Package rebuild recreates a catalog from the media alone: the labels of
+// the volumes in a changer, the header of every tape file, the payloads
+// (seek tables for zstd, member and frame boundaries found by reading for
+// gzip and uncompressed payloads), the tar streams (the file index, with
+// the offsets the client records, and the directory listings), and the
+// images left on the holding disks. Nothing but the media is trusted:
+// every payload is read whole and its SHA-256 checked against its header.
+package rebuild
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/index/tarscan"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// Options say what to rebuild from and where to.
+type Options struct {
+	Catalog string        // the catalog file to create
+	Force   bool          // move an existing catalog aside instead of refusing
+	Changer taper.Changer // every slot is read
+	Holding []string      // holding disks
+	Org     string        // the configuration's org: volumes of another org are reported and skipped
+	Loc     *time.Location
+	Now     func() time.Time
+	Log     *slog.Logger
+	// Progress receives a line per volume and per image for a person; may
+	// be nil.
+	Progress func(string)
+}
+
+// Result says what the new catalog holds and what was left out.
+type Result struct {
+	MovedAside string // where the old catalog went (Force)
+	Volumes    int
+	Runs       int
+	Dumps      int // images recorded (good and holding)
+	Parts      int
+	Files      int64    // index entries
+	Problems   []string // volumes and images left out, and why
+}
+
+// image is one image found on the media.
+type found struct {
+	hdr     *image.Header
+	parts   []foundPart
+	holding string // first chunk of a holding image
+	size    int64  // payload bytes (holding)
+}
+
+type foundPart struct {
+	label     string
+	slot      int
+	part      int
+	pos       taper.Position
+	length    int64
+	blocksize int64
+}
+
+type key struct {
+	datestamp, host, path string
+	level                 int
+}
+
+type vol struct {
+	label *taper.Label
+	slot  int
+}
+
+// Rebuild scans the media and writes a new catalog.
+func Rebuild(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Loc == nil {
+		o.Loc = time.Local
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	say := func(format string, a ...any) {
+		if o.Progress != nil {
+			o.Progress(fmt.Sprintf(format, a...))
+		}
+	}
+	if o.Catalog == "" {
+		return nil, errors.New("rebuild: no catalog file given")
+	}
+	res := &Result{}
+	if _, err := os.Stat(o.Catalog); err == nil {
+		if !o.Force {
+			return nil, fmt.Errorf("rebuild: catalog %s exists; rebuild never overwrites a catalog: add --force to move it aside (it is kept as %s.before-rebuild-<time>)", o.Catalog, o.Catalog)
+		}
+	}
+	tmp := o.Catalog + ".rebuilding"
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		os.Remove(tmp + suf)
+	}
+	cat, err := index.Open(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	defer func() {
+		if cat != nil {
+			cat.Close()
+			for _, suf := range []string{"", "-wal", "-shm"} {
+				os.Remove(tmp + suf)
+			}
+		}
+	}()
+
+	images := map[key]*found{}
+	vols := map[string]vol{}
+	if o.Changer != nil {
+		if err := scanVolumes(ctx, o, images, vols, res, say); err != nil {
+			return nil, err
+		}
+	}
+	if err := scanHolding(o, images, res, say); err != nil {
+		return nil, err
+	}
+
+	// Runs: every datestamp of an image or of a volume label.
+	stamps := map[string]bool{}
+	for k := range images {
+		stamps[k.datestamp] = true
+	}
+	for _, v := range vols {
+		if v.label.Datestamp != taper.NeverWritten {
+			stamps[v.label.Datestamp] = true
+		}
+	}
+	runIDs := map[string]int64{}
+	for _, ds := range sortedKeys(stamps) {
+		t, err := time.ParseInLocation("20060102150405", ds, o.Loc)
+		if err != nil {
+			return nil, fmt.Errorf("rebuild: datestamp %s: %w", ds, err)
+		}
+		id, err := cat.BeginRun(ds, o.Org, t)
+		if err != nil {
+			return nil, err
+		}
+		if err := cat.FinishRun(id, index.RunOK, t, "rebuilt by `tapir admin rebuild` on "+o.Now().Format(time.RFC3339)+" from the volumes and holding disks"); err != nil {
+			return nil, err
+		}
+		runIDs[ds] = id
+		res.Runs++
+	}
+	labels := make([]string, 0, len(vols))
+	for l := range vols {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		v := vols[l]
+		if _, err := cat.AddVolume(index.Volume{Label: l, Slot: v.slot, Blocksize: v.label.Blocksize, Created: v.label.Created}); err != nil {
+			return nil, err
+		}
+		if v.label.Datestamp != taper.NeverWritten {
+			if _, err := cat.StartVolumeWrite(l, v.slot, v.label.Blocksize, v.label.Datestamp); err != nil {
+				return nil, err
+			}
+		}
+		res.Volumes++
+	}
+
+	src := &slotVolumes{ch: o.Changer, slots: map[string]int{}}
+	for l, v := range vols {
+		src.slots[l] = v.slot
+	}
+	keys := make([]key, 0, len(images))
+	for k := range images {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.datestamp != b.datestamp {
+			return a.datestamp < b.datestamp
+		}
+		if a.host != b.host {
+			return a.host < b.host
+		}
+		return a.path < b.path
+	})
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f := images[k]
+		n, err := record(ctx, o, cat, src, runIDs[k.datestamp], f)
+		what := fmt.Sprintf("%s:%s level %d of %s", k.host, k.path, k.level, k.datestamp)
+		if err != nil {
+			var p *problem
+			if errors.As(err, &p) {
+				res.Problems = append(res.Problems, what+": "+p.msg)
+				say("%s: NOT RECORDED: %s", what, p.msg)
+				continue
+			}
+			return nil, fmt.Errorf("rebuild: %s: %w", what, err)
+		}
+		res.Dumps++
+		res.Parts += len(f.parts)
+		res.Files += n
+		where := "the holding disk"
+		if len(f.parts) > 0 {
+			var ls []string
+			for _, p := range f.parts {
+				ls = append(ls, fmt.Sprintf("%s file %d", p.label, p.pos.File))
+			}
+			where = strings.Join(ls, ", ")
+		}
+		say("%s: %d entries, from %s", what, n, where)
+	}
+
+	if err := cat.Close(); err != nil {
+		return nil, err
+	}
+	cat = nil
+	if _, err := os.Stat(o.Catalog); err == nil {
+		aside := o.Catalog + ".before-rebuild-" + o.Now().Format("20060102150405")
+		for _, suf := range []string{"", "-wal", "-shm"} {
+			if err := os.Rename(o.Catalog+suf, aside+suf); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("rebuild: move the old catalog aside: %w (the new one is %s)", err, tmp)
+			}
+		}
+		res.MovedAside = aside
+	}
+	if err := os.Rename(tmp, o.Catalog); err != nil {
+		return nil, fmt.Errorf("rebuild: put the new catalog in place: %w (it is %s)", err, tmp)
+	}
+	return res, nil
+}
+
+// problem is an image or volume left out of the catalog, with the reason.
+type problem struct{ msg string }
+
+func (p *problem) Error() string { return p.msg }
+
+func problemf(format string, a ...any) error { return &problem{fmt.Sprintf(format, a...)} }
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// scanVolumes reads every slot: the label, then the header and size of
+// every tape file.
+func scanVolumes(ctx context.Context, o Options, images map[key]*found, vols map[string]vol, res *Result, say func(string, ...any)) error {
+	n, err := o.Changer.Slots()
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	inv, err := o.Changer.Inventory()
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	defer o.Changer.Eject()
+	for _, si := range inv {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case si.Empty, si.Blank:
+			continue
+		case si.Foreign != "":
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: not a tapir volume (%s); skipped", si.Slot, si.Foreign))
+			continue
+		case si.Err != nil:
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: %v; skipped", si.Slot, si.Err))
+			continue
+		case si.Label == nil:
+			continue
+		}
+		l := si.Label
+		if o.Org != "" && l.Org != o.Org {
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s belongs to configuration %q, not %q; skipped", si.Slot, l.Label, l.Org, o.Org))
+			continue
+		}
+		if prev, ok := vols[l.Label]; ok {
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s is also in slot %d; only slot %d was read", si.Slot, l.Label, prev.slot, prev.slot))
+			continue
+		}
+		vols[l.Label] = vol{label: l, slot: si.Slot}
+		files, err := scanVolume(o, si.Slot, l, images, res)
+		if err != nil {
+			return err
+		}
+		say("slot %d: volume %s (written %s): %d image file%s", si.Slot, l.Label, l.Datestamp, files, plural(files))
+	}
+	_ = n
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func scanVolume(o Options, slot int, l *taper.Label, images map[key]*found, res *Result) (int, error) {
+	dev, err := o.Changer.Load(slot)
+	if err != nil {
+		res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s: %v; skipped", slot, l.Label, err))
+		return 0, nil
+	}
+	if _, err := taper.ReadLabel(dev); err != nil {
+		res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s: %v; skipped", slot, l.Label, err))
+		return 0, nil
+	}
+	bs := max(l.Blocksize, taper.LabelSize)
+	buf := make([]byte, bs)
+	// To the start of file 1.
+	if err := dev.SpaceFiles(1); err != nil {
+		if errors.Is(err, taper.ErrEndOfData) {
+			return 0, nil
+		}
+		res.Problems = append(res.Problems, fmt.Sprintf("volume %s: %v; the rest of the volume is not read", l.Label, err))
+		return 0, nil
+	}
+	files := 0
+	for {
+		pos, err := dev.Tell()
+		if err != nil {
+			return files, fmt.Errorf("rebuild: volume %s: %w", l.Label, err)
+		}
+		n, err := dev.ReadRecord(buf)
+		if errors.Is(err, taper.ErrEndOfData) {
+			return files, nil
+		}
+		where := fmt.Sprintf("volume %s file %d", l.Label, pos.File)
+		if err != nil && !errors.Is(err, io.EOF) {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: %v; the rest of the volume is not read", where, err))
+			return files, nil
+		}
+		if errors.Is(err, io.EOF) { // an empty file
+			continue
+		}
+		h, perr := image.ParseHeader(buf[:n])
+		if perr != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: not a tapir image (%v); skipped", where, perr))
+		}
+		// The payload's length: the file's size on a vtape, else the
+		// records up to the filemark.
+		var length int64
+		if ra, ok := dev.(taper.RandomAccess); ok {
+			f, err := ra.OpenFile(int(pos.File))
+			if err == nil {
+				if fi, err := f.Stat(); err == nil {
+					length = fi.Size() - image.HeaderSize
+				}
+				f.Close()
+			}
+			if err := dev.SpaceFiles(1); err != nil && !errors.Is(err, taper.ErrEndOfData) {
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: %v; the rest of the volume is not read", where, err))
+				return files, nil
+			}
+		} else {
+			for {
+				k, err := dev.ReadRecord(buf)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					res.Problems = append(res.Problems, fmt.Sprintf("%s: %v; the rest of the volume is not read", where, err))
+					return files, nil
+				}
+				length += int64(k)
+			}
+		}
+		if perr != nil {
+			continue
+		}
+		files++
+		k := key{h.Datestamp, h.Host, h.Path, h.Level}
+		f := images[k]
+		if f == nil {
+			f = &found{hdr: h}
+			images[k] = f
+		}
+		dup := false
+		for _, p := range f.parts {
+			if p.part == h.Part {
+				dup = true
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: part %d of %s:%s level %d of %s is also on volume %s file %d; that copy is used", where, h.Part, h.Host, h.Path, h.Level, h.Datestamp, p.label, p.pos.File))
+			}
+		}
+		if !dup {
+			f.parts = append(f.parts, foundPart{label: l.Label, slot: slot, part: h.Part, pos: pos, length: length, blocksize: h.Blocksize})
+			if h.Part == 1 || f.hdr.Part != 1 {
+				f.hdr = h
+			}
+		}
+	}
+}
+
+// scanHolding adds the complete images of the holding disks that are not
+// on a volume.
+func scanHolding(o Options, images map[key]*found, res *Result, say func(string, ...any)) error {
+	if len(o.Holding) == 0 {
+		return nil
+	}
+	fs, _, err := holding.Scan(o.Holding)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	for _, f := range fs {
+		if f.Err != nil || f.Header == nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("holding file %s: %v; skipped", f.Path, f.Err))
+			continue
+		}
+		h := f.Header
+		k := key{h.Datestamp, h.Host, h.Path, h.Level}
+		if cur, ok := images[k]; ok && len(cur.parts) > 0 {
+			say("holding file %s is also on volume %s; the volume's copy is recorded", f.Path, cur.parts[0].label)
+			continue
+		}
+		images[k] = &found{hdr: h, holding: f.Path}
+	}
+	return nil
+}
+
+// slotVolumes lends the volumes found by the scan, by slot.
+type slotVolumes struct {
+	ch    taper.Changer
+	slots map[string]int
+}
+
+func (s *slotVolumes) Locate(ctx context.Context, label string) (string, error) {
+	slot, ok := s.slots[label]
+	if !ok {
+		return "", fmt.Errorf("volume %s was not found in the changer", label)
+	}
+	return fmt.Sprintf("slot %d", slot), nil
+}
+
+func (s *slotVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+	slot, ok := s.slots[label]
+	if !ok {
+		return nil, nil, fmt.Errorf("volume %s was not found in the changer", label)
+	}
+	dev, err := s.ch.Load(slot)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dev, func() {}, nil
+}
+
+// record reads one image whole and records it: dump, frames, file index,
+// listings, parts. It returns the number of index entries.
+func record(ctx context.Context, o Options, cat *index.Catalog, src indexd.VolumeSource, runID int64, f *found) (int64, error) {
+	h := f.hdr
+	d := index.Dump{Host: h.Host, Path: h.Path, Level: h.Level, Datestamp: h.Datestamp, Comp: string(h.Comp), FrameSize: h.FrameSize}
+	var parts []index.Part
+	if f.holding != "" {
+		im, err := holding.OpenImage(f.holding, o.Holding)
+		if err != nil {
+			return 0, problemf("%v", err)
+		}
+		d.PayloadSize = im.Size
+		d.HoldingPath = f.holding
+		im.Close()
+	} else {
+		sort.Slice(f.parts, func(i, j int) bool { return f.parts[i].part < f.parts[j].part })
+		var off int64
+		for i, p := range f.parts {
+			if p.part != i+1 {
+				return 0, problemf("part %d is not on any volume read (parts found: %s); load the volume that holds it and rebuild again", i+1, partList(f.parts))
+			}
+			parts = append(parts, index.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
+			off += p.length
+		}
+		d.PayloadSize = off
+	}
+	if h.PayloadSize >= 0 && h.PayloadSize != d.PayloadSize {
+		return 0, problemf("its parts hold %d payload bytes but the header says %d (parts found: %s): a part is missing or truncated", d.PayloadSize, h.PayloadSize, partList(f.parts))
+	}
+	r := indexd.NewImageReader(ctx, src, o.Holding, d, parts)
+	defer r.Close()
+	frames, err := frameList(r, d, h)
+	if err != nil {
+		return 0, problemf("%v", err)
+	}
+
+	// One pass over the payload: SHA-256, and the tar stream for the file
+	// index and the listings.
+	started, _ := time.ParseInLocation("20060102150405", h.Datestamp, o.Loc)
+	d.RunID, d.Started = runID, started
+	id, err := cat.CreateDump(&d)
+	if err != nil {
+		return 0, err
+	}
+	fw, err := cat.NewFileWriter(id, max(h.FrameSize, 1))
+	if err != nil {
+		return 0, err
+	}
+	sum := sha256.New()
+	tee := io.TeeReader(bufio.NewReaderSize(r.Stream(), 1<<20), sum)
+	tr, err := image.NewStreamReader(tee, h.Comp)
+	if err != nil {
+		fw.Abort()
+		cat.FailDump(id, err.Error())
+		return 0, problemf("%v", err)
+	}
+	listings := map[string]string{}
+	var n int64
+	orig, err := tarscan.Scan(tr, func(e tarscan.Entry) error {
+		if e.HasDumpdir {
+			listings[e.Path] = e.Dumpdir
+		}
+		if e.Path == "" {
+			return nil
+		}
+		n++
+		return fw.Add(e.FileRecord)
+	})
+	tr.Close()
+	if err == nil {
+		_, err = io.Copy(io.Discard, tee) // the seek table, the tar padding
+	}
+	fail := func(err error) (int64, error) {
+		fw.Abort()
+		cat.FailDump(id, err.Error())
+		return 0, err
+	}
+	if err != nil {
+		return fail(problemf("reading the image: %v", err))
+	}
+	got := hex.EncodeToString(sum.Sum(nil))
+	if h.SHA256 != "" && got != h.SHA256 {
+		return fail(problemf("its payload's SHA-256 is %s but its header says %s: the image is damaged", got, h.SHA256))
+	}
+	if len(frames) > 0 {
+		last := frames[len(frames)-1]
+		if end := last.TarOffset + last.TarSize; end != orig && end < orig {
+			return fail(problemf("its frames hold %d tar bytes but the tar stream has %d", end, orig))
+		}
+		orig = last.TarOffset + last.TarSize
+	}
+	if err := fw.Commit(); err != nil {
+		return fail(err)
+	}
+	if err := cat.SetDumpHolding(id, orig, d.PayloadSize, got, n, d.HoldingPath, frames, started); err != nil {
+		return 0, err
+	}
+	if err := cat.SetListings(id, listings); err != nil {
+		return 0, err
+	}
+	if len(parts) > 0 {
+		if err := cat.CommitTaped(id, parts, started); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func partList(ps []foundPart) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	var s []string
+	for _, p := range ps {
+		s = append(s, fmt.Sprintf("part %d on %s file %d", p.part, p.label, p.pos.File))
+	}
+	return strings.Join(s, ", ")
+}
+
+// frameList finds the frames of a payload: the zstd seek table, or by
+// reading the gzip members, or frame-size pieces of an uncompressed one.
+func frameList(r io.ReaderAt, d index.Dump, h *image.Header) ([]index.Frame, error) {
+	var frames []index.Frame
+	switch h.Comp {
+	case image.CompZstd:
+		fs, err := image.ReadSeekTable(r, d.PayloadSize)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			frames = append(frames, index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+		}
+	case image.CompGzip:
+		cr := &countReader{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, d.PayloadSize), 1<<20)}
+		zr, err := gzip.NewReader(cr)
+		if err != nil {
+			return nil, fmt.Errorf("gzip payload: %w", err)
+		}
+		var start, tarOff int64
+		for i := 0; ; i++ {
+			zr.Multistream(false)
+			k, err := io.Copy(io.Discard, zr)
+			if err != nil {
+				return nil, fmt.Errorf("gzip member %d at payload offset %d: %w", i, start, err)
+			}
+			frames = append(frames, index.Frame{Index: i, TarOffset: tarOff, TarSize: k, Offset: start, Size: cr.n - start})
+			tarOff += k
+			start = cr.n
+			if err := zr.Reset(cr); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("gzip member %d at payload offset %d: %w", i+1, start, err)
+			}
+		}
+	case image.CompNone:
+		fs := h.FrameSize
+		if fs <= 0 {
+			return nil, errors.New("the header gives no frame size")
+		}
+		for i, off := 0, int64(0); off < d.PayloadSize; i++ {
+			k := min(fs, d.PayloadSize-off)
+			frames = append(frames, index.Frame{Index: i, TarOffset: off, TarSize: k, Offset: off, Size: k})
+			off += k
+		}
+	default:
+		return nil, fmt.Errorf("unknown compression %q", h.Comp)
+	}
+	return frames, nil
+}
+
+// countReader counts the bytes read through it; it is an io.ByteReader so
+// that the gzip reader does not read ahead past a member.
+type countReader struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
+}
+
+func (c *countReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}

@@ -1,0 +1,210 @@
+package recover
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Client is a session with the index server (docs/format/index-protocol.md).
+// It is not safe for concurrent use: one request at a time.
+type Client struct {
+	Addr  string
+	Peer  string   // the host our certificate names, as the server saw it
+	Roles []string // our certificate's roles
+	Admin bool     // the server lets us browse every host
+	// Stall is how long a reply may take before the session is given up
+	// (default 10 minutes: a volume being loaded by a robot takes a while).
+	Stall time.Duration
+
+	nc net.Conn
+	c  *wire.Conn
+}
+
+// ServerError is an error sentence from the index server; the shell prints
+// it as it is.
+type ServerError struct{ Msg string }
+
+func (e *ServerError) Error() string { return e.Msg }
+
+// Dial connects to the index server at addr (host:port) with mutual TLS
+// and says hello. Errors say what to check: the address, the server, the
+// certificates.
+func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
+	d := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("index server %s is unreachable: %v (is `tapir server` running there, and port 10082 open?)", addr, unwrapNet(err))
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		raw.Close()
+		return nil, wire.ExplainTLS("index server "+addr, err)
+	}
+	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc)}
+	r, err := cl.do(wire.IndexRequest{Op: wire.IdxHello})
+	if err != nil {
+		tc.Close()
+		var se *ServerError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, wire.ExplainTLS("index server "+addr, err)
+	}
+	cl.Peer, cl.Roles, cl.Admin = r.Peer, r.Roles, r.Admin
+	return cl, nil
+}
+
+func unwrapNet(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// Close ends the session.
+func (cl *Client) Close() error { return cl.nc.Close() }
+
+func (cl *Client) stall() time.Duration {
+	if cl.Stall > 0 {
+		return cl.Stall
+	}
+	return 10 * time.Minute
+}
+
+// send writes a request.
+func (cl *Client) send(req wire.IndexRequest) error {
+	cl.nc.SetDeadline(time.Now().Add(cl.stall()))
+	if err := cl.c.WriteMsg(req); err != nil {
+		return cl.broken(err)
+	}
+	return nil
+}
+
+// broken turns a connection failure into a sentence.
+func (cl *Client) broken(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("index server %s did not answer for %v; the session is closed (reconnect and try again)", cl.Addr, cl.stall())
+	}
+	return fmt.Errorf("lost the connection to index server %s: %v", cl.Addr, err)
+}
+
+// reply reads one reply; a reply with OK false becomes a *ServerError.
+func (cl *Client) reply() (wire.IndexReply, error) {
+	var r wire.IndexReply
+	cl.nc.SetDeadline(time.Now().Add(cl.stall()))
+	if err := cl.c.ReadMsg(&r); err != nil {
+		return r, cl.broken(err)
+	}
+	if !r.OK {
+		if r.Error == "" {
+			r.Error = "the index server refused the request without saying why"
+		}
+		return r, &ServerError{r.Error}
+	}
+	return r, nil
+}
+
+func (cl *Client) do(req wire.IndexRequest) (wire.IndexReply, error) {
+	if err := cl.send(req); err != nil {
+		return wire.IndexReply{}, err
+	}
+	return cl.reply()
+}
+
+// Query selects a view: a DLE of a host at a date (a datestamp prefix,
+// "" for the newest).
+type Query struct {
+	Host, DLE, Date string
+}
+
+func (q Query) req(op string) wire.IndexRequest {
+	return wire.IndexRequest{Op: op, Host: q.Host, DLE: q.DLE, Date: q.Date}
+}
+
+// Hosts lists the hosts with images that we may browse.
+func (cl *Client) Hosts() ([]string, error) {
+	r, err := cl.do(wire.IndexRequest{Op: wire.IdxListHost})
+	return r.Hosts, err
+}
+
+// DLEs lists the DLEs of a host.
+func (cl *Client) DLEs(host string) ([]string, error) {
+	r, err := cl.do(wire.IndexRequest{Op: wire.IdxListDisk, Host: host})
+	return r.DLEs, err
+}
+
+// History lists the images of a DLE, newest first.
+func (cl *Client) History(q Query) ([]wire.ImageInfo, error) {
+	r, err := cl.do(q.req(wire.IdxHistory))
+	return r.Images, err
+}
+
+// View returns the chain of images of the view, the full first.
+func (cl *Client) View(q Query) ([]wire.ImageInfo, error) {
+	r, err := cl.do(q.req(wire.IdxView))
+	return r.Images, err
+}
+
+// List returns the entries of a directory of the view (Path is the name).
+func (cl *Client) List(q Query, dir string) ([]wire.EntryInfo, error) {
+	req := q.req(wire.IdxLs)
+	req.Path = dir
+	r, err := cl.do(req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.EntryInfo, 0, r.Count)
+	if err := cl.c.ReadEntries(r.Count, func(e wire.EntryInfo) error { out = append(out, e); return nil }); err != nil {
+		return nil, cl.broken(err)
+	}
+	return out, nil
+}
+
+// Stat returns one entry of the view.
+func (cl *Client) Stat(q Query, p string) (*wire.EntryInfo, error) {
+	req := q.req(wire.IdxStat)
+	req.Path = p
+	r, err := cl.do(req)
+	if err != nil {
+		return nil, err
+	}
+	if r.Entry == nil {
+		return nil, fmt.Errorf("index server %s answered stat without an entry", cl.Addr)
+	}
+	return r.Entry, nil
+}
+
+// Find returns the paths of the view matching a pattern; more is true when
+// the server's limit cut the list.
+func (cl *Client) Find(q Query, pattern string, limit int) (found []wire.EntryInfo, more bool, err error) {
+	req := q.req(wire.IdxFind)
+	req.Pattern, req.Limit = pattern, limit
+	r, err := cl.do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := cl.c.ReadEntries(r.Count, func(e wire.EntryInfo) error { found = append(found, e); return nil }); err != nil {
+		return nil, false, cl.broken(err)
+	}
+	return found, r.More, nil
+}
+
+// Plan says what restoring paths needs: the images, their volumes and
+// where those are.
+func (cl *Client) Plan(q Query, paths []string) ([]wire.ImageInfo, int, error) {
+	req := q.req(wire.IdxPlan)
+	req.Paths = paths
+	r, err := cl.do(req)
+	return r.Images, r.Count, err
+}

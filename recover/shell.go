@@ -1,0 +1,941 @@
+package recover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tapir-backup/tapir/index/admin"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Shell is the recover shell, amrecover's commands over the index
+// protocol. It is independent of the line editor: commands come as lines
+// (Exec), questions go through Ask, output goes to Out.
+type Shell struct {
+	Client *Client
+	Out    io.Writer
+	// Ask asks a yes/no question and returns the answer; def is the answer
+	// for an empty line. Nil: every question gets its default.
+	Ask func(question string, def bool) bool
+	Now func() time.Time // for setdate --MM-DD and ---DD; nil: time.Now
+	// Ctx cancels a running extract (^C); nil: never.
+	Ctx context.Context
+
+	Host, DLE string
+	Date      string // datestamp prefix; "" = the newest
+	Cwd       string // relative to the DLE root, "" = the root
+	Lcd       string // local target directory (absolute)
+
+	sel   []string            // selected paths, relative to the DLE root ("" = all)
+	chain []wire.ImageInfo    // the view's images (full first)
+	cache map[string][]string // completion: directory -> names (dirs end in "/")
+}
+
+// ErrQuit is returned by Exec for quit and exit.
+var ErrQuit = errors.New("quit")
+
+type command struct {
+	name, args, help string
+	run              func(sh *Shell, args []string) error
+	paths            bool // arguments are paths in the backup (completion)
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"listhost", "", "list the hosts you may browse", (*Shell).listhost, false},
+		{"sethost", "HOST", "choose the host to restore from", (*Shell).sethost, false},
+		{"listdisk", "", "list the DLEs (disks) of the host", (*Shell).listdisk, false},
+		{"setdisk", "DLE", "choose the DLE to restore from", (*Shell).setdisk, false},
+		{"setdate", "YYYY-MM-DD[-hh:mm:ss]|--MM-DD|---DD|now", "browse the DLE as it was at that date", (*Shell).setdate, false},
+		{"history", "", "list the images of the DLE: date, level, volumes", (*Shell).history, false},
+		{"ls", "[DIR]", "list a directory of the backup (dirs end in /)", (*Shell).ls, true},
+		{"cd", "DIR", "change directory in the backup", (*Shell).cd, true},
+		{"pwd", "", "show the directory in the backup", (*Shell).pwd, false},
+		{"add", "PATH...", "add files or directories (shell patterns allowed) to the extraction list", (*Shell).add, true},
+		{"delete", "PATH...", "remove paths from the extraction list", (*Shell).delete, true},
+		{"list", "", "show the extraction list", (*Shell).list, false},
+		{"clear", "", "empty the extraction list", (*Shell).clear, false},
+		{"find", "PATTERN", "find names matching a shell pattern in the whole DLE (with a /: paths from here)", (*Shell).find, false},
+		{"extract", "", "restore the extraction list into the local directory (lcd)", (*Shell).extract, false},
+		{"lcd", "DIR", "change the local directory files are restored into", (*Shell).lcd, false},
+		{"lpwd", "", "show the local directory files are restored into", (*Shell).lpwd, false},
+		{"help", "", "show this list", (*Shell).help, false},
+		{"quit", "", "leave (also exit)", func(*Shell, []string) error { return ErrQuit }, false},
+	}
+}
+
+// Commands returns the command names, sorted (for completion).
+func Commands() []string {
+	out := []string{"exit"}
+	for _, c := range commands {
+		out = append(out, c.name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (sh *Shell) printf(format string, a ...any) { fmt.Fprintf(sh.Out, format, a...) }
+
+func (sh *Shell) q() Query { return Query{Host: sh.Host, DLE: sh.DLE, Date: sh.Date} }
+
+// Exec runs one command line. The error (nil on success) is for the
+// person: the caller prints it as it is. ErrQuit ends the session.
+func (sh *Shell) Exec(line string) error {
+	words, err := splitWords(line)
+	if err != nil {
+		return err
+	}
+	if len(words) == 0 {
+		return nil
+	}
+	name := words[0]
+	if name == "exit" {
+		name = "quit"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(sh, words[1:])
+		}
+	}
+	return fmt.Errorf("%s: no such command; type help for the list", words[0])
+}
+
+// splitWords splits a line at blanks; double or single quotes keep blanks
+// in a word, a backslash escapes the next character.
+func splitWords(line string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in, quote, esc := false, byte(0), false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case esc:
+			cur.WriteByte(c)
+			esc, in = false, true
+		case c == '\\' && quote != '\'':
+			esc, in = true, true
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '"' || c == '\'':
+			quote, in = c, true
+		case c == ' ' || c == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated %c quote", quote)
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+func nargs(args []string, lo, hi int, usage string) error {
+	if len(args) < lo || len(args) > hi {
+		return fmt.Errorf("usage: %s", usage)
+	}
+	return nil
+}
+
+func (sh *Shell) needDisk() error {
+	if sh.Host == "" {
+		return errors.New("no host chosen: sethost HOST first (listhost shows them)")
+	}
+	if sh.DLE == "" {
+		return errors.New("no disk chosen: setdisk DLE first (listdisk shows them)")
+	}
+	if sh.chain == nil {
+		return fmt.Errorf("no index for %s:%s at this date: setdate to a date with a full image (history shows them)", sh.Host, sh.DLE)
+	}
+	return nil
+}
+
+func (sh *Shell) listhost(args []string) error {
+	if err := nargs(args, 0, 0, "listhost"); err != nil {
+		return err
+	}
+	hosts, err := sh.Client.Hosts()
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		sh.printf("%s\n", h)
+	}
+	return nil
+}
+
+func (sh *Shell) sethost(args []string) error {
+	if err := nargs(args, 1, 1, "sethost HOST"); err != nil {
+		return err
+	}
+	dles, err := sh.Client.DLEs(args[0])
+	if err != nil {
+		return err
+	}
+	sh.Host, sh.DLE, sh.Cwd, sh.chain, sh.sel, sh.cache = args[0], "", "", nil, nil, nil
+	sh.printf("Host set to %s (%d disk%s: listdisk).\n", sh.Host, len(dles), plural(len(dles)))
+	return nil
+}
+
+// hostDLEs checks the usage of a command and returns the DLEs of the host.
+func (sh *Shell) hostDLEs(args []string, n int, usage string) ([]string, error) {
+	if err := nargs(args, n, n, usage); err != nil {
+		return nil, err
+	}
+	if sh.Host == "" {
+		return nil, errors.New("no host chosen: sethost HOST first (listhost shows them)")
+	}
+	return sh.Client.DLEs(sh.Host)
+}
+
+func (sh *Shell) listdisk(args []string) error {
+	dles, err := sh.hostDLEs(args, 0, "listdisk")
+	if err != nil {
+		return err
+	}
+	for _, d := range dles {
+		sh.printf("%s\n", d)
+	}
+	return nil
+}
+
+func (sh *Shell) setdisk(args []string) error {
+	dles, err := sh.hostDLEs(args, 1, "setdisk DLE")
+	if err != nil {
+		return err
+	}
+	want := args[0]
+	found := false
+	for _, d := range dles {
+		if d == want {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("%s is not a DLE of %s with images; listdisk shows them", want, sh.Host)
+	}
+	sh.DLE, sh.Cwd, sh.sel, sh.chain, sh.cache = want, "", nil, nil, nil
+	return sh.loadView("Disk set to " + want)
+}
+
+// loadView asks for the chain of the current date and prints it.
+func (sh *Shell) loadView(what string) error {
+	chain, err := sh.Client.View(sh.q())
+	if err != nil {
+		return err
+	}
+	sh.chain, sh.cache = chain, nil
+	var parts []string
+	for _, im := range chain {
+		parts = append(parts, fmt.Sprintf("%s level %d", showDatestamp(im.Datestamp), im.Level))
+	}
+	sh.printf("%s; using the images %s.\n", what, strings.Join(parts, ", "))
+	return nil
+}
+
+func (sh *Shell) setdate(args []string) error {
+	if err := nargs(args, 1, 1, "setdate YYYY-MM-DD[-hh:mm:ss]"); err != nil {
+		return err
+	}
+	now := time.Now
+	if sh.Now != nil {
+		now = sh.Now
+	}
+	ds, err := ParseDate(args[0], now())
+	if err != nil {
+		return err
+	}
+	old := sh.Date
+	sh.Date = ds
+	if sh.Host == "" || sh.DLE == "" {
+		sh.printf("Date set to %s.\n", showDate(ds))
+		return nil
+	}
+	if err := sh.loadView("Date set to " + showDate(ds)); err != nil {
+		sh.Date = old // the view stays as it was
+		return fmt.Errorf("%w; the date stays %s", err, showDate(old))
+	}
+	if sh.Cwd != "" {
+		if e, err := sh.Client.Stat(sh.q(), sh.Cwd); err != nil || !e.IsDir() {
+			sh.printf("%s is not in the backup at that date; back at the top.\n", sh.abs(sh.Cwd))
+			sh.Cwd = ""
+		}
+	}
+	return nil
+}
+
+// ParseDate turns a setdate argument into a datestamp prefix: YYYY-MM-DD,
+// YYYY-MM-DD-hh:mm:ss (or -hh-mm-ss, or -hh:mm), --MM-DD (this year),
+// ---DD (this month), "now" or "" (the newest).
+func ParseDate(s string, now time.Time) (string, error) {
+	bad := fmt.Errorf("date %q: use YYYY-MM-DD, YYYY-MM-DD-hh:mm:ss, --MM-DD or ---DD", s)
+	switch {
+	case s == "" || s == "now":
+		return "", nil
+	case strings.HasPrefix(s, "---"):
+		s = now.Format("2006-01-") + s[3:]
+	case strings.HasPrefix(s, "--"):
+		s = now.Format("2006-") + s[2:]
+	}
+	date, clock, hasClock := s, "", false
+	if len(s) > 10 {
+		if s[10] != '-' {
+			return "", bad
+		}
+		date, clock, hasClock = s[:10], s[11:], true
+	}
+	d, err := time.Parse("2006-01-02", date)
+	if err != nil {
+		return "", bad
+	}
+	out := d.Format("20060102")
+	if hasClock {
+		c := strings.ReplaceAll(clock, "-", ":")
+		var t time.Time
+		var err error
+		switch len(c) {
+		case 8:
+			t, err = time.Parse("15:04:05", c)
+			out += t.Format("150405")
+		case 5:
+			t, err = time.Parse("15:04", c)
+			out += t.Format("1504")
+		default:
+			return "", bad
+		}
+		if err != nil {
+			return "", bad
+		}
+	}
+	return out, nil
+}
+
+// showDate renders a datestamp prefix for a person.
+func showDate(ds string) string {
+	switch len(ds) {
+	case 0:
+		return "now"
+	case 8:
+		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8]
+	case 12:
+		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8] + " " + ds[8:10] + ":" + ds[10:12]
+	case 14:
+		return showDatestamp(ds)
+	}
+	return ds
+}
+
+func (sh *Shell) history(args []string) error {
+	if err := nargs(args, 0, 0, "history"); err != nil {
+		return err
+	}
+	if sh.Host == "" || sh.DLE == "" {
+		return errors.New("no disk chosen: sethost and setdisk first")
+	}
+	imgs, err := sh.Client.History(sh.q())
+	if err != nil {
+		return err
+	}
+	sh.printf("%-19s  %5s  %-7s  %s\n", "date", "level", "status", "volumes")
+	for _, im := range imgs {
+		sh.printf("%-19s  %5d  %-7s  %s\n", showDatestamp(im.Datestamp), im.Level, im.Status, volumes(im))
+	}
+	return nil
+}
+
+func volumes(im wire.ImageInfo) string {
+	if len(im.Volumes) == 0 {
+		if im.Holding || im.Status == "holding" {
+			return "(holding disk)"
+		}
+		return "-"
+	}
+	var vs []string
+	for _, v := range im.Volumes {
+		vs = append(vs, v.Label)
+	}
+	return strings.Join(vs, " ")
+}
+
+// resolve turns a path typed in the shell into one relative to the DLE
+// root: absolute paths are client paths inside the DLE, others are
+// relative to the current directory.
+func (sh *Shell) resolve(p string) (string, error) {
+	var rel string
+	if path.IsAbs(p) {
+		root := strings.TrimSuffix(sh.DLE, "/") + "/"
+		switch {
+		case p+"/" == root || p == sh.DLE:
+			return "", nil
+		case strings.HasPrefix(p, root):
+			rel = strings.TrimPrefix(p, root)
+		default:
+			return "", fmt.Errorf("%s is not inside the DLE %s", p, sh.DLE)
+		}
+	} else {
+		rel = path.Join(sh.Cwd, p)
+		if rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", fmt.Errorf("%s leads above the top of the DLE %s", p, sh.DLE)
+		}
+	}
+	rel = path.Clean("/" + rel)[1:]
+	return rel, nil
+}
+
+// abs renders a path relative to the DLE root as the client's path.
+func (sh *Shell) abs(rel string) string {
+	if rel == "" {
+		return sh.DLE
+	}
+	return path.Join(sh.DLE, rel)
+}
+
+func (sh *Shell) ls(args []string) error {
+	if err := nargs(args, 0, 1, "ls [DIR]"); err != nil {
+		return err
+	}
+	if err := sh.needDisk(); err != nil {
+		return err
+	}
+	dir := sh.Cwd
+	if len(args) == 1 {
+		d, err := sh.resolve(args[0])
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	ents, err := sh.Client.List(sh.q(), dir)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		date := "?"
+		if e.Image < len(sh.chain) {
+			date = showDatestamp(sh.chain[e.Image].Datestamp)
+		}
+		b.WriteString(date)
+		b.WriteString("  ")
+		b.WriteString(e.Path)
+		if e.IsDir() {
+			b.WriteByte('/')
+		}
+		b.WriteByte('\n')
+	}
+	io.WriteString(sh.Out, b.String())
+	return nil
+}
+
+func (sh *Shell) cd(args []string) error {
+	if err := nargs(args, 0, 1, "cd DIR"); err != nil {
+		return err
+	}
+	if err := sh.needDisk(); err != nil {
+		return err
+	}
+	if len(args) == 0 {
+		sh.Cwd = ""
+		return nil
+	}
+	d, err := sh.resolve(args[0])
+	if err != nil {
+		return err
+	}
+	if d != "" {
+		e, err := sh.Client.Stat(sh.q(), d)
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() {
+			return fmt.Errorf("%s is not a directory", sh.abs(d))
+		}
+	}
+	sh.Cwd = d
+	return nil
+}
+
+func (sh *Shell) pwd(args []string) error {
+	if err := nargs(args, 0, 0, "pwd"); err != nil {
+		return err
+	}
+	if sh.DLE == "" {
+		return errors.New("no disk chosen: setdisk DLE first")
+	}
+	sh.printf("%s\n", sh.abs(sh.Cwd))
+	return nil
+}
+
+func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// expand resolves an argument into paths of the backup: a shell pattern in
+// its last component is matched against the directory's names.
+func (sh *Shell) expand(arg string) ([]string, error) {
+	p, err := sh.resolve(arg)
+	if err != nil {
+		return nil, err
+	}
+	if !hasGlob(path.Base(arg)) {
+		return []string{p}, nil
+	}
+	dir, pat := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	ents, err := sh.Client.List(sh.q(), dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if ok, err := path.Match(pat, e.Path); err != nil {
+			return nil, fmt.Errorf("pattern %q: %v", arg, err)
+		} else if ok {
+			out = append(out, path.Join(dir, e.Path))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no match in the backup", arg)
+	}
+	return out, nil
+}
+
+// covered reports whether p is selected, itself or through a directory.
+func (sh *Shell) covered(p string) bool {
+	for _, s := range sh.sel {
+		if s == p || s == "" || strings.HasPrefix(p, s+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (sh *Shell) add(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: add PATH...")
+	}
+	if err := sh.needDisk(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range args {
+		ps, err := sh.expand(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range ps {
+			if sh.covered(p) {
+				sh.printf("%s is already in the extraction list\n", sh.abs(p))
+				continue
+			}
+			e, err := sh.Client.Stat(sh.q(), p)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			// A directory replaces what was selected below it.
+			kept := sh.sel[:0]
+			for _, s := range sh.sel {
+				if p != "" && !strings.HasPrefix(s, p+"/") {
+					kept = append(kept, s)
+				}
+			}
+			sh.sel = append(kept, p)
+			kind := "file"
+			if e.IsDir() {
+				kind = "directory"
+			}
+			sh.printf("Added %s %s\n", kind, sh.abs(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (sh *Shell) delete(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: delete PATH...")
+	}
+	var errs []error
+	for _, a := range args {
+		p, err := sh.resolve(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n := len(sh.sel)
+		kept := sh.sel[:0]
+		for _, s := range sh.sel {
+			match := s == p
+			if hasGlob(path.Base(a)) {
+				match, _ = path.Match(p, s)
+			}
+			if !match {
+				kept = append(kept, s)
+			} else {
+				sh.printf("Deleted %s\n", sh.abs(s))
+			}
+		}
+		sh.sel = kept
+		if len(kept) == n {
+			errs = append(errs, fmt.Errorf("%s is not in the extraction list (a path inside a selected directory cannot be taken out; delete the directory and add what you want)", sh.abs(p)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (sh *Shell) list(args []string) error {
+	if err := nargs(args, 0, 0, "list"); err != nil {
+		return err
+	}
+	if len(sh.sel) == 0 {
+		sh.printf("The extraction list is empty.\n")
+		return nil
+	}
+	for _, p := range sh.sel {
+		sh.printf("%s\n", sh.abs(p))
+	}
+	return nil
+}
+
+func (sh *Shell) clear(args []string) error {
+	if err := nargs(args, 0, 0, "clear"); err != nil {
+		return err
+	}
+	sh.sel = nil
+	sh.printf("Extraction list cleared.\n")
+	return nil
+}
+
+func (sh *Shell) find(args []string) error {
+	if err := nargs(args, 1, 1, "find PATTERN"); err != nil {
+		return err
+	}
+	if err := sh.needDisk(); err != nil {
+		return err
+	}
+	// A pattern with a '/' is a path: relative to the current directory,
+	// or an absolute client path inside the DLE.
+	pat := args[0]
+	switch {
+	case strings.HasPrefix(pat, "/"):
+		root := strings.TrimSuffix(sh.DLE, "/") + "/"
+		if !strings.HasPrefix(pat, root) {
+			return fmt.Errorf("%s is not inside the DLE %s", pat, sh.DLE)
+		}
+		pat = strings.TrimPrefix(pat, root)
+	case strings.Contains(pat, "/") && sh.Cwd != "":
+		pat = sh.Cwd + "/" + pat
+	}
+	found, more, err := sh.Client.Find(sh.q(), pat, 0)
+	if err != nil {
+		return err
+	}
+	for _, e := range found {
+		name := sh.abs(e.Path)
+		if e.IsDir() {
+			name += "/"
+		}
+		date := "?"
+		if e.Image < len(sh.chain) {
+			date = showDatestamp(sh.chain[e.Image].Datestamp)
+		}
+		sh.printf("%s  %s\n", date, name)
+	}
+	switch {
+	case len(found) == 0:
+		return fmt.Errorf("no name matches %q in the backup of %s:%s as of %s", args[0], sh.Host, sh.DLE, showDate(sh.Date))
+	case more:
+		sh.printf("(only the first %d matches are shown; make the pattern narrower)\n", len(found))
+	}
+	return nil
+}
+
+func (sh *Shell) lcd(args []string) error {
+	if err := nargs(args, 1, 1, "lcd DIR"); err != nil {
+		return err
+	}
+	d := args[0]
+	if !filepath.IsAbs(d) {
+		d = filepath.Join(sh.Lcd, d)
+	}
+	fi, err := os.Stat(d)
+	if err != nil {
+		return fmt.Errorf("lcd: %v", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("lcd: %s is not a directory", d)
+	}
+	sh.Lcd = filepath.Clean(d)
+	return nil
+}
+
+func (sh *Shell) lpwd(args []string) error {
+	if err := nargs(args, 0, 0, "lpwd"); err != nil {
+		return err
+	}
+	sh.printf("%s\n", sh.Lcd)
+	return nil
+}
+
+func (sh *Shell) help(args []string) error {
+	for _, c := range commands {
+		sh.printf("  %-9s %-12s %s\n", c.name, c.args, c.help)
+	}
+	return nil
+}
+
+func (sh *Shell) ask(q string, def bool) bool {
+	if sh.Ask == nil {
+		return def
+	}
+	return sh.Ask(q, def)
+}
+
+func (sh *Shell) extract(args []string) error {
+	overwrite := false
+	for _, a := range args {
+		if a != "-o" {
+			return errors.New("usage: extract [-o]  (-o: overwrite local files without asking)")
+		}
+		overwrite = true
+	}
+	if err := sh.needDisk(); err != nil {
+		return err
+	}
+	if len(sh.sel) == 0 {
+		return errors.New("nothing to extract: the extraction list is empty (add PATH)")
+	}
+	imgs, n, err := sh.Client.Plan(sh.q(), sh.sel)
+	if err != nil {
+		return err
+	}
+	sh.printf("Extracting %d entr%s into %s from:\n", n, pluralY(n), sh.Lcd)
+	missing := 0
+	for _, im := range imgs {
+		sh.printf("  level %d image of %s: %s\n", im.Level, showDatestamp(im.Datestamp), sources(im))
+		for _, v := range im.Volumes {
+			if !v.Available {
+				missing++
+			}
+		}
+	}
+	if missing > 0 {
+		sh.printf("%d volume%s cannot be read now (see above); what is on them will not be restored.\n", missing, plural(missing))
+	}
+	if !sh.ask("Continue?", missing == 0) {
+		return errors.New("extract cancelled; nothing was restored")
+	}
+	ctx := sh.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	res, err := sh.Client.Restore(ctx, sh.q(), sh.sel, RestoreOptions{
+		To: sh.Lcd,
+		Overwrite: func(existing []string, total int) bool {
+			if overwrite {
+				return true
+			}
+			sh.printf("%d entr%s already exist under %s, e.g. %s\n", total, pluralY(total), sh.Lcd, strings.Join(existing, ", "))
+			return sh.ask("Overwrite them?", false)
+		},
+		Progress: func(s string) { sh.printf("%s\n", s) },
+		Warn:     func(s string) { sh.printf("warning: %s\n", s) },
+	})
+	if res != nil {
+		for _, f := range res.Failed {
+			sh.printf("FAILED %s\n", f)
+		}
+		if len(res.Skipped) > 0 {
+			sh.printf("Skipped %d existing entr%s (extract -o overwrites).\n", len(res.Skipped), pluralY(len(res.Skipped)))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("extract failed: %w", err)
+	}
+	switch {
+	case res.Restored == 0:
+		return fmt.Errorf("extract restored nothing (%d entr%s asked for)", res.Entries, pluralY(res.Entries))
+	case !res.OK():
+		return fmt.Errorf("extract restored %d of %d entries into %s; %d failed, %d skipped", res.Restored, res.Entries, sh.Lcd, len(res.Failed), len(res.Skipped))
+	}
+	sh.printf("Restored %d entr%s (%s of file data) into %s.\n", res.Restored, pluralY(res.Restored), admin.Size(res.Bytes), sh.Lcd)
+	sh.sel = nil
+	return nil
+}
+
+func sources(im wire.ImageInfo) string {
+	if im.Holding || len(im.Volumes) == 0 {
+		return "the holding disk"
+	}
+	var vs []string
+	for _, v := range im.Volumes {
+		switch {
+		case !v.Available:
+			vs = append(vs, fmt.Sprintf("volume %s: NOT AVAILABLE: %s", v.Label, v.Missing))
+		case v.Where != "":
+			vs = append(vs, fmt.Sprintf("volume %s (%s)", v.Label, v.Where))
+		default:
+			vs = append(vs, "volume "+v.Label)
+		}
+	}
+	return strings.Join(vs, "; ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func pluralY(n int) string {
+	if n == 1 {
+		return "y"
+	}
+	return "ies"
+}
+
+// Complete completes the word before pos of line: a command name as the
+// first word, else a path in the backup for commands that take paths. It
+// returns what liner's WordCompleter wants.
+func (sh *Shell) Complete(line string, pos int) (head string, completions []string, tail string) {
+	if pos > len(line) {
+		pos = len(line)
+	}
+	before, tail := line[:pos], line[pos:]
+	i := wordStart(before)
+	head, word := before[:i], unescape(before[i:])
+	if strings.TrimSpace(head) == "" {
+		for _, c := range Commands() {
+			if strings.HasPrefix(c, word) {
+				completions = append(completions, c+" ")
+			}
+		}
+		return head, completions, tail
+	}
+	cmd := strings.Fields(head)[0]
+	takesPaths := false
+	for _, c := range commands {
+		if c.name == cmd {
+			takesPaths = c.paths
+		}
+	}
+	if !takesPaths || sh.chain == nil {
+		return head, nil, tail
+	}
+	dirPart, prefix := "", word
+	if k := strings.LastIndexByte(word, '/'); k >= 0 {
+		dirPart, prefix = word[:k+1], word[k+1:]
+	}
+	dir := sh.Cwd
+	if dirPart != "" {
+		d, err := sh.resolve(dirPart)
+		if err != nil {
+			return head, nil, tail
+		}
+		dir = d
+	}
+	names, ok := sh.cache[dir]
+	if !ok {
+		ents, err := sh.Client.List(sh.q(), dir)
+		if err != nil {
+			return head, nil, tail
+		}
+		for _, e := range ents {
+			n := e.Path
+			if e.IsDir() {
+				n += "/"
+			}
+			names = append(names, n)
+		}
+		if sh.cache == nil || len(sh.cache) > 64 {
+			sh.cache = map[string][]string{}
+		}
+		sh.cache[dir] = names
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			c := escape(dirPart + n)
+			if !strings.HasSuffix(n, "/") {
+				c += " "
+			}
+			completions = append(completions, c)
+		}
+	}
+	return head, completions, tail
+}
+
+// wordStart returns where the last word of s begins: after the last blank
+// that is not escaped by a backslash or inside quotes.
+func wordStart(s string) int {
+	start, quote, esc := 0, byte(0), false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case esc:
+			esc = false
+		case c == '\\' && quote != '\'':
+			esc = true
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == ' ' || c == '\t':
+			start = i + 1
+		}
+	}
+	return start
+}
+
+// unescape undoes what splitWords undoes in a (possibly unfinished) word.
+func unescape(w string) string {
+	if ws, err := splitWords(w); err == nil && len(ws) == 1 {
+		return ws[0]
+	}
+	if ws, err := splitWords(w + `"`); err == nil && len(ws) == 1 {
+		return ws[0]
+	}
+	if ws, err := splitWords(w + "'"); err == nil && len(ws) == 1 {
+		return ws[0]
+	}
+	return w
+}
+
+// escape puts a backslash before the characters splitWords treats
+// specially, so that a completed name reads back as itself.
+func escape(s string) string {
+	if !strings.ContainsAny(s, " \t\\'\"") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(" \t\\'\"", s[i]) >= 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
