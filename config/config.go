@@ -86,7 +86,7 @@ type Mail struct {
 
 // Server holds the settings of `tapir server`, the daemon.
 type Server struct {
-	IndexListen   string `toml:"index_listen"`   // the index and restore server, default ":10082"
+	IndexListen   string `toml:"index_listen"`   // the index and restore server, default ":10082"; "" = off
 	MetricsListen string `toml:"metrics_listen"` // Prometheus metrics over HTTP, default "127.0.0.1:9233"; "" = off
 }
 

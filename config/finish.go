@@ -283,8 +283,8 @@ func (f *finisher) server() {
 			*x.v = x.def
 			continue
 		}
-		if *x.v == "" && x.key == "metrics_listen" {
-			continue // metrics off
+		if *x.v == "" {
+			continue // that service is off
 		}
 		if _, port, err := net.SplitHostPort(*x.v); err != nil || port == "" {
 			f.errf(p, "server.%s %s must be [host]:port, e.g. %q", x.key, preview(*x.v), x.def)

@@ -302,3 +302,67 @@ func partsTx(tx *sql.Tx, dumpID int64) ([]Part, error) {
 	}
 	return parts, rows.Err()
 }
+
+// LabelVolume records that a volume was (re)labelled newLabel in slot:
+// whatever the catalog knew of the volume before — under oldLabel, ""
+// when it was blank or foreign — is forgotten in one transaction: every
+// dump with a part on it (with all its parts, files and frames), and the old
+// volume row. The new volume is reusable, never written, empty. It returns
+// the dumps that were dropped, for the person who asked. A newLabel that
+// another volume already carries is an error matching ErrExists.
+func (c *Catalog) LabelVolume(oldLabel, newLabel string, slot int, blocksize int64, created time.Time) ([]Dump, error) {
+	op := fmt.Sprintf("label volume %q", newLabel)
+	if err := checkName("volume label", newLabel, false); err != nil {
+		return nil, c.fail(op, err)
+	}
+	if slot < 0 || blocksize < 0 {
+		return nil, c.fail(op, fmt.Errorf("slot %d or block size %d is negative", slot, blocksize))
+	}
+	var dropped []Dump
+	err := c.write(op, func(tx *sql.Tx) error {
+		if newLabel != oldLabel {
+			var n int
+			if err := tx.QueryRow(`SELECT count(*) FROM volumes WHERE label = ?`, newLabel).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return &exists{fmt.Sprintf("a volume labelled %q is already in the catalog; labels are unique, choose another (or relabel that volume)", newLabel)}
+			}
+		}
+		if oldLabel != "" {
+			var volID int64
+			err := tx.QueryRow(`SELECT id FROM volumes WHERE label = ?`, oldLabel).Scan(&volID)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			default:
+				dropped, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
+					WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?) ORDER BY datestamp, id`, volID)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`DELETE FROM dumps WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?)`, volID); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(`DELETE FROM volumes WHERE id = ?`, volID); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.Exec(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes) VALUES (?, ?, ?, '', ?, 1, 0)`,
+			newLabel, slot, blocksize, toNS(created))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dropped, nil
+}
+
+// DumpsOnVolume returns the dumps with a part on the volume, oldest first.
+func (c *Catalog) DumpsOnVolume(label string) ([]Dump, error) {
+	return c.queryDumps(fmt.Sprintf("list dumps on volume %q", label), `SELECT `+dumpCols+` FROM dumps
+		WHERE id IN (SELECT dump_id FROM parts JOIN volumes ON volumes.id = parts.volume_id WHERE volumes.label = ?)
+		ORDER BY datestamp, id`, label)
+}

@@ -302,3 +302,41 @@ func TestCommitTaped(t *testing.T) {
 		t.Errorf("commit of a dumping dump: %v", err)
 	}
 }
+
+// Relabelling a volume forgets, in one transaction, every image that was on
+// it (and their other parts); a label already in use is refused.
+func TestLabelVolume(t *testing.T) {
+	c := newCatalog(t)
+	run := mkRun(t, c, "20250301010000")
+	addVolume(t, c, "V1", "20250301010000")
+	addVolume(t, c, "V2", "20250301010000")
+	id := mkDump(t, c, run, "h", "/p", 0)
+	frames, payload := testFrames(2 * testFrameSize)
+	if err := c.SetDumpHolding(id, 2*testFrameSize, payload, testSHA, 0, "/hold", frames, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CommitTaped(id, []Part{{Volume: "V1", Part: 1, FileNo: 1, LogicalPos: -1, Length: payload / 2},
+		{Volume: "V2", Part: 2, FileNo: 1, LogicalPos: -1, Offset: payload / 2, Length: payload - payload/2}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LabelVolume("V1", "V2", 1, 1<<18, t0); !errors.Is(err, ErrExists) {
+		t.Errorf("relabel to a label in use: %v", err)
+	}
+	dropped, err := c.LabelVolume("V1", "NEW-1", 1, 1<<18, t0)
+	if err != nil || len(dropped) != 1 || dropped[0].ID != id {
+		t.Fatalf("dropped %+v, %v", dropped, err)
+	}
+	if _, err := c.Dump(id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the image with a part on the relabelled volume is still in the catalog: %v", err)
+	}
+	if _, err := c.Volume("V1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("old label still there: %v", err)
+	}
+	v, err := c.Volume("NEW-1")
+	if err != nil || v.Written != "" || !v.Reuse || v.Slot != 1 {
+		t.Errorf("new volume %+v %v", v, err)
+	}
+	if _, err := c.LabelVolume("", "NEW-2", 3, 1<<18, t0); err != nil {
+		t.Errorf("label a blank volume: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/tarscan"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -291,6 +292,13 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	j.res.OrigSize, j.res.OutSize, j.res.Files = hdr.OriginalSize, hdr.PayloadSize, hdr.Files
 	if w != nil {
 		log.Info("dumped to holding", "file", j.holding, "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files)
+		if j.level > 0 {
+			// The directory listings of an incremental, so that a view at a
+			// date never has to read the image from a volume.
+			if err := tarscan.RecordListings(r.cat, id, j.holding, r.disks); err != nil {
+				log.Warn("could not record the directory listings; the index server reads them from the image when first needed", "err", err)
+			}
+		}
 		j.res.Status = report.StatusHolding
 		j.prog.mark("holding", "on the holding disk, waiting for the taper", r.clock.Now())
 		r.tp.enqueue(&tapeItem{j: j, path: j.holding, space: tg.space, kind: kindOf(j.level)})

@@ -59,7 +59,7 @@ func (v *volumes) unloaded() {
 // volume, and finds the next free autolabel. Volumes already written by
 // this run are marked not reusable, so that a second volume of the run is
 // never the first one again.
-func (v *volumes) states() ([]taper.VolumeState, string, error) {
+func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, error) {
 	inv, err := v.ch.Inventory()
 	if err != nil {
 		return nil, "", err
@@ -74,7 +74,7 @@ func (v *volumes) states() ([]taper.VolumeState, string, error) {
 	}
 	thisRun := map[string]bool{}
 	for _, u := range v.used {
-		thisRun[u.Label] = true
+		thisRun[u.Label] = !thisRunWritable
 	}
 	used := map[string]bool{}
 	var states []taper.VolumeState
@@ -107,8 +107,19 @@ func (v *volumes) states() ([]taper.VolumeState, string, error) {
 		}
 		states = append(states, st)
 	}
-	for l := range known {
-		used[l] = true
+	// Volumes the catalog knows that are not in the changer now: never
+	// chosen, but ChooseVolume names them as the volume to insert.
+	for _, k := range vols {
+		if !used[k.Label] {
+			st := taper.VolumeState{Label: k.Label, Written: k.Written, Reuse: k.Reuse}
+			if thisRun[k.Label] {
+				st.Reuse = false
+			}
+			if re.MatchString(k.Label) {
+				states = append(states, st)
+			}
+		}
+		used[k.Label] = true
 	}
 	if v.cfg.Autolabel == "" {
 		return states, "", nil
@@ -121,9 +132,14 @@ func (v *volumes) states() ([]taper.VolumeState, string, error) {
 	return nil, "", errors.New("autolabel template exhausted: every label it can make is in use")
 }
 
-// choose picks the volume the next write would use, without touching it.
-func (v *volumes) choose() (taper.Choice, error) {
-	states, next, err := v.states()
+// choose picks the volume the next write of this run would use, without
+// touching it (never one this run wrote already).
+func (v *volumes) choose() (taper.Choice, error) { return v.chooseFor(false) }
+
+// chooseFor picks a volume; nextRun predicts the next run's choice (the
+// volumes this run wrote are then ordinary written volumes).
+func (v *volumes) chooseFor(nextRun bool) (taper.Choice, error) {
+	states, next, err := v.states(nextRun)
 	if err != nil {
 		return taper.Choice{}, err
 	}
@@ -234,21 +250,22 @@ func (v *volumes) finish(eject bool) (used []report.Volume, next string, notes [
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.unloaded()
-	if v.cur != nil {
-		if err := v.cur.Close(); err != nil {
-			notes = append(notes, fmt.Sprintf("closing %s: %v", v.cur.Name(), err))
-		}
-		v.cur = nil
-	}
 	if v.ch == nil {
 		return nil, "", notes
 	}
-	if eject && len(v.used) > 0 {
+	switch {
+	case eject && len(v.used) > 0:
+		// Eject ends the last file and unloads the drive.
 		if err := v.ch.Eject(); err != nil {
-			notes = append(notes, fmt.Sprintf("eject failed: %v", err))
+			notes = append(notes, fmt.Sprintf("taper: eject failed: %v", err))
+		}
+	case v.cur != nil:
+		if err := v.cur.Close(); err != nil {
+			notes = append(notes, fmt.Sprintf("taper: closing %s: %v", v.cur.Name(), err))
 		}
 	}
-	c, err := v.choose()
+	v.cur = nil
+	c, err := v.chooseFor(true)
 	switch {
 	case err == nil && c.Relabel:
 		next = fmt.Sprintf("a new volume, labelled %s in slot %d", c.Label, c.Slot)

@@ -10,10 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/index/indexd"
-	"github.com/tapir-backup/tapir/taper"
-	"github.com/tapir-backup/tapir/wire"
+	"github.com/tapir-backup/tapir/server"
 )
 
 func init() { extraCommands = append(extraCommands, newIndexServerCommand) }
@@ -34,27 +31,6 @@ func newIndexServerCommand(g *globals) *cobra.Command {
 				return err
 			}
 			log := g.logger(0)
-			tlsCfg, err := wire.ServerConfig(wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, wire.RoleClient, wire.RoleAdmin, wire.RoleServer)
-			if err != nil {
-				return err
-			}
-			cat, err := index.Open(cfg.Catalog)
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
-			srv := &indexd.Server{Catalog: cat, TLS: tlsCfg, Log: log}
-			for _, h := range cfg.Holding {
-				srv.Holding = append(srv.Holding, h.Path)
-			}
-			if cfg.Changer.Type == "disk" {
-				tt := cfg.Tapetype()
-				ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
-				if err != nil {
-					return err
-				}
-				srv.Volumes = &indexd.DiskVolumes{Changer: ch, Catalog: cat}
-			}
 			if !c.Flags().Changed("listen") && cfg.Server.IndexListen != "" {
 				listen = cfg.Server.IndexListen
 			}
@@ -65,7 +41,7 @@ func newIndexServerCommand(g *globals) *cobra.Command {
 			log.Info("index server listening", "addr", ln.Addr().String())
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return srv.Serve(ctx, ln)
+			return server.ServeIndex(ctx, cfg, ln, log)
 		},
 	}
 	addConfigFlag(c, &file)

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// LabelOptions say what `tapir label` writes where.
+type LabelOptions struct {
+	Label string
+	Slot  int  // the slot to label; 0 = the volume in the drive (single changer) or slot 1
+	Force bool // overwrite a volume that holds images or is not ours
+}
+
+// LabelResult says what was labelled and what was lost doing it.
+type LabelResult struct {
+	Label   taper.Label
+	Slot    int
+	Was     string       // what the volume held before, in words
+	Dropped []index.Dump // images that were on it and left the catalog
+}
+
+// Label writes a new label on a volume (amlabel). It refuses, unless
+// Force, a volume that holds tapir images the catalog knows (relabelling
+// erases them) or that is not this configuration's (another org, or
+// another program's data): promise 4. It always refuses a label that does
+// not match labelstr or that another volume carries. It takes the run
+// lock, so that it never labels under a running night.
+func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	if err := taper.CheckLabelName(opt.Label); err != nil {
+		return nil, err
+	}
+	if re := cfg.LabelRegexp(); !re.MatchString(opt.Label) {
+		return nil, fmt.Errorf("label %s does not match labelstr %s of %s; tapir would never write a volume with that label", opt.Label, re, cfg.File)
+	}
+	lock, err := lockRun(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.unlock()
+	cat, err := index.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return nil, err
+	}
+	slot := opt.Slot
+	if slot == 0 {
+		slot = 1
+	}
+	dev, err := ch.Load(slot)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Eject()
+	res := &LabelResult{Slot: slot}
+	old := ""
+	l, err := taper.ReadLabel(dev)
+	var fe *taper.ForeignError
+	switch {
+	case err == nil && l.Org != cfg.Org:
+		res.Was = fmt.Sprintf("a tapir volume labelled %s by configuration %q", l.Label, l.Org)
+		if !opt.Force {
+			return nil, fmt.Errorf("slot %d holds %s; it is not this configuration's: use --force to overwrite it", slot, res.Was)
+		}
+	case err == nil:
+		old = l.Label
+		res.Was = "volume " + l.Label
+		if v, verr := cat.Volume(l.Label); verr == nil && v.Written != "" {
+			res.Was = fmt.Sprintf("volume %s, written by run %s", l.Label, v.Written)
+			dumps, _ := cat.DumpsOnVolume(l.Label)
+			if len(dumps) > 0 && !opt.Force {
+				return nil, fmt.Errorf("slot %d holds %s with %d image(s) the catalog still knows (%s); relabelling erases them: use --force", slot, res.Was, len(dumps), dumpNames(dumps, 5))
+			}
+		}
+	case errors.Is(err, taper.ErrBlank):
+		res.Was = "a blank volume"
+	case errors.As(err, &fe):
+		res.Was = fe.Found
+		if !opt.Force {
+			return nil, fmt.Errorf("slot %d holds %s, not a tapir volume; use --force to overwrite it", slot, fe.Found)
+		}
+	default:
+		return nil, fmt.Errorf("read the volume in slot %d: %w", slot, err)
+	}
+	tt := cfg.Tapetype()
+	// The catalog first: a crash after it leaves a volume the catalog
+	// knows as empty, never one it believes holds images that are gone.
+	dropped, err := cat.LabelVolume(old, opt.Label, slot, int64(tt.Blocksize), deps.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	res.Dropped = dropped
+	res.Label = taper.Label{Datestamp: taper.NeverWritten, Label: opt.Label, Org: cfg.Org, Blocksize: int64(tt.Blocksize), Created: deps.Clock.Now()}
+	if err := taper.WriteLabel(dev, res.Label); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func dumpNames(ds []index.Dump, n int) string {
+	var out []string
+	for i, d := range ds {
+		if i == n {
+			out = append(out, fmt.Sprintf("and %d more", len(ds)-n))
+			break
+		}
+		out = append(out, fmt.Sprintf("%s:%s level %d of %s", d.Host, d.Path, d.Level, d.Datestamp))
+	}
+	return strings.Join(out, ", ")
+}
