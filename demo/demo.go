@@ -145,6 +145,21 @@ func Run(ctx context.Context, opt Options) error {
 	say("\n--- restore ---\n")
 	say("Restored %s (%d bytes) from volume %s, tape file %d, into %s: identical to the original, mode and mtime included.", pick, res.Size, res.Volume, res.FileNo, res.Written)
 
+	// 6b. The same through the index server and the recover shell, as a
+	// client host would: only the frames that hold the file cross the wire.
+	shellDir := filepath.Join(dir, "restore", rep.Datestamp+"-shell")
+	os.RemoveAll(shellDir)
+	if err := os.MkdirAll(shellDir, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if err := shellRestore(ctx, cfg, tlsDir, data, pick, shellDir, opt, say); err != nil {
+		return err
+	}
+	if err := sameFile(filepath.Join(data, pick), filepath.Join(shellDir, pick)); err != nil {
+		return fmt.Errorf("demo: the file restored by the shell differs from the original: %w", err)
+	}
+	say("The shell restored %s into %s: identical to the original.", pick, rel(shellDir))
+
 	// 7. Where things are and what to type next.
 	vt := cfg.Changer.Path
 	say("\n--- where things are ---\n")
@@ -162,7 +177,16 @@ func Run(ctx context.Context, opt Options) error {
 		}
 	}
 	say("\n--- try next ---\n")
-	say("  # restore any file of the sample tree (the catalog knows where each one is)")
+	say("  # serve restores, then browse the backup with the shell as a client host would (another terminal)")
+	say("  go run ./cmd/tapir index-server -c %s --listen 127.0.0.1:10082", rel(cfgPath))
+	say("  go run ./cmd/tapir recover --server 127.0.0.1:10082 --server-name %s --tls-dir %s --cert %s --key %s", ServerName, rel(tlsDir), rel(filepath.Join(tlsDir, "localhost.crt")), rel(filepath.Join(tlsDir, "localhost.key")))
+	say("  # when each DLE gets its next full; every image of the host; a volume read back")
+	say("  go run ./cmd/tapir admin due -c %s", rel(cfgPath))
+	say("  go run ./cmd/tapir admin find -c %s localhost", rel(cfgPath))
+	if len(rep.Volumes) > 0 {
+		say("  go run ./cmd/tapir verify -c %s %s", rel(cfgPath), rep.Volumes[0].Label)
+	}
+	say("  # restore any file of the sample tree without the shell (the catalog knows where each one is)")
 	say("  go run ./cmd/tapir recover -c %s --host localhost --path %s --file %s --to /tmp/tapir-restore", rel(cfgPath), data, pick)
 	say("  # restore the whole tree as of the newest night: the full, then each incremental, deletions applied")
 	say("  go run ./cmd/tapir recover -c %s --host localhost --path %s --all --to /tmp/tapir-restore-all", rel(cfgPath), data)
@@ -177,6 +201,32 @@ func Run(ctx context.Context, opt Options) error {
 	say("  sqlite3 %s 'select datestamp, host, path, level, status, payload_size from dumps'", rel(cfg.Catalog))
 	say("  # run another night (volumes are reused once tapecycle = %d allows)", cfg.Tapecycle)
 	say("  go run ./cmd/tapir demo")
+	return nil
+}
+
+// shellRestore starts the index server on loopback and runs a scripted
+// recover session against it with the client's certificate.
+func shellRestore(ctx context.Context, cfg *config.Config, tlsDir, data, pick, to string, opt Options, say func(string, ...any)) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	ictx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- server.ServeIndex(ictx, cfg, ln, opt.Log.With("component", "index")) }()
+	defer func() { stop(); <-done }()
+	tlsCfg, err := wire.ClientConfig(wire.Files{CA: filepath.Join(tlsDir, wire.CACertFile), Cert: filepath.Join(tlsDir, "localhost.crt"), Key: filepath.Join(tlsDir, "localhost.key")}, ServerName)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	dir, file := filepath.Split(pick)
+	script := fmt.Sprintf("cd %s; add %s; list; extract", strings.TrimSuffix(dir, "/"), file)
+	say("\n--- the same through the index server and the shell: tapir recover --server %s -e '%s' ---\n", ln.Addr(), script)
+	err = recover.RunShell(ctx, recover.ShellOptions{Server: ln.Addr().String(), TLS: tlsCfg, Host: "localhost", Disk: data,
+		Lcd: to, Script: script, In: strings.NewReader(""), Out: opt.Out, Err: opt.Out})
+	if err != nil {
+		return fmt.Errorf("demo: the recover shell failed: %w", err)
+	}
 	return nil
 }
 
