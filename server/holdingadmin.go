@@ -144,16 +144,11 @@ func HoldingDelete(cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog
 	if sel.File == "" && sel.Host == "" {
 		return nil, errors.New("say which images to delete: HOST [PATH [DATESTAMP]] or --file FILE")
 	}
-	lock, err := lockRun(cfg.Catalog)
+	cat, unlock, err := openLocked(cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.unlock()
-	cat, err := index.Open(cfg.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
+	defer unlock()
 	all, err := holdingList(cfg, cat)
 	if err != nil {
 		return nil, err

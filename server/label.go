@@ -41,16 +41,11 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	if re := cfg.LabelRegexp(); !re.MatchString(opt.Label) {
 		return nil, fmt.Errorf("label %s does not match labelstr %s of %s; tapir would never write a volume with that label", opt.Label, re, cfg.File)
 	}
-	lock, err := lockRun(cfg.Catalog)
+	cat, unlock, err := openLocked(cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.unlock()
-	cat, err := index.Open(cfg.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
+	defer unlock()
 	ch, err := openChanger(cfg, deps, deps.Log)
 	if err != nil {
 		return nil, err

@@ -87,6 +87,22 @@ func recoverInterrupted(cat *index.Catalog, now time.Time, log *slog.Logger) ([]
 	return notes, nil
 }
 
+// openLocked takes the run lock and opens the catalog, for the commands
+// that change volumes or the holding disks and must not do it under a
+// running night. done closes both.
+func openLocked(cfg *config.Config) (cat *index.Catalog, done func(), err error) {
+	lock, err := lockRun(cfg.Catalog)
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err = index.Open(cfg.Catalog)
+	if err != nil {
+		lock.unlock()
+		return nil, nil, err
+	}
+	return cat, func() { cat.Close(); lock.unlock() }, nil
+}
+
 // session is what every run (dump or flush) holds from start to finish:
 // the run lock, the open catalog, the run's row and the report.
 type session struct {

@@ -60,16 +60,11 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	lock, err := lockRun(cfg.Catalog)
+	cat, unlock, err := openLocked(cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.unlock()
-	cat, err := index.Open(cfg.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
+	defer unlock()
 	vol, err := cat.Volume(label)
 	if err != nil {
 		return nil, err
