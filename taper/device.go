@@ -95,6 +95,7 @@ type Status struct {
 	EOT            bool // past the early-warning point (the end is near)
 	EOD            bool // at the end of recorded data
 	WriteProtected bool
+	DoorOpen       bool // no cartridge loaded (GMT_DR_OPEN); a vtape never sets it
 	File, Record   int64
 }
 
@@ -120,4 +121,6 @@ var (
 	ErrWriteProtected = errors.New("volume is write-protected")
 	ErrNotAtEnd       = errors.New("not at end of data: writing is only allowed after the last file or at the beginning of the volume (seek to end, or rewind to relabel)")
 	ErrEndOfData      = errors.New("end of data (no more files on this volume)")
+	ErrBusy           = errors.New("busy (another process has the drive open)")
+	ErrNotTape        = errors.New("not a tape device")
 )

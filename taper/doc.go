@@ -1,9 +1,15 @@
 // Package taper owns the volumes: the Device seam that every tape driver
 // sits behind, the virtual-tape driver (a directory per volume, one regular
-// file per tape file), volume labels (file 0 of every volume), changers (the
-// `disk` changer: a directory of slot directories), and ChooseVolume, the pure
-// rule that decides which volume a run may write so that a volume still
-// inside tapecycle is never overwritten.
+// file per tape file), the SCSI tape driver (Tape: /dev/nstN through the
+// st driver's mtio ioctls, wrapped so that no call can issue MTRESET),
+// volume labels (file 0 of every volume), the changers (`disk`: a directory
+// of slot directories; `single`: one drive and a person who changes
+// cartridges; `robot`: a SCSI media changer through mtx), ChooseVolume, the
+// pure rule that decides which volume a run may write so that a volume still
+// inside tapecycle is never overwritten, and the Scribe, which writes an
+// image as parts across volumes. taper/fakest is a fake st drive (a FUSE
+// file with the st ioctls) for tests; taper/taptest wraps a changer whose
+// drive stalls or fails on purpose.
 //
 // The tape model is the Linux st driver in variable-block mode: a volume is a
 // sequence of files separated by filemarks, each file a sequence of records

@@ -1,0 +1,522 @@
+package fakest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/benmcclelland/mtio"
+)
+
+const rw = syscall.O_RDWR
+
+func open(t *testing.T, d *Drive, dev string, flags int) *Handle {
+	t.Helper()
+	h, err := d.Open(dev, flags)
+	if err != nil {
+		t.Fatalf("open %s: %v", dev, err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func rec(seed byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*13)
+	}
+	return b
+}
+
+// result renders one system call's outcome for table comparison.
+func result(n int, err error) string {
+	if err != nil {
+		return err.(syscall.Errno).Error()
+	}
+	return fmt.Sprint(n)
+}
+
+func status(t *testing.T, h *Handle) mtio.MtGet {
+	t.Helper()
+	g, err := h.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// bits names the status bits that matter, in a fixed order.
+func bits(g mtio.MtGet) string {
+	var s []string
+	for _, b := range []struct {
+		on   bool
+		name string
+	}{
+		{mtio.IsBOT(g.GStat), "BOT"}, {mtio.IsEOF(g.GStat), "EOF"}, {mtio.IsEOT(g.GStat), "EOT"},
+		{mtio.IsEOD(g.GStat), "EOD"}, {mtio.IsWrProt(g.GStat), "WR_PROT"}, {mtio.IsOnline(g.GStat), "ONLINE"},
+		{mtio.IsDrOpen(g.GStat), "DR_OPEN"},
+	} {
+		if b.on {
+			s = append(s, b.name)
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+func where(t *testing.T, h *Handle) string {
+	t.Helper()
+	g := status(t, h)
+	p, err := h.Pos()
+	ps := fmt.Sprint(p)
+	if err != nil {
+		ps = "?"
+	}
+	return fmt.Sprintf("%d/%d@%s", g.FileNo, g.BlkNo, ps)
+}
+
+// writeFiles writes files of records (sizes), each ended by MTWEOF.
+func writeFiles(t *testing.T, h *Handle, files ...[]int) {
+	t.Helper()
+	for i, f := range files {
+		for j, n := range f {
+			if k, err := h.Write(rec(byte(i*16+j), n)); err != nil || k != n {
+				t.Fatalf("file %d record %d: %d %v", i, j, k, err)
+			}
+		}
+		if err := h.Op(mtio.MTWEOF, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestReadSequence(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	writeFiles(t, h, []int{100, 200}, []int{}, []int{300})
+	h.Op(mtio.MTREW, 1)
+	buf := make([]byte, 1000)
+	var got []string
+	for range 9 {
+		n, err := h.Read(buf)
+		got = append(got, result(n, err)+" "+where(t, h))
+	}
+	// Objects: r r FM | FM | r FM, then blank. An empty file reads as two
+	// filemarks; blank after a filemark as one more 0, then EIO.
+	want := []string{
+		"100 0/1@1", "200 0/2@2", "0 1/0@3",
+		"0 2/0@4",
+		"300 2/1@5", "0 3/0@6",
+		"0 3/-1@6", "input/output error 3/-1@6", "input/output error 3/-1@6",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("reads:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if g := status(t, h); bits(g) != "EOD ONLINE" {
+		t.Errorf("status at end of data: %s", bits(g))
+	}
+	// A buffer smaller than the record: ENOMEM, and the record is skipped.
+	h.Op(mtio.MTREW, 1)
+	if n, err := h.Read(make([]byte, 50)); !errors.Is(err, syscall.ENOMEM) || n != 0 {
+		t.Fatalf("short buffer: %d %v", n, err)
+	}
+	if n, _ := h.Read(buf); n != 200 {
+		t.Fatalf("after ENOMEM read %d bytes, want the second record (200)", n)
+	}
+	// Blank tape at the beginning: EIO at once.
+	d2 := New(Options{})
+	h2 := open(t, d2, NST0, rw)
+	if _, err := h2.Read(buf); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("blank tape: %v", err)
+	}
+}
+
+func TestSpacing(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	writeFiles(t, h, []int{10, 11, 12}, []int{20}, []int{30, 31})
+	// logical: f0 r0..2 @0-2 FM@3 | f1 r0 @4 FM@5 | f2 r0,1 @6,7 FM@8 | EOD@9
+	steps := []struct {
+		op    int16
+		count int32
+		err   string
+		at    string
+	}{
+		{mtio.MTREW, 1, "", "0/0@0"},
+		{mtio.MTFSF, 2, "", "2/0@6"},
+		{mtio.MTBSF, 1, "", "1/-1@5"}, // before the filemark ending file 1
+		{mtio.MTBSR, 1, "", "1/-1@4"},
+		{mtio.MTBSR, 1, "input/output error", "0/-1@3"}, // crosses backward over a filemark
+		{mtio.MTFSR, 2, "input/output error", "1/0@4"},  // runs into the filemark, stops after it
+		{mtio.MTFSR, 1, "", "1/1@5"},
+		{mtio.MTFSF, 5, "input/output error", "3/-1@9"}, // runs into blank tape
+		{mtio.MTBSF, 9, "input/output error", "0/0@0"},  // hits the beginning
+		{mtio.MTSEEK, 7, "", "-1/-1@7"},
+		{mtio.MTSEEK, 10, "input/output error", "-1/-1@9"},
+		{mtio.MTSEEK, 0, "", "0/0@0"},
+		{mtio.MTEOM, 1, "", "3/-1@9"},
+		{mtio.MTFSF, 1, "input/output error", "3/-1@9"},
+		{mtio.MTREW, 1, "", "0/0@0"},
+		{mtio.MTFSFM, 1, "", "0/-1@3"},
+		{mtio.MTFSF, 2, "", "2/0@6"},
+		{mtio.MTBSFM, 1, "", "2/0@6"},
+		{mtio.MTREW, 1, "", "0/0@0"},
+		{mtio.MTBSR, 1, "input/output error", "0/0@0"}, // at the beginning
+	}
+	for i, s := range steps {
+		err := h.Op(s.op, s.count)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != s.err || where(t, h) != s.at {
+			t.Fatalf("step %d (op %d count %d): %q at %s, want %q at %s", i, s.op, s.count, got, where(t, h), s.err, s.at)
+		}
+	}
+	h.Op(mtio.MTEOM, 1)
+	if g := status(t, h); bits(g) != "EOD ONLINE" {
+		t.Errorf("after MTEOM: %s", bits(g))
+	}
+	if _, err := h.Read(make([]byte, 10)); !errors.Is(err, syscall.EIO) {
+		t.Errorf("read after MTEOM: %v, want EIO (blank not after a filemark)", err)
+	}
+	if n := d.OpCount(mtio.MTRESET); n != 0 {
+		t.Errorf("MTRESET counted %d times", n)
+	}
+	if err := h.Op(mtio.MTRESET, 1); !errors.Is(err, syscall.ENOSYS) || d.OpCount(mtio.MTRESET) != 1 {
+		t.Errorf("MTRESET: %v, counted %d", err, d.OpCount(mtio.MTRESET))
+	}
+}
+
+func TestEarlyWarningAlternates(t *testing.T) {
+	d := New(Options{Capacity: 10 << 10, EarlyWarning: 3 << 10})
+	h := open(t, d, NST0, rw)
+	var got []string
+	for range 12 {
+		n, err := h.Write(rec(1, 1<<10))
+		s := result(n, err)
+		if mtio.IsEOT(status(t, h).GStat) {
+			s += "+EOT"
+		}
+		got = append(got, s)
+	}
+	// 7 KiB fit before the early warning; the 8th KiB crosses it and is
+	// written; then ENOSPC and success alternate to the physical end (10
+	// KiB), where every write gets ENOSPC. Right after an ENOSPC st's
+	// state is EOD_1, which MTIOCGET shows as EOD, not EOT.
+	want := "1024 1024 1024 1024 1024 1024 1024 1024+EOT ENOSPC 1024+EOT ENOSPC 1024+EOT"
+	got[8] = strings.Replace(got[8], "no space left on device", "ENOSPC", 1)
+	got[10] = strings.Replace(got[10], "no space left on device", "ENOSPC", 1)
+	if strings.Join(got, " ") != want {
+		t.Fatalf("writes:\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
+	for i := range 4 {
+		if _, err := h.Write(rec(1, 1<<10)); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("write %d at the physical end: %v", i, err)
+		}
+	}
+	// A filemark is still written in the early-warning zone.
+	if err := h.Op(mtio.MTWEOF, 1); err != nil {
+		t.Fatal(err)
+	}
+	if c := d.Current(); c.Used() != 10<<10 || len(c.Objects()) != 11 {
+		t.Fatalf("cartridge holds %d bytes in %d objects", c.Used(), len(c.Objects()))
+	}
+}
+
+func TestOpenRules(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	if _, err := d.Open(ST0, syscall.O_RDONLY); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("second open: %v", err)
+	}
+	h.Close()
+	if err := h.Close(); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("second close: %v", err)
+	}
+	if _, err := h.Write([]byte("x")); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("write after close: %v", err)
+	}
+	if _, err := d.Open("nst1", rw); !errors.Is(err, syscall.ENXIO) {
+		t.Errorf("unknown device: %v", err)
+	}
+
+	d.Current().SetWriteProtected(true)
+	if _, err := d.Open(NST0, rw); !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("open a protected cartridge for writing: %v", err)
+	}
+	h = open(t, d, NST0, rw|syscall.O_NONBLOCK)
+	if g := status(t, h); bits(g) != "BOT WR_PROT ONLINE" {
+		t.Errorf("protected: %s", bits(g))
+	}
+	if _, err := h.Write([]byte("x")); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write to a protected cartridge: %v", err)
+	}
+	if err := h.Op(mtio.MTWEOF, 1); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("filemark on a protected cartridge: %v", err)
+	}
+	h.Close()
+	d.Current().SetWriteProtected(false)
+	h = open(t, d, NST0, syscall.O_RDONLY)
+	if _, err := h.Write([]byte("x")); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write on a read-only open: %v", err)
+	}
+	h.Close()
+
+	// No cartridge: open fails unless O_NONBLOCK; status says DR_OPEN.
+	if err := d.Eject(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Open(NST0, rw); !errors.Is(err, syscall.ENOMEDIUM) {
+		t.Fatalf("open without a cartridge: %v", err)
+	}
+	h = open(t, d, NST0, rw|syscall.O_NONBLOCK)
+	if g := status(t, h); bits(g) != "DR_OPEN" || g.FileNo != -1 {
+		t.Errorf("no cartridge: %s file %d", bits(g), g.FileNo)
+	}
+	for name, call := range map[string]func() error{
+		"read":  func() error { _, err := h.Read(make([]byte, 10)); return err },
+		"write": func() error { _, err := h.Write([]byte("x")); return err },
+		"rew":   func() error { return h.Op(mtio.MTREW, 1) },
+	} {
+		if err := call(); !errors.Is(err, syscall.ENOMEDIUM) {
+			t.Errorf("%s without a cartridge: %v", name, err)
+		}
+	}
+	if _, err := h.Pos(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("MTIOCPOS without a cartridge: %v", err)
+	}
+	// MTLOAD takes the ejected cartridge back from the drive's mouth.
+	if err := h.Op(mtio.MTLOAD, 1); err != nil {
+		t.Fatal(err)
+	}
+	if g := status(t, h); bits(g) != "BOT ONLINE" {
+		t.Errorf("after MTLOAD: %s", bits(g))
+	}
+	h.Op(mtio.MTOFFL, 1)
+	if name, err := d.Remove(); err != nil || name != "TAPE01" {
+		t.Fatalf("remove: %q %v", name, err)
+	}
+	if err := h.Op(mtio.MTLOAD, 1); !errors.Is(err, syscall.EIO) {
+		t.Errorf("MTLOAD with an empty drive: %v", err)
+	}
+}
+
+func TestCloseWritesFilemarkAndST0Rewinds(t *testing.T) {
+	d := New(Options{})
+	h, _ := d.Open(NST0, rw)
+	h.Write(rec(1, 100))
+	h.Status() // MTIOCGET does not end the writing
+	h.Close()
+	objs := d.Current().Objects()
+	if len(objs) != 2 || !objs[1].Filemark {
+		t.Fatalf("after close of nst0: %d objects", len(objs))
+	}
+	h = open(t, d, NST0, rw)
+	if where(t, h) != "1/0@2" {
+		t.Fatalf("nst0 moved on close: %s", where(t, h))
+	}
+	h.Close()
+
+	// Reading and closing does not write anything.
+	h, _ = d.Open(NST0, rw)
+	h.Op(mtio.MTREW, 1)
+	h.Read(make([]byte, 200))
+	h.Close()
+	if n := len(d.Current().Objects()); n != 2 {
+		t.Fatalf("close after reading changed the tape: %d objects", n)
+	}
+
+	// st0: filemark, then rewind.
+	h, _ = d.Open(ST0, rw)
+	h.Op(mtio.MTEOM, 1)
+	h.Write(rec(2, 50))
+	h.Close()
+	h = open(t, d, NST0, rw)
+	if where(t, h) != "0/0@0" || len(d.Current().Objects()) != 4 {
+		t.Fatalf("st0 close: %s, %d objects", where(t, h), len(d.Current().Objects()))
+	}
+	if got := d.Current().Records(1); len(got) != 1 || !bytes.Equal(got[0], rec(2, 50)) {
+		t.Fatalf("file 1: %d records", len(got))
+	}
+	if d.Current().Records(2) != nil {
+		t.Error("Records of a missing file is not nil")
+	}
+}
+
+func TestMotionAfterWriteWritesFilemark(t *testing.T) {
+	for _, c := range []struct {
+		op      int16
+		fm      bool
+		closeFM bool // close still writes one (st keeps writing state)
+	}{
+		{mtio.MTREW, true, false},
+		{mtio.MTBSF, true, false},
+		{mtio.MTSEEK, true, false},
+		{mtio.MTOFFL, true, false},
+		{mtio.MTFSF, false, false}, // st does not: the file stays open-ended
+		{mtio.MTNOP, false, true},
+	} {
+		d := New(Options{})
+		h, _ := d.Open(NST0, rw)
+		h.Write(rec(1, 10))
+		h.Op(c.op, 0)
+		if c.op == mtio.MTBSF || c.op == mtio.MTREW || c.op == mtio.MTOFFL {
+			h.Op(c.op, 1)
+		}
+		h.Close()
+		fms := 0
+		for _, o := range d.Current().Objects() {
+			if o.Filemark {
+				fms++
+			}
+		}
+		want := 0
+		if c.fm || c.closeFM {
+			want = 1
+		}
+		if fms != want {
+			t.Errorf("op %d after a write: %d filemarks, want %d", c.op, fms, want)
+		}
+	}
+}
+
+func TestSwapWhileOpen(t *testing.T) {
+	d := New(Options{Cartridges: []string{"A", "B"}})
+	h := open(t, d, NST0, rw)
+	writeFiles(t, h, []int{10})
+	if err := d.Insert("B"); err == nil || !strings.Contains(err.Error(), "holds A") {
+		t.Fatalf("insert into a full drive: %v", err)
+	}
+	if _, err := d.Remove(); err == nil || !strings.Contains(err.Error(), "eject it first") {
+		t.Fatalf("remove a loaded cartridge: %v", err)
+	}
+	d.Eject()
+	d.Remove()
+	if err := d.Insert("B"); err != nil {
+		t.Fatal(err)
+	}
+	// The open handle lost its position, as st after a medium change.
+	if _, err := h.Read(make([]byte, 10)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read after a swap: %v", err)
+	}
+	if err := h.Op(mtio.MTFSF, 1); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("fsf after a swap: %v", err)
+	}
+	if err := h.Op(mtio.MTREW, 1); err != nil {
+		t.Fatalf("rewind after a swap: %v", err)
+	}
+	if _, err := h.Read(make([]byte, 10)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("B is blank: %v", err)
+	}
+	if n := len(d.Cartridge("A").Objects()); n != 2 {
+		t.Errorf("A holds %d objects", n)
+	}
+	if err := d.Insert("C"); err == nil {
+		t.Error("inserted an unknown cartridge")
+	}
+	if _, err := d.AddCartridge("A", 10, 1); err == nil {
+		t.Error("added a duplicate cartridge")
+	}
+	if _, err := d.AddCartridge("D", 10, 10); err == nil {
+		t.Error("early warning equal to the capacity accepted")
+	}
+}
+
+func TestInjectedErrors(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	d.InjectError(2, 0)
+	h.Write(rec(1, 10))
+	h.Write(rec(2, 10))
+	if _, err := h.Write(rec(3, 10)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write at the bad spot: %v", err)
+	}
+	d.ClearErrors()
+	h.Write(rec(3, 10))
+	d.InjectError(1, syscall.EIO)
+	h.Op(mtio.MTREW, 1)
+	h.Read(make([]byte, 10))
+	if _, err := h.Read(make([]byte, 10)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read at the bad spot: %v", err)
+	}
+	d.SetLocate(false)
+	if _, err := h.Pos(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("MTIOCPOS on a drive that cannot: %v", err)
+	}
+	if err := h.Op(mtio.MTSEEK, 1); !errors.Is(err, syscall.EIO) {
+		t.Errorf("MTSEEK on a drive that cannot: %v", err)
+	}
+}
+
+func TestStall(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	d.Stall()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Write(rec(1, 10))
+		done <- err
+	}()
+	if err := d.WaitStalled(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The drive answers other requests while a write is stalled.
+	if g := status(t, h); !mtio.IsOnline(g.GStat) {
+		t.Fatal("status while stalled")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("write finished while stalled: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	d.Resume()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d.StalledWriters() != 0 || len(d.Current().Objects()) != 1 {
+		t.Fatal("write not completed after Resume")
+	}
+	if err := d.WaitStalled(10 * time.Millisecond); err == nil {
+		t.Error("WaitStalled without a stalled write succeeded")
+	}
+}
+
+func TestFixedBlockModeRefused(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	if err := h.Op(mtio.MTSETBLK, 512); err != nil {
+		t.Fatal(err)
+	}
+	if g := status(t, h); g.DsReg&mtio.MTSTBLKSIZEMASK != 512 {
+		t.Errorf("block size in DsReg: %#x", g.DsReg)
+	}
+	if _, err := h.Write(make([]byte, 512)); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("write in fixed mode: %v", err)
+	}
+	h.Op(mtio.MTSETBLK, 0)
+	if _, err := h.Write(make([]byte, maxBlock+1)); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("record above the block limit: %v", err)
+	}
+	if err := h.Op(mtio.MTFSF, -1); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("negative count: %v", err)
+	}
+}
+
+func TestDiscard(t *testing.T) {
+	d := New(Options{Discard: true})
+	h := open(t, d, NST0, rw)
+	writeFiles(t, h, []int{100, 200})
+	h.Op(mtio.MTREW, 1)
+	buf := bytes.Repeat([]byte{0xff}, 300)
+	if n, err := h.Read(buf); n != 100 || err != nil || !bytes.Equal(buf[:100], make([]byte, 100)) {
+		t.Fatalf("read of a discarded record: %d %v", n, err)
+	}
+	objs := d.Current().Objects()
+	if len(objs) != 3 || objs[1].Size != 200 || objs[1].Data != nil || d.Current().Used() != 300 {
+		t.Fatalf("objects %+v, used %d", objs, d.Current().Used())
+	}
+}

@@ -1,0 +1,392 @@
+package taper
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/benmcclelland/mtio"
+
+	"github.com/tapir-backup/tapir/taper/fakest"
+)
+
+// fakeMTX is an mtx that keeps a library in a state file (shell variable
+// assignments): NSLOTS, NDRIVES, IE (import/export slot numbers), S<n>
+// (barcode in slot n, empty for none), D<n> and D<n>SRC (barcode in drive
+// n and its home slot). It logs every call to STATE.log. With FAKE_MTX_CTL
+// set it also moves the cartridge in the fakest drive through the drive's
+// ctl file, so a load really inserts the tape, and an unload fails like a
+// real library when the drive has not ejected it.
+const fakeMTX = `#!/bin/sh
+state=${FAKE_MTX_STATE:?}
+echo "$*" >> "$state.log"
+[ "$1" = "-f" ] || { echo "usage: mtx -f DEVICE command" >&2; exit 2; }
+dev=$2; shift 2
+nobarcode=0
+if [ "$1" = nobarcode ]; then nobarcode=1; shift; fi
+. "$state"
+save() {
+	{
+		echo "NSLOTS=$NSLOTS"; echo "NDRIVES=$NDRIVES"; echo "IE=\"$IE\""
+		i=1; while [ $i -le $NSLOTS ]; do eval "v=\$S$i"; echo "S$i=\"$v\""; i=$((i+1)); done
+		d=0; while [ $d -lt $NDRIVES ]; do eval "v=\$D$d; s=\$D${d}SRC"; echo "D$d=\"$v\""; echo "D${d}SRC=$s"; d=$((d+1)); done
+	} > "$state.tmp" && mv "$state.tmp" "$state"
+}
+isie() { case " $IE " in *" $1 "*) return 0;; esac; return 1; }
+case "$1" in
+status)
+	n=0; for x in $IE; do n=$((n+1)); done
+	printf '  Storage Changer %s:%d Drives, %d Slots ( %d Import/Export )\n' "$dev" "$NDRIVES" "$NSLOTS" "$n"
+	d=0; while [ $d -lt $NDRIVES ]; do
+		eval "v=\$D$d; s=\$D${d}SRC"
+		if [ -z "$v" ]; then echo "Data Transfer Element $d:Empty"
+		elif [ $nobarcode = 1 ]; then echo "Data Transfer Element $d:Full (Storage Element $s Loaded)"
+		else echo "Data Transfer Element $d:Full (Storage Element $s Loaded):VolumeTag = $v                        "; fi
+		d=$((d+1))
+	done
+	i=1; while [ $i -le $NSLOTS ]; do
+		eval "v=\$S$i"; ie=""; if isie $i; then ie=" IMPORT/EXPORT"; fi
+		if [ -z "$v" ]; then echo "      Storage Element $i$ie:Empty"
+		elif [ $nobarcode = 1 ]; then echo "      Storage Element $i$ie:Full "
+		else echo "      Storage Element $i$ie:Full :VolumeTag=$v                        "; fi
+		i=$((i+1))
+	done ;;
+load)
+	s=$2; d=${3:-0}; eval "v=\$S$s; dv=\$D$d"
+	[ -n "$v" ] || { echo "mtx: Source Element Address $s is Empty" >&2; exit 1; }
+	[ -z "$dv" ] || { echo "mtx: Drive $d Full" >&2; exit 1; }
+	if [ -n "$FAKE_MTX_CTL" ]; then
+		printf 'insert %s\n' "$v" 2>/dev/null > "$FAKE_MTX_CTL" || { echo "mtx: MOVE MEDIUM from Element Address $s to drive $d Failed" >&2; exit 1; }
+	fi
+	echo "Loading media from Storage Element $s into drive $d...done"
+	eval "S$s=''; D$d='$v'; D${d}SRC=$s"; save ;;
+unload)
+	s=$2; d=${3:-0}; eval "dv=\$D$d; src=\$D${d}SRC"
+	[ -n "$dv" ] || { echo "mtx: Data Transfer Element $d is Empty" >&2; exit 1; }
+	[ -n "$s" ] || s=$src
+	eval "v=\$S$s"; [ -z "$v" ] || { echo "mtx: Storage Element $s is Full" >&2; exit 1; }
+	if [ -n "$FAKE_MTX_CTL" ]; then
+		printf 'remove\n' 2>/dev/null > "$FAKE_MTX_CTL" || { echo "mtx: MOVE MEDIUM from drive $d to Element Address $s Failed" >&2; exit 1; }
+	fi
+	echo "Unloading drive $d into Storage Element $s...done"
+	eval "S$s='$dv'; D$d=''; D${d}SRC=0"; save ;;
+*) echo "mtx: unknown command $1" >&2; exit 1 ;;
+esac
+`
+
+type fakeLibrary struct {
+	mtx, state string
+}
+
+// newFakeLibrary writes the fake mtx and a library with the given slots
+// (barcode per slot, "" empty) and one drive; ie lists import/export slots.
+func newFakeLibrary(t *testing.T, slots []string, ie string) *fakeLibrary {
+	t.Helper()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	lib := &fakeLibrary{mtx: filepath.Join(dir, "mtx"), state: filepath.Join(dir, "library")}
+	if err := os.WriteFile(lib.mtx, []byte(fakeMTX), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "NSLOTS=%d\nNDRIVES=1\nIE=%q\nD0=\"\"\nD0SRC=0\n", len(slots), ie)
+	for i, s := range slots {
+		fmt.Fprintf(&b, "S%d=%q\n", i+1, s)
+	}
+	if err := os.WriteFile(lib.state, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FAKE_MTX_STATE", lib.state)
+	return lib
+}
+
+// calls returns the mtx calls so far, without "-f DEVICE".
+func (l *fakeLibrary) calls(t *testing.T) []string {
+	b, _ := os.ReadFile(l.state + ".log")
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) > 2 {
+			out = append(out, strings.Join(f[2:], " "))
+		}
+	}
+	return out
+}
+
+// driveBarcode reads what the fake library has in drive 0.
+func (l *fakeLibrary) driveBarcode(t *testing.T) string {
+	b, err := os.ReadFile(l.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "D0="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// followingOpener opens the in-memory drive after making its cartridge
+// match the fake library's drive 0: the library's robot arm, for tests
+// without FUSE.
+func followingOpener(t *testing.T, lib *fakeLibrary, d *fakest.Drive) DriveOpener {
+	open := memOpener(d)
+	return func(path string, readOnly bool) (TapeDrive, error) {
+		want := lib.driveBarcode(t)
+		if name, _ := d.Loaded(); name != want {
+			if name != "" {
+				d.Eject()
+				d.Remove()
+			}
+			if want != "" {
+				if err := d.Insert(want); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return open(path, readOnly)
+	}
+}
+
+var libraryBarcodes = []string{"A00001L6", "A00002L6", "A00003L6", "", "", "A00009L6"}
+
+// labelledShelf makes the library's cartridges, labelled (A00003L6
+// blank), in a fakest drive, mounted through FUSE when mount is set.
+func labelledShelf(t *testing.T, mount bool) *fakest.Drive {
+	t.Helper()
+	opts := fakest.Options{Cartridges: []string{"A00001L6", "A00002L6", "A00003L6", "A00009L6"}, Empty: true}
+	var d *fakest.Drive
+	if mount {
+		d = fakest.Mount(t, opts)
+	} else {
+		d = fakest.New(opts)
+	}
+	labelCartridges(t, d, map[string]string{"A00001L6": "DailySet1-001", "A00002L6": "DailySet1-002", "A00003L6": ""})
+	return d
+}
+
+func TestRobotChanger(t *testing.T) {
+	lib := newFakeLibrary(t, libraryBarcodes, "6")
+	d := labelledShelf(t, false)
+	stateFile := filepath.Join(t.TempDir(), "robot.json")
+	cfg := RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, StateFile: stateFile, Open: followingOpener(t, lib, d)}
+	c, err := NewRobotChanger(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Slots(); err != nil || n != 6 {
+		t.Fatalf("Slots = %d %v", n, err)
+	}
+	inv, err := c.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv) != 5 || !errors.Is(inv[0].Err, ErrNotScanned) || !strings.Contains(inv[0].Err.Error(), "slot 1 holds volume A00001L6") || !inv[3].Empty {
+		t.Fatalf("inventory before a scan: %+v", inv)
+	}
+
+	inv, err = c.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv[0].Label == nil || inv[0].Label.Label != "DailySet1-001" || inv[1].Label.Label != "DailySet1-002" || !inv[2].Blank || !inv[4].Empty {
+		t.Fatalf("inventory after the scan: %+v", inv)
+	}
+	// Loading slot 2 puts the volume of slot 3 back first (ejected first).
+	offl := d.OpCount(mtio.MTOFFL)
+	dev, err := c.Load(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ReadLabel(dev); err != nil || l.Label != "DailySet1-002" {
+		t.Fatalf("label in the drive: %+v %v", l, err)
+	}
+	if d.OpCount(mtio.MTOFFL) != offl+1 {
+		t.Errorf("the drive was not ejected before the unload")
+	}
+	calls := lib.calls(t)
+	if tail := strings.Join(calls[len(calls)-3:], "; "); tail != "status; unload 3 0; load 2 0" {
+		t.Errorf("mtx calls end with %q, want the unload of slot 3 before the load of slot 2", tail)
+	}
+	// The volume in the drive is reported in its home slot.
+	inv, _ = c.Inventory()
+	if inv[1].Label == nil || inv[1].Label.Label != "DailySet1-002" {
+		t.Fatalf("inventory with slot 2 in the drive: %+v", inv[1])
+	}
+	// Loading the loaded slot moves nothing.
+	n := len(lib.calls(t))
+	if _, err := c.Load(2); err != nil {
+		t.Fatal(err)
+	}
+	if got := lib.calls(t)[n:]; len(got) != 1 || got[0] != "status" {
+		t.Errorf("reloading the loaded slot ran %v", got)
+	}
+	// The run relabels the volume and closes the device: the changer
+	// learns the new label when it unloads.
+	if err := WriteLabel(dev, testLabel("DailySet1-099")); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	if err := c.Eject(); err != nil {
+		t.Fatal(err)
+	}
+	if bc := lib.driveBarcode(t); bc != "" {
+		t.Fatalf("drive still holds %q after Eject", bc)
+	}
+	if err := c.Eject(); err != nil {
+		t.Fatalf("eject of an empty drive: %v", err)
+	}
+
+	for slot, want := range map[int]string{4: "slot 4: the slot is empty", 6: "import/export element", 9: "no such slot"} {
+		if _, err := c.Load(slot); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "robot changer /dev/sg3") {
+			t.Errorf("load slot %d: %v, want %q", slot, err, want)
+		}
+	}
+
+	// What was learned survives a restart, barcode by barcode.
+	c.Close()
+	c2, err := NewRobotChanger(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	inv, _ = c2.Inventory()
+	if inv[1].Label == nil || inv[1].Label.Label != "DailySet1-099" || inv[0].Label.Label != "DailySet1-001" {
+		t.Fatalf("inventory after a restart: %+v", inv)
+	}
+	os.WriteFile(stateFile, []byte("{"), 0o644)
+	if _, err := NewRobotChanger(cfg); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("damaged state file: %v", err)
+	}
+}
+
+func TestRobotChangerErrors(t *testing.T) {
+	lib := newFakeLibrary(t, []string{"A00001L6"}, "")
+	for _, c := range []struct {
+		cfg  RobotConfig
+		want string
+	}{
+		{RobotConfig{Drives: []string{"/dev/nst0"}}, "no changer device"},
+		{RobotConfig{Changer: "/dev/sg3"}, "no tape drives"},
+		{RobotConfig{Changer: "/dev/sg3", Drives: []string{"/dev/nst0"}, Drive: 1}, "drives configured are 0 to 0"},
+	} {
+		if _, err := NewRobotChanger(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	c, _ := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: filepath.Join(t.TempDir(), "no-mtx"), Drives: []string{"/dev/nst0"}})
+	if _, err := c.Inventory(); err == nil || !strings.Contains(err.Error(), "install mtx or set the changer's mtx path") {
+		t.Errorf("missing mtx: %v", err)
+	}
+	// mtx failing: the error carries what it said.
+	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, Open: func(string, bool) (TapeDrive, error) {
+		return nil, syscall.ENXIO
+	}})
+	err := c.mtxFail()
+	if err == nil || !strings.Contains(err.Error(), "mtx: unknown command frob") || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("failing mtx: %v", err)
+	}
+	// A drive that never comes online.
+	clk := newFakeClock()
+	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, Clock: clk,
+		Open: func(string, bool) (TapeDrive, error) { return nil, syscall.ENXIO }})
+	done := make(chan error, 1)
+	go func() { _, err := c.Load(1); done <- err }()
+	for range int(DefaultRobotLoadWait / DefaultRobotPoll) {
+		select {
+		case err := <-done:
+			t.Fatalf("Load returned before the wait was over: %v", err)
+		default:
+		}
+		clk.fire(t, DefaultRobotPoll)
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "did not come online within 5m0s") || !strings.Contains(err.Error(), "switched off") {
+		t.Errorf("drive never online: %v", err)
+	}
+}
+
+// mtxFail runs an mtx command the fake does not know.
+func (c *RobotChanger) mtxFail() error {
+	_, err := c.mtx.run("frob")
+	return err
+}
+
+func TestRobotChangerNoBarcodes(t *testing.T) {
+	lib := newFakeLibrary(t, libraryBarcodes, "6")
+	d := labelledShelf(t, false)
+	c, err := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, IgnoreBarcodes: true, Open: followingOpener(t, lib, d)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inv, err := c.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv[0].Label == nil || inv[0].Label.Label != "DailySet1-001" || !inv[2].Blank {
+		t.Fatalf("inventory: %+v", inv)
+	}
+	if got := lib.calls(t); got[0] != "nobarcode status" {
+		t.Errorf("first call %q, want nobarcode status", got[0])
+	}
+	if _, ok := c.labels["slot:1"]; !ok {
+		t.Errorf("labels not kept by slot: %v", c.labels)
+	}
+}
+
+// TestRobotChangerFUSE runs the robot with the fakest drive mounted: the
+// fake mtx moves the cartridges through the drive's ctl file and the tape
+// side uses the real device path.
+func TestRobotChangerFUSE(t *testing.T) {
+	lib := newFakeLibrary(t, libraryBarcodes, "6")
+	d := labelledShelf(t, true)
+	t.Setenv("FAKE_MTX_CTL", d.Path(fakest.CtlFile))
+	c, err := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{d.Path(fakest.NST0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dev, err := c.Load(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ReadLabel(dev); err != nil || l.Label != "DailySet1-001" {
+		t.Fatalf("label: %+v %v", l, err)
+	}
+	if name, loaded := d.Loaded(); name != "A00001L6" || !loaded {
+		t.Fatalf("drive holds %q (loaded %v)", name, loaded)
+	}
+	if _, err := c.Load(3); err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := c.Inventory()
+	if inv[0].Label == nil || !inv[2].Blank {
+		t.Fatalf("inventory: %+v", inv)
+	}
+	if err := c.Eject(); err != nil {
+		t.Fatal(err)
+	}
+	if name, _ := d.Loaded(); name != "" {
+		t.Fatalf("drive holds %q after Eject", name)
+	}
+
+	// A library that cannot take a cartridge the drive did not eject: the
+	// unload fails and says so.
+	c2, _ := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{d.Path(fakest.NST0)}, NoEjectBeforeUnload: true})
+	defer c2.Close()
+	if _, err := c2.Load(2); err != nil {
+		t.Fatal(err)
+	}
+	err = c2.Eject()
+	if err == nil || !strings.Contains(err.Error(), "unload drive 0 into slot 2") || !strings.Contains(err.Error(), "MOVE MEDIUM from drive 0 to Element Address 2 Failed") {
+		t.Fatalf("unload without eject: %v", err)
+	}
+}

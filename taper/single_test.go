@@ -1,0 +1,359 @@
+package taper
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/benmcclelland/mtio"
+
+	"github.com/tapir-backup/tapir/taper/fakest"
+)
+
+// fakeClock fires After channels when the test advances it.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []clockWaiter
+	regs    int // After calls so far
+}
+
+type clockWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2024, 5, 6, 2, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.waiters = append(c.waiters, clockWaiter{c.now.Add(d), ch})
+	c.regs++
+	return ch
+}
+
+// waitForWaiter blocks until someone waits on the clock.
+func (c *fakeClock) waitForWaiter(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.waiters)
+		c.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nobody waits on the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// fire moves time on and fires what is due.
+func (c *fakeClock) fire(t *testing.T, d time.Duration) int {
+	t.Helper()
+	c.waitForWaiter(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	var keep []clockWaiter
+	for _, w := range c.waiters {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	c.waiters = keep
+	return c.regs
+}
+
+// advance fires the clock and waits until the waiting loop has done its
+// round and waits again, so that the test and the loop take turns.
+func (c *fakeClock) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	regs := c.fire(t, d)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := c.regs
+		c.mu.Unlock()
+		if n > regs {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting loop did not come back to the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// memOpener opens the in-memory drive like OpenTapeDrive opens a device.
+func memOpener(d *fakest.Drive) DriveOpener {
+	return func(path string, readOnly bool) (TapeDrive, error) {
+		flags := syscall.O_RDWR | syscall.O_NONBLOCK
+		if readOnly {
+			flags = syscall.O_RDONLY | syscall.O_NONBLOCK
+		}
+		h, err := d.Open(fakest.NST0, flags)
+		if err != nil {
+			return nil, &osPathError{path, err}
+		}
+		return h, nil
+	}
+}
+
+type osPathError struct {
+	path string
+	err  error
+}
+
+func (e *osPathError) Error() string { return "open " + e.path + ": " + e.err.Error() }
+func (e *osPathError) Unwrap() error { return e.err }
+
+// labelCartridges writes a label on each named cartridge and leaves the
+// drive empty.
+func labelCartridges(t *testing.T, d *fakest.Drive, labels map[string]string) {
+	t.Helper()
+	for cart, label := range labels {
+		if err := d.Insert(cart); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := d.Open(fakest.NST0, syscall.O_RDWR)
+		tp, err := NewTape("mem", h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if label != "" {
+			if err := WriteLabel(tp, testLabel(label)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tp.Eject()
+		tp.Close()
+		if _, err := d.Remove(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSingleWaitFor(t *testing.T) {
+	d := fakest.New(fakest.Options{Cartridges: []string{"A", "B", "C"}, Empty: true})
+	labelCartridges(t, d, map[string]string{"A": "DailySet1-007", "B": "DailySet1-003", "C": ""})
+	ejectsAndLoads := map[int16]int{}
+	for _, op := range []int16{mtio.MTOFFL, mtio.MTUNLOAD, mtio.MTLOAD, mtio.MTRESET} {
+		ejectsAndLoads[op] = d.OpCount(op)
+	}
+	clk := newFakeClock()
+	c, err := NewSingleChanger(SingleConfig{Device: "/dev/nst0", Open: memOpener(d), Clock: clk, Poll: 10 * time.Second, Remind: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prompts := make(chan string, 100)
+	type result struct {
+		dev Device
+		l   *Label
+		err error
+	}
+	done := make(chan result, 1)
+	want := func(l *Label, err error) bool { return err == nil && l.Label == "DailySet1-007" }
+	go func() {
+		dev, l, err := c.WaitFor(context.Background(), "volume DailySet1-007", want, func(m string) { prompts <- m })
+		done <- result{dev, l, err}
+	}()
+	expect := func(sub string) {
+		t.Helper()
+		select {
+		case m := <-prompts:
+			if !strings.Contains(m, sub) {
+				t.Fatalf("prompt %q, want it to contain %q", m, sub)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no prompt containing %q", sub)
+		}
+	}
+	quiet := func() {
+		t.Helper()
+		select {
+		case m := <-prompts:
+			t.Fatalf("unexpected prompt %q", m)
+		default:
+		}
+	}
+	expect("insert volume DailySet1-007 into /dev/nst0")
+	for range 5 {
+		clk.advance(t, 10*time.Second)
+	}
+	clk.waitForWaiter(t)
+	quiet()
+
+	// The operator inserts the wrong volume: said once, then left alone.
+	d.Insert("B")
+	clk.advance(t, 10*time.Second)
+	expect("/dev/nst0 holds volume DailySet1-003, not volume DailySet1-007: eject it and insert volume DailySet1-007")
+	before := map[int16]int{}
+	for _, op := range []int16{mtio.MTREW, mtio.MTSETBLK, mtio.MTSETDRVBUFFER, mtio.MTFSF, mtio.MTSEEK} {
+		before[op] = d.OpCount(op)
+	}
+	for range 20 {
+		clk.advance(t, 10*time.Second)
+	}
+	clk.waitForWaiter(t)
+	quiet()
+	for op, n := range before {
+		if got := d.OpCount(op) - n; got != 0 {
+			t.Errorf("while the unwanted volume sat in the drive, operation %d was sent %d times; only MTIOCGET may be", op, got)
+		}
+	}
+	// A reminder after Remind.
+	for range 7 {
+		clk.advance(t, 5*time.Minute)
+	}
+	expect("still waiting for volume DailySet1-007 in /dev/nst0 (since 2024-05-06 02:00)")
+
+	// Swapped for a blank one: said once too.
+	d.Eject()
+	d.Remove()
+	clk.advance(t, 10*time.Second)
+	d.Insert("C")
+	clk.advance(t, 10*time.Second)
+	expect("holds a blank volume, not volume DailySet1-007")
+
+	// The right one.
+	d.Eject()
+	d.Remove()
+	d.Insert("A")
+	clk.fire(t, 10*time.Second)
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitFor did not return with the wanted volume")
+	}
+	if r.err != nil || r.l == nil || r.l.Label != "DailySet1-007" {
+		t.Fatalf("WaitFor = %+v, %v", r.l, r.err)
+	}
+	if p, err := r.dev.Tell(); err != nil || p.File != 0 || p.Record != 0 {
+		t.Fatalf("returned volume not rewound: %+v %v", p, err)
+	}
+	for op, before := range ejectsAndLoads {
+		if n := d.OpCount(op) - before; n != 0 {
+			t.Errorf("WaitFor sent operation %d %d times; it must never eject or load", op, n)
+		}
+	}
+	// Inventory while the volume is in use does not touch the drive.
+	ops := d.OpCount(mtio.MTREW)
+	inv, err := c.Inventory()
+	if err != nil || len(inv) != 1 || inv[0].Label == nil || inv[0].Label.Label != "DailySet1-007" {
+		t.Fatalf("inventory: %+v %v", inv, err)
+	}
+	if d.OpCount(mtio.MTREW) != ops {
+		t.Error("inventory moved the tape in use")
+	}
+}
+
+func TestSingleWaitForCancelAndBusy(t *testing.T) {
+	d := fakest.New(fakest.Options{Empty: true})
+	clk := newFakeClock()
+	c, _ := NewSingleChanger(SingleConfig{Device: "/dev/nst0", Open: memOpener(d), Clock: clk})
+	// Another process holds the drive: said once, still waiting.
+	h, _ := d.Open(fakest.NST0, syscall.O_RDWR|syscall.O_NONBLOCK)
+	ctx, cancel := context.WithCancel(context.Background())
+	prompts := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.WaitFor(ctx, "a new volume", func(*Label, error) bool { return true }, func(m string) { prompts <- m })
+		done <- err
+	}()
+	clk.advance(t, DefaultSinglePoll)
+	clk.advance(t, DefaultSinglePoll)
+	clk.waitForWaiter(t)
+	if m := <-prompts; !strings.Contains(m, "busy") || !strings.Contains(m, "fuser /dev/nst0") {
+		t.Fatalf("busy prompt %q", m)
+	}
+	if m := <-prompts; !strings.Contains(m, "insert a new volume into /dev/nst0") {
+		t.Fatalf("prompt %q", m)
+	}
+	if len(prompts) != 0 {
+		t.Fatalf("busy said again: %q", <-prompts)
+	}
+	h.Close()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "waiting for a new volume") {
+		t.Fatalf("cancelled: %v", err)
+	}
+	// A device that is not a tape at all is an error at once.
+	bad, _ := NewSingleChanger(SingleConfig{Device: "/etc/hostname"})
+	if _, _, err := bad.WaitFor(context.Background(), "x", nil, nil); !errors.Is(err, ErrNotTape) {
+		t.Fatalf("not a tape: %v", err)
+	}
+}
+
+func TestSingleLoadInventoryEject(t *testing.T) {
+	d := fakest.New(fakest.Options{Cartridges: []string{"A"}, Empty: true})
+	labelCartridges(t, d, map[string]string{"A": "T-001"})
+	c, _ := NewSingleChanger(SingleConfig{Device: "/dev/nst0", Open: memOpener(d)})
+	defer c.Close()
+	if n, _ := c.Slots(); n != 1 {
+		t.Fatalf("Slots = %d", n)
+	}
+	if _, err := c.Load(1); !errors.Is(err, ErrNoMedium) || !strings.Contains(err.Error(), "insert one") {
+		t.Fatalf("load of an empty drive: %v", err)
+	}
+	if inv, _ := c.Inventory(); !inv[0].Empty {
+		t.Fatalf("inventory of an empty drive: %+v", inv)
+	}
+	if _, err := c.Load(2); err == nil {
+		t.Fatal("load of slot 2 accepted")
+	}
+	d.Insert("A")
+	inv, _ := c.Inventory()
+	if inv[0].Label == nil || inv[0].Label.Label != "T-001" {
+		t.Fatalf("inventory: %+v", inv)
+	}
+	dev, err := c.Load(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ReadLabel(dev); err != nil || l.Label != "T-001" {
+		t.Fatalf("label: %+v %v", l, err)
+	}
+	dev.SpaceFiles(1)
+	again, err := c.Load(1)
+	if err != nil || again != dev {
+		t.Fatalf("second load: %v", err)
+	}
+	if p, _ := again.Tell(); p.File != 0 || p.Record != 0 {
+		t.Fatalf("second load not rewound: %+v", p)
+	}
+	offl := d.OpCount(mtio.MTOFFL)
+	dev.Close() // the caller may close what it was given; Eject still works
+	if err := c.Eject(); err != nil {
+		t.Fatal(err)
+	}
+	if d.OpCount(mtio.MTOFFL) != offl+1 {
+		t.Fatal("eject did not unload the drive")
+	}
+	if name, loaded := d.Loaded(); name != "A" || loaded {
+		t.Fatalf("after eject: %q loaded=%v", name, loaded)
+	}
+	if _, err := dev.ReadRecord(make([]byte, 10)); err == nil {
+		t.Fatal("the device handed out before still works after eject")
+	}
+}
