@@ -98,6 +98,19 @@ type Changer struct {
 	Changer  string `toml:"changer_device"` // robot: media changer device, e.g. "/dev/sg3"
 	Slots    int    `toml:"slots"`          // disk: number of slots, default 10
 	Tapetype string `toml:"tapetype"`       // name in [tapetype.X]; default "default"
+
+	// single: how a run waits for a person to insert a volume.
+	Wait   Duration `toml:"wait"`   // how long a run waits for the volume it needs, default 0 (degraded at once)
+	Poll   Duration `toml:"poll"`   // how often the drive is looked at while waiting, default 10s
+	Remind Duration `toml:"remind"` // how often the request is repeated, default 30m
+
+	// robot: the media changer through mtx.
+	MTX             string   `toml:"mtx"`                // the mtx program, default "mtx"
+	Drives          []string `toml:"drives"`             // the tape device of each drive, by mtx's drive number; default [device]
+	Drive           int      `toml:"drive"`              // which of them tapir uses, default 0
+	StateFile       string   `toml:"state_file"`         // labels learned by barcode, default "<statedir>/changer-state.json"
+	IgnoreBarcodes  bool     `toml:"ignore_barcodes"`    // no (trustworthy) barcode reader
+	NoEjectToUnload bool     `toml:"no_eject_to_unload"` // the library takes the cartridge out of the drive by itself
 }
 
 // Tapetype describes a kind of volume.

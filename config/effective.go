@@ -84,6 +84,17 @@ func (c *Config) Effective(w io.Writer) error {
 	}
 	e.int("slots", c.Changer.Slots)
 	e.str("tapetype", c.Changer.Tapetype)
+	e.str("wait", c.Changer.Wait.String())
+	e.str("poll", c.Changer.Poll.String())
+	e.str("remind", c.Changer.Remind.String())
+	if c.Changer.Type == "robot" {
+		e.str("mtx", c.Changer.MTX)
+		e.strs("drives", c.Changer.Drives)
+		e.int("drive", c.Changer.Drive)
+		e.str("state_file", c.Changer.StateFile)
+		e.bool("ignore_barcodes", c.Changer.IgnoreBarcodes)
+		e.bool("no_eject_to_unload", c.Changer.NoEjectToUnload)
+	}
 
 	for _, name := range sortedNames(c.Tapetypes) {
 		t := c.Tapetypes[name]

@@ -394,8 +394,46 @@ func (f *finisher) changer() {
 	if _, ok := c.Tapetypes[ch.Tapetype]; !ok && ch.Tapetype != "" {
 		f.errf(at("changer", "tapetype"), "changer.tapetype %s names no [tapetype.%s] table (known: %s)", preview(ch.Tapetype), quoteKey(ch.Tapetype), strings.Join(sortedNames(c.Tapetypes), ", "))
 	}
-	f.device(&ch.Device, at("changer", "device"), ch.Type == "single" || ch.Type == "robot", `"single" or "robot"`, "/dev/nst0")
+	f.device(&ch.Device, at("changer", "device"), ch.Type == "single" || (ch.Type == "robot" && (len(ch.Drives) == 0 || ch.Device != "")), `"single" or "robot"`, "/dev/nst0")
 	f.device(&ch.Changer, at("changer", "changer_device"), ch.Type == "robot", `"robot"`, "/dev/sg3")
+	k := func(key string) []string { return at("changer", key) }
+	f.duration0(&ch.Wait, k("wait"), 0)
+	f.duration(&ch.Poll, k("poll"), Duration(10*time.Second))
+	f.duration(&ch.Remind, k("remind"), Duration(30*time.Minute))
+	if ch.Type != "robot" {
+		for _, key := range []string{"mtx", "drives", "drive", "state_file", "ignore_barcodes", "no_eject_to_unload"} {
+			if f.has(k(key)) {
+				f.errf(k(key), "changer.%s is a setting of the robot changer, but changer.type is %q", key, ch.Type)
+			}
+		}
+		return
+	}
+	f.str(&ch.MTX, k("mtx"), "mtx")
+	if len(ch.Drives) == 0 && ch.Device != "" {
+		ch.Drives = []string{ch.Device}
+	}
+	for i := range ch.Drives {
+		f.device(&ch.Drives[i], k("drives"), true, `"robot"`, "/dev/nst0")
+	}
+	f.num(&ch.Drive, k("drive"), 0, 0, 1000)
+	switch {
+	case ch.Drive >= len(ch.Drives) && len(ch.Drives) > 0:
+		f.errf(k("drive"), "changer.drive = %d, but changer.drives lists %d drive(s) (numbered from 0, as mtx numbers them)", ch.Drive, len(ch.Drives))
+	case ch.Device != "" && ch.Device != ch.Drives[ch.Drive]:
+		f.errf(at("changer", "device"), "changer.device %s is not drive %d of changer.drives (%s); name the drive once, in drives with drive, or in device", preview(ch.Device), ch.Drive, ch.Drives[ch.Drive])
+	case len(ch.Drives) > 0:
+		ch.Device = ch.Drives[ch.Drive] // the drive tapir uses
+	}
+	f.path(&ch.StateFile, k("state_file"), filepath.Join(c.StateDir, "changer-state.json"))
+}
+
+// duration0 is duration that allows 0.
+func (f *finisher) duration0(v *Duration, p []string, def Duration) {
+	if !f.has(p) {
+		*v = def
+	} else if *v < 0 {
+		f.errf(p, "%s must not be negative, got %s", showKey(p), *v)
+	}
 }
 
 // device checks a device path: required when used by the changer type,

@@ -26,6 +26,9 @@ type Request struct {
 	To         string // target directory; the file lands at To/<relative path>
 	AsOf       string // datestamp limit, "" for the newest
 	Overwrite  bool   // replace an existing local file
+	// Volumes reaches the volumes; nil reads the vtapes of a disk changer
+	// (the server passes the source of its changer, whatever its type).
+	Volumes indexd.VolumeSource
 }
 
 // Result says what was restored from where.
@@ -91,7 +94,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		target.File.Path = rel
 		loc = target
 	}
-	src, closeSrc, res, err := openImage(cfg, loc, log)
+	src, closeSrc, res, err := openImage(cfg, req.Volumes, loc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -134,10 +137,9 @@ func toImageFrames(fs []index.Frame) []image.Frame {
 // volumes when it is taped (every part, in order), from the holding disk
 // otherwise. Each header found there is checked against the catalog before
 // it is trusted (indexd.ImageReader).
-func openImage(cfg *config.Config, loc *index.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+func openImage(cfg *config.Config, vols indexd.VolumeSource, loc *index.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
 	var src source
-	var vols indexd.VolumeSource
-	if len(loc.Parts) > 0 {
+	if len(loc.Parts) > 0 && vols == nil {
 		p := loc.Parts[0]
 		src = source{volume: p.Volume, fileno: p.FileNo}
 		if cfg.Changer.Type != "disk" {
@@ -149,6 +151,8 @@ func openImage(cfg *config.Config, loc *index.Location, log *slog.Logger) (io.Re
 			return nil, nil, src, fmt.Errorf("recover: %w", err)
 		}
 		vols = &indexd.DiskVolumes{Changer: ch}
+	} else if len(loc.Parts) > 0 {
+		src = source{volume: loc.Parts[0].Volume, fileno: loc.Parts[0].FileNo}
 	} else if loc.Dump.HoldingPath == "" {
 		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s has no part on any volume and no holding file", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path)
 	}

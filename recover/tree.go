@@ -20,6 +20,7 @@ import (
 	"github.com/tapir-backup/tapir/gnutar"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/indexd"
 )
 
 // TreeRequest names a DLE to restore whole, as it was at a date.
@@ -27,6 +28,8 @@ type TreeRequest struct {
 	Host, Path string // the DLE
 	To         string // target directory: becomes the DLE's root
 	AsOf       string // datestamp limit, "" for the newest
+	// Volumes reaches the volumes; nil reads the vtapes of a disk changer.
+	Volumes indexd.VolumeSource
 }
 
 // TreeResult lists the images applied, oldest first.
@@ -74,7 +77,7 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		if err != nil {
 			return res, fmt.Errorf("recover: %w", err)
 		}
-		src, closeSrc, where, err := openImage(cfg, &index.Location{Dump: d, Parts: parts}, log)
+		src, closeSrc, where, err := openImage(cfg, req.Volumes, &index.Location{Dump: d, Parts: parts}, log)
 		if err != nil {
 			return res, err
 		}

@@ -8,7 +8,6 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index"
 	"github.com/tapir-backup/tapir/index/indexd"
-	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -27,14 +26,10 @@ func ServeIndex(ctx context.Context, cfg *config.Config, ln net.Listener, log *s
 		return err
 	}
 	defer cat.Close()
-	srv := &indexd.Server{Catalog: cat, TLS: tlsCfg, Log: log, Holding: holdingDisks(cfg)}
-	if cfg.Changer.Type == "disk" {
-		tt := cfg.Tapetype()
-		ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
-		if err != nil {
-			return err
-		}
-		srv.Volumes = &indexd.DiskVolumes{Changer: ch, Catalog: cat}
+	vols, err := VolumeSource(cfg, Deps{}, cat, log)
+	if err != nil {
+		return err
 	}
+	srv := &indexd.Server{Catalog: cat, TLS: tlsCfg, Log: log, Holding: holdingDisks(cfg), Volumes: vols}
 	return srv.Serve(ctx, ln)
 }

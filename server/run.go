@@ -141,12 +141,12 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		return nil, err
 	}
 	r.pool = pool
-	r.vols = &volumes{cfg: cfg, cat: r.cat, datestamp: r.datestamp, clock: r.clock, log: r.log, notes: r.note}
+	r.vols = &volumes{cfg: cfg, cat: r.cat, datestamp: r.datestamp, clock: r.clock, log: r.log, notes: r.note, deps: sess.deps}
 	r.tp = newTaperLoop(r, r.vols)
 	ch, err := openChanger(cfg, sess.deps, r.log)
 	if err == nil {
 		r.vols.ch = ch
-		_, err = r.vols.probe()
+		_, err = r.vols.probe(ctx)
 	}
 	if err != nil {
 		r.degraded = true

@@ -69,15 +69,10 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	if err != nil {
 		return nil, err
 	}
-	ch, err := openChanger(cfg, deps, deps.Log)
+	vols, err := VolumeSource(cfg, deps, cat, deps.Log)
 	if err != nil {
 		return nil, err
 	}
-	dc, ok := ch.(*taper.DiskChanger)
-	if !ok {
-		return nil, fmt.Errorf("verify: changer type %q is not supported yet", cfg.Changer.Type)
-	}
-	vols := &indexd.DiskVolumes{Changer: dc, Catalog: cat}
 	res := &VerifyResult{Label: label, Slot: vol.Slot}
 
 	// What is on the volume, file by file.

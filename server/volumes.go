@@ -15,20 +15,6 @@ import (
 	"github.com/tapir-backup/tapir/taper"
 )
 
-// openChanger returns the changer of the configuration (or the one the
-// caller injected for tests).
-func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer, error) {
-	if deps.Changer != nil {
-		return deps.Changer, nil
-	}
-	tt := cfg.Tapetype()
-	switch cfg.Changer.Type {
-	case "disk":
-		return taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
-	}
-	return nil, fmt.Errorf("changer type %q is not supported by this version (use type = \"disk\")", cfg.Changer.Type)
-}
-
 // volumes is the run's source of volumes for the scribe: it chooses each
 // volume with taper.ChooseVolume (never one inside tapecycle, never a
 // foreign one), labels it for this run, and stops at runtapes.
@@ -40,6 +26,7 @@ type volumes struct {
 	clock     Clock
 	log       *slog.Logger
 	notes     func(string)
+	deps      Deps // for the mail that asks for a volume
 
 	mu      sync.Mutex
 	used    []report.Volume // the volumes written by this run, in order
@@ -64,6 +51,27 @@ func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, err
 	if err != nil {
 		return nil, "", err
 	}
+	if sc, ok := v.ch.(scanner); ok && notScanned(inv) {
+		// A robot learns the labels it does not know by loading each
+		// volume once (they are remembered by barcode).
+		if inv, err = sc.Scan(); err != nil {
+			return nil, "", err
+		}
+	}
+	return v.statesFrom(inv, thisRunWritable)
+}
+
+func notScanned(inv []taper.SlotInfo) bool {
+	for _, s := range inv {
+		if errors.Is(s.Err, taper.ErrNotScanned) {
+			return true
+		}
+	}
+	return false
+}
+
+// statesFrom is states for a given inventory.
+func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]taper.VolumeState, string, error) {
 	vols, err := v.cat.Volumes()
 	if err != nil {
 		return nil, "", err
@@ -147,15 +155,76 @@ func (v *volumes) chooseFor(nextRun bool) (taper.Choice, error) {
 }
 
 // probe tells whether the run has a volume to write at all; when not, the
-// run goes degraded and the returned error says why.
-func (v *volumes) probe() (taper.Choice, error) {
+// run goes degraded and the returned error says why. With a single drive
+// and [changer] wait, it first asks for the volume and waits that long.
+func (v *volumes) probe(ctx context.Context) (taper.Choice, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c, err := v.choose()
 	if err != nil {
 		v.expects = c.NextExpected
+		if v.canWait() {
+			c, err = v.waitForVolume(ctx)
+		}
 	}
 	return c, err
+}
+
+// canWait reports whether the run may wait for a person to insert a volume.
+func (v *volumes) canWait() bool {
+	_, ok := v.ch.(waiter)
+	return ok && v.cfg.Changer.Wait > 0
+}
+
+// waitForVolume asks for the volume the run expects (v.expects) and waits,
+// at most [changer] wait, for a volume it may write to be in the drive.
+func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
+	w := v.ch.(waiter)
+	what := v.expects
+	if what == "" {
+		what = "a volume this configuration may write"
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-taperClock{v.clock}.After(time.Duration(v.cfg.Changer.Wait)):
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	var choice taper.Choice
+	want := func(l *taper.Label, err error) bool {
+		si := taper.SlotInfo{Slot: 1, Label: l}
+		var fe *taper.ForeignError
+		switch {
+		case err == nil:
+		case errors.Is(err, taper.ErrBlank):
+			si.Label, si.Blank = nil, true
+		case errors.As(err, &fe):
+			si.Label, si.Foreign = nil, fe.Found
+		default:
+			return false
+		}
+		states, next, serr := v.statesFrom([]taper.SlotInfo{si}, false)
+		if serr != nil {
+			return false
+		}
+		c, cerr := taper.ChooseVolume(states, v.cfg.Tapecycle, v.cfg.LabelRegexp(), next)
+		if cerr != nil {
+			return false
+		}
+		choice = c
+		return true
+	}
+	prompt := func(msg string) { askForVolume(v.cfg, v.deps, v.log, msg) }
+	if _, _, err := w.WaitFor(wctx, what, want, prompt); err != nil {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			err = fmt.Errorf("%w: waited %s for %s in the drive; nobody inserted it", taper.ErrNoVolume, time.Duration(v.cfg.Changer.Wait), what)
+		}
+		return taper.Choice{NextExpected: v.expects}, err
+	}
+	return choice, nil
 }
 
 // Next loads, labels and returns the next volume (taper.VolumeSource).
@@ -169,6 +238,18 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		return nil, fmt.Errorf("%w: this run already wrote %d volume(s) (%s), runtapes = %d", taper.ErrNoVolume, len(v.used), v.labels(), v.cfg.Runtapes)
 	}
 	c, err := v.choose()
+	if err != nil && v.canWait() {
+		// A person must change the volume: give them the full one first.
+		if len(v.used) > 0 {
+			v.unloaded()
+			v.cur = nil
+			if eerr := v.ch.Eject(); eerr != nil {
+				v.log.Warn("eject the full volume", "err", eerr)
+			}
+		}
+		v.expects = c.NextExpected
+		c, err = v.waitForVolume(ctx)
+	}
 	if err != nil {
 		v.expects = c.NextExpected
 		return nil, err

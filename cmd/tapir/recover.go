@@ -16,6 +16,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -70,9 +71,14 @@ file from the newest image that holds it, --all the whole DLE through its chain 
 			if err != nil {
 				return err
 			}
-			if all {
-				return runRecoverTree(ctx, g, cfg, recover.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf})
+			vols, err := server.VolumeSource(cfg, server.Deps{}, nil, g.logger(0))
+			if err != nil {
+				return err
 			}
+			if all {
+				return runRecoverTree(ctx, g, cfg, recover.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf, Volumes: vols})
+			}
+			req.Volumes = vols
 			res, err := recover.File(ctx, cfg, req, g.logger(0))
 			if err != nil {
 				return err

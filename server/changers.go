@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/report/mail"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// taperClock adapts the server's clock to the changers': the fake clock
+// of a test waits by hand, the wall clock with time.After.
+type taperClock struct{ c Clock }
+
+func (t taperClock) Now() time.Time { return t.c.Now() }
+
+func (t taperClock) After(d time.Duration) <-chan time.Time {
+	if tm, ok := t.c.(Timer); ok {
+		return tm.After(d)
+	}
+	return time.After(d)
+}
+
+// openChanger returns the changer of the configuration (or the one the
+// caller injected for tests).
+func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer, error) {
+	if deps.Changer != nil {
+		return deps.Changer, nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clock := deps.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	tt := cfg.Tapetype()
+	ch := cfg.Changer
+	switch ch.Type {
+	case "disk":
+		return taper.NewDiskChanger(ch.Path, ch.Slots, int64(tt.Length), int64(tt.Blocksize), log)
+	case "single":
+		return taper.NewSingleChanger(taper.SingleConfig{Device: ch.Device, Clock: taperClock{clock}, Poll: time.Duration(ch.Poll),
+			Remind: time.Duration(ch.Remind), Logger: log})
+	case "robot":
+		return taper.NewRobotChanger(taper.RobotConfig{Changer: ch.Changer, MTX: ch.MTX, Drives: ch.Drives, Drive: ch.Drive,
+			NoEjectBeforeUnload: ch.NoEjectToUnload, IgnoreBarcodes: ch.IgnoreBarcodes, StateFile: ch.StateFile,
+			Clock: taperClock{clock}, Logger: log})
+	}
+	return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
+}
+
+// closeChanger releases a changer's drive without ejecting (changers that
+// hold a device between calls).
+func closeChanger(ch taper.Changer) {
+	if c, ok := ch.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// scanner is implemented by changers whose inventory does not know every
+// volume's label until it loads it (robots); Scan loads each once.
+type scanner interface {
+	Scan() ([]taper.SlotInfo, error)
+}
+
+// waiter is implemented by changers that can wait for a person to insert
+// a volume (single).
+type waiter interface {
+	WaitFor(ctx context.Context, what string, want func(*taper.Label, error) bool, prompt func(string)) (taper.Device, *taper.Label, error)
+}
+
+// askForVolume tells the people who run the site that a volume must be
+// inserted: in the log and, when mailto is set, by mail.
+func askForVolume(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
+	log.Warn("operator action needed: " + msg)
+	if len(cfg.Mailto) == 0 {
+		return
+	}
+	m := deps.Mailer
+	if m == nil {
+		m = Mailer(cfg, log)
+	}
+	o := mailOptions(cfg, "")
+	msgText := fmt.Sprintf("%s\n\nConfiguration: %s\nThe run waits for the volume for %s, then goes on without it (degraded: images stay on the holding disk).\n", msg, cfg.File, time.Duration(cfg.Changer.Wait))
+	mm := &mail.Message{From: o.From, To: o.To, Subject: fmt.Sprintf("%s TAPIR: %s", cfg.Org, msg), Text: msgText, Date: deps.Clock.Now()}
+	if mm.From == "" {
+		mm.From = "tapir@localhost"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Mail.Timeout)+30*time.Second)
+	defer cancel()
+	if err := m.Send(ctx, mm); err != nil {
+		log.Error("could not mail the request for a volume", "err", err)
+	}
+}
+
+// changerVolumes is the index server's and verify's way to a volume in a
+// single or robot changer (the disk changer has indexd.DiskVolumes). It
+// never waits for a person: a volume that is not there is an error naming
+// it and where to put it.
+type changerVolumes struct {
+	ch  taper.Changer
+	cat *index.Catalog
+	dev string // the drive, for messages
+}
+
+func (c *changerVolumes) find(label string) (int, error) {
+	inv, err := c.ch.Inventory()
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range inv {
+		if s.Label != nil && s.Label.Label == label {
+			return s.Slot, nil
+		}
+	}
+	where := "the changer"
+	if _, single := c.ch.(waiter); single {
+		where = "the drive " + c.dev
+	}
+	return 0, fmt.Errorf("volume %s is not in %s: load it, then try again (%w)", label, where, indexd.ErrVolumeMissing)
+}
+
+// Locate says where the volume is.
+func (c *changerVolumes) Locate(ctx context.Context, label string) (string, error) {
+	slot, err := c.find(label)
+	if err != nil {
+		return "", err
+	}
+	if _, single := c.ch.(waiter); single {
+		return "the drive " + c.dev, nil
+	}
+	return fmt.Sprintf("slot %d", slot), nil
+}
+
+// Open loads the volume and checks its label.
+func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+	slot, err := c.find(label)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := c.ch.Load(slot)
+	if err != nil {
+		if errors.Is(err, taper.ErrBusy) {
+			return nil, nil, fmt.Errorf("volume %s: the drive %s is busy (a backup run is writing); try again when it is done: %w", label, c.dev, err)
+		}
+		return nil, nil, err
+	}
+	l, err := taper.ReadLabel(dev)
+	if err != nil || l.Label != label {
+		closeChanger(c.ch)
+		if err == nil {
+			err = fmt.Errorf("the drive holds volume %s now", l.Label)
+		}
+		return nil, nil, fmt.Errorf("volume %s: %v (%w)", label, err, indexd.ErrVolumeMissing)
+	}
+	return dev, func() { closeChanger(c.ch) }, nil
+}
+
+// VolumeSource returns how the index server, verify and recover reach the
+// volumes of cfg, through their own changer (never the run's). cat may be
+// nil (the disk changer then finds volumes by reading labels).
+func VolumeSource(cfg *config.Config, deps Deps, cat *index.Catalog, log *slog.Logger) (indexd.VolumeSource, error) {
+	ch, err := openChanger(cfg, deps, log)
+	if err != nil {
+		return nil, err
+	}
+	if dc, ok := ch.(*taper.DiskChanger); ok {
+		return &indexd.DiskVolumes{Changer: dc, Catalog: cat}, nil
+	}
+	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device}, nil
+}

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper/fakest"
+)
+
+// Whole nights on a tape drive through the real st ioctl path (the FUSE
+// fake drive; skipped without /dev/fuse or root), with the single changer:
+// night 1 labels the blank cartridge in the drive and writes it; night 2
+// needs another cartridge (tapecycle 1), asks for it, waits while an
+// operator swaps cartridges, and writes it. A file restores from each
+// night through the catalog, and verify reads the tape back.
+func TestSingleDriveNights(t *testing.T) {
+	drive := fakest.Mount(t, fakest.Options{Capacity: 64 << 20, Cartridges: []string{"TAPE01", "TAPE02"}})
+	s := newSite(t, "")
+	s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
+		Wait: config.Duration(30 * time.Second), Poll: config.Duration(100 * time.Millisecond), Remind: config.Duration(time.Hour)}
+	tt := s.cfg.Tapetypes["small"]
+	tt.Length = 64 << 20
+	s.cfg.Tapetypes["small"] = tt
+	s.cfg.Tapecycle = 1
+
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("night 1: %v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 1 || rep.Volumes[0].Label != "test-001" || !rep.Volumes[0].New {
+		t.Fatalf("night 1 volumes %+v\n%s", rep.Volumes, out)
+	}
+	night1 := rep.Datestamp
+
+	// Night 2: test-001 is inside tapecycle; the run asks for a blank one
+	// (autolabel) and waits; the operator swaps cartridges.
+	os.WriteFile(filepath.Join(s.data, "etc", "night2.conf"), []byte("night 2\n"), 0o644)
+	var logs syncBuffer
+	go func() {
+		waitFor(t, "the request for a volume", 20*time.Second, func() bool { return strings.Contains(logs.String(), "operator action needed") })
+		if err := drive.Eject(); err != nil {
+			t.Error(err)
+		}
+		if _, err := drive.Remove(); err != nil {
+			t.Error(err)
+		}
+		if err := drive.Insert("TAPE02"); err != nil {
+			t.Error(err)
+		}
+	}()
+	rep, out, err = s.night(t, Deps{Log: slogTo(&logs)})
+	if err != nil {
+		t.Fatalf("night 2: %v\n%s\n%s", err, out, logs.String())
+	}
+	if len(rep.Volumes) != 1 || rep.Volumes[0].Label != "test-002" {
+		t.Fatalf("night 2 volumes %+v\n%s", rep.Volumes, out)
+	}
+	for _, d := range rep.DLEs {
+		if d.Status != report.StatusOK {
+			t.Errorf("night 2 %s: %s %s", d.Path, d.Status, d.Reason)
+		}
+	}
+	// The image of night 2 is on the tape, read through the st ioctls.
+	res, err := Verify(context.Background(), s.cfg, "test-002", Deps{Log: testLogger(t)})
+	if err != nil || res.Bad() != 0 || len(res.Images) != 2 {
+		t.Fatalf("verify test-002: %+v %v", res, err)
+	}
+	vols, err := VolumeSource(s.cfg, Deps{}, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := t.TempDir()
+	got, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "etc/night2.conf", To: to, Volumes: vols}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(got.Written); !bytes.Equal(b, []byte("night 2\n")) {
+		t.Errorf("restored %q", b)
+	}
+	// The night-1 volume is not in the drive: a restore from it says which
+	// volume to load, at once.
+	_, err = recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "etc/passwd", To: t.TempDir(), AsOf: night1, Volumes: vols}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "test-001") {
+		t.Errorf("restore from the volume not in the drive: %v", err)
+	}
+}
