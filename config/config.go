@@ -49,6 +49,11 @@ type Config struct {
 	Reserve       int      `toml:"reserve"`        // percent of holding kept for incrementals, default 100
 	Labelstr      string   `toml:"labelstr"`       // regexp, default "^<org>-[0-9]{3}$"
 	Autolabel     string   `toml:"autolabel"`      // template, default "<org>-%%%"; "" = never label
+	// AutolabelMedia says which volumes besides blank ones autolabel may
+	// take: "blank" (default), "other-config" (a tapir label of another
+	// configuration, or one labelstr does not match), "non-tapir" (another
+	// program's data), "unreadable", or "any".
+	AutolabelMedia []string `toml:"autolabel_media"`
 
 	TLS       TLS                 `toml:"tls"`
 	Mail      Mail                `toml:"mail"`
@@ -243,6 +248,25 @@ func (c *Config) LabelRegexp() *regexp.Regexp {
 		return re
 	}
 	return regexp.MustCompile(`[^\x00-\x{10FFFF}]`)
+}
+
+// What autolabel_media may name.
+const (
+	ClaimBlank       = "blank"
+	ClaimOtherConfig = "other-config"
+	ClaimNonTapir    = "non-tapir"
+	ClaimUnreadable  = "unreadable"
+	ClaimAny         = "any"
+)
+
+// Claims reports whether autolabel may take a volume of this kind.
+func (c *Config) Claims(kind string) bool {
+	for _, k := range c.AutolabelMedia {
+		if k == kind || k == ClaimAny {
+			return true
+		}
+	}
+	return false
 }
 
 // AutolabelFor fills the autolabel template with counter n: every run of %

@@ -46,6 +46,7 @@ func (c *Config) Effective(w io.Writer) error {
 	e.int("reserve", c.Reserve)
 	e.str("labelstr", c.Labelstr)
 	e.str("autolabel", c.Autolabel)
+	e.strs("autolabel_media", c.AutolabelMedia)
 
 	e.table("[tls]")
 	e.str("ca", c.TLS.CA)

@@ -311,6 +311,16 @@ func (f *finisher) labels() {
 		}
 		c.labelRe = re
 	}
+	if !f.has(at("autolabel_media")) || len(c.AutolabelMedia) == 0 {
+		c.AutolabelMedia = []string{ClaimBlank}
+	}
+	for _, m := range c.AutolabelMedia {
+		switch m {
+		case ClaimBlank, ClaimOtherConfig, ClaimNonTapir, ClaimUnreadable, ClaimAny:
+		default:
+			f.errf(at("autolabel_media"), "autolabel_media: %s is not one of \"blank\", \"other-config\", \"non-tapir\", \"unreadable\" or \"any\"", preview(m))
+		}
+	}
 	if !f.has(at("autolabel")) {
 		c.Autolabel = c.Org + "-%%%"
 	}

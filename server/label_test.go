@@ -48,3 +48,26 @@ func TestLabel(t *testing.T) {
 		t.Errorf("forced label over an Amanda volume: %v", err)
 	}
 }
+
+// autolabel takes blank volumes only, unless autolabel_media names more:
+// a volume holding another program's data is never written by default,
+// and taken (and labelled) when "non-tapir" is allowed.
+func TestAutolabelMedia(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Changer.Slots = 1
+	slot := filepath.Join(s.cfg.Changer.Path, "slot1")
+	os.MkdirAll(slot, 0o750)
+	os.WriteFile(filepath.Join(slot, "00000.LABEL"), append([]byte("AMANDA: TAPESTART DATE X TAPE Daily-01\n"), make([]byte, 32<<10-40)...), 0o640)
+	rep, out, _ := s.night(t, Deps{})
+	if rep.Degraded == nil || !strings.Contains(out, "Amanda") {
+		t.Fatalf("an Amanda volume was used without autolabel_media:\n%s", out)
+	}
+	s.cfg.AutolabelMedia = []string{"blank", "non-tapir"}
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 1 || !rep.Volumes[0].New || !strings.Contains(out, "autolabel took the volume in slot 1") {
+		t.Errorf("volumes %+v\n%s", rep.Volumes, out)
+	}
+}

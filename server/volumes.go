@@ -31,8 +31,9 @@ type volumes struct {
 	mu      sync.Mutex
 	used    []report.Volume // the volumes written by this run, in order
 	cur     taper.Device
-	loaded  time.Time // when cur was loaded
-	expects string    // what the run expected when it could get no volume
+	loaded  time.Time      // when cur was loaded
+	claimed map[int]string // slots autolabel may take though not blank: the label they had
+	expects string         // what the run expected when it could get no volume
 }
 
 // unloaded adds the time the current volume spent in the drive to it.
@@ -72,6 +73,7 @@ func notScanned(inv []taper.SlotInfo) bool {
 
 // statesFrom is states for a given inventory.
 func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]taper.VolumeState, string, error) {
+	v.claimed = nil
 	vols, err := v.cat.Volumes()
 	if err != nil {
 		return nil, "", err
@@ -92,17 +94,21 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 			continue
 		}
 		st := taper.VolumeState{Slot: s.Slot, Blank: s.Blank, Foreign: s.Foreign, Reuse: true}
-		if s.Err != nil {
-			st.Foreign = "unreadable: " + s.Err.Error()
+		kind := ""
+		switch {
+		case s.Err != nil:
+			st.Foreign, kind = "unreadable: "+s.Err.Error(), config.ClaimUnreadable
+		case s.Foreign != "":
+			kind = config.ClaimNonTapir
 		}
 		if s.Label != nil {
 			st.Label = s.Label.Label
 			used[st.Label] = true
 			switch {
 			case s.Label.Org != v.cfg.Org:
-				st.Foreign = fmt.Sprintf("labelled %s by configuration %q", s.Label.Label, s.Label.Org)
+				st.Foreign, kind = fmt.Sprintf("labelled %s by configuration %q", s.Label.Label, s.Label.Org), config.ClaimOtherConfig
 			case !re.MatchString(s.Label.Label):
-				st.Foreign = fmt.Sprintf("label %s does not match labelstr %s", s.Label.Label, re)
+				st.Foreign, kind = fmt.Sprintf("label %s does not match labelstr %s", s.Label.Label, re), config.ClaimOtherConfig
 			}
 			if k, ok := known[st.Label]; ok {
 				st.Written, st.Reuse = k.Written, k.Reuse
@@ -112,6 +118,16 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 			if thisRun[st.Label] {
 				st.Reuse = false
 			}
+		}
+		if kind != "" && v.cfg.Claims(kind) && v.cfg.Autolabel != "" {
+			// autolabel_media lets autolabel take this volume like a
+			// blank one; what the catalog knew of it is forgotten when it
+			// is labelled.
+			if v.claimed == nil {
+				v.claimed = map[int]string{}
+			}
+			v.claimed[s.Slot] = st.Label
+			st = taper.VolumeState{Slot: s.Slot, Blank: true}
 		}
 		states = append(states, st)
 	}
@@ -263,9 +279,14 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	}
 	tt := v.cfg.Tapetype()
 	if c.Relabel {
-		if _, err := v.cat.AddVolume(index.Volume{Label: c.Label, Slot: c.Slot, Blocksize: int64(tt.Blocksize), Created: v.clock.Now(), Reuse: true}); err != nil && !errors.Is(err, index.ErrExists) {
+		old, claimed := v.claimed[c.Slot]
+		dropped, err := v.cat.LabelVolume(old, c.Label, c.Slot, int64(tt.Blocksize), v.clock.Now())
+		if err != nil && !errors.Is(err, index.ErrExists) {
 			dev.Close()
 			return nil, err
+		}
+		if claimed {
+			v.notes(fmt.Sprintf("taper: autolabel took the volume in slot %d (%s) as %s (autolabel_media); %d image(s) that were on it left the catalog", c.Slot, orBlank(old), c.Label, len(dropped)))
 		}
 		v.log.Info("labelling new volume", "label", c.Label, "slot", c.Slot)
 	}
@@ -293,6 +314,13 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	v.cur, v.loaded = dev, v.clock.Now()
 	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel, Length: int64(tt.Length)})
 	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
+}
+
+func orBlank(label string) string {
+	if label == "" {
+		return "not a tapir volume of this configuration"
+	}
+	return "labelled " + label
 }
 
 // current is the label of the volume in the drive, "" when none.

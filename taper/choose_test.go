@@ -41,6 +41,24 @@ func TestChooseVolume(t *testing.T) {
 			slot: 1, label: "S-001", nextExp: "S-002",
 		},
 		{
+			// Amanda 3.5's lexical taperscan (issue #160) took the lowest
+			// label whatever its age and overwrote an active tape: here
+			// S-001 was written last night and must not be chosen.
+			name:      "the lowest label is the newest: never overwritten (Amanda #160)",
+			vols:      []VolumeState{vol("S-001", 1, 9), vol("S-002", 2, 3), vol("S-003", 3, 5), vol("S-004", 4, 7)},
+			tapecycle: 3, labelstr: `S-\d+`,
+			slot: 2, label: "S-002", nextExp: "S-003",
+		},
+		{
+			// Amanda's "oldest" taperscan counted volumes it had not seen
+			// in the changer out of the rotation; tapir counts every written
+			// volume it knows, in the changer or not.
+			name:      "volumes out of the changer still count in tapecycle",
+			vols:      []VolumeState{vol("S-001", 0, 4), vol("S-002", 0, 5), vol("S-003", 3, 3), vol("S-004", 4, 1)},
+			tapecycle: 3, labelstr: `S-\d+`,
+			slot: 4, label: "S-004", nextExp: "S-003",
+		},
+		{
 			name: "inside tapecycle even as the only volume in the changer",
 			vols: []VolumeState{vol("S-004", 1, 4), vol("S-001", 0, 1), vol("S-002", 0, 2), vol("S-003", 0, 3)},
 			// S-001 is reusable but not loaded: the loaded S-004 must not be taken instead.
