@@ -71,3 +71,30 @@ func TestAutolabelMedia(t *testing.T) {
 		t.Errorf("volumes %+v\n%s", rep.Volumes, out)
 	}
 }
+
+// tapir tape inventory shows every slot, what the catalog knows of it and
+// which volume the next run writes; slot N reads a label.
+func TestTapeInventory(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Tapecycle = 1
+	if _, out, err := s.night(t, Deps{}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	WriteTapeInventory(&b, slots, next)
+	if len(slots) != 3 || slots[0].Label != "test-001" || slots[0].State != "in tapecycle" || slots[1].State != "next: blank" ||
+		!strings.Contains(next, "a new volume labelled test-002 in slot 2") {
+		t.Errorf("inventory:\n%s", b.String())
+	}
+	msg, err := TapeLoad(s.cfg, Deps{}, 1)
+	if err != nil || !strings.Contains(msg, "volume test-001") {
+		t.Errorf("slot 1: %q %v", msg, err)
+	}
+	if msg, err := TapeCurrent(s.cfg, Deps{}); err != nil || !strings.Contains(msg, "no drive") {
+		t.Errorf("current: %q %v", msg, err)
+	}
+}

@@ -1,0 +1,309 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// TapeSlot is one slot as `tapir tape inventory` shows it.
+type TapeSlot struct {
+	Slot    int
+	Label   string
+	Written string // datestamp of the newest run on it, "" never
+	State   string // "empty", "blank", "foreign: ...", "unreadable: ...", "not read yet", or the label's state: "next" (the next run writes it), "reusable", "in tapecycle", "no-reuse"
+}
+
+// TapeInventory lists the slots of the changer of cfg with what the
+// catalog knows of each volume and which one the next run writes. With
+// scan, a robot loads every volume whose label it has not read yet.
+func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string, error) {
+	cat, unlock, err := openLocked(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	defer unlock()
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return nil, "", err
+	}
+	defer closeChanger(ch)
+	inv, err := ch.Inventory()
+	if err != nil {
+		return nil, "", err
+	}
+	if sc, ok := ch.(scanner); ok && scan {
+		if inv, err = sc.Scan(); err != nil {
+			return nil, "", err
+		}
+	}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: SystemClock{}}
+	states, next, err := v.statesFrom(inv, true)
+	if err != nil {
+		return nil, "", err
+	}
+	choice, cerr := taper.ChooseVolume(states, cfg.Tapecycle, cfg.LabelRegexp(), next)
+	nextRun := ""
+	switch {
+	case cerr != nil:
+		nextRun = "no usable volume: " + cerr.Error()
+	case choice.Relabel:
+		nextRun = fmt.Sprintf("a new volume labelled %s in slot %d (autolabel)", choice.Label, choice.Slot)
+	default:
+		nextRun = fmt.Sprintf("volume %s in slot %d", choice.Label, choice.Slot)
+	}
+	vols, err := cat.Volumes()
+	if err != nil {
+		return nil, "", err
+	}
+	known := map[string]index.Volume{}
+	for _, x := range vols {
+		known[x.Label] = x
+	}
+	protected := newestWritten(states, cfg.Tapecycle)
+	var out []TapeSlot
+	for _, s := range inv {
+		ts := TapeSlot{Slot: s.Slot}
+		switch {
+		case s.Empty:
+			ts.State = "empty"
+		case errors.Is(s.Err, taper.ErrNotScanned):
+			ts.State = "not read yet (tapir tape show loads it)"
+		case s.Err != nil:
+			ts.State = "unreadable: " + s.Err.Error()
+		case s.Blank:
+			ts.State = "blank"
+		case s.Foreign != "":
+			ts.State = "foreign: " + s.Foreign
+		case s.Label != nil:
+			ts.Label = s.Label.Label
+			k, ok := known[ts.Label]
+			ts.Written = k.Written
+			switch {
+			case s.Label.Org != cfg.Org:
+				ts.State = fmt.Sprintf("another configuration's (%s)", s.Label.Org)
+			case !ok:
+				ts.State = "not in the catalog"
+			case !k.Reuse:
+				ts.State = "no-reuse"
+			case protected[ts.Label]:
+				ts.State = "in tapecycle"
+			default:
+				ts.State = "reusable"
+			}
+		}
+		if cerr == nil && choice.Slot == s.Slot {
+			ts.State = "next: " + ts.State
+		}
+		out = append(out, ts)
+	}
+	return out, nextRun, nil
+}
+
+// newestWritten is the set of volumes inside tapecycle: the newest
+// tapecycle written, reusable volumes of ours (those sharing the
+// boundary datestamp included).
+func newestWritten(states []taper.VolumeState, tapecycle int) map[string]bool {
+	var ws []taper.VolumeState
+	for _, s := range states {
+		if s.Label != "" && s.Written != "" && s.Written != taper.NeverWritten && s.Reuse && s.Foreign == "" {
+			ws = append(ws, s)
+		}
+	}
+	for i := 1; i < len(ws); i++ {
+		for j := i; j > 0 && ws[j].Written > ws[j-1].Written; j-- {
+			ws[j], ws[j-1] = ws[j-1], ws[j]
+		}
+	}
+	out := map[string]bool{}
+	for i, s := range ws {
+		if i < tapecycle || (i > 0 && s.Written == ws[tapecycle-1].Written) {
+			out[s.Label] = true
+		}
+	}
+	return out
+}
+
+// WriteTapeInventory prints an inventory for people.
+func WriteTapeInventory(w io.Writer, slots []TapeSlot, next string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tLABEL\tWRITTEN\tSTATE")
+	for _, s := range slots {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Slot, dash(s.Label), dash(s.Written), s.State)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "The next run writes %s.\n", next)
+	return err
+}
+
+// TapeLoad loads a slot into the drive and reads its label (`tapir tape
+// slot N`). The volume stays loaded for a robot.
+func TapeLoad(cfg *config.Config, deps Deps, slot int) (string, error) {
+	_, unlock, err := openLocked(cfg)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return "", err
+	}
+	defer closeChanger(ch)
+	dev, err := ch.Load(slot)
+	if err != nil {
+		return "", err
+	}
+	l, err := taper.ReadLabel(dev)
+	var fe *taper.ForeignError
+	switch {
+	case err == nil:
+		return fmt.Sprintf("slot %d: volume %s (configuration %s, written %s, blocksize %d)", slot, l.Label, l.Org, l.Datestamp, l.Blocksize), nil
+	case errors.Is(err, taper.ErrBlank):
+		return fmt.Sprintf("slot %d: a blank volume", slot), nil
+	case errors.As(err, &fe):
+		return fmt.Sprintf("slot %d: not a tapir volume: %s", slot, fe.Found), nil
+	}
+	return "", err
+}
+
+// TapeEject unloads the drive (`tapir tape eject`).
+func TapeEject(cfg *config.Config, deps Deps) error {
+	_, unlock, err := openLocked(cfg)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return err
+	}
+	defer closeChanger(ch)
+	return ch.Eject()
+}
+
+// drived is implemented by changers that can tell which slot the drive
+// holds (robots, through mtx status).
+type drived interface {
+	Status() (*taper.MtxStatus, error)
+}
+
+// TapeCurrent says what the drive holds (`tapir tape current`).
+func TapeCurrent(cfg *config.Config, deps Deps) (string, error) {
+	_, unlock, err := openLocked(cfg)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return "", err
+	}
+	defer closeChanger(ch)
+	switch c := ch.(type) {
+	case *taper.DiskChanger:
+		return "the disk changer holds no drive between runs: each run loads the slot it writes (tapir tape inventory shows which)", nil
+	case drived:
+		st, err := c.Status()
+		if err != nil {
+			return "", err
+		}
+		d, ok := st.Drive(cfg.Changer.Drive)
+		if !ok || !d.Full {
+			return fmt.Sprintf("drive %d (%s) is empty", cfg.Changer.Drive, cfg.Changer.Device), nil
+		}
+		return fmt.Sprintf("drive %d (%s) holds the volume of slot %d (barcode %s)", cfg.Changer.Drive, cfg.Changer.Device, d.Source, dash(d.Barcode)), nil
+	}
+	inv, err := ch.Inventory()
+	if err != nil {
+		return "", err
+	}
+	s := inv[0]
+	switch {
+	case s.Empty:
+		return fmt.Sprintf("the drive %s is empty", cfg.Changer.Device), nil
+	case s.Label != nil:
+		return fmt.Sprintf("the drive %s holds volume %s (written %s)", cfg.Changer.Device, s.Label.Label, s.Label.Datestamp), nil
+	case s.Blank:
+		return fmt.Sprintf("the drive %s holds a blank volume", cfg.Changer.Device), nil
+	case s.Foreign != "":
+		return fmt.Sprintf("the drive %s holds %s", cfg.Changer.Device, s.Foreign), nil
+	}
+	return "", fmt.Errorf("the drive %s: %w", cfg.Changer.Device, s.Err)
+}
+
+// TapeNext loads the slot after the one in the drive (`tapir tape next`).
+func TapeNext(cfg *config.Config, deps Deps) (string, error) {
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return "", err
+	}
+	r, ok := ch.(drived)
+	if !ok {
+		closeChanger(ch)
+		return "", fmt.Errorf("tapir tape next: the %s changer has no slots to step through (only a robot has)", cfg.Changer.Type)
+	}
+	st, err := r.Status()
+	closeChanger(ch)
+	if err != nil {
+		return "", err
+	}
+	cur := 0
+	if d, ok := st.Drive(cfg.Changer.Drive); ok && d.Full {
+		cur = d.Source
+	}
+	var slots []int
+	for _, s := range st.Slots {
+		if !s.ImportExport {
+			slots = append(slots, s.Slot)
+		}
+	}
+	for _, s := range slots {
+		if s > cur {
+			return TapeLoad(cfg, deps, s)
+		}
+	}
+	if len(slots) == 0 {
+		return "", errors.New("tapir tape next: the library reports no storage slot")
+	}
+	return TapeLoad(cfg, deps, slots[0])
+}
+
+// TapeReset puts the changer in a known state (`tapir tape reset`): a
+// robot's drive is unloaded to its slot, a single drive rewound; a disk
+// changer has nothing to reset.
+func TapeReset(cfg *config.Config, deps Deps) (string, error) {
+	switch cfg.Changer.Type {
+	case "disk":
+		return "the disk changer has no state to reset", nil
+	case "robot":
+		if err := TapeEject(cfg, deps); err != nil {
+			return "", err
+		}
+		return "the drive is unloaded to its slot", nil
+	}
+	_, unlock, err := openLocked(cfg)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		return "", err
+	}
+	defer closeChanger(ch)
+	dev, err := ch.Load(1)
+	if err != nil {
+		return "", err
+	}
+	if err := dev.Rewind(); err != nil {
+		return "", err
+	}
+	return "the drive is rewound", nil
+}
