@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/tapir-backup/tapir/image"
 )
@@ -122,7 +123,21 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 		free <- make([]byte, bs)
 	}
 	full := make(chan record, nbuf)
+	// Three stages, each on its own buffers: the reader fills, the writer
+	// writes, the hasher sums what was written and frees the buffer. So
+	// hashing never holds up the drive, nor reading.
+	written := make(chan []byte, nbuf)
 	sum := sha256.New()
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range written {
+			sum.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	stopHasher := sync.OnceFunc(func() { close(written); <-hashed })
+	defer stopHasher()
 	go func() {
 		defer close(full)
 		for {
@@ -134,7 +149,6 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 			}
 			n, err := io.ReadFull(r, b)
 			if n > 0 {
-				sum.Write(b[:n])
 				select {
 				case full <- record{b: b[:n]}:
 				case <-ctx.Done():
@@ -231,7 +245,7 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 		}
 		off += int64(len(rec.b))
 		res.Bytes = off
-		free <- rec.b[:cap(rec.b)]
+		written <- rec.b
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -246,6 +260,7 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 			return nil, fmt.Errorf("volume %s: write the filemark after %s: %w", label, stem, err)
 		}
 	}
+	stopHasher()
 	res.SHA256 = hex.EncodeToString(sum.Sum(nil))
 	return res, nil
 }
