@@ -357,7 +357,12 @@ func (s *Server) recordListings(ctx context.Context, d index.Dump) error {
 	defer r.Close()
 	lst, err := tarscan.Listings(r)
 	if err == nil {
-		_, err = io.Copy(io.Discard, payload)
+		// Drain through the decompressor first: it may still be reading the
+		// payload ahead in its own goroutine. Once it has seen the end, what
+		// is left (nothing, normally) is read here.
+		if _, err = io.Copy(io.Discard, r); err == nil {
+			_, err = io.Copy(io.Discard, payload)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", is.what(), err)

@@ -535,10 +535,14 @@ func record(ctx context.Context, o Options, cat *index.Catalog, src indexd.Volum
 		n++
 		return fw.Add(e.FileRecord)
 	})
-	tr.Close()
 	if err == nil {
-		_, err = io.Copy(io.Discard, tee) // the seek table, the tar padding
+		// Through the decompressor to its end first (it may read ahead in
+		// its own goroutine), then what is left of the payload.
+		if _, err = io.Copy(io.Discard, tr); err == nil {
+			_, err = io.Copy(io.Discard, tee) // normally nothing
+		}
 	}
+	tr.Close()
 	fail := func(err error) (int64, error) {
 		fw.Abort()
 		cat.FailDump(id, err.Error())
