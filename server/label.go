@@ -101,6 +101,9 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	if err := taper.WriteLabel(dev, res.Label); err != nil {
 		return nil, err
 	}
+	if lb, ok := ch.(taper.Labeller); ok {
+		lb.Labelled(&res.Label)
+	}
 	return res, nil
 }
 

@@ -101,3 +101,76 @@ func TestSingleDriveNights(t *testing.T) {
 		t.Errorf("after tape eject the drive still holds %s", name)
 	}
 }
+
+// Whole nights in a tape library: the robot changer drives a fake mtx (a
+// script keeping the library's state) whose loads move the cartridges of
+// the FUSE st drive. Night 1 reads the barcoded volumes' labels once
+// (all blank), labels and writes the first and, when it fills, the second
+// (the image spans them through an unload and a load); night 2 takes a
+// fresh one (tapecycle 1). verify and a restore load the volumes they need.
+func TestRobotNights(t *testing.T) {
+	barcodes := []string{"B00001L8", "B00002L8", "B00003L8", "B00004L8"}
+	drive := fakest.Mount(t, fakest.Options{Capacity: 4 << 20, Cartridges: barcodes, Empty: true})
+	lib, err := fakest.NewLibrary(t.TempDir(), barcodes, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range lib.Env(drive.Path(fakest.CtlFile)) {
+		t.Setenv(k, v)
+	}
+	s := newSite(t, "")
+	s.cfg.Changer = config.Changer{Type: "robot", Changer: "/dev/sg3", MTX: lib.MTX, Device: drive.Path(fakest.NST0),
+		Drives: []string{drive.Path(fakest.NST0)}, StateFile: filepath.Join(s.dir, "changer.json"), Tapetype: "small",
+		Poll: config.Duration(time.Second), Remind: config.Duration(time.Hour)}
+	tt := s.cfg.Tapetypes["small"]
+	tt.Length = 4 << 20
+	s.cfg.Tapetypes["small"] = tt
+	s.cfg.Tapecycle, s.cfg.Runtapes = 1, 2
+	random := filepath.Join(s.dir, "random")
+	randomFiles(t, random, 4, 1<<20) // does not compress: with the rest, more than one 4 MiB volume
+	s.cfg.DLEs = append(s.cfg.DLEs, config.DLE{Host: "localhost", Path: random, Dumptype: "default"})
+
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("night 1: %v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 2 || rep.Volumes[0].Label != "test-001" || rep.Volumes[1].Label != "test-002" || !strings.Contains(out, "spans 2 volumes") {
+		t.Fatalf("night 1 volumes %+v\n%s", rep.Volumes, out)
+	}
+	calls := strings.Join(lib.Calls(), "; ")
+	for _, want := range []string{"load 1 0", "unload 1 0", "load 2 0"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("mtx was not asked to %q: %s", want, calls)
+		}
+	}
+	os.WriteFile(filepath.Join(s.data, "etc", "night2.conf"), []byte("night 2\n"), 0o644)
+	rep, out, err = s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("night 2: %v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 1 || rep.Volumes[0].Label != "test-003" {
+		t.Fatalf("night 2 volumes %+v\n%s", rep.Volumes, out)
+	}
+	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
+	if err != nil || len(slots) != 4 || slots[2].Label != "test-003" || !strings.Contains(next, "test-001") {
+		t.Errorf("inventory %+v, next %q, %v", slots, next, err)
+	}
+	for _, label := range []string{"test-001", "test-002"} {
+		res, err := Verify(context.Background(), s.cfg, label, Deps{Log: testLogger(t)})
+		if err != nil || res.Bad() != 0 {
+			t.Errorf("verify %s: %+v %v", label, res, err)
+		}
+	}
+	vols, err := VolumeSource(s.cfg, Deps{}, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "big.bin", To: t.TempDir(), Volumes: vols}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(s.data, "big.bin"))
+	if b, _ := os.ReadFile(got.Written); !bytes.Equal(b, want) {
+		t.Errorf("big.bin restored from the library differs")
+	}
+}

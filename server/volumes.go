@@ -310,6 +310,9 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		dev.Close()
 		return nil, fmt.Errorf("%w: %v", taper.ErrNoVolume, err)
 	}
+	if lb, ok := v.ch.(taper.Labeller); ok {
+		lb.Labelled(&l)
+	}
 	v.log.Info("writing volume", "label", c.Label, "slot", c.Slot, "device", dev.Name(), "why", c.Reason)
 	v.cur, v.loaded = dev, v.clock.Now()
 	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel, Length: int64(tt.Length)})

@@ -106,6 +106,14 @@ type FileNamer interface {
 	BeginFile(stem string) error
 }
 
+// Labeller is implemented by changers that remember the labels of the
+// volumes they hold (robots by barcode, a single drive what it read):
+// after writing a label, the writer tells them, so that their memory never
+// offers a volume that now holds data as blank.
+type Labeller interface {
+	Labelled(l *Label)
+}
+
 // RandomAccess is implemented by devices whose files can be opened as
 // regular files (vtapes), so that a restore can seek with ReadAt instead of
 // reading records from the start of the file.

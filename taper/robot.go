@@ -508,3 +508,15 @@ func (c *RobotChanger) Scan() ([]SlotInfo, error) {
 	}
 	return inv, nil
 }
+
+// Labelled tells the changer that the volume in its drive now carries l
+// (tapir just wrote the label), so that what it remembers of that
+// barcode stays true: a volume it took for blank must never be offered as
+// blank again once it holds data.
+func (c *RobotChanger) Labelled(l *Label) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.curKey != "" {
+		c.learnLocked(c.curKey, l, nil)
+	}
+}

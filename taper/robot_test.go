@@ -2,7 +2,6 @@ package taper
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,131 +14,39 @@ import (
 	"github.com/tapir-backup/tapir/taper/fakest"
 )
 
-// fakeMTX is an mtx that keeps a library in a state file (shell variable
-// assignments): NSLOTS, NDRIVES, IE (import/export slot numbers), S<n>
-// (barcode in slot n, empty for none), D<n> and D<n>SRC (barcode in drive
-// n and its home slot). It logs every call to STATE.log. With FAKE_MTX_CTL
-// set it also moves the cartridge in the fakest drive through the drive's
-// ctl file, so a load really inserts the tape, and an unload fails like a
-// real library when the drive has not ejected it.
-const fakeMTX = `#!/bin/sh
-state=${FAKE_MTX_STATE:?}
-echo "$*" >> "$state.log"
-[ "$1" = "-f" ] || { echo "usage: mtx -f DEVICE command" >&2; exit 2; }
-dev=$2; shift 2
-nobarcode=0
-if [ "$1" = nobarcode ]; then nobarcode=1; shift; fi
-. "$state"
-save() {
-	{
-		echo "NSLOTS=$NSLOTS"; echo "NDRIVES=$NDRIVES"; echo "IE=\"$IE\""
-		i=1; while [ $i -le $NSLOTS ]; do eval "v=\$S$i"; echo "S$i=\"$v\""; i=$((i+1)); done
-		d=0; while [ $d -lt $NDRIVES ]; do eval "v=\$D$d; s=\$D${d}SRC"; echo "D$d=\"$v\""; echo "D${d}SRC=$s"; d=$((d+1)); done
-	} > "$state.tmp" && mv "$state.tmp" "$state"
-}
-isie() { case " $IE " in *" $1 "*) return 0;; esac; return 1; }
-case "$1" in
-status)
-	n=0; for x in $IE; do n=$((n+1)); done
-	printf '  Storage Changer %s:%d Drives, %d Slots ( %d Import/Export )\n' "$dev" "$NDRIVES" "$NSLOTS" "$n"
-	d=0; while [ $d -lt $NDRIVES ]; do
-		eval "v=\$D$d; s=\$D${d}SRC"
-		if [ -z "$v" ]; then echo "Data Transfer Element $d:Empty"
-		elif [ $nobarcode = 1 ]; then echo "Data Transfer Element $d:Full (Storage Element $s Loaded)"
-		else echo "Data Transfer Element $d:Full (Storage Element $s Loaded):VolumeTag = $v                        "; fi
-		d=$((d+1))
-	done
-	i=1; while [ $i -le $NSLOTS ]; do
-		eval "v=\$S$i"; ie=""; if isie $i; then ie=" IMPORT/EXPORT"; fi
-		if [ -z "$v" ]; then echo "      Storage Element $i$ie:Empty"
-		elif [ $nobarcode = 1 ]; then echo "      Storage Element $i$ie:Full "
-		else echo "      Storage Element $i$ie:Full :VolumeTag=$v                        "; fi
-		i=$((i+1))
-	done ;;
-load)
-	s=$2; d=${3:-0}; eval "v=\$S$s; dv=\$D$d"
-	[ -n "$v" ] || { echo "mtx: Source Element Address $s is Empty" >&2; exit 1; }
-	[ -z "$dv" ] || { echo "mtx: Drive $d Full" >&2; exit 1; }
-	if [ -n "$FAKE_MTX_CTL" ]; then
-		printf 'insert %s\n' "$v" 2>/dev/null > "$FAKE_MTX_CTL" || { echo "mtx: MOVE MEDIUM from Element Address $s to drive $d Failed" >&2; exit 1; }
-	fi
-	echo "Loading media from Storage Element $s into drive $d...done"
-	eval "S$s=''; D$d='$v'; D${d}SRC=$s"; save ;;
-unload)
-	s=$2; d=${3:-0}; eval "dv=\$D$d; src=\$D${d}SRC"
-	[ -n "$dv" ] || { echo "mtx: Data Transfer Element $d is Empty" >&2; exit 1; }
-	[ -n "$s" ] || s=$src
-	eval "v=\$S$s"; [ -z "$v" ] || { echo "mtx: Storage Element $s is Full" >&2; exit 1; }
-	if [ -n "$FAKE_MTX_CTL" ]; then
-		printf 'remove\n' 2>/dev/null > "$FAKE_MTX_CTL" || { echo "mtx: MOVE MEDIUM from drive $d to Element Address $s Failed" >&2; exit 1; }
-	fi
-	echo "Unloading drive $d into Storage Element $s...done"
-	eval "S$s='$dv'; D$d=''; D${d}SRC=0"; save ;;
-*) echo "mtx: unknown command $1" >&2; exit 1 ;;
-esac
-`
-
-type fakeLibrary struct {
-	mtx, state string
-}
-
-// newFakeLibrary writes the fake mtx and a library with the given slots
-// (barcode per slot, "" empty) and one drive; ie lists import/export slots.
-func newFakeLibrary(t *testing.T, slots []string, ie string) *fakeLibrary {
+// newFakeLibrary writes the fake mtx (fakest.Library) with the given
+// slots and one drive, and points the environment at it.
+func newFakeLibrary(t *testing.T, slots []string, ie string) *fakest.Library {
 	t.Helper()
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("no sh")
 	}
-	dir := t.TempDir()
-	lib := &fakeLibrary{mtx: filepath.Join(dir, "mtx"), state: filepath.Join(dir, "library")}
-	if err := os.WriteFile(lib.mtx, []byte(fakeMTX), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "NSLOTS=%d\nNDRIVES=1\nIE=%q\nD0=\"\"\nD0SRC=0\n", len(slots), ie)
-	for i, s := range slots {
-		fmt.Fprintf(&b, "S%d=%q\n", i+1, s)
-	}
-	if err := os.WriteFile(lib.state, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("FAKE_MTX_STATE", lib.state)
-	return lib
-}
-
-// calls returns the mtx calls so far, without "-f DEVICE".
-func (l *fakeLibrary) calls(t *testing.T) []string {
-	b, _ := os.ReadFile(l.state + ".log")
-	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if f := strings.Fields(line); len(f) > 2 {
-			out = append(out, strings.Join(f[2:], " "))
-		}
-	}
-	return out
-}
-
-// driveBarcode reads what the fake library has in drive 0.
-func (l *fakeLibrary) driveBarcode(t *testing.T) string {
-	b, err := os.ReadFile(l.state)
+	lib, err := fakest.NewLibrary(t.TempDir(), slots, ie)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "D0="); ok {
-			return strings.Trim(v, `"`)
-		}
+	for k, v := range lib.Env("") {
+		t.Setenv(k, v)
 	}
-	return ""
+	return lib
+}
+
+func driveBarcode(t *testing.T, lib *fakest.Library) string {
+	t.Helper()
+	bc, err := lib.DriveBarcode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bc
 }
 
 // followingOpener opens the in-memory drive after making its cartridge
 // match the fake library's drive 0: the library's robot arm, for tests
 // without FUSE.
-func followingOpener(t *testing.T, lib *fakeLibrary, d *fakest.Drive) DriveOpener {
+func followingOpener(t *testing.T, lib *fakest.Library, d *fakest.Drive) DriveOpener {
 	open := memOpener(d)
 	return func(path string, readOnly bool) (TapeDrive, error) {
-		want := lib.driveBarcode(t)
+		want := driveBarcode(t, lib)
 		if name, _ := d.Loaded(); name != want {
 			if name != "" {
 				d.Eject()
@@ -176,7 +83,7 @@ func TestRobotChanger(t *testing.T) {
 	lib := newFakeLibrary(t, libraryBarcodes, "6")
 	d := labelledShelf(t, false)
 	stateFile := filepath.Join(t.TempDir(), "robot.json")
-	cfg := RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, StateFile: stateFile, Open: followingOpener(t, lib, d)}
+	cfg := RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{"/dev/nst0"}, StateFile: stateFile, Open: followingOpener(t, lib, d)}
 	c, err := NewRobotChanger(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +119,7 @@ func TestRobotChanger(t *testing.T) {
 	if d.OpCount(mtio.MTOFFL) != offl+1 {
 		t.Errorf("the drive was not ejected before the unload")
 	}
-	calls := lib.calls(t)
+	calls := lib.Calls()
 	if tail := strings.Join(calls[len(calls)-3:], "; "); tail != "status; unload 3 0; load 2 0" {
 		t.Errorf("mtx calls end with %q, want the unload of slot 3 before the load of slot 2", tail)
 	}
@@ -222,11 +129,11 @@ func TestRobotChanger(t *testing.T) {
 		t.Fatalf("inventory with slot 2 in the drive: %+v", inv[1])
 	}
 	// Loading the loaded slot moves nothing.
-	n := len(lib.calls(t))
+	n := len(lib.Calls())
 	if _, err := c.Load(2); err != nil {
 		t.Fatal(err)
 	}
-	if got := lib.calls(t)[n:]; len(got) != 1 || got[0] != "status" {
+	if got := lib.Calls()[n:]; len(got) != 1 || got[0] != "status" {
 		t.Errorf("reloading the loaded slot ran %v", got)
 	}
 	// The run relabels the volume and closes the device: the changer
@@ -238,7 +145,7 @@ func TestRobotChanger(t *testing.T) {
 	if err := c.Eject(); err != nil {
 		t.Fatal(err)
 	}
-	if bc := lib.driveBarcode(t); bc != "" {
+	if bc := driveBarcode(t, lib); bc != "" {
 		t.Fatalf("drive still holds %q after Eject", bc)
 	}
 	if err := c.Eject(); err != nil {
@@ -287,7 +194,7 @@ func TestRobotChangerErrors(t *testing.T) {
 		t.Errorf("missing mtx: %v", err)
 	}
 	// mtx failing: the error carries what it said.
-	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, Open: func(string, bool) (TapeDrive, error) {
+	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{"/dev/nst0"}, Open: func(string, bool) (TapeDrive, error) {
 		return nil, syscall.ENXIO
 	}})
 	err := c.mtxFail()
@@ -296,7 +203,7 @@ func TestRobotChangerErrors(t *testing.T) {
 	}
 	// A drive that never comes online.
 	clk := newFakeClock()
-	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, Clock: clk,
+	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{"/dev/nst0"}, Clock: clk,
 		Open: func(string, bool) (TapeDrive, error) { return nil, syscall.ENXIO }})
 	done := make(chan error, 1)
 	go func() { _, err := c.Load(1); done <- err }()
@@ -322,7 +229,7 @@ func (c *RobotChanger) mtxFail() error {
 func TestRobotChangerNoBarcodes(t *testing.T) {
 	lib := newFakeLibrary(t, libraryBarcodes, "6")
 	d := labelledShelf(t, false)
-	c, err := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{"/dev/nst0"}, IgnoreBarcodes: true, Open: followingOpener(t, lib, d)})
+	c, err := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{"/dev/nst0"}, IgnoreBarcodes: true, Open: followingOpener(t, lib, d)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +241,7 @@ func TestRobotChangerNoBarcodes(t *testing.T) {
 	if inv[0].Label == nil || inv[0].Label.Label != "DailySet1-001" || !inv[2].Blank {
 		t.Fatalf("inventory: %+v", inv)
 	}
-	if got := lib.calls(t); got[0] != "nobarcode status" {
+	if got := lib.Calls(); got[0] != "nobarcode status" {
 		t.Errorf("first call %q, want nobarcode status", got[0])
 	}
 	if _, ok := c.labels["slot:1"]; !ok {
@@ -349,7 +256,7 @@ func TestRobotChangerFUSE(t *testing.T) {
 	lib := newFakeLibrary(t, libraryBarcodes, "6")
 	d := labelledShelf(t, true)
 	t.Setenv("FAKE_MTX_CTL", d.Path(fakest.CtlFile))
-	c, err := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{d.Path(fakest.NST0)}})
+	c, err := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{d.Path(fakest.NST0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +287,7 @@ func TestRobotChangerFUSE(t *testing.T) {
 
 	// A library that cannot take a cartridge the drive did not eject: the
 	// unload fails and says so.
-	c2, _ := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.mtx, Drives: []string{d.Path(fakest.NST0)}, NoEjectBeforeUnload: true})
+	c2, _ := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{d.Path(fakest.NST0)}, NoEjectBeforeUnload: true})
 	defer c2.Close()
 	if _, err := c2.Load(2); err != nil {
 		t.Fatal(err)

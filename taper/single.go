@@ -342,3 +342,11 @@ func (c *SingleChanger) WaitFor(ctx context.Context, what string, want func(*Lab
 		}
 	}
 }
+
+// Labelled tells the changer that the volume in the drive now carries l
+// (tapir just wrote the label), so that its inventory says so.
+func (c *SingleChanger) Labelled(l *Label) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slot, c.known = SlotInfo{Slot: 1, Label: l}, true
+}
