@@ -13,22 +13,30 @@ import (
 )
 
 func newDumpCommand(g *globals) *cobra.Command {
-	var file string
+	var file, format string
 	c := &cobra.Command{
-		Use:   "dump -c FILE",
+		Use:   "dump -c FILE [--format text|json]",
 		Short: "run one backup night now: dump every DLE to holding, tape it, report",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if err := checkFormat(format); err != nil {
+				return err
+			}
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
 			}
-			_, err = server.Dump(ctx, cfg, server.Deps{Log: g.logger(0), Clock: server.SystemClock{}, Out: os.Stdout})
-			return err
+			deps := server.Deps{Log: g.logger(0), Clock: server.SystemClock{}}
+			if format == "text" {
+				deps.Out = os.Stdout
+			}
+			rep, err := server.Dump(ctx, cfg, deps)
+			return printJSON(format, rep, err)
 		},
 	}
 	addConfigFlag(c, &file)
+	addFormatFlag(c, &format)
 	return c
 }

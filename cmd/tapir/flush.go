@@ -14,7 +14,7 @@ import (
 )
 
 func newFlushCommand(g *globals) *cobra.Command {
-	var file string
+	var file, format string
 	c := &cobra.Command{
 		Use:   "flush -c FILE [HOST [PATH]]",
 		Short: "put the images earlier runs left on the holding disk onto a volume (amflush)",
@@ -34,14 +34,22 @@ func newFlushCommand(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if err := checkFormat(format); err != nil {
+				return err
+			}
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
 			}
-			_, err = server.Flush(ctx, cfg, opt, server.Deps{Log: g.logger(0), Clock: server.SystemClock{}, Out: os.Stdout})
-			return err
+			deps := server.Deps{Log: g.logger(0), Clock: server.SystemClock{}}
+			if format == "text" {
+				deps.Out = os.Stdout
+			}
+			rep, err := server.Flush(ctx, cfg, opt, deps)
+			return printJSON(format, rep, err)
 		},
 	}
 	addConfigFlag(c, &file)
+	addFormatFlag(c, &format)
 	return c
 }

@@ -80,6 +80,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 	if _, _, code := run(t, "dump", "--no-such-flag"); code != 2 {
 		t.Errorf("unknown flag: exit %d, want 2", code)
 	}
+	if _, stderr, code := run(t, "dump", "-c", "x.toml", "--format", "xml"); code != 2 || !strings.Contains(stderr, "want text or json") {
+		t.Errorf("bad format: exit %d %q", code, stderr)
+	}
 	if _, stderr, code := run(t, "recover", "-c", "x.toml", "--host", "h"); code != 2 || !strings.Contains(stderr, "--path is required") {
 		t.Errorf("missing flag: exit %d %q", code, stderr)
 	}
