@@ -41,15 +41,11 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	if re := cfg.LabelRegexp(); !re.MatchString(opt.Label) {
 		return nil, fmt.Errorf("label %s does not match labelstr %s of %s; tapir would never write a volume with that label", opt.Label, re, cfg.File)
 	}
-	cat, unlock, err := openLocked(cfg)
+	cat, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ch, err := openChanger(cfg, deps, deps.Log)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	slot := opt.Slot
 	if slot == 0 {
 		slot = 1

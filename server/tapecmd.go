@@ -23,16 +23,11 @@ type TapeSlot struct {
 // catalog knows of each volume and which one the next run writes. With
 // scan, a robot loads every volume whose label it has not read yet.
 func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string, error) {
-	cat, unlock, err := openLocked(cfg)
+	cat, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return nil, "", err
 	}
-	defer unlock()
-	ch, err := openChanger(cfg, deps, deps.Log)
-	if err != nil {
-		return nil, "", err
-	}
-	defer closeChanger(ch)
+	defer done()
 	inv, err := ch.Inventory()
 	if err != nil {
 		return nil, "", err
@@ -146,16 +141,11 @@ func WriteTapeInventory(w io.Writer, slots []TapeSlot, next string) error {
 // TapeLoad loads a slot into the drive and reads its label (`tapir tape
 // slot N`). The volume stays loaded for a robot.
 func TapeLoad(cfg *config.Config, deps Deps, slot int) (string, error) {
-	_, unlock, err := openLocked(cfg)
+	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
-	ch, err := openChanger(cfg, deps, deps.Log)
-	if err != nil {
-		return "", err
-	}
-	defer closeChanger(ch)
+	defer done()
 	dev, err := ch.Load(slot)
 	if err != nil {
 		return "", err
@@ -175,16 +165,11 @@ func TapeLoad(cfg *config.Config, deps Deps, slot int) (string, error) {
 
 // TapeEject unloads the drive (`tapir tape eject`).
 func TapeEject(cfg *config.Config, deps Deps) error {
-	_, unlock, err := openLocked(cfg)
+	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	ch, err := openChanger(cfg, deps, deps.Log)
-	if err != nil {
-		return err
-	}
-	defer closeChanger(ch)
+	defer done()
 	return ch.Eject()
 }
 
@@ -196,16 +181,11 @@ type drived interface {
 
 // TapeCurrent says what the drive holds (`tapir tape current`).
 func TapeCurrent(cfg *config.Config, deps Deps) (string, error) {
-	_, unlock, err := openLocked(cfg)
+	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
-	ch, err := openChanger(cfg, deps, deps.Log)
-	if err != nil {
-		return "", err
-	}
-	defer closeChanger(ch)
+	defer done()
 	switch c := ch.(type) {
 	case *taper.DiskChanger:
 		return "the disk changer holds no drive between runs: each run loads the slot it writes (tapir tape inventory shows which)", nil
@@ -288,16 +268,11 @@ func TapeReset(cfg *config.Config, deps Deps) (string, error) {
 		}
 		return "the drive is unloaded to its slot", nil
 	}
-	_, unlock, err := openLocked(cfg)
+	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
-	ch, err := openChanger(cfg, deps, deps.Log)
-	if err != nil {
-		return "", err
-	}
-	defer closeChanger(ch)
+	defer done()
 	dev, err := ch.Load(1)
 	if err != nil {
 		return "", err
@@ -306,4 +281,19 @@ func TapeReset(cfg *config.Config, deps Deps) (string, error) {
 		return "", err
 	}
 	return "the drive is rewound", nil
+}
+
+// lockedChanger takes the run lock, opens the catalog and the changer;
+// done releases all three.
+func lockedChanger(cfg *config.Config, deps Deps) (*index.Catalog, taper.Changer, func(), error) {
+	cat, unlock, err := openLocked(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ch, err := openChanger(cfg, deps, deps.Log)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return cat, ch, func() { closeChanger(ch); unlock() }, nil
 }
