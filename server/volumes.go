@@ -211,15 +211,8 @@ func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
 	}()
 	var choice taper.Choice
 	want := func(l *taper.Label, err error) bool {
-		si := taper.SlotInfo{Slot: 1, Label: l}
-		var fe *taper.ForeignError
-		switch {
-		case err == nil:
-		case errors.Is(err, taper.ErrBlank):
-			si.Label, si.Blank = nil, true
-		case errors.As(err, &fe):
-			si.Label, si.Foreign = nil, fe.Found
-		default:
+		si := taper.SlotInfoOf(1, l, err)
+		if si.Err != nil {
 			return false
 		}
 		states, next, serr := v.statesFrom([]taper.SlotInfo{si}, false)

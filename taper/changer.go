@@ -205,6 +205,12 @@ func (c *DiskChanger) inspect(slot int) SlotInfo {
 	}
 	defer v.Close()
 	l, err := ReadLabel(v)
+	return SlotInfoOf(slot, l, err)
+}
+
+// SlotInfoOf is what a slot holds, from what ReadLabel said of its volume.
+func SlotInfoOf(slot int, l *Label, err error) SlotInfo {
+	si := SlotInfo{Slot: slot}
 	var fe *ForeignError
 	switch {
 	case err == nil:

@@ -208,23 +208,7 @@ func (c *SingleChanger) inspect(tp *Tape) SlotInfo {
 		return SlotInfo{Slot: 1, Empty: true}
 	}
 	l, err := ReadLabel(tp)
-	return slotFromLabel(1, l, err)
-}
-
-func slotFromLabel(slot int, l *Label, err error) SlotInfo {
-	si := SlotInfo{Slot: slot}
-	var fe *ForeignError
-	switch {
-	case err == nil:
-		si.Label = l
-	case errors.Is(err, ErrBlank):
-		si.Blank = true
-	case errors.As(err, &fe):
-		si.Foreign = fe.Found
-	default:
-		si.Err = err
-	}
-	return si
+	return SlotInfoOf(1, l, err)
 }
 
 // probe opens the drive and asks MTIOCGET, nothing else: no load, no
@@ -315,7 +299,7 @@ func (c *SingleChanger) WaitFor(ctx context.Context, what string, want func(*Lab
 				}
 				c.mu.Lock()
 				c.current = tp
-				c.slot, c.known = slotFromLabel(1, l, lerr), true
+				c.slot, c.known = SlotInfoOf(1, l, lerr), true
 				c.mu.Unlock()
 				return tp, l, nil
 			}
