@@ -390,9 +390,9 @@ func TestDaemonGracefulStop(t *testing.T) {
 	s := newSite(t, "")
 	slow := config.DefaultDumptype()
 	slow.Compress = config.CompressNone
-	slow.Bandwidth = 1 << 20
+	slow.Bandwidth = 384 << 10
 	s.cfg.Dumptypes["slow"] = slow
-	s.dles(t, "slow", 2, 1<<20, "a", "b", "c") // 2 s each
+	s.dles(t, "slow", 2, 1<<20, "a", "b", "c") // about 5 s each
 	s.cfg.Inparallel, s.cfg.Maxdumps = 1, 1
 	s.cfg.Schedule, s.cfg.Server.MetricsListen, s.cfg.Server.IndexListen = "@every 1h", "", ""
 	saveConfig(t, s)
@@ -409,12 +409,15 @@ func TestDaemonGracefulStop(t *testing.T) {
 		if err != nil || !live {
 			return false
 		}
+		dumping, finished := false, false
 		for _, d := range st.DLEs {
-			if d.State == "dumping" && d.Bytes > 0 {
-				return true
-			}
+			dumping = dumping || (d.State == "dumping" && d.Bytes > 0)
+			finished = finished || d.State == "done" || d.State == "holding"
 		}
-		return false
+		if finished {
+			t.Fatal("a dump finished before the test saw the first one running; the dumps are too fast for this machine")
+		}
+		return dumping
 	})
 	close(stop)
 	select {
