@@ -215,6 +215,8 @@ func TestMissedTapeNight(t *testing.T) {
 	<-clock.waiting
 	clock.set(day0.Add(7 * 24 * time.Hour)) // night 1, 01:00: a week later, the fulls are due
 	waitRuns(2)
+	// The run is finished in the catalog just before its report is mailed.
+	waitFor(t, "night 1's mail", 30*time.Second, func() bool { return len(sink.got()) >= 2 })
 	mails := sink.got()
 	if len(mails) != 2 {
 		t.Fatalf("%d mails after night 1", len(mails))
@@ -253,6 +255,7 @@ func TestMissedTapeNight(t *testing.T) {
 	<-clock.waiting
 	clock.set(day0.Add(8 * 24 * time.Hour))
 	waitRuns(3)
+	waitFor(t, "night 2's mail", 30*time.Second, func() bool { return len(sink.got()) >= 3 })
 	mails = sink.got()
 	m2, _ := mail.ReadMessage(bytes.NewReader(mails[len(mails)-1]))
 	body2, _ := io.ReadAll(m2.Body)
