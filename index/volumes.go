@@ -154,13 +154,7 @@ func (c *Catalog) StartVolumeWrite(label string, slot int, blocksize int64, date
 		if !reuse && written != "" {
 			return fmt.Errorf("volume is marked not reusable (last written %s); it is never overwritten unless an administrator marks it reusable", written)
 		}
-		dropped, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
-			WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?) ORDER BY datestamp, id`, volID)
-		if err != nil {
-			return err
-		}
-		// Cascades to parts, files and frames.
-		if _, err := tx.Exec(`DELETE FROM dumps WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?)`, volID); err != nil {
+		if dropped, err = dropVolumeDumpsTx(tx, volID); err != nil {
 			return err
 		}
 		_, err = tx.Exec(`UPDATE volumes SET slot = ?, blocksize = ?, written = ?, bytes = 0 WHERE id = ?`,
@@ -337,12 +331,7 @@ func (c *Catalog) LabelVolume(oldLabel, newLabel string, slot int, blocksize int
 			case err != nil:
 				return err
 			default:
-				dropped, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
-					WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?) ORDER BY datestamp, id`, volID)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Exec(`DELETE FROM dumps WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?)`, volID); err != nil {
+				if dropped, err = dropVolumeDumpsTx(tx, volID); err != nil {
 					return err
 				}
 				if _, err := tx.Exec(`DELETE FROM volumes WHERE id = ?`, volID); err != nil {
@@ -365,4 +354,19 @@ func (c *Catalog) DumpsOnVolume(label string) ([]Dump, error) {
 	return c.queryDumps(fmt.Sprintf("list dumps on volume %q", label), `SELECT `+dumpCols+` FROM dumps
 		WHERE id IN (SELECT dump_id FROM parts JOIN volumes ON volumes.id = parts.volume_id WHERE volumes.label = ?)
 		ORDER BY datestamp, id`, label)
+}
+
+// dropVolumeDumpsTx forgets every dump with a part on the volume (the
+// delete cascades to parts, files and frames) and returns what it forgot,
+// oldest first, for the caller to report.
+func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
+	dropped, err := queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
+		WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?) ORDER BY datestamp, id`, volID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(`DELETE FROM dumps WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?)`, volID); err != nil {
+		return nil, err
+	}
+	return dropped, nil
 }
