@@ -79,9 +79,6 @@ func NewScribe(src VolumeSource, log *slog.Logger) *Scribe {
 // after a volume was given up.
 func (s *Scribe) Current() *Volume { return s.cur }
 
-// Done forgets the current volume: the next image starts on a new one.
-func (s *Scribe) Done() { s.cur = nil }
-
 type record struct {
 	b   []byte
 	err error // io.EOF after the last record

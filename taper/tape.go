@@ -72,9 +72,6 @@ func OpenTape(path string, opts ...TapeOption) (*Tape, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tape %s: open: %w", path, tapeErrno(path, "open", err))
 	}
-	if rewindsOnClose(path) && cfg.log != nil {
-		cfg.log.Warn("tape device rewinds on close; use the non-rewinding device (/dev/nstN) so that files are not overwritten", "device", path)
-	}
 	return newTape(path, drv, cfg)
 }
 
@@ -93,6 +90,9 @@ func newTape(path string, d TapeDrive, cfg tapeConfig) (*Tape, error) {
 	log := cfg.log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if rewindsOnClose(path) {
+		log.Warn("tape device rewinds on close; use the non-rewinding device (/dev/nstN) so that files are not overwritten", "device", path)
 	}
 	t := &Tape{path: path, drv: d, log: log, readOnly: cfg.readOnly, file: -1, record: -1, eod: -1, starts: map[int64]int64{}}
 	st, err := d.Status()

@@ -3,6 +3,7 @@ package taper
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/benmcclelland/mtio"
+	"golang.org/x/sys/unix"
 
 	"github.com/tapir-backup/tapir/taper/fakest"
 )
@@ -337,5 +339,38 @@ func TestTapeReadAfterEndOfDataFromBefore(t *testing.T) {
 	}
 	if err := tp.WriteRecord(fill(1, 10)); err != nil {
 		t.Fatalf("append at the end of data: %v", err)
+	}
+}
+
+// Every tape, however it is opened (the changers open theirs through
+// newTape), warns when its device is a rewinding st device (/dev/stN,
+// major 9 without the 128 bit of nstN).
+func TestRewindingDeviceWarns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make the device nodes")
+	}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name  string
+		minor uint32
+		warn  bool
+	}{{"st0", 0, true}, {"nst0", 128, false}} {
+		node := filepath.Join(dir, c.name)
+		if err := unix.Mknod(node, unix.S_IFCHR|0o600, int(unix.Mkdev(9, c.minor))); err != nil {
+			t.Skipf("cannot make a device node here: %v", err)
+		}
+		h, err := fakest.New(fakest.Options{}).Open(fakest.NST0, syscall.O_RDWR|syscall.O_NONBLOCK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		tp, err := NewTape(node, h, WithTapeLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.Close()
+		if got := strings.Contains(logs.String(), "rewinds on close"); got != c.warn {
+			t.Errorf("%s (9,%d): warned %v, want %v; log:\n%s", c.name, c.minor, got, c.warn, logs.String())
+		}
 	}
 }
