@@ -48,15 +48,9 @@ func (j *job) need(level int) int64 {
 // not), otherwise straight to the taper while it is idle. It fails only
 // when nothing could ever change: no space, no volume, nothing draining.
 func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeReader, pw *io.PipeWriter) (*target, error) {
-	kind := func() holding.Kind {
-		if j.level == 0 {
-			return holding.Full
-		}
-		return holding.Incremental
-	}
 	useHolding := j.dt.Holding != "never" && !j.forceDirect
 	canDirect := j.dt.Holding != "required"
-	if r.degraded && kind() == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
+	if r.degraded && kindOf(j.level) == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
 		if j.fallback < 0 {
 			return nil, final("skipped: no usable volume, and this full (about %s) does not fit in the %s of holding space that reserve = %d%% leaves to fulls; there is no incremental to fall back to",
 				report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
@@ -75,7 +69,7 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	// would not fit uncompressed goes straight to the taper rather than
 	// risk being cut short when the holding disk runs out.
 	worst := j.est[j.level].Bytes + image.HeaderSize
-	if useHolding && (!r.pool.Fits(need, kind()) || (!j.ratioKnown && !r.degraded && canDirect && !r.pool.Fits(worst, kind()))) {
+	if useHolding && (!r.pool.Fits(need, kindOf(j.level)) || (!j.ratioKnown && !r.degraded && canDirect && !r.pool.Fits(worst, kindOf(j.level)))) {
 		useHolding = false
 		if !canDirect {
 			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", report.HumanSize(need), report.HumanSize(r.pool.Total()))
@@ -83,7 +77,7 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	}
 	for {
 		if useHolding {
-			if s, ok := r.pool.TryReserve(need, kind()); ok {
+			if s, ok := r.pool.TryReserve(need, kindOf(j.level)); ok {
 				return &target{space: s}, nil
 			}
 		}

@@ -79,10 +79,10 @@ type job struct {
 	prog progress // for `tapir status`
 }
 
-func (j *job) fail(reason string) {
+func (j *job) fail(reason string, now time.Time) {
 	j.res.Status = report.StatusFailed
 	j.res.Reason = reason
-	j.prog.mark("failed", reason, time.Now())
+	j.prog.mark("failed", reason, now)
 }
 
 func (j *job) name() string { return fmt.Sprintf("%s:%s", j.dle.Host, j.dle.Path) }
@@ -316,7 +316,7 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 					why = "the server was asked to stop (SIGTERM) before this DLE was dumped; the next run dumps it"
 				}
 				for _, j := range pending {
-					j.fail(why)
+					j.fail(why, r.clock.Now())
 				}
 				pending = nil
 			}
@@ -354,7 +354,7 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 				} else {
 					// The last attempt is the failure itself, not a retried one.
 					j.res.Retries = j.res.Retries[:len(j.res.Retries)-1]
-					j.fail(err.Error())
+					j.fail(err.Error(), r.clock.Now())
 				}
 			}
 			cond.Broadcast()

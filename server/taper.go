@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,9 @@ type directItem struct {
 	r   io.Reader
 	res chan directResult
 }
+
+// errStopping is why the taper writes nothing more after Deps.Stop.
+var errStopping = errors.New("the server was asked to stop (SIGTERM); the next run flushes it")
 
 type directResult struct {
 	res *taper.ImageResult
@@ -156,7 +160,7 @@ func (t *taperLoop) run(ctx context.Context) {
 				t.stop(fmt.Errorf("the run was cancelled: %w", ctx.Err()))
 			case <-stop:
 				stop = nil
-				t.stop(errors.New("the server was asked to stop (SIGTERM); the next run flushes it"))
+				t.stop(errStopping)
 			}
 			t.mu.Lock()
 		}
@@ -190,7 +194,7 @@ func (t *taperLoop) run(ctx context.Context) {
 			return
 		}
 		if t.dead == nil && t.r.stopping() {
-			t.dead = errors.New("the server was asked to stop (SIGTERM); the next run flushes it")
+			t.dead = errStopping
 		}
 		it := t.queue[0]
 		t.queue = t.queue[1:]
@@ -313,7 +317,7 @@ func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
 		for _, p := range res.Parts {
 			where = append(where, fmt.Sprintf("%s file %d", p.Volume, p.Pos.File))
 		}
-		t.r.note(fmt.Sprintf("taper: %s:%s level %d spans %d volumes: %s", j.dle.Host, j.dle.Path, j.res.Level, len(res.Parts), joinComma(where)))
+		t.r.note(fmt.Sprintf("taper: %s:%s level %d spans %d volumes: %s", j.dle.Host, j.dle.Path, j.res.Level, len(res.Parts), strings.Join(where, ", ")))
 	}
 	j.res.Status = report.StatusOK
 	if len(j.res.Strange) > 0 {
@@ -321,15 +325,4 @@ func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
 	}
 	j.prog.mark("done", "", t.r.clock.Now())
 	return nil
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
