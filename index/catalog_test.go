@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +44,7 @@ func TestOpenCreatesFileAndPragmas(t *testing.T) {
 		{c.w, "foreign_keys", "1"},
 		{c.w, "synchronous", "2"},
 		{c.w, "busy_timeout", "5000"},
-		{c.w, "user_version", "3"},
+		{c.w, "user_version", strconv.Itoa(SchemaVersion)},
 		{c.w, "application_id", "1413566546"},
 		{c.r, "journal_mode", "wal"},
 		{c.r, "foreign_keys", "1"},
@@ -246,7 +247,7 @@ func TestOpenRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Close()
-		}, "schema version 99 is newer than this tapir understands (3)"},
+		}, "schema version 99 is newer than this tapir understands (4)"},
 		{"foreign application", func(t *testing.T, path string) {
 			db, _ := sql.Open("sqlite3", path)
 			defer db.Close()

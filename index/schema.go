@@ -135,8 +135,30 @@ CREATE TABLE force (
 	PRIMARY KEY (host, path)
 ) WITHOUT ROWID;
 `,
+	// 4: overwrites in two phases, and tape files that failed.
+	//   volumes.overwriting: the datestamp (or "X" for tapir label) of a
+	//     label being written over this volume, '' when none; the old
+	//     images stay known until the new label is on the volume and read
+	//     back. volumes.overwriting_as: the label being written.
+	//   failed_files: tape files a failed write left on a volume (a
+	//     truncated image), so that verify and rebuild skip them by name
+	//     instead of calling them orphans.
+	`
+ALTER TABLE volumes ADD COLUMN overwriting TEXT NOT NULL DEFAULT '';
+ALTER TABLE volumes ADD COLUMN overwriting_as TEXT NOT NULL DEFAULT '';
+CREATE TABLE failed_files (
+	volume_id INTEGER NOT NULL REFERENCES volumes(id) ON DELETE CASCADE,
+	fileno    INTEGER NOT NULL,
+	datestamp TEXT    NOT NULL,
+	host      TEXT    NOT NULL DEFAULT '',
+	path      TEXT    NOT NULL DEFAULT '',
+	level     INTEGER NOT NULL DEFAULT 0,
+	reason    TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (volume_id, fileno)
+) WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 3
+const SchemaVersion = 4

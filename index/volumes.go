@@ -17,14 +17,19 @@ type Volume struct {
 	Created   time.Time
 	Reuse     bool  // false: never overwrite (set with SetVolumeReuse)
 	Bytes     int64 // payload bytes of the parts written since Written
+	// Overwriting is set while a new label is being written over the
+	// volume (BeginOverwrite): the datestamp of the new label ("X" for
+	// tapir label) and the label being written (OverwritingAs). The old
+	// images stay in the catalog until the new label is on the volume.
+	Overwriting, OverwritingAs string
 }
 
-const volumeCols = `id, label, slot, blocksize, written, created, reuse, bytes`
+const volumeCols = `id, label, slot, blocksize, written, created, reuse, bytes, overwriting, overwriting_as`
 
 func scanVolume(s scanner) (Volume, error) {
 	var v Volume
 	var created sql.NullInt64
-	err := s.Scan(&v.ID, &v.Label, &v.Slot, &v.Blocksize, &v.Written, &created, &v.Reuse, &v.Bytes)
+	err := s.Scan(&v.ID, &v.Label, &v.Slot, &v.Blocksize, &v.Written, &created, &v.Reuse, &v.Bytes, &v.Overwriting, &v.OverwritingAs)
 	v.Created = fromNS(created)
 	return v, err
 }
@@ -124,8 +129,9 @@ func (c *Catalog) SetVolumeReuse(label string, reuse bool) error {
 	})
 }
 
-// StartVolumeWrite is called when a run begins writing a volume from its start
-// (overwriting it). In one transaction it drops from the catalog every dump
+// StartVolumeWrite is called once a run's new label is on a volume and was
+// read back (the second phase of an overwrite; BeginOverwrite is the
+// first). In one transaction it drops from the catalog every dump
 // that had a part on the volume, with all its parts (also those on other
 // volumes: a dump missing a part is not restorable), files and frames; then it
 // records the volume's slot and block size, written = datestamp and bytes = 0.
@@ -157,7 +163,7 @@ func (c *Catalog) StartVolumeWrite(label string, slot int, blocksize int64, date
 		if dropped, err = dropVolumeDumpsTx(tx, volID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(`UPDATE volumes SET slot = ?, blocksize = ?, written = ?, bytes = 0 WHERE id = ?`,
+		_, err = tx.Exec(`UPDATE volumes SET slot = ?, blocksize = ?, written = ?, bytes = 0, overwriting = '', overwriting_as = '' WHERE id = ?`,
 			slot, blocksize, datestamp, volID)
 		return err
 	})
@@ -357,7 +363,8 @@ func (c *Catalog) DumpsOnVolume(label string) ([]Dump, error) {
 }
 
 // dropVolumeDumpsTx forgets every dump with a part on the volume (the
-// delete cascades to parts, files and frames) and returns what it forgot,
+// delete cascades to parts, files and frames) and the failed tape files
+// recorded on it, and returns what it forgot,
 // oldest first, for the caller to report.
 func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
 	dropped, err := queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
@@ -366,6 +373,9 @@ func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
 		return nil, err
 	}
 	if _, err := tx.Exec(`DELETE FROM dumps WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?)`, volID); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(`DELETE FROM failed_files WHERE volume_id = ?`, volID); err != nil {
 		return nil, err
 	}
 	return dropped, nil
