@@ -86,16 +86,20 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 		return nil, fmt.Errorf("read the volume in slot %d: %w", slot, err)
 	}
 	tt := cfg.Tapetype()
-	// The catalog first: a crash after it leaves a volume the catalog
-	// knows as empty, never one it believes holds images that are gone.
-	dropped, err := cat.LabelVolume(old, opt.Label, slot, int64(tt.Blocksize), deps.Clock.Now())
-	if err != nil {
-		return nil, err
-	}
-	res.Dropped = dropped
+	// Two phases: the catalog forgets what was on the volume only once the
+	// new label is on it and read back; a failed write (a write-protected
+	// cartridge) leaves the catalog as it was.
 	res.Label = taper.Label{Datestamp: taper.NeverWritten, Label: opt.Label, Org: cfg.Org, Blocksize: int64(tt.Blocksize), Created: deps.Clock.Now()}
-	if err := taper.WriteLabel(dev, res.Label); err != nil {
-		return nil, err
+	rl, err := writeLabel(cat, dev, old, res.Label, slot, deps.Clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("label the volume in slot %d as %s: %w", slot, opt.Label, err)
+	}
+	res.Dropped = rl.Dropped
+	if old == opt.Label {
+		// The same label again: forget its images now that the new label is on it.
+		if res.Dropped, err = cat.LabelVolume(old, opt.Label, slot, int64(tt.Blocksize), deps.Clock.Now()); err != nil {
+			return nil, err
+		}
 	}
 	if lb, ok := ch.(taper.Labeller); ok {
 		lb.Labelled(&res.Label)

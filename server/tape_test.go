@@ -152,7 +152,7 @@ func TestRobotNights(t *testing.T) {
 		t.Fatalf("night 2 volumes %+v\n%s", rep.Volumes, out)
 	}
 	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
-	if err != nil || len(slots) != 4 || slots[2].Label != "test-003" || !strings.Contains(next, "test-001") {
+	if err != nil || len(slots) != 4 || slots[2].Label != "test-003" || !strings.Contains(next, "test-004") {
 		t.Errorf("inventory %+v, next %q, %v", slots, next, err)
 	}
 	for _, label := range []string{"test-001", "test-002"} {

@@ -59,6 +59,13 @@ func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, err
 			return nil, "", err
 		}
 	}
+	notes, err := resolveOverwrites(v.cat, inv, int64(v.cfg.Tapetype().Blocksize), v.clock.Now())
+	for _, n := range notes {
+		v.notes(n)
+	}
+	if err != nil {
+		return nil, "", err
+	}
 	return v.statesFrom(inv, thisRunWritable)
 }
 
@@ -81,6 +88,10 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 	known := map[string]index.Volume{}
 	for _, x := range vols {
 		known[x.Label] = x
+	}
+	pins, err := chainPins(v.cat)
+	if err != nil {
+		return nil, "", err
 	}
 	thisRun := map[string]bool{}
 	for _, u := range v.used {
@@ -118,8 +129,9 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 			if thisRun[st.Label] {
 				st.Reuse = false
 			}
+			st.Pinned = pins[st.Label]
 		}
-		if kind != "" && v.cfg.Claims(kind) && v.cfg.Autolabel != "" {
+		if kind != "" && v.cfg.Claims(kind) && v.cfg.Autolabel != "" && len(pins[st.Label]) == 0 {
 			// autolabel_media lets autolabel take this volume like a
 			// blank one; what the catalog knew of it is forgotten when it
 			// is labelled.
@@ -135,7 +147,7 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 	// chosen, but ChooseVolume names them as the volume to insert.
 	for _, k := range vols {
 		if !used[k.Label] {
-			st := taper.VolumeState{Label: k.Label, Written: k.Written, Reuse: k.Reuse}
+			st := taper.VolumeState{Label: k.Label, Written: k.Written, Reuse: k.Reuse, Pinned: pins[k.Label]}
 			if thisRun[k.Label] {
 				st.Reuse = false
 			}
@@ -271,21 +283,24 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		return nil, fmt.Errorf("%w: load slot %d: %v", taper.ErrNoVolume, c.Slot, err)
 	}
 	tt := v.cfg.Tapetype()
+	l := taper.Label{Datestamp: v.datestamp, Label: c.Label, Org: v.cfg.Org, Blocksize: int64(tt.Blocksize), Created: v.clock.Now()}
+	// Two phases: the old images stay in the catalog until the new label
+	// is on the volume and read back (writeLabel), then StartVolumeWrite
+	// forgets them and records this run's datestamp.
+	old := c.Label
+	claimedOld, claimed := v.claimed[c.Slot]
 	if c.Relabel {
-		old, claimed := v.claimed[c.Slot]
-		dropped, err := v.cat.LabelVolume(old, c.Label, c.Slot, int64(tt.Blocksize), v.clock.Now())
-		if err != nil && !errors.Is(err, index.ErrExists) {
-			dev.Close()
-			return nil, err
-		}
-		if claimed {
-			v.notes(fmt.Sprintf("taper: autolabel took the volume in slot %d (%s) as %s (autolabel_media); %d image(s) that were on it left the catalog", c.Slot, orBlank(old), c.Label, len(dropped)))
-		}
+		old = claimedOld
 		v.log.Info("labelling new volume", "label", c.Label, "slot", c.Slot)
 	}
-	// The catalog forgets what lived on the volume before the media is
-	// touched, so that a crash in between never leaves the catalog
-	// pointing at overwritten data.
+	res, err := writeLabel(v.cat, dev, old, l, c.Slot, v.clock.Now())
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("%w: volume %s in slot %d: %v", taper.ErrNoVolume, c.Label, c.Slot, err)
+	}
+	if claimed && c.Relabel {
+		v.notes(fmt.Sprintf("taper: autolabel took the volume in slot %d (%s) as %s (autolabel_media); %d image(s) that were on it left the catalog", c.Slot, orBlank(claimedOld), c.Label, len(res.Dropped)))
+	}
 	dropped, err := v.cat.StartVolumeWrite(c.Label, c.Slot, int64(tt.Blocksize), v.datestamp)
 	if err != nil {
 		dev.Close()
@@ -296,12 +311,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		for _, d := range dropped {
 			names = append(names, fmt.Sprintf("%s:%s lev %d of %s", d.Host, d.Path, d.Level, d.Datestamp))
 		}
-		v.notes(fmt.Sprintf("Volume %s was overwritten; these images were on it and left the catalog: %s.", c.Label, strings.Join(names, ", ")))
-	}
-	l := taper.Label{Datestamp: v.datestamp, Label: c.Label, Org: v.cfg.Org, Blocksize: int64(tt.Blocksize), Created: v.clock.Now()}
-	if err := taper.WriteLabel(dev, l); err != nil {
-		dev.Close()
-		return nil, fmt.Errorf("%w: %v", taper.ErrNoVolume, err)
+		v.notes(fmt.Sprintf("Volume %s was overwritten; these images were on it, superseded by newer chains, and left the catalog: %s.", c.Label, strings.Join(names, ", ")))
 	}
 	if lb, ok := v.ch.(taper.Labeller); ok {
 		lb.Labelled(&l)
@@ -310,6 +320,23 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	v.cur, v.loaded = dev, v.clock.Now()
 	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel, Length: int64(tt.Length)})
 	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
+}
+
+// chainPins maps each volume to the newest chains it holds a part of, in
+// words for the report: "host:/path (full of DATE)".
+func chainPins(cat *index.Catalog) (map[string][]string, error) {
+	chains, err := cat.Chains()
+	if err != nil {
+		return nil, err
+	}
+	pins := map[string][]string{}
+	for _, ch := range chains {
+		what := fmt.Sprintf("%s:%s (full of %s)", ch.Host, ch.Path, ch.Full().Datestamp)
+		for _, l := range ch.Volumes {
+			pins[l] = append(pins[l], what)
+		}
+	}
+	return pins, nil
 }
 
 func orBlank(label string) string {

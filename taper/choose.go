@@ -11,6 +11,11 @@ import (
 // ErrNoVolume is wrapped by ChooseVolume when no volume may be written.
 var ErrNoVolume = errors.New("no usable volume")
 
+// ErrChainsProtected is wrapped too (with ErrNoVolume) when a volume could
+// have been reused by tapecycle but holds images of a DLE's newest
+// restorable chain: the run refused to destroy them.
+var ErrChainsProtected = errors.New("a volume that could be reused holds the newest chain of a DLE")
+
 // VolumeState is what ChooseVolume knows of one volume: from the changer's
 // inventory and the catalog. List each volume once.
 type VolumeState struct {
@@ -20,6 +25,11 @@ type VolumeState struct {
 	Reuse   bool   // false = marked no-reuse: never overwritten, not counted in tapecycle
 	Foreign string // non-empty: not ours (what was found); never chosen
 	Blank   bool   // nothing on it; may get a new label from autolabel
+	// Pinned names the chains whose images are on the volume: each a DLE
+	// whose newest restorable chain (newest good full and the incrementals
+	// after it) has a part here, e.g. "web1:/home (full of 2025-03-01)".
+	// A pinned volume is never overwritten.
+	Pinned []string
 }
 
 // Choice is the volume a run writes.
@@ -32,30 +42,42 @@ type Choice struct {
 	// the chosen volume: a label, or "a new volume". It is also set when
 	// ChooseVolume fails (what this run would have liked).
 	NextExpected string
+	// Considered says, volume by volume in the order of the rules, why
+	// each was or was not taken (tapir tape next --explain).
+	Considered []string
+	// Refused is set when ChooseVolume fails: the volumes that tapecycle
+	// would have let it overwrite but that hold a newest chain, with the
+	// chains, for the report's FAIL lines.
+	Refused []string
 }
 
 // newestStamp marks the volume this run writes when predicting the next run.
 const newestStamp = "99999999999999"
 
-// ChooseVolume picks the volume a run writes. The rules:
+// ChooseVolume picks the volume a run writes. The rules, in order:
 //
-//   - Only our volumes may be overwritten: labelled, label matching the whole
+//   - Only our volumes may be written: labelled, label matching the whole
 //     of labelstr (nil matches any), Reuse set, in the changer (Slot > 0).
 //     Foreign volumes and other labels are never chosen.
-//   - The newest tapecycle written volumes are protected. Only written,
-//     reusable, matching volumes are counted (no-reuse volumes are not part of
-//     the rotation). Volumes sharing the datestamp of the tapecycle-th newest
-//     are all protected. Fewer written volumes than tapecycle protects them all.
-//   - Among the rest, a labelled but never-written volume goes first, then the
-//     least recently written; ties go to the lower label (natural order:
-//     Set-9 before Set-10), then the lower slot.
-//   - Otherwise the lowest blank slot gets nextLabel (autolabel; "" = off),
-//     which must match labelstr and be unused.
+//   - A labelled but never-written volume goes first (lowest label in
+//     natural order: Set-9 before Set-10, then the lower slot).
+//   - Then the lowest blank slot, which gets nextLabel (autolabel; "" =
+//     off): it must match labelstr and be unused. A blank volume is always
+//     taken before any written one is overwritten.
+//   - Then a written volume may be overwritten only if it is outside the
+//     newest tapecycle written volumes (only written, reusable, matching
+//     volumes are counted: no-reuse volumes are not part of the rotation;
+//     volumes sharing the datestamp of the tapecycle-th newest are all
+//     protected; fewer written volumes than tapecycle protects them all)
+//     and no image on it belongs to a DLE's newest restorable chain
+//     (Pinned). Among those, the least recently written; ties go to the
+//     lower label, then the lower slot.
 //
-// If nothing may be written it returns an error wrapping ErrNoVolume that
-// says why and what a person can do. Bad input (tapecycle < 1, a malformed
-// datestamp, a volume with neither label nor state, one label on two
-// volumes) is an error too.
+// If nothing may be written it returns an error wrapping ErrNoVolume (and
+// ErrChainsProtected when a volume was refused only for the chains on
+// it) that says why and what a person can do. Bad input (tapecycle < 1, a
+// malformed datestamp, a volume with neither label nor state, one label on
+// two volumes) is an error too.
 func ChooseVolume(vols []VolumeState, tapecycle int, labelstr *regexp.Regexp, nextLabel string) (Choice, error) {
 	if tapecycle < 1 {
 		return Choice{}, fmt.Errorf("choose volume: tapecycle %d: must be at least 1", tapecycle)
@@ -101,38 +123,70 @@ func ChooseVolume(vols []VolumeState, tapecycle int, labelstr *regexp.Regexp, ne
 		}
 		ours = append(ours, v)
 	}
+	sort.SliceStable(blanks, func(i, j int) bool { return blanks[i].Slot < blanks[j].Slot })
 
 	prot := protectedSet(ours, tapecycle)
-	if b := best(ours, prot, true); b != nil {
-		c := Choice{Slot: b.Slot, Label: b.Label}
-		if b.Written == "" {
-			c.Reason = fmt.Sprintf("%s in slot %d: labelled and never written", b.Label, b.Slot)
-		} else {
-			c.Reason = fmt.Sprintf("%s in slot %d: the least recently written reusable volume (written %s), outside the newest %d written volumes (tapecycle)",
-				b.Label, b.Slot, b.Written, tapecycle)
-		}
-		c.NextExpected = nextExpected(ours, tapecycle, &c)
-		return c, nil
-	}
-
+	considered := consider(ours, prot, tapecycle)
 	labelErr := checkNewLabel(nextLabel, labelstr, full, seen)
-	if len(blanks) > 0 && labelErr == nil {
-		b := blanks[0]
-		for _, v := range blanks[1:] {
-			if v.Slot < b.Slot {
-				b = v
+	var c Choice
+	switch fresh, reuse := best(ours, prot, true, false), best(ours, prot, true, true); {
+	case fresh != nil:
+		c = Choice{Slot: fresh.Slot, Label: fresh.Label,
+			Reason: fmt.Sprintf("%s in slot %d: labelled and never written", fresh.Label, fresh.Slot)}
+	case len(blanks) > 0 && labelErr == nil:
+		c = Choice{Slot: blanks[0].Slot, Label: nextLabel, Relabel: true,
+			Reason: fmt.Sprintf("blank volume in slot %d, labelled %s by autolabel (a blank volume goes before any reuse)", blanks[0].Slot, nextLabel)}
+	case reuse != nil:
+		c = Choice{Slot: reuse.Slot, Label: reuse.Label,
+			Reason: fmt.Sprintf("%s in slot %d: the least recently written reusable volume (written %s), outside the newest %d written volumes (tapecycle), and no image on it belongs to a newest chain",
+				reuse.Label, reuse.Slot, reuse.Written, tapecycle)}
+	default:
+		var refused []string
+		for _, v := range ours {
+			if v.Slot > 0 && v.Reuse && v.Written != "" && !prot[v.Label] && len(v.Pinned) > 0 {
+				refused = append(refused, fmt.Sprintf("%s (written %s) holds the newest restorable chain of %s", v.Label, v.Written, strings.Join(v.Pinned, ", ")))
 			}
 		}
-		c := Choice{Slot: b.Slot, Label: nextLabel, Relabel: true,
-			Reason: fmt.Sprintf("blank volume in slot %d, labelled %s by autolabel (no labelled volume may be overwritten)", b.Slot, nextLabel)}
-		c.NextExpected = nextExpected(ours, tapecycle, &c)
-		return c, nil
+		sort.Strings(refused)
+		return Choice{NextExpected: nextExpected(ours, tapecycle, nil), Considered: considered, Refused: refused},
+			noVolumeError(ours, mismatch, foreign, blanks, prot, tapecycle, labelstr, nextLabel, labelErr)
 	}
-
-	return Choice{NextExpected: nextExpected(ours, tapecycle, nil)},
-		noVolumeError(ours, mismatch, foreign, blanks, prot, tapecycle, labelstr, nextLabel, labelErr)
+	c.NextExpected = nextExpected(ours, tapecycle, &c)
+	c.Considered = considered
+	for _, b := range blanks {
+		what := "blank: autolabel labels it " + nextLabel
+		if labelErr != nil {
+			what = fmt.Sprintf("blank, but %v", labelErr)
+		}
+		c.Considered = append(c.Considered, fmt.Sprintf("slot %d: %s", b.Slot, what))
+	}
+	return c, nil
 }
 
+// consider says why each of our volumes is or is not writable.
+func consider(ours []VolumeState, prot map[string]bool, tapecycle int) []string {
+	var out []string
+	for _, v := range ours {
+		var what string
+		switch {
+		case v.Slot <= 0:
+			what = "not in the changer"
+		case !v.Reuse:
+			what = "marked no-reuse (tapir admin reuse to allow it)"
+		case v.Written == "":
+			what = "labelled, never written: may be written"
+		case prot[v.Label]:
+			what = fmt.Sprintf("written %s: inside tapecycle %d, kept", v.Written, tapecycle)
+		case len(v.Pinned) > 0:
+			what = fmt.Sprintf("written %s: outside tapecycle, but kept: it holds the newest chain of %s", v.Written, strings.Join(capList(v.Pinned), ", "))
+		default:
+			what = fmt.Sprintf("written %s: outside tapecycle, every image on it superseded: may be overwritten", v.Written)
+		}
+		out = append(out, fmt.Sprintf("%s (%s): %s", v.Label, slotName(v.Slot), what))
+	}
+	sort.Strings(out)
+	return out
+}
 func slotName(slot int) string {
 	if slot <= 0 {
 		return "not in the changer"
@@ -162,11 +216,12 @@ func protectedSet(ours []VolumeState, tapecycle int) map[string]bool {
 	return prot
 }
 
-// best returns the volume to overwrite, or nil.
-func best(ours []VolumeState, prot map[string]bool, inChanger bool) *VolumeState {
+// best returns the never-written volume to write (written false) or the
+// written volume to overwrite (written true), or nil.
+func best(ours []VolumeState, prot map[string]bool, inChanger, written bool) *VolumeState {
 	var c []VolumeState
 	for _, v := range ours {
-		if v.Reuse && !prot[v.Label] && (!inChanger || v.Slot > 0) {
+		if v.Reuse && !prot[v.Label] && (!inChanger || v.Slot > 0) && (v.Written != "") == written && len(v.Pinned) == 0 {
 			c = append(c, v)
 		}
 	}
@@ -216,7 +271,18 @@ func nextExpected(ours []VolumeState, tapecycle int, c *Choice) string {
 			}
 		}
 	}
-	if b := best(sim, protectedSet(sim, tapecycle), false); b != nil {
+	if c != nil {
+		for i := range sim {
+			if sim[i].Label == c.Label {
+				sim[i].Pinned = nil // its old images are gone
+			}
+		}
+	}
+	prot := protectedSet(sim, tapecycle)
+	if b := best(sim, prot, false, false); b != nil {
+		return b.Label
+	}
+	if b := best(sim, prot, false, true); b != nil {
 		return b.Label
 	}
 	return "a new volume"
@@ -225,7 +291,7 @@ func nextExpected(ours []VolumeState, tapecycle int, c *Choice) string {
 func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[string]bool, tapecycle int,
 	labelstr *regexp.Regexp, nextLabel string, labelErr error) error {
 	var why []string
-	var inChanger, protIn, noReuse []VolumeState
+	var inChanger, protIn, noReuse, pinned []VolumeState
 	var elsewhere []string
 	written := 0
 	for _, v := range ours {
@@ -234,7 +300,7 @@ func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[strin
 		}
 		switch {
 		case v.Slot <= 0:
-			if v.Reuse && !prot[v.Label] {
+			if v.Reuse && !prot[v.Label] && len(v.Pinned) == 0 {
 				elsewhere = append(elsewhere, v.Label)
 			}
 			continue
@@ -242,6 +308,8 @@ func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[strin
 			noReuse = append(noReuse, v)
 		case prot[v.Label]:
 			protIn = append(protIn, v)
+		case len(v.Pinned) > 0:
+			pinned = append(pinned, v)
 		}
 		inChanger = append(inChanger, v)
 	}
@@ -267,6 +335,10 @@ func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[strin
 	if len(noReuse) > 0 {
 		why = append(why, fmt.Sprintf("%d marked no-reuse (%s)", len(noReuse), labelList(noReuse)))
 	}
+	for _, v := range pinned {
+		why = append(why, fmt.Sprintf("%s (slot %d, written %s) is outside tapecycle but holds the newest restorable chain of %s: overwriting it would leave nothing to restore, so it is kept",
+			v.Label, v.Slot, v.Written, strings.Join(capList(v.Pinned), ", ")))
+	}
 	if len(elsewhere) > 0 {
 		sort.Slice(elsewhere, func(i, j int) bool { return naturalLess(elsewhere[i], elsewhere[j]) })
 		why = append(why, fmt.Sprintf("reusable but not in the changer: %s (load one)", strings.Join(capList(elsewhere), ", ")))
@@ -290,6 +362,10 @@ func noVolumeError(ours, mismatch, foreign, blanks []VolumeState, prot map[strin
 	}
 	if len(protIn) > 0 {
 		action += ", or lower tapecycle"
+	}
+	if len(pinned) > 0 {
+		action += "; the chains move off a volume once their DLEs have a newer full on another volume (tapir admin force HOST PATH asks for one; tapir admin rmvolume LABEL gives a volume up, with its chains)"
+		return fmt.Errorf("%w: %w: %s; %s", ErrNoVolume, ErrChainsProtected, strings.Join(why, "; "), action)
 	}
 	return fmt.Errorf("%w: %s; %s", ErrNoVolume, strings.Join(why, "; "), action)
 }

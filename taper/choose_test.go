@@ -20,6 +20,8 @@ func vol(label string, slot int, day int) VolumeState {
 func noReuse(v VolumeState) VolumeState { v.Reuse = false; return v }
 func blank(slot int) VolumeState        { return VolumeState{Slot: slot, Blank: true} }
 
+func pin(v VolumeState, chains ...string) VolumeState { v.Pinned = chains; return v }
+
 func TestChooseVolume(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -154,10 +156,22 @@ func TestChooseVolume(t *testing.T) {
 			slot: 2, label: "S-1", nextExp: "S-2",
 		},
 		{
-			name:      "reusable volume before blank",
+			name:      "blank volume before any reuse",
 			vols:      []VolumeState{blank(1), vol("S-001", 2, 1), vol("S-002", 3, 2)},
 			tapecycle: 1, labelstr: `S-\d+`, next: "S-003",
-			slot: 2, label: "S-001", nextExp: "S-002",
+			slot: 1, label: "S-003", relabel: true, nextExp: "S-001",
+		},
+		{
+			name:      "a volume holding a newest chain is never reused",
+			vols:      []VolumeState{pin(vol("S-001", 1, 1), "a:/home (full of 2024-01-01)"), vol("S-002", 2, 2), vol("S-003", 3, 3), vol("S-004", 4, 4)},
+			tapecycle: 2, labelstr: `S-\d+`,
+			slot: 2, label: "S-002", nextExp: "S-003",
+		},
+		{
+			name:      "only chain-holding volumes outside tapecycle: refused",
+			vols:      []VolumeState{pin(vol("S-001", 1, 1), "a:/home (full of 2024-01-01)"), vol("S-002", 2, 2), vol("S-003", 3, 3)},
+			tapecycle: 2, labelstr: `S-\d+`,
+			wantErr: ErrChainsProtected, nextExp: "a new volume", errHas: []string{"S-001", "newest restorable chain of a:/home (full of 2024-01-01)", "tapir admin force"},
 		},
 		{
 			name:      "lowest blank slot",
