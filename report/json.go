@@ -38,6 +38,7 @@ type jsonRun struct {
 	TapeSeconds     float64       `json:"tape_seconds"`
 	Aborted         string        `json:"aborted"`
 	Degraded        *jsonDegr     `json:"degraded"`
+	Refused         []string      `json:"refused"`
 	Volumes         []jsonVolume  `json:"volumes"`
 	NextVolumes     []string      `json:"next_volumes"`
 	DLEs            []jsonDLE     `json:"dles"`
@@ -106,7 +107,7 @@ func (r *Run) JSON() ([]byte, error) {
 		Org: n.Org, Config: n.Config, Hostname: n.Hostname, Datestamp: n.Datestamp, Kind: n.Kind,
 		Start: timePtr(n.Start), End: timePtr(n.End),
 		EstimateSeconds: seconds(n.EstimateTime), DumpSeconds: seconds(n.DumpTime), TapeSeconds: seconds(n.TapeTime),
-		Aborted: n.Aborted, Volumes: []jsonVolume{}, NextVolumes: nonNil(n.NextVolumes), DLEs: []jsonDLE{}, Preflight: []jsonProblem{}, Notes: nonNil(n.Notes),
+		Aborted: n.Aborted, Refused: nonNil(n.Refused), Volumes: []jsonVolume{}, NextVolumes: nonNil(n.NextVolumes), DLEs: []jsonDLE{}, Preflight: []jsonProblem{}, Notes: nonNil(n.Notes),
 	}
 	for _, p := range n.Preflight {
 		j.Preflight = append(j.Preflight, jsonProblem{Where: p.Where, What: p.What})
@@ -198,6 +199,9 @@ func ParseJSON(b []byte) (*Run, error) {
 	r.TapeTime = p.dur("tape_seconds", j.TapeSeconds)
 	if d := j.Degraded; d != nil {
 		r.Degraded = &Degraded{Reason: d.Reason, Expected: d.Expected, Insert: d.Insert}
+	}
+	if len(j.Refused) > 0 {
+		r.Refused = j.Refused
 	}
 	for i, v := range j.Volumes {
 		f := fmt.Sprintf("volumes[%d]", i)

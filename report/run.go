@@ -58,6 +58,10 @@ type Run struct {
 
 	Degraded *Degraded // nil unless the run could use no volume
 	Aborted  string    // why the run stopped before its end; "" when it ran to the end
+	// Refused lists the volumes the run refused to overwrite because each
+	// holds a DLE's newest restorable chain (promise 7), with the chains:
+	// the run needed them and did not get them, so it failed.
+	Refused []string
 
 	DLEs      []DLE
 	Preflight []Problem // what the check at the start of the run found; listed first in NOTES
@@ -122,7 +126,7 @@ type Part struct {
 // Failed reports whether the run failed: a DLE failed, or the run was
 // aborted (nothing more could be saved).
 func (r *Run) Failed() bool {
-	if r.Aborted != "" {
+	if r.Aborted != "" || len(r.Refused) > 0 {
 		return true
 	}
 	for _, d := range r.DLEs {
@@ -216,6 +220,10 @@ func (r *Run) normalized() *Run {
 		n.Degraded = &Degraded{Reason: valid(r.Degraded.Reason), Expected: valid(r.Degraded.Expected), Insert: valid(r.Degraded.Insert)}
 	}
 	n.Aborted = valid(r.Aborted)
+	n.Refused = nil
+	for _, x := range r.Refused {
+		n.Refused = append(n.Refused, valid(x))
+	}
 	n.Volumes = make([]Volume, len(r.Volumes))
 	for i, v := range r.Volumes {
 		v.Label = valid(v.Label)

@@ -81,6 +81,9 @@ func (r *Run) volumes(t *textWriter) {
 	if r.Aborted != "" {
 		t.line("*** THE RUN WAS ABORTED: %s", clean(r.Aborted))
 	}
+	for _, x := range r.Refused {
+		t.line("*** REFUSED TO OVERWRITE %s: nothing newer could restore it; insert a new volume, or see `tapir tape next -c %s --explain`", clean(x), clean(r.Config))
+	}
 	if d := r.Degraded; d != nil {
 		t.line("*** NO VOLUME WAS WRITTEN: %s", clean(d.Reason))
 		if d.Expected != "" {

@@ -237,6 +237,7 @@ func (r *run) end(sess *session, jobs []*job, pub *publisher, fatal error) (*rep
 		r.note(n)
 	}
 	r.rep.Volumes = used
+	r.rep.Refused = r.vols.refusals()
 	if next != "" {
 		r.rep.NextVolumes = []string{next}
 	}

@@ -34,6 +34,7 @@ type volumes struct {
 	loaded  time.Time      // when cur was loaded
 	claimed map[int]string // slots autolabel may take though not blank: the label they had
 	expects string         // what the run expected when it could get no volume
+	refused []string       // volumes kept for the newest chains on them, when the run could get no volume
 }
 
 // unloaded adds the time the current volume spent in the drive to it.
@@ -190,9 +191,11 @@ func (v *volumes) probe(ctx context.Context) (taper.Choice, error) {
 	defer v.mu.Unlock()
 	c, err := v.choose()
 	if err != nil {
-		v.expects = c.NextExpected
+		v.expects, v.refused = c.NextExpected, c.Refused
 		if v.canWait() {
-			c, err = v.waitForVolume(ctx)
+			if c, err = v.waitForVolume(ctx); err == nil {
+				v.refused = nil // a person brought a volume
+			}
 		}
 	}
 	return c, err
@@ -273,6 +276,9 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	}
 	if err != nil {
 		v.expects = c.NextExpected
+		if len(c.Refused) > 0 {
+			v.refused = c.Refused
+		}
 		return nil, err
 	}
 	// Load unloads the volume in the drive first (ending its last file).
@@ -344,6 +350,13 @@ func orBlank(label string) string {
 		return "not a tapir volume of this configuration"
 	}
 	return "labelled " + label
+}
+
+// refusals are the volumes the run needed but kept for their chains.
+func (v *volumes) refusals() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.refused...)
 }
 
 // current is the label of the volume in the drive, "" when none.
