@@ -16,6 +16,10 @@ import (
 func (v *volumes) chainsAtRisk() (map[string]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.chainsAtRiskLocked()
+}
+
+func (v *volumes) chainsAtRiskLocked() (map[string]string, error) {
 	states, _, err := v.states(true)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/tapir-backup/tapir/config"
@@ -16,7 +19,7 @@ type TapeSlot struct {
 	Slot    int
 	Label   string
 	Written string // datestamp of the newest run on it, "" never
-	State   string // "empty", "blank", "foreign: ...", "unreadable: ...", "not read yet", or the label's state: "next" (the next run writes it), "reusable", "in tapecycle", "no-reuse"
+	State   string // "empty", "blank", "foreign: ...", "unreadable: ...", "not read yet", or the label's state: "next" (the next run writes it), "reusable", "in tapecycle", "kept: holds the newest chain of …", "no-reuse"
 }
 
 // TapeInventory lists the slots of the changer of cfg with what the
@@ -61,6 +64,10 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 		known[x.Label] = x
 	}
 	protected := newestWritten(states, cfg.Tapecycle)
+	pinned := map[string][]string{}
+	for _, st := range states {
+		pinned[st.Label] = st.Pinned
+	}
 	var out []TapeSlot
 	for _, s := range inv {
 		ts := TapeSlot{Slot: s.Slot}
@@ -88,6 +95,8 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 				ts.State = "no-reuse"
 			case protected[ts.Label]:
 				ts.State = "in tapecycle"
+			case len(pinned[ts.Label]) > 0:
+				ts.State = "kept: holds the newest chain of " + strings.Join(pinned[ts.Label], ", ")
 			default:
 				ts.State = "reusable"
 			}
@@ -98,6 +107,79 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 		out = append(out, ts)
 	}
 	return out, nextRun, nil
+}
+
+// ExplainNext says what the next run would write or overwrite and why
+// that is safe (`tapir tape next --explain`): the volume ChooseVolume
+// takes, the images that would leave the catalog with it and the newer
+// chains that supersede them, every volume considered, and the DLEs whose
+// chains the planner moves tonight (the look-ahead).
+func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
+	cat, ch, done, err := lockedChanger(cfg, deps)
+	if err != nil {
+		return err
+	}
+	defer done()
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clockOr(deps.Clock), log: deps.Log, notes: func(n string) { fmt.Fprintln(w, n) }}
+	states, next, err := v.states(true)
+	if err != nil {
+		return err
+	}
+	c, cerr := taper.ChooseVolume(states, cfg.Tapecycle, cfg.LabelRegexp(), next)
+	switch {
+	case cerr != nil:
+		fmt.Fprintf(w, "The next run can write no volume: %v\n", cerr)
+	case c.Relabel:
+		fmt.Fprintf(w, "The next run writes a new volume: %s.\nNothing is overwritten.\n", c.Reason)
+	default:
+		fmt.Fprintf(w, "The next run writes %s.\n", c.Reason)
+		dumps, err := cat.DumpsOnVolume(c.Label)
+		if err != nil {
+			return err
+		}
+		chains, err := cat.Chains()
+		if err != nil {
+			return err
+		}
+		newest := map[string]index.Chain{}
+		for _, x := range chains {
+			newest[x.Host+":"+x.Path] = x
+		}
+		if len(dumps) == 0 {
+			fmt.Fprintln(w, "No image the catalog knows is on it.")
+		} else {
+			fmt.Fprintf(w, "These %d image(s) on it would leave the catalog; each is superseded by a newer chain on other volumes:\n", len(dumps))
+			for _, d := range dumps {
+				why := "no newer full: its DLE has no chain to restore from"
+				if x, ok := newest[d.Host+":"+d.Path]; ok {
+					why = fmt.Sprintf("newest chain: full of %s on %s", x.Full().Datestamp, strings.Join(x.Volumes, ", "))
+				}
+				fmt.Fprintf(w, "  %s:%s level %d of %s (%s)\n", d.Host, d.Path, d.Level, d.Datestamp, why)
+			}
+		}
+	}
+	fmt.Fprintln(w, "\nEvery volume, by the rules (a never-written volume, then a blank one, then the oldest written volume outside tapecycle that holds no newest chain):")
+	for _, l := range c.Considered {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	risk, err := v.chainsAtRiskLocked()
+	if err != nil {
+		return err
+	}
+	if len(risk) > 0 {
+		fmt.Fprintf(w, "\nChains the next %d runs would need to overwrite: tonight's plan gives these DLEs a full, to move their chains:\n", taper.Lookahead)
+		for _, name := range slices.Sorted(maps.Keys(risk)) {
+			fmt.Fprintf(w, "  %s: %s\n", name, risk[name])
+		}
+	}
+	return nil
+}
+
+func clockOr(c Clock) Clock {
+	if c == nil {
+		return SystemClock{}
+	}
+	return c
 }
 
 // newestWritten is the set of volumes inside tapecycle: the newest

@@ -16,15 +16,17 @@ func init() { extraCommands = append(extraCommands, newTapeCommand) }
 // newTapeCommand is amtape: what is in the changer, and moving volumes.
 func newTapeCommand(g *globals) *cobra.Command {
 	var file string
+	var explain bool
 	c := &cobra.Command{
-		Use:   "tape -c FILE (inventory | show | slot N | current | next | eject | reset)",
+		Use:   "tape -c FILE (inventory | show | slot N | current | next [--explain] | eject | reset)",
 		Short: "the changer: what each slot holds and which the next run writes; load, eject, reset",
 		Long: `inventory  every slot: label, when written, and its state (next, reusable, in tapecycle,
            no-reuse, blank, foreign), without moving a volume
 show       the same, after a robot has loaded each volume whose label it does not know yet
 slot N     load slot N and read its label
 current    what the drive holds
-next       load the slot after the one in the drive (robot)
+next       load the slot after the one in the drive (robot); with --explain, move nothing and
+           say what the next run would write or overwrite, and why that is safe
 eject      unload the drive
 reset      a robot's drive unloaded to its slot, a single drive rewound`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -66,6 +68,9 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 					return err
 				}
 			case "next":
+				if explain {
+					return server.ExplainNext(cfg, deps, os.Stdout)
+				}
 				if msg, err = server.TapeNext(cfg, deps); err != nil {
 					return err
 				}
@@ -86,5 +91,6 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 		},
 	}
 	addConfigFlag(c, &file)
+	c.Flags().BoolVar(&explain, "explain", false, "with next: say what the next run would write or overwrite and why, moving nothing")
 	return c
 }

@@ -1,0 +1,189 @@
+package server
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// levelOf is the level each DLE (by base name) got in a report.
+func levelOf(rep *report.Run) map[string]int {
+	m := map[string]int{}
+	for _, d := range rep.DLEs {
+		m[filepath.Base(d.Path)] = d.Level
+	}
+	return m
+}
+
+// A write-protected slot: the overwrite fails at the label, and the
+// images on that volume stay in the catalog (they are still on it); a
+// failed tapir label leaves the catalog unchanged.
+func TestWriteProtectedOverwriteKeepsImages(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Tapecycle = 1
+	s.cfg.Changer.Slots = 2
+	s.cfg.DLEs = s.cfg.DLEs[:1]
+	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	if _, out, err := s.night(t, Deps{Clock: day(0)}); err != nil {
+		t.Fatalf("night 1: %v\n%s", err, out)
+	}
+	// Night 2 gets a full on the blank slot 2 (forced here, so that the
+	// volume of night 1 holds no newest chain afterwards).
+	if _, err := Force(s.cfg, "localhost", s.data, true); err != nil {
+		t.Fatal(err)
+	}
+	if rep, out, err := s.night(t, Deps{Clock: day(1)}); err != nil || rep.Volumes[0].Label != "test-002" {
+		t.Fatalf("night 2: %v\n%s", err, out)
+	}
+	cat := s.catalog(t)
+	before, err := cat.DumpsOnVolume("test-001")
+	if err != nil || len(before) != 1 || before[0].Level != 0 {
+		t.Fatalf("test-001 before: %v %v", before, err)
+	}
+	var explain bytes.Buffer
+	if err := ExplainNext(s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"The next run writes test-001 in slot 1", "would leave the catalog; each is superseded", "newest chain: full of ", "test-002 (in slot 2): written"} {
+		if !strings.Contains(explain.String(), want) {
+			t.Errorf("tape next --explain lacks %q:\n%s", want, explain.String())
+		}
+	}
+	slot1 := filepath.Join(s.cfg.Changer.Path, "slot1")
+	if err := os.Chmod(slot1, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(slot1, 0o755) })
+	rep, out, err := s.night(t, Deps{Clock: day(2)})
+	if err == nil || rep.Status() == report.RunOK || !strings.Contains(out, "write-protected") || !strings.Contains(out, "the images on it stay in the catalog") {
+		t.Fatalf("night 3 on a write-protected volume: %v\n%s", err, out)
+	}
+	after, err := cat.DumpsOnVolume("test-001")
+	if err != nil || len(after) != 1 || after[0].ID != before[0].ID {
+		t.Fatalf("the L0 on the write-protected test-001 left the catalog: %v %v\n%s", after, err, out)
+	}
+	v, err := cat.Volume("test-001")
+	if err != nil || v.Overwriting != "" || v.Written != before[0].Datestamp {
+		t.Errorf("test-001 after the failed overwrite: %+v %v", v, err)
+	}
+
+	// tapir label --force on the write-protected volume changes nothing.
+	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 1, Force: true}, Deps{Log: testLogger(t)}); err == nil {
+		t.Fatal("labelled a write-protected volume")
+	}
+	if _, err := cat.Volume("test-009"); err == nil {
+		t.Error("a failed tapir label left a label row that no cartridge carries")
+	}
+	if after, _ := cat.DumpsOnVolume("test-001"); len(after) != 1 {
+		t.Errorf("a failed tapir label dropped the images of test-001: %v", after)
+	}
+}
+
+// A volume outside tapecycle that holds the only chain of a DLE (here one
+// no longer in the disk list, so no new full will ever move it) is never
+// overwritten: the night is FAIL and says what it kept and what to do.
+func TestChainVolumeNeverOverwritten(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Tapecycle = 1
+	s.cfg.Changer.Slots = 2
+	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	if _, out, err := s.night(t, Deps{Clock: day(0)}); err != nil {
+		t.Fatalf("night 1: %v\n%s", err, out)
+	}
+	gone := s.cfg.DLEs[1]
+	s.cfg.DLEs = s.cfg.DLEs[:1]
+	if _, err := Force(s.cfg, "localhost", s.data, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := s.night(t, Deps{Clock: day(1)}); err != nil {
+		t.Fatalf("night 2: %v\n%s", err, out)
+	}
+	rep, out, err := s.night(t, Deps{Clock: day(2)})
+	if err == nil || rep.Status() != report.RunFailed || len(rep.Refused) != 1 || !strings.Contains(rep.Refused[0], "test-001") ||
+		!strings.Contains(out, "REFUSED TO OVERWRITE test-001") || !strings.Contains(out, gone.Path) || !strings.Contains(rep.Subject(), "FAIL") {
+		t.Fatalf("night 3 may only keep test-001 and fail: %v refused %v\n%s", err, rep.Refused, out)
+	}
+	if d, _ := s.catalog(t).DumpsOnVolume("test-001"); len(d) != 2 {
+		t.Errorf("test-001 lost images: %v", d)
+	}
+	var explain bytes.Buffer
+	if err := ExplainNext(s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(explain.String(), "can write no volume") || !strings.Contains(explain.String(), "test-001 (in slot 1): written") || !strings.Contains(explain.String(), "holds the newest chain of localhost:"+gone.Path) {
+		t.Errorf("tape next --explain:\n%s", explain.String())
+	}
+	if files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot1", "0000*")); len(files) != 3 {
+		t.Errorf("test-001 should still hold its label and 2 images: %v", files)
+	}
+}
+
+// A kill between the phases of an overwrite: the next look at the volumes
+// finishes it (the new label is on the volume: the old images leave the
+// catalog) or undoes it (the old label is still there: they stay).
+func TestInterruptedOverwriteResolved(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Tapecycle = 1
+	s.cfg.Changer.Slots = 3
+	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	for n := range 2 {
+		if _, out, err := s.night(t, Deps{Clock: day(n)}); err != nil {
+			t.Fatalf("night %d: %v\n%s", n+1, err, out)
+		}
+	}
+	cat := s.catalog(t)
+	// Killed after phase 1, before the label: test-001 still carries its label.
+	if err := cat.BeginOverwrite("test-001", "20300101000000", "test-001"); err != nil {
+		t.Fatal(err)
+	}
+	// Killed after the new label was on test-002, before phase 2.
+	if err := cat.BeginOverwrite("test-002", "20300101000001", "test-002"); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := taper.NewDiskChanger(s.cfg.Changer.Path, 3, 256<<20, 64<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := ch.Load(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := taper.WriteLabel(dev, taper.Label{Datestamp: "20300101000001", Label: "test-002", Org: "test", Blocksize: 64 << 10, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ch.Eject()
+	had1, _ := cat.DumpsOnVolume("test-001")
+	notes, err := resolveOverwrites(cat, mustInventory(t, ch), 64<<10, time.Now())
+	if err != nil || len(notes) != 2 {
+		t.Fatalf("resolve: %v %v", notes, err)
+	}
+	if d, _ := cat.DumpsOnVolume("test-001"); len(d) != len(had1) || len(d) == 0 {
+		t.Errorf("test-001 (never overwritten) lost images: %v", d)
+	}
+	if d, _ := cat.DumpsOnVolume("test-002"); len(d) != 0 {
+		t.Errorf("test-002 (overwritten) still lists images: %v", d)
+	}
+	for _, l := range []string{"test-001", "test-002"} {
+		if v, err := cat.Volume(l); err != nil || v.Overwriting != "" {
+			t.Errorf("%s still marked: %+v %v", l, v, err)
+		}
+	}
+	if v, _ := cat.Volume("test-002"); v.Written != "20300101000001" {
+		t.Errorf("test-002 written %q, want the interrupted run's", v.Written)
+	}
+}
+
+func mustInventory(t *testing.T, ch taper.Changer) []taper.SlotInfo {
+	t.Helper()
+	inv, err := ch.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
