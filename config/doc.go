@@ -10,7 +10,9 @@
 // validation all point at the line of the offending key.
 //
 // Config.Effective prints the configuration with every default filled in, as
-// TOML that Load accepts again.
+// TOML that Load accepts again. ChainWarnings reports the valid settings
+// that cannot keep one restorable chain per DLE in the rotation of volumes
+// (too few slots, too short a tapecycle), with the value that would work.
 //
 // The package does no I/O besides reading the configuration file in Load; it
 // does not check that directories, devices or hosts exist (that is the job of

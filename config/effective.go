@@ -83,7 +83,9 @@ func (c *Config) Effective(w io.Writer) error {
 	if c.Changer.Changer != "" {
 		e.str("changer_device", c.Changer.Changer)
 	}
-	e.int("slots", c.Changer.Slots)
+	if c.Changer.Slots != 0 { // a robot without slots: the library's count
+		e.int("slots", c.Changer.Slots)
+	}
 	e.str("tapetype", c.Changer.Tapetype)
 	e.str("wait", c.Changer.Wait.String())
 	e.str("poll", c.Changer.Poll.String())

@@ -63,6 +63,7 @@ func TestEffectiveRoundTrip(t *testing.T) {
 		"schedule = \"@every 6h\"\ntimezone = \"UTC\"\nnetusage = 1234567\n",
 		"[dumptype.\"odd name\"]\nexclude = [\"a\\\"b\", \"back\\\\slash\", \"ü*\"]\n[[dle]]\nhost = \"10.1.2.3\"\npath = \"/with space/and\\\"quote\"\ndumptype = \"odd name\"\n",
 		"dle = [ { host = \"a\", path = \"/\" }, { host = \"b\", path = \"/\" } ]\n",
+		"[changer]\ntype = \"robot\"\nchanger_device = \"/dev/sg3\"\ndevice = \"/dev/nst0\"\n", // slots unknown
 	} {
 		c := mustParse(t, "/etc/tapir/t.toml", src)
 		roundTrip(t, c)

@@ -399,7 +399,11 @@ func (f *finisher) changer() {
 	ch := &c.Changer
 	f.oneOf(&ch.Type, at("changer", "type"), "disk", "disk", "single", "robot")
 	f.path(&ch.Path, at("changer", "path"), filepath.Join(c.StateDir, "vtapes"))
-	f.num(&ch.Slots, at("changer", "slots"), 10, 1, 10000)
+	if ch.Type == "robot" && !f.has(at("changer", "slots")) {
+		ch.Slots = 0 // the library says; only ChainWarnings would use it
+	} else {
+		f.num(&ch.Slots, at("changer", "slots"), 10, 1, 10000)
+	}
 	f.str(&ch.Tapetype, at("changer", "tapetype"), "default")
 	if _, ok := c.Tapetypes[ch.Tapetype]; !ok && ch.Tapetype != "" {
 		f.errf(at("changer", "tapetype"), "changer.tapetype %s names no [tapetype.%s] table (known: %s)", preview(ch.Tapetype), quoteKey(ch.Tapetype), strings.Join(sortedNames(c.Tapetypes), ", "))

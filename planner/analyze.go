@@ -88,6 +88,21 @@ func (s *state) fullOrig() int64 {
 // negative = overdue); only meaningful for a DLE with a full on record.
 func (s *state) dueIn(cfg Config) int { return cfg.Dumpcycle - s.sinceFull }
 
+// atRisk reports whether the DLE's newest chain blocks a volume the next
+// run must reuse and a full can supersede it: the DLE has a full on record
+// and a strategy that dumps incrementals (noinc gets a full every run
+// anyway; skip is never dumped).
+func (s *state) atRisk() bool {
+	if s.invalid != "" || s.d.ChainAtRisk == "" || !s.hasFull {
+		return false
+	}
+	switch s.strategy {
+	case Standard, NoFull, IncrOnly:
+		return true
+	}
+	return false
+}
+
 // lastEarly reports whether the newest full came less than a dumpcycle
 // after the one before it (it was promoted, forced, or done instead of a
 // futile incremental): such a DLE is not promoted again this cycle.

@@ -29,9 +29,10 @@ type BalanceReport struct {
 }
 
 // Balance computes the fulls expected on each day of the coming cycle if
-// nothing moves them: due and overdue ones, new and forced DLEs tonight,
-// the others on the day they fall due. Sizes are tonight's level 0
-// estimates when the DLEs carry them, else the size of the newest full.
+// nothing moves them: due and overdue ones, new and forced DLEs and those
+// whose newest chain is at risk tonight, the others on the day they fall
+// due. Sizes are tonight's level 0 estimates when the DLEs carry them,
+// else the size of the newest full.
 func Balance(cfg Config, dles []DLE, now time.Time) (*BalanceReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -55,7 +56,7 @@ func Balance(cfg Config, dles []DLE, now time.Time) (*BalanceReport, error) {
 			}
 			r.EveryRun += size
 			continue
-		case !s.strategy.fullsScheduled() && !s.d.Forced && s.hasFull, s.strategy == Skip:
+		case !s.strategy.fullsScheduled() && !s.d.Forced && !s.atRisk() && s.hasFull, s.strategy == Skip:
 			continue
 		}
 		if !known {
@@ -63,7 +64,7 @@ func Balance(cfg Config, dles []DLE, now time.Time) (*BalanceReport, error) {
 			continue
 		}
 		day := 0
-		if s.strategy.fullsScheduled() && !s.d.Forced && s.hasFull {
+		if s.strategy.fullsScheduled() && !s.d.Forced && !s.atRisk() && s.hasFull {
 			day = min(max(s.dueIn(cfg), 0), cfg.Dumpcycle-1)
 		}
 		r.Days[day].DLEs++

@@ -10,8 +10,13 @@
 // fit on the tapes) and fixes what Amanda's users complain of: it never
 // promotes one DLE twice in a row or to less than half a cycle after its
 // previous full, it never dumps at a level that has no estimate, and it
-// never dumps an incremental that would be about as big as a full. The rules
-// are written down for administrators in docs/format/planner.md.
+// never dumps an incremental that would be about as big as a full. It also
+// looks one run ahead for the volumes: a DLE whose newest chain blocks a
+// volume the next run must reuse (DLE.ChainAtRisk, set by the server) gets
+// a full tonight, so that the chain is superseded before the volume is
+// needed (chains are sacred), and the plan says when the night cannot take
+// that full. The rules are written down for administrators in
+// docs/format/planner.md.
 //
 // The package is pure: no I/O, no clock (the time of the run is an input),
 // no import of other tapir packages. The server maps the configuration into

@@ -50,6 +50,11 @@ func Due(cfg Config, dles []DLE, now time.Time) (*DueReport, error) {
 			e.Note = "new: no full on record"
 		case s.strategy == NoInc:
 			e.Note = "strategy noinc: a full every run"
+		case s.atRisk():
+			if s.strategy == Standard {
+				e.DueIn = min(s.dueIn(cfg), 0)
+			}
+			e.Note = "chain at risk: " + s.d.ChainAtRisk
 		case s.strategy == NoFull || s.strategy == IncrOnly:
 			e.Never, e.Note = true, fmt.Sprintf("strategy %s: a full only when forced", s.strategy)
 		default:

@@ -6,7 +6,8 @@ import "time"
 // tonight, lowest first, so that Plan has an estimate for every level it
 // may pick (Amanda's rule):
 //   - level 0, unless the strategy never schedules fulls (nofull,
-//     incronly) and the DLE has a full on record and is not forced;
+//     incronly) and the DLE has a full on record, is not forced and its
+//     newest chain is not at risk (DLE.ChainAtRisk);
 //   - the current incremental level: 1 after a full, else the level of the
 //     newest dump (nofull: always 1);
 //   - the next level too, when the current one has run for bumpdays runs,
@@ -21,7 +22,7 @@ func EstimateLevels(cfg Config, d DLE, now time.Time) []int {
 		return nil
 	}
 	var levels []int
-	if s.d.Forced || !s.hasFull || s.strategy == NoInc || s.strategy == Standard {
+	if s.d.Forced || s.atRisk() || !s.hasFull || s.strategy == NoInc || s.strategy == Standard {
 		levels = append(levels, 0)
 	}
 	switch {

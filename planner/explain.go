@@ -11,7 +11,8 @@ import (
 
 // Explain writes the text of `tapir plan --explain`: a header, one line
 // per DLE (by host and path) with its level, fallback, priority, sizes and
-// the reason, then the delayed and skipped DLEs, the notes, and the totals
+// the reason, then the delayed and skipped DLEs, the chains at risk, the
+// notes, and the totals
 // against the capacity of the run. The text is deterministic.
 func (sc *Schedule) Explain(w io.Writer) error {
 	cfg := sc.Config
@@ -62,6 +63,18 @@ func (sc *Schedule) Explain(w io.Writer) error {
 		for _, s := range sc.Skipped {
 			fmt.Fprintf(&b, "  %s:%s\n", s.Host, s.Path)
 		}
+	}
+	if len(sc.Chains) > 0 {
+		fmt.Fprintf(&b, "\nchains at risk (%d; each DLE's newest chain is on a volume the next run must reuse):\n", len(sc.Chains))
+		var t [][]string
+		for _, c := range sc.Chains {
+			what := "full tonight"
+			if !c.Full {
+				what = "STAYS AT RISK, no full tonight"
+			}
+			t = append(t, []string{c.Host + ":" + c.Path, what + ": " + c.Risk})
+		}
+		writeTable(&b, "  ", t, []bool{false, false})
 	}
 	if len(sc.Notes) > 0 {
 		b.WriteString("\nnotes:\n")

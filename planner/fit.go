@@ -28,13 +28,16 @@ func (c change) restore() {
 // delayGroup orders the fulls fit delays: first those that are not due
 // (a futile incremental's full), then due fulls that fall back to an
 // incremental, then fulls that have no incremental to fall back to (the
-// DLE would not be dumped at all), then first fulls of new DLEs, and
-// forced fulls last.
+// DLE would not be dumped at all), then fulls that supersede a chain at
+// risk (delaying one may cost the next run its volume), then first fulls
+// of new DLEs, and forced fulls last.
 func delayGroup(s *state) int {
 	switch {
 	case s.d.Forced:
-		return 4
+		return 5
 	case !s.hasFull:
+		return 4
+	case s.atRisk():
 		return 3
 	case s.fallback < 0:
 		return 2

@@ -24,7 +24,8 @@ func (r *bytesIn) done() bool { return r.i >= len(r.b) }
 
 // fuzzSite decodes a configuration and a list of DLEs from data: any bytes
 // give some site, with odd histories (future dates, bad levels, negative
-// sizes), missing and bogus estimates, duplicates and bad strategies.
+// sizes), missing and bogus estimates, duplicates, bad strategies and
+// chains at risk.
 func fuzzSite(data []byte) (Config, []DLE) {
 	r := &bytesIn{b: data}
 	cfg := DefaultConfig()
@@ -47,6 +48,9 @@ func fuzzSite(data []byte) (Config, []DLE) {
 			Strategy: strategies[flags%len(strategies)],
 			Priority: priorities[(flags/8)%len(priorities)],
 			Forced:   flags&0x80 != 0,
+		}
+		if flags&0x40 != 0 {
+			d.ChainAtRisk = "its last full is on T-001, which the next run must reuse"
 		}
 		for n := r.next() % 12; n > 0; n-- {
 			daysAgo := r.next()%40 - 2 // some in the future

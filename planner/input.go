@@ -77,6 +77,18 @@ type DLE struct {
 	// bytes. A level the client did not size, or whose estimate failed, is
 	// absent. Plan never picks a level without an estimate.
 	Estimates map[int]int64
+
+	// ChainAtRisk, when not empty, says why the DLE's newest chain (its
+	// newest full and the incrementals after it) blocks a volume that the
+	// next run must reuse, in words that complete "chain at risk: ", e.g.
+	// "its last full (2025-03-01) is on Daily-001, which the next run must
+	// reuse". The planner then gives the DLE a full tonight (KindChain),
+	// so that a newer chain supersedes the old one before the volume is
+	// needed; when the night cannot take that full, the reason and the
+	// notes say that the chain stays at risk. It applies to every strategy
+	// that dumps incrementals (standard, nofull, incronly); a DLE of
+	// strategy skip is only named.
+	ChainAtRisk string
 }
 
 // Dump is one good dump of a DLE.

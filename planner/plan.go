@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,7 @@ const (
 	KindForced      Kind = "forced"           // full: requested with `tapir admin force`
 	KindNoInc       Kind = "noinc"            // full: strategy noinc
 	KindPromoted    Kind = "promoted"         // full: moved forward to balance the cycle
+	KindChain       Kind = "chain-at-risk"    // full: promoted because the DLE's newest chain blocks a volume the next run must reuse (DLE.ChainAtRisk)
 	KindFutile      Kind = "futile"           // full: the incremental would be about as big
 	KindNoIncrEst   Kind = "no-incr-estimate" // full: no incremental level has an estimate
 	KindIncremental Kind = "incremental"      // incremental, as scheduled
@@ -55,6 +57,17 @@ type Skipped struct {
 	Cause      Cause
 }
 
+// ChainRisk is a DLE whose newest chain blocks a volume that the next run
+// must reuse (DLE.ChainAtRisk), and whether tonight's plan saves it.
+type ChainRisk struct {
+	Host, Path string
+	Risk       string // DLE.ChainAtRisk
+	// Full says the DLE gets a full tonight: once it is on a volume, the
+	// old chain is no longer the newest and the volume may be reused.
+	// When false the chain stays at risk, and the DLE's reason says why.
+	Full bool
+}
+
 // Cause is the kind of reason a DLE is not dumped.
 type Cause string
 
@@ -71,10 +84,11 @@ type Schedule struct {
 	Now    time.Time
 	Config Config
 
-	Entries []Entry   // the dumps, in dump order: priority, then size, largest first
-	Delayed []Delayed // by host and path
-	Skipped []Skipped // by host and path
-	Notes   []string  // warnings for the report, in the order they arose
+	Entries []Entry     // the dumps, in dump order: priority, then size, largest first
+	Delayed []Delayed   // by host and path
+	Skipped []Skipped   // by host and path
+	Notes   []string    // warnings for the report, in the order they arose
+	Chains  []ChainRisk // the DLEs whose newest chain is at risk (DLE.ChainAtRisk), by host and path
 
 	Capacity     int64 // Runtapes x TapeLength
 	Needed       int64 // bytes the night needed before anything was delayed
@@ -95,6 +109,7 @@ type planner struct {
 	notes []string
 	cap   int64
 	total int64
+	risks []ChainRisk
 }
 
 // Plan decides tonight's schedule. now is the time of the run; its time
@@ -113,6 +128,7 @@ func Plan(cfg Config, dles []DLE, now time.Time) (*Schedule, error) {
 	needed := p.sum()
 	p.fit(needed)
 	p.promote()
+	p.chainsAtRisk()
 	return p.schedule(needed), nil
 }
 
@@ -196,6 +212,14 @@ func (p *planner) choose(s *state) {
 			why = fmt.Sprintf("overdue: last full %s, %s ago (dumpcycle %d)", dateOf(s.lastFull), daysWord(s.sinceFull), cfg.Dumpcycle)
 		}
 		s.prio += s.sinceFull - cfg.Dumpcycle
+		if s.atRisk() {
+			s.prio += cfg.Dumpcycle
+		}
+	case s.atRisk():
+		want = KindChain
+		why = fmt.Sprintf("promoted: chain at risk: %s (last full %s, %s ago); a full tonight starts a newer chain, so that the volume can be reused",
+			s.d.ChainAtRisk, dateOf(s.lastFull), daysWord(s.sinceFull))
+		s.prio += cfg.Dumpcycle
 	}
 	if want != "" {
 		switch {
@@ -271,9 +295,46 @@ func (p *planner) oversize() {
 	}
 }
 
+// chainsAtRisk runs once the night is decided. For every DLE whose newest
+// chain is at risk it records whether tonight's plan saves it (a full), and
+// when it does not (the full was delayed, its estimate failed, the DLE is
+// not dumped) it says so in the DLE's reason and in the notes: the volume
+// cannot be reused until a newer full of the DLE is on another one.
+func (p *planner) chainsAtRisk() {
+	for _, s := range p.st {
+		if s.invalid != "" || s.d.ChainAtRisk == "" {
+			continue
+		}
+		risk := s.d.ChainAtRisk
+		cr := ChainRisk{Host: s.d.Host, Path: s.d.Path, Risk: risk, Full: s.level == 0}
+		p.risks = append(p.risks, cr)
+		if cr.Full {
+			if s.kind != KindChain {
+				s.why += "; this full also supersedes the newest chain, which was at risk: " + risk
+			}
+			continue
+		}
+		stays := "the chain stays at risk: " + risk
+		why := &s.why
+		if s.level < 0 {
+			why = &s.skipWhy
+		}
+		if strings.Contains(*why, risk) {
+			stays = "the chain stays at risk"
+		}
+		stays += "; that volume cannot be reused until a newer full of this DLE is on another volume"
+		*why += "; " + stays
+		if s.kind == KindDelayed && s.level > 0 {
+			s.delayWhy = s.why
+		}
+		p.notes = append(p.notes, fmt.Sprintf("%s: no full tonight, so its newest chain stays at risk (%s); that volume cannot be reused until a newer full of %s is on another volume",
+			s.name, risk, s.name))
+	}
+}
+
 // schedule builds the result.
 func (p *planner) schedule(needed int64) *Schedule {
-	sc := &Schedule{Now: p.now, Config: p.cfg, Notes: p.notes, Capacity: p.cap, Needed: needed}
+	sc := &Schedule{Now: p.now, Config: p.cfg, Notes: p.notes, Capacity: p.cap, Needed: needed, Chains: p.risks}
 	for _, s := range p.st {
 		switch {
 		case s.level >= 0:

@@ -22,6 +22,7 @@ type simDLE struct {
 	comp   float64 // compressed / tar bytes
 	lastAt [MaxLevel + 1]int
 	fulls  []simFull
+	dumped []bool // by night: dumped that night (at any level)
 }
 
 type simFull struct {
@@ -47,6 +48,16 @@ func (d *simDLE) sizeAt(level, t int) int64 {
 	return int64(d.size * (1 - math.Pow(1-d.rate, days)))
 }
 
+// simOpts change the simulated site.
+type simOpts struct {
+	// tapecycle, when not 0, models the volumes: tapecycle+1 of them in
+	// rotation, one per night, so that the next run always reuses the
+	// volume written tapecycle nights before tonight. Every night, a DLE
+	// whose newest chain has an image on that volume gets ChainAtRisk.
+	tapecycle int
+	capScale  float64 // the tape holds this many balanced nights; 0 = 1.3
+}
+
 type simResult struct {
 	nights     int
 	capacity   int64
@@ -54,11 +65,14 @@ type simResult struct {
 	totals     []int64 // per night, actual bytes written
 	dles       []*simDLE
 	plans      []*Schedule
+	// overwritten lists, with tapecycle, the DLEs whose newest chain had an
+	// image on the volume a night reused, by night.
+	overwritten map[int][]string
 }
 
 // simulate runs the planner for nights nights on n DLEs, applying each
 // night's plan to the simulated histories.
-func simulate(t testing.TB, seed uint64, n, nights int, forced map[int][]int) simResult {
+func simulate(t testing.TB, seed uint64, n, nights int, forced map[int][]int, o simOpts) simResult {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	logUniform := func(lo, hi float64) float64 {
 		return math.Exp(math.Log(lo) + rng.Float64()*(math.Log(hi)-math.Log(lo)))
@@ -83,13 +97,39 @@ func simulate(t testing.TB, seed uint64, n, nights int, forced map[int][]int) si
 		balanced += d.size*d.comp/7 + d.size*d.comp*(1-math.Pow(1-d.rate, 3.5))
 	}
 	cfg := DefaultConfig()
-	cfg.TapeLength = int64(1.3 * balanced)
-	res := simResult{nights: nights, capacity: cfg.Capacity(), dles: dles}
+	if o.capScale == 0 {
+		o.capScale = 1.3
+	}
+	cfg.TapeLength = int64(o.capScale * balanced)
+	res := simResult{nights: nights, capacity: cfg.Capacity(), dles: dles, overwritten: map[int][]string{}}
+	// chainOn reports whether d's newest chain has an image written on
+	// night x, and the night of its newest full.
+	chainOn := func(d *simDLE, x int) (bool, int) {
+		if len(d.fulls) == 0 || x < 0 {
+			return false, -1
+		}
+		f := d.fulls[len(d.fulls)-1].night
+		return x >= f && x < len(d.dumped) && d.dumped[x], f
+	}
 	start := time.Date(2026, 3, 1, 1, 0, 0, 0, time.FixedZone("CET", 3600))
 	for night := range nights {
 		// Runs start between 00:55 and 01:05.
 		now := start.AddDate(0, 0, night).Add(time.Duration(rng.IntN(11)-5) * time.Minute)
 		in := make([]DLE, n)
+		for _, d := range dles {
+			if o.tapecycle > 0 {
+				// Tonight reuses the volume of night-tapecycle-1; the
+				// next run that of night-tapecycle.
+				if on, _ := chainOn(d, night-o.tapecycle-1); on {
+					res.overwritten[night] = append(res.overwritten[night], d.dle.Name())
+				}
+				d.dle.ChainAtRisk = ""
+				if on, f := chainOn(d, night-o.tapecycle); on {
+					d.dle.ChainAtRisk = fmt.Sprintf("its chain from the full of night %d has an image on the volume of night %d, which the next run must reuse", f+1, night-o.tapecycle+1)
+				}
+			}
+			d.dumped = append(d.dumped, false)
+		}
 		for i, d := range dles {
 			d.size *= 1 + d.growth
 			d.dle.Forced = slices.Contains(forced[night], i)
@@ -118,6 +158,7 @@ func simulate(t testing.TB, seed uint64, n, nights int, forced map[int][]int) si
 			out := int64(float64(orig) * d.comp)
 			d.dle.History = append(d.dle.History, Dump{Time: now, Level: e.Level, OrigBytes: orig, OutBytes: out})
 			d.lastAt[e.Level] = night
+			d.dumped[night] = true
 			total += out + cfg.ImageOverhead
 			if e.Level == 0 {
 				full += out
@@ -156,7 +197,7 @@ func TestSimulation90Nights(t *testing.T) {
 func checkSimulation(t *testing.T, seed uint64) {
 	const n, nights, cycle = 200, 90, 7
 	forced := map[int][]int{30: {5}, 61: {100, 150}}
-	r := simulate(t, seed, n, nights, forced)
+	r := simulate(t, seed, n, nights, forced, simOpts{})
 
 	var lines []string
 	for night, p := range r.plans {
@@ -295,4 +336,57 @@ func allKnown(r simResult, night int) bool {
 		}
 	}
 	return true
+}
+
+// TestSimulationChainsAtRisk: the same site with a tapecycle of 5 volumes,
+// one a night, and dumpcycle 7: a chain of one dumpcycle does not fit in
+// the rotation (tapir config check warns), so the server marks every night
+// the DLEs whose newest chain is on the volume the next run reuses, and
+// the planner must give them a full first. No night may reuse a volume
+// that holds a newest chain, unless the plan of the night before said that
+// chain stays at risk (its full did not fit).
+func TestSimulationChainsAtRisk(t *testing.T) {
+	const n, nights, tapecycle = 200, 90, 5
+	r := simulate(t, 1, n, nights, nil, simOpts{tapecycle: tapecycle, capScale: 1.8})
+	saved, stays := 0, map[int]map[string]bool{}
+	for night, p := range r.plans {
+		stays[night] = map[string]bool{}
+		for _, c := range p.Chains {
+			if c.Full {
+				saved++
+			} else {
+				stays[night][c.Host+":"+c.Path] = true
+			}
+		}
+		if p.Total > r.capacity {
+			t.Errorf("night %d: planned %s on %s of tape", night+1, Size(p.Total), Size(r.capacity))
+		}
+	}
+	lost := 0
+	for night := 1; night < nights; night++ {
+		for _, name := range r.overwritten[night] {
+			lost++
+			if !stays[night-1][name] {
+				t.Errorf("night %d reuses a volume holding the newest chain of %s, and the plan of night %d did not say it stays at risk", night+1, name, night)
+			}
+		}
+	}
+	var perCycle float64
+	for _, d := range r.dles {
+		if len(d.fulls) > 0 {
+			perCycle += float64(len(d.fulls)) / (float64(nights-d.fulls[0].night) / 7)
+		}
+	}
+	perCycle /= float64(len(r.dles))
+	t.Logf("fulls for chains at risk: %d; newest chains overwritten: %d; fulls per DLE per dumpcycle: %.2f (7/tapecycle = %.2f)",
+		saved, lost, perCycle, 7.0/tapecycle)
+	if saved == 0 {
+		t.Error("no chain was ever at risk: the simulation does not model the rotation")
+	}
+	if lost > nights/10 {
+		t.Errorf("%d newest chains overwritten in %d nights: the planner does not save them", lost, nights)
+	}
+	if perCycle > 7.0/tapecycle*1.15 {
+		t.Errorf("%.2f fulls per DLE per dumpcycle: more than the rotation needs (%.2f)", perCycle, 7.0/tapecycle)
+	}
 }

@@ -164,7 +164,7 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 			j.ratio = min(float64(e.EstOut)/float64(e.EstOrig)*1.05, 1.1)
 		}
 		switch e.Kind {
-		case planner.KindPromoted, planner.KindForced, planner.KindFutile, planner.KindNoIncrEst:
+		case planner.KindPromoted, planner.KindForced, planner.KindFutile, planner.KindNoIncrEst, planner.KindChain:
 			r.note(fmt.Sprintf("planner: %s level %d: %s", j.name(), e.Level, e.Reason))
 		}
 		r.log.Info("planned", "host", e.Host, "path", e.Path, "level", e.Level, "fallback", e.Fallback, "why", e.Reason)

@@ -3,7 +3,8 @@
 // file per tape file), the SCSI tape driver (Tape: /dev/nstN through the
 // st driver's mtio ioctls, wrapped so that no call can issue MTRESET),
 // volume labels (file 0 of every volume), the changers (`disk`: a directory
-// of slot directories; `single`: one drive and a person who changes
+// of slot directories, which can also erase the volume of a slot after
+// reading its label; `single`: one drive and a person who changes
 // cartridges; `robot`: a SCSI media changer through mtx), ChooseVolume, the
 // pure rule that decides which volume a run may write so that a volume still
 // inside tapecycle is never overwritten, and the Scribe, which writes an

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -13,14 +14,22 @@ func newConfigCommand(g *globals) *cobra.Command {
 	var file string
 	check := &cobra.Command{
 		Use:   "check -c FILE",
-		Short: "validate a configuration and print it with every default filled in",
+		Short: "validate a configuration and print it with every default filled in; warn about a rotation of volumes too short for one chain per DLE",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
 			}
-			return cfg.Effective(os.Stdout)
+			if err := cfg.Effective(os.Stdout); err != nil {
+				return err
+			}
+			// Warnings go to stderr and leave the exit status 0: the
+			// configuration is valid, tapir runs with it.
+			for _, w := range config.ChainWarnings(cfg) {
+				fmt.Fprintf(os.Stderr, "tapir: %s: warning: %s\n", cfg.File, w)
+			}
+			return nil
 		},
 	}
 	addConfigFlag(check, &file)
