@@ -101,7 +101,7 @@ type Changer struct {
 	Path     string `toml:"path"`           // disk: directory holding slot directories; default "<statedir>/vtapes"
 	Device   string `toml:"device"`         // single/robot: tape device, e.g. "/dev/nst0"
 	Changer  string `toml:"changer_device"` // robot: media changer device, e.g. "/dev/sg3"
-	Slots    int    `toml:"slots"`          // disk: number of slots, default 10; robot: the storage slots tapir may use, 0 (not written) = unknown (the library's count is used)
+	Slots    int    `toml:"slots"`          // disk: number of slots, default 12; robot: the storage slots tapir may use, 0 (not written) = unknown (the library's count is used)
 	Tapetype string `toml:"tapetype"`       // name in [tapetype.X]; default "default"
 
 	// single: how a run waits for a person to insert a volume.

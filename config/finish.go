@@ -402,7 +402,7 @@ func (f *finisher) changer() {
 	if ch.Type == "robot" && !f.has(at("changer", "slots")) {
 		ch.Slots = 0 // the library says; only ChainWarnings would use it
 	} else {
-		f.num(&ch.Slots, at("changer", "slots"), 10, 1, 10000)
+		f.num(&ch.Slots, at("changer", "slots"), 12, 1, 10000)
 	}
 	f.str(&ch.Tapetype, at("changer", "tapetype"), "default")
 	if _, ok := c.Tapetypes[ch.Tapetype]; !ok && ch.Tapetype != "" {

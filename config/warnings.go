@@ -2,49 +2,76 @@ package config
 
 import "fmt"
 
+// lookahead is taper.Lookahead: the runs after tonight whose volumes the
+// planner keeps free of newest chains (config does not import taper).
+const lookahead = 2
+
 // ChainWarnings reports the settings that cannot keep one restorable chain
 // per DLE (its newest full and the incrementals after it) in the rotation
 // of volumes, one sentence each, with the smallest value that would work.
 // They are warnings, not errors: tapir still runs, but it never overwrites
 // a volume that holds a newest chain, so such a site either runs out of
-// volumes or needs fulls more often than dumpcycle says. The rules:
+// volumes or needs fulls more often than dumpcycle says. With the number
+// of slots S known (the disk changer's slots, a robot's when written), T =
+// tapecycle, R = runtapes, C = runspercycle:
 //
-//   - slots < tapecycle + runtapes (only when the number of slots is known:
-//     the disk changer's slots, a robot's when written): the newest
-//     tapecycle volumes may not be overwritten and a run needs runtapes
-//     more, so no volume ever leaves tapecycle to be reused.
-//   - tapecycle < runspercycle × runtapes: a dumpcycle of runs writes more
-//     volumes than tapecycle protects, so a DLE's chain is on a volume due
-//     for reuse before its next full is due; the planner then promotes fulls
-//     every tapecycle/runtapes runs instead of every runspercycle.
-//     Amanda's advice is tapecycle at least runspercycle × runtapes + 1.
+//   - S < T + R: the newest T volumes may not be overwritten and a run
+//     needs R more, so no volume ever leaves tapecycle to be reused.
+//   - S < T + 2R: no spare night's worth of volumes. A night in which a
+//     client misses the full the planner promoted for it leaves that
+//     client's chain on a volume the next run needs: the run is refused it
+//     (the randomised property test in taper proves T + 2R enough).
+//   - S < (C + 2) × R: the rotation is shorter than one dumpcycle's chain
+//     plus the planner's look-ahead of 2 runs, so fulls are promoted every
+//     S/R - 2 runs instead of every C.
 //
-// `tapir config check` prints them; c must be a loaded configuration.
+// With S unknown (a single drive, a robot whose slots are not written)
+// the rotation is what tapecycle keeps: T < C × R promotes fulls every T/R
+// runs (Amanda's advice is T at least C × R + 1).
+//
+// `tapir config check` prints them and `tapir check` reports them; c must
+// be a loaded configuration.
 func ChainWarnings(c *Config) []string {
 	var w []string
-	t, r := c.Tapecycle, c.Runtapes
-	if t < 1 || r < 1 {
+	t, r, cyc := c.Tapecycle, c.Runtapes, c.Runspercycle
+	if t < 1 || r < 1 || cyc < 1 {
 		return nil // Load refuses these
 	}
-	if s := c.Changer.Slots; s > 0 && (c.Changer.Type == "disk" || c.Changer.Type == "robot") && s < t+r {
+	s := c.Changer.Slots
+	if s <= 0 || (c.Changer.Type != "disk" && c.Changer.Type != "robot") {
+		if t < cyc*r {
+			w = append(w, fmt.Sprintf("tapecycle %d is less than runspercycle × runtapes (%d × %d = %d): the chain of one dumpcycle (%s, %s) does not fit in the rotation, "+
+				"so tapir must promote fulls to keep each DLE restorable: %s; set tapecycle to at least %d",
+				t, cyc, r, cyc*r, plural(c.Dumpcycle, "day"), plural(cyc, "run"), every(t/r, cyc), cyc*r+1))
+		}
+		return w
+	}
+	switch {
+	case s < t+r:
 		w = append(w, fmt.Sprintf("with tapecycle %d and runtapes %d, the changer needs at least %d slots (it has %d): "+
 			"the newest %d volumes are never overwritten and a run needs %d more, so no volume ever leaves tapecycle to be reused; add slots or lower tapecycle",
-			t, r, t+r, s, t, r))
+			t, r, t+2*r, s, t, r))
+	case s < t+2*r:
+		w = append(w, fmt.Sprintf("with tapecycle %d and runtapes %d, the changer needs at least %d slots (it has %d): "+
+			"the newest %d volumes, a run's %d and a spare run's %d, so that a client that misses its full one night does not leave its chain on the volume the next run needs; add slots or lower tapecycle",
+			t, r, t+2*r, s, t, r, r))
 	}
-	if need := c.Runspercycle * r; t < need {
-		every := fmt.Sprintf("a full of every DLE every %d runs instead of every %d", t/r, c.Runspercycle)
-		switch {
-		case t/r == 1:
-			every = fmt.Sprintf("a full of every DLE every run instead of every %d", c.Runspercycle)
-		case t/r < 1:
-			every = "more than a full of every DLE every run, which cannot be done"
-		}
-		w = append(w, fmt.Sprintf("tapecycle %d is less than runspercycle × runtapes (%d × %d = %d): "+
-			"the chain of one dumpcycle (%s, %s) does not fit in the rotation, so tapir must promote fulls to keep each DLE restorable: %s; "+
-			"set tapecycle to at least %d",
-			t, c.Runspercycle, r, need, plural(c.Dumpcycle, "day"), plural(c.Runspercycle, "run"), every, need+1))
+	if need := (cyc + lookahead) * r; s >= t+r && s < need {
+		w = append(w, fmt.Sprintf("%d slots at runtapes %d rotate every %s, shorter than one dumpcycle's chain (%s) plus the %d runs the planner looks ahead: "+
+			"tapir promotes fulls to keep each DLE restorable, %s; set slots to at least %d for fulls every dumpcycle",
+			s, r, plural(s/r, "run"), plural(cyc, "run"), lookahead, every(s/r-lookahead, cyc), need))
 	}
 	return w
+}
+
+func every(n, cyc int) string {
+	switch {
+	case n == 1:
+		return fmt.Sprintf("a full of every DLE every run instead of every %d", cyc)
+	case n < 1:
+		return "more than a full of every DLE every run, which cannot be done"
+	}
+	return fmt.Sprintf("a full of every DLE every %d runs instead of every %d", n, cyc)
 }
 
 func plural(n int, unit string) string {

@@ -60,9 +60,9 @@ func chainRiskText(ch *index.Chain, on []string) string {
 		if n > 1 {
 			incs = fmt.Sprintf("%d incrementals", n)
 		}
-		return fmt.Sprintf("its newest chain (the full of %s and %s after it) has images on %s, which the next run must reuse", full, incs, vols)
+		return fmt.Sprintf("its newest chain (the full of %s and %s after it) has images on %s, which one of the next runs must reuse", full, incs, vols)
 	}
-	return fmt.Sprintf("its last full (%s) is on %s, which the next run must reuse", full, vols)
+	return fmt.Sprintf("its last full (%s) is on %s, which one of the next runs must reuse", full, vols)
 }
 
 // stampDate is the date of a datestamp, YYYY-MM-DD (the datestamp itself

@@ -24,8 +24,8 @@ func TestMarkChainsAtRisk(t *testing.T) {
 		t.Errorf("marked %v", marked)
 	}
 	for i, want := range []string{
-		"its last full (2025-03-01) is on D-001, which the next run must reuse",
-		"its newest chain (the full of 2025-03-01 and 2 incrementals after it) has images on D-001 and D-002, which the next run must reuse",
+		"its last full (2025-03-01) is on D-001, which one of the next runs must reuse",
+		"its newest chain (the full of 2025-03-01 and 2 incrementals after it) has images on D-001 and D-002, which one of the next runs must reuse",
 		"", "",
 	} {
 		if pdles[i].ChainAtRisk != want {

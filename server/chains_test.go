@@ -187,3 +187,41 @@ func mustInventory(t *testing.T, ch taper.Changer) []taper.SlotInfo {
 	}
 	return inv
 }
+
+// The look-ahead in a run: in a tight rotation (tapecycle 1, 3 slots) the
+// planner gives a DLE a full before its chain would block the volume a
+// coming run needs, so night after night a volume is reused and none is
+// refused, and every DLE keeps a complete chain on volumes that hold it.
+func TestLookAheadKeepsRotation(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Tapecycle = 1
+	s.cfg.Changer.Slots = 3
+	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	promoted, reused := 0, 0
+	for n := range 8 {
+		rep, out, err := s.night(t, Deps{Clock: day(n)})
+		if err != nil || rep.Status() != report.RunOK {
+			t.Fatalf("night %d: %v\n%s", n+1, err, out)
+		}
+		if strings.Contains(out, "chain at risk") {
+			promoted++
+		}
+		if strings.Contains(out, "superseded by newer chains, and left the catalog") {
+			reused++
+		}
+		chains, err := s.catalog(t).Chains()
+		if err != nil || len(chains) != 2 {
+			t.Fatalf("night %d: chains %v %v", n+1, chains, err)
+		}
+		for _, ch := range chains {
+			for _, l := range ch.Volumes {
+				if _, err := os.Stat(filepath.Join(s.cfg.Changer.Path, "slot"+strings.TrimPrefix(l, "test-00"), "00000.LABEL")); err != nil {
+					t.Errorf("night %d: the chain of %s is on %s, which is in no slot", n+1, ch.Path, l)
+				}
+			}
+		}
+	}
+	if promoted == 0 || reused == 0 {
+		t.Errorf("8 nights in 3 slots promoted %d fulls and reused %d volumes; want both", promoted, reused)
+	}
+}

@@ -103,7 +103,7 @@ key = "tls/backup.key"
 [changer]
 type = "disk"
 path = "vtapes"
-slots = 3
+slots = 5
 tapetype = "small"
 
 [tapetype.small]

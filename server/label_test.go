@@ -86,7 +86,7 @@ func TestTapeInventory(t *testing.T) {
 	}
 	var b strings.Builder
 	WriteTapeInventory(&b, slots, next)
-	if len(slots) != 3 || slots[0].Label != "test-001" || slots[0].State != "in tapecycle" || slots[1].State != "next: blank" ||
+	if len(slots) != 5 || slots[0].Label != "test-001" || slots[0].State != "in tapecycle" || slots[1].State != "next: blank" ||
 		!strings.Contains(next, "a new volume labelled test-002 in slot 2") {
 		t.Errorf("inventory:\n%s", b.String())
 	}

@@ -136,6 +136,11 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 	if err != nil {
 		return nil, err
 	}
+	if r.vols.ch != nil {
+		if err := lookAhead(r.cat, r.vols, pdles); err != nil {
+			r.note(fmt.Sprintf("planner: the look-ahead for chains failed, no full is promoted for them tonight: %v", err))
+		}
+	}
 	now := r.clock.Now().In(r.cfg.Location())
 	est, estErr := estimates(ctx, r.cfg, r.files, r.datestamp, pdles, now, r.log)
 	sched, err := planner.Plan(plannerConfig(r.cfg), pdles, now)
@@ -207,6 +212,21 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 	return sched, nil
 }
 
+// lookAhead marks the DLEs whose newest chain is on a volume the next
+// runs must reuse (volumes.reuseAtRisk), for the planner to promote.
+func lookAhead(cat *index.Catalog, v *volumes, pdles []planner.DLE) error {
+	reuse, err := v.reuseAtRisk()
+	if err != nil || len(reuse) == 0 {
+		return err
+	}
+	chains, err := cat.Chains()
+	if err != nil {
+		return err
+	}
+	markChainsAtRisk(pdles, chains, reuse)
+	return nil
+}
+
 // PlanTonight asks the agents for estimates and plans tonight's run,
 // without dumping anything (`tapir plan --explain`). It reads the catalog
 // but does not take the run lock.
@@ -226,6 +246,13 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if err != nil {
 		return nil, err
 	}
+	var lookErr error
+	if ch, err := openChanger(cfg, deps, deps.Log); err != nil {
+		lookErr = err
+	} else {
+		lookErr = lookAhead(cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
+		closeChanger(ch)
+	}
 	now := deps.Clock.Now().In(cfg.Location())
 	files := wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}
 	_, errs := estimates(ctx, cfg, files, now.Format("20060102150405"), pdles, now, deps.Log)
@@ -235,6 +262,9 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	}
 	for i, e := range errs {
 		sched.Notes = append(sched.Notes, fmt.Sprintf("%s:%s: estimate failed: %v", pdles[i].Host, pdles[i].Path, e))
+	}
+	if lookErr != nil {
+		sched.Notes = append(sched.Notes, fmt.Sprintf("the look-ahead for chains could not read the volumes, so no full is promoted for them in this plan: %v", lookErr))
 	}
 	return sched, nil
 }

@@ -109,7 +109,9 @@ func TestSingleDriveNights(t *testing.T) {
 // (the image spans them through an unload and a load); night 2 takes a
 // fresh one (tapecycle 1). verify and a restore load the volumes they need.
 func TestRobotNights(t *testing.T) {
-	barcodes := []string{"B00001L8", "B00002L8", "B00003L8", "B00004L8"}
+	// Enough cartridges that two nights of up to runtapes volumes each
+	// after night 2 need no reuse: the look-ahead promotes no full.
+	barcodes := []string{"B00001L8", "B00002L8", "B00003L8", "B00004L8", "B00005L8", "B00006L8", "B00007L8", "B00008L8"}
 	drive := fakest.Mount(t, fakest.Options{Capacity: 4 << 20, Cartridges: barcodes, Empty: true})
 	lib, err := fakest.NewLibrary(t.TempDir(), barcodes, "")
 	if err != nil {
@@ -152,7 +154,7 @@ func TestRobotNights(t *testing.T) {
 		t.Fatalf("night 2 volumes %+v\n%s", rep.Volumes, out)
 	}
 	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
-	if err != nil || len(slots) != 4 || slots[2].Label != "test-003" || !strings.Contains(next, "test-004") {
+	if err != nil || len(slots) != 8 || slots[2].Label != "test-003" || !strings.Contains(next, "test-004") {
 		t.Errorf("inventory %+v, next %q, %v", slots, next, err)
 	}
 	for _, label := range []string{"test-001", "test-002"} {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -162,14 +161,25 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 	for _, l := range c.Considered {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
-	risk, err := v.chainsAtRiskLocked()
+	reuse, err := v.reuseAtRiskLocked()
 	if err != nil {
 		return err
 	}
-	if len(risk) > 0 {
-		fmt.Fprintf(w, "\nChains the next %d runs would need to overwrite: tonight's plan gives these DLEs a full, to move their chains:\n", taper.Lookahead)
-		for _, name := range slices.Sorted(maps.Keys(risk)) {
-			fmt.Fprintf(w, "  %s: %s\n", name, risk[name])
+	if len(reuse) > 0 {
+		chains, err := cat.Chains()
+		if err != nil {
+			return err
+		}
+		pdles, err := plannerDLEs(cat, cfg)
+		if err != nil {
+			return err
+		}
+		marked := markChainsAtRisk(pdles, chains, reuse)
+		fmt.Fprintf(w, "\nChains on volumes that the next %d runs would need to overwrite (%s): tonight's plan gives these DLEs a full, to move their chains:\n", taper.Lookahead, strings.Join(reuse, ", "))
+		for _, d := range pdles {
+			if slices.Contains(marked, d.Name()) {
+				fmt.Fprintf(w, "  %s: %s\n", d.Name(), d.ChainAtRisk)
+			}
 		}
 	}
 	return nil

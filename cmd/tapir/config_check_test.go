@@ -11,16 +11,16 @@ import (
 // effective configuration is still printed and the exit status is 0.
 func TestConfigCheckWarnings(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "short.toml")
-	os.WriteFile(p, []byte("tapecycle = 5\n[changer]\nslots = 5\n"), 0o644)
+	os.WriteFile(p, []byte("tapecycle = 5\n[changer]\nslots = 6\n"), 0o644)
 	stdout, stderr, code := run(t, "config", "check", "-c", p)
 	if code != 0 || !strings.Contains(stdout, "tapecycle = 5") {
 		t.Fatalf("exit %d, stdout:\n%s", code, stdout)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	if len(lines) != 2 ||
-		!strings.HasPrefix(lines[0], "tapir: "+p+": warning: with tapecycle 5 and runtapes 1, the changer needs at least 6 slots (it has 5)") ||
-		!strings.HasPrefix(lines[1], "tapir: "+p+": warning: tapecycle 5 is less than runspercycle × runtapes (7 × 1 = 7)") ||
-		!strings.HasSuffix(lines[1], "set tapecycle to at least 8") {
+		!strings.HasPrefix(lines[0], "tapir: "+p+": warning: with tapecycle 5 and runtapes 1, the changer needs at least 7 slots (it has 6)") ||
+		!strings.HasPrefix(lines[1], "tapir: "+p+": warning: 6 slots at runtapes 1 rotate every 6 runs") ||
+		!strings.HasSuffix(lines[1], "set slots to at least 9 for fulls every dumpcycle") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 }
