@@ -199,7 +199,9 @@ func Run(ctx context.Context, opt Options) error {
 	say("  go run ./cmd/tapir config check -c %s", rel(cfgPath))
 	say("  # the catalog is a plain SQLite database")
 	say("  sqlite3 %s 'select datestamp, host, path, level, status, payload_size from dumps'", rel(cfg.Catalog))
-	say("  # run another night (volumes are reused once tapecycle = %d allows)", cfg.Tapecycle)
+	say("  # what the next night writes or overwrites, and why nothing needed is lost")
+	say("  go run ./cmd/tapir tape next -c %s --explain", rel(cfgPath))
+	say("  # run another night (a volume is reused once tapecycle = %d allows and no newest chain is on it)", cfg.Tapecycle)
 	say("  go run ./cmd/tapir demo")
 	return nil
 }
@@ -257,7 +259,7 @@ key = "tls/{{.Server}}.key"
 [changer]
 type = "disk"
 path = "vtapes"
-slots = 4
+slots = 9
 tapetype = "vtape"
 
 [tapetype.vtape]

@@ -9,14 +9,17 @@ import (
 	"testing"
 )
 
-// TestDemoTwice: the demo runs a whole night from nothing, and a second
-// night on the same site; each restores a file and compares it.
-func TestDemoTwice(t *testing.T) {
+// TestDemoTenNights: the demo runs a whole night from nothing, then nine
+// more on the same site; each restores a file and compares it. Ten nights
+// in 9 slots reuse a volume: the planner moved the chain off it first, so
+// every night restores (issue 11: the fifth demo used to overwrite its
+// only full).
+func TestDemoTenNights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a sample tree of tens of MiB")
 	}
 	dir := filepath.Join(t.TempDir(), "demo")
-	for night := 1; night <= 2; night++ {
+	for night := 1; night <= 10; night++ {
 		var out bytes.Buffer
 		if err := Run(context.Background(), Options{Dir: dir, Out: &out}); err != nil {
 			t.Fatalf("night %d: %v\n%s", night, err, out.String())
@@ -27,13 +30,16 @@ func TestDemoTwice(t *testing.T) {
 				t.Errorf("night %d: output lacks %q:\n%s", night, want, text)
 			}
 		}
+		if night == 10 && !strings.Contains(text, "superseded by newer chains, and left the catalog") {
+			t.Errorf("night 10 did not reuse a volume:\n%s", text)
+		}
 		if strings.Contains(text, "FAIL") {
 			t.Errorf("night %d flagged a failure:\n%s", night, text)
 		}
 	}
 	slots, _ := filepath.Glob(filepath.Join(dir, "vtapes", "slot*", "00000.LABEL"))
-	if len(slots) != 2 {
-		t.Errorf("want two labelled vtapes after two nights, got %v", slots)
+	if len(slots) != 9 {
+		t.Errorf("want 9 labelled vtapes after ten nights, got %v", slots)
 	}
 	left, _ := filepath.Glob(filepath.Join(dir, "holding", "*", "*"))
 	if len(left) != 0 {
