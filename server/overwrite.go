@@ -26,6 +26,20 @@ type relabelled struct {
 // error says so. The device is left at the end of the label, ready for
 // the first image.
 func writeLabel(cat *index.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time) (*relabelled, error) {
+	return writeLabelSteps(cat, dev, old, l, slot, created, nil)
+}
+
+// errKilled is what a test's step hook returns to stop writeLabelSteps
+// dead, as kill -9 would: nothing after that step runs.
+var errKilled = errors.New("killed")
+
+// writeLabelSteps is writeLabel with a hook called after each step
+// ("begun", "written", "read back", "done"); a hook error stops it there,
+// as if the process died (tests of the crash points). hook may be nil.
+func writeLabelSteps(cat *index.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time, hook func(step string) error) (*relabelled, error) {
+	if hook == nil {
+		hook = func(string) error { return nil }
+	}
 	stamp := l.Datestamp
 	if l.Label != old {
 		// Refused before the volume is touched: labels are unique.
@@ -44,8 +58,14 @@ func writeLabel(cat *index.Catalog, dev taper.Device, old string, l taper.Label,
 			return nil, err
 		}
 	}
+	if err := hook("begun"); err != nil {
+		return nil, err
+	}
 	werr := taper.WriteLabel(dev, l)
 	if werr == nil {
+		if err := hook("written"); err != nil {
+			return nil, err
+		}
 		werr = readBack(dev, l)
 	}
 	if werr != nil {
@@ -72,6 +92,9 @@ func writeLabel(cat *index.Catalog, dev taper.Device, old string, l taper.Label,
 			return nil, fmt.Errorf("%w; what volume %s holds now cannot be read (%v): the catalog keeps its images, marked as being overwritten, until tapir sees the volume again", werr, old, rerr)
 		}
 	}
+	if err := hook("read back"); err != nil {
+		return nil, err
+	}
 	if err := dev.SeekToEnd(); err != nil {
 		return nil, fmt.Errorf("position %s after its new label %s: %w", dev.Name(), l.Label, err)
 	}
@@ -84,7 +107,7 @@ func writeLabel(cat *index.Catalog, dev taper.Device, old string, l taper.Label,
 		return nil, err
 	}
 	res.Dropped = dropped
-	return res, nil
+	return res, hook("done")
 }
 
 // readBack checks that the volume carries the label just written.
