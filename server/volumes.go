@@ -62,7 +62,11 @@ func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, err
 	}
 	notes, err := resolveOverwrites(v.cat, inv, int64(v.cfg.Tapetype().Blocksize), v.clock.Now())
 	for _, n := range notes {
-		v.notes(n)
+		if v.notes != nil {
+			v.notes(n)
+		} else if v.log != nil {
+			v.log.Warn(n)
+		}
 	}
 	if err != nil {
 		return nil, "", err
