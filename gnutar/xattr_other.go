@@ -2,10 +2,23 @@
 
 package gnutar
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"os"
+)
 
 // ReadAttrs reports no attributes outside Linux.
 func ReadAttrs(path string) (map[string]string, error) { return nil, nil }
+
+// ReadAttrsFile reports no attributes outside Linux.
+func ReadAttrsFile(f *os.File) (map[string]string, error) { return nil, nil }
+
+// ReadAttrsAt reports no attributes outside Linux.
+func ReadAttrsAt(dir *os.File, name string) (map[string]string, error) { return nil, nil }
+
+// ErrNoProc is never returned outside Linux.
+var ErrNoProc = errors.New("/proc is not mounted")
 
 // ApplyAttrs is not implemented outside Linux.
 func ApplyAttrs(path string, records map[string]string) error {
