@@ -2,7 +2,8 @@
 // sits behind, the virtual-tape driver (a directory per volume, one regular
 // file per tape file), the SCSI tape driver (Tape: /dev/nstN through the
 // st driver's mtio ioctls, wrapped so that no call can issue MTRESET),
-// volume labels (file 0 of every volume), the changers (`disk`: a directory
+// volume labels (file 0 of every volume, with their own checksum: a damaged
+// label makes the volume unreadable, never blank or foreign), the changers (`disk`: a directory
 // of slot directories; `single`: one drive and a person who changes
 // cartridges; `robot`: a SCSI media changer through mtx), ChooseVolume, the
 // pure rule that decides which volume a run may write so that a volume still
