@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -259,10 +258,10 @@ func TestParseHeaderKeepsUnknownKeysAndIgnoresHumanText(t *testing.T) {
 }
 
 // FuzzParseHeader: no input panics; whatever parses marshals and parses
-// back the same. Each input is tried as it is (mostly a checksum error,
-// whose diagnosis must not panic either) and sealed (its header-sha256 line,
-// if any, set to the right value), so the parser behind the checksum is
-// fuzzed too.
+// back the same. Each input is tried as it is (mostly a checksum error;
+// its diagnosis is fuzzed by FuzzDiagnoseHeader, which is slower) and
+// sealed (its header-sha256 line, if any, set to the right value), so the
+// parser behind the checksum is fuzzed too.
 func FuzzParseHeader(f *testing.F) {
 	for _, mod := range []func(*Header){
 		func(h *Header) {},
@@ -283,9 +282,6 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		b := make([]byte, HeaderSize)
 		copy(b, text)
-		if _, err := ParseHeader(b); errors.Is(err, ErrHeaderChecksum) {
-			_ = err.Error() // the diagnosis
-		}
 		for _, b := range [][]byte{b, seal(b)} {
 			h, err := ParseHeader(b)
 			if err != nil {

@@ -272,3 +272,45 @@ func TestHeaderSumByHand(t *testing.T) {
 		t.Fatalf("by hand: a damaged header passes: %q", got)
 	}
 }
+
+// FuzzDiagnoseHeader: the diagnosis of any header that fails its checksum
+// never panics and always says something; when it names one changed byte,
+// setting that byte back makes the header match its checksum.
+func FuzzDiagnoseHeader(f *testing.F) {
+	good, _ := sampleHeader().Marshal()
+	text := good[:bytes.IndexByte(good, 0)]
+	for _, off := range []int{3, 40, 100, len(text) - 1} {
+		c := append([]byte(nil), text...)
+		c[off] ^= 1
+		f.Add(c)
+	}
+	f.Add(append(append([]byte(nil), text...), 'x'))
+	f.Add([]byte(strings.Replace(string(text), "\n\n", "\nx: y\n\n", 1)))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		if len(text) >= HeaderSize {
+			return
+		}
+		b := make([]byte, HeaderSize)
+		copy(b, text)
+		var se *HeaderSumError
+		if err := CheckHeaderSum(b); !errors.As(err, &se) {
+			return
+		}
+		if se.Error() == "" {
+			t.Fatal("empty message")
+		}
+		d := se.Damage() // DiagnoseHeader, done once by Error
+		if d.String() == "" {
+			t.Fatalf("empty diagnosis %+v", d)
+		}
+		if d.Exact {
+			if d.Now != b[d.Offset] {
+				t.Fatalf("diagnosis %+v: the byte at %d is %q", d, d.Offset, b[d.Offset])
+			}
+			b[d.Offset] = d.Was
+			if err := CheckHeaderSum(b); err != nil {
+				t.Fatalf("diagnosis %+v: setting the byte back gives %v", d, err)
+			}
+		}
+	})
+}
