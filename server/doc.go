@@ -13,6 +13,9 @@
 // retried; every attempt, demotion and decision is in the report.
 //
 // `tapir flush` runs the taper half alone on what earlier runs left.
+// `tapir verify` (Verify) checks every tape file of a volume: its header
+// against its own checksum and the catalog field by field, then the whole
+// image read back; orphan tape files (not in the catalog) are never OK.
 // Time comes from a Clock so that runs can be driven by tests; the changer
 // can be injected (Deps.Changer) to test a drive that stalls or fails.
 package server
