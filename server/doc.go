@@ -12,11 +12,18 @@
 // all its parts are on volumes and the catalog committed. Failed dumps are
 // retried; every attempt, demotion and decision is in the report.
 //
+<<<<<<< HEAD
 // `tapir flush` runs the taper half alone on what earlier runs left. The
 // administrative commands live here too (check, label, tape, verify, the
 // holding disk, force, the volumes' reuse flags and rmvolume); those that
 // change volumes or the holding disks take the run lock first, so that
 // they never act under a running night.
+=======
+// `tapir flush` runs the taper half alone on what earlier runs left.
+// `tapir verify` (Verify) checks every tape file of a volume: its header
+// against its own checksum and the catalog field by field, then the whole
+// image read back; orphan tape files (not in the catalog) are never OK.
+>>>>>>> helper-a
 // Time comes from a Clock so that runs can be driven by tests; the changer
 // can be injected (Deps.Changer) to test a drive that stalls or fails.
 package server
