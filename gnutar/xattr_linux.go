@@ -127,6 +127,17 @@ func readAttrs(what string, list func([]byte) (int, error), get func(string, []b
 // to its mask. Every record is tried; the error lists each one that
 // failed, with the path and the attribute.
 func ApplyAttrs(path string, records map[string]string) error {
+	return SetAttrs(path, records, func(name string, val []byte) error {
+		return unix.Lsetxattr(path, name, val, 0)
+	})
+}
+
+// SetAttrs is ApplyAttrs with the setting left to set, which receives
+// each xattr as the kernel takes it (name, raw value; the ACLs in the
+// kernel's binary form), in the order of the records' keys: the restore
+// code sets them through a file descriptor (fsetxattr) rather than a
+// path. what names the file in errors.
+func SetAttrs(what string, records map[string]string, set func(name string, val []byte) error) error {
 	keys := make([]string, 0, len(records))
 	for k := range records {
 		if strings.HasPrefix(k, PAXXattrPrefix) || k == PAXACLAccess || k == PAXACLDefault {
@@ -147,7 +158,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 			}
 			es, err := parseACLText(v, lookupID)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("gnutar: %s: record %s: %w", path, k, err))
+				errs = append(errs, fmt.Errorf("gnutar: %s: record %s: %w", what, k, err))
 				continue
 			}
 			if len(es) == 0 {
@@ -157,7 +168,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 		default:
 			name = strings.TrimPrefix(k, PAXXattrPrefix)
 			if name == "" {
-				errs = append(errs, fmt.Errorf("gnutar: %s: record %s names no xattr", path, k))
+				errs = append(errs, fmt.Errorf("gnutar: %s: record %s names no xattr", what, k))
 				continue
 			}
 			if _, ok := records[PAXACLAccess]; ok && name == xattrACLAccess {
@@ -168,7 +179,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 			}
 			val = []byte(v)
 		}
-		if err := unix.Lsetxattr(path, name, val, 0); err != nil {
+		if err := set(name, val); err != nil {
 			hint := ""
 			switch {
 			case errors.Is(err, unix.ENOTSUP):
@@ -176,7 +187,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 			case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
 				hint = " (needs more privilege, or not allowed on this file type)"
 			}
-			errs = append(errs, fmt.Errorf("gnutar: %s: set %s from record %s: %w%s", path, name, k, err, hint))
+			errs = append(errs, fmt.Errorf("gnutar: %s: set %s from record %s: %w%s", what, name, k, err, hint))
 		}
 	}
 	return errors.Join(errs...)

@@ -22,6 +22,11 @@ var ErrNoProc = errors.New("/proc is not mounted")
 
 // ApplyAttrs is not implemented outside Linux.
 func ApplyAttrs(path string, records map[string]string) error {
+	return SetAttrs(path, records, nil)
+}
+
+// SetAttrs is not implemented outside Linux.
+func SetAttrs(path string, records map[string]string, set func(name string, val []byte) error) error {
 	for k := range records {
 		if k == PAXACLAccess || k == PAXACLDefault || len(k) > len(PAXXattrPrefix) && k[:len(PAXXattrPrefix)] == PAXXattrPrefix {
 			return fmt.Errorf("gnutar: %s: record %s: xattrs and ACLs are restored on Linux only", path, k)
