@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -123,6 +124,25 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
 	defer stop()
+	warnings, dropped := 0, 0
+	warn := func(b []byte) {
+		if h.Warn == nil {
+			return
+		}
+		if warnings >= wire.MaxWarnings {
+			dropped++
+			return
+		}
+		warnings++
+		if len(b) > wire.MaxWarningLen {
+			cut := wire.MaxWarningLen
+			for cut > 0 && !utf8.RuneStart(b[cut]) {
+				cut--
+			}
+			b = append(b[:cut:cut], " [cut]"...)
+		}
+		h.Warn(string(b))
+	}
 	for {
 		raw.SetReadDeadline(time.Now().Add(r.timeout()))
 		typ, b, err := c.ReadFrame()
@@ -152,10 +172,11 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
 			}
 		case wire.FrameWarn:
-			if h.Warn != nil {
-				h.Warn(string(b))
-			}
+			warn(b)
 		case wire.FrameMsg:
+			if dropped > 0 {
+				h.Warn(fmt.Sprintf("%s sent %d more warnings for %s, not kept: the server keeps at most %d warnings of one dump", r.what(), dropped, req.DLE, wire.MaxWarnings))
+			}
 			var d wire.Done
 			if err := wire.DecodeMsg(b, &d); err != nil {
 				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)

@@ -224,8 +224,23 @@ func (c *Catalog) fail(op string, err error) error {
 			err = fmt.Errorf("%w (the catalog is damaged; restore it from a backup or rebuild it by scanning the volumes)", err)
 		}
 	}
-	return fmt.Errorf("catalog %s: %s: %w", c.path, op, err)
+	return &OpError{Path: c.path, Op: op, Err: err}
 }
+
+// OpError is a failed catalog operation: it names the catalog file, the
+// operation and the cause ("catalog PATH: OP: CAUSE"). A server that
+// answers people on other hosts (the index server) shows them Op and, for
+// an ErrNotFound, the cause, never the catalog's path.
+type OpError struct {
+	Path string // the catalog file
+	Op   string // what was done, in a person's words ("list etc in web1:/srv (newest)")
+	Err  error
+}
+
+func (e *OpError) Error() string { return fmt.Sprintf("catalog %s: %s: %v", e.Path, e.Op, e.Err) }
+
+// Unwrap returns the cause.
+func (e *OpError) Unwrap() error { return e.Err }
 
 // notFound is an error that reads like msg and matches ErrNotFound.
 type notFound struct{ msg string }
@@ -270,7 +285,13 @@ func (c *Catalog) write(op string, fn func(tx *sql.Tx) error) error {
 // read runs fn in a read transaction on a reader connection, so that all its
 // queries see one consistent snapshot.
 func (c *Catalog) read(op string, fn func(tx *sql.Tx) error) error {
-	tx, err := c.r.BeginTx(context.Background(), nil)
+	return c.readCtx(context.Background(), op, fn)
+}
+
+// readCtx is read in a transaction that ends (is rolled back) when ctx is
+// done: the next statement fails.
+func (c *Catalog) readCtx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := c.r.BeginTx(ctx, nil)
 	if err != nil {
 		return c.fail(op, err)
 	}

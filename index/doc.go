@@ -18,6 +18,12 @@
 // writer. Index ingest (FileWriter) commits in batches so that a long ingest
 // never holds the write lock for more than one batch.
 //
+// Errors name the catalog file and the operation (*OpError); a lookup of
+// something that is not there matches ErrNotFound, and its innermost error
+// says what, in a person's words. A View given a context (WithContext)
+// stops reading when it ends, so a server can drop the work of a request
+// whose peer went away.
+//
 // The schema is versioned with PRAGMA user_version and migrated at Open, one
 // transaction per step; a catalog written by a newer tapir refuses to open.
 // The file format is described in docs/format/catalog.md.

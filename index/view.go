@@ -1,6 +1,7 @@
 package index
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -42,6 +43,36 @@ type View struct {
 	dirIDs   map[string]int64 // -1: not in the catalog
 	listings map[listKey][]gnutar.DirEntry
 	lcached  map[listKey]bool
+
+	ctx context.Context // nil: never cancelled
+}
+
+// WithContext returns the view with its caches, whose reads stop when ctx
+// is done (a request whose peer went away): the method in progress returns
+// an error matching ctx.Err() at its next statement, or its next entry in
+// Walk and Find. The copy shares the caches, so it is not safe to use both
+// at once.
+func (v *View) WithContext(ctx context.Context) *View {
+	w := *v
+	w.ctx = ctx
+	return &w
+}
+
+// context returns the view's context (Background when none was given).
+func (v *View) context() context.Context {
+	if v.ctx == nil {
+		return context.Background()
+	}
+	return v.ctx
+}
+
+// cancelled returns the context's error, wrapped so that it names what
+// stopped, once the view's context is done.
+func (v *View) cancelled(what string) error {
+	if v.ctx == nil || v.ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: stopped: %w", v.op(what), context.Cause(v.ctx))
 }
 
 type listKey struct {
@@ -222,7 +253,7 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	var s sql.NullString
 	// files_entry (dump_id, dir_id, name) gives the names in order without
 	// a sort; equal names come in rowid order, which is stream order.
-	err = tx.QueryRow(`SELECT count(*), group_concat(type || name, char(0)) FROM
+	err = tx.QueryRowContext(v.context(), `SELECT count(*), group_concat(type || name, char(0)) FROM
 		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, rowid)`,
 		v.Chain[i].ID, id).Scan(&n, &s)
 	if err != nil || n == 0 {
@@ -425,7 +456,7 @@ func (v *View) IsDir(dir string) (bool, error) {
 		return false, v.c.fail(v.op("stat "+dir), err)
 	}
 	var ok bool
-	err = v.c.read(v.op("stat "+dir), func(tx *sql.Tx) error {
+	err = v.c.readCtx(v.context(), v.op("stat "+dir), func(tx *sql.Tx) error {
 		ok, err = v.isDir(tx, d)
 		return err
 	})
@@ -440,7 +471,7 @@ func (v *View) List(dir string) ([]ViewEntry, error) {
 		return nil, v.c.fail(v.op("list "+dir), err)
 	}
 	var out []ViewEntry
-	err = v.c.read(v.op("list "+dir), func(tx *sql.Tx) error {
+	err = v.c.readCtx(v.context(), v.op("list "+dir), func(tx *sql.Tx) error {
 		ok, err := v.isDir(tx, d)
 		if err != nil {
 			return err
@@ -493,7 +524,7 @@ func (v *View) Records(dir string) ([]ViewRecord, error) {
 // (nil: all).
 func (v *View) records(d string, keep func(ViewEntry) bool) ([]ViewRecord, error) {
 	var out []ViewRecord
-	err := v.c.read(v.op("list "+d), func(tx *sql.Tx) error {
+	err := v.c.readCtx(v.context(), v.op("list "+d), func(tx *sql.Tx) error {
 		ok, err := v.isDir(tx, d)
 		if err != nil {
 			return err
@@ -586,7 +617,12 @@ func (v *View) Walk(dir string, fn func(ViewRecord) error) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range recs {
+	for i, r := range recs {
+		if i%1024 == 0 {
+			if err := v.cancelled("walk " + dir); err != nil {
+				return err
+			}
+		}
 		err := fn(r)
 		if errors.Is(err, SkipDir) {
 			continue
@@ -617,7 +653,7 @@ func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err
 	}
 	pat := strings.TrimPrefix(pattern, "/")
 	whole := strings.Contains(pat, "/")
-	err = v.c.read(v.op("find "+pattern), func(tx *sql.Tx) error {
+	err = v.c.readCtx(v.context(), v.op("find "+pattern), func(tx *sql.Tx) error {
 		// Candidates from every image of the view, by directory.
 		cand := map[string]map[string]bool{}
 		for _, d := range v.Chain {
@@ -626,11 +662,17 @@ func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err
 				q = `SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ?
 					AND (CASE d.path WHEN '' THEN f.name ELSE d.path || '/' || f.name END) GLOB ?`
 			}
-			rows, err := tx.Query(q, d.ID, pat)
+			rows, err := tx.QueryContext(v.context(), q, d.ID, pat)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
+			for n := 0; rows.Next(); n++ {
+				if n%4096 == 0 {
+					if err := v.cancelled("find " + pattern); err != nil {
+						rows.Close()
+						return err
+					}
+				}
 				var dir, name string
 				if err := rows.Scan(&dir, &name); err != nil {
 					rows.Close()
@@ -658,6 +700,9 @@ func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err
 		}
 		var hits []hit
 		for _, dir := range dirs {
+			if err := v.cancelled("find " + pattern); err != nil {
+				return err
+			}
 			ok, err := v.isDir(tx, dir)
 			if err != nil {
 				return err

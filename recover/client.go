@@ -3,6 +3,7 @@ package recover
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -81,10 +82,21 @@ func (cl *Client) stall() time.Duration {
 	return 10 * time.Minute
 }
 
-// send writes a request.
+// send writes a request. One the server would refuse for its size (too
+// many paths, too many bytes) is not sent: the session stays usable.
 func (cl *Client) send(req wire.IndexRequest) error {
+	if len(req.Paths) > wire.MaxRequestPaths {
+		return fmt.Errorf("the extraction list holds %d paths; the index server takes at most %d at a time: add their directories instead, or extract in several steps", len(req.Paths), wire.MaxRequestPaths)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode the %s request: %w", req.Op, err)
+	}
+	if len(b) > wire.MaxIndexRequest {
+		return fmt.Errorf("the %s request would be %d bytes, more than the %d the index server reads: name fewer paths at a time (a directory counts as one)", req.Op, len(b), wire.MaxIndexRequest)
+	}
 	cl.nc.SetDeadline(time.Now().Add(cl.stall()))
-	if err := cl.c.WriteMsg(req); err != nil {
+	if err := cl.c.WriteFrame(wire.FrameMsg, b, true); err != nil {
 		return cl.broken(err)
 	}
 	return nil
@@ -164,7 +176,7 @@ func (cl *Client) List(q Query, dir string) ([]wire.EntryInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]wire.EntryInfo, 0, r.Count)
+	out := make([]wire.EntryInfo, 0, min(max(r.Count, 0), 1<<16)) // ReadEntries checks Count
 	if err := cl.c.ReadEntries(r.Count, func(e wire.EntryInfo) error { out = append(out, e); return nil }); err != nil {
 		return nil, cl.broken(err)
 	}

@@ -12,6 +12,15 @@ const (
 	OpDump      = "dump"
 )
 
+// Limits of the agent protocol (docs/format/agent-protocol.md, "Limits")
+// besides MaxFrame: the server keeps at most MaxWarnings warnings (W
+// frames) of one dump, each cut to MaxWarningLen bytes, and counts the
+// rest in one last warning.
+const (
+	MaxWarnings   = 1000
+	MaxWarningLen = 4096
+)
+
 // Request is what the server asks of an agent.
 type Request struct {
 	Op            string   `json:"op"`

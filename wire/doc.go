@@ -2,9 +2,12 @@
 // processes: the certificate authority that issues every host its
 // certificate (ca.go), the mutual-TLS 1.3 configurations built from those
 // files (tls.go), and the framing of messages and data streams on a
-// connection (frame.go). The protocols themselves (which messages the client
+// connection (frame.go), read as their bytes arrive and bounded per
+// connection (SetReadLimit) so that no peer's announced length costs
+// memory it has not sent. The protocols themselves (which messages the client
 // agent and the index server exchange) are written down in
-// docs/format/agent-protocol.md; this package only knows how to move them.
+// docs/format/agent-protocol.md and index-protocol.md (with their Limits);
+// this package only knows how to move them.
 //
 // There is no plaintext mode. A peer is identified by the host name and the
 // role (server, client, admin) carried in its certificate, never by its

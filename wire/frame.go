@@ -21,25 +21,68 @@ const (
 )
 
 // MaxFrame is the largest frame accepted; larger lengths are a protocol error.
+// A Conn may accept less (SetReadLimit).
 const MaxFrame = 4 << 20
+
+// ConnBuffers is what a Conn holds besides the frame being read: its read
+// and write buffers. A Conn's memory is at most its read limit plus
+// ConnBuffers, and while a frame arrives, about twice the bytes that have
+// arrived (at least frameStep) rather than its announced length.
+const ConnBuffers = 2 * bufSize
+
+const (
+	bufSize   = 64 << 10 // read and write buffers of a Conn
+	frameStep = 4 << 10  // first allocation for a frame's bytes
+)
 
 // ErrProtocol marks a malformed stream.
 var ErrProtocol = errors.New("protocol error")
 
-// Conn frames messages over a stream. Writes are safe from several
-// goroutines; reads are for one goroutine.
-type Conn struct {
-	rw  io.ReadWriter
-	r   *bufio.Reader
-	wmu sync.Mutex
-	w   *bufio.Writer
-	buf []byte
+// FrameTooLargeError is a frame whose announced length is over the
+// receiving side's limit. It matches ErrProtocol.
+type FrameTooLargeError struct {
+	Type  byte
+	Size  int64 // announced length
+	Limit int   // the receiving side's limit
 }
 
-// NewConn wraps rw (normally a *tls.Conn).
-func NewConn(rw io.ReadWriter) *Conn {
-	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10)}
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("%v: the peer announced a frame %q of %d bytes; this side accepts at most %d", ErrProtocol, e.Type, e.Size, e.Limit)
 }
+
+// Is makes errors.Is(err, ErrProtocol) true.
+func (e *FrameTooLargeError) Is(target error) bool { return target == ErrProtocol }
+
+// Conn frames messages over a stream. Writes are safe from several
+// goroutines; reads (ReadFrame, ReadMsg, ReadEntries, AwaitInput) are for
+// one goroutine at a time.
+type Conn struct {
+	rw    io.ReadWriter
+	r     *bufio.Reader
+	wmu   sync.Mutex
+	w     *bufio.Writer
+	buf   []byte
+	limit int
+}
+
+// NewConn wraps rw (normally a *tls.Conn). It accepts frames of up to
+// MaxFrame bytes until SetReadLimit says otherwise.
+func NewConn(rw io.ReadWriter) *Conn {
+	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, bufSize), w: bufio.NewWriterSize(rw, bufSize), limit: MaxFrame}
+}
+
+// SetReadLimit sets the largest frame this side accepts (n <= 0 or n >
+// MaxFrame: MaxFrame). A longer frame is refused by ReadFrame with a
+// *FrameTooLargeError before any of its bytes are read.
+func (c *Conn) SetReadLimit(n int) {
+	if n <= 0 || n > MaxFrame {
+		n = MaxFrame
+	}
+	c.limit = n
+}
+
+// ReadLimit returns the largest frame this side accepts.
+func (c *Conn) ReadLimit() int { return c.limit }
 
 // WriteFrame writes one frame; flush says whether to push it to the peer now.
 func (c *Conn) WriteFrame(typ byte, p []byte, flush bool) error {
@@ -81,31 +124,57 @@ func (c *Conn) WriteMsg(v any) error {
 
 // ReadFrame reads the next frame. The returned slice is valid until the
 // next ReadFrame.
+//
+// The frame's bytes are read as they arrive: the buffer grows with them
+// (doubling from frameStep up to the announced length), so a peer that
+// announces a large frame and sends a few bytes of it holds a few bytes of
+// memory, not the announced length. A buffer that held a large frame is
+// kept for the next ones (at most the read limit).
 func (c *Conn) ReadFrame() (byte, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > MaxFrame {
-		return 0, nil, fmt.Errorf("%w: frame of %d bytes announced, limit %d", ErrProtocol, n, MaxFrame)
-	}
+	n := int64(binary.BigEndian.Uint32(hdr[1:]))
 	switch hdr[0] {
 	case FrameMsg, FrameData, FrameIndex, FrameWarn, FrameFrame:
 	default:
 		return 0, nil, fmt.Errorf("%w: unknown frame type %q", ErrProtocol, hdr[0])
 	}
-	if cap(c.buf) < int(n) {
-		c.buf = make([]byte, n)
+	limit := c.limit
+	if limit <= 0 {
+		limit = MaxFrame
 	}
-	b := c.buf[:n]
-	if _, err := io.ReadFull(c.r, b); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if n > int64(limit) {
+		return 0, nil, &FrameTooLargeError{Type: hdr[0], Size: n, Limit: limit}
+	}
+	b := c.buf[:0]
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), int(min(n, int64(max(2*cap(b), frameStep)))))
+			copy(grown, b)
+			b = grown
+			c.buf = b
 		}
-		return 0, nil, err
+		k, err := c.r.Read(b[len(b):int(min(n, int64(cap(b))))])
+		b = b[:len(b)+k]
+		if err != nil && int64(len(b)) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
+		}
 	}
 	return hdr[0], b, nil
+}
+
+// AwaitInput blocks until the peer has sent at least one more byte, or
+// reading fails (the peer closed the connection, a deadline passed); it
+// consumes nothing. A server calls it while it works on a request, to learn
+// that the peer went away. It must not run at the same time as a read.
+func (c *Conn) AwaitInput() error {
+	_, err := c.r.Peek(1)
+	return err
 }
 
 // ReadMsg reads the next frame, which must be a message, into v.

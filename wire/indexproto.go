@@ -29,6 +29,27 @@ const (
 // IndexVersion is the protocol version the server announces in hello.
 const IndexVersion = 1
 
+// Limits of the index protocol (docs/format/index-protocol.md, "Limits").
+// A request over one of them gets an error reply saying which and what to
+// do instead.
+const (
+	// MaxIndexRequest is the most bytes of one request frame the index
+	// server reads; a longer one ends the session with an error reply.
+	MaxIndexRequest = 1 << 20
+	// MaxRequestPaths is the most paths one plan or restore request may
+	// name (a directory counts as one: everything under it comes along).
+	MaxRequestPaths = 50_000
+	// MaxListEntries is the most entries an ls reply holds: a larger
+	// directory is refused (find narrows it, add takes it whole).
+	MaxListEntries = 500_000
+	// MaxFindLimit is the most entries a find reply holds.
+	MaxFindLimit = 100_000
+	// MaxPlanEntries is the most entries one plan or restore may select.
+	MaxPlanEntries = 5_000_000
+	// MaxReplyEntries is the most entry records any reply announces.
+	MaxReplyEntries = MaxPlanEntries
+)
+
 // IndexRequest is what a shell asks. Host, DLE and Date select the view
 // (Date: a datestamp prefix YYYY[MM[DD[hh[mm[ss]]]]], "" for the newest).
 type IndexRequest struct {
@@ -226,8 +247,12 @@ func (c *Conn) WriteEntriesFunc(n int, get func(i int) EntryInfo) error {
 	return nil
 }
 
-// ReadEntries reads entry frames until count entries have arrived.
+// ReadEntries reads entry frames until count entries have arrived. A count
+// below 0 or above MaxReplyEntries is a protocol error.
 func (c *Conn) ReadEntries(count int, fn func(EntryInfo) error) error {
+	if count < 0 || count > MaxReplyEntries {
+		return fmt.Errorf("%w: a reply announces %d entry records; the protocol allows 0 to %d", ErrProtocol, count, MaxReplyEntries)
+	}
 	got := 0
 	for got < count {
 		typ, b, err := c.ReadFrame()

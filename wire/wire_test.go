@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -160,5 +162,94 @@ func TestCAAndMutualTLS(t *testing.T) {
 	}
 	if err := handshake("web1"); err == nil || !strings.Contains(err.Error(), "accepts only") {
 		t.Errorf("client → agent handshake: %v; want a refusal naming the role", err)
+	}
+}
+
+// trickle hands out its bytes, then blocks reads with an error that says
+// the peer has sent nothing more (as a connection with a deadline would).
+type trickle struct{ b []byte }
+
+var errNoMore = errors.New("no more bytes yet")
+
+func (t *trickle) Read(p []byte) (int, error) {
+	if len(t.b) == 0 {
+		return 0, errNoMore
+	}
+	n := copy(p, t.b)
+	t.b = t.b[n:]
+	return n, nil
+}
+
+func (t *trickle) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestReadFrameGrowsWithData: a frame announced at the largest size whose
+// first KiB has arrived holds a few KiB, not the announced length; once
+// its bytes have all arrived, it reads whole.
+func TestReadFrameGrowsWithData(t *testing.T) {
+	hdr := []byte{FrameData, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[1:], MaxFrame)
+	c := NewConn(&trickle{append(hdr, make([]byte, 1024)...)})
+	if _, _, err := c.ReadFrame(); !errors.Is(err, errNoMore) {
+		t.Fatalf("partial frame: %v", err)
+	}
+	if cap(c.buf) > 8<<10 {
+		t.Errorf("a frame announced at %d bytes of which 1 KiB arrived holds a buffer of %d bytes", MaxFrame, cap(c.buf))
+	}
+	full := make([]byte, MaxFrame)
+	for i := range full {
+		full[i] = byte(i * 7)
+	}
+	var buf bytes.Buffer
+	w := NewConn(&buf)
+	w.WriteFrame(FrameData, full, true)
+	w.WriteFrame(FrameMsg, []byte("{}"), true)
+	r := NewConn(&buf)
+	typ, b, err := r.ReadFrame()
+	if err != nil || typ != FrameData || !bytes.Equal(b, full) {
+		t.Fatalf("full frame: %q, %d bytes, %v", typ, len(b), err)
+	}
+	if typ, b, err := r.ReadFrame(); err != nil || typ != FrameMsg || string(b) != "{}" {
+		t.Fatalf("next frame: %q %q %v", typ, b, err)
+	}
+}
+
+// TestReadLimit: a Conn refuses a frame over its read limit before reading
+// it, with an error that says both sizes and matches ErrProtocol.
+func TestReadLimit(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewConn(&buf)
+	w.WriteFrame(FrameMsg, bytes.Repeat([]byte("x"), 101), true)
+	r := NewConn(&buf)
+	r.SetReadLimit(100)
+	_, _, err := r.ReadFrame()
+	var tl *FrameTooLargeError
+	if !errors.As(err, &tl) || !errors.Is(err, ErrProtocol) || tl.Size != 101 || tl.Limit != 100 || !strings.Contains(err.Error(), "at most 100") {
+		t.Fatalf("frame over the limit: %v", err)
+	}
+	if r.ReadLimit() != 100 {
+		t.Errorf("read limit %d", r.ReadLimit())
+	}
+	r.SetReadLimit(0)
+	if r.ReadLimit() != MaxFrame {
+		t.Errorf("read limit after SetReadLimit(0): %d", r.ReadLimit())
+	}
+}
+
+// TestAwaitInput: it returns once a byte is there, without taking it, and
+// with the error when the stream ends.
+func TestAwaitInput(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewConn(&buf)
+	w.WriteMsg(Request{Op: OpSelfcheck})
+	r := NewConn(&buf)
+	if err := r.AwaitInput(); err != nil {
+		t.Fatal(err)
+	}
+	var req Request
+	if err := r.ReadMsg(&req); err != nil || req.Op != OpSelfcheck {
+		t.Fatalf("message after AwaitInput: %+v %v", req, err)
+	}
+	if err := r.AwaitInput(); !errors.Is(err, io.EOF) {
+		t.Errorf("AwaitInput at the end: %v", err)
 	}
 }

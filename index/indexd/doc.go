@@ -18,5 +18,15 @@
 // restore fails with an error naming the volume, the tape file and what
 // differs, and nothing of that image is sent.
 //
+// Everything a session can make the server do is bounded (the "Limits"
+// table of the protocol): sessions per certificate name and in all, the
+// TLS handshake and the idle time, the bytes of a request (read as they
+// arrive, never allocated at the announced length), the paths of a plan
+// and the entries of a plan or a listing. The work of a request stops when
+// the shell goes away: a goroutine watches the connection while the
+// request is handled and cancels the request's context. Error replies say
+// what went wrong in the shell's terms and never name the server's files
+// (errors.go); the whole error goes to the log.
+//
 // The protocol is written down in docs/format/index-protocol.md.
 package indexd

@@ -1,10 +1,15 @@
 package indexd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"path"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tapir-backup/tapir/index"
@@ -20,15 +25,28 @@ type plan struct {
 	frames  [][]index.Frame  // per image, in order
 }
 
-// maxPlanEntries bounds one restore, so that a typo (add / on a DLE of
-// ten million files) cannot exhaust the server's memory.
-const maxPlanEntries = 5_000_000
-
 // plan resolves the selection (paths relative to the DLE root; "/" or ""
-// is the whole DLE) in the view into the entries and frames to send.
+// is the whole DLE) in the view into the entries and frames to send. The
+// work is bounded: at most wire.MaxRequestPaths paths, looked up one
+// directory at a time (not one directory listing per path), each subtree
+// walked once, at most wire.MaxPlanEntries entries; and it stops when ctx
+// is done (the shell went away).
 func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("nothing to extract: add files or directories first")
+	}
+	if len(paths) > wire.MaxRequestPaths {
+		return nil, fmt.Errorf("the extraction list holds %d paths; one extract takes at most %d: add their directories instead, or extract in several steps", len(paths), wire.MaxRequestPaths)
+	}
+	v = v.WithContext(ctx)
+	step := func() error {
+		if s.hooks.planStep != nil {
+			s.hooks.planStep(ctx)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("planning the extraction stopped: %w", context.Cause(ctx))
+		}
+		return nil
 	}
 	sel := map[string]index.ViewRecord{}
 	var order []string
@@ -36,34 +54,51 @@ func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan
 		if _, ok := sel[r.Path]; ok {
 			return nil
 		}
-		if len(sel) >= maxPlanEntries {
-			return fmt.Errorf("the selection holds more than %d entries; extract it in smaller pieces", maxPlanEntries)
+		if len(sel) >= wire.MaxPlanEntries {
+			return fmt.Errorf("the selection holds more than %d entries; extract it in smaller pieces", wire.MaxPlanEntries)
+		}
+		if len(sel)%1024 == 1023 {
+			if err := step(); err != nil {
+				return err
+			}
 		}
 		sel[r.Path] = r
 		order = append(order, r.Path)
 		return nil
 	}
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		r, err := v.Stat(p)
-		if err != nil {
-			return nil, err
+	picked, err := s.lookup(v, paths, step)
+	if err != nil {
+		return nil, err
+	}
+	// A path under a selected directory comes with its walk: walk each
+	// subtree once, however many of its paths were named.
+	dirs := map[string]bool{}
+	for _, r := range picked {
+		if covered(r.Path, dirs) {
+			continue
 		}
 		if r.Path != "" {
-			if err := add(*r); err != nil {
+			if err := add(r); err != nil {
 				return nil, err
 			}
 		}
 		if r.IsDir() {
+			dirs[r.Path] = true
+			if err := step(); err != nil {
+				return nil, err
+			}
 			if err := v.Walk(r.Path, add); err != nil {
 				return nil, err
 			}
 		}
 	}
 	byDump := map[int][]wire.EntryInfo{}
-	for _, path := range order {
+	for i, path := range order {
+		if i%1024 == 1023 {
+			if err := step(); err != nil {
+				return nil, err
+			}
+		}
 		r := sel[path]
 		e := entryOf(r)
 		if r.Type == '1' {
@@ -110,6 +145,83 @@ func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan
 		p.entries = append(p.entries, es...)
 	}
 	return p, nil
+}
+
+// lookup returns the records of the paths (cleaned, each once, sorted),
+// reading each directory of the view once for all the names asked in it.
+func (s *Server) lookup(v *index.View, paths []string, step func() error) ([]index.ViewRecord, error) {
+	byDir := map[string][]string{}
+	for _, p := range paths {
+		c, err := cleanPath(p)
+		if err != nil {
+			return nil, err
+		}
+		dir, name := "", c
+		if i := strings.LastIndexByte(c, '/'); i >= 0 {
+			dir, name = c[:i], c[i+1:]
+		}
+		if c == "" {
+			dir, name = "\x00root", ""
+		}
+		byDir[dir] = append(byDir[dir], name)
+	}
+	var out []index.ViewRecord
+	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
+		names := byDir[dir]
+		if err := step(); err != nil {
+			return nil, err
+		}
+		slices.Sort(names)
+		names = slices.Compact(names)
+		if len(names) == 1 {
+			p := names[0]
+			if dir != "\x00root" && dir != "" {
+				p = dir + "/" + p
+			}
+			r, err := v.Stat(p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, *r)
+			continue
+		}
+		recs, err := v.Records(dir)
+		if err != nil {
+			// Say it as a lookup of the first path would.
+			_, serr := v.Stat(path.Join(dir, names[0]))
+			return nil, cmp.Or(serr, err)
+		}
+		byName := make(map[string]int, len(recs))
+		for i, r := range recs {
+			byName[path.Base(r.Path)] = i
+		}
+		for _, n := range names {
+			i, ok := byName[n]
+			if !ok {
+				_, err := v.Stat(path.Join(dir, n))
+				return nil, cmp.Or(err, fmt.Errorf("%s is not in the backup", path.Join(dir, n)))
+			}
+			out = append(out, recs[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b index.ViewRecord) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+// covered reports whether p is under one of the directories.
+func covered(p string, dirs map[string]bool) bool {
+	if len(dirs) == 0 {
+		return false
+	}
+	if dirs[""] {
+		return true
+	}
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' && dirs[p[:i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // framesFor returns the frames of an image that hold the entries: from the
@@ -163,7 +275,7 @@ func (s *Server) framesFor(d index.Dump, es []wire.EntryInfo) ([]index.Frame, er
 // restore sends the plan, then the frames of each image, one image after
 // the other. An image that cannot be read is reported (ImageStart with
 // Error) and the others are still sent.
-func (ss *session) restore(p *plan) error {
+func (ss *session) restore(ctx context.Context, p *plan) error {
 	start := time.Now()
 	if err := ss.entries(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries)}, p.entries); err != nil {
 		return err
@@ -180,7 +292,7 @@ func (ss *session) restore(p *plan) error {
 			}
 			continue
 		}
-		n, err := ss.sendImage(i, d, p.frames[i])
+		n, err := ss.sendImage(ctx, i, d, p.frames[i])
 		sent += n
 		var ce *connError
 		if errors.As(err, &ce) {
@@ -188,7 +300,8 @@ func (ss *session) restore(p *plan) error {
 		}
 		if err != nil {
 			ss.log.Warn("restore: image not sent", "datestamp", d.Datestamp, "level", d.Level, "err", err)
-			if err := send(wire.RestoreMsg{Image: &wire.ImageStart{Image: i, Error: err.Error()}}); err != nil {
+			msg, _ := ss.s.explain(err)
+			if err := send(wire.RestoreMsg{Image: &wire.ImageStart{Image: i, Error: msg}}); err != nil {
 				return err
 			}
 		}
@@ -205,8 +318,8 @@ type connError struct{ err error }
 
 func (e *connError) Error() string { return e.err.Error() }
 
-func (ss *session) sendImage(i int, d index.Dump, frames []index.Frame) (int64, error) {
-	is, err := ss.s.newImageSource(ss.ctx, d)
+func (ss *session) sendImage(ctx context.Context, i int, d index.Dump, frames []index.Frame) (int64, error) {
+	is, err := ss.s.newImageSource(ctx, d)
 	if err != nil {
 		return 0, err
 	}
@@ -215,8 +328,8 @@ func (ss *session) sendImage(i int, d index.Dump, frames []index.Frame) (int64, 
 	var buf []byte
 	announced := 0
 	for _, f := range frames {
-		if err := ss.ctx.Err(); err != nil {
-			return sent, &connError{err}
+		if ctx.Err() != nil {
+			return sent, &connError{context.Cause(ctx)}
 		}
 		if int64(cap(buf)) < f.Size {
 			buf = make([]byte, f.Size)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
@@ -32,16 +33,68 @@ type Server struct {
 	Volumes VolumeSource // nil: only images on the holding disk can be read
 	Holding []string     // the holding disk directories images may be read from
 	Log     *slog.Logger // nil: discard
-	// Idle is how long a session may stay silent before it is closed
-	// (default 1 hour); a restore stream fails when the shell reads nothing
-	// for Stall (default 10 minutes).
-	Idle, Stall time.Duration
+	// HandshakeTimeout bounds the TLS handshake of a new connection
+	// (default 30 s). Idle is how long a session may stay silent between
+	// requests before it is closed (default 30 minutes: a person reading,
+	// not a program). A reply or restore stream fails when the shell reads
+	// nothing for Stall (default 10 minutes).
+	HandshakeTimeout, Idle, Stall time.Duration
+	// MaxSessions caps the sessions open at once (default 64) and
+	// MaxSessionsPerHost those of one certificate name (default 8); a
+	// session over either is refused with a reply saying so. At most
+	// 2*MaxSessions connections may be in the TLS handshake at once; more
+	// are closed at once.
+	MaxSessions, MaxSessionsPerHost int
 	// FindLimit caps find results (default 1000; a request may ask up to
-	// 100,000).
+	// wire.MaxFindLimit).
 	FindLimit int
+	// PrivateDirs are more directories of the server whose names never
+	// reach a shell; the catalog's directory, the holding disks and a
+	// DiskVolumes changer's root always count. Error replies name what
+	// failed in the shell's terms (a volume label, an image, a path in the
+	// backup); the whole error goes to Log.
+	PrivateDirs []string
 
 	listMu sync.Mutex // one listings recovery at a time
+
+	once     sync.Once
+	mu       sync.Mutex
+	sessions int            // sessions admitted
+	perHost  map[string]int // by lower-case certificate name
+	private  []privateDir   // what scrub replaces, longest first
+
+	hooks hooks // tests only (export_test.go)
 }
+
+// hooks let tests observe a session without sleeping. Every hook may be nil.
+type hooks struct {
+	// read is called before each read from a session's connection (after
+	// the handshake) with the plaintext bytes received on it so far.
+	read func(remote string, got int64)
+	// planStep is called at each step of a plan: each directory of paths
+	// looked up, each path walked, and every 1024 entries selected.
+	planStep func(ctx context.Context)
+	// done is called when a request has been handled: err is why its work
+	// stopped (nil when it was answered).
+	done func(op string, err error)
+}
+
+// SessionMemory bounds the memory one session holds while it waits for a
+// request or receives one (its connection's buffers, TLS state, goroutine
+// stacks), besides the request's bytes received so far (at most
+// wire.MaxIndexRequest): frames are read as their bytes arrive, never
+// allocated at their announced length.
+const SessionMemory = 256 << 10
+
+// Defaults of the Server's limits (docs/format/index-protocol.md, "Limits").
+const (
+	DefaultHandshakeTimeout   = 30 * time.Second
+	DefaultIdle               = 30 * time.Minute
+	DefaultStall              = 10 * time.Minute
+	DefaultMaxSessions        = 64
+	DefaultMaxSessionsPerHost = 8
+	DefaultFindLimit          = 1000
+)
 
 // Serve accepts sessions on ln until ctx is done, then closes ln, waits for
 // the sessions to end (they are cancelled) and returns nil. Other accept
@@ -50,14 +103,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.TLS == nil || s.Catalog == nil {
 		return errors.New("index server: no TLS configuration or no catalog given")
 	}
-	if s.Log == nil {
-		s.Log = slog.New(slog.DiscardHandler)
-	}
+	s.prepare()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	go func() { <-ctx.Done(); ln.Close() }()
 	defer wg.Wait()
+	handshakes := make(chan struct{}, 2*s.maxSessions())
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -71,18 +123,67 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("index server: accept on %s: %w", ln.Addr(), err)
 		}
+		select {
+		case handshakes <- struct{}{}:
+		default:
+			s.Log.Warn("index server: too many connections in the TLS handshake; closed a new one", "remote", conn.RemoteAddr().String(), "limit", cap(handshakes))
+			conn.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.session(ctx, conn)
+			s.session(ctx, conn, func() { <-handshakes })
 		}()
 	}
+}
+
+func (s *Server) maxSessions() int {
+	if s.MaxSessions > 0 {
+		return s.MaxSessions
+	}
+	return DefaultMaxSessions
+}
+
+func (s *Server) maxPerHost() int {
+	if s.MaxSessionsPerHost > 0 {
+		return s.MaxSessionsPerHost
+	}
+	return DefaultMaxSessionsPerHost
+}
+
+// admit counts a session of host in, or says why not.
+func (s *Server) admit(host string) (release func(), refusal string) {
+	key := strings.ToLower(host)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perHost == nil {
+		s.perHost = map[string]int{}
+	}
+	if n := s.maxPerHost(); s.perHost[key] >= n {
+		return nil, fmt.Sprintf("too many sessions from %s (limit %d): close another recover shell of %s and try again", host, n, host)
+	}
+	if n := s.maxSessions(); s.sessions >= n {
+		return nil, fmt.Sprintf("the index server is serving its limit of %d sessions: try again when another recover shell has closed", n)
+	}
+	s.perHost[key]++
+	s.sessions++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.sessions--
+			if s.perHost[key]--; s.perHost[key] <= 0 {
+				delete(s.perHost, key)
+			}
+		})
+	}, ""
 }
 
 // session is one shell's connection.
 type session struct {
 	s     *Server
-	ctx   context.Context
 	c     *wire.Conn
 	nc    net.Conn
 	peer  wire.Peer
@@ -94,13 +195,25 @@ type session struct {
 
 type viewKey struct{ host, dle, date string }
 
-func (s *Server) session(ctx context.Context, raw net.Conn) {
+// errPeerGone is the cause of a request's context when the shell closed
+// the connection (or it broke) while the server worked on the request.
+var errPeerGone = errors.New("the recover shell closed the connection")
+
+func (s *Server) session(ctx context.Context, raw net.Conn, handshakeDone func()) {
 	defer raw.Close()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			handshakeDone()
+		}
+	}
+	defer release()
+	log := s.Log.With("remote", raw.RemoteAddr().String())
 	tc := tls.Server(raw, s.TLS)
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, s.handshakeTimeout())
 	err := tc.HandshakeContext(hctx)
 	cancel()
-	log := s.Log.With("remote", raw.RemoteAddr().String())
 	if err != nil {
 		log.Warn("index server: TLS handshake failed", "err", err)
 		return
@@ -109,43 +222,160 @@ func (s *Server) session(ctx context.Context, raw net.Conn) {
 	if err != nil {
 		return
 	}
-	ss := &session{s: s, ctx: ctx, c: wire.NewConn(tc), nc: tc, peer: peer, log: log.With("peer", peer.Host), views: map[viewKey]*index.View{}}
-	ss.admin = slices.Contains(peer.Roles, wire.RoleAdmin) || slices.Contains(peer.Roles, wire.RoleServer)
-	stop := context.AfterFunc(ctx, func() { tc.SetDeadline(time.Now()) })
+	s.serveConn(ctx, tc, peer, log, release)
+}
+
+// serveConn serves one shell whose certificate named peer on conn (a TLS
+// connection after its handshake): it admits the session or refuses it,
+// then answers requests until the shell closes, stays silent for Idle, a
+// write stalls, or ctx ends. admitted is called once the session counts
+// against the limits (or has been refused).
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, peer wire.Peer, log *slog.Logger, admitted func()) {
+	log = log.With("peer", peer.Host)
+	var rw io.ReadWriter = conn
+	if s.hooks.read != nil {
+		rw = &hookedConn{Conn: conn, hook: s.hooks.read, remote: conn.RemoteAddr().String()}
+	}
+	ss := &session{s: s, c: wire.NewConn(rw), nc: conn, peer: peer, log: log, views: map[viewKey]*index.View{}}
+	ss.c.SetReadLimit(wire.MaxIndexRequest)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
+	defer func() {
+		// A request cut short (the shell half-closed, the server stops)
+		// still leaves whole frames behind.
+		conn.SetWriteDeadline(time.Now().Add(s.stall()))
+		ss.c.Flush()
+	}()
+	leave, refusal := s.admit(peer.Host)
+	if refusal != "" {
+		ss.refuse(refusal, s.handshakeTimeout())
+		admitted()
+		return
+	}
+	defer leave()
+	admitted()
+	ss.admin = slices.Contains(peer.Roles, wire.RoleAdmin) || slices.Contains(peer.Roles, wire.RoleServer)
 	ss.log.Info("index session started", "roles", peer.Roles)
 	for {
-		tc.SetReadDeadline(time.Now().Add(s.idle()))
+		conn.SetReadDeadline(time.Now().Add(s.idle()))
 		var req wire.IndexRequest
 		if err := ss.c.ReadMsg(&req); err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				ss.log.Info("index session ended", "err", err)
-				if errors.Is(err, wire.ErrProtocol) {
+				var tl *wire.FrameTooLargeError
+				switch {
+				case errors.As(err, &tl):
+					ss.reply(wire.IndexReply{Error: fmt.Sprintf("index server: a request of %d bytes is longer than the %d bytes a request may hold; extract fewer paths at a time (a directory counts as one path)", tl.Size, tl.Limit)})
+					// Take in (and drop) what the shell is still sending, up
+					// to a bound, so that closing does not reset the
+					// connection before it has read the reply.
+					conn.SetReadDeadline(time.Now().Add(s.handshakeTimeout()))
+					io.CopyN(io.Discard, conn, min(tl.Size, 2*wire.MaxFrame))
+				case errors.Is(err, wire.ErrProtocol):
 					ss.reply(wire.IndexReply{Error: "index server: " + err.Error()})
 				}
 			}
 			return
 		}
-		tc.SetReadDeadline(time.Time{})
-		if err := ss.handle(req); err != nil {
-			ss.log.Info("index session ended", "op", req.Op, "err", err)
+		conn.SetReadDeadline(time.Time{})
+		rctx, cancel := context.WithCancelCause(ctx)
+		unwatch := ss.watch(cancel)
+		err := ss.handle(rctx, req)
+		unwatch()
+		gone := context.Cause(rctx)
+		cancel(nil)
+		if s.hooks.done != nil {
+			s.hooks.done(req.Op, gone)
+		}
+		if err != nil || gone != nil {
+			ss.log.Info("index session ended", "op", req.Op, "err", errors.Join(err, gone))
 			return
 		}
 	}
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout > 0 {
+		return s.HandshakeTimeout
+	}
+	return DefaultHandshakeTimeout
+}
+
+// prepare fills in what Serve needs: the logger and the directories scrub
+// hides.
+func (s *Server) prepare() {
+	s.once.Do(func() {
+		if s.Log == nil {
+			s.Log = slog.New(slog.DiscardHandler)
+		}
+		s.private = s.privateDirs()
+	})
+}
+
+// refuse answers the shell's first request (its hello) with why it is not
+// served, and ends the session. The request is read first so that closing
+// the connection does not throw away the reply.
+func (ss *session) refuse(why string, wait time.Duration) {
+	ss.log.Warn("index session refused", "why", why)
+	ss.c.SetReadLimit(64 << 10)
+	ss.nc.SetReadDeadline(time.Now().Add(wait))
+	var req wire.IndexRequest
+	if err := ss.c.ReadMsg(&req); err != nil {
+		return
+	}
+	ss.reply(wire.IndexReply{Error: why})
+}
+
+// watch cancels the request's context with errPeerGone when the shell
+// closes the connection (or it breaks) while the request is handled: the
+// shell sends nothing until it has the reply, so anything the connection
+// reports meanwhile is its end. The returned function stops watching; it
+// must be called before the next read.
+func (ss *session) watch(cancel context.CancelCauseFunc) (stop func()) {
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := ss.c.AwaitInput()
+		if err == nil || stopping.Load() {
+			return // the shell sent its next request early, or we stopped
+		}
+		cancel(fmt.Errorf("%w: %v", errPeerGone, err))
+	}()
+	return func() {
+		stopping.Store(true)
+		ss.nc.SetReadDeadline(time.Now())
+		<-done
+	}
+}
+
+// hookedConn calls the read hook before each read (tests).
+type hookedConn struct {
+	net.Conn
+	hook   func(remote string, got int64)
+	remote string
+	got    atomic.Int64
+}
+
+func (h *hookedConn) Read(p []byte) (int, error) {
+	h.hook(h.remote, h.got.Load())
+	n, err := h.Conn.Read(p)
+	h.got.Add(int64(n))
+	return n, err
 }
 
 func (s *Server) idle() time.Duration {
 	if s.Idle > 0 {
 		return s.Idle
 	}
-	return time.Hour
+	return DefaultIdle
 }
 
 func (s *Server) stall() time.Duration {
 	if s.Stall > 0 {
 		return s.Stall
 	}
-	return 10 * time.Minute
+	return DefaultStall
 }
 
 // reply sends one reply; a write error ends the session.
@@ -154,68 +384,94 @@ func (ss *session) reply(r wire.IndexReply) error {
 	return ss.c.WriteMsg(r)
 }
 
-// fail answers a request with an error sentence (the session goes on).
-func (ss *session) fail(err error) error {
-	return ss.reply(wire.IndexReply{Error: err.Error()})
+// fail answers a request with an error sentence for the person at the
+// shell (the session goes on), after logging the whole error. When the
+// shell has gone away there is nobody to tell: the cause is returned and
+// the session ends.
+func (ss *session) fail(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	msg, internal := ss.s.explain(err)
+	if internal {
+		ss.log.Error("index request failed", "op", op, "err", err)
+	} else {
+		ss.log.Info("index request refused", "op", op, "err", err)
+	}
+	return ss.reply(wire.IndexReply{Error: msg})
 }
 
 // handle answers one request. A returned error ends the session (the
-// connection broke); errors for the person are replies.
-func (ss *session) handle(req wire.IndexRequest) error {
+// connection broke); errors for the person are replies. ctx is cancelled
+// when the shell goes away.
+func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
+	fail := func(err error) error { return ss.fail(ctx, req.Op, err) }
+	switch req.Op {
+	case wire.IdxHello, wire.IdxListHost, wire.IdxListDisk, wire.IdxHistory, wire.IdxView, wire.IdxLs, wire.IdxStat, wire.IdxFind, wire.IdxPlan, wire.IdxRestore:
+	default:
+		return fail(fmt.Errorf("unknown request %q (this index server speaks protocol version %d)", req.Op, wire.IndexVersion))
+	}
 	switch req.Op {
 	case wire.IdxHello:
 		if !ss.admin && !slices.Contains(ss.peer.Roles, wire.RoleClient) {
-			return ss.fail(fmt.Errorf("certificate %s has roles %v; the index server accepts client and admin certificates (tapir ca issue HOST [--admin])", ss.peer.Host, ss.peer.Roles))
+			return fail(fmt.Errorf("certificate %s has roles %v; the index server accepts client and admin certificates (tapir ca issue HOST [--admin])", ss.peer.Host, ss.peer.Roles))
 		}
 		return ss.reply(wire.IndexReply{OK: true, Version: wire.IndexVersion, Peer: ss.peer.Host, Roles: ss.peer.Roles, Admin: ss.admin})
 	case wire.IdxListHost:
 		if !ss.admin && !slices.Contains(ss.peer.Roles, wire.RoleClient) {
-			return ss.fail(fmt.Errorf("certificate %s has roles %v; the index server accepts client and admin certificates (tapir ca issue HOST [--admin])", ss.peer.Host, ss.peer.Roles))
+			return fail(fmt.Errorf("certificate %s has roles %v; the index server accepts client and admin certificates (tapir ca issue HOST [--admin])", ss.peer.Host, ss.peer.Roles))
 		}
 		hosts, err := ss.s.Catalog.Hosts()
 		if err != nil {
-			return ss.fail(err)
+			return fail(err)
 		}
 		if !ss.admin {
 			hosts = slices.DeleteFunc(hosts, func(h string) bool { return !strings.EqualFold(h, ss.peer.Host) })
 			if len(hosts) == 0 {
-				return ss.fail(fmt.Errorf("no image of host %s is in the catalog", ss.peer.Host))
+				return fail(fmt.Errorf("no image of host %s is in the catalog", ss.peer.Host))
 			}
 		} else if len(hosts) == 0 {
-			return ss.fail(errors.New("the catalog holds no image yet"))
+			return fail(errors.New("the catalog holds no image yet"))
 		}
 		return ss.reply(wire.IndexReply{OK: true, Hosts: hosts})
 	}
 	if err := ss.allowed(req.Host); err != nil {
-		return ss.fail(err)
+		return fail(err)
 	}
 	switch req.Op {
 	case wire.IdxListDisk:
 		dles, err := ss.s.Catalog.DLEPaths(req.Host)
 		if err != nil {
-			return ss.fail(err)
+			return fail(err)
 		}
 		if len(dles) == 0 {
-			return ss.fail(fmt.Errorf("no image of host %s is in the catalog (listhost shows the hosts that have some)", req.Host))
+			return fail(fmt.Errorf("no image of host %s is in the catalog (listhost shows the hosts that have some)", req.Host))
 		}
 		return ss.reply(wire.IndexReply{OK: true, DLEs: dles})
 	case wire.IdxHistory:
-		return ss.history(req)
+		return ss.history(ctx, req)
 	}
 	if req.DLE == "" {
-		return ss.fail(errors.New("no disk chosen: setdisk DLE first (listdisk shows them)"))
+		return fail(errors.New("no disk chosen: setdisk DLE first (listdisk shows them)"))
 	}
-	v, err := ss.view(req)
+	if err := checkRequest(req); err != nil {
+		return fail(err)
+	}
+	v, err := ss.view(ctx, req)
 	if err != nil {
-		return ss.fail(err)
+		return fail(err)
 	}
+	v = v.WithContext(ctx)
 	switch req.Op {
 	case wire.IdxView:
-		return ss.reply(wire.IndexReply{OK: true, Images: ss.images(v.Chain, false)})
+		return ss.reply(wire.IndexReply{OK: true, Images: ss.images(ctx, v.Chain, false)})
 	case wire.IdxLs:
 		ents, err := v.List(req.Path)
 		if err != nil {
-			return ss.fail(err)
+			return fail(err)
+		}
+		if len(ents) > wire.MaxListEntries {
+			return fail(fmt.Errorf("%s holds %d entries, more than the %d an ls shows: narrow it with find PATTERN, or add the directory as a whole", showDir(req.Path), len(ents), wire.MaxListEntries))
 		}
 		ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
 		if err := ss.c.WriteMsg(wire.IndexReply{OK: true, Count: len(ents)}); err != nil {
@@ -230,7 +486,7 @@ func (ss *session) handle(req wire.IndexRequest) error {
 	case wire.IdxStat:
 		r, err := v.Stat(req.Path)
 		if err != nil {
-			return ss.fail(err)
+			return fail(err)
 		}
 		e := entryOf(*r)
 		if e.Path == "" {
@@ -240,14 +496,14 @@ func (ss *session) handle(req wire.IndexRequest) error {
 	case wire.IdxFind:
 		limit := ss.s.FindLimit
 		if limit <= 0 {
-			limit = 1000
+			limit = DefaultFindLimit
 		}
 		if req.Limit > 0 {
-			limit = min(req.Limit, 100000)
+			limit = min(req.Limit, wire.MaxFindLimit)
 		}
 		found, more, err := v.Find(req.Pattern, limit)
 		if err != nil {
-			return ss.fail(err)
+			return fail(err)
 		}
 		out := make([]wire.EntryInfo, len(found))
 		for i, r := range found {
@@ -255,16 +511,23 @@ func (ss *session) handle(req wire.IndexRequest) error {
 		}
 		return ss.entries(wire.IndexReply{OK: true, Count: len(out), More: more}, out)
 	case wire.IdxPlan, wire.IdxRestore:
-		p, err := ss.s.plan(ss.ctx, v, req.Paths)
+		p, err := ss.s.plan(ctx, v, req.Paths)
 		if err != nil {
-			return ss.fail(err)
+			return fail(err)
 		}
 		if req.Op == wire.IdxPlan {
 			return ss.reply(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries)})
 		}
-		return ss.restore(p)
+		return ss.restore(ctx, p)
 	}
-	return ss.fail(fmt.Errorf("unknown request %q (this index server speaks protocol version %d)", req.Op, wire.IndexVersion))
+	return fail(fmt.Errorf("unknown request %q (this index server speaks protocol version %d)", req.Op, wire.IndexVersion))
+}
+
+func showDir(p string) string {
+	if p == "" || p == "/" || p == "." {
+		return "the DLE's root"
+	}
+	return p
 }
 
 // allowed says whether the peer may browse host.
@@ -308,7 +571,7 @@ func entryOf(r index.ViewRecord) wire.EntryInfo {
 
 // view returns the session's view for the request, recording the
 // listings of incrementals that lack them (read from their images) first.
-func (ss *session) view(req wire.IndexRequest) (*index.View, error) {
+func (ss *session) view(ctx context.Context, req wire.IndexRequest) (*index.View, error) {
 	k := viewKey{req.Host, req.DLE, req.Date}
 	if v, ok := ss.views[k]; ok && req.Op != wire.IdxView {
 		return v, nil
@@ -317,7 +580,7 @@ func (ss *session) view(req wire.IndexRequest) (*index.View, error) {
 		v, err := ss.s.Catalog.View(req.Host, req.DLE, req.Date)
 		var nl *index.NoListingsError
 		if errors.As(err, &nl) && tries < 100 {
-			if err := ss.s.recordListings(ss.ctx, nl.Dump); err != nil {
+			if err := ss.s.recordListings(ctx, nl.Dump); err != nil {
 				return nil, fmt.Errorf("%v, and reading them from the image failed: %w", nl, err)
 			}
 			continue
@@ -349,7 +612,7 @@ func (s *Server) recordListings(ctx context.Context, d index.Dump) error {
 	defer is.close()
 	// The whole image is read: check its SHA-256 on the way.
 	sum := sha256.New()
-	payload := io.TeeReader(is.Stream(), sum)
+	payload := io.TeeReader(ctxReader{ctx, is.Stream()}, sum)
 	r, err := image.NewStreamReader(payload, image.Comp(d.Comp))
 	if err != nil {
 		return err
@@ -380,10 +643,10 @@ func (s *Server) recordListings(ctx context.Context, d index.Dump) error {
 
 // images describes dumps for the shell; with where set it says where each
 // volume is (Locate).
-func (ss *session) images(ds []index.Dump, where bool) []wire.ImageInfo {
+func (ss *session) images(ctx context.Context, ds []index.Dump, where bool) []wire.ImageInfo {
 	out := make([]wire.ImageInfo, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, ss.s.imageInfo(ss.ctx, d, where))
+		out = append(out, ss.s.imageInfo(ctx, d, where))
 	}
 	return out
 }
@@ -407,7 +670,9 @@ func (s *Server) imageInfo(ctx context.Context, d index.Dump, where bool) wire.I
 			if s.Volumes == nil {
 				vn.Available, vn.Missing = false, "this index server has no changer to read volumes from"
 			} else if w, err := s.Volumes.Locate(ctx, p.Volume); err != nil {
-				vn.Available, vn.Missing = false, err.Error()
+				vn.Available = false
+				vn.Missing, _ = s.explain(err)
+				s.Log.Info("volume not available", "label", p.Volume, "err", err)
 			} else {
 				vn.Where = w
 			}
@@ -418,17 +683,30 @@ func (s *Server) imageInfo(ctx context.Context, d index.Dump, where bool) wire.I
 }
 
 // history lists the restorable images of a DLE, newest first.
-func (ss *session) history(req wire.IndexRequest) error {
+func (ss *session) history(ctx context.Context, req wire.IndexRequest) error {
 	if req.DLE == "" {
-		return ss.fail(errors.New("no disk chosen: setdisk DLE first (listdisk shows them)"))
+		return ss.fail(ctx, req.Op, errors.New("no disk chosen: setdisk DLE first (listdisk shows them)"))
 	}
 	dumps, err := ss.s.Catalog.Dumps(req.Host, req.DLE)
 	if err != nil {
-		return ss.fail(err)
+		return ss.fail(ctx, req.Op, err)
 	}
 	dumps = slices.DeleteFunc(dumps, func(d index.Dump) bool { return d.Status != index.DumpGood && d.Status != index.DumpHolding })
 	if len(dumps) == 0 {
-		return ss.fail(fmt.Errorf("no image of %s:%s is in the catalog", req.Host, req.DLE))
+		return ss.fail(ctx, req.Op, fmt.Errorf("no image of %s:%s is in the catalog", req.Host, req.DLE))
 	}
-	return ss.reply(wire.IndexReply{OK: true, Images: ss.images(dumps, false)})
+	return ss.reply(wire.IndexReply{OK: true, Images: ss.images(ctx, dumps, false)})
+}
+
+// ctxReader stops reading when ctx is done (the shell went away).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.r.Read(p)
 }

@@ -138,7 +138,7 @@ func TestRestoreFromATape(t *testing.T) {
 
 // bigDir fills a catalog with a full of a DLE whose directory "big" holds
 // n files, and an incremental that lists it, without any image: enough to
-// browse.
+// browse and to plan.
 func bigDir(tb testing.TB, cat *index.Catalog, n int) {
 	t0 := time.Date(2025, 6, 1, 1, 0, 0, 0, time.UTC)
 	for lvl, ds := range []string{"20250601010000", "20250602010000"} {
@@ -169,7 +169,12 @@ func bigDir(tb testing.TB, cat *index.Catalog, n int) {
 			tb.Fatal(err)
 		}
 		orig := int64(n+3) * 1024
-		if err := cat.SetDumpHolding(id, orig, orig, strings.Repeat("ab", 32), int64(n), "", nil, t0); err != nil {
+		var frames []index.Frame // uncompressed frames of 1 MiB: a plan can place every entry
+		for off := int64(0); off < orig; off += 1 << 20 {
+			size := min(orig-off, 1<<20)
+			frames = append(frames, index.Frame{Index: len(frames), TarOffset: off, TarSize: size, Offset: off, Size: size})
+		}
+		if err := cat.SetDumpHolding(id, orig, orig, strings.Repeat("ab", 32), int64(n), "", frames, t0); err != nil {
 			tb.Fatal(err)
 		}
 		if err := cat.SetListings(id, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'D', Name: "big"}}), "big": gnutar.EncodeDumpdir(lst)}); err != nil {
