@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -30,8 +29,11 @@ type Agent struct {
 	// TLS must come from wire.ServerConfig(files, wire.RoleServer): only the
 	// backup server may ask for data.
 	TLS *tls.Config
-	// Allow lists the directories this agent may dump (each DLE must be one
-	// of them or below one). Empty allows any absolute path.
+	// Allow lists the directories this agent may read: each DLE and each
+	// exclude list must be one of them or below one, and is opened beneath
+	// the most specific one without following a symlink out of it (see
+	// beneath.go). Symlinks in an entry's own path are followed: it is the
+	// administrator's configuration. Empty allows any absolute path.
 	Allow []string
 	// HandshakeTimeout bounds the TLS handshake and the request read.
 	HandshakeTimeout time.Duration
@@ -94,7 +96,7 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 	var req wire.Request
 	if err := c.ReadMsg(&req); err != nil {
 		log.Warn("bad request", "err", err)
-		c.WriteMsg(wire.Reply{Error: "bad request: " + err.Error()})
+		c.WriteMsg(errReply("bad request: " + err.Error()))
 		return
 	}
 	raw.SetDeadline(time.Time{})
@@ -102,7 +104,7 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 	opt, err := a.check(req)
 	if err != nil {
 		log.Warn("request refused", "err", err)
-		c.WriteMsg(wire.Reply{Error: err.Error()})
+		c.WriteMsg(errReply(err.Error()))
 		return
 	}
 	switch req.Op {
@@ -111,17 +113,21 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 	case wire.OpEstimate:
 		est, err := Estimate(ctx, req.DLE, opt, req.Levels)
 		if err != nil {
-			c.WriteMsg(wire.Reply{Error: err.Error()})
+			log.Warn("estimate failed", "err", err)
+			c.WriteMsg(errReply(err.Error()))
 			return
 		}
 		c.WriteMsg(wire.Reply{OK: true, Estimates: est})
 	case wire.OpDump:
 		start := time.Now()
-		done := a.dump(ctx, c, raw, req, opt)
+		done, held := a.dump(ctx, c, raw, req, opt)
 		if done.Error != "" {
 			log.Error("dump failed", "err", done.Error)
 		} else {
 			log.Info("dump sent", "files", done.Files, "bytes", done.PayloadSize, "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+		if held > 0 {
+			log.Warn("warnings held back", "count", held, "limit", MaxWarnings, "limit_bytes", MaxWarningBytes)
 		}
 	}
 }
@@ -141,13 +147,7 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 		return DumpOptions{}, fmt.Errorf("DLE %q: must be an absolute, clean path", req.DLE)
 	}
 	if len(a.Allow) > 0 {
-		ok := false
-		for _, al := range a.Allow {
-			if req.DLE == al || strings.HasPrefix(req.DLE, strings.TrimSuffix(al, "/")+"/") {
-				ok = true
-			}
-		}
-		if !ok {
+		if _, _, ok := allowEntry(req.DLE, a.Allow); !ok {
 			return DumpOptions{}, fmt.Errorf("DLE %s is outside the directories this agent may dump (%s); add it with --allow on the client", req.DLE, strings.Join(a.Allow, ", "))
 		}
 	}
@@ -169,12 +169,18 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 		return DumpOptions{}, fmt.Errorf("bandwidth %d is negative", req.Bandwidth)
 	}
 	for _, l := range req.ExcludeList {
-		if !path.IsAbs(l) {
-			return DumpOptions{}, fmt.Errorf("exclude list %q: must be an absolute path on the client", l)
+		if !path.IsAbs(l) || path.Clean(l) != l {
+			return DumpOptions{}, fmt.Errorf("exclude list %q: must be an absolute, clean path on the client", l)
+		}
+		if len(a.Allow) > 0 {
+			if _, _, ok := allowEntry(l, a.Allow); !ok {
+				return DumpOptions{}, fmt.Errorf("exclude list %s is outside the directories this agent may read (%s); move it below one of them, or add its directory with --allow on the client", l, strings.Join(a.Allow, ", "))
+			}
 		}
 	}
 	opt := DumpOptions{Level: req.Level, CompressLevel: req.CompressLevel, FrameSize: req.FrameSize, Exclude: req.Exclude,
-		ExcludeLists: req.ExcludeList, OneFilesystem: req.OneFilesystem, Bandwidth: req.Bandwidth, Datestamp: req.Datestamp, State: a.states()}
+		ExcludeLists: req.ExcludeList, OneFilesystem: req.OneFilesystem, Bandwidth: req.Bandwidth, Datestamp: req.Datestamp, State: a.states(),
+		Allow: a.Allow}
 	if opt.Datestamp == "" && opt.State != nil && req.Op == wire.OpDump {
 		return DumpOptions{}, fmt.Errorf("a dump request needs a datestamp (it names the incremental state)")
 	}
@@ -197,14 +203,20 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	return opt, nil
 }
 
-func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions) wire.Done {
-	fail := func(err error) wire.Done {
-		d := wire.Done{Error: err.Error()}
+// dump streams one dump; it returns the Done sent and how many warnings
+// were held back (see warnCap).
+func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions) (wire.Done, int) {
+	warns := &warnCap{send: func(line string) {
+		c.WriteFrame(wire.FrameWarn, []byte(line), false)
+	}}
+	fail := func(err error) (wire.Done, int) {
+		warns.finish()
+		d := wire.Done{Error: oneLine(err.Error(), MaxTextLen)}
 		c.WriteMsg(d)
-		return d
+		return d, warns.dropped
 	}
 	if err := c.WriteMsg(wire.Reply{OK: true}); err != nil {
-		return wire.Done{Error: err.Error()}
+		return wire.Done{Error: err.Error()}, 0
 	}
 	var batch []byte
 	flushIndex := func() error {
@@ -224,9 +236,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			}
 			return nil
 		},
-		Warn: func(msg string) {
-			c.WriteFrame(wire.FrameWarn, []byte(msg), false)
-		},
+		Warn: warns.warn,
 	}
 	res, err := Dump(ctx, req.DLE, opt, sink)
 	if err == nil {
@@ -250,6 +260,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			return fail(err)
 		}
 	}
+	warns.finish()
 	d := wire.Done{
 		OrigSize:    res.Summary.OriginalSize,
 		PayloadSize: res.Summary.PayloadSize,
@@ -258,12 +269,17 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Frames:      int64(len(res.Summary.Frames)),
 	}
 	if err := c.WriteMsg(d); err != nil {
-		return wire.Done{Error: err.Error()}
+		return wire.Done{Error: err.Error()}, warns.dropped
 	}
 	if res.Pending {
 		a.confirm(c, raw, req, d)
 	}
-	return d
+	return d, warns.dropped
+}
+
+// errReply is a refusal, its text one bounded line.
+func errReply(msg string) wire.Reply {
+	return wire.Reply{Error: oneLine(msg, MaxTextLen)}
 }
 
 // confirm waits for the server's verdict on a dump and promotes the
@@ -290,7 +306,7 @@ func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Don
 	if err != nil {
 		st.discardPending(req.DLE)
 		a.Log.Warn("dump not confirmed", "dle", req.DLE, "level", req.Level, "err", err)
-		c.WriteMsg(wire.Reply{Error: err.Error()})
+		c.WriteMsg(errReply(err.Error()))
 		return
 	}
 	a.Log.Info("incremental state advanced", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
@@ -311,17 +327,21 @@ func (a *Agent) selfcheck(req wire.Request) wire.Reply {
 	if req.DLE == "" {
 		return rep
 	}
-	if fi, err := os.Stat(req.DLE); err != nil {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s: %v", req.DLE, unwrapPath(err)))
-	} else if !fi.IsDir() {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s is not a directory", req.DLE))
-	} else if f, err := os.Open(req.DLE); err != nil {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s cannot be read: %v (does the agent run as root?)", req.DLE, unwrapPath(err)))
+	problem := func(format string, args ...any) {
+		rep.Problems = append(rep.Problems, oneLine(fmt.Sprintf(format, args...), MaxTextLen))
+	}
+	if d, err := openDLE(req.DLE, a.Allow); err != nil {
+		problem("%v", err)
 	} else {
-		if _, err := f.ReadDir(1); err != nil && err != io.EOF {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("DLE %s cannot be listed: %v", req.DLE, unwrapPath(err)))
+		if _, err := d.Readdirnames(1); err != nil && err != io.EOF {
+			problem("DLE %s cannot be listed: %v", req.DLE, unwrapPath(err))
 		}
-		f.Close()
+		d.Close()
+	}
+	for _, l := range req.ExcludeList {
+		if _, err := newExcluder(nil, []string{l}, a.Allow, problem); err != nil {
+			problem("%v", err)
+		}
 	}
 	if st := a.states(); st != nil {
 		rep.StateLevels = st.Levels(req.DLE)

@@ -3,6 +3,10 @@
 // selfcheck, estimate and dump requests over mutual TLS. A dump walks a
 // DLE, writes it as a pax tar stream cut into independently compressed
 // frames (package image), and sends it with one index record per entry.
+// The agent's allow list is a boundary: a DLE and its exclude lists are
+// opened beneath it without following a symlink out, the walk goes by
+// directory descriptors and never follows a symlink, and what is sent
+// back (warnings, failure texts) is bounded (limits.go).
 //
 // The package also holds Remote, the server's side of the same protocol,
 // so that both ends of docs/format/agent-protocol.md live in one place.

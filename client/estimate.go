@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -20,13 +19,11 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 	if len(levels) == 0 {
 		return nil, fmt.Errorf("estimate of %s: no levels asked", root)
 	}
-	st, err := os.Lstat(root)
+	rootDir, st, err := openRoot(root, opt.Allow)
 	if err != nil {
-		return nil, fmt.Errorf("DLE %s: %w", root, err)
+		return nil, err
 	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("DLE %s: not a directory", root)
-	}
+	defer rootDir.Close()
 	type sized struct {
 		level int
 		base  *State
@@ -34,7 +31,7 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 		est   wire.Estimate
 	}
 	out := make([]sized, len(levels))
-	dev := devOf(st)
+	dev := uint64(st.Dev)
 	for i, l := range levels {
 		if l < 0 || l > MaxLevel {
 			return nil, fmt.Errorf("level %d out of range 0..%d", l, MaxLevel)
@@ -51,26 +48,23 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 			out[i].moved = out[i].base != nil && out[i].base.Dev != dev
 		}
 	}
-	ex, err := newExcluder(opt.Exclude, opt.ExcludeLists, func(string, ...any) {})
+	ex, err := newExcluder(opt.Exclude, opt.ExcludeLists, opt.Allow, func(string, ...any) {})
 	if err != nil {
 		return nil, err
 	}
 	// The walk stats each name relative to its directory's descriptor
 	// (fstatat), as find does, and does not sort: a path lookup per entry
-	// would cost a third more on a tree of small files.
-	var walk func(rel, full string) error
-	walk = func(rel, full string) error {
+	// would cost a third more on a tree of small files. Like the dump, it
+	// opens each directory relative to its parent without following a
+	// symlink, so it never leaves the root.
+	var walk func(rel string, d *os.File) error
+	walk = func(rel string, d *os.File) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		d, err := os.Open(full)
-		if err != nil {
-			return nil // the dump reports it
-		}
-		defer d.Close()
 		names, err := d.Readdirnames(-1)
-		if err != nil {
-			return nil
+		if err != nil && len(names) == 0 {
+			return nil // the dump reports it
 		}
 		dfd := int(d.Fd())
 		var sb unix.Stat_t
@@ -79,7 +73,7 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 			if ex.excluded(crel) {
 				continue
 			}
-			if err := unix.Fstatat(dfd, name, &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := fstatat(dfd, name, &sb); err != nil {
 				continue
 			}
 			typ := sb.Mode & unix.S_IFMT
@@ -103,14 +97,21 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 				s.est.Bytes += size
 			}
 			if isDir && (!opt.OneFilesystem || uint64(sb.Dev) == dev) {
-				if err := walk(crel, filepath.Join(full, name)); err != nil {
+				fd, err := openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+				if err != nil {
+					continue // the dump reports it
+				}
+				sub := os.NewFile(uintptr(fd), name)
+				err = walk(crel, sub)
+				sub.Close()
+				if err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	if err := walk("", root); err != nil {
+	if err := walk("", rootDir); err != nil {
 		return nil, err
 	}
 	res := make([]wire.Estimate, len(out))

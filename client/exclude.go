@@ -2,8 +2,9 @@ package client
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
 )
 
@@ -16,44 +17,69 @@ import (
 // directory excludes everything under it, because the walk never enters it.
 type excluder struct{ pats []string }
 
-func newExcluder(patterns []string, lists []string, warn func(string, ...any)) (*excluder, error) {
+// MaxExcludePatterns bounds the patterns of one dump (request and exclude
+// lists together), so that a huge exclude list cannot exhaust the agent.
+const MaxExcludePatterns = 65536
+
+// newExcluder reads the patterns and the exclude lists, each opened
+// beneath allow (see openExcludeList). A missing list is a warning; a
+// list outside allow, reached through a symlink that leads out, or with a
+// bad line is an error. Errors name a bad line by its number and never
+// quote it: the list is a file on the client, and its contents are not
+// the server's to read.
+func newExcluder(patterns []string, lists []string, allow []string, warn func(string, ...any)) (*excluder, error) {
 	e := &excluder{}
-	add := func(p string) error {
+	for _, p := range patterns {
 		if p == "" {
-			return nil
+			continue
 		}
 		if err := checkPattern(p); err != nil {
-			return fmt.Errorf("exclude pattern %q: %v", p, err)
+			return nil, fmt.Errorf("exclude pattern %q: %v", p, err)
 		}
 		e.pats = append(e.pats, p)
-		return nil
 	}
-	for _, p := range patterns {
-		if err := add(p); err != nil {
+	for _, l := range lists {
+		if err := e.readList(l, allow, warn); err != nil {
 			return nil, err
 		}
 	}
-	for _, l := range lists {
-		f, err := os.Open(l)
-		if err != nil {
-			warn("exclude list %s: %v (its patterns are not applied)", l, unwrapPath(err))
+	return e, nil
+}
+
+func (e *excluder) readList(l string, allow []string, warn func(string, ...any)) error {
+	f, err := openExcludeList(l, allow)
+	if errors.Is(err, fs.ErrNotExist) {
+		warn("exclude list %s: %v (its patterns are not applied)", l, unwrapPath(err))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	n := 0
+	for sc.Scan() {
+		n++
+		p := sc.Text()
+		if p == "" {
 			continue
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 64<<10)
-		for n := 1; sc.Scan(); n++ {
-			if err := add(sc.Text()); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("exclude list %s:%d: %v", l, n, err)
-			}
+		if err := checkPattern(p); err != nil {
+			return fmt.Errorf("exclude list %s line %d: %v; fix or remove that line", l, n, err)
 		}
-		err = sc.Err()
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("exclude list %s: %v", l, err)
+		if len(e.pats) >= MaxExcludePatterns {
+			return fmt.Errorf("exclude list %s: more than %d patterns in this dump; shorten it", l, MaxExcludePatterns)
 		}
+		e.pats = append(e.pats, p)
 	}
-	return e, nil
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("exclude list %s line %d is longer than 64 KiB; is it really a list of patterns?", l, n+1)
+		}
+		return fmt.Errorf("exclude list %s: read after line %d: %v", l, n, unwrapPath(err))
+	}
+	return nil
 }
 
 // excluded reports whether rel (relative to the DLE root, no "./") is

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -51,20 +50,7 @@ type State struct {
 	Files     map[string]FileState
 }
 
-func fileStateOf(fi fs.FileInfo) FileState {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return FileState{Mode: uint32(fi.Mode()), Size: fi.Size(), Mtime: fi.ModTime().UnixNano()}
-	}
-	// The same fields as fileStateOfStat, from the os package's stat.
-	return FileState{
-		Dev: st.Dev, Ino: st.Ino,
-		Mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
-		Size: st.Size, Mode: st.Mode, UID: st.Uid, GID: st.Gid,
-	}
-}
-
-// fileStateOfStat is fileStateOf for a raw stat buffer.
+// fileStateOfStat is the FileState of a stat buffer.
 func fileStateOfStat(st *unix.Stat_t) FileState {
 	return FileState{
 		Dev: uint64(st.Dev), Ino: st.Ino,

@@ -10,11 +10,12 @@ import (
 	"os"
 	"os/user"
 	"path"
-	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tapir-backup/tapir/gnutar"
 	"github.com/tapir-backup/tapir/image"
@@ -35,6 +36,16 @@ type DumpOptions struct {
 	// State keeps the incremental state. Nil means no state: only level 0
 	// is possible and nothing is recorded.
 	State *StateStore
+	// Allow, when not empty, is the boundary of what is read: the root and
+	// every exclude list must lie below one of these directories, and are
+	// opened without following a symlink out of it (see beneath.go).
+	// Empty: they are opened as named, symlinks followed.
+	Allow []string
+
+	// beforeOpen, when set, is called with an entry's path relative to the
+	// root after its directory was listed and before the entry is opened:
+	// tests make races with the walk deterministic with it.
+	beforeOpen func(rel string)
 }
 
 // Sink receives what a dump produces. Payload receives the compressed
@@ -59,13 +70,24 @@ type Result struct {
 // through sink.Warn and do not fail the dump; the image stays a valid tar
 // stream whatever happens to the files under it.
 //
+// The walk goes by directory descriptors, never by joined paths, and never
+// follows a symlink: a symlink is stored as a symlink, and a directory or
+// file swapped for one while the walk runs is reported and skipped, so
+// nothing outside the root is read. Only the root itself, and the exclude
+// lists, are resolved through symlinks (beneath opt.Allow when set).
+//
 // At level N > 0 the image holds every entry that changed since the state
 // of the newest lower level, and every directory with its complete
 // listing (GNU.dumpdir), so that a chain restores deletions and renames.
 // When State is set, the new state is written aside; Promote makes it
 // current once the server has the image safe.
 func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result, error) {
-	w, st, err := newWalker(ctx, root, opt, sink)
+	dir, st, err := openRoot(root, opt.Allow)
+	if err != nil {
+		return Result{}, err
+	}
+	defer dir.Close()
+	w, err := newWalker(ctx, root, st, opt, sink)
 	if err != nil {
 		return Result{}, err
 	}
@@ -79,7 +101,7 @@ func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result,
 	}
 	w.pw = pw
 	w.tw = tar.NewWriter(pw)
-	if err := w.walkDir("", root, st); err != nil {
+	if err := w.walkDir("", root, dir, nil, "", st); err != nil {
 		pw.Close()
 		return Result{}, err
 	}
@@ -103,41 +125,54 @@ func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result,
 	return res, nil
 }
 
-// newWalker checks the root and loads the base state.
-func newWalker(ctx context.Context, root string, opt DumpOptions, sink Sink) (*walker, fs.FileInfo, error) {
-	if opt.Level < 0 || opt.Level > MaxLevel {
-		return nil, nil, fmt.Errorf("level %d out of range 0..%d", opt.Level, MaxLevel)
-	}
-	st, err := os.Lstat(root)
+// openRoot opens the DLE directory root (beneath allow when set) and
+// stats it through the descriptor.
+func openRoot(root string, allow []string) (*os.File, *unix.Stat_t, error) {
+	dir, err := openDLE(root, allow)
 	if err != nil {
-		return nil, nil, fmt.Errorf("DLE %s: %w", root, err)
+		return nil, nil, err
 	}
-	if !st.IsDir() {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
+		dir.Close()
+		return nil, nil, fmt.Errorf("DLE %s: %v", root, err)
+	}
+	if !isDir(&st) {
+		dir.Close()
 		return nil, nil, fmt.Errorf("DLE %s: not a directory", root)
+	}
+	return dir, &st, nil
+}
+
+// newWalker checks the options and loads the base state.
+func newWalker(ctx context.Context, root string, st *unix.Stat_t, opt DumpOptions, sink Sink) (*walker, error) {
+	if opt.Level < 0 || opt.Level > MaxLevel {
+		return nil, fmt.Errorf("level %d out of range 0..%d", opt.Level, MaxLevel)
 	}
 	w := &walker{
 		ctx:   ctx,
 		root:  root,
 		opt:   opt,
 		sink:  sink,
-		dev:   devOf(st),
+		dev:   uint64(st.Dev),
 		links: map[fileID]string{},
 		buf:   make([]byte, 1<<20),
 		names: map[uint32]string{},
 		grps:  map[uint32]string{},
 	}
-	w.ex, err = newExcluder(opt.Exclude, opt.ExcludeLists, w.warn)
+	var err error
+	w.ex, err = newExcluder(opt.Exclude, opt.ExcludeLists, opt.Allow, w.warn)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if opt.Level > 0 && opt.State == nil {
-		return nil, nil, fmt.Errorf("level %d requested but this agent keeps no incremental state (start it with --state-dir)", opt.Level)
+		return nil, fmt.Errorf("level %d requested but this agent keeps no incremental state (start it with --state-dir)", opt.Level)
 	}
 	if opt.State != nil {
 		if opt.Level > 0 {
 			w.base, err = opt.State.Base(root, opt.Level)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if w.base == nil {
 				w.warn("%s: no state of a level below %d on this client (first dump, or state lost): this level-%d image holds every file", root, opt.Level, opt.Level)
@@ -147,11 +182,11 @@ func newWalker(ctx context.Context, root string, opt DumpOptions, sink Sink) (*w
 			}
 		}
 		if opt.Datestamp == "" {
-			return nil, nil, fmt.Errorf("a dump that records incremental state needs a datestamp")
+			return nil, fmt.Errorf("a dump that records incremental state needs a datestamp")
 		}
 		w.next = &State{DLE: root, Level: opt.Level, Datestamp: opt.Datestamp, Dev: w.dev, Files: map[string]FileState{}}
 	}
-	return w, st, nil
+	return w, nil
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -175,6 +210,8 @@ type walker struct {
 	grps  map[uint32]string
 	// indexErr is the first error of sink.Index; the walk stops at it.
 	indexErr error
+	// noProc is set once the walk warned that /proc is missing.
+	noProc bool
 }
 
 func (w *walker) warn(format string, a ...any) {
@@ -183,48 +220,58 @@ func (w *walker) warn(format string, a ...any) {
 	}
 }
 
+func (w *walker) hook(rel string) {
+	if w.opt.beforeOpen != nil {
+		w.opt.beforeOpen(rel)
+	}
+}
+
 // child is one directory entry as the walk decided about it.
 type child struct {
 	name  string
 	rel   string
-	fi    fs.FileInfo
-	store bool // in this image ('Y' or 'D'); false: unchanged ('N')
+	st    unix.Stat_t // lstat when the directory was listed
+	store bool        // in this image ('Y' or 'D'); false: unchanged ('N')
 }
 
 // walkDir lists a directory, writes its entry with its complete listing,
-// then the entries under it.
-func (w *walker) walkDir(rel, full string, fi fs.FileInfo) error {
+// then the entries under it. dir is the directory open (nil when it could
+// not be opened: its entry is written without a listing); parent and
+// name locate it in its parent (nil and "" for the root); st is its stat.
+func (w *walker) walkDir(rel, full string, dir, parent *os.File, name string, st *unix.Stat_t) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	mount := rel != "" && w.opt.OneFilesystem && devOf(fi) != w.dev
+	mount := rel != "" && w.opt.OneFilesystem && uint64(st.Dev) != w.dev
 	var kids []child
-	listed := !mount
-	if !mount {
-		ents, err := os.ReadDir(full)
+	listed := !mount && dir != nil
+	if listed {
+		names, err := dir.Readdirnames(-1)
 		if err != nil {
 			w.warn("%s: cannot list directory: %v (its contents are not dumped)", full, unwrapPath(err))
 			listed = false
 		}
-		for _, de := range ents {
-			crel := path.Join(rel, de.Name())
+		sort.Strings(names)
+		dfd := int(dir.Fd())
+		for _, cname := range names {
+			crel := path.Join(rel, cname)
 			if w.ex.excluded(crel) {
 				continue
 			}
-			cfi, err := de.Info()
-			if err != nil {
+			var cst unix.Stat_t
+			if err := fstatat(dfd, cname, &cst); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					w.warn("%s: vanished before it could be dumped", filepath.Join(full, de.Name()))
+					w.warn("%s: vanished before it could be dumped", join(full, cname))
 				} else {
-					w.warn("%s: %v (not dumped)", filepath.Join(full, de.Name()), unwrapPath(err))
+					w.warn("%s: %v (not dumped)", join(full, cname), err)
 				}
 				continue
 			}
-			if cfi.Mode()&fs.ModeSocket != 0 {
-				w.warn("%s: socket ignored", filepath.Join(full, de.Name()))
+			if cst.Mode&unix.S_IFMT == unix.S_IFSOCK {
+				w.warn("%s: socket ignored", join(full, cname))
 				continue
 			}
-			kids = append(kids, w.decide(de.Name(), crel, cfi))
+			kids = append(kids, w.decide(cname, crel, &cst))
 		}
 	}
 	var dumpdir []gnutar.DirEntry
@@ -233,7 +280,7 @@ func (w *walker) walkDir(rel, full string, fi fs.FileInfo) error {
 		for _, k := range kids {
 			kind := byte('N')
 			switch {
-			case k.fi.IsDir():
+			case isDir(&k.st):
 				kind = 'D'
 			case k.store:
 				kind = 'Y'
@@ -241,17 +288,18 @@ func (w *walker) walkDir(rel, full string, fi fs.FileInfo) error {
 			dumpdir = append(dumpdir, gnutar.DirEntry{Kind: kind, Name: k.name})
 		}
 	}
-	if err := w.entry(rel, full, fi, dumpdir, listed); err != nil {
+	if err := w.entry(rel, full, st, dir, parent, name, dumpdir, listed); err != nil {
 		return err
 	}
-	for _, k := range kids {
-		cfull := filepath.Join(full, k.name)
-		if k.fi.IsDir() {
-			if err := w.walkDir(k.rel, cfull, k.fi); err != nil {
+	for i := range kids {
+		k := &kids[i]
+		cfull := join(full, k.name)
+		if isDir(&k.st) {
+			if err := w.subdir(k, cfull, dir); err != nil {
 				return err
 			}
 		} else if k.store {
-			if err := w.entry(k.rel, cfull, k.fi, nil, false); err != nil {
+			if err := w.entry(k.rel, cfull, &k.st, nil, dir, k.name, nil, false); err != nil {
 				return err
 			}
 		}
@@ -259,14 +307,48 @@ func (w *walker) walkDir(rel, full string, fi fs.FileInfo) error {
 	return nil
 }
 
+// subdir opens the directory k of parent without following a symlink and
+// walks it. A directory replaced by something else since the listing is
+// reported and skipped; one replaced by another directory is walked as it
+// is now (it is below parent either way).
+func (w *walker) subdir(k *child, full string, parent *os.File) error {
+	w.hook(k.rel)
+	fd, err := openat(int(parent.Fd()), k.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	st := k.st
+	var dir *os.File
+	switch {
+	case err == nil:
+		dir = os.NewFile(uintptr(fd), full)
+		defer dir.Close()
+		var now unix.Stat_t
+		if err := unix.Fstat(fd, &now); err != nil {
+			w.warn("%s: %v (not dumped)", full, err)
+			return nil
+		}
+		if now.Dev != st.Dev || now.Ino != st.Ino {
+			w.warn("%s: replaced by another directory while being dumped (the new one is stored)", full)
+		}
+		st = now
+	case errors.Is(err, unix.ENOENT):
+		w.warn("%s: vanished before it could be dumped", full)
+		return nil
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
+		w.warn("%s: no longer a directory (replaced while being dumped; not dumped, and not followed)", full)
+		return nil
+	default:
+		w.warn("%s: cannot open directory: %v (its contents are not dumped)", full, err)
+	}
+	return w.walkDir(k.rel, full, dir, parent, k.name, &st)
+}
+
 // decide records a non-directory's state and says whether this image
 // stores it.
-func (w *walker) decide(name, rel string, fi fs.FileInfo) child {
-	c := child{name: name, rel: rel, fi: fi, store: true}
-	if fi.IsDir() {
+func (w *walker) decide(name, rel string, st *unix.Stat_t) child {
+	c := child{name: name, rel: rel, st: *st, store: true}
+	if isDir(st) {
 		return c
 	}
-	now := fileStateOf(fi)
+	now := fileStateOfStat(st)
 	if w.next != nil {
 		w.next.Files[rel] = now
 	}
@@ -287,43 +369,81 @@ func (w *walker) forget(rel string) {
 }
 
 // entry writes one tar entry: rel relative to the root ("" for the root
-// itself). Directories carry their listing when listed is true.
-func (w *walker) entry(rel, full string, fi fs.FileInfo, dumpdir []gnutar.DirEntry, listed bool) error {
+// itself), st its stat. self is the entry open when it is a directory
+// that could be opened; parent and name locate it otherwise (the root
+// always comes open). Directories carry their listing when listed is
+// true. A regular file is opened here, relative to parent and without
+// following a symlink.
+func (w *walker) entry(rel, full string, st *unix.Stat_t, self, parent *os.File, name string, dumpdir []gnutar.DirEntry, listed bool) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
 	var link string
-	mode := fi.Mode()
-	if mode&fs.ModeSymlink != 0 {
-		l, err := os.Readlink(full)
+	var file *os.File
+	var linkTo string // hard link to an entry already stored
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		l, err := readlinkat(int(parent.Fd()), name)
 		if err != nil {
-			w.warn("%s: cannot read symlink: %v (not dumped)", full, unwrapPath(err))
+			w.warn("%s: cannot read symlink: %v (not dumped)", full, err)
 			w.forget(rel)
 			return nil
 		}
 		link = l
+	case unix.S_IFREG:
+		id := fileID{uint64(st.Dev), st.Ino}
+		if first, seen := w.links[id]; seen && st.Nlink > 1 {
+			linkTo = first
+			break
+		}
+		f, now, ok := w.openFile(rel, full, parent, name, st)
+		if !ok {
+			return nil
+		}
+		file, st = f, now
+		defer f.Close()
+		if st.Nlink > 1 {
+			w.links[fileID{uint64(st.Dev), st.Ino}] = rel
+		}
+		self = f
 	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		w.warn("%s: %v (not dumped)", full, err)
+	hdr, ok := headerOf(st, link)
+	if !ok {
+		w.warn("%s: file type %#o not supported (not dumped)", full, st.Mode&unix.S_IFMT)
 		w.forget(rel)
 		return nil
 	}
-	hdr.Format = tar.FormatPAX
-	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-	hdr.ModTime = fi.ModTime()
+	if linkTo != "" {
+		hdr.Typeflag = tar.TypeLink
+		hdr.Linkname = "./" + linkTo
+		hdr.Size = 0
+	}
 	hdr.Uname, hdr.Gname = w.owner(hdr.Uid, hdr.Gid)
 	switch {
 	case rel == "":
 		hdr.Name = "./"
-	case fi.IsDir():
+	case isDir(st):
 		hdr.Name = "./" + rel + "/"
 	default:
 		hdr.Name = "./" + rel
 	}
-	if attrs, err := gnutar.ReadAttrs(full); err != nil {
+	var attrs map[string]string
+	var err error
+	switch {
+	case self != nil:
+		attrs, err = gnutar.ReadAttrsFile(self)
+	case parent != nil:
+		attrs, err = gnutar.ReadAttrsAt(parent, name)
+	}
+	switch {
+	case errors.Is(err, gnutar.ErrNoProc):
+		if !w.noProc {
+			w.noProc = true
+			w.warn("%s: %v (not stored for any of them in this dump)", full, err)
+		}
+	case err != nil:
 		w.warn("%s: extended attributes: %v (not stored)", full, unwrapPath(err))
-	} else if len(attrs) > 0 {
+	case len(attrs) > 0:
 		hdr.PAXRecords = attrs
 	}
 	if listed {
@@ -331,33 +451,6 @@ func (w *walker) entry(rel, full string, fi fs.FileInfo, dumpdir []gnutar.DirEnt
 			hdr.PAXRecords = map[string]string{}
 		}
 		hdr.PAXRecords[gnutar.PAXDumpdir] = gnutar.EncodeDumpdir(dumpdir)
-	}
-
-	var file *os.File
-	if mode.IsRegular() {
-		if id, nlink, ok := inodeOf(fi); ok && nlink > 1 {
-			if first, seen := w.links[id]; seen {
-				hdr.Typeflag = tar.TypeLink
-				hdr.Linkname = "./" + first
-				hdr.Size = 0
-			} else {
-				w.links[id] = rel
-			}
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			f, err := os.Open(full)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					w.warn("%s: vanished before it could be dumped", full)
-				} else {
-					w.warn("%s: cannot open: %v (not dumped)", full, unwrapPath(err))
-				}
-				w.forget(rel)
-				return nil
-			}
-			file = f
-			defer f.Close()
-		}
 	}
 
 	if err := w.tw.Flush(); err != nil {
@@ -375,11 +468,89 @@ func (w *walker) entry(rel, full string, fi fs.FileInfo, dumpdir []gnutar.DirEnt
 		return fmt.Errorf("%s: write tar header: %w", full, err)
 	}
 	if file != nil {
-		if err := w.copyFile(full, w.tw, file, hdr.Size, fi.ModTime()); err != nil {
+		if err := w.copyFile(full, w.tw, file, hdr.Size, hdr.ModTime); err != nil {
 			return err
 		}
 	}
 	return w.indexErr
+}
+
+// openFile opens the regular file name of parent for reading, without
+// following a symlink and without blocking on a FIFO swapped in, and
+// checks that it still is a regular file. It returns the file and its
+// stat now; when the name leads to another file than the one listed, the
+// new one is stored (it is as far below the root) and the next state
+// records it. ok is false when the entry is not to be stored (warned).
+func (w *walker) openFile(rel, full string, parent *os.File, name string, listed *unix.Stat_t) (*os.File, *unix.Stat_t, bool) {
+	w.hook(rel)
+	fd, err := openat(int(parent.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			w.warn("%s: vanished before it could be dumped", full)
+		case errors.Is(err, unix.ELOOP):
+			w.warn("%s: replaced by a symlink while being dumped (not dumped, and not followed)", full)
+		default:
+			w.warn("%s: cannot open: %v (not dumped)", full, err)
+		}
+		w.forget(rel)
+		return nil, nil, false
+	}
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
+		unix.Close(fd)
+		w.warn("%s: %v (not dumped)", full, err)
+		w.forget(rel)
+		return nil, nil, false
+	}
+	if now.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		w.warn("%s: no longer a regular file (replaced while being dumped; not dumped)", full)
+		w.forget(rel)
+		return nil, nil, false
+	}
+	if now.Dev != listed.Dev || now.Ino != listed.Ino {
+		w.warn("%s: replaced by another file while being dumped (the new one is stored)", full)
+	}
+	if w.next != nil {
+		w.next.Files[rel] = fileStateOfStat(&now)
+	}
+	unix.SetNonblock(fd, false)
+	return os.NewFile(uintptr(fd), full), &now, true
+}
+
+// headerOf builds the tar header of an entry from its stat, as
+// tar.FileInfoHeader would; ok is false for a type tar cannot store.
+func headerOf(st *unix.Stat_t, link string) (*tar.Header, bool) {
+	h := &tar.Header{
+		Format:  tar.FormatPAX,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: mtimeOf(st),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		h.Typeflag = tar.TypeReg
+		h.Size = st.Size
+	case unix.S_IFDIR:
+		h.Typeflag = tar.TypeDir
+	case unix.S_IFLNK:
+		h.Typeflag = tar.TypeSymlink
+		h.Linkname = link
+	case unix.S_IFCHR, unix.S_IFBLK:
+		h.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			h.Typeflag = tar.TypeBlock
+		}
+		h.Devmajor = int64(unix.Major(uint64(st.Rdev)))
+		h.Devminor = int64(unix.Minor(uint64(st.Rdev)))
+	case unix.S_IFIFO:
+		h.Typeflag = tar.TypeFifo
+	default:
+		return nil, false
+	}
+	return h, true
 }
 
 // sparse writes a file with holes in GNU's pax sparse format 1.0: only the
@@ -517,17 +688,59 @@ func unwrapPath(err error) error {
 	return err
 }
 
-func devOf(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev)
-	}
-	return 0
+func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+func mtimeOf(st *unix.Stat_t) time.Time {
+	return time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec))
 }
 
-func inodeOf(fi fs.FileInfo) (fileID, uint64, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, 0, false
+// join names an entry in messages: the DLE as requested, then the path
+// below it.
+func join(dir, name string) string {
+	if strings.HasSuffix(dir, "/") {
+		return dir + name
 	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, uint64(st.Nlink), true
+	return dir + "/" + name
+}
+
+// openat opens name relative to the directory dirfd (close-on-exec, no
+// controlling terminal), retrying when a signal interrupts it.
+func openat(dirfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// fstatat is lstat of name relative to the directory dirfd.
+func fstatat(dirfd int, name string, st *unix.Stat_t) error {
+	for {
+		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// readlinkat reads the target of the symlink name in the directory dirfd.
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err == unix.EINTR {
+			size /= 2
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+		if size >= 1<<20 {
+			return "", unix.ENAMETOOLONG
+		}
+	}
 }

@@ -35,19 +35,8 @@ import (
 // entries are replaced by symlinks meanwhile. Components of dir above it
 // are the caller's to trust.
 func Purge(dir string, entries []DirEntry) ([]string, error) {
-	keep := make(map[string]byte, len(entries))
-	for i, e := range entries {
-		switch e.Kind {
-		case KindInArchive, KindUnchanged, KindDirectory:
-		case KindRename, KindTarget, KindTempDir:
-			return nil, fmt.Errorf("gnutar: purge %s: dumpdir entry %d (%c %q) is a rename, which tapir does not apply; extract this archive with GNU tar", dir, i, e.Kind, e.Name)
-		default:
-			return nil, fmt.Errorf("gnutar: purge %s: dumpdir entry %d has unknown kind %q", dir, i, e.Kind)
-		}
-		if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\x00") {
-			return nil, fmt.Errorf("gnutar: purge %s: dumpdir entry %d has unsafe name %q (want a plain file name); the archive is damaged or hostile", dir, i, e.Name)
-		}
-		keep[e.Name] = e.Kind
+	if _, err := checkDumpdir(dir, entries); err != nil {
+		return nil, err
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
@@ -64,14 +53,32 @@ func Purge(dir string, entries []DirEntry) ([]string, error) {
 		return nil, fmt.Errorf("gnutar: purge: %w", err)
 	}
 	defer root.Close()
-	d, err := root.Open(".")
+	names, err := PurgeRoot(root, entries)
+	removed := make([]string, len(names))
+	for i, name := range names {
+		removed[i] = filepath.Join(dir, name)
+	}
+	return removed, err
+}
+
+// PurgeRoot is Purge on a directory already opened as an os.Root (the
+// restore code opens it through the root of its target, never by a path
+// string): the same rules and refusals, and it returns the names removed
+// (plain names in dir, not joined), sorted. Errors name the directory by
+// dir.Name().
+func PurgeRoot(dir *os.Root, entries []DirEntry) ([]string, error) {
+	keep, err := checkDumpdir(dir.Name(), entries)
+	if err != nil {
+		return nil, err
+	}
+	d, err := dir.Open(".")
 	if err != nil {
 		return nil, fmt.Errorf("gnutar: purge: %w", err)
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return nil, fmt.Errorf("gnutar: purge: list %s: %w", dir, err)
+		return nil, fmt.Errorf("gnutar: purge: list %s: %w", dir.Name(), err)
 	}
 	sort.Strings(names)
 	var removed []string
@@ -80,7 +87,7 @@ func Purge(dir string, entries []DirEntry) ([]string, error) {
 			if kind == KindUnchanged {
 				continue
 			}
-			st, err := root.Lstat(name)
+			st, err := dir.Lstat(name)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -91,10 +98,30 @@ func Purge(dir string, entries []DirEntry) ([]string, error) {
 				continue
 			}
 		}
-		if err := root.RemoveAll(name); err != nil {
-			return removed, fmt.Errorf("gnutar: purge %s: remove %q: %w", dir, name, err)
+		if err := dir.RemoveAll(name); err != nil {
+			return removed, fmt.Errorf("gnutar: purge %s: remove %q: %w", dir.Name(), name, err)
 		}
-		removed = append(removed, filepath.Join(dir, name))
+		removed = append(removed, name)
 	}
 	return removed, nil
+}
+
+// checkDumpdir refuses the entries Purge does not apply and returns the
+// kind of each name.
+func checkDumpdir(dir string, entries []DirEntry) (map[string]byte, error) {
+	keep := make(map[string]byte, len(entries))
+	for i, e := range entries {
+		switch e.Kind {
+		case KindInArchive, KindUnchanged, KindDirectory:
+		case KindRename, KindTarget, KindTempDir:
+			return nil, fmt.Errorf("gnutar: purge %s: dumpdir entry %d (%c %q) is a rename, which tapir does not apply; extract this archive with GNU tar", dir, i, e.Kind, e.Name)
+		default:
+			return nil, fmt.Errorf("gnutar: purge %s: dumpdir entry %d has unknown kind %q", dir, i, e.Kind)
+		}
+		if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\x00") {
+			return nil, fmt.Errorf("gnutar: purge %s: dumpdir entry %d has unsafe name %q (want a plain file name); the archive is damaged or hostile", dir, i, e.Name)
+		}
+		keep[e.Name] = e.Kind
+	}
+	return keep, nil
 }

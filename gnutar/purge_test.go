@@ -232,3 +232,26 @@ func TestPurgeKeepsListedOrder(t *testing.T) {
 		t.Fatalf("left %q", got)
 	}
 }
+
+// TestPurgeRootNames: PurgeRoot works on an open root and returns plain
+// names, and names the directory as the root does in its errors.
+func TestPurgeRootNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"keep", "gone"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	removed, err := PurgeRoot(root, []DirEntry{{'Y', "keep"}})
+	if err != nil || !reflect.DeepEqual(removed, []string{"gone"}) {
+		t.Fatalf("PurgeRoot = %q, %v; want [gone]", removed, err)
+	}
+	if _, err := PurgeRoot(root, []DirEntry{{'Y', ".."}}); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("PurgeRoot of \"..\": %v, want a refusal naming %s", err, dir)
+	}
+}

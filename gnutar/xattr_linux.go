@@ -3,10 +3,12 @@ package gnutar
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,12 +22,61 @@ import (
 // followed. It returns a nil map when there is nothing to store; a
 // filesystem without xattr support is not an error.
 func ReadAttrs(path string) (map[string]string, error) {
-	names, err := listXattrs(path)
+	return readAttrs(path,
+		func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) })
+}
+
+// ReadAttrsFile is ReadAttrs for a file or directory already open: the
+// attributes are read through its descriptor (flistxattr, fgetxattr), so
+// they are those of the very file that was opened, whatever its path
+// leads to now.
+func ReadAttrsFile(f *os.File) (map[string]string, error) {
+	fd := int(f.Fd())
+	return readAttrs(f.Name(),
+		func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
+}
+
+// ReadAttrsAt is ReadAttrs for the entry name (one path component, no
+// '/') of the open directory dir, not following it when it is a symlink:
+// the entry is reached through /proc/self/fd/<dir>/<name>, so that
+// neither a directory above it nor the entry itself can be swapped for a
+// symlink that leads elsewhere. It is for the entries that cannot be
+// opened to read their attributes (symlinks, devices, FIFOs). Without
+// /proc it returns ErrNoProc.
+func ReadAttrsAt(dir *os.File, name string) (map[string]string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("gnutar: read xattrs: %q is not a directory entry name", name)
+	}
+	if !procFDs() {
+		return nil, ErrNoProc
+	}
+	p := "/proc/self/fd/" + strconv.Itoa(int(dir.Fd())) + "/" + name
+	what := dir.Name() + "/" + name
+	return readAttrs(what,
+		func(buf []byte) (int, error) { return unix.Llistxattr(p, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Lgetxattr(p, name, buf) })
+}
+
+// ErrNoProc: /proc is not mounted, so ReadAttrsAt cannot reach an entry
+// by its directory's descriptor.
+var ErrNoProc = errors.New("/proc is not mounted: the extended attributes of symlinks and special files cannot be read safely")
+
+var procFDs = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/fd")
+	return err == nil
+})
+
+// readAttrs does ReadAttrs with list and get (the l*, f* or *at variants
+// of listxattr and getxattr); what names the file in errors.
+func readAttrs(what string, list func([]byte) (int, error), get func(string, []byte) (int, error)) (map[string]string, error) {
+	names, err := listXattrs(list)
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("gnutar: list xattrs of %s: %w", path, err)
+		return nil, fmt.Errorf("gnutar: list xattrs of %s: %w", what, err)
 	}
 	var recs map[string]string
 	put := func(k, v string) {
@@ -35,18 +86,18 @@ func ReadAttrs(path string) (map[string]string, error) {
 		recs[k] = v
 	}
 	for _, name := range names {
-		val, err := getXattr(path, name)
+		val, err := getXattr(get, name)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed since it was listed
 		}
 		if err != nil {
-			return nil, fmt.Errorf("gnutar: read xattr %q of %s: %w", name, path, err)
+			return nil, fmt.Errorf("gnutar: read xattr %q of %s: %w", name, what, err)
 		}
 		switch name {
 		case xattrACLAccess, xattrACLDefault:
 			es, err := decodeACL(val)
 			if err != nil {
-				return nil, fmt.Errorf("gnutar: xattr %q of %s: %w", name, path, err)
+				return nil, fmt.Errorf("gnutar: xattr %q of %s: %w", name, what, err)
 			}
 			if name == xattrACLAccess && trivialACL(es) {
 				continue
@@ -76,6 +127,17 @@ func ReadAttrs(path string) (map[string]string, error) {
 // to its mask. Every record is tried; the error lists each one that
 // failed, with the path and the attribute.
 func ApplyAttrs(path string, records map[string]string) error {
+	return SetAttrs(path, records, func(name string, val []byte) error {
+		return unix.Lsetxattr(path, name, val, 0)
+	})
+}
+
+// SetAttrs is ApplyAttrs with the setting left to set, which receives
+// each xattr as the kernel takes it (name, raw value; the ACLs in the
+// kernel's binary form), in the order of the records' keys: the restore
+// code sets them through a file descriptor (fsetxattr) rather than a
+// path. what names the file in errors.
+func SetAttrs(what string, records map[string]string, set func(name string, val []byte) error) error {
 	keys := make([]string, 0, len(records))
 	for k := range records {
 		if strings.HasPrefix(k, PAXXattrPrefix) || k == PAXACLAccess || k == PAXACLDefault {
@@ -96,7 +158,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 			}
 			es, err := parseACLText(v, lookupID)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("gnutar: %s: record %s: %w", path, k, err))
+				errs = append(errs, fmt.Errorf("gnutar: %s: record %s: %w", what, k, err))
 				continue
 			}
 			if len(es) == 0 {
@@ -106,7 +168,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 		default:
 			name = strings.TrimPrefix(k, PAXXattrPrefix)
 			if name == "" {
-				errs = append(errs, fmt.Errorf("gnutar: %s: record %s names no xattr", path, k))
+				errs = append(errs, fmt.Errorf("gnutar: %s: record %s names no xattr", what, k))
 				continue
 			}
 			if _, ok := records[PAXACLAccess]; ok && name == xattrACLAccess {
@@ -117,7 +179,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 			}
 			val = []byte(v)
 		}
-		if err := unix.Lsetxattr(path, name, val, 0); err != nil {
+		if err := set(name, val); err != nil {
 			hint := ""
 			switch {
 			case errors.Is(err, unix.ENOTSUP):
@@ -125,7 +187,7 @@ func ApplyAttrs(path string, records map[string]string) error {
 			case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
 				hint = " (needs more privilege, or not allowed on this file type)"
 			}
-			errs = append(errs, fmt.Errorf("gnutar: %s: set %s from record %s: %w%s", path, name, k, err, hint))
+			errs = append(errs, fmt.Errorf("gnutar: %s: set %s from record %s: %w%s", what, name, k, err, hint))
 		}
 	}
 	return errors.Join(errs...)
@@ -154,13 +216,13 @@ func lookupID(group bool, name string) (uint32, error) {
 	return uint32(id), nil
 }
 
-// listXattrs returns the xattr names of path, not following symlinks.
-func listXattrs(path string) ([]string, error) {
+// listXattrs returns the xattr names that list reads.
+func listXattrs(list func([]byte) (int, error)) ([]string, error) {
 	buf := make([]byte, 1024)
 	for {
-		n, err := unix.Llistxattr(path, buf)
+		n, err := list(buf)
 		if errors.Is(err, unix.ERANGE) {
-			sz, err := unix.Llistxattr(path, nil)
+			sz, err := list(nil)
 			if err != nil {
 				return nil, err
 			}
@@ -182,12 +244,12 @@ func listXattrs(path string) ([]string, error) {
 }
 
 // getXattr returns the value of xattr name of path, not following symlinks.
-func getXattr(path, name string) ([]byte, error) {
+func getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
 	buf := make([]byte, 256)
 	for {
-		n, err := unix.Lgetxattr(path, name, buf)
+		n, err := get(name, buf)
 		if errors.Is(err, unix.ERANGE) {
-			sz, err := unix.Lgetxattr(path, name, nil)
+			sz, err := get(name, nil)
 			if err != nil {
 				return nil, err
 			}

@@ -273,3 +273,45 @@ func TestReadAttrsMissingFile(t *testing.T) {
 		t.Fatalf("error = %v, want one naming the file", err)
 	}
 }
+
+// TestReadAttrsByDescriptor: ReadAttrsFile reads the open file's
+// attributes and ReadAttrsAt an entry's own, never following it when it is
+// a symlink; a name that is not one directory entry is refused.
+func TestReadAttrsByDescriptor(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(f, "user.tapir", []byte("v"), 0); err != nil {
+		t.Fatalf("user xattrs not supported here: %v", err)
+	}
+	if err := os.Symlink("f", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := "v"
+	if got, err := ReadAttrsAt(d, "f"); err != nil || got[PAXXattrPrefix+"user.tapir"] != want {
+		t.Errorf("ReadAttrsAt(f) = %v, %v", got, err)
+	}
+	if got, err := ReadAttrsAt(d, "link"); err != nil || got[PAXXattrPrefix+"user.tapir"] != "" {
+		t.Errorf("ReadAttrsAt(link) = %v, %v; want the symlink's own (none)", got, err)
+	}
+	for _, bad := range []string{"", ".", "..", "a/b"} {
+		if _, err := ReadAttrsAt(d, bad); err == nil {
+			t.Errorf("ReadAttrsAt(%q) accepted", bad)
+		}
+	}
+	fh, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if got, err := ReadAttrsFile(fh); err != nil || got[PAXXattrPrefix+"user.tapir"] != want {
+		t.Errorf("ReadAttrsFile = %v, %v", got, err)
+	}
+}

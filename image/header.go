@@ -126,6 +126,10 @@ func (h *Header) Marshal() ([]byte, error) {
 	for _, k := range keys {
 		kv(k, h.Extra[k])
 	}
+	// The header's own checksum, last of the keys: zeros now, the sum of
+	// the whole block once it is padded.
+	kv(HeaderSumKey, string(zeroDigits))
+	sumOff := b.Len() - 1 - SumHexLen
 	b.WriteByte('\n')
 	for _, l := range restoreLines(h) {
 		b.WriteString(l)
@@ -137,6 +141,7 @@ func (h *Header) Marshal() ([]byte, error) {
 	}
 	out := make([]byte, HeaderSize)
 	copy(out, b.Bytes())
+	copy(out[sumOff:], BlockSum(out, sumOff))
 	return out, nil
 }
 
@@ -194,7 +199,7 @@ func (h *Header) validate() error {
 		if !isKey(k) {
 			return bad("extra key %q: want lower-case letters, digits and '-', starting with a letter or digit, at most 64 bytes", k)
 		}
-		if isKnownKey(k) {
+		if isKnownKey(k) || k == HeaderSumKey {
 			return bad("extra key %q duplicates a known key; set the struct field instead", k)
 		}
 		if err := checkValue(v); err != nil {
@@ -341,7 +346,8 @@ func ddSize(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// ReadHeader reads exactly HeaderSize bytes from r and parses them.
+// ReadHeader reads exactly HeaderSize bytes from r and parses them
+// (ParseHeader: the header's checksum is checked).
 func ReadHeader(r io.Reader) (*Header, error) {
 	b := make([]byte, HeaderSize)
 	n, err := io.ReadFull(r, b)
@@ -354,40 +360,68 @@ func ReadHeader(r io.Reader) (*Header, error) {
 	return ParseHeader(b)
 }
 
-// ParseHeader parses exactly HeaderSize bytes. It is strict: anything it
-// does not understand is an error naming the line, never a panic.
+// ParseHeader parses exactly HeaderSize bytes. It is strict: the header
+// must carry its checksum (the header-sha256 line) and match it, so a
+// changed byte anywhere, padding included, is an error (a *HeaderSumError,
+// errors.Is ErrHeaderChecksum, naming what changed when it can tell);
+// anything else it does not understand is an error naming the line. Never
+// a panic.
 func ParseHeader(b []byte) (*Header, error) {
+	if err := checkSize(b); err != nil {
+		return nil, err
+	}
+	if err := CheckHeaderSum(b); err != nil {
+		return nil, err
+	}
+	return ParseHeaderUnchecked(b)
+}
+
+func checkSize(b []byte) error {
 	if len(b) != HeaderSize {
-		return nil, fmt.Errorf("image header: got %d bytes, want exactly %d (truncated or not an image header)", len(b), HeaderSize)
+		return fmt.Errorf("image header: got %d bytes, want exactly %d (truncated or not an image header)", len(b), HeaderSize)
+	}
+	if bytes.IndexByte(b, 0) < 0 {
+		return fmt.Errorf("image header: no NUL padding in %d bytes: not a tapir image header", HeaderSize)
+	}
+	return nil
+}
+
+// ParseHeaderUnchecked parses a header like ParseHeader but does not check
+// its checksum (nor require the header-sha256 line): for diagnosing a
+// damaged header, never for trusting one. Every other rule applies.
+func ParseHeaderUnchecked(b []byte) (*Header, error) {
+	h, _, err := parseHeader(b)
+	return h, err
+}
+
+// parseHeader is ParseHeaderUnchecked; it also returns the line an error
+// is about (0 when it is about no one line).
+func parseHeader(b []byte) (*Header, int, error) {
+	if err := checkSize(b); err != nil {
+		return nil, 0, err
 	}
 	end := bytes.IndexByte(b, 0)
-	if end < 0 {
-		return nil, fmt.Errorf("image header: no NUL padding in %d bytes: not a tapir image header", HeaderSize)
-	}
 	if i := bytes.IndexFunc(b[end:], func(r rune) bool { return r != 0 }); i >= 0 {
-		return nil, fmt.Errorf("image header: non-NUL byte at offset %d in the padding: header is corrupt", end+i)
+		return nil, 0, fmt.Errorf("image header: non-NUL byte at offset %d in the padding: header is corrupt", end+i)
 	}
 	text := string(b[:end])
-	if !strings.HasPrefix(text, magicFile) {
-		if strings.HasPrefix(text, magicLabel) {
-			return nil, fmt.Errorf("image header: this is a volume label (%s), not an image header", magicLabel)
-		}
-		return nil, fmt.Errorf("image header: line 1: does not start with %q: not a tapir image", magicFile)
+	if err := checkMagic(text); err != nil {
+		return nil, 1, err
 	}
 	nl := strings.IndexByte(text, '\n')
 	if nl < 0 {
-		return nil, fmt.Errorf("image header: line 1: not terminated by a newline: header is truncated")
+		return nil, 1, fmt.Errorf("image header: line 1: not terminated by a newline: header is truncated")
 	}
 	h := &Header{}
 	if err := h.parseFirstLine(text[len(magicFile):nl]); err != nil {
-		return nil, fmt.Errorf("image header: line 1: %v", err)
+		return nil, 1, fmt.Errorf("image header: line 1: %v", err)
 	}
 	rest := text[nl+1:]
 	seen := map[string]bool{}
 	for lineNo := 2; ; lineNo++ {
 		nl := strings.IndexByte(rest, '\n')
 		if nl < 0 {
-			return nil, fmt.Errorf("image header: line %d: no blank line after the key: value lines: header is truncated", lineNo)
+			return nil, lineNo, fmt.Errorf("image header: line %d: no blank line after the key: value lines: header is truncated", lineNo)
 		}
 		line := rest[:nl]
 		rest = rest[nl+1:]
@@ -395,19 +429,30 @@ func ParseHeader(b []byte) (*Header, error) {
 			break
 		}
 		if err := h.parseKV(line, seen); err != nil {
-			return nil, fmt.Errorf("image header: line %d: %v", lineNo, err)
+			return nil, lineNo, fmt.Errorf("image header: line %d: %v", lineNo, err)
 		}
 	}
 	for _, k := range knownKeys {
 		if !seen[k] {
-			return nil, fmt.Errorf("image header: missing key %q", k)
+			return nil, 0, fmt.Errorf("image header: missing key %q", k)
 		}
 	}
 	// The human lines after the blank line are not interpreted.
 	if err := h.validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return h, nil
+	return h, 0, nil
+}
+
+// checkMagic tells a header from a volume label and from anything else.
+func checkMagic(text string) error {
+	if strings.HasPrefix(text, magicFile) {
+		return nil
+	}
+	if strings.HasPrefix(text, magicLabel) {
+		return fmt.Errorf("image header: this is a volume label (%s), not an image header", magicLabel)
+	}
+	return fmt.Errorf("image header: line 1: does not start with %q: not a tapir image", magicFile)
 }
 
 type field struct {
@@ -563,6 +608,11 @@ func (h *Header) parseKV(line string, seen map[string]bool) error {
 		}
 	case keyBlocksize:
 		h.Blocksize, err = parseSize(v, false)
+	case HeaderSumKey:
+		// Checked by CheckHeaderSum; here only its form.
+		if !isLowerHex([]byte(v)) || len(v) != SumHexLen {
+			err = fmt.Errorf("%s: want %d lower-case hex digits", clip(v), SumHexLen)
+		}
 	case keySHA256:
 		if v != unknownStr {
 			err = checkSHA(v)

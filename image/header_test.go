@@ -79,7 +79,7 @@ func TestHeaderText(t *testing.T) {
 	for _, want := range []string{
 		"TAPIR FILE 20250102030405 client.example.org \"/srv/a b\" lev 0 part 1/1 comp zst\n",
 		"\nsha256: " + strings.Repeat("ab", 32) + "\n",
-		"\nencryption: none\nblocksize: 262144\n\n",
+		"\nencryption: none\nblocksize: 262144\nheader-sha256: ",
 		"To restore from tape:  dd if=/dev/nst0 bs=256k skip=1 | zstd -dc | tar -xpf -\n",
 		"To restore from a vtape or holding file:  dd if=FILE bs=32k skip=1 | zstd -dc | tar -xpf -\n",
 	} {
@@ -142,6 +142,19 @@ func pad(text string) []byte {
 	return b
 }
 
+// seal gives b a matching checksum when it has a header-sha256 line (so
+// that a test reaches the parser behind the checksum), and returns it.
+func seal(b []byte) []byte {
+	b = append([]byte(nil), b...)
+	if off := FindSumLine(b, HeaderSumKey); off >= 0 {
+		copy(b[off:], BlockSum(b, off))
+	}
+	return b
+}
+
+// sumLine is a header-sha256 line to be sealed.
+var sumLine = HeaderSumKey + ": " + strings.Repeat("0", SumHexLen) + "\n"
+
 func TestParseHeaderRejects(t *testing.T) {
 	good, err := sampleHeader().Marshal()
 	if err != nil {
@@ -200,12 +213,21 @@ func TestParseHeaderRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := ParseHeader(tc.b)
+			// The rules behind the checksum: with a checksum that matches.
+			b := seal(tc.b)
+			h, err := ParseHeaderUnchecked(b)
 			if err == nil {
-				t.Fatalf("ParseHeader accepted it: %#v", h)
+				t.Fatalf("ParseHeaderUnchecked accepted it: %#v", h)
 			}
 			if !strings.HasPrefix(err.Error(), "image header: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %q, want prefix \"image header: \" and %q", err, tc.want)
+			}
+			if h, err := ParseHeader(b); err == nil {
+				t.Fatalf("ParseHeader accepted it: %#v", h)
+			}
+			// As changed, without resealing: refused too.
+			if h, err := ParseHeader(tc.b); err == nil {
+				t.Fatalf("ParseHeader of the unsealed header: %#v", h)
 			}
 		})
 	}
@@ -222,8 +244,8 @@ func TestReadHeaderTruncated(t *testing.T) {
 func TestParseHeaderKeepsUnknownKeysAndIgnoresHumanText(t *testing.T) {
 	text := "TAPIR FILE 20250102030405 h /p lev 3 part 1/2 comp gz\n" +
 		"blocksize: 0\nencryption: none\nfiles: unknown\nframes: 9\nframe-size: 65536\n" +
-		"sha256: unknown\npayload-size: 10\noriginal-size: 20\nnew-key: v2\n\nanything at all\n\x01\n"
-	h, err := ParseHeader(pad(text))
+		"sha256: unknown\npayload-size: 10\noriginal-size: 20\nnew-key: v2\n" + sumLine + "\nanything at all\n\x01\n"
+	h, err := ParseHeader(seal(pad(text)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +257,11 @@ func TestParseHeaderKeepsUnknownKeysAndIgnoresHumanText(t *testing.T) {
 	}
 }
 
+// FuzzParseHeader: no input panics; whatever parses marshals and parses
+// back the same. Each input is tried as it is (mostly a checksum error;
+// its diagnosis is fuzzed by FuzzDiagnoseHeader, which is slower) and
+// sealed (its header-sha256 line, if any, set to the right value), so the
+// parser behind the checksum is fuzzed too.
 func FuzzParseHeader(f *testing.F) {
 	for _, mod := range []func(*Header){
 		func(h *Header) {},
@@ -255,21 +282,34 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		b := make([]byte, HeaderSize)
 		copy(b, text)
-		h, err := ParseHeader(b)
-		if err != nil {
-			return
-		}
-		// Whatever parses must marshal and parse back to the same header.
-		m, err := h.Marshal()
-		if err != nil {
-			t.Fatalf("parsed header does not marshal: %v\n%#v", err, h)
-		}
-		h2, err := ParseHeader(m)
-		if err != nil {
-			t.Fatalf("marshalled header does not parse: %v", err)
-		}
-		if !reflect.DeepEqual(h, h2) {
-			t.Fatalf("round trip differs:\n%#v\n%#v", h, h2)
+		for _, b := range [][]byte{b, seal(b)} {
+			h, err := ParseHeader(b)
+			if err != nil {
+				if h2, err2 := ParseHeaderUnchecked(b); err2 == nil {
+					// Parses without the checksum: Marshal gives a header
+					// that parses with it.
+					m, err := h2.Marshal()
+					if err != nil {
+						t.Fatalf("header parsed unchecked does not marshal: %v\n%#v", err, h2)
+					}
+					if h3, err := ParseHeader(m); err != nil || !reflect.DeepEqual(h2, h3) {
+						t.Fatalf("round trip of an unchecked parse: %v\n%#v\n%#v", err, h2, h3)
+					}
+				}
+				continue
+			}
+			// Whatever parses must marshal and parse back to the same header.
+			m, err := h.Marshal()
+			if err != nil {
+				t.Fatalf("parsed header does not marshal: %v\n%#v", err, h)
+			}
+			h2, err := ParseHeader(m)
+			if err != nil {
+				t.Fatalf("marshalled header does not parse: %v", err)
+			}
+			if !reflect.DeepEqual(h, h2) {
+				t.Fatalf("round trip differs:\n%#v\n%#v", h, h2)
+			}
 		}
 	})
 }

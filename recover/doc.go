@@ -5,7 +5,17 @@
 // and extracts by receiving only the compressed frames that hold the
 // selected files, decompressing and checking them, and writing them with
 // the Extractor (mode, owner when root, times, symlinks, hard links,
-// xattrs, sparse files), which refuses any name that would land outside
-// the target directory. File and Tree restore straight from the catalog
-// and the vtapes on the backup server (tapir recover -c).
+// xattrs, sparse files). File and Tree restore straight from the catalog
+// and the vtapes on the backup server (tapir recover -c); Tree refuses a
+// target that is not empty unless asked to overwrite.
+//
+// Every write of every restore goes through the Extractor, which writes
+// through an os.Root opened on the target directory (and *at system calls
+// relative to directories opened through it): no name, symlink, hard link
+// or directory listing in an image can make it touch anything outside the
+// target, and the target itself is never removed, replaced or re-moded by
+// an entry. Device nodes, setuid and setgid bits and trusted.* and
+// security.* xattrs are recreated only when asked (SamePrivileges: the
+// shell restoring the host's own files, or --same-privileges); otherwise
+// each entry concerned is reported (Dropped).
 package recover

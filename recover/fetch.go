@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,6 +31,10 @@ type RestoreOptions struct {
 	// Warn receives problems that do not fail an entry (an owner or an
 	// attribute that could not be set). May be nil.
 	Warn func(string)
+	// SamePrivileges recreates device nodes, setuid and setgid bits and
+	// trusted.* and security.* xattrs (Extractor); without it they are
+	// left out and listed in RestoreResult.Dropped.
+	SamePrivileges bool
 }
 
 // RestoreResult says what a restore did.
@@ -42,6 +45,7 @@ type RestoreResult struct {
 	Bytes    int64    // file data written
 	Skipped  []string // existing, not overwritten
 	Failed   []string // "path: reason"
+	Dropped  Dropped  // entries whose privileged parts were left out
 }
 
 // OK reports whether everything asked for was restored.
@@ -82,6 +86,9 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 		return res, cl.broken(err)
 	}
 
+	x := &Extractor{Dir: opt.To, Overwrite: true, Warn: opt.Warn, SamePrivileges: opt.SamePrivileges}
+	defer func() { x.Close(); res.Dropped = x.Dropped }()
+
 	// Ask once about what exists already.
 	skip := map[string]bool{}
 	var existing []string
@@ -91,7 +98,7 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 			if e.IsDir() {
 				continue
 			}
-			if _, err := os.Lstat(filepath.Join(opt.To, filepath.FromSlash(e.Path))); err == nil {
+			if x.exists(e.Path) {
 				total++
 				if len(existing) < 5 {
 					existing = append(existing, e.Path)
@@ -104,7 +111,6 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 		clear(skip)
 	}
 
-	x := &Extractor{Dir: opt.To, Overwrite: true, Warn: opt.Warn}
 	st := &chunkStream{cl: cl, ctx: ctx}
 	// An interrupt while a read waits: the session cannot go on.
 	stop := context.AfterFunc(ctx, func() { cl.nc.SetDeadline(time.Now()) })
@@ -161,11 +167,7 @@ func (cl *Client) restoreImage(st *chunkStream, x *Extractor, es []wire.EntryInf
 		}
 		if e.TarOffset == 0 && e.IsDir() {
 			// A directory no image has an entry for: create it.
-			t, err := SafeJoin(x.Dir, e.Path)
-			if err == nil {
-				err = os.MkdirAll(t, 0o755)
-			}
-			if err != nil {
+			if err := x.ensureDir(e.Path); err != nil {
 				res.Failed = append(res.Failed, fmt.Sprintf("%s: %v", e.Path, err))
 				continue
 			}

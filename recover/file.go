@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/tapir-backup/tapir/config"
@@ -26,6 +25,10 @@ type Request struct {
 	To         string // target directory; the file lands at To/<relative path>
 	AsOf       string // datestamp limit, "" for the newest
 	Overwrite  bool   // replace an existing local file
+	// SamePrivileges recreates a device node, setuid and setgid bits and
+	// trusted.* and security.* xattrs from the image (Extractor); without
+	// it they are left out and said in Result.Dropped.
+	SamePrivileges bool
 	// Volumes reaches the volumes; nil reads the vtapes of a disk changer
 	// (the server passes the source of its changer, whatever its type).
 	Volumes indexd.VolumeSource
@@ -38,6 +41,7 @@ type Result struct {
 	Volume  string
 	FileNo  int64
 	Size    int64
+	Dropped Dropped // what of the file's privileged parts was left out
 }
 
 // RelPath turns the file a person typed into the catalog's relative path.
@@ -104,12 +108,13 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		return nil, fmt.Errorf("recover: %s: %w", res.where(), err)
 	}
 	defer tr.Close()
-	out, n, err := extractOne(tar.NewReader(tr), loc.File, req.To, req.Overwrite)
+	x := &Extractor{Dir: req.To, Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges}
+	out, n, err := extractOne(tar.NewReader(tr), loc.File, x)
 	if err != nil {
 		return nil, fmt.Errorf("recover %s from %s: %w", rel, res.where(), err)
 	}
 	log.Info("restored", "file", out, "bytes", n, "image", loc.Dump.Datestamp, "volume", res.volume)
-	return &Result{Written: out, Dump: loc.Dump, Volume: res.volume, FileNo: res.fileno, Size: n}, nil
+	return &Result{Written: out, Dump: loc.Dump, Volume: res.volume, FileNo: res.fileno, Size: n, Dropped: x.Dropped}, nil
 }
 
 type source struct {
@@ -178,8 +183,8 @@ func openImage(cfg *config.Config, vols indexd.VolumeSource, loc *index.Location
 // extractOne reads the first tar entry, checks it is the one the catalog
 // promised, and writes it under dir as want.Path with the Extractor (so a
 // single file gets the same treatment as a whole tree: holes, attributes,
-// owner). It never writes outside dir.
-func extractOne(tr *tar.Reader, want index.FileRecord, dir string, overwrite bool) (string, int64, error) {
+// owner). It never writes outside x.Dir.
+func extractOne(tr *tar.Reader, want index.FileRecord, x *Extractor) (string, int64, error) {
 	hdr, err := tr.Next()
 	if err != nil {
 		return "", 0, fmt.Errorf("read tar entry at offset %d: %w", want.TarOffset, err)
@@ -192,12 +197,13 @@ func extractOne(tr *tar.Reader, want index.FileRecord, dir string, overwrite boo
 		return "", 0, fmt.Errorf("%s is a %s whose target is not in the index; restore %s instead", want.Path, typeName(hdr.Typeflag), hdr.Linkname)
 	}
 	hdr.Name = want.Path // a hard link's data is restored under the name asked for
-	x := &Extractor{Dir: dir, Overwrite: overwrite}
 	target, err := x.Entry(hdr, tr)
+	if cerr := x.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
 	if err != nil {
 		return "", 0, err
 	}
-	x.finishDirs()
 	var n int64
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
 		n = hdr.Size
@@ -231,33 +237,4 @@ func typeName(t byte) string {
 		return "fifo"
 	}
 	return fmt.Sprintf("tar entry of type %q", t)
-}
-
-// SafeJoin joins a relative name from an image to dir, refusing names that
-// would escape it: absolute names, "..", and paths through a symlink that
-// already exists under dir.
-func SafeJoin(dir, name string) (string, error) {
-	if name == "" || path.IsAbs(name) || strings.Contains(name, "\x00") {
-		return "", fmt.Errorf("refusing to restore %q: not a relative name", name)
-	}
-	clean := path.Clean(name)
-	if clean == ".." || strings.HasPrefix(clean, "../") || clean != strings.TrimSuffix(name, "/") {
-		return "", fmt.Errorf("refusing to restore %q: it would escape the target directory", name)
-	}
-	cur := dir
-	parts := strings.Split(clean, "/")
-	for _, p := range parts[:len(parts)-1] {
-		cur = filepath.Join(cur, p)
-		fi, err := os.Lstat(cur)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return "", fmt.Errorf("refusing to restore %q: %s is a symlink and could lead outside the target directory", name, cur)
-		}
-	}
-	return filepath.Join(dir, filepath.FromSlash(clean)), nil
 }

@@ -26,6 +26,8 @@ type ShellOptions struct {
 	// just one.
 	Host, Disk, Date string
 	Lcd              string // local target directory; "" = the current directory
+	// SamePrivileges: see Shell.SamePrivileges.
+	SamePrivileges bool
 	// Script holds commands separated by ';' or newlines (-e): they run in
 	// order, the first failure ends the session with an error.
 	Script string
@@ -69,7 +71,7 @@ func RunShell(ctx context.Context, o ShellOptions) error {
 		return err
 	}
 	defer cl.Close()
-	sh := &Shell{Client: cl, Out: o.Out, Now: o.Now, Lcd: lcd, Ctx: ctx}
+	sh := &Shell{Client: cl, Out: o.Out, Now: o.Now, Lcd: lcd, Ctx: ctx, SamePrivileges: o.SamePrivileges}
 	role := strings.Join(cl.Roles, ",")
 	fmt.Fprintf(o.Out, "Connected to the index server %s as %s (%s).\n", o.Server, cl.Peer, role)
 

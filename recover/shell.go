@@ -33,6 +33,11 @@ type Shell struct {
 	Date      string // datestamp prefix; "" = the newest
 	Cwd       string // relative to the DLE root, "" = the root
 	Lcd       string // local target directory (absolute)
+	// SamePrivileges makes extract recreate device nodes, setuid and
+	// setgid bits and trusted.* and security.* xattrs even from another
+	// host's backup. A host restoring its own files (the host browsed is
+	// the one the certificate names) always gets them back.
+	SamePrivileges bool
 
 	sel   []string            // selected paths, relative to the DLE root ("" = all)
 	chain []wire.ImageInfo    // the view's images (full first)
@@ -751,7 +756,8 @@ func (sh *Shell) extract(args []string) error {
 		ctx = context.Background()
 	}
 	res, err := sh.Client.Restore(ctx, sh.q(), sh.sel, RestoreOptions{
-		To: sh.Lcd,
+		To:             sh.Lcd,
+		SamePrivileges: sh.SamePrivileges || sh.Host == sh.Client.Peer,
 		Overwrite: func(existing []string, total int) bool {
 			if overwrite {
 				return true
@@ -768,6 +774,15 @@ func (sh *Shell) extract(args []string) error {
 		}
 		if len(res.Skipped) > 0 {
 			sh.printf("Skipped %d existing entr%s (extract -o overwrites).\n", len(res.Skipped), pluralY(len(res.Skipped)))
+		}
+		if d := res.Dropped; d.Count > 0 {
+			for _, l := range d.Lines {
+				sh.printf("left out: %s\n", l)
+			}
+			if more := d.Count - len(d.Lines); more > 0 {
+				sh.printf("left out: ... and %d more entr%s\n", more, pluralY(more))
+			}
+			sh.printf("%d entr%s of %s's backup had privileged parts (device nodes, setuid/setgid bits, trusted.*/security.* xattrs) left out; tapir recover --same-privileges restores them.\n", d.Count, pluralY(d.Count), sh.Host)
 		}
 	}
 	if err != nil {

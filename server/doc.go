@@ -20,7 +20,16 @@
 // administrative commands live here too (check, label, tape, verify, the
 // holding disk, force, the volumes' reuse flags and rmvolume); those that
 // change volumes or the holding disks take the run lock first, so that
-// they never act under a running night.
+// they never act under a running night. `tapir verify` (Verify) checks
+// every tape file of a volume: its header against its own checksum and the
+// catalog field by field, then the whole image read back; orphan tape
+// files (not in the catalog) are never OK.
+//
+// Volumes are overwritten in two phases (writeLabel, resolveOverwrites) and
+// never while they hold a DLE's newest chain; the planner's look-ahead
+// (lookAhead) promotes fulls before a chain blocks the rotation. A dump's
+// tar stream is checked while it flows (ingest): clean relative names that
+// match the agent's index.
 // Time comes from a Clock so that runs can be driven by tests; the changer
 // can be injected (Deps.Changer) to test a drive that stalls or fails.
 package server

@@ -179,12 +179,24 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		rawSum = sha256.New()
 		sink = io.MultiWriter(rawSum, spw)
 	}
+	// The stream is checked as it flows: clean relative names, matching
+	// the agent's index (promise 8). server-zstd streams arrive as plain tar.
+	streamComp := comp
+	if serverZstd {
+		streamComp = image.CompNone
+	}
+	chk := newIngest(streamComp)
+	defer chk.Abort()
+	var warns warnings
 	var frames []index.Frame
 	var dumped int64
 	// safe makes the image safe (on the holding disk, or on a volume) and
 	// records it in the catalog; only then is the agent told to advance its
 	// incremental state.
 	safe := func(done *wire.Done) error {
+		if err := chk.Finish(); err != nil {
+			return final("refused: %v", err)
+		}
 		if int64(len(frames)) != done.Frames {
 			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
 		}
@@ -260,12 +272,18 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			if err := r.net.wait(ctx, len(b)); err != nil {
 				return err
 			}
+			if _, err := chk.Write(b); err != nil {
+				return final("refused: %v", err)
+			}
 			_, err := sink.Write(b)
 			dumped += int64(len(b))
 			j.prog.bytes.Add(int64(len(b)))
 			return err
 		},
 		Index: func(rec wire.IndexRecord) error {
+			if err := chk.Record(rec); err != nil {
+				return final("refused: %v", err)
+			}
 			return fw.Add(index.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
 				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
 		},
@@ -273,9 +291,10 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			frames = append(frames, index.Frame{Index: len(frames), TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
 			return nil
 		},
-		Warn: func(msg string) { j.res.Strange = append(j.res.Strange, msg) },
+		Warn: warns.add,
 		Safe: safe,
 	})
+	j.res.Strange = warns.list()
 	if err != nil {
 		if spw != nil {
 			spw.Close()
@@ -285,6 +304,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 				j.forceDirect = true
 				j.extra++
 				err = fmt.Errorf("%w; it will be dumped again straight to a volume", err)
+			}
+		}
+		if len(err.Error()) > maxReason {
+			var fe *finalError
+			if errors.As(err, &fe) {
+				err = final("%s", capReason(err.Error()))
+			} else {
+				err = errors.New(capReason(err.Error()))
 			}
 		}
 		r.abort(tg, w, fw, id, err)

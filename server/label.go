@@ -82,6 +82,11 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 		if !opt.Force {
 			return nil, fmt.Errorf("slot %d holds %s, not a tapir volume; use --force to overwrite it", slot, fe.Found)
 		}
+	case errors.Is(err, taper.ErrDamagedLabel):
+		res.Was = "a volume with a damaged tapir label"
+		if !opt.Force {
+			return nil, fmt.Errorf("slot %d holds a volume whose tapir label is damaged, so which volume it is cannot be told (%v); relabelling erases its images: use --force to overwrite it", slot, err)
+		}
 	default:
 		return nil, fmt.Errorf("read the volume in slot %d: %w", slot, err)
 	}

@@ -251,6 +251,8 @@ func TapeLoad(cfg *config.Config, deps Deps, slot int) (string, error) {
 		return fmt.Sprintf("slot %d: a blank volume", slot), nil
 	case errors.As(err, &fe):
 		return fmt.Sprintf("slot %d: not a tapir volume: %s", slot, fe.Found), nil
+	case errors.Is(err, taper.ErrDamagedLabel):
+		return fmt.Sprintf("slot %d: unreadable: %v", slot, err), nil
 	}
 	return "", err
 }
@@ -306,6 +308,8 @@ func TapeCurrent(cfg *config.Config, deps Deps) (string, error) {
 		return fmt.Sprintf("the drive %s holds a blank volume", cfg.Changer.Device), nil
 	case s.Foreign != "":
 		return fmt.Sprintf("the drive %s holds %s", cfg.Changer.Device, s.Foreign), nil
+	case errors.Is(s.Err, taper.ErrDamagedLabel):
+		return fmt.Sprintf("the drive %s holds an unreadable volume: %v", cfg.Changer.Device, s.Err), nil
 	}
 	return "", fmt.Errorf("the drive %s: %w", cfg.Changer.Device, s.Err)
 }

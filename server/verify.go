@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
@@ -21,16 +23,26 @@ import (
 // VerifiedImage is the verdict on one tape file of a volume.
 type VerifiedImage struct {
 	FileNo    int64
-	Datestamp string
+	Datestamp string // the image: from the catalog when it records this file, else from the header
 	Host      string
 	Path      string
 	Level     int
 	Part      int
 	Parts     int    // parts of the image, from the catalog; 0 when unknown
-	OK        bool   // the whole image read back with its SHA-256, and its tar stream is whole
+	OK        bool   // the header matches its checksum and the catalog, the whole image read back with its SHA-256, and its tar stream is whole
 	Files     int64  // tar entries read
 	Bytes     int64  // payload bytes of the whole image
 	Detail    string // what was checked, or what is wrong
+
+	// Orphan: a tape file the catalog does not know (not an image of it,
+	// not a failed write it recorded). Never OK, and counted by Bad.
+	Orphan bool
+	// FailedWrite: a tape file left by a write the catalog records as
+	// failed (index.FailedFile). Not an image; listed, not counted by Bad.
+	FailedWrite bool
+	// Missing: the catalog records a part on this file number, but the
+	// volume has no such file. Counted by Bad.
+	Missing bool
 }
 
 // VerifyResult is what `tapir verify` found on one volume.
@@ -40,22 +52,49 @@ type VerifyResult struct {
 	Images []VerifiedImage
 }
 
-// Bad counts the images that failed.
+// Bad counts the tape files that failed: bad images, orphans and parts the
+// catalog records that are not on the volume (failed writes the catalog
+// recorded are not counted).
 func (r *VerifyResult) Bad() int {
 	n := 0
 	for _, im := range r.Images {
-		if !im.OK {
+		if !im.OK && !im.FailedWrite {
 			n++
 		}
 	}
 	return n
 }
 
-// Verify reads back every image that has a part on the volume label — the
-// whole image, from all its parts, on this and other volumes — and checks
-// its SHA-256 against the catalog and its tar stream from end to end
-// (decompressed). Tape files the catalog does not know are listed too. It
-// takes the run lock, so that it never competes with a night for a drive.
+// Orphans counts the tape files the catalog does not know.
+func (r *VerifyResult) Orphans() int {
+	n := 0
+	for _, im := range r.Images {
+		if im.Orphan {
+			n++
+		}
+	}
+	return n
+}
+
+// expected is a part the catalog records on the volume.
+type expected struct {
+	d     index.Dump
+	part  index.Part
+	parts []index.Part
+}
+
+// Verify checks every tape file of the volume label. A tape file the
+// catalog records as a part of an image must have a header that matches
+// its own checksum and, field by field, the catalog (datestamp, host,
+// path, level, part, comp, frame-size, sha256, the sizes and counts it
+// gives, encryption, and the volume's blocksize); then the whole image —
+// from all its parts, on this and other volumes — is read back, its
+// SHA-256 checked against the catalog and its tar stream read to the end
+// (decompressed). A tape file the catalog does not know is an orphan (never
+// OK) unless the catalog records it as a failed write (listed, not bad); a
+// part the catalog records on a file the volume does not have is missing.
+// It takes the run lock, so that it never competes with a night for a
+// drive.
 func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*VerifyResult, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -75,6 +114,32 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	}
 	res := &VerifyResult{Label: label, Slot: vol.Slot}
 
+	// What the catalog says is on the volume, file by file.
+	dumps, err := cat.DumpsOnVolume(label)
+	if err != nil {
+		return nil, err
+	}
+	want := map[int64][]expected{}
+	for _, d := range dumps {
+		parts, err := cat.Parts(d.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range parts {
+			if p.Volume == label {
+				want[p.FileNo] = append(want[p.FileNo], expected{d: d, part: p, parts: parts})
+			}
+		}
+	}
+	failedList, err := cat.FailedFiles(label)
+	if err != nil {
+		return nil, err
+	}
+	failed := map[int64]index.FailedFile{}
+	for _, f := range failedList {
+		failed[f.FileNo] = f
+	}
+
 	// What is on the volume, file by file.
 	dev, release, err := vols.Open(ctx, label)
 	if err != nil {
@@ -82,7 +147,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	}
 	type onTape struct {
 		fileno int64
-		h      *image.Header
+		header []byte // the header record as read
 		err    error
 	}
 	var files []onTape
@@ -105,8 +170,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 		case rerr != nil:
 			files = append(files, onTape{fileno: fileno, err: rerr})
 		default:
-			h, perr := image.ParseHeader(buf[:n])
-			files = append(files, onTape{fileno: fileno, h: h, err: perr})
+			files = append(files, onTape{fileno: fileno, header: append([]byte(nil), buf[:n]...)})
 		}
 		err = dev.SpaceFiles(1)
 	}
@@ -115,66 +179,162 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 		return nil, fmt.Errorf("volume %s: list its files: %w", label, err)
 	}
 
-	dumps, err := cat.DumpsOnVolume(label)
-	if err != nil {
-		return nil, err
-	}
-	type key struct {
-		stamp, host, path string
-		level             int
-	}
-	byKey := map[key]index.Dump{}
-	for _, d := range dumps {
-		byKey[key{d.Datestamp, d.Host, d.Path, d.Level}] = d
-	}
+	seen := map[int64]bool{}
 	for _, f := range files {
-		vi := VerifiedImage{FileNo: f.fileno}
-		if f.err != nil {
-			vi.Detail = fmt.Sprintf("unreadable header: %v", f.err)
-			res.Images = append(res.Images, vi)
-			continue
-		}
-		h := f.h
-		vi.Datestamp, vi.Host, vi.Path, vi.Level, vi.Part = h.Datestamp, h.Host, h.Path, h.Level, h.Part
-		d, ok := byKey[key{h.Datestamp, h.Host, h.Path, h.Level}]
-		if !ok {
-			vi.OK = true // nothing the catalog relies on
-			vi.Detail = "not in the catalog: an image whose writing did not finish, or of a run the catalog forgot (not checked)"
-			res.Images = append(res.Images, vi)
-			continue
-		}
-		parts, err := cat.Parts(d.ID)
+		seen[f.fileno] = true
+		vi, err := verifyFile(ctx, cat, vols, cfg, vol, f.fileno, f.header, f.err, want[f.fileno], failed)
 		if err != nil {
 			return nil, err
 		}
-		vi.Parts = len(parts)
-		mine := false
-		for _, p := range parts {
-			if p.Volume == label && p.FileNo == f.fileno && p.Part == h.Part {
-				mine = true
-			}
-		}
-		if !mine {
-			vi.Detail = fmt.Sprintf("the catalog puts part %d of this image elsewhere; this file is not used", h.Part)
-			vi.OK = true
-			res.Images = append(res.Images, vi)
+		res.Images = append(res.Images, vi)
+	}
+	for fileno, exps := range want {
+		if seen[fileno] {
 			continue
 		}
-		vi.Bytes = d.PayloadSize
-		vi.Files, err = checkImage(ctx, vols, cfg, d, parts)
-		if err != nil {
-			vi.Detail = err.Error()
-		} else {
-			vi.OK = true
-			vi.Detail = fmt.Sprintf("SHA-256 matches the catalog, %d tar entries read", vi.Files)
-			if len(parts) > 1 {
-				vi.Detail += fmt.Sprintf(" (all %d parts)", len(parts))
-			}
+		for _, e := range exps {
+			vi := VerifiedImage{FileNo: fileno, Datestamp: e.d.Datestamp, Host: e.d.Host, Path: e.d.Path, Level: e.d.Level, Part: e.part.Part, Parts: len(e.parts), Missing: true}
+			vi.Detail = fmt.Sprintf("MISSING: the catalog records part %d of this image on file %d, but the volume has only %d file(s) after its label: the volume was overwritten or truncated, or the catalog is wrong (run `tapir admin rebuild`)", e.part.Part, fileno, len(files))
+			res.Images = append(res.Images, vi)
 		}
-		res.Images = append(res.Images, vi)
 	}
 	sort.SliceStable(res.Images, func(i, j int) bool { return res.Images[i].FileNo < res.Images[j].FileNo })
 	return res, nil
+}
+
+// verifyFile is the verdict on one tape file: hdr is its header record
+// (nil with rerr when it could not be read), exps what the catalog records
+// there.
+func verifyFile(ctx context.Context, cat *index.Catalog, vols indexd.VolumeSource, cfg *config.Config, vol *index.Volume,
+	fileno int64, hdr []byte, rerr error, exps []expected, failed map[int64]index.FailedFile) (VerifiedImage, error) {
+	vi := VerifiedImage{FileNo: fileno}
+	var h *image.Header
+	perr := rerr
+	if perr == nil {
+		h, perr = image.ParseHeader(hdr)
+	}
+	if len(exps) == 0 {
+		if ff, ok := failed[fileno]; ok {
+			vi.Datestamp, vi.Host, vi.Path, vi.Level = ff.Datestamp, ff.Host, ff.Path, ff.Level
+			vi.FailedWrite = true
+			vi.Detail = fmt.Sprintf("failed write recorded %s (%s)", ff.Datestamp, ff.Reason)
+			return vi, nil
+		}
+		vi.Orphan = true
+		switch {
+		case h != nil:
+			vi.Datestamp, vi.Host, vi.Path, vi.Level, vi.Part = h.Datestamp, h.Host, h.Path, h.Level, h.Part
+			vi.Detail = "ORPHAN: this image is not in the catalog (a write that did not finish, or a run the catalog forgot); run `tapir admin rebuild` to catalogue the volume again, or relabel the volume if its images are not needed"
+		case rerr != nil:
+			vi.Detail = fmt.Sprintf("ORPHAN: a tape file the catalog does not know, and its header cannot be read: %v", rerr)
+		default:
+			vi.Detail = fmt.Sprintf("ORPHAN: a tape file the catalog does not know, and its header is bad: %v", perr)
+		}
+		return vi, nil
+	}
+	e := exps[0]
+	d := e.d
+	vi.Datestamp, vi.Host, vi.Path, vi.Level, vi.Part, vi.Parts = d.Datestamp, d.Host, d.Path, d.Level, e.part.Part, len(e.parts)
+	if len(exps) > 1 {
+		var names []string
+		for _, x := range exps {
+			names = append(names, fmt.Sprintf("%s:%s level %d of %s part %d", x.d.Host, x.d.Path, x.d.Level, x.d.Datestamp, x.part.Part))
+		}
+		vi.Detail = fmt.Sprintf("the catalog records %d images on this one tape file (%s): it is wrong; run `tapir admin rebuild`", len(exps), strings.Join(names, ", "))
+		return vi, nil
+	}
+	if rerr != nil {
+		vi.Detail = fmt.Sprintf("unreadable header: %v", rerr)
+		return vi, nil
+	}
+	if perr != nil {
+		vi.Detail = fmt.Sprintf("bad header: %v", perr)
+		if errors.Is(perr, image.ErrHeaderChecksum) {
+			// What the damaged header says, against the catalog: names
+			// the field even when the damage cannot be located.
+			if u, err := image.ParseHeaderUnchecked(hdr); err == nil {
+				diffs, err := headerDiffs(cat, u, e, vol)
+				if err != nil {
+					return vi, err
+				}
+				if len(diffs) > 0 {
+					vi.Detail += "; against the catalog: " + strings.Join(diffs, "; ")
+				}
+			}
+		}
+		return vi, nil
+	}
+	diffs, err := headerDiffs(cat, h, e, vol)
+	if err != nil {
+		return vi, err
+	}
+	if len(diffs) > 0 {
+		vi.Detail = "the header does not match the catalog: " + strings.Join(diffs, "; ")
+		return vi, nil
+	}
+	vi.Bytes = d.PayloadSize
+	vi.Files, err = checkImage(ctx, vols, cfg, d, e.parts)
+	if err != nil {
+		vi.Detail = err.Error()
+		return vi, nil
+	}
+	vi.OK = true
+	vi.Detail = fmt.Sprintf("header matches its checksum and the catalog; SHA-256 matches the catalog, %d tar entries read", vi.Files)
+	if len(e.parts) > 1 {
+		vi.Detail += fmt.Sprintf(" (all %d parts)", len(e.parts))
+	}
+	return vi, nil
+}
+
+// headerDiffs compares every field of a header with what the catalog
+// records of the image, the part and the volume: "header field level says
+// 1, the catalog says 0".
+func headerDiffs(cat *index.Catalog, h *image.Header, e expected, vol *index.Volume) ([]string, error) {
+	d := e.d
+	var out []string
+	diff := func(field string, header, catalog any) {
+		if fmt.Sprint(header) != fmt.Sprint(catalog) {
+			out = append(out, fmt.Sprintf("header field %s says %v, the catalog says %v", field, header, catalog))
+		}
+	}
+	diff("datestamp", h.Datestamp, d.Datestamp)
+	diff("host", strconv.Quote(h.Host), strconv.Quote(d.Host))
+	diff("path", strconv.Quote(h.Path), strconv.Quote(d.Path))
+	diff("level", h.Level, d.Level)
+	diff("part", h.Part, e.part.Part)
+	if h.Parts != image.Unknown {
+		diff("parts", h.Parts, len(e.parts))
+	}
+	diff("comp", h.Comp, d.Comp)
+	diff("frame-size", h.FrameSize, d.FrameSize)
+	if h.SHA256 != "" {
+		diff("sha256", h.SHA256, d.SHA256)
+	}
+	if h.PayloadSize != image.Unknown {
+		diff("payload-size", h.PayloadSize, d.PayloadSize)
+	}
+	if h.OriginalSize != image.Unknown {
+		diff("original-size", h.OriginalSize, d.OrigSize)
+	}
+	if h.Files != image.Unknown {
+		diff("files", h.Files, d.Files)
+	}
+	if h.Frames != image.Unknown {
+		frames, err := cat.Frames(d.ID)
+		if err != nil {
+			return nil, err
+		}
+		diff("frames", h.Frames, len(frames))
+	}
+	if h.Encryption != "none" {
+		out = append(out, fmt.Sprintf("header field encryption says %s, the catalog records no encryption for this image", h.Encryption))
+	}
+	if vol.Blocksize > 0 {
+		if h.Blocksize != vol.Blocksize {
+			out = append(out, fmt.Sprintf("header field blocksize says %d, the volume's blocksize in the catalog is %d", h.Blocksize, vol.Blocksize))
+		}
+	}
+	return out, nil
 }
 
 // checkImage reads a whole image back through its parts, checks its

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 // LabelSize is the size of the label record, file 0 of every volume.
@@ -31,6 +33,22 @@ const labelMagic = "TAPIR TAPESTART "
 
 // ErrBlank is wrapped by ReadLabel for a volume with nothing on it.
 var ErrBlank = errors.New("blank volume (no label)")
+
+// ErrDamagedLabel is wrapped by ReadLabel for a volume whose file 0 is a
+// tapir label that fails its checksum (ErrLabelChecksum) or does not
+// parse: tapir's, but which volume it is cannot be trusted. A changer
+// reports such a volume as unreadable (SlotInfo.Err); it is never written
+// over unless a person relabels it or autolabel claims unreadable volumes.
+var ErrDamagedLabel = errors.New("damaged tapir label")
+
+// ErrLabelChecksum is matched (errors.Is) by the error of ParseLabel for a
+// label whose label-sha256 line is missing or does not match.
+var ErrLabelChecksum = errors.New("label checksum mismatch")
+
+// LabelSumKey is the key of the label's checksum line, line 5: the SHA-256
+// of the whole LabelSize-byte record with the 64 hex digits of the line read
+// as '0' characters (the rule of image headers, docs/format/volume.md).
+const LabelSumKey = "label-sha256"
 
 // ErrForeign is wrapped by ReadLabel for a volume whose file 0 is not a
 // tapir label. Use errors.As with *ForeignError for what was found.
@@ -56,6 +74,7 @@ func (e *ForeignError) Is(target error) bool { return target == ErrForeign }
 //	org: <org>
 //	blocksize: <bytes>
 //	created: <RFC 3339 time>
+//	label-sha256: <64 hex digits: the record's checksum>
 //
 // then NUL padding to LabelSize bytes.
 type Label struct {
@@ -155,17 +174,93 @@ func (l Label) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("label %s: %w", l.Label, err)
 	}
 	b := make([]byte, LabelSize)
-	copy(b, fmt.Sprintf("%s%s %s\norg: %s\nblocksize: %d\ncreated: %s\n",
-		labelMagic, l.Datestamp, l.Label, l.Org, l.Blocksize, created))
+	text := fmt.Sprintf("%s%s %s\norg: %s\nblocksize: %d\ncreated: %s\n%s: ",
+		labelMagic, l.Datestamp, l.Label, l.Org, l.Blocksize, created, LabelSumKey)
+	copy(b, text)
+	copy(b[len(text):], strings.Repeat("0", image.SumHexLen)+"\n")
+	copy(b[len(text):], image.BlockSum(b, len(text)))
 	return b, nil
 }
 
+// labelSumError is a label that fails its checksum.
+type labelSumError struct{ msg string }
+
+func (e *labelSumError) Error() string        { return e.msg }
+func (e *labelSumError) Is(target error) bool { return target == ErrLabelChecksum }
+
+// checkLabelSum checks the label-sha256 line of a LabelSize-byte record;
+// a record that is no tapir label at all (no such line, another first
+// line) passes, for the parser to describe.
+func checkLabelSum(b []byte) error {
+	off := image.FindSumLine(b, LabelSumKey)
+	if off >= 0 && image.BlockSum(b, off) == string(b[off:off+image.SumHexLen]) {
+		return nil
+	}
+	if off < 0 && !bytes.HasPrefix(b, []byte(labelMagic)) {
+		return nil
+	}
+	where, exact := labelDamage(b)
+	if off < 0 && !exact {
+		return &labelSumError{fmt.Sprintf("label checksum missing: the label has no %s line: it was written by a tapir from before label checksums (such labels are refused) or that line was damaged", LabelSumKey)}
+	}
+	return &labelSumError{fmt.Sprintf("label checksum mismatch: the label was changed or damaged after it was written: %s; none of its fields can be trusted", where)}
+}
+
+// labelDamage names the byte of a label that was changed, when one changed
+// byte explains its checksum (image.FindChangedByte).
+func labelDamage(b []byte) (string, bool) {
+	off, was, ok := image.FindChangedByte(b, LabelSumKey, nil)
+	if !ok {
+		return "more than one flipped bit or digit, which line cannot be told", false
+	}
+	fixed := append([]byte(nil), b...)
+	fixed[off] = was
+	now := b[off]
+	what := fmt.Sprintf("reads %s where %s was written", byteName(now), byteName(was))
+	end := bytes.IndexByte(fixed, 0)
+	if end < 0 {
+		end = len(fixed)
+	}
+	if off >= end {
+		return fmt.Sprintf("padding at offset %d: %s", off, what), true
+	}
+	line := 1 + bytes.Count(fixed[:off], []byte{'\n'})
+	names := []string{"TAPESTART line", "org", "blocksize", "created", LabelSumKey}
+	field := "line"
+	if line <= len(names) {
+		field = names[line-1]
+	}
+	if line == 1 {
+		switch col := off; {
+		case col < len(labelMagic)-1:
+			field = "TAPIR TAPESTART"
+		case col < len(labelMagic)+bytes.IndexByte(fixed[len(labelMagic):], ' '):
+			field = "datestamp"
+		default:
+			field = "label"
+		}
+	}
+	return fmt.Sprintf("line %d (%s), offset %d: %s", line, field, off, what), true
+}
+
+func byteName(c byte) string {
+	if c == 0 {
+		return "a NUL"
+	}
+	return strconv.QuoteToASCII(string(rune(c)))
+}
+
 // ParseLabel parses a label record. It is strict: exactly LabelSize bytes,
-// the four lines in order, each field in the form Marshal writes, then only
-// NUL bytes; so Marshal of the result gives back b.
+// a label-sha256 line that matches (else an error matching
+// ErrLabelChecksum, naming the changed byte when one explains it), the five
+// lines in order, each field in the form Marshal writes, then only NUL
+// bytes; so Marshal of the result gives back b.
 func ParseLabel(b []byte) (*Label, error) {
 	if len(b) != LabelSize {
 		return nil, fmt.Errorf("label record is %d bytes, a tapir label is exactly %d", len(b), LabelSize)
+	}
+	if err := checkLabelSum(b); err != nil {
+		return nil, err
 	}
 	end := bytes.IndexByte(b, 0)
 	if end < 0 {
@@ -182,8 +277,8 @@ func ParseLabel(b []byte) (*Label, error) {
 		return nil, errors.New("label text does not end with a newline")
 	}
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if len(lines) != 4 {
-		return nil, fmt.Errorf("label has %d lines, want 4 (TAPESTART, org, blocksize, created)", len(lines))
+	if len(lines) != 5 {
+		return nil, fmt.Errorf("label has %d lines, want 5 (TAPESTART, org, blocksize, created, %s)", len(lines), LabelSumKey)
 	}
 	var l Label
 	fields := strings.Split(strings.TrimPrefix(lines[0], labelMagic), " ")
@@ -228,6 +323,10 @@ func ParseLabel(b []byte) (*Label, error) {
 	if l.Created, err = time.Parse(time.RFC3339, created); err != nil || l.Created.Format(time.RFC3339) != created {
 		return nil, fmt.Errorf("label line 4: created %q is not an RFC 3339 time like 2006-01-02T15:04:05Z or 2006-01-02T15:04:05+02:00 (no fractions)", created)
 	}
+	// Line 5 is the checksum, checked above: here only its place.
+	if _, err := value(5, LabelSumKey); err != nil {
+		return nil, err
+	}
 	return &l, nil
 }
 
@@ -245,7 +344,9 @@ const maxProbe = 256 << 10
 
 // ReadLabel rewinds d and reads its label. It returns an error wrapping
 // ErrBlank for a volume with nothing on it, a *ForeignError (ErrForeign) for
-// a volume that is not tapir's, and the device's error for anything else.
+// a volume that is not tapir's, an error wrapping ErrDamagedLabel (and
+// ErrLabelChecksum when that is why) for a tapir label that fails its
+// checksum or does not parse, and the device's error for anything else.
 // The device is left after the label record.
 func ReadLabel(d Device) (*Label, error) {
 	if err := d.Rewind(); err != nil {
@@ -269,14 +370,18 @@ func ReadLabel(d Device) (*Label, error) {
 		return nil, fmt.Errorf("read label: %w", err)
 	}
 	l, perr := ParseLabel(buf[:n])
-	if perr != nil {
-		return nil, &ForeignError{Device: d.Name(), Found: describeRecord(buf[:n], perr)}
+	switch {
+	case perr == nil:
+		return l, nil
+	case errors.Is(perr, ErrLabelChecksum) || bytes.HasPrefix(buf[:n], []byte(strings.TrimSpace(labelMagic))):
+		return nil, fmt.Errorf("%s: %w: %w; tapir treats the volume as unreadable: it is not used or written over until a person relabels it (tapir label --force erases it), and its images can still be restored by hand (docs/format/image.md)",
+			d.Name(), ErrDamagedLabel, perr)
 	}
-	return l, nil
+	return nil, &ForeignError{Device: d.Name(), Found: describeRecord(buf[:n])}
 }
 
 // describeRecord tells a person what a foreign first record looks like.
-func describeRecord(b []byte, perr error) string {
+func describeRecord(b []byte) string {
 	text := func() string {
 		s := string(b[:min(len(b), 200)])
 		if i := strings.IndexByte(s, 0); i >= 0 {
@@ -285,8 +390,6 @@ func describeRecord(b []byte, perr error) string {
 		return firstLine(strings.ToValidUTF8(s, "?"))
 	}
 	switch {
-	case bytes.HasPrefix(b, []byte(strings.TrimSpace(labelMagic))):
-		return fmt.Sprintf("a damaged tapir label (%v)", perr)
 	case bytes.HasPrefix(b, []byte("AMANDA: ")):
 		return fmt.Sprintf("an Amanda volume: %q", text())
 	case len(b) >= 263 && string(b[257:262]) == "ustar":

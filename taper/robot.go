@@ -76,7 +76,17 @@ type robotLabel struct {
 	Label   *Label `json:"label,omitempty"`
 	Blank   bool   `json:"blank,omitempty"`
 	Foreign string `json:"foreign,omitempty"`
+	Damaged string `json:"damaged,omitempty"` // ReadLabel's ErrDamagedLabel error: the slot is unreadable
 }
+
+// damagedError is a remembered damaged label: the error ReadLabel gave.
+func (l robotLabel) damagedError() error { return rememberedDamage(l.Damaged) }
+
+// rememberedDamage is the message of a remembered ErrDamagedLabel error.
+type rememberedDamage string
+
+func (e rememberedDamage) Error() string        { return string(e) }
+func (e rememberedDamage) Is(target error) bool { return target == ErrDamagedLabel }
 
 type robotState struct {
 	Labels map[string]robotLabel `json:"labels"`
@@ -205,6 +215,8 @@ func (c *RobotChanger) learnLocked(key string, l *Label, err error) {
 		c.labels[key] = robotLabel{Blank: true}
 	case errors.As(err, &fe):
 		c.labels[key] = robotLabel{Foreign: fe.Found}
+	case errors.Is(err, ErrDamagedLabel):
+		c.labels[key] = robotLabel{Damaged: err.Error()}
 	default:
 		delete(c.labels, key)
 	}
@@ -466,6 +478,8 @@ func (c *RobotChanger) Inventory() ([]SlotInfo, error) {
 			si.Label = l.Label
 		case l.Blank:
 			si.Blank = true
+		case l.Damaged != "":
+			si.Err = l.damagedError()
 		default:
 			si.Foreign = l.Foreign
 		}
@@ -490,6 +504,8 @@ func (c *RobotChanger) ReadLabelAt(slot int) SlotInfo {
 		return SlotInfo{Slot: slot, Label: l.Label}
 	case l.Blank:
 		return SlotInfo{Slot: slot, Blank: true}
+	case l.Damaged != "":
+		return SlotInfo{Slot: slot, Err: l.damagedError()}
 	}
 	return SlotInfo{Slot: slot, Foreign: l.Foreign}
 }

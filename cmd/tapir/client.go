@@ -44,7 +44,7 @@ func newClientCommand(g *globals) *cobra.Command {
 	c.Flags().StringVar(&files.CA, "ca", "/etc/tapir/tls/ca.crt", "CA certificate of the backup server")
 	c.Flags().StringVar(&files.Cert, "cert", "/etc/tapir/tls/client.crt", "this host's certificate (tapir ca issue HOST)")
 	c.Flags().StringVar(&files.Key, "key", "/etc/tapir/tls/client.key", "this host's key")
-	c.Flags().StringSliceVar(&allow, "allow", nil, "directories the server may dump (repeatable; default: any)")
+	c.Flags().StringSliceVar(&allow, "allow", nil, "directories the server may dump and read exclude lists from (repeatable; a symlink leading out of one is refused; default: any)")
 	c.Flags().StringVar(&stateDir, "state-dir", "/var/lib/tapir/client", "where the incremental state of each DLE is kept (empty: level 0 only)")
 	c.Flags().IntVar(&nice, "nice", 10, "CPU niceness of the agent (0..19; higher yields more to the host's own work)")
 	c.Flags().IntVar(&ioniceClass, "ionice", 3, "I/O scheduling class: 1 realtime, 2 best-effort, 3 idle (0 leaves it alone)")
@@ -62,6 +62,14 @@ func runClient(ctx context.Context, g *globals, listen string, files wire.Files,
 		return fmt.Errorf("client agent: %w", err)
 	}
 	log.Info("client agent listening", "addr", ln.Addr().String(), "allow", allow)
+	for _, al := range allow {
+		// The entry is followed at each request; say now where it leads.
+		if real, err := filepath.EvalSymlinks(al); err != nil {
+			log.Warn("allowed directory cannot be opened now; requests below it fail until it can", "allow", al, "err", err)
+		} else if real != al {
+			log.Info("allowed directory is a symlink: it is followed, nothing below it is followed out", "allow", al, "target", real)
+		}
+	}
 	a := &client.Agent{Log: log, TLS: cfg, Allow: allow, StateDir: stateDir}
 	return a.Serve(ctx, ln)
 }

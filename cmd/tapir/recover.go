@@ -26,7 +26,7 @@ const defaultIndexServer = "localhost:10082"
 
 func newRecoverCommand(g *globals) *cobra.Command {
 	var file string
-	var all bool
+	var all, targetMeta bool
 	var req recover.Request
 	var sh shellFlags
 	c := &cobra.Command{
@@ -39,14 +39,20 @@ With -e it runs the given commands (separated by ';') and exits 1 at the first t
 Commands piped on standard input run the same way. See docs/recover.md.
 
 With -c FILE (on the backup server) it reads the catalog directly: --file restores one
-file from the newest image that holds it, --all the whole DLE through its chain of images.`,
+file from the newest image that holds it, --all the whole DLE through its chain of images,
+into an empty directory unless --overwrite. Nothing is ever written outside --to. A client's
+device nodes, setuid/setgid bits and trusted.*/security.* xattrs are left out (each entry
+is listed) unless --same-privileges.`,
 		Args: exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
 			scripted := c.Flags().Changed("config") || c.Flags().Changed("file") || all || c.Flags().Changed("path") || c.Flags().Changed("to")
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if !scripted && (targetMeta || req.Overwrite) {
+				return usageError{fmt.Errorf("--overwrite and --target-meta go with -c FILE (in the shell, extract -o overwrites)")}
+			}
 			if !scripted {
-				sh.host, sh.date = req.Host, req.AsOf
+				sh.host, sh.date, sh.samePrivileges = req.Host, req.AsOf, req.SamePrivileges
 				return runShell(ctx, c, sh)
 			}
 			need := []struct{ name, v string }{{"host", req.Host}, {"path", req.Path}, {"to", req.To}}
@@ -54,6 +60,9 @@ file from the newest image that holds it, --all the whole DLE through its chain 
 				need = append(need, struct{ name, v string }{"file", req.File})
 			} else if req.File != "" {
 				return usageError{fmt.Errorf("--all restores the whole DLE; drop --file")}
+			}
+			if targetMeta && !all {
+				return usageError{fmt.Errorf("--target-meta goes with --all (it gives --to the mode of the DLE's root)")}
 			}
 			for _, f := range need {
 				if f.v == "" {
@@ -76,13 +85,15 @@ file from the newest image that holds it, --all the whole DLE through its chain 
 				return err
 			}
 			if all {
-				return runRecoverTree(ctx, g, cfg, recover.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf, Volumes: vols})
+				return runRecoverTree(ctx, g, cfg, recover.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
+					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols})
 			}
 			req.Volumes = vols
 			res, err := recover.File(ctx, cfg, req, g.logger(0))
 			if err != nil {
 				return err
 			}
+			printDropped(res.Dropped)
 			fmt.Printf("restored %s (%d bytes) from the level %d image of %s, volume %s file %d\n",
 				res.Written, res.Size, res.Dump.Level, res.Dump.Datestamp, res.Volume, res.FileNo)
 			return nil
@@ -96,7 +107,9 @@ file from the newest image that holds it, --all the whole DLE through its chain 
 	f.BoolVar(&all, "all", false, "-c: restore the whole DLE: the full image, then each incremental in order, deletions applied")
 	f.StringVar(&req.To, "to", "", "-c: directory to restore into (the file keeps its path below the DLE)")
 	f.StringVar(&req.AsOf, "date", "", "as of this date: YYYY-MM-DD[-hh:mm:ss] or a datestamp YYYYMMDD[hhmmss]; default the newest")
-	f.BoolVar(&req.Overwrite, "overwrite", false, "-c: replace an existing local file")
+	f.BoolVar(&req.Overwrite, "overwrite", false, "-c: --file: replace an existing local file; --all: restore into a directory that is not empty (what the DLE did not hold is deleted there)")
+	f.BoolVar(&req.SamePrivileges, "same-privileges", false, "recreate device nodes, setuid/setgid bits and trusted.*/security.* xattrs from the backup (-c: left out by default; shell: the default for the host's own files)")
+	f.BoolVar(&targetMeta, "target-meta", false, "-c --all: give --to the owner, mode and mtime of the DLE's root (default: --to keeps its own)")
 	f.StringVar(&sh.server, "server", "", "index server HOST:PORT (default $TAPIR_SERVER, else "+defaultIndexServer+")")
 	f.StringVar(&sh.serverName, "server-name", "", "the name the index server's certificate must carry (default: the host of --server)")
 	f.StringVar(&sh.tlsDir, "tls-dir", "/etc/tapir/tls", "directory holding ca.crt and this host's client.crt and client.key (those of the agent)")
@@ -112,6 +125,7 @@ file from the newest image that holds it, --all the whole DLE through its chain 
 type shellFlags struct {
 	server, serverName, tlsDir, ca, cert, key string
 	host, disk, date, lcd, script             string
+	samePrivileges                            bool
 }
 
 func runShell(ctx context.Context, c *cobra.Command, f shellFlags) error {
@@ -147,7 +161,7 @@ func runShell(ctx context.Context, c *cobra.Command, f shellFlags) error {
 	_, ttyErr2 := unix.IoctlGetTermios(int(os.Stdout.Fd()), unix.TCGETS)
 	return recover.RunShell(ctx, recover.ShellOptions{
 		Server: server, TLS: tlsCfg,
-		Host: f.host, Disk: f.disk, Date: f.date, Lcd: f.lcd, Script: f.script,
+		Host: f.host, Disk: f.disk, Date: f.date, Lcd: f.lcd, Script: f.script, SamePrivileges: f.samePrivileges,
 		Terminal: ttyErr == nil && ttyErr2 == nil,
 		In:       c.InOrStdin(), Out: c.OutOrStdout(), Err: c.ErrOrStderr(),
 	})
@@ -159,10 +173,33 @@ func runRecoverTree(ctx context.Context, g *globals, cfg *config.Config, req rec
 		for _, d := range res.Chain {
 			fmt.Printf("image %s level %d\n", d.Datestamp, d.Level)
 		}
+		printDropped(res.Dropped)
 	}
 	if err != nil {
 		return err
 	}
 	fmt.Printf("restored %s:%s into %s: %d entries from %d images, %d removed as deleted\n", req.Host, req.Path, req.To, res.Entries, len(res.Chain), len(res.Removed))
 	return nil
+}
+
+// printDropped lists, one line an entry and at most
+// recover.MaxDroppedLines of them, what a restore from a client's image
+// left out because it would give privilege on this host.
+func printDropped(d recover.Dropped) {
+	if d.Count == 0 {
+		return
+	}
+	for _, l := range d.Lines {
+		fmt.Printf("left out: %s\n", l)
+	}
+	entries := func(n int) string {
+		if n == 1 {
+			return "1 entry"
+		}
+		return fmt.Sprintf("%d entries", n)
+	}
+	if more := d.Count - len(d.Lines); more > 0 {
+		fmt.Printf("left out: ... and %s more\n", entries(more))
+	}
+	fmt.Printf("%s had device nodes, setuid/setgid bits or trusted.*/security.* xattrs left out: a restore from a client's backup does not recreate them on this host unless --same-privileges\n", entries(d.Count))
 }

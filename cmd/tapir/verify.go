@@ -18,7 +18,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	var file string
 	c := &cobra.Command{
 		Use:   "verify -c FILE LABEL",
-		Short: "read every image on a volume back: its SHA-256 against the catalog and its tar stream to the end, per image",
+		Short: "check every tape file of a volume: its header against its checksum and the catalog, its image read back (SHA-256, tar stream); exit 1 on any bad, missing or orphan file",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -31,10 +31,19 @@ func newVerifyCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			skipped := 0
 			for _, im := range res.Images {
-				verdict := "OK "
-				if !im.OK {
-					verdict = "BAD"
+				verdict := "OK     "
+				switch {
+				case im.FailedWrite:
+					verdict = "SKIP   "
+					skipped++
+				case im.Orphan:
+					verdict = "ORPHAN "
+				case im.Missing:
+					verdict = "MISSING"
+				case !im.OK:
+					verdict = "BAD    "
 				}
 				what := "?"
 				if im.Host != "" {
@@ -43,7 +52,15 @@ func newVerifyCommand(g *globals) *cobra.Command {
 				fmt.Printf("%s file %d: %s: %s\n", verdict, im.FileNo, what, im.Detail)
 			}
 			if n := res.Bad(); n > 0 {
-				return fmt.Errorf("volume %s: %d of %d image(s) failed verification (listed above)", res.Label, n, len(res.Images))
+				orphans := ""
+				if k := res.Orphans(); k > 0 {
+					orphans = fmt.Sprintf(" (%d of them not in the catalog: run `tapir admin rebuild`)", k)
+				}
+				return fmt.Errorf("volume %s: %d of %d tape file(s) failed verification%s; listed above", res.Label, n, len(res.Images)-skipped, orphans)
+			}
+			if skipped > 0 {
+				fmt.Printf("volume %s: all %d image(s) verified; %d tape file(s) left by failed writes skipped\n", res.Label, len(res.Images)-skipped, skipped)
+				return nil
 			}
 			fmt.Printf("volume %s: all %d image(s) verified\n", res.Label, len(res.Images))
 			return nil

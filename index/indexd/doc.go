@@ -12,7 +12,11 @@
 // the host it names; an admin (or server) certificate browses every host.
 // Volumes are reached through the VolumeSource seam (DiskVolumes for the
 // disk changer); a volume that is not available is an error naming it and
-// where to put it, never a wait.
+// where to put it, never a wait. The header of every image read for a
+// restore must match its own checksum and what the catalog says is there
+// (datestamp, host, path, level, part, comp, frame size); otherwise the
+// restore fails with an error naming the volume, the tape file and what
+// differs, and nothing of that image is sent.
 //
 // The protocol is written down in docs/format/index-protocol.md.
 package indexd

@@ -165,11 +165,17 @@ func (r *seqReader) Read(p []byte) (int, error) {
 }
 
 // checkHeader checks that an image header found on a volume or the holding
-// disk is the one the catalog expects there.
+// disk (its checksum already checked by image.ReadHeader/ParseHeader, so a
+// damaged header never gets here) is the one the catalog expects there.
 func checkHeader(h *image.Header, d index.Dump, part int, where string) error {
 	if h.Datestamp != d.Datestamp || h.Host != d.Host || h.Path != d.Path || h.Level != d.Level || (part > 0 && h.Part != part) {
 		return fmt.Errorf("%s holds image %s %s:%s level %d part %d, but the catalog expects %s %s:%s level %d part %d there: the volume was overwritten or the catalog is stale (run `tapir admin rebuild`)",
 			where, h.Datestamp, h.Host, h.Path, h.Level, h.Part, d.Datestamp, d.Host, d.Path, d.Level, part)
+	}
+	// The catalog's comp and frame size decide how the payload is read.
+	if (d.Comp != "" && h.Comp != image.Comp(d.Comp)) || (d.FrameSize > 0 && h.FrameSize != d.FrameSize) {
+		return fmt.Errorf("%s: the image header says comp %s, frame-size %d, but the catalog says comp %s, frame-size %d: the catalog is wrong about this image (run `tapir verify` on the volume, then `tapir admin rebuild`)",
+			where, h.Comp, h.FrameSize, d.Comp, d.FrameSize)
 	}
 	return nil
 }

@@ -64,6 +64,7 @@ func (d *DiskVolumes) find(label string) (int, error) {
 	if d.slots == nil {
 		d.slots = map[string]int{}
 	}
+	var damaged error // the label of the slot the volume was last seen in is damaged
 	try := func(slot int) bool {
 		v, err := taper.OpenVtape(d.Changer.SlotDir(slot), 1<<62, 0)
 		if err != nil {
@@ -71,6 +72,9 @@ func (d *DiskVolumes) find(label string) (int, error) {
 		}
 		defer v.Close()
 		l, err := taper.ReadLabel(v)
+		if errors.Is(err, taper.ErrDamagedLabel) {
+			damaged = err
+		}
 		return err == nil && l.Label == label
 	}
 	if slot, ok := d.slots[label]; ok {
@@ -83,6 +87,7 @@ func (d *DiskVolumes) find(label string) (int, error) {
 	if d.Catalog != nil {
 		if v, err := d.Catalog.Volume(label); err == nil && v.Slot > 0 {
 			hint = v.Slot
+			damaged = nil
 			if try(v.Slot) {
 				d.slots[label] = v.Slot
 				return v.Slot, nil
@@ -101,6 +106,9 @@ func (d *DiskVolumes) find(label string) (int, error) {
 	}
 	if slot, ok := d.slots[label]; ok {
 		return slot, nil
+	}
+	if hint > 0 && damaged != nil {
+		return 0, &missingError{fmt.Sprintf("volume %s: slot %d, where it was last seen, holds a volume whose label is damaged, so it cannot be told to be %s: %v", label, hint, label, damaged)}
 	}
 	n, _ := d.Changer.Slots()
 	where := fmt.Sprintf("put it back into one of the %d slots of the disk changer", n)

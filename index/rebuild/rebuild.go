@@ -4,7 +4,9 @@
 // gzip and uncompressed payloads), the tar streams (the file index, with
 // the offsets the client records, and the directory listings), and the
 // images left on the holding disks. Nothing but the media is trusted:
-// every payload is read whole and its SHA-256 checked against its header.
+// every header must match its own checksum (a tape file whose header does
+// not is left out and reported, never recorded), and every payload is read
+// whole and its SHA-256 checked against its header.
 package rebuild
 
 import (
@@ -358,7 +360,16 @@ func scanVolume(o Options, slot int, l *taper.Label, images map[key]*found, res 
 			continue
 		}
 		h, perr := image.ParseHeader(buf[:n])
-		if perr != nil {
+		switch {
+		case errors.Is(perr, image.ErrHeaderChecksum):
+			// Never recorded: a damaged header would put a wrong image
+			// (another level, date or checksum) in the catalog as good.
+			claims := ""
+			if u, err := image.ParseHeaderUnchecked(buf[:n]); err == nil {
+				claims = fmt.Sprintf(" (it reads as %s:%s level %d of %s part %d)", u.Host, u.Path, u.Level, u.Datestamp, u.Part)
+			}
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: image NOT RECORDED: %v%s; restore it by hand if it is needed (docs/format/image.md)", where, perr, claims))
+		case perr != nil:
 			res.Problems = append(res.Problems, fmt.Sprintf("%s: not a tapir image (%v); skipped", where, perr))
 		}
 		// The payload's length: the file's size on a vtape, else the

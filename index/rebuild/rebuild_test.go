@@ -1,12 +1,14 @@
 package rebuild
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +263,101 @@ func TestRebuildFromTapes(t *testing.T) {
 	got := collect(t, cat)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("rebuilt from tapes:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestRebuildRefusesDamagedHeader: a byte changed in the header of a tape
+// file (the level, a datestamp digit, a payload checksum digit, a size, a
+// restore line) fails the header's checksum: the rebuild leaves the image
+// out, says which volume and file and what changed, and never records it
+// (an L1 whose level byte reads 0 would otherwise be a good L0). Through
+// vtape files and through drives that read by records.
+func TestRebuildRefusesDamagedHeader(t *testing.T) {
+	dir := t.TempDir()
+	site, err := testsite.New(dir, testsite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	testsite.MakeTree(data)
+	ctx := context.Background()
+	for i, ds := range []string{"20250607010000", "20250608010000"} {
+		if _, err := site.Run(ctx, ds, []testsite.DLE{{Host: "web1", Path: "/srv", Root: data, Level: i}}, testsite.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	site.Close()
+	files, _ := filepath.Glob(filepath.Join(site.Vtapes, "slot2", "00001.*"))
+	if len(files) != 1 {
+		t.Fatalf("slot 2 holds %v", files)
+	}
+	good, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.ParseHeader(good[:image.HeaderSize]); err != nil {
+		t.Fatal(err)
+	}
+	text := string(good[:bytes.IndexByte(good, 0)])
+	at := func(s string, i int) int {
+		j := strings.Index(text, s)
+		if j < 0 {
+			t.Fatalf("test bug: %q not in the header:\n%s", s, text)
+		}
+		return j + i
+	}
+	ch, _ := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
+	for _, tc := range []struct {
+		name string
+		off  int
+		to   byte
+		want string
+	}{
+		{"level", at(" lev 1 ", 5), '0', "line 1 (level), offset " + strconv.Itoa(at(" lev 1 ", 5)) + `: reads "0" where "1" was written`},
+		{"datestamp", at("20250608010000", 7), '9', "line 1 (datestamp)"},
+		{"payload sha256", at("\nsha256: ", 20), 0, "line 4 (sha256)"},
+		{"payload size", at("\npayload-size: ", 16), 0, "line 3 (payload-size)"},
+		{"restore line", at("To restore", 4), 0, "restore instructions"},
+	} {
+		for _, tapes := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/tapes=%v", tc.name, tapes), func(t *testing.T) {
+				b := append([]byte(nil), good...)
+				if tc.to == 0 {
+					b[tc.off] ^= 1
+				} else {
+					b[tc.off] = tc.to
+				}
+				os.WriteFile(files[0], b, 0o640)
+				defer os.WriteFile(files[0], good, 0o640)
+				var c taper.Changer = ch
+				if tapes {
+					c = tapeChanger{ch}
+				}
+				var out []string
+				db := filepath.Join(t.TempDir(), "new.db")
+				res, err := Rebuild(ctx, Options{Catalog: db, Changer: c, Org: site.Org, Progress: func(s string) { out = append(out, s) }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Dumps != 1 || len(res.Problems) != 1 {
+					t.Fatalf("%d images recorded, problems %q; want 1 and the damaged header", res.Dumps, res.Problems)
+				}
+				p := res.Problems[0]
+				for _, want := range []string{"volume TEST-002 file 1: image NOT RECORDED", "checksum mismatch", tc.want} {
+					if !strings.Contains(p, want) {
+						t.Errorf("problem %q\nwant it to contain %q", p, want)
+					}
+				}
+				cat, err := index.Open(db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cat.Close()
+				dumps, _ := cat.Dumps("", "")
+				if len(dumps) != 1 || dumps[0].Datestamp != "20250607010000" || dumps[0].Level != 0 {
+					t.Errorf("the rebuilt catalog holds %+v; want only the level 0 of 20250607", dumps)
+				}
+			})
+		}
 	}
 }

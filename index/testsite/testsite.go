@@ -12,6 +12,7 @@
 package testsite
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -122,6 +123,11 @@ type DLE struct {
 	Level            int
 	Comp             image.Comp // default zstd
 	FrameSize        int        // default 64 KiB
+	// Tar, when set, is the image's tar stream, stored as it is in place
+	// of dumping Root: what a hostile or broken client could send. Its
+	// entries are indexed as the server would index them (tarscan); those
+	// the catalog refuses stay out of the index.
+	Tar []byte
 }
 
 // RunOptions change how a run is recorded.
@@ -236,12 +242,22 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 		return 0, err
 	}
 	store := &client.StateStore{Dir: s.StateDir}
-	res, err := client.Dump(ctx, d.Root, client.DumpOptions{Level: d.Level, Comp: d.Comp, CompressLevel: 1,
-		FrameSize: d.FrameSize, OneFilesystem: true, Datestamp: datestamp, State: store},
-		client.Sink{Payload: hf, Index: func(r wire.IndexRecord) error {
-			return fw.Add(index.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
-				UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
-		}})
+	var sum image.Summary
+	var nfiles int64
+	if d.Tar != nil {
+		sum, nfiles, err = storeTar(d, hf, fw)
+	} else {
+		var res client.Result
+		res, err = client.Dump(ctx, d.Root, client.DumpOptions{Level: d.Level, Comp: d.Comp, CompressLevel: 1,
+			FrameSize: d.FrameSize, OneFilesystem: true, Datestamp: datestamp, State: store},
+			client.Sink{Payload: hf, Index: func(r wire.IndexRecord) error {
+				return fw.Add(index.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
+					UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
+			}})
+		if err == nil {
+			sum, nfiles = res.Summary, res.Files
+		}
+	}
 	if err != nil {
 		fw.Abort()
 		return 0, err
@@ -249,8 +265,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	if err := fw.Commit(); err != nil {
 		return 0, err
 	}
-	sum := res.Summary
-	hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, hdr.Frames = sum.OriginalSize, sum.PayloadSize, sum.SHA256, res.Files, int64(len(sum.Frames))
+	hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, hdr.Frames = sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, int64(len(sum.Frames))
 	hb, err := hdr.Marshal()
 	if err != nil {
 		return 0, err
@@ -262,7 +277,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	for i, f := range sum.Frames {
 		frames[i] = index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
 	}
-	if err := cat.SetDumpHolding(id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, res.Files, hpath, frames, start.Add(time.Second)); err != nil {
+	if err := cat.SetDumpHolding(id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, hpath, frames, start.Add(time.Second)); err != nil {
 		return 0, err
 	}
 	if o.Listings {
@@ -270,8 +285,10 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 			return 0, err
 		}
 	}
-	if err := store.Promote(d.Root, d.Level, datestamp); err != nil {
-		return 0, err
+	if d.Tar == nil {
+		if err := store.Promote(d.Root, d.Level, datestamp); err != nil {
+			return 0, err
+		}
 	}
 	if o.HoldingOnly {
 		return id, nil
@@ -307,6 +324,36 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	}
 	hf.Close()
 	return id, os.Remove(hpath)
+}
+
+// storeTar writes d.Tar as a framed payload to w and indexes its
+// entries (the DLE root excepted) with fw.
+func storeTar(d DLE, w io.Writer, fw *index.FileWriter) (image.Summary, int64, error) {
+	pw, err := image.NewPayloadWriter(w, image.WriterOptions{Comp: d.Comp, FrameSize: d.FrameSize, Concurrency: 1})
+	if err != nil {
+		return image.Summary{}, 0, err
+	}
+	if _, err := pw.Write(d.Tar); err != nil {
+		pw.Close()
+		return image.Summary{}, 0, err
+	}
+	if err := pw.Close(); err != nil {
+		return image.Summary{}, 0, err
+	}
+	var n int64
+	_, err = tarscan.Scan(bytes.NewReader(d.Tar), func(e tarscan.Entry) error {
+		if e.Path == "" {
+			return nil
+		}
+		// An entry the catalog refuses (an absolute name, say) stays in
+		// the tar stream but out of the index; a real failure shows at
+		// Commit.
+		if fw.Add(e.FileRecord) == nil {
+			n++
+		}
+		return nil
+	})
+	return pw.Sum(), n, err
 }
 
 // writePart writes payload bytes [off, off+n) of the holding file hf as
