@@ -160,6 +160,20 @@ func TestFailedTapeWriteIsRecorded(t *testing.T) {
 	if rep.Status() != report.RunStrange {
 		t.Errorf("status %s, want strange", rep.Status())
 	}
+	// verify lists the truncated file as a failed write, not as a bad image.
+	vr, err := Verify(context.Background(), s.cfg, "test-001", Deps{Log: testLogger(t)})
+	if err != nil || vr.Bad() != 0 {
+		t.Fatalf("verify test-001: %+v %v", vr, err)
+	}
+	listed := 0
+	for _, im := range vr.Images {
+		if im.FailedWrite {
+			listed++
+		}
+	}
+	if listed != len(failed) {
+		t.Errorf("verify lists %d failed writes, the catalog records %d", listed, len(failed))
+	}
 	assertGoodMeansOnVolume(t, s)
 }
 
