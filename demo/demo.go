@@ -118,6 +118,17 @@ func Run(ctx context.Context, opt Options) error {
 		return fmt.Errorf("demo: the generated configuration is invalid: %w", err)
 	}
 	say("Wrote the configuration %s", cfgPath)
+	// The demo is the administrator here: tapir uses a changer directory
+	// and a holding disk but never creates them (an unmounted disk must
+	// be noticed, not silently replaced by an empty directory).
+	for _, d := range []string{cfg.Changer.Path, cfg.Holding[0].Path} {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			if err := os.Mkdir(d, 0o750); err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+			say("Created %s", d)
+		}
+	}
 
 	// 5. The night.
 	say("\n--- running the backup (tapir dump -c %s) ---\n", rel(cfgPath))

@@ -1,6 +1,9 @@
 // Package holding owns the holding disks: the spool directories where
 // images wait between the dumpers and the taper.
 //
+//   - CheckDisk: a holding disk's directory must exist; tapir creates
+//     the run directories inside it, never the disk (an unmounted disk is
+//     reported, not silently replaced on the root filesystem).
 //   - Pool accounts the space of all holding disks of a run: every byte is
 //     reserved before it is written (Space), fulls are held to the share
 //     the reserve leaves them in degraded mode (FullLimit, exact
@@ -13,7 +16,9 @@
 //     without .tmp is always a complete image the catalog knows.
 //   - OpenImage reads an image back across its chunks (as a stream or at
 //     any offset); Verify checks it end to end; Scan lists what is on the
-//     disks; Salvage finishes a commit a crash interrupted; Remove deletes.
+//     disks (complete, damaged, .tmp, and later chunks whose first chunk
+//     is gone); Salvage finishes a commit a crash interrupted; Remove
+//     deletes (the first chunk last).
 //
 // The format is written down in docs/format/holding.md.
 package holding

@@ -147,7 +147,13 @@ func (w *Writer) room(want int64) error {
 		g = w.space.chunksize(i)
 	}
 	dir := filepath.Join(w.space.diskPath(i), w.datestamp)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// The run directory is created here, the disk never (CheckDisk): a
+	// disk unmounted during the run fails the image instead of filling
+	// the filesystem under its mount point.
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+		if cerr := CheckDisk(w.space.diskPath(i)); cerr != nil {
+			return cerr
+		}
 		return fmt.Errorf("holding disk %s: %w", w.space.diskPath(i), err)
 	}
 	name := w.stem
@@ -302,7 +308,10 @@ func (w *Writer) Abort() error {
 	}
 	w.state = 3
 	var errs []error
-	for _, c := range w.chunks {
+	// The first chunk goes last, as in Remove: a crash in between never
+	// leaves later chunks without the first one that names them.
+	for k := len(w.chunks) - 1; k >= 0; k-- {
+		c := w.chunks[k]
 		if c.f != nil {
 			c.f.Close()
 		}

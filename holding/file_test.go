@@ -313,3 +313,69 @@ func TestCreateRefusesBadNames(t *testing.T) {
 		t.Error("bad datestamp accepted")
 	}
 }
+
+// A holding disk that does not exist (not mounted, a typo) is an error
+// naming it and what to do; nothing is created in its place, neither by
+// NewPool nor by a writer whose disk vanished during the run.
+func TestMissingDiskIsNeverCreated(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "mnt", "holding")
+	_, err := NewPool([]Disk{{Path: missing}}, PoolOptions{FreeSpace: bigFree})
+	if !errors.Is(err, ErrNoDisk) || !strings.Contains(err.Error(), "holding disk "+missing+" does not exist: mount it, or create it with mkdir if it is new") {
+		t.Fatalf("NewPool: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "mnt")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("NewPool created something where the disk should be: %v", err)
+	}
+	if err := CheckDisk(base); err != nil {
+		t.Fatal(err)
+	}
+
+	// The disk is unmounted after the pool measured it.
+	disk := filepath.Join(base, "hold")
+	if err := os.Mkdir(disk, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, Disk{Path: disk})
+	if err := os.Remove(disk); err != nil {
+		t.Fatal(err)
+	}
+	h := header([]byte("payload"))
+	s, _ := p.TryReserve(1<<20, Incremental)
+	if _, err := Create(context.Background(), s, h.Datestamp, h.Name()); !errors.Is(err, ErrNoDisk) {
+		t.Fatalf("Create on a vanished disk: %v", err)
+	}
+	if _, err := os.Stat(disk); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the writer created the vanished disk: %v", err)
+	}
+}
+
+// A later chunk whose first chunk is gone is listed as damaged, named, so
+// that it does not sit on the disk unseen.
+func TestScanOrphanChunk(t *testing.T) {
+	dir := t.TempDir()
+	p := newPool(t, Disk{Path: dir, Chunksize: 1 << 20})
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 100000) // 1.6 MB: 2 chunks
+	h := header(payload)
+	w := create(t, p, 2<<20, h)
+	w.Write(payload)
+	path, err := w.Finish(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, _, err := Scan([]string{dir})
+	if err != nil || len(found) != 1 || found[0].Err != nil {
+		t.Fatalf("before: %+v %v", found, err)
+	}
+	os.Remove(path)
+	found, _, err = Scan([]string{dir})
+	if err != nil || len(found) != 1 || found[0].Path != path+".1" || !errors.Is(found[0].Err, ErrOrphanChunk) {
+		t.Fatalf("after removing the first chunk: %+v %v", found, err)
+	}
+	if err := Remove(found[0].Path, []string{dir}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*", "*")); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+}

@@ -107,8 +107,8 @@ type disk struct {
 // NewPool measures the holding disks: a disk with Use set holds at most
 // Use bytes; without, at most what it holds now plus what is free. The
 // bytes of images already on a disk (leftovers of earlier runs) count as
-// used until Release tells the pool they are gone. Each directory is
-// created when missing.
+// used until Release tells the pool they are gone. Each directory must
+// exist (CheckDisk): a missing one is an error, never created.
 func NewPool(disks []Disk, opt PoolOptions) (*Pool, error) {
 	if opt.FreeSpace == nil {
 		opt.FreeSpace = FreeSpace
@@ -121,8 +121,8 @@ func NewPool(disks []Disk, opt PoolOptions) (*Pool, error) {
 		if d.Chunksize < 1<<20 {
 			return nil, fmt.Errorf("holding disk %s: chunksize %d is below 1 MiB", d.Path, d.Chunksize)
 		}
-		if err := os.MkdirAll(d.Path, 0o750); err != nil {
-			return nil, fmt.Errorf("holding disk %s: %w (create it, or fix its permissions)", d.Path, err)
+		if err := CheckDisk(d.Path); err != nil {
+			return nil, err
 		}
 		used, err := du(d.Path)
 		if err != nil {
@@ -139,6 +139,27 @@ func NewPool(disks []Disk, opt PoolOptions) (*Pool, error) {
 		p.disks = append(p.disks, &disk{Disk: d, capacity: capacity, used: used})
 	}
 	return p, nil
+}
+
+// ErrNoDisk is matched by the error of CheckDisk (and NewPool) for a
+// holding disk whose directory does not exist.
+var ErrNoDisk = errors.New("does not exist")
+
+// CheckDisk tells whether the holding disk at path can be used: its
+// directory exists. tapir never creates it, so that an unmounted disk is
+// noticed instead of filling the filesystem under its mount point; the
+// run directories inside it are created as needed.
+func CheckDisk(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("holding disk %s %w: mount it, or create it with mkdir if it is new", path, ErrNoDisk)
+	case err != nil:
+		return fmt.Errorf("holding disk %s: %w", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("holding disk %s is not a directory; point [[holding]] path at a directory", path)
+	}
+	return nil
 }
 
 // FreeSpace returns the bytes an unprivileged writer may still use on the
@@ -532,6 +553,9 @@ func (p *Pool) Disks() []DiskUsage {
 type DiskUsage struct {
 	Path           string
 	Capacity, Used int64
+	// Missing says the disk's directory does not exist (CheckDisk), for
+	// listings of every configured disk; Capacity and Used are then 0.
+	Missing bool
 }
 
 // FullRoom is how many more bytes fulls may take: in degraded mode their

@@ -31,7 +31,32 @@ func fixtures() map[string]*Run {
 		"autoflush":  autoflushNight(),
 		"twovolumes": twoVolumeNight(),
 		"empty":      emptyRun(),
+		"problems":   problemsNight(),
 	}
+}
+
+// problemsNight: every DLE is on a volume, but the run found a damaged
+// holding image of an earlier run, and a failed write left a truncated
+// tape file before the image went to the next volume: STRANGE, never ok.
+func problemsNight() *Run {
+	r := base("20250307010000", 7)
+	r.End = at(7, 1, 40, 0)
+	r.EstimateTime, r.DumpTime, r.TapeTime = mins(1), mins(20), mins(25)
+	r.DLEs = []DLE{
+		{Host: "web1", Path: "/srv/www", Level: 1, Status: StatusOK, Files: 40, OrigSize: 60 * miB, OutSize: 20 * miB,
+			DumpTime: mins(1), TapeTime: 4 * time.Second, Parts: part1("DailySet1-009", 1, 20*miB)},
+	}
+	r.Volumes = []Volume{
+		{Label: "DailySet1-008", Slot: 8, Files: 0, Length: 400 * giB, Time: mins(1)},
+		{Label: "DailySet1-009", Slot: 9, New: true, Files: 1, Bytes: 20 * miB, Length: 400 * giB, Time: mins(2)},
+	}
+	r.NextVolumes = []string{"volume DailySet1-010 in slot 10"}
+	r.Problems = []Problem{
+		{Where: "/var/spool/tapir/20250306010000/db1._var_lib_pgsql.0", What: "db1:/var/lib/pgsql level 0 of run 20250306010000 is damaged (SHA-256 mismatch); it is NOT taped and is kept for inspection: delete it with `tapir admin holding delete` once examined"},
+		{Where: "volume DailySet1-008 file 4", What: "web1:/srv/www level 1: truncated after 1048576 payload bytes (ended with a filemark): input/output error; recorded as a failed file (verify skips it, no restore uses it)"},
+	}
+	r.Notes = []string{"holding: removed /var/spool/tapir/20250305010000/mail1._var_mail.2 (1.0 GiB), already on volume(s) DailySet1-007 file 3 since 2025-03-06 01:40, dumped by run 20250305010000 (a run was killed after taping it, before deleting the copy)"}
+	return r
 }
 
 func base(ds string, day int) *Run {

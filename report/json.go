@@ -39,6 +39,7 @@ type jsonRun struct {
 	Aborted         string        `json:"aborted"`
 	Degraded        *jsonDegr     `json:"degraded"`
 	Refused         []string      `json:"refused"`
+	Problems        []jsonProblem `json:"problems"`
 	Volumes         []jsonVolume  `json:"volumes"`
 	NextVolumes     []string      `json:"next_volumes"`
 	DLEs            []jsonDLE     `json:"dles"`
@@ -111,6 +112,10 @@ func (r *Run) JSON() ([]byte, error) {
 	}
 	for _, p := range n.Preflight {
 		j.Preflight = append(j.Preflight, jsonProblem{Where: p.Where, What: p.What})
+	}
+	j.Problems = []jsonProblem{}
+	for _, p := range n.Problems {
+		j.Problems = append(j.Problems, jsonProblem{Where: p.Where, What: p.What})
 	}
 	if d := n.Degraded; d != nil {
 		j.Degraded = &jsonDegr{Reason: d.Reason, Expected: d.Expected, Insert: d.Insert}
@@ -264,6 +269,12 @@ func ParseJSON(b []byte) (*Run, error) {
 			p.fail(fmt.Sprintf("preflight[%d].what", i), "empty")
 		}
 		r.Preflight = append(r.Preflight, Problem{Where: jp.Where, What: jp.What})
+	}
+	for i, jp := range j.Problems {
+		if jp.What == "" {
+			p.fail(fmt.Sprintf("problems[%d].what", i), "empty")
+		}
+		r.Problems = append(r.Problems, Problem{Where: jp.Where, What: jp.What})
 	}
 	if len(p.errs) > 0 {
 		return nil, fmt.Errorf("report JSON of run %q: %w", j.Datestamp, errors.Join(p.errs...))

@@ -120,6 +120,11 @@ func TestSubjectAndStatus(t *testing.T) {
 		{"skipped is on purpose", func(r *Run) { r.DLEs[1].Status = StatusSkipped }, "DailySet1 TAPIR MAIL REPORT FOR " + day, RunOK},
 		{"retried and fine", func(r *Run) { r.DLEs[1].Retries = []Attempt{{Level: 1, Reason: "x"}} }, "DailySet1 TAPIR MAIL REPORT FOR " + day, RunOK},
 		{"degraded", func(r *Run) { r.Degraded = &Degraded{Reason: "no volume"} }, "DailySet1 STRANGE: TAPIR MAIL REPORT FOR " + day, RunDegraded},
+		{"problems: never ok", func(r *Run) { r.Problems = []Problem{{Where: "/hold/x", What: "damaged"}} }, "DailySet1 STRANGE: TAPIR MAIL REPORT FOR " + day, RunStrange},
+		{"degraded beats problems", func(r *Run) { r.Problems = []Problem{{What: "x"}}; r.Degraded = &Degraded{Reason: "no volume"} },
+			"DailySet1 STRANGE: TAPIR MAIL REPORT FOR " + day, RunDegraded},
+		{"failed beats problems", func(r *Run) { r.Problems = []Problem{{What: "x"}}; r.DLEs[0].Status = StatusFailed },
+			"DailySet1 FAIL: TAPIR MAIL REPORT FOR " + day, RunFailed},
 		{"aborted: nothing saved", func(r *Run) { r.Aborted = "catalog is read-only" }, "DailySet1 FAIL: TAPIR MAIL REPORT FOR " + day, RunFailed},
 		{"aborted beats degraded", func(r *Run) { r.Aborted = "x"; r.Degraded = &Degraded{} }, "DailySet1 FAIL: TAPIR MAIL REPORT FOR " + day, RunFailed},
 		// The date is the datestamp's, in the configuration's zone, even

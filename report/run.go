@@ -63,6 +63,15 @@ type Run struct {
 	// the run needed them and did not get them, so it failed.
 	Refused []string
 
+	// Problems are what the run found wrong outside its DLEs' own
+	// outcome and left for a person: holding images damaged or lost (kept
+	// for inspection, never taped), a holding disk that does not exist,
+	// tape files a failed write left on a volume (recorded as failed).
+	// Where names the thing (a path, "volume T-001 file 3"), What says
+	// what is wrong and what to do. Any of them makes the run at least
+	// strange: such a night is never ok.
+	Problems []Problem
+
 	DLEs      []DLE
 	Preflight []Problem // what the check at the start of the run found; listed first in NOTES
 	Notes     []string  // one line each, "source: text" by convention (planner:, holding:, lock:, taper:)
@@ -138,10 +147,10 @@ func (r *Run) Failed() bool {
 }
 
 // Strange reports whether the run needs a look although nothing failed: a
-// DLE is strange, left on the holding disk only, or delayed, or the run
-// was degraded.
+// DLE is strange, left on the holding disk only, or delayed, the run was
+// degraded, or it found problems (Problems).
 func (r *Run) Strange() bool {
-	if r.Degraded != nil {
+	if r.Degraded != nil || len(r.Problems) > 0 {
 		return true
 	}
 	for _, d := range r.DLEs {
@@ -251,12 +260,18 @@ func (r *Run) normalized() *Run {
 		d.Volume, d.FileNo = "", 0
 		n.DLEs[i] = d
 	}
-	n.Preflight = nil
-	for _, p := range r.Preflight {
-		n.Preflight = append(n.Preflight, Problem{Where: valid(p.Where), What: valid(p.What)})
-	}
+	n.Preflight = validProblems(r.Preflight)
+	n.Problems = validProblems(r.Problems)
 	n.Notes = validAll(r.Notes)
 	return &n
+}
+
+func validProblems(ps []Problem) []Problem {
+	var out []Problem
+	for _, p := range ps {
+		out = append(out, Problem{Where: valid(p.Where), What: valid(p.What)})
+	}
+	return out
 }
 
 func msec(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

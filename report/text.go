@@ -14,7 +14,7 @@ const maxDetailLines = 100
 
 // Text renders the report as plain text in the spirit of amreport: the
 // subject on the first line, then the header, the volumes, FAILURE DUMP
-// SUMMARY, STRANGE DUMP SUMMARY, STATISTICS, USAGE BY VOLUME, FAILED AND
+// SUMMARY, STRANGE DUMP SUMMARY, PROBLEMS, STATISTICS, USAGE BY VOLUME, FAILED AND
 // STRANGE DUMP DETAILS, NOTES and DUMP SUMMARY. Sections with nothing to
 // say are left out (STATISTICS and DUMP SUMMARY never are). The output
 // depends on r only, lines end in "\n" and carry no trailing blanks.
@@ -26,6 +26,7 @@ func (r *Run) Text() string {
 	n.volumes(t)
 	n.failures(t)
 	n.strangeSummary(t)
+	n.problems(t)
 	n.statistics(t)
 	n.usage(t)
 	n.details(t)
@@ -199,6 +200,22 @@ func (r *Run) failures(t *textWriter) {
 	}
 	for _, e := range es {
 		t.line("  %s %s %s", pad(e.host, hw), pad(e.disk, dw), e.rest)
+	}
+}
+
+// problems writes PROBLEMS: what the run found wrong beyond its DLEs
+// (Run.Problems), one line each.
+func (r *Run) problems(t *textWriter) {
+	if len(r.Problems) == 0 {
+		return
+	}
+	t.section("PROBLEMS:")
+	for _, p := range r.Problems {
+		if p.Where == "" {
+			t.line("  %s", clean(p.What))
+		} else {
+			t.line("  %s: %s", clean(p.Where), clean(p.What))
+		}
 	}
 }
 

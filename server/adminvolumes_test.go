@@ -46,6 +46,9 @@ blocksize = "64 KiB"
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(cfg.Changer.Path, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	tt := cfg.Tapetype()
 	dc, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
 	if err != nil {

@@ -124,6 +124,14 @@ func checkHolding(cfg *config.Config, problem func(where, format string, a ...an
 	}
 	for _, h := range cfg.Holding {
 		where := "holding disk " + h.Path
+		if err := holding.CheckDisk(h.Path); errors.Is(err, holding.ErrNoDisk) {
+			// Never created: an unmounted disk must be noticed.
+			problem(where, "does not exist: mount it, or create it with mkdir if it is new")
+			continue
+		} else if err != nil {
+			problem(where, "%v", err)
+			continue
+		}
 		if err := writableDir(h.Path); err != nil {
 			problem(where, "%v", err)
 			continue
@@ -153,6 +161,16 @@ func checkVolumes(cfg *config.Config, deps Deps, cat *index.Catalog, problem fun
 	if err != nil {
 		problem("changer", "%v", err)
 		return
+	}
+	if m, ok, err := lookForMissingVolumes(cat, ch); err != nil {
+		problem("volumes", "comparing the catalog with the changer: %v", err)
+	} else if ok {
+		if p := m.problem(cfg.File); p != "" {
+			problem("volumes", "%s", p)
+		}
+		for _, i := range m.info() {
+			info("%s", i)
+		}
 	}
 	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock}
 	c, err := v.choose()

@@ -2,15 +2,19 @@
 //
 // A run (`tapir dump`) takes the run lock, opens the catalog, scans the
 // holding disks (leftovers of earlier runs are checked, salvaged, removed
-// or, with autoflush, queued first), decides whether a volume is usable
-// (degraded mode when not), asks every client agent for estimates, and
+// — partial files, and copies a killed run had already taped — or, with
+// autoflush, queued first; a damaged one is kept and is a problem of the
+// report), decides whether a volume is usable (degraded mode when not;
+// a missing changer directory or holding disk is never created), notes
+// the catalog's volumes that are in no slot (missing.go), asks every client agent for estimates, and
 // runs up to inparallel dumpers (at most maxdumps per host, by priority
 // then size) that stream each DLE into the holding pool — or straight to
 // the taper when the image does not fit and the taper is idle — while one
 // taper goroutine writes finished images to volumes through the scribe,
 // spanning volumes up to runtapes. A holding image is deleted only after
-// all its parts are on volumes and the catalog committed. Failed dumps are
-// retried; every attempt, demotion and decision is in the report.
+// all its parts are on volumes and the catalog committed; the tape files a
+// failed write leaves are recorded as failed files. Failed dumps are
+// retried; every attempt, demotion, decision and problem is in the report.
 //
 // `tapir flush` runs the taper half alone on what earlier runs left. The
 // administrative commands live here too (check, label, tape, verify, the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/tapir-backup/tapir/client"
@@ -72,6 +73,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	if useHolding && (!r.pool.Fits(need, kindOf(j.level)) || (!j.ratioKnown && !r.degraded && canDirect && !r.pool.Fits(worst, kindOf(j.level)))) {
 		useHolding = false
 		if !canDirect {
+			if len(r.missing) > 0 {
+				return nil, final("the image (about %s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", report.HumanSize(need), report.HumanSize(r.pool.Total()), strings.Join(r.missing, ", "))
+			}
 			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", report.HumanSize(need), report.HumanSize(r.pool.Total()))
 		}
 	}
@@ -242,17 +246,22 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		if dr.err != nil {
 			return fmt.Errorf("straight to a volume: %w", dr.err)
 		}
+		// Written whole but not recorded: its tape files are failed files.
+		unrecorded := func(err error) error {
+			r.tp.unrecorded(j, hdr.Level, dr.res, err.Error())
+			return err
+		}
 		if dr.res.SHA256 != hdr.SHA256 || dr.res.Bytes != hdr.PayloadSize {
-			return fmt.Errorf("the taper wrote %d bytes with SHA-256 %s, the agent announced %d bytes with %s", dr.res.Bytes, dr.res.SHA256, hdr.PayloadSize, hdr.SHA256)
+			return unrecorded(fmt.Errorf("the taper wrote %d bytes with SHA-256 %s, the agent announced %d bytes with %s", dr.res.Bytes, dr.res.SHA256, hdr.PayloadSize, hdr.SHA256))
 		}
 		if err := fw.Commit(); err != nil {
-			return err
+			return unrecorded(err)
 		}
 		if err := r.cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, "", frames, r.clock.Now()); err != nil {
-			return err
+			return unrecorded(err)
 		}
 		if err := r.tp.commit(j, dr.res); err != nil {
-			return err
+			return unrecorded(err)
 		}
 		j.res.TapeTime = r.clock.Now().Sub(started)
 		return nil

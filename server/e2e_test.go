@@ -139,6 +139,15 @@ dumptype = "gz"
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The administrator creates the changer's directory and the holding
+	// disk; tapir never does (an unmounted disk must be noticed). A
+	// second changer directory holds only blank slots, for nights
+	// without a usable volume.
+	for _, d := range []string{cfg.Changer.Path, cfg.Holding[0].Path, filepath.Join(dir, "blank-vtapes")} {
+		if err := os.Mkdir(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &site{dir: dir, data: data, cfgPath: cfgPath, cfg: cfg}
 }
 

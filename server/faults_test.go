@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 }
 
 // childDump runs one night of TAPIR_TEST_CONFIG whose drive stalls for
-// good after TAPIR_TEST_STALL records (so that it can be killed mid-run).
+// good after TAPIR_TEST_STALL records (so that it can be killed mid-run),
+// or that exits between its first catalog commit and the delete of that
+// image's holding file (TAPIR_TEST_EXIT_AFTER_COMMIT).
 func childDump() int {
 	cfg, err := config.Load(os.Getenv("TAPIR_TEST_CONFIG"))
 	if err != nil {
@@ -52,7 +54,14 @@ func childDump() int {
 	ch := taptest.Wrap(dc)
 	var n int
 	fmt.Sscan(os.Getenv("TAPIR_TEST_STALL"), &n)
-	ch.StallAfter(n)
+	if n > 0 {
+		ch.StallAfter(n)
+	}
+	if os.Getenv("TAPIR_TEST_EXIT_AFTER_COMMIT") != "" {
+		// Dies like kill -9 between the catalog commit of the first
+		// image and the delete of its holding file.
+		testHookTaped = func(string) { os.Exit(childExitAfterCommit) }
+	}
 	_, err = Dump(context.Background(), cfg, Deps{Changer: ch, Out: os.Stdout})
 	fmt.Fprintln(os.Stderr, "child dump ended:", err)
 	return 0

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index"
 	"github.com/tapir-backup/tapir/report"
 )
@@ -19,9 +20,12 @@ import (
 // checked end to end (header, size, SHA-256) first. Along the way it
 // finishes the commit of an image a crash interrupted between its catalog
 // record and its rename, removes the partial files of dumps that never
-// finished, and notes in the report everything it found wrong: a damaged
-// image is kept for inspection and never taped, a vanished one is marked
-// failed, an image the catalog does not know is named.
+// finished, removes the copies of images a killed run had already taped
+// (the catalog has them as good, their parts cover the payload and the
+// SHA-256 agrees), and puts in the report everything it found wrong: a
+// damaged image is kept for inspection and never taped, a vanished one is
+// marked failed, an image the catalog does not know is named. Nothing is
+// left on a holding disk without a line in the report.
 func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 	dumps, err := r.cat.DumpsWithStatus(index.DumpHolding)
 	if err != nil {
@@ -41,7 +45,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 		final := strings.TrimSuffix(l.Path, holding.TmpSuffix)
 		if _, ok := byPath[final]; ok {
 			if err := holding.Salvage(final, r.disks); err != nil {
-				r.note(fmt.Sprintf("holding: cleaned up: %s is the uncommitted holding image of a dump the catalog knows, but it cannot be completed (%v)", l.Path, err))
+				r.problem(l.Path, fmt.Sprintf("the uncommitted holding image of a dump the catalog knows cannot be completed (%v); it is kept: examine it, then delete it with `tapir admin holding delete -c %s --file %s`", err, r.cfg.File, final))
 			} else {
 				r.note(fmt.Sprintf("holding: cleaned up: completed the commit of holding image %s, interrupted by a crash", final))
 			}
@@ -65,13 +69,10 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 	onDisk := map[string]holding.Found{}
 	for _, f := range found {
 		onDisk[f.Path] = f
-		if _, ok := byPath[f.Path]; !ok {
-			what := "an image"
-			if f.Header != nil {
-				what = fmt.Sprintf("%s:%s level %d of run %s", f.Header.Host, f.Header.Path, f.Header.Level, f.Header.Datestamp)
-			}
-			r.note(fmt.Sprintf("holding: %s holds %s that the catalog does not list as waiting for a volume; it is left alone (delete it with `tapir admin holding delete`, or rebuild the catalog)", f.Path, what))
+		if _, ok := byPath[f.Path]; ok {
+			continue
 		}
+		r.stray(f)
 	}
 	var items []*tapeItem
 	for _, d := range dumps {
@@ -80,12 +81,20 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 		}
 		what := fmt.Sprintf("%s:%s level %d of run %s", d.Host, d.Path, d.Level, d.Datestamp)
 		f, ok := onDisk[d.HoldingPath]
+		if disk := r.missingDiskOf(d.HoldingPath); disk != "" {
+			// Not lost: its disk is not there tonight (not mounted?).
+			r.note(fmt.Sprintf("holding: %s waits in %s on holding disk %s, which does not exist now; it stays waiting until the disk is back", what, d.HoldingPath, disk))
+			continue
+		}
 		if d.HoldingPath == "" || !ok {
 			reason := "holding file " + d.HoldingPath + " vanished before it was taped"
+			where := d.HoldingPath
 			if d.HoldingPath == "" {
 				reason = "it was being written straight to a volume when the run ended, and was not recorded there"
+				where = "holding"
 			}
-			r.note(fmt.Sprintf("holding: %s: %s; the image is lost (marked failed)", what, reason))
+			r.problem(where, fmt.Sprintf("%s: %s; the image is lost (marked failed)", what, reason))
+			r.lost++
 			r.cat.FailDump(d.ID, reason)
 			continue
 		}
@@ -94,7 +103,8 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 			err = fmt.Errorf("its header (%s %s:%s level %d, sha256 %s) does not match the catalog", h.Datestamp, h.Host, h.Path, h.Level, h.SHA256)
 		}
 		if err != nil {
-			r.note(fmt.Sprintf("holding: %s: holding file %s is damaged (%v); it is NOT taped and is kept for inspection — delete it with `tapir admin holding delete` once examined", what, d.HoldingPath, err))
+			r.problem(d.HoldingPath, fmt.Sprintf("%s is damaged (%v); it is NOT taped and is kept for inspection: delete it with `tapir admin holding delete -c %s --file %s` once examined", what, err, r.cfg.File, d.HoldingPath))
+			r.lost++
 			r.log.Error("damaged holding image", "file", d.HoldingPath, "err", err)
 			continue
 		}
@@ -109,6 +119,98 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 		items = append(items, &tapeItem{j: j, path: d.HoldingPath, bytes: f.Bytes, kind: kindOf(d.Level)})
 	}
 	return items, nil
+}
+
+// stray deals with a file on the holding disks that the catalog does not
+// list as waiting for a volume: the copy of an image a killed run had
+// already taped is removed (and named); anything else is kept and is a
+// problem of the report, with what to do.
+func (r *run) stray(f holding.Found) {
+	if f.Header != nil {
+		tc, err := alreadyTaped(r.cat, f.Header)
+		switch {
+		case err != nil:
+			r.problem(f.Path, fmt.Sprintf("%s; it is kept: examine it, then delete it with `tapir admin holding delete -c %s --file %s`", err, r.cfg.File, f.Path))
+			return
+		case tc != nil:
+			if err := holding.Remove(f.Path, r.disks); err != nil {
+				r.problem(f.Path, fmt.Sprintf("a copy of %s, which is already on %s, but it could not be removed: %v", tc.what(), tc.where(), err))
+				return
+			}
+			r.pool.Release(f.Path, f.Bytes, holding.Incremental)
+			r.note(fmt.Sprintf("holding: removed %s (%s), already on volume(s) %s since %s, dumped by run %s (a run was killed after taping it, before deleting the copy)",
+				f.Path, report.HumanSize(f.Bytes), tc.where(), tc.dump.Taped.In(r.clock.Now().Location()).Format("2006-01-02 15:04"), tc.dump.Datestamp))
+			r.log.Warn("removed a holding copy of an image already on a volume", "path", f.Path, "volumes", tc.where())
+			return
+		}
+	}
+	what := "an image"
+	if f.Header != nil {
+		what = fmt.Sprintf("%s:%s level %d of run %s", f.Header.Host, f.Header.Path, f.Header.Level, f.Header.Datestamp)
+	}
+	if f.Err != nil {
+		r.problem(f.Path, fmt.Sprintf("damaged, and the catalog does not list it as waiting for a volume (%v); it is kept: examine it, then delete it with `tapir admin holding delete -c %s --file %s`", f.Err, r.cfg.File, f.Path))
+		return
+	}
+	r.problem(f.Path, fmt.Sprintf("holds %s that the catalog does not know; it is left alone: delete it with `tapir admin holding delete -c %s --file %s` if it is not needed, or rebuild the catalog (tapir admin rebuild)", what, r.cfg.File, f.Path))
+}
+
+// tapedCopy is the catalog's record of an image a holding file is a
+// redundant copy of.
+type tapedCopy struct {
+	dump  index.Dump
+	parts []index.Part
+}
+
+func (tc *tapedCopy) what() string {
+	return fmt.Sprintf("%s:%s level %d of run %s", tc.dump.Host, tc.dump.Path, tc.dump.Level, tc.dump.Datestamp)
+}
+
+// where is "T-001 file 3" or "T-001 file 9, T-002 file 1".
+func (tc *tapedCopy) where() string {
+	var ws []string
+	for _, p := range tc.parts {
+		ws = append(ws, fmt.Sprintf("%s file %d", p.Volume, p.FileNo))
+	}
+	return strings.Join(ws, ", ")
+}
+
+// alreadyTaped finds the dump of the catalog that the holding image with
+// header h is a copy of: good (every part on a volume and committed), of
+// the same run, host, path and level. It returns nil, nil when there is
+// none. It returns an error, and no copy, when there is one but the
+// holding file cannot be proven redundant: the parts do not cover the
+// whole payload contiguously, or the sizes or SHA-256 differ.
+func alreadyTaped(cat *index.Catalog, h *image.Header) (*tapedCopy, error) {
+	dumps, err := cat.Dumps(h.Host, h.Path)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dumps {
+		if d.Status != index.DumpGood || d.Datestamp != h.Datestamp || d.Level != h.Level {
+			continue
+		}
+		tc := &tapedCopy{dump: d}
+		if tc.parts, err = cat.Parts(d.ID); err != nil {
+			return nil, err
+		}
+		var end int64
+		for _, p := range tc.parts {
+			if p.Offset != end || p.Length <= 0 {
+				return nil, fmt.Errorf("a copy of %s, which the catalog has as good, but its parts are not contiguous (part %d at payload offset %d, expected %d)", tc.what(), p.Part, p.Offset, end)
+			}
+			end += p.Length
+		}
+		switch {
+		case len(tc.parts) == 0 || end != d.PayloadSize:
+			return nil, fmt.Errorf("a copy of %s, which the catalog has as good, but its parts on volumes cover %d of its %d payload bytes", tc.what(), end, d.PayloadSize)
+		case h.PayloadSize != d.PayloadSize || h.SHA256 != d.SHA256:
+			return nil, fmt.Errorf("named like %s, which the catalog has as good on %s, but it is another image: %d payload bytes with SHA-256 %s, the catalog's has %d bytes with SHA-256 %s",
+				tc.what(), tc.where(), h.PayloadSize, h.SHA256, d.PayloadSize, d.SHA256)
+		}
+		return tc, nil
+	}
+	return nil, nil
 }
 
 // FlushOptions narrows a flush to one host or one DLE.
@@ -144,9 +246,5 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 		jobs = append(jobs, it.j)
 		r.tp.enqueue(it)
 	}
-	rep, err := r.end(sess, jobs, pub, nil)
-	if n := strings.Count(strings.Join(rep.Notes, "\n"), "is damaged ("); n > 0 {
-		err = errors.Join(err, fmt.Errorf("%w: %d holding image(s) could not be flushed because they are damaged (see the report)", ErrRunFailed, n))
-	}
-	return rep, err
+	return r.end(sess, jobs, pub, nil)
 }

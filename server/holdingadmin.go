@@ -23,7 +23,7 @@ type HoldingImage struct {
 	Host, DLE string
 	Level     int
 	Bytes     int64
-	State     string // "waiting" (complete, in the catalog), "damaged", "partial" (.tmp), "unknown" (not in the catalog)
+	State     string // "waiting" (complete, in the catalog), "taped" (a copy of an image already on volumes), "damaged", "partial" (.tmp), "unknown" (not in the catalog)
 	Detail    string
 	DumpID    int64 // 0 when the catalog does not know it
 }
@@ -68,7 +68,17 @@ func holdingList(cfg *config.Config, cat *index.Catalog) ([]HoldingImage, error)
 			im.Datestamp, im.Host, im.DLE, im.Level = f.Header.Datestamp, f.Header.Host, f.Header.Path, f.Header.Level
 		}
 		d, known := byPath[f.Path]
+		var tc *tapedCopy
+		var terr error
+		if !known && f.Header != nil {
+			tc, terr = alreadyTaped(cat, f.Header)
+		}
 		switch {
+		case tc != nil:
+			// A run was killed between the catalog commit and the delete.
+			im.State, im.Detail = "taped", fmt.Sprintf("already on volume(s) %s; the next run removes it", tc.where())
+		case terr != nil:
+			im.State, im.Detail = "unknown", terr.Error()
 		case f.Err != nil:
 			im.State, im.Detail = "damaged", f.Err.Error()
 		case !known:
@@ -107,6 +117,10 @@ func WriteHoldingList(w io.Writer, ims []HoldingImage, usage []holding.DiskUsage
 		}
 	}
 	for _, u := range usage {
+		if u.Missing {
+			fmt.Fprintf(w, "holding disk %s does not exist: mount it, or create it with mkdir if it is new\n", u.Path)
+			continue
+		}
 		fmt.Fprintf(w, "holding disk %s: %s used of %s\n", u.Path, report.HumanSize(u.Used), report.HumanSize(u.Capacity))
 	}
 	if len(ims) == 0 {
@@ -186,15 +200,25 @@ func HoldingDelete(cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog
 	return chosen, nil
 }
 
-// HoldingUsage measures the holding disks.
+// HoldingUsage measures the holding disks; one that does not exist is
+// listed as Missing.
 func HoldingUsage(cfg *config.Config) ([]holding.DiskUsage, error) {
 	var disks []holding.Disk
+	var missing []string
 	for _, h := range cfg.Holding {
+		if err := holding.CheckDisk(h.Path); errors.Is(err, holding.ErrNoDisk) {
+			missing = append(missing, h.Path)
+			continue
+		}
 		disks = append(disks, holding.Disk{Path: h.Path, Use: int64(h.Use), Chunksize: int64(h.Chunksize)})
 	}
 	p, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve})
 	if err != nil {
 		return nil, err
 	}
-	return p.Disks(), nil
+	out := p.Disks()
+	for _, m := range missing {
+		out = append(out, holding.DiskUsage{Path: m, Missing: true})
+	}
+	return out, nil
 }

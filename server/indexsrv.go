@@ -2,12 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index"
 	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -27,9 +31,60 @@ func ServeIndex(ctx context.Context, cfg *config.Config, ln net.Listener, log *s
 	}
 	defer cat.Close()
 	vols, err := VolumeSource(cfg, Deps{}, cat, log)
+	if errors.Is(err, taper.ErrNoChangerRoot) {
+		// An unmounted vtape disk: browsing needs only the catalog, and
+		// restores work once the disk is back.
+		log.Warn("index server: the disk changer's directory does not exist; restores wait for it", "err", err)
+		vols, err = &laterVolumes{cfg: cfg, cat: cat, log: log}, nil
+	}
 	if err != nil {
 		return err
 	}
 	srv := &indexd.Server{Catalog: cat, TLS: tlsCfg, Log: log, Holding: holdingDisks(cfg), Volumes: vols}
 	return srv.Serve(ctx, ln)
+}
+
+// laterVolumes is the volume source of an index server whose disk changer
+// directory did not exist when it started (an unmounted disk; it is never
+// created): every request tries again, so that restores work once the
+// disk is mounted, and until then fail saying why.
+type laterVolumes struct {
+	cfg *config.Config
+	cat *index.Catalog
+	log *slog.Logger
+
+	mu sync.Mutex
+	vs indexd.VolumeSource
+}
+
+func (l *laterVolumes) get() (indexd.VolumeSource, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.vs != nil {
+		return l.vs, nil
+	}
+	vs, err := VolumeSource(l.cfg, Deps{}, l.cat, l.log)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%w)", err, indexd.ErrVolumeMissing)
+	}
+	l.vs = vs
+	return vs, nil
+}
+
+// Locate says where a volume is, once the changer's directory exists.
+func (l *laterVolumes) Locate(ctx context.Context, label string) (string, error) {
+	vs, err := l.get()
+	if err != nil {
+		return "", err
+	}
+	return vs.Locate(ctx, label)
+}
+
+// Open loads a volume, once the changer's directory exists.
+func (l *laterVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+	vs, err := l.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	return vs.Open(ctx, label)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,9 +104,30 @@ type run struct {
 	net       *rateLimiter
 	degraded  bool
 	stop      <-chan struct{} // Deps.Stop
+	missing   []string        // configured holding disks that do not exist: not used tonight
+	lost      int             // images of earlier runs found damaged or lost on the holding disks
 
 	mu  sync.Mutex
 	rep *report.Run
+}
+
+// problem puts something the run found wrong beyond its DLEs in the
+// report (report.Run.Problems): the run is then at least strange.
+func (r *run) problem(where, what string) {
+	r.mu.Lock()
+	r.rep.Problems = append(r.rep.Problems, report.Problem{Where: where, What: what})
+	r.mu.Unlock()
+}
+
+// missingDiskOf returns the missing holding disk that path is on, "" when
+// none.
+func (r *run) missingDiskOf(path string) string {
+	for _, d := range r.missing {
+		if rel, err := filepath.Rel(d, path); path != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return d
+		}
+	}
+	return ""
 }
 
 // stopping reports whether the run was asked to end early (Deps.Stop).
@@ -133,8 +155,18 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		net: newRateLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
 	var disks []holding.Disk
 	for _, h := range cfg.Holding {
+		if err := holding.CheckDisk(h.Path); err != nil {
+			// Never created here: an unmounted disk would fill the
+			// filesystem under its mount point.
+			r.missing = append(r.missing, h.Path)
+			r.problem("", err.Error()+"; it is not used tonight")
+			continue
+		}
 		disks = append(disks, holding.Disk{Path: h.Path, Use: int64(h.Use), Chunksize: int64(h.Chunksize)})
 		r.disks = append(r.disks, h.Path)
+	}
+	if len(r.missing) > 0 && len(disks) == 0 {
+		r.note("holding: no holding disk is usable tonight: images go straight to a volume, and DLEs whose dumptype says holding = \"required\" fail")
 	}
 	pool, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve, Draining: func() bool { return r.tp != nil && r.tp.draining() }})
 	if err != nil {
@@ -147,6 +179,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	if err == nil {
 		r.vols.ch = ch
 		_, err = r.vols.probe(ctx)
+		r.noteMissingVolumes(ch)
 	}
 	if err != nil {
 		r.degraded = true
@@ -187,6 +220,9 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
 	// The server side of tapir check (the volumes were probed in setup).
 	serverChecks(cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
+		if r.missingDiskOf(strings.TrimPrefix(where, "holding disk ")) != "" {
+			return // a problem of the run already (setup)
+		}
 		r.rep.Preflight = append(r.rep.Preflight, report.Problem{Where: where, What: fmt.Sprintf(format, a...)})
 	}, func(string, ...any) {})
 
@@ -247,8 +283,43 @@ func (r *run) end(sess *session, jobs []*job, pub *publisher, fatal error) (*rep
 	if fatal != nil {
 		r.rep.Aborted = fatal.Error()
 	}
+	r.degradedLate()
 	pub.end(r.rep.Status())
-	return finish(r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
+	rep, err := finish(r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
+	if r.lost > 0 {
+		err = errors.Join(err, fmt.Errorf("%w: %d holding image(s) of earlier runs are damaged or lost (see the report)", ErrRunFailed, r.lost))
+	}
+	return rep, err
+}
+
+// degradedLate records a run that found no usable volume only when it
+// tried to write one (the volume chosen at the start could not be loaded
+// or labelled, none was inserted in time): no volume was written and
+// images stay on the holding disk. That is a degraded night, like one
+// that knew it from the start (docs/format/catalog.md), not merely a
+// strange one.
+func (r *run) degradedLate() {
+	if r.rep.Degraded != nil || len(r.rep.Volumes) > 0 {
+		return
+	}
+	r.tp.mu.Lock()
+	dead := r.tp.dead
+	r.tp.mu.Unlock()
+	if dead == nil || !errors.Is(dead, taper.ErrNoVolume) {
+		return
+	}
+	held := false
+	for _, d := range r.rep.DLEs {
+		held = held || d.Status == report.StatusHolding
+	}
+	if !held {
+		return
+	}
+	d := &report.Degraded{Reason: dead.Error(), Expected: r.vols.expects}
+	if d.Expected != "" {
+		d.Insert = d.Expected
+	}
+	r.rep.Degraded = d
 }
 
 // newRemote is the server's handle on the agent of host, with the given

@@ -34,6 +34,11 @@ type directItem struct {
 	res chan directResult
 }
 
+// testHookTaped, when set (tests only), is called between the catalog
+// commit of a holding image and the delete of its holding file: a test
+// kills the process there, as kill -9 could.
+var testHookTaped func(holdingPath string)
+
 // errStopping is why the taper writes nothing more after Deps.Stop.
 var errStopping = errors.New("the server was asked to stop (SIGTERM); the next run flushes it")
 
@@ -170,6 +175,7 @@ func (t *taperLoop) run(ctx context.Context) {
 			start := t.r.clock.Now()
 			res, err := t.scribe.WriteImage(ctx, d.hdr, d.r, d.hdr.Name())
 			t.busyTime += t.r.clock.Now().Sub(start)
+			t.leftFiles(d.j, d.hdr.Level, res, err)
 			if errors.Is(err, taper.ErrNoVolume) {
 				t.stop(err)
 			}
@@ -253,6 +259,7 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		}
 		res, err = t.scribe.WriteImage(ctx, hdr, im.Reader(), hdr.Name())
 		im.Close()
+		t.leftFiles(j, hdr.Level, res, err)
 		if err == nil {
 			break
 		}
@@ -272,14 +279,19 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		msg := fmt.Sprintf("holding file %s is corrupt: what was read has SHA-256 %s and %d bytes, its header says %s and %d bytes; it was NOT recorded as taped and is kept for inspection",
 			it.path, res.SHA256, res.Bytes, hdr.SHA256, hdr.PayloadSize)
 		r.note(fmt.Sprintf("taper: %s:%s level %d: %s", j.dle.Host, j.dle.Path, hdr.Level, msg))
+		t.unrecorded(j, hdr.Level, res, "its SHA-256 or size does not match the holding file's header")
 		t.leave(it, msg)
 		j.res.Status = report.StatusFailed
 		j.prog.mark("failed", msg, r.clock.Now())
 		return
 	}
 	if err := t.commit(j, res); err != nil {
+		t.unrecorded(j, hdr.Level, res, err.Error())
 		t.leave(it, err.Error())
 		return
+	}
+	if testHookTaped != nil {
+		testHookTaped(it.path)
 	}
 	if err := holding.Remove(it.path, r.disks); err != nil {
 		r.note("holding: " + err.Error())
@@ -292,6 +304,53 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 	j.holding = ""
 	j.res.TapeTime = r.clock.Now().Sub(start)
 	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File, "bytes", res.Bytes)
+}
+
+// leftFiles records in the catalog the tape files a write left on volumes
+// that hold no image it can record (RecordFailedFile): those of a failed
+// write (a truncated part, parts of an image that failed on a later
+// volume) are problems of the report; a header abandoned at the end of a
+// volume is a note. So neither verify nor a person takes them for images.
+func (t *taperLoop) leftFiles(j *job, level int, res *taper.ImageResult, err error) {
+	var we *taper.WriteError
+	switch {
+	case errors.As(err, &we):
+		t.recordLeft(j, level, we.Files, true)
+	case err == nil && res != nil:
+		t.recordLeft(j, level, res.Abandoned, false)
+	}
+}
+
+// unrecorded records as failed files the parts of an image that was
+// written whole but is not recorded as an image: what was written did
+// not match the image's checksum, or the catalog refused the commit.
+func (t *taperLoop) unrecorded(j *job, level int, res *taper.ImageResult, why string) {
+	var files []taper.LeftFile
+	for _, p := range res.Parts {
+		files = append(files, taper.LeftFile{Volume: p.Volume, Slot: p.Slot, FileNo: p.Pos.File, Bytes: p.Length,
+			Why: fmt.Sprintf("part %d of an image written whole but not recorded as one: %s", p.Part, why)})
+	}
+	t.recordLeft(j, level, files, true)
+}
+
+// recordLeft records each file with RecordFailedFile and puts it in the
+// report: a problem when a write failed, else a note.
+func (t *taperLoop) recordLeft(j *job, level int, files []taper.LeftFile, failed bool) {
+	for _, f := range files {
+		where := fmt.Sprintf("volume %s file %d", f.Volume, f.FileNo)
+		what := fmt.Sprintf("%s:%s level %d: %s", j.dle.Host, j.dle.Path, level, f.Why)
+		rerr := t.r.cat.RecordFailedFile(index.FailedFile{Volume: f.Volume, FileNo: f.FileNo, Datestamp: t.r.datestamp,
+			Host: j.dle.Host, Path: j.dle.Path, Level: level, Reason: f.Why})
+		switch {
+		case rerr != nil:
+			t.r.log.Error("could not record a failed tape file", "volume", f.Volume, "file", f.FileNo, "err", rerr)
+			t.r.problem(where, what+fmt.Sprintf("; it could NOT be recorded as a failed file (%v): verify lists it as a file the catalog does not know, no restore uses it", rerr))
+		case failed:
+			t.r.problem(where, what+"; recorded as a failed file (verify skips it, no restore uses it)")
+		default:
+			t.r.note(fmt.Sprintf("taper: %s: %s; recorded as a failed file (verify skips it)", where, what))
+		}
+	}
 }
 
 // commit records the parts of a taped image in the catalog and in the

@@ -53,13 +53,19 @@ type DiskChanger struct {
 	curSlot int
 }
 
+// ErrNoChangerRoot is matched by the error of NewDiskChanger when the
+// changer's directory does not exist.
+var ErrNoChangerRoot = errors.New("the directory does not exist")
+
 // MaxDiskSlots bounds the slots of a disk changer.
 const MaxDiskSlots = 10000
 
 // NewDiskChanger opens the disk changer at root with slots slots of
-// capacity bytes each. It creates root and root/slot1..slotN (mode 0750)
-// when absent and never deletes anything: slot directories beyond slots are
-// left alone (and logged). blocksize is the record size assumed for volumes
+// capacity bytes each. root must exist (a missing one is an error matching
+// ErrNoChangerRoot: an unmounted disk must not silently become an empty
+// changer on the root filesystem); root/slot1..slotN are created (mode
+// 0750) when absent. Nothing is ever deleted: slot directories beyond slots
+// are left alone (and logged). blocksize is the record size assumed for volumes
 // whose label does not give one. Early warning is DefaultEarlyWarning(capacity)
 // until SetEarlyWarning changes it. log may be nil.
 func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog.Logger) (*DiskChanger, error) {
@@ -77,8 +83,12 @@ func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog
 	if err := checkBlocksize(blocksize); err != nil {
 		return nil, fmt.Errorf("disk changer %s: %w", root, err)
 	}
-	if err := os.MkdirAll(root, 0o750); err != nil {
-		return nil, fmt.Errorf("disk changer %s: create directory: %w", root, err)
+	if fi, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("disk changer %s: %w: mount it, or create it with mkdir if it is new (tapir creates the slot directories inside it, never the directory itself)", root, ErrNoChangerRoot)
+	} else if err != nil {
+		return nil, fmt.Errorf("disk changer %s: %w", root, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("disk changer %s: not a directory; the changer's path must be a directory of slot directories", root)
 	}
 	c := &DiskChanger{root: root, slots: slots, capacity: capacity, blocksize: blocksize,
 		earlyWarning: DefaultEarlyWarning(capacity), log: log}

@@ -53,6 +53,8 @@ func TestNewDiskChangerCreatesSlots(t *testing.T) {
 	}{
 		{"file as slot", root, 4, 1 << 30, 256 << 10, "not a directory"},
 		{"no root", "", 4, 1 << 30, 256 << 10, "no directory"},
+		{"missing root", filepath.Join(root, "unmounted"), 2, 1 << 30, 256 << 10, "does not exist: mount it, or create it with mkdir"},
+		{"file as root", filepath.Join(root, "slot4"), 2, 1 << 30, 256 << 10, "not a directory"},
 		{"no slots", root, 0, 1 << 30, 256 << 10, "0 slots"},
 		{"no capacity", root, 2, 0, 256 << 10, "capacity"},
 		{"bad blocksize", root, 2, 1 << 30, 1000, "blocksize"},
@@ -61,6 +63,19 @@ func TestNewDiskChangerCreatesSlots(t *testing.T) {
 		if _, err := NewDiskChanger(b.root, b.slots, b.capacity, b.blocksize, nil); err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", b.name, err, b.want)
 		}
+	}
+}
+
+// A missing changer directory is an unmounted disk or a typo: it is an
+// error, and nothing is created where it should be.
+func TestNewDiskChangerMissingRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mnt", "vtapes")
+	_, err := NewDiskChanger(root, 3, 1<<30, 256<<10, nil)
+	if !errors.Is(err, ErrNoChangerRoot) || !strings.Contains(err.Error(), root) {
+		t.Fatalf("err = %v, want ErrNoChangerRoot naming %s", err, root)
+	}
+	if _, err := os.Stat(filepath.Dir(root)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("something was created where the changer should be: %v", err)
 	}
 }
 

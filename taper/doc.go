@@ -4,16 +4,17 @@
 // st driver's mtio ioctls, wrapped so that no call can issue MTRESET),
 // volume labels (file 0 of every volume, with their own checksum: a damaged
 // label makes the volume unreadable, never blank or foreign), the changers
-// (`disk`: a directory of slot directories, which can also erase the
-// volume of a slot after reading its label; `single`: one drive and a
-// person who changes
-// cartridges; `robot`: a SCSI media changer through mtx), ChooseVolume, the
-// pure rule that decides which volume a run may write so that a volume still
-// inside tapecycle or holding a DLE's newest chain is never overwritten (and
-// AtRisk, its look-ahead for the planner), and the Scribe, which writes an
-// image as parts across volumes. taper/fakest is a fake st drive (a FUSE
-// file with the st ioctls) for tests; taper/taptest wraps a changer whose
-// drive stalls or fails on purpose.
+// (`disk`: a directory of slot directories, which must exist and can also
+// erase the volume of a slot after reading its label; `single`: one drive
+// and a person who changes cartridges; `robot`: a SCSI media changer
+// through mtx), ChooseVolume, the pure rule that decides which volume a run
+// may write so that a volume still inside tapecycle or holding a DLE's
+// newest chain is never overwritten (and AtRisk, its look-ahead for the
+// planner), and the Scribe, which writes an image as parts across volumes
+// and names the tape files a failed write leaves behind (WriteError) so
+// that the caller records them as failed. taper/fakest is a fake st drive
+// (a FUSE file with the st ioctls) for tests; taper/taptest wraps a changer
+// whose drive stalls or fails on purpose.
 //
 // The tape model is the Linux st driver in variable-block mode: a volume is a
 // sequence of files separated by filemarks, each file a sequence of records

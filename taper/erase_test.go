@@ -14,6 +14,9 @@ import (
 // the loaded one and a write-protected one are refused untouched.
 func TestDiskChangerErase(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "vtapes")
+	if err := os.Mkdir(root, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	c, err := NewDiskChanger(root, 4, 64<<20, 64<<10, nil)
 	if err != nil {
 		t.Fatal(err)

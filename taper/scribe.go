@@ -49,7 +49,39 @@ type ImageResult struct {
 	Parts  []PartInfo
 	Bytes  int64
 	SHA256 string
+	// Abandoned are tape files the image began and gave up on the way: a
+	// header written as the volume reached its end, with no payload after
+	// it (the image went on as the same part on the next volume). They
+	// belong to no image; the caller records them as failed files.
+	Abandoned []LeftFile
 }
+
+// LeftFile is a tape file that a WriteImage wrote but that holds no image
+// the caller can record.
+type LeftFile struct {
+	Volume string
+	Slot   int
+	FileNo int64
+	Bytes  int64 // payload bytes after the header
+	// Why says what the file is, for a person: "truncated: ...", "a
+	// complete part of an image that failed on a later volume", "header
+	// only: ...".
+	Why string
+}
+
+// WriteError is the error of a WriteImage that failed after it had begun
+// tape files: the parts finished on earlier volumes and the one it was
+// writing when it failed (truncated, ended with a filemark when the drive
+// still took one), plus any abandoned header. Record them as failed
+// files, so that neither verify nor a person takes them for images.
+// errors.Is and errors.As see through it to the cause (ErrNoVolume ...).
+type WriteError struct {
+	Files []LeftFile
+	Err   error
+}
+
+func (e *WriteError) Error() string { return e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // Scribe writes images onto volumes as tape files, one part per volume:
 // when a volume reaches its early warning (or is full), the part ends with
@@ -89,7 +121,9 @@ type record struct {
 // from a client), r delivers the payload until io.EOF, and stem names the
 // tape files on drives that keep names (vtapes). The result lists every
 // part; on error, parts already written are useless (not recorded
-// anywhere) and the error says where it failed. An error matching
+// anywhere) and the error says where it failed: once tape files were begun
+// it is a *WriteError naming them, so that the caller records them as
+// failed files. An error matching
 // ErrNoVolume means the image did not fit on the volumes the run may use.
 // On error, r may still be read by the read-ahead goroutine until the
 // caller closes it (or it returns an error).
@@ -168,33 +202,59 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 	res := &ImageResult{}
 	var part *PartInfo
 	var off int64
+	headerOnly := func(p *PartInfo, why string) {
+		res.Abandoned = append(res.Abandoned, LeftFile{Volume: p.Volume, Slot: p.Slot, FileNo: p.Pos.File, Why: "header only: " + why})
+	}
 	endPart := func() error {
 		err := s.cur.Dev.WriteFilemark()
 		if part != nil && part.Length > 0 {
 			res.Parts = append(res.Parts, *part)
+		} else if part != nil {
+			headerOnly(part, "the volume was full after it; the part went to the next volume")
 		}
 		part = nil
 		return err
+	}
+	// fail ends the image with err and names every tape file it leaves
+	// behind; cut is the part being written when it failed (nil if none).
+	fail := func(err error, cut *PartInfo, why string) (*ImageResult, error) {
+		var files []LeftFile
+		for _, p := range res.Parts {
+			files = append(files, LeftFile{Volume: p.Volume, Slot: p.Slot, FileNo: p.Pos.File, Bytes: p.Length,
+				Why: fmt.Sprintf("part %d of an image whose write failed later: %v", p.Part, err)})
+		}
+		if cut != nil {
+			files = append(files, LeftFile{Volume: cut.Volume, Slot: cut.Slot, FileNo: cut.Pos.File, Bytes: cut.Length,
+				Why: fmt.Sprintf("truncated after %d payload bytes (%s): %v", cut.Length, why, err)})
+		}
+		files = append(files, res.Abandoned...)
+		if len(files) == 0 {
+			return nil, err
+		}
+		return nil, &WriteError{Files: files, Err: err}
 	}
 	for rec := range full {
 		if rec.err == io.EOF {
 			break
 		}
 		if rec.err != nil {
+			why := "no filemark"
 			if part != nil {
-				s.cur.Dev.WriteFilemark()
+				if s.cur.Dev.WriteFilemark() == nil {
+					why = "ended with a filemark"
+				}
 			}
-			return nil, fmt.Errorf("reading the image %s: %w", stem, rec.err)
+			return fail(fmt.Errorf("reading the image %s: %w", stem, rec.err), part, why)
 		}
 		for written := false; !written; {
 			if s.cur == nil {
 				v, err := s.next(ctx)
 				if err != nil {
-					return nil, err
+					return fail(err, nil, "")
 				}
 				if v.Blocksize != bs {
 					s.cur = v
-					return nil, fmt.Errorf("volume %s has blocksize %d but the image was cut into records of %d; the volumes of one run must share a blocksize", v.Label, v.Blocksize, bs)
+					return fail(fmt.Errorf("volume %s has blocksize %d but the image was cut into records of %d; the volumes of one run must share a blocksize", v.Label, v.Blocksize, bs), nil, "")
 				}
 				s.cur = v
 			}
@@ -203,14 +263,17 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 				if errors.Is(err, ErrVolumeFull) || errors.Is(err, ErrEarlyWarning) {
 					s.log.Info("volume full before the header of a part; continuing on the next volume", "volume", s.cur.Label)
 					if errors.Is(err, ErrEarlyWarning) {
+						// The header is on the volume: end its file, and
+						// name it, since no part will own it.
 						s.cur.Dev.WriteFilemark()
+						headerOnly(p, "the volume reached its early warning with it; the part went to the next volume")
 					}
 					s.cur = nil
 					continue
 				}
 				if err != nil {
 					s.cur = nil
-					return nil, err
+					return fail(err, nil, "")
 				}
 				part = p
 			}
@@ -234,10 +297,13 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 				}
 				s.cur = nil
 			default:
-				s.cur.Dev.WriteFilemark()
+				why := "no filemark"
+				if s.cur.Dev.WriteFilemark() == nil {
+					why = "ended with a filemark"
+				}
 				label := s.cur.Label
 				s.cur = nil
-				return nil, fmt.Errorf("volume %s: %w (the volume is given up for this run)", label, err)
+				return fail(fmt.Errorf("volume %s: %w (the volume is given up for this run)", label, err), part, why)
 			}
 		}
 		off += int64(len(rec.b))
@@ -245,16 +311,22 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 		written <- rec.b
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		why := "no filemark"
+		if part != nil && s.cur.Dev.WriteFilemark() == nil {
+			why = "ended with a filemark"
+		}
+		return fail(err, part, why)
 	}
 	if part == nil && off == 0 {
-		return nil, fmt.Errorf("image %s has an empty payload", stem)
+		return fail(fmt.Errorf("image %s has an empty payload", stem), nil, "")
 	}
 	if part != nil {
+		cut := *part
 		if err := endPart(); err != nil {
 			label := s.cur.Label
 			s.cur = nil
-			return nil, fmt.Errorf("volume %s: write the filemark after %s: %w", label, stem, err)
+			res.Parts = res.Parts[:len(res.Parts)-1]
+			return fail(fmt.Errorf("volume %s: write the filemark after %s: %w", label, stem, err), &cut, "complete, but its filemark failed")
 		}
 	}
 	stopHasher()
@@ -292,8 +364,11 @@ func (s *Scribe) startPart(hdr image.Header, n int, off int64, stem string) (*Pa
 	if err != nil {
 		return nil, err
 	}
-	if err := dev.WriteRecord(hb); err != nil {
+	p := &PartInfo{Part: n, Volume: s.cur.Label, Slot: s.cur.Slot, Pos: pos, Offset: off}
+	if err := dev.WriteRecord(hb); errors.Is(err, ErrEarlyWarning) {
+		return p, err // the header is written
+	} else if err != nil {
 		return nil, err
 	}
-	return &PartInfo{Part: n, Volume: s.cur.Label, Slot: s.cur.Slot, Pos: pos, Offset: off}, nil
+	return p, nil
 }

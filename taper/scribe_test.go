@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +210,11 @@ func TestScribeSourceFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "client agent went away") {
 		t.Fatalf("err = %v", err)
 	}
+	var we *WriteError
+	if !errors.As(err, &we) || len(we.Files) != 1 || we.Files[0].FileNo != 1 || we.Files[0].Volume != "T-001" ||
+		!strings.Contains(we.Files[0].Why, "ended with a filemark") {
+		t.Errorf("the error does not name the truncated file 1 of T-001: %#v", we)
+	}
 	p := randomPayload(100<<10, 4)
 	r, err := s.WriteImage(context.Background(), testHeader(p), bytes.NewReader(p), "h._data.1")
 	if err != nil {
@@ -216,5 +222,105 @@ func TestScribeSourceFails(t *testing.T) {
 	}
 	if r.Parts[0].Volume != "T-001" || r.Parts[0].Pos.File != 2 {
 		t.Errorf("next image at %+v, want T-001 file 2", r.Parts[0])
+	}
+}
+
+// failAfterWrites makes the vtape in the scribe's drive fail its writes
+// with err from the n-th write on (n = 1: the next one).
+func failAfterWrites(t *testing.T, s *Scribe, n int, err error) {
+	t.Helper()
+	v, ok := s.Current().Dev.(*Vtape)
+	if !ok {
+		t.Fatalf("the drive holds %T, not a vtape", s.Current().Dev)
+	}
+	calls := 0
+	v.write = func(f *os.File, p []byte) (int, error) {
+		calls++
+		if calls >= n {
+			return 0, err
+		}
+		return f.Write(p)
+	}
+}
+
+// The vtape's file system fills up just as a new tape file begins: no
+// empty file stays on the volume (it ends at its last filemark), and the
+// image goes whole to the next volume.
+func TestScribeENOSPCOnNewFile(t *testing.T) {
+	const bs = 64 << 10
+	ch, _ := NewDiskChanger(t.TempDir(), 2, 20<<20, bs, nil)
+	s := NewScribe(&slotSource{t: t, ch: ch, max: 2, bs: bs}, nil)
+	first := randomPayload(200<<10, 5)
+	if _, err := s.WriteImage(context.Background(), testHeader(first), bytes.NewReader(first), "h._a.0"); err != nil {
+		t.Fatal(err)
+	}
+	failAfterWrites(t, s, 1, syscall.ENOSPC)
+	p := randomPayload(300<<10, 6)
+	r, err := s.WriteImage(context.Background(), testHeader(p), bytes.NewReader(p), "h._b.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Parts) != 1 || r.Parts[0].Volume != "T-002" || r.Parts[0].Pos.File != 1 || len(r.Abandoned) != 0 {
+		t.Fatalf("parts %+v abandoned %+v; want the whole image as T-002 file 1", r.Parts, r.Abandoned)
+	}
+	names, _ := filepath.Glob(filepath.Join(ch.SlotDir(1), "*"))
+	if len(names) != 2 {
+		t.Fatalf("slot 1 holds %v; want the label and file 1 only (no empty file 2)", names)
+	}
+}
+
+// A drive that fails in the middle of an image: the error names the
+// truncated tape file it left (volume, file number, payload bytes in it),
+// so that the caller records it as failed.
+func TestScribeFailedWriteNamesItsFile(t *testing.T) {
+	const bs = 64 << 10
+	ch, _ := NewDiskChanger(t.TempDir(), 2, 20<<20, bs, nil)
+	s := NewScribe(&slotSource{t: t, ch: ch, max: 2, bs: bs}, nil)
+	first := randomPayload(200<<10, 7)
+	if _, err := s.WriteImage(context.Background(), testHeader(first), bytes.NewReader(first), "h._a.0"); err != nil {
+		t.Fatal(err)
+	}
+	failAfterWrites(t, s, 4, syscall.EIO) // the header and two records go down
+	p := randomPayload(1<<20, 8)
+	_, err := s.WriteImage(context.Background(), testHeader(p), bytes.NewReader(p), "h._b.0")
+	var we *WriteError
+	if !errors.As(err, &we) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("err = %v (%T), want a *WriteError around EIO", err, err)
+	}
+	if len(we.Files) != 1 {
+		t.Fatalf("files %+v, want the truncated one", we.Files)
+	}
+	f := we.Files[0]
+	if f.Volume != "T-001" || f.Slot != 1 || f.FileNo != 2 || f.Bytes != 2*bs || !strings.Contains(f.Why, "truncated") {
+		t.Errorf("left file %+v, want T-001 file 2 with 2 records of payload, truncated", f)
+	}
+	if _, err := os.Stat(filepath.Join(ch.SlotDir(1), "00002.h._b.0")); err != nil {
+		t.Errorf("the truncated file is not where the error says: %v", err)
+	}
+}
+
+// A header that takes a volume past its early warning ends there, with no
+// payload: the image continues on the next volume, and the result names
+// the header-only file so that nobody takes it for an image.
+func TestScribeHeaderAtEarlyWarningIsAbandoned(t *testing.T) {
+	const bs = 64 << 10
+	ch, _ := NewDiskChanger(t.TempDir(), 3, 3<<20, bs, nil)
+	ch.SetEarlyWarning(256 << 10)
+	s := NewScribe(&slotSource{t: t, ch: ch, max: 3, bs: bs}, nil)
+	// Label and header (64 KiB) plus this leave 16 KiB before the warning.
+	first := randomPayload(3<<20-256<<10-64<<10-16<<10, 9)
+	if r, err := s.WriteImage(context.Background(), testHeader(first), bytes.NewReader(first), "h._a.0"); err != nil || len(r.Parts) != 1 {
+		t.Fatalf("first image: %v", err)
+	}
+	p := randomPayload(100<<10, 10)
+	r, err := s.WriteImage(context.Background(), testHeader(p), bytes.NewReader(p), "h._b.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Parts) != 1 || r.Parts[0].Volume != "T-002" {
+		t.Fatalf("parts %+v, want the image on T-002", r.Parts)
+	}
+	if len(r.Abandoned) != 1 || r.Abandoned[0].Volume != "T-001" || r.Abandoned[0].FileNo != 2 || !strings.Contains(r.Abandoned[0].Why, "header only") {
+		t.Fatalf("abandoned %+v, want T-001 file 2, header only", r.Abandoned)
 	}
 }

@@ -68,6 +68,9 @@ type Vtape struct {
 
 	ejected, closed bool
 	noSync          bool // tests only: skip fsync (fuzzing speed)
+	// write writes a record to the file being written; nil is
+	// (*os.File).Write. Tests make it fail like a full file system.
+	write func(f *os.File, p []byte) (int, error)
 }
 
 type vfile struct {
@@ -360,19 +363,35 @@ func (v *Vtape) WriteRecord(p []byte) error {
 		}
 	}
 	cur := &v.files[len(v.files)-1]
-	n, err := v.wf.Write(p)
+	write := v.write
+	if write == nil {
+		write = (*os.File).Write
+	}
+	n, err := write(v.wf, p)
 	if err != nil || n != len(p) {
-		// Take the partial record back so the file keeps its geometry.
-		if terr := v.wf.Truncate(cur.size); terr != nil {
-			return v.errf(at, "write failed (%v) and the partial record could not be removed (%v); the last file is damaged", err, terr)
+		if err == nil {
+			err = io.ErrShortWrite
 		}
-		if _, serr := v.wf.Seek(cur.size, io.SeekStart); serr != nil {
-			return v.errf(at, "write failed (%v) and the file could not be repositioned (%v)", err, serr)
+		if cur.size == 0 {
+			// The first record of a new file: a drive that fails it
+			// writes nothing, so the empty file goes and the volume ends
+			// at the previous filemark, as it did before.
+			if rerr := v.dropNewFile(); rerr != nil {
+				return v.errf(at, "write failed (%v) and the empty tape file could not be removed (%v); remove it by hand", err, rerr)
+			}
+		} else {
+			// Take the partial record back so the file keeps its geometry.
+			if terr := v.wf.Truncate(cur.size); terr != nil {
+				return v.errf(at, "write failed (%v) and the partial record could not be removed (%v); the last file is damaged", err, terr)
+			}
+			if _, serr := v.wf.Seek(cur.size, io.SeekStart); serr != nil {
+				return v.errf(at, "write failed (%v) and the file could not be repositioned (%v)", err, serr)
+			}
 		}
-		if errors.Is(err, syscall.ENOSPC) {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			return v.errf(at, "%w: the file system holding the vtape is full: %v", ErrVolumeFull, err)
 		}
-		return v.errf(at, "%v (record not written)", err)
+		return v.errf(at, "%w (record not written)", err)
 	}
 	if v.record == 0 && v.file == 0 {
 		if l, err := ParseLabel(p); err == nil {
@@ -437,6 +456,33 @@ func (v *Vtape) startFile(at string) error {
 	v.file = int64(len(v.files) - 1)
 	v.record = 0
 	return nil
+}
+
+// dropNewFile removes the file being written, which holds nothing yet:
+// the volume ends where it ended before the file was started, and the next
+// file started gets the same number and name.
+func (v *Vtape) dropNewFile() error {
+	f := v.wf
+	i := len(v.files) - 1
+	name := v.files[i].name
+	v.wf, v.wShort = nil, false
+	f.Close()
+	if err := os.Remove(filepath.Join(v.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		v.file = int64(len(v.files)) // the file stays, empty, and ended
+		v.record = 0
+		return err
+	}
+	v.files = v.files[:i]
+	v.file, v.record = int64(i), 0
+	if i > 0 {
+		if _, stem, ok := strings.Cut(name, "."); ok && stem != defaultStem {
+			v.nextStem = stem
+		}
+	}
+	if v.noSync {
+		return nil
+	}
+	return syncDir(v.dir)
 }
 
 // WriteFilemark ends the file being written, or writes an empty file.

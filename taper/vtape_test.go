@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -583,5 +584,108 @@ func TestDefaultEarlyWarning(t *testing.T) {
 		if got := DefaultEarlyWarning(c.capacity); got != c.want {
 			t.Errorf("DefaultEarlyWarning(%d) = %d, want %d", c.capacity, got, c.want)
 		}
+	}
+}
+
+// failingWrite makes every write to a tape file put half of the record
+// down and then fail with err, like a file system that fills up (ENOSPC)
+// or a disk that fails (EIO) in the middle of a write.
+func failingWrite(err error) func(f *os.File, p []byte) (int, error) {
+	return func(f *os.File, p []byte) (int, error) {
+		n, _ := f.Write(p[:len(p)/2])
+		return n, err
+	}
+}
+
+// When the first record of a new tape file fails (the file system of the
+// vtape is full), no empty file stays: the volume ends at the previous
+// filemark, as a drive that wrote nothing would leave it, and a later
+// write starts the same file again under the name it was given.
+func TestVtapeFailedFirstRecordLeavesNoFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"ENOSPC", syscall.ENOSPC, ErrVolumeFull},
+		{"EIO", syscall.EIO, syscall.EIO},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, dir := newVtape(t, 1<<30, 0)
+			files := standardFiles()[:1]
+			writeVolume(t, v, files)
+			if err := v.BeginFile("host._new.0"); err != nil {
+				t.Fatal(err)
+			}
+			v.write = failingWrite(tc.err)
+			err := v.WriteRecord(fill(9, FirstRecordSize))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if got := v.FileNames(); !reflect.DeepEqual(got, []string{"00000.LABEL", "00001.host._a.0"}) {
+				t.Fatalf("files after the failed write: %v", got)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+				t.Fatalf("the slot directory holds %d files, want the label and file 1", len(ents))
+			}
+			if pos, err := v.Tell(); err != nil || pos.File != 2 || pos.Record != 0 {
+				t.Fatalf("position after the failed write: %+v %v, want file 2 record 0", pos, err)
+			}
+			// The volume reads back as it was, and takes the file again.
+			checkVolume(t, v, files)
+			if err := v.SeekToEnd(); err != nil {
+				t.Fatal(err)
+			}
+			v.write = nil
+			if err := v.WriteRecord(fill(9, FirstRecordSize)); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.WriteFilemark(); err != nil {
+				t.Fatal(err)
+			}
+			if got := v.FileNames(); len(got) != 3 || got[2] != "00002.host._new.0" {
+				t.Fatalf("files after writing again: %v", got)
+			}
+		})
+	}
+}
+
+// A failure after some records keeps the records written: the file is
+// truncated at a record boundary (the caller records it as failed), and a
+// failed label write leaves a blank volume, not an empty label file.
+func TestVtapeFailedLaterRecordAndLabel(t *testing.T) {
+	v, dir := newVtape(t, 1<<30, 0)
+	writeVolume(t, v, nil)
+	if err := v.BeginFile("host._a.0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][]byte{fill(1, FirstRecordSize), fill(2, testBS)} {
+		if err := v.WriteRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.write = failingWrite(syscall.ENOSPC)
+	if err := v.WriteRecord(fill(3, testBS)); !errors.Is(err, ErrVolumeFull) {
+		t.Fatalf("err = %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "00001.host._a.0"))
+	if err != nil || fi.Size() != FirstRecordSize+testBS {
+		t.Fatalf("truncated file: %v %v, want the two records written", fi, err)
+	}
+
+	v.write = nil
+	if err := v.Rewind(); err != nil {
+		t.Fatal(err)
+	}
+	v.write = failingWrite(syscall.ENOSPC)
+	if err := WriteLabel(v, testLabel("T-002")); !errors.Is(err, ErrVolumeFull) {
+		t.Fatalf("label: err = %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a failed label left %d files; want a blank volume", len(ents))
+	}
+	v.write = nil
+	if _, err := ReadLabel(v); !errors.Is(err, ErrBlank) {
+		t.Fatalf("ReadLabel after a failed label: %v, want ErrBlank", err)
 	}
 }

@@ -73,7 +73,7 @@ func newAdminHoldingCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if !yes {
-				return fmt.Errorf("nothing deleted: these images are on no volume, deleting them loses them; run again with --yes to delete")
+				return fmt.Errorf("nothing deleted: an image that is on no volume (any state but taped) is lost when deleted; run again with --yes to delete")
 			}
 			return nil
 		},

@@ -20,6 +20,9 @@ func TestAdminHolding(t *testing.T) {
 	hold := filepath.Join(dir, "holding")
 	cfgPath := filepath.Join(dir, "tapir.toml")
 	os.WriteFile(cfgPath, []byte("org = \"t\"\nstatedir = \"state\"\n[[holding]]\npath = \"holding\"\n"), 0o644)
+	if err := os.Mkdir(hold, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	pool, err := holding.NewPool([]holding.Disk{{Path: hold}}, holding.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,9 @@ func New(dir string, o Options) (*Site, error) {
 	if _, _, err := s.CA.Issue("localhost", []string{wire.RoleServer}, s.TLSDir, now); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(s.Vtapes, 0o750); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(s.Holding, 0o750); err != nil {
 		return nil, err
 	}

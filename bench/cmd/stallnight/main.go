@@ -131,6 +131,13 @@ address = %q
 	if err != nil {
 		return err
 	}
+	// The administrator's part: tapir never creates the changer's
+	// directory nor a holding disk.
+	for _, d := range []string{cfg.Changer.Path, cfg.Holding[0].Path} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
 	tt := cfg.Tapetype()
 	dc, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
 	if err != nil {

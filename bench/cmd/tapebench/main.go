@@ -207,6 +207,9 @@ func dd(in, out, conv string) (time.Duration, error) {
 // makeImage writes a holding image of size payload bytes (half random,
 // half text, in 1 MiB pieces) and returns its path.
 func makeImage(dir string, size int64) (string, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil { // the holding disk: tapir never creates it
+		return "", err
+	}
 	pool, err := holding.NewPool([]holding.Disk{{Path: dir, Chunksize: 1 << 40}}, holding.PoolOptions{})
 	if err != nil {
 		return "", err
