@@ -199,4 +199,3 @@ func TestHostileAgentImagesRefused(t *testing.T) {
 		}
 	})
 }
-
