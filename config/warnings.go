@@ -29,22 +29,35 @@ const lookahead = 2
 // the rotation is what tapecycle keeps: T < C × R promotes fulls every T/R
 // runs (Amanda's advice is T at least C × R + 1).
 //
-// `tapir config check` prints them and `tapir check` reports them; c must
-// be a loaded configuration.
+// `tapir config check` prints them all; `tapir check` reports the first
+// two as problems (ChainProblems: the rotation can stop) and the others as
+// information (fulls come more often, but every chain is kept); c must be
+// a loaded configuration.
 func ChainWarnings(c *Config) []string {
-	var w []string
+	p, a := chainRules(c)
+	return append(p, a...)
+}
+
+// ChainProblems are the warnings of ChainWarnings with which the rotation
+// can stop: too few slots for tapecycle, a run's volumes and a spare run's.
+func ChainProblems(c *Config) []string {
+	p, _ := chainRules(c)
+	return p
+}
+
+func chainRules(c *Config) (w, advice []string) {
 	t, r, cyc := c.Tapecycle, c.Runtapes, c.Runspercycle
 	if t < 1 || r < 1 || cyc < 1 {
-		return nil // Load refuses these
+		return nil, nil // Load refuses these
 	}
 	s := c.Changer.Slots
 	if s <= 0 || (c.Changer.Type != "disk" && c.Changer.Type != "robot") {
 		if t < cyc*r {
-			w = append(w, fmt.Sprintf("tapecycle %d is less than runspercycle × runtapes (%d × %d = %d): the chain of one dumpcycle (%s, %s) does not fit in the rotation, "+
+			advice = append(advice, fmt.Sprintf("tapecycle %d is less than runspercycle × runtapes (%d × %d = %d): the chain of one dumpcycle (%s, %s) does not fit in the rotation, "+
 				"so tapir must promote fulls to keep each DLE restorable: %s; set tapecycle to at least %d",
 				t, cyc, r, cyc*r, plural(c.Dumpcycle, "day"), plural(cyc, "run"), every(t/r, cyc), cyc*r+1))
 		}
-		return w
+		return w, advice
 	}
 	switch {
 	case s < t+r:
@@ -57,11 +70,11 @@ func ChainWarnings(c *Config) []string {
 			t, r, t+2*r, s, t, r, r))
 	}
 	if need := (cyc + lookahead) * r; s >= t+r && s < need {
-		w = append(w, fmt.Sprintf("%d slots at runtapes %d rotate every %s, shorter than one dumpcycle's chain (%s) plus the %d runs the planner looks ahead: "+
+		advice = append(advice, fmt.Sprintf("%d slots at runtapes %d rotate every %s, shorter than one dumpcycle's chain (%s) plus the %d runs the planner looks ahead: "+
 			"tapir promotes fulls to keep each DLE restorable, %s; set slots to at least %d for fulls every dumpcycle",
 			s, r, plural(s/r, "run"), plural(cyc, "run"), lookahead, every(s/r-lookahead, cyc), need))
 	}
-	return w
+	return w, advice
 }
 
 func every(n, cyc int) string {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,45 @@ func TestLookAheadKeepsRotation(t *testing.T) {
 	if promoted == 0 || reused == 0 {
 		t.Errorf("8 nights in 3 slots promoted %d fulls and reused %d volumes; want both", promoted, reused)
 	}
+}
+
+// tapir check says what the chains need: too few slots for the rotation is
+// a problem, the full the look-ahead gives at the next run is said, and a
+// volume refused for its chains is a problem (issue 11: check said "NO
+// PROBLEMS FOUND" after a night overwrote the only full).
+func TestCheckSpeaksOfChains(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Tapecycle = 1
+	s.cfg.Changer.Slots = 2
+	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	c := Check(context.Background(), s.cfg, Deps{Log: testLogger(t), Clock: day(0)}, CheckOptions{})
+	if !hasProblem(c, "the changer needs at least 3 slots (it has 2)") {
+		t.Errorf("check does not say the rotation is too short: %+v", c.Problems)
+	}
+	if _, out, err := s.night(t, Deps{Clock: day(0)}); err != nil {
+		t.Fatalf("night 1: %v\n%s", err, out)
+	}
+	c = Check(context.Background(), s.cfg, Deps{Log: testLogger(t), Clock: day(1)}, CheckOptions{})
+	said := strings.Join(c.Info, "\n")
+	if !strings.Contains(said, "The next run gives localhost:"+s.data+" a full: its last full") {
+		t.Errorf("check does not announce the promoted fulls:\n%s", said)
+	}
+	// A DLE gone from the disk list keeps its chain on test-001 for good.
+	s.cfg.DLEs = s.cfg.DLEs[:1]
+	if _, out, err := s.night(t, Deps{Clock: day(1)}); err != nil {
+		t.Fatalf("night 2: %v\n%s", err, out)
+	}
+	c = Check(context.Background(), s.cfg, Deps{Log: testLogger(t), Clock: day(2)}, CheckOptions{})
+	if !hasProblem(c, "holds the newest restorable chain of localhost:"+filepath.Join(s.data, "sub")) {
+		t.Errorf("check does not say test-001 is kept for a chain: %+v", c.Problems)
+	}
+}
+
+func hasProblem(c *report.Check, what string) bool {
+	for _, p := range c.Problems {
+		if strings.Contains(p.What, what) {
+			return true
+		}
+	}
+	return false
 }

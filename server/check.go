@@ -172,7 +172,14 @@ func checkVolumes(cfg *config.Config, deps Deps, cat *index.Catalog, problem fun
 			info("%s", i)
 		}
 	}
-	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock}
+	problems := config.ChainProblems(cfg)
+	for _, w := range problems {
+		problem("configuration "+cfg.File, "%s", w)
+	}
+	for _, w := range config.ChainWarnings(cfg)[len(problems):] {
+		info("Configuration: %s.", w)
+	}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log}
 	c, err := v.choose()
 	if err != nil {
 		problem("volumes", "%v; the next run will be degraded (holding disk only)", err)
@@ -182,6 +189,29 @@ func checkVolumes(cfg *config.Config, deps Deps, cat *index.Catalog, problem fun
 		info("Will write to a new volume, labelled %s in slot %d (autolabel).", c.Label, c.Slot)
 	} else {
 		info("Will write to volume %s in slot %d (%s).", c.Label, c.Slot, c.Reason)
+	}
+	// The look-ahead: chains the next runs would need to overwrite get a
+	// full at the next run (said here, so nobody is surprised).
+	if reuse, err := v.reuseAtRisk(); err != nil {
+		problem("volumes", "the look-ahead for chains failed: %v", err)
+	} else if len(reuse) > 0 {
+		chains, err := cat.Chains()
+		if err != nil {
+			problem("volumes", "%v", err)
+			return
+		}
+		pdles, err := plannerDLEs(cat, cfg)
+		if err != nil {
+			problem("volumes", "%v", err)
+			return
+		}
+		for _, name := range markChainsAtRisk(pdles, chains, reuse) {
+			for _, d := range pdles {
+				if d.Name() == name {
+					info("The next run gives %s a full: %s.", name, d.ChainAtRisk)
+				}
+			}
+		}
 	}
 }
 
