@@ -28,7 +28,12 @@ type proxy struct {
 
 type proxied struct {
 	start, end time.Time
-	fromAgent  atomic.Int64
+	// last is when the newest bytes from the agent were about to be
+	// forwarded: taken before the server can read them, so a connection
+	// the server opens after reading the last bytes of another always
+	// starts after that one's last.
+	last      time.Time
+	fromAgent atomic.Int64
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -83,6 +88,9 @@ func (p *proxy) handle(c net.Conn) {
 					a.Close()
 					break
 				}
+				p.mu.Lock()
+				pc.last = time.Now()
+				p.mu.Unlock()
 				if _, werr := c.Write(buf[:n]); werr != nil {
 					break
 				}
@@ -127,7 +135,11 @@ func (p *proxy) cutAfter(n int64) {
 
 // peakDumps is the largest number of connections that overlapped in time
 // among those that carried more than min bytes from the agent (dumps, not
-// estimates).
+// estimates). A connection spans from its start to the last bytes the
+// agent sent on it (the server's Reply to its Confirm), not to its close:
+// the close is seen whenever the proxy gets scheduled, possibly after the
+// server started the next dump, which would count an overlap that never
+// was.
 func (p *proxy) peakDumps(min int64) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -141,7 +153,7 @@ func (p *proxy) peakDumps(min int64) int {
 	for _, a := range big {
 		n := 0
 		for _, b := range big {
-			if !b.start.After(a.start) && (b.end.IsZero() || b.end.After(a.start)) {
+			if !b.start.After(a.start) && (b.end.IsZero() || b.last.After(a.start)) {
 				n++
 			}
 		}
