@@ -98,6 +98,11 @@ func TestErrorLines(t *testing.T) {
 		{name: "bad timezone", src: "org = \"x\"\ntimezone = \"Mars/Olympus\"\n", line: 2, msg: `timezone "Mars/Olympus" is not a known time zone`},
 		{name: "bad schedule", src: "schedule = \"0 1 * *\"\n", line: 1, msg: "want 5 fields"},
 		{name: "bad schedule char", src: "schedule = \"0 1 * * $\"\n", line: 1, msg: `field "$"`},
+		// Five fields of cron characters, but robfig/cron (which the server
+		// uses) has no minute 99: a config error, not a server that will
+		// not start.
+		{name: "schedule out of range", src: "org = \"x\"\nschedule = \"99 99 * * *\"\n", line: 2, msg: `schedule "99 99 * * *": end of range (99) above maximum (59): 99`},
+		{name: "schedule bad month name", src: "schedule = \"0 1 * foo *\"\n", line: 1, msg: `schedule "0 1 * foo *": `},
 		{name: "bad org", src: "org = \"my org\"\n", line: 1, msg: `org "my org" must be`},
 		{name: "bad mailto", src: "mailto = [\"root\"]\n", line: 1, msg: `mailto: "root" is not an e-mail address`},
 		{name: "bad compress", src: "[dumptype.x]\ncompress = \"lz4\"\n", line: 2, msg: `dumptype.x.compress must be one of "client-zstd", "client-gzip", "server-zstd" or "none", got "lz4"`},

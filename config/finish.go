@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // finisher fills the defaults of a decoded Config, resolves its relative
@@ -675,11 +677,25 @@ var cronDescriptors = map[string]bool{
 	"@daily": true, "@midnight": true, "@hourly": true,
 }
 
-// checkSchedule checks a cron expression loosely: five fields of cron
-// characters, or a descriptor such as "@daily" or "@every 6h". The server
-// parses it fully.
+// checkSchedule checks a cron expression: first loosely, to say plainly
+// what is wrong with the common mistakes (the number of fields, a stray
+// character), then with robfig/cron's standard parser, the very one the
+// server uses (server/daemon.go parseSchedule), so that a schedule that
+// passes `tapir config check` is one the server starts with ("99 99 * * *"
+// has five fields of cron characters, but no minute 99).
 func checkSchedule(s string) error {
-	s = strings.TrimSpace(s)
+	if err := checkScheduleShape(strings.TrimSpace(s)); err != nil {
+		return err
+	}
+	if _, err := cron.ParseStandard(s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkScheduleShape is the loose check: five fields of cron characters, or
+// a descriptor such as "@daily" or "@every 6h".
+func checkScheduleShape(s string) error {
 	if strings.HasPrefix(s, "@") {
 		if cronDescriptors[s] {
 			return nil
