@@ -28,9 +28,13 @@
 // transaction per step; a catalog written by a newer tapir refuses to open.
 // The file format is described in docs/format/catalog.md.
 //
-// Sub-packages: indexd is the index server (TCP 10082) that recover shells
-// talk to; tarscan reads tar streams as the client indexes them; rebuild
+// The directories below index are separate packages, not part of the
+// catalog: each imports it, and the catalog imports none of them. indexd
+// is the index server (TCP 10082, mutual TLS) that recover shells browse
+// the catalog through and get restore data from; tarscan reads a
+// payload's tar stream the way the client agent indexed it while dumping
+// (the server's ingest, the index server and rebuild use it); rebuild
 // recreates a catalog from the volumes alone; admin renders `tapir admin
-// find` and `info`; testsite builds whole installations for tests and
-// benchmarks.
+// find` and `tapir admin info`; testsite builds whole installations (CA,
+// vtapes, holding disk, catalog) for tests and benchmarks.
 package index

@@ -12,7 +12,8 @@ type Run struct {
 	ID                int64
 	Datestamp, Org    string
 	Started, Finished time.Time // Finished is zero while the run is running
-	Status, Report    string
+	Status            string
+	Report            string // the report as JSON (report.Run.JSON); plain text for old runs; "" while running
 }
 
 // BeginRun records a new run with status "running" and returns its id.
@@ -43,7 +44,9 @@ func (c *Catalog) BeginRun(datestamp, org string, started time.Time) (int64, err
 }
 
 // FinishRun sets the final status (ok, strange, failed or degraded), the
-// finish time and the report text of a run.
+// finish time and the stored report of a run: the report as JSON
+// (report.Run.JSON, what the server stores), or plain text when that
+// could not be made. The catalog does not look inside it.
 func (c *Catalog) FinishRun(id int64, status string, finished time.Time, report string) error {
 	op := fmt.Sprintf("finish run %d", id)
 	if err := checkRunStatus(status, false); err != nil {
