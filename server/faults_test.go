@@ -370,7 +370,8 @@ func TestClientKilledMidStream(t *testing.T) {
 	remote := filepath.Join(s.dir, "remote")
 	randomFiles(t, remote, 8, 1<<20) // 8 MiB at 1 MiB/s
 	s.cfg.DLEs = append(s.cfg.DLEs, config.DLE{Host: "other", Path: remote, Dumptype: "slow"})
-	s.cfg.Hosts["other"] = config.Host{Address: string(addr)}
+	p := newProxy(t, string(addr)) // to see the agent's bytes flow
+	s.cfg.Hosts["other"] = config.Host{Address: p.addr()}
 	s.cfg.Retries = 0
 
 	// Night 1 is complete: the state of level 0 exists.
@@ -394,8 +395,9 @@ func TestClientKilledMidStream(t *testing.T) {
 	}
 	// Night 2: new data, and the agent dies in the middle of its dump.
 	randomFiles(t, filepath.Join(remote, "new"), 4, 1<<20)
+	midStream := p.whenSent(1 << 20) // 1 of 8 MiB: the dump is under way
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
+		<-midStream
 		agent.Process.Signal(syscall.SIGKILL)
 	}()
 	rep, out, err := s.night(t, Deps{})

@@ -26,6 +26,8 @@ type proxy struct {
 	cutAt   int64         // > 0: cut a connection after this many agent->server bytes
 	cutOne  chan struct{} // non-nil: the next cut is the only one, closed when it happens
 	stallAt int64         // > 0: stall once a connection has carried this many agent->server bytes
+	sentAt  int64         // > 0: close sent once a connection has carried this many agent->server bytes
+	sent    chan struct{}
 }
 
 type proxied struct {
@@ -83,6 +85,10 @@ func (p *proxy) handle(c net.Conn) {
 				if p.stallAt > 0 && pc.fromAgent.Load()+int64(n) > p.stallAt && p.stalled == nil {
 					p.stallAt = 0
 					p.stalled = make(chan struct{})
+				}
+				if p.sent != nil && pc.fromAgent.Load()+int64(n) > p.sentAt {
+					close(p.sent)
+					p.sent = nil
 				}
 				st, cut := p.stalled, p.cutAt
 				if cut > 0 && pc.fromAgent.Load()+int64(n) > cut && p.cutOne != nil {
@@ -155,6 +161,16 @@ func (p *proxy) cutOnceAfter(n int64) <-chan struct{} {
 	p.cutAt = n
 	p.cutOne = make(chan struct{})
 	return p.cutOne
+}
+
+// whenSent returns a channel closed once a connection has carried more
+// than n agent->server bytes from now on.
+func (p *proxy) whenSent(n int64) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sentAt = n
+	p.sent = make(chan struct{})
+	return p.sent
 }
 
 func (p *proxy) cutAfter(n int64) {
