@@ -176,12 +176,7 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 		t.Errorf("status during the stall: %v\n%s", states, view.String())
 	}
 	ch.Resume()
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the run did not complete after the drive resumed")
-	}
+	r := <-done // a run that never completes is caught by go test -timeout
 	if r.err != nil {
 		t.Fatalf("%v\n%s", r.err, r.out)
 	}
