@@ -109,7 +109,9 @@ func TestCutDumpKeepsState(t *testing.T) {
 	}
 	r := &client.Remote{Host: "localhost", Addr: s.cfg.HostAddress("localhost"), TLS: tlsCfg, Timeout: 10 * time.Second}
 	st := client.StateStore{Dir: filepath.Join(s.dir, "agent-state")}
+	dumps := 0
 	dump := func(level int, ds string, h client.DumpHandler) error {
+		dumps++
 		if h.Data == nil {
 			h.Data = func([]byte) error { return nil }
 		}
@@ -119,7 +121,9 @@ func TestCutDumpKeepsState(t *testing.T) {
 		return err
 	}
 	levels := func() []int {
-		time.Sleep(200 * time.Millisecond) // the agent acts after the connection ends
+		// The agent changes its state after the connection ends: wait
+		// until it has finished with every dump asked so far.
+		s.agentDumps.wait(dumps)
 		return st.Levels(s.data)
 	}
 	if err := dump(0, "20260101000000", client.DumpHandler{Safe: func(*wire.Done) error { return nil }}); err != nil {

@@ -181,10 +181,7 @@ func TestProgressTimeout(t *testing.T) {
 
 	// Now the network stalls once the dump has started.
 	s.cfg.Retries = 1
-	go func() {
-		time.Sleep(300 * time.Millisecond) // after the estimate
-		p.stall()
-	}()
+	p.stallAfter(64 << 10) // once the dump's first bytes flowed, not during the estimate
 	s.cfg.Dumptypes["slow"] = dt
 	rep, out, err = s.night(t, Deps{})
 	p.resume()
@@ -207,26 +204,9 @@ func TestRetryAfterCut(t *testing.T) {
 	p := newProxy(t, s.cfg.HostAddress("localhost"))
 	s.cfg.Hosts["localhost"] = config.Host{Address: p.addr()}
 	s.cfg.DLEs = s.cfg.DLEs[:1]
-	p.cutAfter(1 << 20)
-	// Let only the first dump connection be cut.
+	// Let only the first dump connection be cut, once it carried 1 MiB.
 	s.cfg.Retries = 1
-	cutOnce := make(chan struct{})
-	go func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			p.mu.Lock()
-			for _, c := range p.conns {
-				if !c.end.IsZero() && c.fromAgent.Load() > 512<<10 {
-					p.cutAt = 0
-					p.mu.Unlock()
-					close(cutOnce)
-					return
-				}
-			}
-			p.mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	cutOnce := p.cutOnceAfter(1 << 20)
 	rep, out, err := s.night(t, Deps{})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,60 @@ import (
 type site struct {
 	dir, data, cfgPath string
 	cfg                *config.Config
+	// agentDumps counts the dumps the site's agent has finished with
+	// (its "dump sent" or "dump failed" log line, written after any
+	// confirmation and state change), for tests to wait on.
+	agentDumps *eventCount
+}
+
+// eventCount counts events and lets a test wait until it reaches n.
+type eventCount struct {
+	mu sync.Mutex
+	n  int
+	ch chan struct{}
+}
+
+func newEventCount() *eventCount { return &eventCount{ch: make(chan struct{})} }
+
+func (e *eventCount) add() {
+	e.mu.Lock()
+	e.n++
+	close(e.ch)
+	e.ch = make(chan struct{})
+	e.mu.Unlock()
+}
+
+// wait returns once n events have been counted.
+func (e *eventCount) wait(n int) {
+	for {
+		e.mu.Lock()
+		if e.n >= n {
+			e.mu.Unlock()
+			return
+		}
+		ch := e.ch
+		e.mu.Unlock()
+		<-ch
+	}
+}
+
+// notifyHandler calls on for every record before handing it on.
+type notifyHandler struct {
+	slog.Handler
+	on func(slog.Record)
+}
+
+func (h notifyHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.on(r)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h notifyHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return notifyHandler{h.Handler.WithAttrs(as), h.on}
+}
+
+func (h notifyHandler) WithGroup(name string) slog.Handler {
+	return notifyHandler{h.Handler.WithGroup(name), h.on}
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -85,7 +140,12 @@ func newSite(t *testing.T, agentCADir string) *site {
 	} else if _, _, err := ca.Issue("localhost", []string{wire.RoleClient}, tlsDir, now); err != nil {
 		t.Fatal(err)
 	}
-	log := testLogger(t)
+	agentDumps := newEventCount()
+	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
+		if r.Message == "dump sent" || r.Message == "dump failed" {
+			agentDumps.add()
+		}
+	}})
 	addr := startAgent(t, filepath.Join(tlsDir, "ca.crt"), certDir, log)
 
 	data := filepath.Join(dir, "data")
@@ -148,7 +208,7 @@ dumptype = "gz"
 			t.Fatal(err)
 		}
 	}
-	return &site{dir: dir, data: data, cfgPath: cfgPath, cfg: cfg}
+	return &site{dir: dir, data: data, cfgPath: cfgPath, cfg: cfg, agentDumps: agentDumps}
 }
 
 // makeTree writes a small tree with the kinds of files the spine handles.

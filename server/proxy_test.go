@@ -24,6 +24,10 @@ type proxy struct {
 	conns   []*proxied
 	stalled chan struct{} // non-nil: agent->server bytes wait until closed
 	cutAt   int64         // > 0: cut a connection after this many agent->server bytes
+	cutOne  chan struct{} // non-nil: the next cut is the only one, closed when it happens
+	stallAt int64         // > 0: stall once a connection has carried this many agent->server bytes
+	sentAt  int64         // > 0: close sent once a connection has carried this many agent->server bytes
+	sent    chan struct{}
 }
 
 type proxied struct {
@@ -78,7 +82,20 @@ func (p *proxy) handle(c net.Conn) {
 			n, err := a.Read(buf)
 			if n > 0 {
 				p.mu.Lock()
+				if p.stallAt > 0 && pc.fromAgent.Load()+int64(n) > p.stallAt && p.stalled == nil {
+					p.stallAt = 0
+					p.stalled = make(chan struct{})
+				}
+				if p.sent != nil && pc.fromAgent.Load()+int64(n) > p.sentAt {
+					close(p.sent)
+					p.sent = nil
+				}
 				st, cut := p.stalled, p.cutAt
+				if cut > 0 && pc.fromAgent.Load()+int64(n) > cut && p.cutOne != nil {
+					p.cutAt = 0 // decided under the lock: no later connection is cut
+					close(p.cutOne)
+					p.cutOne = nil
+				}
 				p.mu.Unlock()
 				if st != nil {
 					<-st
@@ -125,6 +142,35 @@ func (p *proxy) resume() {
 		p.stalled = nil
 	}
 	p.mu.Unlock()
+}
+
+// stallAfter stalls the agent->server bytes of every connection once one
+// connection has carried more than n of them (a dump has started, not
+// only an estimate), until resume.
+func (p *proxy) stallAfter(n int64) {
+	p.mu.Lock()
+	p.stallAt = n
+	p.mu.Unlock()
+}
+
+// cutOnceAfter cuts the first connection that carries more than n
+// agent->server bytes, and no other; the channel is closed at the cut.
+func (p *proxy) cutOnceAfter(n int64) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutAt = n
+	p.cutOne = make(chan struct{})
+	return p.cutOne
+}
+
+// whenSent returns a channel closed once a connection has carried more
+// than n agent->server bytes from now on.
+func (p *proxy) whenSent(n int64) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sentAt = n
+	p.sent = make(chan struct{})
+	return p.sent
 }
 
 func (p *proxy) cutAfter(n int64) {
