@@ -72,8 +72,10 @@ func parseSchedule(expr string) (cron.Schedule, error) {
 // Daemon runs `tapir server`: the nightly dump at the configured schedule
 // (in the configured time zone), the index server, and the metrics over
 // HTTP, until ctx ends (at once: a running night is cancelled) or Stop is
-// closed (gracefully: a running night finishes its images in flight onto
-// the holding disk and reports, then the daemon returns). Reload makes it
+// closed (an idle daemon returns at once; a running night finishes its
+// images in flight onto the holding disk and reports, then the daemon
+// returns). An index or metrics server that dies on its own stops the
+// daemon (a running night is cancelled) with its error. Reload makes it
 // read the configuration again; a bad new file is rejected, logged, and
 // the old one kept. One night runs at a time; a night still running when
 // the next is due is reported in the log and that start skipped.
@@ -101,10 +103,14 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 	}
 	defer cat.Close()
 
+	// The services stop before the daemon waits for them: every return
+	// (a SIGTERM on an idle server too) cancels svcCtx first, then waits.
 	svcCtx, stopServices := context.WithCancel(ctx)
-	defer stopServices()
 	var services sync.WaitGroup
 	defer services.Wait()
+	defer stopServices()
+	// A service that dies on its own stops the daemon with its error.
+	svcErr := make(chan error, 2)
 	var indexAddr, metricsAddr net.Addr
 	if opt.Index != nil && cfg.Server.IndexListen != "" {
 		ln, err := net.Listen("tcp", cfg.Server.IndexListen)
@@ -113,8 +119,13 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 		}
 		indexAddr = ln.Addr()
 		services.Go(func() {
-			if err := opt.Index(svcCtx, cfg, ln, d.log.With("component", "index")); err != nil && svcCtx.Err() == nil {
+			err := opt.Index(svcCtx, cfg, ln, d.log.With("component", "index"))
+			if svcCtx.Err() == nil {
+				if err == nil {
+					err = errors.New("returned")
+				}
 				d.log.Error("index server stopped", "err", err)
+				svcErr <- fmt.Errorf("index server on %s stopped: %w", ln.Addr(), err)
 			}
 		})
 		d.log.Info("index server listening", "addr", ln.Addr().String())
@@ -133,7 +144,12 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 			fmt.Fprintln(w, "tapir server: metrics at /metrics")
 		})
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		services.Go(func() { srv.Serve(ln) })
+		services.Go(func() {
+			if err := srv.Serve(ln); svcCtx.Err() == nil {
+				d.log.Error("metrics server stopped", "err", err)
+				svcErr <- fmt.Errorf("metrics server on %s stopped: %w", ln.Addr(), err)
+			}
+		})
 		services.Go(func() { <-svcCtx.Done(); srv.Close() })
 		d.log.Info("metrics listening", "addr", ln.Addr().String())
 	}
@@ -184,6 +200,12 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 			if stopping {
 				return nil
 			}
+		case err := <-svcErr:
+			if runDone != nil {
+				cancelRun()
+				<-runDone
+			}
+			return err
 		case <-opt.Reload:
 			d.reload(&sched)
 		case <-opt.Stop:

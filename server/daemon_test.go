@@ -456,3 +456,38 @@ func TestDaemonGracefulStop(t *testing.T) {
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// SIGTERM on an idle server (no night running) stops it at once, index
+// server and all; it used to log "no run in progress" and keep serving.
+func TestDaemonStopIdle(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Schedule, s.cfg.Server.MetricsListen, s.cfg.Server.IndexListen = "@every 1h", "127.0.0.1:0", "127.0.0.1:0"
+	saveConfig(t, s)
+	clock := newFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: testLogger(t)}, Stop: stop, Index: ServeIndex})
+	}()
+	<-clock.waiting
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An index server that dies stops the daemon with its error.
+func TestDaemonIndexServerDies(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Schedule, s.cfg.Server.MetricsListen, s.cfg.Server.IndexListen = "@every 1h", "", "127.0.0.1:0"
+	saveConfig(t, s)
+	clock := newFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	broken := func(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+		ln.Close()
+		return ServeIndex(ctx, cfg, ln, log)
+	}
+	err := Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: testLogger(t)}, Index: broken})
+	if err == nil || !strings.Contains(err.Error(), "index server") {
+		t.Fatalf("got %v, want the index server's error", err)
+	}
+}

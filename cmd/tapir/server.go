@@ -19,7 +19,7 @@ func newServerCommand(g *globals) *cobra.Command {
 		Use:   "server -c FILE",
 		Short: "run the backup server: the nightly run on its schedule, the index server (TCP 10082) and the metrics",
 		Long: `server runs until stopped. SIGHUP reads the configuration again (a bad new file is
-rejected and the old one kept). SIGTERM (or SIGINT) stops gracefully: a running night lets
+rejected and the old one kept). SIGTERM (or SIGINT) stops an idle server at once; a running night lets
 the dumps in flight finish onto the holding disk, writes its report, then the server exits; a
 second SIGTERM cancels at once.`,
 		Args: exactArgs(0),
