@@ -12,10 +12,6 @@ import (
 func (v *volumes) reuseAtRisk() ([]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.reuseAtRiskLocked()
-}
-
-func (v *volumes) reuseAtRiskLocked() ([]string, error) {
 	states, _, err := v.states(true)
 	if err != nil {
 		return nil, err

@@ -192,26 +192,17 @@ func checkVolumes(cfg *config.Config, deps Deps, cat *index.Catalog, problem fun
 	}
 	// The look-ahead: chains the next runs would need to overwrite get a
 	// full at the next run (said here, so nobody is surprised).
-	if reuse, err := v.reuseAtRisk(); err != nil {
+	pdles, err := plannerDLEs(cat, cfg)
+	if err != nil {
+		problem("catalog", "%v", err)
+		return
+	}
+	marked, _, err := lookAhead(cat, v, pdles)
+	if err != nil {
 		problem("volumes", "the look-ahead for chains failed: %v", err)
-	} else if len(reuse) > 0 {
-		chains, err := cat.Chains()
-		if err != nil {
-			problem("volumes", "%v", err)
-			return
-		}
-		pdles, err := plannerDLEs(cat, cfg)
-		if err != nil {
-			problem("volumes", "%v", err)
-			return
-		}
-		for _, name := range markChainsAtRisk(pdles, chains, reuse) {
-			for _, d := range pdles {
-				if d.Name() == name {
-					info("The next run gives %s a full: %s.", name, d.ChainAtRisk)
-				}
-			}
-		}
+	}
+	for _, d := range marked {
+		info("The next run gives %s a full: %s.", d.Name(), d.ChainAtRisk)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +138,7 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 		return nil, err
 	}
 	if r.vols.ch != nil {
-		if err := lookAhead(r.cat, r.vols, pdles); err != nil {
+		if _, _, err := lookAhead(r.cat, r.vols, pdles); err != nil {
 			r.note(fmt.Sprintf("planner: the look-ahead for chains failed, no full is promoted for them tonight: %v", err))
 		}
 	}
@@ -214,17 +215,25 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 
 // lookAhead marks the DLEs whose newest chain is on a volume the next
 // runs must reuse (volumes.reuseAtRisk), for the planner to promote.
-func lookAhead(cat *index.Catalog, v *volumes, pdles []planner.DLE) error {
+// It returns the DLEs it marked and the labels of those volumes, for
+// tapir check and tapir tape next --explain to say.
+func lookAhead(cat *index.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
 	reuse, err := v.reuseAtRisk()
 	if err != nil || len(reuse) == 0 {
-		return err
+		return nil, reuse, err
 	}
 	chains, err := cat.Chains()
 	if err != nil {
-		return err
+		return nil, reuse, err
 	}
-	markChainsAtRisk(pdles, chains, reuse)
-	return nil
+	marked := markChainsAtRisk(pdles, chains, reuse)
+	var out []planner.DLE
+	for _, d := range pdles {
+		if slices.Contains(marked, d.Name()) {
+			out = append(out, d)
+		}
+	}
+	return out, reuse, nil
 }
 
 // PlanTonight asks the agents for estimates and plans tonight's run,
@@ -250,7 +259,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if ch, err := openChanger(cfg, deps, deps.Log); err != nil {
 		lookErr = err
 	} else {
-		lookErr = lookAhead(cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
+		_, _, lookErr = lookAhead(cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
 		closeChanger(ch)
 	}
 	now := deps.Clock.Now().In(cfg.Location())

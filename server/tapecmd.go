@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -161,25 +160,18 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 	for _, l := range c.Considered {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
-	reuse, err := v.reuseAtRiskLocked()
+	pdles, err := plannerDLEs(cat, cfg)
 	if err != nil {
 		return err
 	}
-	if len(reuse) > 0 {
-		chains, err := cat.Chains()
-		if err != nil {
-			return err
-		}
-		pdles, err := plannerDLEs(cat, cfg)
-		if err != nil {
-			return err
-		}
-		marked := markChainsAtRisk(pdles, chains, reuse)
+	marked, reuse, err := lookAhead(cat, v, pdles)
+	if err != nil {
+		return err
+	}
+	if len(marked) > 0 {
 		fmt.Fprintf(w, "\nChains on volumes that the next %d runs would need to overwrite (%s): tonight's plan gives these DLEs a full, to move their chains:\n", taper.Lookahead, strings.Join(reuse, ", "))
-		for _, d := range pdles {
-			if slices.Contains(marked, d.Name()) {
-				fmt.Fprintf(w, "  %s: %s\n", d.Name(), d.ChainAtRisk)
-			}
+		for _, d := range marked {
+			fmt.Fprintf(w, "  %s: %s\n", d.Name(), d.ChainAtRisk)
 		}
 	}
 	return nil
