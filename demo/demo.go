@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/server"
+	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -146,7 +147,7 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	restoreDir := filepath.Join(dir, "restore", rep.Datestamp)
 	os.RemoveAll(restoreDir)
-	res, err := recover.File(ctx, cfg, recover.Request{Host: "localhost", Path: data, File: pick, To: restoreDir}, opt.Log.With("component", "recover"))
+	res, err := restore.File(ctx, cfg, restore.Request{Host: "localhost", Path: data, File: pick, To: restoreDir}, opt.Log.With("component", "recover"))
 	if err != nil {
 		return fmt.Errorf("demo: restore of %s failed: %w", pick, err)
 	}

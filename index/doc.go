@@ -1,40 +1,16 @@
-// Package index owns the tapir catalog: the SQLite database that is the only
-// shared memory between a backup run and a restore.
+// Package index is the room of the catalog and of what serves it; it holds
+// no code of its own. Its packages are siblings, so that the catalog sits
+// beside the code that reads volumes, never above it:
 //
-// It records runs, volumes (tapes and vtapes), dumps (one image of one DLE at
-// one level), the parts of each dump on volumes, the frame list of each
-// payload, the file index of every dump (directory paths interned in a
-// dirs table), each incremental's directory listings, and the force flags.
-// It answers the questions a recover session asks: what a DLE held at a
-// date (View: a full and the incrementals after it, deletions and renames
-// applied), which good dump holds a file, and where exactly (volume, tape
-// file, record, frame, offset) its bytes start and end.
+//   - catalog: the SQLite catalog, the only shared memory between a run and
+//     a restore. It imports no volume code.
+//   - indexd: the index server (TCP 10082, mutual TLS) that recover shells
+//     browse the catalog through and get restore data from; it reads
+//     volumes through a VolumeSource.
+//   - rebuild: recreates a catalog from the volumes alone.
+//   - tarscan: reads a payload's tar stream the way the client agent
+//     indexed it while dumping (ingest, the index server and rebuild use it).
 //
-// The catalog is a real SQLite file in WAL mode with foreign keys on,
-// busy_timeout 5000 ms and synchronous=FULL on every connection, so that a
-// commit that returned nil survives a power cut (a holding file may be deleted
-// after CommitTaped returns nil). All writes go through one connection and are
-// serialised in Go; readers use their own connections and never wait for a
-// writer. Index ingest (FileWriter) commits in batches so that a long ingest
-// never holds the write lock for more than one batch.
-//
-// Errors name the catalog file and the operation (*OpError); a lookup of
-// something that is not there matches ErrNotFound, and its innermost error
-// says what, in a person's words. A View given a context (WithContext)
-// stops reading when it ends, so a server can drop the work of a request
-// whose peer went away.
-//
-// The schema is versioned with PRAGMA user_version and migrated at Open, one
-// transaction per step; a catalog written by a newer tapir refuses to open.
-// The file format is described in docs/format/catalog.md.
-//
-// The directories below index are separate packages, not part of the
-// catalog: each imports it, and the catalog imports none of them. indexd
-// is the index server (TCP 10082, mutual TLS) that recover shells browse
-// the catalog through and get restore data from; tarscan reads a
-// payload's tar stream the way the client agent indexed it while dumping
-// (the server's ingest, the index server and rebuild use it); rebuild
-// recreates a catalog from the volumes alone; admin renders `tapir admin
-// find` and `tapir admin info`; testsite builds whole installations (CA,
-// vtapes, holding disk, catalog) for tests and benchmarks.
+// Text for people about what the catalog knows lives with the report
+// (report/admin); whole test installations live in internal/testsite.
 package index

@@ -5,9 +5,11 @@
 // and extracts by receiving only the compressed frames that hold the
 // selected files, decompressing and checking them, and writing them with
 // the Extractor (mode, owner when root, times, symlinks, hard links,
-// xattrs, sparse files). File and Tree restore straight from the catalog
-// and the vtapes on the backup server (tapir recover -c); Tree refuses a
-// target that is not empty unless asked to overwrite.
+// xattrs, sparse files). It knows the index protocol and the
+// payload's frames, never the configuration, the catalog or the volumes:
+// restores run on the backup server itself (tapir recover -c) live in
+// server/restore and use the Extractor from here. recover/recovertest
+// builds hostile images and arenas for the tests of both.
 //
 // Every write of every restore goes through the Extractor, which writes
 // through an os.Root opened on the target directory (and *at system calls

@@ -81,7 +81,7 @@ func attacks() []attack {
 		{
 			name: "dot symlink then a file through it",
 			images: func(a *arena) [][]tent {
-				return [][]tent{{symlink(".", a.parent), reg("./victim", "owned\n", 0o644)}}
+				return [][]tent{{symlink(".", a.Parent), reg("./victim", "owned\n", 0o644)}}
 			},
 			x:       Extractor{Overwrite: true, Incremental: true},
 			wantErr: []string{`refusing to restore "."`, "a symlink to", "into TARGET", "target directory itself"},
@@ -97,7 +97,7 @@ func attacks() []attack {
 		{
 			name: "dot symlink, entries one by one",
 			images: func(a *arena) [][]tent {
-				return [][]tent{{symlink(".", a.parent), reg("./victim", "owned\n", 0o644), reg("victim", "owned\n", 0o644)}}
+				return [][]tent{{symlink(".", a.Parent), reg("./victim", "owned\n", 0o644), reg("victim", "owned\n", 0o644)}}
 			},
 			x:        Extractor{Overwrite: true, Incremental: true, Warn: func(string) {}},
 			oneByOne: true,
@@ -105,7 +105,7 @@ func attacks() []attack {
 			after: func(t *testing.T, a *arena, x *Extractor) {
 				// One by one (as the shell goes): the files after the
 				// refused "." land inside the target.
-				if b, err := os.ReadFile(filepath.Join(a.target, "victim")); err != nil || string(b) != "owned\n" {
+				if b, err := os.ReadFile(filepath.Join(a.Target, "victim")); err != nil || string(b) != "owned\n" {
 					t.Errorf("target/victim: %q %v", b, err)
 				}
 			},
@@ -119,7 +119,7 @@ func attacks() []attack {
 			x:       Extractor{Overwrite: true, Incremental: true},
 			wantErr: []string{`refusing to restore "."`, "(a file)", "into TARGET"},
 			after: func(t *testing.T, a *arena, x *Extractor) {
-				if _, err := os.Stat(filepath.Join(a.target, "mine")); err != nil {
+				if _, err := os.Stat(filepath.Join(a.Target, "mine")); err != nil {
 					t.Errorf("the target's own file is gone: %v", err)
 				}
 			},
@@ -140,7 +140,7 @@ func attacks() []attack {
 			name: "dot directory does not re-mode the target",
 			images: func(a *arena) [][]tent {
 				d := dir("./", 0o7777)
-				d.hdr.Uid, d.hdr.Gid = 4321, 4321
+				d.Hdr.Uid, d.Hdr.Gid = 4321, 4321
 				return [][]tent{{d, reg("./f", "x", 0o644)}}
 			},
 			x: Extractor{Overwrite: true, Incremental: true, SamePrivileges: true},
@@ -152,7 +152,7 @@ func attacks() []attack {
 			},
 			x: Extractor{TargetMeta: true},
 			after: func(t *testing.T, a *arena, x *Extractor) {
-				if m, _ := fileMode(t, a.target); m.Perm() != 0o705 {
+				if m, _ := fileMode(t, a.Target); m.Perm() != 0o705 {
 					t.Errorf("target mode %v, want 0705 (asked for with TargetMeta)", m)
 				}
 			},
@@ -160,7 +160,7 @@ func attacks() []attack {
 		{
 			name: "dotdot and absolute names",
 			images: func(a *arena) [][]tent {
-				return [][]tent{{reg("../victim", "owned\n", 0o644)}, {reg(filepath.Join(a.parent, "victim"), "owned\n", 0o644)}, {dir("..", 0o777)}, {reg("a/../../victim", "x", 0o644)}}
+				return [][]tent{{reg("../victim", "owned\n", 0o644)}, {reg(filepath.Join(a.Parent, "victim"), "owned\n", 0o644)}, {dir("..", 0o777)}, {reg("a/../../victim", "x", 0o644)}}
 			},
 			x:       Extractor{Overwrite: true, Warn: func(string) {}},
 			wantErr: []string{"refusing to restore", "into TARGET"},
@@ -168,7 +168,7 @@ func attacks() []attack {
 		{
 			name: "symlink then a file through it",
 			images: func(a *arena) [][]tent {
-				return [][]tent{{symlink("link", a.parent), reg("link/victim", "owned\n", 0o644)}}
+				return [][]tent{{symlink("link", a.Parent), reg("link/victim", "owned\n", 0o644)}}
 			},
 			x:       Extractor{Overwrite: true},
 			wantErr: []string{`refusing to restore "link/victim" into TARGET`, "is a symlink"},
@@ -189,7 +189,7 @@ func attacks() []attack {
 			},
 			x: Extractor{Overwrite: true, Incremental: true},
 			after: func(t *testing.T, a *arena, x *Extractor) {
-				if m, ok := fileMode(t, filepath.Join(a.target, "s")); !ok || !m.IsDir() {
+				if m, ok := fileMode(t, filepath.Join(a.Target, "s")); !ok || !m.IsDir() {
 					t.Errorf("target/s is %v, want the directory of the later image", m)
 				}
 			},
@@ -207,7 +207,7 @@ func attacks() []attack {
 			images: func(a *arena) [][]tent {
 				return [][]tent{
 					{hardlink("h1", "../victim")},
-					{hardlink("h2", filepath.Join(a.parent, "victim"))},
+					{hardlink("h2", filepath.Join(a.Parent, "victim"))},
 					{symlink("up", ".."), hardlink("h3", "up/victim")},
 					{symlink("s", "../sentinel"), hardlink("h4", "s/file")},
 				}
@@ -221,7 +221,7 @@ func attacks() []attack {
 				return [][]tent{
 					{dumpdir("./", gnutar.DirEntry{Kind: 'Y', Name: ".."})},
 					{dumpdir("./d/", gnutar.DirEntry{Kind: 'Y', Name: "../victim"})},
-					{dumpdir("./d/", gnutar.DirEntry{Kind: 'N', Name: a.parent})},
+					{dumpdir("./d/", gnutar.DirEntry{Kind: 'N', Name: a.Parent})},
 					{dumpdir("./", gnutar.DirEntry{Kind: 'R', Name: "../victim"}, gnutar.DirEntry{Kind: 'T', Name: "x"})},
 				}
 			},
@@ -237,7 +237,7 @@ func attacks() []attack {
 			x: Extractor{Overwrite: true, Incremental: true},
 			after: func(t *testing.T, a *arena, x *Extractor) {
 				for _, gone := range []string{"mine", "out"} {
-					if _, err := os.Lstat(filepath.Join(a.target, gone)); err == nil {
+					if _, err := os.Lstat(filepath.Join(a.Target, gone)); err == nil {
 						t.Errorf("target/%s survived the listing", gone)
 					}
 				}
@@ -264,23 +264,23 @@ func attacks() []attack {
 			x: Extractor{Overwrite: true},
 			after: func(t *testing.T, a *arena, x *Extractor) {
 				for _, p := range []string{"dev/sda", "dev/mem", "dev/mem2"} {
-					if _, err := os.Lstat(filepath.Join(a.target, p)); err == nil {
+					if _, err := os.Lstat(filepath.Join(a.Target, p)); err == nil {
 						t.Errorf("%s was created", p)
 					}
 				}
 				for p, want := range map[string]os.FileMode{"bin/su": 0o755, "bin/wall": 0o755, "shared": 0o775 | os.ModeSetgid | os.ModeDir, "fifo": 0o666 | os.ModeNamedPipe} {
-					m, _ := fileMode(t, filepath.Join(a.target, p))
+					m, _ := fileMode(t, filepath.Join(a.Target, p))
 					if m != want {
 						t.Errorf("%s: mode %v, want %v", p, m, want)
 					}
 				}
 				for p, name := range map[string]string{"bin/ping": "security.capability", "etc/t": "trusted.overlay.opaque"} {
-					if _, err := unix.Lgetxattr(filepath.Join(a.target, p), name, make([]byte, 64)); err == nil {
+					if _, err := unix.Lgetxattr(filepath.Join(a.Target, p), name, make([]byte, 64)); err == nil {
 						t.Errorf("%s: xattr %s was set", p, name)
 					}
 				}
 				if v := make([]byte, 16); true {
-					if n, err := unix.Lgetxattr(filepath.Join(a.target, "bin/ping"), "user.note", v); err != nil || string(v[:n]) != "kept" {
+					if n, err := unix.Lgetxattr(filepath.Join(a.Target, "bin/ping"), "user.note", v); err != nil || string(v[:n]) != "kept" {
 						t.Errorf("bin/ping: user.note = %q %v, want kept", v[:max(n, 0)], err)
 					}
 				}
@@ -312,14 +312,14 @@ func attacks() []attack {
 				if x.Dropped.Count != 0 {
 					t.Errorf("dropped %q with SamePrivileges", x.Dropped.Lines)
 				}
-				if m, _ := fileMode(t, filepath.Join(a.target, "bin/su")); m != 0o755|os.ModeSetuid {
+				if m, _ := fileMode(t, filepath.Join(a.Target, "bin/su")); m != 0o755|os.ModeSetuid {
 					t.Errorf("bin/su: mode %v, want setuid", m)
 				}
 				var st unix.Stat_t
-				if err := unix.Lstat(filepath.Join(a.target, "dev/null"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+				if err := unix.Lstat(filepath.Join(a.Target, "dev/null"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
 					t.Errorf("dev/null: %v mode %o rdev %d", err, st.Mode, st.Rdev)
 				}
-				if _, err := unix.Lgetxattr(filepath.Join(a.target, "etc/t"), "trusted.overlay.opaque", make([]byte, 8)); err != nil {
+				if _, err := unix.Lgetxattr(filepath.Join(a.Target, "etc/t"), "trusted.overlay.opaque", make([]byte, 8)); err != nil {
 					t.Errorf("etc/t: trusted xattr not set: %v", err)
 				}
 			},
@@ -345,7 +345,7 @@ func TestExtractorAttacks(t *testing.T) {
 			}
 			a := newArena(t, tc.pre)
 			x := tc.x
-			x.Dir = a.target
+			x.Dir = a.Target
 			var errs []string
 			for i, img := range tc.images(a) {
 				tr := tar.NewReader(bytes.NewReader(mkTar(t, img...)))
@@ -375,13 +375,13 @@ func TestExtractorAttacks(t *testing.T) {
 				}
 				for _, e := range errs {
 					for _, w := range tc.wantErr {
-						if w = strings.ReplaceAll(w, "TARGET", a.target); !strings.Contains(e, w) {
+						if w = strings.ReplaceAll(w, "TARGET", a.Target); !strings.Contains(e, w) {
 							t.Errorf("error %q lacks %q", e, w)
 						}
 					}
 				}
 			}
-			a.check(t, x.TargetMeta)
+			a.Check(t, x.TargetMeta)
 			if tc.after != nil {
 				tc.after(t, a, &x)
 			}
@@ -397,12 +397,12 @@ func TestDroppedIsCapped(t *testing.T) {
 	for i := range 3 * MaxDroppedLines {
 		es = append(es, node(fmt.Sprintf("dev/n%d", i), tar.TypeChar, 1, 3))
 	}
-	x := &Extractor{Dir: a.target}
+	x := &Extractor{Dir: a.Target}
 	if _, err := x.All(tar.NewReader(bytes.NewReader(mkTar(t, es...)))); err != nil {
 		t.Fatal(err)
 	}
 	if len(x.Dropped.Lines) != MaxDroppedLines || x.Dropped.Count != 3*MaxDroppedLines {
 		t.Errorf("%d lines, count %d; want %d and %d", len(x.Dropped.Lines), x.Dropped.Count, MaxDroppedLines, 3*MaxDroppedLines)
 	}
-	a.check(t, false)
+	a.Check(t, false)
 }

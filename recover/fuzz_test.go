@@ -255,8 +255,8 @@ func FuzzExtractor(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a := newArena(t, len(data) > 0 && data[0]&16 != 0)
-		x, images := fuzzImages(data, a.parent)
-		x.Dir = a.target
+		x, images := fuzzImages(data, a.Parent)
+		x.Dir = a.Target
 		all := len(data) > 0 && data[0]&64 != 0
 		for _, img := range images {
 			tr := tar.NewReader(bytes.NewReader(img))
@@ -277,6 +277,6 @@ func FuzzExtractor(f *testing.F) {
 			}
 			x.Close()
 		}
-		a.check(t, x.TargetMeta)
+		a.Check(t, x.TargetMeta)
 	})
 }

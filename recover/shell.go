@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapir-backup/tapir/index/admin"
+	"github.com/tapir-backup/tapir/report/admin"
 	"github.com/tapir-backup/tapir/wire"
 )
 

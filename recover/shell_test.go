@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/wire"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -38,7 +38,7 @@ func SetReuse(cfg *config.Config, labels []string, reuse bool) ([]ReuseChange, e
 	if len(labels) == 0 {
 		return nil, errors.New("no volume label given")
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func SetReuse(cfg *config.Config, labels []string, reuse bool) ([]ReuseChange, e
 		seen[l] = true
 		v, err := cat.Volume(l)
 		switch {
-		case errors.Is(err, index.ErrNotFound):
+		case errors.Is(err, catalog.ErrNotFound):
 			unknown = append(unknown, l)
 			continue
 		case err != nil:
@@ -90,7 +90,7 @@ func volumesWord(labels []string) string {
 
 // chainsOn lists, as host:path, the DLEs whose newest chain has an image
 // on the volume label.
-func chainsOn(chains []index.Chain, label string) []string {
+func chainsOn(chains []catalog.Chain, label string) []string {
 	var out []string
 	for _, c := range chains {
 		if slices.Contains(c.Volumes, label) {
@@ -135,7 +135,7 @@ type RmVolumeOptions struct {
 
 // RmDump is an image on the volume being removed.
 type RmDump struct {
-	index.Dump
+	catalog.Dump
 	Volumes []string // every volume holding a part of it (all its parts leave the catalog)
 }
 
@@ -143,14 +143,14 @@ type RmDump struct {
 // removed: once it is gone, the DLE's newest state cannot be restored.
 type BrokenChain struct {
 	Host, Path   string
-	Full         index.Dump
+	Full         catalog.Dump
 	FullVolumes  []string // the volumes holding the full
 	Incrementals int      // incrementals after the full in the chain
 }
 
 // RmVolumeResult says what removing a volume loses, and what was done.
 type RmVolumeResult struct {
-	Volume index.Volume
+	Volume catalog.Volume
 	Dumps  []RmDump      // the images with a part on the volume, oldest first
 	Broken []BrokenChain // by host and path
 	// Slot and SlotDir are, with Erase, the slot of the disk changer that
@@ -159,8 +159,8 @@ type RmVolumeResult struct {
 	SlotDir string
 	Files   int // with Erase, the tape files in the slot
 	Removed bool
-	Dropped []index.Dump // what left the catalog
-	Erased  bool         // the slot's tape files were removed
+	Dropped []catalog.Dump // what left the catalog
+	Erased  bool           // the slot's tape files were removed
 }
 
 // RemoveVolume makes the catalog of cfg forget a volume and every image
@@ -184,13 +184,13 @@ func RemoveVolume(cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolume
 		return nil, fmt.Errorf("--erase erases virtual tapes only, and the changer of %s is a %s; nothing was changed: "+
 			"remove the volume without --erase, then erase the cartridge with mt -f %s erase", cfg.File, cfg.Changer.Type, dev)
 	}
-	var cat *index.Catalog
+	var cat *catalog.Catalog
 	done := func() {}
 	var err error
 	if opt.Yes {
 		cat, done, err = openLocked(cfg)
 	} else {
-		cat, err = index.Open(cfg.Catalog)
+		cat, err = catalog.Open(cfg.Catalog)
 		if err == nil {
 			done = func() { cat.Close() }
 		}
@@ -240,9 +240,9 @@ func RemoveVolume(cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolume
 }
 
 // volumeLoss reads what removing the volume label would lose.
-func volumeLoss(cat *index.Catalog, cfg *config.Config, label string) (*RmVolumeResult, error) {
+func volumeLoss(cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolumeResult, error) {
 	v, err := cat.Volume(label)
-	if errors.Is(err, index.ErrNotFound) {
+	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, fmt.Errorf("volume %s is not in the catalog %s; nothing was changed (tapir tape inventory -c %s lists the volumes in the changer)", label, cfg.Catalog, cfg.File)
 	}
 	if err != nil {
@@ -278,7 +278,7 @@ func volumeLoss(cat *index.Catalog, cfg *config.Config, label string) (*RmVolume
 }
 
 // dumpVolumes lists the volumes holding the parts of a dump, in part order.
-func dumpVolumes(cat *index.Catalog, id int64) ([]string, error) {
+func dumpVolumes(cat *catalog.Catalog, id int64) ([]string, error) {
 	parts, err := cat.Parts(id)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -54,7 +54,7 @@ blocksize = "64 KiB"
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ blocksize = "64 KiB"
 	for i, l := range []string{"test-001", "test-002", "test-003"} {
 		slot := i + 1
 		writeVtapeLabel(t, dc, slot, l, stamps[i])
-		if _, err := cat.AddVolume(index.Volume{Label: l, Slot: slot, Blocksize: 64 << 10, Created: t0}); err != nil {
+		if _, err := cat.AddVolume(catalog.Volume{Label: l, Slot: slot, Blocksize: 64 << 10, Created: t0}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := cat.StartVolumeWrite(l, slot, 64<<10, stamps[i]); err != nil {
@@ -81,21 +81,21 @@ blocksize = "64 KiB"
 	}
 	dump := func(ds, host, path string, level int, vols ...string) {
 		t.Helper()
-		id, err := cat.CreateDump(&index.Dump{RunID: runs[ds], Host: host, Path: path, Level: level, FrameSize: 1 << 20, Started: t0})
+		id, err := cat.CreateDump(&catalog.Dump{RunID: runs[ds], Host: host, Path: path, Level: level, FrameSize: 1 << 20, Started: t0})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cat.SetDumpHolding(id, 2000, 1000, strings.Repeat("ab", 32), 0, "", nil, t0); err != nil {
 			t.Fatal(err)
 		}
-		var parts []index.Part
+		var parts []catalog.Part
 		per := int64(1000 / len(vols))
 		for i, v := range vols {
 			n := per
 			if i == len(vols)-1 {
 				n = 1000 - per*int64(i)
 			}
-			parts = append(parts, index.Part{Volume: v, Part: i + 1, FileNo: 1, LogicalPos: -1, Offset: per * int64(i), Length: n})
+			parts = append(parts, catalog.Part{Volume: v, Part: i + 1, FileNo: 1, LogicalPos: -1, Offset: per * int64(i), Length: n})
 		}
 		if err := cat.CommitTaped(id, parts, t0); err != nil {
 			t.Fatal(err)
@@ -130,9 +130,9 @@ func writeVtapeLabel(t *testing.T, dc *taper.DiskChanger, slot int, label, stamp
 	}
 }
 
-func openCatalog(t *testing.T, cfg *config.Config) *index.Catalog {
+func openCatalog(t *testing.T, cfg *config.Config) *catalog.Catalog {
 	t.Helper()
-	c, err := index.Open(cfg.Catalog)
+	c, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func vtapeFiles(t *testing.T, dc *taper.DiskChanger, slot int) []string {
 	return n
 }
 
-func dumpNamesOf(ds []index.Dump) []string {
+func dumpNamesOf(ds []catalog.Dump) []string {
 	var out []string
 	for _, d := range ds {
 		out = append(out, d.Host+":"+d.Path+"@"+d.Datestamp[:8])
@@ -206,7 +206,7 @@ func TestRemoveVolume(t *testing.T) {
 	if got := dumpNamesOf(res.Dropped); !slices.Equal(got, []string{"a:/x@20250301", "b:/y@20250301"}) {
 		t.Errorf("dropped %v", got)
 	}
-	if _, err := cat.Volume("test-001"); !errors.Is(err, index.ErrNotFound) {
+	if _, err := cat.Volume("test-001"); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("test-001 is still in the catalog: %v", err)
 	}
 	// The chains reported broken are exactly those no longer in the

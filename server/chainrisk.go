@@ -5,12 +5,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/planner"
 )
 
 // markChainsAtRisk sets planner.DLE.ChainAtRisk on every DLE whose newest
-// chain (chains, from index.Catalog.Chains) has an image on one of the
+// chain (chains, from catalog.Catalog.Chains) has an image on one of the
 // volumes the next run must reuse (reuse: their labels), so that the
 // planner gives it a full tonight and the volume is free when the next run
 // needs it. The reason names the oldest image of the chain on those
@@ -18,17 +18,17 @@ import (
 // must reuse", or "its level 1 of 2025-03-03 (after the full of
 // 2025-03-01) is on Daily-002, ...". It returns the DLEs it marked, as
 // host:path.
-func markChainsAtRisk(pdles []planner.DLE, chains []index.Chain, reuse []string) []string {
+func markChainsAtRisk(pdles []planner.DLE, chains []catalog.Chain, reuse []string) []string {
 	if len(reuse) == 0 {
 		return nil
 	}
-	byDLE := map[index.DLE]*index.Chain{}
+	byDLE := map[catalog.DLE]*catalog.Chain{}
 	for i := range chains {
-		byDLE[index.DLE{Host: chains[i].Host, Path: chains[i].Path}] = &chains[i]
+		byDLE[catalog.DLE{Host: chains[i].Host, Path: chains[i].Path}] = &chains[i]
 	}
 	var marked []string
 	for i := range pdles {
-		ch := byDLE[index.DLE{Host: pdles[i].Host, Path: pdles[i].Path}]
+		ch := byDLE[catalog.DLE{Host: pdles[i].Host, Path: pdles[i].Path}]
 		if ch == nil || len(ch.Dumps) == 0 {
 			continue
 		}
@@ -49,7 +49,7 @@ func markChainsAtRisk(pdles []planner.DLE, chains []index.Chain, reuse []string)
 
 // chainRiskText says what of the chain is on the volumes on (sorted
 // labels, each holding a part of the chain).
-func chainRiskText(ch *index.Chain, on []string) string {
+func chainRiskText(ch *catalog.Chain, on []string) string {
 	vols := on[0]
 	if len(on) > 1 {
 		vols = strings.Join(on[:len(on)-1], ", ") + " and " + on[len(on)-1]

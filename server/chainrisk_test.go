@@ -4,19 +4,19 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/planner"
 )
 
 // The DLEs whose newest chain has an image on a volume the next run must
 // reuse are marked, with the reason in words; the others are not.
 func TestMarkChainsAtRisk(t *testing.T) {
-	chains := []index.Chain{
-		{Host: "a", Path: "/full", Dumps: []index.Dump{{Datestamp: "20250301010000"}}, Volumes: []string{"D-001"}},
-		{Host: "a", Path: "/chain", Dumps: []index.Dump{{Datestamp: "20250301010000"}, {Datestamp: "20250302010000", Level: 1}, {Datestamp: "20250303010000", Level: 1}},
+	chains := []catalog.Chain{
+		{Host: "a", Path: "/full", Dumps: []catalog.Dump{{Datestamp: "20250301010000"}}, Volumes: []string{"D-001"}},
+		{Host: "a", Path: "/chain", Dumps: []catalog.Dump{{Datestamp: "20250301010000"}, {Datestamp: "20250302010000", Level: 1}, {Datestamp: "20250303010000", Level: 1}},
 			Volumes: []string{"D-001", "D-002", "D-003"}},
-		{Host: "b", Path: "/safe", Dumps: []index.Dump{{Datestamp: "20250303010000"}}, Volumes: []string{"D-003"}},
-		{Host: "gone", Path: "/x", Dumps: []index.Dump{{Datestamp: "20250301010000"}}, Volumes: []string{"D-001"}},
+		{Host: "b", Path: "/safe", Dumps: []catalog.Dump{{Datestamp: "20250303010000"}}, Volumes: []string{"D-003"}},
+		{Host: "gone", Path: "/x", Dumps: []catalog.Dump{{Datestamp: "20250301010000"}}, Volumes: []string{"D-001"}},
 	}
 	pdles := []planner.DLE{{Host: "a", Path: "/full"}, {Host: "a", Path: "/chain"}, {Host: "b", Path: "/safe"}, {Host: "c", Path: "/new"}}
 	marked := markChainsAtRisk(pdles, chains, []string{"D-001", "D-002"})

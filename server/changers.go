@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
@@ -107,7 +107,7 @@ func askForVolume(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
 // it and where to put it.
 type changerVolumes struct {
 	ch  taper.Changer
-	cat *index.Catalog
+	cat *catalog.Catalog
 	dev string // the drive, for messages
 }
 
@@ -167,7 +167,7 @@ func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, 
 // VolumeSource returns how the index server, verify and recover reach the
 // volumes of cfg, through their own changer (never the run's). cat may be
 // nil (the disk changer then finds volumes by reading labels).
-func VolumeSource(cfg *config.Config, deps Deps, cat *index.Catalog, log *slog.Logger) (indexd.VolumeSource, error) {
+func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog.Logger) (indexd.VolumeSource, error) {
 	ch, err := openChanger(cfg, deps, log)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/wire"
@@ -82,7 +82,7 @@ func serverChecks(cfg *config.Config, deps Deps, now time.Time, vols bool, probl
 			problem(d.what+" "+d.dir, "%v", err)
 		}
 	}
-	if cat, err := index.Open(cfg.Catalog); err != nil {
+	if cat, err := catalog.Open(cfg.Catalog); err != nil {
 		problem("catalog "+cfg.Catalog, "%v", err)
 	} else {
 		if _, err := cat.Runs(); err != nil {
@@ -156,7 +156,7 @@ func checkHolding(cfg *config.Config, problem func(where, format string, a ...an
 	}
 }
 
-func checkVolumes(cfg *config.Config, deps Deps, cat *index.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+func checkVolumes(cfg *config.Config, deps Deps, cat *catalog.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
 	ch, err := openChanger(cfg, deps, nil)
 	if err != nil {
 		problem("changer", "%v", err)

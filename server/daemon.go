@@ -16,7 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 )
 
 // Timer is implemented by clocks that can wait (a test's fake clock moves
@@ -97,7 +97,7 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	d := &daemon{opt: opt, log: deps.Log, cfg: cfg}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/server/restore"
 )
 
 // fakeClock is a clock the test moves by hand; timers fire when it passes
@@ -123,9 +123,9 @@ func startSMTP(t *testing.T) (*smtpSink, string) {
 }
 
 // runsIn lists the finished runs in the catalog.
-func runsIn(t *testing.T, s *site) []index.Run {
+func runsIn(t *testing.T, s *site) []catalog.Run {
 	t.Helper()
-	cat, err := index.Open(s.cfg.Catalog)
+	cat, err := catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func runsIn(t *testing.T, s *site) []index.Run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var done []index.Run
+	var done []catalog.Run
 	for _, r := range rs {
 		if !r.Finished.IsZero() {
 			done = append(done, r)
@@ -293,7 +293,7 @@ func TestMissedTapeNight(t *testing.T) {
 	// A file of each night restores.
 	for night, name := range map[string]string{runs[1].Datestamp: "etc/night1.conf", runs[2].Datestamp: "etc/night2.conf"} {
 		to := t.TempDir()
-		res, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: name, To: to, AsOf: night}, testLogger(t))
+		res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: name, To: to, AsOf: night}, testLogger(t))
 		if err != nil {
 			t.Errorf("recover %s of %s: %v", name, night, err)
 			continue

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -40,9 +40,9 @@ func (s *site) night(t *testing.T, deps Deps) (*report.Run, string, error) {
 	return rep, out.String(), err
 }
 
-func (s *site) catalog(t *testing.T) *index.Catalog {
+func (s *site) catalog(t *testing.T) *catalog.Catalog {
 	t.Helper()
-	c, err := index.Open(s.cfg.Catalog)
+	c, err := catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestSmallHoldingTwoBigDumps(t *testing.T) {
 			if left := holdingFiles(t, s); len(left) != 0 {
 				t.Errorf("holding not empty: %v", left)
 			}
-			good, _ := s.catalog(t).DumpsWithStatus(index.DumpGood)
+			good, _ := s.catalog(t).DumpsWithStatus(catalog.DumpGood)
 			if len(good) != 2 {
 				t.Errorf("%d good dumps, want 2", len(good))
 			}
@@ -222,7 +222,7 @@ func TestRetryAfterCut(t *testing.T) {
 	if !strings.Contains(out, "was successfully retried") || !strings.Contains(out, "connection closed in the middle of the dump") {
 		t.Errorf("the report does not tell of the failed attempt:\n%s", out)
 	}
-	failed, _ := s.catalog(t).DumpsWithStatus(index.DumpFailed)
+	failed, _ := s.catalog(t).DumpsWithStatus(catalog.DumpFailed)
 	if len(failed) != 1 {
 		t.Errorf("%d failed attempts in the catalog, want 1", len(failed))
 	}
@@ -252,7 +252,7 @@ func TestSpanningAndRuntapes(t *testing.T) {
 		t.Fatalf("volumes %+v\n%s", rep.Volumes, out)
 	}
 	cat := s.catalog(t)
-	good, _ := cat.DumpsWithStatus(index.DumpGood)
+	good, _ := cat.DumpsWithStatus(catalog.DumpGood)
 	parts, _ := cat.Parts(good[0].ID)
 	if len(parts) < 2 {
 		t.Fatalf("%d parts", len(parts))

@@ -14,7 +14,7 @@ import (
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/tarscan"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
@@ -142,7 +142,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		return err
 	}
 	started := r.clock.Now()
-	id, err := r.cat.CreateDump(&index.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
+	id, err := r.cat.CreateDump(&catalog.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
 		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
 	if err != nil {
 		r.release(tg, err)
@@ -188,7 +188,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	chk := newIngest(streamComp)
 	defer chk.Abort()
 	var warns warnings
-	var frames []index.Frame
+	var frames []catalog.Frame
 	var dumped int64
 	// safe makes the image safe (on the holding disk, or on a volume) and
 	// records it in the catalog; only then is the agent told to advance its
@@ -212,7 +212,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256 = sum.OriginalSize, sum.PayloadSize, sum.SHA256
 			frames = frames[:0]
 			for _, f := range sum.Frames {
-				frames = append(frames, index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+				frames = append(frames, catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
 			}
 		}
 		hdr.Frames = int64(len(frames))
@@ -284,11 +284,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			if err := chk.Record(rec); err != nil {
 				return final("refused: %v", err)
 			}
-			return fw.Add(index.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
+			return fw.Add(catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
 				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
 		},
 		Frame: func(f wire.FrameInfo) error {
-			frames = append(frames, index.Frame{Index: len(frames), TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+			frames = append(frames, catalog.Frame{Index: len(frames), TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
 			return nil
 		},
 		Warn: warns.add,
@@ -361,7 +361,7 @@ func (r *run) release(tg *target, err error) {
 // abort undoes a failed attempt: the partial holding file goes, the taper
 // gives up the stream, the index rows go and the catalog marks the dump
 // failed with the reason.
-func (r *run) abort(tg *target, w *holding.Writer, fw *index.FileWriter, id int64, err error) {
+func (r *run) abort(tg *target, w *holding.Writer, fw *catalog.FileWriter, id int64, err error) {
 	if w != nil {
 		if aerr := w.Abort(); aerr != nil {
 			r.note("holding: " + aerr.Error())

@@ -17,8 +17,8 @@ import (
 
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -271,7 +271,7 @@ func TestNightEndToEnd(t *testing.T) {
 		t.Errorf("holding disk not empty after the run: %v", left)
 	}
 	// The catalog says every dump is good and has its part.
-	cat, err := index.Open(s.cfg.Catalog)
+	cat, err := catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,17 +296,17 @@ func TestNightEndToEnd(t *testing.T) {
 		{filepath.Join(s.data, "sub"), "x.txt"}, // from the gzip image
 		{s.data, "empty.txt"},
 	} {
-		res, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: tc.path, File: tc.file, To: to, Overwrite: true}, testLogger(t))
+		res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: tc.path, File: tc.file, To: to, Overwrite: true}, testLogger(t))
 		if err != nil {
 			t.Errorf("recover %s: %v", tc.file, err)
 			continue
 		}
-		rel, _ := recover.RelPath(tc.path, tc.file)
+		rel, _ := restore.RelPath(tc.path, tc.file)
 		sameFile(t, filepath.Join(tc.path, rel), res.Written)
 	}
 
 	// A file in no image gets a clear error.
-	_, err = recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "no/such/file", To: to}, nil)
+	_, err = restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "no/such/file", To: to}, nil)
 	if err == nil || !strings.Contains(err.Error(), "in no image") {
 		t.Errorf("recover of a missing file: got %v, want an error saying it is in no image", err)
 	}

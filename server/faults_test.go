@@ -16,7 +16,7 @@ import (
 
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/taper/taptest"
@@ -277,7 +277,7 @@ func TestKilledRunLosesNothing(t *testing.T) {
 func assertGoodMeansOnVolume(t *testing.T, s *site) {
 	t.Helper()
 	cat := s.catalog(t)
-	good, err := cat.DumpsWithStatus(index.DumpGood)
+	good, err := cat.DumpsWithStatus(catalog.DumpGood)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -27,11 +27,11 @@ import (
 // marked failed, an image the catalog does not know is named. Nothing is
 // left on a holding disk without a line in the report.
 func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
-	dumps, err := r.cat.DumpsWithStatus(index.DumpHolding)
+	dumps, err := r.cat.DumpsWithStatus(catalog.DumpHolding)
 	if err != nil {
 		return nil, err
 	}
-	byPath := map[string]index.Dump{}
+	byPath := map[string]catalog.Dump{}
 	for _, d := range dumps {
 		if d.HoldingPath != "" {
 			byPath[d.HoldingPath] = d
@@ -158,8 +158,8 @@ func (r *run) stray(f holding.Found) {
 // tapedCopy is the catalog's record of an image a holding file is a
 // redundant copy of.
 type tapedCopy struct {
-	dump  index.Dump
-	parts []index.Part
+	dump  catalog.Dump
+	parts []catalog.Part
 }
 
 func (tc *tapedCopy) what() string {
@@ -181,13 +181,13 @@ func (tc *tapedCopy) where() string {
 // none. It returns an error, and no copy, when there is one but the
 // holding file cannot be proven redundant: the parts do not cover the
 // whole payload contiguously, or the sizes or SHA-256 differ.
-func alreadyTaped(cat *index.Catalog, h *image.Header) (*tapedCopy, error) {
+func alreadyTaped(cat *catalog.Catalog, h *image.Header) (*tapedCopy, error) {
 	dumps, err := cat.Dumps(h.Host, h.Path)
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range dumps {
-		if d.Status != index.DumpGood || d.Datestamp != h.Datestamp || d.Level != h.Level {
+		if d.Status != catalog.DumpGood || d.Datestamp != h.Datestamp || d.Level != h.Level {
 			continue
 		}
 		tc := &tapedCopy{dump: d}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 )
 
 func holdingFiles(t *testing.T, s *site) []string {
@@ -58,11 +58,11 @@ func TestLeftoversAreFlushed(t *testing.T) {
 	if left := holdingFiles(t, s); len(left) != 0 {
 		t.Errorf("holding not empty after autoflush: %v", left)
 	}
-	cat, err := index.Open(s.cfg.Catalog)
+	cat, err := catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hold, _ := cat.DumpsWithStatus(index.DumpHolding)
+	hold, _ := cat.DumpsWithStatus(catalog.DumpHolding)
 	cat.Close()
 	if len(hold) != 0 {
 		t.Errorf("%d dumps still 'holding' in the catalog", len(hold))
@@ -113,7 +113,7 @@ func TestHoldingDeleteMarksDumpFailed(t *testing.T) {
 		t.Errorf("%d holding files left, want 1", n)
 	}
 	d, err := s.catalog(t).Dump(got[0].DumpID)
-	if err != nil || d.Status != index.DumpFailed || !strings.Contains(d.Error, "deleted from the holding disk") {
+	if err != nil || d.Status != catalog.DumpFailed || !strings.Contains(d.Error, "deleted from the holding disk") {
 		t.Errorf("catalog: %+v %v", d, err)
 	}
 }

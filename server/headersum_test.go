@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/rebuild"
-	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -134,7 +134,7 @@ func TestVerifyAndRebuildRefuseDamagedHeaders(t *testing.T) {
 			}
 
 			// A restore of a file of the image refuses it.
-			_, err = recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "etc/passwd", To: t.TempDir(), Volumes: vols}, testLogger(t))
+			_, err = restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "etc/passwd", To: t.TempDir(), Volumes: vols}, testLogger(t))
 			if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 				t.Errorf("restore from the damaged image: %v", err)
 			}
@@ -149,7 +149,7 @@ func TestVerifyAndRebuildRefuseDamagedHeaders(t *testing.T) {
 				!strings.Contains(rb.Problems[0], tc.want[1]) {
 				t.Errorf("rebuild: %d images, problems %q", rb.Dumps, rb.Problems)
 			}
-			cat, err := index.Open(db)
+			cat, err := catalog.Open(db)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +215,7 @@ func TestVerifyOrphansAndFailedWrites(t *testing.T) {
 		t.Errorf("orphan: %+v", im)
 	}
 	cat := s.catalog(t)
-	if err := cat.RecordFailedFile(index.FailedFile{Volume: "test-001", FileNo: 3, Datestamp: "20250607010000", Host: "localhost", Path: s.data, Level: 0, Reason: "volume full"}); err != nil {
+	if err := cat.RecordFailedFile(catalog.FailedFile{Volume: "test-001", FileNo: 3, Datestamp: "20250607010000", Host: "localhost", Path: s.data, Level: 0, Reason: "volume full"}); err != nil {
 		t.Fatal(err)
 	}
 	res, err = Verify(context.Background(), s.cfg, "test-001", Deps{Log: testLogger(t)})

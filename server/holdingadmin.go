@@ -11,7 +11,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -31,7 +31,7 @@ type HoldingImage struct {
 // HoldingList lists what is on the holding disks of cfg, matched against
 // the catalog. It only reads.
 func HoldingList(cfg *config.Config) ([]HoldingImage, error) {
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -47,17 +47,17 @@ func holdingDisks(cfg *config.Config) []string {
 	return ds
 }
 
-func holdingList(cfg *config.Config, cat *index.Catalog) ([]HoldingImage, error) {
+func holdingList(cfg *config.Config, cat *catalog.Catalog) ([]HoldingImage, error) {
 	disks := holdingDisks(cfg)
 	found, left, err := holding.Scan(disks)
 	if err != nil {
 		return nil, err
 	}
-	dumps, err := cat.DumpsWithStatus(index.DumpHolding)
+	dumps, err := cat.DumpsWithStatus(catalog.DumpHolding)
 	if err != nil {
 		return nil, err
 	}
-	byPath := map[string]index.Dump{}
+	byPath := map[string]catalog.Dump{}
 	for _, d := range dumps {
 		byPath[d.HoldingPath] = d
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/server/restore"
 )
 
 // TestIncrementalNights: the second night dumps level 1 against the
@@ -34,7 +34,7 @@ func TestIncrementalNights(t *testing.T) {
 	os.Rename(filepath.Join(s.data, "bin/run.sh"), filepath.Join(s.data, "bin/run2.sh"))
 	run()
 
-	cat, err := index.Open(s.cfg.Catalog)
+	cat, err := catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +42,13 @@ func TestIncrementalNights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l1 *index.Dump
+	var l1 *catalog.Dump
 	for i := range dumps {
 		if dumps[i].Level == 1 {
 			l1 = &dumps[i]
 		}
 	}
-	if l1 == nil || l1.Status != index.DumpGood {
+	if l1 == nil || l1.Status != catalog.DumpGood {
 		t.Fatalf("second night: no good level-1 dump of %s in %+v", s.data, dumps)
 	}
 	files, err := cat.ListDir(l1.ID, "")
@@ -62,7 +62,7 @@ func TestIncrementalNights(t *testing.T) {
 	t.Logf("level 1 root entries: %d, tar bytes %d", len(files), l1.OrigSize)
 
 	to := filepath.Join(s.dir, "chain")
-	res, err := recover.Tree(context.Background(), s.cfg, recover.TreeRequest{Host: "localhost", Path: s.data, To: to}, testLogger(t))
+	res, err := restore.Tree(context.Background(), s.cfg, restore.TreeRequest{Host: "localhost", Path: s.data, To: to}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestServerZstd(t *testing.T) {
 	if b, err := exec.Command("diff", "-r", "--no-dereference", sub, dst).CombinedOutput(); err != nil {
 		t.Errorf("server-zstd image differs:\n%s", b)
 	}
-	res, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: sub, File: "deep/a/b/c/file with spaces.txt", To: t.TempDir()}, nil)
+	res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: sub, File: "deep/a/b/c/file with spaces.txt", To: t.TempDir()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

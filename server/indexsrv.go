@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
@@ -25,7 +25,7 @@ func ServeIndex(ctx context.Context, cfg *config.Config, ln net.Listener, log *s
 	if err != nil {
 		return err
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func ServeIndex(ctx context.Context, cfg *config.Config, ln net.Listener, log *s
 // disk is mounted, and until then fail saying why.
 type laterVolumes struct {
 	cfg *config.Config
-	cat *index.Catalog
+	cat *catalog.Catalog
 	log *slog.Logger
 
 	mu sync.Mutex

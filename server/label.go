@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -21,8 +21,8 @@ type LabelOptions struct {
 type LabelResult struct {
 	Label   taper.Label
 	Slot    int
-	Was     string       // what the volume held before, in words
-	Dropped []index.Dump // images that were on it and left the catalog
+	Was     string         // what the volume held before, in words
+	Dropped []catalog.Dump // images that were on it and left the catalog
 }
 
 // Label writes a new label on a volume (amlabel). It refuses, unless
@@ -112,7 +112,7 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	return res, nil
 }
 
-func dumpNames(ds []index.Dump, n int) string {
+func dumpNames(ds []catalog.Dump, n int) string {
 	var out []string
 	for i, d := range ds {
 		if i == n {

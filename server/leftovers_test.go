@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
@@ -80,7 +80,7 @@ func TestAlreadyTapedChecksTheCopy(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	cat := s.catalog(t)
-	good, err := cat.DumpsWithStatus(index.DumpGood)
+	good, err := cat.DumpsWithStatus(catalog.DumpGood)
 	if err != nil || len(good) == 0 {
 		t.Fatalf("good dumps: %v %v", good, err)
 	}
@@ -135,7 +135,7 @@ func TestFailedTapeWriteIsRecorded(t *testing.T) {
 	if err != nil || len(failed) == 0 {
 		t.Fatalf("failed files of test-001: %+v %v\n%s", failed, err, text)
 	}
-	good, _ := cat.DumpsWithStatus(index.DumpGood)
+	good, _ := cat.DumpsWithStatus(catalog.DumpGood)
 	for _, f := range failed {
 		files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot1", fmt.Sprintf("%05d.*", f.FileNo)))
 		if len(files) != 1 {
@@ -267,7 +267,7 @@ func TestMissingDirectoriesAreNotCreated(t *testing.T) {
 	if !strings.Contains(text, "which does not exist now; it stays waiting until the disk is back") {
 		t.Errorf("the report does not say the waiting images stay waiting:\n%s", text)
 	}
-	if hold, _ := s.catalog(t).DumpsWithStatus(index.DumpHolding); len(hold) != 2 {
+	if hold, _ := s.catalog(t).DumpsWithStatus(catalog.DumpHolding); len(hold) != 2 {
 		t.Errorf("%d dumps wait, want the 2 of the degraded night", len(hold))
 	}
 }
@@ -352,7 +352,7 @@ func TestMissingVolumesReported(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	cat := s.catalog(t)
-	if _, err := cat.AddVolume(index.Volume{Label: "test-009", Slot: 9, Blocksize: 64 << 10}); err != nil {
+	if _, err := cat.AddVolume(catalog.Volume{Label: "test-009", Slot: 9, Blocksize: 64 << 10}); err != nil {
 		t.Fatal(err)
 	}
 	// test-001 leaves the changer (taken out of its slot).

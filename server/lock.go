@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -74,7 +74,7 @@ func (l *runLock) unlock() {
 // The holding disks are cleaned by the run's leftovers scan. The returned
 // notes go into the report so that the administrator learns what was
 // cleaned.
-func recoverInterrupted(cat *index.Catalog, now time.Time, log *slog.Logger) ([]string, error) {
+func recoverInterrupted(cat *catalog.Catalog, now time.Time, log *slog.Logger) ([]string, error) {
 	var notes []string
 	failed, err := cat.FailInterrupted("the run was interrupted (process killed or machine down) while this DLE was being dumped", now)
 	if err != nil {
@@ -90,12 +90,12 @@ func recoverInterrupted(cat *index.Catalog, now time.Time, log *slog.Logger) ([]
 // openLocked takes the run lock and opens the catalog, for the commands
 // that change volumes or the holding disks and must not do it under a
 // running night. done closes both.
-func openLocked(cfg *config.Config) (cat *index.Catalog, done func(), err error) {
+func openLocked(cfg *config.Config) (cat *catalog.Catalog, done func(), err error) {
 	lock, err := lockRun(cfg.Catalog)
 	if err != nil {
 		return nil, nil, err
 	}
-	cat, err = index.Open(cfg.Catalog)
+	cat, err = catalog.Open(cfg.Catalog)
 	if err != nil {
 		lock.unlock()
 		return nil, nil, err
@@ -107,7 +107,7 @@ func openLocked(cfg *config.Config) (cat *index.Catalog, done func(), err error)
 // the run lock, the open catalog, the run's row and the report.
 type session struct {
 	lock  *runLock
-	cat   *index.Catalog
+	cat   *catalog.Catalog
 	runID int64
 	rep   *report.Run
 	log   *slog.Logger
@@ -131,7 +131,7 @@ func begin(cfg *config.Config, deps Deps) (*session, error) {
 	if lock.stale != "" {
 		deps.Log.Warn("took over the run lock of a process that died", "lock", cfg.Catalog+".lock", "holder", lock.stale)
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		lock.unlock()
 		return nil, err

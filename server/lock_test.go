@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 )
 
 // TestRunAfterCrash: a run killed mid-dump leaves a "running" run, a
@@ -19,7 +19,7 @@ import (
 // and says so in its report.
 func TestRunAfterCrash(t *testing.T) {
 	s := newSite(t, "")
-	cat, err := index.Open(s.cfg.Catalog)
+	cat, err := catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestRunAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.CreateDump(&index.Dump{RunID: runID, Host: "localhost", Path: s.data, Level: 0, Datestamp: ds, Started: crashed}); err != nil {
+	if _, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: "localhost", Path: s.data, Level: 0, Datestamp: ds, Started: crashed}); err != nil {
 		t.Fatal(err)
 	}
 	cat.Close()
@@ -53,7 +53,7 @@ func TestRunAfterCrash(t *testing.T) {
 	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale %s still there: %v", tmp, err)
 	}
-	cat, err = index.Open(s.cfg.Catalog)
+	cat, err = catalog.Open(s.cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}

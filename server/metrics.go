@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -20,7 +20,7 @@ import (
 // disks' use, the volumes, and whether a run is going now.
 type Collector struct {
 	cfg func() *config.Config // the configuration in force (it may be reloaded)
-	cat *index.Catalog
+	cat *catalog.Catalog
 	log *slog.Logger
 
 	lastRun, lastGood, lastStatus, inProgress            *prometheus.Desc
@@ -30,7 +30,7 @@ type Collector struct {
 }
 
 // NewCollector returns a Collector over an open catalog.
-func NewCollector(cfg func() *config.Config, cat *index.Catalog, log *slog.Logger) *Collector {
+func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Logger) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("tapir_"+name, help, labels, nil)
 	}
@@ -85,8 +85,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		fail("read runs", err)
 	}
-	var last *index.Run
-	var lastGood *index.Run
+	var last *catalog.Run
+	var lastGood *catalog.Run
 	for i := range runs {
 		r := &runs[i]
 		if r.Finished.IsZero() || r.Status == "running" {
@@ -142,10 +142,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			fail("read dumps", err)
 			break
 		}
-		var good, full *index.Dump
+		var good, full *catalog.Dump
 		for i := range dumps { // newest first
 			x := &dumps[i]
-			if x.Status != index.DumpGood {
+			if x.Status != catalog.DumpGood {
 				continue
 			}
 			if good == nil {

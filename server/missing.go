@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -32,7 +32,7 @@ type missingVolumes struct {
 // inventory and returns the ones that are in no slot, sorted by label. A
 // slot that could not be read (or a robot's slot not scanned yet) counts
 // in Unread.
-func findMissingVolumes(cat *index.Catalog, inv []taper.SlotInfo) (missingVolumes, error) {
+func findMissingVolumes(cat *catalog.Catalog, inv []taper.SlotInfo) (missingVolumes, error) {
 	var m missingVolumes
 	inSlot := map[string]bool{}
 	for _, s := range inv {
@@ -101,7 +101,7 @@ func (m missingVolumes) info() []string {
 // the catalog that are in no slot. A changer with one drive and a person
 // who changes cartridges (single) holds one volume at a time: every other
 // volume is elsewhere by design, so it is not looked at (ok false).
-func lookForMissingVolumes(cat *index.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
+func lookForMissingVolumes(cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
 	if _, single := ch.(waiter); single {
 		return m, false, nil
 	}

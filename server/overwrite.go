@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
 // relabelled is what writeLabel did to the catalog.
 type relabelled struct {
-	Dropped []index.Dump // images that were on the volume and left the catalog
+	Dropped []catalog.Dump // images that were on the volume and left the catalog
 }
 
 // writeLabel writes l over the volume in dev in two phases (promise 7:
@@ -25,7 +25,7 @@ type relabelled struct {
 // the images known; a volume erased by the attempt loses them, and the
 // error says so. The device is left at the end of the label, ready for
 // the first image.
-func writeLabel(cat *index.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time) (*relabelled, error) {
+func writeLabel(cat *catalog.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time) (*relabelled, error) {
 	return writeLabelSteps(cat, dev, old, l, slot, created, nil)
 }
 
@@ -36,7 +36,7 @@ var errKilled = errors.New("killed")
 // writeLabelSteps is writeLabel with a hook called after each step
 // ("begun", "written", "read back", "done"); a hook error stops it there,
 // as if the process died (tests of the crash points). hook may be nil.
-func writeLabelSteps(cat *index.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time, hook func(step string) error) (*relabelled, error) {
+func writeLabelSteps(cat *catalog.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time, hook func(step string) error) (*relabelled, error) {
 	if hook == nil {
 		hook = func(string) error { return nil }
 	}
@@ -44,15 +44,15 @@ func writeLabelSteps(cat *index.Catalog, dev taper.Device, old string, l taper.L
 	if l.Label != old {
 		// Refused before the volume is touched: labels are unique.
 		if _, err := cat.Volume(l.Label); err == nil {
-			return nil, fmt.Errorf("a volume labelled %q is already in the catalog; labels are unique, choose another (or relabel that volume): %w", l.Label, index.ErrExists)
-		} else if !errors.Is(err, index.ErrNotFound) {
+			return nil, fmt.Errorf("a volume labelled %q is already in the catalog; labels are unique, choose another (or relabel that volume): %w", l.Label, catalog.ErrExists)
+		} else if !errors.Is(err, catalog.ErrNotFound) {
 			return nil, err
 		}
 	}
 	if old != "" {
 		err := cat.BeginOverwrite(old, stamp, l.Label)
 		switch {
-		case errors.Is(err, index.ErrNotFound):
+		case errors.Is(err, catalog.ErrNotFound):
 			old = "" // the catalog knows nothing on it: nothing to protect
 		case err != nil:
 			return nil, err
@@ -126,7 +126,7 @@ func readBack(dev taper.Device, l taper.Label) error {
 // carry, the overwrites that a killed process left marked in the catalog.
 // A volume marked but seen nowhere stays marked (it may be out of the
 // changer). It returns notes for the report.
-func resolveOverwrites(cat *index.Catalog, inv []taper.SlotInfo, blocksize int64, now time.Time) ([]string, error) {
+func resolveOverwrites(cat *catalog.Catalog, inv []taper.SlotInfo, blocksize int64, now time.Time) ([]string, error) {
 	vols, err := cat.Volumes()
 	if err != nil {
 		return nil, err
@@ -155,7 +155,7 @@ func resolveOverwrites(cat *index.Catalog, inv []taper.SlotInfo, blocksize int64
 		case okAs && as.Label.Datestamp == v.Overwriting:
 			// Reused under its own label.
 			stamp := v.Overwriting
-			if stamp == index.NeverWrittenStamp {
+			if stamp == catalog.NeverWrittenStamp {
 				if _, err := cat.LabelVolume(v.Label, v.Label, as.Slot, blocksize, now); err != nil {
 					return notes, err
 				}

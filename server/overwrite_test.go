@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -38,7 +38,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "vtapes")
 	os.MkdirAll(root, 0o750)
-	cat, err := index.Open(filepath.Join(dir, "catalog.db"))
+	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 
 // runWrites is what a run does after its label: phase 2, then one image
 // on the volume, recorded in the catalog.
-func runWrites(cat *index.Catalog, dev taper.Device, label string, slot int, ds string, now time.Time, hook func(string) error) error {
+func runWrites(cat *catalog.Catalog, dev taper.Device, label string, slot int, ds string, now time.Time, hook func(string) error) error {
 	if _, err := cat.StartVolumeWrite(label, slot, 64<<10, ds); err != nil {
 		return err
 	}
@@ -136,22 +136,22 @@ func runWrites(cat *index.Catalog, dev taper.Device, label string, slot int, ds 
 	if err != nil {
 		return err
 	}
-	id, err := cat.CreateDump(&index.Dump{RunID: runID, Host: "h", Path: "/p", Level: 0, FrameSize: 1 << 20, Started: now})
+	id, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: "h", Path: "/p", Level: 0, FrameSize: 1 << 20, Started: now})
 	if err != nil {
 		return err
 	}
-	frames := []index.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
+	frames := []catalog.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
 	if err := cat.SetDumpHolding(id, 100, 50, strings.Repeat("ab", 32), 0, "/hold/x", frames, now); err != nil {
 		return err
 	}
-	if err := cat.CommitTaped(id, []index.Part{{Volume: label, Part: 1, FileNo: 1, LogicalPos: -1, Length: 50}}, now); err != nil {
+	if err := cat.CommitTaped(id, []catalog.Part{{Volume: label, Part: 1, FileNo: 1, LogicalPos: -1, Length: 50}}, now); err != nil {
 		return err
 	}
 	return hook("taped")
 }
 
 // mediaAgrees says what the catalog believes that the volumes contradict.
-func mediaAgrees(t *testing.T, cat *index.Catalog, inv []taper.SlotInfo, root string) string {
+func mediaAgrees(t *testing.T, cat *catalog.Catalog, inv []taper.SlotInfo, root string) string {
 	t.Helper()
 	onSlot := map[string]taper.SlotInfo{}
 	for _, s := range inv {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/planner"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
@@ -33,12 +33,12 @@ func plannerConfig(cfg *config.Config) planner.Config {
 // the good dumps (on a volume or safe on the holding disk) and the force
 // flags. Times are in the configuration's time zone, where the planner
 // counts its days.
-func plannerDLEs(cat *index.Catalog, cfg *config.Config) ([]planner.DLE, error) {
+func plannerDLEs(cat *catalog.Catalog, cfg *config.Config) ([]planner.DLE, error) {
 	forced, err := cat.Forced()
 	if err != nil {
 		return nil, err
 	}
-	isForced := map[index.DLE]bool{}
+	isForced := map[catalog.DLE]bool{}
 	for _, f := range forced {
 		isForced[f] = true
 	}
@@ -47,7 +47,7 @@ func plannerDLEs(cat *index.Catalog, cfg *config.Config) ([]planner.DLE, error) 
 	for _, d := range cfg.DLEs {
 		dt := cfg.Dumptype(d)
 		pd := planner.DLE{Host: d.Host, Path: d.Path, Strategy: planner.Strategy(dt.Strategy), Priority: planner.Priority(dt.Priority),
-			Forced: isForced[index.DLE{Host: d.Host, Path: d.Path}]}
+			Forced: isForced[catalog.DLE{Host: d.Host, Path: d.Path}]}
 		if dt.Compress == config.CompressNone {
 			pd.CompRatio = 1
 		}
@@ -56,7 +56,7 @@ func plannerDLEs(cat *index.Catalog, cfg *config.Config) ([]planner.DLE, error) 
 			return nil, err
 		}
 		for _, x := range dumps {
-			if x.Status != index.DumpGood && x.Status != index.DumpHolding {
+			if x.Status != catalog.DumpGood && x.Status != catalog.DumpHolding {
 				continue
 			}
 			pd.History = append(pd.History, planner.Dump{Time: x.Started.In(loc), Level: x.Level, OrigBytes: x.OrigSize, OutBytes: x.PayloadSize})
@@ -69,7 +69,7 @@ func plannerDLEs(cat *index.Catalog, cfg *config.Config) ([]planner.DLE, error) 
 // estimates asks every agent, in parallel (inparallel at a time, etimeout
 // each), for the sizes of the levels the planner may choose. A failed
 // estimate leaves its levels out (the planner then never picks them) and
-// its error is returned by DLE index.
+// its error is returned by DLE catalog.
 func estimates(ctx context.Context, cfg *config.Config, files wire.Files, datestamp string, pdles []planner.DLE, now time.Time, log *slog.Logger) (map[int]map[int]wire.Estimate, map[int]error) {
 	pc := plannerConfig(cfg)
 	est := make(map[int]map[int]wire.Estimate, len(pdles))
@@ -217,7 +217,7 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 // runs must reuse (volumes.reuseAtRisk), for the planner to promote.
 // It returns the DLEs it marked and the labels of those volumes, for
 // tapir check and tapir tape next --explain to say.
-func lookAhead(cat *index.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
+func lookAhead(cat *catalog.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
 	reuse, err := v.reuseAtRisk()
 	if err != nil || len(reuse) == 0 {
 		return nil, reuse, err
@@ -246,7 +246,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func withPlannerDLEs(cfg *config.Config, clock Clock, fn func(planner.Config, []
 	if clock == nil {
 		clock = SystemClock{}
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func Force(cfg *config.Config, host, path string, on bool) ([]config.DLE, error)
 		}
 		return nil, fmt.Errorf("%s is not in the disk list of %s; `tapir config check -c %s` lists the DLEs", what, cfg.File, cfg.File)
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 )
 
 // The run takes its levels from the planner: a new DLE gets a full, the
@@ -83,7 +83,7 @@ func TestPlannerHistoryFromCatalog(t *testing.T) {
 	}
 	cat := s.catalog(t)
 	run, _ := cat.BeginRun("20200101010101", "test", time.Now())
-	if _, err := cat.CreateDump(&index.Dump{RunID: run, Host: "localhost", Path: s.data, Level: 0, Datestamp: "20200101010101", Started: time.Now()}); err != nil {
+	if _, err := cat.CreateDump(&catalog.Dump{RunID: run, Host: "localhost", Path: s.data, Level: 0, Datestamp: "20200101010101", Started: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	dles, err := plannerDLEs(cat, s.cfg)

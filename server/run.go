@@ -16,7 +16,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
@@ -91,7 +91,7 @@ func (j *job) name() string { return fmt.Sprintf("%s:%s", j.dle.Host, j.dle.Path
 // run is one night (or one flush) in progress.
 type run struct {
 	cfg       *config.Config
-	cat       *index.Catalog
+	cat       *catalog.Catalog
 	log       *slog.Logger
 	clock     Clock
 	datestamp string
@@ -440,10 +440,10 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 }
 
 // freeDatestamp names the run; two runs in the same second get distinct names.
-func freeDatestamp(cat *index.Catalog, t time.Time) (string, error) {
+func freeDatestamp(cat *catalog.Catalog, t time.Time) (string, error) {
 	for i := 0; i < 120; i++ {
 		ds := t.Add(time.Duration(i) * time.Second).Format("20060102150405")
-		if _, err := cat.Run(ds); errors.Is(err, index.ErrNotFound) {
+		if _, err := cat.Run(ds); errors.Is(err, catalog.ErrNotFound) {
 			return ds, nil
 		} else if err != nil {
 			return "", err
@@ -467,7 +467,7 @@ func compOf(dt config.Dumptype) string {
 
 // finish closes the run in the catalog, writes the report and decides the
 // result.
-func finish(cat *index.Catalog, runID int64, rep *report.Run, deps Deps, cfg *config.Config, fatal error) (*report.Run, error) {
+func finish(cat *catalog.Catalog, runID int64, rep *report.Run, deps Deps, cfg *config.Config, fatal error) (*report.Run, error) {
 	rep.End = deps.Clock.Now()
 	if fatal != nil {
 		rep.Aborted = fatal.Error()

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/taper/fakest"
 )
 
@@ -78,7 +78,7 @@ func TestSingleDriveNights(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := t.TempDir()
-	got, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "etc/night2.conf", To: to, Volumes: vols}, testLogger(t))
+	got, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "etc/night2.conf", To: to, Volumes: vols}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestSingleDriveNights(t *testing.T) {
 	}
 	// The night-1 volume is not in the drive: a restore from it says which
 	// volume to load, at once.
-	_, err = recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "etc/passwd", To: t.TempDir(), AsOf: night1, Volumes: vols}, testLogger(t))
+	_, err = restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "etc/passwd", To: t.TempDir(), AsOf: night1, Volumes: vols}, testLogger(t))
 	if err == nil || !strings.Contains(err.Error(), "test-001") {
 		t.Errorf("restore from the volume not in the drive: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestRobotNights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := recover.File(context.Background(), s.cfg, recover.Request{Host: "localhost", Path: s.data, File: "big.bin", To: t.TempDir(), Volumes: vols}, testLogger(t))
+	got, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "big.bin", To: t.TempDir(), Volumes: vols}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

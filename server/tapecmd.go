@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -57,7 +57,7 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 	if err != nil {
 		return nil, "", err
 	}
-	known := map[string]index.Volume{}
+	known := map[string]catalog.Volume{}
 	for _, x := range vols {
 		known[x.Label] = x
 	}
@@ -139,7 +139,7 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		newest := map[string]index.Chain{}
+		newest := map[string]catalog.Chain{}
 		for _, x := range chains {
 			newest[x.Host+":"+x.Path] = x
 		}
@@ -373,7 +373,7 @@ func TapeReset(cfg *config.Config, deps Deps) (string, error) {
 
 // lockedChanger takes the run lock, opens the catalog and the changer;
 // done releases all three.
-func lockedChanger(cfg *config.Config, deps Deps) (*index.Catalog, taper.Changer, func(), error) {
+func lockedChanger(cfg *config.Config, deps Deps) (*catalog.Catalog, taper.Changer, func(), error) {
 	cat, unlock, err := openLocked(cfg)
 	if err != nil {
 		return nil, nil, nil, err

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -339,7 +339,7 @@ func (t *taperLoop) recordLeft(j *job, level int, files []taper.LeftFile, failed
 	for _, f := range files {
 		where := fmt.Sprintf("volume %s file %d", f.Volume, f.FileNo)
 		what := fmt.Sprintf("%s:%s level %d: %s", j.dle.Host, j.dle.Path, level, f.Why)
-		rerr := t.r.cat.RecordFailedFile(index.FailedFile{Volume: f.Volume, FileNo: f.FileNo, Datestamp: t.r.datestamp,
+		rerr := t.r.cat.RecordFailedFile(catalog.FailedFile{Volume: f.Volume, FileNo: f.FileNo, Datestamp: t.r.datestamp,
 			Host: j.dle.Host, Path: j.dle.Path, Level: level, Reason: f.Why})
 		switch {
 		case rerr != nil:
@@ -356,9 +356,9 @@ func (t *taperLoop) recordLeft(j *job, level int, files []taper.LeftFile, failed
 // commit records the parts of a taped image in the catalog and in the
 // report. The dump must be in state holding.
 func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
-	parts := make([]index.Part, len(res.Parts))
+	parts := make([]catalog.Part, len(res.Parts))
 	for i, p := range res.Parts {
-		parts[i] = index.Part{DumpID: j.dumpID, Volume: p.Volume, Part: p.Part, FileNo: p.Pos.File, Record: p.Pos.Record,
+		parts[i] = catalog.Part{DumpID: j.dumpID, Volume: p.Volume, Part: p.Part, FileNo: p.Pos.File, Record: p.Pos.Record,
 			LogicalPos: p.Pos.Logical, Offset: p.Offset, Length: p.Length}
 	}
 	if err := t.r.cat.CommitTaped(j.dumpID, parts, t.r.clock.Now()); err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -38,7 +38,7 @@ type VerifiedImage struct {
 	// not a failed write it recorded). Never OK, and counted by Bad.
 	Orphan bool
 	// FailedWrite: a tape file left by a write the catalog records as
-	// failed (index.FailedFile). Not an image; listed, not counted by Bad.
+	// failed (catalog.FailedFile). Not an image; listed, not counted by Bad.
 	FailedWrite bool
 	// Missing: the catalog records a part on this file number, but the
 	// volume has no such file. Counted by Bad.
@@ -78,9 +78,9 @@ func (r *VerifyResult) Orphans() int {
 
 // expected is a part the catalog records on the volume.
 type expected struct {
-	d     index.Dump
-	part  index.Part
-	parts []index.Part
+	d     catalog.Dump
+	part  catalog.Part
+	parts []catalog.Part
 }
 
 // Verify checks every tape file of the volume label. A tape file the
@@ -135,7 +135,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	if err != nil {
 		return nil, err
 	}
-	failed := map[int64]index.FailedFile{}
+	failed := map[int64]catalog.FailedFile{}
 	for _, f := range failedList {
 		failed[f.FileNo] = f
 	}
@@ -205,8 +205,8 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 // verifyFile is the verdict on one tape file: hdr is its header record
 // (nil with rerr when it could not be read), exps what the catalog records
 // there.
-func verifyFile(ctx context.Context, cat *index.Catalog, vols indexd.VolumeSource, cfg *config.Config, vol *index.Volume,
-	fileno int64, hdr []byte, rerr error, exps []expected, failed map[int64]index.FailedFile) (VerifiedImage, error) {
+func verifyFile(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSource, cfg *config.Config, vol *catalog.Volume,
+	fileno int64, hdr []byte, rerr error, exps []expected, failed map[int64]catalog.FailedFile) (VerifiedImage, error) {
 	vi := VerifiedImage{FileNo: fileno}
 	var h *image.Header
 	perr := rerr
@@ -289,7 +289,7 @@ func verifyFile(ctx context.Context, cat *index.Catalog, vols indexd.VolumeSourc
 // headerDiffs compares every field of a header with what the catalog
 // records of the image, the part and the volume: "header field level says
 // 1, the catalog says 0".
-func headerDiffs(cat *index.Catalog, h *image.Header, e expected, vol *index.Volume) ([]string, error) {
+func headerDiffs(cat *catalog.Catalog, h *image.Header, e expected, vol *catalog.Volume) ([]string, error) {
 	d := e.d
 	var out []string
 	diff := func(field string, header, catalog any) {
@@ -339,7 +339,7 @@ func headerDiffs(cat *index.Catalog, h *image.Header, e expected, vol *index.Vol
 
 // checkImage reads a whole image back through its parts, checks its
 // SHA-256 against the catalog, and reads its tar stream to the end.
-func checkImage(ctx context.Context, vols indexd.VolumeSource, cfg *config.Config, d index.Dump, parts []index.Part) (int64, error) {
+func checkImage(ctx context.Context, vols indexd.VolumeSource, cfg *config.Config, d catalog.Dump, parts []catalog.Part) (int64, error) {
 	ir := indexd.NewImageReader(ctx, vols, holdingDisks(cfg), d, parts)
 	defer ir.Close()
 	pr, pw := io.Pipe()

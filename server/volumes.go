@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -20,7 +20,7 @@ import (
 // foreign one), labels it for this run, and stops at runtapes.
 type volumes struct {
 	cfg       *config.Config
-	cat       *index.Catalog
+	cat       *catalog.Catalog
 	ch        taper.Changer
 	datestamp string
 	clock     Clock
@@ -90,7 +90,7 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 	if err != nil {
 		return nil, "", err
 	}
-	known := map[string]index.Volume{}
+	known := map[string]catalog.Volume{}
 	for _, x := range vols {
 		known[x.Label] = x
 	}
@@ -334,7 +334,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 
 // chainPins maps each volume to the newest chains it holds a part of, in
 // words for the report: "host:/path (full of DATE)".
-func chainPins(cat *index.Catalog) (map[string][]string, error) {
+func chainPins(cat *catalog.Catalog) (map[string][]string, error) {
 	chains, err := cat.Chains()
 	if err != nil {
 		return nil, err

@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/index/admin"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/report/admin"
 )
 
 func init() { adminCommands = append(adminCommands, newAdminFindCommand) }
@@ -42,10 +42,10 @@ func newAdminFindCommand(g *globals) *cobra.Command {
 }
 
 // openCatalog opens the catalog of the configuration in file.
-func openCatalog(file string) (*index.Catalog, error) {
+func openCatalog(file string) (*catalog.Catalog, error) {
 	cfg, err := config.Load(file)
 	if err != nil {
 		return nil, err
 	}
-	return index.Open(cfg.Catalog)
+	return catalog.Open(cfg.Catalog)
 }

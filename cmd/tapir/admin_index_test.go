@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/wire"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tapir-backup/tapir/index/admin"
+	"github.com/tapir-backup/tapir/report/admin"
 )
 
 func init() { adminCommands = append(adminCommands, newAdminInfoCommand) }

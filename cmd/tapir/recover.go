@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/server"
+	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -27,7 +28,7 @@ const defaultIndexServer = "localhost:10082"
 func newRecoverCommand(g *globals) *cobra.Command {
 	var file string
 	var all, targetMeta bool
-	var req recover.Request
+	var req restore.Request
 	var sh shellFlags
 	c := &cobra.Command{
 		Use:   "recover [--server HOST:PORT] [--host H] [--disk DLE] [--date D] [-e 'CMD; CMD']  |  recover -c FILE --host H --path P (--file F | --all) --to DIR",
@@ -85,11 +86,11 @@ is listed) unless --same-privileges.`,
 				return err
 			}
 			if all {
-				return runRecoverTree(ctx, g, cfg, recover.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
+				return runRecoverTree(ctx, g, cfg, restore.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
 					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols})
 			}
 			req.Volumes = vols
-			res, err := recover.File(ctx, cfg, req, g.logger(0))
+			res, err := restore.File(ctx, cfg, req, g.logger(0))
 			if err != nil {
 				return err
 			}
@@ -167,8 +168,8 @@ func runShell(ctx context.Context, c *cobra.Command, f shellFlags) error {
 	})
 }
 
-func runRecoverTree(ctx context.Context, g *globals, cfg *config.Config, req recover.TreeRequest) error {
-	res, err := recover.Tree(ctx, cfg, req, g.logger(0))
+func runRecoverTree(ctx context.Context, g *globals, cfg *config.Config, req restore.TreeRequest) error {
+	res, err := restore.Tree(ctx, cfg, req, g.logger(0))
 	if res != nil {
 		for _, d := range res.Chain {
 			fmt.Printf("image %s level %d\n", d.Datestamp, d.Level)

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
 // hostileTar is a tar stream a hostile client could send.

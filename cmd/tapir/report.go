@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -57,7 +57,7 @@ func pastReport(cfg *config.Config, want, format string) ([]byte, error) {
 	if _, err := os.Stat(cfg.Catalog); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("catalog %s does not exist: no run has been recorded with %s yet", cfg.Catalog, cfg.File)
 	}
-	cat, err := index.Open(cfg.Catalog)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func pastReport(cfg *config.Config, want, format string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var match []index.Run
+	var match []catalog.Run
 	for _, r := range runs {
 		if (want == "" && !r.Finished.IsZero()) || (want != "" && strings.HasPrefix(r.Datestamp, want)) {
 			match = append(match, r)

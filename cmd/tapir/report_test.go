@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -24,7 +24,7 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("no catalog: exit %d, %s", code, stderr)
 	}
 
-	cat, err := index.Open(filepath.Join(dir, "catalog.db"))
+	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -23,11 +23,11 @@ import (
 // than something about the request.
 func (s *Server) explain(err error) (msg string, internal bool) {
 	msg = err.Error()
-	var oe *index.OpError
+	var oe *catalog.OpError
 	if errors.As(err, &oe) {
 		var repl string
-		if errors.Is(oe.Err, index.ErrNotFound) {
-			repl = innermost(oe.Err, index.ErrNotFound).Error()
+		if errors.Is(oe.Err, catalog.ErrNotFound) {
+			repl = innermost(oe.Err, catalog.ErrNotFound).Error()
 		} else {
 			repl = fmt.Sprintf("the index server could not %s: its catalog failed (the server's log says why; tell the backup administrator)", oe.Op)
 			internal = true

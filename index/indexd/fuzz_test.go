@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/index/indexd"
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/wire"
 )
 

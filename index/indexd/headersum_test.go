@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/index/indexd"
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"

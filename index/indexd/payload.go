@@ -11,7 +11,7 @@ import (
 
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -25,8 +25,8 @@ type ImageReader struct {
 	ctx   context.Context
 	vols  VolumeSource
 	disks []string
-	d     index.Dump
-	parts []index.Part
+	d     catalog.Dump
+	parts []catalog.Part
 
 	cur     int // index of the open part, -1 none
 	pr      partReader
@@ -46,11 +46,11 @@ type partReader interface {
 // NewImageReader reads the image d, whose parts (in order) are given; with
 // no parts it reads d.HoldingPath, which must be on one of holdingDisks.
 // d.PayloadSize bounds the reads. Nothing is opened before the first read.
-func NewImageReader(ctx context.Context, vols VolumeSource, holdingDisks []string, d index.Dump, parts []index.Part) *ImageReader {
+func NewImageReader(ctx context.Context, vols VolumeSource, holdingDisks []string, d catalog.Dump, parts []catalog.Part) *ImageReader {
 	return &ImageReader{ctx: ctx, vols: vols, disks: holdingDisks, d: d, parts: parts, cur: -1}
 }
 
-func (s *Server) newImageSource(ctx context.Context, d index.Dump) (*ImageReader, error) {
+func (s *Server) newImageSource(ctx context.Context, d catalog.Dump) (*ImageReader, error) {
 	parts, err := s.Catalog.Parts(d.ID)
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (r *seqReader) Read(p []byte) (int, error) {
 // checkHeader checks that an image header found on a volume or the holding
 // disk (its checksum already checked by image.ReadHeader/ParseHeader, so a
 // damaged header never gets here) is the one the catalog expects there.
-func checkHeader(h *image.Header, d index.Dump, part int, where string) error {
+func checkHeader(h *image.Header, d catalog.Dump, part int, where string) error {
 	if h.Datestamp != d.Datestamp || h.Host != d.Host || h.Path != d.Path || h.Level != d.Level || (part > 0 && h.Part != part) {
 		return fmt.Errorf("%s holds image %s %s:%s level %d part %d, but the catalog expects %s %s:%s level %d part %d there: the volume was overwritten or the catalog is stale (run `tapir admin rebuild`)",
 			where, h.Datestamp, h.Host, h.Path, h.Level, h.Part, d.Datestamp, d.Host, d.Path, d.Level, part)
@@ -203,7 +203,7 @@ func (r *fileReader) close()       { r.f.Close() }
 func (r *fileReader) name() string { return r.label }
 
 // openHolding opens the holding file of an image that is not on a volume.
-func openHolding(disks []string, d index.Dump) (partReader, error) {
+func openHolding(disks []string, d catalog.Dump) (partReader, error) {
 	p := d.HoldingPath
 	if p == "" {
 		return nil, fmt.Errorf("level %d image %s of %s:%s is on no volume and has no holding file: it cannot be restored", d.Level, d.Datestamp, d.Host, d.Path)
@@ -249,7 +249,7 @@ func (r *holdingReader) close()       { r.im.Close() }
 func (r *holdingReader) name() string { return r.label }
 
 // openPart loads the volume of a part and returns a reader positioned for it.
-func openPart(ctx context.Context, vols VolumeSource, d index.Dump, pt index.Part) (partReader, func(), error) {
+func openPart(ctx context.Context, vols VolumeSource, d catalog.Dump, pt catalog.Part) (partReader, func(), error) {
 	if vols == nil {
 		return nil, nil, fmt.Errorf("volume %s: no changer to read volumes from", pt.Volume)
 	}
@@ -289,7 +289,7 @@ func openPart(ctx context.Context, vols VolumeSource, d index.Dump, pt index.Par
 // bytes asked for.
 type tapeReader struct {
 	dev   taper.Device
-	pt    index.Part
+	pt    catalog.Part
 	label string
 	bs    int64
 	rec   int64 // payload record in buf (0 = the first after the header), -1 none
@@ -324,7 +324,7 @@ func (t *tapeReader) seek(r int64) error {
 	return nil
 }
 
-func (t *tapeReader) open(d index.Dump) error {
+func (t *tapeReader) open(d catalog.Dump) error {
 	if err := t.seek(0); err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -20,9 +20,9 @@ import (
 // the frames that hold them.
 type plan struct {
 	images  []wire.ImageInfo
-	dumps   []index.Dump
-	entries []wire.EntryInfo // Image = index in images; per image in tar order
-	frames  [][]index.Frame  // per image, in order
+	dumps   []catalog.Dump
+	entries []wire.EntryInfo  // Image = index in images; per image in tar order
+	frames  [][]catalog.Frame // per image, in order
 }
 
 // plan resolves the selection (paths relative to the DLE root; "/" or ""
@@ -31,7 +31,7 @@ type plan struct {
 // directory at a time (not one directory listing per path), each subtree
 // walked once, at most wire.MaxPlanEntries entries; and it stops when ctx
 // is done (the shell went away).
-func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan, error) {
+func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*plan, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("nothing to extract: add files or directories first")
 	}
@@ -48,9 +48,9 @@ func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan
 		}
 		return nil
 	}
-	sel := map[string]index.ViewRecord{}
+	sel := map[string]catalog.ViewRecord{}
 	var order []string
-	add := func(r index.ViewRecord) error {
+	add := func(r catalog.ViewRecord) error {
 		if _, ok := sel[r.Path]; ok {
 			return nil
 		}
@@ -110,7 +110,7 @@ func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan
 				if err != nil {
 					return nil, fmt.Errorf("%s is a hard link to %s, which its image does not hold: %w", r.Path, r.Link, err)
 				}
-				e = entryOf(index.ViewRecord{FileRecord: *tr, Dump: r.Dump})
+				e = entryOf(catalog.ViewRecord{FileRecord: *tr, Dump: r.Dump})
 				e.Source, e.Path = tr.Path, r.Path
 			}
 		}
@@ -149,7 +149,7 @@ func (s *Server) plan(ctx context.Context, v *index.View, paths []string) (*plan
 
 // lookup returns the records of the paths (cleaned, each once, sorted),
 // reading each directory of the view once for all the names asked in it.
-func (s *Server) lookup(v *index.View, paths []string, step func() error) ([]index.ViewRecord, error) {
+func (s *Server) lookup(v *catalog.View, paths []string, step func() error) ([]catalog.ViewRecord, error) {
 	byDir := map[string][]string{}
 	for _, p := range paths {
 		c, err := cleanPath(p)
@@ -165,7 +165,7 @@ func (s *Server) lookup(v *index.View, paths []string, step func() error) ([]ind
 		}
 		byDir[dir] = append(byDir[dir], name)
 	}
-	var out []index.ViewRecord
+	var out []catalog.ViewRecord
 	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
 		names := byDir[dir]
 		if err := step(); err != nil {
@@ -204,7 +204,7 @@ func (s *Server) lookup(v *index.View, paths []string, step func() error) ([]ind
 			out = append(out, recs[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b index.ViewRecord) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(out, func(a, b catalog.ViewRecord) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
 }
 
@@ -229,7 +229,7 @@ func covered(p string, dirs map[string]bool) bool {
 // next entry's start when the span is known, the end of the stream
 // otherwise). Directories with no entry of their own (tar offset 0: the
 // DLE root's entry is never indexed) need no frame.
-func (s *Server) framesFor(d index.Dump, es []wire.EntryInfo) ([]index.Frame, error) {
+func (s *Server) framesFor(d catalog.Dump, es []wire.EntryInfo) ([]catalog.Frame, error) {
 	need := false
 	for _, e := range es {
 		if e.TarOffset > 0 {
@@ -263,7 +263,7 @@ func (s *Server) framesFor(d index.Dump, es []wire.EntryInfo) ([]index.Frame, er
 			want[i] = true
 		}
 	}
-	var out []index.Frame
+	var out []catalog.Frame
 	for i, w := range want {
 		if w {
 			out = append(out, all[i])
@@ -318,7 +318,7 @@ type connError struct{ err error }
 
 func (e *connError) Error() string { return e.err.Error() }
 
-func (ss *session) sendImage(ctx context.Context, i int, d index.Dump, frames []index.Frame) (int64, error) {
+func (ss *session) sendImage(ctx context.Context, i int, d catalog.Dump, frames []catalog.Frame) (int64, error) {
 	is, err := ss.s.newImageSource(ctx, d)
 	if err != nil {
 		return 0, err

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/tarscan"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -25,7 +25,7 @@ import (
 // Server is the index server. Its fields are its dependencies; set them
 // before Serve and do not change them after.
 type Server struct {
-	Catalog *index.Catalog
+	Catalog *catalog.Catalog
 	// TLS is the listening side's mutual-TLS configuration, normally
 	// wire.ServerConfig(files, wire.RoleClient, wire.RoleAdmin,
 	// wire.RoleServer). Serve refuses to run without one.
@@ -190,7 +190,7 @@ type session struct {
 	admin bool
 	log   *slog.Logger
 
-	views map[viewKey]*index.View
+	views map[viewKey]*catalog.View
 }
 
 type viewKey struct{ host, dle, date string }
@@ -236,7 +236,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, peer wire.Peer, l
 	if s.hooks.read != nil {
 		rw = &hookedConn{Conn: conn, hook: s.hooks.read, remote: conn.RemoteAddr().String()}
 	}
-	ss := &session{s: s, c: wire.NewConn(rw), nc: conn, peer: peer, log: log, views: map[viewKey]*index.View{}}
+	ss := &session{s: s, c: wire.NewConn(rw), nc: conn, peer: peer, log: log, views: map[viewKey]*catalog.View{}}
 	ss.c.SetReadLimit(wire.MaxIndexRequest)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -560,7 +560,7 @@ func (ss *session) entries(r wire.IndexReply, es []wire.EntryInfo) error {
 	return ss.c.Flush()
 }
 
-func entryOf(r index.ViewRecord) wire.EntryInfo {
+func entryOf(r catalog.ViewRecord) wire.EntryInfo {
 	var mt int64
 	if !r.Mtime.IsZero() {
 		mt = r.Mtime.UnixNano()
@@ -571,14 +571,14 @@ func entryOf(r index.ViewRecord) wire.EntryInfo {
 
 // view returns the session's view for the request, recording the
 // listings of incrementals that lack them (read from their images) first.
-func (ss *session) view(ctx context.Context, req wire.IndexRequest) (*index.View, error) {
+func (ss *session) view(ctx context.Context, req wire.IndexRequest) (*catalog.View, error) {
 	k := viewKey{req.Host, req.DLE, req.Date}
 	if v, ok := ss.views[k]; ok && req.Op != wire.IdxView {
 		return v, nil
 	}
 	for tries := 0; ; tries++ {
 		v, err := ss.s.Catalog.View(req.Host, req.DLE, req.Date)
-		var nl *index.NoListingsError
+		var nl *catalog.NoListingsError
 		if errors.As(err, &nl) && tries < 100 {
 			if err := ss.s.recordListings(ctx, nl.Dump); err != nil {
 				return nil, fmt.Errorf("%v, and reading them from the image failed: %w", nl, err)
@@ -598,7 +598,7 @@ func (ss *session) view(ctx context.Context, req wire.IndexRequest) (*index.View
 
 // recordListings reads an incremental image whose directory listings are
 // not in the catalog and records them (once; they stay).
-func (s *Server) recordListings(ctx context.Context, d index.Dump) error {
+func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	s.listMu.Lock()
 	defer s.listMu.Unlock()
 	if cur, err := s.Catalog.Dump(d.ID); err == nil && cur.Listed {
@@ -643,7 +643,7 @@ func (s *Server) recordListings(ctx context.Context, d index.Dump) error {
 
 // images describes dumps for the shell; with where set it says where each
 // volume is (Locate).
-func (ss *session) images(ctx context.Context, ds []index.Dump, where bool) []wire.ImageInfo {
+func (ss *session) images(ctx context.Context, ds []catalog.Dump, where bool) []wire.ImageInfo {
 	out := make([]wire.ImageInfo, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, ss.s.imageInfo(ctx, d, where))
@@ -651,12 +651,12 @@ func (ss *session) images(ctx context.Context, ds []index.Dump, where bool) []wi
 	return out
 }
 
-func (s *Server) imageInfo(ctx context.Context, d index.Dump, where bool) wire.ImageInfo {
+func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire.ImageInfo {
 	ii := wire.ImageInfo{Datestamp: d.Datestamp, Level: d.Level, Status: d.Status, Comp: d.Comp, FrameSize: d.FrameSize,
 		OrigSize: d.OrigSize, PayloadSize: d.PayloadSize, Files: d.Files}
 	parts, err := s.Catalog.Parts(d.ID)
 	if err != nil || len(parts) == 0 {
-		ii.Holding = d.Status == index.DumpHolding
+		ii.Holding = d.Status == catalog.DumpHolding
 		return ii
 	}
 	seen := map[string]bool{}
@@ -691,7 +691,7 @@ func (ss *session) history(ctx context.Context, req wire.IndexRequest) error {
 	if err != nil {
 		return ss.fail(ctx, req.Op, err)
 	}
-	dumps = slices.DeleteFunc(dumps, func(d index.Dump) bool { return d.Status != index.DumpGood && d.Status != index.DumpHolding })
+	dumps = slices.DeleteFunc(dumps, func(d catalog.Dump) bool { return d.Status != catalog.DumpGood && d.Status != catalog.DumpHolding })
 	if len(dumps) == 0 {
 		return ss.fail(ctx, req.Op, fmt.Errorf("no image of %s:%s is in the catalog", req.Host, req.DLE))
 	}

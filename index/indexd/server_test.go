@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/gnutar"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
@@ -139,14 +139,14 @@ func TestRestoreFromATape(t *testing.T) {
 // bigDir fills a catalog with a full of a DLE whose directory "big" holds
 // n files, and an incremental that lists it, without any image: enough to
 // browse and to plan.
-func bigDir(tb testing.TB, cat *index.Catalog, n int) {
+func bigDir(tb testing.TB, cat *catalog.Catalog, n int) {
 	t0 := time.Date(2025, 6, 1, 1, 0, 0, 0, time.UTC)
 	for lvl, ds := range []string{"20250601010000", "20250602010000"} {
 		run, err := cat.BeginRun(ds, "test", t0)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		id, err := cat.CreateDump(&index.Dump{RunID: run, Host: "web1", Path: "/big", Level: lvl, FrameSize: 1 << 20, Started: t0})
+		id, err := cat.CreateDump(&catalog.Dump{RunID: run, Host: "web1", Path: "/big", Level: lvl, FrameSize: 1 << 20, Started: t0})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -154,12 +154,12 @@ func bigDir(tb testing.TB, cat *index.Catalog, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		w.Add(index.FileRecord{Path: "big", Type: '5', TarOffset: 512})
+		w.Add(catalog.FileRecord{Path: "big", Type: '5', TarOffset: 512})
 		var lst []gnutar.DirEntry
 		for i := range n {
 			name := fmt.Sprintf("file%06d.log", i)
 			if lvl == 0 || i%10 == 0 {
-				w.Add(index.FileRecord{Path: "big/" + name, Type: '0', Size: int64(i), TarOffset: int64(i+2) * 1024})
+				w.Add(catalog.FileRecord{Path: "big/" + name, Type: '0', Size: int64(i), TarOffset: int64(i+2) * 1024})
 				lst = append(lst, gnutar.DirEntry{Kind: 'Y', Name: name})
 			} else {
 				lst = append(lst, gnutar.DirEntry{Kind: 'N', Name: name})
@@ -169,10 +169,10 @@ func bigDir(tb testing.TB, cat *index.Catalog, n int) {
 			tb.Fatal(err)
 		}
 		orig := int64(n+3) * 1024
-		var frames []index.Frame // uncompressed frames of 1 MiB: a plan can place every entry
+		var frames []catalog.Frame // uncompressed frames of 1 MiB: a plan can place every entry
 		for off := int64(0); off < orig; off += 1 << 20 {
 			size := min(orig-off, 1<<20)
-			frames = append(frames, index.Frame{Index: len(frames), TarOffset: off, TarSize: size, Offset: off, Size: size})
+			frames = append(frames, catalog.Frame{Index: len(frames), TarOffset: off, TarSize: size, Offset: off, Size: size})
 		}
 		if err := cat.SetDumpHolding(id, orig, orig, strings.Repeat("ab", 32), int64(n), "", frames, t0); err != nil {
 			tb.Fatal(err)

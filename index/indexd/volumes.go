@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -41,7 +41,7 @@ func (e *missingError) Is(target error) bool { return target == ErrVolumeMissing
 // drive lent to another restore, as a person would wait for a drive.
 type DiskVolumes struct {
 	Changer *taper.DiskChanger
-	Catalog *index.Catalog // may be nil: every slot is read
+	Catalog *catalog.Catalog // may be nil: every slot is read
 
 	mu    sync.Mutex // the drive
 	slots map[string]int

@@ -1,12 +1,3 @@
-// Package rebuild recreates a catalog from the media alone: the labels of
-// the volumes in a changer, the header of every tape file, the payloads
-// (seek tables for zstd, member and frame boundaries found by reading for
-// gzip and uncompressed payloads), the tar streams (the file index, with
-// the offsets the client records, and the directory listings), and the
-// images left on the holding disks. Nothing but the media is trusted:
-// every header must match its own checksum (a tape file whose header does
-// not is left out and reported, never recorded), and every payload is read
-// whole and its SHA-256 checked against its header.
 package rebuild
 
 import (
@@ -27,7 +18,7 @@ import (
 
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/index/tarscan"
 	"github.com/tapir-backup/tapir/taper"
@@ -115,7 +106,7 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 	for _, suf := range []string{"", "-wal", "-shm"} {
 		os.Remove(tmp + suf)
 	}
-	cat, err := index.Open(tmp)
+	cat, err := catalog.Open(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
@@ -159,7 +150,7 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := cat.FinishRun(id, index.RunOK, t, "rebuilt by `tapir admin rebuild` on "+o.Now().Format(time.RFC3339)+" from the volumes and holding disks"); err != nil {
+		if err := cat.FinishRun(id, catalog.RunOK, t, "rebuilt by `tapir admin rebuild` on "+o.Now().Format(time.RFC3339)+" from the volumes and holding disks"); err != nil {
 			return nil, err
 		}
 		runIDs[ds] = id
@@ -172,7 +163,7 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 	sort.Strings(labels)
 	for _, l := range labels {
 		v := vols[l]
-		if _, err := cat.AddVolume(index.Volume{Label: l, Slot: v.slot, Blocksize: v.label.Blocksize, Created: v.label.Created}); err != nil {
+		if _, err := cat.AddVolume(catalog.Volume{Label: l, Slot: v.slot, Blocksize: v.label.Blocksize, Created: v.label.Created}); err != nil {
 			return nil, err
 		}
 		if v.label.Datestamp != taper.NeverWritten {
@@ -480,10 +471,10 @@ func (s *slotVolumes) Open(ctx context.Context, label string) (taper.Device, fun
 
 // record reads one image whole and records it: dump, frames, file index,
 // listings, parts. It returns the number of index entries.
-func record(ctx context.Context, o Options, cat *index.Catalog, src indexd.VolumeSource, runID int64, f *found) (int64, error) {
+func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, runID int64, f *found) (int64, error) {
 	h := f.hdr
-	d := index.Dump{Host: h.Host, Path: h.Path, Level: h.Level, Datestamp: h.Datestamp, Comp: string(h.Comp), FrameSize: h.FrameSize}
-	var parts []index.Part
+	d := catalog.Dump{Host: h.Host, Path: h.Path, Level: h.Level, Datestamp: h.Datestamp, Comp: string(h.Comp), FrameSize: h.FrameSize}
+	var parts []catalog.Part
 	if f.holding != "" {
 		im, err := holding.OpenImage(f.holding, o.Holding)
 		if err != nil {
@@ -499,7 +490,7 @@ func record(ctx context.Context, o Options, cat *index.Catalog, src indexd.Volum
 			if p.part != i+1 {
 				return 0, problemf("part %d is not on any volume read (parts found: %s); load the volume that holds it and rebuild again", i+1, partList(f.parts))
 			}
-			parts = append(parts, index.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
+			parts = append(parts, catalog.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
 			off += p.length
 		}
 		d.PayloadSize = off
@@ -603,8 +594,8 @@ func partList(ps []foundPart) string {
 
 // frameList finds the frames of a payload: the zstd seek table, or by
 // reading the gzip members, or frame-size pieces of an uncompressed one.
-func frameList(r io.ReaderAt, d index.Dump, h *image.Header) ([]index.Frame, error) {
-	var frames []index.Frame
+func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]catalog.Frame, error) {
+	var frames []catalog.Frame
 	switch h.Comp {
 	case image.CompZstd:
 		fs, err := image.ReadSeekTable(r, d.PayloadSize)
@@ -612,7 +603,7 @@ func frameList(r io.ReaderAt, d index.Dump, h *image.Header) ([]index.Frame, err
 			return nil, err
 		}
 		for _, f := range fs {
-			frames = append(frames, index.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+			frames = append(frames, catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
 		}
 	case image.CompGzip:
 		cr := &countReader{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, d.PayloadSize), 1<<20)}
@@ -627,7 +618,7 @@ func frameList(r io.ReaderAt, d index.Dump, h *image.Header) ([]index.Frame, err
 			if err != nil {
 				return nil, fmt.Errorf("gzip member %d at payload offset %d: %w", i, start, err)
 			}
-			frames = append(frames, index.Frame{Index: i, TarOffset: tarOff, TarSize: k, Offset: start, Size: cr.n - start})
+			frames = append(frames, catalog.Frame{Index: i, TarOffset: tarOff, TarSize: k, Offset: start, Size: cr.n - start})
 			tarOff += k
 			start = cr.n
 			if err := zr.Reset(cr); err == io.EOF {
@@ -643,7 +634,7 @@ func frameList(r io.ReaderAt, d index.Dump, h *image.Header) ([]index.Frame, err
 		}
 		for i, off := 0, int64(0); off < d.PayloadSize; i++ {
 			k := min(fs, d.PayloadSize-off)
-			frames = append(frames, index.Frame{Index: i, TarOffset: off, TarSize: k, Offset: off, Size: k})
+			frames = append(frames, catalog.Frame{Index: i, TarOffset: off, TarSize: k, Offset: off, Size: k})
 			off += k
 		}
 	default:

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -31,7 +31,7 @@ type answers struct {
 	Views   []string
 }
 
-func collect(t *testing.T, cat *index.Catalog) answers {
+func collect(t *testing.T, cat *catalog.Catalog) answers {
 	t.Helper()
 	var a answers
 	runs, err := cat.Runs()
@@ -84,7 +84,7 @@ func collect(t *testing.T, cat *index.Catalog) answers {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = v.Walk("", func(r index.ViewRecord) error {
+		err = v.Walk("", func(r catalog.ViewRecord) error {
 			a.Views = append(a.Views, fmt.Sprintf("as of %q: %s from %s", asOf, r.Path, v.Chain[r.Dump].Datestamp))
 			return nil
 		})
@@ -157,7 +157,7 @@ func TestRebuildGivesTheSameAnswers(t *testing.T) {
 	if res.Dumps != 6 || res.Volumes != 3 || res.Runs != 4 || len(res.Problems) != 0 {
 		t.Errorf("rebuild result %+v", res)
 	}
-	cat, err := index.Open(site.CatalogDB)
+	cat, err := catalog.Open(site.CatalogDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestRebuildFromTapes(t *testing.T) {
 	if err != nil || res.Dumps != 1 || len(res.Problems) != 0 {
 		t.Fatalf("rebuild from tapes: %+v %v", res, err)
 	}
-	cat, err := index.Open(db)
+	cat, err := catalog.Open(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestRebuildRefusesDamagedHeader(t *testing.T) {
 						t.Errorf("problem %q\nwant it to contain %q", p, want)
 					}
 				}
-				cat, err := index.Open(db)
+				cat, err := catalog.Open(db)
 				if err != nil {
 					t.Fatal(err)
 				}

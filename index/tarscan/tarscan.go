@@ -1,9 +1,3 @@
-// Package tarscan reads a tapir payload's tar stream the way the client
-// agent indexed it while dumping: one record per entry (the DLE root
-// excepted) with the tar offset of the entry's first header, and each
-// directory's GNU.dumpdir listing. The catalog rebuild recreates the file
-// index from it, and the index server the listings of an incremental that
-// were never recorded.
 package tarscan
 
 import (
@@ -15,14 +9,14 @@ import (
 	"github.com/tapir-backup/tapir/gnutar"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
-	"github.com/tapir-backup/tapir/index"
+	"github.com/tapir-backup/tapir/index/catalog"
 )
 
 // Entry is one tar entry of the stream.
 type Entry struct {
-	index.FileRecord        // Path relative to the DLE root; "" for the root
-	Dumpdir          string // the GNU.dumpdir value of a directory
-	HasDumpdir       bool
+	catalog.FileRecord        // Path relative to the DLE root; "" for the root
+	Dumpdir            string // the GNU.dumpdir value of a directory
+	HasDumpdir         bool
 }
 
 // counter counts the bytes read through it.
@@ -63,7 +57,7 @@ func Scan(r io.Reader, fn func(Entry) error) (int64, error) {
 		if typ == tar.TypeGNUSparse {
 			typ = tar.TypeReg
 		}
-		e := Entry{FileRecord: index.FileRecord{
+		e := Entry{FileRecord: catalog.FileRecord{
 			Path: name, Type: typ, Size: hdr.Size, Mode: uint32(hdr.Mode) & 0o7777, Mtime: hdr.ModTime,
 			UID: hdr.Uid, GID: hdr.Gid, Link: strings.TrimPrefix(hdr.Linkname, "./"), TarOffset: off,
 		}}
@@ -101,12 +95,12 @@ func Listings(r io.Reader) (map[string]string, error) {
 // RecordListings reads the holding image whose first chunk is path (disks:
 // the holding disks where its other chunks may be) and records the
 // directory listings of dump dumpID in the catalog
-// (index.Catalog.SetListings). A run calls it once the image is safe on
+// (catalog.Catalog.SetListings). A run calls it once the image is safe on
 // the holding disk, so that a view at a date never has to read the image
 // from a volume (the index server does that, once, for images whose
 // listings are missing). Fulls need no listings; recording them is
 // harmless.
-func RecordListings(cat *index.Catalog, dumpID int64, path string, disks []string) error {
+func RecordListings(cat *catalog.Catalog, dumpID int64, path string, disks []string) error {
 	im, err := holding.OpenImage(path, disks)
 	if err != nil {
 		return fmt.Errorf("record listings of dump %d: %w", dumpID, err)

@@ -1,6 +1,6 @@
 // Command restorebench measures a single-file restore through the index
 // server against reading the whole image with standard tools. It dumps a
-// tree at level 0 onto a vtape of a fresh site (package index/testsite:
+// tree at level 0 onto a vtape of a fresh site (package internal/testsite:
 // the client's dump code, 1 MiB zstd frames, 256 KiB records), starts an
 // index server in-process, and then, alternating, times
 //

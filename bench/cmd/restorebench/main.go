@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapir-backup/tapir/index"
-	"github.com/tapir-backup/tapir/index/testsite"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -133,13 +133,13 @@ func run(tree, work, bin string, runs int) error {
 
 // pickFile chooses a small regular file in the middle of the image's tar
 // stream.
-func pickFile(cat *index.Catalog, d *index.Dump) (*index.FileRecord, error) {
+func pickFile(cat *catalog.Catalog, d *catalog.Dump) (*catalog.FileRecord, error) {
 	v, err := cat.View(d.Host, d.Path, "")
 	if err != nil {
 		return nil, err
 	}
-	var best *index.FileRecord
-	err = v.Walk("", func(r index.ViewRecord) error {
+	var best *catalog.FileRecord
+	err = v.Walk("", func(r catalog.ViewRecord) error {
 		if r.Type != '0' || r.Size == 0 || r.Size > 64<<10 {
 			return nil
 		}

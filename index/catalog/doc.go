@@ -1,0 +1,34 @@
+// Package catalog owns the tapir catalog: the SQLite database that is the only
+// shared memory between a backup run and a restore.
+//
+// It records runs, volumes (tapes and vtapes), dumps (one image of one DLE at
+// one level), the parts of each dump on volumes, the frame list of each
+// payload, the file index of every dump (directory paths interned in a
+// dirs table), each incremental's directory listings, and the force flags.
+// It answers the questions a recover session asks: what a DLE held at a
+// date (View: a full and the incrementals after it, deletions and renames
+// applied), which good dump holds a file, and where exactly (volume, tape
+// file, record, frame, offset) its bytes start and end.
+//
+// The catalog is a real SQLite file in WAL mode with foreign keys on,
+// busy_timeout 5000 ms and synchronous=FULL on every connection, so that a
+// commit that returned nil survives a power cut (a holding file may be deleted
+// after CommitTaped returns nil). All writes go through one connection and are
+// serialised in Go; readers use their own connections and never wait for a
+// writer. Index ingest (FileWriter) commits in batches so that a long ingest
+// never holds the write lock for more than one batch.
+//
+// Errors name the catalog file and the operation (*OpError); a lookup of
+// something that is not there matches ErrNotFound, and its innermost error
+// says what, in a person's words. A View given a context (WithContext)
+// stops reading when it ends, so a server can drop the work of a request
+// whose peer went away.
+//
+// The schema is versioned with PRAGMA user_version and migrated at Open, one
+// transaction per step; a catalog written by a newer tapir refuses to open.
+// The file format is described in docs/format/catalog.md.
+//
+// It imports no volume code and no other tapir package but gnutar: what
+// reads volumes (the index server, rebuild) imports the catalog, never the
+// other way round.
+package catalog

@@ -1,0 +1,446 @@
+package catalog
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Dump is one image of one DLE at one level.
+type Dump struct {
+	ID, RunID             int64
+	Host, Path            string
+	Level                 int
+	Datestamp, Status     string
+	OrigSize, PayloadSize int64  // tar bytes; payload bytes (compressed, after the 32 KiB header)
+	SHA256, Comp          string // SHA-256 of the payload (lower-case hex); zst, gz or none
+	FrameSize, Files      int64  // tar bytes per frame; number of index entries
+	HoldingPath, Error    string // holding file while not on tape; why it failed
+	Started, Finished     time.Time
+	Taped                 time.Time // when CommitTaped made it good; zero before
+	// Listed says the directory listings of the image (GNU.dumpdir) are in
+	// the catalog (SetListings); a view at a date needs them for every
+	// incremental it applies.
+	Listed bool
+}
+
+// Frame is one independent compressed frame of a payload: tar bytes
+// [TarOffset, TarOffset+TarSize) are stored in payload bytes [Offset,
+// Offset+Size). Index counts from 0.
+type Frame struct {
+	Index                            int
+	TarOffset, TarSize, Offset, Size int64
+}
+
+const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed`
+
+// dumpColsAs is dumpCols with every column qualified by alias a.
+func dumpColsAs(a string) string {
+	return a + "." + strings.ReplaceAll(dumpCols, ", ", ", "+a+".")
+}
+
+func scanDump(s scanner, extra ...any) (Dump, error) {
+	var d Dump
+	var started, finished, taped sql.NullInt64
+	dest := []any{&d.ID, &d.RunID, &d.Host, &d.Path, &d.Level, &d.Datestamp, &d.Status,
+		&d.OrigSize, &d.PayloadSize, &d.SHA256, &d.Comp, &d.FrameSize, &d.Files,
+		&d.HoldingPath, &d.Error, &started, &finished, &taped, &d.Listed}
+	err := s.Scan(append(dest, extra...)...)
+	d.Started, d.Finished, d.Taped = fromNS(started), fromNS(finished), fromNS(taped)
+	return d, err
+}
+
+func checkSHA256(s string) error {
+	if len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
+		return fmt.Errorf("SHA-256 %q is not 64 lower-case hex digits", s)
+	}
+	return nil
+}
+
+func checkComp(s string) error {
+	switch s {
+	case "zst", "gz", "none":
+		return nil
+	}
+	return fmt.Errorf("compression %q is not one of zst, gz, none", s)
+}
+
+// CreateDump records a new dump and returns its id (also stored in d.ID).
+// Status defaults to "dumping" ("good" and "partial" are set only by
+// CommitTaped), Comp to "zst", and Datestamp to the datestamp of the run.
+func (c *Catalog) CreateDump(d *Dump) (int64, error) {
+	if d == nil {
+		return 0, c.fail("create dump", errors.New("no dump given"))
+	}
+	op := fmt.Sprintf("create dump %s:%s level %d", d.Host, d.Path, d.Level)
+	status, comp := d.Status, d.Comp
+	if status == "" {
+		status = DumpDumping
+	}
+	if comp == "" {
+		comp = "zst"
+	}
+	var problems []error
+	if err := checkName("host", d.Host, false); err != nil {
+		problems = append(problems, err)
+	}
+	if err := checkName("DLE path", d.Path, true); err != nil {
+		problems = append(problems, err)
+	}
+	if d.Level < 0 || d.Level > 99 {
+		problems = append(problems, fmt.Errorf("level %d is outside 0..99", d.Level))
+	}
+	if d.Datestamp != "" {
+		if err := checkDatestamp(d.Datestamp); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	switch status {
+	case DumpDumping, DumpHolding, DumpFailed:
+	case DumpGood, DumpPartial:
+		problems = append(problems, fmt.Errorf("status %q can only be reached through CommitTaped", status))
+	default:
+		problems = append(problems, checkDumpStatus(status))
+	}
+	if err := checkComp(comp); err != nil {
+		problems = append(problems, err)
+	}
+	if d.SHA256 != "" {
+		if err := checkSHA256(d.SHA256); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if d.OrigSize < 0 || d.PayloadSize < 0 || d.FrameSize < 0 || d.Files < 0 {
+		problems = append(problems, errors.New("sizes and counts must not be negative"))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return 0, c.fail(op, err)
+	}
+	var id int64
+	datestamp := d.Datestamp
+	err := c.write(op, func(tx *sql.Tx) error {
+		var runDatestamp string
+		err := tx.QueryRow(`SELECT datestamp FROM runs WHERE id = ?`, d.RunID).Scan(&runDatestamp)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("no run with id %d (BeginRun first)", d.RunID)
+		}
+		if err != nil {
+			return err
+		}
+		if datestamp == "" {
+			datestamp = runDatestamp
+		}
+		res, err := tx.Exec(`INSERT INTO dumps(run_id, host, path, level, datestamp, status, orig_size,
+			payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.RunID, d.Host, d.Path, d.Level, datestamp, status, d.OrigSize, d.PayloadSize,
+			d.SHA256, comp, d.FrameSize, d.Files, d.HoldingPath, d.Error, toNS(d.Started), toNS(d.Finished))
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	d.ID, d.Status, d.Comp, d.Datestamp = id, status, comp, datestamp
+	return id, nil
+}
+
+// checkFrames checks that frames describe a payload cut every frameSize tar
+// bytes: indexes 0..n-1, tar and payload ranges contiguous from 0, every frame
+// but the last exactly frameSize tar bytes, the tar ranges ending at orig and
+// the payload ranges inside payload (a zstd payload ends with its seek table).
+func checkFrames(frames []Frame, frameSize, orig, payload int64) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	if frameSize <= 0 {
+		return errors.New("the dump has no frame size (set Dump.FrameSize at CreateDump or open a FileWriter first)")
+	}
+	var tarEnd, end int64
+	for i, f := range frames {
+		switch {
+		case f.Index != i:
+			return fmt.Errorf("frame %d has index %d; frames must be numbered 0..%d in order", i, f.Index, len(frames)-1)
+		case f.TarOffset != tarEnd:
+			return fmt.Errorf("frame %d starts at tar offset %d, expected %d (frames are contiguous)", i, f.TarOffset, tarEnd)
+		case f.Offset != end:
+			return fmt.Errorf("frame %d starts at payload offset %d, expected %d (frames are contiguous)", i, f.Offset, end)
+		case f.TarSize <= 0 || f.Size <= 0:
+			return fmt.Errorf("frame %d is empty or negative (tar size %d, size %d)", i, f.TarSize, f.Size)
+		case f.TarSize > frameSize || (i < len(frames)-1 && f.TarSize != frameSize):
+			return fmt.Errorf("frame %d holds %d tar bytes; every frame but the last holds exactly the frame size %d", i, f.TarSize, frameSize)
+		}
+		tarEnd += f.TarSize
+		end += f.Size
+	}
+	if tarEnd != orig {
+		return fmt.Errorf("frames hold %d tar bytes but the original size is %d", tarEnd, orig)
+	}
+	if end > payload {
+		return fmt.Errorf("frames end at payload offset %d, past the payload size %d", end, payload)
+	}
+	return nil
+}
+
+// SetDumpHolding records that the image of a "dumping" dump is complete (on
+// the holding disk at holdingPath, or "" when it went straight to the taper):
+// its sizes, SHA-256, number of index entries, frame list and finish time.
+// The status becomes "holding".
+func (c *Catalog) SetDumpHolding(id int64, orig, payload int64, sha string, files int64, holdingPath string, frames []Frame, finished time.Time) error {
+	op := fmt.Sprintf("set dump %d holding", id)
+	var problems []error
+	if orig < 0 || payload < 0 || files < 0 {
+		problems = append(problems, fmt.Errorf("negative size or count (original %d, payload %d, files %d)", orig, payload, files))
+	}
+	if err := checkSHA256(sha); err != nil {
+		problems = append(problems, err)
+	}
+	if finished.IsZero() {
+		problems = append(problems, errors.New("finish time is missing"))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return c.fail(op, err)
+	}
+	return c.write(op, func(tx *sql.Tx) error {
+		var status string
+		var frameSize int64
+		err := tx.QueryRow(`SELECT status, frame_size FROM dumps WHERE id = ?`, id).Scan(&status, &frameSize)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("no dump with id %d", id)
+		}
+		if err != nil {
+			return err
+		}
+		if status != DumpDumping {
+			return fmt.Errorf("dump is %q, not %q; only a dump being dumped can become holding", status, DumpDumping)
+		}
+		if err := checkFrames(frames, frameSize, orig, payload); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE dumps SET status = 'holding', orig_size = ?, payload_size = ?, sha256 = ?,
+			files = ?, holding_path = ?, finished = ? WHERE id = ?`,
+			orig, payload, sha, files, holdingPath, clampNS(finished), id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM frames WHERE dump_id = ?`, id); err != nil {
+			return err
+		}
+		stmt, err := tx.Prepare(`INSERT INTO frames(dump_id, idx, tar_offset, tar_size, "offset", size) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, f := range frames {
+			if _, err := stmt.Exec(id, f.Index, f.TarOffset, f.TarSize, f.Offset, f.Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FailDump marks a dump that is not on tape as failed with the reason, and
+// deletes its file index, frame and listing rows (also those an aborted or running
+// FileWriter already committed). A good dump cannot fail: it is on tape.
+func (c *Catalog) FailDump(id int64, reason string) error {
+	op := fmt.Sprintf("fail dump %d", id)
+	if reason == "" {
+		return c.fail(op, errors.New("no reason given; the report needs one"))
+	}
+	return c.write(op, func(tx *sql.Tx) error {
+		var status string
+		err := tx.QueryRow(`SELECT status FROM dumps WHERE id = ?`, id).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("no dump with id %d", id)
+		}
+		if err != nil {
+			return err
+		}
+		if status == DumpGood || status == DumpPartial {
+			return fmt.Errorf("dump is %q: it is on tape and cannot fail (it leaves the catalog when its volume is overwritten)", status)
+		}
+		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE id = ?`, reason, id); err != nil {
+			return err
+		}
+		for _, table := range []string{"files", "frames", "listings"} {
+			if _, err := tx.Exec(`DELETE FROM `+table+` WHERE dump_id = ?`, id); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(`UPDATE dumps SET listed = 0 WHERE id = ?`, id)
+		return err
+	})
+}
+
+// Dump returns one dump; an error matching ErrNotFound when there is none.
+func (c *Catalog) Dump(id int64) (*Dump, error) {
+	var d Dump
+	err := c.read(fmt.Sprintf("read dump %d", id), func(tx *sql.Tx) error {
+		var err error
+		d, err = scanDump(tx.QueryRow(`SELECT `+dumpCols+` FROM dumps WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("no dump with id %d", id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Dumps returns the dumps of host and DLE path, newest first (by datestamp,
+// then id). path "" means every DLE of host; host "" means every host.
+func (c *Catalog) Dumps(host, path string) ([]Dump, error) {
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE 1`
+	var args []any
+	if host != "" {
+		q += ` AND host = ?`
+		args = append(args, host)
+	}
+	if path != "" {
+		q += ` AND path = ?`
+		args = append(args, path)
+	}
+	q += ` ORDER BY datestamp DESC, id DESC`
+	return c.queryDumps(fmt.Sprintf("list dumps of %q:%q", host, path), q, args...)
+}
+
+// RunDumps returns the dumps made by a run, in the order they were created.
+func (c *Catalog) RunDumps(runID int64) ([]Dump, error) {
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE run_id = ? ORDER BY id`
+	return c.queryDumps(fmt.Sprintf("list dumps of run %d", runID), q, runID)
+}
+
+// DumpsWithStatus returns the dumps in one status, oldest first (by
+// datestamp, then id): for example the "holding" dumps an autoflush puts on
+// tape.
+func (c *Catalog) DumpsWithStatus(status string) ([]Dump, error) {
+	op := fmt.Sprintf("list %s dumps", status)
+	if err := checkDumpStatus(status); err != nil {
+		return nil, c.fail(op, err)
+	}
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE status = ? ORDER BY datestamp, id`
+	return c.queryDumps(op, q, status)
+}
+
+func (c *Catalog) queryDumps(op, q string, args ...any) ([]Dump, error) {
+	var dumps []Dump
+	err := c.read(op, func(tx *sql.Tx) error {
+		var err error
+		dumps, err = queryDumpsTx(tx, q, args...)
+		return err
+	})
+	return dumps, err
+}
+
+func queryDumpsTx(tx *sql.Tx, q string, args ...any) ([]Dump, error) {
+	rows, err := tx.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var dumps []Dump
+	for rows.Next() {
+		d, err := scanDump(rows)
+		if err != nil {
+			return nil, err
+		}
+		dumps = append(dumps, d)
+	}
+	return dumps, rows.Err()
+}
+
+// Frames returns the frame list of a dump, in order; an error matching
+// ErrNotFound when the dump is not in the catalog.
+func (c *Catalog) Frames(dumpID int64) ([]Frame, error) {
+	var frames []Frame
+	err := c.read(fmt.Sprintf("read frames of dump %d", dumpID), func(tx *sql.Tx) error {
+		if err := dumpExists(tx, dumpID); err != nil {
+			return err
+		}
+		var err error
+		frames, err = framesTx(tx, dumpID, 0, -1)
+		return err
+	})
+	return frames, err
+}
+
+// framesTx returns frames first..last of a dump (last < 0: to the end).
+func framesTx(tx *sql.Tx, dumpID int64, first, last int64) ([]Frame, error) {
+	if last < 0 {
+		last = 1<<63 - 1
+	}
+	rows, err := tx.Query(`SELECT idx, tar_offset, tar_size, "offset", size FROM frames
+		WHERE dump_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`, dumpID, first, last)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var frames []Frame
+	for rows.Next() {
+		var f Frame
+		if err := rows.Scan(&f.Index, &f.TarOffset, &f.TarSize, &f.Offset, &f.Size); err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
+	}
+	return frames, rows.Err()
+}
+
+func dumpExists(tx *sql.Tx, id int64) error {
+	var one int
+	err := tx.QueryRow(`SELECT 1 FROM dumps WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFoundf("no dump with id %d", id)
+	}
+	return err
+}
+
+// FailInterrupted cleans up after a run that was killed: every dump still
+// "dumping" becomes "failed" with the reason (its index and frame rows are
+// deleted) and every run still "running" becomes "failed", finished at the
+// given time, with the reason as its report if it had none. "holding" dumps are
+// left alone: their holding files are flushed by the next run. It returns the
+// dumps it failed. Call it only while holding the run lock, before a run
+// starts: a dump of a live run is "dumping" too.
+func (c *Catalog) FailInterrupted(reason string, finished time.Time) ([]Dump, error) {
+	op := "fail interrupted runs and dumps"
+	if reason == "" || finished.IsZero() {
+		return nil, c.fail(op, errors.New("a reason and a finish time are needed"))
+	}
+	var failed []Dump
+	err := c.write(op, func(tx *sql.Tx) error {
+		var err error
+		failed, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps WHERE status = 'dumping' ORDER BY datestamp, id`)
+		if err != nil {
+			return err
+		}
+		for _, d := range failed {
+			if _, err := tx.Exec(`DELETE FROM files WHERE dump_id = ?`, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM frames WHERE dump_id = ?`, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM listings WHERE dump_id = ?`, d.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE status = 'dumping'`, reason); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE runs SET status = 'failed', finished = ?,
+			report = CASE report WHEN '' THEN ? ELSE report END WHERE status = 'running'`, clampNS(finished), reason)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return failed, nil
+}

@@ -1,0 +1,144 @@
+package catalog
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 3, 1, 1, 0, 0, 0, time.UTC)
+
+const testFrameSize = 1 << 20
+
+var testSHA = strings.Repeat("ab", 32)
+
+func newCatalog(tb testing.TB) *Catalog {
+	tb.Helper()
+	c, err := Open(filepath.Join(tb.TempDir(), "state", "catalog.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+func must[T any](tb testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return v
+	}
+}
+
+func mkRun(tb testing.TB, c *Catalog, ds string) int64 {
+	tb.Helper()
+	id, err := c.BeginRun(ds, "Daily", t0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+func mkDump(tb testing.TB, c *Catalog, runID int64, host, path string, level int) int64 {
+	tb.Helper()
+	id, err := c.CreateDump(&Dump{RunID: runID, Host: host, Path: path, Level: level, FrameSize: testFrameSize, Started: t0})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+// testFrames cuts orig tar bytes into frames of testFrameSize that compress
+// to half their size.
+func testFrames(orig int64) (frames []Frame, payload int64) {
+	for off, i := int64(0), 0; off < orig; i++ {
+		n := min(int64(testFrameSize), orig-off)
+		frames = append(frames, Frame{Index: i, TarOffset: off, TarSize: n, Offset: payload, Size: (n + 1) / 2})
+		off += n
+		payload += (n + 1) / 2
+	}
+	return frames, payload
+}
+
+func holdDump(tb testing.TB, c *Catalog, id, orig int64) int64 {
+	tb.Helper()
+	frames, payload := testFrames(orig)
+	if err := c.SetDumpHolding(id, orig, payload, testSHA, 0, fmt.Sprintf("/hold/%d", id), frames, t0.Add(time.Minute)); err != nil {
+		tb.Fatal(err)
+	}
+	return payload
+}
+
+// tapeDump puts a holding dump on the given volumes, one part per volume,
+// splitting the payload evenly.
+func tapeDump(tb testing.TB, c *Catalog, id int64, vols ...string) {
+	tb.Helper()
+	d, err := c.Dump(id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var parts []Part
+	per := d.PayloadSize / int64(len(vols))
+	off := int64(0)
+	for i, v := range vols {
+		n := per
+		if i == len(vols)-1 {
+			n = d.PayloadSize - off
+		}
+		parts = append(parts, Part{Volume: v, Part: i + 1, FileNo: int64(i + 1), Record: 0, LogicalPos: -1, Offset: off, Length: n})
+		off += n
+	}
+	if err := c.CommitTaped(id, parts, t0.Add(time.Hour)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func addVolume(tb testing.TB, c *Catalog, label string, written string) {
+	tb.Helper()
+	if _, err := c.AddVolume(Volume{Label: label, Slot: 1, Blocksize: 262144, Created: t0}); err != nil {
+		tb.Fatal(err)
+	}
+	if written != "" {
+		if _, err := c.StartVolumeWrite(label, 1, 262144, written); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// ingest writes records to a new FileWriter and commits.
+func ingest(tb testing.TB, c *Catalog, dumpID int64, recs ...FileRecord) {
+	tb.Helper()
+	w, err := c.NewFileWriter(dumpID, testFrameSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := w.Add(r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// synthRecords makes n records: directories d000/d001/... each with perDir files.
+func synthRecords(n, perDir int) func(i int) FileRecord {
+	return func(i int) FileRecord {
+		dir := i / perDir
+		return FileRecord{
+			Path:      fmt.Sprintf("home/u%03d/src/d%05d/file%06d.txt", dir%97, dir, i),
+			Type:      '0',
+			Size:      int64(i % 100000),
+			Mode:      0o644,
+			Mtime:     t0.Add(time.Duration(i) * time.Second),
+			UID:       1000,
+			GID:       1000,
+			TarOffset: int64(i) * 2048,
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package catalog
+
+// applicationID is stored in the SQLite header (PRAGMA application_id) so that
+// a tapir catalog is recognisable and a foreign SQLite file is refused.
+// It spells "TAPR".
+const applicationID = 0x54415052
+
+// migrations are the schema steps, in order. Step i brings the catalog from
+// user_version i to i+1 and runs in one transaction together with the version
+// bump. Never edit a step that has been released: add a new one.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+PRAGMA application_id = 1413566546;
+
+CREATE TABLE runs (
+	id        INTEGER PRIMARY KEY,
+	datestamp TEXT    NOT NULL UNIQUE
+	          CHECK (length(datestamp) = 14 AND datestamp NOT GLOB '*[^0-9]*'),
+	org       TEXT    NOT NULL DEFAULT '',
+	started   INTEGER NOT NULL,
+	finished  INTEGER,
+	status    TEXT    NOT NULL DEFAULT 'running'
+	          CHECK (status IN ('running', 'ok', 'strange', 'failed', 'degraded')),
+	report    TEXT    NOT NULL DEFAULT ''
+);
+
+CREATE TABLE volumes (
+	id        INTEGER PRIMARY KEY,
+	label     TEXT    NOT NULL UNIQUE CHECK (label <> ''),
+	slot      INTEGER NOT NULL DEFAULT 0,
+	blocksize INTEGER NOT NULL DEFAULT 0,
+	written   TEXT    NOT NULL DEFAULT '',
+	created   INTEGER,
+	reuse     INTEGER NOT NULL DEFAULT 1 CHECK (reuse IN (0, 1)),
+	bytes     INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE dumps (
+	id           INTEGER PRIMARY KEY,
+	run_id       INTEGER NOT NULL REFERENCES runs(id),
+	host         TEXT    NOT NULL,
+	path         TEXT    NOT NULL,
+	level        INTEGER NOT NULL CHECK (level BETWEEN 0 AND 99),
+	datestamp    TEXT    NOT NULL,
+	status       TEXT    NOT NULL DEFAULT 'dumping'
+	             CHECK (status IN ('dumping', 'holding', 'good', 'failed', 'partial')),
+	orig_size    INTEGER NOT NULL DEFAULT 0,
+	payload_size INTEGER NOT NULL DEFAULT 0,
+	sha256       TEXT    NOT NULL DEFAULT '',
+	comp         TEXT    NOT NULL DEFAULT 'zst',
+	frame_size   INTEGER NOT NULL DEFAULT 0,
+	files        INTEGER NOT NULL DEFAULT 0,
+	holding_path TEXT    NOT NULL DEFAULT '',
+	error        TEXT    NOT NULL DEFAULT '',
+	started      INTEGER,
+	finished     INTEGER
+);
+CREATE INDEX dumps_dle ON dumps(host, path, datestamp);
+CREATE INDEX dumps_run ON dumps(run_id);
+
+CREATE TABLE parts (
+	id          INTEGER PRIMARY KEY,
+	dump_id     INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	volume_id   INTEGER NOT NULL REFERENCES volumes(id),
+	part        INTEGER NOT NULL,
+	fileno      INTEGER NOT NULL,
+	record      INTEGER NOT NULL,
+	logical_pos INTEGER NOT NULL DEFAULT -1,
+	"offset"    INTEGER NOT NULL,
+	length      INTEGER NOT NULL,
+	UNIQUE (dump_id, part)
+);
+CREATE INDEX parts_volume ON parts(volume_id);
+
+CREATE TABLE frames (
+	dump_id    INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	idx        INTEGER NOT NULL,
+	tar_offset INTEGER NOT NULL,
+	tar_size   INTEGER NOT NULL,
+	"offset"   INTEGER NOT NULL,
+	size       INTEGER NOT NULL,
+	PRIMARY KEY (dump_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE dirs (
+	id   INTEGER PRIMARY KEY,
+	path TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE files (
+	dump_id  INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	dir_id   INTEGER NOT NULL REFERENCES dirs(id),
+	name     TEXT    NOT NULL,
+	type     TEXT    NOT NULL,
+	size     INTEGER NOT NULL,
+	mode     INTEGER NOT NULL,
+	mtime    INTEGER,
+	uid      INTEGER NOT NULL,
+	gid      INTEGER NOT NULL,
+	link     TEXT    NOT NULL DEFAULT '',
+	frame    INTEGER NOT NULL,
+	"offset" INTEGER NOT NULL
+);
+CREATE INDEX files_entry ON files(dump_id, dir_id, name);
+`,
+	// 2: when a dump became good on tape, and a status index for the
+	// holding/flush listings.
+	`
+ALTER TABLE dumps ADD COLUMN taped INTEGER;
+CREATE INDEX dumps_status ON dumps(status);
+`,
+	// 3: what the recover side needs to browse and restore without
+	// reading images, and the force flags of the planner.
+	//   files.span: tar bytes from the entry's first header to the next
+	//     entry's (0: unknown, read to the end of the stream), so that a
+	//     restore fetches exactly the frames of an entry, headers included.
+	//   listings: each directory's GNU.dumpdir listing in an incremental
+	//     image, so that a view at a date applies deletions and renames;
+	//     dumps.listed says the listings of a dump are recorded.
+	//   force: DLEs that get a full at the next run.
+	`
+ALTER TABLE files ADD COLUMN span INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dumps ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE listings (
+	dump_id INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	dir_id  INTEGER NOT NULL REFERENCES dirs(id),
+	dumpdir BLOB    NOT NULL,
+	PRIMARY KEY (dump_id, dir_id)
+) WITHOUT ROWID;
+CREATE TABLE force (
+	host  TEXT    NOT NULL,
+	path  TEXT    NOT NULL,
+	since INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (host, path)
+) WITHOUT ROWID;
+`,
+	// 4: overwrites in two phases, and tape files that failed.
+	//   volumes.overwriting: the datestamp (or "X" for tapir label) of a
+	//     label being written over this volume, '' when none; the old
+	//     images stay known until the new label is on the volume and read
+	//     back. volumes.overwriting_as: the label being written.
+	//   failed_files: tape files a failed write left on a volume (a
+	//     truncated image), so that verify and rebuild skip them by name
+	//     instead of calling them orphans.
+	`
+ALTER TABLE volumes ADD COLUMN overwriting TEXT NOT NULL DEFAULT '';
+ALTER TABLE volumes ADD COLUMN overwriting_as TEXT NOT NULL DEFAULT '';
+CREATE TABLE failed_files (
+	volume_id INTEGER NOT NULL REFERENCES volumes(id) ON DELETE CASCADE,
+	fileno    INTEGER NOT NULL,
+	datestamp TEXT    NOT NULL,
+	host      TEXT    NOT NULL DEFAULT '',
+	path      TEXT    NOT NULL DEFAULT '',
+	level     INTEGER NOT NULL DEFAULT 0,
+	reason    TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (volume_id, fileno)
+) WITHOUT ROWID;
+`,
+}
+
+// SchemaVersion is the catalog schema version this code writes (PRAGMA
+// user_version after Open). It is always len(migrations).
+const SchemaVersion = 4

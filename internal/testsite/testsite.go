@@ -1,0 +1,505 @@
+package testsite
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/index/tarscan"
+	"github.com/tapir-backup/tapir/taper"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Site is an installation under Dir.
+type Site struct {
+	Dir       string
+	TLSDir    string // ca.crt, server.crt/key (role server, for "localhost"), and what Issue made
+	Vtapes    string // disk changer root: slot1..slotN
+	Holding   string
+	StateDir  string // the client's incremental state
+	CatalogDB string
+	Slots     int
+	Capacity  int64
+	Blocksize int64
+	Org       string
+
+	Catalog *catalog.Catalog
+	Changer *taper.DiskChanger
+	CA      *wire.CA
+
+	nextSlot int
+}
+
+// Options size a site; zero values get defaults.
+type Options struct {
+	Slots     int   // default 8
+	Capacity  int64 // bytes per vtape, default 4 GiB
+	Blocksize int64 // default 64 KiB
+}
+
+// New creates the site: directories, CA and a server certificate for
+// "localhost", the changer and the catalog.
+func New(dir string, o Options) (*Site, error) {
+	s := &Site{Dir: dir, TLSDir: filepath.Join(dir, "tls"), Vtapes: filepath.Join(dir, "vtapes"),
+		Holding: filepath.Join(dir, "holding"), StateDir: filepath.Join(dir, "client-state"),
+		CatalogDB: filepath.Join(dir, "state", "catalog.db"), Slots: o.Slots, Capacity: o.Capacity,
+		Blocksize: o.Blocksize, Org: "test", nextSlot: 1}
+	if s.Slots == 0 {
+		s.Slots = 8
+	}
+	if s.Capacity == 0 {
+		s.Capacity = 4 << 30
+	}
+	if s.Blocksize == 0 {
+		s.Blocksize = 64 << 10
+	}
+	var err error
+	now := time.Now()
+	if s.CA, err = wire.InitCA(s.TLSDir, s.Org, now); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.CA.Issue("localhost", []string{wire.RoleServer}, s.TLSDir, now); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(s.Vtapes, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(s.Holding, 0o750); err != nil {
+		return nil, err
+	}
+	if s.Changer, err = taper.NewDiskChanger(s.Vtapes, s.Slots, s.Capacity, s.Blocksize, nil); err != nil {
+		return nil, err
+	}
+	if s.Catalog, err = catalog.Open(s.CatalogDB); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the catalog.
+func (s *Site) Close() error { return s.Catalog.Close() }
+
+// Issue makes a certificate for host with roles in TLSDir.
+func (s *Site) Issue(host string, roles ...string) (wire.Files, error) {
+	crt, key, err := s.CA.Issue(host, roles, s.TLSDir, time.Now())
+	return wire.Files{CA: filepath.Join(s.TLSDir, wire.CACertFile), Cert: crt, Key: key}, err
+}
+
+// ServerFiles are the index server's certificate files.
+func (s *Site) ServerFiles() wire.Files {
+	return wire.Files{CA: filepath.Join(s.TLSDir, wire.CACertFile), Cert: filepath.Join(s.TLSDir, "localhost.crt"), Key: filepath.Join(s.TLSDir, "localhost.key")}
+}
+
+// DLE is one DLE dumped by a run: Host and Path name it in the catalog and
+// the image header; Root is the directory dumped.
+type DLE struct {
+	Host, Path, Root string
+	Level            int
+	Comp             image.Comp // default zstd
+	FrameSize        int        // default 64 KiB
+	// Tar, when set, is the image's tar stream, stored as it is in place
+	// of dumping Root: what a hostile or broken client could send. Its
+	// entries are indexed as the server would index them (tarscan); those
+	// the catalog refuses stay out of the catalog.
+	Tar []byte
+}
+
+// RunOptions change how a run is recorded.
+type RunOptions struct {
+	// Listings records each image's directory listings in the catalog (as
+	// a server that scans its images does); false leaves them for the index
+	// server to read from the image when a view needs them.
+	Listings bool
+	// HoldingOnly leaves the images on the holding disk (a run without a
+	// usable volume): status holding, nothing on a vtape.
+	HoldingOnly bool
+	// SplitAt > 0 writes the payload of the run's last DLE as two parts:
+	// its first SplitAt bytes end the volume, the rest starts the next one
+	// (as the taper does at early warning), so that a frame straddles two
+	// volumes.
+	SplitAt int64
+}
+
+// nextVolume labels the vtape of the next empty slot for a run and
+// records it in the catalog.
+func (s *Site) nextVolume(datestamp string, start time.Time) (taper.Device, string, error) {
+	slot := s.nextSlot
+	if slot > s.Slots {
+		return nil, "", fmt.Errorf("testsite: all %d slots are used", s.Slots)
+	}
+	s.nextSlot++
+	label := fmt.Sprintf("TEST-%03d", slot)
+	dev, err := s.Changer.Load(slot)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := s.Catalog.AddVolume(catalog.Volume{Label: label, Slot: slot, Blocksize: s.Blocksize, Created: start}); err != nil {
+		return nil, "", err
+	}
+	if _, err := s.Catalog.StartVolumeWrite(label, slot, s.Blocksize, datestamp); err != nil {
+		return nil, "", err
+	}
+	if err := taper.WriteLabel(dev, taper.Label{Datestamp: datestamp, Label: label, Org: s.Org, Blocksize: s.Blocksize, Created: start}); err != nil {
+		return nil, "", err
+	}
+	return dev, label, nil
+}
+
+// Run dumps the DLEs as one run named datestamp onto the next empty slot
+// (labelled TEST-00N, N the slot) and records it all in the catalog.
+// It returns the dump ids.
+func (s *Site) Run(ctx context.Context, datestamp string, dles []DLE, o RunOptions) ([]int64, error) {
+	start, err := time.Parse("20060102150405", datestamp)
+	if err != nil {
+		return nil, err
+	}
+	cat := s.Catalog
+	runID, err := cat.BeginRun(datestamp, s.Org, start)
+	if err != nil {
+		return nil, err
+	}
+	var dev taper.Device
+	var label string
+	if !o.HoldingOnly {
+		if dev, label, err = s.nextVolume(datestamp, start); err != nil {
+			return nil, err
+		}
+		defer s.Changer.Eject()
+	}
+	var ids []int64
+	for _, d := range dles {
+		id, err := s.dumpOne(ctx, runID, datestamp, d, dev, label, o)
+		if err != nil {
+			cat.FinishRun(runID, catalog.RunFailed, start.Add(time.Minute), err.Error())
+			return ids, fmt.Errorf("testsite: %s:%s level %d: %w", d.Host, d.Path, d.Level, err)
+		}
+		ids = append(ids, id)
+	}
+	status := catalog.RunOK
+	if o.HoldingOnly {
+		status = catalog.RunDegraded
+	}
+	return ids, cat.FinishRun(runID, status, start.Add(time.Minute), "")
+}
+
+func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE, dev taper.Device, label string, o RunOptions) (int64, error) {
+	cat := s.Catalog
+	if d.Comp == "" {
+		d.Comp = image.CompZstd
+	}
+	if d.FrameSize == 0 {
+		d.FrameSize = 64 << 10
+	}
+	start, _ := time.Parse("20060102150405", datestamp)
+	hdr := &image.Header{Datestamp: datestamp, Host: d.Host, Path: d.Path, Level: d.Level, Part: 1, Parts: 1,
+		Comp: d.Comp, FrameSize: int64(d.FrameSize), Encryption: "none"}
+	id, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: d.Host, Path: d.Path, Level: d.Level, Datestamp: datestamp,
+		Comp: string(d.Comp), FrameSize: int64(d.FrameSize), Started: start})
+	if err != nil {
+		return 0, err
+	}
+	fw, err := cat.NewFileWriter(id, int64(d.FrameSize))
+	if err != nil {
+		return 0, err
+	}
+	rundir := filepath.Join(s.Holding, datestamp)
+	if err := os.MkdirAll(rundir, 0o750); err != nil {
+		return 0, err
+	}
+	hpath := filepath.Join(rundir, hdr.Name())
+	hf, err := os.Create(hpath)
+	if err != nil {
+		return 0, err
+	}
+	defer hf.Close()
+	if _, err := hf.Write(make([]byte, image.HeaderSize)); err != nil {
+		return 0, err
+	}
+	store := &client.StateStore{Dir: s.StateDir}
+	var sum image.Summary
+	var nfiles int64
+	if d.Tar != nil {
+		sum, nfiles, err = storeTar(d, hf, fw)
+	} else {
+		var res client.Result
+		res, err = client.Dump(ctx, d.Root, client.DumpOptions{Level: d.Level, Comp: d.Comp, CompressLevel: 1,
+			FrameSize: d.FrameSize, OneFilesystem: true, Datestamp: datestamp, State: store},
+			client.Sink{Payload: hf, Index: func(r wire.IndexRecord) error {
+				return fw.Add(catalog.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
+					UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
+			}})
+		if err == nil {
+			sum, nfiles = res.Summary, res.Files
+		}
+	}
+	if err != nil {
+		fw.Abort()
+		return 0, err
+	}
+	if err := fw.Commit(); err != nil {
+		return 0, err
+	}
+	hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, hdr.Frames = sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, int64(len(sum.Frames))
+	hb, err := hdr.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := hf.WriteAt(hb, 0); err != nil {
+		return 0, err
+	}
+	frames := make([]catalog.Frame, len(sum.Frames))
+	for i, f := range sum.Frames {
+		frames[i] = catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
+	}
+	if err := cat.SetDumpHolding(id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, hpath, frames, start.Add(time.Second)); err != nil {
+		return 0, err
+	}
+	if o.Listings {
+		if err := tarscan.RecordListings(cat, id, hpath, []string{s.Holding}); err != nil {
+			return 0, err
+		}
+	}
+	if d.Tar == nil {
+		if err := store.Promote(d.Root, d.Level, datestamp); err != nil {
+			return 0, err
+		}
+	}
+	if o.HoldingOnly {
+		return id, nil
+	}
+	// Tape it as the taper does: a header record, then the payload in
+	// records of the blocksize, then a filemark, for each part.
+	lengths := []int64{sum.PayloadSize}
+	if o.SplitAt > 0 && o.SplitAt < sum.PayloadSize {
+		lengths = []int64{o.SplitAt, sum.PayloadSize - o.SplitAt}
+	}
+	var parts []catalog.Part
+	var off int64
+	h := sha256.New()
+	for i, n := range lengths {
+		if i > 0 {
+			if dev, label, err = s.nextVolume(datestamp, start); err != nil {
+				return 0, err
+			}
+		}
+		p, err := s.writePart(dev, label, *hdr, i+1, hf, off, n, h)
+		if err != nil {
+			return 0, err
+		}
+		p.DumpID = id
+		parts = append(parts, p)
+		off += n
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum.SHA256 {
+		return 0, fmt.Errorf("holding file %s changed while taped", hpath)
+	}
+	if err := cat.CommitTaped(id, parts, start.Add(2*time.Second)); err != nil {
+		return 0, err
+	}
+	hf.Close()
+	return id, os.Remove(hpath)
+}
+
+// storeTar writes d.Tar as a framed payload to w and indexes its
+// entries (the DLE root excepted) with fw.
+func storeTar(d DLE, w io.Writer, fw *catalog.FileWriter) (image.Summary, int64, error) {
+	pw, err := image.NewPayloadWriter(w, image.WriterOptions{Comp: d.Comp, FrameSize: d.FrameSize, Concurrency: 1})
+	if err != nil {
+		return image.Summary{}, 0, err
+	}
+	if _, err := pw.Write(d.Tar); err != nil {
+		pw.Close()
+		return image.Summary{}, 0, err
+	}
+	if err := pw.Close(); err != nil {
+		return image.Summary{}, 0, err
+	}
+	var n int64
+	_, err = tarscan.Scan(bytes.NewReader(d.Tar), func(e tarscan.Entry) error {
+		if e.Path == "" {
+			return nil
+		}
+		// An entry the catalog refuses (an absolute name, say) stays in
+		// the tar stream but out of the index; a real failure shows at
+		// Commit.
+		if fw.Add(e.FileRecord) == nil {
+			n++
+		}
+		return nil
+	})
+	return pw.Sum(), n, err
+}
+
+// writePart writes payload bytes [off, off+n) of the holding file hf as
+// part number part (of an unknown number, as the taper writes them) on dev.
+func (s *Site) writePart(dev taper.Device, label string, hdr image.Header, part int, hf *os.File, off, n int64, h io.Writer) (catalog.Part, error) {
+	if fn, ok := dev.(taper.FileNamer); ok {
+		if err := fn.BeginFile(hdr.Name()); err != nil {
+			return catalog.Part{}, err
+		}
+	}
+	pos, err := dev.Tell()
+	if err != nil {
+		return catalog.Part{}, err
+	}
+	hdr.Part, hdr.Parts, hdr.Blocksize = part, image.Unknown, s.Blocksize
+	hb, err := hdr.Marshal()
+	if err != nil {
+		return catalog.Part{}, err
+	}
+	if err := dev.WriteRecord(hb); err != nil {
+		return catalog.Part{}, err
+	}
+	r := io.NewSectionReader(hf, image.HeaderSize+off, n)
+	buf := make([]byte, s.Blocksize)
+	for {
+		k, rerr := io.ReadFull(r, buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			if err := dev.WriteRecord(buf[:k]); err != nil && !errors.Is(err, taper.ErrEarlyWarning) {
+				return catalog.Part{}, err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return catalog.Part{}, rerr
+		}
+	}
+	if err := dev.WriteFilemark(); err != nil {
+		return catalog.Part{}, err
+	}
+	return catalog.Part{Volume: label, Part: part, FileNo: pos.File, Record: pos.Record, LogicalPos: pos.Logical, Offset: off, Length: n}, nil
+}
+
+// StartServer runs an index server for the site on 127.0.0.1 (an
+// ephemeral port) until ctx is done, and returns its address (for a
+// client: "localhost:PORT", the name in the server certificate).
+func (s *Site) StartServer(ctx context.Context, log *slog.Logger) (string, func(), error) {
+	tlsCfg, err := wire.ServerConfig(s.ServerFiles(), wire.RoleClient, wire.RoleAdmin, wire.RoleServer)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	ch, err := taper.NewDiskChanger(s.Vtapes, s.Slots, s.Capacity, s.Blocksize, log)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &indexd.Server{Catalog: s.Catalog, TLS: tlsCfg, Volumes: &indexd.DiskVolumes{Changer: ch, Catalog: s.Catalog},
+		Holding: []string{s.Holding}, Log: log}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "localhost:" + port, func() { cancel(); <-done }, nil
+}
+
+// MakeTree writes a small tree under root with the kinds of entries a
+// restore must handle: nested directories, a file of several frames, an
+// empty file, modes, a name with spaces, a symlink, a hard link pair and
+// a fixed mtime on everything.
+func MakeTree(root string) error {
+	mt := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
+	big := make([]byte, 300<<10) // several frames that do not compress
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := range big {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		big[i] = byte(x)
+	}
+	files := []struct {
+		rel  string
+		data []byte
+		mode os.FileMode
+	}{
+		{"etc/passwd", []byte("root:x:0:0:root:/root:/bin/bash\n"), 0o644},
+		{"etc/shadow", []byte("root:*:19000:0:99999:7:::\n"), 0o600},
+		{"etc/ssl/cert.pem", []byte("-----BEGIN CERTIFICATE-----\n"), 0o644},
+		{"home/alice/notes.txt", []byte("buy milk\n"), 0o640},
+		{"home/alice/big.bin", big, 0o644},
+		{"home/bob/old name.txt", []byte("to be renamed\n"), 0o644},
+		{"home/bob/doomed.txt", []byte("to be deleted\n"), 0o644},
+		{"bin/run.sh", []byte("#!/bin/sh\necho hi\n"), 0o755},
+		{"empty.txt", nil, 0o644},
+	}
+	for _, f := range files {
+		p := filepath.Join(root, f.rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink("passwd", filepath.Join(root, "etc/passwd.link")); err != nil {
+		return err
+	}
+	if err := os.Link(filepath.Join(root, "bin/run.sh"), filepath.Join(root, "bin/run-again.sh")); err != nil {
+		return err
+	}
+	// An extended attribute where the file system keeps them, and a foreign
+	// owner when we may give one.
+	_ = unix.Setxattr(filepath.Join(root, "etc/passwd"), "user.tapir.test", []byte("kept"), 0)
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(filepath.Join(root, "home/alice/notes.txt"), 1234, 5678); err != nil {
+			return err
+		}
+	}
+	return filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chtimes(p, mt, mt)
+	})
+}
+
+// Mutate changes a tree made by MakeTree the way a day does: bob's
+// "old name.txt" becomes "new name.txt", doomed.txt is deleted, notes.txt
+// changes, home/carol/hello.txt appears. Mtimes move one day on.
+func Mutate(root string) error {
+	mt := time.Date(2025, 6, 8, 8, 9, 10, 0, time.UTC)
+	if err := os.Rename(filepath.Join(root, "home/bob/old name.txt"), filepath.Join(root, "home/bob/new name.txt")); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(root, "home/bob/doomed.txt")); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "home/alice/notes.txt"), []byte("buy milk\nand bread\n"), 0o640); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "home/carol"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "home/carol/hello.txt"), []byte("hello\n"), 0o644); err != nil {
+		return err
+	}
+	for _, p := range []string{"home/alice/notes.txt", "home/carol/hello.txt", "home/carol", "home/bob", "home"} {
+		if err := os.Chtimes(filepath.Join(root, p), mt, mt); err != nil {
+			return err
+		}
+	}
+	return nil
+}

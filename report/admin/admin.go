@@ -1,0 +1,217 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tapir-backup/tapir/index/catalog"
+)
+
+// Find writes every image of host (of one DLE when path is not ""), newest
+// first: one line per part for images on volumes, one line for images on
+// the holding disk and for failed attempts. An unknown host or DLE is an
+// error that says which hosts and DLEs there are.
+func Find(w io.Writer, cat *catalog.Catalog, host, path string) error {
+	dumps, err := cat.Dumps(host, path)
+	if err != nil {
+		return err
+	}
+	if len(dumps) == 0 {
+		return notFound(cat, host, path)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "date\thost\tpath\tlevel\tstatus\tvolume\tfile\tpart\tstored")
+	for _, d := range dumps {
+		parts, err := cat.Parts(d.ID)
+		if err != nil {
+			return err
+		}
+		status := d.Status
+		if len(parts) == 0 {
+			where := "-"
+			if d.Status == catalog.DumpHolding {
+				where = "(holding disk)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t-\t-\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, where, Size(d.PayloadSize))
+			continue
+		}
+		for _, p := range parts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d/%d\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, p.Volume, p.FileNo, p.Part, len(parts), Size(p.Length))
+		}
+	}
+	return tw.Flush()
+}
+
+func notFound(cat *catalog.Catalog, host, path string) error {
+	all, err := cat.Dumps(host, "")
+	if err != nil {
+		return err
+	}
+	if path != "" && len(all) > 0 {
+		seen := map[string]bool{}
+		var dles []string
+		for _, d := range all {
+			if !seen[d.Path] {
+				seen[d.Path] = true
+				dles = append(dles, d.Path)
+			}
+		}
+		return fmt.Errorf("no image of %s:%s is in the catalog %s; %s has images of %s", host, path, cat.Path(), host, strings.Join(dles, ", "))
+	}
+	hosts, err := cat.Hosts()
+	if err != nil {
+		return err
+	}
+	known := "none yet"
+	if len(hosts) > 0 {
+		known = strings.Join(hosts, ", ")
+	}
+	return fmt.Errorf("no image of host %s is in the catalog %s; hosts with images: %s", host, cat.Path(), known)
+}
+
+// Info writes the history of one DLE with average sizes, rates and
+// compression for fulls and incrementals.
+func Info(w io.Writer, cat *catalog.Catalog, host, path string) error {
+	if path == "" {
+		return errors.New("info needs a host and a DLE path")
+	}
+	dumps, err := cat.Dumps(host, path)
+	if err != nil {
+		return err
+	}
+	if len(dumps) == 0 {
+		return notFound(cat, host, path)
+	}
+	forced, err := cat.Forced()
+	if err != nil {
+		return err
+	}
+	isForced := false
+	for _, f := range forced {
+		if f.Host == host && f.Path == path {
+			isForced = true
+		}
+	}
+	type agg struct {
+		n                 int
+		orig, stored      int64
+		secs              float64
+		lastDate, lastVol string
+	}
+	var full, incr agg
+	for _, d := range dumps {
+		if d.Status != catalog.DumpGood && d.Status != catalog.DumpHolding {
+			continue
+		}
+		a := &incr
+		if d.Level == 0 {
+			a = &full
+		}
+		a.n++
+		a.orig += d.OrigSize
+		a.stored += d.PayloadSize
+		a.secs += duration(d).Seconds()
+		if a.lastDate == "" {
+			a.lastDate = stamp(d.Datestamp)
+			a.lastVol = volumesOf(cat, d)
+		}
+	}
+	fmt.Fprintf(w, "%s:%s\n", host, path)
+	line := func(what string, a agg) {
+		if a.n == 0 {
+			fmt.Fprintf(w, "  %-13s none\n", what+":")
+			return
+		}
+		rate := "-"
+		if a.secs > 0 {
+			rate = Size(int64(float64(a.stored)/a.secs)) + "/s"
+		}
+		fmt.Fprintf(w, "  %-13s %d, average %s stored of %s (%s), %s; newest %s on %s\n", what+":", a.n,
+			Size(a.stored/int64(a.n)), Size(a.orig/int64(a.n)), ratio(a.stored, a.orig), rate, a.lastDate, a.lastVol)
+	}
+	line("fulls", full)
+	line("incrementals", incr)
+	f := "no"
+	if isForced {
+		f = "yes: the next run dumps a full (tapir admin unforce cancels)"
+	}
+	fmt.Fprintf(w, "  %-13s %s\n\n", "forced:", f)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "date\tlevel\tstatus\toriginal\tstored\tratio\ttime\trate\tvolumes")
+	for _, d := range dumps {
+		t := duration(d)
+		rate, tm := "-", "-"
+		if t > 0 {
+			tm = t.Round(time.Second).String()
+			rate = Size(int64(float64(d.PayloadSize)/t.Seconds())) + "/s"
+		}
+		vols := volumesOf(cat, d)
+		if d.Status == catalog.DumpFailed {
+			vols = "failed: " + firstLine(d.Error)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stamp(d.Datestamp), d.Level, d.Status, Size(d.OrigSize), Size(d.PayloadSize), ratio(d.PayloadSize, d.OrigSize), tm, rate, vols)
+	}
+	return tw.Flush()
+}
+
+func duration(d catalog.Dump) time.Duration {
+	if d.Started.IsZero() || d.Finished.IsZero() || d.Finished.Before(d.Started) {
+		return 0
+	}
+	return d.Finished.Sub(d.Started)
+}
+
+func volumesOf(cat *catalog.Catalog, d catalog.Dump) string {
+	parts, err := cat.Parts(d.ID)
+	if err != nil || len(parts) == 0 {
+		if d.Status == catalog.DumpHolding {
+			return "(holding disk)"
+		}
+		return "-"
+	}
+	var vs []string
+	for _, p := range parts {
+		vs = append(vs, fmt.Sprintf("%s:%d", p.Volume, p.FileNo))
+	}
+	return strings.Join(vs, " ")
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+func stamp(ds string) string {
+	t, err := time.Parse("20060102150405", ds)
+	if err != nil {
+		return ds
+	}
+	return t.Format("2006-01-02 15:04:05")
+}
+
+func ratio(stored, orig int64) string {
+	if orig <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(stored)/float64(orig))
+}
+
+// Size renders a byte count for a person: 1.5 GiB, 12.0 KiB, 100 B.
+func Size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

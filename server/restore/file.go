@@ -1,0 +1,212 @@
+package restore
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/taper"
+)
+
+// Request names one file to restore.
+type Request struct {
+	Host, Path string // the DLE
+	File       string // absolute (inside Path) or relative to Path
+	To         string // target directory; the file lands at To/<relative path>
+	AsOf       string // datestamp limit, "" for the newest
+	Overwrite  bool   // replace an existing local file
+	// SamePrivileges recreates a device node, setuid and setgid bits and
+	// trusted.* and security.* xattrs from the image (Extractor); without
+	// it they are left out and said in Result.Dropped.
+	SamePrivileges bool
+	// Volumes reaches the volumes; nil reads the vtapes of a disk changer
+	// (the server passes the source of its changer, whatever its type).
+	Volumes indexd.VolumeSource
+}
+
+// Result says what was restored from where.
+type Result struct {
+	Written string
+	Dump    catalog.Dump
+	Volume  string
+	FileNo  int64
+	Size    int64
+	Dropped recover.Dropped // what of the file's privileged parts was left out
+}
+
+// RelPath turns the file a person typed into the catalog's relative path.
+func RelPath(dlePath, file string) (string, error) {
+	if file == "" {
+		return "", errors.New("no file named")
+	}
+	if path.IsAbs(file) {
+		root := strings.TrimSuffix(dlePath, "/") + "/"
+		if !strings.HasPrefix(file, root) {
+			return "", fmt.Errorf("%s is not inside the DLE %s", file, dlePath)
+		}
+		file = strings.TrimPrefix(file, root)
+	}
+	file = strings.TrimPrefix(file, "./")
+	clean := path.Clean(file)
+	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("%q does not name a file inside the DLE", file)
+	}
+	return clean, nil
+}
+
+// File restores one file from the newest image that holds it.
+func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger) (*Result, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rel, err := RelPath(req.Path, req.File)
+	if err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	if req.To == "" {
+		return nil, errors.New("recover: no target directory given (--to DIR)")
+	}
+	cat, err := catalog.Open(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	loc, err := cat.FindFile(req.Host, req.Path, rel, req.AsOf)
+	if err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil, fmt.Errorf("recover: %s is in no image of %s:%s in catalog %s (check the name with the DLE's path, or an earlier date)", rel, req.Host, req.Path, cfg.Catalog)
+		}
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	if loc.File.Type == tar.TypeLink {
+		// A hard link is stored once, under its first name: restore that
+		// entry's data under this name.
+		target, err := cat.FindFile(req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
+		if err != nil {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s, which is not in the index: %w", rel, loc.File.Link, err)
+		}
+		target.File.Path = rel
+		loc = target
+	}
+	src, closeSrc, res, err := openImage(cfg, req.Volumes, loc, log)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	tr, err := image.NewReaderAt(src, image.Comp(loc.Dump.Comp), toImageFrames(loc.Frames), loc.File.TarOffset)
+	if err != nil {
+		return nil, fmt.Errorf("recover: %s: %w", res.where(), err)
+	}
+	defer tr.Close()
+	x := &recover.Extractor{Dir: req.To, Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges}
+	out, n, err := extractOne(tar.NewReader(tr), loc.File, x)
+	if err != nil {
+		return nil, fmt.Errorf("recover %s from %s: %w", rel, res.where(), err)
+	}
+	log.Info("restored", "file", out, "bytes", n, "image", loc.Dump.Datestamp, "volume", res.volume)
+	return &Result{Written: out, Dump: loc.Dump, Volume: res.volume, FileNo: res.fileno, Size: n, Dropped: x.Dropped}, nil
+}
+
+type source struct {
+	volume string
+	fileno int64
+	path   string
+}
+
+func (s source) where() string {
+	if s.volume != "" {
+		return fmt.Sprintf("volume %s file %d", s.volume, s.fileno)
+	}
+	return s.path
+}
+
+func toImageFrames(fs []catalog.Frame) []image.Frame {
+	out := make([]image.Frame, len(fs))
+	for i, f := range fs {
+		out[i] = image.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
+	}
+	return out
+}
+
+// openImage returns a ReaderAt over the payload of the dump: from its
+// volumes when it is taped (every part, in order), from the holding disk
+// otherwise. Each header found there is checked against the catalog before
+// it is trusted (indexd.ImageReader).
+func openImage(cfg *config.Config, vols indexd.VolumeSource, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+	var src source
+	if len(loc.Parts) > 0 && vols == nil {
+		p := loc.Parts[0]
+		src = source{volume: p.Volume, fileno: p.FileNo}
+		if cfg.Changer.Type != "disk" {
+			return nil, nil, src, fmt.Errorf("recover: volume %s is in a %q changer; this command reads vtapes (disk changer) only: use the recover shell through the index server", p.Volume, cfg.Changer.Type)
+		}
+		tt := cfg.Tapetype()
+		ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
+		if err != nil {
+			return nil, nil, src, fmt.Errorf("recover: %w", err)
+		}
+		vols = &indexd.DiskVolumes{Changer: ch}
+	} else if len(loc.Parts) > 0 {
+		src = source{volume: loc.Parts[0].Volume, fileno: loc.Parts[0].FileNo}
+	} else if loc.Dump.HoldingPath == "" {
+		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s has no part on any volume and no holding file", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path)
+	}
+	var disks []string
+	for _, h := range cfg.Holding {
+		disks = append(disks, h.Path)
+	}
+	r := indexd.NewImageReader(context.Background(), vols, disks, loc.Dump, loc.Parts)
+	// Open it now, so that a missing volume or a stale catalog shows here.
+	var probe [1]byte
+	if loc.Dump.PayloadSize > 0 {
+		if _, err := r.ReadAt(probe[:], 0); err != nil {
+			r.Close()
+			return nil, nil, src, fmt.Errorf("recover: %w", err)
+		}
+	}
+	if w := r.Where(); len(w) > 0 {
+		src.path = w[0]
+	}
+	return r, func() { r.Close() }, src, nil
+}
+
+// extractOne reads the first tar entry, checks it is the one the catalog
+// promised, and writes it under dir as want.Path with the Extractor (so a
+// single file gets the same treatment as a whole tree: holes, attributes,
+// owner). It never writes outside x.Dir.
+func extractOne(tr *tar.Reader, want catalog.FileRecord, x *recover.Extractor) (string, int64, error) {
+	hdr, err := tr.Next()
+	if err != nil {
+		return "", 0, fmt.Errorf("read tar entry at offset %d: %w", want.TarOffset, err)
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
+	if name != want.Path && hdr.Typeflag != tar.TypeLink {
+		return "", 0, fmt.Errorf("the image holds %q at offset %d where the catalog expects %q; the catalog does not match the image", hdr.Name, want.TarOffset, want.Path)
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		return "", 0, fmt.Errorf("%s is a hard link whose target is not in the index; restore %s instead", want.Path, hdr.Linkname)
+	}
+	hdr.Name = want.Path // a hard link's data is restored under the name asked for
+	target, err := x.Entry(hdr, tr)
+	if cerr := x.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	var n int64
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
+		n = hdr.Size
+	}
+	return target, n, nil
+}
