@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	rungroup "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -103,14 +104,12 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 	}
 	defer cat.Close()
 
-	// The services stop before the daemon waits for them: every return
-	// (a SIGTERM on an idle server too) cancels svcCtx first, then waits.
-	svcCtx, stopServices := context.WithCancel(ctx)
-	var services sync.WaitGroup
-	defer services.Wait()
-	defer stopServices()
-	// A service that dies on its own stops the daemon with its error.
-	svcErr := make(chan error, 2)
+	// The daemon is a run group (oklog/run): the scheduler, the index
+	// server and the metrics server. The first to return ends the group,
+	// and every other is interrupted and waited for: a SIGTERM on an idle
+	// server returns at once; an index or metrics server that dies on its
+	// own stops the daemon with its error (a running night is cancelled).
+	var g rungroup.Group
 	var indexAddr, metricsAddr net.Addr
 	if opt.Index != nil && cfg.Server.IndexListen != "" {
 		ln, err := net.Listen("tcp", cfg.Server.IndexListen)
@@ -118,16 +117,18 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 			return fmt.Errorf("index server: listen on %s: %w (is another tapir server running? change [server] index_listen)", cfg.Server.IndexListen, err)
 		}
 		indexAddr = ln.Addr()
-		services.Go(func() {
-			err := opt.Index(svcCtx, cfg, ln, d.log.With("component", "index"))
-			if svcCtx.Err() == nil {
-				if err == nil {
-					err = errors.New("returned")
-				}
-				d.log.Error("index server stopped", "err", err)
-				svcErr <- fmt.Errorf("index server on %s stopped: %w", ln.Addr(), err)
+		ictx, stopIndex := context.WithCancel(ctx)
+		g.Add(func() error {
+			err := opt.Index(ictx, cfg, ln, d.log.With("component", "index"))
+			if ictx.Err() != nil {
+				return nil // stopped by the daemon
 			}
-		})
+			if err == nil {
+				err = errors.New("returned")
+			}
+			d.log.Error("index server stopped", "err", err)
+			return fmt.Errorf("index server on %s stopped: %w", ln.Addr(), err)
+		}, func(error) { stopIndex(); ln.Close() })
 		d.log.Info("index server listening", "addr", ln.Addr().String())
 	}
 	if cfg.Server.MetricsListen != "" {
@@ -144,19 +145,29 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 			fmt.Fprintln(w, "tapir server: metrics at /metrics")
 		})
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		services.Go(func() {
-			if err := srv.Serve(ln); svcCtx.Err() == nil {
-				d.log.Error("metrics server stopped", "err", err)
-				svcErr <- fmt.Errorf("metrics server on %s stopped: %w", ln.Addr(), err)
+		g.Add(func() error {
+			err := srv.Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil // stopped by the daemon
 			}
-		})
-		services.Go(func() { <-svcCtx.Done(); srv.Close() })
+			d.log.Error("metrics server stopped", "err", err)
+			return fmt.Errorf("metrics server on %s stopped: %w", ln.Addr(), err)
+		}, func(error) { srv.Close() })
 		d.log.Info("metrics listening", "addr", ln.Addr().String())
 	}
+	sctx, stopScheduler := context.WithCancel(ctx)
+	g.Add(func() error { return d.schedule(sctx, sched) }, func(error) { stopScheduler() })
 	if opt.Ready != nil {
 		opt.Ready(indexAddr, metricsAddr)
 	}
+	return g.Run()
+}
 
+// schedule starts the nights at the schedule until ctx ends (a running
+// night is cancelled and waited for) or Stop is closed (an idle daemon
+// returns at once, a running night finishes first).
+func (d *daemon) schedule(ctx context.Context, sched cron.Schedule) error {
+	opt, deps := d.opt, d.opt.Deps
 	after := time.After
 	if t, ok := deps.Clock.(Timer); ok {
 		after = t.After
@@ -200,12 +211,6 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 			if stopping {
 				return nil
 			}
-		case err := <-svcErr:
-			if runDone != nil {
-				cancelRun()
-				<-runDone
-			}
-			return err
 		case <-opt.Reload:
 			d.reload(&sched)
 		case <-opt.Stop:
