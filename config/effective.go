@@ -11,6 +11,12 @@ import (
 
 // Effective writes the configuration with every default filled in, as TOML
 // that Load accepts again and that yields the same Config.
+//
+// It is written by hand rather than with toml.Encoder: the encoder would
+// write keys that Load rejects because they have no meaning in context
+// (compress_level with compress = "none", the robot's keys for a disk
+// changer, password_file without username), and would let a path that is
+// not valid UTF-8 through; TestEffectiveRoundTrip holds both to account.
 func (c *Config) Effective(w io.Writer) error {
 	e := &tomlWriter{w: bufio.NewWriter(w)}
 	e.comment("tapir effective configuration: every default filled in, every path absolute")
