@@ -589,7 +589,8 @@ func (v *View) fileRecords(tx *sql.Tx, i int, dir string, names []string) ([]Fil
 // Walk calls fn for every entry under dir (dir itself excluded), depth
 // first, directories before their contents, names sorted. fn returning
 // SkipDir for a directory skips its contents; any other error stops the
-// walk and is returned.
+// walk and is returned. When ctx ends the walk stops at its next directory
+// (or within 1024 entries) with an error matching ctx.Err().
 func (v *View) Walk(ctx context.Context, dir string, fn func(ViewRecord) error) error {
 	recs, err := v.Records(ctx, dir)
 	if err != nil {
