@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,7 @@ type ReuseChange struct {
 // tapecycle. Every label must be in the catalog; an unknown one is an error
 // naming it, and then nothing is changed. A label given twice counts once.
 // It returns what each volume was and is, in the order given.
-func SetReuse(cfg *config.Config, labels []string, reuse bool) ([]ReuseChange, error) {
+func SetReuse(ctx context.Context, cfg *config.Config, labels []string, reuse bool) ([]ReuseChange, error) {
 	if len(labels) == 0 {
 		return nil, errors.New("no volume label given")
 	}
@@ -51,7 +52,7 @@ func SetReuse(cfg *config.Config, labels []string, reuse bool) ([]ReuseChange, e
 			continue
 		}
 		seen[l] = true
-		v, err := cat.Volume(l)
+		v, err := cat.Volume(ctx, l)
 		switch {
 		case errors.Is(err, catalog.ErrNotFound):
 			unknown = append(unknown, l)
@@ -65,13 +66,13 @@ func SetReuse(cfg *config.Config, labels []string, reuse bool) ([]ReuseChange, e
 		return nil, fmt.Errorf("%s not in the catalog %s; nothing was changed (tapir tape inventory -c %s lists the volumes in the changer)",
 			volumesWord(unknown), cfg.Catalog, cfg.File)
 	}
-	chains, err := cat.Chains()
+	chains, err := cat.Chains(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
 		if out[i].Was != reuse {
-			if err := cat.SetVolumeReuse(out[i].Label, reuse); err != nil {
+			if err := cat.SetVolumeReuse(ctx, out[i].Label, reuse); err != nil {
 				return out[:i], err
 			}
 		}
@@ -172,7 +173,7 @@ type RmVolumeResult struct {
 // checking that the slot holds that label (a disk changer only: a
 // cartridge is refused before anything is changed, with how to erase it).
 // A label that is not in the catalog is an error.
-func RemoveVolume(cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolumeResult, error) {
+func RemoveVolume(ctx context.Context, cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolumeResult, error) {
 	if opt.Label == "" {
 		return nil, errors.New("no volume label given")
 	}
@@ -200,7 +201,7 @@ func RemoveVolume(cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolume
 	}
 	defer done()
 
-	res, err := volumeLoss(cat, cfg, opt.Label)
+	res, err := volumeLoss(ctx, cat, cfg, opt.Label)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func RemoveVolume(cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolume
 	// The catalog first: a crash before the erase leaves a volume the
 	// catalog does not know, whose images a rebuild finds again; never a
 	// catalog that lists images whose media is gone.
-	if res.Dropped, err = cat.RemoveVolume(opt.Label); err != nil {
+	if res.Dropped, err = cat.RemoveVolume(ctx, opt.Label); err != nil {
 		return res, err
 	}
 	res.Removed = true
@@ -240,8 +241,8 @@ func RemoveVolume(cfg *config.Config, opt RmVolumeOptions, deps Deps) (*RmVolume
 }
 
 // volumeLoss reads what removing the volume label would lose.
-func volumeLoss(cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolumeResult, error) {
-	v, err := cat.Volume(label)
+func volumeLoss(ctx context.Context, cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolumeResult, error) {
+	v, err := cat.Volume(ctx, label)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, fmt.Errorf("volume %s is not in the catalog %s; nothing was changed (tapir tape inventory -c %s lists the volumes in the changer)", label, cfg.Catalog, cfg.File)
 	}
@@ -249,18 +250,18 @@ func volumeLoss(cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolu
 		return nil, err
 	}
 	res := &RmVolumeResult{Volume: *v}
-	dumps, err := cat.DumpsOnVolume(label)
+	dumps, err := cat.DumpsOnVolume(ctx, label)
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range dumps {
-		vols, err := dumpVolumes(cat, d.ID)
+		vols, err := dumpVolumes(ctx, cat, d.ID)
 		if err != nil {
 			return nil, err
 		}
 		res.Dumps = append(res.Dumps, RmDump{Dump: d, Volumes: vols})
 	}
-	chains, err := cat.Chains()
+	chains, err := cat.Chains(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +269,7 @@ func volumeLoss(cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolu
 		if !slices.Contains(c.Volumes, label) {
 			continue
 		}
-		fv, err := dumpVolumes(cat, c.Full().ID)
+		fv, err := dumpVolumes(ctx, cat, c.Full().ID)
 		if err != nil {
 			return nil, err
 		}
@@ -278,8 +279,8 @@ func volumeLoss(cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolu
 }
 
 // dumpVolumes lists the volumes holding the parts of a dump, in part order.
-func dumpVolumes(cat *catalog.Catalog, id int64) ([]string, error) {
-	parts, err := cat.Parts(id)
+func dumpVolumes(ctx context.Context, cat *catalog.Catalog, id int64) ([]string, error) {
+	parts, err := cat.Parts(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -64,16 +64,16 @@ blocksize = "64 KiB"
 	for i, l := range []string{"test-001", "test-002", "test-003"} {
 		slot := i + 1
 		writeVtapeLabel(t, dc, slot, l, stamps[i])
-		if _, err := cat.AddVolume(catalog.Volume{Label: l, Slot: slot, Blocksize: 64 << 10, Created: t0}); err != nil {
+		if _, err := cat.AddVolume(t.Context(), catalog.Volume{Label: l, Slot: slot, Blocksize: 64 << 10, Created: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cat.StartVolumeWrite(l, slot, 64<<10, stamps[i]); err != nil {
+		if _, err := cat.StartVolumeWrite(t.Context(), l, slot, 64<<10, stamps[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	runs := map[string]int64{}
 	for _, ds := range stamps {
-		id, err := cat.BeginRun(ds, "test", t0)
+		id, err := cat.BeginRun(t.Context(), ds, "test", t0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,11 +81,11 @@ blocksize = "64 KiB"
 	}
 	dump := func(ds, host, path string, level int, vols ...string) {
 		t.Helper()
-		id, err := cat.CreateDump(&catalog.Dump{RunID: runs[ds], Host: host, Path: path, Level: level, FrameSize: 1 << 20, Started: t0})
+		id, err := cat.CreateDump(t.Context(), &catalog.Dump{RunID: runs[ds], Host: host, Path: path, Level: level, FrameSize: 1 << 20, Started: t0})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cat.SetDumpHolding(id, 2000, 1000, strings.Repeat("ab", 32), 0, "", nil, t0); err != nil {
+		if err := cat.SetDumpHolding(t.Context(), id, 2000, 1000, strings.Repeat("ab", 32), 0, "", nil, t0); err != nil {
 			t.Fatal(err)
 		}
 		var parts []catalog.Part
@@ -97,7 +97,7 @@ blocksize = "64 KiB"
 			}
 			parts = append(parts, catalog.Part{Volume: v, Part: i + 1, FileNo: 1, LogicalPos: -1, Offset: per * int64(i), Length: n})
 		}
-		if err := cat.CommitTaped(id, parts, t0); err != nil {
+		if err := cat.CommitTaped(t.Context(), id, parts, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,9 +169,9 @@ func dumpNamesOf(ds []catalog.Dump) []string {
 func TestRemoveVolume(t *testing.T) {
 	cfg, dc := volumeSite(t)
 	cat := openCatalog(t, cfg)
-	chainsBefore, _ := cat.Chains()
+	chainsBefore, _ := cat.Chains(t.Context())
 
-	res, err := RemoveVolume(cfg, RmVolumeOptions{Label: "test-001"}, Deps{})
+	res, err := RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-001"}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,29 +189,29 @@ func TestRemoveVolume(t *testing.T) {
 	if strings.Contains(out.String(), "b:/y (full") || res.Removed {
 		t.Errorf("dry run:\n%s", out.String())
 	}
-	if _, err := cat.Volume("test-001"); err != nil {
+	if _, err := cat.Volume(t.Context(), "test-001"); err != nil {
 		t.Errorf("the dry run removed the volume: %v", err)
 	}
-	if d, _ := cat.DumpsOnVolume("test-001"); len(d) != 2 {
+	if d, _ := cat.DumpsOnVolume(t.Context(), "test-001"); len(d) != 2 {
 		t.Errorf("the dry run dropped images: %v", d)
 	}
-	if chains, _ := cat.Chains(); len(chains) != len(chainsBefore) {
+	if chains, _ := cat.Chains(t.Context()); len(chains) != len(chainsBefore) {
 		t.Errorf("the dry run changed the chains: %+v", chains)
 	}
 
-	res, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
+	res, err = RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := dumpNamesOf(res.Dropped); !slices.Equal(got, []string{"a:/x@20250301", "b:/y@20250301"}) {
 		t.Errorf("dropped %v", got)
 	}
-	if _, err := cat.Volume("test-001"); !errors.Is(err, catalog.ErrNotFound) {
+	if _, err := cat.Volume(t.Context(), "test-001"); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("test-001 is still in the catalog: %v", err)
 	}
 	// The chains reported broken are exactly those no longer in the
 	// catalog's newest chains as they were.
-	after, _ := cat.Chains()
+	after, _ := cat.Chains(t.Context())
 	var gone []string
 	for _, c := range chainsBefore {
 		still := false
@@ -241,7 +241,7 @@ func TestRemoveVolume(t *testing.T) {
 		t.Errorf("the media was touched without --erase: %v", f)
 	}
 
-	if _, err := RemoveVolume(cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{}); err == nil || !strings.Contains(err.Error(), "volume test-001 is not in the catalog") {
+	if _, err := RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{}); err == nil || !strings.Contains(err.Error(), "volume test-001 is not in the catalog") {
 		t.Errorf("remove again: %v", err)
 	}
 }
@@ -255,7 +255,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 	cfg, dc := volumeSite(t)
 	cat := openCatalog(t, cfg)
 
-	res, err := RemoveVolume(cfg, RmVolumeOptions{Label: "test-002", Erase: true}, Deps{})
+	res, err := RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-002", Erase: true}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 		t.Fatalf("the dry run erased: %v", f)
 	}
 
-	res, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-002", Erase: true, Yes: true}, Deps{})
+	res, err = RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-002", Erase: true, Yes: true}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 	if got := dumpNamesOf(res.Dropped); !slices.Equal(got, []string{"a:/x@20250302", "c:/z@20250302"}) {
 		t.Errorf("dropped %v", got)
 	}
-	if d, _ := cat.DumpsOnVolume("test-003"); len(d) != 1 || d[0].Host != "b" {
+	if d, _ := cat.DumpsOnVolume(t.Context(), "test-003"); len(d) != 1 || d[0].Host != "b" {
 		t.Errorf("test-003 still lists %v (c:/z's part left with its dump)", d)
 	}
 	inv, _ := dc.Inventory()
@@ -296,14 +296,14 @@ func TestRemoveVolumeErase(t *testing.T) {
 	// Slot 3 now holds another label than the catalog's test-003.
 	writeVtapeLabel(t, dc, 3, "test-009", "20250309010000")
 	for _, yes := range []bool{false, true} {
-		_, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-003", Erase: true, Yes: yes}, Deps{})
+		_, err = RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-003", Erase: true, Yes: yes}, Deps{})
 		if err == nil || !strings.Contains(err.Error(), "no slot of the disk changer") ||
 			!strings.Contains(err.Error(), `slot 3, where the catalog last saw it, holds volume test-009 of configuration "test"`) ||
 			!strings.Contains(err.Error(), "nothing was changed") {
 			t.Errorf("erase a slot holding another label (yes %v): %v", yes, err)
 		}
 	}
-	if _, err := cat.Volume("test-003"); err != nil {
+	if _, err := cat.Volume(t.Context(), "test-003"); err != nil {
 		t.Errorf("the refused erase changed the catalog: %v", err)
 	}
 	if f := vtapeFiles(t, dc, 3); len(f) != 2 {
@@ -312,11 +312,11 @@ func TestRemoveVolumeErase(t *testing.T) {
 
 	single := *cfg
 	single.Changer.Type, single.Changer.Device = "single", "/dev/nst3"
-	if _, err := RemoveVolume(&single, RmVolumeOptions{Label: "test-003", Erase: true, Yes: true}, Deps{}); err == nil ||
+	if _, err := RemoveVolume(t.Context(), &single, RmVolumeOptions{Label: "test-003", Erase: true, Yes: true}, Deps{}); err == nil ||
 		!strings.Contains(err.Error(), "erase the cartridge with mt -f /dev/nst3 erase") {
 		t.Errorf("--erase on a tape drive: %v", err)
 	}
-	if _, err := cat.Volume("test-003"); err != nil {
+	if _, err := cat.Volume(t.Context(), "test-003"); err != nil {
 		t.Errorf("the refused erase changed the catalog: %v", err)
 	}
 }
@@ -328,12 +328,12 @@ func TestRemoveVolumeTakesTheRunLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
+	_, err = RemoveVolume(t.Context(), cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
 	lock.unlock()
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("remove under a running night: %v", err)
 	}
-	if _, err := openCatalog(t, cfg).Volume("test-001"); err != nil {
+	if _, err := openCatalog(t, cfg).Volume(t.Context(), "test-001"); err != nil {
 		t.Errorf("the volume was removed under the lock: %v", err)
 	}
 }
@@ -344,18 +344,18 @@ func TestSetReuse(t *testing.T) {
 	cfg, _ := volumeSite(t)
 	cat := openCatalog(t, cfg)
 
-	if _, err := SetReuse(cfg, []string{"test-001", "nope-7", "nope-8"}, false); err == nil ||
+	if _, err := SetReuse(t.Context(), cfg, []string{"test-001", "nope-7", "nope-8"}, false); err == nil ||
 		!strings.Contains(err.Error(), "volumes nope-7, nope-8 are not in the catalog") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Errorf("unknown labels: %v", err)
 	}
-	if v, _ := cat.Volume("test-001"); !v.Reuse {
+	if v, _ := cat.Volume(t.Context(), "test-001"); !v.Reuse {
 		t.Error("test-001 was changed although the command failed")
 	}
-	if _, err := SetReuse(cfg, []string{"nope-7"}, true); err == nil || !strings.Contains(err.Error(), "volume nope-7 is not in the catalog") {
+	if _, err := SetReuse(t.Context(), cfg, []string{"nope-7"}, true); err == nil || !strings.Contains(err.Error(), "volume nope-7 is not in the catalog") {
 		t.Errorf("reuse of an unknown label: %v", err)
 	}
 
-	ch, err := SetReuse(cfg, []string{"test-003", "test-003"}, false)
+	ch, err := SetReuse(t.Context(), cfg, []string{"test-003", "test-003"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,23 +365,23 @@ func TestSetReuse(t *testing.T) {
 		out.String() != "test-003: now not reusable (no-reuse), was reusable (last written by run 20250303010000)\n" {
 		t.Errorf("no-reuse: %+v\n%s", ch, out.String())
 	}
-	if v, _ := cat.Volume("test-003"); v.Reuse {
+	if v, _ := cat.Volume(t.Context(), "test-003"); v.Reuse {
 		t.Error("test-003 is still reusable")
 	}
-	ch, _ = SetReuse(cfg, []string{"test-003"}, false)
+	ch, _ = SetReuse(t.Context(), cfg, []string{"test-003"}, false)
 	out.Reset()
 	WriteReuse(&out, ch)
 	if !strings.HasPrefix(out.String(), "test-003: already not reusable (no-reuse)") {
 		t.Errorf("no-reuse again:\n%s", out.String())
 	}
-	ch, _ = SetReuse(cfg, []string{"test-003"}, true)
+	ch, _ = SetReuse(t.Context(), cfg, []string{"test-003"}, true)
 	out.Reset()
 	WriteReuse(&out, ch)
 	if !strings.HasPrefix(out.String(), "test-003: now reusable, was not reusable (no-reuse)") ||
 		!strings.Contains(out.String(), "it holds the newest chain of b:/y, c:/z: it is not overwritten before a newer full of each is on another volume") {
 		t.Errorf("reuse:\n%s", out.String())
 	}
-	if v, _ := cat.Volume("test-003"); !v.Reuse {
+	if v, _ := cat.Volume(t.Context(), "test-003"); !v.Reuse {
 		t.Error("test-003 is not reusable again")
 	}
 }

@@ -36,19 +36,19 @@ func TestWriteProtectedOverwriteKeepsImages(t *testing.T) {
 	}
 	// Night 2 gets a full on the blank slot 2 (forced here, so that the
 	// volume of night 1 holds no newest chain afterwards).
-	if _, err := Force(s.cfg, "localhost", s.data, true); err != nil {
+	if _, err := Force(t.Context(), s.cfg, "localhost", s.data, true); err != nil {
 		t.Fatal(err)
 	}
 	if rep, out, err := s.night(t, Deps{Clock: day(1)}); err != nil || rep.Volumes[0].Label != "test-002" {
 		t.Fatalf("night 2: %v\n%s", err, out)
 	}
 	cat := s.catalog(t)
-	before, err := cat.DumpsOnVolume("test-001")
+	before, err := cat.DumpsOnVolume(t.Context(), "test-001")
 	if err != nil || len(before) != 1 || before[0].Level != 0 {
 		t.Fatalf("test-001 before: %v %v", before, err)
 	}
 	var explain bytes.Buffer
-	if err := ExplainNext(s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
+	if err := ExplainNext(t.Context(), s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"The next run writes test-001 in slot 1", "would leave the catalog; each is superseded", "newest chain: full of ", "test-002 (in slot 2): written"} {
@@ -65,23 +65,23 @@ func TestWriteProtectedOverwriteKeepsImages(t *testing.T) {
 	if err == nil || rep.Status() == report.RunOK || !strings.Contains(out, "write-protected") || !strings.Contains(out, "the images on it stay in the catalog") {
 		t.Fatalf("night 3 on a write-protected volume: %v\n%s", err, out)
 	}
-	after, err := cat.DumpsOnVolume("test-001")
+	after, err := cat.DumpsOnVolume(t.Context(), "test-001")
 	if err != nil || len(after) != 1 || after[0].ID != before[0].ID {
 		t.Fatalf("the L0 on the write-protected test-001 left the catalog: %v %v\n%s", after, err, out)
 	}
-	v, err := cat.Volume("test-001")
+	v, err := cat.Volume(t.Context(), "test-001")
 	if err != nil || v.Overwriting != "" || v.Written != before[0].Datestamp {
 		t.Errorf("test-001 after the failed overwrite: %+v %v", v, err)
 	}
 
 	// tapir label --force on the write-protected volume changes nothing.
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 1, Force: true}, Deps{Log: testLogger(t)}); err == nil {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-009", Slot: 1, Force: true}, Deps{Log: testLogger(t)}); err == nil {
 		t.Fatal("labelled a write-protected volume")
 	}
-	if _, err := cat.Volume("test-009"); err == nil {
+	if _, err := cat.Volume(t.Context(), "test-009"); err == nil {
 		t.Error("a failed tapir label left a label row that no cartridge carries")
 	}
-	if after, _ := cat.DumpsOnVolume("test-001"); len(after) != 1 {
+	if after, _ := cat.DumpsOnVolume(t.Context(), "test-001"); len(after) != 1 {
 		t.Errorf("a failed tapir label dropped the images of test-001: %v", after)
 	}
 }
@@ -99,7 +99,7 @@ func TestChainVolumeNeverOverwritten(t *testing.T) {
 	}
 	gone := s.cfg.DLEs[1]
 	s.cfg.DLEs = s.cfg.DLEs[:1]
-	if _, err := Force(s.cfg, "localhost", s.data, true); err != nil {
+	if _, err := Force(t.Context(), s.cfg, "localhost", s.data, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, out, err := s.night(t, Deps{Clock: day(1)}); err != nil {
@@ -110,11 +110,11 @@ func TestChainVolumeNeverOverwritten(t *testing.T) {
 		!strings.Contains(out, "REFUSED TO OVERWRITE test-001") || !strings.Contains(out, gone.Path) || !strings.Contains(rep.Subject(), "FAIL") {
 		t.Fatalf("night 3 may only keep test-001 and fail: %v refused %v\n%s", err, rep.Refused, out)
 	}
-	if d, _ := s.catalog(t).DumpsOnVolume("test-001"); len(d) != 2 {
+	if d, _ := s.catalog(t).DumpsOnVolume(t.Context(), "test-001"); len(d) != 2 {
 		t.Errorf("test-001 lost images: %v", d)
 	}
 	var explain bytes.Buffer
-	if err := ExplainNext(s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
+	if err := ExplainNext(t.Context(), s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(explain.String(), "can write no volume") || !strings.Contains(explain.String(), "test-001 (in slot 1): written") || !strings.Contains(explain.String(), "holds the newest chain of localhost:"+gone.Path) {
@@ -140,11 +140,11 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 	}
 	cat := s.catalog(t)
 	// Killed after phase 1, before the label: test-001 still carries its label.
-	if err := cat.BeginOverwrite("test-001", "20300101000000", "test-001"); err != nil {
+	if err := cat.BeginOverwrite(t.Context(), "test-001", "20300101000000", "test-001"); err != nil {
 		t.Fatal(err)
 	}
 	// Killed after the new label was on test-002, before phase 2.
-	if err := cat.BeginOverwrite("test-002", "20300101000001", "test-002"); err != nil {
+	if err := cat.BeginOverwrite(t.Context(), "test-002", "20300101000001", "test-002"); err != nil {
 		t.Fatal(err)
 	}
 	ch, err := taper.NewDiskChanger(s.cfg.Changer.Path, 3, 256<<20, 64<<10, nil)
@@ -159,23 +159,23 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch.Eject()
-	had1, _ := cat.DumpsOnVolume("test-001")
-	notes, err := resolveOverwrites(cat, mustInventory(t, ch), 64<<10, time.Now())
+	had1, _ := cat.DumpsOnVolume(t.Context(), "test-001")
+	notes, err := resolveOverwrites(t.Context(), cat, mustInventory(t, ch), 64<<10, time.Now())
 	if err != nil || len(notes) != 2 {
 		t.Fatalf("resolve: %v %v", notes, err)
 	}
-	if d, _ := cat.DumpsOnVolume("test-001"); len(d) != len(had1) || len(d) == 0 {
+	if d, _ := cat.DumpsOnVolume(t.Context(), "test-001"); len(d) != len(had1) || len(d) == 0 {
 		t.Errorf("test-001 (never overwritten) lost images: %v", d)
 	}
-	if d, _ := cat.DumpsOnVolume("test-002"); len(d) != 0 {
+	if d, _ := cat.DumpsOnVolume(t.Context(), "test-002"); len(d) != 0 {
 		t.Errorf("test-002 (overwritten) still lists images: %v", d)
 	}
 	for _, l := range []string{"test-001", "test-002"} {
-		if v, err := cat.Volume(l); err != nil || v.Overwriting != "" {
+		if v, err := cat.Volume(t.Context(), l); err != nil || v.Overwriting != "" {
 			t.Errorf("%s still marked: %+v %v", l, v, err)
 		}
 	}
-	if v, _ := cat.Volume("test-002"); v.Written != "20300101000001" {
+	if v, _ := cat.Volume(t.Context(), "test-002"); v.Written != "20300101000001" {
 		t.Errorf("test-002 written %q, want the interrupted run's", v.Written)
 	}
 }
@@ -210,7 +210,7 @@ func TestLookAheadKeepsRotation(t *testing.T) {
 		if strings.Contains(out, "superseded by newer chains, and left the catalog") {
 			reused++
 		}
-		chains, err := s.catalog(t).Chains()
+		chains, err := s.catalog(t).Chains(t.Context())
 		if err != nil || len(chains) != 2 {
 			t.Fatalf("night %d: chains %v %v", n+1, chains, err)
 		}

@@ -130,7 +130,7 @@ func runsIn(t *testing.T, s *site) []catalog.Run {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	rs, err := cat.Runs()
+	rs, err := cat.Runs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestMissedTapeNight(t *testing.T) {
 	saveConfig(t, s)
 	label := func(slot int, name string) {
 		t.Helper()
-		if _, err := Label(s.cfg, LabelOptions{Label: name, Slot: slot}, Deps{Log: testLogger(t)}); err != nil {
+		if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: name, Slot: slot}, Deps{Log: testLogger(t)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -120,7 +120,7 @@ func TestSmallHoldingTwoBigDumps(t *testing.T) {
 			if left := holdingFiles(t, s); len(left) != 0 {
 				t.Errorf("holding not empty: %v", left)
 			}
-			good, _ := s.catalog(t).DumpsWithStatus(catalog.DumpGood)
+			good, _ := s.catalog(t).DumpsWithStatus(ctx, catalog.DumpGood)
 			if len(good) != 2 {
 				t.Errorf("%d good dumps, want 2", len(good))
 			}
@@ -222,7 +222,7 @@ func TestRetryAfterCut(t *testing.T) {
 	if !strings.Contains(out, "was successfully retried") || !strings.Contains(out, "connection closed in the middle of the dump") {
 		t.Errorf("the report does not tell of the failed attempt:\n%s", out)
 	}
-	failed, _ := s.catalog(t).DumpsWithStatus(catalog.DumpFailed)
+	failed, _ := s.catalog(t).DumpsWithStatus(t.Context(), catalog.DumpFailed)
 	if len(failed) != 1 {
 		t.Errorf("%d failed attempts in the catalog, want 1", len(failed))
 	}
@@ -252,15 +252,15 @@ func TestSpanningAndRuntapes(t *testing.T) {
 		t.Fatalf("volumes %+v\n%s", rep.Volumes, out)
 	}
 	cat := s.catalog(t)
-	good, _ := cat.DumpsWithStatus(catalog.DumpGood)
-	parts, _ := cat.Parts(good[0].ID)
+	good, _ := cat.DumpsWithStatus(t.Context(), catalog.DumpGood)
+	parts, _ := cat.Parts(t.Context(), good[0].ID)
 	if len(parts) < 2 {
 		t.Fatalf("%d parts", len(parts))
 	}
 	var cmd strings.Builder
 	cmd.WriteString("(")
 	for _, p := range parts {
-		v, _ := cat.Volume(p.Volume)
+		v, _ := cat.Volume(t.Context(), p.Volume)
 		files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, fmt.Sprintf("slot%d", v.Slot), fmt.Sprintf("%05d.*", p.FileNo)))
 		fmt.Fprintf(&cmd, "dd if=%q bs=32k skip=1 status=none; ", files[0])
 	}

@@ -142,7 +142,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		return err
 	}
 	started := r.clock.Now()
-	id, err := r.cat.CreateDump(&catalog.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
+	id, err := r.cat.CreateDump(ctx, &catalog.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
 		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
 	if err != nil {
 		r.release(tg, err)
@@ -155,14 +155,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		w, err = holding.Create(ctx, tg.space, r.datestamp, hdr.Name())
 		if err != nil {
 			tg.space.Free()
-			r.cat.FailDump(id, err.Error())
+			r.cat.FailDump(context.WithoutCancel(ctx), id, err.Error())
 			return err
 		}
 		out = w
 	}
-	fw, err := r.cat.NewFileWriter(id, hdr.FrameSize)
+	fw, err := r.cat.NewFileWriter(ctx, id, hdr.FrameSize)
 	if err != nil {
-		r.abort(tg, w, nil, id, err)
+		r.abort(ctx, tg, w, nil, id, err)
 		return err
 	}
 	// server-zstd: the agent sends the plain tar stream (its SHA-256 is of
@@ -173,7 +173,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	if serverZstd {
 		spw, err = image.NewPayloadWriter(out, image.WriterOptions{Comp: image.CompZstd, Level: j.dt.CompressLevel, FrameSize: int(j.dt.FrameSize)})
 		if err != nil {
-			r.abort(tg, w, fw, id, err)
+			r.abort(ctx, tg, w, fw, id, err)
 			return err
 		}
 		rawSum = sha256.New()
@@ -194,6 +194,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	// records it in the catalog; only then is the agent told to advance its
 	// incremental state.
 	safe := func(done *wire.Done) error {
+		// The image arrived whole: it is recorded even when the run is
+		// being stopped (catalog writes honour a cancelled ctx).
+		ctx := context.WithoutCancel(ctx)
 		if err := chk.Finish(); err != nil {
 			return final("refused: %v", err)
 		}
@@ -221,10 +224,10 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			if err != nil {
 				return err
 			}
-			if err := fw.Commit(); err != nil {
+			if err := fw.Commit(ctx); err != nil {
 				return err
 			}
-			if err := r.cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, p, frames, r.clock.Now()); err != nil {
+			if err := r.cat.SetDumpHolding(ctx, id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, p, frames, r.clock.Now()); err != nil {
 				return err
 			}
 			if err := w.Commit(); err != nil {
@@ -234,7 +237,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			if j.level == 0 {
 				// A full safe on the holding disk ends a forced full (the
 				// catalog clears the flag on tape too).
-				if err := r.cat.SetForce(j.dle.Host, j.dle.Path, false); err != nil {
+				if err := r.cat.SetForce(ctx, j.dle.Host, j.dle.Path, false); err != nil {
 					r.log.Warn("clear force flag", "err", err)
 				}
 			}
@@ -248,19 +251,19 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		}
 		// Written whole but not recorded: its tape files are failed files.
 		unrecorded := func(err error) error {
-			r.tp.unrecorded(j, hdr.Level, dr.res, err.Error())
+			r.tp.unrecorded(ctx, j, hdr.Level, dr.res, err.Error())
 			return err
 		}
 		if dr.res.SHA256 != hdr.SHA256 || dr.res.Bytes != hdr.PayloadSize {
 			return unrecorded(fmt.Errorf("the taper wrote %d bytes with SHA-256 %s, the agent announced %d bytes with %s", dr.res.Bytes, dr.res.SHA256, hdr.PayloadSize, hdr.SHA256))
 		}
-		if err := fw.Commit(); err != nil {
+		if err := fw.Commit(ctx); err != nil {
 			return unrecorded(err)
 		}
-		if err := r.cat.SetDumpHolding(id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, "", frames, r.clock.Now()); err != nil {
+		if err := r.cat.SetDumpHolding(ctx, id, hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, "", frames, r.clock.Now()); err != nil {
 			return unrecorded(err)
 		}
-		if err := r.tp.commit(j, dr.res); err != nil {
+		if err := r.tp.commit(ctx, j, dr.res); err != nil {
 			return unrecorded(err)
 		}
 		j.res.TapeTime = r.clock.Now().Sub(started)
@@ -284,7 +287,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			if err := chk.Record(rec); err != nil {
 				return final("refused: %v", err)
 			}
-			return fw.Add(catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
+			return fw.Add(ctx, catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
 				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
 		},
 		Frame: func(f wire.FrameInfo) error {
@@ -314,7 +317,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 				err = errors.New(capReason(err.Error()))
 			}
 		}
-		r.abort(tg, w, fw, id, err)
+		r.abort(ctx, tg, w, fw, id, err)
 		log.Error("dump failed", "err", err)
 		return err
 	}
@@ -325,7 +328,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		if j.level > 0 {
 			// The directory listings of an incremental, so that a view at a
 			// date never has to read the image from a volume.
-			if err := tarscan.RecordListings(r.cat, id, j.holding, r.disks); err != nil {
+			if err := tarscan.RecordListings(ctx, r.cat, id, j.holding, r.disks); err != nil {
 				log.Warn("could not record the directory listings; the index server reads them from the image when first needed", "err", err)
 			}
 		}
@@ -361,7 +364,7 @@ func (r *run) release(tg *target, err error) {
 // abort undoes a failed attempt: the partial holding file goes, the taper
 // gives up the stream, the index rows go and the catalog marks the dump
 // failed with the reason.
-func (r *run) abort(tg *target, w *holding.Writer, fw *catalog.FileWriter, id int64, err error) {
+func (r *run) abort(ctx context.Context, tg *target, w *holding.Writer, fw *catalog.FileWriter, id int64, err error) {
 	if w != nil {
 		if aerr := w.Abort(); aerr != nil {
 			r.note("holding: " + aerr.Error())
@@ -376,5 +379,5 @@ func (r *run) abort(tg *target, w *holding.Writer, fw *catalog.FileWriter, id in
 	if fw != nil {
 		fw.Abort()
 	}
-	r.cat.FailDump(id, err.Error())
+	r.cat.FailDump(context.WithoutCancel(ctx), id, err.Error())
 }

@@ -275,7 +275,7 @@ func TestNightEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dumps, err := cat.Dumps("localhost", "")
+	dumps, err := cat.Dumps(t.Context(), "localhost", "")
 	cat.Close()
 	if err != nil || len(dumps) != 2 {
 		t.Fatalf("catalog dumps: %v %v", dumps, err)

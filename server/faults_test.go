@@ -277,18 +277,18 @@ func TestKilledRunLosesNothing(t *testing.T) {
 func assertGoodMeansOnVolume(t *testing.T, s *site) {
 	t.Helper()
 	cat := s.catalog(t)
-	good, err := cat.DumpsWithStatus(catalog.DumpGood)
+	good, err := cat.DumpsWithStatus(t.Context(), catalog.DumpGood)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range good {
-		parts, err := cat.Parts(d.ID)
+		parts, err := cat.Parts(t.Context(), d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var sum int64
 		for _, p := range parts {
-			v, err := cat.Volume(p.Volume)
+			v, err := cat.Volume(t.Context(), p.Volume)
 			if err != nil {
 				t.Fatal(err)
 			}

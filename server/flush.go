@@ -26,8 +26,8 @@ import (
 // damaged image is kept for inspection and never taped, a vanished one is
 // marked failed, an image the catalog does not know is named. Nothing is
 // left on a holding disk without a line in the report.
-func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
-	dumps, err := r.cat.DumpsWithStatus(catalog.DumpHolding)
+func (r *run) leftovers(ctx context.Context, host, path string) ([]*tapeItem, error) {
+	dumps, err := r.cat.DumpsWithStatus(ctx, catalog.DumpHolding)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 		if _, ok := byPath[f.Path]; ok {
 			continue
 		}
-		r.stray(f)
+		r.stray(ctx, f)
 	}
 	var items []*tapeItem
 	for _, d := range dumps {
@@ -95,7 +95,7 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 			}
 			r.problem(where, fmt.Sprintf("%s: %s; the image is lost (marked failed)", what, reason))
 			r.lost++
-			r.cat.FailDump(d.ID, reason)
+			r.cat.FailDump(ctx, d.ID, reason)
 			continue
 		}
 		h, err := holding.Verify(d.HoldingPath, r.disks)
@@ -125,9 +125,9 @@ func (r *run) leftovers(host, path string) ([]*tapeItem, error) {
 // list as waiting for a volume: the copy of an image a killed run had
 // already taped is removed (and named); anything else is kept and is a
 // problem of the report, with what to do.
-func (r *run) stray(f holding.Found) {
+func (r *run) stray(ctx context.Context, f holding.Found) {
 	if f.Header != nil {
-		tc, err := alreadyTaped(r.cat, f.Header)
+		tc, err := alreadyTaped(ctx, r.cat, f.Header)
 		switch {
 		case err != nil:
 			r.problem(f.Path, fmt.Sprintf("%s; it is kept: examine it, then delete it with `tapir admin holding delete -c %s --file %s`", err, r.cfg.File, f.Path))
@@ -181,8 +181,8 @@ func (tc *tapedCopy) where() string {
 // none. It returns an error, and no copy, when there is one but the
 // holding file cannot be proven redundant: the parts do not cover the
 // whole payload contiguously, or the sizes or SHA-256 differ.
-func alreadyTaped(cat *catalog.Catalog, h *image.Header) (*tapedCopy, error) {
-	dumps, err := cat.Dumps(h.Host, h.Path)
+func alreadyTaped(ctx context.Context, cat *catalog.Catalog, h *image.Header) (*tapedCopy, error) {
+	dumps, err := cat.Dumps(ctx, h.Host, h.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func alreadyTaped(cat *catalog.Catalog, h *image.Header) (*tapedCopy, error) {
 			continue
 		}
 		tc := &tapedCopy{dump: d}
-		if tc.parts, err = cat.Parts(d.ID); err != nil {
+		if tc.parts, err = cat.Parts(ctx, d.ID); err != nil {
 			return nil, err
 		}
 		var end int64
@@ -222,7 +222,7 @@ type FlushOptions struct {
 // volumes (amflush), and reports like a run. It returns nil only when
 // every such image is now on a volume.
 func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps) (*report.Run, error) {
-	sess, err := begin(cfg, deps)
+	sess, err := begin(ctx, cfg, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -230,14 +230,14 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 	sess.rep.Kind = report.KindFlush
 	r, err := setup(ctx, sess, cfg)
 	if err != nil {
-		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
+		return finish(ctx, sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
 	var jobs []*job
 	pub := r.publish(func() []*job { return jobs })
 	pub.setPhase("taping")
-	items, err := r.leftovers(opt.Host, opt.Path)
+	items, err := r.leftovers(ctx, opt.Host, opt.Path)
 	if err != nil {
-		return r.end(sess, nil, pub, err)
+		return r.end(ctx, sess, nil, pub, err)
 	}
 	if len(items) == 0 {
 		r.note("holding: no image on the holding disk waits for a volume")
@@ -246,5 +246,5 @@ func Flush(ctx context.Context, cfg *config.Config, opt FlushOptions, deps Deps)
 		jobs = append(jobs, it.j)
 		r.tp.enqueue(it)
 	}
-	return r.end(sess, jobs, pub, nil)
+	return r.end(ctx, sess, jobs, pub, nil)
 }

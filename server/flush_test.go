@@ -62,7 +62,7 @@ func TestLeftoversAreFlushed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hold, _ := cat.DumpsWithStatus(catalog.DumpHolding)
+	hold, _ := cat.DumpsWithStatus(t.Context(), catalog.DumpHolding)
 	cat.Close()
 	if len(hold) != 0 {
 		t.Errorf("%d dumps still 'holding' in the catalog", len(hold))
@@ -97,22 +97,22 @@ func TestHoldingDeleteMarksDumpFailed(t *testing.T) {
 	if _, _, err := s.night(t, Deps{}); !errors.Is(err, ErrRunFailed) {
 		t.Fatalf("degraded night: %v", err)
 	}
-	ims, err := HoldingList(s.cfg)
+	ims, err := HoldingList(t.Context(), s.cfg)
 	if err != nil || len(ims) != 2 || ims[0].State != "waiting" || ims[1].State != "waiting" {
 		t.Fatalf("list: %+v %v", ims, err)
 	}
 	sel := HoldingSelect{Host: "localhost", Path: s.data}
-	if got, err := HoldingDelete(s.cfg, sel, true, testLogger(t)); err != nil || len(got) != 1 || len(holdingFiles(t, s)) != 2 {
+	if got, err := HoldingDelete(t.Context(), s.cfg, sel, true, testLogger(t)); err != nil || len(got) != 1 || len(holdingFiles(t, s)) != 2 {
 		t.Fatalf("dry run: %+v %v", got, err)
 	}
-	got, err := HoldingDelete(s.cfg, sel, false, testLogger(t))
+	got, err := HoldingDelete(t.Context(), s.cfg, sel, false, testLogger(t))
 	if err != nil || len(got) != 1 {
 		t.Fatalf("delete: %+v %v", got, err)
 	}
 	if n := len(holdingFiles(t, s)); n != 1 {
 		t.Errorf("%d holding files left, want 1", n)
 	}
-	d, err := s.catalog(t).Dump(got[0].DumpID)
+	d, err := s.catalog(t).Dump(t.Context(), got[0].DumpID)
 	if err != nil || d.Status != catalog.DumpFailed || !strings.Contains(d.Error, "deleted from the holding disk") {
 		t.Errorf("catalog: %+v %v", d, err)
 	}

@@ -154,7 +154,7 @@ func TestVerifyAndRebuildRefuseDamagedHeaders(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cat.Close()
-			if dumps, _ := cat.Dumps("localhost", s.data); len(dumps) != 0 {
+			if dumps, _ := cat.Dumps(t.Context(), "localhost", s.data); len(dumps) != 0 {
 				t.Errorf("the rebuilt catalog records the damaged image: %+v", dumps)
 			}
 		})
@@ -215,7 +215,7 @@ func TestVerifyOrphansAndFailedWrites(t *testing.T) {
 		t.Errorf("orphan: %+v", im)
 	}
 	cat := s.catalog(t)
-	if err := cat.RecordFailedFile(catalog.FailedFile{Volume: "test-001", FileNo: 3, Datestamp: "20250607010000", Host: "localhost", Path: s.data, Level: 0, Reason: "volume full"}); err != nil {
+	if err := cat.RecordFailedFile(t.Context(), catalog.FailedFile{Volume: "test-001", FileNo: 3, Datestamp: "20250607010000", Host: "localhost", Path: s.data, Level: 0, Reason: "volume full"}); err != nil {
 		t.Fatal(err)
 	}
 	res, err = Verify(context.Background(), s.cfg, "test-001", Deps{Log: testLogger(t)})
@@ -261,7 +261,7 @@ func TestDamagedLabel(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[bytes.Index(b, []byte("test-001"))+7] ^= 1 // test-000 if it were believed
 	os.WriteFile(p, b, 0o640)
-	slots, _, err := TapeInventory(s.cfg, Deps{}, false)
+	slots, _, err := TapeInventory(t.Context(), s.cfg, Deps{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,10 +276,10 @@ func TestDamagedLabel(t *testing.T) {
 	if after, _ := os.ReadDir(filepath.Dir(p)); len(after) != len(before) {
 		t.Errorf("the night wrote on the damaged volume: %d files, then %d", len(before), len(after))
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-002", Slot: 1}, Deps{}); err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "--force") {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-002", Slot: 1}, Deps{}); err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("label over a damaged label: %v", err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-002", Slot: 1, Force: true}, Deps{}); err != nil {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-002", Slot: 1, Force: true}, Deps{}); err != nil {
 		t.Errorf("forced label over a damaged label: %v", err)
 	}
 }

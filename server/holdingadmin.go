@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,13 +31,13 @@ type HoldingImage struct {
 
 // HoldingList lists what is on the holding disks of cfg, matched against
 // the catalog. It only reads.
-func HoldingList(cfg *config.Config) ([]HoldingImage, error) {
+func HoldingList(ctx context.Context, cfg *config.Config) ([]HoldingImage, error) {
 	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
 	defer cat.Close()
-	return holdingList(cfg, cat)
+	return holdingList(ctx, cfg, cat)
 }
 
 func holdingDisks(cfg *config.Config) []string {
@@ -47,13 +48,13 @@ func holdingDisks(cfg *config.Config) []string {
 	return ds
 }
 
-func holdingList(cfg *config.Config, cat *catalog.Catalog) ([]HoldingImage, error) {
+func holdingList(ctx context.Context, cfg *config.Config, cat *catalog.Catalog) ([]HoldingImage, error) {
 	disks := holdingDisks(cfg)
 	found, left, err := holding.Scan(disks)
 	if err != nil {
 		return nil, err
 	}
-	dumps, err := cat.DumpsWithStatus(catalog.DumpHolding)
+	dumps, err := cat.DumpsWithStatus(ctx, catalog.DumpHolding)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func holdingList(cfg *config.Config, cat *catalog.Catalog) ([]HoldingImage, erro
 		var tc *tapedCopy
 		var terr error
 		if !known && f.Header != nil {
-			tc, terr = alreadyTaped(cat, f.Header)
+			tc, terr = alreadyTaped(ctx, cat, f.Header)
 		}
 		switch {
 		case tc != nil:
@@ -154,7 +155,7 @@ func (s HoldingSelect) match(im HoldingImage) bool {
 // chunk) and marks their dumps failed in the catalog: they will never be on
 // a volume. It takes the run lock, so that it never deletes under a running
 // night. With dryRun it only returns what it would delete.
-func HoldingDelete(cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog.Logger) ([]HoldingImage, error) {
+func HoldingDelete(ctx context.Context, cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog.Logger) ([]HoldingImage, error) {
 	if sel.File == "" && sel.Host == "" {
 		return nil, errors.New("say which images to delete: HOST [PATH [DATESTAMP]] or --file FILE")
 	}
@@ -163,7 +164,7 @@ func HoldingDelete(cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog
 		return nil, err
 	}
 	defer unlock()
-	all, err := holdingList(cfg, cat)
+	all, err := holdingList(ctx, cfg, cat)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,7 @@ func HoldingDelete(cfg *config.Config, sel HoldingSelect, dryRun bool, log *slog
 			return chosen, err
 		}
 		if im.DumpID != 0 {
-			if err := cat.FailDump(im.DumpID, "deleted from the holding disk by an administrator before it was on a volume"); err != nil {
+			if err := cat.FailDump(context.WithoutCancel(ctx), im.DumpID, "deleted from the holding disk by an administrator before it was on a volume"); err != nil {
 				return chosen, err
 			}
 		}

@@ -165,10 +165,10 @@ func TestHostileAgentImagesRefused(t *testing.T) {
 			if err == nil || len(rep.DLEs) != 1 || rep.DLEs[0].Status != report.StatusFailed || !strings.Contains(rep.DLEs[0].Reason, tc.want) {
 				t.Fatalf("want FAILED with %q: %v\n%s", tc.want, err, out)
 			}
-			if good, _ := s.catalog(t).DumpsWithStatus("good"); len(good) != 0 {
+			if good, _ := s.catalog(t).DumpsWithStatus(t.Context(), "good"); len(good) != 0 {
 				t.Errorf("a hostile image was catalogued good: %v", good)
 			}
-			if held, _ := s.catalog(t).DumpsWithStatus("holding"); len(held) != 0 {
+			if held, _ := s.catalog(t).DumpsWithStatus(t.Context(), "holding"); len(held) != 0 {
 				t.Errorf("a hostile image waits on the holding disk: %v", held)
 			}
 		})

@@ -38,7 +38,7 @@ func TestIncrementalNights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dumps, err := cat.Dumps("localhost", s.data)
+	dumps, err := cat.Dumps(t.Context(), "localhost", s.data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestIncrementalNights(t *testing.T) {
 	if l1 == nil || l1.Status != catalog.DumpGood {
 		t.Fatalf("second night: no good level-1 dump of %s in %+v", s.data, dumps)
 	}
-	files, err := cat.ListDir(l1.ID, "")
+	files, err := cat.ListDir(t.Context(), l1.ID, "")
 	cat.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +32,7 @@ type LabelResult struct {
 // another program's data): promise 4. It always refuses a label that does
 // not match labelstr or that another volume carries. It takes the run
 // lock, so that it never labels under a running night.
-func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
+func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
 	}
@@ -68,9 +69,9 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	case err == nil:
 		old = l.Label
 		res.Was = "volume " + l.Label
-		if v, verr := cat.Volume(l.Label); verr == nil && v.Written != "" {
+		if v, verr := cat.Volume(ctx, l.Label); verr == nil && v.Written != "" {
 			res.Was = fmt.Sprintf("volume %s, written by run %s", l.Label, v.Written)
-			dumps, _ := cat.DumpsOnVolume(l.Label)
+			dumps, _ := cat.DumpsOnVolume(ctx, l.Label)
 			if len(dumps) > 0 && !opt.Force {
 				return nil, fmt.Errorf("slot %d holds %s with %d image(s) the catalog still knows (%s); relabelling erases them: use --force", slot, res.Was, len(dumps), dumpNames(dumps, 5))
 			}
@@ -95,14 +96,14 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	// new label is on it and read back; a failed write (a write-protected
 	// cartridge) leaves the catalog as it was.
 	res.Label = taper.Label{Datestamp: taper.NeverWritten, Label: opt.Label, Org: cfg.Org, Blocksize: int64(tt.Blocksize), Created: deps.Clock.Now()}
-	rl, err := writeLabel(cat, dev, old, res.Label, slot, deps.Clock.Now())
+	rl, err := writeLabel(ctx, cat, dev, old, res.Label, slot, deps.Clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("label the volume in slot %d as %s: %w", slot, opt.Label, err)
 	}
 	res.Dropped = rl.Dropped
 	if old == opt.Label {
 		// The same label again: forget its images now that the new label is on it.
-		if res.Dropped, err = cat.LabelVolume(old, opt.Label, slot, int64(tt.Blocksize), deps.Clock.Now()); err != nil {
+		if res.Dropped, err = cat.LabelVolume(context.WithoutCancel(ctx), old, opt.Label, slot, int64(tt.Blocksize), deps.Clock.Now()); err != nil {
 			return nil, err
 		}
 	}

@@ -14,14 +14,14 @@ import (
 func TestLabel(t *testing.T) {
 	s := newSite(t, "")
 	deps := Deps{Log: testLogger(t)}
-	res, err := Label(s.cfg, LabelOptions{Label: "test-007", Slot: 2}, deps)
+	res, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-007", Slot: 2}, deps)
 	if err != nil || res.Was != "a blank volume" {
 		t.Fatalf("label a blank volume: %+v %v", res, err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "other-001", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "labelstr") {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "other-001", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "labelstr") {
 		t.Errorf("label outside labelstr: %v", err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-007", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "already in the catalog") {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-007", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "already in the catalog") {
 		t.Errorf("label in use: %v", err)
 	}
 	// A night writes test-007 (the only labelled volume; autolabel off).
@@ -29,22 +29,22 @@ func TestLabel(t *testing.T) {
 	if _, out, err := s.night(t, deps); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-008", Slot: 2}, deps); err == nil || !strings.Contains(err.Error(), "image(s) the catalog still knows") {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-008", Slot: 2}, deps); err == nil || !strings.Contains(err.Error(), "image(s) the catalog still knows") {
 		t.Fatalf("relabel a written volume: %v", err)
 	}
-	res, err = Label(s.cfg, LabelOptions{Label: "test-008", Slot: 2, Force: true}, deps)
+	res, err = Label(t.Context(), s.cfg, LabelOptions{Label: "test-008", Slot: 2, Force: true}, deps)
 	if err != nil || len(res.Dropped) != 2 {
 		t.Fatalf("forced relabel: %+v %v", res, err)
 	}
-	if d, _ := s.catalog(t).DumpsOnVolume("test-008"); len(d) != 0 {
+	if d, _ := s.catalog(t).DumpsOnVolume(t.Context(), "test-008"); len(d) != 0 {
 		t.Errorf("images still recorded on the relabelled volume: %v", d)
 	}
 	// Another program's data in slot 3.
 	os.WriteFile(filepath.Join(s.cfg.Changer.Path, "slot3", "00000.LABEL"), append([]byte("AMANDA: TAPESTART DATE X TAPE Daily-01\n"), make([]byte, 32<<10-40)...), 0o640)
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "Amanda") {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-009", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "Amanda") {
 		t.Errorf("label over an Amanda volume: %v", err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 3, Force: true}, deps); err != nil {
+	if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-009", Slot: 3, Force: true}, deps); err != nil {
 		t.Errorf("forced label over an Amanda volume: %v", err)
 	}
 }
@@ -80,7 +80,7 @@ func TestTapeInventory(t *testing.T) {
 	if _, out, err := s.night(t, Deps{}); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
+	slots, next, err := TapeInventory(t.Context(), s.cfg, Deps{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func TestKilledAfterCommitCopyIsRemoved(t *testing.T) {
 	}
 	copyPath := left[0]
 
-	ims, err := HoldingList(s.cfg)
+	ims, err := HoldingList(t.Context(), s.cfg)
 	if err != nil || len(ims) != 1 {
 		t.Fatalf("list: %+v %v", ims, err)
 	}
@@ -80,29 +80,29 @@ func TestAlreadyTapedChecksTheCopy(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	cat := s.catalog(t)
-	good, err := cat.DumpsWithStatus(catalog.DumpGood)
+	good, err := cat.DumpsWithStatus(t.Context(), catalog.DumpGood)
 	if err != nil || len(good) == 0 {
 		t.Fatalf("good dumps: %v %v", good, err)
 	}
 	d := good[0]
 	h := &image.Header{Datestamp: d.Datestamp, Host: d.Host, Path: d.Path, Level: d.Level, PayloadSize: d.PayloadSize, SHA256: d.SHA256}
-	tc, err := alreadyTaped(cat, h)
+	tc, err := alreadyTaped(t.Context(), cat, h)
 	if err != nil || tc == nil || tc.dump.ID != d.ID || len(tc.parts) != 1 {
 		t.Fatalf("the exact copy: %+v %v", tc, err)
 	}
 	other := *h
 	other.SHA256 = strings.Repeat("0", 64)
-	if tc, err := alreadyTaped(cat, &other); tc != nil || err == nil || !strings.Contains(err.Error(), "it is another image") {
+	if tc, err := alreadyTaped(t.Context(), cat, &other); tc != nil || err == nil || !strings.Contains(err.Error(), "it is another image") {
 		t.Errorf("another payload under the same name: %+v %v", tc, err)
 	}
 	other = *h
 	other.PayloadSize++
-	if tc, err := alreadyTaped(cat, &other); tc != nil || err == nil {
+	if tc, err := alreadyTaped(t.Context(), cat, &other); tc != nil || err == nil {
 		t.Errorf("another size under the same name: %+v %v", tc, err)
 	}
 	other = *h
 	other.Datestamp = "20000101000000"
-	if tc, err := alreadyTaped(cat, &other); tc != nil || err != nil {
+	if tc, err := alreadyTaped(t.Context(), cat, &other); tc != nil || err != nil {
 		t.Errorf("no such dump: %+v %v, want nothing", tc, err)
 	}
 }
@@ -131,11 +131,11 @@ func TestFailedTapeWriteIsRecorded(t *testing.T) {
 		}
 	}
 	cat := s.catalog(t)
-	failed, err := cat.FailedFiles("test-001")
+	failed, err := cat.FailedFiles(t.Context(), "test-001")
 	if err != nil || len(failed) == 0 {
 		t.Fatalf("failed files of test-001: %+v %v\n%s", failed, err, text)
 	}
-	good, _ := cat.DumpsWithStatus(catalog.DumpGood)
+	good, _ := cat.DumpsWithStatus(t.Context(), catalog.DumpGood)
 	for _, f := range failed {
 		files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot1", fmt.Sprintf("%05d.*", f.FileNo)))
 		if len(files) != 1 {
@@ -145,7 +145,7 @@ func TestFailedTapeWriteIsRecorded(t *testing.T) {
 			t.Errorf("failed file %+v", f)
 		}
 		for _, d := range good {
-			parts, _ := cat.Parts(d.ID)
+			parts, _ := cat.Parts(t.Context(), d.ID)
 			for _, p := range parts {
 				if p.Volume == "test-001" && p.FileNo == f.FileNo {
 					t.Errorf("tape file %d of test-001 is both failed and a part of %s:%s", f.FileNo, d.Host, d.Path)
@@ -226,7 +226,7 @@ func TestMissingDirectoriesAreNotCreated(t *testing.T) {
 	if rep.Status() != report.RunDegraded {
 		t.Errorf("status %s, want degraded\n%s", rep.Status(), text)
 	}
-	if run, err := s.catalog(t).Run(rep.Datestamp); err != nil || run.Status != report.RunDegraded {
+	if run, err := s.catalog(t).Run(t.Context(), rep.Datestamp); err != nil || run.Status != report.RunDegraded {
 		t.Errorf("catalog: run %+v %v, want degraded", run, err)
 	}
 	if _, err := os.Stat(vtapes); !errors.Is(err, os.ErrNotExist) {
@@ -267,7 +267,7 @@ func TestMissingDirectoriesAreNotCreated(t *testing.T) {
 	if !strings.Contains(text, "which does not exist now; it stays waiting until the disk is back") {
 		t.Errorf("the report does not say the waiting images stay waiting:\n%s", text)
 	}
-	if hold, _ := s.catalog(t).DumpsWithStatus(catalog.DumpHolding); len(hold) != 2 {
+	if hold, _ := s.catalog(t).DumpsWithStatus(t.Context(), catalog.DumpHolding); len(hold) != 2 {
 		t.Errorf("%d dumps wait, want the 2 of the degraded night", len(hold))
 	}
 }
@@ -306,7 +306,7 @@ func TestDamagedLeftoverIsNotOK(t *testing.T) {
 		!strings.Contains(rep.Problems[0].What, "is damaged (") || !strings.Contains(text, "PROBLEMS:\n  "+bad+": ") {
 		t.Errorf("status %s problems %+v\n%s", rep.Status(), rep.Problems, text)
 	}
-	if run, err := s.catalog(t).Run(rep.Datestamp); err != nil || run.Status != report.RunStrange {
+	if run, err := s.catalog(t).Run(t.Context(), rep.Datestamp); err != nil || run.Status != report.RunStrange {
 		t.Errorf("catalog: %+v %v", run, err)
 	}
 	if left := holdingFiles(t, s); len(left) != 1 || left[0] != bad {
@@ -338,7 +338,7 @@ func TestNoVolumeLateIsDegraded(t *testing.T) {
 	if rep.Degraded == nil || !strings.Contains(rep.Degraded.Reason, "the robot arm is jammed") || rep.Status() != report.RunDegraded {
 		t.Errorf("degraded %+v, status %s\n%s", rep.Degraded, rep.Status(), text)
 	}
-	if run, err := s.catalog(t).Run(rep.Datestamp); err != nil || run.Status != report.RunDegraded {
+	if run, err := s.catalog(t).Run(t.Context(), rep.Datestamp); err != nil || run.Status != report.RunDegraded {
 		t.Errorf("catalog: %+v %v", run, err)
 	}
 }
@@ -352,7 +352,7 @@ func TestMissingVolumesReported(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	cat := s.catalog(t)
-	if _, err := cat.AddVolume(catalog.Volume{Label: "test-009", Slot: 9, Blocksize: 64 << 10}); err != nil {
+	if _, err := cat.AddVolume(t.Context(), catalog.Volume{Label: "test-009", Slot: 9, Blocksize: 64 << 10}); err != nil {
 		t.Fatal(err)
 	}
 	// test-001 leaves the changer (taken out of its slot).
@@ -391,21 +391,21 @@ func TestFindMissingVolumes(t *testing.T) {
 	}
 	cat := s.catalog(t)
 	inv := []taper.SlotInfo{{Slot: 1, Blank: true}, {Slot: 2, Err: errors.New("EIO")}}
-	m, err := findMissingVolumes(cat, inv)
+	m, err := findMissingVolumes(t.Context(), cat, inv)
 	if err != nil || len(m.WithImages) != 1 || m.WithImages[0] != "test-001" || m.Unread != 1 {
 		t.Fatalf("%+v %v", m, err)
 	}
 	if p := m.problem("F"); !strings.Contains(p, "(1 slot(s) could not be read; a volume there is not seen)") {
 		t.Errorf("problem: %s", p)
 	}
-	if err := cat.SetVolumeReuse("test-001", false); err != nil {
+	if err := cat.SetVolumeReuse(t.Context(), "test-001", false); err != nil {
 		t.Fatal(err)
 	}
-	m, err = findMissingVolumes(cat, inv)
+	m, err = findMissingVolumes(t.Context(), cat, inv)
 	if err != nil || len(m.WithImages) != 0 || len(m.Retired) != 1 || m.problem("F") != "" || len(m.info()) != 1 {
 		t.Fatalf("retired: %+v %v", m, err)
 	}
-	m, err = findMissingVolumes(cat, []taper.SlotInfo{{Slot: 1, Label: &taper.Label{Label: "test-001"}}})
+	m, err = findMissingVolumes(t.Context(), cat, []taper.SlotInfo{{Slot: 1, Label: &taper.Label{Label: "test-001"}}})
 	if err != nil || len(m.WithImages)+len(m.Retired)+len(m.Empty) != 0 {
 		t.Fatalf("in its slot: %+v %v", m, err)
 	}

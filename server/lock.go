@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,9 +75,9 @@ func (l *runLock) unlock() {
 // The holding disks are cleaned by the run's leftovers scan. The returned
 // notes go into the report so that the administrator learns what was
 // cleaned.
-func recoverInterrupted(cat *catalog.Catalog, now time.Time, log *slog.Logger) ([]string, error) {
+func recoverInterrupted(ctx context.Context, cat *catalog.Catalog, now time.Time, log *slog.Logger) ([]string, error) {
 	var notes []string
-	failed, err := cat.FailInterrupted("the run was interrupted (process killed or machine down) while this DLE was being dumped", now)
+	failed, err := cat.FailInterrupted(ctx, "the run was interrupted (process killed or machine down) while this DLE was being dumped", now)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +117,7 @@ type session struct {
 
 // begin takes the run lock, opens the catalog, cleans up after a crashed
 // run, and records a new run. Call s.close when done.
-func begin(cfg *config.Config, deps Deps) (*session, error) {
+func begin(ctx context.Context, cfg *config.Config, deps Deps) (*session, error) {
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
 	}
@@ -137,11 +138,11 @@ func begin(cfg *config.Config, deps Deps) (*session, error) {
 		return nil, err
 	}
 	s := &session{lock: lock, cat: cat, deps: deps}
-	cleaned, err := recoverInterrupted(cat, start, deps.Log)
+	cleaned, err := recoverInterrupted(ctx, cat, start, deps.Log)
 	if err == nil {
 		var ds string
-		if ds, err = freeDatestamp(cat, start.In(cfg.Location())); err == nil {
-			s.runID, err = cat.BeginRun(ds, cfg.Org, start)
+		if ds, err = freeDatestamp(ctx, cat, start.In(cfg.Location())); err == nil {
+			s.runID, err = cat.BeginRun(ctx, ds, cfg.Org, start)
 			host, _ := os.Hostname()
 			if lock.stale != "" {
 				cleaned = append([]string{fmt.Sprintf("lock: took over the run lock %s.lock left by a process that died (%s)", cfg.Catalog, lock.stale)}, cleaned...)

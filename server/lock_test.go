@@ -25,11 +25,11 @@ func TestRunAfterCrash(t *testing.T) {
 	}
 	crashed := time.Now().Add(-24 * time.Hour)
 	ds := crashed.Format("20060102150405")
-	runID, err := cat.BeginRun(ds, "test", crashed)
+	runID, err := cat.BeginRun(t.Context(), ds, "test", crashed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: "localhost", Path: s.data, Level: 0, Datestamp: ds, Started: crashed}); err != nil {
+	if _, err := cat.CreateDump(t.Context(), &catalog.Dump{RunID: runID, Host: "localhost", Path: s.data, Level: 0, Datestamp: ds, Started: crashed}); err != nil {
 		t.Fatal(err)
 	}
 	cat.Close()
@@ -58,7 +58,7 @@ func TestRunAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	r, err := cat.Run(ds)
+	r, err := cat.Run(t.Context(), ds)
 	if err != nil || r.Status != "failed" {
 		t.Errorf("crashed run: %+v %v, want status failed", r, err)
 	}

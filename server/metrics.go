@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"regexp"
 
@@ -64,6 +65,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads the catalog and the disks and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx := context.Background() // a scrape has no context: prometheus.Collector.Collect takes none
 	cfg := c.cfg()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -81,7 +83,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.inProgress, 0)
 	}
 
-	runs, err := c.cat.Runs()
+	runs, err := c.cat.Runs(ctx)
 	if err != nil {
 		fail("read runs", err)
 	}
@@ -137,7 +139,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	for _, d := range cfg.DLEs {
-		dumps, err := c.cat.Dumps(d.Host, d.Path)
+		dumps, err := c.cat.Dumps(ctx, d.Host, d.Path)
 		if err != nil {
 			fail("read dumps", err)
 			break
@@ -179,7 +181,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
-	vols, err := c.cat.Volumes()
+	vols, err := c.cat.Volumes(ctx)
 	if err != nil {
 		fail("read volumes", err)
 		return

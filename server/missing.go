@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -32,7 +33,7 @@ type missingVolumes struct {
 // inventory and returns the ones that are in no slot, sorted by label. A
 // slot that could not be read (or a robot's slot not scanned yet) counts
 // in Unread.
-func findMissingVolumes(cat *catalog.Catalog, inv []taper.SlotInfo) (missingVolumes, error) {
+func findMissingVolumes(ctx context.Context, cat *catalog.Catalog, inv []taper.SlotInfo) (missingVolumes, error) {
 	var m missingVolumes
 	inSlot := map[string]bool{}
 	for _, s := range inv {
@@ -43,7 +44,7 @@ func findMissingVolumes(cat *catalog.Catalog, inv []taper.SlotInfo) (missingVolu
 			m.Unread++
 		}
 	}
-	vols, err := cat.Volumes()
+	vols, err := cat.Volumes(ctx)
 	if err != nil {
 		return m, err
 	}
@@ -51,7 +52,7 @@ func findMissingVolumes(cat *catalog.Catalog, inv []taper.SlotInfo) (missingVolu
 		if inSlot[v.Label] {
 			continue
 		}
-		dumps, err := cat.DumpsOnVolume(v.Label)
+		dumps, err := cat.DumpsOnVolume(ctx, v.Label)
 		if err != nil {
 			return m, err
 		}
@@ -101,7 +102,7 @@ func (m missingVolumes) info() []string {
 // the catalog that are in no slot. A changer with one drive and a person
 // who changes cartridges (single) holds one volume at a time: every other
 // volume is elsewhere by design, so it is not looked at (ok false).
-func lookForMissingVolumes(cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
+func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
 	if _, single := ch.(waiter); single {
 		return m, false, nil
 	}
@@ -116,14 +117,14 @@ func lookForMissingVolumes(cat *catalog.Catalog, ch taper.Changer) (m missingVol
 			return m, false, nil
 		}
 	}
-	m, err = findMissingVolumes(cat, inv)
+	m, err = findMissingVolumes(ctx, cat, inv)
 	return m, err == nil, err
 }
 
 // noteMissingVolumes puts the volumes of the catalog that are in no slot
 // of the run's changer in the report's notes.
-func (r *run) noteMissingVolumes(ch taper.Changer) {
-	m, ok, err := lookForMissingVolumes(r.cat, ch)
+func (r *run) noteMissingVolumes(ctx context.Context, ch taper.Changer) {
+	m, ok, err := lookForMissingVolumes(ctx, r.cat, ch)
 	switch {
 	case err != nil:
 		r.log.Warn("could not compare the catalog's volumes with the changer", "err", err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -25,8 +26,8 @@ type relabelled struct {
 // the images known; a volume erased by the attempt loses them, and the
 // error says so. The device is left at the end of the label, ready for
 // the first image.
-func writeLabel(cat *catalog.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time) (*relabelled, error) {
-	return writeLabelSteps(cat, dev, old, l, slot, created, nil)
+func writeLabel(ctx context.Context, cat *catalog.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time) (*relabelled, error) {
+	return writeLabelSteps(ctx, cat, dev, old, l, slot, created, nil)
 }
 
 // errKilled is what a test's step hook returns to stop writeLabelSteps
@@ -36,21 +37,21 @@ var errKilled = errors.New("killed")
 // writeLabelSteps is writeLabel with a hook called after each step
 // ("begun", "written", "read back", "done"); a hook error stops it there,
 // as if the process died (tests of the crash points). hook may be nil.
-func writeLabelSteps(cat *catalog.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time, hook func(step string) error) (*relabelled, error) {
+func writeLabelSteps(ctx context.Context, cat *catalog.Catalog, dev taper.Device, old string, l taper.Label, slot int, created time.Time, hook func(step string) error) (*relabelled, error) {
 	if hook == nil {
 		hook = func(string) error { return nil }
 	}
 	stamp := l.Datestamp
 	if l.Label != old {
 		// Refused before the volume is touched: labels are unique.
-		if _, err := cat.Volume(l.Label); err == nil {
+		if _, err := cat.Volume(ctx, l.Label); err == nil {
 			return nil, fmt.Errorf("a volume labelled %q is already in the catalog; labels are unique, choose another (or relabel that volume): %w", l.Label, catalog.ErrExists)
 		} else if !errors.Is(err, catalog.ErrNotFound) {
 			return nil, err
 		}
 	}
 	if old != "" {
-		err := cat.BeginOverwrite(old, stamp, l.Label)
+		err := cat.BeginOverwrite(ctx, old, stamp, l.Label)
 		switch {
 		case errors.Is(err, catalog.ErrNotFound):
 			old = "" // the catalog knows nothing on it: nothing to protect
@@ -61,6 +62,9 @@ func writeLabelSteps(cat *catalog.Catalog, dev taper.Device, old string, l taper
 	if err := hook("begun"); err != nil {
 		return nil, err
 	}
+	// From here on the catalog records what the volume holds: those writes
+	// are made even when ctx is cancelled.
+	ctx = context.WithoutCancel(ctx)
 	werr := taper.WriteLabel(dev, l)
 	if werr == nil {
 		if err := hook("written"); err != nil {
@@ -76,14 +80,14 @@ func writeLabelSteps(cat *catalog.Catalog, dev taper.Device, old string, l taper
 		var fe *taper.ForeignError
 		switch {
 		case rerr == nil && now.Label == old && now.Datestamp != stamp:
-			if _, err := cat.EndOverwrite(old, true); err != nil {
+			if _, err := cat.EndOverwrite(ctx, old, true); err != nil {
 				return nil, errors.Join(werr, err)
 			}
 			return nil, fmt.Errorf("%w; the volume still carries its label %s, and the images on it stay in the catalog", werr, old)
 		case rerr == nil && now.Label == l.Label && now.Datestamp == stamp:
 			// The label is on it after all (the error came later).
 		case rerr == nil || errors.Is(rerr, taper.ErrBlank) || errors.As(rerr, &fe):
-			lost, err := cat.EndOverwrite(old, false)
+			lost, err := cat.EndOverwrite(ctx, old, false)
 			if err != nil {
 				return nil, errors.Join(werr, err)
 			}
@@ -102,7 +106,7 @@ func writeLabelSteps(cat *catalog.Catalog, dev taper.Device, old string, l taper
 	if old == l.Label {
 		return res, nil // the caller's StartVolumeWrite drops the old images
 	}
-	dropped, err := cat.LabelVolume(old, l.Label, slot, l.Blocksize, created)
+	dropped, err := cat.LabelVolume(ctx, old, l.Label, slot, l.Blocksize, created)
 	if err != nil {
 		return nil, err
 	}
@@ -126,8 +130,8 @@ func readBack(dev taper.Device, l taper.Label) error {
 // carry, the overwrites that a killed process left marked in the catalog.
 // A volume marked but seen nowhere stays marked (it may be out of the
 // changer). It returns notes for the report.
-func resolveOverwrites(cat *catalog.Catalog, inv []taper.SlotInfo, blocksize int64, now time.Time) ([]string, error) {
-	vols, err := cat.Volumes()
+func resolveOverwrites(ctx context.Context, cat *catalog.Catalog, inv []taper.SlotInfo, blocksize int64, now time.Time) ([]string, error) {
+	vols, err := cat.Volumes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +150,7 @@ func resolveOverwrites(cat *catalog.Catalog, inv []taper.SlotInfo, blocksize int
 		was, okWas := found[v.Label]
 		switch {
 		case okAs && v.OverwritingAs != v.Label:
-			dropped, err := cat.LabelVolume(v.Label, v.OverwritingAs, as.Slot, blocksize, now)
+			dropped, err := cat.LabelVolume(ctx, v.Label, v.OverwritingAs, as.Slot, blocksize, now)
 			if err != nil {
 				return notes, err
 			}
@@ -156,20 +160,20 @@ func resolveOverwrites(cat *catalog.Catalog, inv []taper.SlotInfo, blocksize int
 			// Reused under its own label.
 			stamp := v.Overwriting
 			if stamp == catalog.NeverWrittenStamp {
-				if _, err := cat.LabelVolume(v.Label, v.Label, as.Slot, blocksize, now); err != nil {
+				if _, err := cat.LabelVolume(ctx, v.Label, v.Label, as.Slot, blocksize, now); err != nil {
 					return notes, err
 				}
 				notes = append(notes, fmt.Sprintf("taper: volume %s was relabelled by a process that was interrupted before it told the catalog; its images left the catalog", v.Label))
 				continue
 			}
-			dropped, err := cat.StartVolumeWrite(v.Label, as.Slot, blocksize, stamp)
+			dropped, err := cat.StartVolumeWrite(ctx, v.Label, as.Slot, blocksize, stamp)
 			if err != nil {
 				return notes, err
 			}
 			notes = append(notes, fmt.Sprintf("taper: volume %s was overwritten by run %s, which was interrupted before it told the catalog; %d image(s) that were on it left the catalog (%s)",
 				v.Label, stamp, len(dropped), dumpNames(dropped, 5)))
 		case okWas:
-			if _, err := cat.EndOverwrite(v.Label, true); err != nil {
+			if _, err := cat.EndOverwrite(ctx, v.Label, true); err != nil {
 				return notes, err
 			}
 			notes = append(notes, fmt.Sprintf("taper: an interrupted overwrite of volume %s never reached it: it still carries its label of %s, and its images stay in the catalog", v.Label, was.Label.Datestamp))

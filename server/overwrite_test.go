@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -87,16 +88,16 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 				l.Datestamp = ds // autolabel in a run
 			}
 			what = fmt.Sprintf("step %d: label slot %d (%s) as %s of %s, killed at %q, protected %v", step, slot, old, l.Label, l.Datestamp, kill, protect)
-			_, err = writeLabelSteps(cat, dev, old, l, slot, now, hook)
+			_, err = writeLabelSteps(t.Context(), cat, dev, old, l, slot, now, hook)
 			if err == nil && l.Datestamp != taper.NeverWritten {
-				err = runWrites(cat, dev, l.Label, slot, ds, now, hook)
+				err = runWrites(t.Context(), cat, dev, l.Label, slot, ds, now, hook)
 			}
 		} else {
 			l := taper.Label{Datestamp: ds, Label: old, Org: "test", Blocksize: bs, Created: now}
 			what = fmt.Sprintf("step %d: run %s reuses %s in slot %d, killed at %q, protected %v", step, ds, old, slot, kill, protect)
-			_, err = writeLabelSteps(cat, dev, old, l, slot, now, hook)
+			_, err = writeLabelSteps(t.Context(), cat, dev, old, l, slot, now, hook)
 			if err == nil {
-				err = runWrites(cat, dev, old, slot, ds, now, hook)
+				err = runWrites(t.Context(), cat, dev, old, slot, ds, now, hook)
 			}
 		}
 		history = append(history, what)
@@ -108,7 +109,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 			os.Chmod(slotDir, 0o750)
 		}
 		// The next process starts and looks at the changer.
-		if _, err := resolveOverwrites(cat, mustInventory(t, ch), bs, now); err != nil {
+		if _, err := resolveOverwrites(t.Context(), cat, mustInventory(t, ch), bs, now); err != nil {
 			t.Fatalf("%s: resolve: %v", what, err)
 		}
 		if msg := mediaAgrees(t, cat, mustInventory(t, ch), root); msg != "" {
@@ -119,8 +120,8 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 
 // runWrites is what a run does after its label: phase 2, then one image
 // on the volume, recorded in the catalog.
-func runWrites(cat *catalog.Catalog, dev taper.Device, label string, slot int, ds string, now time.Time, hook func(string) error) error {
-	if _, err := cat.StartVolumeWrite(label, slot, 64<<10, ds); err != nil {
+func runWrites(ctx context.Context, cat *catalog.Catalog, dev taper.Device, label string, slot int, ds string, now time.Time, hook func(string) error) error {
+	if _, err := cat.StartVolumeWrite(ctx, label, slot, 64<<10, ds); err != nil {
 		return err
 	}
 	if err := hook("started"); err != nil {
@@ -132,19 +133,19 @@ func runWrites(cat *catalog.Catalog, dev taper.Device, label string, slot int, d
 	if err := dev.WriteFilemark(); err != nil {
 		return err
 	}
-	runID, err := cat.BeginRun(ds, "test", now)
+	runID, err := cat.BeginRun(ctx, ds, "test", now)
 	if err != nil {
 		return err
 	}
-	id, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: "h", Path: "/p", Level: 0, FrameSize: 1 << 20, Started: now})
+	id, err := cat.CreateDump(ctx, &catalog.Dump{RunID: runID, Host: "h", Path: "/p", Level: 0, FrameSize: 1 << 20, Started: now})
 	if err != nil {
 		return err
 	}
 	frames := []catalog.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
-	if err := cat.SetDumpHolding(id, 100, 50, strings.Repeat("ab", 32), 0, "/hold/x", frames, now); err != nil {
+	if err := cat.SetDumpHolding(ctx, id, 100, 50, strings.Repeat("ab", 32), 0, "/hold/x", frames, now); err != nil {
 		return err
 	}
-	if err := cat.CommitTaped(id, []catalog.Part{{Volume: label, Part: 1, FileNo: 1, LogicalPos: -1, Length: 50}}, now); err != nil {
+	if err := cat.CommitTaped(ctx, id, []catalog.Part{{Volume: label, Part: 1, FileNo: 1, LogicalPos: -1, Length: 50}}, now); err != nil {
 		return err
 	}
 	return hook("taped")
@@ -159,7 +160,7 @@ func mediaAgrees(t *testing.T, cat *catalog.Catalog, inv []taper.SlotInfo, root 
 			onSlot[s.Label.Label] = s
 		}
 	}
-	vols, err := cat.Volumes()
+	vols, err := cat.Volumes(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func mediaAgrees(t *testing.T, cat *catalog.Catalog, inv []taper.SlotInfo, root 
 		if s.Label.Datestamp != want && !(v.Written == "" && s.Label.Datestamp != taper.NeverWritten) {
 			return fmt.Sprintf("the catalog says %s was written %q, its label says %s", v.Label, v.Written, s.Label.Datestamp)
 		}
-		dumps, err := cat.DumpsOnVolume(v.Label)
+		dumps, err := cat.DumpsOnVolume(t.Context(), v.Label)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,8 +33,8 @@ func plannerConfig(cfg *config.Config) planner.Config {
 // the good dumps (on a volume or safe on the holding disk) and the force
 // flags. Times are in the configuration's time zone, where the planner
 // counts its days.
-func plannerDLEs(cat *catalog.Catalog, cfg *config.Config) ([]planner.DLE, error) {
-	forced, err := cat.Forced()
+func plannerDLEs(ctx context.Context, cat *catalog.Catalog, cfg *config.Config) ([]planner.DLE, error) {
+	forced, err := cat.Forced(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func plannerDLEs(cat *catalog.Catalog, cfg *config.Config) ([]planner.DLE, error
 		if dt.Compress == config.CompressNone {
 			pd.CompRatio = 1
 		}
-		dumps, err := cat.Dumps(d.Host, d.Path)
+		dumps, err := cat.Dumps(ctx, d.Host, d.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -133,12 +133,12 @@ func estimateDLE(ctx context.Context, cfg *config.Config, files wire.Files, date
 // level, the fallback for degraded mode, the priority and the expected
 // size; the DLEs the planner leaves out get their status and reason.
 func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) {
-	pdles, err := plannerDLEs(r.cat, r.cfg)
+	pdles, err := plannerDLEs(ctx, r.cat, r.cfg)
 	if err != nil {
 		return nil, err
 	}
 	if r.vols.ch != nil {
-		if _, _, err := lookAhead(r.cat, r.vols, pdles); err != nil {
+		if _, _, err := lookAhead(ctx, r.cat, r.vols, pdles); err != nil {
 			r.note(fmt.Sprintf("planner: the look-ahead for chains failed, no full is promoted for them tonight: %v", err))
 		}
 	}
@@ -217,12 +217,12 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 // runs must reuse (volumes.reuseAtRisk), for the planner to promote.
 // It returns the DLEs it marked and the labels of those volumes, for
 // tapir check and tapir tape next --explain to say.
-func lookAhead(cat *catalog.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
-	reuse, err := v.reuseAtRisk()
+func lookAhead(ctx context.Context, cat *catalog.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
+	reuse, err := v.reuseAtRisk(ctx)
 	if err != nil || len(reuse) == 0 {
 		return nil, reuse, err
 	}
-	chains, err := cat.Chains()
+	chains, err := cat.Chains(ctx)
 	if err != nil {
 		return nil, reuse, err
 	}
@@ -251,7 +251,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 		return nil, err
 	}
 	defer cat.Close()
-	pdles, err := plannerDLEs(cat, cfg)
+	pdles, err := plannerDLEs(ctx, cat, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +259,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if ch, err := openChanger(cfg, deps, deps.Log); err != nil {
 		lookErr = err
 	} else {
-		_, _, lookErr = lookAhead(cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
+		_, _, lookErr = lookAhead(ctx, cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
 		closeChanger(ch)
 	}
 	now := deps.Clock.Now().In(cfg.Location())
@@ -279,8 +279,8 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 }
 
 // WriteDue writes `tapir admin due`: days until each DLE's next full.
-func WriteDue(w io.Writer, cfg *config.Config, clock Clock) error {
-	return withPlannerDLEs(cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
+func WriteDue(ctx context.Context, w io.Writer, cfg *config.Config, clock Clock) error {
+	return withPlannerDLEs(ctx, cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
 		r, err := planner.Due(pc, dles, now)
 		if err != nil {
 			return err
@@ -291,8 +291,8 @@ func WriteDue(w io.Writer, cfg *config.Config, clock Clock) error {
 
 // WriteBalance writes `tapir admin balance`: the expected full sizes per
 // day of the coming cycle.
-func WriteBalance(w io.Writer, cfg *config.Config, clock Clock) error {
-	return withPlannerDLEs(cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
+func WriteBalance(ctx context.Context, w io.Writer, cfg *config.Config, clock Clock) error {
+	return withPlannerDLEs(ctx, cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
 		r, err := planner.Balance(pc, dles, now)
 		if err != nil {
 			return err
@@ -301,7 +301,7 @@ func WriteBalance(w io.Writer, cfg *config.Config, clock Clock) error {
 	})
 }
 
-func withPlannerDLEs(cfg *config.Config, clock Clock, fn func(planner.Config, []planner.DLE, time.Time) error) error {
+func withPlannerDLEs(ctx context.Context, cfg *config.Config, clock Clock, fn func(planner.Config, []planner.DLE, time.Time) error) error {
 	if clock == nil {
 		clock = SystemClock{}
 	}
@@ -310,7 +310,7 @@ func withPlannerDLEs(cfg *config.Config, clock Clock, fn func(planner.Config, []
 		return err
 	}
 	defer cat.Close()
-	dles, err := plannerDLEs(cat, cfg)
+	dles, err := plannerDLEs(ctx, cat, cfg)
 	if err != nil {
 		return err
 	}
@@ -321,7 +321,7 @@ func withPlannerDLEs(cfg *config.Config, clock Clock, fn func(planner.Config, []
 // them when path is ""), so that the next run dumps them at level 0 (`tapir
 // admin force|unforce`). It returns the DLEs changed; a host or path that
 // is not in the disk list is an error.
-func Force(cfg *config.Config, host, path string, on bool) ([]config.DLE, error) {
+func Force(ctx context.Context, cfg *config.Config, host, path string, on bool) ([]config.DLE, error) {
 	var sel []config.DLE
 	for _, d := range cfg.DLEs {
 		if d.Host == host && (path == "" || d.Path == path) {
@@ -341,7 +341,7 @@ func Force(cfg *config.Config, host, path string, on bool) ([]config.DLE, error)
 	}
 	defer cat.Close()
 	for _, d := range sel {
-		if err := cat.SetForce(d.Host, d.Path, on); err != nil {
+		if err := cat.SetForce(ctx, d.Host, d.Path, on); err != nil {
 			return nil, err
 		}
 	}

@@ -34,10 +34,10 @@ func TestPlannerLevelsAndForce(t *testing.T) {
 	if l := night(day(1)); l[s.data] != 1 {
 		t.Fatalf("night 2: levels %v, want level 1", l)
 	}
-	if _, err := Force(s.cfg, "localhost", s.data, true); err != nil {
+	if _, err := Force(t.Context(), s.cfg, "localhost", s.data, true); err != nil {
 		t.Fatal(err)
 	}
-	forced, _ := s.catalog(t).Forced()
+	forced, _ := s.catalog(t).Forced(t.Context())
 	if len(forced) != 1 {
 		t.Fatalf("forced %v", forced)
 	}
@@ -53,7 +53,7 @@ func TestPlannerLevelsAndForce(t *testing.T) {
 	if l := night(day(2)); l[s.data] != 0 {
 		t.Fatalf("forced night: levels %v, want a full", l)
 	}
-	forced, _ = s.catalog(t).Forced()
+	forced, _ = s.catalog(t).Forced(t.Context())
 	if len(forced) != 0 {
 		t.Errorf("force flag still set after the full is on a volume: %v", forced)
 	}
@@ -61,14 +61,14 @@ func TestPlannerLevelsAndForce(t *testing.T) {
 		t.Errorf("night after the forced full: levels %v, want level 1", l)
 	}
 	var due bytes.Buffer
-	if err := WriteDue(&due, s.cfg, day(3)); err != nil || !strings.Contains(due.String(), "localhost:"+s.data) || !strings.Contains(due.String(), "in 6 days") {
+	if err := WriteDue(t.Context(), &due, s.cfg, day(3)); err != nil || !strings.Contains(due.String(), "localhost:"+s.data) || !strings.Contains(due.String(), "in 6 days") {
 		t.Errorf("admin due: %v\n%s", err, due.String())
 	}
 	var bal bytes.Buffer
-	if err := WriteBalance(&bal, s.cfg, day(3)); err != nil || !strings.Contains(bal.String(), "balanced") {
+	if err := WriteBalance(t.Context(), &bal, s.cfg, day(3)); err != nil || !strings.Contains(bal.String(), "balanced") {
 		t.Errorf("admin balance: %v\n%s", err, bal.String())
 	}
-	if _, err := Force(s.cfg, "nohost", "", true); err == nil || !strings.Contains(err.Error(), "not in the disk list") {
+	if _, err := Force(t.Context(), s.cfg, "nohost", "", true); err == nil || !strings.Contains(err.Error(), "not in the disk list") {
 		t.Errorf("force of an unknown host: %v", err)
 	}
 }
@@ -82,11 +82,11 @@ func TestPlannerHistoryFromCatalog(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	cat := s.catalog(t)
-	run, _ := cat.BeginRun("20200101010101", "test", time.Now())
-	if _, err := cat.CreateDump(&catalog.Dump{RunID: run, Host: "localhost", Path: s.data, Level: 0, Datestamp: "20200101010101", Started: time.Now()}); err != nil {
+	run, _ := cat.BeginRun(t.Context(), "20200101010101", "test", time.Now())
+	if _, err := cat.CreateDump(t.Context(), &catalog.Dump{RunID: run, Host: "localhost", Path: s.data, Level: 0, Datestamp: "20200101010101", Started: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	dles, err := plannerDLEs(cat, s.cfg)
+	dles, err := plannerDLEs(t.Context(), cat, s.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	if err == nil {
 		r.vols.ch = ch
 		_, err = r.vols.probe(ctx)
-		r.noteMissingVolumes(ch)
+		r.noteMissingVolumes(ctx, ch)
 	}
 	if err != nil {
 		r.degraded = true
@@ -208,18 +208,18 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 // The report is written to the report directory and to deps.Out. The
 // returned error is nil only when every DLE is safe on a volume.
 func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, error) {
-	sess, err := begin(cfg, deps)
+	sess, err := begin(ctx, cfg, deps)
 	if err != nil {
 		return nil, err
 	}
 	defer sess.close()
 	r, err := setup(ctx, sess, cfg)
 	if err != nil {
-		return finish(sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
+		return finish(ctx, sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
 	// The server side of tapir check (the volumes were probed in setup).
-	serverChecks(cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
+	serverChecks(ctx, cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
 		if r.missingDiskOf(strings.TrimPrefix(where, "holding disk ")) != "" {
 			return // a problem of the run already (setup)
 		}
@@ -228,9 +228,9 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 
 	var jobs []*job
 	pub := r.publish(func() []*job { return jobs })
-	flush, err := r.leftovers("", "")
+	flush, err := r.leftovers(ctx, "", "")
 	if err != nil {
-		return r.end(sess, nil, pub, err)
+		return r.end(ctx, sess, nil, pub, err)
 	}
 	if len(flush) > 0 && !cfg.Autoflush {
 		r.note(fmt.Sprintf("holding: %d image(s) from earlier runs wait on the holding disk; run `tapir flush -c %s` or set autoflush = true", len(flush), cfg.File))
@@ -250,7 +250,7 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	jobs = append(jobs, dles...)
 	phase := r.clock.Now()
 	if _, err := r.plan(ctx, dles); err != nil {
-		return r.end(sess, jobs, pub, err)
+		return r.end(ctx, sess, jobs, pub, err)
 	}
 	r.rep.EstimateTime = r.clock.Now().Sub(phase)
 	pub.setPhase("dumping")
@@ -258,17 +258,20 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	r.dumpAll(ctx, dles)
 	r.rep.DumpTime = r.clock.Now().Sub(phase)
 	pub.setPhase("taping")
-	return r.end(sess, jobs, pub, nil)
+	return r.end(ctx, sess, jobs, pub, nil)
 }
 
 // end lets the taper finish what it has, ends the use of the volumes
 // (ejecting when configured), publishes the final status and finishes the
 // run with the outcome of every job.
-func (r *run) end(sess *session, jobs []*job, pub *publisher, fatal error) (*report.Run, error) {
+func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publisher, fatal error) (*report.Run, error) {
+	// A stopped run is ended and recorded too: catalog reads and writes
+	// would refuse a cancelled ctx.
+	ctx = context.WithoutCancel(ctx)
 	r.tp.close()
 	<-r.tp.done
 	r.rep.TapeTime = r.tp.busyTime
-	used, next, notes := r.vols.finish(r.cfg.Eject)
+	used, next, notes := r.vols.finish(ctx, r.cfg.Eject)
 	for _, n := range notes {
 		r.note(n)
 	}
@@ -285,7 +288,7 @@ func (r *run) end(sess *session, jobs []*job, pub *publisher, fatal error) (*rep
 	}
 	r.degradedLate()
 	pub.end(r.rep.Status())
-	rep, err := finish(r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
+	rep, err := finish(ctx, r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
 	if r.lost > 0 {
 		err = errors.Join(err, fmt.Errorf("%w: %d holding image(s) of earlier runs are damaged or lost (see the report)", ErrRunFailed, r.lost))
 	}
@@ -440,10 +443,10 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 }
 
 // freeDatestamp names the run; two runs in the same second get distinct names.
-func freeDatestamp(cat *catalog.Catalog, t time.Time) (string, error) {
+func freeDatestamp(ctx context.Context, cat *catalog.Catalog, t time.Time) (string, error) {
 	for i := 0; i < 120; i++ {
 		ds := t.Add(time.Duration(i) * time.Second).Format("20060102150405")
-		if _, err := cat.Run(ds); errors.Is(err, catalog.ErrNotFound) {
+		if _, err := cat.Run(ctx, ds); errors.Is(err, catalog.ErrNotFound) {
 			return ds, nil
 		} else if err != nil {
 			return "", err
@@ -467,7 +470,8 @@ func compOf(dt config.Dumptype) string {
 
 // finish closes the run in the catalog, writes the report and decides the
 // result.
-func finish(cat *catalog.Catalog, runID int64, rep *report.Run, deps Deps, cfg *config.Config, fatal error) (*report.Run, error) {
+func finish(ctx context.Context, cat *catalog.Catalog, runID int64, rep *report.Run, deps Deps, cfg *config.Config, fatal error) (*report.Run, error) {
+	ctx = context.WithoutCancel(ctx) // a stopped run is recorded too
 	rep.End = deps.Clock.Now()
 	if fatal != nil {
 		rep.Aborted = fatal.Error()
@@ -482,7 +486,7 @@ func finish(cat *catalog.Catalog, runID int64, rep *report.Run, deps Deps, cfg *
 		errs = append(errs, fmt.Errorf("report as JSON: %w", err))
 		stored = []byte(text)
 	}
-	if err := cat.FinishRun(runID, rep.Status(), rep.End, string(stored)); err != nil {
+	if err := cat.FinishRun(ctx, runID, rep.Status(), rep.End, string(stored)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.MkdirAll(cfg.ReportDir, 0o750); err == nil {

@@ -153,7 +153,7 @@ func TestRobotNights(t *testing.T) {
 	if len(rep.Volumes) != 1 || rep.Volumes[0].Label != "test-003" {
 		t.Fatalf("night 2 volumes %+v\n%s", rep.Volumes, out)
 	}
-	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
+	slots, next, err := TapeInventory(t.Context(), s.cfg, Deps{}, false)
 	if err != nil || len(slots) != 8 || slots[2].Label != "test-003" || !strings.Contains(next, "test-004") {
 		t.Errorf("inventory %+v, next %q, %v", slots, next, err)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,7 @@ type TapeSlot struct {
 // TapeInventory lists the slots of the changer of cfg with what the
 // catalog knows of each volume and which one the next run writes. With
 // scan, a robot loads every volume whose label it has not read yet.
-func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string, error) {
+func TapeInventory(ctx context.Context, cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string, error) {
 	cat, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return nil, "", err
@@ -39,7 +40,7 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 		}
 	}
 	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: SystemClock{}}
-	states, next, err := v.statesFrom(inv, true)
+	states, next, err := v.statesFrom(ctx, inv, true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -53,7 +54,7 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 	default:
 		nextRun = fmt.Sprintf("volume %s in slot %d", choice.Label, choice.Slot)
 	}
-	vols, err := cat.Volumes()
+	vols, err := cat.Volumes(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -112,14 +113,14 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 // takes, the images that would leave the catalog with it and the newer
 // chains that supersede them, every volume considered, and the DLEs whose
 // chains the planner moves tonight (the look-ahead).
-func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
+func ExplainNext(ctx context.Context, cfg *config.Config, deps Deps, w io.Writer) error {
 	cat, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return err
 	}
 	defer done()
 	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clockOr(deps.Clock), log: deps.Log, notes: func(n string) { fmt.Fprintln(w, n) }}
-	states, next, err := v.states(true)
+	states, next, err := v.states(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -131,11 +132,11 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 		fmt.Fprintf(w, "The next run writes a new volume: %s.\nNothing is overwritten.\n", c.Reason)
 	default:
 		fmt.Fprintf(w, "The next run writes %s.\n", c.Reason)
-		dumps, err := cat.DumpsOnVolume(c.Label)
+		dumps, err := cat.DumpsOnVolume(ctx, c.Label)
 		if err != nil {
 			return err
 		}
-		chains, err := cat.Chains()
+		chains, err := cat.Chains(ctx)
 		if err != nil {
 			return err
 		}
@@ -160,11 +161,11 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 	for _, l := range c.Considered {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
-	pdles, err := plannerDLEs(cat, cfg)
+	pdles, err := plannerDLEs(ctx, cat, cfg)
 	if err != nil {
 		return err
 	}
-	marked, reuse, err := lookAhead(cat, v, pdles)
+	marked, reuse, err := lookAhead(ctx, cat, v, pdles)
 	if err != nil {
 		return err
 	}

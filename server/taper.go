@@ -175,7 +175,7 @@ func (t *taperLoop) run(ctx context.Context) {
 			start := t.r.clock.Now()
 			res, err := t.scribe.WriteImage(ctx, d.hdr, d.r, d.hdr.Name())
 			t.busyTime += t.r.clock.Now().Sub(start)
-			t.leftFiles(d.j, d.hdr.Level, res, err)
+			t.leftFiles(ctx, d.j, d.hdr.Level, res, err)
 			if errors.Is(err, taper.ErrNoVolume) {
 				t.stop(err)
 			}
@@ -259,7 +259,7 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		}
 		res, err = t.scribe.WriteImage(ctx, hdr, im.Reader(), hdr.Name())
 		im.Close()
-		t.leftFiles(j, hdr.Level, res, err)
+		t.leftFiles(ctx, j, hdr.Level, res, err)
 		if err == nil {
 			break
 		}
@@ -279,14 +279,14 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		msg := fmt.Sprintf("holding file %s is corrupt: what was read has SHA-256 %s and %d bytes, its header says %s and %d bytes; it was NOT recorded as taped and is kept for inspection",
 			it.path, res.SHA256, res.Bytes, hdr.SHA256, hdr.PayloadSize)
 		r.note(fmt.Sprintf("taper: %s:%s level %d: %s", j.dle.Host, j.dle.Path, hdr.Level, msg))
-		t.unrecorded(j, hdr.Level, res, "its SHA-256 or size does not match the holding file's header")
+		t.unrecorded(ctx, j, hdr.Level, res, "its SHA-256 or size does not match the holding file's header")
 		t.leave(it, msg)
 		j.res.Status = report.StatusFailed
 		j.prog.mark("failed", msg, r.clock.Now())
 		return
 	}
-	if err := t.commit(j, res); err != nil {
-		t.unrecorded(j, hdr.Level, res, err.Error())
+	if err := t.commit(ctx, j, res); err != nil {
+		t.unrecorded(ctx, j, hdr.Level, res, err.Error())
 		t.leave(it, err.Error())
 		return
 	}
@@ -311,35 +311,35 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 // write (a truncated part, parts of an image that failed on a later
 // volume) are problems of the report; a header abandoned at the end of a
 // volume is a note. So neither verify nor a person takes them for images.
-func (t *taperLoop) leftFiles(j *job, level int, res *taper.ImageResult, err error) {
+func (t *taperLoop) leftFiles(ctx context.Context, j *job, level int, res *taper.ImageResult, err error) {
 	var we *taper.WriteError
 	switch {
 	case errors.As(err, &we):
-		t.recordLeft(j, level, we.Files, true)
+		t.recordLeft(ctx, j, level, we.Files, true)
 	case err == nil && res != nil:
-		t.recordLeft(j, level, res.Abandoned, false)
+		t.recordLeft(ctx, j, level, res.Abandoned, false)
 	}
 }
 
 // unrecorded records as failed files the parts of an image that was
 // written whole but is not recorded as an image: what was written did
 // not match the image's checksum, or the catalog refused the commit.
-func (t *taperLoop) unrecorded(j *job, level int, res *taper.ImageResult, why string) {
+func (t *taperLoop) unrecorded(ctx context.Context, j *job, level int, res *taper.ImageResult, why string) {
 	var files []taper.LeftFile
 	for _, p := range res.Parts {
 		files = append(files, taper.LeftFile{Volume: p.Volume, Slot: p.Slot, FileNo: p.Pos.File, Bytes: p.Length,
 			Why: fmt.Sprintf("part %d of an image written whole but not recorded as one: %s", p.Part, why)})
 	}
-	t.recordLeft(j, level, files, true)
+	t.recordLeft(ctx, j, level, files, true)
 }
 
 // recordLeft records each file with RecordFailedFile and puts it in the
 // report: a problem when a write failed, else a note.
-func (t *taperLoop) recordLeft(j *job, level int, files []taper.LeftFile, failed bool) {
+func (t *taperLoop) recordLeft(ctx context.Context, j *job, level int, files []taper.LeftFile, failed bool) {
 	for _, f := range files {
 		where := fmt.Sprintf("volume %s file %d", f.Volume, f.FileNo)
 		what := fmt.Sprintf("%s:%s level %d: %s", j.dle.Host, j.dle.Path, level, f.Why)
-		rerr := t.r.cat.RecordFailedFile(catalog.FailedFile{Volume: f.Volume, FileNo: f.FileNo, Datestamp: t.r.datestamp,
+		rerr := t.r.cat.RecordFailedFile(context.WithoutCancel(ctx), catalog.FailedFile{Volume: f.Volume, FileNo: f.FileNo, Datestamp: t.r.datestamp,
 			Host: j.dle.Host, Path: j.dle.Path, Level: level, Reason: f.Why})
 		switch {
 		case rerr != nil:
@@ -355,13 +355,13 @@ func (t *taperLoop) recordLeft(j *job, level int, files []taper.LeftFile, failed
 
 // commit records the parts of a taped image in the catalog and in the
 // report. The dump must be in state holding.
-func (t *taperLoop) commit(j *job, res *taper.ImageResult) error {
+func (t *taperLoop) commit(ctx context.Context, j *job, res *taper.ImageResult) error {
 	parts := make([]catalog.Part, len(res.Parts))
 	for i, p := range res.Parts {
 		parts[i] = catalog.Part{DumpID: j.dumpID, Volume: p.Volume, Part: p.Part, FileNo: p.Pos.File, Record: p.Pos.Record,
 			LogicalPos: p.Pos.Logical, Offset: p.Offset, Length: p.Length}
 	}
-	if err := t.r.cat.CommitTaped(j.dumpID, parts, t.r.clock.Now()); err != nil {
+	if err := t.r.cat.CommitTaped(context.WithoutCancel(ctx), j.dumpID, parts, t.r.clock.Now()); err != nil {
 		return err
 	}
 	for _, p := range res.Parts {

@@ -104,7 +104,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 		return nil, err
 	}
 	defer unlock()
-	vol, err := cat.Volume(label)
+	vol, err := cat.Volume(ctx, label)
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +115,13 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	res := &VerifyResult{Label: label, Slot: vol.Slot}
 
 	// What the catalog says is on the volume, file by file.
-	dumps, err := cat.DumpsOnVolume(label)
+	dumps, err := cat.DumpsOnVolume(ctx, label)
 	if err != nil {
 		return nil, err
 	}
 	want := map[int64][]expected{}
 	for _, d := range dumps {
-		parts, err := cat.Parts(d.ID)
+		parts, err := cat.Parts(ctx, d.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +131,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 			}
 		}
 	}
-	failedList, err := cat.FailedFiles(label)
+	failedList, err := cat.FailedFiles(ctx, label)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSou
 			// What the damaged header says, against the catalog: names
 			// the field even when the damage cannot be located.
 			if u, err := image.ParseHeaderUnchecked(hdr); err == nil {
-				diffs, err := headerDiffs(cat, u, e, vol)
+				diffs, err := headerDiffs(ctx, cat, u, e, vol)
 				if err != nil {
 					return vi, err
 				}
@@ -264,7 +264,7 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSou
 		}
 		return vi, nil
 	}
-	diffs, err := headerDiffs(cat, h, e, vol)
+	diffs, err := headerDiffs(ctx, cat, h, e, vol)
 	if err != nil {
 		return vi, err
 	}
@@ -289,7 +289,7 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSou
 // headerDiffs compares every field of a header with what the catalog
 // records of the image, the part and the volume: "header field level says
 // 1, the catalog says 0".
-func headerDiffs(cat *catalog.Catalog, h *image.Header, e expected, vol *catalog.Volume) ([]string, error) {
+func headerDiffs(ctx context.Context, cat *catalog.Catalog, h *image.Header, e expected, vol *catalog.Volume) ([]string, error) {
 	d := e.d
 	var out []string
 	diff := func(field string, header, catalog any) {
@@ -320,7 +320,7 @@ func headerDiffs(cat *catalog.Catalog, h *image.Header, e expected, vol *catalog
 		diff("files", h.Files, d.Files)
 	}
 	if h.Frames != image.Unknown {
-		frames, err := cat.Frames(d.ID)
+		frames, err := cat.Frames(ctx, d.ID)
 		if err != nil {
 			return nil, err
 		}

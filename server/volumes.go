@@ -48,7 +48,7 @@ func (v *volumes) unloaded() {
 // volume, and finds the next free autolabel. Volumes already written by
 // this run are marked not reusable, so that a second volume of the run is
 // never the first one again.
-func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, error) {
+func (v *volumes) states(ctx context.Context, thisRunWritable bool) ([]taper.VolumeState, string, error) {
 	inv, err := v.ch.Inventory()
 	if err != nil {
 		return nil, "", err
@@ -60,7 +60,7 @@ func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, err
 			return nil, "", err
 		}
 	}
-	notes, err := resolveOverwrites(v.cat, inv, int64(v.cfg.Tapetype().Blocksize), v.clock.Now())
+	notes, err := resolveOverwrites(ctx, v.cat, inv, int64(v.cfg.Tapetype().Blocksize), v.clock.Now())
 	for _, n := range notes {
 		if v.notes != nil {
 			v.notes(n)
@@ -71,7 +71,7 @@ func (v *volumes) states(thisRunWritable bool) ([]taper.VolumeState, string, err
 	if err != nil {
 		return nil, "", err
 	}
-	return v.statesFrom(inv, thisRunWritable)
+	return v.statesFrom(ctx, inv, thisRunWritable)
 }
 
 func notScanned(inv []taper.SlotInfo) bool {
@@ -84,9 +84,9 @@ func notScanned(inv []taper.SlotInfo) bool {
 }
 
 // statesFrom is states for a given inventory.
-func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]taper.VolumeState, string, error) {
+func (v *volumes) statesFrom(ctx context.Context, inv []taper.SlotInfo, thisRunWritable bool) ([]taper.VolumeState, string, error) {
 	v.claimed = nil
-	vols, err := v.cat.Volumes()
+	vols, err := v.cat.Volumes(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -94,7 +94,7 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 	for _, x := range vols {
 		known[x.Label] = x
 	}
-	pins, err := chainPins(v.cat)
+	pins, err := chainPins(ctx, v.cat)
 	if err != nil {
 		return nil, "", err
 	}
@@ -175,12 +175,12 @@ func (v *volumes) statesFrom(inv []taper.SlotInfo, thisRunWritable bool) ([]tape
 
 // choose picks the volume the next write of this run would use, without
 // touching it (never one this run wrote already).
-func (v *volumes) choose() (taper.Choice, error) { return v.chooseFor(false) }
+func (v *volumes) choose(ctx context.Context) (taper.Choice, error) { return v.chooseFor(ctx, false) }
 
 // chooseFor picks a volume; nextRun predicts the next run's choice (the
 // volumes this run wrote are then ordinary written volumes).
-func (v *volumes) chooseFor(nextRun bool) (taper.Choice, error) {
-	states, next, err := v.states(nextRun)
+func (v *volumes) chooseFor(ctx context.Context, nextRun bool) (taper.Choice, error) {
+	states, next, err := v.states(ctx, nextRun)
 	if err != nil {
 		return taper.Choice{}, err
 	}
@@ -193,7 +193,7 @@ func (v *volumes) chooseFor(nextRun bool) (taper.Choice, error) {
 func (v *volumes) probe(ctx context.Context) (taper.Choice, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	c, err := v.choose()
+	c, err := v.choose(ctx)
 	if err != nil {
 		v.expects, v.refused = c.NextExpected, c.Refused
 		if v.canWait() {
@@ -234,7 +234,7 @@ func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
 		if si.Err != nil {
 			return false
 		}
-		states, next, serr := v.statesFrom([]taper.SlotInfo{si}, false)
+		states, next, serr := v.statesFrom(ctx, []taper.SlotInfo{si}, false)
 		if serr != nil {
 			return false
 		}
@@ -265,7 +265,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	if len(v.used) >= v.cfg.Runtapes {
 		return nil, fmt.Errorf("%w: this run already wrote %d volume(s) (%s), runtapes = %d", taper.ErrNoVolume, len(v.used), v.labels(), v.cfg.Runtapes)
 	}
-	c, err := v.choose()
+	c, err := v.choose(ctx)
 	if err != nil && v.canWait() {
 		// A person must change the volume: give them the full one first.
 		if len(v.used) > 0 {
@@ -303,7 +303,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		old = claimedOld
 		v.log.Info("labelling new volume", "label", c.Label, "slot", c.Slot)
 	}
-	res, err := writeLabel(v.cat, dev, old, l, c.Slot, v.clock.Now())
+	res, err := writeLabel(ctx, v.cat, dev, old, l, c.Slot, v.clock.Now())
 	if err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("%w: volume %s in slot %d: %v", taper.ErrNoVolume, c.Label, c.Slot, err)
@@ -311,7 +311,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	if claimed && c.Relabel {
 		v.notes(fmt.Sprintf("taper: autolabel took the volume in slot %d (%s) as %s (autolabel_media); %d image(s) that were on it left the catalog", c.Slot, orBlank(claimedOld), c.Label, len(res.Dropped)))
 	}
-	dropped, err := v.cat.StartVolumeWrite(c.Label, c.Slot, int64(tt.Blocksize), v.datestamp)
+	dropped, err := v.cat.StartVolumeWrite(ctx, c.Label, c.Slot, int64(tt.Blocksize), v.datestamp)
 	if err != nil {
 		dev.Close()
 		return nil, err
@@ -334,8 +334,8 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 
 // chainPins maps each volume to the newest chains it holds a part of, in
 // words for the report: "host:/path (full of DATE)".
-func chainPins(cat *catalog.Catalog) (map[string][]string, error) {
-	chains, err := cat.Chains()
+func chainPins(ctx context.Context, cat *catalog.Catalog) (map[string][]string, error) {
+	chains, err := cat.Chains(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func (v *volumes) account(label string, bytes int64) {
 
 // finish closes the drive, ejects when configured, and says what the
 // next run expects.
-func (v *volumes) finish(eject bool) (used []report.Volume, next string, notes []string) {
+func (v *volumes) finish(ctx context.Context, eject bool) (used []report.Volume, next string, notes []string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.unloaded()
@@ -414,7 +414,7 @@ func (v *volumes) finish(eject bool) (used []report.Volume, next string, notes [
 		}
 	}
 	v.cur = nil
-	c, err := v.chooseFor(true)
+	c, err := v.chooseFor(ctx, true)
 	switch {
 	case err == nil && c.Relabel:
 		next = fmt.Sprintf("a new volume, labelled %s in slot %d", c.Label, c.Slot)

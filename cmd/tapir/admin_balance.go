@@ -22,7 +22,7 @@ func newAdminBalanceCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return server.WriteBalance(os.Stdout, cfg, nil)
+			return server.WriteBalance(c.Context(), os.Stdout, cfg, nil)
 		},
 	}
 	addConfigFlag(c, &file)

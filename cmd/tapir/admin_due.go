@@ -22,7 +22,7 @@ func newAdminDueCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return server.WriteDue(os.Stdout, cfg, nil)
+			return server.WriteDue(c.Context(), os.Stdout, cfg, nil)
 		},
 	}
 	addConfigFlag(c, &file)

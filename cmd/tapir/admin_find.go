@@ -34,7 +34,7 @@ func newAdminFindCommand(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				path = args[1]
 			}
-			return admin.Find(os.Stdout, cat, args[0], path)
+			return admin.Find(c.Context(), os.Stdout, cat, args[0], path)
 		},
 	}
 	addConfigFlag(c, &file)

@@ -39,7 +39,7 @@ func newAdminForceCommand(g *globals, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dles, err := server.Force(cfg, args[0], path, on)
+			dles, err := server.Force(c.Context(), cfg, args[0], path, on)
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ func newAdminHoldingCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ims, err := server.HoldingList(cfg)
+			ims, err := server.HoldingList(c.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ func newAdminHoldingCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ims, err := server.HoldingDelete(cfg, sel, !yes, g.logger(0))
+			ims, err := server.HoldingDelete(c.Context(), cfg, sel, !yes, g.logger(0))
 			for _, im := range ims {
 				verb := "deleted"
 				if !yes {

@@ -22,7 +22,7 @@ func newAdminInfoCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer cat.Close()
-			return admin.Info(os.Stdout, cat, args[0], args[1])
+			return admin.Info(c.Context(), os.Stdout, cat, args[0], args[1])
 		},
 	}
 	addConfigFlag(c, &file)

@@ -36,7 +36,7 @@ func newAdminReuseCommand(g *globals, reuse bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			changes, err := server.SetReuse(cfg, args, reuse)
+			changes, err := server.SetReuse(c.Context(), cfg, args, reuse)
 			if werr := server.WriteReuse(os.Stdout, changes); err == nil {
 				err = werr
 			}

@@ -25,7 +25,7 @@ func newAdminRmvolumeCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := server.RemoveVolume(cfg, opt, server.Deps{Log: g.logger(0)})
+			res, err := server.RemoveVolume(c.Context(), cfg, opt, server.Deps{Log: g.logger(0)})
 			if res != nil {
 				if werr := server.WriteRemoveVolume(os.Stdout, res); err == nil {
 					err = werr

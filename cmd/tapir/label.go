@@ -24,7 +24,7 @@ func newLabelCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := server.Label(cfg, opt, server.Deps{Log: g.logger(0)})
+			res, err := server.Label(c.Context(), cfg, opt, server.Deps{Log: g.logger(0)})
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -38,7 +39,7 @@ func newReportCommand(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				want = args[0]
 			}
-			out, err := pastReport(cfg, want, format)
+			out, err := pastReport(c.Context(), cfg, want, format)
 			if err != nil {
 				return err
 			}
@@ -53,7 +54,7 @@ func newReportCommand(g *globals) *cobra.Command {
 
 // pastReport finds a run in the catalog (want: a datestamp, the first
 // digits of one, or "" for the newest finished run) and renders its report.
-func pastReport(cfg *config.Config, want, format string) ([]byte, error) {
+func pastReport(ctx context.Context, cfg *config.Config, want, format string) ([]byte, error) {
 	if _, err := os.Stat(cfg.Catalog); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("catalog %s does not exist: no run has been recorded with %s yet", cfg.Catalog, cfg.File)
 	}
@@ -62,7 +63,7 @@ func pastReport(cfg *config.Config, want, format string) ([]byte, error) {
 		return nil, err
 	}
 	defer cat.Close()
-	runs, err := cat.Runs() // newest first
+	runs, err := cat.Runs(ctx) // newest first
 	if err != nil {
 		return nil, err
 	}

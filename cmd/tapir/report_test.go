@@ -37,12 +37,12 @@ func TestReportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	record := func(ds string, started time.Time, status, text string) {
-		id, err := cat.BeginRun(ds, "t", started)
+		id, err := cat.BeginRun(t.Context(), ds, "t", started)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if status != "" {
-			if err := cat.FinishRun(id, status, started.Add(time.Hour), text); err != nil {
+			if err := cat.FinishRun(t.Context(), id, status, started.Add(time.Hour), text); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -49,7 +49,7 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 			var msg string
 			switch args[0] {
 			case "inventory", "show":
-				slots, next, err := server.TapeInventory(cfg, deps, args[0] == "show")
+				slots, next, err := server.TapeInventory(c.Context(), cfg, deps, args[0] == "show")
 				if err != nil {
 					return err
 				}
@@ -69,7 +69,7 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 				}
 			case "next":
 				if explain {
-					return server.ExplainNext(cfg, deps, os.Stdout)
+					return server.ExplainNext(c.Context(), cfg, deps, os.Stdout)
 				}
 				if msg, err = server.TapeNext(cfg, deps); err != nil {
 					return err

@@ -23,16 +23,16 @@ func BenchmarkIngest1M(b *testing.B) {
 		id := mkDump(b, c, run, "bench", "/home", i%100)
 		b.StartTimer()
 		start := time.Now()
-		w, err := c.NewFileWriter(id, testFrameSize)
+		w, err := c.NewFileWriter(b.Context(), id, testFrameSize)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, r := range recs {
-			if err := w.Add(r); err != nil {
+			if err := w.Add(b.Context(), r); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := w.Commit(); err != nil {
+		if err := w.Commit(b.Context()); err != nil {
 			b.Fatal(err)
 		}
 		total += time.Since(start)
@@ -50,14 +50,14 @@ func BenchmarkCommitTaped(b *testing.B) {
 	var ids []int64
 	for range b.N {
 		id := mkDump(b, c, run, "h", "/p", 0)
-		if err := c.SetDumpHolding(id, 0, 100, testSHA, 0, "/hold", nil, t0); err != nil {
+		if err := c.SetDumpHolding(b.Context(), id, 0, 100, testSHA, 0, "/hold", nil, t0); err != nil {
 			b.Fatal(err)
 		}
 		ids = append(ids, id)
 	}
 	b.ResetTimer()
 	for i, id := range ids {
-		if err := c.CommitTaped(id, []Part{{Volume: "V1", Part: 1, FileNo: int64(i + 1), LogicalPos: -1, Length: 100}}, t0); err != nil {
+		if err := c.CommitTaped(b.Context(), id, []Part{{Volume: "V1", Part: 1, FileNo: int64(i + 1), LogicalPos: -1, Length: 100}}, t0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -25,6 +25,17 @@ var ErrExists = errors.New("already exists")
 // Catalog is an open catalog file. It is safe for concurrent use by many
 // goroutines. Writes are serialised on one connection; reads use a pool of
 // read-only connections and see the last committed state.
+//
+// Every method that reads or writes the database takes a context. A read
+// stops when its context ends: the statement in progress or the next one
+// fails, and the error matches ctx.Err(). A write honours its context only
+// until its transaction starts (while it waits for the write connection):
+// once begun it runs to its commit or its own failure, so a write is never
+// cut off half-way, and a write given a context that has ended commits
+// nothing. A caller that must record what already happened (an image on a
+// volume, a failed dump) even when it is being stopped passes
+// context.WithoutCancel(ctx). FileWriter.Abort takes no context: like
+// sql.Tx.Rollback, it cleans up whatever the context.
 type Catalog struct {
 	path string
 	w    *sql.DB // exactly one connection: every write goes through it
@@ -267,8 +278,25 @@ func isUnique(err error) bool {
 // connection) and commits it. Errors are wrapped with the catalog and op.
 // fn must not call other Catalog methods that write: there is only one write
 // connection and they would wait for it forever.
-func (c *Catalog) write(op string, fn func(tx *sql.Tx) error) error {
-	tx, err := c.w.BeginTx(context.Background(), nil)
+//
+// ctx is honoured only until the transaction starts: a ctx that is already
+// done, or ends while this write waits for the write connection, fails the
+// write with nothing written. Once the transaction has begun it runs to its
+// commit whatever ctx does, so a write is never cut off half-way: what the
+// caller was told is committed, is.
+func (c *Catalog) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if ctx.Err() != nil {
+		return c.fail(op, stopped(ctx))
+	}
+	conn, err := c.w.Conn(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = stopped(ctx)
+		}
+		return c.fail(op, err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return c.fail(op, err)
 	}
@@ -283,23 +311,41 @@ func (c *Catalog) write(op string, fn func(tx *sql.Tx) error) error {
 }
 
 // read runs fn in a read transaction on a reader connection, so that all its
-// queries see one consistent snapshot.
-func (c *Catalog) read(op string, fn func(tx *sql.Tx) error) error {
-	return c.readCtx(context.Background(), op, fn)
-}
-
-// readCtx is read in a transaction that ends (is rolled back) when ctx is
-// done: the next statement fails.
-func (c *Catalog) readCtx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+// queries see one consistent snapshot. The transaction ends (is rolled back)
+// when ctx is done: the statement in progress or the next one fails, and
+// the error matches ctx.Err().
+func (c *Catalog) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if ctx.Err() != nil {
+		return c.fail(op, stopped(ctx))
+	}
 	tx, err := c.r.BeginTx(ctx, nil)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = stopped(ctx)
+		}
 		return c.fail(op, err)
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			// The transaction was rolled back under fn: its error is
+			// sql.ErrTxDone or SQLite's "interrupted", not why.
+			err = stopped(ctx)
+		}
 		return c.fail(op, err)
 	}
 	return nil
+}
+
+// stopped is the error of work that ended because ctx did. It matches
+// ctx.Err() (context.Canceled or context.DeadlineExceeded) and names the
+// cause when the context was given one.
+func stopped(ctx context.Context) error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("stopped: %w (%w)", cause, err)
+	}
+	return fmt.Errorf("stopped: %w", err)
 }
 
 // Times are stored as Unix nanoseconds; the zero time is stored as NULL.

@@ -91,7 +91,7 @@ func TestOpenOddFileName(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Run("20250301010000"); err != nil {
+	if _, err := c.Run(t.Context(), "20250301010000"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -108,7 +108,7 @@ func TestReopenKeepsData(t *testing.T) {
 	ingest(t, c, d, FileRecord{Path: "passwd", Type: '0', Size: 10, Mode: 0o644, Mtime: t0, TarOffset: 512})
 	holdDump(t, c, d, 4096)
 	tapeDump(t, c, d, "V1")
-	if err := c.FinishRun(run, RunOK, t0.Add(2*time.Hour), "report"); err != nil {
+	if err := c.FinishRun(t.Context(), run, RunOK, t0.Add(2*time.Hour), "report"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -120,21 +120,21 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	r, err := c.Run("20250301010000")
+	r, err := c.Run(t.Context(), "20250301010000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Status != RunOK || r.Report != "report" || !r.Finished.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("run after reopen: %+v", r)
 	}
-	loc, err := c.FindFile("web1", "/etc", "passwd", "")
+	loc, err := c.FindFile(t.Context(), "web1", "/etc", "passwd", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if loc.Dump.ID != d || loc.File.Size != 10 || len(loc.Parts) != 1 || loc.Parts[0].Volume != "V1" {
 		t.Errorf("location after reopen: %+v", loc)
 	}
-	v, err := c.Volume("V1")
+	v, err := c.Volume(t.Context(), "V1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestMigrationFromV1(t *testing.T) {
 		t.Errorf("user_version after migration = %d, want %d", version, SchemaVersion)
 	}
 
-	runs, err := c.Runs()
+	runs, err := c.Runs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestMigrationFromV1(t *testing.T) {
 		!runs[1].Finished.Equal(time.Unix(0, 1704421800000000000)) || !runs[0].Finished.IsZero() {
 		t.Errorf("runs after migration: %+v", runs)
 	}
-	d, err := c.Dump(1)
+	d, err := c.Dump(t.Context(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,14 +189,14 @@ func TestMigrationFromV1(t *testing.T) {
 	if !sameDump(*d, want) {
 		t.Errorf("dump 1 after migration:\n got %+v\nwant %+v", *d, want)
 	}
-	vols, err := c.Volumes()
+	vols, err := c.Volumes(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(vols) != 2 || vols[0].Label != "DAILY-001" || vols[0].Bytes != 5000 || vols[1].Reuse || !vols[0].Reuse || vols[0].Slot != 3 {
 		t.Errorf("volumes after migration: %+v", vols)
 	}
-	loc, err := c.FindFile("web1", "/etc", "ssl/cert.pem", "")
+	loc, err := c.FindFile(t.Context(), "web1", "/etc", "ssl/cert.pem", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestMigrationFromV1(t *testing.T) {
 		len(loc.Frames) != 2 || loc.Frames[0].Index != 1 {
 		t.Errorf("location after migration: %+v", loc)
 	}
-	hold, err := c.DumpsWithStatus(DumpHolding)
+	hold, err := c.DumpsWithStatus(t.Context(), DumpHolding)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,10 +213,10 @@ func TestMigrationFromV1(t *testing.T) {
 	}
 	// The migrated catalog accepts new writes through the new column.
 	addVolume(t, c, "DAILY-003", "20240106013000")
-	if err := c.CommitTaped(2, []Part{{Volume: "DAILY-003", Part: 1, FileNo: 1, LogicalPos: -1, Length: 1000}}, t0); err != nil {
+	if err := c.CommitTaped(t.Context(), 2, []Part{{Volume: "DAILY-003", Part: 1, FileNo: 1, LogicalPos: -1, Length: 1000}}, t0); err != nil {
 		t.Fatal(err)
 	}
-	d, err = c.Dump(2)
+	d, err = c.Dump(t.Context(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,17 +307,17 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 		}
 		defer cats[i].Close()
 	}
-	if _, err := cats[0].BeginRun("20250301010000", "x", t0); err != nil {
+	if _, err := cats[0].BeginRun(t.Context(), "20250301010000", "x", t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cats[3].Run("20250301010000"); err != nil {
+	if _, err := cats[3].Run(t.Context(), "20250301010000"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestErrorsNameCatalogAndOperation(t *testing.T) {
 	c := newCatalog(t)
-	err := c.CommitTaped(12, []Part{{Volume: "V", Part: 1, FileNo: 1, Length: 1}}, t0)
+	err := c.CommitTaped(t.Context(), 12, []Part{{Volume: "V", Part: 1, FileNo: 1, Length: 1}}, t0)
 	if err == nil {
 		t.Fatal("CommitTaped of a missing dump succeeded")
 	}
@@ -336,10 +336,10 @@ func TestClosedCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if _, err := c.Runs(); err == nil || !strings.Contains(err.Error(), c.Path()) {
+	if _, err := c.Runs(t.Context()); err == nil || !strings.Contains(err.Error(), c.Path()) {
 		t.Errorf("Runs on a closed catalog: %v", err)
 	}
-	if _, err := c.BeginRun("20250301010000", "", t0); err == nil {
+	if _, err := c.BeginRun(t.Context(), "20250301010000", "", t0); err == nil {
 		t.Error("BeginRun on a closed catalog succeeded")
 	}
 }

@@ -40,7 +40,7 @@ func TestConcurrentWriters(t *testing.T) {
 
 	for i := range dumpers {
 		wg.Go(func() {
-			w, err := c.NewFileWriter(dumpIDs[i], testFrameSize)
+			w, err := c.NewFileWriter(t.Context(), dumpIDs[i], testFrameSize)
 			if err != nil {
 				errs <- err
 				return
@@ -48,31 +48,31 @@ func TestConcurrentWriters(t *testing.T) {
 			w.batch = batchLimit
 			gen := synthRecords(perDumper, 50)
 			for j := range perDumper {
-				if err := w.Add(gen(j)); err != nil {
+				if err := w.Add(t.Context(), gen(j)); err != nil {
 					errs <- err
 					w.Abort()
 					return
 				}
 			}
-			if err := w.Commit(); err != nil {
+			if err := w.Commit(t.Context()); err != nil {
 				errs <- err
 			}
 		})
 	}
 	wg.Go(func() { // the taper
 		for i := range taped {
-			id, err := c.CreateDump(&Dump{RunID: run, Host: "taped", Path: fmt.Sprintf("/p%d", i), FrameSize: testFrameSize})
+			id, err := c.CreateDump(t.Context(), &Dump{RunID: run, Host: "taped", Path: fmt.Sprintf("/p%d", i), FrameSize: testFrameSize})
 			if err != nil {
 				errs <- err
 				return
 			}
 			frames, payload := testFrames(2 * testFrameSize)
-			if err := c.SetDumpHolding(id, 2*testFrameSize, payload, testSHA, 0, "/hold", frames, t0); err != nil {
+			if err := c.SetDumpHolding(t.Context(), id, 2*testFrameSize, payload, testSHA, 0, "/hold", frames, t0); err != nil {
 				errs <- err
 				return
 			}
 			start := time.Now()
-			err = c.CommitTaped(id, []Part{{Volume: "V1", Part: 1, FileNo: int64(i + 1), LogicalPos: -1, Length: payload}}, t0)
+			err = c.CommitTaped(t.Context(), id, []Part{{Volume: "V1", Part: 1, FileNo: int64(i + 1), LogicalPos: -1, Length: payload}}, t0)
 			if d := time.Since(start); d > slowest {
 				mu.Lock()
 				slowest = d
@@ -86,7 +86,7 @@ func TestConcurrentWriters(t *testing.T) {
 	})
 	wg.Go(func() { // another process labelling volumes
 		for i := range otherVols {
-			if _, err := other.AddVolume(Volume{Label: fmt.Sprintf("NEW-%02d", i), Created: t0}); err != nil {
+			if _, err := other.AddVolume(t.Context(), Volume{Label: fmt.Sprintf("NEW-%02d", i), Created: t0}); err != nil {
 				errs <- err
 				return
 			}
@@ -101,15 +101,15 @@ func TestConcurrentWriters(t *testing.T) {
 					return
 				case <-time.After(2 * time.Millisecond):
 				}
-				if _, err := c.Dumps("", ""); err != nil {
+				if _, err := c.Dumps(t.Context(), "", ""); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := c.FindFile("host0", "/data", "home/u000/src/d00000/file000000.txt", ""); err != nil && !errors.Is(err, ErrNotFound) {
+				if _, err := c.FindFile(t.Context(), "host0", "/data", "home/u000/src/d00000/file000000.txt", ""); err != nil && !errors.Is(err, ErrNotFound) {
 					errs <- err
 					return
 				}
-				if _, err := c.Volumes(); err != nil {
+				if _, err := c.Volumes(t.Context()); err != nil {
 					errs <- err
 					return
 				}
@@ -128,14 +128,14 @@ func TestConcurrentWriters(t *testing.T) {
 			t.Errorf("dump %d has %d index rows, want %d", id, n, perDumper)
 		}
 	}
-	good, err := c.DumpsWithStatus(DumpGood)
+	good, err := c.DumpsWithStatus(t.Context(), DumpGood)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(good) != taped {
 		t.Errorf("%d good dumps, want %d", len(good), taped)
 	}
-	vols, _ := c.Volumes()
+	vols, _ := c.Volumes(t.Context())
 	if len(vols) != otherVols+1 {
 		t.Errorf("%d volumes, want %d", len(vols), otherVols+1)
 	}
@@ -145,11 +145,11 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("CommitTaped waited %v behind the ingest", slowest)
 	}
 	// Each dump's index is whole and findable.
-	loc, err := c.Dump(dumpIDs[2])
+	loc, err := c.Dump(t.Context(), dumpIDs[2])
 	if err != nil || loc.Status != DumpDumping {
 		t.Errorf("dump: %+v %v", loc, err)
 	}
-	entries, err := c.ListDir(dumpIDs[2], "home/u000/src/d00000")
+	entries, err := c.ListDir(t.Context(), dumpIDs[2], "home/u000/src/d00000")
 	if err != nil || len(entries) != 50 {
 		t.Errorf("ListDir: %d entries, %v", len(entries), err)
 	}

@@ -20,9 +20,14 @@
 //
 // Errors name the catalog file and the operation (*OpError); a lookup of
 // something that is not there matches ErrNotFound, and its innermost error
-// says what, in a person's words. A View given a context (WithContext)
-// stops reading when it ends, so a server can drop the work of a request
-// whose peer went away.
+// says what, in a person's words.
+//
+// Every method that touches the database takes a context.Context first.
+// Reads (View's methods too: List, Walk, Find...) stop when it ends, with an
+// error matching ctx.Err(), so a server can drop the work of a request whose
+// peer went away. Writes honour it only before their transaction starts: a
+// write is never cancelled half-way, and one given an ended context commits
+// nothing (see Catalog).
 //
 // The schema is versioned with PRAGMA user_version and migrated at Open, one
 // transaction per step; a catalog written by a newer tapir refuses to open.

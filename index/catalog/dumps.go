@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -70,7 +71,7 @@ func checkComp(s string) error {
 // CreateDump records a new dump and returns its id (also stored in d.ID).
 // Status defaults to "dumping" ("good" and "partial" are set only by
 // CommitTaped), Comp to "zst", and Datestamp to the datestamp of the run.
-func (c *Catalog) CreateDump(d *Dump) (int64, error) {
+func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 	if d == nil {
 		return 0, c.fail("create dump", errors.New("no dump given"))
 	}
@@ -120,7 +121,7 @@ func (c *Catalog) CreateDump(d *Dump) (int64, error) {
 	}
 	var id int64
 	datestamp := d.Datestamp
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var runDatestamp string
 		err := tx.QueryRow(`SELECT datestamp FROM runs WHERE id = ?`, d.RunID).Scan(&runDatestamp)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -191,7 +192,7 @@ func checkFrames(frames []Frame, frameSize, orig, payload int64) error {
 // the holding disk at holdingPath, or "" when it went straight to the taper):
 // its sizes, SHA-256, number of index entries, frame list and finish time.
 // The status becomes "holding".
-func (c *Catalog) SetDumpHolding(id int64, orig, payload int64, sha string, files int64, holdingPath string, frames []Frame, finished time.Time) error {
+func (c *Catalog) SetDumpHolding(ctx context.Context, id int64, orig, payload int64, sha string, files int64, holdingPath string, frames []Frame, finished time.Time) error {
 	op := fmt.Sprintf("set dump %d holding", id)
 	var problems []error
 	if orig < 0 || payload < 0 || files < 0 {
@@ -206,7 +207,7 @@ func (c *Catalog) SetDumpHolding(id int64, orig, payload int64, sha string, file
 	if err := errors.Join(problems...); err != nil {
 		return c.fail(op, err)
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		var status string
 		var frameSize int64
 		err := tx.QueryRow(`SELECT status, frame_size FROM dumps WHERE id = ?`, id).Scan(&status, &frameSize)
@@ -247,12 +248,12 @@ func (c *Catalog) SetDumpHolding(id int64, orig, payload int64, sha string, file
 // FailDump marks a dump that is not on tape as failed with the reason, and
 // deletes its file index, frame and listing rows (also those an aborted or running
 // FileWriter already committed). A good dump cannot fail: it is on tape.
-func (c *Catalog) FailDump(id int64, reason string) error {
+func (c *Catalog) FailDump(ctx context.Context, id int64, reason string) error {
 	op := fmt.Sprintf("fail dump %d", id)
 	if reason == "" {
 		return c.fail(op, errors.New("no reason given; the report needs one"))
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		var status string
 		err := tx.QueryRow(`SELECT status FROM dumps WHERE id = ?`, id).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -278,9 +279,9 @@ func (c *Catalog) FailDump(id int64, reason string) error {
 }
 
 // Dump returns one dump; an error matching ErrNotFound when there is none.
-func (c *Catalog) Dump(id int64) (*Dump, error) {
+func (c *Catalog) Dump(ctx context.Context, id int64) (*Dump, error) {
 	var d Dump
-	err := c.read(fmt.Sprintf("read dump %d", id), func(tx *sql.Tx) error {
+	err := c.read(ctx, fmt.Sprintf("read dump %d", id), func(tx *sql.Tx) error {
 		var err error
 		d, err = scanDump(tx.QueryRow(`SELECT `+dumpCols+` FROM dumps WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -296,7 +297,7 @@ func (c *Catalog) Dump(id int64) (*Dump, error) {
 
 // Dumps returns the dumps of host and DLE path, newest first (by datestamp,
 // then id). path "" means every DLE of host; host "" means every host.
-func (c *Catalog) Dumps(host, path string) ([]Dump, error) {
+func (c *Catalog) Dumps(ctx context.Context, host, path string) ([]Dump, error) {
 	q := `SELECT ` + dumpCols + ` FROM dumps WHERE 1`
 	var args []any
 	if host != "" {
@@ -308,30 +309,30 @@ func (c *Catalog) Dumps(host, path string) ([]Dump, error) {
 		args = append(args, path)
 	}
 	q += ` ORDER BY datestamp DESC, id DESC`
-	return c.queryDumps(fmt.Sprintf("list dumps of %q:%q", host, path), q, args...)
+	return c.queryDumps(ctx, fmt.Sprintf("list dumps of %q:%q", host, path), q, args...)
 }
 
 // RunDumps returns the dumps made by a run, in the order they were created.
-func (c *Catalog) RunDumps(runID int64) ([]Dump, error) {
+func (c *Catalog) RunDumps(ctx context.Context, runID int64) ([]Dump, error) {
 	q := `SELECT ` + dumpCols + ` FROM dumps WHERE run_id = ? ORDER BY id`
-	return c.queryDumps(fmt.Sprintf("list dumps of run %d", runID), q, runID)
+	return c.queryDumps(ctx, fmt.Sprintf("list dumps of run %d", runID), q, runID)
 }
 
 // DumpsWithStatus returns the dumps in one status, oldest first (by
 // datestamp, then id): for example the "holding" dumps an autoflush puts on
 // tape.
-func (c *Catalog) DumpsWithStatus(status string) ([]Dump, error) {
+func (c *Catalog) DumpsWithStatus(ctx context.Context, status string) ([]Dump, error) {
 	op := fmt.Sprintf("list %s dumps", status)
 	if err := checkDumpStatus(status); err != nil {
 		return nil, c.fail(op, err)
 	}
 	q := `SELECT ` + dumpCols + ` FROM dumps WHERE status = ? ORDER BY datestamp, id`
-	return c.queryDumps(op, q, status)
+	return c.queryDumps(ctx, op, q, status)
 }
 
-func (c *Catalog) queryDumps(op, q string, args ...any) ([]Dump, error) {
+func (c *Catalog) queryDumps(ctx context.Context, op, q string, args ...any) ([]Dump, error) {
 	var dumps []Dump
-	err := c.read(op, func(tx *sql.Tx) error {
+	err := c.read(ctx, op, func(tx *sql.Tx) error {
 		var err error
 		dumps, err = queryDumpsTx(tx, q, args...)
 		return err
@@ -358,9 +359,9 @@ func queryDumpsTx(tx *sql.Tx, q string, args ...any) ([]Dump, error) {
 
 // Frames returns the frame list of a dump, in order; an error matching
 // ErrNotFound when the dump is not in the catalog.
-func (c *Catalog) Frames(dumpID int64) ([]Frame, error) {
+func (c *Catalog) Frames(ctx context.Context, dumpID int64) ([]Frame, error) {
 	var frames []Frame
-	err := c.read(fmt.Sprintf("read frames of dump %d", dumpID), func(tx *sql.Tx) error {
+	err := c.read(ctx, fmt.Sprintf("read frames of dump %d", dumpID), func(tx *sql.Tx) error {
 		if err := dumpExists(tx, dumpID); err != nil {
 			return err
 		}
@@ -409,13 +410,13 @@ func dumpExists(tx *sql.Tx, id int64) error {
 // left alone: their holding files are flushed by the next run. It returns the
 // dumps it failed. Call it only while holding the run lock, before a run
 // starts: a dump of a live run is "dumping" too.
-func (c *Catalog) FailInterrupted(reason string, finished time.Time) ([]Dump, error) {
+func (c *Catalog) FailInterrupted(ctx context.Context, reason string, finished time.Time) ([]Dump, error) {
 	op := "fail interrupted runs and dumps"
 	if reason == "" || finished.IsZero() {
 		return nil, c.fail(op, errors.New("a reason and a finish time are needed"))
 	}
 	var failed []Dump
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var err error
 		failed, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps WHERE status = 'dumping' ORDER BY datestamp, id`)
 		if err != nil {

@@ -34,7 +34,7 @@ func TestCreateDump(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := tc.d
-			id, err := c.CreateDump(&d)
+			id, err := c.CreateDump(t.Context(), &d)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("error %v, want %q", err, tc.want)
@@ -47,7 +47,7 @@ func TestCreateDump(t *testing.T) {
 			if d.ID != id {
 				t.Errorf("d.ID = %d, returned %d", d.ID, id)
 			}
-			got, err := c.Dump(id)
+			got, err := c.Dump(t.Context(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestCreateDump(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.CreateDump(nil); err == nil {
+	if _, err := c.CreateDump(t.Context(), nil); err == nil {
 		t.Error("CreateDump(nil) succeeded")
 	}
 }
@@ -113,12 +113,12 @@ func TestSetDumpHolding(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			id := mkDump(t, c, run, "web1", "/etc", 0)
-			err := c.SetDumpHolding(id, tc.orig, tc.payload, tc.sha, 7, "/hold/x", tc.frames, t0.Add(time.Minute))
+			err := c.SetDumpHolding(t.Context(), id, tc.orig, tc.payload, tc.sha, 7, "/hold/x", tc.frames, t0.Add(time.Minute))
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("error %v, want %q", err, tc.want)
 				}
-				d, _ := c.Dump(id)
+				d, _ := c.Dump(t.Context(), id)
 				if d.Status != DumpDumping {
 					t.Errorf("status after a refused SetDumpHolding: %q", d.Status)
 				}
@@ -127,7 +127,7 @@ func TestSetDumpHolding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := c.Dump(id)
+			d, err := c.Dump(t.Context(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestSetDumpHolding(t *testing.T) {
 				d.Files != 7 || d.HoldingPath != "/hold/x" || !d.Finished.Equal(t0.Add(time.Minute)) {
 				t.Errorf("dump after SetDumpHolding: %+v", d)
 			}
-			frames, err := c.Frames(id)
+			frames, err := c.Frames(t.Context(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,20 +148,20 @@ func TestSetDumpHolding(t *testing.T) {
 				}
 			}
 			// A second SetDumpHolding is refused: the dump is no longer dumping.
-			err = c.SetDumpHolding(id, tc.orig, tc.payload, tc.sha, 7, "/hold/x", tc.frames, t0)
+			err = c.SetDumpHolding(t.Context(), id, tc.orig, tc.payload, tc.sha, 7, "/hold/x", tc.frames, t0)
 			if err == nil || !strings.Contains(err.Error(), `dump is "holding", not "dumping"`) {
 				t.Errorf("second SetDumpHolding: %v", err)
 			}
 		})
 	}
-	if err := c.SetDumpHolding(999, 0, 0, testSHA, 0, "", nil, t0); !errors.Is(err, ErrNotFound) {
+	if err := c.SetDumpHolding(t.Context(), 999, 0, 0, testSHA, 0, "", nil, t0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetDumpHolding of a missing dump: %v", err)
 	}
-	noFS, err := c.CreateDump(&Dump{RunID: run, Host: "h", Path: "/p"})
+	noFS, err := c.CreateDump(t.Context(), &Dump{RunID: run, Host: "h", Path: "/p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetDumpHolding(noFS, orig, goodPayload, testSHA, 0, "", good, t0); err == nil || !strings.Contains(err.Error(), "no frame size") {
+	if err := c.SetDumpHolding(t.Context(), noFS, orig, goodPayload, testSHA, 0, "", good, t0); err == nil || !strings.Contains(err.Error(), "no frame size") {
 		t.Errorf("SetDumpHolding without frame size: %v", err)
 	}
 }
@@ -202,11 +202,11 @@ func TestFailDump(t *testing.T) {
 				holdDump(t, c, id, 2048)
 				tapeDump(t, c, id, "V1")
 			case "failed":
-				if err := c.FailDump(id, "first"); err != nil {
+				if err := c.FailDump(t.Context(), id, "first"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			err := c.FailDump(id, tc.reason)
+			err := c.FailDump(t.Context(), id, tc.reason)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("error %v, want %q", err, tc.want)
@@ -219,7 +219,7 @@ func TestFailDump(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, _ := c.Dump(id)
+			d, _ := c.Dump(t.Context(), id)
 			if d.Status != DumpFailed || d.Error != tc.reason {
 				t.Errorf("after FailDump: %+v", d)
 			}
@@ -231,7 +231,7 @@ func TestFailDump(t *testing.T) {
 			}
 		})
 	}
-	if err := c.FailDump(999, "x"); !errors.Is(err, ErrNotFound) {
+	if err := c.FailDump(t.Context(), 999, "x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("FailDump of a missing dump: %v", err)
 	}
 }
@@ -247,7 +247,7 @@ func TestDumpListings(t *testing.T) {
 	e := mkDump(t, c, r2, "web1", "/etc", 2) // same datestamp: newer id first
 	holdDump(t, c, a, 1024)
 	holdDump(t, c, cc, 1024)
-	if err := c.FailDump(b, "boom"); err != nil {
+	if err := c.FailDump(t.Context(), b, "boom"); err != nil {
 		t.Fatal(err)
 	}
 	ids := func(ds []Dump, err error) []int64 {
@@ -266,16 +266,16 @@ func TestDumpListings(t *testing.T) {
 		got  []int64
 		want []int64
 	}{
-		{"host and path", ids(c.Dumps("web1", "/etc")), []int64{e, d, a}},
-		{"host", ids(c.Dumps("web1", "")), []int64{e, d, b, a}},
-		{"all", ids(c.Dumps("", "")), []int64{e, d, cc, b, a}},
-		{"path on every host", ids(c.Dumps("", "/etc")), []int64{e, d, cc, a}},
-		{"missing host", ids(c.Dumps("nohost", "")), nil},
-		{"run 1", ids(c.RunDumps(r1)), []int64{a, b, cc}},
-		{"run 2", ids(c.RunDumps(r2)), []int64{d, e}},
-		{"holding oldest first", ids(c.DumpsWithStatus(DumpHolding)), []int64{a, cc}},
-		{"failed", ids(c.DumpsWithStatus(DumpFailed)), []int64{b}},
-		{"dumping", ids(c.DumpsWithStatus(DumpDumping)), []int64{d, e}},
+		{"host and path", ids(c.Dumps(t.Context(), "web1", "/etc")), []int64{e, d, a}},
+		{"host", ids(c.Dumps(t.Context(), "web1", "")), []int64{e, d, b, a}},
+		{"all", ids(c.Dumps(t.Context(), "", "")), []int64{e, d, cc, b, a}},
+		{"path on every host", ids(c.Dumps(t.Context(), "", "/etc")), []int64{e, d, cc, a}},
+		{"missing host", ids(c.Dumps(t.Context(), "nohost", "")), nil},
+		{"run 1", ids(c.RunDumps(t.Context(), r1)), []int64{a, b, cc}},
+		{"run 2", ids(c.RunDumps(t.Context(), r2)), []int64{d, e}},
+		{"holding oldest first", ids(c.DumpsWithStatus(t.Context(), DumpHolding)), []int64{a, cc}},
+		{"failed", ids(c.DumpsWithStatus(t.Context(), DumpFailed)), []int64{b}},
+		{"dumping", ids(c.DumpsWithStatus(t.Context(), DumpDumping)), []int64{d, e}},
 	}
 	for _, tc := range tests {
 		if len(tc.got) != len(tc.want) {
@@ -289,16 +289,16 @@ func TestDumpListings(t *testing.T) {
 			}
 		}
 	}
-	if _, err := c.DumpsWithStatus("weird"); err == nil {
+	if _, err := c.DumpsWithStatus(t.Context(), "weird"); err == nil {
 		t.Error("DumpsWithStatus of an unknown status succeeded")
 	}
-	if _, err := c.Dump(999); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Dump(t.Context(), 999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Dump(999): %v", err)
 	}
-	if _, err := c.Frames(999); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Frames(t.Context(), 999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Frames(999): %v", err)
 	}
-	if _, err := c.Parts(999); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Parts(t.Context(), 999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Parts(999): %v", err)
 	}
 }
@@ -308,10 +308,10 @@ func TestFailInterrupted(t *testing.T) {
 	old := mkRun(t, c, "20250301010000")
 	live := mkRun(t, c, "20250302010000")
 	done := mkRun(t, c, "20250228010000")
-	if err := c.FinishRun(done, RunOK, t0, "fine"); err != nil {
+	if err := c.FinishRun(t.Context(), done, RunOK, t0, "fine"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.FinishRun(live, RunStrange, t0, ""); err != nil { // finished: not touched
+	if err := c.FinishRun(t.Context(), live, RunStrange, t0, ""); err != nil { // finished: not touched
 		t.Fatal(err)
 	}
 	dumping := mkDump(t, c, old, "web1", "/etc", 0)
@@ -320,17 +320,17 @@ func TestFailInterrupted(t *testing.T) {
 	ingest(t, c, holding, FileRecord{Path: "a", Type: '0'})
 	holdDump(t, c, holding, 1024)
 
-	failed, err := c.FailInterrupted("the run was killed", t0.Add(time.Hour))
+	failed, err := c.FailInterrupted(t.Context(), "the run was killed", t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(failed) != 1 || failed[0].ID != dumping || failed[0].Status != DumpDumping {
 		t.Errorf("failed %+v", failed)
 	}
-	if d, _ := c.Dump(dumping); d.Status != DumpFailed || d.Error != "the run was killed" || countRows(t, c, "files", dumping) != 0 {
+	if d, _ := c.Dump(t.Context(), dumping); d.Status != DumpFailed || d.Error != "the run was killed" || countRows(t, c, "files", dumping) != 0 {
 		t.Errorf("interrupted dump %+v", d)
 	}
-	if d, _ := c.Dump(holding); d.Status != DumpHolding || countRows(t, c, "files", holding) != 1 || countRows(t, c, "frames", holding) != 1 {
+	if d, _ := c.Dump(t.Context(), holding); d.Status != DumpHolding || countRows(t, c, "files", holding) != 1 || countRows(t, c, "frames", holding) != 1 {
 		t.Errorf("holding dump touched: %+v", d)
 	}
 	for ds, want := range map[string]Run{
@@ -338,15 +338,15 @@ func TestFailInterrupted(t *testing.T) {
 		"20250302010000": {Status: RunStrange, Report: "", Finished: t0},
 		"20250228010000": {Status: RunOK, Report: "fine", Finished: t0},
 	} {
-		r, err := c.Run(ds)
+		r, err := c.Run(t.Context(), ds)
 		if err != nil || r.Status != want.Status || r.Report != want.Report || !r.Finished.Equal(want.Finished) {
 			t.Errorf("run %s after FailInterrupted: %+v %v", ds, r, err)
 		}
 	}
-	if failed, err := c.FailInterrupted("again", t0); err != nil || len(failed) != 0 {
+	if failed, err := c.FailInterrupted(t.Context(), "again", t0); err != nil || len(failed) != 0 {
 		t.Errorf("second FailInterrupted: %v %v", failed, err)
 	}
-	if _, err := c.FailInterrupted("", t0); err == nil {
+	if _, err := c.FailInterrupted(t.Context(), "", t0); err == nil {
 		t.Error("FailInterrupted without a reason succeeded")
 	}
 }

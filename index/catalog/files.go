@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -98,7 +99,7 @@ type FileWriter struct {
 // have index rows yet; only one FileWriter per dump may be open. If the dump
 // has no frame size yet, frameSize becomes its frame size; otherwise they must
 // agree.
-func (c *Catalog) NewFileWriter(dumpID int64, frameSize int64) (*FileWriter, error) {
+func (c *Catalog) NewFileWriter(ctx context.Context, dumpID int64, frameSize int64) (*FileWriter, error) {
 	op := fmt.Sprintf("start index of dump %d", dumpID)
 	if frameSize <= 0 {
 		return nil, c.fail(op, fmt.Errorf("frame size %d is not positive", frameSize))
@@ -110,7 +111,7 @@ func (c *Catalog) NewFileWriter(dumpID int64, frameSize int64) (*FileWriter, err
 	}
 	c.writers[dumpID] = true
 	c.mu.Unlock()
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var status string
 		var fs int64
 		err := tx.QueryRow(`SELECT status, frame_size FROM dumps WHERE id = ?`, dumpID).Scan(&status, &fs)
@@ -156,7 +157,7 @@ func (c *Catalog) release(dumpID int64) {
 // Add appends one record. It commits a batch when the buffer is full; an
 // error from that commit is returned here and by every later Add and Commit
 // (call Abort then).
-func (w *FileWriter) Add(r FileRecord) error {
+func (w *FileWriter) Add(ctx context.Context, r FileRecord) error {
 	if w.state != writerOpen {
 		return w.c.fail(fmt.Sprintf("index dump %d", w.dumpID), fmt.Errorf("the FileWriter was already %s", w.state))
 	}
@@ -197,19 +198,19 @@ func (w *FileWriter) Add(r FileRecord) error {
 	w.lastOff = r.TarOffset
 	w.added++
 	if len(w.buf) >= w.batch {
-		return w.flush()
+		return w.flush(ctx)
 	}
 	return nil
 }
 
 // flush commits the buffered records in one transaction.
-func (w *FileWriter) flush() error {
+func (w *FileWriter) flush(ctx context.Context) error {
 	if len(w.buf) == 0 {
 		return nil
 	}
 	fresh := map[string]int64{} // directories interned by this transaction
 	var rowid int64             // of the last row inserted
-	err := w.c.write(fmt.Sprintf("index dump %d", w.dumpID), func(tx *sql.Tx) error {
+	err := w.c.write(ctx, fmt.Sprintf("index dump %d", w.dumpID), func(tx *sql.Tx) error {
 		var status string
 		err := tx.QueryRow(`SELECT status FROM dumps WHERE id = ?`, w.dumpID).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -324,14 +325,14 @@ func (w *FileWriter) flush() error {
 func (w *FileWriter) Added() int64 { return w.added }
 
 // Commit commits the records not yet committed. After an error, call Abort.
-func (w *FileWriter) Commit() error {
+func (w *FileWriter) Commit(ctx context.Context) error {
 	if w.state != writerOpen {
 		return w.c.fail(fmt.Sprintf("commit index of dump %d", w.dumpID), fmt.Errorf("the FileWriter was already %s", w.state))
 	}
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.flush(); err != nil {
+	if err := w.flush(ctx); err != nil {
 		return err
 	}
 	w.state = writerCommitted
@@ -354,7 +355,9 @@ func (w *FileWriter) Abort() error {
 	w.state = writerAborted
 	w.buf = nil
 	defer w.c.release(w.dumpID)
-	return w.c.write(op, func(tx *sql.Tx) error {
+	// An abort cleans up after a failure, often one that a cancelled
+	// context caused: it runs whatever the context, like sql.Tx.Rollback.
+	return w.c.write(context.Background(), op, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`DELETE FROM files WHERE dump_id = ?`, w.dumpID)
 		return err
 	})

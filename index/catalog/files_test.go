@@ -12,7 +12,7 @@ func TestFileWriterAddValidation(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "web1", "/etc", 0)
-	w, err := c.NewFileWriter(id, testFrameSize)
+	w, err := c.NewFileWriter(t.Context(), id, testFrameSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestFileWriterAddValidation(t *testing.T) {
 		{"unaligned", FileRecord{Path: "a", Type: '0', TarOffset: 100}, "not a 512-byte block boundary"},
 	}
 	for _, tc := range tests {
-		err := w.Add(tc.r)
+		err := w.Add(t.Context(), tc.r)
 		if tc.want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tc.name, err)
@@ -60,26 +60,26 @@ func TestFileWriterLifecycle(t *testing.T) {
 
 	t.Run("batches commit as they fill", func(t *testing.T) {
 		id := mkDump(t, c, run, "web1", "/etc", 0)
-		w := must[*FileWriter](t)(c.NewFileWriter(id, testFrameSize))
+		w := must[*FileWriter](t)(c.NewFileWriter(t.Context(), id, testFrameSize))
 		w.batch = 4
 		for i := range 10 {
-			if err := w.Add(recs(i)); err != nil {
+			if err := w.Add(t.Context(), recs(i)); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := countRows(t, c, "files", id), (i+1)/4*4; got != want {
 				t.Errorf("after %d adds %d rows committed, want %d", i+1, got, want)
 			}
 		}
-		if err := w.Commit(); err != nil {
+		if err := w.Commit(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if n := countRows(t, c, "files", id); n != 10 {
 			t.Errorf("%d rows after commit", n)
 		}
-		if err := w.Add(recs(0)); err == nil || !strings.Contains(err.Error(), "already committed") {
+		if err := w.Add(t.Context(), recs(0)); err == nil || !strings.Contains(err.Error(), "already committed") {
 			t.Errorf("Add after Commit: %v", err)
 		}
-		if err := w.Commit(); err == nil {
+		if err := w.Commit(t.Context()); err == nil {
 			t.Error("second Commit succeeded")
 		}
 		if err := w.Abort(); err == nil || !strings.Contains(err.Error(), "FailDump") {
@@ -89,17 +89,17 @@ func TestFileWriterLifecycle(t *testing.T) {
 			t.Errorf("refused Abort deleted rows: %d left", n)
 		}
 		// A second index for the same dump is refused.
-		if _, err := c.NewFileWriter(id, testFrameSize); err == nil || !strings.Contains(err.Error(), "already has an index") {
+		if _, err := c.NewFileWriter(t.Context(), id, testFrameSize); err == nil || !strings.Contains(err.Error(), "already has an index") {
 			t.Errorf("second writer: %v", err)
 		}
 	})
 
 	t.Run("abort removes committed batches", func(t *testing.T) {
 		id := mkDump(t, c, run, "web1", "/etc", 0)
-		w := must[*FileWriter](t)(c.NewFileWriter(id, testFrameSize))
+		w := must[*FileWriter](t)(c.NewFileWriter(t.Context(), id, testFrameSize))
 		w.batch = 4
 		for i := range 10 {
-			if err := w.Add(recs(i)); err != nil {
+			if err := w.Add(t.Context(), recs(i)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -124,23 +124,23 @@ func TestFileWriterLifecycle(t *testing.T) {
 
 	t.Run("one writer per dump", func(t *testing.T) {
 		id := mkDump(t, c, run, "web1", "/etc", 0)
-		w := must[*FileWriter](t)(c.NewFileWriter(id, testFrameSize))
-		if _, err := c.NewFileWriter(id, testFrameSize); err == nil || !strings.Contains(err.Error(), "another FileWriter") {
+		w := must[*FileWriter](t)(c.NewFileWriter(t.Context(), id, testFrameSize))
+		if _, err := c.NewFileWriter(t.Context(), id, testFrameSize); err == nil || !strings.Contains(err.Error(), "another FileWriter") {
 			t.Errorf("concurrent writer: %v", err)
 		}
-		w.Commit()
+		w.Commit(t.Context())
 	})
 
 	t.Run("fail dump while ingesting", func(t *testing.T) {
 		id := mkDump(t, c, run, "web1", "/etc", 0)
-		w := must[*FileWriter](t)(c.NewFileWriter(id, testFrameSize))
+		w := must[*FileWriter](t)(c.NewFileWriter(t.Context(), id, testFrameSize))
 		w.batch = 4
 		for i := range 5 {
-			if err := w.Add(recs(i)); err != nil {
+			if err := w.Add(t.Context(), recs(i)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := c.FailDump(id, "client died"); err != nil {
+		if err := c.FailDump(t.Context(), id, "client died"); err != nil {
 			t.Fatal(err)
 		}
 		if n := countRows(t, c, "files", id); n != 0 {
@@ -148,15 +148,15 @@ func TestFileWriterLifecycle(t *testing.T) {
 		}
 		var err error
 		for i := 5; i < 10 && err == nil; i++ {
-			err = w.Add(recs(i))
+			err = w.Add(t.Context(), recs(i))
 		}
 		if err == nil {
-			err = w.Commit()
+			err = w.Commit(t.Context())
 		}
 		if err == nil || !strings.Contains(err.Error(), "marked failed") {
 			t.Errorf("ingest after FailDump: %v", err)
 		}
-		if err2 := w.Commit(); err2 != err {
+		if err2 := w.Commit(t.Context()); err2 != err {
 			t.Errorf("error not sticky: %v", err2)
 		}
 		if err := w.Abort(); err != nil {
@@ -165,29 +165,29 @@ func TestFileWriterLifecycle(t *testing.T) {
 		if n := countRows(t, c, "files", id); n != 0 {
 			t.Errorf("%d rows after failed ingest", n)
 		}
-		if _, err := c.NewFileWriter(id, testFrameSize); err == nil || !strings.Contains(err.Error(), "has failed") {
+		if _, err := c.NewFileWriter(t.Context(), id, testFrameSize); err == nil || !strings.Contains(err.Error(), "has failed") {
 			t.Errorf("writer for a failed dump: %v", err)
 		}
 	})
 
 	t.Run("frame size", func(t *testing.T) {
-		id, err := c.CreateDump(&Dump{RunID: run, Host: "h", Path: "/p"})
+		id, err := c.CreateDump(t.Context(), &Dump{RunID: run, Host: "h", Path: "/p"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.NewFileWriter(id, 0); err == nil {
+		if _, err := c.NewFileWriter(t.Context(), id, 0); err == nil {
 			t.Error("frame size 0 accepted")
 		}
-		w := must[*FileWriter](t)(c.NewFileWriter(id, 4096))
-		w.Commit()
-		if d, _ := c.Dump(id); d.FrameSize != 4096 {
+		w := must[*FileWriter](t)(c.NewFileWriter(t.Context(), id, 4096))
+		w.Commit(t.Context())
+		if d, _ := c.Dump(t.Context(), id); d.FrameSize != 4096 {
 			t.Errorf("frame size not recorded: %d", d.FrameSize)
 		}
 		id2 := mkDump(t, c, run, "h", "/p", 0)
-		if _, err := c.NewFileWriter(id2, 4096); err == nil || !strings.Contains(err.Error(), "differs from the dump's frame size") {
+		if _, err := c.NewFileWriter(t.Context(), id2, 4096); err == nil || !strings.Contains(err.Error(), "differs from the dump's frame size") {
 			t.Errorf("mismatched frame size: %v", err)
 		}
-		if _, err := c.NewFileWriter(99999, 4096); !errors.Is(err, ErrNotFound) {
+		if _, err := c.NewFileWriter(t.Context(), 99999, 4096); !errors.Is(err, ErrNotFound) {
 			t.Errorf("writer for a missing dump: %v", err)
 		}
 	})
@@ -233,7 +233,7 @@ func TestListDir(t *testing.T) {
 		{"etc/passwd", nil},
 	}
 	for _, tc := range tests {
-		got, err := c.ListDir(id, tc.dir)
+		got, err := c.ListDir(t.Context(), id, tc.dir)
 		if err != nil {
 			t.Errorf("ListDir(%q): %v", tc.dir, err)
 			continue
@@ -242,7 +242,7 @@ func TestListDir(t *testing.T) {
 			t.Errorf("ListDir(%q) = %v, want %v", tc.dir, names(got), tc.want)
 		}
 	}
-	etc, _ := c.ListDir(id, "etc")
+	etc, _ := c.ListDir(t.Context(), id, "etc")
 	want := map[string]FileRecord{}
 	for _, r := range recs {
 		want[r.Path] = r // the last occurrence wins
@@ -258,14 +258,14 @@ func TestListDir(t *testing.T) {
 			t.Errorf("ListDir entry\n %+v\nwant\n %+v", got, w)
 		}
 	}
-	root, _ := c.ListDir(id, "")
+	root, _ := c.ListDir(t.Context(), id, "")
 	if !root[1].Mtime.Equal(time.Unix(-86400, 0)) {
 		t.Errorf("pre-1970 mtime: %v", root[1].Mtime)
 	}
-	if _, err := c.ListDir(99999, ""); !errors.Is(err, ErrNotFound) {
+	if _, err := c.ListDir(t.Context(), 99999, ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ListDir of a missing dump: %v", err)
 	}
-	if _, err := c.ListDir(id, "etc/../.."); err == nil {
+	if _, err := c.ListDir(t.Context(), id, "etc/../.."); err == nil {
 		t.Error("ListDir accepted a '..' path")
 	}
 }
@@ -305,7 +305,7 @@ func TestFindFile(t *testing.T) {
 		case DumpHolding:
 			holdDump(t, c, id, 5*testFrameSize)
 		case DumpFailed:
-			if err := c.FailDump(id, "x"); err != nil {
+			if err := c.FailDump(t.Context(), id, "x"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -338,7 +338,7 @@ func TestFindFile(t *testing.T) {
 		{"ssl/missing", "", ""},
 	}
 	for _, tc := range tests {
-		loc, err := c.FindFile("web1", "/etc", tc.file, tc.asOf)
+		loc, err := c.FindFile(t.Context(), "web1", "/etc", tc.file, tc.asOf)
 		if tc.want == "" {
 			if !errors.Is(err, ErrNotFound) {
 				t.Errorf("FindFile(%q, %q): %v, want ErrNotFound", tc.file, tc.asOf, err)
@@ -358,13 +358,13 @@ func TestFindFile(t *testing.T) {
 			t.Errorf("FindFile(%q) parts %+v", tc.file, loc.Parts)
 		}
 	}
-	if _, err := c.FindFile("web1", "/etc", "passwd", "2025-03-01"); err == nil || !strings.Contains(err.Error(), "as-of date") {
+	if _, err := c.FindFile(t.Context(), "web1", "/etc", "passwd", "2025-03-01"); err == nil || !strings.Contains(err.Error(), "as-of date") {
 		t.Errorf("bad asOf: %v", err)
 	}
-	if _, err := c.FindFile("web1", "/etc", "", ""); err == nil {
+	if _, err := c.FindFile(t.Context(), "web1", "/etc", "", ""); err == nil {
 		t.Error("FindFile of the root succeeded")
 	}
-	if _, err := c.FindFile("web1", "/etc", "a/../../b", ""); err == nil {
+	if _, err := c.FindFile(t.Context(), "web1", "/etc", "a/../../b", ""); err == nil {
 		t.Error("FindFile accepted '..'")
 	}
 }
@@ -395,7 +395,7 @@ func TestFindFileFramesAndDuplicates(t *testing.T) {
 		{"dup", 2, 5, 5},                 // the entry latest in the stream wins
 	}
 	for _, tc := range tests {
-		loc, err := c.FindFile("web1", "/home", tc.file, "")
+		loc, err := c.FindFile(t.Context(), "web1", "/home", tc.file, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -53,7 +54,7 @@ func scanFileInto(r *FileRecord, dir string, frameSize *int64) (dest []any, fini
 // The index records what each image contains, not what was deleted: a file
 // deleted after a full is still found in that full. Applying deletions
 // (dumpdir listings of later incrementals) is the recover side's job.
-func (c *Catalog) FindFile(host, dlePath, filePath, asOf string) (*Location, error) {
+func (c *Catalog) FindFile(ctx context.Context, host, dlePath, filePath, asOf string) (*Location, error) {
 	op := fmt.Sprintf("find %s:%s %s", host, dlePath, filePath)
 	if asOf != "" {
 		op += " as of " + asOf
@@ -71,7 +72,7 @@ func (c *Catalog) FindFile(host, dlePath, filePath, asOf string) (*Location, err
 		return nil, c.fail(op, err)
 	}
 	var loc Location
-	err = c.read(op, func(tx *sql.Tx) error {
+	err = c.read(ctx, op, func(tx *sql.Tx) error {
 		missing := func() error {
 			when := ""
 			if asOf != "" {
@@ -136,14 +137,14 @@ func lastFrame(f FileRecord, frameSize int64) int64 {
 // dump, sorted by name. When a name occurs more than once in the image the
 // last occurrence wins, as when tar extracts it. A directory without entries
 // gives an empty list; a missing dump an error matching ErrNotFound.
-func (c *Catalog) ListDir(dumpID int64, dir string) ([]FileRecord, error) {
+func (c *Catalog) ListDir(ctx context.Context, dumpID int64, dir string) ([]FileRecord, error) {
 	op := fmt.Sprintf("list directory %q of dump %d", dir, dumpID)
 	d, err := cleanLookup(dir)
 	if err != nil {
 		return nil, c.fail(op, err)
 	}
 	var out []FileRecord
-	err = c.read(op, func(tx *sql.Tx) error {
+	err = c.read(ctx, op, func(tx *sql.Tx) error {
 		var frameSize int64
 		err := tx.QueryRow(`SELECT frame_size FROM dumps WHERE id = ?`, dumpID).Scan(&frameSize)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -187,7 +188,7 @@ func (c *Catalog) ListDir(dumpID int64, dir string) ([]FileRecord, error) {
 // Entry returns the index record of one path of a dump (its latest
 // occurrence in the stream); an error matching ErrNotFound when the image
 // does not hold it.
-func (c *Catalog) Entry(dumpID int64, p string) (*FileRecord, error) {
+func (c *Catalog) Entry(ctx context.Context, dumpID int64, p string) (*FileRecord, error) {
 	op := fmt.Sprintf("read entry %q of dump %d", p, dumpID)
 	clean, err := cleanLookup(p)
 	if err != nil {
@@ -198,7 +199,7 @@ func (c *Catalog) Entry(dumpID int64, p string) (*FileRecord, error) {
 		return nil, c.fail(op, err)
 	}
 	var r FileRecord
-	err = c.read(op, func(tx *sql.Tx) error {
+	err = c.read(ctx, op, func(tx *sql.Tx) error {
 		var frameSize int64
 		dest, finish := scanFileInto(&r, dir, &frameSize)
 		err := tx.QueryRow(`SELECT d.frame_size, `+fileCols+` FROM files f JOIN dumps d ON d.id = f.dump_id

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 )
@@ -13,7 +14,7 @@ type DLE struct{ Host, Path string }
 // is cleared by CommitTaped when a full of the DLE becomes good, or by
 // SetForce(host, path, false). Setting a set flag or clearing a clear one
 // is not an error.
-func (c *Catalog) SetForce(host, path string, on bool) error {
+func (c *Catalog) SetForce(ctx context.Context, host, path string, on bool) error {
 	op := fmt.Sprintf("force %s:%s", host, path)
 	if !on {
 		op = fmt.Sprintf("unforce %s:%s", host, path)
@@ -24,7 +25,7 @@ func (c *Catalog) SetForce(host, path string, on bool) error {
 	if err := checkName("DLE path", path, true); err != nil {
 		return c.fail(op, err)
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		if !on {
 			_, err := tx.Exec(`DELETE FROM force WHERE host = ? AND path = ?`, host, path)
 			return err
@@ -37,9 +38,9 @@ func (c *Catalog) SetForce(host, path string, on bool) error {
 }
 
 // Forced returns the DLEs whose force flag is set, sorted by host and path.
-func (c *Catalog) Forced() ([]DLE, error) {
+func (c *Catalog) Forced(ctx context.Context) ([]DLE, error) {
 	var out []DLE
-	err := c.read("list forced DLEs", func(tx *sql.Tx) error {
+	err := c.read(ctx, "list forced DLEs", func(tx *sql.Tx) error {
 		rows, err := tx.Query(`SELECT host, path FROM force ORDER BY host, path`)
 		if err != nil {
 			return err

@@ -36,7 +36,7 @@ func must[T any](tb testing.TB) func(T, error) T {
 
 func mkRun(tb testing.TB, c *Catalog, ds string) int64 {
 	tb.Helper()
-	id, err := c.BeginRun(ds, "Daily", t0)
+	id, err := c.BeginRun(tb.Context(), ds, "Daily", t0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func mkRun(tb testing.TB, c *Catalog, ds string) int64 {
 
 func mkDump(tb testing.TB, c *Catalog, runID int64, host, path string, level int) int64 {
 	tb.Helper()
-	id, err := c.CreateDump(&Dump{RunID: runID, Host: host, Path: path, Level: level, FrameSize: testFrameSize, Started: t0})
+	id, err := c.CreateDump(tb.Context(), &Dump{RunID: runID, Host: host, Path: path, Level: level, FrameSize: testFrameSize, Started: t0})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func testFrames(orig int64) (frames []Frame, payload int64) {
 func holdDump(tb testing.TB, c *Catalog, id, orig int64) int64 {
 	tb.Helper()
 	frames, payload := testFrames(orig)
-	if err := c.SetDumpHolding(id, orig, payload, testSHA, 0, fmt.Sprintf("/hold/%d", id), frames, t0.Add(time.Minute)); err != nil {
+	if err := c.SetDumpHolding(tb.Context(), id, orig, payload, testSHA, 0, fmt.Sprintf("/hold/%d", id), frames, t0.Add(time.Minute)); err != nil {
 		tb.Fatal(err)
 	}
 	return payload
@@ -77,7 +77,7 @@ func holdDump(tb testing.TB, c *Catalog, id, orig int64) int64 {
 // splitting the payload evenly.
 func tapeDump(tb testing.TB, c *Catalog, id int64, vols ...string) {
 	tb.Helper()
-	d, err := c.Dump(id)
+	d, err := c.Dump(tb.Context(), id)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -92,18 +92,18 @@ func tapeDump(tb testing.TB, c *Catalog, id int64, vols ...string) {
 		parts = append(parts, Part{Volume: v, Part: i + 1, FileNo: int64(i + 1), Record: 0, LogicalPos: -1, Offset: off, Length: n})
 		off += n
 	}
-	if err := c.CommitTaped(id, parts, t0.Add(time.Hour)); err != nil {
+	if err := c.CommitTaped(tb.Context(), id, parts, t0.Add(time.Hour)); err != nil {
 		tb.Fatal(err)
 	}
 }
 
 func addVolume(tb testing.TB, c *Catalog, label string, written string) {
 	tb.Helper()
-	if _, err := c.AddVolume(Volume{Label: label, Slot: 1, Blocksize: 262144, Created: t0}); err != nil {
+	if _, err := c.AddVolume(tb.Context(), Volume{Label: label, Slot: 1, Blocksize: 262144, Created: t0}); err != nil {
 		tb.Fatal(err)
 	}
 	if written != "" {
-		if _, err := c.StartVolumeWrite(label, 1, 262144, written); err != nil {
+		if _, err := c.StartVolumeWrite(tb.Context(), label, 1, 262144, written); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -112,16 +112,16 @@ func addVolume(tb testing.TB, c *Catalog, label string, written string) {
 // ingest writes records to a new FileWriter and commits.
 func ingest(tb testing.TB, c *Catalog, dumpID int64, recs ...FileRecord) {
 	tb.Helper()
-	w, err := c.NewFileWriter(dumpID, testFrameSize)
+	w, err := c.NewFileWriter(tb.Context(), dumpID, testFrameSize)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, r := range recs {
-		if err := w.Add(r); err != nil {
+		if err := w.Add(tb.Context(), r); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(tb.Context()); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 // at a date (View) needs the listings of every incremental it applies, to
 // drop what was deleted or renamed; a full needs none. A failed dump cannot
 // get listings.
-func (c *Catalog) SetListings(dumpID int64, listings map[string]string) error {
+func (c *Catalog) SetListings(ctx context.Context, dumpID int64, listings map[string]string) error {
 	op := fmt.Sprintf("record directory listings of dump %d", dumpID)
 	dirs := make([]string, 0, len(listings))
 	for d := range listings {
@@ -24,7 +25,7 @@ func (c *Catalog) SetListings(dumpID int64, listings map[string]string) error {
 		dirs = append(dirs, d)
 	}
 	sort.Strings(dirs)
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		var status string
 		err := tx.QueryRow(`SELECT status FROM dumps WHERE id = ?`, dumpID).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -78,13 +79,13 @@ func internDir(tx *sql.Tx, dir string) (int64, error) {
 // Listing returns the GNU.dumpdir value recorded for a directory of a dump;
 // ok is false when the dump has none for it (a directory that could not be
 // listed, or not in the image, or a dump whose listings are not recorded).
-func (c *Catalog) Listing(dumpID int64, dir string) (value string, ok bool, err error) {
+func (c *Catalog) Listing(ctx context.Context, dumpID int64, dir string) (value string, ok bool, err error) {
 	op := fmt.Sprintf("read listing of %q in dump %d", dir, dumpID)
 	d, err := cleanLookup(dir)
 	if err != nil {
 		return "", false, c.fail(op, err)
 	}
-	err = c.read(op, func(tx *sql.Tx) error {
+	err = c.read(ctx, op, func(tx *sql.Tx) error {
 		var b []byte
 		err := tx.QueryRow(`SELECT l.dumpdir FROM listings l JOIN dirs d ON d.id = l.dir_id
 			WHERE l.dump_id = ? AND d.path = ?`, dumpID, d).Scan(&b)

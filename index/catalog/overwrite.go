@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ const NeverWrittenStamp = "X"
 // volume marked no-reuse that was written is refused, as in
 // StartVolumeWrite. An error matching ErrNotFound when the catalog does
 // not know the volume (then there is nothing to protect: write directly).
-func (c *Catalog) BeginOverwrite(label, stamp, as string) error {
+func (c *Catalog) BeginOverwrite(ctx context.Context, label, stamp, as string) error {
 	op := fmt.Sprintf("begin overwriting volume %q", label)
 	if stamp != NeverWrittenStamp {
 		if err := checkDatestamp(stamp); err != nil {
@@ -42,7 +43,7 @@ func (c *Catalog) BeginOverwrite(label, stamp, as string) error {
 	if err := checkName("volume label", as, false); err != nil {
 		return c.fail(op, err)
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		var written string
 		var reuse bool
 		err := tx.QueryRow(`SELECT written, reuse FROM volumes WHERE label = ?`, label).Scan(&written, &reuse)
@@ -65,10 +66,10 @@ func (c *Catalog) BeginOverwrite(label, stamp, as string) error {
 // mark is cleared and the images stay known. Otherwise the old images are
 // gone from the media: they and the volume leave the catalog, and the
 // dropped dumps are returned for the report.
-func (c *Catalog) EndOverwrite(label string, kept bool) ([]Dump, error) {
+func (c *Catalog) EndOverwrite(ctx context.Context, label string, kept bool) ([]Dump, error) {
 	op := fmt.Sprintf("end the overwrite of volume %q", label)
 	var dropped []Dump
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRow(`SELECT id FROM volumes WHERE label = ?`, label).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -93,8 +94,8 @@ func (c *Catalog) EndOverwrite(label string, kept bool) ([]Dump, error) {
 // RemoveVolume forgets a volume and every dump with a part on it (tapir
 // admin rmvolume). It returns the dumps dropped; an error matching
 // ErrNotFound when there is no such volume.
-func (c *Catalog) RemoveVolume(label string) ([]Dump, error) {
-	return c.EndOverwrite(label, false)
+func (c *Catalog) RemoveVolume(ctx context.Context, label string) ([]Dump, error) {
+	return c.EndOverwrite(ctx, label, false)
 }
 
 // FailedFile is a tape file that a failed write left on a volume: not an
@@ -110,12 +111,12 @@ type FailedFile struct {
 
 // RecordFailedFile records that tape file f.FileNo of volume f.Volume was
 // left by a failed write. Recording it twice replaces the first record.
-func (c *Catalog) RecordFailedFile(f FailedFile) error {
+func (c *Catalog) RecordFailedFile(ctx context.Context, f FailedFile) error {
 	op := fmt.Sprintf("record failed file %d of volume %q", f.FileNo, f.Volume)
 	if f.FileNo < 1 {
 		return c.fail(op, fmt.Errorf("tape file %d: file 0 is the label", f.FileNo))
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRow(`SELECT id FROM volumes WHERE label = ?`, f.Volume).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -132,9 +133,9 @@ func (c *Catalog) RecordFailedFile(f FailedFile) error {
 
 // FailedFiles returns the failed tape files recorded on a volume, by file
 // number.
-func (c *Catalog) FailedFiles(label string) ([]FailedFile, error) {
+func (c *Catalog) FailedFiles(ctx context.Context, label string) ([]FailedFile, error) {
 	var out []FailedFile
-	err := c.read(fmt.Sprintf("list failed files of volume %q", label), func(tx *sql.Tx) error {
+	err := c.read(ctx, fmt.Sprintf("list failed files of volume %q", label), func(tx *sql.Tx) error {
 		rows, err := tx.Query(`SELECT v.label, f.fileno, f.datestamp, f.host, f.path, f.level, f.reason
 			FROM failed_files f JOIN volumes v ON v.id = f.volume_id WHERE v.label = ? ORDER BY f.fileno`, label)
 		if err != nil {
@@ -168,9 +169,9 @@ func (ch *Chain) Full() Dump { return ch.Dumps[0] }
 // Chains returns the newest restorable chain of every DLE the catalog has
 // a good full of (DLEs no longer configured included: their last chain is
 // still what a restore needs), by host and path.
-func (c *Catalog) Chains() ([]Chain, error) {
+func (c *Catalog) Chains(ctx context.Context) ([]Chain, error) {
 	var out []Chain
-	err := c.read("list the newest chains", func(tx *sql.Tx) error {
+	err := c.read(ctx, "list the newest chains", func(tx *sql.Tx) error {
 		var err error
 		out, err = chainsTx(tx)
 		return err

@@ -12,7 +12,7 @@ func TestChainsNewestFullAndLater(t *testing.T) {
 		addVolume(t, c, v, "20250301010000")
 	}
 	night := func(ds, host string, level int, vol string, good bool) int64 {
-		r, err := c.Run(ds)
+		r, err := c.Run(t.Context(), ds)
 		var id int64
 		if err == nil {
 			id = r.ID
@@ -33,7 +33,7 @@ func TestChainsNewestFullAndLater(t *testing.T) {
 	night("20250305010000", "a", 0, "T4", false) // on holding only: not a chain yet
 	i2 := night("20250306010000", "a", 2, "T4", true)
 	night("20250301010000", "b", 1, "T1", true) // no full: no chain
-	ch, err := c.Chains()
+	ch, err := c.Chains(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,41 +59,41 @@ func TestOverwriteTwoPhases(t *testing.T) {
 	d := mkDump(t, c, r, "a", "/home", 0)
 	holdDump(t, c, d, 1000)
 	tapeDump(t, c, d, "T1")
-	if err := c.RecordFailedFile(FailedFile{Volume: "T1", FileNo: 2, Datestamp: "20250301010000", Reason: "EIO"}); err != nil {
+	if err := c.RecordFailedFile(t.Context(), FailedFile{Volume: "T1", FileNo: 2, Datestamp: "20250301010000", Reason: "EIO"}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Phase 1 keeps the images; a failed label that left the old one
 	// keeps them too.
-	if err := c.BeginOverwrite("T1", "20250302010000", "T1"); err != nil {
+	if err := c.BeginOverwrite(t.Context(), "T1", "20250302010000", "T1"); err != nil {
 		t.Fatal(err)
 	}
-	v := must[*Volume](t)(c.Volume("T1"))
+	v := must[*Volume](t)(c.Volume(t.Context(), "T1"))
 	if v.Overwriting != "20250302010000" || v.OverwritingAs != "T1" {
 		t.Errorf("mark = %q as %q", v.Overwriting, v.OverwritingAs)
 	}
-	if got := must[[]Dump](t)(c.DumpsOnVolume("T1")); len(got) != 1 {
+	if got := must[[]Dump](t)(c.DumpsOnVolume(t.Context(), "T1")); len(got) != 1 {
 		t.Fatalf("phase 1 forgot images: %v", got)
 	}
-	if dropped, err := c.EndOverwrite("T1", true); err != nil || len(dropped) != 0 {
+	if dropped, err := c.EndOverwrite(t.Context(), "T1", true); err != nil || len(dropped) != 0 {
 		t.Fatalf("EndOverwrite kept: %v %v", dropped, err)
 	}
-	if v := must[*Volume](t)(c.Volume("T1")); v.Overwriting != "" || v.Written != "20250301010000" {
+	if v := must[*Volume](t)(c.Volume(t.Context(), "T1")); v.Overwriting != "" || v.Written != "20250301010000" {
 		t.Errorf("after a kept overwrite: %+v", v)
 	}
 
 	// Phase 2 drops them and the failed files.
-	if err := c.BeginOverwrite("T1", "20250302010000", "T1"); err != nil {
+	if err := c.BeginOverwrite(t.Context(), "T1", "20250302010000", "T1"); err != nil {
 		t.Fatal(err)
 	}
-	dropped, err := c.StartVolumeWrite("T1", 1, 262144, "20250302010000")
+	dropped, err := c.StartVolumeWrite(t.Context(), "T1", 1, 262144, "20250302010000")
 	if err != nil || len(dropped) != 1 {
 		t.Fatalf("StartVolumeWrite: %v %v", dropped, err)
 	}
-	if v := must[*Volume](t)(c.Volume("T1")); v.Overwriting != "" || v.Written != "20250302010000" {
+	if v := must[*Volume](t)(c.Volume(t.Context(), "T1")); v.Overwriting != "" || v.Written != "20250302010000" {
 		t.Errorf("after phase 2: %+v", v)
 	}
-	if ff := must[[]FailedFile](t)(c.FailedFiles("T1")); len(ff) != 0 {
+	if ff := must[[]FailedFile](t)(c.FailedFiles(t.Context(), "T1")); len(ff) != 0 {
 		t.Errorf("failed files survive an overwrite: %v", ff)
 	}
 }
@@ -105,17 +105,17 @@ func TestEndOverwriteErasedForgetsVolume(t *testing.T) {
 	d := mkDump(t, c, r, "a", "/home", 0)
 	holdDump(t, c, d, 1000)
 	tapeDump(t, c, d, "T1")
-	if err := c.BeginOverwrite("T1", "X", "NEW-1"); err != nil {
+	if err := c.BeginOverwrite(t.Context(), "T1", "X", "NEW-1"); err != nil {
 		t.Fatal(err)
 	}
-	dropped, err := c.EndOverwrite("T1", false)
+	dropped, err := c.EndOverwrite(t.Context(), "T1", false)
 	if err != nil || len(dropped) != 1 || dropped[0].ID != d {
 		t.Fatalf("EndOverwrite erased: %v %v", dropped, err)
 	}
-	if _, err := c.Volume("T1"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Volume(t.Context(), "T1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("volume still known: %v", err)
 	}
-	if _, err := c.RemoveVolume("T1"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.RemoveVolume(t.Context(), "T1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RemoveVolume of an unknown volume: %v", err)
 	}
 }
@@ -123,13 +123,13 @@ func TestEndOverwriteErasedForgetsVolume(t *testing.T) {
 func TestBeginOverwriteRefusesNoReuse(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "T1", "20250301010000")
-	if err := c.SetVolumeReuse("T1", false); err != nil {
+	if err := c.SetVolumeReuse(t.Context(), "T1", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.BeginOverwrite("T1", "20250302010000", "T1"); err == nil {
+	if err := c.BeginOverwrite(t.Context(), "T1", "20250302010000", "T1"); err == nil {
 		t.Fatal("a no-reuse volume was marked for overwriting")
 	}
-	if err := c.BeginOverwrite("T9", "20250302010000", "T9"); !errors.Is(err, ErrNotFound) {
+	if err := c.BeginOverwrite(t.Context(), "T9", "20250302010000", "T9"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown volume: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ type Run struct {
 // BeginRun records a new run with status "running" and returns its id.
 // A run with the same datestamp already in the catalog is an error matching
 // ErrExists.
-func (c *Catalog) BeginRun(datestamp, org string, started time.Time) (int64, error) {
+func (c *Catalog) BeginRun(ctx context.Context, datestamp, org string, started time.Time) (int64, error) {
 	op := fmt.Sprintf("begin run %s", datestamp)
 	if err := checkDatestamp(datestamp); err != nil {
 		return 0, c.fail(op, err)
@@ -28,7 +29,7 @@ func (c *Catalog) BeginRun(datestamp, org string, started time.Time) (int64, err
 		return 0, c.fail(op, errors.New("start time is missing"))
 	}
 	var id int64
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`INSERT INTO runs(datestamp, org, started, status) VALUES (?, ?, ?, 'running')`,
 			datestamp, org, clampNS(started))
 		if isUnique(err) {
@@ -47,7 +48,7 @@ func (c *Catalog) BeginRun(datestamp, org string, started time.Time) (int64, err
 // finish time and the stored report of a run: the report as JSON
 // (report.Run.JSON, what the server stores), or plain text when that
 // could not be made. The catalog does not look inside it.
-func (c *Catalog) FinishRun(id int64, status string, finished time.Time, report string) error {
+func (c *Catalog) FinishRun(ctx context.Context, id int64, status string, finished time.Time, report string) error {
 	op := fmt.Sprintf("finish run %d", id)
 	if err := checkRunStatus(status, false); err != nil {
 		return c.fail(op, err)
@@ -55,7 +56,7 @@ func (c *Catalog) FinishRun(id int64, status string, finished time.Time, report 
 	if finished.IsZero() {
 		return c.fail(op, errors.New("finish time is missing"))
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`UPDATE runs SET status = ?, finished = ?, report = ? WHERE id = ?`,
 			status, clampNS(finished), report, id)
 		if err != nil {
@@ -82,9 +83,9 @@ func scanRun(s scanner) (Run, error) {
 
 // Run returns the run with the given datestamp; an error matching ErrNotFound
 // when there is none.
-func (c *Catalog) Run(datestamp string) (*Run, error) {
+func (c *Catalog) Run(ctx context.Context, datestamp string) (*Run, error) {
 	var r Run
-	err := c.read("read run "+datestamp, func(tx *sql.Tx) error {
+	err := c.read(ctx, "read run "+datestamp, func(tx *sql.Tx) error {
 		var err error
 		r, err = scanRun(tx.QueryRow(`SELECT `+runCols+` FROM runs WHERE datestamp = ?`, datestamp))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -99,9 +100,9 @@ func (c *Catalog) Run(datestamp string) (*Run, error) {
 }
 
 // Runs returns every run, newest first.
-func (c *Catalog) Runs() ([]Run, error) {
+func (c *Catalog) Runs(ctx context.Context) ([]Run, error) {
 	var runs []Run
-	err := c.read("list runs", func(tx *sql.Tx) error {
+	err := c.read(ctx, "list runs", func(tx *sql.Tx) error {
 		rows, err := tx.Query(`SELECT ` + runCols + ` FROM runs ORDER BY datestamp DESC`)
 		if err != nil {
 			return err

@@ -26,7 +26,7 @@ func TestBeginRun(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := c.BeginRun(tc.datestamp, "Daily", tc.started)
+			id, err := c.BeginRun(t.Context(), tc.datestamp, "Daily", tc.started)
 			if tc.want == "" {
 				if err != nil || id <= 0 {
 					t.Fatalf("BeginRun = %d, %v", id, err)
@@ -64,7 +64,7 @@ func TestFinishRunAndRead(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := c.FinishRun(tc.id, tc.status, tc.fin, "the report")
+			err := c.FinishRun(t.Context(), tc.id, tc.status, tc.fin, "the report")
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -76,7 +76,7 @@ func TestFinishRunAndRead(t *testing.T) {
 			}
 		})
 	}
-	r, err := c.Run("20250301010000")
+	r, err := c.Run(t.Context(), "20250301010000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +88,10 @@ func TestFinishRunAndRead(t *testing.T) {
 	if *r != want {
 		t.Errorf("Run = %+v, want %+v", *r, want)
 	}
-	if _, err := c.Run("20990101000000"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Run(t.Context(), "20990101000000"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Run of a missing datestamp: %v", err)
 	}
-	if err := c.FinishRun(999, RunOK, t0, ""); !errors.Is(err, ErrNotFound) {
+	if err := c.FinishRun(t.Context(), 999, RunOK, t0, ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("FinishRun of a missing run: %v", err)
 	}
 }
@@ -101,7 +101,7 @@ func TestRunsNewestFirst(t *testing.T) {
 	for _, ds := range []string{"20250302010000", "20250301010000", "20250303010000"} {
 		mkRun(t, c, ds)
 	}
-	runs, err := c.Runs()
+	runs, err := c.Runs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

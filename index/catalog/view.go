@@ -43,36 +43,14 @@ type View struct {
 	dirIDs   map[string]int64 // -1: not in the catalog
 	listings map[listKey][]gnutar.DirEntry
 	lcached  map[listKey]bool
-
-	ctx context.Context // nil: never cancelled
 }
 
-// WithContext returns the view with its caches, whose reads stop when ctx
-// is done (a request whose peer went away): the method in progress returns
-// an error matching ctx.Err() at its next statement, or its next entry in
-// Walk and Find. The copy shares the caches, so it is not safe to use both
-// at once.
-func (v *View) WithContext(ctx context.Context) *View {
-	w := *v
-	w.ctx = ctx
-	return &w
-}
-
-// context returns the view's context (Background when none was given).
-func (v *View) context() context.Context {
-	if v.ctx == nil {
-		return context.Background()
-	}
-	return v.ctx
-}
-
-// cancelled returns the context's error, wrapped so that it names what
-// stopped, once the view's context is done.
-func (v *View) cancelled(what string) error {
-	if v.ctx == nil || v.ctx.Err() == nil {
+// cancelled returns, once ctx is done, an error that matches ctx.Err().
+func cancelled(ctx context.Context) error {
+	if ctx.Err() == nil {
 		return nil
 	}
-	return fmt.Errorf("%s: stopped: %w", v.op(what), context.Cause(v.ctx))
+	return stopped(ctx)
 }
 
 type listKey struct {
@@ -104,14 +82,14 @@ func (r ViewRecord) IsDir() bool { return r.Type == '5' || r.Type == 'D' }
 // it, then, walking back, the newest image of a lower level before each,
 // down to a full. Oldest first. With no full in that range the error
 // matches ErrNotFound and says which dates there are.
-func (c *Catalog) Chain(host, dle, asOf string) ([]Dump, error) {
+func (c *Catalog) Chain(ctx context.Context, host, dle, asOf string) ([]Dump, error) {
 	op := fmt.Sprintf("chain of %s:%s", host, dle)
 	bound, err := normalizeAsOf(asOf)
 	if err != nil {
 		return nil, c.fail(op, err)
 	}
 	var chain []Dump
-	err = c.read(op, func(tx *sql.Tx) error {
+	err = c.read(ctx, op, func(tx *sql.Tx) error {
 		all, err := queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps WHERE host = ? AND path = ?
 			AND status IN ('good', 'holding') ORDER BY datestamp DESC, id DESC`, host, dle)
 		if err != nil {
@@ -164,8 +142,8 @@ func showStamp(s string) string {
 
 // View returns the DLE as of asOf (see Chain). It fails with an error
 // matching ErrNoListings when an incremental of the chain has no listings.
-func (c *Catalog) View(host, dle, asOf string) (*View, error) {
-	chain, err := c.Chain(host, dle, asOf)
+func (c *Catalog) View(ctx context.Context, host, dle, asOf string) (*View, error) {
+	chain, err := c.Chain(ctx, host, dle, asOf)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +231,7 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	var s sql.NullString
 	// files_entry (dump_id, dir_id, name) gives the names in order without
 	// a sort; equal names come in rowid order, which is stream order.
-	err = tx.QueryRowContext(v.context(), `SELECT count(*), group_concat(type || name, char(0)) FROM
+	err = tx.QueryRow(`SELECT count(*), group_concat(type || name, char(0)) FROM
 		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, rowid)`,
 		v.Chain[i].ID, id).Scan(&n, &s)
 	if err != nil || n == 0 {
@@ -450,13 +428,13 @@ func (v *View) when() string {
 
 // IsDir reports whether dir (a leading "/" or "./" and a trailing "/" are
 // ignored) is a directory in the view.
-func (v *View) IsDir(dir string) (bool, error) {
+func (v *View) IsDir(ctx context.Context, dir string) (bool, error) {
 	d, err := cleanLookup(dir)
 	if err != nil {
 		return false, v.c.fail(v.op("stat "+dir), err)
 	}
 	var ok bool
-	err = v.c.readCtx(v.context(), v.op("stat "+dir), func(tx *sql.Tx) error {
+	err = v.c.read(ctx, v.op("stat "+dir), func(tx *sql.Tx) error {
 		ok, err = v.isDir(tx, d)
 		return err
 	})
@@ -465,13 +443,13 @@ func (v *View) IsDir(dir string) (bool, error) {
 
 // List returns the entries of a directory of the view, sorted by name; an
 // error matching ErrNotFound when dir is not a directory in the view.
-func (v *View) List(dir string) ([]ViewEntry, error) {
+func (v *View) List(ctx context.Context, dir string) ([]ViewEntry, error) {
 	d, err := cleanLookup(dir)
 	if err != nil {
 		return nil, v.c.fail(v.op("list "+dir), err)
 	}
 	var out []ViewEntry
-	err = v.c.readCtx(v.context(), v.op("list "+dir), func(tx *sql.Tx) error {
+	err = v.c.read(ctx, v.op("list "+dir), func(tx *sql.Tx) error {
 		ok, err := v.isDir(tx, d)
 		if err != nil {
 			return err
@@ -488,7 +466,7 @@ func (v *View) List(dir string) ([]ViewEntry, error) {
 // Stat returns the record of one path of the view; an error matching
 // ErrNotFound when the view does not hold it. The DLE root itself is a
 // directory record with an empty path.
-func (v *View) Stat(p string) (*ViewRecord, error) {
+func (v *View) Stat(ctx context.Context, p string) (*ViewRecord, error) {
 	clean, err := cleanLookup(p)
 	if err != nil {
 		return nil, v.c.fail(v.op("stat "+p), err)
@@ -500,7 +478,7 @@ func (v *View) Stat(p string) (*ViewRecord, error) {
 	if i := strings.LastIndexByte(clean, '/'); i >= 0 {
 		dir, name = clean[:i], clean[i+1:]
 	}
-	recs, err := v.records(dir, func(e ViewEntry) bool { return e.Name == name })
+	recs, err := v.records(ctx, dir, func(e ViewEntry) bool { return e.Name == name })
 	if err != nil {
 		return nil, err
 	}
@@ -512,19 +490,19 @@ func (v *View) Stat(p string) (*ViewRecord, error) {
 
 // Records returns the entries of a directory of the view with their index
 // records, sorted by name.
-func (v *View) Records(dir string) ([]ViewRecord, error) {
+func (v *View) Records(ctx context.Context, dir string) ([]ViewRecord, error) {
 	d, err := cleanLookup(dir)
 	if err != nil {
 		return nil, v.c.fail(v.op("list "+dir), err)
 	}
-	return v.records(d, nil)
+	return v.records(ctx, d, nil)
 }
 
 // records lists dir (clean) with records, keeping the entries keep accepts
 // (nil: all).
-func (v *View) records(d string, keep func(ViewEntry) bool) ([]ViewRecord, error) {
+func (v *View) records(ctx context.Context, d string, keep func(ViewEntry) bool) ([]ViewRecord, error) {
 	var out []ViewRecord
-	err := v.c.readCtx(v.context(), v.op("list "+d), func(tx *sql.Tx) error {
+	err := v.c.read(ctx, v.op("list "+d), func(tx *sql.Tx) error {
 		ok, err := v.isDir(tx, d)
 		if err != nil {
 			return err
@@ -611,16 +589,17 @@ func (v *View) fileRecords(tx *sql.Tx, i int, dir string, names []string) ([]Fil
 // Walk calls fn for every entry under dir (dir itself excluded), depth
 // first, directories before their contents, names sorted. fn returning
 // SkipDir for a directory skips its contents; any other error stops the
-// walk and is returned.
-func (v *View) Walk(dir string, fn func(ViewRecord) error) error {
-	recs, err := v.Records(dir)
+// walk and is returned. When ctx ends the walk stops at its next directory
+// (or within 1024 entries) with an error matching ctx.Err().
+func (v *View) Walk(ctx context.Context, dir string, fn func(ViewRecord) error) error {
+	recs, err := v.Records(ctx, dir)
 	if err != nil {
 		return err
 	}
 	for i, r := range recs {
 		if i%1024 == 0 {
-			if err := v.cancelled("walk " + dir); err != nil {
-				return err
+			if err := cancelled(ctx); err != nil {
+				return v.c.fail(v.op("walk "+dir), err)
 			}
 		}
 		err := fn(r)
@@ -631,7 +610,7 @@ func (v *View) Walk(dir string, fn func(ViewRecord) error) error {
 			return err
 		}
 		if r.IsDir() {
-			if err := v.Walk(r.Path, fn); err != nil {
+			if err := v.Walk(ctx, r.Path, fn); err != nil {
 				return err
 			}
 		}
@@ -647,13 +626,13 @@ var SkipDir = errors.New("skip this directory")
 // the shell pattern (SQLite GLOB: * ? [...], case-sensitive), sorted, at
 // most limit of them; more reports whether there were more. Names deleted
 // or renamed by a later image of the view are not found.
-func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err error) {
+func (v *View) Find(ctx context.Context, pattern string, limit int) (out []ViewRecord, more bool, err error) {
 	if pattern == "" || strings.IndexByte(pattern, 0) >= 0 {
 		return nil, false, v.c.fail(v.op("find"), fmt.Errorf("pattern %q is empty or holds a NUL", pattern))
 	}
 	pat := strings.TrimPrefix(pattern, "/")
 	whole := strings.Contains(pat, "/")
-	err = v.c.readCtx(v.context(), v.op("find "+pattern), func(tx *sql.Tx) error {
+	err = v.c.read(ctx, v.op("find "+pattern), func(tx *sql.Tx) error {
 		// Candidates from every image of the view, by directory.
 		cand := map[string]map[string]bool{}
 		for _, d := range v.Chain {
@@ -662,13 +641,13 @@ func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err
 				q = `SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ?
 					AND (CASE d.path WHEN '' THEN f.name ELSE d.path || '/' || f.name END) GLOB ?`
 			}
-			rows, err := tx.QueryContext(v.context(), q, d.ID, pat)
+			rows, err := tx.QueryContext(ctx, q, d.ID, pat)
 			if err != nil {
 				return err
 			}
 			for n := 0; rows.Next(); n++ {
 				if n%4096 == 0 {
-					if err := v.cancelled("find " + pattern); err != nil {
+					if err := cancelled(ctx); err != nil {
 						rows.Close()
 						return err
 					}
@@ -700,7 +679,7 @@ func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err
 		}
 		var hits []hit
 		for _, dir := range dirs {
-			if err := v.cancelled("find " + pattern); err != nil {
+			if err := cancelled(ctx); err != nil {
 				return err
 			}
 			ok, err := v.isDir(tx, dir)
@@ -767,19 +746,19 @@ func (v *View) Find(pattern string, limit int) (out []ViewRecord, more bool, err
 
 // Hosts returns the hosts that have a restorable (good or holding) image,
 // sorted.
-func (c *Catalog) Hosts() ([]string, error) {
-	return c.strings("list hosts", `SELECT DISTINCT host FROM dumps WHERE status IN ('good', 'holding') ORDER BY host`)
+func (c *Catalog) Hosts(ctx context.Context) ([]string, error) {
+	return c.strings(ctx, "list hosts", `SELECT DISTINCT host FROM dumps WHERE status IN ('good', 'holding') ORDER BY host`)
 }
 
 // DLEPaths returns the DLE paths of host that have a restorable image,
 // sorted.
-func (c *Catalog) DLEPaths(host string) ([]string, error) {
-	return c.strings("list DLEs of "+host, `SELECT DISTINCT path FROM dumps WHERE host = ? AND status IN ('good', 'holding') ORDER BY path`, host)
+func (c *Catalog) DLEPaths(ctx context.Context, host string) ([]string, error) {
+	return c.strings(ctx, "list DLEs of "+host, `SELECT DISTINCT path FROM dumps WHERE host = ? AND status IN ('good', 'holding') ORDER BY path`, host)
 }
 
-func (c *Catalog) strings(op, q string, args ...any) ([]string, error) {
+func (c *Catalog) strings(ctx context.Context, op, q string, args ...any) ([]string, error) {
 	var out []string
-	err := c.read(op, func(tx *sql.Tx) error {
+	err := c.read(ctx, op, func(tx *sql.Tx) error {
 		rows, err := tx.Query(q, args...)
 		if err != nil {
 			return err

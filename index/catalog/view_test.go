@@ -26,7 +26,7 @@ func chainCatalog(t *testing.T) (*Catalog, []int64) {
 	var ids []int64
 	mk := func(ds string, level int, recs []FileRecord, listings map[string][]gnutar.DirEntry) {
 		run := mkRun(t, c, ds)
-		id, err := c.CreateDump(&Dump{RunID: run, Host: "web1", Path: "/srv", Level: level, FrameSize: testFrameSize, Started: t0})
+		id, err := c.CreateDump(t.Context(), &Dump{RunID: run, Host: "web1", Path: "/srv", Level: level, FrameSize: testFrameSize, Started: t0})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func chainCatalog(t *testing.T) (*Catalog, []int64) {
 			for d, l := range listings {
 				m[d] = gnutar.EncodeDumpdir(l)
 			}
-			if err := c.SetListings(id, m); err != nil {
+			if err := c.SetListings(t.Context(), id, m); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -74,7 +74,7 @@ func TestViewAppliesIncrementals(t *testing.T) {
 	}
 	ls := func(v *View, dir string) []ent {
 		t.Helper()
-		es, err := v.List(dir)
+		es, err := v.List(t.Context(), dir)
 		if err != nil {
 			t.Fatalf("List(%q): %v", dir, err)
 		}
@@ -94,7 +94,7 @@ func TestViewAppliesIncrementals(t *testing.T) {
 		{"20250302", 2, []ent{{"c", 1}, {"d", 1}, {"keep", 0}, {"n", 1}}, []ent{{"x", 0}, {"y", 1}}},
 		{"", 3, []ent{{"c", 1}, {"d", 2}, {"keep", 2}, {"n", 1}}, []ent{{"x", 0}, {"y", 1}}},
 	} {
-		v, err := c.View("web1", "/srv", tc.asOf)
+		v, err := c.View(t.Context(), "web1", "/srv", tc.asOf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,28 +108,28 @@ func TestViewAppliesIncrementals(t *testing.T) {
 			t.Errorf("as of %q: ls d = %v, want %v", tc.asOf, got, tc.d)
 		}
 	}
-	v, _ := c.View("web1", "/srv", "")
-	if _, err := v.List("gone"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "gone is not a directory") {
+	v, _ := c.View(t.Context(), "web1", "/srv", "")
+	if _, err := v.List(t.Context(), "gone"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "gone is not a directory") {
 		t.Errorf("ls of a deleted directory: %v", err)
 	}
-	if ok, _ := v.IsDir("d"); !ok {
+	if ok, _ := v.IsDir(t.Context(), "d"); !ok {
 		t.Errorf("d is not a directory of the view")
 	}
-	r, err := v.Stat("d/y")
+	r, err := v.Stat(t.Context(), "d/y")
 	if err != nil || r.Size != 44 || v.Chain[r.Dump].Level != 1 {
 		t.Errorf("stat d/y = %+v %v, want the level-1 record of 44 bytes", r, err)
 	}
-	if _, err := v.Stat("b"); !errors.Is(err, ErrNotFound) {
+	if _, err := v.Stat(t.Context(), "b"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("stat of a deleted file: %v", err)
 	}
 	var walked []string
-	if err := v.Walk("", func(r ViewRecord) error { walked = append(walked, r.Path); return nil }); err != nil {
+	if err := v.Walk(t.Context(), "", func(r ViewRecord) error { walked = append(walked, r.Path); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"c", "d", "d/x", "d/y", "keep", "n"}; !slices.Equal(walked, want) {
 		t.Errorf("walk = %v, want %v", walked, want)
 	}
-	found, more, err := v.Find("[bcx]", 0)
+	found, more, err := v.Find(t.Context(), "[bcx]", 0)
 	var fp []string
 	for _, r := range found {
 		fp = append(fp, r.Path)
@@ -137,26 +137,26 @@ func TestViewAppliesIncrementals(t *testing.T) {
 	if err != nil || more || !slices.Equal(fp, []string{"c", "d/x"}) {
 		t.Errorf("find [bcx] = %v %v %v, want c and d/x (b was deleted)", fp, more, err)
 	}
-	found, _, _ = v.Find("d/*", 0)
+	found, _, _ = v.Find(t.Context(), "d/*", 0)
 	if len(found) != 2 {
 		t.Errorf("find d/* = %+v", found)
 	}
 	// Older dates: the full alone still has b.
-	v1, _ := c.View("web1", "/srv", "20250301")
-	if r, err := v1.Stat("/b"); err != nil || r.Size != 2 {
+	v1, _ := c.View(t.Context(), "web1", "/srv", "20250301")
+	if r, err := v1.Stat(t.Context(), "/b"); err != nil || r.Size != 2 {
 		t.Errorf("stat b as of 1 March: %+v %v", r, err)
 	}
 }
 
 func TestViewErrors(t *testing.T) {
 	c, ids := chainCatalog(t)
-	if _, err := c.View("web1", "/srv", "20250228"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "oldest full is of 2025-03-01 01:00:00") {
+	if _, err := c.View(t.Context(), "web1", "/srv", "20250228"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "oldest full is of 2025-03-01 01:00:00") {
 		t.Errorf("view before the first full: %v", err)
 	}
-	if _, err := c.View("web2", "/srv", ""); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no image of web2:/srv") {
+	if _, err := c.View(t.Context(), "web2", "/srv", ""); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no image of web2:/srv") {
 		t.Errorf("view of an unknown host: %v", err)
 	}
-	if _, err := c.View("web1", "/srv", "2025-03"); err == nil {
+	if _, err := c.View(t.Context(), "web1", "/srv", "2025-03"); err == nil {
 		t.Errorf("a malformed date was accepted")
 	}
 	// An incremental without listings cannot be viewed until they are recorded.
@@ -164,26 +164,26 @@ func TestViewErrors(t *testing.T) {
 	id := mkDump(t, c, run, "web1", "/srv", 3)
 	ingest(t, c, id, FileRecord{Path: "late", Type: '0', TarOffset: 512})
 	holdDump(t, c, id, 2048)
-	_, err := c.View("web1", "/srv", "")
+	_, err := c.View(t.Context(), "web1", "/srv", "")
 	var nl *NoListingsError
 	if !errors.Is(err, ErrNoListings) || !errors.As(err, &nl) || nl.Dump.ID != id {
 		t.Fatalf("view with an unlisted incremental: %v", err)
 	}
-	if err := c.SetListings(id, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'Y', Name: "late"}})}); err != nil {
+	if err := c.SetListings(t.Context(), id, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'Y', Name: "late"}})}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := c.View("web1", "/srv", "")
+	v, err := c.View(t.Context(), "web1", "/srv", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, _ := v.List("")
+	es, _ := v.List(t.Context(), "")
 	if len(es) != 1 || es[0].Name != "late" {
 		t.Errorf("ls after the level 3 that lists only late: %+v", es)
 	}
-	if hosts, err := c.Hosts(); err != nil || !slices.Equal(hosts, []string{"web1"}) {
+	if hosts, err := c.Hosts(t.Context()); err != nil || !slices.Equal(hosts, []string{"web1"}) {
 		t.Errorf("hosts %v %v", hosts, err)
 	}
-	if dles, err := c.DLEPaths("web1"); err != nil || !slices.Equal(dles, []string{"/srv"}) {
+	if dles, err := c.DLEPaths(t.Context(), "web1"); err != nil || !slices.Equal(dles, []string{"/srv"}) {
 		t.Errorf("DLEs %v %v", dles, err)
 	}
 	_ = ids
@@ -193,18 +193,18 @@ func TestFileWriterSpans(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "h", "/p", 0)
-	w := must[*FileWriter](t)(c.NewFileWriter(id, testFrameSize))
+	w := must[*FileWriter](t)(c.NewFileWriter(t.Context(), id, testFrameSize))
 	w.batch = 2 // spans cross batch boundaries
 	offs := []int64{0, 1536, 4096, 5120, 9216}
 	for i, o := range offs {
-		if err := w.Add(FileRecord{Path: fmt.Sprintf("f%d", i), Type: '0', TarOffset: o}); err != nil {
+		if err := w.Add(t.Context(), FileRecord{Path: fmt.Sprintf("f%d", i), Type: '0', TarOffset: o}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := c.ListDir(id, "")
+	recs, err := c.ListDir(t.Context(), id, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,18 +222,18 @@ func TestFileWriterSpans(t *testing.T) {
 func TestForceFlags(t *testing.T) {
 	c := newCatalog(t)
 	for _, d := range []DLE{{"web1", "/etc"}, {"db1", "/var"}, {"web1", "/etc"}} {
-		if err := c.SetForce(d.Host, d.Path, true); err != nil {
+		if err := c.SetForce(t.Context(), d.Host, d.Path, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := c.Forced()
+	got, err := c.Forced(t.Context())
 	if err != nil || !slices.Equal(got, []DLE{{"db1", "/var"}, {"web1", "/etc"}}) {
 		t.Fatalf("forced = %v %v", got, err)
 	}
-	if err := c.SetForce("db1", "/var", false); err != nil {
+	if err := c.SetForce(t.Context(), "db1", "/var", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetForce("bad host", "/x", true); err == nil {
+	if err := c.SetForce(t.Context(), "bad host", "/x", true); err == nil {
 		t.Errorf("a host with a blank was accepted")
 	}
 	// A good full of web1:/etc clears its flag; an incremental does not.
@@ -242,13 +242,13 @@ func TestForceFlags(t *testing.T) {
 	inc := mkDump(t, c, run, "web1", "/etc", 1)
 	holdDump(t, c, inc, 1024)
 	tapeDump(t, c, inc, "V1")
-	if got, _ := c.Forced(); len(got) != 1 {
+	if got, _ := c.Forced(t.Context()); len(got) != 1 {
 		t.Errorf("an incremental cleared the force flag: %v", got)
 	}
 	full := mkDump(t, c, run, "web1", "/etc", 0)
 	holdDump(t, c, full, 1024)
 	tapeDump(t, c, full, "V1")
-	if got, _ := c.Forced(); len(got) != 0 {
+	if got, _ := c.Forced(t.Context()); len(got) != 0 {
 		t.Errorf("force flag left after a good full: %v", got)
 	}
 }
@@ -259,34 +259,34 @@ func bigDirCatalog(tb testing.TB, n int) *Catalog {
 	c := newCatalog(tb)
 	run := mkRun(tb, c, "20250301010000")
 	id := mkDump(tb, c, run, "h", "/p", 0)
-	w := must[*FileWriter](tb)(c.NewFileWriter(id, testFrameSize))
-	w.Add(FileRecord{Path: "big", Type: '5', TarOffset: 0})
+	w := must[*FileWriter](tb)(c.NewFileWriter(tb.Context(), id, testFrameSize))
+	w.Add(tb.Context(), FileRecord{Path: "big", Type: '5', TarOffset: 0})
 	for i := range n {
-		w.Add(FileRecord{Path: fmt.Sprintf("big/file%06d.txt", i), Type: '0', Size: int64(i), Mode: 0o644, Mtime: t0, TarOffset: int64(i+1) * 1024})
+		w.Add(tb.Context(), FileRecord{Path: fmt.Sprintf("big/file%06d.txt", i), Type: '0', Size: int64(i), Mode: 0o644, Mtime: t0, TarOffset: int64(i+1) * 1024})
 	}
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(tb.Context()); err != nil {
 		tb.Fatal(err)
 	}
 	holdDump(tb, c, id, int64(n+2)*1024)
 	run2 := mkRun(tb, c, "20250302010000")
 	id2 := mkDump(tb, c, run2, "h", "/p", 1)
-	w2 := must[*FileWriter](tb)(c.NewFileWriter(id2, testFrameSize))
-	w2.Add(FileRecord{Path: "big", Type: '5', TarOffset: 0})
+	w2 := must[*FileWriter](tb)(c.NewFileWriter(tb.Context(), id2, testFrameSize))
+	w2.Add(tb.Context(), FileRecord{Path: "big", Type: '5', TarOffset: 0})
 	lst := make([]gnutar.DirEntry, 0, n)
 	for i := range n {
 		name := fmt.Sprintf("file%06d.txt", i)
 		kind := byte('N')
 		if i%10 == 0 {
 			kind = 'Y'
-			w2.Add(FileRecord{Path: "big/" + name, Type: '0', Size: 1, TarOffset: int64(i+1) * 1024})
+			w2.Add(tb.Context(), FileRecord{Path: "big/" + name, Type: '0', Size: 1, TarOffset: int64(i+1) * 1024})
 		}
 		lst = append(lst, gnutar.DirEntry{Kind: kind, Name: name})
 	}
-	if err := w2.Commit(); err != nil {
+	if err := w2.Commit(tb.Context()); err != nil {
 		tb.Fatal(err)
 	}
 	holdDump(tb, c, id2, int64(n+2)*1024)
-	if err := c.SetListings(id2, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'D', Name: "big"}}), "big": gnutar.EncodeDumpdir(lst)}); err != nil {
+	if err := c.SetListings(tb.Context(), id2, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'D', Name: "big"}}), "big": gnutar.EncodeDumpdir(lst)}); err != nil {
 		tb.Fatal(err)
 	}
 	return c
@@ -301,15 +301,15 @@ func TestViewListBigDirectory(t *testing.T) {
 		t.Skip("builds 110,000 index rows")
 	}
 	c := bigDirCatalog(t, 100000)
-	v, err := c.View("h", "/p", "")
+	v, err := c.View(t.Context(), "h", "/p", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var best time.Duration
 	for i := 0; i < 3; i++ {
-		v, _ = c.View("h", "/p", "") // no cache between rounds
+		v, _ = c.View(t.Context(), "h", "/p", "") // no cache between rounds
 		start := time.Now()
-		es, err := v.List("big")
+		es, err := v.List(t.Context(), "big")
 		d := time.Since(start)
 		if err != nil || len(es) != 100000 {
 			t.Fatalf("ls big: %d entries, %v", len(es), err)
@@ -334,11 +334,11 @@ func BenchmarkViewList100k(b *testing.B) {
 	c := bigDirCatalog(b, 100000)
 	b.ResetTimer()
 	for b.Loop() {
-		v, err := c.View("h", "/p", "")
+		v, err := c.View(b.Context(), "h", "/p", "")
 		if err != nil {
 			b.Fatal(err)
 		}
-		if es, err := v.List("big"); err != nil || len(es) != 100000 {
+		if es, err := v.List(b.Context(), "big"); err != nil || len(es) != 100000 {
 			b.Fatal(len(es), err)
 		}
 	}
@@ -352,7 +352,7 @@ func TestOverwriteDropsListings(t *testing.T) {
 	if n := countRows(t, c, "listings", ids[1]); n != 2 {
 		t.Fatalf("%d listings before", n)
 	}
-	dropped, err := c.StartVolumeWrite("V1", 1, 262144, "20250310010000")
+	dropped, err := c.StartVolumeWrite(t.Context(), "V1", 1, 262144, "20250310010000")
 	if err != nil || len(dropped) != 3 {
 		t.Fatalf("dropped %d dumps: %v", len(dropped), err)
 	}
@@ -363,7 +363,7 @@ func TestOverwriteDropsListings(t *testing.T) {
 			}
 		}
 	}
-	if _, err := c.View("web1", "/srv", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := c.View(t.Context(), "web1", "/srv", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("view after the overwrite: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -36,9 +37,9 @@ func scanVolume(s scanner) (Volume, error) {
 
 // Volumes returns every volume, most recently written first, then by label;
 // volumes never written come last.
-func (c *Catalog) Volumes() ([]Volume, error) {
+func (c *Catalog) Volumes(ctx context.Context) ([]Volume, error) {
 	var vols []Volume
-	err := c.read("list volumes", func(tx *sql.Tx) error {
+	err := c.read(ctx, "list volumes", func(tx *sql.Tx) error {
 		rows, err := tx.Query(`SELECT ` + volumeCols + ` FROM volumes ORDER BY written DESC, label`)
 		if err != nil {
 			return err
@@ -58,9 +59,9 @@ func (c *Catalog) Volumes() ([]Volume, error) {
 
 // Volume returns the volume with a label; an error matching ErrNotFound when
 // there is none.
-func (c *Catalog) Volume(label string) (*Volume, error) {
+func (c *Catalog) Volume(ctx context.Context, label string) (*Volume, error) {
 	var v Volume
-	err := c.read(fmt.Sprintf("read volume %q", label), func(tx *sql.Tx) error {
+	err := c.read(ctx, fmt.Sprintf("read volume %q", label), func(tx *sql.Tx) error {
 		var err error
 		v, err = scanVolume(tx.QueryRow(`SELECT `+volumeCols+` FROM volumes WHERE label = ?`, label))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -79,7 +80,7 @@ func (c *Catalog) Volume(label string) (*Volume, error) {
 // v.Reuse and v.Bytes are ignored: a new volume is reusable and holds nothing
 // (use SetVolumeReuse to retire one). A label already in the catalog is an
 // error matching ErrExists.
-func (c *Catalog) AddVolume(v Volume) (int64, error) {
+func (c *Catalog) AddVolume(ctx context.Context, v Volume) (int64, error) {
 	op := fmt.Sprintf("add volume %q", v.Label)
 	var problems []error
 	if err := checkName("volume label", v.Label, false); err != nil {
@@ -97,7 +98,7 @@ func (c *Catalog) AddVolume(v Volume) (int64, error) {
 		return 0, c.fail(op, err)
 	}
 	var id int64
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes)
 			VALUES (?, ?, ?, ?, ?, 1, 0)`, v.Label, v.Slot, v.Blocksize, v.Written, toNS(v.Created))
 		if isUnique(err) {
@@ -114,8 +115,8 @@ func (c *Catalog) AddVolume(v Volume) (int64, error) {
 
 // SetVolumeReuse marks a volume reusable (true) or retired (false). A
 // retired volume that has been written is never started again.
-func (c *Catalog) SetVolumeReuse(label string, reuse bool) error {
-	return c.write(fmt.Sprintf("set reuse of volume %q", label), func(tx *sql.Tx) error {
+func (c *Catalog) SetVolumeReuse(ctx context.Context, label string, reuse bool) error {
+	return c.write(ctx, fmt.Sprintf("set reuse of volume %q", label), func(tx *sql.Tx) error {
 		res, err := tx.Exec(`UPDATE volumes SET reuse = ? WHERE label = ?`, reuse, label)
 		if err != nil {
 			return err
@@ -137,7 +138,7 @@ func (c *Catalog) SetVolumeReuse(label string, reuse bool) error {
 // records the volume's slot and block size, written = datestamp and bytes = 0.
 // It returns the dropped dumps as they were, for the report. The volume must
 // be in the catalog (AddVolume) and, if it was written before, reusable.
-func (c *Catalog) StartVolumeWrite(label string, slot int, blocksize int64, datestamp string) ([]Dump, error) {
+func (c *Catalog) StartVolumeWrite(ctx context.Context, label string, slot int, blocksize int64, datestamp string) ([]Dump, error) {
 	op := fmt.Sprintf("start writing volume %q", label)
 	if err := checkDatestamp(datestamp); err != nil {
 		return nil, c.fail(op, err)
@@ -146,7 +147,7 @@ func (c *Catalog) StartVolumeWrite(label string, slot int, blocksize int64, date
 		return nil, c.fail(op, fmt.Errorf("slot %d must not be negative and block size %d must be positive", slot, blocksize))
 	}
 	var dropped []Dump
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var volID int64
 		var written string
 		var reuse bool
@@ -191,7 +192,7 @@ type Part struct {
 // the payload exactly, in order; every volume must have been started with
 // StartVolumeWrite. A good level 0 clears the force flag of its DLE
 // (SetForce). Only after it returns nil may the holding file be deleted.
-func (c *Catalog) CommitTaped(dumpID int64, parts []Part, finished time.Time) error {
+func (c *Catalog) CommitTaped(ctx context.Context, dumpID int64, parts []Part, finished time.Time) error {
 	op := fmt.Sprintf("commit taped dump %d", dumpID)
 	if len(parts) == 0 {
 		return c.fail(op, errors.New("no parts given"))
@@ -199,7 +200,7 @@ func (c *Catalog) CommitTaped(dumpID int64, parts []Part, finished time.Time) er
 	if finished.IsZero() {
 		return c.fail(op, errors.New("finish time is missing"))
 	}
-	return c.write(op, func(tx *sql.Tx) error {
+	return c.write(ctx, op, func(tx *sql.Tx) error {
 		var status, host, path string
 		var payload int64
 		var level int
@@ -272,9 +273,9 @@ func (c *Catalog) CommitTaped(dumpID int64, parts []Part, finished time.Time) er
 
 // Parts returns the parts of a dump in order; an error matching ErrNotFound
 // when the dump is not in the catalog.
-func (c *Catalog) Parts(dumpID int64) ([]Part, error) {
+func (c *Catalog) Parts(ctx context.Context, dumpID int64) ([]Part, error) {
 	var parts []Part
-	err := c.read(fmt.Sprintf("read parts of dump %d", dumpID), func(tx *sql.Tx) error {
+	err := c.read(ctx, fmt.Sprintf("read parts of dump %d", dumpID), func(tx *sql.Tx) error {
 		if err := dumpExists(tx, dumpID); err != nil {
 			return err
 		}
@@ -310,7 +311,7 @@ func partsTx(tx *sql.Tx, dumpID int64) ([]Part, error) {
 // volume row. The new volume is reusable, never written, empty. It returns
 // the dumps that were dropped, for the person who asked. A newLabel that
 // another volume already carries is an error matching ErrExists.
-func (c *Catalog) LabelVolume(oldLabel, newLabel string, slot int, blocksize int64, created time.Time) ([]Dump, error) {
+func (c *Catalog) LabelVolume(ctx context.Context, oldLabel, newLabel string, slot int, blocksize int64, created time.Time) ([]Dump, error) {
 	op := fmt.Sprintf("label volume %q", newLabel)
 	if err := checkName("volume label", newLabel, false); err != nil {
 		return nil, c.fail(op, err)
@@ -319,7 +320,7 @@ func (c *Catalog) LabelVolume(oldLabel, newLabel string, slot int, blocksize int
 		return nil, c.fail(op, fmt.Errorf("slot %d or block size %d is negative", slot, blocksize))
 	}
 	var dropped []Dump
-	err := c.write(op, func(tx *sql.Tx) error {
+	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		if newLabel != oldLabel {
 			var n int
 			if err := tx.QueryRow(`SELECT count(*) FROM volumes WHERE label = ?`, newLabel).Scan(&n); err != nil {
@@ -356,8 +357,8 @@ func (c *Catalog) LabelVolume(oldLabel, newLabel string, slot int, blocksize int
 }
 
 // DumpsOnVolume returns the dumps with a part on the volume, oldest first.
-func (c *Catalog) DumpsOnVolume(label string) ([]Dump, error) {
-	return c.queryDumps(fmt.Sprintf("list dumps on volume %q", label), `SELECT `+dumpCols+` FROM dumps
+func (c *Catalog) DumpsOnVolume(ctx context.Context, label string) ([]Dump, error) {
+	return c.queryDumps(ctx, fmt.Sprintf("list dumps on volume %q", label), `SELECT `+dumpCols+` FROM dumps
 		WHERE id IN (SELECT dump_id FROM parts JOIN volumes ON volumes.id = parts.volume_id WHERE volumes.label = ?)
 		ORDER BY datestamp, id`, label)
 }

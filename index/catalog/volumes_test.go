@@ -26,7 +26,7 @@ func TestAddVolume(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := c.AddVolume(tc.v)
+			id, err := c.AddVolume(t.Context(), tc.v)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("error %v, want %q", err, tc.want)
@@ -39,7 +39,7 @@ func TestAddVolume(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := c.Volume(tc.v.Label)
+			v, err := c.Volume(t.Context(), tc.v.Label)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestAddVolume(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.Volume("NOPE"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `no volume labelled "NOPE"`) {
+	if _, err := c.Volume(t.Context(), "NOPE"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `no volume labelled "NOPE"`) {
 		t.Errorf("Volume(NOPE): %v", err)
 	}
 }
@@ -66,7 +66,7 @@ func TestVolumesOrder(t *testing.T) {
 	} {
 		addVolume(t, c, v.label, v.written)
 	}
-	vols, err := c.Volumes()
+	vols, err := c.Volumes(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,30 +83,30 @@ func TestSetVolumeReuseAndStartRefusal(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "NEW", "")
 	addVolume(t, c, "OLD", "20250101010000")
-	if err := c.SetVolumeReuse("NEW", false); err != nil {
+	if err := c.SetVolumeReuse(t.Context(), "NEW", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetVolumeReuse("OLD", false); err != nil {
+	if err := c.SetVolumeReuse(t.Context(), "OLD", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetVolumeReuse("NOPE", false); !errors.Is(err, ErrNotFound) {
+	if err := c.SetVolumeReuse(t.Context(), "NOPE", false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetVolumeReuse(NOPE): %v", err)
 	}
 	// A retired volume never written may still be written once (it holds nothing).
-	if _, err := c.StartVolumeWrite("NEW", 2, 262144, "20250301010000"); err != nil {
+	if _, err := c.StartVolumeWrite(t.Context(), "NEW", 2, 262144, "20250301010000"); err != nil {
 		t.Errorf("start of a never-written retired volume: %v", err)
 	}
-	_, err := c.StartVolumeWrite("OLD", 2, 262144, "20250301010000")
+	_, err := c.StartVolumeWrite(t.Context(), "OLD", 2, 262144, "20250301010000")
 	if err == nil || !strings.Contains(err.Error(), "not reusable (last written 20250101010000)") {
 		t.Errorf("start of a retired written volume: %v", err)
 	}
-	if v, _ := c.Volume("OLD"); v.Written != "20250101010000" {
+	if v, _ := c.Volume(t.Context(), "OLD"); v.Written != "20250101010000" {
 		t.Errorf("refused start changed the volume: %+v", v)
 	}
-	if err := c.SetVolumeReuse("OLD", true); err != nil {
+	if err := c.SetVolumeReuse(t.Context(), "OLD", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.StartVolumeWrite("OLD", 2, 262144, "20250301010000"); err != nil {
+	if _, err := c.StartVolumeWrite(t.Context(), "OLD", 2, 262144, "20250301010000"); err != nil {
 		t.Errorf("start after marking reusable: %v", err)
 	}
 	for _, tc := range []struct {
@@ -120,7 +120,7 @@ func TestSetVolumeReuseAndStartRefusal(t *testing.T) {
 		{"OLD", "20250301010000", -1, 512, "slot -1"},
 		{"OLD", "20250301010000", 1, 0, "block size 0"},
 	} {
-		if _, err := c.StartVolumeWrite(tc.label, tc.slot, tc.bs, tc.ds); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := c.StartVolumeWrite(t.Context(), tc.label, tc.slot, tc.bs, tc.ds); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("StartVolumeWrite(%q, %d, %d, %q): %v, want %q", tc.label, tc.slot, tc.bs, tc.ds, err, tc.want)
 		}
 	}
@@ -146,12 +146,12 @@ func TestStartVolumeWriteDropsExactly(t *testing.T) {
 	tapeDump(t, c, onlyV1, "V1")
 	tapeDump(t, c, spans, "V1", "V2")
 	tapeDump(t, c, onlyV2, "V2")
-	if err := c.FailDump(failed, "x"); err != nil {
+	if err := c.FailDump(t.Context(), failed, "x"); err != nil {
 		t.Fatal(err)
 	}
-	v2Before, _ := c.Volume("V2")
+	v2Before, _ := c.Volume(t.Context(), "V2")
 
-	dropped, err := c.StartVolumeWrite("V1", 7, 65536, "20250308010000")
+	dropped, err := c.StartVolumeWrite(t.Context(), "V1", 7, 65536, "20250308010000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestStartVolumeWriteDropsExactly(t *testing.T) {
 		t.Fatalf("dropped %v, want %v", got, want)
 	}
 	for _, id := range []int64{onlyV1, spans} {
-		if _, err := c.Dump(id); !errors.Is(err, ErrNotFound) {
+		if _, err := c.Dump(t.Context(), id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("dropped dump %d still readable: %v", id, err)
 		}
 		for _, table := range []string{"files", "frames", "parts"} {
@@ -176,29 +176,29 @@ func TestStartVolumeWriteDropsExactly(t *testing.T) {
 		}
 	}
 	for id, status := range map[int64]string{onlyV2: DumpGood, holding: DumpHolding, failed: DumpFailed} {
-		d, err := c.Dump(id)
+		d, err := c.Dump(t.Context(), id)
 		if err != nil || d.Status != status {
 			t.Errorf("dump %d after overwrite: %+v, %v", id, d, err)
 		}
 	}
-	if parts, _ := c.Parts(onlyV2); len(parts) != 1 || parts[0].Volume != "V2" {
+	if parts, _ := c.Parts(t.Context(), onlyV2); len(parts) != 1 || parts[0].Volume != "V2" {
 		t.Errorf("parts of the V2 dump: %+v", parts)
 	}
-	if _, err := c.FindFile("db1", "/var", "f", ""); err != nil {
+	if _, err := c.FindFile(t.Context(), "db1", "/var", "f", ""); err != nil {
 		t.Errorf("surviving dump not found: %v", err)
 	}
-	if _, err := c.FindFile("web1", "/home", "f", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := c.FindFile(t.Context(), "web1", "/home", "f", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("dropped dump still found: %v", err)
 	}
-	v1, _ := c.Volume("V1")
+	v1, _ := c.Volume(t.Context(), "V1")
 	if v1.Written != "20250308010000" || v1.Bytes != 0 || v1.Slot != 7 || v1.Blocksize != 65536 {
 		t.Errorf("V1 after start: %+v", v1)
 	}
-	if v2, _ := c.Volume("V2"); *v2 != *v2Before {
+	if v2, _ := c.Volume(t.Context(), "V2"); *v2 != *v2Before {
 		t.Errorf("V2 changed: %+v, was %+v", v2, v2Before)
 	}
 	// Nothing left on V1: starting it again drops nothing.
-	if dropped, err := c.StartVolumeWrite("V1", 7, 65536, "20250309010000"); err != nil || len(dropped) != 0 {
+	if dropped, err := c.StartVolumeWrite(t.Context(), "V1", 7, 65536, "20250309010000"); err != nil || len(dropped) != 0 {
 		t.Errorf("second start: %v, %v", dropped, err)
 	}
 }
@@ -212,7 +212,7 @@ func TestCommitTaped(t *testing.T) {
 	const payload = 1000
 	newHolding := func(t *testing.T) int64 {
 		id := mkDump(t, c, run, "web1", "/etc", 0)
-		if err := c.SetDumpHolding(id, 0, payload, testSHA, 0, "/hold/web1._etc.0", nil, t0); err != nil {
+		if err := c.SetDumpHolding(t.Context(), id, 0, payload, testSHA, 0, "/hold/web1._etc.0", nil, t0); err != nil {
 			t.Fatal(err)
 		}
 		return id
@@ -249,19 +249,19 @@ func TestCommitTaped(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v1, _ := c.Volume("V1")
-			v2, _ := c.Volume("V2")
+			v1, _ := c.Volume(t.Context(), "V1")
+			v2, _ := c.Volume(t.Context(), "V2")
 			id := newHolding(t)
-			err := c.CommitTaped(id, tc.parts, tc.fin)
+			err := c.CommitTaped(t.Context(), id, tc.parts, tc.fin)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("error %v, want %q", err, tc.want)
 				}
-				d, _ := c.Dump(id)
+				d, _ := c.Dump(t.Context(), id)
 				if d.Status != DumpHolding || d.HoldingPath == "" || countRows(t, c, "parts", id) != 0 {
 					t.Errorf("a refused commit changed the dump: %+v", d)
 				}
-				if n1, _ := c.Volume("V1"); n1.Bytes != v1.Bytes {
+				if n1, _ := c.Volume(t.Context(), "V1"); n1.Bytes != v1.Bytes {
 					t.Errorf("a refused commit changed V1 bytes")
 				}
 				return
@@ -269,11 +269,11 @@ func TestCommitTaped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, _ := c.Dump(id)
+			d, _ := c.Dump(t.Context(), id)
 			if d.Status != DumpGood || d.HoldingPath != "" || !d.Taped.Equal(tc.fin) {
 				t.Errorf("dump after commit: %+v", d)
 			}
-			parts, err := c.Parts(id)
+			parts, err := c.Parts(t.Context(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,19 +286,19 @@ func TestCommitTaped(t *testing.T) {
 			if !slices.Equal(parts, want) {
 				t.Errorf("Parts = %+v, want %+v", parts, want)
 			}
-			n1, _ := c.Volume("V1")
-			n2, _ := c.Volume("V2")
+			n1, _ := c.Volume(t.Context(), "V1")
+			n2, _ := c.Volume(t.Context(), "V2")
 			if n1.Bytes != v1.Bytes+add["V1"] || n2.Bytes != v2.Bytes+add["V2"] {
 				t.Errorf("volume bytes %d %d, want %d %d", n1.Bytes, n2.Bytes, v1.Bytes+add["V1"], v2.Bytes+add["V2"])
 			}
 			// Taping twice is refused.
-			if err := c.CommitTaped(id, tc.parts, tc.fin); err == nil || !strings.Contains(err.Error(), `dump is "good", not "holding"`) {
+			if err := c.CommitTaped(t.Context(), id, tc.parts, tc.fin); err == nil || !strings.Contains(err.Error(), `dump is "good", not "holding"`) {
 				t.Errorf("second commit: %v", err)
 			}
 		})
 	}
 	dumping := mkDump(t, c, run, "web1", "/etc", 0)
-	if err := c.CommitTaped(dumping, two, t0); err == nil || !strings.Contains(err.Error(), "SetDumpHolding comes first") {
+	if err := c.CommitTaped(t.Context(), dumping, two, t0); err == nil || !strings.Contains(err.Error(), "SetDumpHolding comes first") {
 		t.Errorf("commit of a dumping dump: %v", err)
 	}
 }
@@ -312,31 +312,31 @@ func TestLabelVolume(t *testing.T) {
 	addVolume(t, c, "V2", "20250301010000")
 	id := mkDump(t, c, run, "h", "/p", 0)
 	frames, payload := testFrames(2 * testFrameSize)
-	if err := c.SetDumpHolding(id, 2*testFrameSize, payload, testSHA, 0, "/hold", frames, t0); err != nil {
+	if err := c.SetDumpHolding(t.Context(), id, 2*testFrameSize, payload, testSHA, 0, "/hold", frames, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CommitTaped(id, []Part{{Volume: "V1", Part: 1, FileNo: 1, LogicalPos: -1, Length: payload / 2},
+	if err := c.CommitTaped(t.Context(), id, []Part{{Volume: "V1", Part: 1, FileNo: 1, LogicalPos: -1, Length: payload / 2},
 		{Volume: "V2", Part: 2, FileNo: 1, LogicalPos: -1, Offset: payload / 2, Length: payload - payload/2}}, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.LabelVolume("V1", "V2", 1, 1<<18, t0); !errors.Is(err, ErrExists) {
+	if _, err := c.LabelVolume(t.Context(), "V1", "V2", 1, 1<<18, t0); !errors.Is(err, ErrExists) {
 		t.Errorf("relabel to a label in use: %v", err)
 	}
-	dropped, err := c.LabelVolume("V1", "NEW-1", 1, 1<<18, t0)
+	dropped, err := c.LabelVolume(t.Context(), "V1", "NEW-1", 1, 1<<18, t0)
 	if err != nil || len(dropped) != 1 || dropped[0].ID != id {
 		t.Fatalf("dropped %+v, %v", dropped, err)
 	}
-	if _, err := c.Dump(id); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Dump(t.Context(), id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the image with a part on the relabelled volume is still in the catalog: %v", err)
 	}
-	if _, err := c.Volume("V1"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Volume(t.Context(), "V1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("old label still there: %v", err)
 	}
-	v, err := c.Volume("NEW-1")
+	v, err := c.Volume(t.Context(), "NEW-1")
 	if err != nil || v.Written != "" || !v.Reuse || v.Slot != 1 {
 		t.Errorf("new volume %+v %v", v, err)
 	}
-	if _, err := c.LabelVolume("", "NEW-2", 3, 1<<18, t0); err != nil {
+	if _, err := c.LabelVolume(t.Context(), "", "NEW-2", 3, 1<<18, t0); err != nil {
 		t.Errorf("label a blank volume: %v", err)
 	}
 }

@@ -376,7 +376,7 @@ func TestErrorRepliesNameNoServerPath(t *testing.T) {
 	expectErr(ask(r), "find needs a pattern")
 
 	// The level 1 is on the holding disk: remove its file, then restore.
-	hold, err := site.Catalog.Dumps("web1", "/srv")
+	hold, err := site.Catalog.Dumps(ctx, "web1", "/srv")
 	if err != nil {
 		t.Fatal(err)
 	}

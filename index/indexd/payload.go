@@ -51,7 +51,7 @@ func NewImageReader(ctx context.Context, vols VolumeSource, holdingDisks []strin
 }
 
 func (s *Server) newImageSource(ctx context.Context, d catalog.Dump) (*ImageReader, error) {
-	parts, err := s.Catalog.Parts(d.ID)
+	parts, err := s.Catalog.Parts(ctx, d.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,6 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 	if len(paths) > wire.MaxRequestPaths {
 		return nil, fmt.Errorf("the extraction list holds %d paths; one extract takes at most %d: add their directories instead, or extract in several steps", len(paths), wire.MaxRequestPaths)
 	}
-	v = v.WithContext(ctx)
 	step := func() error {
 		if s.hooks.planStep != nil {
 			s.hooks.planStep(ctx)
@@ -66,7 +65,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		order = append(order, r.Path)
 		return nil
 	}
-	picked, err := s.lookup(v, paths, step)
+	picked, err := s.lookup(ctx, v, paths, step)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +86,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 			if err := step(); err != nil {
 				return nil, err
 			}
-			if err := v.Walk(r.Path, add); err != nil {
+			if err := v.Walk(ctx, r.Path, add); err != nil {
 				return nil, err
 			}
 		}
@@ -106,7 +105,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 			// the same image (earlier in its stream); otherwise the target's
 			// data is restored under the link's name.
 			if t, ok := sel[r.Link]; !ok || t.Dump != r.Dump {
-				tr, err := s.Catalog.Entry(v.Chain[r.Dump].ID, r.Link)
+				tr, err := s.Catalog.Entry(ctx, v.Chain[r.Dump].ID, r.Link)
 				if err != nil {
 					return nil, fmt.Errorf("%s is a hard link to %s, which its image does not hold: %w", r.Path, r.Link, err)
 				}
@@ -126,7 +125,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		d := v.Chain[ci]
 		es := byDump[ci]
 		sort.SliceStable(es, func(a, b int) bool { return es[a].TarOffset < es[b].TarOffset })
-		frames, err := s.framesFor(d, es)
+		frames, err := s.framesFor(ctx, d, es)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +148,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 
 // lookup returns the records of the paths (cleaned, each once, sorted),
 // reading each directory of the view once for all the names asked in it.
-func (s *Server) lookup(v *catalog.View, paths []string, step func() error) ([]catalog.ViewRecord, error) {
+func (s *Server) lookup(ctx context.Context, v *catalog.View, paths []string, step func() error) ([]catalog.ViewRecord, error) {
 	byDir := map[string][]string{}
 	for _, p := range paths {
 		c, err := cleanPath(p)
@@ -178,17 +177,17 @@ func (s *Server) lookup(v *catalog.View, paths []string, step func() error) ([]c
 			if dir != "\x00root" && dir != "" {
 				p = dir + "/" + p
 			}
-			r, err := v.Stat(p)
+			r, err := v.Stat(ctx, p)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, *r)
 			continue
 		}
-		recs, err := v.Records(dir)
+		recs, err := v.Records(ctx, dir)
 		if err != nil {
 			// Say it as a lookup of the first path would.
-			_, serr := v.Stat(path.Join(dir, names[0]))
+			_, serr := v.Stat(ctx, path.Join(dir, names[0]))
 			return nil, cmp.Or(serr, err)
 		}
 		byName := make(map[string]int, len(recs))
@@ -198,7 +197,7 @@ func (s *Server) lookup(v *catalog.View, paths []string, step func() error) ([]c
 		for _, n := range names {
 			i, ok := byName[n]
 			if !ok {
-				_, err := v.Stat(path.Join(dir, n))
+				_, err := v.Stat(ctx, path.Join(dir, n))
 				return nil, cmp.Or(err, fmt.Errorf("%s is not in the backup", path.Join(dir, n)))
 			}
 			out = append(out, recs[i])
@@ -229,7 +228,7 @@ func covered(p string, dirs map[string]bool) bool {
 // next entry's start when the span is known, the end of the stream
 // otherwise). Directories with no entry of their own (tar offset 0: the
 // DLE root's entry is never indexed) need no frame.
-func (s *Server) framesFor(d catalog.Dump, es []wire.EntryInfo) ([]catalog.Frame, error) {
+func (s *Server) framesFor(ctx context.Context, d catalog.Dump, es []wire.EntryInfo) ([]catalog.Frame, error) {
 	need := false
 	for _, e := range es {
 		if e.TarOffset > 0 {
@@ -239,7 +238,7 @@ func (s *Server) framesFor(d catalog.Dump, es []wire.EntryInfo) ([]catalog.Frame
 	if !need {
 		return nil, nil
 	}
-	all, err := s.Catalog.Frames(d.ID)
+	all, err := s.Catalog.Frames(ctx, d.ID)
 	if err != nil {
 		return nil, err
 	}

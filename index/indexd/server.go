@@ -421,7 +421,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 		if !ss.admin && !slices.Contains(ss.peer.Roles, wire.RoleClient) {
 			return fail(fmt.Errorf("certificate %s has roles %v; the index server accepts client and admin certificates (tapir ca issue HOST [--admin])", ss.peer.Host, ss.peer.Roles))
 		}
-		hosts, err := ss.s.Catalog.Hosts()
+		hosts, err := ss.s.Catalog.Hosts(ctx)
 		if err != nil {
 			return fail(err)
 		}
@@ -440,7 +440,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 	}
 	switch req.Op {
 	case wire.IdxListDisk:
-		dles, err := ss.s.Catalog.DLEPaths(req.Host)
+		dles, err := ss.s.Catalog.DLEPaths(ctx, req.Host)
 		if err != nil {
 			return fail(err)
 		}
@@ -461,12 +461,11 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 	if err != nil {
 		return fail(err)
 	}
-	v = v.WithContext(ctx)
 	switch req.Op {
 	case wire.IdxView:
 		return ss.reply(wire.IndexReply{OK: true, Images: ss.images(ctx, v.Chain, false)})
 	case wire.IdxLs:
-		ents, err := v.List(req.Path)
+		ents, err := v.List(ctx, req.Path)
 		if err != nil {
 			return fail(err)
 		}
@@ -484,7 +483,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 		}
 		return ss.c.Flush()
 	case wire.IdxStat:
-		r, err := v.Stat(req.Path)
+		r, err := v.Stat(ctx, req.Path)
 		if err != nil {
 			return fail(err)
 		}
@@ -501,7 +500,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 		if req.Limit > 0 {
 			limit = min(req.Limit, wire.MaxFindLimit)
 		}
-		found, more, err := v.Find(req.Pattern, limit)
+		found, more, err := v.Find(ctx, req.Pattern, limit)
 		if err != nil {
 			return fail(err)
 		}
@@ -577,7 +576,7 @@ func (ss *session) view(ctx context.Context, req wire.IndexRequest) (*catalog.Vi
 		return v, nil
 	}
 	for tries := 0; ; tries++ {
-		v, err := ss.s.Catalog.View(req.Host, req.DLE, req.Date)
+		v, err := ss.s.Catalog.View(ctx, req.Host, req.DLE, req.Date)
 		var nl *catalog.NoListingsError
 		if errors.As(err, &nl) && tries < 100 {
 			if err := ss.s.recordListings(ctx, nl.Dump); err != nil {
@@ -601,7 +600,7 @@ func (ss *session) view(ctx context.Context, req wire.IndexRequest) (*catalog.Vi
 func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	s.listMu.Lock()
 	defer s.listMu.Unlock()
-	if cur, err := s.Catalog.Dump(d.ID); err == nil && cur.Listed {
+	if cur, err := s.Catalog.Dump(ctx, d.ID); err == nil && cur.Listed {
 		return nil
 	}
 	start := time.Now()
@@ -633,7 +632,7 @@ func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	if got := hex.EncodeToString(sum.Sum(nil)); d.SHA256 != "" && got != d.SHA256 {
 		return fmt.Errorf("%s read from %s has SHA-256 %s, the catalog says %s: the image is damaged (check the volume with tapir verify)", is.what(), strings.Join(is.where, ", "), got, d.SHA256)
 	}
-	if err := s.Catalog.SetListings(d.ID, lst); err != nil {
+	if err := s.Catalog.SetListings(ctx, d.ID, lst); err != nil {
 		return err
 	}
 	s.Log.Info("recorded the directory listings of an image", "host", d.Host, "path", d.Path, "datestamp", d.Datestamp,
@@ -654,7 +653,7 @@ func (ss *session) images(ctx context.Context, ds []catalog.Dump, where bool) []
 func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire.ImageInfo {
 	ii := wire.ImageInfo{Datestamp: d.Datestamp, Level: d.Level, Status: d.Status, Comp: d.Comp, FrameSize: d.FrameSize,
 		OrigSize: d.OrigSize, PayloadSize: d.PayloadSize, Files: d.Files}
-	parts, err := s.Catalog.Parts(d.ID)
+	parts, err := s.Catalog.Parts(ctx, d.ID)
 	if err != nil || len(parts) == 0 {
 		ii.Holding = d.Status == catalog.DumpHolding
 		return ii
@@ -687,7 +686,7 @@ func (ss *session) history(ctx context.Context, req wire.IndexRequest) error {
 	if req.DLE == "" {
 		return ss.fail(ctx, req.Op, errors.New("no disk chosen: setdisk DLE first (listdisk shows them)"))
 	}
-	dumps, err := ss.s.Catalog.Dumps(req.Host, req.DLE)
+	dumps, err := ss.s.Catalog.Dumps(ctx, req.Host, req.DLE)
 	if err != nil {
 		return ss.fail(ctx, req.Op, err)
 	}

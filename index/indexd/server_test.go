@@ -142,30 +142,30 @@ func TestRestoreFromATape(t *testing.T) {
 func bigDir(tb testing.TB, cat *catalog.Catalog, n int) {
 	t0 := time.Date(2025, 6, 1, 1, 0, 0, 0, time.UTC)
 	for lvl, ds := range []string{"20250601010000", "20250602010000"} {
-		run, err := cat.BeginRun(ds, "test", t0)
+		run, err := cat.BeginRun(tb.Context(), ds, "test", t0)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		id, err := cat.CreateDump(&catalog.Dump{RunID: run, Host: "web1", Path: "/big", Level: lvl, FrameSize: 1 << 20, Started: t0})
+		id, err := cat.CreateDump(tb.Context(), &catalog.Dump{RunID: run, Host: "web1", Path: "/big", Level: lvl, FrameSize: 1 << 20, Started: t0})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		w, err := cat.NewFileWriter(id, 1<<20)
+		w, err := cat.NewFileWriter(tb.Context(), id, 1<<20)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		w.Add(catalog.FileRecord{Path: "big", Type: '5', TarOffset: 512})
+		w.Add(tb.Context(), catalog.FileRecord{Path: "big", Type: '5', TarOffset: 512})
 		var lst []gnutar.DirEntry
 		for i := range n {
 			name := fmt.Sprintf("file%06d.log", i)
 			if lvl == 0 || i%10 == 0 {
-				w.Add(catalog.FileRecord{Path: "big/" + name, Type: '0', Size: int64(i), TarOffset: int64(i+2) * 1024})
+				w.Add(tb.Context(), catalog.FileRecord{Path: "big/" + name, Type: '0', Size: int64(i), TarOffset: int64(i+2) * 1024})
 				lst = append(lst, gnutar.DirEntry{Kind: 'Y', Name: name})
 			} else {
 				lst = append(lst, gnutar.DirEntry{Kind: 'N', Name: name})
 			}
 		}
-		if err := w.Commit(); err != nil {
+		if err := w.Commit(tb.Context()); err != nil {
 			tb.Fatal(err)
 		}
 		orig := int64(n+3) * 1024
@@ -174,10 +174,10 @@ func bigDir(tb testing.TB, cat *catalog.Catalog, n int) {
 			size := min(orig-off, 1<<20)
 			frames = append(frames, catalog.Frame{Index: len(frames), TarOffset: off, TarSize: size, Offset: off, Size: size})
 		}
-		if err := cat.SetDumpHolding(id, orig, orig, strings.Repeat("ab", 32), int64(n), "", frames, t0); err != nil {
+		if err := cat.SetDumpHolding(tb.Context(), id, orig, orig, strings.Repeat("ab", 32), int64(n), "", frames, t0); err != nil {
 			tb.Fatal(err)
 		}
-		if err := cat.SetListings(id, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'D', Name: "big"}}), "big": gnutar.EncodeDumpdir(lst)}); err != nil {
+		if err := cat.SetListings(tb.Context(), id, map[string]string{"": gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: 'D', Name: "big"}}), "big": gnutar.EncodeDumpdir(lst)}); err != nil {
 			tb.Fatal(err)
 		}
 	}

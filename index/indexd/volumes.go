@@ -50,7 +50,7 @@ type DiskVolumes struct {
 
 // Locate finds the slot of a label.
 func (d *DiskVolumes) Locate(ctx context.Context, label string) (string, error) {
-	slot, err := d.find(label)
+	slot, err := d.find(ctx, label)
 	if err != nil {
 		return "", err
 	}
@@ -58,7 +58,7 @@ func (d *DiskVolumes) Locate(ctx context.Context, label string) (string, error) 
 }
 
 // find returns the slot holding label, checking the label on the vtape.
-func (d *DiskVolumes) find(label string) (int, error) {
+func (d *DiskVolumes) find(ctx context.Context, label string) (int, error) {
 	d.smu.Lock()
 	defer d.smu.Unlock()
 	if d.slots == nil {
@@ -85,7 +85,7 @@ func (d *DiskVolumes) find(label string) (int, error) {
 	}
 	var hint int
 	if d.Catalog != nil {
-		if v, err := d.Catalog.Volume(label); err == nil && v.Slot > 0 {
+		if v, err := d.Catalog.Volume(ctx, label); err == nil && v.Slot > 0 {
 			hint = v.Slot
 			damaged = nil
 			if try(v.Slot) {
@@ -120,7 +120,7 @@ func (d *DiskVolumes) find(label string) (int, error) {
 
 // Open loads the slot holding label.
 func (d *DiskVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
-	slot, err := d.find(label)
+	slot, err := d.find(ctx, label)
 	if err != nil {
 		return nil, nil, err
 	}

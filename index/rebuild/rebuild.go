@@ -146,11 +146,11 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rebuild: datestamp %s: %w", ds, err)
 		}
-		id, err := cat.BeginRun(ds, o.Org, t)
+		id, err := cat.BeginRun(ctx, ds, o.Org, t)
 		if err != nil {
 			return nil, err
 		}
-		if err := cat.FinishRun(id, catalog.RunOK, t, "rebuilt by `tapir admin rebuild` on "+o.Now().Format(time.RFC3339)+" from the volumes and holding disks"); err != nil {
+		if err := cat.FinishRun(ctx, id, catalog.RunOK, t, "rebuilt by `tapir admin rebuild` on "+o.Now().Format(time.RFC3339)+" from the volumes and holding disks"); err != nil {
 			return nil, err
 		}
 		runIDs[ds] = id
@@ -163,11 +163,11 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 	sort.Strings(labels)
 	for _, l := range labels {
 		v := vols[l]
-		if _, err := cat.AddVolume(catalog.Volume{Label: l, Slot: v.slot, Blocksize: v.label.Blocksize, Created: v.label.Created}); err != nil {
+		if _, err := cat.AddVolume(ctx, catalog.Volume{Label: l, Slot: v.slot, Blocksize: v.label.Blocksize, Created: v.label.Created}); err != nil {
 			return nil, err
 		}
 		if v.label.Datestamp != taper.NeverWritten {
-			if _, err := cat.StartVolumeWrite(l, v.slot, v.label.Blocksize, v.label.Datestamp); err != nil {
+			if _, err := cat.StartVolumeWrite(ctx, l, v.slot, v.label.Blocksize, v.label.Datestamp); err != nil {
 				return nil, err
 			}
 		}
@@ -509,11 +509,11 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 	// index and the listings.
 	started, _ := time.ParseInLocation("20060102150405", h.Datestamp, o.Loc)
 	d.RunID, d.Started = runID, started
-	id, err := cat.CreateDump(&d)
+	id, err := cat.CreateDump(ctx, &d)
 	if err != nil {
 		return 0, err
 	}
-	fw, err := cat.NewFileWriter(id, max(h.FrameSize, 1))
+	fw, err := cat.NewFileWriter(ctx, id, max(h.FrameSize, 1))
 	if err != nil {
 		return 0, err
 	}
@@ -522,7 +522,7 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 	tr, err := image.NewStreamReader(tee, h.Comp)
 	if err != nil {
 		fw.Abort()
-		cat.FailDump(id, err.Error())
+		cat.FailDump(ctx, id, err.Error())
 		return 0, problemf("%v", err)
 	}
 	listings := map[string]string{}
@@ -535,7 +535,7 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 			return nil
 		}
 		n++
-		return fw.Add(e.FileRecord)
+		return fw.Add(ctx, e.FileRecord)
 	})
 	if err == nil {
 		// Through the decompressor to its end first (it may read ahead in
@@ -547,7 +547,7 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 	tr.Close()
 	fail := func(err error) (int64, error) {
 		fw.Abort()
-		cat.FailDump(id, err.Error())
+		cat.FailDump(ctx, id, err.Error())
 		return 0, err
 	}
 	if err != nil {
@@ -564,17 +564,17 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 		}
 		orig = last.TarOffset + last.TarSize
 	}
-	if err := fw.Commit(); err != nil {
+	if err := fw.Commit(ctx); err != nil {
 		return fail(err)
 	}
-	if err := cat.SetDumpHolding(id, orig, d.PayloadSize, got, n, d.HoldingPath, frames, started); err != nil {
+	if err := cat.SetDumpHolding(ctx, id, orig, d.PayloadSize, got, n, d.HoldingPath, frames, started); err != nil {
 		return 0, err
 	}
-	if err := cat.SetListings(id, listings); err != nil {
+	if err := cat.SetListings(ctx, id, listings); err != nil {
 		return 0, err
 	}
 	if len(parts) > 0 {
-		if err := cat.CommitTaped(id, parts, started); err != nil {
+		if err := cat.CommitTaped(ctx, id, parts, started); err != nil {
 			return 0, err
 		}
 	}

@@ -34,32 +34,32 @@ type answers struct {
 func collect(t *testing.T, cat *catalog.Catalog) answers {
 	t.Helper()
 	var a answers
-	runs, err := cat.Runs()
+	runs, err := cat.Runs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range runs {
 		a.Runs = append(a.Runs, r.Datestamp)
 	}
-	vols, _ := cat.Volumes()
+	vols, _ := cat.Volumes(t.Context())
 	for _, v := range vols {
 		a.Volumes = append(a.Volumes, fmt.Sprintf("%s slot %d bs %d written %s bytes %d", v.Label, v.Slot, v.Blocksize, v.Written, v.Bytes))
 	}
-	dumps, err := cat.Dumps("", "")
+	dumps, err := cat.Dumps(t.Context(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range dumps {
 		a.Dumps = append(a.Dumps, fmt.Sprintf("%s:%s L%d %s %s orig %d payload %d sha %s %s fs %d files %d hold %q",
 			d.Host, d.Path, d.Level, d.Datestamp, d.Status, d.OrigSize, d.PayloadSize, d.SHA256, d.Comp, d.FrameSize, d.Files, d.HoldingPath))
-		parts, _ := cat.Parts(d.ID)
+		parts, _ := cat.Parts(t.Context(), d.ID)
 		for _, p := range parts {
 			a.Parts = append(a.Parts, fmt.Sprintf("%s L%d %s: %s part %d file %d rec %d pos %d off %d len %d", d.Host, d.Level, d.Datestamp, p.Volume, p.Part, p.FileNo, p.Record, p.LogicalPos, p.Offset, p.Length))
 		}
-		frames, _ := cat.Frames(d.ID)
+		frames, _ := cat.Frames(t.Context(), d.ID)
 		a.Frames = append(a.Frames, fmt.Sprintf("%s:%s L%d: %v", d.Host, d.Path, d.Level, frames))
 		for _, dir := range []string{"", "etc", "home/bob", "alice"} {
-			recs, err := cat.ListDir(d.ID, dir)
+			recs, err := cat.ListDir(t.Context(), d.ID, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func collect(t *testing.T, cat *catalog.Catalog) answers {
 		{"web1", "/srv", "etc/passwd", ""}, {"web1", "/srv", "home/bob/doomed.txt", ""}, {"web1", "/srv", "home/alice/notes.txt", "20250607"},
 		{"web1", "/srv", "home/alice/big.bin", ""}, {"web2", "/etc", "ssl/cert.pem", ""}, {"db1", "/home", "alice/big.bin", ""},
 	} {
-		loc, err := cat.FindFile(q.host, q.dle, q.file, q.asOf)
+		loc, err := cat.FindFile(t.Context(), q.host, q.dle, q.file, q.asOf)
 		if err != nil {
 			a.Finds = append(a.Finds, err.Error()[strings.Index(err.Error(), ": find")+2:])
 			continue
@@ -80,11 +80,11 @@ func collect(t *testing.T, cat *catalog.Catalog) answers {
 		a.Finds = append(a.Finds, fmt.Sprintf("%s in %s L%d at %d: %+v frames %v", q.file, loc.Dump.Datestamp, loc.Dump.Level, loc.File.TarOffset, loc.File, loc.Frames))
 	}
 	for _, asOf := range []string{"20250607", "20250608", ""} {
-		v, err := cat.View("web1", "/srv", asOf)
+		v, err := cat.View(t.Context(), "web1", "/srv", asOf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = v.Walk("", func(r catalog.ViewRecord) error {
+		err = v.Walk(t.Context(), "", func(r catalog.ViewRecord) error {
 			a.Views = append(a.Views, fmt.Sprintf("as of %q: %s from %s", asOf, r.Path, v.Chain[r.Dump].Datestamp))
 			return nil
 		})
@@ -353,7 +353,7 @@ func TestRebuildRefusesDamagedHeader(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer cat.Close()
-				dumps, _ := cat.Dumps("", "")
+				dumps, _ := cat.Dumps(t.Context(), "", "")
 				if len(dumps) != 1 || dumps[0].Datestamp != "20250607010000" || dumps[0].Level != 0 {
 					t.Errorf("the rebuilt catalog holds %+v; want only the level 0 of 20250607", dumps)
 				}

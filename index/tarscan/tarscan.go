@@ -2,6 +2,7 @@ package tarscan
 
 import (
 	"archive/tar"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -100,7 +101,7 @@ func Listings(r io.Reader) (map[string]string, error) {
 // from a volume (the index server does that, once, for images whose
 // listings are missing). Fulls need no listings; recording them is
 // harmless.
-func RecordListings(cat *catalog.Catalog, dumpID int64, path string, disks []string) error {
+func RecordListings(ctx context.Context, cat *catalog.Catalog, dumpID int64, path string, disks []string) error {
 	im, err := holding.OpenImage(path, disks)
 	if err != nil {
 		return fmt.Errorf("record listings of dump %d: %w", dumpID, err)
@@ -115,5 +116,5 @@ func RecordListings(cat *catalog.Catalog, dumpID int64, path string, disks []str
 	if err != nil {
 		return fmt.Errorf("record listings of dump %d: %s: %w", dumpID, path, err)
 	}
-	return cat.SetListings(dumpID, lst)
+	return cat.SetListings(ctx, dumpID, lst)
 }

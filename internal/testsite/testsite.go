@@ -137,7 +137,7 @@ type RunOptions struct {
 
 // nextVolume labels the vtape of the next empty slot for a run and
 // records it in the catalog.
-func (s *Site) nextVolume(datestamp string, start time.Time) (taper.Device, string, error) {
+func (s *Site) nextVolume(ctx context.Context, datestamp string, start time.Time) (taper.Device, string, error) {
 	slot := s.nextSlot
 	if slot > s.Slots {
 		return nil, "", fmt.Errorf("testsite: all %d slots are used", s.Slots)
@@ -148,10 +148,10 @@ func (s *Site) nextVolume(datestamp string, start time.Time) (taper.Device, stri
 	if err != nil {
 		return nil, "", err
 	}
-	if _, err := s.Catalog.AddVolume(catalog.Volume{Label: label, Slot: slot, Blocksize: s.Blocksize, Created: start}); err != nil {
+	if _, err := s.Catalog.AddVolume(ctx, catalog.Volume{Label: label, Slot: slot, Blocksize: s.Blocksize, Created: start}); err != nil {
 		return nil, "", err
 	}
-	if _, err := s.Catalog.StartVolumeWrite(label, slot, s.Blocksize, datestamp); err != nil {
+	if _, err := s.Catalog.StartVolumeWrite(ctx, label, slot, s.Blocksize, datestamp); err != nil {
 		return nil, "", err
 	}
 	if err := taper.WriteLabel(dev, taper.Label{Datestamp: datestamp, Label: label, Org: s.Org, Blocksize: s.Blocksize, Created: start}); err != nil {
@@ -169,14 +169,14 @@ func (s *Site) Run(ctx context.Context, datestamp string, dles []DLE, o RunOptio
 		return nil, err
 	}
 	cat := s.Catalog
-	runID, err := cat.BeginRun(datestamp, s.Org, start)
+	runID, err := cat.BeginRun(ctx, datestamp, s.Org, start)
 	if err != nil {
 		return nil, err
 	}
 	var dev taper.Device
 	var label string
 	if !o.HoldingOnly {
-		if dev, label, err = s.nextVolume(datestamp, start); err != nil {
+		if dev, label, err = s.nextVolume(ctx, datestamp, start); err != nil {
 			return nil, err
 		}
 		defer s.Changer.Eject()
@@ -185,7 +185,7 @@ func (s *Site) Run(ctx context.Context, datestamp string, dles []DLE, o RunOptio
 	for _, d := range dles {
 		id, err := s.dumpOne(ctx, runID, datestamp, d, dev, label, o)
 		if err != nil {
-			cat.FinishRun(runID, catalog.RunFailed, start.Add(time.Minute), err.Error())
+			cat.FinishRun(ctx, runID, catalog.RunFailed, start.Add(time.Minute), err.Error())
 			return ids, fmt.Errorf("testsite: %s:%s level %d: %w", d.Host, d.Path, d.Level, err)
 		}
 		ids = append(ids, id)
@@ -194,7 +194,7 @@ func (s *Site) Run(ctx context.Context, datestamp string, dles []DLE, o RunOptio
 	if o.HoldingOnly {
 		status = catalog.RunDegraded
 	}
-	return ids, cat.FinishRun(runID, status, start.Add(time.Minute), "")
+	return ids, cat.FinishRun(ctx, runID, status, start.Add(time.Minute), "")
 }
 
 func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE, dev taper.Device, label string, o RunOptions) (int64, error) {
@@ -208,12 +208,12 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	start, _ := time.Parse("20060102150405", datestamp)
 	hdr := &image.Header{Datestamp: datestamp, Host: d.Host, Path: d.Path, Level: d.Level, Part: 1, Parts: 1,
 		Comp: d.Comp, FrameSize: int64(d.FrameSize), Encryption: "none"}
-	id, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: d.Host, Path: d.Path, Level: d.Level, Datestamp: datestamp,
+	id, err := cat.CreateDump(ctx, &catalog.Dump{RunID: runID, Host: d.Host, Path: d.Path, Level: d.Level, Datestamp: datestamp,
 		Comp: string(d.Comp), FrameSize: int64(d.FrameSize), Started: start})
 	if err != nil {
 		return 0, err
 	}
-	fw, err := cat.NewFileWriter(id, int64(d.FrameSize))
+	fw, err := cat.NewFileWriter(ctx, id, int64(d.FrameSize))
 	if err != nil {
 		return 0, err
 	}
@@ -234,13 +234,13 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	var sum image.Summary
 	var nfiles int64
 	if d.Tar != nil {
-		sum, nfiles, err = storeTar(d, hf, fw)
+		sum, nfiles, err = storeTar(ctx, d, hf, fw)
 	} else {
 		var res client.Result
 		res, err = client.Dump(ctx, d.Root, client.DumpOptions{Level: d.Level, Comp: d.Comp, CompressLevel: 1,
 			FrameSize: d.FrameSize, OneFilesystem: true, Datestamp: datestamp, State: store},
 			client.Sink{Payload: hf, Index: func(r wire.IndexRecord) error {
-				return fw.Add(catalog.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
+				return fw.Add(ctx, catalog.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
 					UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
 			}})
 		if err == nil {
@@ -251,7 +251,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 		fw.Abort()
 		return 0, err
 	}
-	if err := fw.Commit(); err != nil {
+	if err := fw.Commit(ctx); err != nil {
 		return 0, err
 	}
 	hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, hdr.Frames = sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, int64(len(sum.Frames))
@@ -266,11 +266,11 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	for i, f := range sum.Frames {
 		frames[i] = catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
 	}
-	if err := cat.SetDumpHolding(id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, hpath, frames, start.Add(time.Second)); err != nil {
+	if err := cat.SetDumpHolding(ctx, id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, hpath, frames, start.Add(time.Second)); err != nil {
 		return 0, err
 	}
 	if o.Listings {
-		if err := tarscan.RecordListings(cat, id, hpath, []string{s.Holding}); err != nil {
+		if err := tarscan.RecordListings(ctx, cat, id, hpath, []string{s.Holding}); err != nil {
 			return 0, err
 		}
 	}
@@ -293,7 +293,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	h := sha256.New()
 	for i, n := range lengths {
 		if i > 0 {
-			if dev, label, err = s.nextVolume(datestamp, start); err != nil {
+			if dev, label, err = s.nextVolume(ctx, datestamp, start); err != nil {
 				return 0, err
 			}
 		}
@@ -308,7 +308,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum.SHA256 {
 		return 0, fmt.Errorf("holding file %s changed while taped", hpath)
 	}
-	if err := cat.CommitTaped(id, parts, start.Add(2*time.Second)); err != nil {
+	if err := cat.CommitTaped(ctx, id, parts, start.Add(2*time.Second)); err != nil {
 		return 0, err
 	}
 	hf.Close()
@@ -317,7 +317,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 
 // storeTar writes d.Tar as a framed payload to w and indexes its
 // entries (the DLE root excepted) with fw.
-func storeTar(d DLE, w io.Writer, fw *catalog.FileWriter) (image.Summary, int64, error) {
+func storeTar(ctx context.Context, d DLE, w io.Writer, fw *catalog.FileWriter) (image.Summary, int64, error) {
 	pw, err := image.NewPayloadWriter(w, image.WriterOptions{Comp: d.Comp, FrameSize: d.FrameSize, Concurrency: 1})
 	if err != nil {
 		return image.Summary{}, 0, err
@@ -337,7 +337,7 @@ func storeTar(d DLE, w io.Writer, fw *catalog.FileWriter) (image.Summary, int64,
 		// An entry the catalog refuses (an absolute name, say) stays in
 		// the tar stream but out of the index; a real failure shows at
 		// Commit.
-		if fw.Add(e.FileRecord) == nil {
+		if fw.Add(ctx, e.FileRecord) == nil {
 			n++
 		}
 		return nil

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,18 +16,18 @@ import (
 // first: one line per part for images on volumes, one line for images on
 // the holding disk and for failed attempts. An unknown host or DLE is an
 // error that says which hosts and DLEs there are.
-func Find(w io.Writer, cat *catalog.Catalog, host, path string) error {
-	dumps, err := cat.Dumps(host, path)
+func Find(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path string) error {
+	dumps, err := cat.Dumps(ctx, host, path)
 	if err != nil {
 		return err
 	}
 	if len(dumps) == 0 {
-		return notFound(cat, host, path)
+		return notFound(ctx, cat, host, path)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "date\thost\tpath\tlevel\tstatus\tvolume\tfile\tpart\tstored")
 	for _, d := range dumps {
-		parts, err := cat.Parts(d.ID)
+		parts, err := cat.Parts(ctx, d.ID)
 		if err != nil {
 			return err
 		}
@@ -46,8 +47,8 @@ func Find(w io.Writer, cat *catalog.Catalog, host, path string) error {
 	return tw.Flush()
 }
 
-func notFound(cat *catalog.Catalog, host, path string) error {
-	all, err := cat.Dumps(host, "")
+func notFound(ctx context.Context, cat *catalog.Catalog, host, path string) error {
+	all, err := cat.Dumps(ctx, host, "")
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func notFound(cat *catalog.Catalog, host, path string) error {
 		}
 		return fmt.Errorf("no image of %s:%s is in the catalog %s; %s has images of %s", host, path, cat.Path(), host, strings.Join(dles, ", "))
 	}
-	hosts, err := cat.Hosts()
+	hosts, err := cat.Hosts(ctx)
 	if err != nil {
 		return err
 	}
@@ -75,18 +76,18 @@ func notFound(cat *catalog.Catalog, host, path string) error {
 
 // Info writes the history of one DLE with average sizes, rates and
 // compression for fulls and incrementals.
-func Info(w io.Writer, cat *catalog.Catalog, host, path string) error {
+func Info(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path string) error {
 	if path == "" {
 		return errors.New("info needs a host and a DLE path")
 	}
-	dumps, err := cat.Dumps(host, path)
+	dumps, err := cat.Dumps(ctx, host, path)
 	if err != nil {
 		return err
 	}
 	if len(dumps) == 0 {
-		return notFound(cat, host, path)
+		return notFound(ctx, cat, host, path)
 	}
-	forced, err := cat.Forced()
+	forced, err := cat.Forced(ctx)
 	if err != nil {
 		return err
 	}
@@ -117,7 +118,7 @@ func Info(w io.Writer, cat *catalog.Catalog, host, path string) error {
 		a.secs += duration(d).Seconds()
 		if a.lastDate == "" {
 			a.lastDate = stamp(d.Datestamp)
-			a.lastVol = volumesOf(cat, d)
+			a.lastVol = volumesOf(ctx, cat, d)
 		}
 	}
 	fmt.Fprintf(w, "%s:%s\n", host, path)
@@ -149,7 +150,7 @@ func Info(w io.Writer, cat *catalog.Catalog, host, path string) error {
 			tm = t.Round(time.Second).String()
 			rate = Size(int64(float64(d.PayloadSize)/t.Seconds())) + "/s"
 		}
-		vols := volumesOf(cat, d)
+		vols := volumesOf(ctx, cat, d)
 		if d.Status == catalog.DumpFailed {
 			vols = "failed: " + firstLine(d.Error)
 		}
@@ -165,8 +166,8 @@ func duration(d catalog.Dump) time.Duration {
 	return d.Finished.Sub(d.Started)
 }
 
-func volumesOf(cat *catalog.Catalog, d catalog.Dump) string {
-	parts, err := cat.Parts(d.ID)
+func volumesOf(ctx context.Context, cat *catalog.Catalog, d catalog.Dump) string {
+	parts, err := cat.Parts(ctx, d.ID)
 	if err != nil || len(parts) == 0 {
 		if d.Status == catalog.DumpHolding {
 			return "(holding disk)"

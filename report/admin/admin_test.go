@@ -31,7 +31,7 @@ func testCatalog(t *testing.T) *catalog.Catalog {
 		}
 	}
 	for i, l := range []string{"DAILY-001", "DAILY-002", "DAILY-003"} {
-		_, err := cat.AddVolume(catalog.Volume{Label: l, Slot: i + 1, Blocksize: 262144})
+		_, err := cat.AddVolume(t.Context(), catalog.Volume{Label: l, Slot: i + 1, Blocksize: 262144})
 		must(err)
 	}
 	sha := strings.Repeat("cd", 32)
@@ -54,21 +54,21 @@ func testCatalog(t *testing.T) *catalog.Catalog {
 		{"20250605010000", "/srv", 1, 50 << 20, 20 << 20, 5, nil, "", true},
 	} {
 		ts, _ := time.Parse("20060102150405", m.ds)
-		run, err := cat.Run(m.ds)
+		run, err := cat.Run(t.Context(), m.ds)
 		var runID int64
 		if err == nil {
 			runID = run.ID
 		} else {
-			runID, err = cat.BeginRun(m.ds, "test", ts)
+			runID, err = cat.BeginRun(t.Context(), m.ds, "test", ts)
 			must(err)
 		}
-		id, err := cat.CreateDump(&catalog.Dump{RunID: runID, Host: "web1", Path: m.path, Level: m.level, Started: ts})
+		id, err := cat.CreateDump(t.Context(), &catalog.Dump{RunID: runID, Host: "web1", Path: m.path, Level: m.level, Started: ts})
 		must(err)
 		if m.fail != "" {
-			must(cat.FailDump(id, m.fail))
+			must(cat.FailDump(t.Context(), id, m.fail))
 			continue
 		}
-		must(cat.SetDumpHolding(id, m.orig, m.payload, sha, 10, "/holding/x", nil, ts.Add(time.Duration(m.secs)*time.Second)))
+		must(cat.SetDumpHolding(t.Context(), id, m.orig, m.payload, sha, 10, "/holding/x", nil, ts.Add(time.Duration(m.secs)*time.Second)))
 		if m.hold {
 			continue
 		}
@@ -76,7 +76,7 @@ func testCatalog(t *testing.T) *catalog.Catalog {
 		per := m.payload / int64(len(m.vols))
 		for i, v := range m.vols {
 			if !started[v] {
-				_, err := cat.StartVolumeWrite(v, 1, 262144, m.ds)
+				_, err := cat.StartVolumeWrite(t.Context(), v, 1, 262144, m.ds)
 				must(err)
 				started[v] = true
 			}
@@ -86,9 +86,9 @@ func testCatalog(t *testing.T) *catalog.Catalog {
 			}
 			parts = append(parts, catalog.Part{Volume: v, Part: i + 1, FileNo: int64(i + 1), LogicalPos: -1, Offset: per * int64(i), Length: n})
 		}
-		must(cat.CommitTaped(id, parts, ts.Add(time.Hour)))
+		must(cat.CommitTaped(t.Context(), id, parts, ts.Add(time.Hour)))
 	}
-	must(cat.SetForce("web1", "/srv", true))
+	must(cat.SetForce(t.Context(), "web1", "/srv", true))
 	return cat
 }
 
@@ -112,12 +112,12 @@ func golden(t *testing.T, name string, got []byte) {
 func TestFindGolden(t *testing.T) {
 	cat := testCatalog(t)
 	var b bytes.Buffer
-	if err := Find(&b, cat, "web1", ""); err != nil {
+	if err := Find(t.Context(), &b, cat, "web1", ""); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "find-web1.golden", b.Bytes())
 	b.Reset()
-	if err := Find(&b, cat, "web1", "/etc"); err != nil {
+	if err := Find(t.Context(), &b, cat, "web1", "/etc"); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "find-web1-etc.golden", b.Bytes())
@@ -125,7 +125,7 @@ func TestFindGolden(t *testing.T) {
 		{"web2", "", "no image of host web2 is in the catalog"},
 		{"web1", "/nope", "no image of web1:/nope is in the catalog"},
 	} {
-		if err := Find(&b, cat, tc.host, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := Find(t.Context(), &b, cat, tc.host, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("find %s %s: %v", tc.host, tc.path, err)
 		}
 	}
@@ -134,7 +134,7 @@ func TestFindGolden(t *testing.T) {
 func TestInfoGolden(t *testing.T) {
 	cat := testCatalog(t)
 	var b bytes.Buffer
-	if err := Info(&b, cat, "web1", "/srv"); err != nil {
+	if err := Info(t.Context(), &b, cat, "web1", "/srv"); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "info-web1-srv.golden", b.Bytes())

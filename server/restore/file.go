@@ -81,7 +81,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		return nil, err
 	}
 	defer cat.Close()
-	loc, err := cat.FindFile(req.Host, req.Path, rel, req.AsOf)
+	loc, err := cat.FindFile(ctx, req.Host, req.Path, rel, req.AsOf)
 	if err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {
 			return nil, fmt.Errorf("recover: %s is in no image of %s:%s in catalog %s (check the name with the DLE's path, or an earlier date)", rel, req.Host, req.Path, cfg.Catalog)
@@ -91,7 +91,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 	if loc.File.Type == tar.TypeLink {
 		// A hard link is stored once, under its first name: restore that
 		// entry's data under this name.
-		target, err := cat.FindFile(req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
+		target, err := cat.FindFile(ctx, req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
 		if err != nil {
 			return nil, fmt.Errorf("recover: %s is a hard link to %s, which is not in the index: %w", rel, loc.File.Link, err)
 		}

@@ -49,8 +49,8 @@ type TreeResult struct {
 // Chain returns the images that restore a DLE as of a datestamp: the
 // newest good image at or before it, then, walking back, the newest image
 // of a lower level before each, down to a full. Oldest first.
-func Chain(cat *catalog.Catalog, host, dle, asOf string) ([]catalog.Dump, error) {
-	return cat.Chain(host, dle, asOf)
+func Chain(ctx context.Context, cat *catalog.Catalog, host, dle, asOf string) ([]catalog.Dump, error) {
+	return cat.Chain(ctx, host, dle, asOf)
 }
 
 // Tree restores a whole DLE by applying its chain of images in order, the
@@ -69,7 +69,7 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		return nil, err
 	}
 	defer cat.Close()
-	chain, err := Chain(cat, req.Host, req.Path, req.AsOf)
+	chain, err := Chain(ctx, cat, req.Host, req.Path, req.AsOf)
 	if err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
 	}
@@ -88,7 +88,7 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		parts, err := cat.Parts(d.ID)
+		parts, err := cat.Parts(ctx, d.ID)
 		if err != nil {
 			return res, fmt.Errorf("recover: %w", err)
 		}

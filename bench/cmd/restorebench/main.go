@@ -54,7 +54,7 @@ func run(tree, work, bin string, runs int) error {
 	if err != nil {
 		return err
 	}
-	d, err := site.Catalog.Dump(ids[0])
+	d, err := site.Catalog.Dump(ctx, ids[0])
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func run(tree, work, bin string, runs int) error {
 	if len(vt) != 1 {
 		return fmt.Errorf("vtape file not found")
 	}
-	file, err := pickFile(site.Catalog, d)
+	file, err := pickFile(ctx, site.Catalog, d)
 	if err != nil {
 		return err
 	}
@@ -133,13 +133,13 @@ func run(tree, work, bin string, runs int) error {
 
 // pickFile chooses a small regular file in the middle of the image's tar
 // stream.
-func pickFile(cat *catalog.Catalog, d *catalog.Dump) (*catalog.FileRecord, error) {
-	v, err := cat.View(d.Host, d.Path, "")
+func pickFile(ctx context.Context, cat *catalog.Catalog, d *catalog.Dump) (*catalog.FileRecord, error) {
+	v, err := cat.View(ctx, d.Host, d.Path, "")
 	if err != nil {
 		return nil, err
 	}
 	var best *catalog.FileRecord
-	err = v.Walk("", func(r catalog.ViewRecord) error {
+	err = v.Walk(ctx, "", func(r catalog.ViewRecord) error {
 		if r.Type != '0' || r.Size == 0 || r.Size > 64<<10 {
 			return nil
 		}
