@@ -247,7 +247,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	}
 	var fb []byte
 	for _, f := range res.Summary.Frames {
-		fb = wire.AppendFrameInfo(fb, wire.FrameInfo{TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+		fb = wire.AppendFrameInfo(fb, f)
 		if len(fb) >= 256<<10 {
 			if err := c.WriteFrame(wire.FrameFrame, fb, false); err != nil {
 				return fail(err)

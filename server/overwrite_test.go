@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -140,7 +141,7 @@ func runWrites(cat *catalog.Catalog, dev taper.Device, label string, slot int, d
 	if err != nil {
 		return err
 	}
-	frames := []catalog.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
+	frames := []image.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
 	if err := cat.SetDumpHolding(id, 100, 50, strings.Repeat("ab", 32), 0, "/hold/x", frames, now); err != nil {
 		return err
 	}

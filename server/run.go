@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
@@ -194,7 +195,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 			r.note("holding: there is no holding disk, so nothing can be dumped without a volume")
 		} else {
 			r.note(fmt.Sprintf("holding: degraded mode: incrementals, and fulls within the %s that reserve = %d%% leaves them of %s, go to the holding disk; run `tapir flush -c %s` once a volume is available, or set autoflush = true",
-				report.HumanSize(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, report.HumanSize(r.pool.Total()), cfg.File))
+				bytesize.Format(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, bytesize.Format(r.pool.Total()), cfg.File))
 		}
 		r.log.Warn("degraded mode: no usable volume", "err", err)
 	}
