@@ -267,7 +267,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	j.res.Strange = nil
 	_, err = remote.Dump(ctx, dumpRequest(r.datestamp, j.dle, j.dt, j.level), client.DumpHandler{
 		Data: func(b []byte) error {
-			if err := r.net.wait(ctx, len(b)); err != nil {
+			if err := r.net.Wait(ctx, len(b)); err != nil {
 				return err
 			}
 			if _, err := chk.Write(b); err != nil {

@@ -102,7 +102,7 @@ type run struct {
 	disks     []string
 	tp        *taperLoop
 	vols      *volumes
-	net       *rateLimiter
+	net       *wire.Limiter // netusage: all dump streams of the run together
 	degraded  bool
 	stop      <-chan struct{} // Deps.Stop
 	missing   []string        // configured holding disks that do not exist: not used tonight
@@ -153,7 +153,7 @@ func (r *run) note(s string) {
 func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error) {
 	r := &run{cfg: cfg, cat: sess.cat, log: sess.log, clock: sess.deps.Clock, datestamp: sess.rep.Datestamp,
 		runID: sess.runID, rep: sess.rep, files: wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
-		net: newRateLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
+		net: wire.NewLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
 	var disks []holding.Disk
 	for _, h := range cfg.Holding {
 		if err := holding.CheckDisk(h.Path); err != nil {
