@@ -3,14 +3,12 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
@@ -51,30 +49,10 @@ func (a *Agent) states() *StateStore {
 	return &StateStore{Dir: a.StateDir}
 }
 
-// Serve accepts connections until ctx is cancelled or ln fails.
+// Serve accepts connections until ctx is cancelled or ln fails
+// (wire.Serve).
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("client agent: accept on %s: %w", ln.Addr(), err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.handle(ctx, c)
-		}()
-	}
+	return wire.Serve(ctx, ln, "client agent", nil, a.handle)
 }
 
 func (a *Agent) handle(ctx context.Context, raw net.Conn) {
@@ -247,7 +225,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	}
 	var fb []byte
 	for _, f := range res.Summary.Frames {
-		fb = wire.AppendFrameInfo(fb, wire.FrameInfo{TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+		fb = wire.AppendFrameInfo(fb, f)
 		if len(fb) >= 256<<10 {
 			if err := c.WriteFrame(wire.FrameFrame, fb, false); err != nil {
 				return fail(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -105,7 +106,7 @@ func (r *Remote) Estimate(ctx context.Context, req wire.Request) ([]wire.Estimat
 type DumpHandler struct {
 	Data  func([]byte) error
 	Index func(wire.IndexRecord) error
-	Frame func(wire.FrameInfo) error
+	Frame func(image.Frame) error
 	Warn  func(string)
 	// Safe is called with the agent's Done once the stream is complete; it
 	// returns nil when the image is safe on the holding disk. The agent is

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -69,7 +70,7 @@ func TestDumpKeepsBoundedWarnings(t *testing.T) {
 	_, err = r.Dump(context.Background(), wire.Request{DLE: "/srv"}, DumpHandler{
 		Data:  func([]byte) error { return nil },
 		Index: func(wire.IndexRecord) error { return nil },
-		Frame: func(wire.FrameInfo) error { return nil },
+		Frame: func(image.Frame) error { return nil },
 		Warn:  func(s string) { got = append(got, s) },
 	})
 	if err != nil {

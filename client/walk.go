@@ -93,7 +93,7 @@ func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result,
 	}
 	out := sink.Payload
 	if opt.Bandwidth > 0 {
-		out = &throttle{ctx: ctx, w: out, rate: opt.Bandwidth}
+		out = wire.NewLimiter(opt.Bandwidth).Writer(ctx, out)
 	}
 	pw, err := image.NewPayloadWriter(out, image.WriterOptions{Comp: opt.Comp, Level: opt.CompressLevel, FrameSize: opt.FrameSize})
 	if err != nil {

@@ -4,9 +4,13 @@
 // changed), the framed compressed payload (a pax tar stream cut every
 // frame-size tar bytes into independent zstd frames, gzip members, or
 // plain bytes), the zstd seekable-format seek table at the end of a zstd
-// payload, the SHA-256 over the payload, and readers that stream a whole
-// payload or seek to one frame. The checksum rule (BlockSum, FindSumLine,
-// FindChangedByte) is shared with the taper's volume label.
+// payload, the SHA-256 over the payload, readers that stream a whole
+// payload or seek to one frame, the frame list's type (Frame, which the
+// catalog and the agent protocol use too) and the one frame decoder
+// (FrameDecoder: sizes, decompression, checksums) that every reader of a
+// single frame uses, here and in the recover shell. The checksum rule
+// (BlockSum, FindSumLine, FindChangedByte) is shared with the taper's
+// volume label.
 //
 // It does not know about volumes, labels, holding-disk layout or the
 // catalog: callers place the bytes and remember the frame list. The format

@@ -94,28 +94,21 @@ func NewReaderAt(r io.ReaderAt, comp Comp, frames []Frame, tarOff int64) (io.Rea
 		end := last.Offset + last.Size
 		return io.NopCloser(io.NewSectionReader(r, f.Offset+skip, end-f.Offset-skip)), nil
 	}
-	fr := &frameReader{r: r, comp: comp, frames: frames[i:], skip: skip}
-	if comp == CompZstd {
-		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(maxTar, 1))))
-		if err != nil {
-			return nil, fmt.Errorf("image: zstd decoder: %w", err)
-		}
-		fr.zdec = dec
+	dec, err := NewFrameDecoder(comp, max(maxTar, 1))
+	if err != nil {
+		return nil, err
 	}
-	return fr, nil
+	return &frameReader{r: r, dec: dec, frames: frames[i:], skip: skip}, nil
 }
 
 // frameReader decompresses one frame at a time.
 type frameReader struct {
 	r      io.ReaderAt
-	comp   Comp
+	dec    *FrameDecoder
 	frames []Frame // frames still to read
 	skip   int64   // bytes to drop from the next frame
 	in     []byte
 	out    []byte // undelivered output of the current frame
-	buf    []byte
-	zdec   *zstd.Decoder
-	gz     *gzip.Reader
 	err    error
 }
 
@@ -147,56 +140,120 @@ func (f *frameReader) next() error {
 	if err := readAt(f.r, in, fr.Offset); err != nil {
 		return fmt.Errorf("image: reading frame %d (%d bytes at payload offset %d): %w", fr.Index, fr.Size, fr.Offset, err)
 	}
-	var out []byte
-	var err error
-	switch f.comp {
-	case CompZstd:
-		out, err = f.zdec.DecodeAll(in, f.buf[:0])
-	case CompGzip:
-		out, err = f.gunzip(in, fr.TarSize)
-	}
+	out, err := f.dec.Decode(in, fr)
 	if err != nil {
-		return fmt.Errorf("image: decompressing frame %d at payload offset %d: %w", fr.Index, fr.Offset, err)
-	}
-	f.buf = out
-	if int64(len(out)) != fr.TarSize {
-		return fmt.Errorf("image: frame %d at payload offset %d holds %d tar bytes, the frame list says %d: the frame list does not match the payload", fr.Index, fr.Offset, len(out), fr.TarSize)
+		return fmt.Errorf("image: frame %d at payload offset %d: %w: the payload is damaged or the frame list does not match the payload", fr.Index, fr.Offset, err)
 	}
 	f.out = out[f.skip:]
 	f.skip = 0
 	return nil
 }
 
-func (f *frameReader) gunzip(in []byte, want int64) ([]byte, error) {
+func (f *frameReader) Close() error {
+	f.dec.Close()
+	f.frames, f.out, f.in = nil, nil, nil
+	if f.err == nil {
+		f.err = errors.New("image: read from a closed frame reader")
+	}
+	return nil
+}
+
+// FrameDecoder is the one place a stored frame of a payload becomes tar
+// bytes: it checks the frame's sizes against its entry in the frame list,
+// decompresses it with the payload's compression (zstd verifies a frame's
+// checksum when it has one, gzip its member's CRC-32) and checks that it
+// holds exactly the tar bytes the list says. It keeps its buffers and
+// decompressor from frame to frame; it is not safe for concurrent use.
+type FrameDecoder struct {
+	comp   Comp
+	maxTar int64
+	zdec   *zstd.Decoder
+	gz     *gzip.Reader
+	buf    []byte
+}
+
+// NewFrameDecoder returns a decoder for frames of comp that hold at most
+// maxTar tar bytes each (at most MaxFrameSize; 0 means MaxFrameSize).
+func NewFrameDecoder(comp Comp, maxTar int64) (*FrameDecoder, error) {
+	if !comp.Valid() {
+		return nil, fmt.Errorf("image: unknown compression %q: want zst, gz or none", comp)
+	}
+	if maxTar <= 0 || maxTar > MaxFrameSize {
+		maxTar = MaxFrameSize
+	}
+	d := &FrameDecoder{comp: comp, maxTar: maxTar}
+	if comp == CompZstd {
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxTar)))
+		if err != nil {
+			return nil, fmt.Errorf("image: zstd decoder: %w", err)
+		}
+		d.zdec = dec
+	}
+	return d, nil
+}
+
+// Decode returns the tar bytes of frame f, whose stored bytes are in. The
+// result is valid until the next call (with no compression it is in
+// itself). An error says, without naming the frame (the caller knows
+// which it is and where it came from), how the frame differs from f: its
+// stored size, data that does not decompress or fails its checksum, or
+// the number of tar bytes it holds.
+func (d *FrameDecoder) Decode(in []byte, f Frame) ([]byte, error) {
+	if f.Size < 0 || f.TarSize < 0 || f.TarSize > d.maxTar || (d.comp == CompNone && f.Size != f.TarSize) {
+		return nil, fmt.Errorf("the frame list gives it impossible sizes (tar %d, stored %d)", f.TarSize, f.Size)
+	}
+	if int64(len(in)) != f.Size {
+		return nil, fmt.Errorf("it is %d bytes, the frame list says %d", len(in), f.Size)
+	}
+	var out []byte
 	var err error
-	if f.gz == nil {
-		f.gz, err = gzip.NewReader(bytes.NewReader(in))
+	switch d.comp {
+	case CompZstd:
+		out, err = d.zdec.DecodeAll(in, d.buf[:0])
+	case CompGzip:
+		out, err = d.gunzip(in, f.TarSize)
+	case CompNone:
+		out = in
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	if d.comp != CompNone {
+		d.buf = out
+	}
+	if int64(len(out)) != f.TarSize {
+		return nil, fmt.Errorf("it decompresses to %d tar bytes, the frame list says %d", len(out), f.TarSize)
+	}
+	return out, nil
+}
+
+func (d *FrameDecoder) gunzip(in []byte, want int64) ([]byte, error) {
+	var err error
+	if d.gz == nil {
+		d.gz, err = gzip.NewReader(bytes.NewReader(in))
 	} else {
-		err = f.gz.Reset(bytes.NewReader(in))
+		err = d.gz.Reset(bytes.NewReader(in))
 	}
 	if err != nil {
 		return nil, err
 	}
-	f.gz.Multistream(false)
-	ab := appendBuf{b: f.buf[:0]}
+	d.gz.Multistream(false)
+	ab := appendBuf{b: d.buf[:0]}
 	// Read at most one byte more than expected so a bad frame cannot
 	// inflate without bound.
-	if _, err := io.Copy(&ab, io.LimitReader(f.gz, want+1)); err != nil {
+	if _, err := io.Copy(&ab, io.LimitReader(d.gz, want+1)); err != nil {
 		return nil, err
 	}
 	return ab.b, nil
 }
 
-func (f *frameReader) Close() error {
-	if f.zdec != nil {
-		f.zdec.Close()
-		f.zdec = nil
+// Close releases the decompressor; Decode must not be called after it.
+func (d *FrameDecoder) Close() {
+	if d.zdec != nil {
+		d.zdec.Close()
+		d.zdec = nil
 	}
-	f.frames, f.out, f.in, f.buf = nil, nil, nil, nil
-	if f.err == nil {
-		f.err = errors.New("image: read from a closed frame reader")
-	}
-	return nil
+	d.buf = nil
 }
 
 // VerifyPayload reads the payload from r to its end and checks its size and

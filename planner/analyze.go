@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // state is what the planner knows and decides about one DLE.
@@ -341,10 +343,10 @@ func pickIncremental(cfg Config, s *state) {
 		th := cfg.bumpThreshold(l, s.fullOrig())
 		if saves > th {
 			s.inc = l + 1
-			s.incWhy = fmt.Sprintf("bumped after %s at level %d, saves %s (threshold %s)", runsWord(s.runsAtLvl), l, Size(saves), Size(th))
+			s.incWhy = fmt.Sprintf("bumped after %s at level %d, saves %s (threshold %s)", runsWord(s.runsAtLvl), l, bytesize.Format(saves), bytesize.Format(th))
 			return
 		}
-		stay = fmt.Sprintf("level %d would save %s, not more than the threshold %s", l+1, Size(max(saves, 0)), Size(th))
+		stay = fmt.Sprintf("level %d would save %s, not more than the threshold %s", l+1, bytesize.Format(max(saves, 0)), bytesize.Format(th))
 	case s.hasEst(l):
 		stay = fmt.Sprintf("level %d was not sized", l+1)
 	}

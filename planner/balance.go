@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // BalanceDay is the fulls expected on one day of the coming cycle.
@@ -111,13 +113,13 @@ func (r *BalanceReport) Write(w io.Writer) error {
 		if r.Balanced > 0 {
 			vs = fmt.Sprintf("%+.0f %%", 100*float64(d.Bytes-r.Balanced)/float64(r.Balanced))
 		}
-		t = append(t, []string{day, weekdayOf(dayNumber(r.Now, r.Now.Location())+d.Day) + " " + d.Date, itoa(d.DLEs), Size(d.Bytes), vs,
+		t = append(t, []string{day, weekdayOf(dayNumber(r.Now, r.Now.Location())+d.Day) + " " + d.Date, itoa(d.DLEs), bytesize.Format(d.Bytes), vs,
 			strings.TrimRight(string(bar), " ")})
 	}
 	writeTable(&b, "", t, []bool{false, false, true, true, true, false})
-	fmt.Fprintf(&b, "\nbalanced: %s per run (%s of fulls over %d runs), marked |\n", Size(r.Balanced), Size(r.CycleFull), r.Runspercycle)
+	fmt.Fprintf(&b, "\nbalanced: %s per run (%s of fulls over %d runs), marked |\n", bytesize.Format(r.Balanced), bytesize.Format(r.CycleFull), r.Runspercycle)
 	if r.EveryRun > 0 {
-		fmt.Fprintf(&b, "plus %s of strategy noinc fulls every run\n", Size(r.EveryRun))
+		fmt.Fprintf(&b, "plus %s of strategy noinc fulls every run\n", bytesize.Format(r.EveryRun))
 	}
 	if len(r.Unknown) > 0 {
 		fmt.Fprintf(&b, "size unknown (no full on record, no estimate): %s\n", strings.Join(r.Unknown, ", "))

@@ -131,14 +131,3 @@ func TestDayNumber(t *testing.T) {
 		t.Errorf("dateOf = %s", d)
 	}
 }
-
-func TestSize(t *testing.T) {
-	for n, want := range map[int64]string{
-		0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 10 * mib: "10 MiB", 310 * mib: "310 MiB",
-		mib - 1: "1 MiB", 1200 * gib: "1.2 TiB", -2 * gib: "-2 GiB", math.MaxInt64: "8 EiB",
-	} {
-		if got := Size(n); got != want {
-			t.Errorf("Size(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -19,7 +19,8 @@
 // docs/format/planner.md.
 //
 // The package is pure: no I/O, no clock (the time of the run is an input),
-// no import of other tapir packages. The server maps the configuration into
+// no import of other tapir packages but internal/bytesize (the size
+// formatter, pure itself). The server maps the configuration into
 // a Config and the catalog and tonight's estimates into DLEs, and calls
 //
 //	EstimateLevels(cfg, dle, now)  the levels to ask each client to size

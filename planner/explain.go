@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // Explain writes the text of `tapir plan --explain`: a header, one line
@@ -19,7 +21,7 @@ func (sc *Schedule) Explain(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tapir plan for %s\n", sc.Now.Format("Mon 2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "dumpcycle %s, %d runs per cycle, %s per run (%s)\n\n",
-		daysWord(cfg.Dumpcycle), cfg.Runspercycle, Size(sc.Capacity), tapesOf(cfg))
+		daysWord(cfg.Dumpcycle), cfg.Runspercycle, bytesize.Format(sc.Capacity), tapesOf(cfg))
 
 	type row struct {
 		host, path string
@@ -35,7 +37,7 @@ func (sc *Schedule) Explain(w io.Writer) error {
 		if e.Kind == KindDelayed {
 			lvl += "*"
 		}
-		rows = append(rows, row{e.Host, e.Path, []string{e.Host + ":" + e.Path, lvl, fb, itoa(e.Priority), Size(e.EstOrig), Size(e.EstOut), e.Reason}})
+		rows = append(rows, row{e.Host, e.Path, []string{e.Host + ":" + e.Path, lvl, fb, itoa(e.Priority), bytesize.Format(e.EstOrig), bytesize.Format(e.EstOut), e.Reason}})
 	}
 	for _, s := range sc.Skipped {
 		rows = append(rows, row{s.Host, s.Path, []string{s.Host + ":" + s.Path, "-", "-", "-", "-", "-", "not dumped: " + s.Reason}})
@@ -85,14 +87,14 @@ func (sc *Schedule) Explain(w io.Writer) error {
 
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "tonight: %d %s %s + %d %s %s = %s with %s of headers, of %s (%s)\n",
-		sc.Fulls, plural(sc.Fulls, "full", "fulls"), Size(sc.FullOut),
-		sc.Incrs, plural(sc.Incrs, "incremental", "incrementals"), Size(sc.IncrOut),
-		Size(sc.Total), Size(sc.Total-sc.FullOut-sc.IncrOut), Size(sc.Capacity), percent(sc.Total, sc.Capacity))
+		sc.Fulls, plural(sc.Fulls, "full", "fulls"), bytesize.Format(sc.FullOut),
+		sc.Incrs, plural(sc.Incrs, "incremental", "incrementals"), bytesize.Format(sc.IncrOut),
+		bytesize.Format(sc.Total), bytesize.Format(sc.Total-sc.FullOut-sc.IncrOut), bytesize.Format(sc.Capacity), percent(sc.Total, sc.Capacity))
 	if sc.Needed > sc.Capacity {
-		fmt.Fprintf(&b, "before fitting, the night needed %s: %s over\n", Size(sc.Needed), Size(sc.Needed-sc.Capacity))
+		fmt.Fprintf(&b, "before fitting, the night needed %s: %s over\n", bytesize.Format(sc.Needed), bytesize.Format(sc.Needed-sc.Capacity))
 	}
 	fmt.Fprintf(&b, "balance: %s of fulls tonight, %s per run balanced (%s of fulls over %d runs)\n",
-		Size(sc.FullOut), Size(sc.Balanced), Size(sc.CycleFull), cfg.Runspercycle)
+		bytesize.Format(sc.FullOut), bytesize.Format(sc.Balanced), bytesize.Format(sc.CycleFull), cfg.Runspercycle)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -100,9 +102,9 @@ func (sc *Schedule) Explain(w io.Writer) error {
 // tapesOf describes the volumes of a run: "2 volumes of 400 GiB".
 func tapesOf(cfg Config) string {
 	if cfg.Runtapes == 1 {
-		return "1 volume of " + Size(cfg.TapeLength)
+		return "1 volume of " + bytesize.Format(cfg.TapeLength)
 	}
-	return fmt.Sprintf("%d volumes of %s", cfg.Runtapes, Size(cfg.TapeLength))
+	return fmt.Sprintf("%d volumes of %s", cfg.Runtapes, bytesize.Format(cfg.TapeLength))
 }
 
 func plural(n int, one, many string) string {

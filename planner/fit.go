@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // change remembers a DLE's decision before fit changed it, so that it can
@@ -57,7 +59,7 @@ func (p *planner) fit(needed int64) {
 	if p.total <= p.cap {
 		return
 	}
-	over := fmt.Sprintf("the night needs %s, the run can write %s (%s)", Size(needed), Size(p.cap), tapesOf(p.cfg))
+	over := fmt.Sprintf("the night needs %s, the run can write %s (%s)", bytesize.Format(needed), bytesize.Format(p.cap), tapesOf(p.cfg))
 	var log []change
 
 	var fulls []*state
@@ -88,10 +90,10 @@ func (p *planner) fit(needed int64) {
 		}
 		switch {
 		case !s.hasFull:
-			s.skipWhy = fmt.Sprintf("%s, but its first full (%s) does not fit: %s; it is tried again next run", s.why, Size(s.outOf(0)), over)
+			s.skipWhy = fmt.Sprintf("%s, but its first full (%s) does not fit: %s; it is tried again next run", s.why, bytesize.Format(s.outOf(0)), over)
 			s.skipCause = CauseFit
 		default:
-			s.skipWhy = fmt.Sprintf("%s, but the full (%s) does not fit and there is no incremental to dump instead: %s", s.why, Size(s.outOf(0)), over)
+			s.skipWhy = fmt.Sprintf("%s, but the full (%s) does not fit and there is no incremental to dump instead: %s", s.why, bytesize.Format(s.outOf(0)), over)
 			s.skipCause = CauseFit
 		}
 		s.level = -1

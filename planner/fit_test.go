@@ -3,6 +3,8 @@ package planner
 import (
 	"strings"
 	"testing"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // fitConfig has one volume of length and no promotion.
@@ -154,7 +156,7 @@ func TestOversize(t *testing.T) {
 		t.Errorf("big:/p should be delayed to level 1: %+v", sc.Delayed)
 	}
 	if sc.CycleFull != 10*gib {
-		t.Errorf("CycleFull %s: the fulls larger than a run must not count in the balance", Size(sc.CycleFull))
+		t.Errorf("CycleFull %s: the fulls larger than a run must not count in the balance", bytesize.Format(sc.CycleFull))
 	}
 }
 
@@ -168,6 +170,6 @@ func TestOverheadCounts(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 	if sc.Total != 4*gib {
-		t.Errorf("Total %s, want 4 GiB", Size(sc.Total))
+		t.Errorf("Total %s, want 4 GiB", bytesize.Format(sc.Total))
 	}
 }

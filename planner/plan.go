@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // Kind says why a DLE is dumped at its level tonight.
@@ -252,7 +254,7 @@ func (p *planner) choose(s *state) {
 		float64(s.est[s.inc])*100 >= float64(s.est[0])*cfg.FutilePercent {
 		s.level, s.kind, s.fallback = 0, KindFutile, s.inc
 		s.why = fmt.Sprintf("level %d would be %s of a full (%s of %s): a full instead, it costs about the same and restores in one piece",
-			s.inc, percent(s.est[s.inc], s.est[0]), Size(s.est[s.inc]), Size(s.est[0]))
+			s.inc, percent(s.est[s.inc], s.est[0]), bytesize.Format(s.est[s.inc]), bytesize.Format(s.est[0]))
 		return
 	}
 	s.level, s.kind, s.fallback = s.inc, KindIncremental, -1
@@ -274,9 +276,9 @@ func (p *planner) oversize() {
 		if s.level < 0 || p.cost(s, s.level) <= p.cap {
 			continue
 		}
-		what := fmt.Sprintf("the %s one run may write (%s)", Size(p.cap), tapesOf(p.cfg))
+		what := fmt.Sprintf("the %s one run may write (%s)", bytesize.Format(p.cap), tapesOf(p.cfg))
 		if s.level == 0 {
-			msg := fmt.Sprintf("full of %s (%s) is larger than %s", s.name, Size(s.outOf(0)), what)
+			msg := fmt.Sprintf("full of %s (%s) is larger than %s", s.name, bytesize.Format(s.outOf(0)), what)
 			if s.fallback >= 0 && p.cost(s, s.fallback) <= p.cap {
 				s.delayWhy = fmt.Sprintf("%s: %s; level %d instead", s.why, msg, s.fallback)
 				s.level, s.kind, s.why, s.fallback = s.fallback, KindDelayed, s.delayWhy, -1
@@ -287,7 +289,7 @@ func (p *planner) oversize() {
 			s.skipCause = CauseFit
 			p.notes = append(p.notes, fmt.Sprintf("%s: not dumped; raise runtapes or split the DLE", msg))
 		} else {
-			s.skipWhy = fmt.Sprintf("level %d of %s (%s) is larger than %s; raise runtapes or split the DLE", s.level, s.name, Size(s.outOf(s.level)), what)
+			s.skipWhy = fmt.Sprintf("level %d of %s (%s) is larger than %s; raise runtapes or split the DLE", s.level, s.name, bytesize.Format(s.outOf(s.level)), what)
 			s.skipCause = CauseFit
 			p.notes = append(p.notes, s.skipWhy)
 		}

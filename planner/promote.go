@@ -1,6 +1,10 @@
 package planner
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
+)
 
 // Limits of promotion, as fractions of the balanced size. A promotion
 // fills a light night up to promoteOvershoot above the balanced size; one
@@ -106,7 +110,7 @@ func (p *planner) promote() {
 		size := float64(s.outOf(0))
 		p.total += p.cost(s, 0) - p.cost(s, s.level)
 		s.why = fmt.Sprintf("promoted from %s (%s early) to balance the cycle: %s of fulls tonight before it, %s per run balanced",
-			dateOf(p.today+k), daysWord(k), Size(int64(f0)), Size(int64(tRun)))
+			dateOf(p.today+k), daysWord(k), bytesize.Format(int64(f0)), bytesize.Format(int64(tRun)))
 		s.level, s.fallback, s.kind = 0, s.inc, KindPromoted
 		f0 += size
 		loads[k] -= size

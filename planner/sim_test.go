@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // simDLE is one simulated filesystem: its size, how much of it changes
@@ -202,7 +204,7 @@ func checkSimulation(t *testing.T, seed uint64) {
 	var lines []string
 	for night, p := range r.plans {
 		lines = append(lines, fmt.Sprintf("night %2d: fulls %3d %9s  incrementals %3d %9s  total %9s of %s (%s)  delayed %d skipped %d",
-			night+1, p.Fulls, Size(r.fullTotals[night]), p.Incrs, Size(p.IncrOut), Size(r.totals[night]), Size(r.capacity),
+			night+1, p.Fulls, bytesize.Format(r.fullTotals[night]), p.Incrs, bytesize.Format(p.IncrOut), bytesize.Format(r.totals[night]), bytesize.Format(r.capacity),
 			percent(r.totals[night], r.capacity), len(p.Delayed), len(p.Skipped)))
 	}
 	t.Log("\n" + strings.Join(lines, "\n"))
@@ -212,13 +214,13 @@ func checkSimulation(t *testing.T, seed uint64) {
 	var guessed []string
 	for night, p := range r.plans {
 		if p.Total > r.capacity {
-			t.Errorf("night %d: planned %s on %s of tape", night+1, Size(p.Total), Size(r.capacity))
+			t.Errorf("night %d: planned %s on %s of tape", night+1, bytesize.Format(p.Total), bytesize.Format(r.capacity))
 		}
 		switch {
 		case !allKnown(r, night):
 			guessed = append(guessed, fmt.Sprintf("%d (%s)", night+1, percent(r.totals[night], r.capacity)))
 		case r.totals[night] > r.capacity:
-			t.Errorf("night %d: wrote %s on %s of tape", night+1, Size(r.totals[night]), Size(r.capacity))
+			t.Errorf("night %d: wrote %s on %s of tape", night+1, bytesize.Format(r.totals[night]), bytesize.Format(r.capacity))
 		}
 	}
 	t.Logf("nights with first fulls, whose compression ratio the planner guesses (0.5; the simulated DLEs compress to 0.3..0.9), written vs tape: %s",
@@ -306,7 +308,7 @@ func checkSimulation(t *testing.T, seed uint64) {
 	}
 	sort.Float64s(dev)
 	t.Logf("fulls per night after the first cycle: mean %s, min %+.0f %%, max %+.0f %%, within +/-25 %%: %d of %d nights",
-		Size(int64(avg)), 100*dev[0], 100*dev[len(dev)-1], within, len(after))
+		bytesize.Format(int64(avg)), 100*dev[0], 100*dev[len(dev)-1], within, len(after))
 	if float64(within) < 0.9*float64(len(after)) {
 		t.Errorf("only %d of %d nights within +/-25 %% of the mean of fulls", within, len(after))
 	}
@@ -359,7 +361,7 @@ func TestSimulationChainsAtRisk(t *testing.T) {
 			}
 		}
 		if p.Total > r.capacity {
-			t.Errorf("night %d: planned %s on %s of tape", night+1, Size(p.Total), Size(r.capacity))
+			t.Errorf("night %d: planned %s on %s of tape", night+1, bytesize.Format(p.Total), bytesize.Format(r.capacity))
 		}
 	}
 	lost := 0

@@ -2,7 +2,6 @@ package recover
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +9,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/wire"
@@ -57,8 +53,9 @@ func (r *RestoreResult) OK() bool {
 // view q under opt.To: the server sends only the compressed frames that
 // hold them, and this side decompresses them and writes the files with the
 // Extractor (mode, owner when root, times, symlinks, hard links, xattrs,
-// sparse files; names that would escape To are refused). Every frame's
-// size is checked against the catalog, and zstd's checksums on the way.
+// sparse files; names that would escape To are refused). Every frame goes
+// through image's FrameDecoder: its sizes are checked against the catalog,
+// and zstd's or gzip's checksums on the way.
 // The error is non-nil when the session broke; entries that failed are in
 // the result.
 func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt RestoreOptions) (*RestoreResult, error) {
@@ -232,9 +229,9 @@ type chunkStream struct {
 	bad string // the image failed (server said so, or a frame was damaged)
 
 	progress func(string)
-	zdec     *zstd.Decoder
-	gz       *gzip.Reader
-	in, out  []byte
+	in       []byte
+	dec      *image.FrameDecoder // for comp
+	comp     image.Comp
 }
 
 func (s *chunkStream) start(i int, info wire.ImageInfo, progress func(string)) {
@@ -337,10 +334,7 @@ func (s *chunkStream) readChunk(c *wire.Chunk) error {
 		}
 		s.in = append(s.in, b...)
 	}
-	out, err := s.decode(s.in, c.TarSize)
-	if err == nil && int64(len(out)) != c.TarSize {
-		err = fmt.Errorf("it decompresses to %d bytes, the catalog says %d", len(out), c.TarSize)
-	}
+	out, err := s.decode(s.in, c)
 	if err != nil {
 		s.bad = fmt.Sprintf("frame %d of the %s is damaged (%v): checksum mismatch or corrupt data; restore these files from another image (setdate) or check the volume with `tapir verify`", c.Frame, s.what(), err)
 		return &imageError{s.bad}
@@ -349,37 +343,25 @@ func (s *chunkStream) readChunk(c *wire.Chunk) error {
 	return nil
 }
 
-func (s *chunkStream) decode(in []byte, tarSize int64) ([]byte, error) {
-	switch image.Comp(s.info.Comp) {
-	case image.CompZstd:
-		if s.zdec == nil {
-			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(image.MaxFrameSize)+1))
-			if err != nil {
-				return nil, err
-			}
-			s.zdec = d
-		}
-		return s.zdec.DecodeAll(in, s.out[:0])
-	case image.CompGzip:
-		var err error
-		if s.gz == nil {
-			s.gz, err = gzip.NewReader(bytes.NewReader(in))
-		} else {
-			err = s.gz.Reset(bytes.NewReader(in))
-		}
+// decode checks and decompresses the stored bytes of chunk c with the
+// image's frame decoder, made anew when the compression changes.
+func (s *chunkStream) decode(in []byte, c *wire.Chunk) ([]byte, error) {
+	if comp := image.Comp(s.info.Comp); s.dec == nil || s.comp != comp {
+		s.closeDecoder()
+		d, err := image.NewFrameDecoder(comp, image.MaxFrameSize)
 		if err != nil {
 			return nil, err
 		}
-		s.gz.Multistream(false)
-		var b bytes.Buffer
-		if _, err := io.Copy(&b, io.LimitReader(s.gz, tarSize+1)); err != nil {
-			return nil, err
-		}
-		return b.Bytes(), nil
-	case image.CompNone:
-		return append(s.out[:0], in...), nil
+		s.dec, s.comp = d, comp
 	}
-	return nil, fmt.Errorf("unknown compression %q", s.info.Comp)
+	return s.dec.Decode(in, image.Frame{Index: c.Frame, TarOffset: c.TarOffset, TarSize: c.TarSize, Size: c.Size})
+}
+
+func (s *chunkStream) closeDecoder() {
+	if s.dec != nil {
+		s.dec.Close()
+		s.dec = nil
+	}
 }
 
 // skipTo moves to tar offset off, dropping what lies before it.
@@ -439,9 +421,7 @@ func (s *chunkStream) end() error {
 			}
 		}
 	}
-	if s.zdec != nil {
-		s.zdec.Close()
-	}
+	s.closeDecoder()
 	return nil
 }
 

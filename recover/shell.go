@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapir-backup/tapir/report/admin"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -794,7 +794,7 @@ func (sh *Shell) extract(args []string) error {
 	case !res.OK():
 		return fmt.Errorf("extract restored %d of %d entries into %s; %d failed, %d skipped", res.Restored, res.Entries, sh.Lcd, len(res.Failed), len(res.Skipped))
 	}
-	sh.printf("Restored %d entr%s (%s of file data) into %s.\n", res.Restored, pluralY(res.Restored), admin.Size(res.Bytes), sh.Lcd)
+	sh.printf("Restored %d entr%s (%s of file data) into %s.\n", res.Restored, pluralY(res.Restored), bytesize.Format(res.Bytes), sh.Lcd)
 	sh.sel = nil
 	return nil
 }

@@ -305,14 +305,6 @@ func TestRender(t *testing.T) {
 	}
 }
 
-func TestHumanSize(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 35 * miB: "35.0 MiB", 3 * giB / 2: "1.5 GiB", 1 << 62: "4.0 EiB"} {
-		if got := HumanSize(n); got != want {
-			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 // FuzzParseJSON: whatever the catalog holds, reading it never panics, and
 // what it accepts renders and survives a round trip unchanged.
 func FuzzParseJSON(f *testing.F) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // maxDetailLines is how many lines of one DLE's output the details
@@ -124,7 +126,7 @@ func (r *Run) volumes(t *textWriter) {
 		}
 	}
 	for _, ds := range sortedKeys(flushed) {
-		t.line("Flushed from the holding disk: %s of run %s (%s).", count(len(flushed[ds]), "image"), clean(ds), HumanSize(outSum(flushed[ds])))
+		t.line("Flushed from the holding disk: %s of run %s (%s).", count(len(flushed[ds]), "image"), clean(ds), bytesize.Format(outSum(flushed[ds])))
 	}
 
 	var held []DLE
@@ -137,7 +139,7 @@ func (r *Run) volumes(t *textWriter) {
 		if len(held) == 0 {
 			t.line("No image could be kept on the holding disk.")
 		} else {
-			t.line("Instead, %s (%s) stay on the holding disk, to go to a volume later:", count(len(held), "image"), HumanSize(outSum(held)))
+			t.line("Instead, %s (%s) stay on the holding disk, to go to a volume later:", count(len(held), "image"), bytesize.Format(outSum(held)))
 			for _, d := range held {
 				s := fmt.Sprintf("  %s %s lev %d", clean(d.Host), clean(d.Path), d.Level)
 				if d.Flushed != "" {
@@ -155,7 +157,7 @@ func (r *Run) volumes(t *textWriter) {
 		}
 	} else if len(held) > 0 {
 		t.line("%s (%s) stay on the holding disk, not on a volume: run `tapir flush -c %s` once a volume is ready, or let the next run flush them (autoflush).",
-			capitalize(count(len(held), "image")), HumanSize(outSum(held)), clean(r.Config))
+			capitalize(count(len(held), "image")), bytesize.Format(outSum(held)), clean(r.Config))
 	}
 
 	switch len(r.NextVolumes) {
@@ -358,7 +360,7 @@ func (r *Run) usage(t *textWriter) {
 		if v.Length > 0 {
 			used = pct(v.Bytes, v.Length)
 		}
-		rows = append(rows, []string{clean(v.Label), hm(v.Time), HumanSize(v.Bytes), used,
+		rows = append(rows, []string{clean(v.Label), hm(v.Time), bytesize.Format(v.Bytes), used,
 			strconv.Itoa(dles[v.Label]), strconv.Itoa(v.Files)})
 	}
 	t.section("USAGE BY VOLUME:")
@@ -601,22 +603,6 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// HumanSize prints bytes with a binary unit: "512 B", "35.9 MiB".
-func HumanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		f /= unit
-		if f < unit {
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-	}
-	return fmt.Sprintf("%.1f EiB", f/unit)
 }
 
 // hm is hours:minutes, rounded to the minute.

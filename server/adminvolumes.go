@@ -10,7 +10,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -367,7 +367,7 @@ func WriteRemoveVolume(w io.Writer, r *RmVolumeResult) error {
 	if !v.Reuse {
 		reuse = "no-reuse"
 	}
-	fmt.Fprintf(&b, "volume %s (%s, %s of images, %s)\n", v.Label, written, report.HumanSize(v.Bytes), reuse)
+	fmt.Fprintf(&b, "volume %s (%s, %s of images, %s)\n", v.Label, written, bytesize.Format(v.Bytes), reuse)
 	if len(r.Dumps) == 0 {
 		b.WriteString("it holds no image the catalog knows\n")
 	} else {
@@ -381,7 +381,7 @@ func WriteRemoveVolume(w io.Writer, r *RmVolumeResult) error {
 			if len(d.Volumes) > 1 {
 				also = fmt.Sprintf(", parts on %s", strings.Join(d.Volumes, ", "))
 			}
-			fmt.Fprintf(&b, "  %s %s:%s level %d (%s, %s%s)\n", d.Datestamp, d.Host, d.Path, d.Level, d.Status, report.HumanSize(d.PayloadSize), also)
+			fmt.Fprintf(&b, "  %s %s:%s level %d (%s, %s%s)\n", d.Datestamp, d.Host, d.Path, d.Level, d.Status, bytesize.Format(d.PayloadSize), also)
 		}
 	}
 	for _, c := range r.Broken {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -116,7 +117,7 @@ func TestCutDumpKeepsState(t *testing.T) {
 			h.Data = func([]byte) error { return nil }
 		}
 		h.Index = func(wire.IndexRecord) error { return nil }
-		h.Frame = func(wire.FrameInfo) error { return nil }
+		h.Frame = func(image.Frame) error { return nil }
 		_, err := r.Dump(context.Background(), wire.Request{DLE: s.data, Level: level, Datestamp: ds, Compress: "zst"}, h)
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/wire"
@@ -143,11 +144,11 @@ func checkHolding(cfg *config.Config, problem func(where, format string, a ...an
 		}
 		switch {
 		case h.Use > 0 && free < int64(h.Use):
-			problem(where, "only %s free on its filesystem, but use = %s: dumps will fail with a full disk and go straight to a volume; free space or lower use", report.HumanSize(free), report.HumanSize(int64(h.Use)))
+			problem(where, "only %s free on its filesystem, but use = %s: dumps will fail with a full disk and go straight to a volume; free space or lower use", bytesize.Format(free), bytesize.Format(int64(h.Use)))
 		case free < 1<<30 && h.Use == 0:
-			problem(where, "only %s free; free space or point it at a larger filesystem", report.HumanSize(free))
+			problem(where, "only %s free; free space or point it at a larger filesystem", bytesize.Format(free))
 		default:
-			info("Holding disk %s: %s free.", h.Path, report.HumanSize(free))
+			info("Holding disk %s: %s free.", h.Path, bytesize.Format(free))
 		}
 	}
 	found, left, err := holding.Scan(holdingDisks(cfg))

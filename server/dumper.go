@@ -16,6 +16,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/tarscan"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -54,13 +55,13 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	if r.degraded && kindOf(j.level) == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
 		if j.fallback < 0 {
 			return nil, final("skipped: no usable volume, and this full (about %s) does not fit in the %s of holding space that reserve = %d%% leaves to fulls; there is no incremental to fall back to",
-				report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+				bytesize.Format(j.need(0)), bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
 		}
 		if _, ok := j.est[j.fallback]; !ok {
 			return nil, final("skipped: no usable volume, the full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
 		}
 		j.res.Demoted = fmt.Sprintf("no usable volume, and the full (about %s) does not fit in the %s that reserve = %d%% leaves to fulls on the holding disk",
-			report.HumanSize(j.need(0)), report.HumanSize(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+			bytesize.Format(j.need(0)), bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
 		j.level = j.fallback
 		j.res.Level = j.level
 		hdr.Level = j.level
@@ -74,9 +75,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		useHolding = false
 		if !canDirect {
 			if len(r.missing) > 0 {
-				return nil, final("the image (about %s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", report.HumanSize(need), report.HumanSize(r.pool.Total()), strings.Join(r.missing, ", "))
+				return nil, final("the image (about %s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", bytesize.Format(need), bytesize.Format(r.pool.Total()), strings.Join(r.missing, ", "))
 			}
-			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", report.HumanSize(need), report.HumanSize(r.pool.Total()))
+			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", bytesize.Format(need), bytesize.Format(r.pool.Total()))
 		}
 	}
 	for {
@@ -94,9 +95,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		if !taperLater && !(useHolding && (r.pool.Writers() > 0 || r.tp.draining())) {
 			switch {
 			case !useHolding && !r.tp.usable():
-				return nil, fmt.Errorf("no volume can be written and the image (about %s) cannot go to the holding disk (%s in all)", report.HumanSize(need), report.HumanSize(r.pool.Total()))
+				return nil, fmt.Errorf("no volume can be written and the image (about %s) cannot go to the holding disk (%s in all)", bytesize.Format(need), bytesize.Format(r.pool.Total()))
 			default:
-				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs about %s) and no volume can be written", report.HumanSize(r.pool.Free()), report.HumanSize(r.pool.Total()), report.HumanSize(need))
+				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs about %s) and no volume can be written", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), bytesize.Format(need))
 			}
 		}
 		j.prog.mark("waiting", "waiting for holding space or the taper", r.clock.Now())
@@ -188,7 +189,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	chk := newIngest(streamComp)
 	defer chk.Abort()
 	var warns warnings
-	var frames []catalog.Frame
+	var frames []image.Frame
 	var dumped int64
 	// safe makes the image safe (on the holding disk, or on a volume) and
 	// records it in the catalog; only then is the agent told to advance its
@@ -213,10 +214,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 			sum := spw.Sum()
 			hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256 = sum.OriginalSize, sum.PayloadSize, sum.SHA256
-			frames = frames[:0]
-			for _, f := range sum.Frames {
-				frames = append(frames, catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
-			}
+			frames = sum.Frames
 		}
 		hdr.Frames = int64(len(frames))
 		if w != nil {
@@ -272,7 +270,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	j.res.Strange = nil
 	_, err = remote.Dump(ctx, dumpRequest(r.datestamp, j.dle, j.dt, j.level), client.DumpHandler{
 		Data: func(b []byte) error {
-			if err := r.net.wait(ctx, len(b)); err != nil {
+			if err := r.net.Wait(ctx, len(b)); err != nil {
 				return err
 			}
 			if _, err := chk.Write(b); err != nil {
@@ -290,8 +288,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return fw.Add(ctx, catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
 				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
 		},
-		Frame: func(f wire.FrameInfo) error {
-			frames = append(frames, catalog.Frame{Index: len(frames), TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+		Frame: func(f image.Frame) error {
+			f.Index = len(frames)
+			frames = append(frames, f)
 			return nil
 		},
 		Warn: warns.add,

@@ -11,6 +11,7 @@ import (
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -58,7 +59,7 @@ func (r *run) leftovers(ctx context.Context, host, path string) ([]*tapeItem, er
 			return nil, err
 		}
 		r.pool.Release(l.Path, l.Bytes, holding.Incremental)
-		r.note(fmt.Sprintf("holding: cleaned up: removed partial holding file %s (%s) left by a dump that did not finish", l.Path, report.HumanSize(l.Bytes)))
+		r.note(fmt.Sprintf("holding: cleaned up: removed partial holding file %s (%s) left by a dump that did not finish", l.Path, bytesize.Format(l.Bytes)))
 		r.log.Warn("removed partial holding file", "path", l.Path)
 	}
 	if len(left) > 0 {
@@ -139,7 +140,7 @@ func (r *run) stray(ctx context.Context, f holding.Found) {
 			}
 			r.pool.Release(f.Path, f.Bytes, holding.Incremental)
 			r.note(fmt.Sprintf("holding: removed %s (%s), already on volume(s) %s since %s, dumped by run %s (a run was killed after taping it, before deleting the copy)",
-				f.Path, report.HumanSize(f.Bytes), tc.where(), tc.dump.Taped.In(r.clock.Now().Location()).Format("2006-01-02 15:04"), tc.dump.Datestamp))
+				f.Path, bytesize.Format(f.Bytes), tc.where(), tc.dump.Taped.In(r.clock.Now().Location()).Format("2006-01-02 15:04"), tc.dump.Datestamp))
 			r.log.Warn("removed a holding copy of an image already on a volume", "path", f.Path, "volumes", tc.where())
 			return
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // HoldingImage is one image (or partial file) on the holding disks, as
@@ -107,7 +107,7 @@ func WriteHoldingList(w io.Writer, ims []HoldingImage, usage []holding.DiskUsage
 		if im.Host != "" {
 			lvl = fmt.Sprint(im.Level)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(im.Datestamp), dash(im.Host), dash(im.DLE), lvl, report.HumanSize(im.Bytes), im.State, im.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(im.Datestamp), dash(im.Host), dash(im.DLE), lvl, bytesize.Format(im.Bytes), im.State, im.Path)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -122,7 +122,7 @@ func WriteHoldingList(w io.Writer, ims []HoldingImage, usage []holding.DiskUsage
 			fmt.Fprintf(w, "holding disk %s does not exist: mount it, or create it with mkdir if it is new\n", u.Path)
 			continue
 		}
-		fmt.Fprintf(w, "holding disk %s: %s used of %s\n", u.Path, report.HumanSize(u.Used), report.HumanSize(u.Capacity))
+		fmt.Fprintf(w, "holding disk %s: %s used of %s\n", u.Path, bytesize.Format(u.Used), bytesize.Format(u.Capacity))
 	}
 	if len(ims) == 0 {
 		fmt.Fprintln(w, "The holding disks hold no image.")

@@ -117,7 +117,7 @@ func (h *hostileAgent) handle(tc *tls.Conn) {
 	c.WriteFrame(wire.FrameIndex, idx, false)
 	var fb []byte
 	for _, f := range sum.Frames {
-		fb = wire.AppendFrameInfo(fb, wire.FrameInfo{TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
+		fb = wire.AppendFrameInfo(fb, f)
 	}
 	c.WriteFrame(wire.FrameFrame, fb, false)
 	c.WriteMsg(wire.Done{OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, SHA256: sum.SHA256, Files: files, Frames: int64(len(sum.Frames))})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -141,7 +142,7 @@ func runWrites(ctx context.Context, cat *catalog.Catalog, dev taper.Device, labe
 	if err != nil {
 		return err
 	}
-	frames := []catalog.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
+	frames := []image.Frame{{Index: 0, TarOffset: 0, TarSize: 100, Offset: 0, Size: 50}}
 	if err := cat.SetDumpHolding(ctx, id, 100, 50, strings.Repeat("ab", 32), 0, "/hold/x", frames, now); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
@@ -101,7 +102,7 @@ type run struct {
 	disks     []string
 	tp        *taperLoop
 	vols      *volumes
-	net       *rateLimiter
+	net       *wire.Limiter // netusage: all dump streams of the run together
 	degraded  bool
 	stop      <-chan struct{} // Deps.Stop
 	missing   []string        // configured holding disks that do not exist: not used tonight
@@ -152,7 +153,7 @@ func (r *run) note(s string) {
 func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error) {
 	r := &run{cfg: cfg, cat: sess.cat, log: sess.log, clock: sess.deps.Clock, datestamp: sess.rep.Datestamp,
 		runID: sess.runID, rep: sess.rep, files: wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
-		net: newRateLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
+		net: wire.NewLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
 	var disks []holding.Disk
 	for _, h := range cfg.Holding {
 		if err := holding.CheckDisk(h.Path); err != nil {
@@ -194,7 +195,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 			r.note("holding: there is no holding disk, so nothing can be dumped without a volume")
 		} else {
 			r.note(fmt.Sprintf("holding: degraded mode: incrementals, and fulls within the %s that reserve = %d%% leaves them of %s, go to the holding disk; run `tapir flush -c %s` once a volume is available, or set autoflush = true",
-				report.HumanSize(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, report.HumanSize(r.pool.Total()), cfg.File))
+				bytesize.Format(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, bytesize.Format(r.pool.Total()), cfg.File))
 		}
 		r.log.Warn("degraded mode: no usable volume", "err", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -211,13 +212,13 @@ func WriteStatus(w io.Writer, st *Status, live bool, now time.Time) error {
 	for _, d := range dles {
 		rate := ""
 		if d.Rate > 0 {
-			rate = report.HumanSize(int64(d.Rate)) + "/s"
+			rate = bytesize.Format(int64(d.Rate)) + "/s"
 		}
 		state := d.State
 		if d.Target != "" && (state == "dumping") {
 			state += " to " + d.Target
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Host, d.Path, d.Level, state, report.HumanSize(d.Bytes), rate, oneLine(d.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Host, d.Path, d.Level, state, bytesize.Format(d.Bytes), rate, oneLine(d.Reason))
 	}
 	return tw.Flush()
 }

@@ -58,14 +58,6 @@ type Estimate struct {
 	Files int64 `json:"files"`
 }
 
-// FrameInfo locates one compressed frame of a payload.
-type FrameInfo struct {
-	TarOffset int64 `json:"tar_offset"`
-	TarSize   int64 `json:"tar_size"`
-	Offset    int64 `json:"offset"`
-	Size      int64 `json:"size"`
-}
-
 // Done ends a dump stream. Error is set when the agent gave up; the
 // payload received so far must then be discarded.
 type Done struct {
@@ -74,7 +66,7 @@ type Done struct {
 	PayloadSize int64  `json:"payload_size"`
 	SHA256      string `json:"sha256"`
 	Files       int64  `json:"files"`
-	Frames      int64  `json:"frames"` // how many FrameInfo were sent in FrameFrames frames
+	Frames      int64  `json:"frames"` // how many frame records were sent in FrameFrames frames
 }
 
 // Confirm is the server's last word on a dump, sent after Done: OK when

@@ -1,11 +1,14 @@
 // Package wire owns everything that crosses the network between tapir's
 // processes: the certificate authority that issues every host its
 // certificate (ca.go), the mutual-TLS 1.3 configurations built from those
-// files (tls.go), and the framing of messages and data streams on a
+// files (tls.go), the framing of messages and data streams on a
 // connection (frame.go), read as their bytes arrive and bounded per
 // connection (SetReadLimit) so that no peer's announced length costs
-// memory it has not sent. The protocols themselves (which messages the client
-// agent and the index server exchange) are written down in
+// memory it has not sent, the accept loop of the TCP servers (Serve) and
+// the Limiter that holds byte streams to a rate (the server's netusage, a
+// dumptype's bandwidth). A frame record of a payload is an image.Frame,
+// tapir's one frame type. The protocols themselves (which messages the
+// client agent and the index server exchange) are written down in
 // docs/format/agent-protocol.md and index-protocol.md (with their Limits);
 // this package only knows how to move them.
 //

@@ -17,7 +17,7 @@ const (
 	FrameData  byte = 'D' // payload bytes of an image
 	FrameIndex byte = 'I' // a batch of index records (EncodeIndex)
 	FrameWarn  byte = 'W' // one line of text that makes a dump STRANGE
-	FrameFrame byte = 'F' // a batch of FrameInfo (AppendFrameInfo)
+	FrameFrame byte = 'F' // a batch of frame records (AppendFrameInfo)
 )
 
 // MaxFrame is the largest frame accepted; larger lengths are a protocol error.

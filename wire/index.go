@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 // IndexRecord describes one entry of an image's tar stream, as the client
@@ -130,19 +132,22 @@ func (d *decoder) str() string {
 	return s
 }
 
-// AppendFrameInfo appends the binary encoding of f to b.
-func AppendFrameInfo(b []byte, f FrameInfo) []byte {
+// AppendFrameInfo appends the binary encoding of frame f to b: its tar
+// offset and size and its payload offset and size. f.Index is not sent;
+// frames are numbered by the order they arrive in.
+func AppendFrameInfo(b []byte, f image.Frame) []byte {
 	b = binary.AppendUvarint(b, uint64(f.TarOffset))
 	b = binary.AppendUvarint(b, uint64(f.TarSize))
 	b = binary.AppendUvarint(b, uint64(f.Offset))
 	return binary.AppendUvarint(b, uint64(f.Size))
 }
 
-// DecodeFrameInfo decodes a batch written by AppendFrameInfo.
-func DecodeFrameInfo(b []byte, fn func(FrameInfo) error) error {
+// DecodeFrameInfo decodes a batch written by AppendFrameInfo. The frames
+// passed to fn have Index 0: the receiver numbers them across batches.
+func DecodeFrameInfo(b []byte, fn func(image.Frame) error) error {
 	d := decoder{b: b}
 	for len(d.b) > 0 {
-		f := FrameInfo{TarOffset: int64(d.uvarint()), TarSize: int64(d.uvarint()), Offset: int64(d.uvarint()), Size: int64(d.uvarint())}
+		f := image.Frame{TarOffset: int64(d.uvarint()), TarSize: int64(d.uvarint()), Offset: int64(d.uvarint()), Size: int64(d.uvarint())}
 		if d.err != nil {
 			return fmt.Errorf("%w: frame record %d: %v", ErrProtocol, d.n, d.err)
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -83,7 +85,7 @@ func TestIndexRoundTrip(t *testing.T) {
 func FuzzDecodeIndex(f *testing.F) {
 	f.Add(AppendIndex(nil, IndexRecord{Path: "x", Type: '0', Size: 1, Mode: 0o644, TarOffset: 512}))
 	f.Add([]byte{0xff, 0xff, 0xff})
-	f.Add(AppendFrameInfo(nil, FrameInfo{TarOffset: 1, TarSize: 2, Offset: 3, Size: 4}))
+	f.Add(AppendFrameInfo(nil, image.Frame{TarOffset: 1, TarSize: 2, Offset: 3, Size: 4}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		DecodeIndex(b, func(r IndexRecord) error {
 			if r.Path == "" || r.Size < 0 || r.Mode > 0o7777 {
@@ -91,7 +93,7 @@ func FuzzDecodeIndex(f *testing.F) {
 			}
 			return nil
 		})
-		DecodeFrameInfo(b, func(FrameInfo) error { return nil })
+		DecodeFrameInfo(b, func(image.Frame) error { return nil })
 		c := NewConn(bytes.NewBuffer(b))
 		var r Request
 		c.ReadMsg(&r)

@@ -33,7 +33,9 @@
 // transaction per step; a catalog written by a newer tapir refuses to open.
 // The file format is described in docs/format/catalog.md.
 //
-// It imports no volume code and no other tapir package but gnutar: what
+// It imports no volume code and no other tapir package but gnutar and
+// image (the format package: a payload's frame list is a list of
+// image.Frame, the same type the readers and the agent protocol use): what
 // reads volumes (the index server, rebuild) imports the catalog, never the
 // other way round.
 package catalog

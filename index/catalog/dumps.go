@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 // Dump is one image of one DLE at one level.
@@ -25,14 +27,6 @@ type Dump struct {
 	// the catalog (SetListings); a view at a date needs them for every
 	// incremental it applies.
 	Listed bool
-}
-
-// Frame is one independent compressed frame of a payload: tar bytes
-// [TarOffset, TarOffset+TarSize) are stored in payload bytes [Offset,
-// Offset+Size). Index counts from 0.
-type Frame struct {
-	Index                            int
-	TarOffset, TarSize, Offset, Size int64
 }
 
 const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed`
@@ -155,7 +149,7 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 // bytes: indexes 0..n-1, tar and payload ranges contiguous from 0, every frame
 // but the last exactly frameSize tar bytes, the tar ranges ending at orig and
 // the payload ranges inside payload (a zstd payload ends with its seek table).
-func checkFrames(frames []Frame, frameSize, orig, payload int64) error {
+func checkFrames(frames []image.Frame, frameSize, orig, payload int64) error {
 	if len(frames) == 0 {
 		return nil
 	}
@@ -192,7 +186,7 @@ func checkFrames(frames []Frame, frameSize, orig, payload int64) error {
 // the holding disk at holdingPath, or "" when it went straight to the taper):
 // its sizes, SHA-256, number of index entries, frame list and finish time.
 // The status becomes "holding".
-func (c *Catalog) SetDumpHolding(ctx context.Context, id int64, orig, payload int64, sha string, files int64, holdingPath string, frames []Frame, finished time.Time) error {
+func (c *Catalog) SetDumpHolding(ctx context.Context, id int64, orig, payload int64, sha string, files int64, holdingPath string, frames []image.Frame, finished time.Time) error {
 	op := fmt.Sprintf("set dump %d holding", id)
 	var problems []error
 	if orig < 0 || payload < 0 || files < 0 {
@@ -359,8 +353,8 @@ func queryDumpsTx(tx *sql.Tx, q string, args ...any) ([]Dump, error) {
 
 // Frames returns the frame list of a dump, in order; an error matching
 // ErrNotFound when the dump is not in the catalog.
-func (c *Catalog) Frames(ctx context.Context, dumpID int64) ([]Frame, error) {
-	var frames []Frame
+func (c *Catalog) Frames(ctx context.Context, dumpID int64) ([]image.Frame, error) {
+	var frames []image.Frame
 	err := c.read(ctx, fmt.Sprintf("read frames of dump %d", dumpID), func(tx *sql.Tx) error {
 		if err := dumpExists(tx, dumpID); err != nil {
 			return err
@@ -373,7 +367,7 @@ func (c *Catalog) Frames(ctx context.Context, dumpID int64) ([]Frame, error) {
 }
 
 // framesTx returns frames first..last of a dump (last < 0: to the end).
-func framesTx(tx *sql.Tx, dumpID int64, first, last int64) ([]Frame, error) {
+func framesTx(tx *sql.Tx, dumpID int64, first, last int64) ([]image.Frame, error) {
 	if last < 0 {
 		last = 1<<63 - 1
 	}
@@ -383,9 +377,9 @@ func framesTx(tx *sql.Tx, dumpID int64, first, last int64) ([]Frame, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var frames []Frame
+	var frames []image.Frame
 	for rows.Next() {
-		var f Frame
+		var f image.Frame
 		if err := rows.Scan(&f.Index, &f.TarOffset, &f.TarSize, &f.Offset, &f.Size); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 func TestCreateDump(t *testing.T) {
@@ -80,8 +82,8 @@ func TestSetDumpHolding(t *testing.T) {
 	run := mkRun(t, c, "20250301010000")
 	good, goodPayload := testFrames(3*testFrameSize + 100)
 	orig := int64(3*testFrameSize + 100)
-	mod := func(f func(fr []Frame) []Frame) []Frame {
-		fr := append([]Frame(nil), good...)
+	mod := func(f func(fr []image.Frame) []image.Frame) []image.Frame {
+		fr := append([]image.Frame(nil), good...)
 		return f(fr)
 	}
 	tests := []struct {
@@ -89,24 +91,24 @@ func TestSetDumpHolding(t *testing.T) {
 		orig    int64
 		payload int64
 		sha     string
-		frames  []Frame
+		frames  []image.Frame
 		want    string
 	}{
 		{"ok", orig, goodPayload + 50, testSHA, good, ""},
 		{"no frames", 0, 0, testSHA, nil, ""},
 		{"bad sha", orig, goodPayload, "xyz", good, "SHA-256"},
 		{"negative", -1, goodPayload, testSHA, nil, "negative size"},
-		{"index", orig, goodPayload, testSHA, mod(func(f []Frame) []Frame { f[1].Index = 5; return f }), "frame 1 has index 5"},
-		{"tar gap", orig, goodPayload, testSHA, mod(func(f []Frame) []Frame { f[1].TarOffset++; return f }), "starts at tar offset"},
-		{"payload gap", orig, goodPayload, testSHA, mod(func(f []Frame) []Frame { f[2].Offset--; return f }), "starts at payload offset"},
-		{"short middle frame", orig, goodPayload, testSHA, mod(func(f []Frame) []Frame {
+		{"index", orig, goodPayload, testSHA, mod(func(f []image.Frame) []image.Frame { f[1].Index = 5; return f }), "frame 1 has index 5"},
+		{"tar gap", orig, goodPayload, testSHA, mod(func(f []image.Frame) []image.Frame { f[1].TarOffset++; return f }), "starts at tar offset"},
+		{"payload gap", orig, goodPayload, testSHA, mod(func(f []image.Frame) []image.Frame { f[2].Offset--; return f }), "starts at payload offset"},
+		{"short middle frame", orig, goodPayload, testSHA, mod(func(f []image.Frame) []image.Frame {
 			f[1].TarSize -= 512
 			f[2].TarOffset -= 512
 			f[3].TarOffset -= 512
 			f[3].TarSize += 512
 			return f
 		}), "every frame but the last holds exactly the frame size"},
-		{"empty frame", orig, goodPayload, testSHA, mod(func(f []Frame) []Frame { f[3].Size = 0; return f }), "empty or negative"},
+		{"empty frame", orig, goodPayload, testSHA, mod(func(f []image.Frame) []image.Frame { f[3].Size = 0; return f }), "empty or negative"},
 		{"orig mismatch", orig + 1, goodPayload, testSHA, good, "frames hold 3145828 tar bytes but the original size is 3145829"},
 		{"past payload", orig, goodPayload - 1, testSHA, good, "past the payload size"},
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 // Location is where a file of a dump is: the dump, the index entry, every
@@ -17,7 +19,7 @@ type Location struct {
 	// through the one holding its last byte (File.Span known), or else
 	// through the one holding tar byte File.TarOffset+File.Size+64 KiB (room
 	// for the headers), clipped to the payload.
-	Frames []Frame
+	Frames []image.Frame
 }
 
 const fileCols = `f.name, f.type, f.size, f.mode, f.mtime, f.uid, f.gid, f.link, f.frame, f."offset", f.span`

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapir-backup/tapir/image"
 )
 
 var t0 = time.Date(2025, 3, 1, 1, 0, 0, 0, time.UTC)
@@ -54,10 +56,10 @@ func mkDump(tb testing.TB, c *Catalog, runID int64, host, path string, level int
 
 // testFrames cuts orig tar bytes into frames of testFrameSize that compress
 // to half their size.
-func testFrames(orig int64) (frames []Frame, payload int64) {
+func testFrames(orig int64) (frames []image.Frame, payload int64) {
 	for off, i := int64(0), 0; off < orig; i++ {
 		n := min(int64(testFrameSize), orig-off)
-		frames = append(frames, Frame{Index: i, TarOffset: off, TarSize: n, Offset: payload, Size: (n + 1) / 2})
+		frames = append(frames, image.Frame{Index: i, TarOffset: off, TarSize: n, Offset: payload, Size: (n + 1) / 2})
 		off += n
 		payload += (n + 1) / 2
 	}

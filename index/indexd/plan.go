@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -21,8 +22,8 @@ import (
 type plan struct {
 	images  []wire.ImageInfo
 	dumps   []catalog.Dump
-	entries []wire.EntryInfo  // Image = index in images; per image in tar order
-	frames  [][]catalog.Frame // per image, in order
+	entries []wire.EntryInfo // Image = index in images; per image in tar order
+	frames  [][]image.Frame  // per image, in order
 }
 
 // plan resolves the selection (paths relative to the DLE root; "/" or ""
@@ -228,7 +229,7 @@ func covered(p string, dirs map[string]bool) bool {
 // next entry's start when the span is known, the end of the stream
 // otherwise). Directories with no entry of their own (tar offset 0: the
 // DLE root's entry is never indexed) need no frame.
-func (s *Server) framesFor(ctx context.Context, d catalog.Dump, es []wire.EntryInfo) ([]catalog.Frame, error) {
+func (s *Server) framesFor(ctx context.Context, d catalog.Dump, es []wire.EntryInfo) ([]image.Frame, error) {
 	need := false
 	for _, e := range es {
 		if e.TarOffset > 0 {
@@ -262,7 +263,7 @@ func (s *Server) framesFor(ctx context.Context, d catalog.Dump, es []wire.EntryI
 			want[i] = true
 		}
 	}
-	var out []catalog.Frame
+	var out []image.Frame
 	for i, w := range want {
 		if w {
 			out = append(out, all[i])
@@ -317,7 +318,7 @@ type connError struct{ err error }
 
 func (e *connError) Error() string { return e.err.Error() }
 
-func (ss *session) sendImage(ctx context.Context, i int, d catalog.Dump, frames []catalog.Frame) (int64, error) {
+func (ss *session) sendImage(ctx context.Context, i int, d catalog.Dump, frames []image.Frame) (int64, error) {
 	is, err := ss.s.newImageSource(ctx, d)
 	if err != nil {
 		return 0, err

@@ -104,38 +104,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return errors.New("index server: no TLS configuration or no catalog given")
 	}
 	s.prepare()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	go func() { <-ctx.Done(); ln.Close() }()
-	defer wg.Wait()
 	handshakes := make(chan struct{}, 2*s.maxSessions())
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("index server: accept on %s: %w", ln.Addr(), err)
-		}
+	admit := func(conn net.Conn) bool {
 		select {
 		case handshakes <- struct{}{}:
+			return true
 		default:
 			s.Log.Warn("index server: too many connections in the TLS handshake; closed a new one", "remote", conn.RemoteAddr().String(), "limit", cap(handshakes))
-			conn.Close()
-			continue
+			return false
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.session(ctx, conn, func() { <-handshakes })
-		}()
 	}
+	return wire.Serve(ctx, ln, "index server", admit, func(ctx context.Context, conn net.Conn) {
+		s.session(ctx, conn, func() { <-handshakes })
+	})
 }
 
 func (s *Server) maxSessions() int {

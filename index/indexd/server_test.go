@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/gnutar"
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/testsite"
@@ -169,10 +170,10 @@ func bigDir(tb testing.TB, cat *catalog.Catalog, n int) {
 			tb.Fatal(err)
 		}
 		orig := int64(n+3) * 1024
-		var frames []catalog.Frame // uncompressed frames of 1 MiB: a plan can place every entry
+		var frames []image.Frame // uncompressed frames of 1 MiB: a plan can place every entry
 		for off := int64(0); off < orig; off += 1 << 20 {
 			size := min(orig-off, 1<<20)
-			frames = append(frames, catalog.Frame{Index: len(frames), TarOffset: off, TarSize: size, Offset: off, Size: size})
+			frames = append(frames, image.Frame{Index: len(frames), TarOffset: off, TarSize: size, Offset: off, Size: size})
 		}
 		if err := cat.SetDumpHolding(tb.Context(), id, orig, orig, strings.Repeat("ab", 32), int64(n), "", frames, t0); err != nil {
 			tb.Fatal(err)

@@ -594,17 +594,15 @@ func partList(ps []foundPart) string {
 
 // frameList finds the frames of a payload: the zstd seek table, or by
 // reading the gzip members, or frame-size pieces of an uncompressed one.
-func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]catalog.Frame, error) {
-	var frames []catalog.Frame
+func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]image.Frame, error) {
+	var frames []image.Frame
 	switch h.Comp {
 	case image.CompZstd:
 		fs, err := image.ReadSeekTable(r, d.PayloadSize)
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range fs {
-			frames = append(frames, catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size})
-		}
+		frames = fs
 	case image.CompGzip:
 		cr := &countReader{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, d.PayloadSize), 1<<20)}
 		zr, err := gzip.NewReader(cr)
@@ -618,7 +616,7 @@ func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]catalog.Frame,
 			if err != nil {
 				return nil, fmt.Errorf("gzip member %d at payload offset %d: %w", i, start, err)
 			}
-			frames = append(frames, catalog.Frame{Index: i, TarOffset: tarOff, TarSize: k, Offset: start, Size: cr.n - start})
+			frames = append(frames, image.Frame{Index: i, TarOffset: tarOff, TarSize: k, Offset: start, Size: cr.n - start})
 			tarOff += k
 			start = cr.n
 			if err := zr.Reset(cr); err == io.EOF {
@@ -634,7 +632,7 @@ func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]catalog.Frame,
 		}
 		for i, off := 0, int64(0); off < d.PayloadSize; i++ {
 			k := min(fs, d.PayloadSize-off)
-			frames = append(frames, catalog.Frame{Index: i, TarOffset: off, TarSize: k, Offset: off, Size: k})
+			frames = append(frames, image.Frame{Index: i, TarOffset: off, TarSize: k, Offset: off, Size: k})
 			off += k
 		}
 	default:

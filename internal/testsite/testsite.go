@@ -262,11 +262,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	if _, err := hf.WriteAt(hb, 0); err != nil {
 		return 0, err
 	}
-	frames := make([]catalog.Frame, len(sum.Frames))
-	for i, f := range sum.Frames {
-		frames[i] = catalog.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
-	}
-	if err := cat.SetDumpHolding(ctx, id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, hpath, frames, start.Add(time.Second)); err != nil {
+	if err := cat.SetDumpHolding(ctx, id, sum.OriginalSize, sum.PayloadSize, sum.SHA256, nfiles, hpath, sum.Frames, start.Add(time.Second)); err != nil {
 		return 0, err
 	}
 	if o.Listings {

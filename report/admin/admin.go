@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/bytesize"
 )
 
 // Find writes every image of host (of one DLE when path is not ""), newest
@@ -37,11 +38,11 @@ func Find(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path str
 			if d.Status == catalog.DumpHolding {
 				where = "(holding disk)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t-\t-\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, where, Size(d.PayloadSize))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t-\t-\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, where, bytesize.Format(d.PayloadSize))
 			continue
 		}
 		for _, p := range parts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d/%d\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, p.Volume, p.FileNo, p.Part, len(parts), Size(p.Length))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d/%d\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, p.Volume, p.FileNo, p.Part, len(parts), bytesize.Format(p.Length))
 		}
 	}
 	return tw.Flush()
@@ -129,10 +130,10 @@ func Info(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path str
 		}
 		rate := "-"
 		if a.secs > 0 {
-			rate = Size(int64(float64(a.stored)/a.secs)) + "/s"
+			rate = bytesize.Format(int64(float64(a.stored)/a.secs)) + "/s"
 		}
 		fmt.Fprintf(w, "  %-13s %d, average %s stored of %s (%s), %s; newest %s on %s\n", what+":", a.n,
-			Size(a.stored/int64(a.n)), Size(a.orig/int64(a.n)), ratio(a.stored, a.orig), rate, a.lastDate, a.lastVol)
+			bytesize.Format(a.stored/int64(a.n)), bytesize.Format(a.orig/int64(a.n)), ratio(a.stored, a.orig), rate, a.lastDate, a.lastVol)
 	}
 	line("fulls", full)
 	line("incrementals", incr)
@@ -148,13 +149,13 @@ func Info(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path str
 		rate, tm := "-", "-"
 		if t > 0 {
 			tm = t.Round(time.Second).String()
-			rate = Size(int64(float64(d.PayloadSize)/t.Seconds())) + "/s"
+			rate = bytesize.Format(int64(float64(d.PayloadSize)/t.Seconds())) + "/s"
 		}
 		vols := volumesOf(ctx, cat, d)
 		if d.Status == catalog.DumpFailed {
 			vols = "failed: " + firstLine(d.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stamp(d.Datestamp), d.Level, d.Status, Size(d.OrigSize), Size(d.PayloadSize), ratio(d.PayloadSize, d.OrigSize), tm, rate, vols)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stamp(d.Datestamp), d.Level, d.Status, bytesize.Format(d.OrigSize), bytesize.Format(d.PayloadSize), ratio(d.PayloadSize, d.OrigSize), tm, rate, vols)
 	}
 	return tw.Flush()
 }
@@ -202,17 +203,4 @@ func ratio(stored, orig int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(stored)/float64(orig))
-}
-
-// Size renders a byte count for a person: 1.5 GiB, 12.0 KiB, 100 B.
-func Size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -103,7 +103,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		return nil, err
 	}
 	defer closeSrc()
-	tr, err := image.NewReaderAt(src, image.Comp(loc.Dump.Comp), toImageFrames(loc.Frames), loc.File.TarOffset)
+	tr, err := image.NewReaderAt(src, image.Comp(loc.Dump.Comp), loc.Frames, loc.File.TarOffset)
 	if err != nil {
 		return nil, fmt.Errorf("recover: %s: %w", res.where(), err)
 	}
@@ -128,14 +128,6 @@ func (s source) where() string {
 		return fmt.Sprintf("volume %s file %d", s.volume, s.fileno)
 	}
 	return s.path
-}
-
-func toImageFrames(fs []catalog.Frame) []image.Frame {
-	out := make([]image.Frame, len(fs))
-	for i, f := range fs {
-		out[i] = image.Frame{Index: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Offset: f.Offset, Size: f.Size}
-	}
-	return out
 }
 
 // openImage returns a ReaderAt over the payload of the dump: from its
