@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ blocksize = "64 KiB"
 // writeVtapeLabel writes label on the vtape of slot, with one data file.
 func writeVtapeLabel(t *testing.T, dc *taper.DiskChanger, slot int, label, stamp string) {
 	t.Helper()
-	d, err := dc.Load(slot)
+	d, err := dc.Load(context.Background(), slot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func writeVtapeLabel(t *testing.T, dc *taper.DiskChanger, slot int, label, stamp
 	if err := d.WriteFilemark(); err != nil {
 		t.Fatal(err)
 	}
-	if err := dc.Eject(); err != nil {
+	if err := dc.Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -171,7 +172,7 @@ func TestRemoveVolume(t *testing.T) {
 	cat := openCatalog(t, cfg)
 	chainsBefore, _ := cat.Chains()
 
-	res, err := RemoveVolume(cfg, RmVolumeOptions{Label: "test-001"}, Deps{})
+	res, err := RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-001"}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestRemoveVolume(t *testing.T) {
 		t.Errorf("the dry run changed the chains: %+v", chains)
 	}
 
-	res, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
+	res, err = RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestRemoveVolume(t *testing.T) {
 		t.Errorf("the media was touched without --erase: %v", f)
 	}
 
-	if _, err := RemoveVolume(cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{}); err == nil || !strings.Contains(err.Error(), "volume test-001 is not in the catalog") {
+	if _, err := RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{}); err == nil || !strings.Contains(err.Error(), "volume test-001 is not in the catalog") {
 		t.Errorf("remove again: %v", err)
 	}
 }
@@ -255,7 +256,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 	cfg, dc := volumeSite(t)
 	cat := openCatalog(t, cfg)
 
-	res, err := RemoveVolume(cfg, RmVolumeOptions{Label: "test-002", Erase: true}, Deps{})
+	res, err := RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-002", Erase: true}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 		t.Fatalf("the dry run erased: %v", f)
 	}
 
-	res, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-002", Erase: true, Yes: true}, Deps{})
+	res, err = RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-002", Erase: true, Yes: true}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 	if d, _ := cat.DumpsOnVolume("test-003"); len(d) != 1 || d[0].Host != "b" {
 		t.Errorf("test-003 still lists %v (c:/z's part left with its dump)", d)
 	}
-	inv, _ := dc.Inventory()
+	inv, _ := dc.Inventory(context.Background())
 	if !inv[1].Blank || inv[0].Label == nil || inv[2].Label == nil {
 		t.Errorf("inventory after the erase: %+v", inv)
 	}
@@ -296,7 +297,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 	// Slot 3 now holds another label than the catalog's test-003.
 	writeVtapeLabel(t, dc, 3, "test-009", "20250309010000")
 	for _, yes := range []bool{false, true} {
-		_, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-003", Erase: true, Yes: yes}, Deps{})
+		_, err = RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-003", Erase: true, Yes: yes}, Deps{})
 		if err == nil || !strings.Contains(err.Error(), "no slot of the disk changer") ||
 			!strings.Contains(err.Error(), `slot 3, where the catalog last saw it, holds volume test-009 of configuration "test"`) ||
 			!strings.Contains(err.Error(), "nothing was changed") {
@@ -312,7 +313,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 
 	single := *cfg
 	single.Changer.Type, single.Changer.Device = "single", "/dev/nst3"
-	if _, err := RemoveVolume(&single, RmVolumeOptions{Label: "test-003", Erase: true, Yes: true}, Deps{}); err == nil ||
+	if _, err := RemoveVolume(context.Background(), &single, RmVolumeOptions{Label: "test-003", Erase: true, Yes: true}, Deps{}); err == nil ||
 		!strings.Contains(err.Error(), "erase the cartridge with mt -f /dev/nst3 erase") {
 		t.Errorf("--erase on a tape drive: %v", err)
 	}
@@ -328,7 +329,7 @@ func TestRemoveVolumeTakesTheRunLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = RemoveVolume(cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
+	_, err = RemoveVolume(context.Background(), cfg, RmVolumeOptions{Label: "test-001", Yes: true}, Deps{})
 	lock.unlock()
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("remove under a running night: %v", err)

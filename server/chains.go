@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -9,10 +10,10 @@ import (
 // the written volumes holding a newest chain that the next runs would
 // have to reuse (taper.AtRisk). markChainsAtRisk gives the DLEs of those
 // chains a full tonight, so that each volume is free when it is needed.
-func (v *volumes) reuseAtRisk() ([]string, error) {
+func (v *volumes) reuseAtRisk(ctx context.Context) ([]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	states, _, err := v.states(true)
+	states, _, err := v.states(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func TestWriteProtectedOverwriteKeepsImages(t *testing.T) {
 		t.Fatalf("test-001 before: %v %v", before, err)
 	}
 	var explain bytes.Buffer
-	if err := ExplainNext(s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
+	if err := ExplainNext(context.Background(), s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"The next run writes test-001 in slot 1", "would leave the catalog; each is superseded", "newest chain: full of ", "test-002 (in slot 2): written"} {
@@ -75,7 +75,7 @@ func TestWriteProtectedOverwriteKeepsImages(t *testing.T) {
 	}
 
 	// tapir label --force on the write-protected volume changes nothing.
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 1, Force: true}, Deps{Log: testLogger(t)}); err == nil {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-009", Slot: 1, Force: true}, Deps{Log: testLogger(t)}); err == nil {
 		t.Fatal("labelled a write-protected volume")
 	}
 	if _, err := cat.Volume("test-009"); err == nil {
@@ -114,7 +114,7 @@ func TestChainVolumeNeverOverwritten(t *testing.T) {
 		t.Errorf("test-001 lost images: %v", d)
 	}
 	var explain bytes.Buffer
-	if err := ExplainNext(s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
+	if err := ExplainNext(context.Background(), s.cfg, Deps{Log: testLogger(t)}, &explain); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(explain.String(), "can write no volume") || !strings.Contains(explain.String(), "test-001 (in slot 1): written") || !strings.Contains(explain.String(), "holds the newest chain of localhost:"+gone.Path) {
@@ -151,14 +151,14 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := ch.Load(2)
+	dev, err := ch.Load(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := taper.WriteLabel(dev, taper.Label{Datestamp: "20300101000001", Label: "test-002", Org: "test", Blocksize: 64 << 10, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	ch.Eject()
+	ch.Eject(context.Background())
 	had1, _ := cat.DumpsOnVolume("test-001")
 	notes, err := resolveOverwrites(cat, mustInventory(t, ch), 64<<10, time.Now())
 	if err != nil || len(notes) != 2 {
@@ -182,7 +182,7 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 
 func mustInventory(t *testing.T, ch taper.Changer) []taper.SlotInfo {
 	t.Helper()
-	inv, err := ch.Inventory()
+	inv, err := ch.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions)
 	}
 	info := func(format string, a ...any) { c.Info = append(c.Info, fmt.Sprintf(format, a...)) }
 
-	serverChecks(cfg, deps, start, true, problem, info)
+	serverChecks(ctx, cfg, deps, start, true, problem, info)
 	if opt.Clients {
 		n := checkClients(ctx, cfg, problem)
 		c.Summary = fmt.Sprintf("Client check: %d host(s), %d DLE(s) checked in %s.", n, len(cfg.DLEs), deps.Clock.Now().Sub(start).Round(time.Millisecond))
@@ -76,7 +76,7 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions)
 
 // serverChecks is the part of Check that needs no client: the run does it
 // too, before it dumps, and puts what it finds in its report.
-func serverChecks(cfg *config.Config, deps Deps, now time.Time, vols bool, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+func serverChecks(ctx context.Context, cfg *config.Config, deps Deps, now time.Time, vols bool, problem func(where, format string, a ...any), info func(format string, a ...any)) {
 	for _, d := range []struct{ what, dir string }{{"state directory", cfg.StateDir}, {"report directory", cfg.ReportDir}, {"catalog directory", filepath.Dir(cfg.Catalog)}} {
 		if err := writableDir(d.dir); err != nil {
 			problem(d.what+" "+d.dir, "%v", err)
@@ -97,7 +97,7 @@ func serverChecks(cfg *config.Config, deps Deps, now time.Time, vols bool, probl
 		}
 		defer cat.Close()
 		if vols {
-			checkVolumes(cfg, deps, cat, problem, info)
+			checkVolumes(ctx, cfg, deps, cat, problem, info)
 		}
 	}
 	checkHolding(cfg, problem, info)
@@ -156,13 +156,13 @@ func checkHolding(cfg *config.Config, problem func(where, format string, a ...an
 	}
 }
 
-func checkVolumes(cfg *config.Config, deps Deps, cat *catalog.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+func checkVolumes(ctx context.Context, cfg *config.Config, deps Deps, cat *catalog.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
 	ch, err := openChanger(cfg, deps, nil)
 	if err != nil {
 		problem("changer", "%v", err)
 		return
 	}
-	if m, ok, err := lookForMissingVolumes(cat, ch); err != nil {
+	if m, ok, err := lookForMissingVolumes(ctx, cat, ch); err != nil {
 		problem("volumes", "comparing the catalog with the changer: %v", err)
 	} else if ok {
 		if p := m.problem(cfg.File); p != "" {
@@ -180,7 +180,7 @@ func checkVolumes(cfg *config.Config, deps Deps, cat *catalog.Catalog, problem f
 		info("Configuration: %s.", w)
 	}
 	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log}
-	c, err := v.choose()
+	c, err := v.choose(ctx)
 	if err != nil {
 		problem("volumes", "%v; the next run will be degraded (holding disk only)", err)
 		return
@@ -197,7 +197,7 @@ func checkVolumes(cfg *config.Config, deps Deps, cat *catalog.Catalog, problem f
 		problem("catalog", "%v", err)
 		return
 	}
-	marked, _, err := lookAhead(cat, v, pdles)
+	marked, _, err := lookAhead(ctx, cat, v, pdles)
 	if err != nil {
 		problem("volumes", "the look-ahead for chains failed: %v", err)
 	}

@@ -261,7 +261,7 @@ func TestDamagedLabel(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[bytes.Index(b, []byte("test-001"))+7] ^= 1 // test-000 if it were believed
 	os.WriteFile(p, b, 0o640)
-	slots, _, err := TapeInventory(s.cfg, Deps{}, false)
+	slots, _, err := TapeInventory(context.Background(), s.cfg, Deps{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,10 +276,10 @@ func TestDamagedLabel(t *testing.T) {
 	if after, _ := os.ReadDir(filepath.Dir(p)); len(after) != len(before) {
 		t.Errorf("the night wrote on the damaged volume: %d files, then %d", len(before), len(after))
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-002", Slot: 1}, Deps{}); err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "--force") {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-002", Slot: 1}, Deps{}); err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("label over a damaged label: %v", err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-002", Slot: 1, Force: true}, Deps{}); err != nil {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-002", Slot: 1, Force: true}, Deps{}); err != nil {
 		t.Errorf("forced label over a damaged label: %v", err)
 	}
 }

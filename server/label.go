@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +32,7 @@ type LabelResult struct {
 // another program's data): promise 4. It always refuses a label that does
 // not match labelstr or that another volume carries. It takes the run
 // lock, so that it never labels under a running night.
-func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
+func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
 	}
@@ -50,11 +51,11 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 	if slot == 0 {
 		slot = 1
 	}
-	dev, err := ch.Load(slot)
+	dev, err := ch.Load(ctx, slot)
 	if err != nil {
 		return nil, err
 	}
-	defer ch.Eject()
+	defer ch.Eject(ctx)
 	res := &LabelResult{Slot: slot}
 	old := ""
 	l, err := taper.ReadLabel(dev)
@@ -106,8 +107,8 @@ func Label(cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error
 			return nil, err
 		}
 	}
-	if lb, ok := ch.(taper.Labeller); ok {
-		lb.Labelled(&res.Label)
+	if err := ch.Labelled(ctx, &res.Label); err != nil {
+		return res, fmt.Errorf("volume %s is labelled, but the changer could not note it: %w", opt.Label, err)
 	}
 	return res, nil
 }

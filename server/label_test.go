@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,14 +15,14 @@ import (
 func TestLabel(t *testing.T) {
 	s := newSite(t, "")
 	deps := Deps{Log: testLogger(t)}
-	res, err := Label(s.cfg, LabelOptions{Label: "test-007", Slot: 2}, deps)
+	res, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-007", Slot: 2}, deps)
 	if err != nil || res.Was != "a blank volume" {
 		t.Fatalf("label a blank volume: %+v %v", res, err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "other-001", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "labelstr") {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "other-001", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "labelstr") {
 		t.Errorf("label outside labelstr: %v", err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-007", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "already in the catalog") {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-007", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "already in the catalog") {
 		t.Errorf("label in use: %v", err)
 	}
 	// A night writes test-007 (the only labelled volume; autolabel off).
@@ -29,10 +30,10 @@ func TestLabel(t *testing.T) {
 	if _, out, err := s.night(t, deps); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-008", Slot: 2}, deps); err == nil || !strings.Contains(err.Error(), "image(s) the catalog still knows") {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-008", Slot: 2}, deps); err == nil || !strings.Contains(err.Error(), "image(s) the catalog still knows") {
 		t.Fatalf("relabel a written volume: %v", err)
 	}
-	res, err = Label(s.cfg, LabelOptions{Label: "test-008", Slot: 2, Force: true}, deps)
+	res, err = Label(context.Background(), s.cfg, LabelOptions{Label: "test-008", Slot: 2, Force: true}, deps)
 	if err != nil || len(res.Dropped) != 2 {
 		t.Fatalf("forced relabel: %+v %v", res, err)
 	}
@@ -41,10 +42,10 @@ func TestLabel(t *testing.T) {
 	}
 	// Another program's data in slot 3.
 	os.WriteFile(filepath.Join(s.cfg.Changer.Path, "slot3", "00000.LABEL"), append([]byte("AMANDA: TAPESTART DATE X TAPE Daily-01\n"), make([]byte, 32<<10-40)...), 0o640)
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "Amanda") {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-009", Slot: 3}, deps); err == nil || !strings.Contains(err.Error(), "Amanda") {
 		t.Errorf("label over an Amanda volume: %v", err)
 	}
-	if _, err := Label(s.cfg, LabelOptions{Label: "test-009", Slot: 3, Force: true}, deps); err != nil {
+	if _, err := Label(context.Background(), s.cfg, LabelOptions{Label: "test-009", Slot: 3, Force: true}, deps); err != nil {
 		t.Errorf("forced label over an Amanda volume: %v", err)
 	}
 }
@@ -80,7 +81,7 @@ func TestTapeInventory(t *testing.T) {
 	if _, out, err := s.night(t, Deps{}); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
+	slots, next, err := TapeInventory(context.Background(), s.cfg, Deps{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +91,11 @@ func TestTapeInventory(t *testing.T) {
 		!strings.Contains(next, "a new volume labelled test-002 in slot 2") {
 		t.Errorf("inventory:\n%s", b.String())
 	}
-	msg, err := TapeLoad(s.cfg, Deps{}, 1)
+	msg, err := TapeLoad(context.Background(), s.cfg, Deps{}, 1)
 	if err != nil || !strings.Contains(msg, "volume test-001") {
 		t.Errorf("slot 1: %q %v", msg, err)
 	}
-	if msg, err := TapeCurrent(s.cfg, Deps{}); err != nil || !strings.Contains(msg, "no drive") {
+	if msg, err := TapeCurrent(context.Background(), s.cfg, Deps{}); err != nil || !strings.Contains(msg, "no drive") {
 		t.Errorf("current: %q %v", msg, err)
 	}
 }

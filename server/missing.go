@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -101,11 +102,11 @@ func (m missingVolumes) info() []string {
 // the catalog that are in no slot. A changer with one drive and a person
 // who changes cartridges (single) holds one volume at a time: every other
 // volume is elsewhere by design, so it is not looked at (ok false).
-func lookForMissingVolumes(cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
-	if _, single := ch.(waiter); single {
+func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
+	if ch.Properties().WaitsForPerson {
 		return m, false, nil
 	}
-	inv, err := ch.Inventory()
+	inv, err := ch.Inventory(ctx)
 	if err != nil {
 		return m, false, err
 	}
@@ -122,8 +123,8 @@ func lookForMissingVolumes(cat *catalog.Catalog, ch taper.Changer) (m missingVol
 
 // noteMissingVolumes puts the volumes of the catalog that are in no slot
 // of the run's changer in the report's notes.
-func (r *run) noteMissingVolumes(ch taper.Changer) {
-	m, ok, err := lookForMissingVolumes(r.cat, ch)
+func (r *run) noteMissingVolumes(ctx context.Context, ch taper.Changer) {
+	m, ok, err := lookForMissingVolumes(ctx, r.cat, ch)
 	switch {
 	case err != nil:
 		r.log.Warn("could not compare the catalog's volumes with the changer", "err", err)

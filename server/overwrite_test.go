@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -74,7 +75,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 			}
 			return nil
 		}
-		dev, err := ch.Load(slot)
+		dev, err := ch.Load(context.Background(), slot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 		if err != nil && !errors.Is(err, errKilled) && !protect {
 			t.Fatalf("%s: %v", what, err)
 		}
-		ch.Eject()
+		ch.Eject(context.Background())
 		if protect {
 			os.Chmod(slotDir, 0o750)
 		}

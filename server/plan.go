@@ -138,7 +138,7 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 		return nil, err
 	}
 	if r.vols.ch != nil {
-		if _, _, err := lookAhead(r.cat, r.vols, pdles); err != nil {
+		if _, _, err := lookAhead(ctx, r.cat, r.vols, pdles); err != nil {
 			r.note(fmt.Sprintf("planner: the look-ahead for chains failed, no full is promoted for them tonight: %v", err))
 		}
 	}
@@ -217,8 +217,8 @@ func (r *run) plan(ctx context.Context, jobs []*job) (*planner.Schedule, error) 
 // runs must reuse (volumes.reuseAtRisk), for the planner to promote.
 // It returns the DLEs it marked and the labels of those volumes, for
 // tapir check and tapir tape next --explain to say.
-func lookAhead(cat *catalog.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
-	reuse, err := v.reuseAtRisk()
+func lookAhead(ctx context.Context, cat *catalog.Catalog, v *volumes, pdles []planner.DLE) ([]planner.DLE, []string, error) {
+	reuse, err := v.reuseAtRisk(ctx)
 	if err != nil || len(reuse) == 0 {
 		return nil, reuse, err
 	}
@@ -259,7 +259,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if ch, err := openChanger(cfg, deps, deps.Log); err != nil {
 		lookErr = err
 	} else {
-		_, _, lookErr = lookAhead(cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
+		_, _, lookErr = lookAhead(ctx, cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
 		closeChanger(ch)
 	}
 	now := deps.Clock.Now().In(cfg.Location())

@@ -179,7 +179,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	if err == nil {
 		r.vols.ch = ch
 		_, err = r.vols.probe(ctx)
-		r.noteMissingVolumes(ch)
+		r.noteMissingVolumes(ctx, ch)
 	}
 	if err != nil {
 		r.degraded = true
@@ -219,7 +219,7 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 	}
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
 	// The server side of tapir check (the volumes were probed in setup).
-	serverChecks(cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
+	serverChecks(ctx, cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
 		if r.missingDiskOf(strings.TrimPrefix(where, "holding disk ")) != "" {
 			return // a problem of the run already (setup)
 		}
@@ -268,7 +268,7 @@ func (r *run) end(sess *session, jobs []*job, pub *publisher, fatal error) (*rep
 	r.tp.close()
 	<-r.tp.done
 	r.rep.TapeTime = r.tp.busyTime
-	used, next, notes := r.vols.finish(r.cfg.Eject)
+	used, next, notes := r.vols.finish(context.Background(), r.cfg.Eject) // ejects even when the run was stopped
 	for _, n := range notes {
 		r.note(n)
 	}

@@ -91,10 +91,10 @@ func TestSingleDriveNights(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "test-001") {
 		t.Errorf("restore from the volume not in the drive: %v", err)
 	}
-	if msg, err := TapeCurrent(s.cfg, Deps{}); err != nil || !strings.Contains(msg, "holds volume test-002") {
+	if msg, err := TapeCurrent(context.Background(), s.cfg, Deps{}); err != nil || !strings.Contains(msg, "holds volume test-002") {
 		t.Errorf("tape current: %q %v", msg, err)
 	}
-	if err := TapeEject(s.cfg, Deps{}); err != nil {
+	if err := TapeEject(context.Background(), s.cfg, Deps{}); err != nil {
 		t.Fatal(err)
 	}
 	if name, loaded := drive.Loaded(); loaded {
@@ -153,7 +153,7 @@ func TestRobotNights(t *testing.T) {
 	if len(rep.Volumes) != 1 || rep.Volumes[0].Label != "test-003" {
 		t.Fatalf("night 2 volumes %+v\n%s", rep.Volumes, out)
 	}
-	slots, next, err := TapeInventory(s.cfg, Deps{}, false)
+	slots, next, err := TapeInventory(context.Background(), s.cfg, Deps{}, false)
 	if err != nil || len(slots) != 8 || slots[2].Label != "test-003" || !strings.Contains(next, "test-004") {
 		t.Errorf("inventory %+v, next %q, %v", slots, next, err)
 	}
