@@ -167,12 +167,20 @@ func (c *SingleChanger) Load(ctx context.Context, slot int) (Device, error) {
 	if err == nil {
 		err = tp.Rewind()
 	}
+	var si SlotInfo
+	if err == nil {
+		// Read the label now, so that Inventory can say what the drive
+		// holds without touching the device handed out.
+		l, lerr := ReadLabel(tp)
+		si = SlotInfoOf(1, l, lerr)
+		err = tp.Rewind()
+	}
 	if err != nil {
 		tp.Close()
 		return nil, fmt.Errorf("single changer: load: %w", err)
 	}
 	c.current = tp
-	c.known = false
+	c.slot, c.known = si, true
 	return tp, nil
 }
 
