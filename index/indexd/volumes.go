@@ -16,7 +16,7 @@ import (
 // its label and lends the drive holding it, for reading. The disk changer
 // implementation is DiskVolumes; the server has one for single-drive and
 // robot changers (a single drive answers Locate with "load volume X" unless
-// X is in the drive). internal/volumetest is the conformance suite every
+// X is in the drive). index/indexd/volumetest is the conformance suite every
 // implementation passes.
 type VolumeSource interface {
 	// Properties declares the source: how many volumes it can lend at
