@@ -180,10 +180,12 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	return volumeSourceOf(ch, cfg, cat), nil
 }
 
-// volumeSourceOf is the VolumeSource over ch.
+// volumeSourceOf is the VolumeSource over ch: DiskVolumes for a disk
+// changer (it reads the labels of the slot directories without loading
+// them), the changer-backed source otherwise.
 func volumeSourceOf(ch taper.Changer, cfg *config.Config, cat *catalog.Catalog) indexd.VolumeSource {
-	if dc, ok := ch.(*taper.DiskChanger); ok {
-		return &indexd.DiskVolumes{Changer: dc, Catalog: cat}
+	if ch.Properties().Kind == "disk" {
+		return &indexd.DiskVolumes{Changer: ch, Catalog: cat}
 	}
 	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device}
 }

@@ -85,7 +85,10 @@ func (e *missingError) Is(target error) bool { return target == ErrVolumeMissing
 // volume is loaded at a time (the changer has one drive); Open waits for a
 // drive lent to another restore, as a person would wait for a drive.
 type DiskVolumes struct {
-	Changer *taper.DiskChanger
+	// Changer is a disk changer (Properties().Kind "disk"), or a wrapper
+	// of one: Where(slot) is the slot's vtape directory, whose label is
+	// read without loading it.
+	Changer taper.Changer
 	Catalog *catalog.Catalog // may be nil: every slot is read
 
 	drive DrivePool // the changer's one drive
@@ -95,7 +98,7 @@ type DiskVolumes struct {
 
 // Properties declares one drive and the changer's directory.
 func (d *DiskVolumes) Properties() SourceProperties {
-	return SourceProperties{Drives: 1, Where: d.Changer.Properties().Where, Dir: filepath.Dir(d.Changer.SlotDir(1))}
+	return SourceProperties{Drives: 1, Where: d.Changer.Properties().Where, Dir: filepath.Dir(d.Changer.Where(1))}
 }
 
 // Locate finds the slot of a label.
@@ -116,7 +119,7 @@ func (d *DiskVolumes) find(ctx context.Context, label string) (int, error) {
 	}
 	var damaged error // the label of the slot the volume was last seen in is damaged
 	try := func(slot int) bool {
-		v, err := taper.OpenVtape(d.Changer.SlotDir(slot), 1<<62, 0)
+		v, err := taper.OpenVtape(d.Changer.Where(slot), 1<<62, 0)
 		if err != nil {
 			return false
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/index/indexd/volumetest"
 	"github.com/tapir-backup/tapir/taper"
+	"github.com/tapir-backup/tapir/taper/taptest"
 )
 
 // diskVolumesFixture is DiskVolumes over a disk changer whose slot 2
@@ -22,6 +23,15 @@ func diskVolumesFixture(t *testing.T) *volumetest.Fixture {
 
 func TestVolumeSourceConformance(t *testing.T) {
 	t.Run("disk", func(t *testing.T) { volumetest.Run(t, diskVolumesFixture) })
+	// DiskVolumes over a disk changer seen through taptest.Changer.
+	t.Run("taptest-disk", func(t *testing.T) {
+		volumetest.Run(t, func(t *testing.T) *volumetest.Fixture {
+			f := diskVolumesFixture(t)
+			dv := f.Source.(*indexd.DiskVolumes)
+			dv.Changer = taptest.Wrap(dv.Changer)
+			return f
+		})
+	})
 	// A wrapper: the test source whose drives read by records only.
 	t.Run("records-only", func(t *testing.T) {
 		volumetest.Run(t, func(t *testing.T) *volumetest.Fixture {
