@@ -147,7 +147,11 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	restoreDir := filepath.Join(dir, "restore", rep.Datestamp)
 	os.RemoveAll(restoreDir)
-	res, err := restore.File(ctx, cfg, restore.Request{Host: "localhost", Path: data, File: pick, To: restoreDir}, opt.Log.With("component", "recover"))
+	vols, err := server.VolumeSource(cfg, server.Deps{}, nil, opt.Log.With("component", "recover"))
+	if err != nil {
+		return fmt.Errorf("demo: restore of %s: %w", pick, err)
+	}
+	res, err := restore.File(ctx, cfg, restore.Request{Host: "localhost", Path: data, File: pick, To: restoreDir, Volumes: vols}, opt.Log.With("component", "recover"))
 	if err != nil {
 		return fmt.Errorf("demo: restore of %s failed: %w", pick, err)
 	}

@@ -205,18 +205,18 @@ func RemoveVolume(ctx context.Context, cfg *config.Config, opt RmVolumeOptions, 
 	if err != nil {
 		return nil, err
 	}
-	var dc *taper.DiskChanger
+	var dc taper.Changer // the changer that erases, with --erase
 	if opt.Erase {
 		ch, err := openChanger(cfg, deps, deps.Log)
 		if err != nil {
 			return nil, err
 		}
 		defer closeChanger(ch)
-		var ok bool
-		if dc, ok = ch.(*taper.DiskChanger); !ok {
+		if !ch.Properties().CanErase {
 			return nil, fmt.Errorf("--erase: the changer of %s is not a disk changer; nothing was changed", cfg.File)
 		}
-		if err := findVolumeSlot(dc, cfg, res); err != nil {
+		dc = ch
+		if err := findVolumeSlot(ctx, dc, cfg, res); err != nil {
 			return res, err
 		}
 	}
@@ -231,7 +231,7 @@ func RemoveVolume(ctx context.Context, cfg *config.Config, opt RmVolumeOptions, 
 	}
 	res.Removed = true
 	if dc != nil {
-		n, err := dc.Erase(res.Slot, cfg.Org, opt.Label)
+		n, err := dc.Erase(ctx, res.Slot, cfg.Org, opt.Label)
 		if err != nil {
 			return res, fmt.Errorf("the catalog forgot volume %s, but its media was not erased: %w", opt.Label, err)
 		}
@@ -295,9 +295,9 @@ func dumpVolumes(ctx context.Context, cat *catalog.Catalog, id int64) ([]string,
 
 // findVolumeSlot finds the one slot of the disk changer whose label is
 // res.Volume's (this configuration's), and counts its tape files.
-func findVolumeSlot(dc *taper.DiskChanger, cfg *config.Config, res *RmVolumeResult) error {
+func findVolumeSlot(ctx context.Context, dc taper.Changer, cfg *config.Config, res *RmVolumeResult) error {
 	label := res.Volume.Label
-	inv, err := dc.Inventory()
+	inv, err := dc.Inventory(ctx)
 	if err != nil {
 		return err
 	}
@@ -317,15 +317,21 @@ func findVolumeSlot(dc *taper.DiskChanger, cfg *config.Config, res *RmVolumeResu
 		}
 		return fmt.Errorf("--erase: no slot of the disk changer %s holds volume %s%s; nothing was changed: remove it without --erase, the other volumes are never erased", cfg.Changer.Path, label, held)
 	}
-	res.Slot, res.SlotDir = slots[0], dc.SlotDir(slots[0])
-	dev, err := dc.Load(res.Slot)
+	res.Slot, res.SlotDir = slots[0], dc.Where(slots[0])
+	dev, err := dc.Load(ctx, res.Slot)
 	if err != nil {
 		return err
 	}
-	if vt, ok := dev.(*taper.Vtape); ok {
-		res.Files = len(vt.FileNames())
+	if dev.Properties().RandomAccess { // count the files that open
+		for ; ; res.Files++ {
+			f, err := dev.OpenFile(res.Files)
+			if err != nil {
+				break
+			}
+			f.Close()
+		}
 	}
-	return dc.Eject()
+	return dc.Eject(ctx)
 }
 
 // slotWords says what a slot holds, for a message.

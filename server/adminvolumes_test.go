@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ blocksize = "64 KiB"
 // writeVtapeLabel writes label on the vtape of slot, with one data file.
 func writeVtapeLabel(t *testing.T, dc *taper.DiskChanger, slot int, label, stamp string) {
 	t.Helper()
-	d, err := dc.Load(slot)
+	d, err := dc.Load(context.Background(), slot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func writeVtapeLabel(t *testing.T, dc *taper.DiskChanger, slot int, label, stamp
 	if err := d.WriteFilemark(); err != nil {
 		t.Fatal(err)
 	}
-	if err := dc.Eject(); err != nil {
+	if err := dc.Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -288,7 +289,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 	if d, _ := cat.DumpsOnVolume(t.Context(), "test-003"); len(d) != 1 || d[0].Host != "b" {
 		t.Errorf("test-003 still lists %v (c:/z's part left with its dump)", d)
 	}
-	inv, _ := dc.Inventory()
+	inv, _ := dc.Inventory(context.Background())
 	if !inv[1].Blank || inv[0].Label == nil || inv[2].Label == nil {
 		t.Errorf("inventory after the erase: %+v", inv)
 	}

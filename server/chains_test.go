@@ -151,14 +151,14 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := ch.Load(2)
+	dev, err := ch.Load(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := taper.WriteLabel(dev, taper.Label{Datestamp: "20300101000001", Label: "test-002", Org: "test", Blocksize: 64 << 10, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	ch.Eject()
+	ch.Eject(t.Context())
 	had1, _ := cat.DumpsOnVolume(t.Context(), "test-001")
 	notes, err := resolveOverwrites(t.Context(), cat, mustInventory(t, ch), 64<<10, time.Now())
 	if err != nil || len(notes) != 2 {
@@ -182,7 +182,7 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 
 func mustInventory(t *testing.T, ch taper.Changer) []taper.SlotInfo {
 	t.Helper()
-	inv, err := ch.Inventory()
+	inv, err := ch.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -58,23 +57,9 @@ func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer
 }
 
 // closeChanger releases a changer's drive without ejecting (changers that
-// hold a device between calls).
+// hold a device between calls; the others do nothing).
 func closeChanger(ch taper.Changer) {
-	if c, ok := ch.(io.Closer); ok {
-		c.Close()
-	}
-}
-
-// scanner is implemented by changers whose inventory does not know every
-// volume's label until it loads it (robots); Scan loads each once.
-type scanner interface {
-	Scan() ([]taper.SlotInfo, error)
-}
-
-// waiter is implemented by changers that can wait for a person to insert
-// a volume (single).
-type waiter interface {
-	WaitFor(ctx context.Context, what string, want func(*taper.Label, error) bool, prompt func(string)) (taper.Device, *taper.Label, error)
+	ch.Close()
 }
 
 // askForVolume tells the people who run the site that a volume must be
@@ -101,18 +86,25 @@ func askForVolume(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
 	}
 }
 
-// changerVolumes is the index server's and verify's way to a volume in a
-// single or robot changer (the disk changer has indexd.DiskVolumes). It
-// never waits for a person: a volume that is not there is an error naming
-// it and where to put it.
+// changerVolumes is the index server's, verify's and recover's way to a
+// volume in a single or robot changer (the disk changer has
+// indexd.DiskVolumes). It never waits for a person: a volume that is not
+// there is an error naming it and where to put it. It lends its one drive
+// to one reader at a time.
 type changerVolumes struct {
-	ch  taper.Changer
-	cat *catalog.Catalog
-	dev string // the drive, for messages
+	ch    taper.Changer
+	cat   *catalog.Catalog
+	dev   string // the drive, for messages
+	drive indexd.DrivePool
 }
 
-func (c *changerVolumes) find(label string) (int, error) {
-	inv, err := c.ch.Inventory()
+// Properties declares the changer's one drive.
+func (c *changerVolumes) Properties() indexd.SourceProperties {
+	return indexd.SourceProperties{Drives: 1, Where: c.ch.Properties().Where}
+}
+
+func (c *changerVolumes) find(ctx context.Context, label string) (int, error) {
+	inv, err := c.ch.Inventory(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -122,7 +114,7 @@ func (c *changerVolumes) find(label string) (int, error) {
 		}
 	}
 	where := "the changer"
-	if _, single := c.ch.(waiter); single {
+	if c.ch.Properties().WaitsForPerson {
 		where = "the drive " + c.dev
 	}
 	return 0, fmt.Errorf("volume %s is not in %s: load it, then try again (%w)", label, where, indexd.ErrVolumeMissing)
@@ -130,24 +122,33 @@ func (c *changerVolumes) find(label string) (int, error) {
 
 // Locate says where the volume is.
 func (c *changerVolumes) Locate(ctx context.Context, label string) (string, error) {
-	slot, err := c.find(label)
+	slot, err := c.find(ctx, label)
 	if err != nil {
 		return "", err
 	}
-	if _, single := c.ch.(waiter); single {
+	if c.ch.Properties().WaitsForPerson {
 		return "the drive " + c.dev, nil
 	}
 	return fmt.Sprintf("slot %d", slot), nil
 }
 
-// Open loads the volume and checks its label.
+// Open loads the volume, checks its label and returns the drive rewound.
 func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
-	slot, err := c.find(label)
+	slot, err := c.find(ctx, label)
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := c.ch.Load(slot)
+	give, err := c.drive.Take(ctx, "volume "+label)
 	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {
+		closeChanger(c.ch)
+		give()
+	}
+	dev, err := c.ch.Load(ctx, slot)
+	if err != nil {
+		give()
 		if errors.Is(err, taper.ErrBusy) {
 			return nil, nil, fmt.Errorf("volume %s: the drive %s is busy (a backup run is writing); try again when it is done: %w", label, c.dev, err)
 		}
@@ -155,13 +156,17 @@ func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, 
 	}
 	l, err := taper.ReadLabel(dev)
 	if err != nil || l.Label != label {
-		closeChanger(c.ch)
+		release()
 		if err == nil {
 			err = fmt.Errorf("the drive holds volume %s now", l.Label)
 		}
 		return nil, nil, fmt.Errorf("volume %s: %v (%w)", label, err, indexd.ErrVolumeMissing)
 	}
-	return dev, func() { closeChanger(c.ch) }, nil
+	if err := dev.Rewind(); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("volume %s: rewind after reading its label: %w", label, err)
+	}
+	return dev, release, nil
 }
 
 // VolumeSource returns how the index server, verify and recover reach the
@@ -172,8 +177,15 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	if err != nil {
 		return nil, err
 	}
-	if dc, ok := ch.(*taper.DiskChanger); ok {
-		return &indexd.DiskVolumes{Changer: dc, Catalog: cat}, nil
+	return volumeSourceOf(ch, cfg, cat), nil
+}
+
+// volumeSourceOf is the VolumeSource over ch: DiskVolumes for a disk
+// changer (it reads the labels of the slot directories without loading
+// them), the changer-backed source otherwise.
+func volumeSourceOf(ch taper.Changer, cfg *config.Config, cat *catalog.Catalog) indexd.VolumeSource {
+	if ch.Properties().Kind == "disk" {
+		return &indexd.DiskVolumes{Changer: ch, Catalog: cat}
 	}
-	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device}, nil
+	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device}
 }

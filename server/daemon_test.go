@@ -293,7 +293,7 @@ func TestMissedTapeNight(t *testing.T) {
 	// A file of each night restores.
 	for night, name := range map[string]string{runs[1].Datestamp: "etc/night1.conf", runs[2].Datestamp: "etc/night2.conf"} {
 		to := t.TempDir()
-		res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: name, To: to, AsOf: night}, testLogger(t))
+		res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: name, To: to, AsOf: night, Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
 		if err != nil {
 			t.Errorf("recover %s of %s: %v", name, night, err)
 			continue

@@ -296,7 +296,7 @@ func TestNightEndToEnd(t *testing.T) {
 		{filepath.Join(s.data, "sub"), "x.txt"}, // from the gzip image
 		{s.data, "empty.txt"},
 	} {
-		res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: tc.path, File: tc.file, To: to, Overwrite: true}, testLogger(t))
+		res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: tc.path, File: tc.file, To: to, Overwrite: true, Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
 		if err != nil {
 			t.Errorf("recover %s: %v", tc.file, err)
 			continue
@@ -306,7 +306,7 @@ func TestNightEndToEnd(t *testing.T) {
 	}
 
 	// A file in no image gets a clear error.
-	_, err = restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "no/such/file", To: to}, nil)
+	_, err = restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "no/such/file", To: to, Volumes: mustVolumes(t, s.cfg)}, nil)
 	if err == nil || !strings.Contains(err.Error(), "in no image") {
 		t.Errorf("recover of a missing file: got %v, want an error saying it is in no image", err)
 	}

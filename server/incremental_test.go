@@ -62,7 +62,7 @@ func TestIncrementalNights(t *testing.T) {
 	t.Logf("level 1 root entries: %d, tar bytes %d", len(files), l1.OrigSize)
 
 	to := filepath.Join(s.dir, "chain")
-	res, err := restore.Tree(context.Background(), s.cfg, restore.TreeRequest{Host: "localhost", Path: s.data, To: to}, testLogger(t))
+	res, err := restore.Tree(context.Background(), s.cfg, restore.TreeRequest{Host: "localhost", Path: s.data, To: to, Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestServerZstd(t *testing.T) {
 	if b, err := exec.Command("diff", "-r", "--no-dereference", sub, dst).CombinedOutput(); err != nil {
 		t.Errorf("server-zstd image differs:\n%s", b)
 	}
-	res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: sub, File: "deep/a/b/c/file with spaces.txt", To: t.TempDir()}, nil)
+	res, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: sub, File: "deep/a/b/c/file with spaces.txt", To: t.TempDir(), Volumes: mustVolumes(t, s.cfg)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,6 +71,14 @@ func (l *laterVolumes) get() (indexd.VolumeSource, error) {
 	return vs, nil
 }
 
+// Properties declares the disk changer's one drive and directory.
+func (l *laterVolumes) Properties() indexd.SourceProperties {
+	if vs, err := l.get(); err == nil {
+		return vs.Properties()
+	}
+	return indexd.SourceProperties{Drives: 1, Where: "the disk changer " + l.cfg.Changer.Path, Dir: l.cfg.Changer.Path}
+}
+
 // Locate says where a volume is, once the changer's directory exists.
 func (l *laterVolumes) Locate(ctx context.Context, label string) (string, error) {
 	vs, err := l.get()

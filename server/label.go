@@ -51,11 +51,11 @@ func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps)
 	if slot == 0 {
 		slot = 1
 	}
-	dev, err := ch.Load(slot)
+	dev, err := ch.Load(ctx, slot)
 	if err != nil {
 		return nil, err
 	}
-	defer ch.Eject()
+	defer ch.Eject(ctx)
 	res := &LabelResult{Slot: slot}
 	old := ""
 	l, err := taper.ReadLabel(dev)
@@ -107,8 +107,8 @@ func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps)
 			return nil, err
 		}
 	}
-	if lb, ok := ch.(taper.Labeller); ok {
-		lb.Labelled(&res.Label)
+	if err := ch.Labelled(ctx, &res.Label); err != nil {
+		return res, fmt.Errorf("volume %s is labelled, but the changer could not note it: %w", opt.Label, err)
 	}
 	return res, nil
 }

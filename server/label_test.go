@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,11 +91,11 @@ func TestTapeInventory(t *testing.T) {
 		!strings.Contains(next, "a new volume labelled test-002 in slot 2") {
 		t.Errorf("inventory:\n%s", b.String())
 	}
-	msg, err := TapeLoad(s.cfg, Deps{}, 1)
+	msg, err := TapeLoad(context.Background(), s.cfg, Deps{}, 1)
 	if err != nil || !strings.Contains(msg, "volume test-001") {
 		t.Errorf("slot 1: %q %v", msg, err)
 	}
-	if msg, err := TapeCurrent(s.cfg, Deps{}); err != nil || !strings.Contains(msg, "no drive") {
+	if msg, err := TapeCurrent(context.Background(), s.cfg, Deps{}); err != nil || !strings.Contains(msg, "no drive") {
 		t.Errorf("current: %q %v", msg, err)
 	}
 }

@@ -318,7 +318,7 @@ func TestDamagedLeftoverIsNotOK(t *testing.T) {
 // usable volume at the start and finds out only when it tries it.
 type failingLoad struct{ taper.Changer }
 
-func (failingLoad) Load(int) (taper.Device, error) {
+func (failingLoad) Load(context.Context, int) (taper.Device, error) {
 	return nil, errors.New("the robot arm is jammed")
 }
 

@@ -103,10 +103,10 @@ func (m missingVolumes) info() []string {
 // who changes cartridges (single) holds one volume at a time: every other
 // volume is elsewhere by design, so it is not looked at (ok false).
 func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
-	if _, single := ch.(waiter); single {
+	if ch.Properties().WaitsForPerson {
 		return m, false, nil
 	}
-	inv, err := ch.Inventory()
+	inv, err := ch.Inventory(ctx)
 	if err != nil {
 		return m, false, err
 	}

@@ -76,7 +76,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 			}
 			return nil
 		}
-		dev, err := ch.Load(slot)
+		dev, err := ch.Load(context.Background(), slot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func overwriteHistory(t *testing.T, r *rand.Rand) {
 		if err != nil && !errors.Is(err, errKilled) && !protect {
 			t.Fatalf("%s: %v", what, err)
 		}
-		ch.Eject()
+		ch.Eject(context.Background())
 		if protect {
 			os.Chmod(slotDir, 0o750)
 		}

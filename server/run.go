@@ -272,7 +272,7 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	r.tp.close()
 	<-r.tp.done
 	r.rep.TapeTime = r.tp.busyTime
-	used, next, notes := r.vols.finish(ctx, r.cfg.Eject)
+	used, next, notes := r.vols.finish(context.WithoutCancel(ctx), r.cfg.Eject) // ejects even when the run was stopped
 	for _, n := range notes {
 		r.note(n)
 	}

@@ -91,10 +91,10 @@ func TestSingleDriveNights(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "test-001") {
 		t.Errorf("restore from the volume not in the drive: %v", err)
 	}
-	if msg, err := TapeCurrent(s.cfg, Deps{}); err != nil || !strings.Contains(msg, "holds volume test-002") {
+	if msg, err := TapeCurrent(context.Background(), s.cfg, Deps{}); err != nil || !strings.Contains(msg, "holds volume test-002") {
 		t.Errorf("tape current: %q %v", msg, err)
 	}
-	if err := TapeEject(s.cfg, Deps{}); err != nil {
+	if err := TapeEject(context.Background(), s.cfg, Deps{}); err != nil {
 		t.Fatal(err)
 	}
 	if name, loaded := drive.Loaded(); loaded {

@@ -30,12 +30,12 @@ func TapeInventory(ctx context.Context, cfg *config.Config, deps Deps, scan bool
 		return nil, "", err
 	}
 	defer done()
-	inv, err := ch.Inventory()
+	inv, err := ch.Inventory(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	if sc, ok := ch.(scanner); ok && scan {
-		if inv, err = sc.Scan(); err != nil {
+	if ch.Properties().NeedsScan && scan {
+		if inv, err = ch.Scan(ctx); err != nil {
 			return nil, "", err
 		}
 	}
@@ -225,13 +225,13 @@ func WriteTapeInventory(w io.Writer, slots []TapeSlot, next string) error {
 
 // TapeLoad loads a slot into the drive and reads its label (`tapir tape
 // slot N`). The volume stays loaded for a robot.
-func TapeLoad(cfg *config.Config, deps Deps, slot int) (string, error) {
+func TapeLoad(ctx context.Context, cfg *config.Config, deps Deps, slot int) (string, error) {
 	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return "", err
 	}
 	defer done()
-	dev, err := ch.Load(slot)
+	dev, err := ch.Load(ctx, slot)
 	if err != nil {
 		return "", err
 	}
@@ -251,43 +251,36 @@ func TapeLoad(cfg *config.Config, deps Deps, slot int) (string, error) {
 }
 
 // TapeEject unloads the drive (`tapir tape eject`).
-func TapeEject(cfg *config.Config, deps Deps) error {
+func TapeEject(ctx context.Context, cfg *config.Config, deps Deps) error {
 	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return ch.Eject()
-}
-
-// drived is implemented by changers that can tell which slot the drive
-// holds (robots, through mtx status).
-type drived interface {
-	Status() (*taper.MtxStatus, error)
+	return ch.Eject(ctx)
 }
 
 // TapeCurrent says what the drive holds (`tapir tape current`).
-func TapeCurrent(cfg *config.Config, deps Deps) (string, error) {
+func TapeCurrent(ctx context.Context, cfg *config.Config, deps Deps) (string, error) {
 	_, ch, done, err := lockedChanger(cfg, deps)
 	if err != nil {
 		return "", err
 	}
 	defer done()
-	switch c := ch.(type) {
-	case *taper.DiskChanger:
+	switch p := ch.Properties(); {
+	case p.Kind == "disk":
 		return "the disk changer holds no drive between runs: each run loads the slot it writes (tapir tape inventory shows which)", nil
-	case drived:
-		st, err := c.Status()
+	case p.KnowsDrive:
+		d, err := ch.Drive(ctx)
 		if err != nil {
 			return "", err
 		}
-		d, ok := st.Drive(cfg.Changer.Drive)
-		if !ok || !d.Full {
+		if !d.Full {
 			return fmt.Sprintf("drive %d (%s) is empty", cfg.Changer.Drive, cfg.Changer.Device), nil
 		}
-		return fmt.Sprintf("drive %d (%s) holds the volume of slot %d (barcode %s)", cfg.Changer.Drive, cfg.Changer.Device, d.Source, dash(d.Barcode)), nil
+		return fmt.Sprintf("drive %d (%s) holds the volume of slot %d (barcode %s)", cfg.Changer.Drive, cfg.Changer.Device, d.Slot, dash(d.Barcode)), nil
 	}
-	inv, err := ch.Inventory()
+	inv, err := ch.Inventory(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -308,51 +301,52 @@ func TapeCurrent(cfg *config.Config, deps Deps) (string, error) {
 }
 
 // TapeNext loads the slot after the one in the drive (`tapir tape next`).
-func TapeNext(cfg *config.Config, deps Deps) (string, error) {
+func TapeNext(ctx context.Context, cfg *config.Config, deps Deps) (string, error) {
 	ch, err := openChanger(cfg, deps, deps.Log)
 	if err != nil {
 		return "", err
 	}
-	r, ok := ch.(drived)
-	if !ok {
+	if !ch.Properties().KnowsDrive {
 		closeChanger(ch)
 		return "", fmt.Errorf("tapir tape next: the %s changer has no slots to step through (only a robot has)", cfg.Changer.Type)
 	}
-	st, err := r.Status()
+	d, err := ch.Drive(ctx)
+	var inv []taper.SlotInfo
+	if err == nil {
+		inv, err = ch.Inventory(ctx) // the storage slots, import/export elements left out
+	}
 	closeChanger(ch)
 	if err != nil {
 		return "", err
 	}
 	cur := 0
-	if d, ok := st.Drive(cfg.Changer.Drive); ok && d.Full {
-		cur = d.Source
+	if d.Full {
+		cur = d.Slot
 	}
 	var slots []int
-	for _, s := range st.Slots {
-		if !s.ImportExport {
-			slots = append(slots, s.Slot)
-		}
+	for _, s := range inv {
+		slots = append(slots, s.Slot)
 	}
 	for _, s := range slots {
 		if s > cur {
-			return TapeLoad(cfg, deps, s)
+			return TapeLoad(ctx, cfg, deps, s)
 		}
 	}
 	if len(slots) == 0 {
 		return "", errors.New("tapir tape next: the library reports no storage slot")
 	}
-	return TapeLoad(cfg, deps, slots[0])
+	return TapeLoad(ctx, cfg, deps, slots[0])
 }
 
 // TapeReset puts the changer in a known state (`tapir tape reset`): a
 // robot's drive is unloaded to its slot, a single drive rewound; a disk
 // changer has nothing to reset.
-func TapeReset(cfg *config.Config, deps Deps) (string, error) {
+func TapeReset(ctx context.Context, cfg *config.Config, deps Deps) (string, error) {
 	switch cfg.Changer.Type {
 	case "disk":
 		return "the disk changer has no state to reset", nil
 	case "robot":
-		if err := TapeEject(cfg, deps); err != nil {
+		if err := TapeEject(ctx, cfg, deps); err != nil {
 			return "", err
 		}
 		return "the drive is unloaded to its slot", nil
@@ -362,7 +356,7 @@ func TapeReset(cfg *config.Config, deps Deps) (string, error) {
 		return "", err
 	}
 	defer done()
-	dev, err := ch.Load(1)
+	dev, err := ch.Load(ctx, 1)
 	if err != nil {
 		return "", err
 	}

@@ -49,14 +49,14 @@ func (v *volumes) unloaded() {
 // this run are marked not reusable, so that a second volume of the run is
 // never the first one again.
 func (v *volumes) states(ctx context.Context, thisRunWritable bool) ([]taper.VolumeState, string, error) {
-	inv, err := v.ch.Inventory()
+	inv, err := v.ch.Inventory(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	if sc, ok := v.ch.(scanner); ok && notScanned(inv) {
+	if v.ch.Properties().NeedsScan && notScanned(inv) {
 		// A robot learns the labels it does not know by loading each
 		// volume once (they are remembered by barcode).
-		if inv, err = sc.Scan(); err != nil {
+		if inv, err = v.ch.Scan(ctx); err != nil {
 			return nil, "", err
 		}
 	}
@@ -207,14 +207,12 @@ func (v *volumes) probe(ctx context.Context) (taper.Choice, error) {
 
 // canWait reports whether the run may wait for a person to insert a volume.
 func (v *volumes) canWait() bool {
-	_, ok := v.ch.(waiter)
-	return ok && v.cfg.Changer.Wait > 0
+	return v.ch.Properties().WaitsForPerson && v.cfg.Changer.Wait > 0
 }
 
 // waitForVolume asks for the volume the run expects (v.expects) and waits,
 // at most [changer] wait, for a volume it may write to be in the drive.
 func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
-	w := v.ch.(waiter)
 	what := v.expects
 	if what == "" {
 		what = "a volume this configuration may write"
@@ -246,7 +244,7 @@ func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
 		return true
 	}
 	prompt := func(msg string) { askForVolume(v.cfg, v.deps, v.log, msg) }
-	if _, _, err := w.WaitFor(wctx, what, want, prompt); err != nil {
+	if _, _, err := v.ch.WaitFor(wctx, what, want, prompt); err != nil {
 		if ctx.Err() == nil && wctx.Err() != nil {
 			err = fmt.Errorf("%w: waited %s for %s in the drive; nobody inserted it", taper.ErrNoVolume, time.Duration(v.cfg.Changer.Wait), what)
 		}
@@ -271,7 +269,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		if len(v.used) > 0 {
 			v.unloaded()
 			v.cur = nil
-			if eerr := v.ch.Eject(); eerr != nil {
+			if eerr := v.ch.Eject(ctx); eerr != nil {
 				v.log.Warn("eject the full volume", "err", eerr)
 			}
 		}
@@ -288,7 +286,7 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	// Load unloads the volume in the drive first (ending its last file).
 	v.unloaded()
 	v.cur = nil
-	dev, err := v.ch.Load(c.Slot)
+	dev, err := v.ch.Load(ctx, c.Slot)
 	if err != nil {
 		return nil, fmt.Errorf("%w: load slot %d: %v", taper.ErrNoVolume, c.Slot, err)
 	}
@@ -323,8 +321,8 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		}
 		v.notes(fmt.Sprintf("Volume %s was overwritten; these images were on it, superseded by newer chains, and left the catalog: %s.", c.Label, strings.Join(names, ", ")))
 	}
-	if lb, ok := v.ch.(taper.Labeller); ok {
-		lb.Labelled(&l)
+	if err := v.ch.Labelled(ctx, &l); err != nil {
+		v.log.Warn("the changer could not note the new label", "label", l.Label, "err", err)
 	}
 	v.log.Info("writing volume", "label", c.Label, "slot", c.Slot, "device", dev.Name(), "why", c.Reason)
 	v.cur, v.loaded = dev, v.clock.Now()
@@ -405,7 +403,7 @@ func (v *volumes) finish(ctx context.Context, eject bool) (used []report.Volume,
 	switch {
 	case eject && len(v.used) > 0:
 		// Eject ends the last file and unloads the drive.
-		if err := v.ch.Eject(); err != nil {
+		if err := v.ch.Eject(ctx); err != nil {
 			notes = append(notes, fmt.Sprintf("taper: eject failed: %v", err))
 		}
 	case v.cur != nil:

@@ -1,6 +1,7 @@
 package taper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,18 +14,107 @@ import (
 
 // Changer is the seam for changers: disk (a directory of vtape slots),
 // single (one drive, a person changes tapes) and robots. Slots count from 1.
+//
+// Every changer implements every method. What a changer can do is declared
+// by Properties, never discovered by type assertions: a method a changer
+// cannot honour fails with an error matching ErrNotSupported that says
+// which changer does it. Every method that may move a volume, run a
+// program or wait takes a ctx first and stops when it ends (an mtx run is
+// killed, a wait for a person ends); a ctx that is already done makes
+// every method fail at once, wrapping ctx.Err(), before anything moves.
 type Changer interface {
+	// Properties declares what the changer is and can do. It is fixed for
+	// the changer's life and moves nothing.
+	Properties() Properties
 	// Slots returns the number of slots.
-	Slots() (int, error)
+	Slots(ctx context.Context) (int, error)
 	// Load puts the volume of a slot into the drive and returns the drive,
 	// rewound. A device returned by an earlier Load is unloaded first and
 	// fails with ErrNoMedium from then on.
-	Load(slot int) (Device, error)
+	Load(ctx context.Context, slot int) (Device, error)
 	// Inventory reports what each slot holds, without side effects: it
-	// neither moves volumes nor disturbs the loaded drive.
-	Inventory() ([]SlotInfo, error)
+	// neither moves volumes nor disturbs the loaded drive. With NeedsScan,
+	// a full slot whose label was never read has an Err wrapping
+	// ErrNotScanned.
+	Inventory(ctx context.Context) ([]SlotInfo, error)
+	// Scan is Inventory after reading every label the changer does not
+	// know yet: with NeedsScan it loads those volumes (it moves them);
+	// otherwise it is Inventory.
+	Scan(ctx context.Context) ([]SlotInfo, error)
 	// Eject unloads the drive (ending any file being written).
-	Eject() error
+	Eject(ctx context.Context) error
+	// WaitFor (WaitsForPerson) asks a person for a volume through prompt
+	// and waits until the drive holds one that want accepts; it returns
+	// the drive rewound, with the label read. what names the volume for a
+	// person. It ends with ctx.
+	WaitFor(ctx context.Context, what string, want func(*Label, error) bool, prompt func(msg string)) (Device, *Label, error)
+	// Labelled tells the changer that the volume in the drive now
+	// carries l (tapir just wrote the label), so that what it remembers
+	// never offers a volume that now holds data as blank. Changers that
+	// read labels from the volumes every time remember nothing.
+	Labelled(ctx context.Context, l *Label) error
+	// Erase (CanErase) empties the volume of slot, which must carry the
+	// tapir label label of configuration org, and returns the number of
+	// tape files removed.
+	Erase(ctx context.Context, slot int, org, label string) (int, error)
+	// Drive (KnowsDrive) says what tapir's drive holds, as the changer
+	// knows it, without moving anything.
+	Drive(ctx context.Context) (DriveInfo, error)
+	// Where names the place of a slot's volume for a person: the slot's
+	// directory, "the drive /dev/nst0", "slot 3 of the library /dev/sg3".
+	Where(slot int) string
+	// Close releases a drive the changer holds open between calls,
+	// without ejecting or moving anything. It never waits, so it takes no
+	// ctx. The changer stays usable.
+	Close() error
+}
+
+// Properties is what a changer declares about itself (Changer.Properties).
+type Properties struct {
+	// Kind is the changer type of the configuration: "disk", "single" or
+	// "robot".
+	Kind string
+	// Drives is the number of drives the changer lends tapir. Every
+	// changer has one today; Load and WaitFor use that drive.
+	Drives int
+	// WaitsForPerson: WaitFor works; a person changes the volumes.
+	WaitsForPerson bool
+	// NeedsScan: Inventory does not know a volume's label until the
+	// changer has loaded it once (Scan does).
+	NeedsScan bool
+	// CanErase: Erase works.
+	CanErase bool
+	// KnowsDrive: Drive says which slot's volume the drive holds.
+	KnowsDrive bool
+	// Where names the changer for a person: "the disk changer
+	// /srv/vtapes", "the drive /dev/nst0", "the library /dev/sg3".
+	Where string
+}
+
+// DriveInfo is what a changer's drive holds (Changer.Drive).
+type DriveInfo struct {
+	Drive   int    // the changer's number for the drive
+	Device  string // the drive's device, e.g. /dev/nst0
+	Full    bool   // a volume is in the drive
+	Slot    int    // the home slot of that volume, 0 when unknown
+	Barcode string // its barcode, "" without one
+}
+
+// ErrNotSupported is matched (errors.Is) by the error of a Changer method
+// the changer does not declare in its Properties.
+var ErrNotSupported = errors.New("not supported by this changer")
+
+// notSupported is the error of a method a changer cannot honour.
+func notSupported(changer, op, who string) error {
+	return fmt.Errorf("%s: %s: %w: %s", changer, op, ErrNotSupported, who)
+}
+
+// ctxErr is the error of a changer method called with a ctx that is done.
+func ctxErr(ctx context.Context, changer, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %s: %w", changer, op, err)
+	}
+	return nil
 }
 
 // SlotInfo is what one slot holds. Exactly one of Empty, Blank, Foreign,
@@ -136,8 +226,24 @@ func (c *DiskChanger) SlotDir(slot int) string {
 	return filepath.Join(c.root, "slot"+strconv.Itoa(slot))
 }
 
+func (c *DiskChanger) name() string { return "disk changer " + c.root }
+
+// Properties declares the disk changer: one drive, labels read from the
+// vtapes, erase.
+func (c *DiskChanger) Properties() Properties {
+	return Properties{Kind: "disk", Drives: 1, CanErase: true, Where: "the disk changer " + c.root}
+}
+
+// Where returns the directory of a slot.
+func (c *DiskChanger) Where(slot int) string { return c.SlotDir(slot) }
+
 // Slots returns the configured number of slots.
-func (c *DiskChanger) Slots() (int, error) { return c.slots, nil }
+func (c *DiskChanger) Slots(ctx context.Context) (int, error) {
+	if err := ctxErr(ctx, c.name(), "slots"); err != nil {
+		return 0, err
+	}
+	return c.slots, nil
+}
 
 func (c *DiskChanger) checkSlot(op string, slot int) error {
 	if slot < 1 || slot > c.slots {
@@ -147,8 +253,11 @@ func (c *DiskChanger) checkSlot(op string, slot int) error {
 }
 
 // Load unloads the current volume, if any, and loads the vtape of slot.
-func (c *DiskChanger) Load(slot int) (Device, error) {
+func (c *DiskChanger) Load(ctx context.Context, slot int) (Device, error) {
 	if err := c.checkSlot("load", slot); err != nil {
+		return nil, err
+	}
+	if err := ctxErr(ctx, c.name(), fmt.Sprintf("load slot %d", slot)); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -187,20 +296,46 @@ func (c *DiskChanger) unloadLocked() error {
 }
 
 // Eject unloads the drive.
-func (c *DiskChanger) Eject() error {
+func (c *DiskChanger) Eject(ctx context.Context) error {
+	if err := ctxErr(ctx, c.name(), "eject"); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.unloadLocked()
 }
 
 // Inventory reads the label of every slot through its own read-only handle.
-func (c *DiskChanger) Inventory() ([]SlotInfo, error) {
+func (c *DiskChanger) Inventory(ctx context.Context) ([]SlotInfo, error) {
+	if err := ctxErr(ctx, c.name(), "inventory"); err != nil {
+		return nil, err
+	}
 	out := make([]SlotInfo, 0, c.slots)
 	for i := 1; i <= c.slots; i++ {
 		out = append(out, c.inspect(i))
 	}
 	return out, nil
 }
+
+// Scan is Inventory: the disk changer reads every label each time.
+func (c *DiskChanger) Scan(ctx context.Context) ([]SlotInfo, error) { return c.Inventory(ctx) }
+
+// WaitFor is not supported: nobody changes the volumes of a disk changer.
+func (c *DiskChanger) WaitFor(ctx context.Context, what string, want func(*Label, error) bool, prompt func(string)) (Device, *Label, error) {
+	return nil, nil, notSupported(c.name(), "wait for "+what, "only a single changer waits for a person to insert a volume; put the vtape into a slot directory")
+}
+
+// Labelled does nothing: the disk changer reads labels from the vtapes.
+func (c *DiskChanger) Labelled(ctx context.Context, l *Label) error { return nil }
+
+// Drive is not supported: the disk changer holds no drive between runs.
+func (c *DiskChanger) Drive(ctx context.Context) (DriveInfo, error) {
+	return DriveInfo{}, notSupported(c.name(), "drive status", "the disk changer holds no drive between runs: each run loads the slot it writes (Inventory shows the slots)")
+}
+
+// Close does nothing: the vtape it lends holds no drive that another
+// process could want, and stays usable until the next Load or Eject.
+func (c *DiskChanger) Close() error { return nil }
 
 func (c *DiskChanger) inspect(slot int) SlotInfo {
 	si := SlotInfo{Slot: slot}
@@ -236,8 +371,6 @@ func SlotInfoOf(slot int, l *Label, err error) SlotInfo {
 }
 
 var (
-	_ Device       = (*Vtape)(nil)
-	_ FileNamer    = (*Vtape)(nil)
-	_ RandomAccess = (*Vtape)(nil)
-	_ Changer      = (*DiskChanger)(nil)
+	_ Device  = (*Vtape)(nil)
+	_ Changer = (*DiskChanger)(nil)
 )

@@ -2,6 +2,7 @@ package taper
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -34,7 +35,7 @@ func TestNewDiskChangerCreatesSlots(t *testing.T) {
 	if !strings.Contains(logbuf.String(), "slot7") {
 		t.Errorf("extra slot not logged: %s", logbuf.String())
 	}
-	if n, _ := c.Slots(); n != 3 {
+	if n, _ := c.Slots(context.Background()); n != 3 {
 		t.Fatalf("Slots = %d", n)
 	}
 	// Opening again is idempotent.
@@ -95,14 +96,14 @@ func TestDiskChangerInventoryAndLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// slot 1: ours; slot 2: blank; slot 3: foreign; slot 4: removed; slot 5: damaged.
-	d, err := c.Load(1)
+	d, err := c.Load(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := WriteLabel(d, testLabel("T-001")); err != nil {
 		t.Fatal(err)
 	}
-	d3, err := c.Load(3)
+	d3, err := c.Load(context.Background(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestDiskChangerInventoryAndLoad(t *testing.T) {
 	os.WriteFile(filepath.Join(c.SlotDir(5), "00001.x"), nil, 0o640)
 
 	// Load slot 1 and position it; Inventory must not disturb it.
-	d1, err := c.Load(1)
+	d1, err := c.Load(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestDiskChangerInventoryAndLoad(t *testing.T) {
 	}
 	d1.SeekToEnd()
 	before, _ := d1.Tell()
-	inv, err := c.Inventory()
+	inv, err := c.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestDiskChangerInventoryAndLoad(t *testing.T) {
 	}
 
 	// The vtape of a labelled slot uses the label's blocksize.
-	d1.(FileNamer).BeginFile("img")
+	d1.BeginFile("img")
 	if err := d1.WriteRecord(fill(1, FirstRecordSize)); err != nil {
 		t.Fatal(err)
 	}
@@ -166,21 +167,21 @@ func TestDiskChangerInventoryAndLoad(t *testing.T) {
 		t.Error("a record larger than the label's blocksize was accepted")
 	}
 
-	if _, err := c.Load(4); !errors.Is(err, ErrNoMedium) || !strings.Contains(err.Error(), "load slot 4") {
+	if _, err := c.Load(context.Background(), 4); !errors.Is(err, ErrNoMedium) || !strings.Contains(err.Error(), "load slot 4") {
 		t.Errorf("load of an empty slot: %v", err)
 	}
-	if _, err := c.Load(6); err == nil || !strings.Contains(err.Error(), "slots are 1 to 5") {
+	if _, err := c.Load(context.Background(), 6); err == nil || !strings.Contains(err.Error(), "slots are 1 to 5") {
 		t.Errorf("load of slot 6: %v", err)
 	}
-	d2, err := c.Load(2)
+	d2, err := c.Load(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Unloading slot 1 ended its file with a filemark.
-	if inv, _ := c.Inventory(); inv[0].Label == nil {
+	if inv, _ := c.Inventory(context.Background()); inv[0].Label == nil {
 		t.Fatalf("slot 1 after unload: %+v", inv[0])
 	}
-	if err := c.Eject(); err != nil {
+	if err := c.Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if c.Loaded() != 0 {

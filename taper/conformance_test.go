@@ -84,7 +84,7 @@ func writeFilesDev(t *testing.T, d Device, files []testFile) {
 		t.Fatal(err)
 	}
 	for _, f := range files {
-		if fn, ok := d.(FileNamer); ok {
+		if fn := d; fn.Properties().NamesFiles {
 			if err := fn.BeginFile(f.stem); err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func confEarlyWarning(t *testing.T, k confKind) {
 	if err := WriteLabel(d, testLabel("T-001")); err != nil {
 		t.Fatal(err)
 	}
-	if fn, ok := d.(FileNamer); ok {
+	if fn := d; fn.Properties().NamesFiles {
 		fn.BeginFile("big")
 	}
 	steps := []struct {
@@ -320,7 +320,7 @@ func confAppendOnly(t *testing.T, k confKind) {
 		t.Fatal(err)
 	}
 	extra := testFile{"host._d.0", [][]byte{fill(7, FirstRecordSize), fill(8, 10)}}
-	if fn, ok := d.(FileNamer); ok {
+	if fn := d; fn.Properties().NamesFiles {
 		fn.BeginFile(extra.stem)
 	}
 	for _, r := range extra.records {
@@ -353,7 +353,7 @@ func confRelabel(t *testing.T, k confKind) {
 func confCloseEndsFile(t *testing.T, k confKind) {
 	d, reopen := k.fresh(t, 1<<30, 0)
 	WriteLabel(d, testLabel("T-001"))
-	if fn, ok := d.(FileNamer); ok {
+	if fn := d; fn.Properties().NamesFiles {
 		fn.BeginFile("partial")
 	}
 	d.WriteRecord(fill(1, FirstRecordSize))
@@ -396,7 +396,7 @@ func confEmptyFile(t *testing.T, k confKind) {
 	if err := d.WriteFilemark(); err != nil { // an empty file 1
 		t.Fatal(err)
 	}
-	if fn, ok := d.(FileNamer); ok {
+	if fn := d; fn.Properties().NamesFiles {
 		fn.BeginFile("after")
 	}
 	d.WriteRecord(fill(3, FirstRecordSize))

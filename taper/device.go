@@ -78,6 +78,19 @@ type Device interface {
 	// Close ends any file being written and releases the drive. It does not
 	// rewind or eject.
 	Close() error
+
+	// Properties declares what the device can do beyond the st model.
+	Properties() DeviceProperties
+
+	// BeginFile names the tape file about to be written (NamesFiles); the
+	// taper calls it before the first record of each file. Without
+	// NamesFiles it does nothing.
+	BeginFile(stem string) error
+
+	// OpenFile opens tape file fileno as a regular file, read-only
+	// (RandomAccess). Without RandomAccess it fails with an error matching
+	// ErrNoRandomAccess.
+	OpenFile(fileno int) (*os.File, error)
 }
 
 // Position is a place on a volume. File and Record count from 0; Logical is
@@ -99,26 +112,18 @@ type Status struct {
 	File, Record   int64
 }
 
-// FileNamer is implemented by devices that keep a name per tape file (the
-// vtape driver names file k "%05d.<stem>"). The taper calls BeginFile before
-// the first record of each file; on a real tape there is nothing to name.
-type FileNamer interface {
-	BeginFile(stem string) error
-}
-
-// Labeller is implemented by changers that remember the labels of the
-// volumes they hold (robots by barcode, a single drive what it read):
-// after writing a label, the writer tells them, so that their memory never
-// offers a volume that now holds data as blank.
-type Labeller interface {
-	Labelled(l *Label)
-}
-
-// RandomAccess is implemented by devices whose files can be opened as
-// regular files (vtapes), so that a restore can seek with ReadAt instead of
-// reading records from the start of the file.
-type RandomAccess interface {
-	OpenFile(fileno int) (*os.File, error)
+// DeviceProperties is what a device declares about itself
+// (Device.Properties). A wrapper returns what the device it wraps returns.
+type DeviceProperties struct {
+	// NamesFiles: BeginFile names the next tape file (the vtape driver
+	// names file k "%05d.<stem>"); without it BeginFile does nothing (on
+	// a real tape there is nothing to name).
+	NamesFiles bool
+	// RandomAccess: OpenFile opens a tape file as a regular file (vtapes),
+	// so that a restore can seek with ReadAt instead of reading records
+	// from the start of the file. Without it OpenFile fails with an error
+	// matching ErrNoRandomAccess.
+	RandomAccess bool
 }
 
 // Sentinel errors. Device errors wrap them with the device and operation.
@@ -131,4 +136,5 @@ var (
 	ErrEndOfData      = errors.New("end of data (no more files on this volume)")
 	ErrBusy           = errors.New("busy (another process has the drive open)")
 	ErrNotTape        = errors.New("not a tape device")
+	ErrNoRandomAccess = errors.New("no random access to tape files (read the records from the start of the file)")
 )

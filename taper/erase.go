@@ -1,6 +1,7 @@
 package taper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,8 +17,11 @@ import (
 // label, another configuration's volume, a blank or foreign volume, the
 // volume in the drive, or a write-protected one is refused, and nothing is
 // removed. It returns the number of tape files removed.
-func (c *DiskChanger) Erase(slot int, org, label string) (int, error) {
+func (c *DiskChanger) Erase(ctx context.Context, slot int, org, label string) (int, error) {
 	if err := c.checkSlot("erase", slot); err != nil {
+		return 0, err
+	}
+	if err := ctxErr(ctx, c.name(), fmt.Sprintf("erase slot %d", slot)); err != nil {
 		return 0, err
 	}
 	c.mu.Lock()

@@ -1,6 +1,7 @@
 package taper
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func TestDiskChangerErase(t *testing.T) {
 	}
 	write := func(slot int, org, label string, files int) {
 		t.Helper()
-		d, err := c.Load(slot)
+		d, err := c.Load(context.Background(), slot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +39,7 @@ func TestDiskChangerErase(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := c.Eject(); err != nil {
+		if err := c.Eject(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,34 +66,34 @@ func TestDiskChangerErase(t *testing.T) {
 		{4, "test", "test-001", "the slot holds a blank volume"},
 		{5, "test", "test-001", "slots are 1 to 4"},
 	} {
-		if _, err := c.Erase(tc.slot, tc.org, tc.label); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := c.Erase(context.Background(), tc.slot, tc.org, tc.label); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("erase slot %d as %s: %v, want %q", tc.slot, tc.label, err, tc.want)
 		}
 	}
 	if n := names(2); len(n) != 2 {
 		t.Errorf("slot 2 was touched: %v", n)
 	}
-	if _, err := c.Load(1); err != nil {
+	if _, err := c.Load(context.Background(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Erase(1, "test", "test-001"); err == nil || !strings.Contains(err.Error(), "in the drive") {
+	if _, err := c.Erase(context.Background(), 1, "test", "test-001"); err == nil || !strings.Contains(err.Error(), "in the drive") {
 		t.Errorf("erase the loaded slot: %v", err)
 	}
-	c.Eject()
+	c.Eject(context.Background())
 	os.Chmod(c.SlotDir(1), 0o550)
-	if _, err := c.Erase(1, "test", "test-001"); !errors.Is(err, ErrWriteProtected) {
+	if _, err := c.Erase(context.Background(), 1, "test", "test-001"); !errors.Is(err, ErrWriteProtected) {
 		t.Errorf("erase a write-protected slot: %v", err)
 	}
 	os.Chmod(c.SlotDir(1), 0o750)
 
-	n, err := c.Erase(1, "test", "test-001")
+	n, err := c.Erase(context.Background(), 1, "test", "test-001")
 	if err != nil || n != 3 {
 		t.Fatalf("erase: %d files, %v", n, err)
 	}
 	if got := names(1); len(got) != 1 || got[0] != "notes.txt" {
 		t.Errorf("slot 1 holds %v after the erase, want only notes.txt", got)
 	}
-	inv, _ := c.Inventory()
+	inv, _ := c.Inventory(context.Background())
 	if !inv[0].Blank || inv[1].Label == nil || inv[2].Label == nil {
 		t.Errorf("inventory after the erase: %+v", inv)
 	}

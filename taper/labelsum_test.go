@@ -2,6 +2,7 @@ package taper
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -118,14 +119,14 @@ func TestDiskChangerDamagedLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.Load(1)
+	d, err := c.Load(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := WriteLabel(d, testLabel("T-001")); err != nil {
 		t.Fatal(err)
 	}
-	c.Eject()
+	c.Eject(context.Background())
 	p := filepath.Join(c.SlotDir(1), "00000.LABEL")
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -133,7 +134,7 @@ func TestDiskChangerDamagedLabel(t *testing.T) {
 	}
 	b[bytes.Index(b, []byte("blocksize: "))+12] ^= 1
 	os.WriteFile(p, b, 0o640)
-	inv, err := c.Inventory()
+	inv, err := c.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestRobotChangerDamagedLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := c.Scan()
+	inv, err := c.Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +187,14 @@ func TestRobotChangerDamagedLabel(t *testing.T) {
 		}
 	}
 	check("scan", inv)
-	c.Eject()
+	c.Eject(context.Background())
 	c.Close()
 	c2, err := NewRobotChanger(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	inv, _ = c2.Inventory()
+	inv, _ = c2.Inventory(context.Background())
 	check("after a restart", inv)
 }
 

@@ -325,8 +325,11 @@ type mtxRunner struct {
 
 // run runs `mtx -f CHANGER args...` and returns its standard output. A
 // failure names the command, how it ended, and what mtx said.
-func (m mtxRunner) run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+func (m mtxRunner) run(parent context.Context, args ...string) (string, error) {
+	if err := parent.Err(); err != nil {
+		return "", fmt.Errorf("%s -f %s %s: not run: %w", m.program, m.changer, strings.Join(args, " "), err)
+	}
+	ctx, cancel := context.WithTimeout(parent, m.timeout)
 	defer cancel()
 	argv := append([]string{"-f", m.changer}, args...)
 	cmd := exec.CommandContext(ctx, m.program, argv...)
@@ -337,6 +340,9 @@ func (m mtxRunner) run(args ...string) (string, error) {
 		return stdout.String(), nil
 	}
 	what := m.program + " " + strings.Join(argv, " ")
+	if err := parent.Err(); err != nil {
+		return "", fmt.Errorf("%s: stopped (killed): %w", what, err)
+	}
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("%s: no answer within %v (killed); check the library", what, m.timeout)
 	}
@@ -358,12 +364,12 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " / ")
 }
 
-func (m mtxRunner) status() (*MtxStatus, error) {
+func (m mtxRunner) status(ctx context.Context) (*MtxStatus, error) {
 	args := []string{"status"}
 	if m.noBarcode {
 		args = []string{"nobarcode", "status"}
 	}
-	out, err := m.run(args...)
+	out, err := m.run(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

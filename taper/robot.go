@@ -1,6 +1,7 @@
 package taper
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,13 +155,49 @@ func NewRobotChanger(cfg RobotConfig) (*RobotChanger, error) {
 	return c, nil
 }
 
+func (c *RobotChanger) name() string { return "robot changer " + c.cfg.Changer }
+
+// Properties declares the robot changer: one of the library's drives,
+// labels learned by loading each volume once (Scan), no person.
+func (c *RobotChanger) Properties() Properties {
+	return Properties{Kind: "robot", Drives: 1, NeedsScan: true, KnowsDrive: true, Where: "the library " + c.cfg.Changer}
+}
+
+// Where names a storage slot of the library.
+func (c *RobotChanger) Where(slot int) string {
+	return fmt.Sprintf("slot %d of the library %s", slot, c.cfg.Changer)
+}
+
+// WaitFor is not supported: the robot loads volumes itself.
+func (c *RobotChanger) WaitFor(ctx context.Context, what string, want func(*Label, error) bool, prompt func(string)) (Device, *Label, error) {
+	return nil, nil, notSupported(c.name(), "wait for "+what, "only a single changer waits for a person; put the volume into a storage slot of the library (through the mailbox) and load it")
+}
+
+// Erase is not supported: a tape is erased by labelling it again.
+func (c *RobotChanger) Erase(ctx context.Context, slot int, org, label string) (int, error) {
+	return 0, notSupported(c.name(), fmt.Sprintf("erase slot %d (volume %s)", slot, label), "only a disk changer erases a volume; label the tape again (tapir label --force) to reuse it")
+}
+
+// Drive says, from `mtx status`, what tapir's drive holds.
+func (c *RobotChanger) Drive(ctx context.Context) (DriveInfo, error) {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return DriveInfo{}, err
+	}
+	d, ok := st.Drive(c.cfg.Drive)
+	if !ok {
+		return DriveInfo{}, c.errf("the library has no drive %d", c.cfg.Drive)
+	}
+	return DriveInfo{Drive: c.cfg.Drive, Device: c.drive, Full: d.Full, Slot: d.Source, Barcode: d.Barcode}, nil
+}
+
 func (c *RobotChanger) errf(format string, args ...any) error {
 	return fmt.Errorf("robot changer %s: "+format, append([]any{c.cfg.Changer}, args...)...)
 }
 
 // Status runs `mtx status` and returns what the library reports.
-func (c *RobotChanger) Status() (*MtxStatus, error) {
-	st, err := c.mtx.status()
+func (c *RobotChanger) Status(ctx context.Context) (*MtxStatus, error) {
+	st, err := c.mtx.status(ctx)
 	if err != nil {
 		return nil, c.errf("%w", err)
 	}
@@ -169,8 +206,8 @@ func (c *RobotChanger) Status() (*MtxStatus, error) {
 
 // Slots returns the highest storage element number: slots are numbered 1
 // to it (Inventory leaves out import/export elements).
-func (c *RobotChanger) Slots() (int, error) {
-	st, err := c.Status()
+func (c *RobotChanger) Slots(ctx context.Context) (int, error) {
+	st, err := c.Status(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -227,14 +264,14 @@ func (c *RobotChanger) learnLocked(key string, l *Label, err error) {
 // back the one there (ejected from the drive, then unloaded into its home
 // slot), waits for the drive, reads the label (to remember it) and returns
 // the drive rewound.
-func (c *RobotChanger) Load(slot int) (Device, error) {
+func (c *RobotChanger) Load(ctx context.Context, slot int) (Device, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.loadLocked(slot)
+	return c.loadLocked(ctx, slot)
 }
 
-func (c *RobotChanger) loadLocked(slot int) (*Tape, error) {
-	st, err := c.Status()
+func (c *RobotChanger) loadLocked(ctx context.Context, slot int) (*Tape, error) {
+	st, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -263,15 +300,15 @@ func (c *RobotChanger) loadLocked(slot int) (*Tape, error) {
 		return nil, c.errf("load slot %d: the slot is empty", slot)
 	}
 	if d.Full {
-		if err := c.unloadLocked(st, d); err != nil {
+		if err := c.unloadLocked(ctx, st, d); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := c.mtx.run("load", strconv.Itoa(slot), strconv.Itoa(c.cfg.Drive)); err != nil {
+	if _, err := c.mtx.run(ctx, "load", strconv.Itoa(slot), strconv.Itoa(c.cfg.Drive)); err != nil {
 		return nil, c.errf("load slot %d into drive %d: %w", slot, c.cfg.Drive, err)
 	}
 	c.log.Info("robot changer: loaded", "slot", slot, "drive", c.cfg.Drive, "barcode", s.Barcode)
-	tp, err := c.waitOnline(slot)
+	tp, err := c.waitOnline(ctx, slot)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +340,7 @@ func (c *RobotChanger) currentLocked() (*Tape, error) {
 }
 
 // waitOnline opens the drive until it reports a volume online.
-func (c *RobotChanger) waitOnline(slot int) (*Tape, error) {
+func (c *RobotChanger) waitOnline(ctx context.Context, slot int) (*Tape, error) {
 	deadline := c.cfg.Clock.Now().Add(c.cfg.LoadWait)
 	var last error
 	for {
@@ -330,16 +367,21 @@ func (c *RobotChanger) waitOnline(slot int) (*Tape, error) {
 			}
 			return nil, c.errf("load slot %d: drive %d (%s) did not come online within %v; check the drive and the library", slot, c.cfg.Drive, c.drive, c.cfg.LoadWait)
 		}
-		<-c.cfg.Clock.After(c.cfg.Poll)
+		select {
+		case <-ctx.Done():
+			return nil, c.errf("load slot %d: waiting for drive %d (%s) to come online: %w", slot, c.cfg.Drive, c.drive, ctx.Err())
+		case <-c.cfg.Clock.After(c.cfg.Poll):
+		}
 	}
 }
 
 // unloadLocked puts the volume in the drive back into its home slot (or
 // the first empty storage slot when the library does not know its home).
-func (c *RobotChanger) unloadLocked(st *MtxStatus, d MtxDrive) error {
+func (c *RobotChanger) unloadLocked(ctx context.Context, st *MtxStatus, d MtxDrive) error {
 	tp := c.current
 	c.current = nil
 	if tp != nil && tp.closed { // the caller closed the device it was given
+		tp.ejected = true
 		tp = nil
 	}
 	if tp == nil && !c.cfg.NoEjectBeforeUnload {
@@ -368,6 +410,7 @@ func (c *RobotChanger) unloadLocked(st *MtxStatus, d MtxDrive) error {
 			err = tp.Eject()
 		}
 		cerr := tp.Close()
+		tp.ejected = true // a device handed out before fails with ErrNoMedium
 		if err != nil {
 			return c.errf("unload drive %d: %w", c.cfg.Drive, err)
 		}
@@ -390,7 +433,7 @@ func (c *RobotChanger) unloadLocked(st *MtxStatus, d MtxDrive) error {
 		}
 		c.log.Warn("robot changer: the volume's home slot is unknown or taken; unloading into the first empty slot", "drive", c.cfg.Drive, "slot", home)
 	}
-	if _, err := c.mtx.run("unload", strconv.Itoa(home), strconv.Itoa(c.cfg.Drive)); err != nil {
+	if _, err := c.mtx.run(ctx, "unload", strconv.Itoa(home), strconv.Itoa(c.cfg.Drive)); err != nil {
 		return c.errf("unload drive %d into slot %d: %w", c.cfg.Drive, home, err)
 	}
 	c.log.Info("robot changer: unloaded", "drive", c.cfg.Drive, "slot", home, "barcode", d.Barcode)
@@ -399,10 +442,10 @@ func (c *RobotChanger) unloadLocked(st *MtxStatus, d MtxDrive) error {
 
 // Eject puts the volume in tapir's drive back into its slot (ending any
 // file being written). An empty drive is not an error.
-func (c *RobotChanger) Eject() error {
+func (c *RobotChanger) Eject(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st, err := c.Status()
+	st, err := c.Status(ctx)
 	if err != nil {
 		return err
 	}
@@ -413,11 +456,12 @@ func (c *RobotChanger) Eject() error {
 	if !d.Full {
 		if c.current != nil {
 			c.current.Close()
+			c.current.ejected = true
 			c.current = nil
 		}
 		return nil
 	}
-	return c.unloadLocked(st, d)
+	return c.unloadLocked(ctx, st, d)
 }
 
 // Close releases the drive without moving anything.
@@ -437,8 +481,8 @@ func (c *RobotChanger) Close() error {
 // volume; it moves nothing. A volume in a drive is reported in its home
 // slot. A full slot whose volume tapir has not read yet has an Err
 // wrapping ErrNotScanned.
-func (c *RobotChanger) Inventory() ([]SlotInfo, error) {
-	st, err := c.Status()
+func (c *RobotChanger) Inventory(ctx context.Context) ([]SlotInfo, error) {
+	st, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -490,10 +534,10 @@ func (c *RobotChanger) Inventory() ([]SlotInfo, error) {
 
 // ReadLabelAt loads the volume of a slot to read its label, and reports
 // it as Inventory would. The volume stays in the drive.
-func (c *RobotChanger) ReadLabelAt(slot int) SlotInfo {
+func (c *RobotChanger) ReadLabelAt(ctx context.Context, slot int) SlotInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.loadLocked(slot); err != nil {
+	if _, err := c.loadLocked(ctx, slot); err != nil {
 		return SlotInfo{Slot: slot, Err: err}
 	}
 	l, ok := c.labels[c.curKey]
@@ -512,14 +556,17 @@ func (c *RobotChanger) ReadLabelAt(slot int) SlotInfo {
 
 // Scan reads the label of every full storage slot tapir has not read yet
 // (ReadLabelAt) and returns the inventory. It moves volumes.
-func (c *RobotChanger) Scan() ([]SlotInfo, error) {
-	inv, err := c.Inventory()
+func (c *RobotChanger) Scan(ctx context.Context) ([]SlotInfo, error) {
+	inv, err := c.Inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for i, si := range inv {
 		if errors.Is(si.Err, ErrNotScanned) {
-			inv[i] = c.ReadLabelAt(si.Slot)
+			inv[i] = c.ReadLabelAt(ctx, si.Slot)
+			if err := ctx.Err(); err != nil {
+				return nil, c.errf("scan: %w", err)
+			}
 		}
 	}
 	return inv, nil
@@ -529,10 +576,11 @@ func (c *RobotChanger) Scan() ([]SlotInfo, error) {
 // (tapir just wrote the label), so that what it remembers of that
 // barcode stays true: a volume it took for blank must never be offered as
 // blank again once it holds data.
-func (c *RobotChanger) Labelled(l *Label) {
+func (c *RobotChanger) Labelled(ctx context.Context, l *Label) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.curKey != "" {
 		c.learnLocked(c.curKey, l, nil)
 	}
+	return nil
 }

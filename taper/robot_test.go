@@ -1,6 +1,7 @@
 package taper
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -89,10 +90,10 @@ func TestRobotChanger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if n, err := c.Slots(); err != nil || n != 6 {
+	if n, err := c.Slots(context.Background()); err != nil || n != 6 {
 		t.Fatalf("Slots = %d %v", n, err)
 	}
-	inv, err := c.Inventory()
+	inv, err := c.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestRobotChanger(t *testing.T) {
 		t.Fatalf("inventory before a scan: %+v", inv)
 	}
 
-	inv, err = c.Scan()
+	inv, err = c.Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestRobotChanger(t *testing.T) {
 	}
 	// Loading slot 2 puts the volume of slot 3 back first (ejected first).
 	offl := d.OpCount(mtio.MTOFFL)
-	dev, err := c.Load(2)
+	dev, err := c.Load(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +125,13 @@ func TestRobotChanger(t *testing.T) {
 		t.Errorf("mtx calls end with %q, want the unload of slot 3 before the load of slot 2", tail)
 	}
 	// The volume in the drive is reported in its home slot.
-	inv, _ = c.Inventory()
+	inv, _ = c.Inventory(context.Background())
 	if inv[1].Label == nil || inv[1].Label.Label != "DailySet1-002" {
 		t.Fatalf("inventory with slot 2 in the drive: %+v", inv[1])
 	}
 	// Loading the loaded slot moves nothing.
 	n := len(lib.Calls())
-	if _, err := c.Load(2); err != nil {
+	if _, err := c.Load(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
 	if got := lib.Calls()[n:]; len(got) != 1 || got[0] != "status" {
@@ -142,18 +143,18 @@ func TestRobotChanger(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev.Close()
-	if err := c.Eject(); err != nil {
+	if err := c.Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if bc := driveBarcode(t, lib); bc != "" {
 		t.Fatalf("drive still holds %q after Eject", bc)
 	}
-	if err := c.Eject(); err != nil {
+	if err := c.Eject(context.Background()); err != nil {
 		t.Fatalf("eject of an empty drive: %v", err)
 	}
 
 	for slot, want := range map[int]string{4: "slot 4: the slot is empty", 6: "import/export element", 9: "no such slot"} {
-		if _, err := c.Load(slot); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "robot changer /dev/sg3") {
+		if _, err := c.Load(context.Background(), slot); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "robot changer /dev/sg3") {
 			t.Errorf("load slot %d: %v, want %q", slot, err, want)
 		}
 	}
@@ -165,7 +166,7 @@ func TestRobotChanger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	inv, _ = c2.Inventory()
+	inv, _ = c2.Inventory(context.Background())
 	if inv[1].Label == nil || inv[1].Label.Label != "DailySet1-099" || inv[0].Label.Label != "DailySet1-001" {
 		t.Fatalf("inventory after a restart: %+v", inv)
 	}
@@ -190,7 +191,7 @@ func TestRobotChangerErrors(t *testing.T) {
 		}
 	}
 	c, _ := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: filepath.Join(t.TempDir(), "no-mtx"), Drives: []string{"/dev/nst0"}})
-	if _, err := c.Inventory(); err == nil || !strings.Contains(err.Error(), "install mtx or set the changer's mtx path") {
+	if _, err := c.Inventory(context.Background()); err == nil || !strings.Contains(err.Error(), "install mtx or set the changer's mtx path") {
 		t.Errorf("missing mtx: %v", err)
 	}
 	// mtx failing: the error carries what it said.
@@ -206,7 +207,7 @@ func TestRobotChangerErrors(t *testing.T) {
 	c, _ = NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{"/dev/nst0"}, Clock: clk,
 		Open: func(string, bool) (TapeDrive, error) { return nil, syscall.ENXIO }})
 	done := make(chan error, 1)
-	go func() { _, err := c.Load(1); done <- err }()
+	go func() { _, err := c.Load(context.Background(), 1); done <- err }()
 	for range int(DefaultRobotLoadWait / DefaultRobotPoll) {
 		select {
 		case err := <-done:
@@ -222,7 +223,7 @@ func TestRobotChangerErrors(t *testing.T) {
 
 // mtxFail runs an mtx command the fake does not know.
 func (c *RobotChanger) mtxFail() error {
-	_, err := c.mtx.run("frob")
+	_, err := c.mtx.run(context.Background(), "frob")
 	return err
 }
 
@@ -234,7 +235,7 @@ func TestRobotChangerNoBarcodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	inv, err := c.Scan()
+	inv, err := c.Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestRobotChangerFUSE(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	dev, err := c.Load(1)
+	dev, err := c.Load(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,14 +272,14 @@ func TestRobotChangerFUSE(t *testing.T) {
 	if name, loaded := d.Loaded(); name != "A00001L6" || !loaded {
 		t.Fatalf("drive holds %q (loaded %v)", name, loaded)
 	}
-	if _, err := c.Load(3); err != nil {
+	if _, err := c.Load(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
-	inv, _ := c.Inventory()
+	inv, _ := c.Inventory(context.Background())
 	if inv[0].Label == nil || !inv[2].Blank {
 		t.Fatalf("inventory: %+v", inv)
 	}
-	if err := c.Eject(); err != nil {
+	if err := c.Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if name, _ := d.Loaded(); name != "" {
@@ -289,10 +290,10 @@ func TestRobotChangerFUSE(t *testing.T) {
 	// unload fails and says so.
 	c2, _ := NewRobotChanger(RobotConfig{Changer: "/dev/sg3", MTX: lib.MTX, Drives: []string{d.Path(fakest.NST0)}, NoEjectBeforeUnload: true})
 	defer c2.Close()
-	if _, err := c2.Load(2); err != nil {
+	if _, err := c2.Load(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
-	err = c2.Eject()
+	err = c2.Eject(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "unload drive 0 into slot 2") || !strings.Contains(err.Error(), "MOVE MEDIUM from drive 0 to Element Address 2 Failed") {
 		t.Fatalf("unload without eject: %v", err)
 	}

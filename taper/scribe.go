@@ -349,8 +349,8 @@ func (s *Scribe) next(ctx context.Context) (*Volume, error) {
 // position, and the header record of part n.
 func (s *Scribe) startPart(hdr image.Header, n int, off int64, stem string) (*PartInfo, error) {
 	dev := s.cur.Dev
-	if fn, ok := dev.(FileNamer); ok {
-		if err := fn.BeginFile(stem); err != nil {
+	if dev.Properties().NamesFiles {
+		if err := dev.BeginFile(stem); err != nil {
 			return nil, err
 		}
 	}

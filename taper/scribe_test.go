@@ -35,7 +35,7 @@ func (s *slotSource) Next(ctx context.Context) (*Volume, error) {
 		return nil, fmt.Errorf("runtapes %d reached", s.max)
 	}
 	s.next++
-	dev, err := s.ch.Load(s.next)
+	dev, err := s.ch.Load(context.Background(), s.next)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func testHeader(payload []byte) image.Header {
 // its header, return its payload records.
 func readPart(t *testing.T, ch *DiskChanger, p PartInfo, bs int) (image.Header, []byte) {
 	t.Helper()
-	dev, err := ch.Load(p.Slot)
+	dev, err := ch.Load(context.Background(), p.Slot)
 	if err != nil {
 		t.Fatal(err)
 	}

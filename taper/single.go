@@ -93,8 +93,38 @@ func (c *SingleChanger) openTape() (*Tape, error) {
 	return newTape(c.cfg.Device, drv, tapeConfig{log: c.log})
 }
 
+func (c *SingleChanger) name() string { return "single changer " + c.cfg.Device }
+
+// Properties declares the single changer: one drive, one slot, a person
+// who changes cartridges.
+func (c *SingleChanger) Properties() Properties {
+	return Properties{Kind: "single", Drives: 1, WaitsForPerson: true, Where: "the drive " + c.cfg.Device}
+}
+
+// Where names the drive: the single changer's only slot.
+func (c *SingleChanger) Where(slot int) string { return "the drive " + c.cfg.Device }
+
 // Slots returns 1.
-func (c *SingleChanger) Slots() (int, error) { return 1, nil }
+func (c *SingleChanger) Slots(ctx context.Context) (int, error) {
+	if err := ctxErr(ctx, c.name(), "slots"); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// Scan is Inventory: the single changer reads the label in the drive.
+func (c *SingleChanger) Scan(ctx context.Context) ([]SlotInfo, error) { return c.Inventory(ctx) }
+
+// Erase is not supported: a tape is erased by labelling it again.
+func (c *SingleChanger) Erase(ctx context.Context, slot int, org, label string) (int, error) {
+	return 0, notSupported(c.name(), fmt.Sprintf("erase slot %d (volume %s)", slot, label), "only a disk changer erases a volume; label the tape again (tapir label --force) to reuse it")
+}
+
+// Drive is not supported: the drive is the only slot (Inventory says what
+// it holds).
+func (c *SingleChanger) Drive(ctx context.Context) (DriveInfo, error) {
+	return DriveInfo{}, notSupported(c.name(), "drive status", "the single changer's drive is its only slot; its inventory says what the drive holds")
+}
 
 // releaseLocked closes the tape handed out before, so that the drive can
 // be opened again.
@@ -109,9 +139,12 @@ func (c *SingleChanger) releaseLocked() error {
 
 // Load returns the volume in the drive, rewound. Slot 1 is the only slot;
 // an empty drive is ErrNoMedium.
-func (c *SingleChanger) Load(slot int) (Device, error) {
+func (c *SingleChanger) Load(ctx context.Context, slot int) (Device, error) {
 	if slot != 1 {
 		return nil, fmt.Errorf("single changer %s: load slot %d: the single changer has one slot, 1", c.cfg.Device, slot)
+	}
+	if err := ctxErr(ctx, c.name(), "load"); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,22 +167,34 @@ func (c *SingleChanger) Load(slot int) (Device, error) {
 	if err == nil {
 		err = tp.Rewind()
 	}
+	var si SlotInfo
+	if err == nil {
+		// Read the label now, so that Inventory can say what the drive
+		// holds without touching the device handed out.
+		l, lerr := ReadLabel(tp)
+		si = SlotInfoOf(1, l, lerr)
+		err = tp.Rewind()
+	}
 	if err != nil {
 		tp.Close()
 		return nil, fmt.Errorf("single changer: load: %w", err)
 	}
 	c.current = tp
-	c.known = false
+	c.slot, c.known = si, true
 	return tp, nil
 }
 
 // Eject unloads the drive (MTOFFL), ending any file being written.
-func (c *SingleChanger) Eject() error {
+func (c *SingleChanger) Eject(ctx context.Context) error {
+	if err := ctxErr(ctx, c.name(), "eject"); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tp := c.current
 	c.current = nil
 	if tp != nil && tp.closed { // the caller closed the device it was given
+		tp.ejected = true
 		tp = nil
 	}
 	if tp == nil {
@@ -160,6 +205,7 @@ func (c *SingleChanger) Eject() error {
 	}
 	err := tp.Eject()
 	cerr := tp.Close()
+	tp.ejected = true // a device handed out before fails with ErrNoMedium
 	c.slot, c.known = SlotInfo{Slot: 1, Empty: true}, true
 	if err != nil {
 		return fmt.Errorf("single changer: %w", err)
@@ -181,7 +227,10 @@ func (c *SingleChanger) Close() error {
 // WaitFor is in use it reports what was read then, without touching the
 // drive; otherwise it opens the drive and reads the label (which moves
 // the tape, but no one is using it).
-func (c *SingleChanger) Inventory() ([]SlotInfo, error) {
+func (c *SingleChanger) Inventory(ctx context.Context) ([]SlotInfo, error) {
+	if err := ctxErr(ctx, c.name(), "inventory"); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current != nil && c.known {
@@ -257,6 +306,9 @@ func describeVolume(l *Label, err error) string {
 // ctx ends, or with an error when the device cannot be used at all (not a
 // tape, missing).
 func (c *SingleChanger) WaitFor(ctx context.Context, what string, want func(*Label, error) bool, prompt func(msg string)) (Device, *Label, error) {
+	if err := ctxErr(ctx, c.name(), "waiting for "+what); err != nil {
+		return nil, nil, err
+	}
 	c.mu.Lock()
 	c.releaseLocked()
 	c.known = false
@@ -329,8 +381,9 @@ func (c *SingleChanger) WaitFor(ctx context.Context, what string, want func(*Lab
 
 // Labelled tells the changer that the volume in the drive now carries l
 // (tapir just wrote the label), so that its inventory says so.
-func (c *SingleChanger) Labelled(l *Label) {
+func (c *SingleChanger) Labelled(ctx context.Context, l *Label) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.slot, c.known = SlotInfo{Slot: 1, Label: l}, true
+	return nil
 }

@@ -259,7 +259,7 @@ func TestSingleWaitFor(t *testing.T) {
 	}
 	// Inventory while the volume is in use does not touch the drive.
 	ops := d.OpCount(mtio.MTREW)
-	inv, err := c.Inventory()
+	inv, err := c.Inventory(context.Background())
 	if err != nil || len(inv) != 1 || inv[0].Label == nil || inv[0].Label.Label != "DailySet1-007" {
 		t.Fatalf("inventory: %+v %v", inv, err)
 	}
@@ -310,24 +310,24 @@ func TestSingleLoadInventoryEject(t *testing.T) {
 	labelCartridges(t, d, map[string]string{"A": "T-001"})
 	c, _ := NewSingleChanger(SingleConfig{Device: "/dev/nst0", Open: memOpener(d)})
 	defer c.Close()
-	if n, _ := c.Slots(); n != 1 {
+	if n, _ := c.Slots(context.Background()); n != 1 {
 		t.Fatalf("Slots = %d", n)
 	}
-	if _, err := c.Load(1); !errors.Is(err, ErrNoMedium) || !strings.Contains(err.Error(), "insert one") {
+	if _, err := c.Load(context.Background(), 1); !errors.Is(err, ErrNoMedium) || !strings.Contains(err.Error(), "insert one") {
 		t.Fatalf("load of an empty drive: %v", err)
 	}
-	if inv, _ := c.Inventory(); !inv[0].Empty {
+	if inv, _ := c.Inventory(context.Background()); !inv[0].Empty {
 		t.Fatalf("inventory of an empty drive: %+v", inv)
 	}
-	if _, err := c.Load(2); err == nil {
+	if _, err := c.Load(context.Background(), 2); err == nil {
 		t.Fatal("load of slot 2 accepted")
 	}
 	d.Insert("A")
-	inv, _ := c.Inventory()
+	inv, _ := c.Inventory(context.Background())
 	if inv[0].Label == nil || inv[0].Label.Label != "T-001" {
 		t.Fatalf("inventory: %+v", inv)
 	}
-	dev, err := c.Load(1)
+	dev, err := c.Load(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func TestSingleLoadInventoryEject(t *testing.T) {
 		t.Fatalf("label: %+v %v", l, err)
 	}
 	dev.SpaceFiles(1)
-	again, err := c.Load(1)
+	again, err := c.Load(context.Background(), 1)
 	if err != nil || again != dev {
 		t.Fatalf("second load: %v", err)
 	}
@@ -344,7 +344,7 @@ func TestSingleLoadInventoryEject(t *testing.T) {
 	}
 	offl := d.OpCount(mtio.MTOFFL)
 	dev.Close() // the caller may close what it was given; Eject still works
-	if err := c.Eject(); err != nil {
+	if err := c.Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if d.OpCount(mtio.MTOFFL) != offl+1 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"syscall"
 
 	"github.com/benmcclelland/mtio"
@@ -133,6 +134,17 @@ func (t *Tape) setup() error {
 // Name returns "tape:<path>".
 func (t *Tape) Name() string { return "tape:" + t.path }
 
+// Properties declares a tape: records and filemarks only.
+func (t *Tape) Properties() DeviceProperties { return DeviceProperties{} }
+
+// BeginFile does nothing: a tape's files have no names.
+func (t *Tape) BeginFile(stem string) error { return nil }
+
+// OpenFile fails: a tape file is read record by record.
+func (t *Tape) OpenFile(fileno int) (*os.File, error) {
+	return nil, t.errf(fmt.Sprintf("open file %d", fileno), "%w", ErrNoRandomAccess)
+}
+
 // Path returns the device path given to OpenTape.
 func (t *Tape) Path() string { return t.path }
 
@@ -156,11 +168,11 @@ func (t *Tape) forget() {
 }
 
 func (t *Tape) usable(op string) error {
+	if t.ejected { // also a device its changer unloaded, closed or not
+		return t.errf(op, "%w", ErrNoMedium)
+	}
 	if t.closed {
 		return t.errf(op, "device is closed")
-	}
-	if t.ejected {
-		return t.errf(op, "%w", ErrNoMedium)
 	}
 	if t.needSetup {
 		st, err := t.drv.Status()

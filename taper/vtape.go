@@ -294,6 +294,12 @@ func (v *Vtape) Status() (Status, error) {
 	}, nil
 }
 
+// Properties declares a vtape: it names its files and opens them as
+// regular files.
+func (v *Vtape) Properties() DeviceProperties {
+	return DeviceProperties{NamesFiles: true, RandomAccess: true}
+}
+
 // BeginFile sets the stem of the next tape file this vtape starts: file k
 // is then named fmt.Sprintf("%05d.%s", k, stem). File 0 is always
 // "00000.LABEL". The stem must be a single file-name component.

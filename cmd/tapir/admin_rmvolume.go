@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -20,12 +23,14 @@ func newAdminRmvolumeCommand(g *globals) *cobra.Command {
 		Short: "make the catalog forget a volume and every image on it (without --yes, only shows what would be lost)",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			opt.Label = args[0]
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
 			}
-			res, err := server.RemoveVolume(c.Context(), cfg, opt, server.Deps{Log: g.logger(0)})
+			res, err := server.RemoveVolume(ctx, cfg, opt, server.Deps{Log: g.logger(0)})
 			if res != nil {
 				if werr := server.WriteRemoveVolume(os.Stdout, res); err == nil {
 					err = werr

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -19,12 +22,14 @@ func newLabelCommand(g *globals) *cobra.Command {
 		Short: "write a volume label (erases the volume); refuses a volume holding images or not ours unless --force",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			opt.Label = args[0]
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
 			}
-			res, err := server.Label(c.Context(), cfg, opt, server.Deps{Log: g.logger(0)})
+			res, err := server.Label(ctx, cfg, opt, server.Deps{Log: g.logger(0)})
 			if err != nil {
 				return err
 			}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +44,8 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			cfg, err := config.Load(file)
 			if err != nil {
 				return err
@@ -49,7 +54,7 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 			var msg string
 			switch args[0] {
 			case "inventory", "show":
-				slots, next, err := server.TapeInventory(c.Context(), cfg, deps, args[0] == "show")
+				slots, next, err := server.TapeInventory(ctx, cfg, deps, args[0] == "show")
 				if err != nil {
 					return err
 				}
@@ -59,28 +64,28 @@ reset      a robot's drive unloaded to its slot, a single drive rewound`,
 				if err != nil || n < 1 {
 					return usageError{fmt.Errorf("slot %q: want a number from 1", args[1])}
 				}
-				msg, err = server.TapeLoad(cfg, deps, n)
+				msg, err = server.TapeLoad(ctx, cfg, deps, n)
 				if err != nil {
 					return err
 				}
 			case "current":
-				if msg, err = server.TapeCurrent(cfg, deps); err != nil {
+				if msg, err = server.TapeCurrent(ctx, cfg, deps); err != nil {
 					return err
 				}
 			case "next":
 				if explain {
-					return server.ExplainNext(c.Context(), cfg, deps, os.Stdout)
+					return server.ExplainNext(ctx, cfg, deps, os.Stdout)
 				}
-				if msg, err = server.TapeNext(cfg, deps); err != nil {
+				if msg, err = server.TapeNext(ctx, cfg, deps); err != nil {
 					return err
 				}
 			case "eject":
-				if err := server.TapeEject(cfg, deps); err != nil {
+				if err := server.TapeEject(ctx, cfg, deps); err != nil {
 					return err
 				}
 				msg = "ejected"
 			case "reset":
-				if msg, err = server.TapeReset(cfg, deps); err != nil {
+				if msg, err = server.TapeReset(ctx, cfg, deps); err != nil {
 					return err
 				}
 			default:

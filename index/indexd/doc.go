@@ -11,8 +11,10 @@
 // A certificate with the client role browses and restores only the DLEs of
 // the host it names; an admin (or server) certificate browses every host.
 // Volumes are reached through the VolumeSource seam (DiskVolumes for the
-// disk changer); a volume that is not available is an error naming it and
-// where to put it, never a wait. The header of every image read for a
+// disk changer; index/indexd/volumetest is the conformance suite of every
+// source); a volume that is not available is an error naming it and where
+// to put it, never a wait for a person (an Open waits only for a drive lent
+// to another restore, until its ctx ends). The header of every image read for a
 // restore must match its own checksum and what the catalog says is there
 // (datestamp, host, path, level, part, comp, frame size); otherwise the
 // restore fails with an error naming the volume, the tape file and what

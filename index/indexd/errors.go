@@ -78,8 +78,8 @@ func (s *Server) privateDirs() []privateDir {
 	for _, h := range s.Holding {
 		add(h, "a holding disk file", false)
 	}
-	if dv, ok := s.Volumes.(*DiskVolumes); ok && dv.Changer != nil {
-		add(filepath.Dir(dv.Changer.SlotDir(1)), "the disk changer", true)
+	if s.Volumes != nil {
+		add(s.Volumes.Properties().Dir, "the disk changer", true)
 	}
 	for _, d := range s.PrivateDirs {
 		add(d, "a file of the backup server", false)

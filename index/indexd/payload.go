@@ -258,8 +258,8 @@ func openPart(ctx context.Context, vols VolumeSource, d catalog.Dump, pt catalog
 		return nil, nil, err
 	}
 	where := fmt.Sprintf("volume %s file %d", pt.Volume, pt.FileNo)
-	if ra, ok := dev.(taper.RandomAccess); ok {
-		f, err := ra.OpenFile(int(pt.FileNo))
+	if dev.Properties().RandomAccess {
+		f, err := dev.OpenFile(int(pt.FileNo))
 		if err != nil {
 			release()
 			return nil, nil, fmt.Errorf("%s: %w", where, err)

@@ -25,6 +25,9 @@ import (
 // as on a real tape.
 type tapeOnly struct{ taper.Device }
 
+// Properties declares a tape's: no file names, no random access.
+func (tapeOnly) Properties() taper.DeviceProperties { return taper.DeviceProperties{} }
+
 type tapeVolumes struct {
 	indexd.VolumeSource
 	seeks *int

@@ -260,15 +260,14 @@ func sortedKeys(m map[string]bool) []string {
 // scanVolumes reads every slot: the label, then the header and size of
 // every tape file.
 func scanVolumes(ctx context.Context, o Options, images map[key]*found, vols map[string]vol, res *Result, say func(string, ...any)) error {
-	n, err := o.Changer.Slots()
+	inv, err := o.Changer.Inventory(ctx)
+	if err == nil && o.Changer.Properties().NeedsScan {
+		inv, err = o.Changer.Scan(ctx) // a robot reads the labels it does not know
+	}
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	inv, err := o.Changer.Inventory()
-	if err != nil {
-		return fmt.Errorf("rebuild: %w", err)
-	}
-	defer o.Changer.Eject()
+	defer o.Changer.Eject(context.WithoutCancel(ctx))
 	for _, si := range inv {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -295,13 +294,12 @@ func scanVolumes(ctx context.Context, o Options, images map[key]*found, vols map
 			continue
 		}
 		vols[l.Label] = vol{label: l, slot: si.Slot}
-		files, err := scanVolume(o, si.Slot, l, images, res)
+		files, err := scanVolume(ctx, o, si.Slot, l, images, res)
 		if err != nil {
 			return err
 		}
 		say("slot %d: volume %s (written %s): %d image file%s", si.Slot, l.Label, l.Datestamp, files, plural(files))
 	}
-	_ = n
 	return nil
 }
 
@@ -312,8 +310,8 @@ func plural(n int) string {
 	return "s"
 }
 
-func scanVolume(o Options, slot int, l *taper.Label, images map[key]*found, res *Result) (int, error) {
-	dev, err := o.Changer.Load(slot)
+func scanVolume(ctx context.Context, o Options, slot int, l *taper.Label, images map[key]*found, res *Result) (int, error) {
+	dev, err := o.Changer.Load(ctx, slot)
 	if err != nil {
 		res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s: %v; skipped", slot, l.Label, err))
 		return 0, nil
@@ -366,8 +364,8 @@ func scanVolume(o Options, slot int, l *taper.Label, images map[key]*found, res 
 		// The payload's length: the file's size on a vtape, else the
 		// records up to the filemark.
 		var length int64
-		if ra, ok := dev.(taper.RandomAccess); ok {
-			f, err := ra.OpenFile(int(pos.File))
+		if dev.Properties().RandomAccess {
+			f, err := dev.OpenFile(int(pos.File))
 			if err == nil {
 				if fi, err := f.Stat(); err == nil {
 					length = fi.Size() - image.HeaderSize
@@ -447,12 +445,23 @@ func scanHolding(o Options, images map[key]*found, res *Result, say func(string,
 type slotVolumes struct {
 	ch    taper.Changer
 	slots map[string]int
+	drive indexd.DrivePool
+}
+
+func (s *slotVolumes) Properties() indexd.SourceProperties {
+	p := s.ch.Properties()
+	return indexd.SourceProperties{Drives: 1, Where: p.Where}
+}
+
+// missing is the error for a volume the scan did not find.
+func (s *slotVolumes) missing(label string) error {
+	return fmt.Errorf("volume %s was not found in %s when the rebuild read it: put it into a slot and run the rebuild again: %w", label, s.ch.Properties().Where, indexd.ErrVolumeMissing)
 }
 
 func (s *slotVolumes) Locate(ctx context.Context, label string) (string, error) {
 	slot, ok := s.slots[label]
 	if !ok {
-		return "", fmt.Errorf("volume %s was not found in the changer", label)
+		return "", s.missing(label)
 	}
 	return fmt.Sprintf("slot %d", slot), nil
 }
@@ -460,13 +469,29 @@ func (s *slotVolumes) Locate(ctx context.Context, label string) (string, error) 
 func (s *slotVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
 	slot, ok := s.slots[label]
 	if !ok {
-		return nil, nil, fmt.Errorf("volume %s was not found in the changer", label)
+		return nil, nil, s.missing(label)
 	}
-	dev, err := s.ch.Load(slot)
+	release, err := s.drive.Take(ctx, "volume "+label)
 	if err != nil {
 		return nil, nil, err
 	}
-	return dev, func() {}, nil
+	dev, err := s.ch.Load(ctx, slot)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	l, err := taper.ReadLabel(dev)
+	if err == nil && l.Label != label {
+		err = fmt.Errorf("slot %d holds volume %s now, not %s: put %s back into slot %d and run the rebuild again: %w", slot, l.Label, label, label, slot, indexd.ErrVolumeMissing)
+	}
+	if err == nil {
+		err = dev.Rewind()
+	}
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("volume %s: %w", label, err)
+	}
+	return dev, release, nil
 }
 
 // record reads one image whole and records it: dump, frames, file index,

@@ -222,8 +222,11 @@ type tapeChanger struct{ taper.Changer }
 
 type tapeOnly struct{ taper.Device }
 
-func (c tapeChanger) Load(slot int) (taper.Device, error) {
-	d, err := c.Changer.Load(slot)
+// Properties declares a tape's: no names, no random access.
+func (tapeOnly) Properties() taper.DeviceProperties { return taper.DeviceProperties{} }
+
+func (c tapeChanger) Load(ctx context.Context, slot int) (taper.Device, error) {
+	d, err := c.Changer.Load(ctx, slot)
 	if err != nil {
 		return nil, err
 	}

@@ -144,7 +144,7 @@ func (s *Site) nextVolume(ctx context.Context, datestamp string, start time.Time
 	}
 	s.nextSlot++
 	label := fmt.Sprintf("TEST-%03d", slot)
-	dev, err := s.Changer.Load(slot)
+	dev, err := s.Changer.Load(context.Background(), slot)
 	if err != nil {
 		return nil, "", err
 	}
@@ -179,7 +179,7 @@ func (s *Site) Run(ctx context.Context, datestamp string, dles []DLE, o RunOptio
 		if dev, label, err = s.nextVolume(ctx, datestamp, start); err != nil {
 			return nil, err
 		}
-		defer s.Changer.Eject()
+		defer s.Changer.Eject(context.WithoutCancel(ctx))
 	}
 	var ids []int64
 	for _, d := range dles {
@@ -344,8 +344,8 @@ func storeTar(ctx context.Context, d DLE, w io.Writer, fw *catalog.FileWriter) (
 // writePart writes payload bytes [off, off+n) of the holding file hf as
 // part number part (of an unknown number, as the taper writes them) on dev.
 func (s *Site) writePart(dev taper.Device, label string, hdr image.Header, part int, hf *os.File, off, n int64, h io.Writer) (catalog.Part, error) {
-	if fn, ok := dev.(taper.FileNamer); ok {
-		if err := fn.BeginFile(hdr.Name()); err != nil {
+	if dev.Properties().NamesFiles {
+		if err := dev.BeginFile(hdr.Name()); err != nil {
 			return catalog.Part{}, err
 		}
 	}

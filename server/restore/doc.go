@@ -1,11 +1,12 @@
 // Package restore restores on the backup server itself (`tapir recover -c
 // CONFIG`): File, one file from the newest image that holds it, and Tree, a
 // whole DLE as of a date by applying its chain of images, straight from the
-// catalog and the volumes (through an indexd.VolumeSource) or the holding
-// disk, without the index server. Tree refuses a target that is not empty
+// catalog and the volumes (through the indexd.VolumeSource its caller
+// passes, whatever the changer's type) or the holding disk, without the
+// index server. Tree refuses a target that is not empty
 // unless asked to overwrite. Every write goes through recover's Extractor,
 // so the same os.Root rules hold as in the shell.
 //
-// It must not know the run, the planner or how volumes are chosen: it only
-// reads.
+// It must not know the run, the planner, how volumes are chosen or which
+// changer holds them (it builds no changer): it only reads.
 package restore

@@ -15,7 +15,6 @@ import (
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/recover"
-	"github.com/tapir-backup/tapir/taper"
 )
 
 // Request names one file to restore.
@@ -29,8 +28,9 @@ type Request struct {
 	// trusted.* and security.* xattrs from the image (Extractor); without
 	// it they are left out and said in Result.Dropped.
 	SamePrivileges bool
-	// Volumes reaches the volumes; nil reads the vtapes of a disk changer
-	// (the server passes the source of its changer, whatever its type).
+	// Volumes reaches the volumes (server.VolumeSource gives the one of
+	// the configuration's changer, whatever its type); nil restores only
+	// images still on the holding disk.
 	Volumes indexd.VolumeSource
 }
 
@@ -139,15 +139,7 @@ func openImage(cfg *config.Config, vols indexd.VolumeSource, loc *catalog.Locati
 	if len(loc.Parts) > 0 && vols == nil {
 		p := loc.Parts[0]
 		src = source{volume: p.Volume, fileno: p.FileNo}
-		if cfg.Changer.Type != "disk" {
-			return nil, nil, src, fmt.Errorf("recover: volume %s is in a %q changer; this command reads vtapes (disk changer) only: use the recover shell through the index server", p.Volume, cfg.Changer.Type)
-		}
-		tt := cfg.Tapetype()
-		ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), log)
-		if err != nil {
-			return nil, nil, src, fmt.Errorf("recover: %w", err)
-		}
-		vols = &indexd.DiskVolumes{Changer: ch}
+		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on volume %s, and no changer was given to read it (the caller passes the configuration's volume source: server.VolumeSource)", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, p.Volume)
 	} else if len(loc.Parts) > 0 {
 		src = source{volume: loc.Parts[0].Volume, fileno: loc.Parts[0].FileNo}
 	} else if loc.Dump.HoldingPath == "" {

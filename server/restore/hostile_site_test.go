@@ -13,8 +13,10 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/gnutar"
+	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/recover/recovertest"
+	"github.com/tapir-backup/tapir/taper"
 )
 
 // hostileSite is a backup server whose catalog and vtapes hold what a
@@ -242,6 +244,7 @@ func TestServerTreeAttacks(t *testing.T) {
 			a := arenas[c.name]
 			req := c.req
 			req.Host, req.Path, req.To = "evil", fmt.Sprintf("/case%d", i), a.Target
+			req.Volumes = diskVolumes(t, cfg)
 			res, err := Tree(context.Background(), cfg, req, nil)
 			switch {
 			case len(c.wantErr) == 0 && err != nil:
@@ -274,7 +277,7 @@ func TestServerFileAttacks(t *testing.T) {
 		recovertest.Symlink("link", "../sentinel"), recovertest.Reg("link/file", "owned\n", 0o644), recovertest.Reg("plain", "plain\n", 0o644))
 	cfg := hostileSite(t, map[string][][]byte{"/srv": {img}})
 	file := func(name string, over bool) (*Result, error) {
-		return File(context.Background(), cfg, Request{Host: "evil", Path: "/srv", File: name, To: a.Target, Overwrite: over}, nil)
+		return File(context.Background(), cfg, Request{Host: "evil", Path: "/srv", File: name, To: a.Target, Overwrite: over, Volumes: diskVolumes(t, cfg)}, nil)
 	}
 
 	res, err := file("dev/mem", false)
@@ -300,7 +303,7 @@ func TestServerFileAttacks(t *testing.T) {
 
 	// An earlier whole restore planted link -> ../sentinel (and refused
 	// link/file); restoring link/file alone must not go through it.
-	if _, err := Tree(context.Background(), cfg, TreeRequest{Host: "evil", Path: "/srv", To: a.Target, Overwrite: true}, nil); err == nil || !strings.Contains(err.Error(), `"link/file"`) {
+	if _, err := Tree(context.Background(), cfg, TreeRequest{Host: "evil", Path: "/srv", To: a.Target, Overwrite: true, Volumes: diskVolumes(t, cfg)}, nil); err == nil || !strings.Contains(err.Error(), `"link/file"`) {
 		t.Errorf("Tree: %v, want link/file refused", err)
 	}
 	if fi, err := os.Lstat(filepath.Join(a.Target, "link")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -322,4 +325,16 @@ func TestServerFileAttacks(t *testing.T) {
 		t.Errorf("plain with Overwrite: %v", err)
 	}
 	a.Check(t, false)
+}
+
+// diskVolumes is the volume source of cfg's disk changer, as
+// server.VolumeSource gives it to tapir recover -c.
+func diskVolumes(t *testing.T, cfg *config.Config) indexd.VolumeSource {
+	t.Helper()
+	tt := cfg.Tapetype()
+	ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &indexd.DiskVolumes{Changer: ch}
 }

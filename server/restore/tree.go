@@ -34,7 +34,8 @@ type TreeRequest struct {
 	// TargetMeta gives To the owner, mode, attributes and mtime of the
 	// DLE's root; without it To keeps its own.
 	TargetMeta bool
-	// Volumes reaches the volumes; nil reads the vtapes of a disk changer.
+	// Volumes reaches the volumes (server.VolumeSource); nil restores only
+	// from the holding disk.
 	Volumes indexd.VolumeSource
 }
 

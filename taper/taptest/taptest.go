@@ -1,7 +1,7 @@
 package taptest
 
 import (
-	"errors"
+	"context"
 	"os"
 	"sync"
 
@@ -9,9 +9,12 @@ import (
 )
 
 // Changer wraps a changer; the devices it loads count every record
-// written through them, across volumes.
+// written through them, across volumes. It forwards every method of the
+// changer it wraps, and its devices declare exactly what the wrapped
+// devices declare, so that code under test takes the paths production
+// takes.
 type Changer struct {
-	taper.Changer
+	ch taper.Changer // the wrapped changer
 
 	mu      sync.Mutex
 	records int
@@ -24,8 +27,11 @@ type Changer struct {
 
 // Wrap returns a Changer around ch.
 func Wrap(ch taper.Changer) *Changer {
-	return &Changer{Changer: ch, release: make(chan struct{}), stalled: make(chan struct{})}
+	return &Changer{ch: ch, release: make(chan struct{}), stalled: make(chan struct{})}
 }
+
+// Unwrap returns the wrapped changer.
+func (c *Changer) Unwrap() taper.Changer { return c.ch }
 
 // StallAfter makes the n-th record written from now block until Resume.
 func (c *Changer) StallAfter(n int) {
@@ -63,17 +69,64 @@ func (c *Changer) Records() int {
 	return c.records
 }
 
+// Properties forwards to the wrapped changer.
+func (c *Changer) Properties() taper.Properties { return c.ch.Properties() }
+
+// Slots forwards to the wrapped changer.
+func (c *Changer) Slots(ctx context.Context) (int, error) { return c.ch.Slots(ctx) }
+
 // Load loads the slot through the wrapped changer and wraps its device.
-func (c *Changer) Load(slot int) (taper.Device, error) {
-	d, err := c.Changer.Load(slot)
+func (c *Changer) Load(ctx context.Context, slot int) (taper.Device, error) {
+	d, err := c.ch.Load(ctx, slot)
 	if err != nil {
 		return nil, err
 	}
-	return &device{Device: d, c: c}, nil
+	return &device{d: d, c: c}, nil
 }
 
+// Inventory forwards to the wrapped changer.
+func (c *Changer) Inventory(ctx context.Context) ([]taper.SlotInfo, error) {
+	return c.ch.Inventory(ctx)
+}
+
+// Scan forwards to the wrapped changer.
+func (c *Changer) Scan(ctx context.Context) ([]taper.SlotInfo, error) { return c.ch.Scan(ctx) }
+
+// Eject forwards to the wrapped changer.
+func (c *Changer) Eject(ctx context.Context) error { return c.ch.Eject(ctx) }
+
+// WaitFor forwards to the wrapped changer and wraps the device it returns.
+func (c *Changer) WaitFor(ctx context.Context, what string, want func(*taper.Label, error) bool, prompt func(string)) (taper.Device, *taper.Label, error) {
+	d, l, err := c.ch.WaitFor(ctx, what, want, prompt)
+	if err != nil {
+		return nil, l, err
+	}
+	return &device{d: d, c: c}, l, nil
+}
+
+// Labelled forwards to the wrapped changer.
+func (c *Changer) Labelled(ctx context.Context, l *taper.Label) error {
+	return c.ch.Labelled(ctx, l)
+}
+
+// Erase forwards to the wrapped changer.
+func (c *Changer) Erase(ctx context.Context, slot int, org, label string) (int, error) {
+	return c.ch.Erase(ctx, slot, org, label)
+}
+
+// Drive forwards to the wrapped changer.
+func (c *Changer) Drive(ctx context.Context) (taper.DriveInfo, error) { return c.ch.Drive(ctx) }
+
+// Where forwards to the wrapped changer.
+func (c *Changer) Where(slot int) string { return c.ch.Where(slot) }
+
+// Close forwards to the wrapped changer.
+func (c *Changer) Close() error { return c.ch.Close() }
+
+// device wraps a device of the wrapped changer: writes count (and stall or
+// fail on purpose); everything else goes to the wrapped device.
 type device struct {
-	taper.Device
+	d taper.Device
 	c *Changer
 }
 
@@ -92,27 +145,26 @@ func (d *device) WriteRecord(p []byte) error {
 	if fail {
 		return c.failErr
 	}
-	return d.Device.WriteRecord(p)
+	return d.d.WriteRecord(p)
 }
 
-// BeginFile forwards to the wrapped device when it names its files.
-func (d *device) BeginFile(stem string) error {
-	if n, ok := d.Device.(taper.FileNamer); ok {
-		return n.BeginFile(stem)
-	}
-	return nil
-}
-
-// OpenFile forwards to the wrapped device when it has random access.
-func (d *device) OpenFile(fileno int) (*os.File, error) {
-	if r, ok := d.Device.(taper.RandomAccess); ok {
-		return r.OpenFile(fileno)
-	}
-	return nil, errors.New("taptest: the wrapped device has no random access")
-}
+func (d *device) Name() string                          { return d.d.Name() }
+func (d *device) Status() (taper.Status, error)         { return d.d.Status() }
+func (d *device) Rewind() error                         { return d.d.Rewind() }
+func (d *device) WriteFilemark() error                  { return d.d.WriteFilemark() }
+func (d *device) ReadRecord(p []byte) (int, error)      { return d.d.ReadRecord(p) }
+func (d *device) SpaceFiles(n int) error                { return d.d.SpaceFiles(n) }
+func (d *device) SpaceRecords(n int) error              { return d.d.SpaceRecords(n) }
+func (d *device) SeekToEnd() error                      { return d.d.SeekToEnd() }
+func (d *device) Tell() (taper.Position, error)         { return d.d.Tell() }
+func (d *device) Seek(p taper.Position) error           { return d.d.Seek(p) }
+func (d *device) Eject() error                          { return d.d.Eject() }
+func (d *device) Close() error                          { return d.d.Close() }
+func (d *device) Properties() taper.DeviceProperties    { return d.d.Properties() }
+func (d *device) BeginFile(stem string) error           { return d.d.BeginFile(stem) }
+func (d *device) OpenFile(fileno int) (*os.File, error) { return d.d.OpenFile(fileno) }
 
 var (
-	_ taper.Changer      = (*Changer)(nil)
-	_ taper.FileNamer    = (*device)(nil)
-	_ taper.RandomAccess = (*device)(nil)
+	_ taper.Changer = (*Changer)(nil)
+	_ taper.Device  = (*device)(nil)
 )

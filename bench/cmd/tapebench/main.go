@@ -138,16 +138,32 @@ func run(work, sizeStr string, runs int) error {
 // oneTape is a changer of one tape drive that holds one volume.
 type oneTape struct{ t *taper.Tape }
 
-func (o *oneTape) Slots() (int, error)                  { return 1, nil }
-func (o *oneTape) Load(int) (taper.Device, error)       { return o.t, o.t.Rewind() }
-func (o *oneTape) Inventory() ([]taper.SlotInfo, error) { return nil, nil }
-func (o *oneTape) Eject() error                         { return nil }
+func (o *oneTape) Properties() taper.Properties {
+	return taper.Properties{Kind: "single", Drives: 1, Where: "the drive " + o.t.Path()}
+}
+func (o *oneTape) Slots(context.Context) (int, error)                  { return 1, nil }
+func (o *oneTape) Load(context.Context, int) (taper.Device, error)     { return o.t, o.t.Rewind() }
+func (o *oneTape) Inventory(context.Context) ([]taper.SlotInfo, error) { return nil, nil }
+func (o *oneTape) Scan(context.Context) ([]taper.SlotInfo, error)      { return nil, nil }
+func (o *oneTape) Eject(context.Context) error                         { return nil }
+func (o *oneTape) Labelled(context.Context, *taper.Label) error        { return nil }
+func (o *oneTape) Where(int) string                                    { return "the drive " + o.t.Path() }
+func (o *oneTape) Close() error                                        { return nil }
+func (o *oneTape) WaitFor(context.Context, string, func(*taper.Label, error) bool, func(string)) (taper.Device, *taper.Label, error) {
+	return nil, nil, fmt.Errorf("tapebench: wait for a volume: %w", taper.ErrNotSupported)
+}
+func (o *oneTape) Erase(context.Context, int, string, string) (int, error) {
+	return 0, fmt.Errorf("tapebench: erase: %w", taper.ErrNotSupported)
+}
+func (o *oneTape) Drive(context.Context) (taper.DriveInfo, error) {
+	return taper.DriveInfo{}, fmt.Errorf("tapebench: drive status: %w", taper.ErrNotSupported)
+}
 
 // source hands the scribe the changer's slot 1, freshly labelled.
 type source struct{ ch taper.Changer }
 
 func (s source) Next(context.Context) (*taper.Volume, error) {
-	dev, err := s.ch.Load(1)
+	dev, err := s.ch.Load(context.Background(), 1)
 	if err != nil {
 		return nil, err
 	}

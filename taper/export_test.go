@@ -1,0 +1,16 @@
+package taper
+
+import (
+	"testing"
+
+	"github.com/tapir-backup/tapir/taper/fakest"
+)
+
+// For the conformance suite (package taper_test, which may import
+// taper/changertest): the in-memory drive opened like a device, and the
+// robot arm of the fake library for it.
+var MemOpener = memOpener
+
+func FollowingOpener(t *testing.T, lib *fakest.Library, d *fakest.Drive) DriveOpener {
+	return followingOpener(t, lib, d)
+}
