@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -300,7 +301,9 @@ func TestSpanningAndRuntapes(t *testing.T) {
 // offsetClock is the wall clock moved by a fixed amount.
 type offsetClock time.Duration
 
-func (c offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c)) }
+func (c offsetClock) Now() time.Time                       { return time.Now().Add(time.Duration(c)) }
+func (offsetClock) After(d time.Duration) <-chan time.Time { return clock.Real.After(d) }
+func (offsetClock) NewTimer(d time.Duration) clock.Timer   { return clock.Real.NewTimer(d) }
 
 // With no usable volume the run goes degraded: the images stay on the
 // holding disk, and a full that does not fit in the share the reserve

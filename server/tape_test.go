@@ -45,7 +45,9 @@ func TestSingleDriveNights(t *testing.T) {
 	os.WriteFile(filepath.Join(s.data, "etc", "night2.conf"), []byte("night 2\n"), 0o644)
 	var logs syncBuffer
 	go func() {
-		waitFor(t, "the request for a volume", 20*time.Second, func() bool { return strings.Contains(logs.String(), "operator action needed") })
+		if !logs.waitFor(t, func(log string) bool { return strings.Contains(log, "operator action needed") }) {
+			return
+		}
 		if err := drive.Eject(); err != nil {
 			t.Error(err)
 		}

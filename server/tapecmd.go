@@ -9,6 +9,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -38,7 +39,7 @@ func TapeInventory(cfg *config.Config, deps Deps, scan bool) ([]TapeSlot, string
 			return nil, "", err
 		}
 	}
-	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: SystemClock{}}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clock.Real}
 	states, next, err := v.statesFrom(inv, true)
 	if err != nil {
 		return nil, "", err
@@ -118,7 +119,7 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 		return err
 	}
 	defer done()
-	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clockOr(deps.Clock), log: deps.Log, notes: func(n string) { fmt.Fprintln(w, n) }}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clock.Or(deps.Clock), log: deps.Log, notes: func(n string) { fmt.Fprintln(w, n) }}
 	states, next, err := v.states(true)
 	if err != nil {
 		return err
@@ -175,13 +176,6 @@ func ExplainNext(cfg *config.Config, deps Deps, w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-func clockOr(c Clock) Clock {
-	if c == nil {
-		return SystemClock{}
-	}
-	return c
 }
 
 // newestWritten is the set of volumes inside tapecycle: the newest
