@@ -106,10 +106,8 @@ func TestSmallHoldingTwoBigDumps(t *testing.T) {
 			s.dles(t, "big", 5, 1<<20, "one", "two") // about 5 MiB each
 			s.cfg.Holding[0].Use = 7 << 20
 			s.cfg.Inparallel = 2
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			var out bytes.Buffer
-			rep, err := Dump(ctx, s.cfg, Deps{Log: testLogger(t), Out: &out})
+			var out bytes.Buffer // a deadlock is caught by go test -timeout
+			rep, err := Dump(t.Context(), s.cfg, Deps{Log: testLogger(t), Out: &out})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
