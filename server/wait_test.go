@@ -19,7 +19,7 @@ import (
 type syncBuffer struct {
 	mu      sync.Mutex
 	b       bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
+	changed chan struct{} // made by a waiter, closed by the next write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
