@@ -13,8 +13,9 @@ import (
 // (dle = [{...}, {...}]) are recorded without the index, at their first
 // occurrence.
 type lineIndex struct {
-	lines  map[string]int
-	inline map[string]bool // paths of inline arrays
+	lines    map[string]int
+	inline   map[string]bool // paths of inline arrays
+	searched int             // bytes of src the key finder looked at (linear in len(src))
 }
 
 const sep = "\x00"
@@ -29,7 +30,8 @@ func buildLineIndex(src string, md toml.MetaData) lineIndex {
 	idx := lineIndex{lines: map[string]int{}, inline: map[string]bool{}}
 	arrays := map[string]int{} // indexed path of an array of tables -> current element
 	cursor, line := 0, 1
-	kf := &keyFinder{src: src, budget: 16*len(src) + 1<<20}
+	budget := 16*len(src) + 1<<20
+	kf := &keyFinder{src: src, budget: budget}
 	for _, k := range md.Keys() {
 		var ip []string
 		for j, comp := range k {
@@ -63,6 +65,7 @@ func buildLineIndex(src string, md toml.MetaData) lineIndex {
 			idx.lines[joinPath(ip)] = kl
 		}
 	}
+	idx.searched = budget - kf.budget
 	return idx
 }
 

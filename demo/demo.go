@@ -15,6 +15,7 @@ import (
 
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/server/restore"
@@ -26,7 +27,7 @@ type Options struct {
 	Dir   string       // everything lives here (default ./var/demo)
 	Log   *slog.Logger // operational log (nil: discarded)
 	Out   io.Writer    // what a person reads
-	Clock server.Clock
+	Clock clock.Clock
 }
 
 // ServerName is the name in the demo server's certificate.
@@ -44,7 +45,7 @@ func Run(ctx context.Context, opt Options) error {
 		opt.Out = io.Discard
 	}
 	if opt.Clock == nil {
-		opt.Clock = server.SystemClock{}
+		opt.Clock = clock.Real
 	}
 	dir, err := filepath.Abs(opt.Dir)
 	if err != nil {

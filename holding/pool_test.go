@@ -125,8 +125,7 @@ func TestGrowDeadlockPicksVictim(t *testing.T) {
 	b.fill(0, 30<<20)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context() // a deadlock that is not broken is caught by go test -timeout
 	for i, s := range []*Space{a, b} {
 		wg.Go(func() {
 			errs[i] = s.Grow(ctx, 20<<20)
@@ -164,22 +163,28 @@ func TestGrowWaitsWhileDraining(t *testing.T) {
 	w.fill(0, 40<<20)
 	res := make(chan error, 1)
 	go func() { res <- w.Grow(context.Background(), 30<<20) }()
-	select {
-	case err := <-res:
-		t.Fatalf("Grow returned %v while space was about to be released", err)
-	case <-time.After(300 * time.Millisecond):
+	// Grow marks its Space waiting when it has decided to wait rather than
+	// give up; no event announces it, so the test looks until it does.
+	for {
+		p.mu.Lock()
+		waiting := p.waiting[w]
+		p.mu.Unlock()
+		if waiting {
+			break
+		}
+		select {
+		case err := <-res:
+			t.Fatalf("Grow returned %v while space was about to be released", err)
+		case <-time.After(time.Millisecond):
+		}
 	}
 	draining.Lock()
 	busy = false
 	draining.Unlock()
 	done.Free() // taped
-	select {
-	case err := <-res:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Grow did not proceed after the space was released")
+	// A Grow that does not proceed is caught by go test -timeout.
+	if err := <-res; err != nil {
+		t.Fatal(err)
 	}
 	if err := w.Grow(context.Background(), 200<<20); !errors.Is(err, ErrNoSpace) || errors.Is(err, ErrHoldingFull) {
 		t.Errorf("growing past the disk: %v", err)

@@ -64,7 +64,7 @@ func TestShellInATerminal(t *testing.T) {
 	seen := 0
 	expect := func(s string) {
 		t.Helper()
-		deadline := time.After(30 * time.Second)
+		deadline := nearDeadline(t)
 		for {
 			if strings.Contains(render(screen[seen:]), s) {
 				seen = len(screen)
@@ -77,7 +77,7 @@ func TestShellInATerminal(t *testing.T) {
 				}
 				screen = append(screen, b...)
 			case <-deadline:
-				t.Fatalf("%q did not appear within 30 s; screen:\n%s", s, render(screen))
+				t.Fatalf("%q did not appear before the test's deadline; screen:\n%s", s, render(screen))
 			}
 		}
 	}
@@ -117,8 +117,8 @@ func TestShellInATerminal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tapir recover exited with %v; screen:\n%s", err, render(screen))
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("tapir recover did not exit after quit")
+	case <-nearDeadline(t):
+		t.Fatalf("tapir recover did not exit after quit; screen:\n%s", render(screen))
 	}
 	for b := range chunks {
 		screen = append(screen, b...)
@@ -214,4 +214,15 @@ func render(b []byte) string {
 		fmt.Fprintln(&out, string(l))
 	}
 	return out.String()
+}
+
+// nearDeadline fires shortly before the test binary's -timeout (never
+// without one), so that a test that waits for ever shows what it saw
+// rather than only the stacks. It is no time bound of the test's own.
+func nearDeadline(t *testing.T) <-chan time.Time {
+	d, ok := t.Deadline()
+	if !ok {
+		return nil
+	}
+	return time.After(time.Until(d) * 9 / 10)
 }

@@ -32,8 +32,7 @@ func TestAgentSurvivesBadMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		c.Write(payload)
+		c.Write(payload) // an agent that never answers is caught by go test -timeout
 		var rep wire.Reply
 		if err := wire.NewConn(c).ReadMsg(&rep); err != nil {
 			return "no reply: " + err.Error()

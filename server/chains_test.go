@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -30,7 +31,7 @@ func TestWriteProtectedOverwriteKeepsImages(t *testing.T) {
 	s.cfg.Tapecycle = 1
 	s.cfg.Changer.Slots = 2
 	s.cfg.DLEs = s.cfg.DLEs[:1]
-	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) clock.Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
 	if _, out, err := s.night(t, Deps{Clock: day(0)}); err != nil {
 		t.Fatalf("night 1: %v\n%s", err, out)
 	}
@@ -93,7 +94,7 @@ func TestChainVolumeNeverOverwritten(t *testing.T) {
 	s := newSite(t, "")
 	s.cfg.Tapecycle = 1
 	s.cfg.Changer.Slots = 2
-	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) clock.Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
 	if _, out, err := s.night(t, Deps{Clock: day(0)}); err != nil {
 		t.Fatalf("night 1: %v\n%s", err, out)
 	}
@@ -132,7 +133,7 @@ func TestInterruptedOverwriteResolved(t *testing.T) {
 	s := newSite(t, "")
 	s.cfg.Tapecycle = 1
 	s.cfg.Changer.Slots = 3
-	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) clock.Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
 	for n := range 2 {
 		if _, out, err := s.night(t, Deps{Clock: day(n)}); err != nil {
 			t.Fatalf("night %d: %v\n%s", n+1, err, out)
@@ -197,7 +198,7 @@ func TestLookAheadKeepsRotation(t *testing.T) {
 	s := newSite(t, "")
 	s.cfg.Tapecycle = 1
 	s.cfg.Changer.Slots = 3
-	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) clock.Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
 	promoted, reused := 0, 0
 	for n := range 8 {
 		rep, out, err := s.night(t, Deps{Clock: day(n)})
@@ -235,7 +236,7 @@ func TestCheckSpeaksOfChains(t *testing.T) {
 	s := newSite(t, "")
 	s.cfg.Tapecycle = 1
 	s.cfg.Changer.Slots = 2
-	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) clock.Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
 	c := Check(context.Background(), s.cfg, Deps{Log: testLogger(t), Clock: day(0)}, CheckOptions{})
 	if !hasProblem(c, "the changer needs at least 3 slots (it has 2)") {
 		t.Errorf("check does not say the rotation is too short: %+v", c.Problems)

@@ -10,22 +10,10 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
 )
-
-// taperClock adapts the server's clock to the changers': the fake clock
-// of a test waits by hand, the wall clock with time.After.
-type taperClock struct{ c Clock }
-
-func (t taperClock) Now() time.Time { return t.c.Now() }
-
-func (t taperClock) After(d time.Duration) <-chan time.Time {
-	if tm, ok := t.c.(Timer); ok {
-		return tm.After(d)
-	}
-	return time.After(d)
-}
 
 // openChanger returns the changer of the configuration (or the one the
 // caller injected for tests).
@@ -36,22 +24,19 @@ func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	clock := deps.Clock
-	if clock == nil {
-		clock = SystemClock{}
-	}
+	clk := clock.Or(deps.Clock)
 	tt := cfg.Tapetype()
 	ch := cfg.Changer
 	switch ch.Type {
 	case "disk":
 		return taper.NewDiskChanger(ch.Path, ch.Slots, int64(tt.Length), int64(tt.Blocksize), log)
 	case "single":
-		return taper.NewSingleChanger(taper.SingleConfig{Device: ch.Device, Clock: taperClock{clock}, Poll: time.Duration(ch.Poll),
+		return taper.NewSingleChanger(taper.SingleConfig{Device: ch.Device, Clock: clk, Poll: time.Duration(ch.Poll),
 			Remind: time.Duration(ch.Remind), Logger: log})
 	case "robot":
 		return taper.NewRobotChanger(taper.RobotConfig{Changer: ch.Changer, MTX: ch.MTX, Drives: ch.Drives, Drive: ch.Drive,
 			NoEjectBeforeUnload: ch.NoEjectToUnload, IgnoreBarcodes: ch.IgnoreBarcodes, StateFile: ch.StateFile,
-			Clock: taperClock{clock}, Logger: log})
+			Clock: clk, Logger: log})
 	}
 	return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
 }

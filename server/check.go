@@ -19,6 +19,7 @@ import (
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/bytesize"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/wire"
@@ -50,7 +51,7 @@ func MailCheck(ctx context.Context, cfg *config.Config, c *report.Check, deps De
 // changes nothing.
 func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions) *report.Check {
 	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
+		deps.Clock = clock.Real
 	}
 	start := deps.Clock.Now()
 	host, _ := os.Hostname()

@@ -18,13 +18,8 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 )
-
-// Timer is implemented by clocks that can wait (a test's fake clock moves
-// time forward by hand); the wall clock waits with time.After.
-type Timer interface {
-	After(d time.Duration) <-chan time.Time
-}
 
 // ListenFunc serves a network service of the daemon (the index server) on
 // a listener until ctx ends. The configuration is the one in force when
@@ -34,7 +29,7 @@ type ListenFunc func(ctx context.Context, cfg *config.Config, ln net.Listener, l
 // DaemonOptions configure `tapir server`.
 type DaemonOptions struct {
 	ConfigFile string
-	Deps       Deps            // for every run: Log, Clock (a Timer too, for tests), Mailer, Changer
+	Deps       Deps            // for every run: Log, Clock (a clock.Fake in tests), Mailer, Changer
 	Reload     <-chan struct{} // SIGHUP: read the configuration again
 	Stop       <-chan struct{} // SIGTERM: let a running night finish cleanly, then return
 	// Index serves the index and restore server on [server] index_listen;
@@ -83,7 +78,7 @@ func parseSchedule(expr string) (cron.Schedule, error) {
 func Daemon(ctx context.Context, opt DaemonOptions) error {
 	deps := opt.Deps
 	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
+		deps.Clock = clock.Real
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -168,22 +163,29 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 // returns at once, a running night finishes first).
 func (d *daemon) schedule(ctx context.Context, sched cron.Schedule) error {
 	opt, deps := d.opt, d.opt.Deps
-	after := time.After
-	if t, ok := deps.Clock.(Timer); ok {
-		after = t.After
-	}
 	var runDone chan error
 	var runStop chan struct{}
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	stopping := false
+	var wait clock.Timer // for the next run
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
 	for {
+		if wait != nil {
+			wait.Stop() // the last wait ended otherwise
+			wait = nil
+		}
 		now := deps.Clock.Now()
 		cfg := d.config()
 		next := sched.Next(now.In(cfg.Location()))
 		var timer <-chan time.Time
 		if !stopping {
-			timer = after(next.Sub(now))
+			wait = deps.Clock.NewTimer(next.Sub(now))
+			timer = wait.C()
 			d.log.Info("next run", "at", next.Format(time.RFC3339), "schedule", cfg.Schedule)
 		}
 		select {

@@ -20,65 +20,10 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/server/restore"
 )
-
-// fakeClock is a clock the test moves by hand; timers fire when it passes
-// them.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-	waiting chan struct{} // signalled when someone starts waiting
-}
-
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock {
-	return &fakeClock{now: t, waiting: make(chan struct{}, 100)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
-	select {
-	case c.waiting <- struct{}{}:
-	default:
-	}
-	return ch
-}
-
-// set moves the clock to t and fires the timers due.
-func (c *fakeClock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-	keep := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(t) {
-			w.ch <- t
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	c.waiters = keep
-}
 
 // smtpSink is a real SMTP server on loopback that keeps what it receives.
 type smtpSink struct {
@@ -178,8 +123,8 @@ func TestMissedTapeNight(t *testing.T) {
 	}
 	label(1, "test-001")
 	label(2, "test-002")
-	clock := newFakeClock(day0)
-	if _, out, err := s.night(t, Deps{Clock: clock}); err != nil {
+	clk := clock.NewFake(day0)
+	if _, out, err := s.night(t, Deps{Clock: clk}); err != nil {
 		t.Fatalf("night 0: %v\n%s", err, out)
 	}
 	if got := len(sink.got()); got != 1 {
@@ -198,8 +143,10 @@ func TestMissedTapeNight(t *testing.T) {
 	defer cancel()
 	ready := make(chan [2]net.Addr, 1)
 	done := make(chan error, 1)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), nil))
 	go func() {
-		done <- Daemon(ctx, DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: testLogger(t)}, Index: ServeIndex,
+		done <- Daemon(ctx, DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clk, Log: log}, Index: ServeIndex,
 			Ready: func(i, m net.Addr) { ready <- [2]net.Addr{i, m} }})
 	}()
 	var addrs [2]net.Addr
@@ -208,15 +155,16 @@ func TestMissedTapeNight(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("daemon: %v", err)
 	}
-	waitRuns := func(n int) {
-		t.Helper()
-		waitFor(t, "the run to finish", 60*time.Second, func() bool { return len(runsIn(t, s)) >= n })
+	// The daemon logs "next run" when it has armed its timer, and "run
+	// finished" once the run has returned (its report mailed).
+	if err := clk.BlockUntil(t.Context(), 1); err != nil {
+		t.Fatal(err)
 	}
-	<-clock.waiting
-	clock.set(day0.Add(7 * 24 * time.Hour)) // night 1, 01:00: a week later, the fulls are due
-	waitRuns(2)
-	// The run is finished in the catalog just before its report is mailed.
-	waitFor(t, "night 1's mail", 30*time.Second, func() bool { return len(sink.got()) >= 2 })
+	clk.Set(day0.Add(7 * 24 * time.Hour)) // night 1, 01:00: a week later, the fulls are due
+	logs.waitCount(t, "run finished", 1)
+	if n := len(runsIn(t, s)); n != 2 {
+		t.Fatalf("%d runs after night 1", n)
+	}
 	mails := sink.got()
 	if len(mails) != 2 {
 		t.Fatalf("%d mails after night 1", len(mails))
@@ -252,11 +200,13 @@ func TestMissedTapeNight(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(s.data, "etc", "night2.conf"), []byte("written on night 2\n"), 0o644)
-	<-clock.waiting
-	clock.set(day0.Add(8 * 24 * time.Hour))
-	waitRuns(3)
-	waitFor(t, "night 2's mail", 30*time.Second, func() bool { return len(sink.got()) >= 3 })
+	logs.waitCount(t, "next run", 3) // at start, at night 1's start, at its end
+	clk.Set(day0.Add(8 * 24 * time.Hour))
+	logs.waitCount(t, "run finished", 2)
 	mails = sink.got()
+	if len(mails) != 3 || len(runsIn(t, s)) != 3 {
+		t.Fatalf("%d mails, %d runs after night 2", len(mails), len(runsIn(t, s)))
+	}
 	m2, _ := mail.ReadMessage(bytes.NewReader(mails[len(mails)-1]))
 	body2, _ := io.ReadAll(m2.Body)
 	if strings.Contains(m2.Header.Get("Subject"), "STRANGE") || strings.Contains(m2.Header.Get("Subject"), "FAIL") {
@@ -320,24 +270,6 @@ func TestMissedTapeNight(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // SIGHUP: a bad new configuration is rejected (logged) and the old one
 // stays in force; a good one changes the schedule.
 func TestDaemonReload(t *testing.T) {
@@ -346,7 +278,7 @@ func TestDaemonReload(t *testing.T) {
 	saveConfig(t, s)
 	good, _ := os.ReadFile(s.cfgPath)
 	day := time.Date(2026, 12, 1, 0, 30, 0, 0, time.Local)
-	clock := newFakeClock(day)
+	clk := clock.NewFake(day)
 	var logs syncBuffer
 	log := slogTo(&logs)
 	reload := make(chan struct{})
@@ -354,34 +286,44 @@ func TestDaemonReload(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- Daemon(ctx, DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: log}, Reload: reload})
+		done <- Daemon(ctx, DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clk, Log: log}, Reload: reload})
 	}()
 	armed := func(n int) { // the daemon waits for its n-th timer
 		t.Helper()
-		waitFor(t, "the daemon to wait for the next run", 10*time.Second, func() bool { return strings.Count(logs.String(), `msg="next run"`) >= n })
+		logs.waitCount(t, "next run", n)
 	}
 	armed(1)
 	os.WriteFile(s.cfgPath, []byte("org = \"test\"\nschedul = \"0 3 * * *\"\n"), 0o644)
 	reload <- struct{}{}
-	waitFor(t, "the bad configuration to be rejected", 10*time.Second, func() bool {
-		return strings.Contains(logs.String(), "configuration rejected on reload") && strings.Contains(logs.String(), "unknown key")
+	logs.waitFor(t, func(log string) bool {
+		return strings.Contains(log, "configuration rejected on reload") && strings.Contains(log, "unknown key")
 	})
 	armed(2)
-	clock.set(day.Add(30 * time.Minute)) // 01:00: the old schedule is in force
-	waitFor(t, "the 01:00 run", 30*time.Second, func() bool { return len(runsIn(t, s)) == 1 })
+	clk.Set(day.Add(30 * time.Minute)) // 01:00: the old schedule is in force
+	logs.waitCount(t, "run finished", 1)
+	if n := len(runsIn(t, s)); n != 1 {
+		t.Fatalf("%d runs after the 01:00 run", n)
+	}
 	armed(4) // after the run: the timer for the next day
 
 	os.WriteFile(s.cfgPath, bytes.Replace(good, []byte(`schedule = "0 1 * * *"`), []byte(`schedule = "0 3 * * *"`), 1), 0o644)
 	reload <- struct{}{}
-	waitFor(t, "the new schedule", 10*time.Second, func() bool { return strings.Contains(logs.String(), `schedule="0 3 * * *"`) })
+	logs.waitFor(t, func(log string) bool { return strings.Contains(log, `schedule="0 3 * * *"`) })
 	armed(5)
-	clock.set(day.Add(2 * time.Hour)) // 02:30: nothing yet
-	time.Sleep(300 * time.Millisecond)
+	// The daemon's only timer, armed for 03:00, does not fire at 02:30
+	// (Set fires what is due before it returns).
+	clk.Set(day.Add(2 * time.Hour)) // 02:30: nothing yet
+	if n := clk.Pending(); n != 1 {
+		t.Errorf("%d timers pending at 02:30, want the daemon's for 03:00", n)
+	}
 	if n := len(runsIn(t, s)); n != 1 {
 		t.Errorf("%d runs before 03:00 with the 03:00 schedule", n)
 	}
-	clock.set(day.Add(150 * time.Minute)) // 03:00
-	waitFor(t, "the 03:00 run", 30*time.Second, func() bool { return len(runsIn(t, s)) == 2 })
+	clk.Set(day.Add(150 * time.Minute)) // 03:00
+	logs.waitCount(t, "run finished", 2)
+	if n := len(runsIn(t, s)); n != 2 {
+		t.Errorf("%d runs after the 03:00 run", n)
+	}
 	cancel()
 	<-done
 }
@@ -399,15 +341,19 @@ func TestDaemonGracefulStop(t *testing.T) {
 	s.cfg.Inparallel, s.cfg.Maxdumps = 1, 1
 	s.cfg.Schedule, s.cfg.Server.MetricsListen, s.cfg.Server.IndexListen = "@every 1h", "", ""
 	saveConfig(t, s)
-	clock := newFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: testLogger(t)}, Stop: stop})
+		done <- Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clk, Log: testLogger(t)}, Stop: stop})
 	}()
-	<-clock.waiting
-	clock.set(clock.Now().Add(time.Hour))
-	waitFor(t, "the first dump to start", 30*time.Second, func() bool {
+	if err := clk.BlockUntil(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	// The status file is refreshed every second: no event says that a
+	// dump sends its bytes.
+	poll(t, func() bool {
 		st, live, err := ReadStatus(s.cfg)
 		if err != nil || !live {
 			return false
@@ -423,13 +369,8 @@ func TestDaemonGracefulStop(t *testing.T) {
 		return dumping
 	})
 	close(stop)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the daemon did not stop")
+	if err := <-done; err != nil { // a daemon that does not stop is caught by go test -timeout
+		t.Fatal(err)
 	}
 	runs := runsIn(t, s)
 	if len(runs) != 1 {
@@ -463,13 +404,15 @@ func TestDaemonStopIdle(t *testing.T) {
 	s := newSite(t, "")
 	s.cfg.Schedule, s.cfg.Server.MetricsListen, s.cfg.Server.IndexListen = "@every 1h", "127.0.0.1:0", "127.0.0.1:0"
 	saveConfig(t, s)
-	clock := newFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: testLogger(t)}, Stop: stop, Index: ServeIndex})
+		done <- Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clk, Log: testLogger(t)}, Stop: stop, Index: ServeIndex})
 	}()
-	<-clock.waiting
+	if err := clk.BlockUntil(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -481,12 +424,12 @@ func TestDaemonIndexServerDies(t *testing.T) {
 	s := newSite(t, "")
 	s.cfg.Schedule, s.cfg.Server.MetricsListen, s.cfg.Server.IndexListen = "@every 1h", "", "127.0.0.1:0"
 	saveConfig(t, s)
-	clock := newFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	broken := func(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
 		ln.Close()
 		return ServeIndex(ctx, cfg, ln, log)
 	}
-	err := Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clock, Log: testLogger(t)}, Index: broken})
+	err := Daemon(context.Background(), DaemonOptions{ConfigFile: s.cfgPath, Deps: Deps{Clock: clk, Log: testLogger(t)}, Index: broken})
 	if err == nil || !strings.Contains(err.Error(), "index server") {
 		t.Fatalf("got %v, want the index server's error", err)
 	}

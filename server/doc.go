@@ -30,6 +30,10 @@
 // (lookAhead) promotes fulls before a chain blocks the rotation. A dump's
 // tar stream is checked while it flows (ingest): clean relative names that
 // match the agent's index.
-// Time comes from a Clock so that runs can be driven by tests; the changer
-// can be injected (Deps.Changer) to test a drive that stalls or fails.
+// Time comes from Deps.Clock (internal/clock) so that runs can be driven
+// by tests: run and schedule times, the daemon's wait for the next night,
+// a dumper's wait for holding space or the taper, the wait for a volume
+// and the changers' polling. Network deadlines, the rate limit of netusage
+// and the status file's refresh stay on the wall clock. The changer can
+// be injected (Deps.Changer) to test a drive that stalls or fails.
 package server

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -105,10 +106,8 @@ func TestSmallHoldingTwoBigDumps(t *testing.T) {
 			s.dles(t, "big", 5, 1<<20, "one", "two") // about 5 MiB each
 			s.cfg.Holding[0].Use = 7 << 20
 			s.cfg.Inparallel = 2
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			var out bytes.Buffer
-			rep, err := Dump(ctx, s.cfg, Deps{Log: testLogger(t), Out: &out})
+			var out bytes.Buffer // a deadlock is caught by go test -timeout
+			rep, err := Dump(t.Context(), s.cfg, Deps{Log: testLogger(t), Out: &out})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
@@ -120,7 +119,7 @@ func TestSmallHoldingTwoBigDumps(t *testing.T) {
 			if left := holdingFiles(t, s); len(left) != 0 {
 				t.Errorf("holding not empty: %v", left)
 			}
-			good, _ := s.catalog(t).DumpsWithStatus(ctx, catalog.DumpGood)
+			good, _ := s.catalog(t).DumpsWithStatus(t.Context(), catalog.DumpGood)
 			if len(good) != 2 {
 				t.Errorf("%d good dumps, want 2", len(good))
 			}
@@ -300,7 +299,9 @@ func TestSpanningAndRuntapes(t *testing.T) {
 // offsetClock is the wall clock moved by a fixed amount.
 type offsetClock time.Duration
 
-func (c offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c)) }
+func (c offsetClock) Now() time.Time                       { return time.Now().Add(time.Duration(c)) }
+func (offsetClock) After(d time.Duration) <-chan time.Time { return clock.Real.After(d) }
+func (offsetClock) NewTimer(d time.Duration) clock.Timer   { return clock.Real.NewTimer(d) }
 
 // With no usable volume the run goes degraded: the images stay on the
 // holding disk, and a full that does not fit in the share the reserve

@@ -81,6 +81,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		}
 	}
 	for {
+		// Taken before looking, so that no change between the look and
+		// the wait is missed; the timer is only a safety net.
+		poolChanged, taperChanged := r.pool.Changed(), r.tp.Changed()
 		if useHolding {
 			if s, ok := r.pool.TryReserve(need, kindOf(j.level)); ok {
 				return &target{space: s}, nil
@@ -101,13 +104,16 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 			}
 		}
 		j.prog.mark("waiting", "waiting for holding space or the taper", r.clock.Now())
+		tm := r.clock.NewTimer(5 * time.Second)
 		select {
 		case <-ctx.Done():
+			tm.Stop()
 			return nil, ctx.Err()
-		case <-r.pool.Changed():
-		case <-r.tp.Changed():
-		case <-time.After(5 * time.Second):
+		case <-poolChanged:
+		case <-taperChanged:
+		case <-tm.C():
 		}
+		tm.Stop()
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -244,8 +245,7 @@ func makeTree(t *testing.T, root string) {
 func TestNightEndToEnd(t *testing.T) {
 	s := newSite(t, "")
 	var out bytes.Buffer
-	clock := SystemClock{}
-	rep, err := Dump(context.Background(), s.cfg, Deps{Log: testLogger(t), Clock: clock, Out: &out})
+	rep, err := Dump(context.Background(), s.cfg, Deps{Log: testLogger(t), Clock: clock.Real, Out: &out})
 	if err != nil {
 		t.Fatalf("dump: %v\n%s", err, out.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/taper/taptest"
@@ -62,14 +64,23 @@ func childDump() int {
 		// image and the delete of its holding file.
 		testHookTaped = func(string) { os.Exit(childExitAfterCommit) }
 	}
-	_, err = Dump(context.Background(), cfg, Deps{Changer: ch, Out: os.Stdout})
+	if n > 0 {
+		go func() {
+			<-ch.Stalled()
+			fmt.Fprintln(os.Stderr, childStalled)
+		}()
+	}
+	_, err = Dump(context.Background(), cfg, Deps{Changer: ch, Out: os.Stdout, Log: testChildLog()})
 	fmt.Fprintln(os.Stderr, "child dump ended:", err)
 	return 0
 }
 
+// childStalled is what childDump says on stderr when its drive stalls.
+const childStalled = "child dump: the drive stalls"
+
 // childAgent serves the agent protocol with the certificate
 // TAPIR_TEST_CERTDIR/TAPIR_TEST_HOST.* and writes its address to
-// TAPIR_TEST_ADDRFILE.
+// TAPIR_TEST_ADDRFILE, then to stdout.
 func childAgent() int {
 	dir, host := os.Getenv("TAPIR_TEST_CERTDIR"), os.Getenv("TAPIR_TEST_HOST")
 	tlsCfg, err := wire.ServerConfig(wire.Files{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, host+".crt"), Key: filepath.Join(dir, host+".key")}, wire.RoleServer)
@@ -85,6 +96,7 @@ func childAgent() int {
 	if err := os.WriteFile(os.Getenv("TAPIR_TEST_ADDRFILE"), []byte(ln.Addr().String()), 0o644); err != nil {
 		return 1
 	}
+	fmt.Println(ln.Addr()) // the address file is written
 	a := &client.Agent{Log: testChildLog(), TLS: tlsCfg, StateDir: os.Getenv("TAPIR_TEST_STATEDIR")}
 	a.Serve(context.Background(), ln)
 	return 0
@@ -92,26 +104,16 @@ func childAgent() int {
 
 func testChildLog() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)) }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// A drive that stalls for 30 s in the middle of an image makes the
-// dumpers wait for holding space (backpressure); when it resumes, the run
-// completes and every image is on a volume. Waiting for the taper never
-// counts as a stream without progress (dtimeout is 5 s here).
+// A drive that stalls in the middle of an image makes the dumpers wait
+// for holding space (backpressure); when it resumes, the run completes
+// and every image is on a volume. The run's clock is a fake one: the
+// test sees the dumpers wait (their timers armed on it) and lets 30 s of
+// the run's time pass during the stall, however fast or slow the
+// machine. A dumper that waits has not asked its agent for the stream
+// yet (it shows as waiting, no byte sent), so waiting for the taper
+// never counts as a stream without progress (dtimeout, 5 s here, runs
+// only while a stream is read).
 func TestStalledDriveMakesDumpersWait(t *testing.T) {
-	if testing.Short() {
-		t.Skip("stalls for 30 s")
-	}
 	s := newSite(t, "")
 	dt := config.DefaultDumptype()
 	dt.Compress = config.CompressNone
@@ -133,8 +135,9 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
+	clk := clock.NewFake(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC))
 	go func() {
-		rep, out, err := s.night(t, Deps{Changer: ch})
+		rep, out, err := s.night(t, Deps{Changer: ch, Clock: clk})
 		done <- result{rep, out, err}
 	}()
 	select {
@@ -142,8 +145,23 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 	case r := <-done:
 		t.Fatalf("the run ended before the drive stalled: %v\n%s", r.err, r.out)
 	}
+	// The next image does not fit: its dumper (one per host, maxdumps 1)
+	// waits for holding space, for a change or for its timer, armed on
+	// the run's clock.
+	if err := clk.BlockUntil(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
 	const stall = 30 * time.Second
-	time.Sleep(stall)
+	for range stall / (5 * time.Second) {
+		armed := clk.Armed()
+		clk.Advance(5 * time.Second) // the dumper looks again, and waits again
+		if err := clk.BlockUntilArmed(t.Context(), armed+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := clk.BlockUntil(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
 	select {
 	case r := <-done:
 		t.Fatalf("the run ended while the drive was stalled: %v\n%s", r.err, r.out)
@@ -161,16 +179,34 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 		t.Errorf("holding holds %d bytes during the stall, more than its use %d", held, s.cfg.Holding[0].Use)
 	}
 	// `tapir status` shows the night live: one image taping, the others
-	// waiting for the holding disk or dumped into it.
-	st, live, err := ReadStatus(s.cfg)
-	if err != nil || !live {
-		t.Fatalf("status during the run: live %v, %v", live, err)
-	}
+	// waiting for the holding disk or dumped into it. The status file is
+	// rewritten every second: no event says that it shows the stall yet.
+	var st *Status
+	var live bool
+	poll(t, func() bool {
+		st, live, err = ReadStatus(s.cfg)
+		if err != nil || !live {
+			return false
+		}
+		taping, space := 0, 0
+		for _, d := range st.DLEs {
+			if d.State == "taping" {
+				taping++
+			}
+			if d.State == "waiting" && strings.Contains(d.Reason, "holding space") {
+				space++
+			}
+		}
+		return taping == 1 && space == 1
+	})
 	var view strings.Builder
 	WriteStatus(&view, st, live, time.Now())
 	states := map[string]int{}
 	for _, d := range st.DLEs {
 		states[d.State]++
+		if d.State == "waiting" && d.Bytes != 0 {
+			t.Errorf("%s waits for holding space but has %d bytes from its agent", d.Path, d.Bytes)
+		}
 	}
 	if states["taping"] != 1 || states["waiting"]+states["holding"]+states["dumping"] != 3 || !strings.Contains(view.String(), "writing volume test-001") {
 		t.Errorf("status during the stall: %v\n%s", states, view.String())
@@ -215,7 +251,9 @@ func TestKilledRunLosesNothing(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=dump", "TAPIR_TEST_CONFIG="+s.cfgPath, "TAPIR_TEST_STALL=20")
 	logf, _ := os.Create(filepath.Join(s.dir, "child.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
+	var childOut syncBuffer
+	cmd.Stdout = io.MultiWriter(logf, &childOut)
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +269,14 @@ func TestKilledRunLosesNothing(t *testing.T) {
 		}
 		return
 	}
-	waitFor(t, "two complete holding images, one partial, and a half-written tape file", 60*time.Second, func() bool {
+	// The child logs each image complete on the holding disk, and says
+	// when its drive stalls in the middle of the first one it tapes.
+	childOut.waitFor(t, func(log string) bool {
+		return countMsg(log, "dumped to holding") >= 2 && strings.Contains(log, childStalled)
+	})
+	// The slow image is still being written (its file is created before
+	// the first byte arrives; no event says so across processes).
+	poll(t, func() bool {
 		n, tmp := complete()
 		onTape, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot1", "00001.*"))
 		return n == 2 && tmp == 1 && len(onTape) == 1
@@ -349,11 +394,13 @@ func TestClientKilledMidStream(t *testing.T) {
 		cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=agent", "TAPIR_TEST_CERTDIR="+tlsDir, "TAPIR_TEST_HOST=other",
 			"TAPIR_TEST_ADDRFILE="+addrFile, "TAPIR_TEST_STATEDIR="+state)
 		cmd.Stderr = os.Stderr
+		var out syncBuffer
+		cmd.Stdout = &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitFor(t, "the agent's address", 10*time.Second, func() bool { b, _ := os.ReadFile(addrFile); return len(b) > 0 })
+		out.waitFor(t, func(s string) bool { return strings.HasSuffix(s, "\n") }) // the agent's address
 		return cmd
 	}
 	agent := start()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -34,7 +35,7 @@ type LabelResult struct {
 // lock, so that it never labels under a running night.
 func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
 	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
+		deps.Clock = clock.Real
 	}
 	if err := taper.CheckLabelName(opt.Label); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -119,7 +120,7 @@ type session struct {
 // run, and records a new run. Call s.close when done.
 func begin(ctx context.Context, cfg *config.Config, deps Deps) (*session, error) {
 	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
+		deps.Clock = clock.Real
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)

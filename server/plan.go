@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/planner"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
@@ -241,7 +242,7 @@ func lookAhead(ctx context.Context, cat *catalog.Catalog, v *volumes, pdles []pl
 // but does not take the run lock.
 func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.Schedule, error) {
 	if deps.Clock == nil {
-		deps.Clock = SystemClock{}
+		deps.Clock = clock.Real
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -279,8 +280,8 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 }
 
 // WriteDue writes `tapir admin due`: days until each DLE's next full.
-func WriteDue(ctx context.Context, w io.Writer, cfg *config.Config, clock Clock) error {
-	return withPlannerDLEs(ctx, cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
+func WriteDue(ctx context.Context, w io.Writer, cfg *config.Config, clk clock.Clock) error {
+	return withPlannerDLEs(ctx, cfg, clk, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
 		r, err := planner.Due(pc, dles, now)
 		if err != nil {
 			return err
@@ -291,8 +292,8 @@ func WriteDue(ctx context.Context, w io.Writer, cfg *config.Config, clock Clock)
 
 // WriteBalance writes `tapir admin balance`: the expected full sizes per
 // day of the coming cycle.
-func WriteBalance(ctx context.Context, w io.Writer, cfg *config.Config, clock Clock) error {
-	return withPlannerDLEs(ctx, cfg, clock, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
+func WriteBalance(ctx context.Context, w io.Writer, cfg *config.Config, clk clock.Clock) error {
+	return withPlannerDLEs(ctx, cfg, clk, func(pc planner.Config, dles []planner.DLE, now time.Time) error {
 		r, err := planner.Balance(pc, dles, now)
 		if err != nil {
 			return err
@@ -301,10 +302,8 @@ func WriteBalance(ctx context.Context, w io.Writer, cfg *config.Config, clock Cl
 	})
 }
 
-func withPlannerDLEs(ctx context.Context, cfg *config.Config, clock Clock, fn func(planner.Config, []planner.DLE, time.Time) error) error {
-	if clock == nil {
-		clock = SystemClock{}
-	}
+func withPlannerDLEs(ctx context.Context, cfg *config.Config, clk clock.Clock, fn func(planner.Config, []planner.DLE, time.Time) error) error {
+	clk = clock.Or(clk)
 	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return err
@@ -314,7 +313,7 @@ func withPlannerDLEs(ctx context.Context, cfg *config.Config, clock Clock, fn fu
 	if err != nil {
 		return err
 	}
-	return fn(plannerConfig(cfg), dles, clock.Now().In(cfg.Location()))
+	return fn(plannerConfig(cfg), dles, clk.Now().In(cfg.Location()))
 }
 
 // Force sets (on) or clears the force flag of the DLEs of host (all of

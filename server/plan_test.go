@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 )
 
 // The run takes its levels from the planner: a new DLE gets a full, the
@@ -15,7 +16,7 @@ import (
 // and the flag is cleared once that full is on a volume.
 func TestPlannerLevelsAndForce(t *testing.T) {
 	s := newSite(t, "")
-	night := func(clock Clock) map[string]int {
+	night := func(clock clock.Clock) map[string]int {
 		t.Helper()
 		rep, out, err := s.night(t, Deps{Clock: clock})
 		if err != nil {
@@ -27,7 +28,7 @@ func TestPlannerLevelsAndForce(t *testing.T) {
 		}
 		return m
 	}
-	day := func(n int) Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) clock.Clock { return offsetClock(time.Duration(n) * 24 * time.Hour) }
 	if l := night(day(0)); l[s.data] != 0 {
 		t.Fatalf("night 1: levels %v, want a full of %s", l, s.data)
 	}

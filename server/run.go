@@ -18,6 +18,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/bytesize"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/report/mail"
 	"github.com/tapir-backup/tapir/taper"
@@ -27,7 +28,7 @@ import (
 // Deps are what a run needs from outside.
 type Deps struct {
 	Log   *slog.Logger
-	Clock Clock
+	Clock clock.Clock
 	Out   io.Writer // the text report is also printed here (nil: not printed)
 	// Changer replaces the configuration's changer (tests inject devices
 	// that stall or fail); nil uses the configuration.
@@ -94,7 +95,7 @@ type run struct {
 	cfg       *config.Config
 	cat       *catalog.Catalog
 	log       *slog.Logger
-	clock     Clock
+	clock     clock.Clock
 	datestamp string
 	runID     int64
 	files     wire.Files

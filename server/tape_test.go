@@ -25,7 +25,10 @@ func TestSingleDriveNights(t *testing.T) {
 	drive := fakest.Mount(t, fakest.Options{Capacity: 64 << 20, Cartridges: []string{"TAPE01", "TAPE02"}})
 	s := newSite(t, "")
 	s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
-		Wait: config.Duration(30 * time.Second), Poll: config.Duration(100 * time.Millisecond), Remind: config.Duration(time.Hour)}
+		// No wait for a volume runs out in the test: the operator acts
+		// when the run asks (a run that waits for ever is caught by go
+		// test -timeout).
+		Wait: config.Duration(24 * time.Hour), Poll: config.Duration(100 * time.Millisecond), Remind: config.Duration(time.Hour)}
 	tt := s.cfg.Tapetypes["small"]
 	tt.Length = 64 << 20
 	s.cfg.Tapetypes["small"] = tt
@@ -45,7 +48,9 @@ func TestSingleDriveNights(t *testing.T) {
 	os.WriteFile(filepath.Join(s.data, "etc", "night2.conf"), []byte("night 2\n"), 0o644)
 	var logs syncBuffer
 	go func() {
-		waitFor(t, "the request for a volume", 20*time.Second, func() bool { return strings.Contains(logs.String(), "operator action needed") })
+		if !logs.waitFor(t, func(log string) bool { return strings.Contains(log, "operator action needed") }) {
+			return
+		}
 		if err := drive.Eject(); err != nil {
 			t.Error(err)
 		}

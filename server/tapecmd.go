@@ -10,6 +10,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/taper"
 )
 
@@ -39,7 +40,7 @@ func TapeInventory(ctx context.Context, cfg *config.Config, deps Deps, scan bool
 			return nil, "", err
 		}
 	}
-	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: SystemClock{}}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clock.Real}
 	states, next, err := v.statesFrom(ctx, inv, true)
 	if err != nil {
 		return nil, "", err
@@ -119,7 +120,7 @@ func ExplainNext(ctx context.Context, cfg *config.Config, deps Deps, w io.Writer
 		return err
 	}
 	defer done()
-	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clockOr(deps.Clock), log: deps.Log, notes: func(n string) { fmt.Fprintln(w, n) }}
+	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: clock.Or(deps.Clock), log: deps.Log, notes: func(n string) { fmt.Fprintln(w, n) }}
 	states, next, err := v.states(ctx, true)
 	if err != nil {
 		return err
@@ -176,13 +177,6 @@ func ExplainNext(ctx context.Context, cfg *config.Config, deps Deps, w io.Writer
 		}
 	}
 	return nil
-}
-
-func clockOr(c Clock) Clock {
-	if c == nil {
-		return SystemClock{}
-	}
-	return c
 }
 
 // newestWritten is the set of volumes inside tapecycle: the newest

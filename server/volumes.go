@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -23,7 +24,7 @@ type volumes struct {
 	cat       *catalog.Catalog
 	ch        taper.Changer
 	datestamp string
-	clock     Clock
+	clock     clock.Clock
 	log       *slog.Logger
 	notes     func(string)
 	deps      Deps // for the mail that asks for a volume
@@ -220,10 +221,12 @@ func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
+		tm := clock.Or(v.clock).NewTimer(time.Duration(v.cfg.Changer.Wait))
 		select {
-		case <-taperClock{v.clock}.After(time.Duration(v.cfg.Changer.Wait)):
+		case <-tm.C():
 			cancel()
 		case <-wctx.Done():
+			tm.Stop()
 		}
 	}()
 	var choice taper.Choice

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/clock"
 )
 
 // ErrNotScanned is wrapped in SlotInfo.Err by RobotChanger.Inventory for a
@@ -47,7 +49,7 @@ type RobotConfig struct {
 	// "" keeps it in memory only.
 	StateFile string
 	Open      DriveOpener   // default OpenTapeDrive
-	Clock     Clock         // default SystemClock
+	Clock     clock.Clock   // default clock.Real
 	LoadWait  time.Duration // how long a drive may take to come online after a load; default DefaultRobotLoadWait
 	Poll      time.Duration // how often to look while waiting; default DefaultRobotPoll
 	Timeout   time.Duration // longest mtx run; default DefaultRobotMtxTimeout
@@ -114,7 +116,7 @@ func NewRobotChanger(cfg RobotConfig) (*RobotChanger, error) {
 		cfg.Open = OpenTapeDrive
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock
+		cfg.Clock = clock.Real
 	}
 	if cfg.LoadWait <= 0 {
 		cfg.LoadWait = DefaultRobotLoadWait

@@ -10,22 +10,9 @@ import (
 	"time"
 
 	"github.com/benmcclelland/mtio"
+
+	"github.com/tapir-backup/tapir/internal/clock"
 )
-
-// Clock is the time source of the changers' waiting loops, injected so
-// that tests control time.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// SystemClock is the wall clock.
-var SystemClock Clock = systemClock{}
 
 // Defaults of the single changer.
 const (
@@ -37,7 +24,7 @@ const (
 type SingleConfig struct {
 	Device string        // the drive, e.g. /dev/nst0
 	Open   DriveOpener   // default OpenTapeDrive
-	Clock  Clock         // default SystemClock
+	Clock  clock.Clock   // default clock.Real
 	Poll   time.Duration // how often WaitFor looks at the drive; default DefaultSinglePoll
 	Remind time.Duration // how often WaitFor repeats its request; default DefaultSingleRemind, negative: never
 	Logger *slog.Logger  // default: discard
@@ -70,7 +57,7 @@ func NewSingleChanger(cfg SingleConfig) (*SingleChanger, error) {
 		cfg.Open = OpenTapeDrive
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock
+		cfg.Clock = clock.Real
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultSinglePoll

@@ -4,102 +4,49 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/benmcclelland/mtio"
 
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/taper/fakest"
 )
 
-// fakeClock fires After channels when the test advances it.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []clockWaiter
-	regs    int // After calls so far
-}
+// fakeClock is the fake clock with the turns of a waiting loop: the
+// test moves time only while the loop waits on it.
+type fakeClock struct{ *clock.Fake }
 
-type clockWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2024, 5, 6, 2, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.waiters = append(c.waiters, clockWaiter{c.now.Add(d), ch})
-	c.regs++
-	return ch
+func newFakeClock() fakeClock {
+	return fakeClock{clock.NewFake(time.Date(2024, 5, 6, 2, 0, 0, 0, time.UTC))}
 }
 
 // waitForWaiter blocks until someone waits on the clock.
-func (c *fakeClock) waitForWaiter(t *testing.T) {
+func (c fakeClock) waitForWaiter(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		n := len(c.waiters)
-		c.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nobody waits on the clock")
-		}
-		time.Sleep(time.Millisecond)
+	if err := c.BlockUntil(t.Context(), 1); err != nil {
+		t.Fatal("nobody waits on the clock")
 	}
 }
 
-// fire moves time on and fires what is due.
-func (c *fakeClock) fire(t *testing.T, d time.Duration) int {
+// fire waits until the loop waits on the clock, then moves time on and
+// fires what is due. It returns the number of timers armed before.
+func (c fakeClock) fire(t *testing.T, d time.Duration) int {
 	t.Helper()
 	c.waitForWaiter(t)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	var keep []clockWaiter
-	for _, w := range c.waiters {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	c.waiters = keep
-	return c.regs
+	armed := c.Armed()
+	c.Advance(d)
+	return armed
 }
 
 // advance fires the clock and waits until the waiting loop has done its
 // round and waits again, so that the test and the loop take turns.
-func (c *fakeClock) advance(t *testing.T, d time.Duration) {
+func (c fakeClock) advance(t *testing.T, d time.Duration) {
 	t.Helper()
-	regs := c.fire(t, d)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		n := c.regs
-		c.mu.Unlock()
-		if n > regs {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the waiting loop did not come back to the clock")
-		}
-		time.Sleep(time.Millisecond)
+	armed := c.fire(t, d)
+	if err := c.BlockUntilArmed(t.Context(), armed+1); err != nil {
+		t.Fatal("the waiting loop did not come back to the clock")
 	}
 }
 
@@ -184,7 +131,7 @@ func TestSingleWaitFor(t *testing.T) {
 			if !strings.Contains(m, sub) {
 				t.Fatalf("prompt %q, want it to contain %q", m, sub)
 			}
-		case <-time.After(5 * time.Second):
+		case <-t.Context().Done():
 			t.Fatalf("no prompt containing %q", sub)
 		}
 	}
@@ -243,7 +190,7 @@ func TestSingleWaitFor(t *testing.T) {
 	var r result
 	select {
 	case r = <-done:
-	case <-time.After(5 * time.Second):
+	case <-t.Context().Done():
 		t.Fatal("WaitFor did not return with the wanted volume")
 	}
 	if r.err != nil || r.l == nil || r.l.Label != "DailySet1-007" {

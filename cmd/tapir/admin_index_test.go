@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/wire"
@@ -120,17 +120,18 @@ func TestIndexServerAndRecoverScript(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(errp)
 		re := regexp.MustCompile(`index server listening" addr=127\.0\.0\.1:(\d+)`)
+		defer close(addrc)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- "localhost:" + m[1]
+				io.Copy(io.Discard, errp)
+				return
 			}
 		}
 	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the index server did not say where it listens")
+	addr, ok := <-addrc // a server that says nothing is caught by go test -timeout
+	if !ok {
+		t.Fatal("the index server exited without saying where it listens")
 	}
 	f, err := site.Issue("web1", wire.RoleClient)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/demo"
-	"github.com/tapir-backup/tapir/server"
+	"github.com/tapir-backup/tapir/internal/clock"
 )
 
 func newDemoCommand(g *globals) *cobra.Command {
@@ -22,7 +22,7 @@ func newDemoCommand(g *globals) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return demo.Run(ctx, demo.Options{Dir: dir, Log: g.logger(slog.LevelWarn), Out: os.Stdout, Clock: server.SystemClock{}})
+			return demo.Run(ctx, demo.Options{Dir: dir, Log: g.logger(slog.LevelWarn), Out: os.Stdout, Clock: clock.Real})
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", "var/demo", "directory for the whole demo site")

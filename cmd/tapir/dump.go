@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/server"
 )
 
@@ -28,7 +29,7 @@ func newDumpCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			deps := server.Deps{Log: g.logger(0), Clock: server.SystemClock{}}
+			deps := server.Deps{Log: g.logger(0), Clock: clock.Real}
 			if format == "text" {
 				deps.Out = os.Stdout
 			}

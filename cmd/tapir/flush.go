@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/server"
 )
 
@@ -41,7 +42,7 @@ func newFlushCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			deps := server.Deps{Log: g.logger(0), Clock: server.SystemClock{}}
+			deps := server.Deps{Log: g.logger(0), Clock: clock.Real}
 			if format == "text" {
 				deps.Out = os.Stdout
 			}

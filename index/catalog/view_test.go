@@ -293,9 +293,8 @@ func bigDirCatalog(tb testing.TB, n int) *Catalog {
 }
 
 // TestViewListBigDirectory: ls of a directory of 100,000 entries through a
-// full and an incremental. The time is logged (BenchmarkViewList100k is the
-// measurement); the test fails only when it is far off (1 s), so that a busy
-// machine does not make it flaky.
+// full and an incremental. The time is logged, never asserted (a busy
+// machine is no failure): BenchmarkViewList100k is the measurement.
 func TestViewListBigDirectory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 110,000 index rows")
@@ -322,9 +321,6 @@ func TestViewListBigDirectory(t *testing.T) {
 		}
 	}
 	t.Logf("ls of a 100,000-entry directory (full + incremental): best of 3 %v", best)
-	if best > time.Second {
-		t.Errorf("ls took %v", best)
-	}
 }
 
 // BenchmarkViewList100k measures ls of a 100,000-entry directory through a

@@ -189,7 +189,8 @@ func bigDir(tb testing.TB, cat *catalog.Catalog, n int) {
 
 // TestLs100kOverTheWire: ls of a directory of 100,000 entries through the
 // index server, as the shell asks for it (TLS, request, encoding, entry
-// frames, decoding). The time is logged; BenchmarkLs100k measures it.
+// frames, decoding). The time is logged, never asserted (a busy machine is
+// no failure): BenchmarkLs100k measures it.
 func TestLs100kOverTheWire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 110,000 index rows")
@@ -222,9 +223,6 @@ func TestLs100kOverTheWire(t *testing.T) {
 		}
 	}
 	t.Logf("ls of 100,000 entries over the wire: best of 3 %v", best)
-	if best > time.Second {
-		t.Errorf("ls took %v", best)
-	}
 }
 
 // BenchmarkLs100k: ls of a 100,000-entry directory through the index

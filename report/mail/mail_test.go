@@ -307,26 +307,22 @@ func TestSilentServer(t *testing.T) {
 			defer c.Close()
 		}
 	}()
+	// The timeout ends the wait for the greeting: the error says so (a
+	// wait that never ends is caught by go test -timeout).
 	s := &SMTP{Addr: l.Addr().String(), Timeout: 200 * time.Millisecond}
-	start := time.Now()
 	err = SendRun(context.Background(), s, night(), opts("ops@example.test"))
 	if err == nil || !strings.Contains(err.Error(), ": greeting: ") || !strings.Contains(err.Error(), "i/o timeout") {
 		t.Errorf("error = %v", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("took %s", d)
-	}
 
-	s.Timeout = time.Minute
+	// So does the caller's context, long before the timeout: its error
+	// is the context's, not the timeout's.
+	s.Timeout = time.Hour
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start = time.Now()
 	err = SendRun(ctx, s, night(), opts("ops@example.test"))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error = %v, want the context's", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("took %s", d)
 	}
 }
 

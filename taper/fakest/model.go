@@ -1,6 +1,7 @@
 package fakest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -344,14 +345,22 @@ func (d *Drive) StalledWriters() int {
 	return d.stalledWriters
 }
 
-// WaitStalled waits until at least one write is blocked by Stall.
-func (d *Drive) WaitStalled(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for d.StalledWriters() == 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fakest: no write blocked within %v", timeout)
+// WaitStalled waits until at least one write is blocked by Stall, or
+// until ctx ends (a test passes its t.Context()).
+func (d *Drive) WaitStalled(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.stalledWriters == 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("fakest: no write blocked: %w", err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		d.cond.Wait()
 	}
 	return nil
 }
@@ -489,6 +498,7 @@ func (d *Drive) write(h *Handle, p []byte) (int, syscall.Errno) {
 	defer d.mu.Unlock()
 	for d.stalled && !d.shutdown {
 		d.stalledWriters++
+		d.cond.Broadcast() // for WaitStalled
 		d.cond.Wait()
 		d.stalledWriters--
 	}

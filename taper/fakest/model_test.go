@@ -2,12 +2,12 @@ package fakest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/benmcclelland/mtio"
 )
@@ -461,17 +461,17 @@ func TestStall(t *testing.T) {
 		_, err := h.Write(rec(1, 10))
 		done <- err
 	}()
-	if err := d.WaitStalled(5 * time.Second); err != nil {
+	if err := d.WaitStalled(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	// The drive answers other requests while a write is stalled.
 	if g := status(t, h); !mtio.IsOnline(g.GStat) {
 		t.Fatal("status while stalled")
 	}
-	select {
+	select { // blocked in the drive: it cannot return before Resume
 	case err := <-done:
 		t.Fatalf("write finished while stalled: %v", err)
-	case <-time.After(20 * time.Millisecond):
+	default:
 	}
 	d.Resume()
 	if err := <-done; err != nil {
@@ -480,7 +480,9 @@ func TestStall(t *testing.T) {
 	if d.StalledWriters() != 0 || len(d.Current().Objects()) != 1 {
 		t.Fatal("write not completed after Resume")
 	}
-	if err := d.WaitStalled(10 * time.Millisecond); err == nil {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := d.WaitStalled(ctx); err == nil {
 		t.Error("WaitStalled without a stalled write succeeded")
 	}
 }
