@@ -29,7 +29,10 @@
 // never while they hold a DLE's newest chain; the planner's look-ahead
 // (lookAhead) promotes fulls before a chain blocks the rotation. A dump's
 // tar stream is checked while it flows (ingest): clean relative names that
-// match the agent's index.
+// match the agent's index. Restores on the backup server itself (`tapir
+// recover -c`) live in server/restore and reach the volumes through
+// VolumeSource, the same seam as the index server.
+//
 // Time comes from Deps.Clock (internal/clock) so that runs can be driven
 // by tests: run and schedule times, the daemon's wait for the next night,
 // a dumper's wait for holding space or the taper, the wait for a volume
