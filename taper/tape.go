@@ -17,7 +17,9 @@ import (
 //
 // Tape keeps its own idea of the position (file, record) next to the
 // drive's: st forgets the record number after MTBSF and both numbers after
-// MTSEEK, and Tape fills them in. It writes the filemark that ends a file
+// MTSEEK, and Tape fills them in. A failed operation makes it forget its
+// position; it then asks the drive or starts again from the beginning of
+// the tape, and never moves relative to a position it no longer trusts. It writes the filemark that ends a file
 // itself before any motion and before closing, so it always knows whether
 // one was written. Errors name the device, the operation and, in words,
 // what st said.
@@ -784,8 +786,11 @@ func (t *Tape) findRecord(file, l int64) (int64, error) {
 
 // Seek goes to a position from Tell: with MTSEEK to its logical block
 // when the drive can, else rewind or MTBSF, then MTFSF and MTFSR. It checks
-// where it arrived. A Position with only Logical set is accepted when Tape
-// has seen where the files around it start.
+// where it arrived. When a positioning operation fails on the way it does
+// not trust its tracked position: it rewinds once and spaces from the
+// beginning (relocate), which also tells the end of data from an I/O
+// error; see docs/format/tape.md. A Position with only Logical set is
+// accepted when Tape has seen where the files around it start.
 func (t *Tape) Seek(p Position) error {
 	const op = "seek"
 	if err := t.usable(op); err != nil {
