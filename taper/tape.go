@@ -19,9 +19,9 @@ import (
 // drive's: st forgets the record number after MTBSF and both numbers after
 // MTSEEK, and Tape fills them in. A failed operation makes it forget its
 // position; it then asks the drive or starts again from the beginning of
-// the tape, and never moves relative to a position it no longer trusts. It writes the filemark that ends a file
-// itself before any motion and before closing, so it always knows whether
-// one was written. Errors name the device, the operation and, in words,
+// the tape, and never moves relative to a position it no longer trusts.
+// It writes the filemark that ends a file itself before any motion and
+// before closing, so it always knows whether one was written. Errors name the device, the operation and, in words,
 // what st said.
 //
 // Tape is not safe for concurrent use, like a drive.
@@ -830,17 +830,14 @@ func (t *Tape) Seek(p Position) error {
 	if p.Logical > 0 && !t.noSeek {
 		err := t.drv.Op(mtio.MTSEEK, int32(p.Logical))
 		if err == nil {
-			got, perr := t.drv.Pos()
-			if perr == nil && got == p.Logical {
-				t.file, t.record = p.File, p.Record
-				t.atEOD = t.eod >= 0 && p.Logical == t.eod
-				return nil
+			// A drive that locates but cannot tell (MTIOCPOS fails) is
+			// trusted: st said the locate succeeded.
+			if got, perr := t.drv.Pos(); perr == nil && got != p.Logical {
+				return t.relocate(at, p, fmt.Sprintf("after MTSEEK to logical block %d the drive is at logical block %d", p.Logical, got))
 			}
-			what := fmt.Sprintf("after MTSEEK to logical block %d the drive is at logical block %d", p.Logical, got)
-			if perr != nil {
-				what = fmt.Sprintf("after MTSEEK to logical block %d the drive cannot tell where it is (MTIOCPOS: %v)", p.Logical, tapeErrno(t.path, op, perr))
-			}
-			return t.relocate(at, p, what)
+			t.file, t.record = p.File, p.Record
+			t.atEOD = t.eod >= 0 && p.Logical == t.eod
+			return nil
 		}
 		// A failed locate leaves the tape anywhere: nothing tracked holds.
 		t.forget()
@@ -854,7 +851,10 @@ func (t *Tape) Seek(p Position) error {
 	}
 	fromBOT := t.file < 0 || t.record < 0 || p.File == 0 && (t.file > 0 || p.Record < t.record)
 	if err := t.seekFileRecord(p.File, p.Record); err != nil {
-		if errors.Is(err, ErrEndOfData) || fromBOT {
+		if errors.Is(err, ErrEndOfData) {
+			return t.errf(at, "%w", err)
+		}
+		if fromBOT {
 			return t.errf(at, "%w%s", err, unknownAdvice)
 		}
 		return t.relocate(at, p, err.Error())
