@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/benmcclelland/mtio"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/report"
@@ -89,6 +92,45 @@ func TestSingleDriveNights(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(got.Written); !bytes.Equal(b, []byte("night 2\n")) {
 		t.Errorf("restored %q", b)
+	}
+	// The same restore while the drive fails to locate (issue 14), and
+	// while MTIOCPOS fails too: the tape re-positions from its beginning
+	// with one rewind and never spaces to the end of data.
+	for _, posFails := range []bool{false, true} {
+		drive.ResetTrace()
+		drive.FailOp(mtio.MTSEEK, 1, syscall.EIO)
+		drive.SetPosition(!posFails)
+		got, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "etc/night2.conf", To: t.TempDir(), Volumes: vols}, testLogger(t))
+		drive.SetPosition(true)
+		if err != nil {
+			t.Fatalf("restore with a failing locate (MTIOCPOS fails %v): %v", posFails, err)
+		}
+		if b, _ := os.ReadFile(got.Written); !bytes.Equal(b, []byte("night 2\n")) {
+			t.Errorf("restored %q with a failing locate", b)
+		}
+		trace := drive.Trace()
+		failed := -1
+		for i, e := range trace {
+			if strings.HasPrefix(e, "MTSEEK ") && strings.HasSuffix(e, " EIO") {
+				failed = i
+			}
+			if strings.HasPrefix(e, "MTEOM") {
+				t.Errorf("a restore spaced to the end of data: %q", trace)
+			}
+		}
+		if failed < 0 {
+			t.Fatalf("the injected MTSEEK failure did not happen (MTIOCPOS fails %v): %q", posFails, trace)
+		}
+		rewinds := 0
+		for _, e := range trace[failed:] {
+			if strings.HasPrefix(e, "MTREW ") {
+				rewinds++
+			}
+		}
+		t.Logf("trace (MTIOCPOS fails %v): %q", posFails, trace)
+		if rewinds != 1 {
+			t.Errorf("%d rewinds after the failed locate, want 1 (MTIOCPOS fails %v): %q", rewinds, posFails, trace)
+		}
 	}
 	// The night-1 volume is not in the drive: a restore from it says which
 	// volume to load, at once.

@@ -68,7 +68,11 @@ type Device interface {
 	Tell() (Position, error)
 
 	// Seek goes to a position taken from Tell (MTSEEK to the logical block
-	// on a tape; file and record on a vtape).
+	// on a tape; file and record on a vtape). When positioning fails on the
+	// way, Seek itself re-establishes the position from the beginning of
+	// the volume; an error means that failed too (or the volume ends
+	// before p, wrapping ErrEndOfData), and callers do not retry by other
+	// means.
 	Seek(p Position) error
 
 	// Eject ends any file being written, rewinds and unloads (MTOFFL). Later

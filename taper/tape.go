@@ -17,9 +17,11 @@ import (
 //
 // Tape keeps its own idea of the position (file, record) next to the
 // drive's: st forgets the record number after MTBSF and both numbers after
-// MTSEEK, and Tape fills them in. It writes the filemark that ends a file
-// itself before any motion and before closing, so it always knows whether
-// one was written. Errors name the device, the operation and, in words,
+// MTSEEK, and Tape fills them in. A failed operation makes it forget its
+// position; it then asks the drive or starts again from the beginning of
+// the tape, and never moves relative to a position it no longer trusts.
+// It writes the filemark that ends a file itself before any motion and
+// before closing, so it always knows whether one was written. Errors name the device, the operation and, in words,
 // what st said.
 //
 // Tape is not safe for concurrent use, like a drive.
@@ -496,7 +498,7 @@ func (t *Tape) ReadRecord(p []byte) (int, error) {
 			return 0, t.errf(at, "%w", ErrEndOfData)
 		}
 	}
-	t.record = -1
+	t.forget() // where a failed read leaves the tape is not known
 	return 0, t.errf(at, "%w", tapeErrno(t.path, "read", err))
 }
 
@@ -508,6 +510,9 @@ func (t *Tape) SpaceFiles(n int) error {
 	}
 	at := fmt.Sprintf("%s %+d from %s", op, n, t.where())
 	if err := t.finish(at); err != nil {
+		return err
+	}
+	if err := t.known(at, false); err != nil {
 		return err
 	}
 	switch {
@@ -565,6 +570,20 @@ func (t *Tape) SpaceFiles(n int) error {
 	return t.errf(at, "MTBSF: %w", tapeErrno(t.path, op, err))
 }
 
+// known makes sure the position is known before a relative move: after a
+// failed operation Tape has forgotten it, and it asks the drive (MTIOCGET,
+// MTIOCPOS) rather than move from where it was before the failure.
+// Spacing over files needs only the file number (record is false).
+func (t *Tape) known(at string, record bool) error {
+	if t.file >= 0 && (t.record >= 0 || !record) || t.atEOD {
+		return nil
+	}
+	if _, err := t.Tell(); err != nil {
+		return t.errf(at, "refusing to move relative to an unknown position (%v); rewind or seek to a known position first", err)
+	}
+	return nil
+}
+
 // SpaceRecords moves over n records within the file (MTFSR, MTBSR). When
 // that would cross a filemark it fails and returns to where it started.
 func (t *Tape) SpaceRecords(n int) error {
@@ -574,6 +593,9 @@ func (t *Tape) SpaceRecords(n int) error {
 	}
 	at := fmt.Sprintf("%s %+d at %s", op, n, t.where())
 	if err := t.finish(at); err != nil {
+		return err
+	}
+	if err := t.known(at, true); err != nil {
 		return err
 	}
 	if n == 0 {
@@ -764,8 +786,11 @@ func (t *Tape) findRecord(file, l int64) (int64, error) {
 
 // Seek goes to a position from Tell: with MTSEEK to its logical block
 // when the drive can, else rewind or MTBSF, then MTFSF and MTFSR. It checks
-// where it arrived. A Position with only Logical set is accepted when Tape
-// has seen where the files around it start.
+// where it arrived. When a positioning operation fails on the way it does
+// not trust its tracked position: it rewinds once and spaces from the
+// beginning (relocate), which also tells the end of data from an I/O
+// error; see docs/format/tape.md. A Position with only Logical set is
+// accepted when Tape has seen where the files around it start.
 func (t *Tape) Seek(p Position) error {
 	const op = "seek"
 	if err := t.usable(op); err != nil {
@@ -805,32 +830,86 @@ func (t *Tape) Seek(p Position) error {
 	if p.Logical > 0 && !t.noSeek {
 		err := t.drv.Op(mtio.MTSEEK, int32(p.Logical))
 		if err == nil {
+			// A drive that locates but cannot tell (MTIOCPOS fails) is
+			// trusted: st said the locate succeeded.
 			if got, perr := t.drv.Pos(); perr == nil && got != p.Logical {
-				t.forget()
-				return t.errf(at, "position check failed: the drive is at logical block %d after MTSEEK", got)
+				return t.relocate(at, p, fmt.Sprintf("after MTSEEK to logical block %d the drive is at logical block %d", p.Logical, got))
 			}
 			t.file, t.record = p.File, p.Record
 			t.atEOD = t.eod >= 0 && p.Logical == t.eod
 			return nil
 		}
-		if _, perr := t.drv.Pos(); perr == nil && errors.Is(err, syscall.EIO) {
-			t.forget()
-			t.SeekToEnd()
-			return t.errf(at, "logical block %d is past the end of data: %w", p.Logical, ErrEndOfData)
+		// A failed locate leaves the tape anywhere: nothing tracked holds.
+		t.forget()
+		_, perr := t.drv.Pos()
+		if !errors.Is(err, syscall.EIO) || perr != nil {
+			t.log.Info("tape: the drive cannot locate a logical block; positioning by file and record from now on",
+				"device", t.path, "mtseek", err, "mtiocpos", perr)
+			t.noSeek = true
 		}
-		t.log.Info("tape: the drive cannot seek to a logical block; positioning by file and record from now on", "device", t.path, "err", err)
-		t.noSeek = true
+		return t.relocate(at, p, fmt.Sprintf("the drive failed to locate logical block %d (MTSEEK: %v)", p.Logical, tapeErrno(t.path, op, err)))
 	}
-	if err := t.seekFileRecord(at, p.File, p.Record); err != nil {
-		return err
+	fromBOT := t.file < 0 || t.record < 0 || p.File == 0 && (t.file > 0 || p.Record < t.record)
+	if err := t.seekFileRecord(p.File, p.Record); err != nil {
+		if errors.Is(err, ErrEndOfData) {
+			return t.errf(at, "%w", err)
+		}
+		if fromBOT {
+			return t.errf(at, "%w%s", err, unknownAdvice)
+		}
+		return t.relocate(at, p, err.Error())
 	}
+	if err := t.arrived(p); err != nil {
+		if t.file >= 0 { // the drive is where it should be, on another volume
+			return t.errf(at, "%w", err)
+		}
+		return t.relocate(at, p, err.Error())
+	}
+	return nil
+}
+
+// unknownAdvice ends the error of a positioning that left the tape
+// somewhere unknown.
+const unknownAdvice = "; the position is now unknown. Clean the drive and try again; if it fails again, restore from another copy of this volume"
+
+// relocate re-establishes the position from the beginning of the tape
+// after a positioning operation failed (what says how): MTREW, then MTFSF
+// and MTFSR, which tell the end of data (MTIOCGET's GMT_EOD) from an I/O
+// error, then a check with MTIOCGET and, when the drive answers it,
+// MTIOCPOS. It never moves from a tracked position, which the failure made
+// stale, and it never spaces to the end of data.
+func (t *Tape) relocate(at string, p Position, what string) error {
+	const op = "seek"
+	t.forget()
+	if err := t.drv.Op(mtio.MTREW, 1); err != nil {
+		return t.errf(at, "%s, and rewinding to re-position from the beginning of the tape failed too (MTREW: %w)%s", what, tapeErrno(t.path, op, err), unknownAdvice)
+	}
+	t.file, t.record, t.atEOD = 0, 0, false
+	if err := t.seekFileRecord(p.File, p.Record); err != nil {
+		if errors.Is(err, ErrEndOfData) {
+			return t.errf(at, "%s; re-positioning from the beginning of the tape found that %w", what, err)
+		}
+		return t.errf(at, "%s, and re-positioning from the beginning of the tape failed too (%w)%s", what, err, unknownAdvice)
+	}
+	if err := t.arrived(p); err != nil {
+		return t.errf(at, "%s, and re-positioning from the beginning of the tape went wrong: %w", what, err)
+	}
+	t.log.Warn("tape: "+what+"; tapir re-positioned from the beginning of the tape", "device", t.path, "file", p.File, "record", p.Record)
+	return nil
+}
+
+// arrived checks, after spacing by file and record, that the drive is at
+// p: file and record from MTIOCGET, and the logical block from MTIOCPOS
+// when both it and p have one. A logical block that differs means p
+// belongs to another volume.
+func (t *Tape) arrived(p Position) error {
 	if g, err := t.drv.Status(); err == nil && g.FileNo >= 0 && g.BlkNo >= 0 && (int64(g.FileNo) != p.File || int64(g.BlkNo) != p.Record) {
 		t.forget()
-		return t.errf(at, "position check failed: the drive reports file %d record %d", g.FileNo, g.BlkNo)
+		return fmt.Errorf("position check failed: the drive reports file %d record %d", g.FileNo, g.BlkNo)
 	}
 	if p.Logical > 0 && !t.noSeek {
 		if got, err := t.drv.Pos(); err == nil && got != p.Logical {
-			return t.errf(at, "file %d record %d is logical block %d on this volume, not %d: the position belongs to another volume or the volume changed", p.File, p.Record, got, p.Logical)
+			return fmt.Errorf("file %d record %d is logical block %d on this volume, not %d: the position belongs to another volume or the volume changed", p.File, p.Record, got, p.Logical)
 		}
 	}
 	return nil
@@ -862,19 +941,22 @@ func (t *Tape) fromLogical(l int64) (file, record int64, ok bool) {
 	return 0, 0, false
 }
 
-// seekFileRecord positions by counting: back to the start of the file (by
-// rewinding or MTBSF+MTFSF, whichever moves less), MTFSF, then MTFSR.
-func (t *Tape) seekFileRecord(at string, file, record int64) error {
+// seekFileRecord positions by counting from the tracked position, or from
+// the beginning when it is unknown: back to the start of the file (by
+// rewinding or MTBSF+MTFSF, whichever moves less), MTFSF, then MTFSR. Its
+// errors do not name the device; a run into the end of data wraps
+// ErrEndOfData.
+func (t *Tape) seekFileRecord(file, record int64) error {
 	curF, curR := t.file, t.record
 	fail := func(what string, err error) error {
 		t.forget()
 		if errors.Is(err, syscall.EIO) {
 			g, serr := t.drv.Status()
 			if serr == nil && mtio.IsEOD(g.GStat) {
-				return t.errf(at, "%s: the volume ends before: %w", what, ErrEndOfData)
+				return fmt.Errorf("the volume ends before file %d record %d (%s ran into the end of data): %w", file, record, what, ErrEndOfData)
 			}
 		}
-		return t.errf(at, "%s: %w", what, tapeErrno(t.path, "seek", err))
+		return fmt.Errorf("%s: %w", what, tapeErrno(t.path, "seek", err))
 	}
 	if curF < 0 || curR < 0 || file < curF || file == curF && record < curR {
 		if file == 0 || curF < 0 {

@@ -307,19 +307,13 @@ func (t *tapeReader) seek(r int64) error {
 	if t.pt.LogicalPos >= 0 {
 		pos.Logical = t.pt.LogicalPos + r
 	}
-	err := t.dev.Seek(pos)
-	if err == nil {
-		return nil
-	}
-	// Fallback: rewind, space files, space records.
-	if e := t.dev.Rewind(); e != nil {
-		return fmt.Errorf("%s: seek failed (%v) and rewind failed: %w", t.label, err, e)
-	}
-	if e := t.dev.SpaceFiles(int(t.pt.FileNo)); e != nil {
-		return fmt.Errorf("%s: seek failed (%v), space %d files failed: %w", t.label, err, t.pt.FileNo, e)
-	}
-	if e := t.dev.SpaceRecords(int(t.pt.Record + r)); e != nil {
-		return fmt.Errorf("%s: seek failed (%v), space %d records failed: %w", t.label, err, t.pt.Record+r, e)
+	// Seek re-establishes the position from the beginning of the volume
+	// itself when locating fails; retrying here would only rewind again.
+	if err := t.dev.Seek(pos); err != nil {
+		if errors.Is(err, taper.ErrEndOfData) {
+			return fmt.Errorf("%s: the volume ends before record %d of this file, where the catalog places the image: check that this is the right cartridge, then look at what it holds with `tapir verify %s` (the cartridge may have been erased or relabelled, or the catalog is stale): %w", t.label, pos.Record, t.pt.Volume, err)
+		}
+		return fmt.Errorf("%s: cannot position at record %d: %w", t.label, pos.Record, err)
 	}
 	return nil
 }

@@ -23,7 +23,10 @@
 // object numbers; a filemark on close after writing, and a rewind on close
 // for st0; one open at a time (EBUSY); EROFS, EACCES and ENOMEDIUM where st
 // returns them. Test hooks change capacity, write protection and
-// cartridges, stall writes, inject I/O errors and expose what was written.
+// cartridges, stall writes, inject I/O errors (at a spot on the tape with
+// InjectError; at the nth call of an MTIOCTOP operation with FailOp, where a
+// failed MTSEEK stops halfway; MTIOCPOS alone with SetPosition), record a
+// trace of MTIOCTOP calls (Trace) and expose what was written.
 // For benchmarks, Options.Discard keeps record sizes only.
 //
 // Through FUSE the kernel reports every close(2) of every descriptor, not

@@ -142,7 +142,10 @@ type Drive struct {
 	shutdown       bool
 	faults         map[int]syscall.Errno
 	noLocate       bool
+	noPos          bool
+	opFaults       map[int16]map[int]syscall.Errno // op -> call number -> errno
 	ops            map[int16]int
+	trace          []string
 
 	mount *mountState // set while mounted through FUSE
 }
@@ -389,6 +392,70 @@ func (d *Drive) SetLocate(ok bool) {
 	d.mu.Lock()
 	d.noLocate = !ok
 	d.mu.Unlock()
+}
+
+// FailOp makes the nth MTIOCTOP call with operation op from now on (1
+// is the next one) fail once with errno (EIO when 0), as a drive that
+// fails to locate or to space does. A failed MTSEEK leaves the tape
+// where the locate stopped, halfway to its target; any failed operation
+// leaves st not knowing the file and block numbers.
+func (d *Drive) FailOp(op int16, nth int, errno syscall.Errno) {
+	if errno == 0 {
+		errno = syscall.EIO
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.opFaults == nil {
+		d.opFaults = map[int16]map[int]syscall.Errno{}
+	}
+	if d.opFaults[op] == nil {
+		d.opFaults[op] = map[int]syscall.Errno{}
+	}
+	d.opFaults[op][d.ops[op]+nth] = errno
+}
+
+// SetPosition sets whether the drive answers MTIOCPOS (EIO when not)
+// while MTSEEK keeps working or failing as set by SetLocate and FailOp.
+// It answers by default.
+func (d *Drive) SetPosition(ok bool) {
+	d.mu.Lock()
+	d.noPos = !ok
+	d.mu.Unlock()
+}
+
+// Trace returns the MTIOCTOP calls the drive received since the last
+// ResetTrace (or since New), in order, as "MTSEEK 12", with " EIO" (the
+// errno) appended to those that failed.
+func (d *Drive) Trace() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.trace)
+}
+
+// ResetTrace empties the trace.
+func (d *Drive) ResetTrace() {
+	d.mu.Lock()
+	d.trace = nil
+	d.mu.Unlock()
+}
+
+// OpName is the name of an MTIOCTOP operation, as in mtio.h.
+func OpName(op int16) string {
+	if n, ok := opNames[op]; ok {
+		return n
+	}
+	return fmt.Sprintf("MTOP(%d)", op)
+}
+
+var opNames = map[int16]string{
+	mtio.MTRESET: "MTRESET", mtio.MTFSF: "MTFSF", mtio.MTBSF: "MTBSF", mtio.MTFSR: "MTFSR",
+	mtio.MTBSR: "MTBSR", mtio.MTWEOF: "MTWEOF", mtio.MTREW: "MTREW", mtio.MTOFFL: "MTOFFL",
+	mtio.MTNOP: "MTNOP", mtio.MTRETEN: "MTRETEN", mtio.MTBSFM: "MTBSFM", mtio.MTFSFM: "MTFSFM",
+	mtio.MTEOM: "MTEOM", mtio.MTERASE: "MTERASE", mtio.MTSETBLK: "MTSETBLK",
+	mtio.MTSETDENSITY: "MTSETDENSITY", mtio.MTSEEK: "MTSEEK", mtio.MTTELL: "MTTELL",
+	mtio.MTSETDRVBUFFER: "MTSETDRVBUFFER", mtio.MTLOCK: "MTLOCK", mtio.MTUNLOCK: "MTUNLOCK",
+	mtio.MTLOAD: "MTLOAD", mtio.MTUNLOAD: "MTUNLOAD", mtio.MTCOMPRESSION: "MTCOMPRESSION",
+	mtio.MTSETPART: "MTSETPART", mtio.MTMKPART: "MTMKPART", mtio.MTWSM: "MTWSM",
 }
 
 // OpCount returns how many MTIOCTOP calls with operation op the drive has
@@ -641,6 +708,50 @@ func (d *Drive) op(h *Handle, op int16, count int32) syscall.Errno {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ops[op]++
+	entry := fmt.Sprintf("%s %d", OpName(op), count)
+	e := d.opLocked(h, op, count)
+	if e != 0 {
+		entry += " " + errnoName(e)
+	}
+	d.trace = append(d.trace, entry)
+	return e
+}
+
+func errnoName(e syscall.Errno) string {
+	switch e {
+	case syscall.EIO:
+		return "EIO"
+	case syscall.ENOMEDIUM:
+		return "ENOMEDIUM"
+	case syscall.EINVAL:
+		return "EINVAL"
+	case syscall.EACCES:
+		return "EACCES"
+	case syscall.ENOSYS:
+		return "ENOSYS"
+	}
+	return e.Error()
+}
+
+// injectedLocked applies a fault set by FailOp to this call of op.
+func (d *Drive) injectedLocked(op int16, count int32) syscall.Errno {
+	e, bad := d.opFaults[op][d.ops[op]]
+	if !bad {
+		return 0
+	}
+	delete(d.opFaults[op], d.ops[op])
+	if op == mtio.MTSEEK && d.cart != nil {
+		// The locate stopped on its way.
+		target := min(int(count), len(d.cart.objects))
+		d.pos += (target - d.pos) / 2
+	}
+	d.file, d.block = -1, -1
+	d.eof = stNoEOF
+	d.rw = rwIdle
+	return e
+}
+
+func (d *Drive) opLocked(h *Handle, op int16, count int32) syscall.Errno {
 	if e := d.handleLocked(h); e != 0 {
 		return e
 	}
@@ -684,6 +795,9 @@ func (d *Drive) op(h *Handle, op int16, count int32) syscall.Errno {
 	}
 	if !d.ready {
 		return syscall.ENOMEDIUM
+	}
+	if e := d.injectedLocked(op, count); e != 0 {
+		return e
 	}
 	// st writes a filemark before moving away from data just written.
 	if d.rw == rwWriting {
@@ -973,7 +1087,7 @@ func (d *Drive) position(h *Handle) (int64, syscall.Errno) {
 	if e := d.handleLocked(h); e != 0 {
 		return 0, e
 	}
-	if !d.ready || d.posUnknown || d.noLocate {
+	if !d.ready || d.posUnknown || d.noLocate || d.noPos {
 		return 0, syscall.EIO
 	}
 	return int64(d.pos), 0

@@ -452,6 +452,45 @@ func TestInjectedErrors(t *testing.T) {
 	}
 }
 
+func TestFailOpAndTrace(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	for i := range 10 {
+		h.Write(rec(byte(i), 10))
+	}
+	h.Op(mtio.MTWEOF, 1)
+	d.ResetTrace()
+	d.FailOp(mtio.MTSEEK, 2, 0) // the second MTSEEK from now
+	if err := h.Op(mtio.MTSEEK, 2); err != nil {
+		t.Fatalf("first MTSEEK: %v", err)
+	}
+	if err := h.Op(mtio.MTSEEK, 8); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("second MTSEEK: %v", err)
+	}
+	// The locate stopped halfway, st not knowing where.
+	if p, err := h.Pos(); err != nil || p != 5 {
+		t.Errorf("after the failed MTSEEK the drive is at %d (%v), want 5 (halfway)", p, err)
+	}
+	if g, _ := h.Status(); g.FileNo != -1 || g.BlkNo != -1 {
+		t.Errorf("after the failed MTSEEK st reports file %d block %d, want -1 -1", g.FileNo, g.BlkNo)
+	}
+	if err := h.Op(mtio.MTSEEK, 8); err != nil {
+		t.Fatalf("third MTSEEK (the fault fires once): %v", err)
+	}
+	d.SetPosition(false)
+	if _, err := h.Pos(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("MTIOCPOS turned off: %v", err)
+	}
+	if err := h.Op(mtio.MTSEEK, 3); err != nil {
+		t.Errorf("MTSEEK with only MTIOCPOS turned off: %v", err)
+	}
+	d.SetPosition(true)
+	want := []string{"MTSEEK 2", "MTSEEK 8 EIO", "MTSEEK 8", "MTSEEK 3"}
+	if got := d.Trace(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("trace %q, want %q", got, want)
+	}
+}
+
 func TestStall(t *testing.T) {
 	d := New(Options{})
 	h := open(t, d, NST0, rw)
