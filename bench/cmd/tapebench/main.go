@@ -61,6 +61,9 @@ func run(work, sizeStr string, runs int) error {
 	vt := filepath.Join(work, "vtapes")
 	vtTapir := func() (time.Duration, error) {
 		os.RemoveAll(vt)
+		if err := os.MkdirAll(vt, 0o755); err != nil { // the disk changer never creates it
+			return 0, err
+		}
 		ch, err := taper.NewDiskChanger(vt, 1, size*2+(64<<20), blocksize, nil)
 		if err != nil {
 			return 0, err
