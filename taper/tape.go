@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/benmcclelland/mtio"
@@ -28,6 +29,8 @@ type Tape struct {
 	drv      TapeDrive
 	log      *slog.Logger
 	readOnly bool
+	// driveOptions are set with MTSETDRVBUFFER when a cartridge is found.
+	driveOptions []string
 
 	closed    bool
 	ejected   bool // ejected by Eject: no medium until Load
@@ -51,6 +54,36 @@ type TapeOption func(*tapeConfig)
 type tapeConfig struct {
 	log      *slog.Logger
 	readOnly bool
+	// driveOptions are the st options set at each open (MTSETDRVBUFFER);
+	// nil: DefaultDriveOptions.
+	driveOptions []string
+}
+
+// DefaultDriveOptions are the st driver options tapir turns on when it
+// opens a drive with a cartridge, unless configured otherwise
+// ([changer] drive_options): scsi2logical, so that MTIOCPOS and MTSEEK use
+// logical block numbers.
+var DefaultDriveOptions = []string{"scsi2logical"}
+
+// driveOptionBits are the st options tapir knows how to set, by the name
+// `mt stsetoptions` gives them.
+var driveOptionBits = map[string]int32{"scsi2logical": mtio.MTSTSCSI2LOGICAL}
+
+// checkDriveOptions refuses an option tapir does not know.
+func checkDriveOptions(opts []string) error {
+	for _, o := range opts {
+		if _, ok := driveOptionBits[o]; !ok {
+			return fmt.Errorf("st driver option %q is not known; tapir sets only scsi2logical (or none: drive_options = [])", o)
+		}
+	}
+	return nil
+}
+
+// WithDriveOptions names the st driver options set (MTSETDRVBUFFER with
+// MT_ST_SETBOOLEANS) each time a cartridge is found in the drive; none
+// sends no MTSETDRVBUFFER at all. Default DefaultDriveOptions.
+func WithDriveOptions(opts ...string) TapeOption {
+	return func(c *tapeConfig) { c.driveOptions = append([]string{}, opts...) }
 }
 
 // WithTapeLogger sets the logger (default: discard).
@@ -95,7 +128,14 @@ func newTape(path string, d TapeDrive, cfg tapeConfig) (*Tape, error) {
 	if rewindsOnClose(path) {
 		log.Warn("tape device rewinds on close; use the non-rewinding device (/dev/nstN) so that files are not overwritten", "device", path)
 	}
-	t := &Tape{path: path, drv: d, log: log, readOnly: cfg.readOnly, file: -1, record: -1, eod: -1, starts: map[int64]int64{}}
+	if cfg.driveOptions == nil {
+		cfg.driveOptions = DefaultDriveOptions
+	}
+	if err := checkDriveOptions(cfg.driveOptions); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("tape %s: open: %w", path, err)
+	}
+	t := &Tape{path: path, drv: d, log: log, readOnly: cfg.readOnly, driveOptions: cfg.driveOptions, file: -1, record: -1, eod: -1, starts: map[int64]int64{}}
 	st, err := d.Status()
 	if err != nil {
 		d.Close()
@@ -116,15 +156,24 @@ func newTape(path string, d TapeDrive, cfg tapeConfig) (*Tape, error) {
 	return t, nil
 }
 
-// setup puts a loaded drive in variable-block mode and asks st for
-// logical block numbers in MTIOCPOS and MTSEEK.
+// setup puts a loaded drive in variable-block mode and turns on the
+// configured st options (by default scsi2logical: logical block numbers in
+// MTIOCPOS and MTSEEK). The options are driver-wide and outlive the
+// process; with none configured no MTSETDRVBUFFER is sent.
 func (t *Tape) setup() error {
 	if err := t.drv.Op(mtio.MTSETBLK, 0); err != nil {
 		return t.errf("open", "set variable-block mode (MTSETBLK 0): %w", tapeErrno(t.path, "setblk", err))
 	}
-	if err := t.drv.Op(mtio.MTSETDRVBUFFER, mtio.MTSTSETBOOLEANS|mtio.MTSTSCSI2LOGICAL); err != nil {
-		t.log.Debug("tape: cannot turn on st's scsi2logical option (needs root); positions are the drive's own block addresses",
-			"device", t.path, "err", err, "fix", "mt -f "+t.path+" stsetoptions scsi2logical")
+	if len(t.driveOptions) > 0 {
+		var bits int32
+		for _, o := range t.driveOptions {
+			bits |= driveOptionBits[o]
+		}
+		if err := t.drv.Op(mtio.MTSETDRVBUFFER, mtio.MTSTSETBOOLEANS|bits); err != nil {
+			t.log.Debug("tape: cannot turn on st's driver options (needs root); positions are the drive's own block addresses",
+				"device", t.path, "options", strings.Join(t.driveOptions, ","), "err", err,
+				"fix", "mt -f "+t.path+" stsetoptions "+strings.Join(t.driveOptions, " "))
+		}
 	}
 	t.needSetup = false
 	t.starts = map[int64]int64{0: 0}
