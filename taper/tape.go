@@ -349,13 +349,24 @@ func (t *Tape) atStart() bool {
 }
 
 // startWrite checks that writing may start here: at the end of data, or
-// at the beginning (which erases the volume).
+// at the beginning (which erases the volume). It reads the status once per
+// file (not per record): a cartridge whose write-protect tab is set is
+// refused before anything is written, and a volume found past its early
+// warning is known to be.
 func (t *Tape) startWrite(at string) error {
 	if t.writing {
 		return nil
 	}
 	if t.readOnly {
 		return t.errf(at, "%w (opened read-only)", ErrWriteProtected)
+	}
+	if g, err := t.drv.Status(); err == nil {
+		if mtio.IsWrProt(g.GStat) {
+			return t.errf(at, "%w (the cartridge's write-protect tab is set: MTIOCGET shows GMT_WR_PROT; nothing was written): slide the tab to allow writing, or insert another cartridge into %s", ErrWriteProtected, t.path)
+		}
+		if mtio.IsEOT(g.GStat) {
+			t.pastEW = true
+		}
 	}
 	if t.atBOT() {
 		t.file, t.record = 0, 0
@@ -376,6 +387,12 @@ func (t *Tape) startWrite(at string) error {
 // if not, the physical end is reached and the error wraps ErrVolumeFull
 // (record not written). Past the early-warning point every record written
 // returns ErrEarlyWarning.
+//
+// It reads no status after a record written in full: st lets the write
+// that crosses the early-warning point through and fails the next one with
+// ENOSPC, so the warning is reported one record after the crossing (or,
+// when the crossing record ends its file, by the status read at the
+// filemark). A status read per record halved the taping speed.
 func (t *Tape) WriteRecord(p []byte) error {
 	const op = "write record"
 	if err := t.usable(op); err != nil {
@@ -418,11 +435,6 @@ func (t *Tape) WriteRecord(p []byte) error {
 	if t.record >= 0 {
 		t.record++
 	}
-	if !t.pastEW {
-		if g, err := t.drv.Status(); err == nil && mtio.IsEOT(g.GStat) {
-			t.pastEW = true
-		}
-	}
 	if t.pastEW {
 		how := "the drive reports early warning"
 		if retried {
@@ -460,6 +472,14 @@ func (t *Tape) WriteFilemark() error {
 }
 
 func (t *Tape) weof(at string) error {
+	// The status at the filemark, read before it: the file's last record
+	// may have crossed the early-warning point with no write after it to
+	// fail with ENOSPC, and st clears GMT_EOT once the filemark is written.
+	if t.writing && !t.pastEW {
+		if g, err := t.drv.Status(); err == nil && mtio.IsEOT(g.GStat) {
+			t.pastEW = true
+		}
+	}
 	if err := t.drv.Op(mtio.MTWEOF, 1); err != nil {
 		t.forget()
 		return t.errf(at, "MTWEOF: %w", tapeErrno(t.path, "write", err))

@@ -143,6 +143,7 @@ type Drive struct {
 	faults         map[int]syscall.Errno
 	noLocate       bool
 	ops            map[int16]int
+	writes         int // write(2) calls that reached the drive
 
 	mount *mountState // set while mounted through FUSE
 }
@@ -399,6 +400,14 @@ func (d *Drive) OpCount(op int16) int {
 	return d.ops[op]
 }
 
+// WriteCount returns how many write(2) calls reached the drive, failed
+// ones included.
+func (d *Drive) WriteCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.writes
+}
+
 // Open opens the drive in memory: dev is NST0 or ST0, flags the open(2)
 // flags that matter to st (O_RDONLY/O_RDWR/O_WRONLY, O_NONBLOCK). Errors
 // are syscall.Errno: EBUSY when open already, ENOMEDIUM without a loaded
@@ -496,6 +505,7 @@ func (h *Handle) Write(p []byte) (int, error) {
 func (d *Drive) write(h *Handle, p []byte) (int, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.writes++
 	for d.stalled && !d.shutdown {
 		d.stalledWriters++
 		d.cond.Broadcast() // for WaitStalled
