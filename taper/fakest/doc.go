@@ -24,7 +24,8 @@
 // for st0; one open at a time (EBUSY); EROFS, EACCES and ENOMEDIUM where st
 // returns them. Test hooks change capacity, write protection and
 // cartridges, stall writes, inject I/O errors and expose what was written.
-// For benchmarks, Options.Discard keeps record sizes only.
+// For benchmarks, Options.Discard keeps record sizes only and Options.Rate
+// gives the drive a streaming speed.
 //
 // Through FUSE the kernel reports every close(2) of every descriptor, not
 // only the last one as st sees it: the model writes the filemark of a
