@@ -5,7 +5,10 @@
 #
 #   bash bench/tape.sh [-size 1GiB] [-runs 3] [-dir DIR]
 #
-# Exit status 0 when both ratios dd/tapir are >= 0.9. See bench/README.md.
+# The FUSE drive streams at an LTO-9's 400 MB/s (fuse-tape, checked) and, for
+# information, as fast as the CPUs let it (fuse-fast).
+# Exit status 0 when the ratios dd/tapir of vtape and fuse-tape are >= 0.9.
+# See bench/README.md.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -31,9 +34,14 @@ out=$("$BIN/tapebench" -work "$work" -size "$size" -runs "$runs")
 echo "$out" | grep -v '^tapebench:'
 res=$(echo "$out" | grep '^tapebench:')
 fail=0
-for t in vtape fuse-tape; do
+for t in vtape fuse-tape fuse-fast; do
   r=$(field "${t}_ratio" "$res")
   [ -n "$r" ] || { echo "   $t: not measured (no FUSE here?)"; continue; }
+  if [ $t = fuse-fast ]; then
+    printf '   %-9s dd median %ss, tapir median %ss (%s MiB/s): ratio dd/tapir = %s  (informational: a drive with no speed, CPU-bound)\n' \
+      "$t" "$(field "${t}_dd_s" "$res")" "$(field "${t}_tapir_s" "$res")" "$(field "${t}_tapir_mibs" "$res")" "$r"
+    continue
+  fi
   if awk "BEGIN { exit !($r >= 0.9) }"; then v=PASS; else v=FAIL; fail=1; fi
   printf '   %-9s dd median %ss, tapir median %ss (%s MiB/s): ratio dd/tapir = %s  %s (>= 0.90)\n' \
     "$t" "$(field "${t}_dd_s" "$res")" "$(field "${t}_tapir_s" "$res")" "$(field "${t}_tapir_mibs" "$res")" "$r" "$v"

@@ -109,6 +109,11 @@ type Changer struct {
 	Poll   Duration `toml:"poll"`   // how often the drive is looked at while waiting, default 10s
 	Remind Duration `toml:"remind"` // how often the request is repeated, default 30m
 
+	// single, robot: the st driver options tapir sets at each open
+	// (MTSETDRVBUFFER, driver-wide, outliving the process); default
+	// ["scsi2logical"], [] = none.
+	DriveOptions []string `toml:"drive_options"`
+
 	// robot: the media changer through mtx.
 	MTX             string   `toml:"mtx"`                // the mtx program, default "mtx"
 	Drives          []string `toml:"drives"`             // the tape device of each drive, by mtx's drive number; default [device]

@@ -291,3 +291,22 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Errorf("etc/tapir.toml: %d DLEs, changer %q; want DLEs on a disk changer", len(c.DLEs), c.Changer.Type)
 	}
 }
+
+// The st options tapir sets are named in the config: scsi2logical by
+// default on a tape drive, [] for none, an unknown one refused, none on
+// vtapes.
+func TestDriveOptions(t *testing.T) {
+	single := "[changer]\ntype = \"single\"\ndevice = \"/dev/nst0\"\n"
+	if c := mustParse(t, "/etc/tapir/t.toml", single); !reflect.DeepEqual(c.Changer.DriveOptions, []string{"scsi2logical"}) {
+		t.Errorf("default drive_options = %q, want [scsi2logical]", c.Changer.DriveOptions)
+	}
+	if c := mustParse(t, "/etc/tapir/t.toml", single+"drive_options = []\n"); c.Changer.DriveOptions == nil || len(c.Changer.DriveOptions) != 0 {
+		t.Errorf("drive_options = [] gives %#v, want an empty list", c.Changer.DriveOptions)
+	}
+	if _, err := Parse("/etc/tapir/t.toml", []byte(single+"drive_options = [\"buffer_writes\"]\n")); err == nil || !strings.Contains(err.Error(), "changer.drive_options") || !strings.Contains(err.Error(), "scsi2logical") {
+		t.Errorf("unknown option: %v, want an error naming the key and the known option", err)
+	}
+	if _, err := Parse("/etc/tapir/t.toml", []byte("[changer]\ntype = \"disk\"\ndrive_options = []\n")); err == nil || !strings.Contains(err.Error(), "changer.drive_options") {
+		t.Errorf("drive_options on vtapes: %v, want an error", err)
+	}
+}

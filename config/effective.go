@@ -96,6 +96,9 @@ func (c *Config) Effective(w io.Writer) error {
 	e.str("wait", c.Changer.Wait.String())
 	e.str("poll", c.Changer.Poll.String())
 	e.str("remind", c.Changer.Remind.String())
+	if c.Changer.Type != "disk" {
+		e.strs("drive_options", c.Changer.DriveOptions)
+	}
 	if c.Changer.Type == "robot" {
 		e.str("mtx", c.Changer.MTX)
 		e.strs("drives", c.Changer.Drives)

@@ -416,6 +416,22 @@ func (f *finisher) changer() {
 	f.duration0(&ch.Wait, k("wait"), 0)
 	f.duration(&ch.Poll, k("poll"), Duration(10*time.Second))
 	f.duration(&ch.Remind, k("remind"), Duration(30*time.Minute))
+	switch {
+	case ch.Type == "disk":
+		if f.has(k("drive_options")) {
+			f.errf(k("drive_options"), "changer.drive_options is a setting of a tape drive (\"single\" or \"robot\"), but changer.type is %q", ch.Type)
+		}
+		ch.DriveOptions = nil
+	case !f.has(k("drive_options")):
+		ch.DriveOptions = []string{"scsi2logical"}
+	case ch.DriveOptions == nil:
+		ch.DriveOptions = []string{}
+	}
+	for _, o := range ch.DriveOptions {
+		if o != "scsi2logical" {
+			f.errf(k("drive_options"), "changer.drive_options: %s is not an st option tapir sets; the only one is \"scsi2logical\" (or [] for none)", preview(o))
+		}
+	}
 	if ch.Type != "robot" {
 		for _, key := range []string{"mtx", "drives", "drive", "state_file", "ignore_barcodes", "no_eject_to_unload"} {
 			if f.has(k(key)) {

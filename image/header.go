@@ -322,13 +322,18 @@ func restoreLines(h *Header) []string {
 		fmt.Sprintf("To restore from a vtape or holding file:  dd if=FILE bs=32k skip=1 | %s%s", dec, tarCmd),
 		"(position the tape at this file first, e.g. mt -f /dev/nst0 fsf N; run tar in the directory to restore into)",
 	}
+	// The parts of a multi-part image are on tape: dd reads records of the
+	// volume's blocksize there (a smaller bs fails with ENOMEM), while in
+	// a file the header is one 32 KiB block.
+	tapeParts := fmt.Sprintf("  from tape, each part's file in turn (change cartridges between parts): (dd if=/dev/nst0 bs=%s skip=1; dd if=/dev/nst0 bs=%s skip=1; ...) | %s%s", ddSize(bs), ddSize(bs), dec, tarCmd)
+	fileParts := fmt.Sprintf("  from vtape or holding files: (dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | %s%s", dec, tarCmd)
 	switch {
 	case h.Parts > 1:
 		lines = append(lines, fmt.Sprintf("This is part %d of %d: skip the header of every part and feed the payloads of parts 1..%d, in order, into one pipeline:", h.Part, h.Parts, h.Parts),
-			fmt.Sprintf("  (dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | %s%s", dec, tarCmd))
+			tapeParts, fileParts)
 	case h.Parts == Unknown:
-		lines = append(lines, fmt.Sprintf("This is part %d of an image that may continue as part %d at the start of the next volume (tapir admin find lists the parts):", h.Part, h.Part+1),
-			fmt.Sprintf("  feed the payloads of all parts, in order, into one pipeline: (dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | %s%s", dec, tarCmd))
+		lines = append(lines, fmt.Sprintf("This is part %d of an image that may continue as part %d at the start of the next volume (tapir admin find lists the parts); feed the payloads of all parts, in order, into one pipeline:", h.Part, h.Part+1),
+			tapeParts, fileParts)
 	}
 	if h.Level > 0 {
 		lines = append(lines, fmt.Sprintf("Level %d is incremental: restore the level 0 first, then each higher level in order (tar applies deletions).", h.Level))

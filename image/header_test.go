@@ -97,6 +97,17 @@ func TestHeaderText(t *testing.T) {
 	if !bytes.Contains(b, []byte("dd if=FILE bs=32k skip=1 | tar --listed")) {
 		t.Errorf("none restore line missing:\n%s", b[:bytes.IndexByte(b, 0)])
 	}
+	// The multi-part hint reads tape records of the volume's blocksize:
+	// bs=32k on 256 KiB records fails with ENOMEM.
+	for _, parts := range []int{3, Unknown} {
+		h.Comp, h.Blocksize, h.Level, h.Part, h.Parts = CompZstd, 256<<10, 0, 2, parts
+		b, _ = h.Marshal()
+		text := string(b[:bytes.IndexByte(b, 0)])
+		if !strings.Contains(text, "(dd if=/dev/nst0 bs=256k skip=1; dd if=/dev/nst0 bs=256k skip=1; ...) | zstd -dc | tar -xpf -\n") ||
+			!strings.Contains(text, "(dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | zstd -dc | tar -xpf -\n") {
+			t.Errorf("parts %d: multi-part hint does not read tape records of the blocksize:\n%s", parts, text)
+		}
+	}
 }
 
 func TestMarshalRejects(t *testing.T) {

@@ -32,11 +32,11 @@ func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer
 		return taper.NewDiskChanger(ch.Path, ch.Slots, int64(tt.Length), int64(tt.Blocksize), log)
 	case "single":
 		return taper.NewSingleChanger(taper.SingleConfig{Device: ch.Device, Clock: clk, Poll: time.Duration(ch.Poll),
-			Remind: time.Duration(ch.Remind), Logger: log})
+			Remind: time.Duration(ch.Remind), Logger: log, DriveOptions: ch.DriveOptions})
 	case "robot":
 		return taper.NewRobotChanger(taper.RobotConfig{Changer: ch.Changer, MTX: ch.MTX, Drives: ch.Drives, Drive: ch.Drive,
 			NoEjectBeforeUnload: ch.NoEjectToUnload, IgnoreBarcodes: ch.IgnoreBarcodes, StateFile: ch.StateFile,
-			Clock: clk, Logger: log})
+			Clock: clk, Logger: log, DriveOptions: ch.DriveOptions})
 	}
 	return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
 }

@@ -262,6 +262,14 @@ func confEarlyWarning(t *testing.T, k confKind) {
 	if fn := d; fn.Properties().NamesFiles {
 		fn.BeginFile("big")
 	}
+	// The record that crosses the early-warning point: a vtape reports it
+	// at once; st lets that write through and fails the next with ENOSPC,
+	// and Tape, which reads no status per record, reports the warning on
+	// that next record (written again after the ENOSPC).
+	var crossing error = ErrEarlyWarning
+	if k.name != "vtape" {
+		crossing = nil
+	}
 	steps := []struct {
 		n    int
 		want error
@@ -269,7 +277,7 @@ func confEarlyWarning(t *testing.T, k confKind) {
 		{FirstRecordSize, nil},
 		{testBS, nil},
 		{testBS, nil}, // exactly at the early-warning point: not past it
-		{testBS, ErrEarlyWarning},
+		{testBS, crossing},
 		{testBS, ErrEarlyWarning}, // exactly full: still written
 		{1, ErrVolumeFull},
 		{1, ErrVolumeFull},

@@ -54,6 +54,9 @@ type RobotConfig struct {
 	Poll      time.Duration // how often to look while waiting; default DefaultRobotPoll
 	Timeout   time.Duration // longest mtx run; default DefaultRobotMtxTimeout
 	Logger    *slog.Logger  // default: discard
+	// DriveOptions are the st options set at each open (MTSETDRVBUFFER);
+	// nil: DefaultDriveOptions, empty: none.
+	DriveOptions []string
 }
 
 // RobotChanger is the `robot` changer: a SCSI media changer driven by the
@@ -111,6 +114,9 @@ func NewRobotChanger(cfg RobotConfig) (*RobotChanger, error) {
 	}
 	if cfg.MTX == "" {
 		cfg.MTX = "mtx"
+	}
+	if err := checkDriveOptions(cfg.DriveOptions); err != nil {
+		return nil, fmt.Errorf("robot changer %s: %w", cfg.Changer, err)
 	}
 	if cfg.Open == nil {
 		cfg.Open = OpenTapeDrive
@@ -333,7 +339,7 @@ func (c *RobotChanger) currentLocked() (*Tape, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tape %s: open: %w", c.drive, tapeErrno(c.drive, "open", err))
 	}
-	tp, err := newTape(c.drive, drv, tapeConfig{log: c.log})
+	tp, err := newTape(c.drive, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions})
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +355,7 @@ func (c *RobotChanger) waitOnline(ctx context.Context, slot int) (*Tape, error) 
 		drv, err := c.cfg.Open(c.drive, false)
 		if err == nil {
 			var tp *Tape
-			if tp, err = newTape(c.drive, drv, tapeConfig{log: c.log}); err == nil {
+			if tp, err = newTape(c.drive, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions}); err == nil {
 				st, serr := tp.Status()
 				if serr == nil && st.Online {
 					return tp, nil

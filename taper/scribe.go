@@ -272,8 +272,9 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 					continue
 				}
 				if err != nil {
+					label := s.cur.Label
 					s.cur = nil
-					return fail(err, nil, "")
+					return fail(fmt.Errorf("volume %s: %w", label, err), nil, "")
 				}
 				part = p
 			}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/taper/fakest"
 )
 
 // slotSource hands out the slots of a disk changer in order, each freshly
@@ -322,5 +323,50 @@ func TestScribeHeaderAtEarlyWarningIsAbandoned(t *testing.T) {
 	}
 	if len(r.Abandoned) != 1 || r.Abandoned[0].Volume != "T-001" || r.Abandoned[0].FileNo != 2 || !strings.Contains(r.Abandoned[0].Why, "header only") {
 		t.Fatalf("abandoned %+v, want T-001 file 2, header only", r.Abandoned)
+	}
+}
+
+// tapeSource hands out one labelled cartridge in an in-memory fakest
+// drive, its write-protect tab set after labelling.
+type tapeSource struct {
+	t   *testing.T
+	drv *fakest.Drive
+}
+
+func (s tapeSource) Next(ctx context.Context) (*Volume, error) {
+	h, err := s.drv.Open(fakest.NST0, syscall.O_RDWR|syscall.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := NewTape("mem/nst0", h)
+	if err != nil {
+		return nil, err
+	}
+	s.t.Cleanup(func() { tp.Close() })
+	if err := WriteLabel(tp, testLabel("T-007")); err != nil {
+		return nil, err
+	}
+	s.drv.Current().SetWriteProtected(true)
+	return &Volume{Label: "T-007", Slot: 1, Dev: tp, Blocksize: testBS}, nil
+}
+
+// A cartridge write-protected before the image: refused before any write,
+// and the error names the volume, the drive and what to do.
+func TestScribeWriteProtectedBeforeWriting(t *testing.T) {
+	drv := fakest.New(fakest.Options{})
+	s := NewScribe(tapeSource{t: t, drv: drv}, nil)
+	p := randomPayload(100<<10, 9)
+	_, err := s.WriteImage(context.Background(), testHeader(p), bytes.NewReader(p), "h._c.0")
+	if !errors.Is(err, ErrWriteProtected) {
+		t.Fatalf("write-protected cartridge: %v, want ErrWriteProtected", err)
+	}
+	for _, want := range []string{"volume T-007", "mem/nst0", "slide the tab", "another cartridge"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// The label's record, and no write after the tab was set.
+	if n := drv.WriteCount(); n != 1 {
+		t.Errorf("%d write(2) calls, want 1 (the label only)", n)
 	}
 }

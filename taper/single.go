@@ -28,6 +28,9 @@ type SingleConfig struct {
 	Poll   time.Duration // how often WaitFor looks at the drive; default DefaultSinglePoll
 	Remind time.Duration // how often WaitFor repeats its request; default DefaultSingleRemind, negative: never
 	Logger *slog.Logger  // default: discard
+	// DriveOptions are the st options set at each open (MTSETDRVBUFFER);
+	// nil: DefaultDriveOptions, empty: none.
+	DriveOptions []string
 }
 
 // SingleChanger is the `single` changer: one drive, one slot (slot 1), and
@@ -53,6 +56,9 @@ func NewSingleChanger(cfg SingleConfig) (*SingleChanger, error) {
 	if cfg.Device == "" {
 		return nil, errors.New("single changer: no tape device given; set the changer's device (for example /dev/nst0)")
 	}
+	if err := checkDriveOptions(cfg.DriveOptions); err != nil {
+		return nil, fmt.Errorf("single changer %s: %w", cfg.Device, err)
+	}
 	if cfg.Open == nil {
 		cfg.Open = OpenTapeDrive
 	}
@@ -77,7 +83,7 @@ func (c *SingleChanger) openTape() (*Tape, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tape %s: open: %w", c.cfg.Device, tapeErrno(c.cfg.Device, "open", err))
 	}
-	return newTape(c.cfg.Device, drv, tapeConfig{log: c.log})
+	return newTape(c.cfg.Device, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions})
 }
 
 func (c *SingleChanger) name() string { return "single changer " + c.cfg.Device }

@@ -304,3 +304,32 @@ func TestSingleLoadInventoryEject(t *testing.T) {
 		t.Fatal("the device handed out before still works after eject")
 	}
 }
+
+// The st options are sent as configured: scsi2logical by default, nothing
+// with none, and an unknown option is refused before any drive is opened.
+func TestSingleDriveOptions(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  []string
+		sends int
+	}{{"default", nil, 1}, {"none", []string{}, 0}, {"scsi2logical", []string{"scsi2logical"}, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			d := fakest.New(fakest.Options{})
+			ch, err := NewSingleChanger(SingleConfig{Device: "/dev/nst0", Open: memOpener(d), DriveOptions: c.opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.Close()
+			if _, err := ch.Load(context.Background(), 1); err != nil {
+				t.Fatal(err)
+			}
+			if n := d.OpCount(mtio.MTSETDRVBUFFER); n != c.sends {
+				t.Errorf("MTSETDRVBUFFER sent %d times, want %d", n, c.sends)
+			}
+		})
+	}
+	_, err := NewSingleChanger(SingleConfig{Device: "/dev/nst0", DriveOptions: []string{"async_writes"}})
+	if err == nil || !strings.Contains(err.Error(), `"async_writes" is not known`) || !strings.Contains(err.Error(), "/dev/nst0") {
+		t.Errorf("unknown option: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/benmcclelland/mtio"
@@ -30,6 +31,8 @@ type Tape struct {
 	drv      TapeDrive
 	log      *slog.Logger
 	readOnly bool
+	// driveOptions are set with MTSETDRVBUFFER when a cartridge is found.
+	driveOptions []string
 
 	closed    bool
 	ejected   bool // ejected by Eject: no medium until Load
@@ -53,6 +56,36 @@ type TapeOption func(*tapeConfig)
 type tapeConfig struct {
 	log      *slog.Logger
 	readOnly bool
+	// driveOptions are the st options set at each open (MTSETDRVBUFFER);
+	// nil: DefaultDriveOptions.
+	driveOptions []string
+}
+
+// DefaultDriveOptions are the st driver options tapir turns on when it
+// opens a drive with a cartridge, unless configured otherwise
+// ([changer] drive_options): scsi2logical, so that MTIOCPOS and MTSEEK use
+// logical block numbers.
+var DefaultDriveOptions = []string{"scsi2logical"}
+
+// driveOptionBits are the st options tapir knows how to set, by the name
+// `mt stsetoptions` gives them.
+var driveOptionBits = map[string]int32{"scsi2logical": mtio.MTSTSCSI2LOGICAL}
+
+// checkDriveOptions refuses an option tapir does not know.
+func checkDriveOptions(opts []string) error {
+	for _, o := range opts {
+		if _, ok := driveOptionBits[o]; !ok {
+			return fmt.Errorf("st driver option %q is not known; tapir sets only scsi2logical (or none: drive_options = [])", o)
+		}
+	}
+	return nil
+}
+
+// WithDriveOptions names the st driver options set (MTSETDRVBUFFER with
+// MT_ST_SETBOOLEANS) each time a cartridge is found in the drive; none
+// sends no MTSETDRVBUFFER at all. Default DefaultDriveOptions.
+func WithDriveOptions(opts ...string) TapeOption {
+	return func(c *tapeConfig) { c.driveOptions = append([]string{}, opts...) }
 }
 
 // WithTapeLogger sets the logger (default: discard).
@@ -97,7 +130,14 @@ func newTape(path string, d TapeDrive, cfg tapeConfig) (*Tape, error) {
 	if rewindsOnClose(path) {
 		log.Warn("tape device rewinds on close; use the non-rewinding device (/dev/nstN) so that files are not overwritten", "device", path)
 	}
-	t := &Tape{path: path, drv: d, log: log, readOnly: cfg.readOnly, file: -1, record: -1, eod: -1, starts: map[int64]int64{}}
+	if cfg.driveOptions == nil {
+		cfg.driveOptions = DefaultDriveOptions
+	}
+	if err := checkDriveOptions(cfg.driveOptions); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("tape %s: open: %w", path, err)
+	}
+	t := &Tape{path: path, drv: d, log: log, readOnly: cfg.readOnly, driveOptions: cfg.driveOptions, file: -1, record: -1, eod: -1, starts: map[int64]int64{}}
 	st, err := d.Status()
 	if err != nil {
 		d.Close()
@@ -118,15 +158,24 @@ func newTape(path string, d TapeDrive, cfg tapeConfig) (*Tape, error) {
 	return t, nil
 }
 
-// setup puts a loaded drive in variable-block mode and asks st for
-// logical block numbers in MTIOCPOS and MTSEEK.
+// setup puts a loaded drive in variable-block mode and turns on the
+// configured st options (by default scsi2logical: logical block numbers in
+// MTIOCPOS and MTSEEK). The options are driver-wide and outlive the
+// process; with none configured no MTSETDRVBUFFER is sent.
 func (t *Tape) setup() error {
 	if err := t.drv.Op(mtio.MTSETBLK, 0); err != nil {
 		return t.errf("open", "set variable-block mode (MTSETBLK 0): %w", tapeErrno(t.path, "setblk", err))
 	}
-	if err := t.drv.Op(mtio.MTSETDRVBUFFER, mtio.MTSTSETBOOLEANS|mtio.MTSTSCSI2LOGICAL); err != nil {
-		t.log.Debug("tape: cannot turn on st's scsi2logical option (needs root); positions are the drive's own block addresses",
-			"device", t.path, "err", err, "fix", "mt -f "+t.path+" stsetoptions scsi2logical")
+	if len(t.driveOptions) > 0 {
+		var bits int32
+		for _, o := range t.driveOptions {
+			bits |= driveOptionBits[o]
+		}
+		if err := t.drv.Op(mtio.MTSETDRVBUFFER, mtio.MTSTSETBOOLEANS|bits); err != nil {
+			t.log.Debug("tape: cannot turn on st's driver options (needs root); positions are the drive's own block addresses",
+				"device", t.path, "options", strings.Join(t.driveOptions, ","), "err", err,
+				"fix", "mt -f "+t.path+" stsetoptions "+strings.Join(t.driveOptions, " "))
+		}
 	}
 	t.needSetup = false
 	t.starts = map[int64]int64{0: 0}
@@ -302,13 +351,24 @@ func (t *Tape) atStart() bool {
 }
 
 // startWrite checks that writing may start here: at the end of data, or
-// at the beginning (which erases the volume).
+// at the beginning (which erases the volume). It reads the status once per
+// file (not per record): a cartridge whose write-protect tab is set is
+// refused before anything is written, and a volume found past its early
+// warning is known to be.
 func (t *Tape) startWrite(at string) error {
 	if t.writing {
 		return nil
 	}
 	if t.readOnly {
 		return t.errf(at, "%w (opened read-only)", ErrWriteProtected)
+	}
+	if g, err := t.drv.Status(); err == nil {
+		if mtio.IsWrProt(g.GStat) {
+			return t.errf(at, "%w (the cartridge's write-protect tab is set: MTIOCGET shows GMT_WR_PROT; nothing was written): slide the tab to allow writing, or insert another cartridge into %s", ErrWriteProtected, t.path)
+		}
+		if mtio.IsEOT(g.GStat) {
+			t.pastEW = true
+		}
 	}
 	if t.atBOT() {
 		t.file, t.record = 0, 0
@@ -329,6 +389,12 @@ func (t *Tape) startWrite(at string) error {
 // if not, the physical end is reached and the error wraps ErrVolumeFull
 // (record not written). Past the early-warning point every record written
 // returns ErrEarlyWarning.
+//
+// It reads no status after a record written in full: st lets the write
+// that crosses the early-warning point through and fails the next one with
+// ENOSPC, so the warning is reported one record after the crossing (or,
+// when the crossing record ends its file, by the status read at the
+// filemark). A status read per record halved the taping speed.
 func (t *Tape) WriteRecord(p []byte) error {
 	const op = "write record"
 	if err := t.usable(op); err != nil {
@@ -371,11 +437,6 @@ func (t *Tape) WriteRecord(p []byte) error {
 	if t.record >= 0 {
 		t.record++
 	}
-	if !t.pastEW {
-		if g, err := t.drv.Status(); err == nil && mtio.IsEOT(g.GStat) {
-			t.pastEW = true
-		}
-	}
 	if t.pastEW {
 		how := "the drive reports early warning"
 		if retried {
@@ -413,6 +474,14 @@ func (t *Tape) WriteFilemark() error {
 }
 
 func (t *Tape) weof(at string) error {
+	// The status at the filemark, read before it: the file's last record
+	// may have crossed the early-warning point with no write after it to
+	// fail with ENOSPC, and st clears GMT_EOT once the filemark is written.
+	if t.writing && !t.pastEW {
+		if g, err := t.drv.Status(); err == nil && mtio.IsEOT(g.GStat) {
+			t.pastEW = true
+		}
+	}
 	if err := t.drv.Op(mtio.MTWEOF, 1); err != nil {
 		t.forget()
 		return t.errf(at, "MTWEOF: %w", tapeErrno(t.path, "write", err))

@@ -218,10 +218,12 @@ func TestTapeEarlyWarningThroughFUSE(t *testing.T) {
 		}
 		written = append(written, r)
 	}
-	// After the 32 KiB label, record 11 takes the volume past 3 MiB and is
-	// the first with the warning; 15 records fit in 4 MiB.
-	if first != 11 || len(written) != 15 {
-		t.Fatalf("early warning at record %d, %d records written; want 11 and 15", first, len(written))
+	// After the 32 KiB label, record 11 takes the volume past 3 MiB; st
+	// fails the next write with ENOSPC, so record 12 (written again) is the
+	// first with the warning (no status is read per record); 15 records fit
+	// in 4 MiB.
+	if first != 12 || len(written) != 15 {
+		t.Fatalf("early warning at record %d, %d records written; want 12 and 15", first, len(written))
 	}
 	if err := tp.WriteFilemark(); err != nil {
 		t.Fatal(err)
@@ -245,6 +247,18 @@ func TestTapeProtectedAndEmptyThroughFUSE(t *testing.T) {
 	err := WriteLabel(tp, testLabel("T-001"))
 	if !errors.Is(err, ErrWriteProtected) || !strings.Contains(err.Error(), "volume is write-protected (the cartridge's write-protect tab is set") {
 		t.Fatalf("write-protected: %v", err)
+	}
+	// Refused from MTIOCGET's GMT_WR_PROT, before any write(2).
+	if n := d.WriteCount(); n != 0 {
+		t.Errorf("%d write(2) calls reached a write-protected cartridge, want none", n)
+	}
+	for _, want := range []string{d.Path(fakest.NST0), "slide the tab", "insert another cartridge"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("write-protected error %q does not say %q", err, want)
+		}
+	}
+	if err := tp.WriteFilemark(); !errors.Is(err, ErrWriteProtected) || len(d.Current().Objects()) != 0 {
+		t.Errorf("filemark on a write-protected cartridge: %v", err)
 	}
 	tp.Close()
 	d.Eject()
@@ -327,5 +341,32 @@ func TestDDReadsTapeFile(t *testing.T) {
 	records := 1 + (len(payload)+nightBS-1)/nightBS
 	if l := tp.logical(); l != start.Logical+int64(records)+1 {
 		t.Fatalf("after dd the tape is at logical block %d, want %d", l, start.Logical+int64(records)+1)
+	}
+}
+
+// A file whose last record crosses the early-warning point: no write after
+// it says so, the status read at the filemark does, and the next file's
+// first record reports the warning.
+func TestTapeEarlyWarningAtFilemarkThroughFUSE(t *testing.T) {
+	d := fakest.Mount(t, fakest.Options{Capacity: 4 << 20, EarlyWarning: 1 << 20})
+	tp := openFUSETape(t, d)
+	defer tp.Close()
+	if err := WriteLabel(tp, testLabel("T-001")); err != nil {
+		t.Fatal(err)
+	}
+	// Records 0..10 stay below 3 MiB with the label; record 11 crosses it.
+	for i := range 12 {
+		if err := tp.WriteRecord(fill(byte(i), nightBS)); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if err := tp.WriteFilemark(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := tp.Status(); err != nil || !st.EOT {
+		t.Fatalf("status after the filemark: %+v, %v; want EOT", st, err)
+	}
+	if err := tp.WriteRecord(fill(1, nightBS)); !errors.Is(err, ErrEarlyWarning) {
+		t.Fatalf("first record of the next file: %v, want early warning", err)
 	}
 }

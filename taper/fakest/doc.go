@@ -27,7 +27,8 @@
 // InjectError; at the nth call of an MTIOCTOP operation with FailOp, where a
 // failed MTSEEK stops halfway; MTIOCPOS alone with SetPosition), record a
 // trace of MTIOCTOP calls (Trace) and expose what was written.
-// For benchmarks, Options.Discard keeps record sizes only.
+// For benchmarks, Options.Discard keeps record sizes only and Options.Rate
+// gives the drive a streaming speed.
 //
 // Through FUSE the kernel reports every close(2) of every descriptor, not
 // only the last one as st sees it: the model writes the filemark of a

@@ -82,6 +82,13 @@ type Options struct {
 	// Discard keeps only the size of each record, not its bytes (reads
 	// return zeros): for benchmarks that write more than fits in memory.
 	Discard bool
+	// Rate is the drive's streaming speed in bytes per second of records
+	// written (an LTO-9 drive: 400e6); 0 swallows records as fast as they
+	// come. A write returns when the drive would have taken the record,
+	// so that a benchmark compares writers against a drive's speed rather
+	// than against the CPU the fake itself uses. For benchmarks only:
+	// tests do not wait on time.
+	Rate int64
 	// Logger receives operator actions and ctl commands; nil discards.
 	Logger *slog.Logger
 }
@@ -146,6 +153,8 @@ type Drive struct {
 	opFaults       map[int16]map[int]syscall.Errno // op -> call number -> errno
 	ops            map[int16]int
 	trace          []string
+	writes         int       // write(2) calls that reached the drive
+	busyUntil      time.Time // Options.Rate: when the drive has taken the records written so far
 
 	mount *mountState // set while mounted through FUSE
 }
@@ -466,6 +475,14 @@ func (d *Drive) OpCount(op int16) int {
 	return d.ops[op]
 }
 
+// WriteCount returns how many write(2) calls reached the drive, failed
+// ones included.
+func (d *Drive) WriteCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.writes
+}
+
 // Open opens the drive in memory: dev is NST0 or ST0, flags the open(2)
 // flags that matter to st (O_RDONLY/O_RDWR/O_WRONLY, O_NONBLOCK). Errors
 // are syscall.Errno: EBUSY when open already, ENOMEDIUM without a loaded
@@ -561,8 +578,38 @@ func (h *Handle) Write(p []byte) (int, error) {
 }
 
 func (d *Drive) write(h *Handle, p []byte) (int, syscall.Errno) {
+	n, e := d.writeRecord(h, p)
+	if n > 0 && d.opts.Rate > 0 {
+		d.pace(n)
+	}
+	return n, e
+}
+
+// rateBuffer is the drive's buffer with Options.Rate: writes return at
+// once while it has room, and it drains at Rate (LTO drives have 1 GiB or
+// more; this one is smaller). It also absorbs late wake-ups of the writer.
+const rateBuffer = 64 << 20
+
+// pace holds a write of n bytes until a drive streaming at Options.Rate
+// has room for it in its buffer. busyUntil is when the buffer will be
+// empty; a writer that pauses lets it empty and does not bank speed it
+// did not use.
+func (d *Drive) pace(n int) {
+	d.mu.Lock()
+	now := time.Now()
+	if d.busyUntil.Before(now) {
+		d.busyUntil = now
+	}
+	d.busyUntil = d.busyUntil.Add(time.Duration(int64(n) * int64(time.Second) / d.opts.Rate))
+	until := d.busyUntil.Add(-time.Duration(rateBuffer * int64(time.Second) / d.opts.Rate))
+	d.mu.Unlock()
+	time.Sleep(time.Until(until))
+}
+
+func (d *Drive) writeRecord(h *Handle, p []byte) (int, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.writes++
 	for d.stalled && !d.shutdown {
 		d.stalledWriters++
 		d.cond.Broadcast() // for WaitStalled

@@ -28,14 +28,15 @@ func main() {
 	work := flag.String("work", "", "an empty directory (the image, the vtapes, the mount point)")
 	size := flag.String("size", "1GiB", "payload size of the holding image")
 	runs := flag.Int("runs", 3, "runs of each")
+	rate := flag.Int64("rate", 400e6, "streaming speed of the FUSE drive in bytes/s (an LTO-9 drive: 400e6); fuse-fast is the same drive without a speed")
 	flag.Parse()
-	if err := run(*work, *size, *runs); err != nil {
+	if err := run(*work, *size, *runs, *rate); err != nil {
 		fmt.Fprintln(os.Stderr, "tapebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(work, sizeStr string, runs int) error {
+func run(work, sizeStr string, runs int, rate int64) error {
 	if work == "" {
 		return errors.New("-work is required")
 	}
@@ -61,6 +62,9 @@ func run(work, sizeStr string, runs int) error {
 	vt := filepath.Join(work, "vtapes")
 	vtTapir := func() (time.Duration, error) {
 		os.RemoveAll(vt)
+		if err := os.MkdirAll(vt, 0o755); err != nil { // the disk changer never creates it
+			return 0, err
+		}
 		ch, err := taper.NewDiskChanger(vt, 1, size*2+(64<<20), blocksize, nil)
 		if err != nil {
 			return 0, err
@@ -78,12 +82,20 @@ func run(work, sizeStr string, runs int) error {
 		dd    func() (time.Duration, error)
 	}{"vtape", vtTapir, vtDD})
 
-	mnt := filepath.Join(work, "mnt")
-	os.MkdirAll(mnt, 0o755)
-	drive := fakest.New(fakest.Options{Capacity: size * 4, Discard: true})
-	if err := drive.Mount(mnt); err != nil {
-		fmt.Fprintf(os.Stderr, "tapebench: no FUSE tape (%v): measuring the vtape only\n", err)
-	} else {
+	// fuse-tape: the fake drive streaming at a real drive's speed (the
+	// check); fuse-fast: the same drive swallowing records as fast as the
+	// CPUs let it, in this process (informational: CPU-bound).
+	for _, fd := range []struct {
+		name string
+		rate int64
+	}{{"fuse-tape", rate}, {"fuse-fast", 0}} {
+		mnt := filepath.Join(work, "mnt-"+fd.name)
+		os.MkdirAll(mnt, 0o755)
+		drive := fakest.New(fakest.Options{Capacity: size * 4, Discard: true, Rate: fd.rate})
+		if err := drive.Mount(mnt); err != nil {
+			fmt.Fprintf(os.Stderr, "tapebench: no FUSE tape (%v): measuring the vtape only\n", err)
+			break
+		}
 		defer drive.Unmount()
 		dev := drive.Path(fakest.NST0)
 		fuseTapir := func() (time.Duration, error) {
@@ -109,7 +121,7 @@ func run(work, sizeStr string, runs int) error {
 			name  string
 			tapir func() (time.Duration, error)
 			dd    func() (time.Duration, error)
-		}{"fuse-tape", fuseTapir, fuseDD})
+		}{fd.name, fuseTapir, fuseDD})
 	}
 
 	mib := float64(size) / (1 << 20)
