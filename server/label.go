@@ -32,7 +32,8 @@ type LabelResult struct {
 // erases them) or that is not this configuration's (another org, or
 // another program's data): promise 4. It always refuses a label that does
 // not match labelstr or that another volume carries. It takes the run
-// lock, so that it never labels under a running night.
+// lock, so that it never labels under a running night. The volume is
+// ejected afterwards only when the configuration says eject = true.
 func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps) (*LabelResult, error) {
 	if deps.Clock == nil {
 		deps.Clock = clock.Real
@@ -56,7 +57,16 @@ func Label(ctx context.Context, cfg *config.Config, opt LabelOptions, deps Deps)
 	if err != nil {
 		return nil, err
 	}
-	defer ch.Eject(ctx)
+	// The cartridge stays in the drive unless the configuration ejects
+	// (eject = true): a single-drive operator labels in the afternoon for
+	// the night, and must not have to reinsert it.
+	defer func() {
+		if cfg.Eject {
+			ch.Eject(context.WithoutCancel(ctx))
+		} else {
+			ch.Close()
+		}
+	}()
 	res := &LabelResult{Slot: slot}
 	old := ""
 	l, err := taper.ReadLabel(dev)

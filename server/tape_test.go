@@ -223,3 +223,28 @@ func TestRobotNights(t *testing.T) {
 		t.Errorf("big.bin restored from the library differs")
 	}
 }
+
+// tapir label leaves the cartridge in a single drive unless the
+// configuration ejects (issue 14): the operator who labels in the
+// afternoon must not have to reinsert it for the night.
+func TestLabelEjectsOnlyWhenConfigured(t *testing.T) {
+	drive := fakest.Mount(t, fakest.Options{Capacity: 64 << 20, Cartridges: []string{"TAPE01"}})
+	s := newSite(t, "")
+	s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
+		Wait: config.Duration(24 * time.Hour), Poll: config.Duration(100 * time.Millisecond), Remind: config.Duration(time.Hour)}
+	for _, eject := range []bool{false, true} {
+		s.cfg.Eject = eject
+		if _, err := Label(t.Context(), s.cfg, LabelOptions{Label: "test-001", Slot: 1, Force: true}, Deps{Log: testLogger(t)}); err != nil {
+			t.Fatalf("label (eject = %v): %v", eject, err)
+		}
+		name, loaded := drive.Loaded()
+		if loaded == eject {
+			t.Errorf("eject = %v: after tapir label the drive holds %q (loaded %v)", eject, name, loaded)
+		}
+		if !eject {
+			if msg, err := TapeCurrent(t.Context(), s.cfg, Deps{}); err != nil || !strings.Contains(msg, "holds volume test-001") {
+				t.Errorf("tape current after label: %q %v", msg, err)
+			}
+		}
+	}
+}
