@@ -92,6 +92,7 @@ type Pool struct {
 	full     int64 // bytes reserved or held by fulls (degraded-mode accounting)
 	fullKept int64 // of those, the bytes of finished fulls sitting on the disks
 	changed  chan struct{}
+	onWait   func(*Space) // tests: called (locked) when a Grow decides to wait
 	seq      int64
 	writers  map[*Space]bool // spaces in use by writers
 	waiting  map[*Space]bool // of those, the ones waiting in Grow
@@ -382,6 +383,9 @@ func (s *Space) Grow(ctx context.Context, n int64) error {
 			return nil
 		}
 		p.waiting[s] = true
+		if p.onWait != nil {
+			p.onWait(s)
+		}
 		p.chooseVictimLocked()
 		ch := p.changed
 		p.mu.Unlock()

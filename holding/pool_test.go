@@ -6,7 +6,6 @@ import (
 	"math"
 	"sync"
 	"testing"
-	"time"
 )
 
 const gib = int64(1) << 30
@@ -161,22 +160,22 @@ func TestGrowWaitsWhileDraining(t *testing.T) {
 	done.Shrink()
 	w, _ := p.TryReserve(40<<20, Incremental)
 	w.fill(0, 40<<20)
+	waits := make(chan struct{}, 1)
+	p.onWait = func(s *Space) {
+		if s == w {
+			select {
+			case waits <- struct{}{}:
+			default:
+			}
+		}
+	}
 	res := make(chan error, 1)
 	go func() { res <- w.Grow(context.Background(), 30<<20) }()
-	// Grow marks its Space waiting when it has decided to wait rather than
-	// give up; no event announces it, so the test looks until it does.
-	for {
-		p.mu.Lock()
-		waiting := p.waiting[w]
-		p.mu.Unlock()
-		if waiting {
-			break
-		}
-		select {
-		case err := <-res:
-			t.Fatalf("Grow returned %v while space was about to be released", err)
-		case <-time.After(time.Millisecond):
-		}
+	// Grow says when it has decided to wait rather than give up.
+	select {
+	case err := <-res:
+		t.Fatalf("Grow returned %v while space was about to be released", err)
+	case <-waits:
 	}
 	draining.Lock()
 	busy = false

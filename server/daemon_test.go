@@ -351,9 +351,9 @@ func TestDaemonGracefulStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Hour)
-	// The status file is refreshed every second: no event says that a
-	// dump sends its bytes.
-	poll(t, func() bool {
+	// The status file is refreshed every second: its rewrite is the event
+	// that says a dump sends its bytes.
+	waitFiles(t, func() bool {
 		st, live, err := ReadStatus(s.cfg)
 		if err != nil || !live {
 			return false
@@ -367,7 +367,7 @@ func TestDaemonGracefulStop(t *testing.T) {
 			t.Fatal("a dump finished before the test saw the first one running; the dumps are too fast for this machine")
 		}
 		return dumping
-	})
+	}, filepath.Dir(s.cfg.Catalog))
 	close(stop)
 	if err := <-done; err != nil { // a daemon that does not stop is caught by go test -timeout
 		t.Fatal(err)

@@ -180,10 +180,10 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 	}
 	// `tapir status` shows the night live: one image taping, the others
 	// waiting for the holding disk or dumped into it. The status file is
-	// rewritten every second: no event says that it shows the stall yet.
+	// rewritten every second: each rewrite is the event to look again.
 	var st *Status
 	var live bool
-	poll(t, func() bool {
+	waitFiles(t, func() bool {
 		st, live, err = ReadStatus(s.cfg)
 		if err != nil || !live {
 			return false
@@ -198,7 +198,7 @@ func TestStalledDriveMakesDumpersWait(t *testing.T) {
 			}
 		}
 		return taping == 1 && space == 1
-	})
+	}, filepath.Dir(s.cfg.Catalog))
 	var view strings.Builder
 	WriteStatus(&view, st, live, time.Now())
 	states := map[string]int{}
@@ -275,12 +275,12 @@ func TestKilledRunLosesNothing(t *testing.T) {
 		return countMsg(log, "dumped to holding") >= 2 && strings.Contains(log, childStalled)
 	})
 	// The slow image is still being written (its file is created before
-	// the first byte arrives; no event says so across processes).
-	poll(t, func() bool {
+	// the first byte arrives): the files of the other process say so.
+	waitFiles(t, func() bool {
 		n, tmp := complete()
 		onTape, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot1", "00001.*"))
 		return n == 2 && tmp == 1 && len(onTape) == 1
-	})
+	}, hold, s.cfg.Changer.Path)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	logf.Close()

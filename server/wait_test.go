@@ -2,11 +2,15 @@ package server
 
 import (
 	"bytes"
+	"io/fs"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tests wait for events (a log line, a channel, a timer armed on the
@@ -82,15 +86,49 @@ func countMsg(log, msg string) int {
 	return n
 }
 
-// poll waits until cond holds, looking every few milliseconds: only for
-// state that no event announces (the status file that a run refreshes
-// every second). It has no deadline of its own.
-func poll(t *testing.T, cond func() bool) {
+// waitFiles waits until cond holds, checking it again after every change
+// the kernel reports (inotify) in dirs and the directories below them:
+// for state that only files tell, such as the status file a run rewrites
+// every second or the holding files of another process. It has no
+// deadline of its own (go test -timeout catches a wait for ever).
+func waitFiles(t *testing.T, cond func() bool, dirs ...string) {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatalf("inotify: %v", err)
+	}
+	defer unix.Close(fd)
+	const mask = unix.IN_CREATE | unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_DELETE | unix.IN_MODIFY
+	paths := map[int32]string{}
+	watch := func(dir string) {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				if wd, err := unix.InotifyAddWatch(fd, p, mask); err == nil {
+					paths[int32(wd)] = p
+				}
+			}
+			return nil
+		})
+	}
+	for _, d := range dirs {
+		watch(d)
+	}
+	buf := make([]byte, 64<<10)
 	for !cond() {
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-t.Context().Done():
-			return
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("inotify read: %v", err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			if ev.Mask&unix.IN_ISDIR != 0 && ev.Mask&unix.IN_CREATE != 0 {
+				watch(filepath.Join(paths[ev.Wd], strings.TrimRight(string(name), "\x00")))
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
 		}
 	}
 }
