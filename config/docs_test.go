@@ -1,13 +1,13 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tapir-backup/tapir/internal/doctest"
 )
 
 // TestConfigDoc checks docs/format/config.md against the TOML schema, the
@@ -16,10 +16,7 @@ import (
 // "## `[[holding]]`", ...), every table has its section, and every row of
 // such a section is a key of the schema.
 func TestConfigDoc(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "docs", "format", "config.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := doctest.Format(t, "config.md")
 	// The doc's sections, by heading, each with the keys of its table rows.
 	sections := map[string]map[string]bool{}
 	var cur map[string]bool
@@ -74,10 +71,10 @@ func TestConfigDoc(t *testing.T) {
 			problems = append(problems, "no section \"## "+h+"\"")
 			continue
 		}
-		if missing := absentKeys(schema[h], doc); len(missing) > 0 {
+		if missing := doctest.Absent(schema[h], doc); len(missing) > 0 {
 			problems = append(problems, "keys of "+h+" without a row: "+strings.Join(missing, ", "))
 		}
-		if extra := absentKeys(doc, schema[h]); len(extra) > 0 {
+		if extra := doctest.Absent(doc, schema[h]); len(extra) > 0 {
 			problems = append(problems, "rows of "+h+" that are no key of the schema: "+strings.Join(extra, ", "))
 		}
 	}
@@ -98,16 +95,4 @@ func isTable(t reflect.Type) bool {
 		}
 	}
 	return false
-}
-
-// absentKeys returns the keys of want that are not in have, sorted.
-func absentKeys(want, have map[string]bool) []string {
-	var out []string
-	for k := range want {
-		if !have[k] {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

@@ -4,13 +4,12 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tapir-backup/tapir/internal/doctest"
 )
 
 // TestIndexProtocolDoc checks the operation table of
@@ -52,31 +51,16 @@ func TestIndexProtocolDoc(t *testing.T) {
 		t.Fatal("no Idx* operation constants found in indexproto.go")
 	}
 
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "format", "index-protocol.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := doctest.Format(t, "index-protocol.md")
 	// The rows of the operation table: "| `op` | needs | reply |".
 	documented := map[string]bool{}
 	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
 		documented[m[1]] = true
 	}
-	if missing := absentNames(code, documented); len(missing) > 0 {
+	if missing := doctest.Absent(code, documented); len(missing) > 0 {
 		t.Errorf("index-protocol operations in wire/indexproto.go without a row in docs/format/index-protocol.md: %s", strings.Join(missing, ", "))
 	}
-	if extra := absentNames(documented, code); len(extra) > 0 {
+	if extra := doctest.Absent(documented, code); len(extra) > 0 {
 		t.Errorf("rows of docs/format/index-protocol.md that are no operation of wire/indexproto.go: %s", strings.Join(extra, ", "))
 	}
-}
-
-// absentNames returns the keys of want that are not in have, sorted.
-func absentNames(want, have map[string]bool) []string {
-	var out []string
-	for k := range want {
-		if !have[k] {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
