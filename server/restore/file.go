@@ -98,7 +98,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		target.File.Path = rel
 		loc = target
 	}
-	src, closeSrc, res, err := openImage(cfg, req.Volumes, loc, log)
+	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, loc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -134,22 +134,23 @@ func (s source) where() string {
 // volumes when it is taped (every part, in order), from the holding disk
 // otherwise. Each header found there is checked against the catalog before
 // it is trusted (indexd.ImageReader).
-func openImage(cfg *config.Config, vols indexd.VolumeSource, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
 	var src source
-	if len(loc.Parts) > 0 && vols == nil {
+	switch {
+	case len(loc.Parts) > 0:
 		p := loc.Parts[0]
 		src = source{volume: p.Volume, fileno: p.FileNo}
-		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on volume %s, and no changer was given to read it (the caller passes the configuration's volume source: server.VolumeSource)", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, p.Volume)
-	} else if len(loc.Parts) > 0 {
-		src = source{volume: loc.Parts[0].Volume, fileno: loc.Parts[0].FileNo}
-	} else if loc.Dump.HoldingPath == "" {
+		if vols == nil {
+			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on volume %s, and no changer was given to read it (the caller passes the configuration's volume source: server.VolumeSource)", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, p.Volume)
+		}
+	case loc.Dump.HoldingPath == "":
 		return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s has no part on any volume and no holding file", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path)
 	}
 	var disks []string
 	for _, h := range cfg.Holding {
 		disks = append(disks, h.Path)
 	}
-	r := indexd.NewImageReader(context.Background(), vols, disks, loc.Dump, loc.Parts)
+	r := indexd.NewImageReader(ctx, vols, disks, loc.Dump, loc.Parts)
 	// Open it now, so that a missing volume or a stale catalog shows here.
 	var probe [1]byte
 	if loc.Dump.PayloadSize > 0 {

@@ -93,7 +93,7 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		if err != nil {
 			return res, fmt.Errorf("recover: %w", err)
 		}
-		src, closeSrc, where, err := openImage(cfg, req.Volumes, &catalog.Location{Dump: d, Parts: parts}, log)
+		src, closeSrc, where, err := openImage(ctx, cfg, req.Volumes, &catalog.Location{Dump: d, Parts: parts}, log)
 		if err != nil {
 			return res, err
 		}
