@@ -47,9 +47,24 @@ func closeChanger(ch taper.Changer) {
 	ch.Close()
 }
 
-// askForVolume tells the people who run the site that a volume must be
-// inserted: in the log and, when mailto is set, by mail.
+// askForVolume tells the people who run the site that a run needs a
+// volume inserted: in the log and, when mailto is set, by mail.
 func askForVolume(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
+	tellOperator(cfg, deps, log, msg, fmt.Sprintf("The run waits for the volume for %s, then goes on without it (degraded: images stay on the holding disk).", time.Duration(cfg.Changer.Wait)))
+}
+
+// askForRestore tells the people who run the site that a restore or a
+// verify needs a volume inserted.
+func askForRestore(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tellOperator(cfg, deps, log, msg, "A restore or a verify waits for the volume until it is inserted or the restore is cancelled.")
+}
+
+// tellOperator logs a request for an operator and, when mailto is set,
+// mails it with what happens meanwhile (then).
+func tellOperator(cfg *config.Config, deps Deps, log *slog.Logger, msg, then string) {
 	log.Warn("operator action needed: " + msg)
 	if len(cfg.Mailto) == 0 {
 		return
@@ -59,8 +74,8 @@ func askForVolume(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
 		m = Mailer(cfg, log)
 	}
 	o := mailOptions(cfg, "")
-	msgText := fmt.Sprintf("%s\n\nConfiguration: %s\nThe run waits for the volume for %s, then goes on without it (degraded: images stay on the holding disk).\n", msg, cfg.File, time.Duration(cfg.Changer.Wait))
-	mm := &mail.Message{From: o.From, To: o.To, Subject: fmt.Sprintf("%s TAPIR: %s", cfg.Org, msg), Text: msgText, Date: deps.Clock.Now()}
+	msgText := fmt.Sprintf("%s\n\nConfiguration: %s\n%s\n", msg, cfg.File, then)
+	mm := &mail.Message{From: o.From, To: o.To, Subject: fmt.Sprintf("%s TAPIR: %s", cfg.Org, msg), Text: msgText, Date: clock.Or(deps.Clock).Now()}
 	if mm.From == "" {
 		mm.From = "tapir@localhost"
 	}
@@ -73,41 +88,51 @@ func askForVolume(cfg *config.Config, deps Deps, log *slog.Logger, msg string) {
 
 // changerVolumes is the index server's, verify's and recover's way to a
 // volume in a single or robot changer (the disk changer has
-// indexd.DiskVolumes). It never waits for a person: a volume that is not
-// there is an error naming it and where to put it. It lends its one drive
-// to one reader at a time.
+// indexd.DiskVolumes). It lends its one drive to one reader at a time. A
+// volume that is not there is an error naming it and where to put it,
+// unless the changer waits for a person (single) and the reader can ask
+// one (Open's ask): then it ejects the volume of this configuration the
+// drive holds, asks for the one wanted (through ask, the log and, with
+// mailto, mail; reminded every [changer] remind) and waits for it.
 type changerVolumes struct {
 	ch    taper.Changer
 	cat   *catalog.Catalog
 	dev   string // the drive, for messages
+	org   string // this configuration's org: only its volumes are ejected
 	drive indexd.DrivePool
+	// tell passes a request for a volume on to the site's people (log
+	// and mail); nil: the log only.
+	tell func(msg string)
 }
 
 // Properties declares the changer's one drive.
 func (c *changerVolumes) Properties() indexd.SourceProperties {
-	return indexd.SourceProperties{Drives: 1, Where: c.ch.Properties().Where}
+	p := c.ch.Properties()
+	return indexd.SourceProperties{Drives: 1, Where: p.Where, WaitsForPerson: p.WaitsForPerson}
 }
 
-func (c *changerVolumes) find(ctx context.Context, label string) (int, error) {
+// find returns the slot holding label, and what the changer's inventory
+// says of the drive (single) when it does not.
+func (c *changerVolumes) find(ctx context.Context, label string) (int, []taper.SlotInfo, error) {
 	inv, err := c.ch.Inventory(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for _, s := range inv {
 		if s.Label != nil && s.Label.Label == label {
-			return s.Slot, nil
+			return s.Slot, inv, nil
 		}
 	}
 	where := "the changer"
 	if c.ch.Properties().WaitsForPerson {
 		where = "the drive " + c.dev
 	}
-	return 0, fmt.Errorf("volume %s is not in %s: load it, then try again (%w)", label, where, indexd.ErrVolumeMissing)
+	return 0, inv, fmt.Errorf("volume %s is not in %s: load it, then try again (%w)", label, where, indexd.ErrVolumeMissing)
 }
 
 // Locate says where the volume is.
 func (c *changerVolumes) Locate(ctx context.Context, label string) (string, error) {
-	slot, err := c.find(ctx, label)
+	slot, _, err := c.find(ctx, label)
 	if err != nil {
 		return "", err
 	}
@@ -117,12 +142,10 @@ func (c *changerVolumes) Locate(ctx context.Context, label string) (string, erro
 	return fmt.Sprintf("slot %d", slot), nil
 }
 
-// Open loads the volume, checks its label and returns the drive rewound.
-func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
-	slot, err := c.find(ctx, label)
-	if err != nil {
-		return nil, nil, err
-	}
+// Open loads the volume, checks its label and returns the drive rewound;
+// with a single drive and an ask, it asks for a volume that is not there
+// and waits for it.
+func (c *changerVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
 	give, err := c.drive.Take(ctx, "volume "+label)
 	if err != nil {
 		return nil, nil, err
@@ -130,6 +153,19 @@ func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, 
 	release := func() {
 		closeChanger(c.ch)
 		give()
+	}
+	slot, inv, err := c.find(ctx, label)
+	if err != nil {
+		if ask == nil || !c.ch.Properties().WaitsForPerson || !errors.Is(err, indexd.ErrVolumeMissing) {
+			give()
+			return nil, nil, err
+		}
+		dev, err := c.waitFor(ctx, label, inv, ask)
+		if err != nil {
+			give()
+			return nil, nil, err
+		}
+		return dev, release, nil
 	}
 	dev, err := c.ch.Load(ctx, slot)
 	if err != nil {
@@ -154,6 +190,33 @@ func (c *changerVolumes) Open(ctx context.Context, label string) (taper.Device, 
 	return dev, release, nil
 }
 
+// waitFor asks a person for the volume label and waits until it is in the
+// drive or ctx ends. A volume of this configuration in the drive is
+// ejected first (the reader is done with it, or it is not the one needed),
+// so that the person only has to swap cartridges; anything else is left
+// where it is.
+func (c *changerVolumes) waitFor(ctx context.Context, label string, inv []taper.SlotInfo, ask indexd.Ask) (taper.Device, error) {
+	for _, s := range inv {
+		if s.Label != nil && s.Label.Org == c.org && c.org != "" {
+			if err := c.ch.Eject(ctx); err != nil {
+				return nil, fmt.Errorf("volume %s is needed; ejecting volume %s from the drive %s failed: %w", label, s.Label.Label, c.dev, err)
+			}
+		}
+	}
+	prompt := func(msg string) {
+		ask(msg)
+		if c.tell != nil {
+			c.tell(msg)
+		}
+	}
+	want := func(l *taper.Label, err error) bool { return err == nil && l.Label == label }
+	dev, _, err := c.ch.WaitFor(ctx, "volume "+label, want, prompt)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", label, err)
+	}
+	return dev, nil
+}
+
 // VolumeSource returns how the index server, verify and recover reach the
 // volumes of cfg, through their own changer (never the run's). cat may be
 // nil (the disk changer then finds volumes by reading labels).
@@ -162,7 +225,11 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	if err != nil {
 		return nil, err
 	}
-	return volumeSourceOf(ch, cfg, cat), nil
+	vs := volumeSourceOf(ch, cfg, cat)
+	if cv, ok := vs.(*changerVolumes); ok {
+		cv.tell = func(msg string) { askForRestore(cfg, deps, log, msg) }
+	}
+	return vs, nil
 }
 
 // volumeSourceOf is the VolumeSource over ch: DiskVolumes for a disk
@@ -172,5 +239,5 @@ func volumeSourceOf(ch taper.Changer, cfg *config.Config, cat *catalog.Catalog) 
 	if ch.Properties().Kind == "disk" {
 		return &indexd.DiskVolumes{Changer: ch, Catalog: cat}
 	}
-	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device}
+	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device, org: cfg.Org}
 }

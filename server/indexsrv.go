@@ -89,10 +89,10 @@ func (l *laterVolumes) Locate(ctx context.Context, label string) (string, error)
 }
 
 // Open loads a volume, once the changer's directory exists.
-func (l *laterVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+func (l *laterVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
 	vs, err := l.get()
 	if err != nil {
 		return nil, nil, err
 	}
-	return vs.Open(ctx, label)
+	return vs.Open(ctx, label, ask)
 }

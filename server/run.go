@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
@@ -40,6 +41,12 @@ type Deps struct {
 	// holding disk, the taper finishes the image it writes, and the report
 	// says what was left for the next run.
 	Stop <-chan struct{}
+	// Ask is the person at the terminal of a verify or a restore: it is
+	// told the volumes needed ("The following tapes are needed: ...")
+	// and, with a single drive, asked for each cartridge in turn
+	// (indexd.Ask); the request also goes to the log and mail. Nil: nobody
+	// is asked, and a volume that is not in the drive fails at once.
+	Ask indexd.Ask
 }
 
 // Mailer returns the SMTP mailer the configuration describes.

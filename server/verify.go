@@ -141,7 +141,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	}
 
 	// What is on the volume, file by file.
-	dev, release, err := vols.Open(ctx, label)
+	dev, release, err := vols.Open(ctx, label, deps.Ask)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,10 @@ import (
 // io.ReaderAt over the payload (offset 0 is the first byte after the
 // header). Not safe for concurrent use.
 type ImageReader struct {
+	// Ask, when set, lets a source that waits for a person ask for a
+	// volume that is not there (VolumeSource.Open).
+	Ask Ask
+
 	ctx   context.Context
 	vols  VolumeSource
 	disks []string
@@ -104,7 +108,7 @@ func (is *ImageReader) readAt(p []byte, off int64) error {
 		}
 		if i != is.cur {
 			is.closePart()
-			pr, release, err := openPart(is.ctx, is.vols, is.d, is.parts[i])
+			pr, release, err := openPart(is.ctx, is.vols, is.Ask, is.d, is.parts[i])
 			if err != nil {
 				return err
 			}
@@ -249,11 +253,11 @@ func (r *holdingReader) close()       { r.im.Close() }
 func (r *holdingReader) name() string { return r.label }
 
 // openPart loads the volume of a part and returns a reader positioned for it.
-func openPart(ctx context.Context, vols VolumeSource, d catalog.Dump, pt catalog.Part) (partReader, func(), error) {
+func openPart(ctx context.Context, vols VolumeSource, ask Ask, d catalog.Dump, pt catalog.Part) (partReader, func(), error) {
 	if vols == nil {
 		return nil, nil, fmt.Errorf("volume %s: no changer to read volumes from", pt.Volume)
 	}
-	dev, release, err := vols.Open(ctx, pt.Volume)
+	dev, release, err := vols.Open(ctx, pt.Volume, ask)
 	if err != nil {
 		return nil, nil, err
 	}

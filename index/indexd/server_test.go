@@ -33,8 +33,8 @@ type tapeVolumes struct {
 	seeks *int
 }
 
-func (t tapeVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
-	dev, release, err := t.VolumeSource.Open(ctx, label)
+func (t tapeVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
+	dev, release, err := t.VolumeSource.Open(ctx, label, ask)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -31,11 +31,20 @@ type VolumeSource interface {
 	// checking that the volume there carries label (a wrong volume is an
 	// error matching ErrVolumeMissing). release gives the drive back (it
 	// does not eject); it may be called more than once. With every drive
-	// lent, Open waits for one to be given back, until ctx ends. Open never
-	// waits for a person: when the volume is not available it fails at
-	// once, like Locate.
-	Open(ctx context.Context, label string) (dev taper.Device, release func(), err error)
+	// lent, Open waits for one to be given back, until ctx ends.
+	//
+	// When the volume is not available, a source that declares
+	// WaitsForPerson and is given an ask asks a person for it (through
+	// ask, and its own log and mail), reminds them, and waits until the
+	// volume is there or ctx ends; every other Open fails at once, like
+	// Locate.
+	Open(ctx context.Context, label string, ask Ask) (dev taper.Device, release func(), err error)
 }
+
+// Ask receives what a person must do for a read to go on ("insert volume
+// T-002 into /dev/nst0"): the request, what is wrong with the volume they
+// inserted, and each reminder. A nil Ask means nobody can be asked.
+type Ask func(msg string)
 
 // SourceProperties is what a VolumeSource declares about itself.
 type SourceProperties struct {
@@ -47,6 +56,9 @@ type SourceProperties struct {
 	// Dir is the directory that holds the volumes as files (a disk
 	// changer), "" for tapes: error replies never name the paths in it.
 	Dir string
+	// WaitsForPerson: a volume that is not there is brought by a person
+	// (a single drive): Open given an Ask asks for it and waits.
+	WaitsForPerson bool
 }
 
 // DrivePool lends the drives of a VolumeSource: one volume per drive at a
@@ -171,8 +183,9 @@ func (d *DiskVolumes) find(ctx context.Context, label string) (int, error) {
 	return 0, &missingError{fmt.Sprintf("volume %s is in no slot of the changer: %s, then extract again", label, where)}
 }
 
-// Open loads the slot holding label.
-func (d *DiskVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+// Open loads the slot holding label. A disk changer never waits for a
+// person: ask is not used.
+func (d *DiskVolumes) Open(ctx context.Context, label string, ask Ask) (taper.Device, func(), error) {
 	slot, err := d.find(ctx, label)
 	if err != nil {
 		return nil, nil, err

@@ -466,7 +466,9 @@ func (s *slotVolumes) Locate(ctx context.Context, label string) (string, error) 
 	return fmt.Sprintf("slot %d", slot), nil
 }
 
-func (s *slotVolumes) Open(ctx context.Context, label string) (taper.Device, func(), error) {
+// Open loads the slot the rebuild found label in; nobody is asked (ask
+// is not used): the rebuild reads what it found.
+func (s *slotVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
 	slot, ok := s.slots[label]
 	if !ok {
 		return nil, nil, s.missing(label)

@@ -83,7 +83,7 @@ func LabelSlot(t *testing.T, ch taper.Changer, slot int, label string, tell bool
 // volume, with Present's label.
 func open(t *testing.T, ctx context.Context, f *Fixture) (taper.Device, func()) {
 	t.Helper()
-	d, release, err := f.Source.Open(ctx, f.Present)
+	d, release, err := f.Source.Open(ctx, f.Present, nil)
 	if err != nil {
 		t.Fatalf("open %s: %v", f.Present, err)
 	}
@@ -136,7 +136,7 @@ func missing(t *testing.T, f *Fixture) {
 	ctx := t.Context()
 	_, err := f.Source.Locate(ctx, f.Missing)
 	wantMissing(t, "locate", f.Missing, err)
-	d, release, err := f.Source.Open(ctx, f.Missing)
+	d, release, err := f.Source.Open(ctx, f.Missing, nil)
 	if err == nil {
 		release()
 		t.Fatalf("open %s lent %s", f.Missing, d.Name())
@@ -174,7 +174,7 @@ func opensSerialise(t *testing.T, f *Fixture) {
 	started := make(chan struct{})
 	go func() {
 		close(started)
-		d, release, err := f.Source.Open(ctx, f.Present)
+		d, release, err := f.Source.Open(ctx, f.Present, nil)
 		if err != nil {
 			t.Errorf("the waiting open: %v", err)
 			done <- false
@@ -219,7 +219,7 @@ func cancelWaitingOpen(t *testing.T, f *Fixture) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, release, err := f.Source.Open(ctx, f.Present)
+		_, release, err := f.Source.Open(ctx, f.Present, nil)
 		if err == nil {
 			release()
 		}
@@ -246,7 +246,7 @@ func wrongVolume(t *testing.T, f *Fixture) {
 		t.Fatal(err)
 	}
 	f.Swap(t, "SWAPPED-1")
-	d, release, err := f.Source.Open(ctx, f.Present)
+	d, release, err := f.Source.Open(ctx, f.Present, nil)
 	if err == nil {
 		release()
 		t.Fatalf("open %s after the swap lent %s", f.Present, d.Name())
