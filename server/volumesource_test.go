@@ -5,6 +5,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/indexd"
@@ -42,21 +43,39 @@ func memOpener(d *fakest.Drive) taper.DriveOpener {
 }
 
 // singleVolumes is the changer-backed source over a single changer whose
-// drive (a fakest drive, in memory or through FUSE) holds VS-001.
+// drive (a fakest drive, in memory or through FUSE) holds VS-001; the
+// cartridge on the shelf is VS-404, which Bring inserts as a person would.
 func singleVolumes(fuse bool) func(t *testing.T) *volumetest.Fixture {
 	return func(t *testing.T) *volumetest.Fixture {
-		opts := fakest.Options{Capacity: 16 << 20, Cartridges: []string{"C1"}}
-		scfg := taper.SingleConfig{Device: "/dev/nst0"}
+		opts := fakest.Options{Capacity: 16 << 20, Cartridges: []string{"C2", "C1"}}
+		// The changer looks at the drive often: the person in the test
+		// is quick.
+		scfg := taper.SingleConfig{Device: "/dev/nst0", Poll: 5 * time.Millisecond}
+		var d *fakest.Drive
 		if fuse {
-			d := fakest.Mount(t, opts)
+			d = fakest.Mount(t, opts)
 			scfg.Device = d.Path(fakest.NST0)
 		} else {
-			scfg.Open = memOpener(fakest.New(opts))
+			d = fakest.New(opts)
+			scfg.Open = memOpener(d)
 		}
 		ch, err := taper.NewSingleChanger(scfg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		volumetest.LabelSlot(t, ch, 1, "VS-404", true)
+		swap := func(name string) {
+			if err := d.Eject(); err != nil {
+				t.Error(err)
+			}
+			if _, err := d.Remove(); err != nil {
+				t.Error(err)
+			}
+			if err := d.Insert(name); err != nil {
+				t.Error(err)
+			}
+		}
+		swap("C1")
 		volumetest.LabelSlot(t, ch, 1, "VS-001", true)
 		cfg := &config.Config{Changer: config.Changer{Type: "single", Device: scfg.Device}}
 		src, err := VolumeSource(cfg, Deps{Changer: ch}, nil, nil)
@@ -64,7 +83,8 @@ func singleVolumes(fuse bool) func(t *testing.T) *volumetest.Fixture {
 			t.Fatal(err)
 		}
 		return &volumetest.Fixture{Source: src, Present: "VS-001", Missing: "VS-404",
-			Swap: func(t *testing.T, other string) { volumetest.LabelSlot(t, ch, 1, other, false) }}
+			Swap:  func(t *testing.T, other string) { volumetest.LabelSlot(t, ch, 1, other, false) },
+			Bring: func(t *testing.T) { swap("C2") }}
 	}
 }
 

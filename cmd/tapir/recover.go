@@ -41,7 +41,9 @@ Commands piped on standard input run the same way. See docs/recover.md.
 
 With -c FILE (on the backup server) it reads the catalog directly: --file restores one
 file from the newest image that holds it, --all the whole DLE through its chain of images,
-into an empty directory unless --overwrite. Nothing is ever written outside --to. A client's
+into an empty directory unless --overwrite. It first prints the volumes it needs, in the
+order it reads them ("The following tapes are needed: ..."); with a single drive it asks for
+each cartridge in turn (here, in the log and by mail) and waits for it; Ctrl-C cancels. Nothing is ever written outside --to. A client's
 device nodes, setuid/setgid bits and trusted.*/security.* xattrs are left out (each entry
 is listed) unless --same-privileges.`,
 		Args: exactArgs(0),
@@ -85,11 +87,15 @@ is listed) unless --same-privileges.`,
 			if err != nil {
 				return err
 			}
+			// The person at the terminal is told the volumes needed and,
+			// with a single drive, asked for each cartridge; Ctrl-C
+			// cancels the wait.
+			ask := func(msg string) { fmt.Println(msg) }
 			if all {
 				return runRecoverTree(ctx, g, cfg, restore.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
-					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols})
+					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols, Ask: ask})
 			}
-			req.Volumes = vols
+			req.Volumes, req.Ask = vols, ask
 			res, err := restore.File(ctx, cfg, req, g.logger(0))
 			if err != nil {
 				return err

@@ -32,6 +32,11 @@ type Request struct {
 	// the configuration's changer, whatever its type); nil restores only
 	// images still on the holding disk.
 	Volumes indexd.VolumeSource
+	// Ask is the person at the terminal: told the volumes needed first
+	// ("The following tapes are needed: ...") and, with a single drive,
+	// asked for each cartridge in turn (indexd.Ask). Nil: nobody is
+	// asked, and a volume that is not in the drive fails at once.
+	Ask indexd.Ask
 }
 
 // Result says what was restored from where.
@@ -98,7 +103,8 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		target.File.Path = rel
 		loc = target
 	}
-	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, loc, log)
+	tellNeeded(req.Ask, log, [][]catalog.Part{indexd.PartsFor(loc.Parts, loc.Frames)})
+	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, req.Ask, loc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +140,22 @@ func (s source) where() string {
 // volumes when it is taped (every part, in order), from the holding disk
 // otherwise. Each header found there is checked against the catalog before
 // it is trusted (indexd.ImageReader).
-func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource, ask indexd.Ask, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+	// The first byte read: that of the first frame wanted (a file in the
+	// second part of an image needs only the second part's volume).
+	var first int64
+	if len(loc.Frames) > 0 {
+		first = loc.Frames[0].Offset
+	}
 	var src source
 	switch {
 	case len(loc.Parts) > 0:
 		p := loc.Parts[0]
+		for _, pt := range loc.Parts {
+			if first >= pt.Offset && first < pt.Offset+pt.Length {
+				p = pt
+			}
+		}
 		src = source{volume: p.Volume, fileno: p.FileNo}
 		if vols == nil {
 			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on volume %s, and no changer was given to read it (the caller passes the configuration's volume source: server.VolumeSource)", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, p.Volume)
@@ -151,10 +168,11 @@ func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource
 		disks = append(disks, h.Path)
 	}
 	r := indexd.NewImageReader(ctx, vols, disks, loc.Dump, loc.Parts)
+	r.Ask = ask
 	// Open it now, so that a missing volume or a stale catalog shows here.
 	var probe [1]byte
-	if loc.Dump.PayloadSize > 0 {
-		if _, err := r.ReadAt(probe[:], 0); err != nil {
+	if loc.Dump.PayloadSize > first {
+		if _, err := r.ReadAt(probe[:], first); err != nil {
 			r.Close()
 			return nil, nil, src, fmt.Errorf("recover: %w", err)
 		}
@@ -163,6 +181,20 @@ func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource
 		src.path = w[0]
 	}
 	return r, func() { r.Close() }, src, nil
+}
+
+// tellNeeded tells the person at the terminal, and the log, which volumes
+// the reads (each the parts one image reads, in order) load, in order.
+func tellNeeded(ask indexd.Ask, log *slog.Logger, reads [][]catalog.Part) {
+	need := indexd.Needed(reads)
+	if len(need) == 0 {
+		return
+	}
+	msg := "The following tapes are needed: " + strings.Join(need, " ")
+	log.Info(msg)
+	if ask != nil {
+		ask(msg)
+	}
 }
 
 // extractOne reads the first tar entry, checks it is the one the catalog

@@ -37,6 +37,8 @@ type TreeRequest struct {
 	// Volumes reaches the volumes (server.VolumeSource); nil restores only
 	// from the holding disk.
 	Volumes indexd.VolumeSource
+	// Ask is the person at the terminal, as in Request.
+	Ask indexd.Ask
 }
 
 // TreeResult lists the images applied, oldest first.
@@ -82,18 +84,30 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 			return nil, err
 		}
 	}
+	// The images apply in their chain's order; the volumes are read in
+	// that order, each image's parts in turn, through one pass that keeps
+	// a volume loaded while the next image is on it too.
+	partsOf := make([][]catalog.Part, len(chain))
+	for i, d := range chain {
+		if partsOf[i], err = cat.Parts(ctx, d.ID); err != nil {
+			return nil, fmt.Errorf("recover: %w", err)
+		}
+	}
+	tellNeeded(req.Ask, log, partsOf)
+	var vols indexd.VolumeSource
+	if req.Volumes != nil {
+		pass := &indexd.Pass{Source: req.Volumes, Ask: req.Ask}
+		defer pass.Close()
+		vols = pass
+	}
 	res := &TreeResult{Chain: chain}
 	x := &recover.Extractor{Dir: req.To, Incremental: true, Overwrite: true, SamePrivileges: req.SamePrivileges, TargetMeta: req.TargetMeta}
 	defer func() { res.Dropped = x.Dropped }()
-	for _, d := range chain {
+	for i, d := range chain {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		parts, err := cat.Parts(ctx, d.ID)
-		if err != nil {
-			return res, fmt.Errorf("recover: %w", err)
-		}
-		src, closeSrc, where, err := openImage(ctx, cfg, req.Volumes, &catalog.Location{Dump: d, Parts: parts}, log)
+		src, closeSrc, where, err := openImage(ctx, cfg, vols, req.Ask, &catalog.Location{Dump: d, Parts: partsOf[i]}, log)
 		if err != nil {
 			return res, err
 		}

@@ -35,6 +35,11 @@ type Fixture struct {
 	// swapped cartridges would, without telling anyone; nil skips the
 	// check.
 	Swap func(t *testing.T, other string)
+	// Bring does what a person asked for Missing does: puts a volume
+	// labelled Missing where the source finds it (a single drive: eject
+	// the cartridge, insert the one labelled Missing). Sources that wait
+	// for a person need it; nil skips the check.
+	Bring func(t *testing.T)
 }
 
 // Run runs the suite; newFixture makes a fresh fixture for each check.
@@ -50,6 +55,8 @@ func Run(t *testing.T, newFixture func(t *testing.T) *Fixture) {
 		{"OpensSerialise", opensSerialise},
 		{"CancelWaitingOpen", cancelWaitingOpen},
 		{"WrongVolume", wrongVolume},
+		{"AskForMissing", askForMissing},
+		{"CancelWaitForPerson", cancelWaitForPerson},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newFixture(t)) })
@@ -254,4 +261,91 @@ func wrongVolume(t *testing.T, f *Fixture) {
 	if !errors.Is(err, indexd.ErrVolumeMissing) || !strings.Contains(err.Error(), f.Present) {
 		t.Errorf("open %s after the swap: %v, want an error matching ErrVolumeMissing naming it", f.Present, err)
 	}
+}
+
+// askForMissing: given an Ask, a source that waits for a person asks for
+// a volume that is not there, naming it, and lends it once a person
+// brought it; any other source fails at once without asking.
+func askForMissing(t *testing.T, f *Fixture) {
+	ctx := t.Context()
+	asked := make(chan string, 64)
+	ask := func(msg string) {
+		select {
+		case asked <- msg:
+		default:
+		}
+	}
+	if !f.Source.Properties().WaitsForPerson {
+		_, release, err := f.Source.Open(ctx, f.Missing, ask)
+		if err == nil {
+			release()
+			t.Fatalf("open %s lent a drive", f.Missing)
+		}
+		wantMissing(t, "open (with ask)", f.Missing, err)
+		if len(asked) > 0 {
+			t.Errorf("a source that does not wait for a person asked: %q", <-asked)
+		}
+		return
+	}
+	if f.Bring == nil {
+		t.Skip("the fixture cannot bring a volume")
+	}
+	type result struct {
+		d       taper.Device
+		release func()
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		d, release, err := f.Source.Open(ctx, f.Missing, ask)
+		done <- result{d, release, err}
+	}()
+	var msg string
+	select {
+	case msg = <-asked:
+	case r := <-done:
+		if r.err == nil {
+			r.release()
+		}
+		t.Fatalf("open %s returned before asking anyone: %v", f.Missing, r.err)
+	}
+	if !strings.Contains(msg, f.Missing) {
+		t.Errorf("the request %q does not name %s", msg, f.Missing)
+	}
+	f.Bring(t)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("open %s after it was brought: %v", f.Missing, r.err)
+	}
+	defer r.release()
+	if p, err := r.d.Tell(); err != nil || p.File != 0 || p.Record != 0 {
+		t.Errorf("open %s: the device is at %+v (%v), want the beginning of the volume", f.Missing, p, err)
+	}
+	if l, err := taper.ReadLabel(r.d); err != nil || l.Label != f.Missing {
+		t.Errorf("open %s lent a volume that reads %+v %v", f.Missing, l, err)
+	}
+}
+
+// cancelWaitForPerson: a wait for a person ends with the ctx, and gives
+// the drive back.
+func cancelWaitForPerson(t *testing.T, f *Fixture) {
+	if !f.Source.Properties().WaitsForPerson {
+		t.Skip("the source does not wait for a person")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var once atomic.Bool
+	_, release, err := f.Source.Open(ctx, f.Missing, func(string) {
+		if once.CompareAndSwap(false, true) {
+			cancel()
+		}
+	})
+	if err == nil {
+		release()
+		t.Fatalf("open %s lent a drive", f.Missing)
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), f.Missing) {
+		t.Errorf("a cancelled wait for %s: %v, want context.Canceled naming the volume", f.Missing, err)
+	}
+	_, release = open(t, t.Context(), f)
+	release()
 }
