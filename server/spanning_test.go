@@ -1,0 +1,210 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/server/restore"
+	"github.com/tapir-backup/tapir/taper/fakest"
+)
+
+// operator plays the person at a single drive: asked for a volume, it
+// ejects what the drive holds and inserts the cartridge carrying that
+// volume. It acts in its own goroutine, as a person would, and keeps
+// every message it was given.
+type operator struct {
+	t      *testing.T
+	drive  *fakest.Drive
+	asked  chan string
+	mu     sync.Mutex
+	carts  map[string]string // volume label -> cartridge
+	said   []string
+	brings []string // the volumes inserted, in order
+}
+
+var insertVolume = regexp.MustCompile(`insert volume (\S+) into`)
+
+func newOperator(t *testing.T, drive *fakest.Drive) *operator {
+	o := &operator{t: t, drive: drive, asked: make(chan string, 256), carts: map[string]string{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for msg := range o.asked {
+			if m := insertVolume.FindStringSubmatch(msg); m != nil {
+				o.bring(m[1])
+			}
+		}
+	}()
+	t.Cleanup(func() { close(o.asked); <-done })
+	return o
+}
+
+// ask is the Ask of a restore or verify.
+func (o *operator) ask(msg string) {
+	o.mu.Lock()
+	o.said = append(o.said, msg)
+	o.mu.Unlock()
+	o.asked <- msg
+}
+
+// swap takes the cartridge out of the drive and inserts name.
+func (o *operator) swap(name string) {
+	if cur, _ := o.drive.Loaded(); cur == name {
+		return
+	}
+	o.drive.Eject()  // fails when already ejected or empty: nothing to do
+	o.drive.Remove() // likewise
+	if err := o.drive.Insert(name); err != nil {
+		o.t.Error(err)
+	}
+}
+
+func (o *operator) bring(label string) {
+	o.mu.Lock()
+	name, ok := o.carts[label]
+	o.brings = append(o.brings, label)
+	o.mu.Unlock()
+	if !ok {
+		o.t.Errorf("the operator was asked for volume %s, which is on no cartridge it knows", label)
+		return
+	}
+	o.swap(name)
+}
+
+// take returns and forgets what the operator was told since the last take.
+func (o *operator) take() (said, brought []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	said, brought = o.said, o.brings
+	o.said, o.brings = nil, nil
+	return said, brought
+}
+
+// The single-drive site end to end (issue 14): a night whose image spans
+// two cartridges (the test plays the operator, who swaps them when the
+// run asks); then restores of a file in part 1, a file in part 2 and of
+// the whole DLE, each telling the volumes it needs in order and asking
+// for each cartridge in turn.
+func TestSingleDriveSpanningNight(t *testing.T) {
+	drive := fakest.Mount(t, fakest.Options{Capacity: 4 << 20, Cartridges: []string{"TAPE01", "TAPE02"}})
+	s := newSite(t, "")
+	s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
+		// No wait runs out in the test: the operator acts when asked.
+		Wait: config.Duration(24 * time.Hour), Poll: config.Duration(5 * time.Millisecond), Remind: config.Duration(time.Hour)}
+	tt := s.cfg.Tapetypes["small"]
+	tt.Length = 4 << 20
+	s.cfg.Tapetypes["small"] = tt
+	s.cfg.Tapecycle, s.cfg.Runtapes = 1, 2
+	random := filepath.Join(s.dir, "random")
+	randomFiles(t, random, 5, 1<<20) // incompressible: more than one 4 MiB cartridge
+	s.cfg.DLEs = append(s.cfg.DLEs, config.DLE{Host: "localhost", Path: random, Dumptype: "default"})
+
+	op := newOperator(t, drive)
+	var logs syncBuffer
+	go func() {
+		if logs.waitFor(t, func(log string) bool { return strings.Contains(log, "operator action needed") }) {
+			op.swap("TAPE02")
+		}
+	}()
+	rep, out, err := s.night(t, Deps{Log: slogTo(&logs)})
+	if err != nil {
+		t.Fatalf("night: %v\n%s\n%s", err, out, logs.String())
+	}
+	if len(rep.Volumes) != 2 || rep.Volumes[0].Label != "test-001" || rep.Volumes[1].Label != "test-002" || !strings.Contains(out, "spans 2 volumes") {
+		t.Fatalf("night volumes %+v\n%s", rep.Volumes, out)
+	}
+	op.carts["test-001"], op.carts["test-002"] = "TAPE01", "TAPE02"
+	op.take()
+
+	// Which files of the random DLE lie wholly in part 1, and in part 2.
+	cat, err := catalog.Open(s.cfg.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPart := map[string]string{} // volume -> a file read from it alone
+	names, _ := os.ReadDir(random)
+	for _, n := range names {
+		loc, err := cat.FindFile(t.Context(), "localhost", random, n.Name(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(loc.Parts) != 2 {
+			t.Fatalf("the random DLE's image has %d part(s), want 2 (it spans the cartridges)", len(loc.Parts))
+		}
+		if need := indexd.Needed([][]catalog.Part{indexd.PartsFor(loc.Parts, loc.Frames)}); len(need) == 1 {
+			inPart[need[0]] = n.Name()
+		}
+	}
+	cat.Close()
+	if inPart["test-001"] == "" || inPart["test-002"] == "" {
+		t.Fatalf("no file lies wholly in one part: %v", inPart)
+	}
+
+	vols, err := VolumeSource(s.cfg, Deps{}, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// checkAsked checks a restore said the volumes needed first, then
+	// asked for the cartridges in that order.
+	checkAsked := func(what string, need, brought []string) {
+		t.Helper()
+		said, got := op.take()
+		if len(said) == 0 || said[0] != "The following tapes are needed: "+strings.Join(need, " ") {
+			t.Errorf("%s: told first %q, want the volumes needed %v", what, said, need)
+		}
+		if strings.Join(got, " ") != strings.Join(brought, " ") {
+			t.Errorf("%s: asked for %v, want %v (all it said: %q)", what, got, brought, said)
+		}
+	}
+	for _, c := range []struct {
+		volume  string
+		brought []string
+	}{
+		// The night left test-002 in the drive: a file in part 2 needs
+		// it alone (not part 1's volume first).
+		{"test-002", nil},
+		{"test-001", []string{"test-001"}},
+	} {
+		name := inPart[c.volume]
+		got, err := restore.File(t.Context(), s.cfg, restore.Request{Host: "localhost", Path: random, File: name, To: t.TempDir(), Volumes: vols, Ask: op.ask}, testLogger(t))
+		if err != nil {
+			t.Fatalf("restore %s (on %s alone): %v", name, c.volume, err)
+		}
+		want, _ := os.ReadFile(filepath.Join(random, name))
+		if b, _ := os.ReadFile(got.Written); !bytes.Equal(b, want) {
+			t.Errorf("%s restored from %s differs", name, c.volume)
+		}
+		checkAsked("restore of "+name, []string{c.volume}, c.brought)
+	}
+
+	// The whole DLE, test-002 in the drive: both are needed, in order,
+	// and each is asked for.
+	op.swap("TAPE02")
+	to := filepath.Join(t.TempDir(), "all")
+	if _, err := restore.Tree(t.Context(), s.cfg, restore.TreeRequest{Host: "localhost", Path: random, To: to, Volumes: vols, Ask: op.ask}, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		want, _ := os.ReadFile(filepath.Join(random, n.Name()))
+		if b, _ := os.ReadFile(filepath.Join(to, n.Name())); !bytes.Equal(b, want) {
+			t.Errorf("--all: %s differs", n.Name())
+		}
+	}
+	checkAsked("restore --all", []string{"test-001", "test-002"}, []string{"test-001", "test-002"})
+
+	// Without anyone to ask, a volume not in the drive fails at once,
+	// naming it.
+	if _, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: random, File: inPart["test-001"], To: t.TempDir(), Volumes: vols}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "test-001") {
+		t.Errorf("restore with nobody to ask, the volume not in the drive: %v", err)
+	}
+}
