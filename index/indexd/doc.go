@@ -13,8 +13,10 @@
 // Volumes are reached through the VolumeSource seam (DiskVolumes for the
 // disk changer; index/indexd/volumetest is the conformance suite of every
 // source); a volume that is not available is an error naming it and where
-// to put it, never a wait for a person (an Open waits only for a drive lent
-// to another restore, until its ctx ends). The header of every image read for a
+// to put it, unless the source waits for a person (a single drive) and the
+// reader can ask one (Ask): then Open asks and waits until the volume is
+// there or the ctx ends. A restore reads its volumes in tape order through
+// one Pass (pass.go): each volume loaded once, read forward. The header of every image read for a
 // restore must match its own checksum and what the catalog says is there
 // (datestamp, host, path, level, part, comp, frame size); otherwise the
 // restore fails with an error naming the volume, the tape file and what
