@@ -191,10 +191,12 @@ func tellNeeded(ask indexd.Ask, log *slog.Logger, reads [][]catalog.Part) {
 		return
 	}
 	msg := "The following tapes are needed: " + strings.Join(need, " ")
-	log.Info(msg)
-	if ask != nil {
-		ask(msg)
+	if ask == nil {
+		log.Info(msg)
+		return
 	}
+	log.Debug(msg)
+	ask(msg)
 }
 
 // extractOne reads the first tar entry, checks it is the one the catalog
