@@ -318,6 +318,11 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	for _, im := range imgs {
 		im.finish() // images whose file was not found: their verdict is MISSING
 	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled (Ctrl-C) while reading or waiting for a cartridge:
+		// the reads that failed for it say nothing about the images.
+		return nil, fmt.Errorf("volume %s: verify cancelled before it read every image: %w", label, err)
+	}
 
 	seen := map[int64]bool{}
 	for _, f := range files {
