@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -312,5 +313,18 @@ func TestVerifySpanningSingleDrive(t *testing.T) {
 			t.Logf("asked %q\ntrace %q", asked, drive.Trace())
 			traceMotion(t, drive.Trace())
 		})
+	}
+	// Ctrl-C while verify waits for a cartridge ends it with an error,
+	// not with verdicts on the images. The drive holds test-002 now.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ask := func(msg string) {
+		if strings.Contains(msg, "insert volume test-001") {
+			cancel()
+		}
+	}
+	res, err := Verify(ctx, s.cfg, "test-001", Deps{Log: testLogger(t), Ask: ask})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("verify cancelled while waiting for test-001: %+v, %v", res, err)
 	}
 }
