@@ -315,9 +315,9 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	for _, im := range outs {
 		im.finish()
 	}
-	for _, im := range imgs {
-		im.finish() // images whose file was not found: their verdict is MISSING
-	}
+	// An image whose file the volume lacks was not read on (its verdict
+	// is MISSING): the deferred abort ends its read, without loading
+	// another volume for it.
 	if err := ctx.Err(); err != nil {
 		// Cancelled (Ctrl-C) while reading or waiting for a cartridge:
 		// the reads that failed for it say nothing about the images.
