@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"sort"
@@ -83,6 +84,47 @@ type expected struct {
 	parts []catalog.Part
 }
 
+// volImage is an image with parts on the verified volume, and its read.
+type volImage struct {
+	d     catalog.Dump
+	parts []catalog.Part
+	// first and last index parts: the run of parts on the verified
+	// volume. Parts before first are on other volumes (the image spans
+	// into the volume), so are parts after last (it spans out of it).
+	first, last int
+	check       *imageCheck // nil until the read starts
+	done        bool
+	files       int64 // tar entries read
+	err         error // what is wrong with the image read back
+}
+
+// into: the image's earlier parts are on other volumes.
+func (im *volImage) into() bool { return im.first > 0 }
+
+// out: the image's later parts are on other volumes.
+func (im *volImage) out() bool { return im.last < len(im.parts)-1 }
+
+// hereEnd is the payload offset after the image's parts on the volume.
+func (im *volImage) hereEnd() int64 {
+	pt := im.parts[im.last]
+	return pt.Offset + pt.Length
+}
+
+// finish reads the rest of the image and keeps the verdict.
+func (im *volImage) finish() {
+	if im.done || im.check == nil {
+		return
+	}
+	im.files, im.err = im.check.finish()
+	im.done = true
+}
+
+// seenHeader is a header record of the verified volume as read.
+type seenHeader struct {
+	raw []byte
+	err error // it could not be reached or read
+}
+
 // Verify checks every tape file of the volume label. A tape file the
 // catalog records as a part of an image must have a header that matches
 // its own checksum and, field by field, the catalog (datestamp, host,
@@ -93,8 +135,15 @@ type expected struct {
 // (decompressed). A tape file the catalog does not know is an orphan (never
 // OK) unless the catalog records it as a failed write (listed, not bad); a
 // part the catalog records on a file the volume does not have is missing.
-// It takes the run lock, so that it never competes with a night for a
-// drive.
+//
+// The volume is read in one forward pass, file by file, each image
+// where its first file is: it is loaded and rewound once. An image that
+// spans into the volume from another one is read up to the volume first;
+// one that spans out of it is read on from the next volume after the
+// last file of this one. deps.Ask (when set) is told once which volumes
+// are needed, in order, and with a single drive asked for each cartridge
+// that is not in the drive. It takes the run lock, so that it never
+// competes with a night for a drive.
 func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*VerifyResult, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -120,15 +169,26 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 		return nil, err
 	}
 	want := map[int64][]expected{}
+	imgs := map[int64]*volImage{} // by dump ID
 	for _, d := range dumps {
 		parts, err := cat.Parts(ctx, d.ID)
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range parts {
-			if p.Volume == label {
-				want[p.FileNo] = append(want[p.FileNo], expected{d: d, part: p, parts: parts})
+		im := &volImage{d: d, parts: parts, first: -1}
+		for k, p := range parts {
+			if p.Volume != label {
+				continue
 			}
+			want[p.FileNo] = append(want[p.FileNo], expected{d: d, part: p, parts: parts})
+			if im.first < 0 {
+				im.first, im.last = k, k
+			} else if im.last == k-1 {
+				im.last = k
+			}
+		}
+		if im.first >= 0 {
+			imgs[d.ID] = im
 		}
 	}
 	failedList, err := cat.FailedFiles(ctx, label)
@@ -140,9 +200,65 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 		failed[f.FileNo] = f
 	}
 
-	// What is on the volume, file by file.
-	dev, release, err := vols.Open(ctx, label, deps.Ask)
-	if err != nil {
+	// The order of the reads: the images spanning into the volume up to
+	// it, then the volume file by file, then the images spanning out of
+	// it on from the next volume.
+	var intos, outs []*volImage
+	for _, im := range imgs {
+		if im.into() {
+			intos = append(intos, im)
+		}
+		if im.out() {
+			outs = append(outs, im)
+		}
+	}
+	intos = inTapeOrder(intos, func(im *volImage) []catalog.Part { return im.parts[:im.first] })
+	outs = inTapeOrder(outs, func(im *volImage) []catalog.Part { return im.parts[im.last+1:] })
+	var reads [][]catalog.Part
+	for _, im := range intos {
+		reads = append(reads, im.parts[:im.first])
+	}
+	reads = append(reads, []catalog.Part{{Volume: label}})
+	for _, im := range outs {
+		reads = append(reads, im.parts[im.last+1:])
+	}
+	msg := "The following tapes are needed: " + strings.Join(indexd.Needed(reads), " ")
+	deps.Log.Info(msg)
+	if deps.Ask != nil {
+		deps.Ask(msg)
+	}
+
+	pass := &indexd.Pass{Source: vols, Ask: deps.Ask}
+	defer pass.Close()
+	headers := map[int64]seenHeader{} // by file number, of the verified volume
+	onHeader := func(pt catalog.Part, raw []byte, err error) {
+		if pt.Volume == label {
+			headers[pt.FileNo] = seenHeader{raw: append([]byte(nil), raw...), err: err}
+		}
+	}
+	disks := holdingDisks(cfg)
+	start := func(im *volImage) {
+		if im.check == nil {
+			im.check = startCheck(ctx, pass, deps.Ask, onHeader, disks, im.d, im.parts)
+		}
+	}
+	// Every read started is ended, also when Verify fails on the way.
+	defer func() {
+		for _, im := range imgs {
+			if im.check != nil && !im.done {
+				im.check.abort()
+			}
+		}
+	}()
+	for _, im := range intos {
+		start(im)
+		im.check.readTo(im.parts[im.first].Offset)
+	}
+
+	// The volume, file by file: each image where its first file is (its
+	// parts on this volume read on, in order), the header of a file the
+	// catalog does not know read by itself.
+	if _, _, err := pass.Open(ctx, label, nil); err != nil {
 		return nil, err
 	}
 	type onTape struct {
@@ -152,37 +268,66 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	}
 	var files []onTape
 	buf := make([]byte, max(int(vol.Blocksize), image.HeaderSize, 1<<20))
-	// File by file: the header record, then space over the rest to the
-	// next filemark (no data is read here).
-	err = dev.Rewind()
-	if err == nil {
-		err = dev.SpaceFiles(1) // the label
-	}
-	for fileno := int64(1); err == nil; fileno++ {
-		n, rerr := dev.ReadRecord(buf)
-		if errors.Is(rerr, taper.ErrEndOfData) {
-			break
+	for fileno := int64(1); ; fileno++ {
+		if exps := want[fileno]; len(exps) == 1 {
+			im := imgs[exps[0].d.ID]
+			start(im)
+			im.check.readTo(im.hereEnd())
+			if !im.out() {
+				im.finish()
+			}
 		}
-		switch {
-		case errors.Is(rerr, io.EOF):
-			files = append(files, onTape{fileno: fileno, err: errors.New("an empty tape file")})
-			continue // the filemark was read: already at the next file
-		case rerr != nil:
-			files = append(files, onTape{fileno: fileno, err: rerr})
-		default:
-			files = append(files, onTape{fileno: fileno, header: append([]byte(nil), buf[:n]...)})
+		f := onTape{fileno: fileno}
+		if h, ok := headers[fileno]; ok {
+			if errors.Is(h.err, taper.ErrEndOfData) {
+				break
+			}
+			f.header, f.err = h.raw, h.err
+		} else {
+			dev, _, err := pass.Open(ctx, label, nil)
+			if err != nil {
+				return nil, err
+			}
+			// Forward from where the reads left the volume: the start
+			// of the file (a locate, or a space over filemarks).
+			err = dev.Seek(taper.Position{File: fileno})
+			if errors.Is(err, taper.ErrEndOfData) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("volume %s: go to tape file %d to read its header: %w", label, fileno, err)
+			}
+			n, err := dev.ReadRecord(buf)
+			if errors.Is(err, taper.ErrEndOfData) {
+				break
+			}
+			if err != nil {
+				f.err = err
+			} else {
+				f.header = append([]byte(nil), buf[:n]...)
+			}
 		}
-		err = dev.SpaceFiles(1)
+		if errors.Is(f.err, io.EOF) {
+			f.header, f.err = nil, errors.New("an empty tape file")
+		}
+		files = append(files, f)
 	}
-	release()
-	if err != nil && !errors.Is(err, taper.ErrEndOfData) {
-		return nil, fmt.Errorf("volume %s: list its files: %w", label, err)
+	for _, im := range outs {
+		im.finish()
+	}
+	// An image whose file the volume lacks was not read on (its verdict
+	// is MISSING): the deferred abort ends its read, without loading
+	// another volume for it.
+	if err := ctx.Err(); err != nil {
+		// Cancelled (Ctrl-C) while reading or waiting for a cartridge:
+		// the reads that failed for it say nothing about the images.
+		return nil, fmt.Errorf("volume %s: verify cancelled before it read every image: %w", label, err)
 	}
 
 	seen := map[int64]bool{}
 	for _, f := range files {
 		seen[f.fileno] = true
-		vi, err := verifyFile(ctx, cat, vols, cfg, vol, f.fileno, f.header, f.err, want[f.fileno], failed)
+		vi, err := verifyFile(ctx, cat, vol, f.fileno, f.header, f.err, want[f.fileno], imgs, failed)
 		if err != nil {
 			return nil, err
 		}
@@ -202,11 +347,25 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	return res, nil
 }
 
+// inTapeOrder sorts images by indexd.TapeOrder of the parts each reads.
+func inTapeOrder(ims []*volImage, reads func(*volImage) []catalog.Part) []*volImage {
+	sort.Slice(ims, func(i, j int) bool { return ims[i].parts[ims[i].first].FileNo < ims[j].parts[ims[j].first].FileNo })
+	rs := make([][]catalog.Part, len(ims))
+	for i, im := range ims {
+		rs[i] = reads(im)
+	}
+	out := make([]*volImage, 0, len(ims))
+	for _, i := range indexd.TapeOrder(rs) {
+		out = append(out, ims[i])
+	}
+	return out
+}
+
 // verifyFile is the verdict on one tape file: hdr is its header record
 // (nil with rerr when it could not be read), exps what the catalog records
-// there.
-func verifyFile(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSource, cfg *config.Config, vol *catalog.Volume,
-	fileno int64, hdr []byte, rerr error, exps []expected, failed map[int64]catalog.FailedFile) (VerifiedImage, error) {
+// there, imgs the images read back.
+func verifyFile(ctx context.Context, cat *catalog.Catalog, vol *catalog.Volume,
+	fileno int64, hdr []byte, rerr error, exps []expected, imgs map[int64]*volImage, failed map[int64]catalog.FailedFile) (VerifiedImage, error) {
 	vi := VerifiedImage{FileNo: fileno}
 	var h *image.Header
 	perr := rerr
@@ -273,9 +432,15 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSou
 		return vi, nil
 	}
 	vi.Bytes = d.PayloadSize
-	vi.Files, err = checkImage(ctx, vols, cfg, d, e.parts)
-	if err != nil {
-		vi.Detail = err.Error()
+	im := imgs[d.ID]
+	if im == nil || !im.done {
+		// Not reached: every image with a part on a file found is read.
+		vi.Detail = "the image was not read back (a bug of tapir verify: report it)"
+		return vi, nil
+	}
+	vi.Files = im.files
+	if im.err != nil {
+		vi.Detail = im.err.Error()
 		return vi, nil
 	}
 	vi.OK = true
@@ -337,36 +502,79 @@ func headerDiffs(ctx context.Context, cat *catalog.Catalog, h *image.Header, e e
 	return out, nil
 }
 
-// checkImage reads a whole image back through its parts, checks its
-// SHA-256 against the catalog, and reads its tar stream to the end.
-func checkImage(ctx context.Context, vols indexd.VolumeSource, cfg *config.Config, d catalog.Dump, parts []catalog.Part) (int64, error) {
-	ir := indexd.NewImageReader(ctx, vols, holdingDisks(cfg), d, parts)
-	defer ir.Close()
+// imageCheck reads a whole image back through its parts, in pieces
+// (readTo), so that the reads of other tape files can come between: its
+// SHA-256 against the catalog, and its tar stream to the end in a
+// goroutine fed through a pipe.
+type imageCheck struct {
+	d    catalog.Dump
+	ir   *indexd.ImageReader
+	pw   *io.PipeWriter
+	sum  hash.Hash
+	done chan tarResult
+	off  int64 // payload bytes read
+	err  error // the read failed
+}
+
+type tarResult struct {
+	n   int64
+	err error
+}
+
+// startCheck starts the read of image d through vols (the verify's pass);
+// header is told each part's header record as read.
+func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, header func(catalog.Part, []byte, error),
+	disks []string, d catalog.Dump, parts []catalog.Part) *imageCheck {
+	ir := indexd.NewImageReader(ctx, vols, disks, d, parts)
+	ir.Ask, ir.Header = ask, header
 	pr, pw := io.Pipe()
-	sum := sha256.New()
-	type tarResult struct {
-		n   int64
-		err error
-	}
-	done := make(chan tarResult, 1)
+	c := &imageCheck{d: d, ir: ir, pw: pw, sum: sha256.New(), done: make(chan tarResult, 1)}
 	go func() {
 		n, err := readTar(pr, image.Comp(d.Comp))
-		pr.CloseWithError(err)
-		done <- tarResult{n, err}
+		// The rest is read all the same: the SHA-256 is of the whole
+		// payload.
+		io.Copy(io.Discard, pr)
+		c.done <- tarResult{n, err}
 	}()
-	_, err := io.Copy(io.MultiWriter(sum, pw), io.NewSectionReader(ir, 0, d.PayloadSize))
-	pw.CloseWithError(err)
-	tr := <-done
-	if err != nil {
-		return 0, fmt.Errorf("read back: %w", err)
+	return c
+}
+
+// readTo reads the payload up to offset end (nothing after a failed read).
+func (c *imageCheck) readTo(end int64) {
+	if c.err != nil || end <= c.off {
+		return
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != d.SHA256 {
-		return 0, fmt.Errorf("SHA-256 mismatch: read %s, the catalog says %s: the image is damaged", got, d.SHA256)
+	n, err := io.Copy(io.MultiWriter(c.sum, c.pw), io.NewSectionReader(c.ir, c.off, end-c.off))
+	c.off += n
+	if err != nil {
+		c.err = err
+	}
+}
+
+// finish reads the rest of the payload and says what is wrong with the
+// image, if anything, and how many tar entries it holds.
+func (c *imageCheck) finish() (int64, error) {
+	c.readTo(c.d.PayloadSize)
+	c.ir.Close()
+	c.pw.CloseWithError(c.err)
+	tr := <-c.done
+	if c.err != nil {
+		return 0, fmt.Errorf("read back: %w", c.err)
+	}
+	if got := hex.EncodeToString(c.sum.Sum(nil)); got != c.d.SHA256 {
+		return 0, fmt.Errorf("SHA-256 mismatch: read %s, the catalog says %s: the image is damaged", got, c.d.SHA256)
 	}
 	if tr.err != nil {
 		return tr.n, fmt.Errorf("SHA-256 matches but the tar stream is broken after %d entries: %v", tr.n, tr.err)
 	}
 	return tr.n, nil
+}
+
+// abort ends a read that will not be finished.
+func (c *imageCheck) abort() {
+	c.ir.Close()
+	c.pw.CloseWithError(errors.New("verify stopped"))
+	<-c.done
 }
 
 // readTar decompresses a payload and reads every tar entry to its end.

@@ -19,7 +19,14 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "verify -c FILE LABEL",
 		Short: "check every tape file of a volume: its header against its checksum and the catalog, its image read back (SHA-256, tar stream); exit 1 on any bad, missing or orphan file",
-		Args:  exactArgs(1),
+		Long: `Check every tape file of a volume: its header against its own checksum and the
+catalog, then its image read back (SHA-256 against the catalog, the tar stream to the
+end), also the parts of an image that are on other volumes. The volume is read in one
+forward pass. verify first prints the volumes it needs, in the order it reads them
+("The following tapes are needed: ..."). With a single drive it asks for each cartridge
+that is not in the drive ("insert volume LABEL into /dev/nst0") and waits until it is
+inserted; Ctrl-C cancels. Exits 1 on any bad, missing or orphan file.`,
+		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -27,7 +34,10 @@ func newVerifyCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := server.Verify(ctx, cfg, args[0], server.Deps{Log: g.logger(0)})
+			res, err := server.Verify(ctx, cfg, args[0], server.Deps{Log: g.logger(0),
+				// The person at the terminal: the tapes needed and, with
+				// a single drive, each cartridge to insert.
+				Ask: func(msg string) { fmt.Println(msg) }})
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// TestVerifyAndRebuildCommands: tapir verify exits 0 on a good volume; a
+// TestVerifyAndRebuildCommands: tapir verify says which tapes it needs
+// and exits 0 on a good volume; a
 // byte changed in an image header (the level of an L1 made 0) makes it
 // exit 1 naming the field, and tapir admin rebuild leaves that image out
 // (exit 1, saying which volume, file and byte) instead of recording an L1
@@ -18,7 +19,8 @@ func TestVerifyAndRebuildCommands(t *testing.T) {
 	site, cfg := indexSite(t)
 	for _, label := range []string{"TEST-001", "TEST-002"} {
 		out, stderr, code := run(t, "verify", "-c", cfg, label)
-		if code != 0 || !strings.Contains(out, "OK      file 1: web1:/srv level") || !strings.Contains(out, "all 1 image(s) verified") {
+		if code != 0 || !strings.HasPrefix(out, "The following tapes are needed: "+label+"\n") ||
+			!strings.Contains(out, "OK      file 1: web1:/srv level") || !strings.Contains(out, "all 1 image(s) verified") {
 			t.Fatalf("verify %s: exit %d\n%s%s", label, code, out, stderr)
 		}
 	}

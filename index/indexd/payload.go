@@ -1,6 +1,7 @@
 package indexd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,15 @@ type ImageReader struct {
 	// Ask, when set, lets a source that waits for a person ask for a
 	// volume that is not there (VolumeSource.Open).
 	Ask Ask
+	// Header, when set, is told the image header of each part as the
+	// reader comes to it on a volume, before checking it: raw is the
+	// header record (on a random-access volume, the first
+	// image.HeaderSize bytes of the tape file, fewer when the file is
+	// shorter), or err says why it could not be reached or read (matching
+	// taper.ErrEndOfData when the volume ends before the part's file, io.EOF
+	// for an empty tape file). `tapir verify` takes the headers of the
+	// parts it verifies from here, so that it reads each tape file once.
+	Header func(pt catalog.Part, raw []byte, err error)
 
 	ctx   context.Context
 	vols  VolumeSource
@@ -108,7 +118,7 @@ func (is *ImageReader) readAt(p []byte, off int64) error {
 		}
 		if i != is.cur {
 			is.closePart()
-			pr, release, err := openPart(is.ctx, is.vols, is.Ask, is.d, is.parts[i])
+			pr, release, err := openPart(is.ctx, is.vols, is.Ask, is.Header, is.d, is.parts[i])
 			if err != nil {
 				return err
 			}
@@ -252,8 +262,12 @@ func (r *holdingReader) readAt(p []byte, off int64) error {
 func (r *holdingReader) close()       { r.im.Close() }
 func (r *holdingReader) name() string { return r.label }
 
-// openPart loads the volume of a part and returns a reader positioned for it.
-func openPart(ctx context.Context, vols VolumeSource, ask Ask, d catalog.Dump, pt catalog.Part) (partReader, func(), error) {
+// openPart loads the volume of a part and returns a reader positioned for
+// it; header (may be nil) is told the part's header record as read.
+func openPart(ctx context.Context, vols VolumeSource, ask Ask, header func(catalog.Part, []byte, error), d catalog.Dump, pt catalog.Part) (partReader, func(), error) {
+	if header == nil {
+		header = func(catalog.Part, []byte, error) {}
+	}
 	if vols == nil {
 		return nil, nil, fmt.Errorf("volume %s: no changer to read volumes from", pt.Volume)
 	}
@@ -265,10 +279,18 @@ func openPart(ctx context.Context, vols VolumeSource, ask Ask, d catalog.Dump, p
 	if dev.Properties().RandomAccess {
 		f, err := dev.OpenFile(int(pt.FileNo))
 		if err != nil {
+			header(pt, nil, err)
 			release()
 			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
-		h, err := image.ReadHeader(f)
+		hb := make([]byte, image.HeaderSize)
+		n, rerr := io.ReadFull(f, hb)
+		if n > 0 {
+			header(pt, hb[:n], nil)
+		} else {
+			header(pt, nil, rerr)
+		}
+		h, err := image.ReadHeader(io.MultiReader(bytes.NewReader(hb[:n]), errReader{rerr}))
 		if err == nil {
 			err = checkHeader(h, d, pt.Part, where)
 		}
@@ -279,12 +301,22 @@ func openPart(ctx context.Context, vols VolumeSource, ask Ask, d catalog.Dump, p
 		}
 		return &fileReader{f: f, start: pt.Offset, label: where}, release, nil
 	}
-	tr := &tapeReader{dev: dev, pt: pt, label: where, rec: -1}
+	tr := &tapeReader{dev: dev, pt: pt, label: where, rec: -1, header: header}
 	if err := tr.open(d); err != nil {
 		release()
 		return nil, nil, err
 	}
 	return tr, release, nil
+}
+
+// errReader returns err (io.EOF when nil): what followed the bytes read.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) {
+	if r.err == nil {
+		return 0, io.EOF
+	}
+	return 0, r.err
 }
 
 // tapeReader reads a part from a drive by records: it positions with Seek
@@ -300,6 +332,9 @@ type tapeReader struct {
 	buf   []byte
 	n     int // bytes in buf
 	next  int64
+	// header is told the header record as read, or why it was not
+	// (ImageReader.Header).
+	header func(pt catalog.Part, raw []byte, err error)
 }
 
 func (t *tapeReader) name() string { return t.label }
@@ -324,13 +359,16 @@ func (t *tapeReader) seek(r int64) error {
 
 func (t *tapeReader) open(d catalog.Dump) error {
 	if err := t.seek(0); err != nil {
+		t.header(t.pt, nil, err)
 		return err
 	}
 	hb := make([]byte, image.HeaderSize)
 	n, err := t.dev.ReadRecord(hb)
 	if err != nil {
+		t.header(t.pt, nil, err)
 		return fmt.Errorf("%s: read the image header: %w", t.label, err)
 	}
+	t.header(t.pt, hb[:n], nil)
 	h, err := image.ParseHeader(hb[:n])
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.label, err)
