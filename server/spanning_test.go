@@ -92,9 +92,9 @@ func (o *operator) take() (said, brought []string) {
 
 // The single-drive site end to end (issue 14): a night whose image spans
 // two cartridges (the test plays the operator, who swaps them when the
-// run asks); then restores of a file in part 1, a file in part 2 and of
-// the whole DLE, each telling the volumes it needs in order and asking
-// for each cartridge in turn.
+// run asks); then verify of both volumes and restores of a file in part
+// 1, a file in part 2 and of the whole DLE, each telling the volumes it
+// needs in order and asking for each cartridge in turn.
 func TestSingleDriveSpanningNight(t *testing.T) {
 	drive := fakest.Mount(t, fakest.Options{Capacity: 4 << 20, Cartridges: []string{"TAPE01", "TAPE02"}})
 	s := newSite(t, "")
@@ -165,6 +165,16 @@ func TestSingleDriveSpanningNight(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(brought, " ") {
 			t.Errorf("%s: asked for %v, want %v (all it said: %q)", what, got, brought, said)
 		}
+	}
+	// Verify of each volume reads the spanning image whole: test-001
+	// then test-002, whichever volume is verified.
+	for _, label := range []string{"test-001", "test-002"} {
+		res, err := Verify(t.Context(), s.cfg, label, Deps{Log: testLogger(t), Ask: op.ask})
+		if err != nil || res.Bad() != 0 {
+			t.Fatalf("verify %s: %+v %v", label, res, err)
+		}
+		checkAsked("verify "+label, []string{"test-001", "test-002"}, []string{"test-001", "test-002"})
+		op.swap("TAPE02")
 	}
 	for _, c := range []struct {
 		volume  string
