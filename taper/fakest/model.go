@@ -654,13 +654,16 @@ func (d *Drive) writeRecord(h *Handle, p []byte) (int, syscall.Errno) {
 	case stEOMError:
 		return 0, syscall.EIO
 	}
+	// st marks the drive as writing before it tries (st_write), so a
+	// write that fails still leaves a filemark to be written at close or
+	// before motion, unless something clears it (any MTIOCTOP but MTNOP).
+	d.rw = rwWriting
 	if e, bad := d.faults[d.pos]; bad {
 		d.block = -1
 		return 0, e
 	}
 	c := d.cart
 	d.truncateLocked(d.pos)
-	d.rw = rwWriting
 	if c.used+int64(len(p)) > c.capacity { // VOLUME OVERFLOW: nothing written
 		d.eof = stEOMOK
 		return 0, syscall.ENOSPC
