@@ -14,6 +14,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/index/rebuild"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/taper/taptest"
@@ -175,6 +176,33 @@ func TestFailedTapeWriteIsRecorded(t *testing.T) {
 		t.Errorf("verify lists %d failed writes, the catalog records %d", listed, len(failed))
 	}
 	assertGoodMeansOnVolume(t, s)
+
+	// A rebuild from the volumes alone records the images written again
+	// whole, skips the truncated files (no problem) and records them as
+	// failed files again.
+	db := filepath.Join(t.TempDir(), "rebuilt.db")
+	rch, err := taper.NewDiskChanger(s.cfg.Changer.Path, s.cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := rebuild.Rebuild(context.Background(), rebuild.Options{Catalog: db, Changer: rch, Holding: []string{s.cfg.Holding[0].Path}, Org: s.cfg.Org})
+	if err != nil || len(rb.Problems) != 0 || len(rb.Skipped) != len(failed) || rb.Dumps != len(good) {
+		t.Fatalf("rebuild: %+v %v; want %d images, %d skipped, no problem", rb, err, len(good), len(failed))
+	}
+	rcat, err := catalog.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcat.Close()
+	again, err := rcat.FailedFiles(t.Context(), "test-001")
+	if err != nil || len(again) != len(failed) {
+		t.Fatalf("failed files after the rebuild: %+v %v, want %d", again, err, len(failed))
+	}
+	for i, f := range again {
+		if f.FileNo != failed[i].FileNo {
+			t.Errorf("the rebuild records file %d as failed, the run recorded file %d", f.FileNo, failed[i].FileNo)
+		}
+	}
 }
 
 // A holding disk or changer directory that does not exist (an unmounted

@@ -57,6 +57,12 @@ type RobotConfig struct {
 	// DriveOptions are the st options set at each open (MTSETDRVBUFFER);
 	// nil: DefaultDriveOptions, empty: none.
 	DriveOptions []string
+	// ReadOnly: the changer is used only to read (restore, verify, the
+	// index server): every drive open is O_RDONLY and the Tape refuses
+	// writes (ErrWriteProtected). Eject before unload (MTOFFL) and the
+	// drive options (MTSETDRVBUFFER) still work: st allows its ioctls on
+	// a read-only descriptor.
+	ReadOnly bool
 }
 
 // RobotChanger is the `robot` changer: a SCSI media changer driven by the
@@ -335,11 +341,11 @@ func (c *RobotChanger) currentLocked() (*Tape, error) {
 		return c.current, nil
 	}
 	c.current = nil
-	drv, err := c.cfg.Open(c.drive, false)
+	drv, err := c.cfg.Open(c.drive, c.cfg.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("tape %s: open: %w", c.drive, tapeErrno(c.drive, "open", err))
 	}
-	tp, err := newTape(c.drive, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions})
+	tp, err := newTape(c.drive, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions, readOnly: c.cfg.ReadOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -352,10 +358,10 @@ func (c *RobotChanger) waitOnline(ctx context.Context, slot int) (*Tape, error) 
 	deadline := c.cfg.Clock.Now().Add(c.cfg.LoadWait)
 	var last error
 	for {
-		drv, err := c.cfg.Open(c.drive, false)
+		drv, err := c.cfg.Open(c.drive, c.cfg.ReadOnly)
 		if err == nil {
 			var tp *Tape
-			if tp, err = newTape(c.drive, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions}); err == nil {
+			if tp, err = newTape(c.drive, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions, readOnly: c.cfg.ReadOnly}); err == nil {
 				st, serr := tp.Status()
 				if serr == nil && st.Online {
 					return tp, nil

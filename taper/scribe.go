@@ -205,15 +205,39 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 	headerOnly := func(p *PartInfo, why string) {
 		res.Abandoned = append(res.Abandoned, LeftFile{Volume: p.Volume, Slot: p.Slot, FileNo: p.Pos.File, Why: "header only: " + why})
 	}
-	endPart := func() error {
-		err := s.cur.Dev.WriteFilemark()
-		if part != nil && part.Length > 0 {
-			res.Parts = append(res.Parts, *part)
-		} else if part != nil {
-			headerOnly(part, "the volume was full after it; the part went to the next volume")
-		}
+	// endPart ends the part being written with a filemark and keeps it.
+	// A part whose filemark fails is not kept but returned: st reports a
+	// write error of records it buffered at the filemark (a deferred
+	// error), so what the part holds is not known; the caller fails the
+	// image with it as the cut part.
+	endPart := func() (*PartInfo, error) {
+		p := part
 		part = nil
-		return err
+		if err := s.cur.Dev.WriteFilemark(); err != nil {
+			return p, err
+		}
+		if p != nil && p.Length > 0 {
+			res.Parts = append(res.Parts, *p)
+		} else if p != nil {
+			headerOnly(p, "the volume was full after it; the part went to the next volume")
+		}
+		return nil, nil
+	}
+	// endCut ends the part being written when the image fails for a
+	// reason of its own (its source, the run cancelled), so that the
+	// volume can take the next image. When the filemark fails the volume
+	// is given up: the next image's header would continue this file. It
+	// returns how the cut part ends, for fail.
+	endCut := func() string {
+		if part == nil {
+			return ""
+		}
+		if err := s.cur.Dev.WriteFilemark(); err != nil {
+			s.log.Warn("filemark after a failed image; the volume is given up for this run", "volume", s.cur.Label, "err", err)
+			s.cur = nil
+			return fmt.Sprintf("no filemark: %v; the volume is given up for this run", err)
+		}
+		return "ended with a filemark"
 	}
 	// fail ends the image with err and names every tape file it leaves
 	// behind; cut is the part being written when it failed (nil if none).
@@ -238,13 +262,9 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 			break
 		}
 		if rec.err != nil {
-			why := "no filemark"
-			if part != nil {
-				if s.cur.Dev.WriteFilemark() == nil {
-					why = "ended with a filemark"
-				}
-			}
-			return fail(fmt.Errorf("reading the image %s: %w", stem, rec.err), part, why)
+			cut := part
+			why := endCut()
+			return fail(fmt.Errorf("reading the image %s: %w", stem, rec.err), cut, why)
 		}
 		for written := false; !written; {
 			if s.cur == nil {
@@ -287,16 +307,20 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 				part.Length += int64(len(rec.b))
 				written = true
 				s.log.Info("early warning: ending the part, the image continues on the next volume", "volume", s.cur.Label, "part", part.Part, "bytes", part.Length)
-				if err := endPart(); err != nil {
-					s.log.Warn("filemark after early warning", "volume", s.cur.Label, "err", err)
-				}
+				label := s.cur.Label
+				cut, err := endPart()
 				s.cur = nil
+				if err != nil {
+					return fail(fmt.Errorf("volume %s: write the filemark that ends part %d of %s at the early warning: %w (the volume is given up for this run)", label, cut.Part, stem, err), cut, "its filemark failed, so records the drive buffered may be lost")
+				}
 			case errors.Is(err, ErrVolumeFull):
 				s.log.Info("volume full: the record goes to the next volume", "volume", s.cur.Label, "part", part.Part)
-				if err := endPart(); err != nil {
-					s.log.Warn("filemark at the end of the volume", "volume", s.cur.Label, "err", err)
-				}
+				label := s.cur.Label
+				cut, err := endPart()
 				s.cur = nil
+				if err != nil {
+					return fail(fmt.Errorf("volume %s: write the filemark that ends part %d of %s at the end of the volume: %w (the volume is given up for this run)", label, cut.Part, stem, err), cut, "its filemark failed, so records the drive buffered may be lost")
+				}
 			default:
 				why := "no filemark"
 				if s.cur.Dev.WriteFilemark() == nil {
@@ -312,22 +336,18 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 		written <- rec.b
 	}
 	if err := ctx.Err(); err != nil {
-		why := "no filemark"
-		if part != nil && s.cur.Dev.WriteFilemark() == nil {
-			why = "ended with a filemark"
-		}
-		return fail(err, part, why)
+		cut := part
+		why := endCut()
+		return fail(err, cut, why)
 	}
 	if part == nil && off == 0 {
 		return fail(fmt.Errorf("image %s has an empty payload", stem), nil, "")
 	}
 	if part != nil {
-		cut := *part
-		if err := endPart(); err != nil {
-			label := s.cur.Label
+		label := s.cur.Label
+		if cut, err := endPart(); err != nil {
 			s.cur = nil
-			res.Parts = res.Parts[:len(res.Parts)-1]
-			return fail(fmt.Errorf("volume %s: write the filemark after %s: %w", label, stem, err), &cut, "complete, but its filemark failed")
+			return fail(fmt.Errorf("volume %s: write the filemark after %s: %w (the volume is given up for this run)", label, stem, err), cut, "complete, but its filemark failed, so records the drive buffered may be lost")
 		}
 	}
 	stopHasher()

@@ -31,6 +31,12 @@ type SingleConfig struct {
 	// DriveOptions are the st options set at each open (MTSETDRVBUFFER);
 	// nil: DefaultDriveOptions, empty: none.
 	DriveOptions []string
+	// ReadOnly: the changer is used only to read (restore, verify, the
+	// index server): every drive open is O_RDONLY and the Tape refuses
+	// writes (ErrWriteProtected). Eject (MTOFFL) and the drive options
+	// (MTSETDRVBUFFER) still work: st allows its ioctls on a read-only
+	// descriptor.
+	ReadOnly bool
 }
 
 // SingleChanger is the `single` changer: one drive, one slot (slot 1), and
@@ -79,11 +85,17 @@ func NewSingleChanger(cfg SingleConfig) (*SingleChanger, error) {
 }
 
 func (c *SingleChanger) openTape() (*Tape, error) {
-	drv, err := c.cfg.Open(c.cfg.Device, false)
+	drv, err := c.cfg.Open(c.cfg.Device, c.cfg.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("tape %s: open: %w", c.cfg.Device, tapeErrno(c.cfg.Device, "open", err))
 	}
-	return newTape(c.cfg.Device, drv, tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions})
+	return newTape(c.cfg.Device, drv, c.tapeConfig())
+}
+
+// tapeConfig is how every Tape of this changer is made: its logger, its
+// drive options, read-only or not.
+func (c *SingleChanger) tapeConfig() tapeConfig {
+	return tapeConfig{log: c.log, driveOptions: c.cfg.DriveOptions, readOnly: c.cfg.ReadOnly}
 }
 
 func (c *SingleChanger) name() string { return "single changer " + c.cfg.Device }
@@ -256,7 +268,7 @@ func (c *SingleChanger) inspect(tp *Tape) SlotInfo {
 // probe opens the drive and asks MTIOCGET, nothing else: no load, no
 // rewind, not even the block size.
 func (c *SingleChanger) probe() (TapeDrive, mtio.MtGet, error) {
-	drv, err := c.cfg.Open(c.cfg.Device, false)
+	drv, err := c.cfg.Open(c.cfg.Device, c.cfg.ReadOnly)
 	if err != nil {
 		return nil, mtio.MtGet{}, fmt.Errorf("tape %s: open: %w", c.cfg.Device, tapeErrno(c.cfg.Device, "open", err))
 	}
@@ -332,7 +344,7 @@ func (c *SingleChanger) WaitFor(ctx context.Context, what string, want func(*Lab
 			drv.Close() // the volume already turned down is still there
 		default:
 			busy = false
-			tp, err := newTape(c.cfg.Device, drv, tapeConfig{log: c.log})
+			tp, err := newTape(c.cfg.Device, drv, c.tapeConfig())
 			if err != nil {
 				return nil, nil, fmt.Errorf("single changer: waiting for %s: %w", what, err)
 			}

@@ -360,7 +360,7 @@ func (t *Tape) startWrite(at string) error {
 		return nil
 	}
 	if t.readOnly {
-		return t.errf(at, "%w (opened read-only)", ErrWriteProtected)
+		return t.errf(at, "%w (the drive was opened read-only, for restore or verify; nothing was written): write through a drive opened for writing (tapir run, tapir label)", ErrWriteProtected)
 	}
 	if g, err := t.drv.Status(); err == nil {
 		if mtio.IsWrProt(g.GStat) {

@@ -57,6 +57,12 @@ Stop the server (and any run) before rebuilding.`,
 				fmt.Fprintf(out, "The old catalog is now %s.\n", res.MovedAside)
 			}
 			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", cfg.Catalog, res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
+			if len(res.Skipped) > 0 {
+				fmt.Fprintf(out, "Skipped, left by failed writes and recorded as failed files (%d):\n", len(res.Skipped))
+				for _, s := range res.Skipped {
+					fmt.Fprintf(out, "  %s\n", s)
+				}
+			}
 			if len(res.Problems) > 0 {
 				fmt.Fprintf(out, "Left out (%d):\n", len(res.Problems))
 				for _, p := range res.Problems {

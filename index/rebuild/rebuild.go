@@ -48,14 +48,21 @@ type Result struct {
 	Parts      int
 	Files      int64    // index entries
 	Problems   []string // volumes and images left out, and why
+	// Skipped are tape files a failed write left (a truncated or
+	// header-only copy of a part) next to a whole copy of the same image,
+	// on a volume or on the holding disk, which was recorded instead. They
+	// are recorded as failed files, so that verify lists them as such.
+	// Not problems: nothing is missing.
+	Skipped []string
 }
 
 // image is one image found on the media.
 type found struct {
 	hdr     *image.Header
 	parts   []foundPart
-	holding string // first chunk of a holding image
-	size    int64  // payload bytes (holding)
+	extra   []foundPart // more copies of a part number already in parts
+	holding string      // first chunk of a holding image
+	size    int64       // payload bytes (holding)
 }
 
 type foundPart struct {
@@ -197,7 +204,7 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		f := images[k]
-		n, err := record(ctx, o, cat, src, runIDs[k.datestamp], f)
+		n, err := record(ctx, o, cat, src, runIDs[k.datestamp], f, res, say)
 		what := fmt.Sprintf("%s:%s level %d of %s", k.host, k.path, k.level, k.datestamp)
 		if err != nil {
 			var p *problem
@@ -399,18 +406,20 @@ func scanVolume(ctx context.Context, o Options, slot int, l *taper.Label, images
 			f = &found{hdr: h}
 			images[k] = f
 		}
+		fp := foundPart{label: l.Label, slot: slot, part: h.Part, pos: pos, length: length, blocksize: h.Blocksize}
+		// Another copy of a part already found (a write that failed and
+		// was tried again): record decides which copy to use.
 		dup := false
 		for _, p := range f.parts {
-			if p.part == h.Part {
-				dup = true
-				res.Problems = append(res.Problems, fmt.Sprintf("%s: part %d of %s:%s level %d of %s is also on volume %s file %d; that copy is used", where, h.Part, h.Host, h.Path, h.Level, h.Datestamp, p.label, p.pos.File))
-			}
+			dup = dup || p.part == h.Part
 		}
-		if !dup {
-			f.parts = append(f.parts, foundPart{label: l.Label, slot: slot, part: h.Part, pos: pos, length: length, blocksize: h.Blocksize})
-			if h.Part == 1 || f.hdr.Part != 1 {
-				f.hdr = h
-			}
+		if dup {
+			f.extra = append(f.extra, fp)
+			continue
+		}
+		f.parts = append(f.parts, fp)
+		if h.Part == 1 || f.hdr.Part != 1 {
+			f.hdr = h
 		}
 	}
 }
@@ -433,7 +442,9 @@ func scanHolding(o Options, images map[key]*found, res *Result, say func(string,
 		h := f.Header
 		k := key{h.Datestamp, h.Host, h.Path, h.Level}
 		if cur, ok := images[k]; ok && len(cur.parts) > 0 {
-			say("holding file %s is also on volume %s; the volume's copy is recorded", f.Path, cur.parts[0].label)
+			// Also on a volume: record uses the volume's copy when it is
+			// whole, else this one.
+			cur.holding = f.Path
 			continue
 		}
 		images[k] = &found{hdr: h, holding: f.Path}
@@ -496,9 +507,99 @@ func (s *slotVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (t
 	return dev, release, nil
 }
 
+// chooseCopies picks, for each part number, the longest of its copies on
+// the volumes: a copy a failed write left is truncated (or only a header),
+// the copy written again is whole. It returns the parts chosen, the copies
+// not used, and whether the parts chosen hold the image whole (numbered
+// from 1 without a gap, their payloads as long as the header says, when it
+// says).
+func chooseCopies(h *image.Header, parts, extra []foundPart) (chosen, rest []foundPart, whole bool) {
+	best := map[int]int{} // part number -> index in all
+	all := append(append([]foundPart{}, parts...), extra...)
+	for i, p := range all {
+		if j, ok := best[p.part]; !ok || p.length > all[j].length {
+			best[p.part] = i
+		}
+	}
+	var sum int64
+	for i, p := range all {
+		if best[p.part] == i {
+			chosen = append(chosen, p)
+			sum += p.length
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	sort.Slice(chosen, func(i, j int) bool { return chosen[i].part < chosen[j].part })
+	whole = true
+	for i, p := range chosen {
+		whole = whole && p.part == i+1
+	}
+	whole = whole && (h.PayloadSize < 0 || sum == h.PayloadSize)
+	return chosen, rest, whole
+}
+
 // record reads one image whole and records it: dump, frames, file index,
-// listings, parts. It returns the number of index entries.
-func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, runID int64, f *found) (int64, error) {
+// listings, parts; it returns the number of index entries. Of several
+// copies of a part it uses the whole one: the others, shorter, are what a
+// failed write left (the write was tried again), and once the image is
+// recorded they are recorded as failed files and listed in res.Skipped.
+// A second copy as long as the one used is a problem, as before: nothing
+// says which is right.
+func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, runID int64, f *found, res *Result, say func(string, ...any)) (int64, error) {
+	h := f.hdr
+	what := fmt.Sprintf("%s:%s level %d of %s", h.Host, h.Path, h.Level, h.Datestamp)
+	var unused []foundPart
+	used := map[int]foundPart{}
+	wholeAt := ""
+	if len(f.parts) > 0 {
+		chosen, rest, whole := chooseCopies(h, f.parts, f.extra)
+		for _, p := range chosen {
+			used[p.part] = p
+		}
+		switch {
+		case whole:
+			if f.holding != "" {
+				say("holding file %s is also on volume %s; the volume's copy is recorded", f.holding, chosen[0].label)
+			}
+			f.parts, unused, wholeAt = chosen, rest, "the volumes hold the image whole ("+partList(chosen)+")"
+			f.holding = ""
+		case f.holding != "":
+			unused = append(append([]foundPart{}, f.parts...), f.extra...)
+			f.parts, wholeAt = nil, "the holding disk holds the image whole ("+f.holding+")"
+			used = map[int]foundPart{}
+		default:
+			f.parts, unused = chosen, rest
+		}
+	}
+	n, err := recordImage(ctx, o, cat, src, runID, f)
+	var p *problem
+	if errors.As(err, &p) && len(unused) > 0 {
+		return 0, problemf("%s; other copies on the volumes, not used: %s", p.msg, partList(unused))
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range unused {
+		where := fmt.Sprintf("volume %s file %d", c.label, c.pos.File)
+		if u, ok := used[c.part]; ok && c.length == u.length {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: part %d of %s is also on volume %s file %d; that copy is used", where, c.part, what, u.label, u.pos.File))
+			continue
+		}
+		why := fmt.Sprintf("a copy of part %d of %s with %d payload bytes, left by a write that failed; %s", c.part, what, c.length, wholeAt)
+		if err := cat.RecordFailedFile(ctx, catalog.FailedFile{Volume: c.label, FileNo: c.pos.File, Datestamp: h.Datestamp, Host: h.Host, Path: h.Path, Level: h.Level, Reason: why}); err != nil {
+			return n, err
+		}
+		line := fmt.Sprintf("%s: skipped, recorded as a failed file: %s", where, why)
+		res.Skipped = append(res.Skipped, line)
+		say("%s", line)
+	}
+	return n, nil
+}
+
+// recordImage records the image from its parts on the volumes, or from
+// the holding disk when it has none.
+func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, runID int64, f *found) (int64, error) {
 	h := f.hdr
 	d := catalog.Dump{Host: h.Host, Path: h.Path, Level: h.Level, Datestamp: h.Datestamp, Comp: string(h.Comp), FrameSize: h.FrameSize}
 	var parts []catalog.Part

@@ -364,3 +364,109 @@ func TestRebuildRefusesDamagedHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildSkipsWhatAFailedWriteLeft: a write that failed left a
+// truncated copy of an image's part (file 1), and the image was written
+// again whole (file 2; or it stayed on the holding disk). The rebuild
+// records the whole copy, skips the truncated one without calling it a
+// problem, and records it as a failed file so that verify lists it as
+// one.
+func TestRebuildSkipsWhatAFailedWriteLeft(t *testing.T) {
+	for _, onHolding := range []bool{false, true} {
+		t.Run(fmt.Sprintf("holding=%v", onHolding), func(t *testing.T) {
+			dir := t.TempDir()
+			site, err := testsite.New(dir, testsite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := filepath.Join(dir, "data")
+			testsite.MakeTree(data)
+			ctx := context.Background()
+			dle := []testsite.DLE{{Host: "web1", Path: "/srv", Root: data}}
+			if _, err := site.Run(ctx, "20250607010000", dle, testsite.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if onHolding {
+				if _, err := site.Run(ctx, "20250608010000", dle, testsite.RunOptions{HoldingOnly: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			site.Close()
+			// The vtape file of the last image on slot 1.
+			files, _ := filepath.Glob(filepath.Join(site.Vtapes, "slot1", "00001.*"))
+			if len(files) != 1 {
+				t.Fatalf("slot 1 holds %v", files)
+			}
+			whole, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			stem := strings.TrimPrefix(filepath.Base(files[0]), "00001.")
+			cut := whole[:image.HeaderSize+(len(whole)-image.HeaderSize)/2]
+			if onHolding {
+				// The copy on the holding disk (the next run's) is whole; the
+				// volume holds a truncated copy of it as file 2.
+				hold, _ := filepath.Glob(filepath.Join(site.Holding, "*", "*"))
+				if len(hold) != 1 {
+					t.Fatalf("holding holds %v", hold)
+				}
+				b, err := os.ReadFile(hold[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				cut = b[:image.HeaderSize+(len(b)-image.HeaderSize)/2]
+				stem += ".held"
+				if err := os.WriteFile(filepath.Join(site.Vtapes, "slot1", "00002."+stem), cut, 0o640); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// File 1 is the truncated copy, file 2 the whole one.
+				if err := os.Rename(files[0], filepath.Join(site.Vtapes, "slot1", "00002."+stem)); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(files[0], cut, 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ch, _ := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
+			db := filepath.Join(dir, "rebuilt.db")
+			res, err := Rebuild(ctx, Options{Catalog: db, Changer: ch, Holding: []string{site.Holding}, Org: site.Org, Loc: time.UTC})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantDumps := 1
+			if onHolding {
+				wantDumps = 2
+			}
+			if res.Dumps != wantDumps || len(res.Problems) != 0 || len(res.Skipped) != 1 {
+				t.Fatalf("result %+v, want %d images, no problem, one file skipped", res, wantDumps)
+			}
+			cutFile := int64(1)
+			if onHolding {
+				cutFile = 2
+			}
+			if want := fmt.Sprintf("volume TEST-001 file %d: skipped, recorded as a failed file", cutFile); !strings.HasPrefix(res.Skipped[0], want) || !strings.Contains(res.Skipped[0], "left by a write that failed") {
+				t.Errorf("skipped %q, want it to start %q", res.Skipped[0], want)
+			}
+			cat, err := catalog.Open(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cat.Close()
+			failed, err := cat.FailedFiles(ctx, "TEST-001")
+			if err != nil || len(failed) != 1 || failed[0].FileNo != cutFile || failed[0].Host != "web1" {
+				t.Fatalf("failed files %+v %v, want TEST-001 file %d", failed, err, cutFile)
+			}
+			dumps, _ := cat.Dumps(ctx, "web1", "/srv")
+			for _, d := range dumps {
+				parts, _ := cat.Parts(ctx, d.ID)
+				switch {
+				case d.Datestamp == "20250608010000" && (d.Status != catalog.DumpHolding || len(parts) != 0):
+					t.Errorf("the held image is %s with parts %+v, want it recorded from the holding disk", d.Status, parts)
+				case d.Datestamp == "20250607010000" && !onHolding && (len(parts) != 1 || parts[0].FileNo != 2):
+					t.Errorf("the image is recorded from %+v, want the whole copy, file 2", parts)
+				}
+			}
+		})
+	}
+}

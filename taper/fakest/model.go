@@ -153,6 +153,7 @@ type Drive struct {
 	opFaults       map[int16]map[int]syscall.Errno // op -> call number -> errno
 	ops            map[int16]int
 	trace          []string
+	opens          []int     // access mode (O_ACCMODE bits) of each open(2), for Opens
 	writes         int       // write(2) calls that reached the drive
 	busyUntil      time.Time // Options.Rate: when the drive has taken the records written so far
 
@@ -441,11 +442,22 @@ func (d *Drive) Trace() []string {
 	return slices.Clone(d.trace)
 }
 
-// ResetTrace empties the trace.
+// ResetTrace empties the trace and the list of opens.
 func (d *Drive) ResetTrace() {
 	d.mu.Lock()
 	d.trace = nil
+	d.opens = nil
 	d.mu.Unlock()
+}
+
+// Opens returns the access mode (flags & O_ACCMODE: syscall.O_RDONLY,
+// O_WRONLY or O_RDWR) of every open(2) of nst0 or st0 the drive received
+// since the last ResetTrace (or since New), in order, those it refused
+// included: a test asserts that a reader never opened it for writing.
+func (d *Drive) Opens() []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.opens)
 }
 
 // OpName is the name of an MTIOCTOP operation, as in mtio.h.
@@ -502,6 +514,7 @@ func (d *Drive) open(dev string, flags int, owner int) (*Handle, syscall.Errno) 
 	if dev != NST0 && dev != ST0 {
 		return nil, syscall.ENXIO
 	}
+	d.opens = append(d.opens, flags&syscall.O_ACCMODE)
 	if d.shutdown {
 		return nil, syscall.ENXIO
 	}
@@ -641,13 +654,16 @@ func (d *Drive) writeRecord(h *Handle, p []byte) (int, syscall.Errno) {
 	case stEOMError:
 		return 0, syscall.EIO
 	}
+	// st marks the drive as writing before it tries (st_write), so a
+	// write that fails still leaves a filemark to be written at close or
+	// before motion, unless something clears it (any MTIOCTOP but MTNOP).
+	d.rw = rwWriting
 	if e, bad := d.faults[d.pos]; bad {
 		d.block = -1
 		return 0, e
 	}
 	c := d.cart
 	d.truncateLocked(d.pos)
-	d.rw = rwWriting
 	if c.used+int64(len(p)) > c.capacity { // VOLUME OVERFLOW: nothing written
 		d.eof = stEOMOK
 		return 0, syscall.ENOSPC

@@ -491,6 +491,35 @@ func TestFailOpAndTrace(t *testing.T) {
 	}
 }
 
+// Opens lists the access mode of every open, refused ones included, and
+// ResetTrace empties it; ioctls that change no data work on a read-only
+// handle, as st allows them.
+func TestOpens(t *testing.T) {
+	d := New(Options{})
+	h := open(t, d, NST0, rw)
+	if _, err := d.Open(NST0, syscall.O_RDONLY); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("second open: %v", err)
+	}
+	h.Close()
+	if got, want := d.Opens(), []int{rw, syscall.O_RDONLY}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Opens = %v, want %v", got, want)
+	}
+	d.ResetTrace()
+	h = open(t, d, NST0, syscall.O_RDONLY|syscall.O_NONBLOCK)
+	if err := h.Op(mtio.MTWEOF, 1); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("MTWEOF on a read-only handle: %v, want EACCES", err)
+	}
+	for _, op := range []int16{mtio.MTSETBLK, mtio.MTSETDRVBUFFER, mtio.MTREW, mtio.MTOFFL} {
+		if err := h.Op(op, 0); err != nil {
+			t.Errorf("%s on a read-only handle: %v", OpName(op), err)
+		}
+	}
+	h.Close()
+	if got, want := d.Opens(), []int{syscall.O_RDONLY}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Opens after ResetTrace = %v, want %v", got, want)
+	}
+}
+
 func TestStall(t *testing.T) {
 	d := New(Options{})
 	h := open(t, d, NST0, rw)
