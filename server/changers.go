@@ -16,8 +16,15 @@ import (
 )
 
 // openChanger returns the changer of the configuration (or the one the
-// caller injected for tests).
+// caller injected for tests), for writing.
 func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer, error) {
+	return openChangerFor(cfg, deps, log, false)
+}
+
+// openChangerFor returns the changer of the configuration; readOnly opens
+// its tape drives O_RDONLY (restore, verify, the index server: a drive
+// they use can never be written).
+func openChangerFor(cfg *config.Config, deps Deps, log *slog.Logger, readOnly bool) (taper.Changer, error) {
 	if deps.Changer != nil {
 		return deps.Changer, nil
 	}
@@ -32,11 +39,11 @@ func openChanger(cfg *config.Config, deps Deps, log *slog.Logger) (taper.Changer
 		return taper.NewDiskChanger(ch.Path, ch.Slots, int64(tt.Length), int64(tt.Blocksize), log)
 	case "single":
 		return taper.NewSingleChanger(taper.SingleConfig{Device: ch.Device, Clock: clk, Poll: time.Duration(ch.Poll),
-			Remind: time.Duration(ch.Remind), Logger: log, DriveOptions: ch.DriveOptions})
+			Remind: time.Duration(ch.Remind), Logger: log, DriveOptions: ch.DriveOptions, ReadOnly: readOnly})
 	case "robot":
 		return taper.NewRobotChanger(taper.RobotConfig{Changer: ch.Changer, MTX: ch.MTX, Drives: ch.Drives, Drive: ch.Drive,
 			NoEjectBeforeUnload: ch.NoEjectToUnload, IgnoreBarcodes: ch.IgnoreBarcodes, StateFile: ch.StateFile,
-			Clock: clk, Logger: log, DriveOptions: ch.DriveOptions})
+			Clock: clk, Logger: log, DriveOptions: ch.DriveOptions, ReadOnly: readOnly})
 	}
 	return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
 }
@@ -221,7 +228,7 @@ func (c *changerVolumes) waitFor(ctx context.Context, label string, inv []taper.
 // volumes of cfg, through their own changer (never the run's). cat may be
 // nil (the disk changer then finds volumes by reading labels).
 func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog.Logger) (indexd.VolumeSource, error) {
-	ch, err := openChanger(cfg, deps, log)
+	ch, err := openChangerFor(cfg, deps, log, true)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,6 +167,21 @@ func TestSingleDriveSpanningNight(t *testing.T) {
 			t.Errorf("%s: asked for %v, want %v (all it said: %q)", what, got, brought, said)
 		}
 	}
+	// From here on tapir only reads: every open of the drive is
+	// read-only.
+	drive.ResetTrace()
+	defer func() {
+		opens := drive.Opens()
+		if len(opens) == 0 {
+			t.Error("the fake drive saw no open")
+		}
+		for i, m := range opens {
+			if m != syscall.O_RDONLY {
+				t.Errorf("open %d of %d of the drive by a restore or verify had access mode %#o, want O_RDONLY", i+1, len(opens), m)
+			}
+		}
+	}()
+
 	// Verify of each volume reads the spanning image whole: test-001
 	// then test-002, whichever volume is verified.
 	for _, label := range []string{"test-001", "test-002"} {
