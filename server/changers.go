@@ -161,18 +161,13 @@ func (c *changerVolumes) Open(ctx context.Context, label string, ask indexd.Ask)
 		closeChanger(c.ch)
 		give()
 	}
-	slot, inv, err := c.find(ctx, label)
+	if c.ch.Properties().WaitsForPerson {
+		return c.openSingle(ctx, label, ask, give, release)
+	}
+	slot, _, err := c.find(ctx, label)
 	if err != nil {
-		if ask == nil || !c.ch.Properties().WaitsForPerson || !errors.Is(err, indexd.ErrVolumeMissing) {
-			give()
-			return nil, nil, err
-		}
-		dev, err := c.waitFor(ctx, label, inv, ask)
-		if err != nil {
-			give()
-			return nil, nil, err
-		}
-		return dev, release, nil
+		give()
+		return nil, nil, err
 	}
 	dev, err := c.ch.Load(ctx, slot)
 	if err != nil {
@@ -193,6 +188,46 @@ func (c *changerVolumes) Open(ctx context.Context, label string, ask indexd.Ask)
 	if err := dev.Rewind(); err != nil {
 		release()
 		return nil, nil, fmt.Errorf("volume %s: rewind after reading its label: %w", label, err)
+	}
+	return dev, release, nil
+}
+
+// openSingle opens the volume in a single drive: Load reads the label of
+// the cartridge there (the inventory then says what it read, without
+// moving the tape), so the drive is opened once and rewound twice. A
+// volume that is not there is asked for when someone can be asked.
+func (c *changerVolumes) openSingle(ctx context.Context, label string, ask indexd.Ask, give, release func()) (taper.Device, func(), error) {
+	dev, err := c.ch.Load(ctx, 1)
+	var inv []taper.SlotInfo
+	switch {
+	case errors.Is(err, taper.ErrBusy):
+		give()
+		return nil, nil, fmt.Errorf("volume %s: the drive %s is busy (a backup run is writing); try again when it is done: %w", label, c.dev, err)
+	case err != nil && !errors.Is(err, taper.ErrNoMedium):
+		give()
+		return nil, nil, fmt.Errorf("volume %s: %w", label, err)
+	case err == nil:
+		if inv, err = c.ch.Inventory(ctx); err != nil {
+			release()
+			return nil, nil, fmt.Errorf("volume %s: %w", label, err)
+		}
+		if len(inv) == 1 && inv[0].Label != nil && inv[0].Label.Label == label {
+			return dev, release, nil
+		}
+		closeChanger(c.ch)
+	}
+	missing := fmt.Errorf("volume %s is not in the drive %s: load it, then try again (%w)", label, c.dev, indexd.ErrVolumeMissing)
+	if len(inv) == 1 && inv[0].Label != nil {
+		missing = fmt.Errorf("volume %s is not in the drive %s, which holds volume %s: load it, then try again (%w)", label, c.dev, inv[0].Label.Label, indexd.ErrVolumeMissing)
+	}
+	if ask == nil {
+		give()
+		return nil, nil, missing
+	}
+	dev, err = c.waitFor(ctx, label, inv, ask)
+	if err != nil {
+		give()
+		return nil, nil, err
 	}
 	return dev, release, nil
 }
