@@ -383,3 +383,59 @@ func TestInterruptWhileAsked(t *testing.T) {
 		t.Errorf("the server stopped waiting for the volume with %v, want the shell gone", err)
 	}
 }
+
+// insertingOut is a shell's output that inserts each volume the shell
+// is asked for, as the person reading it would.
+type insertingOut struct {
+	strings.Builder
+	person *personVolumes
+}
+
+func (o *insertingOut) Write(p []byte) (int, error) {
+	if f := strings.Fields(string(p)); len(f) > 2 && f[0] == "insert" && f[1] == "volume" {
+		o.person.insert(f[2])
+	}
+	return o.Builder.Write(p)
+}
+
+// TestShellExtractAsksForVolumes: the shell's extract names the tapes it
+// needs before asking to continue, prints each request for a volume with
+// how to cancel, and restores everything once they are inserted.
+func TestShellExtractAsksForVolumes(t *testing.T) {
+	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer site.Close()
+	fiveImagesOnTwoVolumes(t, site)
+	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	person := newPersonVolumes(&indexd.DiskVolumes{Changer: ch, Catalog: site.Catalog})
+	addr := serve(t, site, person)
+	out := &insertingOut{person: person}
+	var questions []string
+	sh := &recover.Shell{Client: dial(t, site, addr, "web1", wire.RoleClient), Out: out, Lcd: t.TempDir(),
+		Ask: func(q string, def bool) bool { questions = append(questions, fmt.Sprintf("%s %v", q, def)); return def }}
+	for _, c := range []string{"sethost web1", "setdisk /srv", "add d", "extract"} {
+		if err := sh.Exec(c); err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out.String())
+		}
+	}
+	got := out.String()
+	for _, want := range []string{
+		"level 1 image of 2025-06-02 01:00:00: volume TEST-001 (not in the drive now: you will be asked to insert it)\n",
+		"The following tapes are needed: TEST-001 TEST-002\n",
+		"insert volume TEST-001 into /dev/nst0 (waiting; Ctrl-C cancels the extract)\n",
+		"insert volume TEST-002 into /dev/nst0 (waiting; Ctrl-C cancels the extract)\n",
+		"Restored 51 entries",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the shell's output lacks %q:\n%s", want, got)
+		}
+	}
+	if !slices.Equal(questions, []string{"Continue? true"}) {
+		t.Errorf("questions asked %q, want Continue? with yes as the default", questions)
+	}
+}
