@@ -91,7 +91,7 @@ func (d *recordingDrive) ReadRecord(b []byte) (int, error) {
 }
 
 func (d *recordingDrive) Rewind() error {
-	d.r.note(d.label, "rewind", d.file > 0 || d.rec > 0)
+	d.r.note(d.label, "rewind", true) // Open leaves the drive at the beginning: a rewind is a second pass
 	d.file, d.rec = 0, 0
 	return d.tapeOnly.Rewind()
 }
