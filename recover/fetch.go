@@ -282,7 +282,7 @@ func (s *chunkStream) next() (*wire.Chunk, error) {
 		switch {
 		case m.Ask != nil:
 			// A person must bring a volume: wait for the next message as
-			// long as it takes (^C cancels: ctx closes the connection).
+			// long as it takes (^C cancels: ctx ends the read at once).
 			s.waiting = true
 			if s.ask != nil {
 				s.ask(m.Ask.Msg)
@@ -318,7 +318,7 @@ func (s *chunkStream) next() (*wire.Chunk, error) {
 
 // readDeadline bounds the wait for the next message by the stall time,
 // or not at all while the server waits for a person to bring a volume.
-// An interrupt (ctx) ends either wait: it closes the connection.
+// An interrupt (ctx) ends either wait: it sets the deadline to now.
 func (s *chunkStream) readDeadline() error {
 	if !s.waiting {
 		s.cl.nc.SetDeadline(time.Now().Add(s.cl.stall()))
