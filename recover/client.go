@@ -215,8 +215,22 @@ func (cl *Client) Find(q Query, pattern string, limit int) (found []wire.EntryIn
 // Plan says what restoring paths needs: the images, their volumes and
 // where those are.
 func (cl *Client) Plan(q Query, paths []string) ([]wire.ImageInfo, int, error) {
+	p, err := cl.PlanNeeds(q, paths)
+	return p.Images, p.Entries, err
+}
+
+// PlanResult is what a restore of a selection reads.
+type PlanResult struct {
+	Images  []wire.ImageInfo // in the order the restore reads them
+	Entries int
+	Needed  []string // the volumes the restore loads, in order
+}
+
+// PlanNeeds asks what a restore of paths would read, as Plan does, and
+// which volumes it loads in what order.
+func (cl *Client) PlanNeeds(q Query, paths []string) (PlanResult, error) {
 	req := q.req(wire.IdxPlan)
 	req.Paths = paths
 	r, err := cl.do(req)
-	return r.Images, r.Count, err
+	return PlanResult{Images: r.Images, Entries: r.Count, Needed: r.Needed}, err
 }

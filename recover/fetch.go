@@ -24,6 +24,11 @@ type RestoreOptions struct {
 	// Progress receives a line for a person: which image is read from
 	// where. May be nil.
 	Progress func(string)
+	// Ask receives what a person must do for the restore to go on ("insert
+	// volume T-002 into /dev/nst0"), from a server whose drive waits for a
+	// person: the restore waits, without a deadline, until the volume is
+	// there or ctx ends. Nil: it goes to Progress.
+	Ask func(string)
 	// Warn receives problems that do not fail an entry (an owner or an
 	// attribute that could not be set). May be nil.
 	Warn func(string)
@@ -37,6 +42,7 @@ type RestoreOptions struct {
 type RestoreResult struct {
 	Images   []wire.ImageInfo
 	Entries  int      // in the plan
+	Needed   []string // the volumes the restore loads, in order
 	Restored int      // written
 	Bytes    int64    // file data written
 	Skipped  []string // existing, not overwritten
@@ -71,7 +77,7 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 	if err != nil {
 		return nil, err
 	}
-	res := &RestoreResult{Images: r.Images, Entries: r.Count}
+	res := &RestoreResult{Images: r.Images, Entries: r.Count, Needed: r.Needed}
 	byImage := make([][]wire.EntryInfo, len(r.Images))
 	if err := cl.c.ReadEntries(r.Count, func(e wire.EntryInfo) error {
 		if e.Image < 0 || e.Image >= len(byImage) {
@@ -108,7 +114,10 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 		clear(skip)
 	}
 
-	st := &chunkStream{cl: cl, ctx: ctx}
+	st := &chunkStream{cl: cl, ctx: ctx, ask: opt.Ask}
+	if st.ask == nil {
+		st.ask = opt.Progress
+	}
 	// An interrupt while a read waits: the session cannot go on.
 	stop := context.AfterFunc(ctx, func() { cl.nc.SetDeadline(time.Now()) })
 	defer stop()
@@ -229,6 +238,8 @@ type chunkStream struct {
 	bad string // the image failed (server said so, or a frame was damaged)
 
 	progress func(string)
+	ask      func(string) // may be nil
+	waiting  bool         // the server asked for a volume: no deadline until it answers
 	in       []byte
 	dec      *image.FrameDecoder // for comp
 	comp     image.Comp
@@ -259,13 +270,23 @@ func (s *chunkStream) next() (*wire.Chunk, error) {
 		} else if s.ended {
 			return nil, io.EOF
 		} else {
-			s.cl.nc.SetDeadline(time.Now().Add(s.cl.stall()))
+			if err := s.readDeadline(); err != nil {
+				return nil, err
+			}
 			if err := s.cl.c.ReadMsg(&m); err != nil {
 				s.err = s.cl.broken(err)
 				return nil, s.err
 			}
 		}
+		s.waiting = false
 		switch {
+		case m.Ask != nil:
+			// A person must bring a volume: wait for the next message as
+			// long as it takes (^C cancels: ctx ends the read at once).
+			s.waiting = true
+			if s.ask != nil {
+				s.ask(m.Ask.Msg)
+			}
 		case m.End != nil:
 			s.ended = true
 			return nil, io.EOF
@@ -293,6 +314,24 @@ func (s *chunkStream) next() (*wire.Chunk, error) {
 			return nil, s.err
 		}
 	}
+}
+
+// readDeadline bounds the wait for the next message by the stall time,
+// or not at all while the server waits for a person to bring a volume.
+// An interrupt (ctx) ends either wait: it sets the deadline to now.
+func (s *chunkStream) readDeadline() error {
+	if !s.waiting {
+		s.cl.nc.SetDeadline(time.Now().Add(s.cl.stall()))
+		return nil
+	}
+	s.cl.nc.SetDeadline(time.Time{})
+	if err := s.ctx.Err(); err != nil {
+		// Cancelled before the deadline was cleared: the interrupt's own
+		// deadline may have been overwritten.
+		s.err = err
+		return err
+	}
+	return nil
 }
 
 // discard reads and drops the data frames of a chunk.

@@ -731,10 +731,11 @@ func (sh *Shell) extract(args []string) error {
 	if len(sh.sel) == 0 {
 		return errors.New("nothing to extract: the extraction list is empty (add PATH)")
 	}
-	imgs, n, err := sh.Client.Plan(sh.q(), sh.sel)
+	plan, err := sh.Client.PlanNeeds(sh.q(), sh.sel)
 	if err != nil {
 		return err
 	}
+	imgs, n := plan.Images, plan.Entries
 	sh.printf("Extracting %d entr%s into %s from:\n", n, pluralY(n), sh.Lcd)
 	missing := 0
 	for _, im := range imgs {
@@ -747,6 +748,9 @@ func (sh *Shell) extract(args []string) error {
 	}
 	if missing > 0 {
 		sh.printf("%d volume%s cannot be read now (see above); what is on them will not be restored.\n", missing, plural(missing))
+	}
+	if len(plan.Needed) > 0 {
+		sh.printf("The following tapes are needed: %s\n", strings.Join(plan.Needed, " "))
 	}
 	if !sh.ask("Continue?", missing == 0) {
 		return errors.New("extract cancelled; nothing was restored")
@@ -766,6 +770,7 @@ func (sh *Shell) extract(args []string) error {
 			return sh.ask("Overwrite them?", false)
 		},
 		Progress: func(s string) { sh.printf("%s\n", s) },
+		Ask:      func(s string) { sh.printf("%s (waiting; Ctrl-C cancels the extract)\n", s) },
 		Warn:     func(s string) { sh.printf("warning: %s\n", s) },
 	})
 	if res != nil {

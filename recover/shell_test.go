@@ -227,6 +227,7 @@ func TestShellExtractRestoresFiles(t *testing.T) {
 	got := run(t, sh, out, "sethost web1", "setdisk /srv", "add etc bin home/alice/big.bin", "cd home", "add bob/new*", "list", "extract")
 	for _, want := range []string{"Added directory /srv/etc", "Added file /srv/home/alice/big.bin", "Added file /srv/home/bob/new name.txt",
 		"level 0 image of 2025-06-07 01:00:00: volume TEST-001 (slot 1)", "level 1 image of 2025-06-08 01:00:00: volume TEST-002 (slot 2)",
+		"TEST-002 (slot 2)\nThe following tapes are needed: TEST-001 TEST-002\n",
 		"Reading the level 0 image 2025-06-07 01:00:00 from volume TEST-001 file 1", "Restored 11 entries"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

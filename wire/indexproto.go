@@ -82,6 +82,11 @@ type IndexReply struct {
 
 	Count int  `json:"count,omitempty"` // ls, find, restore: entry records that follow
 	More  bool `json:"more,omitempty"`  // find: the limit cut the list
+
+	// plan, restore: the volumes the restore loads, in the order it loads
+	// them (Images come in the order they are read: the holding disk
+	// first, then one forward pass per volume).
+	Needed []string `json:"needed,omitempty"`
 }
 
 // ImageInfo describes one image (dump).
@@ -146,11 +151,22 @@ type Chunk struct {
 }
 
 // RestoreMsg is a message frame within a restore stream: exactly one of
-// Chunk, Image and End is set.
+// Chunk, Image, Ask and End is set.
 type RestoreMsg struct {
 	Chunk *Chunk      `json:"chunk,omitempty"`
 	Image *ImageStart `json:"image,omitempty"`
+	Ask   *VolumeAsk  `json:"ask,omitempty"`
 	End   *RestoreEnd `json:"end,omitempty"`
+}
+
+// VolumeAsk asks the person at the shell for a volume the restore needs
+// now (a single drive): Msg says which and where to put it ("insert
+// volume T-002 into /dev/nst0"), or what is wrong with the one they
+// inserted, or reminds them. The server waits for the volume with no
+// deadline: the stream goes on when it is there, and the shell cancels the
+// wait by closing the connection.
+type VolumeAsk struct {
+	Msg string `json:"msg"`
 }
 
 // ImageStart says where the server reads image Image from (Where: a

@@ -24,6 +24,8 @@ type plan struct {
 	dumps   []catalog.Dump
 	entries []wire.EntryInfo // Image = index in images; per image in tar order
 	frames  [][]image.Frame  // per image, in order
+	parts   [][]catalog.Part // per image, all its parts (none: the holding disk)
+	needed  []string         // the volumes the reads load, in order
 }
 
 // plan resolves the selection (paths relative to the DLE root; "/" or ""
@@ -139,12 +141,51 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		for i := range es {
 			es[i].Image = pi
 		}
+		parts, err := s.Catalog.Parts(ctx, d.ID)
+		if err != nil {
+			return nil, fmt.Errorf("level %d image %s of %s:%s: read its parts: %w", d.Level, d.Datestamp, d.Host, d.Path, err)
+		}
 		p.images = append(p.images, ii)
 		p.dumps = append(p.dumps, d)
 		p.frames = append(p.frames, frames)
+		p.parts = append(p.parts, parts)
 		p.entries = append(p.entries, es...)
 	}
-	return p, nil
+	return p.inTapeOrder(), nil
+}
+
+// inTapeOrder reorders the plan's images into the order a restore reads
+// them: the holding disk first, then one forward pass per volume
+// (TapeOrder over the parts that hold the frames asked for), and fills in
+// the volumes the reads load. Each entry comes from exactly one image, so
+// the order of the images changes nothing else: a hard link is kept as a
+// link only with its target in the same image, and the shell sets the
+// directories' times after the last image.
+func (p *plan) inTapeOrder() *plan {
+	reads := make([][]catalog.Part, len(p.dumps))
+	for i := range p.dumps {
+		reads[i] = PartsFor(p.parts[i], p.frames[i])
+	}
+	order := TapeOrder(reads)
+	q := &plan{entries: make([]wire.EntryInfo, 0, len(p.entries))}
+	byImage := make([][]wire.EntryInfo, len(p.dumps))
+	for _, e := range p.entries {
+		byImage[e.Image] = append(byImage[e.Image], e)
+	}
+	sorted := make([][]catalog.Part, 0, len(order))
+	for ni, oi := range order {
+		q.images = append(q.images, p.images[oi])
+		q.dumps = append(q.dumps, p.dumps[oi])
+		q.frames = append(q.frames, p.frames[oi])
+		q.parts = append(q.parts, p.parts[oi])
+		sorted = append(sorted, reads[oi])
+		for _, e := range byImage[oi] {
+			e.Image = ni
+			q.entries = append(q.entries, e)
+		}
+	}
+	q.needed = Needed(sorted)
+	return q
 }
 
 // lookup returns the records of the paths (cleaned, each once, sorted),
@@ -273,16 +314,30 @@ func (s *Server) framesFor(ctx context.Context, d catalog.Dump, es []wire.EntryI
 }
 
 // restore sends the plan, then the frames of each image, one image after
-// the other. An image that cannot be read is reported (ImageStart with
-// Error) and the others are still sent.
+// the other, in the plan's (tape) order. One Pass lends the volumes to all
+// the images: the next image on the volume in the drive is reached by
+// locating forward, without a rewind or a second label read. An image
+// that cannot be read is reported (ImageStart with Error) and the others
+// are still sent.
 func (ss *session) restore(ctx context.Context, p *plan) error {
 	start := time.Now()
-	if err := ss.entries(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries)}, p.entries); err != nil {
+	if err := ss.entries(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries), Needed: p.needed}, p.entries); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	send := func(m wire.RestoreMsg) error {
 		ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
 		return ss.c.WriteMsg(m)
+	}
+	var vols VolumeSource // nil: no changer (openPart says so)
+	if ss.s.Volumes != nil {
+		pass := &Pass{Source: ss.s.Volumes}
+		defer pass.Close()
+		if ss.s.Volumes.Properties().WaitsForPerson {
+			pass.Ask = func(msg string) { ss.ask(msg, cancel) }
+		}
+		vols = pass
 	}
 	var sent int64
 	for i, d := range p.dumps {
@@ -292,7 +347,7 @@ func (ss *session) restore(ctx context.Context, p *plan) error {
 			}
 			continue
 		}
-		n, err := ss.sendImage(ctx, i, d, p.frames[i])
+		n, err := ss.sendImage(ctx, i, NewImageReader(ctx, vols, ss.s.Holding, d, p.parts[i]), p.frames[i])
 		sent += n
 		var ce *connError
 		if errors.As(err, &ce) {
@@ -309,8 +364,24 @@ func (ss *session) restore(ctx context.Context, p *plan) error {
 	if err := send(wire.RestoreMsg{End: &wire.RestoreEnd{}}); err != nil {
 		return err
 	}
-	ss.log.Info("restore sent", "entries", len(p.entries), "images", len(p.dumps), "payload_bytes", sent, "took", time.Since(start).Round(time.Millisecond))
+	ss.log.Info("restore sent", "entries", len(p.entries), "images", len(p.dumps), "volumes", strings.Join(p.needed, " "), "payload_bytes", sent, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// ask tells the shell what a person must do for the restore to go on (a
+// volume to insert), while the source waits for it. Nothing else is
+// written until the volume is there, however long that takes: the write
+// deadline is cleared once the question is out, and the next write sets
+// its own. A question that cannot be written ends the restore (cancel):
+// nobody is there to answer it.
+func (ss *session) ask(msg string, cancel context.CancelCauseFunc) {
+	ss.log.Info("restore: asking the shell for a volume", "ask", msg)
+	ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
+	if err := ss.c.WriteMsg(wire.RestoreMsg{Ask: &wire.VolumeAsk{Msg: msg}}); err != nil {
+		cancel(fmt.Errorf("%w: asking it for a volume (%s): %v", errPeerGone, msg, err))
+		return
+	}
+	ss.nc.SetWriteDeadline(time.Time{})
 }
 
 // connError is a failure to write to the shell: the session ends.
@@ -318,11 +389,8 @@ type connError struct{ err error }
 
 func (e *connError) Error() string { return e.err.Error() }
 
-func (ss *session) sendImage(ctx context.Context, i int, d catalog.Dump, frames []image.Frame) (int64, error) {
-	is, err := ss.s.newImageSource(ctx, d)
-	if err != nil {
-		return 0, err
-	}
+// sendImage sends the frames of image i, read with is (closed at the end).
+func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames []image.Frame) (int64, error) {
 	defer is.close()
 	var sent int64
 	var buf []byte
@@ -336,6 +404,9 @@ func (ss *session) sendImage(ctx context.Context, i int, d catalog.Dump, frames 
 		}
 		b := buf[:f.Size]
 		if err := is.readAt(b, f.Offset); err != nil {
+			if ctx.Err() != nil { // the shell left while the read waited (for a volume)
+				return sent, &connError{context.Cause(ctx)}
+			}
 			return sent, err
 		}
 		for ; announced < len(is.where); announced++ {

@@ -496,7 +496,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 			return fail(err)
 		}
 		if req.Op == wire.IdxPlan {
-			return ss.reply(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries)})
+			return ss.reply(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries), Needed: p.needed})
 		}
 		return ss.restore(ctx, p)
 	}
@@ -649,7 +649,10 @@ func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire
 		if where {
 			if s.Volumes == nil {
 				vn.Available, vn.Missing = false, "this index server has no changer to read volumes from"
-			} else if w, err := s.Volumes.Locate(ctx, p.Volume); err != nil {
+			} else if w, err := s.Volumes.Locate(ctx, p.Volume); err != nil && errors.Is(err, ErrVolumeMissing) && s.Volumes.Properties().WaitsForPerson {
+				// A single drive: the restore asks for it when it gets there.
+				vn.Where = "not in the drive now: you will be asked to insert it"
+			} else if err != nil {
 				vn.Available = false
 				vn.Missing, _ = s.explain(err)
 				s.Log.Info("volume not available", "label", p.Volume, "err", err)

@@ -135,8 +135,12 @@ func TestRestoreFromATape(t *testing.T) {
 	if seeks == 0 {
 		t.Errorf("the server never positioned the drive")
 	}
-	if len(res.Images) != 2 || len(res.Images[0].Volumes) != 2 || !res.Images[1].Holding {
-		t.Errorf("images %+v: want the full on two volumes and the level 1 on the holding disk", res.Images)
+	// The holding disk is read first, then the volumes in tape order.
+	if len(res.Images) != 2 || !res.Images[0].Holding || len(res.Images[1].Volumes) != 2 {
+		t.Errorf("images %+v: want the level 1 on the holding disk, then the full on two volumes", res.Images)
+	}
+	if strings.Join(res.Needed, " ") != "TEST-001 TEST-002" {
+		t.Errorf("needed %q, want TEST-001 TEST-002", res.Needed)
 	}
 }
 

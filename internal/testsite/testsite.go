@@ -311,6 +311,62 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	return id, os.Remove(hpath)
 }
 
+// Tape writes images left on the holding disk (by HoldingOnly runs) onto
+// the next empty volume, in the order given, one part each, as a flush
+// named datestamp would, and records them as taped (their holding files
+// are removed). A test chooses which images share a volume and in what
+// order they lie on it. It returns the volume's label.
+func (s *Site) Tape(ctx context.Context, datestamp string, ids []int64) (string, error) {
+	start, err := time.Parse("20060102150405", datestamp)
+	if err != nil {
+		return "", err
+	}
+	dev, label, err := s.nextVolume(ctx, datestamp, start)
+	if err != nil {
+		return "", err
+	}
+	defer s.Changer.Eject(context.WithoutCancel(ctx))
+	for _, id := range ids {
+		if err := s.tapeOne(ctx, dev, label, id, start); err != nil {
+			return "", fmt.Errorf("testsite: tape dump %d onto %s: %w", id, label, err)
+		}
+	}
+	return label, nil
+}
+
+func (s *Site) tapeOne(ctx context.Context, dev taper.Device, label string, id int64, start time.Time) error {
+	d, err := s.Catalog.Dump(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.HoldingPath == "" {
+		return fmt.Errorf("dump %d has no holding file (taped already?)", id)
+	}
+	hf, err := os.Open(d.HoldingPath)
+	if err != nil {
+		return err
+	}
+	defer hf.Close()
+	hdr, err := image.ReadHeader(hf)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	p, err := s.writePart(dev, label, *hdr, 1, hf, 0, d.PayloadSize, h)
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.SHA256 {
+		return fmt.Errorf("holding file %s has SHA-256 %s, the catalog says %s", d.HoldingPath, got, d.SHA256)
+	}
+	p.DumpID = id
+	if err := s.Catalog.CommitTaped(ctx, id, []catalog.Part{p}, start.Add(2*time.Second)); err != nil {
+		return err
+	}
+	hf.Close()
+	return os.Remove(d.HoldingPath)
+}
+
 // storeTar writes d.Tar as a framed payload to w and indexes its
 // entries (the DLE root excepted) with fw.
 func storeTar(ctx context.Context, d DLE, w io.Writer, fw *catalog.FileWriter) (image.Summary, int64, error) {
