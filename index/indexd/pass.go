@@ -135,10 +135,18 @@ func TapeOrder(reads [][]catalog.Part) []int {
 		}
 	}
 	rank := map[string]int{}
+	prev := ""
 	for len(rank) < len(indeg) {
+		// Go on where a spanning image continues, so that its volumes
+		// are read one after the other; otherwise the smallest label.
 		next := ""
+		for v := range after[prev] {
+			if _, done := rank[v]; !done && indeg[v] <= 0 && (next == "" || v < next) {
+				next = v
+			}
+		}
 		for v, d := range indeg {
-			if _, done := rank[v]; done || d > 0 {
+			if _, done := rank[v]; done || d > 0 || after[prev][next] {
 				continue
 			}
 			if next == "" || v < next {
@@ -153,6 +161,7 @@ func TapeOrder(reads [][]catalog.Part) []int {
 			}
 		}
 		rank[next] = len(rank)
+		prev = next
 		for v := range after[next] {
 			indeg[v]--
 		}
