@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/index/indexd"
-	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/taper/fakest"
@@ -151,16 +150,7 @@ func copyToCartridge(t *testing.T, ch taper.Changer, slot int, d *fakest.Drive, 
 // once and read in one forward pass (no MTREW once the label is checked,
 // no MTBSF or MTBSR, MTSEEK targets that only grow).
 func TestRestoreReadsInTapeOrderOnST(t *testing.T) {
-	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer site.Close()
-	data, paths := fiveImagesOnTwoVolumes(t, site)
-	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	site, ch, data, paths := fiveImageSite(t)
 	drive := fakest.New(fakest.Options{Capacity: 256 << 20, Cartridges: []string{"CART1", "CART2"}, Empty: true})
 	src := &stVolumes{drive: drive, carts: map[string]string{}}
 	inv, err := ch.Inventory(t.Context())

@@ -159,22 +159,30 @@ func fiveImagesOnTwoVolumes(t *testing.T, site *testsite.Site) (string, []string
 	return data, paths
 }
 
+// fiveImageSite is a site whose chain of five images lies on two volumes
+// (fiveImagesOnTwoVolumes), with the disk changer of its vtapes.
+func fiveImageSite(t *testing.T) (*testsite.Site, taper.Changer, string, []string) {
+	t.Helper()
+	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { site.Close() })
+	data, paths := fiveImagesOnTwoVolumes(t, site)
+	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return site, ch, data, paths
+}
+
 // TestRestoreReadsInTapeOrder: a restore of 50 files from five images,
 // three on one volume and two on another, in a chain order that
 // alternates between the volumes, loads each volume once and reads it in
 // one forward pass (no rewind, no seek back), reading the images in tape
 // order; the plan says so and names the volumes in that order.
 func TestRestoreReadsInTapeOrder(t *testing.T) {
-	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer site.Close()
-	data, paths := fiveImagesOnTwoVolumes(t, site)
-	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	site, ch, data, paths := fiveImageSite(t)
 	rec := newRecordingVolumes(&indexd.DiskVolumes{Changer: ch, Catalog: site.Catalog})
 	addr := serve(t, site, rec)
 	cl := dial(t, site, addr, "web1", wire.RoleClient)
@@ -306,16 +314,7 @@ func (p *personVolumes) Open(ctx context.Context, label string, ask indexd.Ask) 
 // tape order, once, and goes on when it is inserted, however long that
 // takes (the shell's stall deadline does not apply while it waits).
 func TestRestoreAsksForEachVolume(t *testing.T) {
-	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer site.Close()
-	_, paths := fiveImagesOnTwoVolumes(t, site)
-	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	site, ch, _, paths := fiveImageSite(t)
 	person := newPersonVolumes(&indexd.DiskVolumes{Changer: ch, Catalog: site.Catalog})
 	rec := newRecordingVolumes(person)
 	addr := serve(t, site, rec)
@@ -355,23 +354,14 @@ func TestRestoreAsksForEachVolume(t *testing.T) {
 // TestInterruptWhileAsked: ^C while the server waits for a person to
 // insert a volume ends the extract, and the server stops waiting.
 func TestInterruptWhileAsked(t *testing.T) {
-	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer site.Close()
-	_, paths := fiveImagesOnTwoVolumes(t, site)
-	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	site, ch, _, paths := fiveImageSite(t)
 	person := newPersonVolumes(&indexd.DiskVolumes{Changer: ch, Catalog: site.Catalog})
 	addr := serve(t, site, person)
 	cl := dial(t, site, addr, "web1", wire.RoleClient)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var asks []string
-	_, err = cl.Restore(ctx, recover.Query{Host: "web1", DLE: "/srv"}, paths, recover.RestoreOptions{To: t.TempDir(), Ask: func(msg string) {
+	_, err := cl.Restore(ctx, recover.Query{Host: "web1", DLE: "/srv"}, paths, recover.RestoreOptions{To: t.TempDir(), Ask: func(msg string) {
 		asks = append(asks, msg)
 		cancel() // the person presses ^C instead
 	}})
@@ -402,16 +392,7 @@ func (o *insertingOut) Write(p []byte) (int, error) {
 // needs before asking to continue, prints each request for a volume with
 // how to cancel, and restores everything once they are inserted.
 func TestShellExtractAsksForVolumes(t *testing.T) {
-	site, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer site.Close()
-	fiveImagesOnTwoVolumes(t, site)
-	ch, err := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	site, ch, _, _ := fiveImageSite(t)
 	person := newPersonVolumes(&indexd.DiskVolumes{Changer: ch, Catalog: site.Catalog})
 	addr := serve(t, site, person)
 	out := &insertingOut{person: person}
