@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,7 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
@@ -60,7 +60,7 @@ func (o *operator) ask(msg string) {
 
 // swap takes the cartridge out of the drive and inserts name.
 func (o *operator) swap(name string) {
-	if cur, _ := o.drive.Loaded(); cur == name {
+	if cur, loaded := o.drive.Loaded(); loaded && cur == name {
 		return
 	}
 	o.drive.Eject()  // fails when already ejected or empty: nothing to do
@@ -97,14 +97,7 @@ func (o *operator) take() (said, brought []string) {
 // 1, a file in part 2 and of the whole DLE, each telling the volumes it
 // needs in order and asking for each cartridge in turn.
 func TestSingleDriveSpanningNight(t *testing.T) {
-	drive := fakest.Mount(t, fakest.Options{Capacity: 4 << 20, Cartridges: []string{"TAPE01", "TAPE02"}})
-	s := newSite(t, "")
-	s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
-		// No wait runs out in the test: the operator acts when asked.
-		Wait: config.Duration(24 * time.Hour), Poll: config.Duration(5 * time.Millisecond), Remind: config.Duration(time.Hour)}
-	tt := s.cfg.Tapetypes["small"]
-	tt.Length = 4 << 20
-	s.cfg.Tapetypes["small"] = tt
+	s, drive := singleDriveSite(t, 4<<20, "TAPE01", "TAPE02")
 	s.cfg.Tapecycle, s.cfg.Runtapes = 1, 2
 	random := filepath.Join(s.dir, "random")
 	randomFiles(t, random, 5, 1<<20) // incompressible: more than one 4 MiB cartridge
@@ -184,11 +177,22 @@ func TestSingleDriveSpanningNight(t *testing.T) {
 
 	// Verify of each volume reads the spanning image whole: test-001
 	// then test-002, whichever volume is verified.
+	// test-001's last image spans out onto test-002, test-002's first
+	// spans in from test-001. Each volume is read in one forward pass.
 	for _, label := range []string{"test-001", "test-002"} {
+		drive.ResetTrace()
 		res, err := Verify(t.Context(), s.cfg, label, Deps{Log: testLogger(t), Ask: op.ask})
 		if err != nil || res.Bad() != 0 {
 			t.Fatalf("verify %s: %+v %v", label, res, err)
 		}
+		spanned := false
+		for _, im := range res.Images {
+			spanned = spanned || im.Parts == 2 && strings.Contains(im.Detail, "all 2 parts")
+		}
+		if !spanned {
+			t.Errorf("verify %s did not read the spanning image whole: %+v", label, res.Images)
+		}
+		traceMotion(t, drive.Trace())
 		checkAsked("verify "+label, []string{"test-001", "test-002"}, []string{"test-001", "test-002"})
 		op.swap("TAPE02")
 	}
@@ -232,5 +236,19 @@ func TestSingleDriveSpanningNight(t *testing.T) {
 	// naming it.
 	if _, err := restore.File(context.Background(), s.cfg, restore.Request{Host: "localhost", Path: random, File: inPart["test-001"], To: t.TempDir(), Volumes: vols}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "test-001") {
 		t.Errorf("restore with nobody to ask, the volume not in the drive: %v", err)
+	}
+
+	// Ctrl-C while verify waits for a cartridge ends it with an error,
+	// not with verdicts on the images.
+	op.swap("TAPE02")
+	ctx, cancel := context.WithCancel(t.Context())
+	res, err := Verify(ctx, s.cfg, "test-001", Deps{Log: testLogger(t), Ask: func(msg string) {
+		if strings.Contains(msg, "insert volume test-001") {
+			cancel()
+		}
+	}})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("verify cancelled while waiting for test-001: %+v, %v", res, err)
 	}
 }
