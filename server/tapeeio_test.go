@@ -5,7 +5,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/benmcclelland/mtio"
 
@@ -35,17 +34,11 @@ func TestTapeEIOLeavesARecordedFailedFile(t *testing.T) {
 		{"filemark", func(d *fakest.Drive) { d.FailOp(mtio.MTWEOF, 2, syscall.EIO) }, "its filemark failed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			drive := fakest.Mount(t, fakest.Options{Capacity: 64 << 20, Cartridges: []string{"TAPE01"}})
-			s := newSite(t, "")
+			s, drive := singleDriveSite(t, 64<<20, "TAPE01")
 			dt := config.DefaultDumptype()
 			dt.Compress = config.CompressNone
 			s.cfg.Dumptypes["raw"] = dt
 			s.dles(t, "raw", 4, 1<<20, "a") // one image of 4 MiB: 64 records of 64 KiB
-			s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
-				Wait: config.Duration(24 * time.Hour), Poll: config.Duration(100 * time.Millisecond), Remind: config.Duration(time.Hour)}
-			tt := s.cfg.Tapetypes["small"]
-			tt.Length = 64 << 20
-			s.cfg.Tapetypes["small"] = tt
 			s.cfg.Runtapes = 1 // no second try: the image stays on the holding disk
 			c.inject(drive)
 			rep, out, err := s.night(t, Deps{})
@@ -98,20 +91,14 @@ func TestTapeEIOLeavesARecordedFailedFile(t *testing.T) {
 // and the image is written again, whole, on the next cartridge the
 // operator inserts.
 func TestTapeEIOOnEarlyWarningFilemark(t *testing.T) {
-	drive := fakest.Mount(t, fakest.Options{Capacity: 64 << 20, Cartridges: []string{"TAPE01", "TAPE02"}})
+	s, drive := singleDriveSite(t, 64<<20, "TAPE01", "TAPE02")
 	if err := drive.Cartridge("TAPE01").SetCapacity(2<<20, 256<<10); err != nil {
 		t.Fatal(err)
 	}
-	s := newSite(t, "")
 	dt := config.DefaultDumptype()
 	dt.Compress = config.CompressNone
 	s.cfg.Dumptypes["raw"] = dt
 	s.dles(t, "raw", 4, 1<<20, "a") // 4 MiB: past TAPE01's early warning
-	s.cfg.Changer = config.Changer{Type: "single", Device: drive.Path(fakest.NST0), Tapetype: "small",
-		Wait: config.Duration(24 * time.Hour), Poll: config.Duration(100 * time.Millisecond), Remind: config.Duration(time.Hour)}
-	tt := s.cfg.Tapetypes["small"]
-	tt.Length = 64 << 20
-	s.cfg.Tapetypes["small"] = tt
 	s.cfg.Runtapes = 2
 	drive.FailOp(mtio.MTWEOF, 2, syscall.EIO) // 1 ends the label, 2 the part at the early warning
 	var logs syncBuffer
