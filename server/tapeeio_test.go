@@ -39,7 +39,7 @@ func TestTapeEIOLeavesARecordedFailedFile(t *testing.T) {
 			dt.Compress = config.CompressNone
 			s.cfg.Dumptypes["raw"] = dt
 			s.dles(t, "raw", 4, 1<<20, "a") // one image of 4 MiB: 64 records of 64 KiB
-			s.cfg.Runtapes = 1 // no second try: the image stays on the holding disk
+			s.cfg.Runtapes = 1              // no second try: the image stays on the holding disk
 			c.inject(drive)
 			rep, out, err := s.night(t, Deps{})
 			if err == nil || !strings.Contains(err.Error(), "not safe on a volume") {
