@@ -109,16 +109,24 @@ path = "$tree"
 EOF
 }
 
-# night PROFILE: one `tapir dump`; sets ELAPSED, NIGHT (the JSON report)
-# and SRSS (the server's peak RSS in KiB, from /usr/bin/time -v).
+# agent_cpu prints the agent's CPU seconds so far (user + system).
+TCK=$(getconf CLK_TCK)
+agent_cpu() { awk -v t="$TCK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$AGENT_PID/stat"; }
+
+# night PROFILE: one `tapir dump`; sets ELAPSED, NIGHT (the JSON report),
+# SRSS (the server's peak RSS in KiB, from /usr/bin/time -v), SCPU and ACPU
+# (CPU seconds of the server and of the agent during the night).
 night() {
-  local p=$1
+  local p=$1 a0
+  a0=$(agent_cpu)
   t0
   NIGHT=$( ( [ -z "$p" ] || export TAPIR_CPUPROFILE=$p
     exec /usr/bin/time -v -o "$WORK/time.txt" "$T" dump -c "$WORK/site/tapir.toml" --format json --log-level warn ) ) || {
     echo "night.sh: tapir dump failed" >&2; echo "$NIGHT" >&2; exit 1; }
   t1
+  ACPU=$(calc %.2f "$(agent_cpu) - $a0")
   SRSS=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$WORK/time.txt")
+  SCPU=$(awk -F': *' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$WORK/time.txt")
   if ! grep -q '"status": *"ok"' <<<"$NIGHT"; then
     echo "night.sh: the night did not put the DLE on a volume" >&2; echo "$NIGHT" >&2; exit 1
   fi
@@ -133,6 +141,13 @@ touch_one_percent() {
 }
 
 baseline() { tar -cf - -C "$tree" . | zstd -q -1 -T0 >"$WORK/baseline.tar.zst"; sync; }
+# timed_baseline: baseline, setting ELAPSED and BCPU (CPU seconds of tar and zstd).
+timed_baseline() {
+  t0
+  /usr/bin/time -o "$WORK/btime.txt" -f '%U %S' bash -c 'tar -cf - -C "$1" . | zstd -q -1 -T0 >"$2"; sync' _ "$tree" "$WORK/baseline.tar.zst"
+  t1
+  BCPU=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/btime.txt")
+}
 
 # Warm the page cache (caches are never dropped) and learn the baseline's size.
 baseline
@@ -140,25 +155,26 @@ zbytes=$(stat -c %s "$WORK/baseline.tar.zst")
 
 echo
 echo "== night: $tree"
-echo "   $nfiles files, $mib MiB of file data; $(nproc) CPUs; $runs runs each, alternating"
+echo "   $nfiles files, $mib MiB of file data; $(nproc) CPUs (load average now: $(cut -d' ' -f1-3 /proc/loadavg)); $runs runs each, alternating"
 echo "   baseline: tar -cf - -C DIR . | zstd -1 -T0 > FILE; sync"
 echo "   tapir:    tapir client (separate process, TLS on loopback) + tapir dump -c FILE (holding, then vtape)"
-bt=() tt=() lt=() srss=()
+bt=() tt=() lt=() srss=() bc=() tc=()
 for i in $(seq "$runs"); do
   rm -f "$WORK/baseline.tar.zst"; sync
-  t0; baseline; t1; bt+=("$ELAPSED")
+  timed_baseline; bt+=("$ELAPSED") bc+=("$BCPU")
   site
   p0="" p1=""
   if [ -n "$prof" ] && [ "$i" = "$runs" ]; then p0=$prof/server-l0.prof p1=$prof/server-l1.prof; fi
-  night "$p0"; tt+=("$ELAPSED"); srss+=("$SRSS")
+  night "$p0"; tt+=("$ELAPSED"); srss+=("$SRSS"); tc+=("$(calc %.2f "$SCPU + $ACPU")")
+  cpu0="agent $ACPU + server $SCPU"
   lvl=$(jnum level "$NIGHT") dump_s=$(jnum dump_seconds "$NIGHT") tape_s=$(jnum tape_seconds "$NIGHT")
   [ "$lvl" = 0 ] || { echo "night.sh: the first night was level $lvl, not 0" >&2; exit 1; }
   touch_one_percent
   night "$p1"; lt+=("$ELAPSED"); srss+=("$SRSS")
   l1=$(jnum level "$NIGHT")
   [ "$l1" = 1 ] || { echo "night.sh: the night after the 1 % change was level $l1, not 1" >&2; exit 1; }
-  printf '   run %d  baseline %7.3f s   tapir level 0 %7.3f s (dump %s s, tape %s s)   level 1 %6.3f s   server peak RSS %6.1f MiB\n' \
-    "$i" "${bt[-1]}" "${tt[-1]}" "$dump_s" "$tape_s" "${lt[-1]}" "$(calc %.1f "${srss[-2]} / 1024")"
+  printf '   run %d  baseline %7.3f s (CPU %s s)   tapir level 0 %7.3f s (dump %s s, tape %s s; CPU %s s)   level 1 %6.3f s   server peak RSS %6.1f MiB\n' \
+    "$i" "${bt[-1]}" "${bc[-1]}" "${tt[-1]}" "$dump_s" "$tape_s" "$cpu0" "${lt[-1]}" "$(calc %.1f "${srss[-2]} / 1024")"
 done
 arss=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$AGENT_PID/status")
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=""
@@ -170,6 +186,9 @@ printf '   output: baseline %.1f MiB\n' "$(calc %.1f "$zbytes / 1048576")"
 printf '   baseline median       %7.3f s  %7.1f MiB/s\n' "$bm" "$(calc %.1f "$mib / $bm")"
 printf '   tapir level 0 median  %7.3f s  %7.1f MiB/s\n' "$tm" "$(calc %.1f "$mib / $tm")"
 printf '   tapir level 1 median  %7.3f s\n' "$lm"
+bcm=$(median "${bc[@]}") tcm=$(median "${tc[@]}")
+printf '   CPU (user + system) median: baseline %.2f s, tapir level 0 %.2f s (agent + server), ratio %s\n' \
+  "$bcm" "$tcm" "$(calc %.2f "$tcm / $bcm")"
 fail=0
 if awk "BEGIN { exit !($ratio <= $GOAL_RATIO) }"; then v=PASS; else v=FAIL; fail=1; fi
 echo "   night ratio tapir/baseline = $ratio  $v (<= $GOAL_RATIO)"
