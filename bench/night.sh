@@ -44,7 +44,7 @@ if [ -n "$prof" ]; then
   cp "$T" "$prof/tapir"
 fi
 tree=$(dataset "dump-$size-seed$seed" -size "$size" -seed "$seed")
-read -r nfiles bytes < <(find "$tree" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { print n + 0, s + 0 }')
+read -r nfiles bytes < <(find "$tree" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { printf "%d %d\n", n, s }')
 mib=$(calc %.1f "$bytes / 1048576")
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/tapir-night.XXXXXX")
