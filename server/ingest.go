@@ -231,7 +231,12 @@ func (in *ingest) Write(b []byte) (int, error) {
 			select {
 			case buf = <-in.free:
 			case <-in.scanned:
-				return 0, in.verdict()
+				if err := in.verdict(); err != nil {
+					return 0, err
+				}
+				// The tar stream ended well; what follows it is
+				// drained, and every chunk comes back.
+				buf = <-in.free
 			}
 		}
 	}
