@@ -31,6 +31,12 @@ const ChunksKey = "holding-chunks"
 // else filled the disk.
 var ErrDiskFull = errors.New("holding filesystem is full")
 
+// writebackStep is how many bytes of a chunk file a writer lets the page
+// cache gather before it asks the kernel to start writing them out
+// (startWriteback): the disk writes while the dump goes on, and the fsync
+// that makes the image durable (Prepare) waits for the last step only.
+const writebackStep = 8 << 20
+
 // growStep is how much more a writer reserves when its image outgrows
 // the estimate: a tenth of what it has written, at least 16 MiB.
 func growStep(written int64) int64 { return max(written/10, 16<<20) }
@@ -61,6 +67,7 @@ type chunk struct {
 	final string // path without .tmp
 	size  int64  // bytes written (incl. the header in chunk 0)
 	limit int64  // bytes granted for this file
+	wb    int64  // the bytes before this offset are being written back
 }
 
 // Create starts an image in space s. ctx bounds the waits for more space
@@ -106,6 +113,10 @@ func (w *Writer) write(p []byte) error {
 		k, err := w.cur.f.Write(p[:n])
 		w.cur.size += int64(k)
 		w.space.fill(w.cur.disk, int64(k))
+		if c := w.cur; c.size-c.wb >= writebackStep {
+			startWriteback(c.f, c.wb, c.size-c.wb)
+			c.wb = c.size
+		}
 		p = p[k:]
 		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {

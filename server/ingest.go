@@ -35,16 +35,42 @@ const (
 	maxZstdWindow = 8 << 20
 )
 
+// ingestQueue is how many chunks of payload may wait for the check: the
+// check runs in its own goroutine, beside the holding write and the
+// SHA-256 of the same bytes, instead of holding up the connection's
+// reader for every chunk. Chunks are data frames (at most wire.MaxFrame,
+// 1 MiB from tapir's agent), so the queue holds at most ingestQueue+1 of
+// them (one being read).
+const ingestQueue = 4
+
+// chunk is a piece of payload for the scan, or (ack != nil) a request to
+// say when the scan has taken everything before it.
+type chunk struct {
+	b   []byte
+	ack chan struct{}
+}
+
 // ingest checks, while an image flows from a client's agent, that its tar
 // stream is what the agent's index says and that every name in it is
 // clean and relative (promise 8: the server checks what it ingests). The
 // payload bytes go in by Write (compressed as comp says), the index
 // records by Record; Finish waits for the stream's end and says whether
-// it was good. A bad stream makes Write fail, so the dump stops early.
+// it was good. The check runs behind Write by at most ingestQueue chunks:
+// a bad stream makes a later Write (or Record) fail, so the dump stops
+// early, and Finish never says good before the last byte was checked.
+// Record first lets the check catch up with the payload written so far,
+// so that an index record is matched against the entries before it, as
+// when the check ran inside Write.
 type ingest struct {
-	pw   *io.PipeWriter
-	done chan struct{}
-	err  error // the scan's verdict, set before done is closed
+	q       chan chunk  // chunks for the scan, in order
+	free    chan []byte // chunks the scan is done with
+	nBufs   int         // chunks made so far (at most ingestQueue+1)
+	behind  bool        // payload was written since the scan last caught up
+	closed  bool        // q is closed (Finish or Abort)
+	abort   chan struct{}
+	scanned chan struct{} // closed when the scan's verdict is in
+	done    chan struct{} // closed when the goroutine is gone
+	err     error         // the scan's verdict, set before scanned is closed
 
 	mu      sync.Mutex
 	records []wire.IndexRecord // received, not yet matched
@@ -54,19 +80,66 @@ type ingest struct {
 }
 
 func newIngest(comp image.Comp) *ingest {
-	pr, pw := io.Pipe()
-	in := &ingest{pw: pw, done: make(chan struct{})}
+	in := &ingest{q: make(chan chunk, ingestQueue+2), free: make(chan []byte, ingestQueue+1),
+		abort: make(chan struct{}), scanned: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(in.done)
-		err := in.scan(pr, comp)
-		if err != nil {
-			pr.CloseWithError(err)
-		} else {
-			io.Copy(io.Discard, pr) // what follows the tar stream (zero blocks, the seek table)
-		}
-		in.err = err
+		r := &queueReader{in: in}
+		in.err = in.scan(r, comp)
+		close(in.scanned)
+		// What follows the tar stream (zero blocks, the seek table), or
+		// everything after a bad entry: taken and dropped, so that Write
+		// never blocks.
+		r.drain()
 	}()
 	return in
+}
+
+// queueReader reads the chunks of an ingest's queue as one stream.
+type queueReader struct {
+	in  *ingest
+	cur []byte // the chunk being read
+	off int
+}
+
+func (r *queueReader) Read(p []byte) (int, error) {
+	for r.cur == nil || r.off == len(r.cur) {
+		if r.cur != nil {
+			r.in.free <- r.cur[:0]
+			r.cur = nil
+		}
+		select {
+		case <-r.in.abort:
+			return 0, errors.New("dump aborted")
+		case c, ok := <-r.in.q:
+			if !ok {
+				return 0, io.EOF
+			}
+			if c.ack != nil {
+				// Everything before it was read and the scan wants more.
+				close(c.ack)
+				continue
+			}
+			r.cur, r.off = c.b, 0
+		}
+	}
+	n := copy(p, r.cur[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *queueReader) drain() {
+	if r.cur != nil {
+		r.in.free <- r.cur[:0]
+		r.cur = nil
+	}
+	for c := range r.in.q {
+		if c.ack != nil {
+			close(c.ack)
+		} else {
+			r.in.free <- c.b[:0]
+		}
+	}
 }
 
 func (in *ingest) scan(r io.Reader, comp image.Comp) error {
@@ -139,26 +212,73 @@ func cleanName(p string) error {
 	return nil
 }
 
-// Write feeds payload bytes to the check.
+// Write feeds payload bytes to the check. It copies b and returns before
+// the check has read it; an error is the verdict on earlier bytes.
 func (in *ingest) Write(b []byte) (int, error) {
 	if err := in.failed(); err != nil {
 		return 0, err
 	}
-	n, err := in.pw.Write(b)
-	if err != nil {
-		if bad := in.failed(); bad != nil {
-			return n, bad
-		}
-		<-in.done
-		if in.err != nil {
-			return n, in.err
+	if in.closed {
+		return 0, errors.New("write after the end of the dump")
+	}
+	var buf []byte
+	select {
+	case buf = <-in.free:
+	default:
+		if in.nBufs <= ingestQueue {
+			in.nBufs++
+		} else {
+			select {
+			case buf = <-in.free:
+			case <-in.scanned:
+				if err := in.verdict(); err != nil {
+					return 0, err
+				}
+				// The tar stream ended well; what follows it is
+				// drained, and every chunk comes back.
+				buf = <-in.free
+			}
 		}
 	}
-	return n, err
+	// The scan may have failed while this chunk waited for room.
+	select {
+	case <-in.scanned:
+		if err := in.verdict(); err != nil {
+			if buf != nil {
+				in.free <- buf
+			}
+			return 0, err
+		}
+	default:
+	}
+	in.q <- chunk{b: append(buf, b...)} // never blocks: there are at most cap(q)-1 chunks
+	in.behind = true
+	return len(b), nil
+}
+
+// verdict is the scan's error or the index mismatch, once scanned is closed.
+func (in *ingest) verdict() error {
+	if in.err != nil {
+		return in.err
+	}
+	return in.failed()
 }
 
 // Record adds one index record from the agent.
 func (in *ingest) Record(rec wire.IndexRecord) error {
+	if in.behind && !in.closed {
+		in.behind = false
+		ack := make(chan struct{})
+		in.q <- chunk{ack: ack} // the one place left in q
+		<-ack
+		select {
+		case <-in.scanned:
+			if in.err != nil {
+				return in.err
+			}
+		default:
+		}
+	}
 	return in.push(&rec, nil)
 }
 
@@ -199,7 +319,10 @@ func (in *ingest) push(rec *wire.IndexRecord, e *tarscan.Entry) error {
 // Finish ends the payload and returns the verdict: nil when every entry
 // was clean and matched its index record.
 func (in *ingest) Finish() error {
-	in.pw.Close()
+	if !in.closed {
+		in.closed = true
+		close(in.q)
+	}
 	<-in.done
 	if in.err != nil {
 		return in.err
@@ -217,9 +340,14 @@ func (in *ingest) Finish() error {
 	return nil
 }
 
-// Abort stops the check (the dump failed for another reason).
+// Abort stops the check (the dump failed for another reason). It may
+// follow Finish.
 func (in *ingest) Abort() {
-	in.pw.CloseWithError(errors.New("dump aborted"))
+	if !in.closed {
+		in.closed = true
+		close(in.abort)
+		close(in.q)
+	}
 	<-in.done
 }
 

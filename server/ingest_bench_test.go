@@ -17,7 +17,7 @@ import (
 
 // ingestPayload is a zstd payload of about 64 MiB of tar (2,000 files,
 // half text, half random) and its index records, as an agent sends them.
-func ingestPayload(b *testing.B) ([]byte, []wire.IndexRecord) {
+func ingestPayload(b testing.TB) ([]byte, []wire.IndexRecord) {
 	b.Helper()
 	var payload bytes.Buffer
 	pw, err := image.NewPayloadWriter(&payload, image.WriterOptions{Comp: image.CompZstd, Level: 1, FrameSize: 1 << 20})

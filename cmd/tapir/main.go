@@ -46,7 +46,10 @@ func main() {
 	for _, mk := range extraCommands {
 		root.AddCommand(mk(g))
 	}
-	if err := root.Execute(); err != nil {
+	stopProfile := startProfile()
+	err := root.Execute()
+	stopProfile()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "tapir: %v\n", err)
 		os.Exit(exitCode(err))
 	}
