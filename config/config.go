@@ -127,6 +127,11 @@ type Changer struct {
 type Tapetype struct {
 	Length    Size `toml:"length"`    // capacity of one volume; built-in "default": 100 GiB
 	Blocksize Size `toml:"blocksize"` // default 256 KiB, 32 KiB..1 MiB, multiple of 1 KiB
+	// Speed is what the drive writes per second when fed: the taper
+	// starts an image that is still being dumped once the holding disk
+	// holds enough of it that the drive cannot catch up with the dumper.
+	// Default 300 MiB, 1 MiB..100 GiB.
+	Speed Size `toml:"speed"`
 }
 
 // Holding is one holding disk.
@@ -171,9 +176,13 @@ const (
 	CompressNone       = "none"
 )
 
+// DefaultSpeed is the drive rate of a tapetype that names none: about an
+// LTO-9 writing uncompressible data.
+const DefaultSpeed = 300 * MiB
+
 // DefaultTapetype returns the built-in tapetype "default".
 func DefaultTapetype() Tapetype {
-	return Tapetype{Length: 100 * GiB, Blocksize: 256 * KiB}
+	return Tapetype{Length: 100 * GiB, Blocksize: 256 * KiB, Speed: DefaultSpeed}
 }
 
 // DefaultDumptype returns the built-in dumptype "default".
