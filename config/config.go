@@ -46,9 +46,13 @@ type Config struct {
 	Timezone      string   `toml:"timezone"`       // default "Local"
 	Autoflush     bool     `toml:"autoflush"`      // default false
 	Eject         bool     `toml:"eject"`          // default false
-	Reserve       int      `toml:"reserve"`        // percent of holding kept for incrementals, default 100
-	Labelstr      string   `toml:"labelstr"`       // regexp, default "^<org>-[0-9]{3}$"
-	Autolabel     string   `toml:"autolabel"`      // template, default "<org>-%%%"; "" = never label
+	// TapeWholeImages makes the taper start an image only once it is
+	// whole on the holding disk (its tape header then carries its size
+	// and SHA-256); by default it may start one while it is dumped.
+	TapeWholeImages bool   `toml:"tape_whole_images"`
+	Reserve         int    `toml:"reserve"`   // percent of holding kept for incrementals, default 100
+	Labelstr        string `toml:"labelstr"`  // regexp, default "^<org>-[0-9]{3}$"
+	Autolabel       string `toml:"autolabel"` // template, default "<org>-%%%"; "" = never label
 	// AutolabelMedia says which volumes besides blank ones autolabel may
 	// take: "blank" (default), "other-config" (a tapir label of another
 	// configuration, or one labelstr does not match), "non-tapir" (another

@@ -391,5 +391,6 @@ func (s *Scribe) startPart(hdr image.Header, n int, off int64, stem string) (*Pa
 	} else if err != nil {
 		return nil, err
 	}
+	s.log.Info("tape file begun", "volume", s.cur.Label, "file", pos.File, "part", n, "image", stem)
 	return p, nil
 }
