@@ -28,6 +28,7 @@ type Collector struct {
 	runDLEs, runDumped, runTaped, runDuration            *prometheus.Desc
 	dleGood, dleGoodLevel, dleFull, dleFailed            *prometheus.Desc
 	holdingBytes, volumes, volumesBeforeNew, scrapeError *prometheus.Desc
+	volStarved, volRate, dleStarved, dleRate             *prometheus.Desc
 }
 
 // NewCollector returns a Collector over an open catalog.
@@ -52,13 +53,18 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 		volumes:          d("volumes", "Volumes in the catalog: labelled (ours, written or not), written, retired (no reuse).", "state"),
 		volumesBeforeNew: d("volumes_usable_before_new", "Volumes that may still be written before tapecycle forces a new one: labelled volumes outside the newest tapecycle written, plus never-written ones."),
 		scrapeError:      d("scrape_error", "1 when reading the catalog or the holding disks failed during this scrape (see the server log)."),
+		volStarved:       d("last_run_volume_starved_seconds", "Time the drive waited for data in the middle of images while writing the volume in the newest finished run (a shoe-shine indicator; 0 when the holding disk fed it).", "volume"),
+		volRate:          d("last_run_volume_rate_bytes_per_second", "Bytes written to the volume in the newest finished run divided by the time spent writing it.", "volume"),
+		dleStarved:       d("dle_tape_starved_seconds_in_last_run", "Time the drive waited for the DLE's image after its first byte in the newest finished run.", "host", "path"),
+		dleRate:          d("dle_tape_rate_bytes_per_second_in_last_run", "Bytes of the DLE's image taped in the newest finished run divided by its tape time.", "host", "path"),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lastRun, c.lastGood, c.lastStatus, c.inProgress, c.runDLEs, c.runDumped, c.runTaped,
-		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError} {
+		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError,
+		c.volStarved, c.volRate, c.dleStarved, c.dleRate} {
 		ch <- d
 	}
 }
@@ -126,6 +132,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			for _, v := range rep.Volumes {
 				taped += v.Bytes
+				gauge(c.volStarved, v.Starved.Seconds(), v.Label)
+				gauge(c.volRate, taper.Rate(v.Bytes, v.Time), v.Label)
+			}
+			for _, d := range rep.DLEs {
+				var bytes int64
+				for _, p := range d.Parts {
+					bytes += p.Bytes
+				}
+				if len(d.Parts) == 0 {
+					continue
+				}
+				gauge(c.dleStarved, d.Starved.Seconds(), d.Host, d.Path)
+				gauge(c.dleRate, taper.Rate(bytes, d.TapeTime), d.Host, d.Path)
 			}
 			for _, s := range []string{report.StatusOK, report.StatusStrange, report.StatusFailed, report.StatusHolding, report.StatusSkipped, report.StatusDelayed} {
 				gauge(c.runDLEs, byStatus[s], s)

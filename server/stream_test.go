@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/report"
@@ -124,12 +126,14 @@ func TestTapingWhileDumping(t *testing.T) {
 	s := newStreamSite(t)
 	started := s.when("taping started while dumping", s.data)
 	s.p.stallAfter(1 << 20) // 1 MiB of the data DLE's ~1.6 MiB image
+	stalled := s.p.whenSent(1 << 20)
 	done := make(chan nightResult, 1)
 	go func() {
 		rep, out, err := s.night(t, Deps{Log: s.log(t)})
 		done <- nightResult{rep, out, err}
 	}()
 	<-started
+	<-stalled // (taping may start before the stall: the dump is unfinished either way)
 	s.p.resume()
 	res := <-done
 	if res.err != nil {
@@ -139,7 +143,7 @@ func TestTapingWhileDumping(t *testing.T) {
 	if taping < 0 || dumped < 0 || taping > dumped {
 		t.Fatalf("taping started at event %d, dumped to holding at %d: taping did not start while dumping", taping, dumped)
 	}
-	var starved float64
+	var starved time.Duration
 	for _, d := range res.rep.DLEs {
 		if d.Status != report.StatusOK {
 			t.Errorf("%s: %s %s", d.Path, d.Status, d.Reason)
@@ -147,10 +151,10 @@ func TestTapingWhileDumping(t *testing.T) {
 		if d.Path == s.data && !d.Streamed {
 			t.Errorf("%s: not streamed", d.Path)
 		}
-		starved += d.Starved.Seconds()
+		starved += d.Starved
 	}
-	if len(res.rep.Volumes) != 1 || res.rep.Volumes[0].Starved.Seconds() != starved {
-		t.Errorf("volumes %+v: the volume's starvation is not the sum of its images' (%g s)", res.rep.Volumes, starved)
+	if len(res.rep.Volumes) != 1 || res.rep.Volumes[0].Starved != starved {
+		t.Errorf("volumes %+v: the volume's starvation is not the sum of its images' (%v)", res.rep.Volumes, starved)
 	}
 	if !strings.Contains(res.out, "Drive Starved (s)") {
 		t.Errorf("the report has no starvation line:\n%s", res.out)
@@ -186,6 +190,7 @@ func TestDumpDiesWhileTaped(t *testing.T) {
 	// DLE's (dumped first, and taped as soon as there are bytes).
 	begun := s.when("tape file begun", "")
 	s.p.stallAfter(1 << 20)
+	stalled := s.p.whenSent(1 << 20)
 	done := make(chan nightResult, 1)
 	go func() {
 		rep, out, err := s.night(t, Deps{Log: s.log(t)})
@@ -193,6 +198,7 @@ func TestDumpDiesWhileTaped(t *testing.T) {
 	}()
 	<-started
 	<-begun                    // the tape file is there: the cut leaves it truncated
+	<-stalled                  // the held read goes on, the next one is cut
 	cut := s.p.cutOnceAfter(1) // the next bytes of the held connection
 	s.p.resume()
 	<-cut
@@ -260,5 +266,17 @@ func TestWholeImagesDoNotStarve(t *testing.T) {
 	}
 	if !strings.Contains(out, "Drive Starved (s)              0.0") {
 		t.Errorf("the report does not say 0.0 s of starvation:\n%s", out)
+	}
+	// So do the metrics, with the rates.
+	cfg := s.cfg
+	m := gather(t, NewCollector(func() *config.Config { return cfg }, s.catalog(t), testLogger(t)))
+	if v, ok := m["tapir_last_run_volume_starved_seconds{volume=test-001}"]; !ok || v != 0 || m["tapir_last_run_volume_rate_bytes_per_second{volume=test-001}"] <= 0 {
+		t.Errorf("volume metrics: %v", m)
+	}
+	for _, d := range cfg.DLEs {
+		lbl := fmt.Sprintf("{host=%s,path=%s}", d.Host, d.Path)
+		if v, ok := m["tapir_dle_tape_starved_seconds_in_last_run"+lbl]; !ok || v != 0 || m["tapir_dle_tape_rate_bytes_per_second_in_last_run"+lbl] <= 0 {
+			t.Errorf("DLE %s metrics: %v", lbl, m)
+		}
 	}
 }
