@@ -247,9 +247,9 @@ func (r *Run) strangeSummary(t *textWriter) {
 
 // tally is one column of STATISTICS.
 type tally struct {
-	dumped, taped, parts       int
-	dumpedBy, tapedBy, partsBy map[int]int
-	orig, out, tapeBytes       int64
+	dumped, taped, parts        int
+	dumpedBy, tapedBy, partsBy  map[int]int
+	orig, out, tapeBytes        int64
 	dumpTime, tapeTime, starved time.Duration
 	usedLength                  int64
 }

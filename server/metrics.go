@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -130,21 +131,49 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 					failedDLE[[2]string{d.Host, d.Path}] = true
 				}
 			}
+			// A run may name a DLE twice (a flushed image and tonight's)
+			// and, in principle, a volume twice: one series each, summed.
+			type tape struct {
+				bytes         int64
+				time, starved time.Duration
+			}
+			var volOrder []string
+			vols := map[string]*tape{}
 			for _, v := range rep.Volumes {
 				taped += v.Bytes
-				gauge(c.volStarved, v.Starved.Seconds(), v.Label)
-				gauge(c.volRate, taper.Rate(v.Bytes, v.Time), v.Label)
-			}
-			for _, d := range rep.DLEs {
-				var bytes int64
-				for _, p := range d.Parts {
-					bytes += p.Bytes
+				x := vols[v.Label]
+				if x == nil {
+					x = &tape{}
+					vols[v.Label] = x
+					volOrder = append(volOrder, v.Label)
 				}
+				x.bytes, x.time, x.starved = x.bytes+v.Bytes, x.time+v.Time, x.starved+v.Starved
+			}
+			for _, l := range volOrder {
+				gauge(c.volStarved, vols[l].starved.Seconds(), l)
+				gauge(c.volRate, taper.Rate(vols[l].bytes, vols[l].time), l)
+			}
+			var dleOrder [][2]string
+			dles := map[[2]string]*tape{}
+			for _, d := range rep.DLEs {
 				if len(d.Parts) == 0 {
 					continue
 				}
-				gauge(c.dleStarved, d.Starved.Seconds(), d.Host, d.Path)
-				gauge(c.dleRate, taper.Rate(bytes, d.TapeTime), d.Host, d.Path)
+				k := [2]string{d.Host, d.Path}
+				x := dles[k]
+				if x == nil {
+					x = &tape{}
+					dles[k] = x
+					dleOrder = append(dleOrder, k)
+				}
+				for _, p := range d.Parts {
+					x.bytes += p.Bytes
+				}
+				x.time, x.starved = x.time+d.TapeTime, x.starved+d.Starved
+			}
+			for _, k := range dleOrder {
+				gauge(c.dleStarved, dles[k].starved.Seconds(), k[0], k[1])
+				gauge(c.dleRate, taper.Rate(dles[k].bytes, dles[k].time), k[0], k[1])
 			}
 			for _, s := range []string{report.StatusOK, report.StatusStrange, report.StatusFailed, report.StatusHolding, report.StatusSkipped, report.StatusDelayed} {
 				gauge(c.runDLEs, byStatus[s], s)

@@ -169,7 +169,12 @@ func (t *taperLoop) usable() bool {
 func (t *taperLoop) draining() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.dead == nil && (len(t.queue) > 0 || t.busyHolding || (t.streaming != nil && t.streaming.done))
+	// While the taper follows an image still being dumped, the queue
+	// waits for that dump: only a finished one frees space soon.
+	if t.streaming != nil {
+		return t.dead == nil && t.streaming.done
+	}
+	return t.dead == nil && (len(t.queue) > 0 || t.busyHolding)
 }
 
 // close tells the loop that no more images come; it ends once the queue
