@@ -111,7 +111,7 @@ func (t *taperLoop) tapeStream(ctx context.Context, s *streamItem) {
 	rd := s.g.NewReader()
 	res, err := t.scribe.WriteImage(ctx, s.hdr, rd, s.hdr.Name())
 	rd.Close()
-	starved := rd.Waited()
+	starved := starvation(rd.Waited(), res)
 	if err != nil {
 		// The cut tape file is a failed file (verify and rebuild skip it,
 		// no restore uses it); the next image follows it on the volume.
@@ -199,6 +199,18 @@ func (t *taperLoop) starved(j *job, res *taper.ImageResult, d time.Duration) {
 		t.r.note(fmt.Sprintf("taper: %s:%s level %d: the drive waited %.1f s for the dumper in the middle of the image (%s at %s/s)",
 			j.dle.Host, j.dle.Path, j.res.Level, d.Seconds(), bytesize.Format(res.Bytes), bytesize.Format(int64(taper.Rate(res.Bytes, j.res.TapeTime)))))
 	}
+}
+
+// starvation is the time the drive waited for the dumper: both the
+// reader of the source waited for the dumper (waited) and the drive for
+// a record (the scribe's Idle). Either alone overstates it (the reader
+// waits while the read-ahead still feeds the drive; the drive waits for
+// a disk too), so the smaller one is taken.
+func starvation(waited time.Duration, res *taper.ImageResult) time.Duration {
+	if res == nil {
+		return waited
+	}
+	return min(waited, res.Idle)
 }
 
 // waitReader measures the time Read waits for the source after its first

@@ -104,6 +104,7 @@ type taperLoop struct {
 func newTaperLoop(r *run, vols *volumes) *taperLoop {
 	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log), speed: float64(r.cfg.Tapetype().Speed),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), done: make(chan struct{})}
+	t.scribe.Clock = r.clock
 	return t
 }
 
@@ -228,7 +229,7 @@ func (t *taperLoop) run(ctx context.Context) {
 					pr.Close()
 				}
 			}
-			d.res <- directResult{res: res, err: err, starved: wr.Waited()}
+			d.res <- directResult{res: res, err: err, starved: starvation(wr.Waited(), res)}
 			t.mu.Lock()
 			t.busy = false
 			t.notifyLocked()
