@@ -46,9 +46,13 @@ type Config struct {
 	Timezone      string   `toml:"timezone"`       // default "Local"
 	Autoflush     bool     `toml:"autoflush"`      // default false
 	Eject         bool     `toml:"eject"`          // default false
-	Reserve       int      `toml:"reserve"`        // percent of holding kept for incrementals, default 100
-	Labelstr      string   `toml:"labelstr"`       // regexp, default "^<org>-[0-9]{3}$"
-	Autolabel     string   `toml:"autolabel"`      // template, default "<org>-%%%"; "" = never label
+	// TapeWholeImages makes the taper start an image only once it is
+	// whole on the holding disk (its tape header then carries its size
+	// and SHA-256); by default it may start one while it is dumped.
+	TapeWholeImages bool   `toml:"tape_whole_images"`
+	Reserve         int    `toml:"reserve"`   // percent of holding kept for incrementals, default 100
+	Labelstr        string `toml:"labelstr"`  // regexp, default "^<org>-[0-9]{3}$"
+	Autolabel       string `toml:"autolabel"` // template, default "<org>-%%%"; "" = never label
 	// AutolabelMedia says which volumes besides blank ones autolabel may
 	// take: "blank" (default), "other-config" (a tapir label of another
 	// configuration, or one labelstr does not match), "non-tapir" (another
@@ -127,6 +131,11 @@ type Changer struct {
 type Tapetype struct {
 	Length    Size `toml:"length"`    // capacity of one volume; built-in "default": 100 GiB
 	Blocksize Size `toml:"blocksize"` // default 256 KiB, 32 KiB..1 MiB, multiple of 1 KiB
+	// Speed is what the drive writes per second when fed: the taper
+	// starts an image that is still being dumped once the holding disk
+	// holds enough of it that the drive cannot catch up with the dumper.
+	// Default 300 MiB, 1 MiB..100 GiB.
+	Speed Size `toml:"speed"`
 }
 
 // Holding is one holding disk.
@@ -171,9 +180,13 @@ const (
 	CompressNone       = "none"
 )
 
+// DefaultSpeed is the drive rate of a tapetype that names none: about an
+// LTO-9 writing uncompressible data.
+const DefaultSpeed = 300 * MiB
+
 // DefaultTapetype returns the built-in tapetype "default".
 func DefaultTapetype() Tapetype {
-	return Tapetype{Length: 100 * GiB, Blocksize: 256 * KiB}
+	return Tapetype{Length: 100 * GiB, Blocksize: 256 * KiB, Speed: DefaultSpeed}
 }
 
 // DefaultDumptype returns the built-in dumptype "default".

@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 		Server: Server{IndexListen: ":10082", MetricsListen: "127.0.0.1:9233"},
 		Changer: Changer{Type: "disk", Path: "/var/lib/tapir/tapir/vtapes", Slots: 12, Tapetype: "default",
 			Poll: Duration(10 * time.Second), Remind: Duration(30 * time.Minute)},
-		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB}},
+		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB, Speed: 300 * MiB}},
 		Dumptypes: map[string]Dumptype{"default": {Compress: "client-zstd", CompressLevel: 1, FrameSize: MiB,
 			Strategy: "standard", OneFilesystem: &yes, Priority: "medium", Holding: "auto"}},
 	}

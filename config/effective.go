@@ -49,6 +49,7 @@ func (c *Config) Effective(w io.Writer) error {
 	e.str("timezone", c.Timezone)
 	e.bool("autoflush", c.Autoflush)
 	e.bool("eject", c.Eject)
+	e.bool("tape_whole_images", c.TapeWholeImages)
 	e.int("reserve", c.Reserve)
 	e.str("labelstr", c.Labelstr)
 	e.str("autolabel", c.Autolabel)
@@ -113,6 +114,7 @@ func (c *Config) Effective(w io.Writer) error {
 		e.table("[tapetype." + quoteKey(name) + "]")
 		e.size("length", t.Length)
 		e.size("blocksize", t.Blocksize)
+		e.size("speed", t.Speed)
 	}
 	for _, h := range c.Holding {
 		e.table("[[holding]]")

@@ -365,6 +365,7 @@ func (f *finisher) tapetypes() {
 		if t.Blocksize%KiB != 0 {
 			f.errf(at("tapetype", name, "blocksize"), "%s must be a multiple of 1 KiB, got %s", showKey(at("tapetype", name, "blocksize")), t.Blocksize)
 		}
+		f.size(&t.Speed, at("tapetype", name, "speed"), DefaultSpeed, MiB, 100*GiB)
 		lp := at("tapetype", name, "length")
 		switch {
 		case f.has(lp):

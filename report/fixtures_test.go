@@ -72,7 +72,7 @@ func normalNight() *Run {
 	vol := "DailySet1-004"
 	r.DLEs = []DLE{
 		{Host: "db1", Path: "/var/lib/pgsql", Level: 0, Status: StatusOK, Files: 12034, OrigSize: 48 * giB, OutSize: 21*giB + 300*miB,
-			DumpTime: mins(52.5), TapeTime: mins(31), Parts: part1(vol, 1, 21*giB+300*miB)},
+			DumpTime: mins(52.5), TapeTime: mins(31), Streamed: true, Starved: 12500 * time.Millisecond, Parts: part1(vol, 1, 21*giB+300*miB)},
 		{Host: "mail1", Path: "/var/mail", Level: 0, Status: StatusOK, Files: 250311, OrigSize: 17 * giB, OutSize: 9*giB + 512*miB,
 			DumpTime: mins(33), TapeTime: mins(14), Parts: part1(vol, 2, 9*giB+512*miB)},
 		{Host: "web1", Path: "/srv/www", Level: 1, Status: StatusOK, Files: 1802, OrigSize: 900 * miB, OutSize: 310 * miB,
@@ -88,7 +88,7 @@ func normalNight() *Run {
 	for _, d := range r.DLEs {
 		bytes += d.OutSize
 	}
-	r.Volumes = []Volume{{Label: vol, Slot: 4, Files: 6, Bytes: bytes, Length: 400 * giB, Time: mins(55)}}
+	r.Volumes = []Volume{{Label: vol, Slot: 4, Files: 6, Bytes: bytes, Length: 400 * giB, Time: mins(55), Starved: 12500 * time.Millisecond}}
 	r.NextVolumes = []string{"volume DailySet1-005 in slot 5"}
 	r.Notes = []string{
 		"planner: full of web1 /srv/www is due in 2 days; promoted to tonight to balance the cycle",

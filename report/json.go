@@ -66,6 +66,7 @@ type jsonVolume struct {
 	Bytes   int64   `json:"bytes"`
 	Length  int64   `json:"length"`
 	Seconds float64 `json:"seconds"`
+	Starved float64 `json:"starved_seconds"`
 }
 
 type jsonDLE struct {
@@ -83,6 +84,8 @@ type jsonDLE struct {
 	OutBytes    int64         `json:"out_bytes"`
 	DumpSeconds float64       `json:"dump_seconds"`
 	TapeSeconds float64       `json:"tape_seconds"`
+	Streamed    bool          `json:"streamed"`
+	Starved     float64       `json:"starved_seconds"`
 	Parts       []jsonPart    `json:"parts"`
 }
 
@@ -121,13 +124,13 @@ func (r *Run) JSON() ([]byte, error) {
 		j.Degraded = &jsonDegr{Reason: d.Reason, Expected: d.Expected, Insert: d.Insert}
 	}
 	for _, v := range n.Volumes {
-		j.Volumes = append(j.Volumes, jsonVolume{Label: v.Label, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes, Length: v.Length, Seconds: seconds(v.Time)})
+		j.Volumes = append(j.Volumes, jsonVolume{Label: v.Label, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes, Length: v.Length, Seconds: seconds(v.Time), Starved: seconds(v.Starved)})
 	}
 	for _, d := range n.DLEs {
 		jd := jsonDLE{Host: d.Host, Path: d.Path, Level: d.Level, Status: d.Status, Reason: d.Reason,
 			Strange: nonNil(d.Strange), Retries: []jsonAttempt{}, Demoted: d.Demoted, FlushedFrom: d.Flushed,
 			Files: d.Files, OrigBytes: d.OrigSize, OutBytes: d.OutSize,
-			DumpSeconds: seconds(d.DumpTime), TapeSeconds: seconds(d.TapeTime), Parts: []jsonPart{}}
+			DumpSeconds: seconds(d.DumpTime), TapeSeconds: seconds(d.TapeTime), Streamed: d.Streamed, Starved: seconds(d.Starved), Parts: []jsonPart{}}
 		for _, a := range d.Retries {
 			jd.Retries = append(jd.Retries, jsonAttempt{Level: a.Level, Reason: a.Reason})
 		}
@@ -218,7 +221,7 @@ func ParseJSON(b []byte) (*Run, error) {
 		p.nonNeg(f+".bytes", v.Bytes)
 		p.nonNeg(f+".length", v.Length)
 		r.Volumes = append(r.Volumes, Volume{Label: v.Label, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes,
-			Length: v.Length, Time: p.dur(f+".seconds", v.Seconds)})
+			Length: v.Length, Time: p.dur(f+".seconds", v.Seconds), Starved: p.dur(f+".starved_seconds", v.Starved)})
 	}
 	for i, jd := range j.DLEs {
 		f := fmt.Sprintf("dles[%d]", i)
@@ -245,7 +248,8 @@ func ParseJSON(b []byte) (*Run, error) {
 		d := DLE{Host: jd.Host, Path: jd.Path, Level: jd.Level, Status: jd.Status, Reason: jd.Reason,
 			Strange: jd.Strange, Demoted: jd.Demoted, Flushed: jd.FlushedFrom, Files: jd.Files,
 			OrigSize: jd.OrigBytes, OutSize: jd.OutBytes,
-			DumpTime: p.dur(f+".dump_seconds", jd.DumpSeconds), TapeTime: p.dur(f+".tape_seconds", jd.TapeSeconds)}
+			DumpTime: p.dur(f+".dump_seconds", jd.DumpSeconds), TapeTime: p.dur(f+".tape_seconds", jd.TapeSeconds),
+			Streamed: jd.Streamed, Starved: p.dur(f+".starved_seconds", jd.Starved)}
 		for k, a := range jd.Retries {
 			p.level(fmt.Sprintf("%s.retries[%d].level", f, k), a.Level)
 			d.Retries = append(d.Retries, Attempt{Level: a.Level, Reason: a.Reason})

@@ -93,6 +93,12 @@ type Volume struct {
 	Bytes  int64 // payload bytes written
 	Length int64 // the volume's capacity (tapetype length); 0 = unknown
 	Time   time.Duration
+	// Starved is the time the drive waited for data in the middle of the
+	// images it wrote on this volume (the dumper had not yet written the
+	// bytes of an image taped while it was dumped, or of one streamed
+	// straight to the volume): the time a real drive stops and
+	// repositions. 0 when the holding disk fed it.
+	Starved time.Duration
 }
 
 // DLE is the outcome of one DLE (or of one flushed image) in the run.
@@ -110,7 +116,13 @@ type DLE struct {
 	OutSize    int64 // payload bytes (after compression)
 	DumpTime   time.Duration
 	TapeTime   time.Duration
-	Parts      []Part // where the image is, in part order
+	// Streamed: the taper began writing the image while it was still
+	// being dumped to the holding disk.
+	Streamed bool
+	// Starved is the time the drive waited for this image's data after
+	// its first byte (see Volume.Starved); TapeTime includes it.
+	Starved time.Duration
+	Parts   []Part // where the image is, in part order
 	// Volume and FileNo place a one-part image.
 	//
 	// Deprecated: use Parts; they are read only when Parts is empty.
@@ -236,7 +248,7 @@ func (r *Run) normalized() *Run {
 	n.Volumes = make([]Volume, len(r.Volumes))
 	for i, v := range r.Volumes {
 		v.Label = valid(v.Label)
-		v.Time = msec(v.Time)
+		v.Time, v.Starved = msec(v.Time), msec(v.Starved)
 		n.Volumes[i] = v
 	}
 	n.DLEs = make([]DLE, len(r.DLEs))
@@ -248,7 +260,7 @@ func (r *Run) normalized() *Run {
 		for _, a := range r.DLEs[i].Retries {
 			d.Retries = append(d.Retries, Attempt{Level: a.Level, Reason: valid(a.Reason)})
 		}
-		d.DumpTime, d.TapeTime = msec(d.DumpTime), msec(d.TapeTime)
+		d.DumpTime, d.TapeTime, d.Starved = msec(d.DumpTime), msec(d.TapeTime), msec(d.Starved)
 		d.Parts = nil
 		for _, p := range r.DLEs[i].Parts {
 			p.Volume = valid(p.Volume)

@@ -247,11 +247,11 @@ func (r *Run) strangeSummary(t *textWriter) {
 
 // tally is one column of STATISTICS.
 type tally struct {
-	dumped, taped, parts       int
-	dumpedBy, tapedBy, partsBy map[int]int
-	orig, out, tapeBytes       int64
-	dumpTime, tapeTime         time.Duration
-	usedLength                 int64
+	dumped, taped, parts        int
+	dumpedBy, tapedBy, partsBy  map[int]int
+	orig, out, tapeBytes        int64
+	dumpTime, tapeTime, starved time.Duration
+	usedLength                  int64
 }
 
 func newTally() *tally {
@@ -277,6 +277,7 @@ func (x *tally) add(d DLE) {
 	}
 	if len(d.Parts) > 0 {
 		x.tapeTime += d.TapeTime
+		x.starved += d.Starved
 	}
 }
 
@@ -331,6 +332,7 @@ func (r *Run) statistics(t *textWriter) {
 	row("Avg Dump Rate (KiB/s)", func(x *tally) string { return kps(x.out, x.dumpTime) }, nil)
 	row("Tape Time (hrs:min)", func(x *tally) string { return hm(x.tapeTime) }, nil)
 	row("Avg Tape Rate (KiB/s)", func(x *tally) string { return kps(x.tapeBytes, x.tapeTime) }, nil)
+	row("Drive Starved (s)", func(x *tally) string { return secs(x.starved) }, nil)
 	row("Tape Used (%)", func(x *tally) string {
 		if !known {
 			return "--"
@@ -354,14 +356,14 @@ func (r *Run) usage(t *textWriter) {
 			}
 		}
 	}
-	rows := [][]string{{"Label", "Time", "Size", "%", "DLEs", "Parts"}}
+	rows := [][]string{{"Label", "Time", "Size", "%", "DLEs", "Parts", "Starved"}}
 	for _, v := range r.Volumes {
 		used := "--"
 		if v.Length > 0 {
 			used = pct(v.Bytes, v.Length)
 		}
 		rows = append(rows, []string{clean(v.Label), hm(v.Time), bytesize.Format(v.Bytes), used,
-			strconv.Itoa(dles[v.Label]), strconv.Itoa(v.Files)})
+			strconv.Itoa(dles[v.Label]), strconv.Itoa(v.Files), secs(v.Starved) + " s"})
 	}
 	t.section("USAGE BY VOLUME:")
 	table(t, "  ", rows, 1)
@@ -635,3 +637,6 @@ func kps(n int64, d time.Duration) string {
 	}
 	return fmt.Sprintf("%.1f", float64(n)/1024/d.Seconds())
 }
+
+// secs is seconds with one decimal: "0.0", "12.3".
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }

@@ -35,6 +35,7 @@ type target struct {
 	space  *holding.Space
 	pw     *io.PipeWriter
 	direct <-chan directResult
+	stream *streamItem // the holding image, offered to the taper while it grows
 }
 
 // need is the holding space to reserve for a dump at level: the estimate
@@ -165,7 +166,15 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			r.cat.FailDump(context.WithoutCancel(ctx), id, err.Error())
 			return err
 		}
-		out = w
+		// The taper may start the image while it is written: every write
+		// is published to it (holding.Growing), the end only once the
+		// image is recorded.
+		g := holding.Follow(w, r.clock)
+		out = g
+		if est := j.streamEstimate(); est > 0 && !r.cfg.TapeWholeImages && r.tp.usable() {
+			tg.stream = &streamItem{j: j, g: g, hdr: *hdr, dumpID: id, est: est, space: tg.space}
+			r.tp.offer(tg.stream)
+		}
 	}
 	fw, err := r.cat.NewFileWriter(ctx, id, hdr.FrameSize)
 	if err != nil {
@@ -271,6 +280,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return unrecorded(err)
 		}
 		j.res.TapeTime = r.clock.Now().Sub(started)
+		r.tp.starved(j, dr.res, dr.starved)
 		return nil
 	}
 	j.res.Strange = nil
@@ -338,6 +348,16 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 		}
 		j.res.Status = report.StatusHolding
+		if st := tg.stream; st != nil && r.tp.streamDone(st, j.holding) {
+			// The taper is writing it: it sees the end now, commits it
+			// on tape and deletes the holding file (j is the taper's).
+			j.prog.mark("taping", "taped while it was dumped", r.clock.Now())
+			st.g.Finish(*hdr)
+			return nil
+		}
+		if tg.stream != nil {
+			tg.stream.g.Finish(*hdr)
+		}
 		j.prog.mark("holding", "on the holding disk, waiting for the taper", r.clock.Now())
 		r.tp.enqueue(&tapeItem{j: j, path: j.holding, space: tg.space, kind: kindOf(j.level)})
 	} else {
@@ -370,6 +390,11 @@ func (r *run) release(tg *target, err error) {
 // gives up the stream, the index rows go and the catalog marks the dump
 // failed with the reason.
 func (r *run) abort(ctx context.Context, tg *target, w *holding.Writer, fw *catalog.FileWriter, id int64, err error) {
+	if tg.stream != nil {
+		// Before the files go: a taper writing the image gets the error
+		// and cuts its tape file.
+		r.tp.streamFailed(tg.stream, err)
+	}
 	if w != nil {
 		if aerr := w.Abort(); aerr != nil {
 			r.note("holding: " + aerr.Error())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,6 +29,7 @@ type Collector struct {
 	runDLEs, runDumped, runTaped, runDuration            *prometheus.Desc
 	dleGood, dleGoodLevel, dleFull, dleFailed            *prometheus.Desc
 	holdingBytes, volumes, volumesBeforeNew, scrapeError *prometheus.Desc
+	volStarved, volRate, dleStarved, dleRate             *prometheus.Desc
 }
 
 // NewCollector returns a Collector over an open catalog.
@@ -52,13 +54,18 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 		volumes:          d("volumes", "Volumes in the catalog: labelled (ours, written or not), written, retired (no reuse).", "state"),
 		volumesBeforeNew: d("volumes_usable_before_new", "Volumes that may still be written before tapecycle forces a new one: labelled volumes outside the newest tapecycle written, plus never-written ones."),
 		scrapeError:      d("scrape_error", "1 when reading the catalog or the holding disks failed during this scrape (see the server log)."),
+		volStarved:       d("last_run_volume_starved_seconds", "Time the drive waited for data in the middle of images while writing the volume in the newest finished run (a shoe-shine indicator; 0 when the holding disk fed it).", "volume"),
+		volRate:          d("last_run_volume_rate_bytes_per_second", "Bytes written to the volume in the newest finished run divided by the time spent writing it.", "volume"),
+		dleStarved:       d("dle_tape_starved_seconds_in_last_run", "Time the drive waited for the DLE's image after its first byte in the newest finished run.", "host", "path"),
+		dleRate:          d("dle_tape_rate_bytes_per_second_in_last_run", "Bytes of the DLE's image taped in the newest finished run divided by its tape time.", "host", "path"),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lastRun, c.lastGood, c.lastStatus, c.inProgress, c.runDLEs, c.runDumped, c.runTaped,
-		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError} {
+		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError,
+		c.volStarved, c.volRate, c.dleStarved, c.dleRate} {
 		ch <- d
 	}
 }
@@ -124,8 +131,49 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 					failedDLE[[2]string{d.Host, d.Path}] = true
 				}
 			}
+			// A run may name a DLE twice (a flushed image and tonight's)
+			// and, in principle, a volume twice: one series each, summed.
+			type tape struct {
+				bytes         int64
+				time, starved time.Duration
+			}
+			var volOrder []string
+			vols := map[string]*tape{}
 			for _, v := range rep.Volumes {
 				taped += v.Bytes
+				x := vols[v.Label]
+				if x == nil {
+					x = &tape{}
+					vols[v.Label] = x
+					volOrder = append(volOrder, v.Label)
+				}
+				x.bytes, x.time, x.starved = x.bytes+v.Bytes, x.time+v.Time, x.starved+v.Starved
+			}
+			for _, l := range volOrder {
+				gauge(c.volStarved, vols[l].starved.Seconds(), l)
+				gauge(c.volRate, taper.Rate(vols[l].bytes, vols[l].time), l)
+			}
+			var dleOrder [][2]string
+			dles := map[[2]string]*tape{}
+			for _, d := range rep.DLEs {
+				if len(d.Parts) == 0 {
+					continue
+				}
+				k := [2]string{d.Host, d.Path}
+				x := dles[k]
+				if x == nil {
+					x = &tape{}
+					dles[k] = x
+					dleOrder = append(dleOrder, k)
+				}
+				for _, p := range d.Parts {
+					x.bytes += p.Bytes
+				}
+				x.time, x.starved = x.time+d.TapeTime, x.starved+d.Starved
+			}
+			for _, k := range dleOrder {
+				gauge(c.dleStarved, dles[k].starved.Seconds(), k[0], k[1])
+				gauge(c.dleRate, taper.Rate(dles[k].bytes, dles[k].time), k[0], k[1])
 			}
 			for _, s := range []string{report.StatusOK, report.StatusStrange, report.StatusFailed, report.StatusHolding, report.StatusSkipped, report.StatusDelayed} {
 				gauge(c.runDLEs, byStatus[s], s)

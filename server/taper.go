@@ -43,8 +43,36 @@ var testHookTaped func(holdingPath string)
 var errStopping = errors.New("the server was asked to stop (SIGTERM); the next run flushes it")
 
 type directResult struct {
-	res *taper.ImageResult
-	err error
+	res     *taper.ImageResult
+	err     error
+	starved time.Duration // the drive's wait for the dumper after the first byte
+}
+
+// Where a streamItem is (taperLoop.mu).
+const (
+	streamOffered = iota // the dumper writes it; the taper may start it
+	streamTaping         // the taper writes it while the dumper does
+	streamLeft           // the taper gave it up (tape error): the dumper queues it whole
+	streamGone           // the dumper is done with it (queued whole, or failed)
+)
+
+// streamItem is an image the dumper is still writing to the holding
+// disk, offered to the taper so that it may start it before it is
+// complete (taper.StartNow). The dumper says when it is complete and
+// recorded (streamDone) or failed (streamFailed); only then does the
+// reader of the growing file see its end.
+type streamItem struct {
+	j      *job
+	g      *holding.Growing
+	hdr    image.Header // as the dump began: sizes and checksum Unknown
+	dumpID int64        // of this attempt (a retry has another)
+	est    int64        // estimated payload bytes
+	space  *holding.Space
+
+	// under taperLoop.mu
+	state int
+	done  bool   // the dump finished and the image is recorded at path
+	path  string // the holding image, once done
 }
 
 // taperLoop is the one goroutine that writes volumes. It takes complete
@@ -59,9 +87,12 @@ type taperLoop struct {
 
 	mu          sync.Mutex
 	queue       []*tapeItem
+	offered     []*streamItem // images being dumped that the taper may start
+	speed       float64       // the drive's rate, bytes/s ([tapetype] speed)
 	direct      *directItem
-	busy        bool // an image is being written, or a direct stream was accepted
-	busyHolding bool // the image being written is on the holding disk
+	busy        bool        // an image is being written, or a direct stream was accepted
+	busyHolding bool        // the image being written is on the holding disk
+	streaming   *streamItem // the image being written while it is dumped
 	closed      bool
 	dead        error         // no further volume: nothing more is taped
 	busyTime    time.Duration // time spent writing images, for the report
@@ -71,8 +102,9 @@ type taperLoop struct {
 }
 
 func newTaperLoop(r *run, vols *volumes) *taperLoop {
-	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log),
+	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log), speed: float64(r.cfg.Tapetype().Speed),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), done: make(chan struct{})}
+	t.scribe.Clock = r.clock
 	return t
 }
 
@@ -138,6 +170,11 @@ func (t *taperLoop) usable() bool {
 func (t *taperLoop) draining() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// While the taper follows an image still being dumped, the queue
+	// waits for that dump: only a finished one frees space soon.
+	if t.streaming != nil {
+		return t.dead == nil && t.streaming.done
+	}
 	return t.dead == nil && (len(t.queue) > 0 || t.busyHolding)
 }
 
@@ -156,7 +193,11 @@ func (t *taperLoop) run(ctx context.Context) {
 	stop := t.r.stop
 	for {
 		t.mu.Lock()
+		var st *streamItem
 		for t.direct == nil && len(t.queue) == 0 && !t.closed {
+			if st = t.readyLocked(); st != nil {
+				break
+			}
 			t.mu.Unlock()
 			select {
 			case <-t.wake:
@@ -173,7 +214,8 @@ func (t *taperLoop) run(ctx context.Context) {
 			t.direct = nil
 			t.mu.Unlock()
 			start := t.r.clock.Now()
-			res, err := t.scribe.WriteImage(ctx, d.hdr, d.r, d.hdr.Name())
+			wr := &waitReader{r: d.r, clock: t.r.clock}
+			res, err := t.scribe.WriteImage(ctx, d.hdr, wr, d.hdr.Name())
 			t.busyTime += t.r.clock.Now().Sub(start)
 			t.leftFiles(ctx, d.j, d.hdr.Level, res, err)
 			if errors.Is(err, taper.ErrNoVolume) {
@@ -187,9 +229,27 @@ func (t *taperLoop) run(ctx context.Context) {
 					pr.Close()
 				}
 			}
-			d.res <- directResult{res: res, err: err}
+			d.res <- directResult{res: res, err: err, starved: starvation(wr.Waited(), res)}
 			t.mu.Lock()
 			t.busy = false
+			t.notifyLocked()
+			t.mu.Unlock()
+			t.r.pool.Poke()
+			continue
+		}
+		if st != nil {
+			// Not busyHolding: its space is released only once its dump
+			// is done (draining), and a dump waiting for space must not
+			// wait for this taper.
+			st.state = streamTaping
+			t.busy, t.streaming = true, st
+			t.notifyLocked()
+			t.mu.Unlock()
+			start := t.r.clock.Now()
+			t.tapeStream(ctx, st)
+			t.busyTime += t.r.clock.Now().Sub(start)
+			t.mu.Lock()
+			t.busy, t.streaming = false, nil
 			t.notifyLocked()
 			t.mu.Unlock()
 			t.r.pool.Poke()
@@ -356,12 +416,18 @@ func (t *taperLoop) recordLeft(ctx context.Context, j *job, level int, files []t
 // commit records the parts of a taped image in the catalog and in the
 // report. The dump must be in state holding.
 func (t *taperLoop) commit(ctx context.Context, j *job, res *taper.ImageResult) error {
+	return t.commitDump(ctx, j, j.dumpID, res)
+}
+
+// commitDump is commit for the dump id of j (a streamed image keeps the
+// id of the attempt that wrote it).
+func (t *taperLoop) commitDump(ctx context.Context, j *job, dumpID int64, res *taper.ImageResult) error {
 	parts := make([]catalog.Part, len(res.Parts))
 	for i, p := range res.Parts {
-		parts[i] = catalog.Part{DumpID: j.dumpID, Volume: p.Volume, Part: p.Part, FileNo: p.Pos.File, Record: p.Pos.Record,
+		parts[i] = catalog.Part{DumpID: dumpID, Volume: p.Volume, Part: p.Part, FileNo: p.Pos.File, Record: p.Pos.Record,
 			LogicalPos: p.Pos.Logical, Offset: p.Offset, Length: p.Length}
 	}
-	if err := t.r.cat.CommitTaped(context.WithoutCancel(ctx), j.dumpID, parts, t.r.clock.Now()); err != nil {
+	if err := t.r.cat.CommitTaped(context.WithoutCancel(ctx), dumpID, parts, t.r.clock.Now()); err != nil {
 		return err
 	}
 	for _, p := range res.Parts {

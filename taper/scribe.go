@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/internal/clock"
 )
 
 // Volume is a volume loaded in a drive, labelled for this run and
@@ -54,6 +56,10 @@ type ImageResult struct {
 	// it (the image went on as the same part on the next volume). They
 	// belong to no image; the caller records them as failed files.
 	Abandoned []LeftFile
+	// Idle is the time the drive waited for the next record after the
+	// first: the source did not deliver as fast as the drive wrote (for
+	// an image read from a disk, the disk's latency).
+	Idle time.Duration
 }
 
 // LeftFile is a tape file that a WriteImage wrote but that holds no image
@@ -95,6 +101,9 @@ type Scribe struct {
 	log *slog.Logger
 	// Buffers is the number of records read ahead (default 16).
 	Buffers int
+	// Clock measures the drive's idle time (ImageResult.Idle); nil is
+	// the wall clock.
+	Clock clock.Clock
 
 	cur *Volume
 }
@@ -257,9 +266,16 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 		}
 		return nil, &WriteError{Files: files, Err: err}
 	}
+	// The drive's idle time in the middle of the image: the waits for a
+	// record to write after the first one.
+	clk := clock.Or(s.Clock)
+	var waitFrom time.Time
 	for rec := range full {
 		if rec.err == io.EOF {
 			break
+		}
+		if !waitFrom.IsZero() && rec.err == nil {
+			res.Idle += clk.Now().Sub(waitFrom)
 		}
 		if rec.err != nil {
 			cut := part
@@ -334,6 +350,7 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 		off += int64(len(rec.b))
 		res.Bytes = off
 		written <- rec.b
+		waitFrom = clk.Now()
 	}
 	if err := ctx.Err(); err != nil {
 		cut := part
@@ -391,5 +408,6 @@ func (s *Scribe) startPart(hdr image.Header, n int, off int64, stem string) (*Pa
 	} else if err != nil {
 		return nil, err
 	}
+	s.log.Info("tape file begun", "volume", s.cur.Label, "file", pos.File, "part", n, "image", stem)
 	return p, nil
 }
