@@ -10,13 +10,19 @@ import (
 
 // ParallelOptions bound a parallel reader.
 type ParallelOptions struct {
-	// Workers decompress frames at once; 0 means runtime.GOMAXPROCS(0).
+	// Workers decompress frames at once; 0 means runtime.GOMAXPROCS(0),
+	// at most DefaultMaxWorkers.
 	Workers int
 	// MaxMemory bounds the bytes of frames (stored and decompressed) held
 	// at once; 0 means DefaultParallelMemory. At least one frame is
 	// always held, whatever its size.
 	MaxMemory int64
 }
+
+// DefaultMaxWorkers caps the default number of workers: eight zstd
+// decoders outrun any disk a restore writes to, and each holds its own
+// buffers (about a frame's worth), which a 64-CPU server would multiply.
+const DefaultMaxWorkers = 8
 
 // DefaultParallelMemory is ParallelOptions.MaxMemory when it is 0: with
 // 1 MiB frames it lets 2*Workers+2 frames be in flight on any machine of
@@ -50,7 +56,7 @@ func NewParallelReader(r io.ReaderAt, comp Comp, frames []Frame, opt ParallelOpt
 	}
 	workers := opt.Workers
 	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = min(runtime.GOMAXPROCS(0), DefaultMaxWorkers)
 	}
 	budget := opt.MaxMemory
 	if budget == 0 {
