@@ -41,7 +41,11 @@ import (
 // mode, attributes and mtime alone unless TargetMeta is set.
 //
 // An Extractor holds Dir open between entries; Close (All calls it)
-// releases it.
+// releases it. It also remembers, until it removes anything itself, the
+// directories it has checked, and holds the last one written into open:
+// names and symlinks in images are checked as above, but another process
+// renaming a directory out of Dir in the middle of a restore takes the
+// entries still to come in that directory with it (as it would a tar -x).
 type Extractor struct {
 	Dir         string
 	Incremental bool
