@@ -15,14 +15,15 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
 // frameSite dumps a tree (MakeTree, 300 small files, a sparse file) at
-// level 0 in 4 KiB frames, so that the image has hundreds of frames, onto
+// level 0 in 4 KiB frames of comp, so that the image has hundreds of frames, onto
 // a vtape. It returns the tree, the configuration, the vtape file and the
 // image's frames.
-func frameSite(t *testing.T) (string, *config.Config, string, []image.Frame) {
+func frameSite(t *testing.T, comp image.Comp) (string, *config.Config, string, []image.Frame) {
 	t.Helper()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
@@ -58,7 +59,7 @@ func frameSite(t *testing.T) (string, *config.Config, string, []image.Frame) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ids, err := site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "h", Path: "/data", Root: tree, FrameSize: 4096}}, testsite.RunOptions{})
+	ids, err := site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "h", Path: "/data", Root: tree, FrameSize: 4096, Comp: comp}}, testsite.RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,13 @@ func files(t *testing.T, dir string) map[string][]byte {
 // A whole-DLE restore through the parallel decoder gives back every file,
 // byte for byte, with its mode and mtime, and keeps holes.
 func TestTreeParallelRestore(t *testing.T) {
-	tree, cfg, _, _ := frameSite(t)
+	for _, comp := range []image.Comp{image.CompZstd, image.CompGzip, image.CompNone} {
+		t.Run(string(comp), func(t *testing.T) { testTreeParallelRestore(t, comp) })
+	}
+}
+
+func testTreeParallelRestore(t *testing.T, comp image.Comp) {
+	tree, cfg, _, _ := frameSite(t, comp)
 	to := filepath.Join(t.TempDir(), "to")
 	res, err := Tree(context.Background(), cfg, TreeRequest{Host: "h", Path: "/data", To: to, Volumes: diskVolumes(t, cfg)}, nil)
 	if err != nil {
@@ -161,7 +168,13 @@ func TestTreeParallelRestore(t *testing.T) {
 // error naming the frame and the volume; every file written before it is
 // right, none is left with wrong data.
 func TestTreeDamagedFrame(t *testing.T) {
-	tree, cfg, vt, frames := frameSite(t)
+	for _, comp := range []image.Comp{image.CompZstd, image.CompGzip} {
+		t.Run(string(comp), func(t *testing.T) { testTreeDamagedFrame(t, comp) })
+	}
+}
+
+func testTreeDamagedFrame(t *testing.T, comp image.Comp) {
+	tree, cfg, vt, frames := frameSite(t, comp)
 	bad := frames[len(frames)/2]
 	f, err := os.OpenFile(vt, os.O_RDWR, 0)
 	if err != nil {
@@ -197,6 +210,33 @@ func TestTreeDamagedFrame(t *testing.T) {
 	for p, b := range got {
 		if !bytes.Equal(b, want[p]) {
 			t.Errorf("%s was restored with wrong data", p)
+		}
+	}
+}
+
+// framesCover lets only a frame list that holds the whole payload drive
+// the parallel read; anything else falls back to one stream.
+func TestFramesCover(t *testing.T) {
+	d := catalog.Dump{OrigSize: 300, PayloadSize: 250}
+	good := []image.Frame{{Index: 0, TarSize: 200, Size: 150}, {Index: 1, TarOffset: 200, TarSize: 100, Offset: 150, Size: 80}}
+	if why := framesCover(d, good); why != "" {
+		t.Errorf("a covering list refused: %s", why)
+	}
+	late := []image.Frame{good[1]}
+	short := []image.Frame{good[0]}
+	long := append([]image.Frame(nil), good...)
+	long[1].Size = 200
+	for _, tc := range []struct {
+		frames []image.Frame
+		want   string
+	}{
+		{nil, "no frame list"},
+		{late, "starts at payload offset 150"},
+		{short, "holds 200 tar bytes"},
+		{long, "past the payload"},
+	} {
+		if why := framesCover(d, tc.frames); !strings.Contains(why, tc.want) {
+			t.Errorf("got %q, want %q", why, tc.want)
 		}
 	}
 }
