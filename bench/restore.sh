@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# Single-file restore speed: tapir recover through the index server against
-# reading the whole image with dd | zstd -dc | tar -x.
+# Restore speed, two benchmarks on one generated tree dumped at level 0:
 #
-#   bash bench/restore.sh [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]
+#  single: one small file through the index server (tapir recover -e
+#          'add FILE; extract') against dd | zstd -dc | tar -x of the image;
+#  all:    the whole DLE straight from the catalog (tapir recover -c CONFIG
+#          --all) against dd | zstd -dc | tar -xpf - of the same vtape file
+#          into the same disk.
+#
+#   bash bench/restore.sh [-what single|all|both] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]
 #
 # -size  bytes of the generated tree dumped at level 0 (half of it is
 #        random: 3 GiB of files make an image of about 2 GiB)
 # -dir   dataset cache (default $TAPIR_BENCH_DIR or /tmp/tapir-bench)
 #
-# Exit status 0 when both checks passed, 1 when one failed or on error.
+# Exit status 0 when every check passed, 1 when one failed or on error.
 # See bench/README.md.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-size=3GiB seed=1 runs=3
+size=3GiB seed=1 runs=3 what=both
 while [ $# -gt 0 ]; do
   case $1 in
+    -what|--what) what=$2; shift 2 ;;
     -size|--size) size=$2; shift 2 ;;
     -seed|--seed) seed=$2; shift 2 ;;
     -runs|--runs) runs=$2; shift 2 ;;
     -dir|--dir) CACHE=$2; shift 2 ;;
-    *) echo "usage: bash bench/restore.sh [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/restore.sh [-what single|all|both] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]" >&2; exit 2 ;;
   esac
 done
-GOAL_S=0.5 GOAL_RATIO=20
+case $what in single|all|both) ;; *) echo "restore.sh: -what is single, all or both, not $what" >&2; exit 2 ;; esac
+GOAL_S=0.5 GOAL_RATIO=20     # single file
+GOAL_ALL=1.0 GOAL_RSS_KIB=131072  # whole DLE: tapir/tar ratio, peak RSS
 
 need_tools
 build_tools
@@ -31,18 +39,37 @@ build_tools
 tree=$(dataset "dump-$size-seed$seed" -size "$size" -seed "$seed")
 work=$(mktemp -d "${TMPDIR:-/tmp}/tapir-restore.XXXXXX")
 trap 'rm -rf "$BIN" "$work"' EXIT
-
-echo
-echo "== single-file restore: $tree"
-echo "   tapir:    tapir recover -e 'add FILE; extract' (process start, TLS, catalog, frames over the wire)"
-echo "   baseline: dd if=VTAPEFILE bs=32k skip=1 | zstd -dc | tar -xf - ./FILE"
-"$BIN/restorebench" -tree "$tree" -tapir "$BIN/tapir" -work "$work" -runs "$runs" >"$work/out"
-sed '$d' "$work/out"
-out=$(tail -1 "$work/out")
-tm=$(field tapir_median "$out") bm=$(field baseline_median "$out") ratio=$(field ratio "$out")
 fail=0
-if awk "BEGIN { exit !($tm < $GOAL_S) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
-echo "   tapir median $tm s  $verdict (< $GOAL_S s)"
-if awk "BEGIN { exit !($ratio >= $GOAL_RATIO) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
-echo "   baseline median $bm s; ratio baseline/tapir = $ratio  $verdict (>= $GOAL_RATIO)"
+
+if [ "$what" != all ]; then
+  echo
+  echo "== single-file restore: $tree"
+  echo "   tapir:    tapir recover -e 'add FILE; extract' (process start, TLS, catalog, frames over the wire)"
+  echo "   baseline: dd if=VTAPEFILE bs=32k skip=1 | zstd -dc | tar -xf - ./FILE"
+  mkdir -p "$work/single"
+  "$BIN/restorebench" -tree "$tree" -tapir "$BIN/tapir" -work "$work/single" -runs "$runs" >"$work/out"
+  sed '$d' "$work/out"
+  out=$(tail -1 "$work/out")
+  tm=$(field tapir_median "$out") bm=$(field baseline_median "$out") ratio=$(field ratio "$out")
+  if awk "BEGIN { exit !($tm < $GOAL_S) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   tapir median $tm s  $verdict (< $GOAL_S s)"
+  if awk "BEGIN { exit !($ratio >= $GOAL_RATIO) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   baseline median $bm s; ratio baseline/tapir = $ratio  $verdict (>= $GOAL_RATIO)"
+fi
+
+if [ "$what" != single ]; then
+  echo
+  echo "== whole-DLE restore: $tree"
+  echo "   tapir:    tapir recover -c CONFIG --host H --path P --all --to DIR (catalog, vtape, decompression, extraction)"
+  echo "   baseline: dd if=VTAPEFILE bs=256k iflag=skip_bytes skip=32768 | zstd -dc | tar -xpf - -C DIR"
+  mkdir -p "$work/all"
+  "$BIN/restorebench" -all -tree "$tree" -tapir "$BIN/tapir" -work "$work/all" -runs "$runs" >"$work/out"
+  sed '$d' "$work/out"
+  out=$(tail -1 "$work/out")
+  tm=$(field tapir_median "$out") bm=$(field baseline_median "$out") ratio=$(field ratio "$out") rss=$(field peak_rss_kib "$out")
+  if awk "BEGIN { exit !($ratio <= $GOAL_ALL) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   tapir median $tm s, baseline median $bm s; ratio tapir/baseline = $ratio  $verdict (<= $GOAL_ALL)"
+  if [ "$rss" -lt "$GOAL_RSS_KIB" ]; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   tapir recover peak RSS $rss KiB  $verdict (< $GOAL_RSS_KIB KiB)"
+fi
 exit $fail

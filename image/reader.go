@@ -67,21 +67,9 @@ func NewReaderAt(r io.ReaderAt, comp Comp, frames []Frame, tarOff int64) (io.Rea
 	if len(frames) == 0 {
 		return nil, errors.New("image: empty frame list: nothing to read")
 	}
-	var maxTar int64
-	for i, f := range frames {
-		if f.TarSize < 0 || f.TarSize > MaxFrameSize || f.Size < 0 || (comp != CompNone && f.Size == 0) ||
-			(comp == CompNone && f.Size != f.TarSize) {
-			return nil, fmt.Errorf("image: frame %d of the list has impossible sizes (tar %d, stored %d): the frame list is corrupt", f.Index, f.TarSize, f.Size)
-		}
-		if i > 0 {
-			p := frames[i-1]
-			if f.TarOffset != p.TarOffset+p.TarSize || f.Offset != p.Offset+p.Size {
-				return nil, fmt.Errorf("image: frame %d of the list does not follow frame %d: the frame list is not contiguous", f.Index, p.Index)
-			}
-		} else if f.TarOffset < 0 || f.Offset < 0 {
-			return nil, fmt.Errorf("image: frame %d of the list has a negative offset: the frame list is corrupt", f.Index)
-		}
-		maxTar = max(maxTar, f.TarSize)
+	maxTar, err := checkFrameList(comp, frames)
+	if err != nil {
+		return nil, err
 	}
 	last := frames[len(frames)-1]
 	if tarOff < frames[0].TarOffset || tarOff >= last.TarOffset+last.TarSize {
@@ -99,6 +87,28 @@ func NewReaderAt(r io.ReaderAt, comp Comp, frames []Frame, tarOff int64) (io.Rea
 		return nil, err
 	}
 	return &frameReader{r: r, dec: dec, frames: frames[i:], skip: skip}, nil
+}
+
+// checkFrameList refuses a frame list with impossible sizes or gaps and
+// returns the most tar bytes a frame holds.
+func checkFrameList(comp Comp, frames []Frame) (int64, error) {
+	var maxTar int64
+	for i, f := range frames {
+		if f.TarSize < 0 || f.TarSize > MaxFrameSize || f.Size < 0 || (comp != CompNone && f.Size == 0) ||
+			(comp == CompNone && f.Size != f.TarSize) {
+			return 0, fmt.Errorf("image: frame %d of the list has impossible sizes (tar %d, stored %d): the frame list is corrupt", f.Index, f.TarSize, f.Size)
+		}
+		if i > 0 {
+			p := frames[i-1]
+			if f.TarOffset != p.TarOffset+p.TarSize || f.Offset != p.Offset+p.Size {
+				return 0, fmt.Errorf("image: frame %d of the list does not follow frame %d: the frame list is not contiguous", f.Index, p.Index)
+			}
+		} else if f.TarOffset < 0 || f.Offset < 0 {
+			return 0, fmt.Errorf("image: frame %d of the list has a negative offset: the frame list is corrupt", f.Index)
+		}
+		maxTar = max(maxTar, f.TarSize)
+	}
+	return maxTar, nil
 }
 
 // frameReader decompresses one frame at a time.
@@ -183,7 +193,10 @@ func NewFrameDecoder(comp Comp, maxTar int64) (*FrameDecoder, error) {
 	}
 	d := &FrameDecoder{comp: comp, maxTar: maxTar}
 	if comp == CompZstd {
-		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxTar)))
+		// A zstd window is at least 1 KiB even for a frame of 600 tar
+		// bytes, so the limit never goes below 1 MiB (it bounds, it does
+		// not allocate); the frame's size is checked against the list.
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(maxTar, 1<<20))))
 		if err != nil {
 			return nil, fmt.Errorf("image: zstd decoder: %w", err)
 		}
@@ -199,6 +212,16 @@ func NewFrameDecoder(comp Comp, maxTar int64) (*FrameDecoder, error) {
 // stored size, data that does not decompress or fails its checksum, or
 // the number of tar bytes it holds.
 func (d *FrameDecoder) Decode(in []byte, f Frame) ([]byte, error) {
+	out, err := d.decodeTo(d.buf[:0], in, f)
+	if err == nil && d.comp != CompNone {
+		d.buf = out
+	}
+	return out, err
+}
+
+// decodeTo is Decode appending to dst (whose contents are dropped) instead
+// of the decoder's own buffer; with no compression it returns in.
+func (d *FrameDecoder) decodeTo(dst, in []byte, f Frame) ([]byte, error) {
 	if f.Size < 0 || f.TarSize < 0 || f.TarSize > d.maxTar || (d.comp == CompNone && f.Size != f.TarSize) {
 		return nil, fmt.Errorf("the frame list gives it impossible sizes (tar %d, stored %d)", f.TarSize, f.Size)
 	}
@@ -209,17 +232,14 @@ func (d *FrameDecoder) Decode(in []byte, f Frame) ([]byte, error) {
 	var err error
 	switch d.comp {
 	case CompZstd:
-		out, err = d.zdec.DecodeAll(in, d.buf[:0])
+		out, err = d.zdec.DecodeAll(in, dst[:0])
 	case CompGzip:
-		out, err = d.gunzip(in, f.TarSize)
+		out, err = d.gunzip(dst[:0], in, f.TarSize)
 	case CompNone:
 		out = in
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decompressing: %w", err)
-	}
-	if d.comp != CompNone {
-		d.buf = out
 	}
 	if int64(len(out)) != f.TarSize {
 		return nil, fmt.Errorf("it decompresses to %d tar bytes, the frame list says %d", len(out), f.TarSize)
@@ -227,7 +247,7 @@ func (d *FrameDecoder) Decode(in []byte, f Frame) ([]byte, error) {
 	return out, nil
 }
 
-func (d *FrameDecoder) gunzip(in []byte, want int64) ([]byte, error) {
+func (d *FrameDecoder) gunzip(dst, in []byte, want int64) ([]byte, error) {
 	var err error
 	if d.gz == nil {
 		d.gz, err = gzip.NewReader(bytes.NewReader(in))
@@ -238,7 +258,7 @@ func (d *FrameDecoder) gunzip(in []byte, want int64) ([]byte, error) {
 		return nil, err
 	}
 	d.gz.Multistream(false)
-	ab := appendBuf{b: d.buf[:0]}
+	ab := appendBuf{b: dst}
 	// Read at most one byte more than expected so a bad frame cannot
 	// inflate without bound.
 	if _, err := io.Copy(&ab, io.LimitReader(d.gz, want+1)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -40,7 +41,11 @@ import (
 // mode, attributes and mtime alone unless TargetMeta is set.
 //
 // An Extractor holds Dir open between entries; Close (All calls it)
-// releases it.
+// releases it. It also remembers, until it removes anything itself, the
+// directories it has checked, and holds the last one written into open:
+// names and symlinks in images are checked as above, but another process
+// renaming a directory out of Dir in the middle of a restore takes the
+// entries still to come in that directory with it (as it would a tar -x).
 type Extractor struct {
 	Dir         string
 	Incremental bool
@@ -74,6 +79,18 @@ type Extractor struct {
 	dirs    []dirTime
 	skipped map[string]bool // device nodes left out: hard links to them are too
 	notes   []string        // what the current entry left out
+	asRoot  bool            // running as root: owners are restored
+
+	// Known directories: paths under Dir that are directories (not
+	// symlinks), down from Dir, checked or made by this Extractor since
+	// it last removed anything (forget). parents skips them.
+	known map[string]bool
+	// The directory the last entry went into, held open (opened through
+	// root): the *at system calls of the next entries in it start there
+	// instead of walking from Dir again. Dropped by forget.
+	cwd    *os.File
+	cwdRel string
+	buf    []byte // copy buffer of writeFile
 }
 
 // MaxDroppedLines is how many lines Dropped keeps: a hostile image may
@@ -146,6 +163,7 @@ func (x *Extractor) Close() error {
 		}
 	}
 	x.dirs = nil
+	x.forget()
 	x.root.Close()
 	x.root = nil
 	return first
@@ -175,7 +193,38 @@ func (x *Extractor) open() error {
 	if x.skipped == nil {
 		x.skipped = map[string]bool{}
 	}
+	x.known = map[string]bool{}
+	x.asRoot = os.Geteuid() == 0
 	return nil
+}
+
+// forget drops what the Extractor remembers of the tree under Dir (known
+// directories, the open directory): called whenever something there is
+// removed, since a directory it knew may be gone or replaced.
+func (x *Extractor) forget() {
+	clear(x.known)
+	if x.cwd != nil {
+		x.cwd.Close()
+		x.cwd, x.cwdRel = nil, ""
+	}
+}
+
+// dirFd returns a descriptor of the directory rel, opened through the
+// root and held until the next call for another directory or forget.
+func (x *Extractor) dirFd(rel string) (int, error) {
+	if x.cwd != nil && x.cwdRel == rel {
+		return int(x.cwd.Fd()), nil
+	}
+	if x.cwd != nil {
+		x.cwd.Close()
+		x.cwd, x.cwdRel = nil, ""
+	}
+	d, err := x.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, err
+	}
+	x.cwd, x.cwdRel = d, rel
+	return int(d.Fd()), nil
 }
 
 // show is where rel lands, for messages.
@@ -285,8 +334,12 @@ func (x *Extractor) Entry(hdr *tar.Header, r io.Reader) (string, error) {
 	if err := x.parents(hdr.Name, rel); err != nil {
 		return "", err
 	}
-	if err := x.clear(hdr, rel); err != nil {
-		return "", err
+	if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeGNUSparse {
+		// A file is created with O_EXCL; writeFile clears the name
+		// only when something is there.
+		if err := x.clear(hdr, rel); err != nil {
+			return "", err
+		}
 	}
 	delete(x.skipped, rel)
 
@@ -302,7 +355,7 @@ func (x *Extractor) Entry(hdr *tar.Header, r io.Reader) (string, error) {
 		if err := x.root.Symlink(hdr.Linkname, rel); err != nil {
 			return fail(err)
 		}
-		if os.Geteuid() == 0 {
+		if x.asRoot {
 			if err := x.root.Lchown(rel, hdr.Uid, hdr.Gid); err != nil {
 				x.warn(fmt.Sprintf("%s: set owner %d:%d: %v", shown, hdr.Uid, hdr.Gid, err))
 			}
@@ -341,7 +394,7 @@ func (x *Extractor) rootEntry(hdr *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("restore %q into %s: %w", hdr.Name, x.Dir, err)
 	}
-	err = x.metaFd(f, hdr, ".")
+	err = x.metaFd(int(f.Fd()), hdr, ".")
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("restore %q into %s: %w", hdr.Name, x.Dir, err)
@@ -354,12 +407,15 @@ func (x *Extractor) rootEntry(hdr *tar.Header) error {
 // refuses a path through a symlink or a file.
 func (x *Extractor) parents(name, rel string) error {
 	dir := path.Dir(rel)
-	if dir == "." {
+	if dir == "." || x.known[dir] {
 		return nil
 	}
 	cur := ""
 	for _, p := range strings.Split(dir, "/") {
 		cur = path.Join(cur, p)
+		if x.known[cur] {
+			continue
+		}
 		fi, err := x.root.Lstat(cur)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -373,6 +429,7 @@ func (x *Extractor) parents(name, rel string) error {
 		case !fi.IsDir():
 			return fmt.Errorf("cannot restore %q into %s: %s is not a directory", name, x.Dir, x.show(cur))
 		}
+		x.known[cur] = true // checked or made, and every directory above it
 	}
 	return nil
 }
@@ -380,6 +437,9 @@ func (x *Extractor) parents(name, rel string) error {
 // symlinkOnPath returns the first directory above rel that is a symlink
 // under Dir, or "".
 func (x *Extractor) symlinkOnPath(rel string) string {
+	if x.known[path.Dir(rel)] {
+		return ""
+	}
 	cur := ""
 	for _, p := range strings.Split(path.Dir(rel), "/") {
 		if p == "." {
@@ -461,10 +521,12 @@ func (x *Extractor) clear(hdr *tar.Header, rel string) error {
 	}
 	switch {
 	case fi.IsDir():
+		x.forget()
 		err = x.root.RemoveAll(rel)
 	case hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse:
 		return nil // the new file is renamed over it
 	default:
+		x.forget()
 		err = x.root.Remove(rel)
 	}
 	if err != nil {
@@ -495,12 +557,13 @@ func (x *Extractor) dirEntry(hdr *tar.Header, rel string) error {
 		return nil
 	})
 	if err == nil {
-		err = x.metaFd(f, hdr, rel)
+		err = x.metaFd(int(f.Fd()), hdr, rel)
 		f.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("restore %q into %s: %w", hdr.Name, x.Dir, err)
 	}
+	x.known[rel] = true // opened with O_NOFOLLOW|O_DIRECTORY just now
 	x.dirs = append(x.dirs, dirTime{rel, hdr.ModTime})
 	return nil
 }
@@ -524,6 +587,9 @@ func (x *Extractor) purge(hdr *tar.Header, rel string) error {
 		defer d.Close()
 	}
 	names, err := gnutar.PurgeRoot(d, ents)
+	if len(names) > 0 || err != nil {
+		x.forget()
+	}
 	for _, n := range names {
 		x.Removed = append(x.Removed, x.show(path.Join(rel, n)))
 	}
@@ -555,7 +621,7 @@ func (x *Extractor) mode(hdr *tar.Header) os.FileMode {
 // attrs returns the entry's pax records less the privileged xattrs
 // (trusted.*, security.*) unless SamePrivileges.
 func (x *Extractor) attrs(hdr *tar.Header) map[string]string {
-	if x.SamePrivileges {
+	if x.SamePrivileges || !hasPrivilegedAttrs(hdr.PAXRecords) {
 		return hdr.PAXRecords
 	}
 	var out map[string]string
@@ -578,6 +644,16 @@ func (x *Extractor) attrs(hdr *tar.Header) map[string]string {
 	return out
 }
 
+func hasPrivilegedAttrs(recs map[string]string) bool {
+	for k := range recs {
+		name, ok := strings.CutPrefix(k, gnutar.PAXXattrPrefix)
+		if ok && (strings.HasPrefix(name, "trusted.") || strings.HasPrefix(name, "security.")) {
+			return true
+		}
+	}
+	return false
+}
+
 func hasAttrs(recs map[string]string) bool {
 	for k := range recs {
 		if strings.HasPrefix(k, gnutar.PAXXattrPrefix) || k == gnutar.PAXACLAccess || k == gnutar.PAXACLDefault {
@@ -590,32 +666,37 @@ func hasAttrs(recs map[string]string) bool {
 // metaFd sets owner, mode and attributes through an open file or
 // directory, in the order that keeps setuid bits (chown clears them) and
 // ACL masks (chmod rewrites them).
-func (x *Extractor) metaFd(f *os.File, hdr *tar.Header, rel string) error {
-	if os.Geteuid() == 0 {
-		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
+func (x *Extractor) metaFd(fd int, hdr *tar.Header, rel string) error {
+	if x.asRoot {
+		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			x.warn(fmt.Sprintf("%s: set owner %d:%d: %v", x.show(rel), hdr.Uid, hdr.Gid, err))
 		}
 	}
-	if err := f.Chmod(x.mode(hdr)); err != nil {
-		return err
+	if err := unix.Fchmod(fd, unixMode(x.mode(hdr))); err != nil {
+		return fmt.Errorf("chmod: %w", err)
 	}
 	recs := x.attrs(hdr)
 	if !hasAttrs(recs) {
 		return nil
 	}
-	sc, err := f.SyscallConn()
-	if err != nil {
-		return err
+	return x.soft(gnutar.SetAttrs(x.show(rel), recs, func(name string, val []byte) error {
+		return unix.Fsetxattr(fd, name, val, 0)
+	}))
+}
+
+// unixMode is m as chmod(2) takes it.
+func unixMode(m os.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		u |= unix.S_ISUID
 	}
-	var aerr error
-	if err := sc.Control(func(fd uintptr) {
-		aerr = gnutar.SetAttrs(x.show(rel), recs, func(name string, val []byte) error {
-			return unix.Fsetxattr(int(fd), name, val, 0)
-		})
-	}); err != nil {
-		return err
+	if m&os.ModeSetgid != 0 {
+		u |= unix.S_ISGID
 	}
-	return x.soft(aerr)
+	if m&os.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
 }
 
 // node creates a fifo or a device node with its metadata.
@@ -638,7 +719,7 @@ func (x *Extractor) node(hdr *tar.Header, rel string) error {
 		}
 		return fmt.Errorf("create %s: %w", typeName(hdr.Typeflag), err)
 	}
-	if os.Geteuid() == 0 {
+	if x.asRoot {
 		if err := x.root.Lchown(rel, hdr.Uid, hdr.Gid); err != nil {
 			x.warn(fmt.Sprintf("%s: set owner %d:%d: %v", x.show(rel), hdr.Uid, hdr.Gid, err))
 		}
@@ -676,22 +757,13 @@ func (x *Extractor) node(hdr *tar.Header, rel string) error {
 }
 
 // inParent calls fn with a descriptor of rel's directory, opened through
-// the root, and rel's last component.
+// the root (dirFd), and rel's last component.
 func (x *Extractor) inParent(rel string, fn func(dirfd int, base string) error) error {
-	d, err := x.root.OpenFile(path.Dir(rel), os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	fd, err := x.dirFd(path.Dir(rel))
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	sc, err := d.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := sc.Control(func(fd uintptr) { ferr = fn(int(fd), path.Base(rel)) }); err != nil {
-		return err
-	}
-	return ferr
+	return fn(fd, path.Base(rel))
 }
 
 // setTimes sets rel's mtime (atime is left alone), not following a
@@ -718,85 +790,179 @@ func (x *Extractor) soft(err error) error {
 	return nil
 }
 
-// writeFile writes exactly hdr.Size bytes of r through a temporary file
-// beside rel, leaving holes where the data is zero (so sparse files stay
-// sparse), sets its owner, mode and attributes through the open file,
-// renames it into place (over whatever was there: a symlink there is
-// replaced, never followed), then sets its mtime.
+// writeFile writes exactly hdr.Size bytes of r into a new file rel,
+// leaving holes where the data is zero (so sparse files stay sparse), and
+// sets its owner, mode, attributes and mtime through the open file. The
+// file is created with O_EXCL|O_NOFOLLOW in its directory (held open,
+// dirFd): nothing that exists is followed or written into. When the name
+// exists, clear decides (an error without Overwrite) and the file is
+// written beside it and renamed over it (a symlink there is replaced,
+// never followed).
 func (x *Extractor) writeFile(hdr *tar.Header, rel string, r io.Reader) error {
-	var f *os.File
+	dirfd, err := x.dirFd(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	base := path.Base(rel)
+	fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		if err := x.clear(hdr, rel); err != nil {
+			return err
+		}
+		return x.replaceFile(hdr, rel, r)
+	}
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	if err := x.fill(fd, hdr, rel, r); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dirfd, base, 0)
+		return err
+	}
+	if err := unix.Close(fd); err != nil {
+		unix.Unlinkat(dirfd, base, 0)
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+// replaceFile writes the file through a temporary file beside rel and
+// renames it into place, over whatever is there.
+func (x *Extractor) replaceFile(hdr *tar.Header, rel string, r io.Reader) error {
+	dirfd, err := x.dirFd(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	var fd int
 	var tmp string
 	for i := 0; ; i++ {
-		tmp = path.Join(path.Dir(rel), fmt.Sprintf(".tapir-recover-%016x", rand.Uint64()))
-		var err error
-		f, err = x.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		tmp = fmt.Sprintf(".tapir-recover-%016x", rand.Uint64())
+		fd, err = unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, fs.ErrExist) || i == 10 {
-			return err
+		if !errors.Is(err, unix.EEXIST) || i == 10 {
+			return fmt.Errorf("create a temporary file beside it: %w", err)
 		}
 	}
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			x.root.Remove(tmp)
-		}
-	}()
-	n, err := copySparse(f, r)
+	if err := x.fill(fd, hdr, rel, r); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dirfd, tmp, 0)
+		return err
+	}
+	if err := unix.Close(fd); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return fmt.Errorf("close: %w", err)
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, path.Base(rel)); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return fmt.Errorf("rename over what is there: %w", err)
+	}
+	return nil
+}
+
+// fill writes the file's data, owner, mode, attributes and mtime through
+// fd (the mtime last: closing and renaming leave it alone).
+func (x *Extractor) fill(fd int, hdr *tar.Header, rel string, r io.Reader) error {
+	if x.buf == nil {
+		x.buf = make([]byte, copyBufSize)
+	}
+	n, end, err := copySparse(fd, r, x.buf)
 	if err != nil {
 		return err
 	}
 	if n != hdr.Size {
 		return fmt.Errorf("the image ended after %d of its %d bytes", n, hdr.Size)
 	}
-	if err := f.Truncate(n); err != nil {
+	if end != n {
+		// The file ends in a hole.
+		if err := unix.Ftruncate(fd, n); err != nil {
+			return fmt.Errorf("set the size to %d: %w", n, err)
+		}
+	}
+	if err := x.metaFd(fd, hdr, rel); err != nil {
 		return err
 	}
-	if err := x.metaFd(f, hdr, rel); err != nil {
-		return err
+	if err := futimes(fd, hdr.ModTime); err != nil {
+		return fmt.Errorf("set the mtime: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := x.root.Rename(tmp, rel); err != nil {
-		x.root.Remove(tmp)
-		done = true
-		return err
-	}
-	done = true
-	return x.setTimes(rel, hdr.ModTime)
+	return nil
 }
 
-// copySparse copies r to f, seeking over 4 KiB blocks of zeros instead of
-// writing them.
-func copySparse(f *os.File, r io.Reader) (int64, error) {
+// futimes sets the mtime of the open file fd (atime left alone):
+// utimensat(fd, NULL, ...), which x/sys/unix does not offer.
+func futimes(fd int, mtime time.Time) error {
+	ts := [2]unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, {Sec: mtime.Unix(), Nsec: int64(mtime.Nanosecond())}}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// copyBufSize is the copy buffer of writeFile: reads from the tar stream
+// and writes to the file of up to this many bytes.
+const copyBufSize = 256 << 10
+
+// copySparse copies r to fd from offset 0 with buf, writing each run of
+// data in one pwrite and skipping 4 KiB blocks of zeros (holes). It
+// returns the bytes copied and the end of the last data written.
+func copySparse(fd int, r io.Reader, buf []byte) (n, end int64, err error) {
 	const blk = 4096
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, blk)
-	var n int64
 	for {
-		k, err := io.ReadFull(r, buf)
-		for off := 0; off < k; off += blk {
-			end := min(off+blk, k)
-			chunk := buf[off:end]
-			if len(chunk) == blk && bytes.Equal(chunk, zero) {
-				if _, err := f.Seek(blk, io.SeekCurrent); err != nil {
-					return n, err
-				}
-			} else if _, err := f.Write(chunk); err != nil {
-				return n, err
+		k, rerr := io.ReadFull(r, buf)
+		off := 0
+		for off < k {
+			// A run of data: blocks not all zero (a short last block
+			// is always data).
+			d := off
+			for d < k && !zeroBlock(buf[d:min(d+blk, k)], blk) {
+				d = min(d+blk, k)
 			}
-			n += int64(len(chunk))
+			if d > off {
+				if err := pwriteAll(fd, buf[off:d], n+int64(off)); err != nil {
+					return n, end, err
+				}
+				end = n + int64(d)
+			}
+			// A run of zero blocks: a hole.
+			z := d
+			for z < k && zeroBlock(buf[z:min(z+blk, k)], blk) {
+				z += blk
+			}
+			off = z
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, nil
+		n += int64(k)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return n, end, nil
 		}
-		if err != nil {
-			return n, err
+		if rerr != nil {
+			return n, end, rerr
 		}
 	}
+}
+
+// zeroBlock says whether b is a whole block of zeros.
+func zeroBlock(b []byte, blk int) bool {
+	// All bytes equal their neighbour and the first is 0.
+	return len(b) == blk && b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
+}
+
+func pwriteAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write at offset %d: %w", off, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("write at offset %d: %w", off, io.ErrShortWrite)
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
 }
 
 func specialBits(mode int64) os.FileMode {

@@ -174,6 +174,38 @@ func attacks() []attack {
 			wantErr: []string{`refusing to restore "link/victim" into TARGET`, "is a symlink"},
 		},
 		{
+			// The Extractor remembers checked directories and holds the
+			// last one open: replacing one by a symlink must forget them.
+			name: "a directory, files in it, the directory replaced by a symlink, a file through it",
+			images: func(a *arena) [][]tent {
+				return [][]tent{{reg("d/a", "mine\n", 0o644), reg("d/b", "mine\n", 0o644),
+					symlink("d", a.Parent), reg("d/victim", "owned\n", 0o644)}}
+			},
+			x:       Extractor{Overwrite: true},
+			wantErr: []string{`refusing to restore "d/victim" into TARGET`, "is a symlink"},
+		},
+		{
+			name: "a file over a symlink of the same name replaces the symlink",
+			images: func(a *arena) [][]tent {
+				return [][]tent{{symlink("s", "../sentinel"), reg("s", "new\n", 0o600)}}
+			},
+			x: Extractor{Overwrite: true},
+			after: func(t *testing.T, a *arena, x *Extractor) {
+				b, err := os.ReadFile(filepath.Join(a.Target, "s"))
+				if m, ok := fileMode(t, filepath.Join(a.Target, "s")); err != nil || !ok || !m.IsRegular() || string(b) != "new\n" {
+					t.Errorf("target/s is %v %q (%v), want the file of the image", m, b, err)
+				}
+			},
+		},
+		{
+			name: "a file where a directory was, then a file under it",
+			images: func(a *arena) [][]tent {
+				return [][]tent{{reg("d/a", "x\n", 0o644), reg("d", "now a file\n", 0o644), reg("d/b", "x\n", 0o644)}}
+			},
+			x:       Extractor{Overwrite: true},
+			wantErr: []string{`cannot restore "d/b" into TARGET`, "is not a directory"},
+		},
+		{
 			name: "symlink in one image, a file through it in the next",
 			images: func(a *arena) [][]tent {
 				return [][]tent{{symlink("./link", "../sentinel")}, {reg("./link/file", "owned\n", 0o644)}}

@@ -87,9 +87,15 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 	// The images apply in their chain's order; the volumes are read in
 	// that order, each image's parts in turn, through one pass that keeps
 	// a volume loaded while the next image is on it too.
+	// Parts and frame lists are read now, once per image: nothing is
+	// asked of the catalog per file.
 	partsOf := make([][]catalog.Part, len(chain))
+	framesOf := make([][]image.Frame, len(chain))
 	for i, d := range chain {
 		if partsOf[i], err = cat.Parts(ctx, d.ID); err != nil {
+			return nil, fmt.Errorf("recover: %w", err)
+		}
+		if framesOf[i], err = cat.Frames(ctx, d.ID); err != nil {
 			return nil, fmt.Errorf("recover: %w", err)
 		}
 	}
@@ -112,7 +118,7 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 			return res, err
 		}
 		removed := len(x.Removed)
-		n, err := applyImage(src, d, x)
+		n, err := applyImage(src, d, framesOf[i], x, log)
 		closeSrc()
 		res.Entries += n
 		res.Removed = x.Removed
@@ -147,12 +153,43 @@ func checkEmpty(dir, host, dle string) error {
 	return fmt.Errorf("recover: the target %s is not empty (it holds %s): restoring all of %s:%s there would replace what it holds and delete whatever the backup does not list; restore into an empty or new directory, or add --overwrite", dir, what, host, dle)
 }
 
-func applyImage(src io.ReaderAt, d catalog.Dump, x *recover.Extractor) (int64, error) {
+// applyImage extracts the whole tar stream of an image. Its frames are
+// decompressed several at once, ahead of the Extractor
+// (image.NewParallelReader), when the catalog's frame list covers the
+// payload; otherwise the payload is decompressed as one stream, which
+// needs no list.
+func applyImage(src io.ReaderAt, d catalog.Dump, frames []image.Frame, x *recover.Extractor, log *slog.Logger) (int64, error) {
 	payload := io.NewSectionReader(src, 0, d.PayloadSize)
-	r, err := image.NewStreamReader(payload, image.Comp(d.Comp))
+	var r io.ReadCloser
+	var err error
+	if why := framesCover(d, frames); why == "" {
+		r, err = image.NewParallelReader(payload, image.Comp(d.Comp), frames, image.ParallelOptions{})
+	} else {
+		log.Warn("decompressing the image as one stream, one frame at a time", "datestamp", d.Datestamp, "level", d.Level, "why", why)
+		r, err = image.NewStreamReader(payload, image.Comp(d.Comp))
+	}
 	if err != nil {
 		return 0, err
 	}
 	defer r.Close()
 	return x.All(tar.NewReader(r))
+}
+
+// framesCover says why the frame list cannot drive a parallel read of the
+// whole payload, or "" when it can: it must start at the payload's first
+// byte and hold all of its tar bytes, within the payload.
+func framesCover(d catalog.Dump, frames []image.Frame) string {
+	if len(frames) == 0 {
+		return "the catalog has no frame list for it"
+	}
+	first, last := frames[0], frames[len(frames)-1]
+	switch {
+	case first.Offset != 0 || first.TarOffset != 0:
+		return fmt.Sprintf("its frame list starts at payload offset %d, tar offset %d, not 0", first.Offset, first.TarOffset)
+	case last.TarOffset+last.TarSize != d.OrigSize:
+		return fmt.Sprintf("its frame list holds %d tar bytes, the catalog says the image holds %d", last.TarOffset+last.TarSize, d.OrigSize)
+	case last.Offset+last.Size > d.PayloadSize:
+		return fmt.Sprintf("its frame list ends at payload offset %d, past the payload's %d bytes", last.Offset+last.Size, d.PayloadSize)
+	}
+	return ""
 }

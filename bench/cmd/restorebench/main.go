@@ -23,12 +23,17 @@ func main() {
 	work := flag.String("work", "", "work directory for the site (default: a temporary one, removed)")
 	bin := flag.String("tapir", "", "the tapir binary (required)")
 	runs := flag.Int("runs", 3, "timed runs of each side")
+	all := flag.Bool("all", false, "time a whole-DLE restore (tapir recover -c CONFIG --all) against dd | zstd -dc | tar -xpf - instead of one file")
 	flag.Parse()
 	if *tree == "" || *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: restorebench -tree DIR -tapir BIN [-work DIR] [-runs 3]")
 		os.Exit(2)
 	}
-	if err := run(*tree, *work, *bin, *runs); err != nil {
+	f := run
+	if *all {
+		f = runAll
+	}
+	if err := f(*tree, *work, *bin, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "restorebench:", err)
 		os.Exit(1)
 	}
