@@ -10,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
-
-	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
 // runAll dumps tree onto a vtape and times, alternating, a whole-DLE
@@ -27,27 +25,12 @@ func runAll(tree, work, bin string, runs int) error {
 		defer os.RemoveAll(d)
 		work = d
 	}
-	site, err := testsite.New(filepath.Join(work, "site"), testsite.Options{Slots: 2, Capacity: 64 << 30, Blocksize: 256 << 10})
-	if err != nil {
-		return err
-	}
-	defer site.Close()
 	ctx := context.Background()
-	start := time.Now()
-	ids, err := site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "bench", Path: "/data", Root: tree, FrameSize: 1 << 20}}, testsite.RunOptions{})
+	site, _, vt, err := dumpOnVtape(ctx, tree, work)
 	if err != nil {
 		return err
 	}
-	d, err := site.Catalog.Dump(ctx, ids[0])
-	if err != nil {
-		return err
-	}
-	fmt.Printf("restorebench: image of %.1f MiB (%.1f MiB of tar, %d entries) dumped onto a vtape in %.1f s\n",
-		float64(d.PayloadSize)/(1<<20), float64(d.OrigSize)/(1<<20), d.Files, time.Since(start).Seconds())
-	vt, _ := filepath.Glob(filepath.Join(site.Vtapes, "slot1", "00001.*"))
-	if len(vt) != 1 {
-		return fmt.Errorf("vtape file of the image not found under %s", filepath.Join(site.Vtapes, "slot1"))
-	}
+	// The tapir binary opens the catalog itself.
 	site.Close()
 	cfg := filepath.Join(work, "tapir.toml")
 	text := fmt.Sprintf(`org = "test"

@@ -48,27 +48,12 @@ func run(tree, work, bin string, runs int) error {
 		defer os.RemoveAll(d)
 		work = d
 	}
-	site, err := testsite.New(filepath.Join(work, "site"), testsite.Options{Slots: 2, Capacity: 64 << 30, Blocksize: 256 << 10})
+	ctx := context.Background()
+	site, d, vt, err := dumpOnVtape(ctx, tree, work)
 	if err != nil {
 		return err
 	}
 	defer site.Close()
-	ctx := context.Background()
-	start := time.Now()
-	ids, err := site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "bench", Path: "/data", Root: tree, FrameSize: 1 << 20}}, testsite.RunOptions{})
-	if err != nil {
-		return err
-	}
-	d, err := site.Catalog.Dump(ctx, ids[0])
-	if err != nil {
-		return err
-	}
-	fmt.Printf("restorebench: image of %.1f MiB (%.1f MiB of tar, %d entries) dumped onto a vtape in %.1f s\n",
-		float64(d.PayloadSize)/(1<<20), float64(d.OrigSize)/(1<<20), d.Files, time.Since(start).Seconds())
-	vt, _ := filepath.Glob(filepath.Join(site.Vtapes, "slot1", "00001.*"))
-	if len(vt) != 1 {
-		return fmt.Errorf("vtape file not found")
-	}
 	file, err := pickFile(ctx, site.Catalog, d)
 	if err != nil {
 		return err
@@ -177,4 +162,33 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// dumpOnVtape dumps tree as one level-0 image onto the first vtape of a
+// new site under work, and returns the site, the image and the vtape file
+// that holds it.
+func dumpOnVtape(ctx context.Context, tree, work string) (*testsite.Site, *catalog.Dump, []string, error) {
+	site, err := testsite.New(filepath.Join(work, "site"), testsite.Options{Slots: 2, Capacity: 64 << 30, Blocksize: 256 << 10})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	start := time.Now()
+	ids, err := site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "bench", Path: "/data", Root: tree, FrameSize: 1 << 20}}, testsite.RunOptions{})
+	if err != nil {
+		site.Close()
+		return nil, nil, nil, err
+	}
+	d, err := site.Catalog.Dump(ctx, ids[0])
+	if err != nil {
+		site.Close()
+		return nil, nil, nil, err
+	}
+	fmt.Printf("restorebench: image of %.1f MiB (%.1f MiB of tar, %d entries) dumped onto a vtape in %.1f s\n",
+		float64(d.PayloadSize)/(1<<20), float64(d.OrigSize)/(1<<20), d.Files, time.Since(start).Seconds())
+	vt, _ := filepath.Glob(filepath.Join(site.Vtapes, "slot1", "00001.*"))
+	if len(vt) != 1 {
+		site.Close()
+		return nil, nil, nil, fmt.Errorf("the vtape file of the image is not in %s", filepath.Join(site.Vtapes, "slot1"))
+	}
+	return site, d, vt, nil
 }
