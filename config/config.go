@@ -136,6 +136,11 @@ type Tapetype struct {
 	// holds enough of it that the drive cannot catch up with the dumper.
 	// Default 300 MiB, 1 MiB..100 GiB.
 	Speed Size `toml:"speed"`
+	// MinRate is the slowest a drive matches its speed to the data
+	// without stopping (LTO's speed matching); 0: it does not. A dumper
+	// at least this fast is taped from its first bytes; a slower one is
+	// buffered on the holding disk first (Speed's rule). 0..Speed.
+	MinRate Size `toml:"min_rate"`
 }
 
 // Holding is one holding disk.

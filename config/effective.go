@@ -115,6 +115,7 @@ func (c *Config) Effective(w io.Writer) error {
 		e.size("length", t.Length)
 		e.size("blocksize", t.Blocksize)
 		e.size("speed", t.Speed)
+		e.size("min_rate", t.MinRate)
 	}
 	for _, h := range c.Holding {
 		e.table("[[holding]]")

@@ -117,6 +117,7 @@ func TestErrorLines(t *testing.T) {
 		{name: "blocksize too small", src: "[tapetype.lto]\nlength = \"1 TB\"\nblocksize = 512\n", line: 3, msg: "blocksize must be between 32 KiB and 1 MiB"},
 		{name: "blocksize not KiB", src: "[tapetype.lto]\nlength = \"1 TB\"\nblocksize = 40000\n", line: 3, msg: "multiple of 1 KiB"},
 		{name: "speed too small", src: "[tapetype.lto]\nlength = \"1 TB\"\nspeed = \"100 KiB\"\n", line: 3, msg: "speed must be between 1 MiB and 100 GiB"},
+		{name: "min_rate above speed", src: "[tapetype.lto]\nlength = \"1 TB\"\nspeed = \"300 MiB\"\nmin_rate = \"400 MiB\"\n", line: 4, msg: "must not be more than the drive's speed (300 MiB per second)"},
 		{name: "length too small", src: "[tapetype.default]\nlength = \"256k\"\n", line: 2, msg: "length must be at least two blocks"},
 		{name: "device without type", src: "[changer]\ndevice = \"/dev/nst0\"\n", line: 2, msg: `changer.device is set but changer.type is "disk"`},
 		{name: "single without device", src: "[changer]\n\ntype = \"single\"\n", line: 3, msg: "needs changer.device"},

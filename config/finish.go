@@ -366,6 +366,10 @@ func (f *finisher) tapetypes() {
 			f.errf(at("tapetype", name, "blocksize"), "%s must be a multiple of 1 KiB, got %s", showKey(at("tapetype", name, "blocksize")), t.Blocksize)
 		}
 		f.size(&t.Speed, at("tapetype", name, "speed"), DefaultSpeed, MiB, 100*GiB)
+		f.size(&t.MinRate, at("tapetype", name, "min_rate"), 0, 0, 100*GiB)
+		if mp := at("tapetype", name, "min_rate"); f.has(mp) && t.MinRate > t.Speed {
+			f.errf(mp, "%s (%s per second) must not be more than the drive's speed (%s per second)", showKey(mp), t.MinRate, t.Speed)
+		}
 		lp := at("tapetype", name, "length")
 		switch {
 		case f.has(lp):

@@ -51,7 +51,7 @@ func (t *taperLoop) readyLocked() *streamItem {
 			continue
 		}
 		written, rate := s.g.Progress()
-		if taper.StartNow(written, s.est, rate, t.speed) {
+		if taper.StartNow(written, s.est, rate, t.speed, t.minRate) {
 			t.removeOfferedLocked(s)
 			return s
 		}
@@ -106,7 +106,7 @@ func (t *taperLoop) tapeStream(ctx context.Context, s *streamItem) {
 	j, r := s.j, t.r
 	written, rate := s.g.Progress()
 	r.log.Info("taping started while dumping", "host", j.dle.Host, "path", j.dle.Path, "level", s.hdr.Level,
-		"written", written, "estimate", s.est, "dump_rate", int64(rate), "drive_rate", int64(t.speed))
+		"written", written, "estimate", s.est, "dump_rate", int64(rate), "drive_rate", int64(t.speed), "drive_min_rate", int64(t.minRate))
 	start := r.clock.Now()
 	rd := s.g.NewReader()
 	res, err := t.scribe.WriteImage(ctx, s.hdr, rd, s.hdr.Name())

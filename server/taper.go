@@ -89,6 +89,7 @@ type taperLoop struct {
 	queue       []*tapeItem
 	offered     []*streamItem // images being dumped that the taper may start
 	speed       float64       // the drive's rate, bytes/s ([tapetype] speed)
+	minRate     float64       // the slowest it matches its speed to, bytes/s ([tapetype] min_rate); 0: none
 	direct      *directItem
 	busy        bool        // an image is being written, or a direct stream was accepted
 	busyHolding bool        // the image being written is on the holding disk
@@ -102,7 +103,7 @@ type taperLoop struct {
 }
 
 func newTaperLoop(r *run, vols *volumes) *taperLoop {
-	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log), speed: float64(r.cfg.Tapetype().Speed),
+	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log), speed: float64(r.cfg.Tapetype().Speed), minRate: float64(r.cfg.Tapetype().MinRate),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), done: make(chan struct{})}
 	t.scribe.Clock = r.clock
 	return t

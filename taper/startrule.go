@@ -22,12 +22,18 @@ const StartMargin = 1.10
 //	written · dumpRate ≥ remaining · (driveRate − dumpRate)
 //
 // and always when the drive is no faster than the dumper (it never
-// catches up) or the image has reached its estimate. With nothing
-// written, no measured rate or no estimate it says wait: the image is
-// taped once it is complete.
-func StartNow(written, estimate int64, dumpRate, driveRate float64) bool {
+// catches up) or the image has reached its estimate. A drive that matches
+// its speed to the data down to minRate (0: it does not) never stops
+// while the dumper feeds it at least minRate: taping starts at once; a
+// dumper slower than that is buffered on the holding disk first, by the
+// rule above. With nothing written, no measured rate or no estimate it
+// says wait: the image is taped once it is complete.
+func StartNow(written, estimate int64, dumpRate, driveRate, minRate float64) bool {
 	if written <= 0 || estimate <= 0 || !(dumpRate > 0) || !(driveRate > 0) {
 		return false
+	}
+	if minRate > 0 && dumpRate >= minRate {
+		return true
 	}
 	remaining := float64(estimate)*StartMargin - float64(written)
 	if remaining <= 0 || driveRate <= dumpRate {

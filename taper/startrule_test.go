@@ -10,25 +10,31 @@ import (
 func TestStartNowExamples(t *testing.T) {
 	const MiB = 1 << 20
 	for _, tc := range []struct {
-		name                string
-		written, estimate   int64
-		dumpRate, driveRate float64
-		want                bool
+		name                         string
+		written, estimate            int64
+		dumpRate, driveRate, minRate float64
+		want                         bool
 	}{
-		{"nothing written", 0, 100 * MiB, 50 * MiB, 300 * MiB, false},
-		{"no estimate", 10 * MiB, 0, 50 * MiB, 300 * MiB, false},
-		{"no dump rate yet", 10 * MiB, 100 * MiB, 0, 300 * MiB, false},
-		{"no drive rate", 10 * MiB, 100 * MiB, 50 * MiB, 0, false},
-		{"drive slower than the dumper", 1, 100 * MiB, 400 * MiB, 300 * MiB, true},
-		{"drive as fast as the dumper", 1, 100 * MiB, 300 * MiB, 300 * MiB, true},
-		{"past the estimate", 200 * MiB, 100 * MiB, 1 * MiB, 300 * MiB, true},
+		{"nothing written", 0, 100 * MiB, 50 * MiB, 300 * MiB, 0, false},
+		{"no estimate", 10 * MiB, 0, 50 * MiB, 300 * MiB, 0, false},
+		{"no dump rate yet", 10 * MiB, 100 * MiB, 0, 300 * MiB, 0, false},
+		{"no drive rate", 10 * MiB, 100 * MiB, 50 * MiB, 0, 0, false},
+		{"drive slower than the dumper", 1, 100 * MiB, 400 * MiB, 300 * MiB, 0, true},
+		{"drive as fast as the dumper", 1, 100 * MiB, 300 * MiB, 300 * MiB, 0, true},
+		{"past the estimate", 200 * MiB, 100 * MiB, 1 * MiB, 300 * MiB, 0, true},
 		// 110 MiB with the margin; drive 5x the dumper: start at 4/5 of it, 88 MiB.
-		{"just short", 87 * MiB, 100 * MiB, 60 * MiB, 300 * MiB, false},
-		{"just enough", 89 * MiB, 100 * MiB, 60 * MiB, 300 * MiB, true},
-		{"NaN rate", 10 * MiB, 100 * MiB, math.NaN(), 300 * MiB, false},
+		{"just short", 87 * MiB, 100 * MiB, 60 * MiB, 300 * MiB, 0, false},
+		{"just enough", 89 * MiB, 100 * MiB, 60 * MiB, 300 * MiB, 0, true},
+		{"NaN rate", 10 * MiB, 100 * MiB, math.NaN(), 300 * MiB, 0, false},
+		// A drive that matches its speed down to 112 MiB/s: a dumper that
+		// fast is taped at once, a slower one buffered as before.
+		{"speed matching, fed enough", 1, 100 * MiB, 120 * MiB, 300 * MiB, 112 * MiB, true},
+		{"speed matching, fed too slowly", 1 * MiB, 100 * MiB, 100 * MiB, 300 * MiB, 112 * MiB, false},
+		{"speed matching, too slowly but enough buffered", 89 * MiB, 100 * MiB, 60 * MiB, 300 * MiB, 112 * MiB, true},
+		{"speed matching, nothing written", 0, 100 * MiB, 120 * MiB, 300 * MiB, 112 * MiB, false},
 	} {
-		if got := StartNow(tc.written, tc.estimate, tc.dumpRate, tc.driveRate); got != tc.want {
-			t.Errorf("%s: StartNow(%d, %d, %g, %g) = %v, want %v", tc.name, tc.written, tc.estimate, tc.dumpRate, tc.driveRate, got, tc.want)
+		if got := StartNow(tc.written, tc.estimate, tc.dumpRate, tc.driveRate, tc.minRate); got != tc.want {
+			t.Errorf("%s: StartNow(%d, %d, %g, %g, %g) = %v, want %v", tc.name, tc.written, tc.estimate, tc.dumpRate, tc.driveRate, tc.minRate, got, tc.want)
 		}
 	}
 }
@@ -45,19 +51,27 @@ func TestStartNowProperties(t *testing.T) {
 		written := rng.Int64N(est*2) + 1
 		dump := 1 + rng.Float64()*1e9
 		drive := 1 + rng.Float64()*1e9
-		start := StartNow(written, est, dump, drive)
+		minRate := 0.0 // half the drives match their speed, down to a random rate
+		if rng.IntN(2) == 0 {
+			minRate = drive * rng.Float64()
+		}
+		start := StartNow(written, est, dump, drive, minRate)
+		matched := minRate > 0 && dump >= minRate
 		if start {
-			if !StartNow(written+1+rng.Int64N(est), est, dump, drive) {
+			if !StartNow(written+1+rng.Int64N(est), est, dump, drive, minRate) {
 				t.Fatalf("case %d: more bytes written turn start into wait", i)
 			}
-			if !StartNow(written, est, dump*(1+rng.Float64()), drive) {
+			if !StartNow(written, est, dump*(1+rng.Float64()), drive, minRate) {
 				t.Fatalf("case %d: a faster dumper turns start into wait", i)
 			}
-			if !StartNow(written, est, dump, drive*rng.Float64()+1e-9) {
+			if !StartNow(written, est, dump, drive*rng.Float64()+1e-9, minRate*rng.Float64()) {
 				t.Fatalf("case %d: a slower drive turns start into wait", i)
 			}
-			if !StartNow(written, max(1, est-rng.Int64N(est)), dump, drive) {
+			if !StartNow(written, max(1, est-rng.Int64N(est)), dump, drive, minRate) {
 				t.Fatalf("case %d: a smaller image turns start into wait", i)
+			}
+			if matched {
+				continue // the drive slows down to the dumper: it never stops
 			}
 			// The drive, started now, has not caught up when the dumper
 			// ends: at t_end it has written at most what the dumper has.
@@ -69,6 +83,9 @@ func TestStartNowProperties(t *testing.T) {
 				}
 			}
 		} else {
+			if matched {
+				t.Fatalf("case %d: waits although the dumper (%g/s) feeds the drive at least its min_rate (%g/s)", i, dump, minRate)
+			}
 			remaining := float64(est)*StartMargin - float64(written)
 			tEnd := remaining / dump
 			// Waiting is only right when the drive would catch up.
