@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,28 +73,7 @@ func TestRecoverServerSideAttacks(t *testing.T) {
 	}
 	site.Close()
 	cfg := filepath.Join(dir, "tapir.toml")
-	text := fmt.Sprintf(`org = "test"
-statedir = %q
-catalog = %q
-
-[changer]
-type = "disk"
-path = %q
-slots = 3
-tapetype = "small"
-
-[tapetype.small]
-length = "4 GiB"
-blocksize = "64 KiB"
-
-[[holding]]
-path = %q
-
-[[dle]]
-host = "evil"
-path = "/dot"
-`, filepath.Join(dir, "state"), site.CatalogDB, site.Vtapes, site.Holding)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+	if err := site.WriteConfig(cfg, testsite.DLE{Host: "evil", Path: "/dot"}); err != nil {
 		t.Fatal(err)
 	}
 	recoverArgs := func(path, to string, more ...string) []string {

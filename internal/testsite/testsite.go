@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -89,6 +90,22 @@ func New(dir string, o Options) (*Site, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// WriteConfig writes a tapir configuration of the site at path, for the
+// tapir commands that read a site (recover -c, verify): its catalog, its
+// vtapes as the disk changer (slots, capacity and blocksize as made), its
+// holding disk and the DLEs given (their Host and Path).
+func (s *Site) WriteConfig(path string, dles ...DLE) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "org = %q\nstatedir = %q\ncatalog = %q\n\n", s.Org, filepath.Dir(s.CatalogDB), s.CatalogDB)
+	fmt.Fprintf(&b, "[changer]\ntype = \"disk\"\npath = %q\nslots = %d\ntapetype = \"site\"\n\n", s.Vtapes, s.Slots)
+	fmt.Fprintf(&b, "[tapetype.site]\nlength = \"%d\"\nblocksize = \"%d\"\n\n", s.Capacity, s.Blocksize)
+	fmt.Fprintf(&b, "[[holding]]\npath = %q\n", s.Holding)
+	for _, d := range dles {
+		fmt.Fprintf(&b, "\n[[dle]]\nhost = %q\npath = %q\n", d.Host, d.Path)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // Close closes the catalog.

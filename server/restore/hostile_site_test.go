@@ -47,28 +47,7 @@ func hostileSite(t *testing.T, dles map[string][][]byte) *config.Config {
 	}
 	site.Close()
 	cfgPath := filepath.Join(dir, "tapir.toml")
-	text := fmt.Sprintf(`org = "test"
-statedir = %q
-catalog = %q
-
-[changer]
-type = "disk"
-path = %q
-slots = 3
-tapetype = "small"
-
-[tapetype.small]
-length = "4 GiB"
-blocksize = "64 KiB"
-
-[[holding]]
-path = %q
-
-[[dle]]
-host = "evil"
-path = "/x"
-`, filepath.Join(dir, "state"), site.CatalogDB, site.Vtapes, site.Holding)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+	if err := site.WriteConfig(cfgPath, testsite.DLE{Host: "evil", Path: "/x"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)

@@ -76,28 +76,7 @@ func frameSite(t *testing.T, comp image.Comp) (string, *config.Config, string, [
 		t.Fatalf("vtape file: %v", vt)
 	}
 	cfgPath := filepath.Join(dir, "tapir.toml")
-	text := fmt.Sprintf(`org = "test"
-statedir = %q
-catalog = %q
-
-[changer]
-type = "disk"
-path = %q
-slots = 2
-tapetype = "t"
-
-[tapetype.t]
-length = "4 GiB"
-blocksize = "64 KiB"
-
-[[holding]]
-path = %q
-
-[[dle]]
-host = "h"
-path = "/data"
-`, filepath.Join(dir, "state"), site.CatalogDB, site.Vtapes, site.Holding)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+	if err := site.WriteConfig(cfgPath, testsite.DLE{Host: "h", Path: "/data"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
 // runAll dumps tree onto a vtape and times, alternating, a whole-DLE
@@ -33,28 +35,7 @@ func runAll(tree, work, bin string, runs int) error {
 	// The tapir binary opens the catalog itself.
 	site.Close()
 	cfg := filepath.Join(work, "tapir.toml")
-	text := fmt.Sprintf(`org = "test"
-statedir = %q
-catalog = %q
-
-[changer]
-type = "disk"
-path = %q
-slots = 2
-tapetype = "bench"
-
-[tapetype.bench]
-length = "64 GiB"
-blocksize = "256 KiB"
-
-[[holding]]
-path = %q
-
-[[dle]]
-host = "bench"
-path = "/data"
-`, filepath.Join(work, "state"), site.CatalogDB, site.Vtapes, site.Holding)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+	if err := site.WriteConfig(cfg, testsite.DLE{Host: "bench", Path: "/data"}); err != nil {
 		return err
 	}
 	want, err := treeSums(tree)
