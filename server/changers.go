@@ -118,28 +118,27 @@ func (c *changerVolumes) Properties() indexd.SourceProperties {
 	return indexd.SourceProperties{Drives: 1, Where: p.Where, WaitsForPerson: p.WaitsForPerson}
 }
 
-// find returns the slot holding label, and what the changer's inventory
-// says of the drive (single) when it does not.
-func (c *changerVolumes) find(ctx context.Context, label string) (int, []taper.SlotInfo, error) {
+// find returns the slot holding label.
+func (c *changerVolumes) find(ctx context.Context, label string) (int, error) {
 	inv, err := c.ch.Inventory(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	for _, s := range inv {
 		if s.Label != nil && s.Label.Label == label {
-			return s.Slot, inv, nil
+			return s.Slot, nil
 		}
 	}
 	where := "the changer"
 	if c.ch.Properties().WaitsForPerson {
 		where = "the drive " + c.dev
 	}
-	return 0, inv, fmt.Errorf("volume %s is not in %s: load it, then try again (%w)", label, where, indexd.ErrVolumeMissing)
+	return 0, fmt.Errorf("volume %s is not in %s: load it, then try again (%w)", label, where, indexd.ErrVolumeMissing)
 }
 
 // Locate says where the volume is.
 func (c *changerVolumes) Locate(ctx context.Context, label string) (string, error) {
-	slot, _, err := c.find(ctx, label)
+	slot, err := c.find(ctx, label)
 	if err != nil {
 		return "", err
 	}
@@ -164,7 +163,7 @@ func (c *changerVolumes) Open(ctx context.Context, label string, ask indexd.Ask)
 	if c.ch.Properties().WaitsForPerson {
 		return c.openSingle(ctx, label, ask, give, release)
 	}
-	slot, _, err := c.find(ctx, label)
+	slot, err := c.find(ctx, label)
 	if err != nil {
 		give()
 		return nil, nil, err
@@ -172,10 +171,7 @@ func (c *changerVolumes) Open(ctx context.Context, label string, ask indexd.Ask)
 	dev, err := c.ch.Load(ctx, slot)
 	if err != nil {
 		give()
-		if errors.Is(err, taper.ErrBusy) {
-			return nil, nil, fmt.Errorf("volume %s: the drive %s is busy (a backup run is writing); try again when it is done: %w", label, c.dev, err)
-		}
-		return nil, nil, err
+		return nil, nil, c.loadError(label, err)
 	}
 	l, err := taper.ReadLabel(dev)
 	if err != nil || l.Label != label {
@@ -194,18 +190,15 @@ func (c *changerVolumes) Open(ctx context.Context, label string, ask indexd.Ask)
 
 // openSingle opens the volume in a single drive: Load reads the label of
 // the cartridge there (the inventory then says what it read, without
-// moving the tape), so the drive is opened once and rewound twice. A
+// moving the tape), so the drive is opened and its label read once. A
 // volume that is not there is asked for when someone can be asked.
 func (c *changerVolumes) openSingle(ctx context.Context, label string, ask indexd.Ask, give, release func()) (taper.Device, func(), error) {
 	dev, err := c.ch.Load(ctx, 1)
 	var inv []taper.SlotInfo
 	switch {
-	case errors.Is(err, taper.ErrBusy):
-		give()
-		return nil, nil, fmt.Errorf("volume %s: the drive %s is busy (a backup run is writing); try again when it is done: %w", label, c.dev, err)
 	case err != nil && !errors.Is(err, taper.ErrNoMedium):
 		give()
-		return nil, nil, fmt.Errorf("volume %s: %w", label, err)
+		return nil, nil, c.loadError(label, err)
 	case err == nil:
 		if inv, err = c.ch.Inventory(ctx); err != nil {
 			release()
@@ -230,6 +223,14 @@ func (c *changerVolumes) openSingle(ctx context.Context, label string, ask index
 		return nil, nil, err
 	}
 	return dev, release, nil
+}
+
+// loadError says why the drive could not be loaded for reading label.
+func (c *changerVolumes) loadError(label string, err error) error {
+	if errors.Is(err, taper.ErrBusy) {
+		return fmt.Errorf("volume %s: the drive %s is busy (a backup run is writing); try again when it is done: %w", label, c.dev, err)
+	}
+	return fmt.Errorf("volume %s: %w", label, err)
 }
 
 // waitFor asks a person for the volume label and waits until it is in the
