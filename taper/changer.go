@@ -30,10 +30,15 @@ type Changer interface {
 	Slots(ctx context.Context) (int, error)
 	// Load puts the volume of a slot into the drive and returns the drive,
 	// rewound. A device returned by an earlier Load is unloaded first and
-	// fails with ErrNoMedium from then on.
+	// fails with ErrNoMedium from then on. When another view of the same
+	// group holds the slot's volume open in its drive, Load fails with an
+	// error matching ErrInOtherDrive that names that drive, and moves
+	// nothing: a volume is never open in two drives.
 	Load(ctx context.Context, slot int) (Device, error)
-	// Inventory reports what each slot holds, without side effects: it
-	// neither moves volumes nor disturbs the loaded drive. With NeedsScan,
+	// Inventory reports what each slot of the whole library holds (the
+	// same from every view of a group), without side effects: it neither
+	// moves volumes nor disturbs a loaded drive. A volume in a drive is
+	// reported at its home slot. With NeedsScan,
 	// a full slot whose label was never read has an Err wrapping
 	// ErrNotScanned.
 	Inventory(ctx context.Context) ([]SlotInfo, error)
@@ -74,9 +79,17 @@ type Properties struct {
 	// Kind is the changer type of the configuration: "disk", "single" or
 	// "robot".
 	Kind string
-	// Drives is the number of drives the changer lends tapir. Every
-	// changer has one today; Load and WaitFor use that drive.
+	// Drives is the number of drives of the group this changer belongs
+	// to: a changer is one drive's view of a library whose drives tapir
+	// uses at once (NewDiskChangers, NewRobotChangers), one view per
+	// drive, and every view of a group declares the same Drives. A
+	// single changer, and a disk or robot changer made alone, has one.
 	Drives int
+	// Drive is the number of this view's drive, in the changer's own
+	// numbering: mtx's data transfer element for a robot, 0 to Drives-1
+	// for a disk changer, 0 for a single changer. Load, Eject, Drive,
+	// WaitFor and Close act on this drive only.
+	Drive int
 	// WaitsForPerson: WaitFor works; a person changes the volumes.
 	WaitsForPerson bool
 	// NeedsScan: Inventory does not know a volume's label until the
@@ -99,6 +112,11 @@ type DriveInfo struct {
 	Slot    int    // the home slot of that volume, 0 when unknown
 	Barcode string // its barcode, "" without one
 }
+
+// ErrInOtherDrive is matched (errors.Is) by the error of Load when the
+// slot's volume is held open in another drive of the same group (another
+// view lent it and has not ejected it); the message names that drive.
+var ErrInOtherDrive = errors.New("the volume is held open in another drive of this changer")
 
 // ErrNotSupported is matched (errors.Is) by the error of a Changer method
 // the changer does not declare in its Properties.
@@ -129,18 +147,31 @@ type SlotInfo struct {
 }
 
 // DiskChanger is the `disk` changer: root/slot1 .. root/slotN, each slot
-// directory one vtape. It is safe for concurrent use.
+// directory one vtape. A DiskChanger is one vtape drive's view of the
+// slots; NewDiskChangers makes several drives that share them, so that
+// several tapers write at once, each to its own slot. It is safe for
+// concurrent use.
 type DiskChanger struct {
-	root         string
-	slots        int
-	capacity     int64
-	blocksize    int64
-	earlyWarning int64
-	log          *slog.Logger
+	*diskGroup
+	drive int // this view's drive, 0 to drives-1
 
-	mu      sync.Mutex
+	// Under diskGroup.mu:
 	current *Vtape
 	curSlot int
+}
+
+// diskGroup is what the drives of one disk changer share.
+type diskGroup struct {
+	root      string
+	slots     int
+	capacity  int64
+	blocksize int64
+	drives    int
+	log       *slog.Logger
+
+	mu           sync.Mutex
+	earlyWarning int64
+	held         map[int]int // slot -> the drive that holds its vtape open
 }
 
 // ErrNoChangerRoot is matched by the error of NewDiskChanger when the
@@ -150,15 +181,33 @@ var ErrNoChangerRoot = errors.New("the directory does not exist")
 // MaxDiskSlots bounds the slots of a disk changer.
 const MaxDiskSlots = 10000
 
-// NewDiskChanger opens the disk changer at root with slots slots of
-// capacity bytes each. root must exist (a missing one is an error matching
+// NewDiskChanger opens the disk changer at root with one drive and slots
+// slots of capacity bytes each: NewDiskChangers(root, slots, capacity,
+// blocksize, 1, log)[0].
+func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog.Logger) (*DiskChanger, error) {
+	cs, err := NewDiskChangers(root, slots, capacity, blocksize, 1, log)
+	if err != nil {
+		return nil, err
+	}
+	return cs[0], nil
+}
+
+// MaxDiskDrives bounds the drives of a disk changer.
+const MaxDiskDrives = 64
+
+// NewDiskChangers opens the disk changer at root with drives vtape drives
+// that share its slots, and returns one view per drive (drive numbers 0 to
+// drives-1). Each view loads, ejects and closes its own drive; a slot's
+// vtape held open by one drive (loaded, not ejected) cannot be loaded by
+// another (ErrInOtherDrive). The disk changer has slots slots of capacity
+// bytes each. root must exist (a missing one is an error matching
 // ErrNoChangerRoot: an unmounted disk must not silently become an empty
 // changer on the root filesystem); root/slot1..slotN are created (mode
 // 0750) when absent. Nothing is ever deleted: slot directories beyond slots
 // are left alone (and logged). blocksize is the record size assumed for volumes
 // whose label does not give one. Early warning is DefaultEarlyWarning(capacity)
 // until SetEarlyWarning changes it. log may be nil.
-func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog.Logger) (*DiskChanger, error) {
+func NewDiskChangers(root string, slots int, capacity, blocksize int64, drives int, log *slog.Logger) ([]*DiskChanger, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -169,6 +218,10 @@ func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog
 		return nil, fmt.Errorf("disk changer %s: %d slots: want 1 to %d", root, slots, MaxDiskSlots)
 	case capacity <= 0:
 		return nil, fmt.Errorf("disk changer %s: capacity %d bytes is not positive; set the tapetype length", root, capacity)
+	case drives < 1 || drives > MaxDiskDrives:
+		return nil, fmt.Errorf("disk changer %s: %d drives: want 1 to %d", root, drives, MaxDiskDrives)
+	case drives > slots:
+		return nil, fmt.Errorf("disk changer %s: %d drives but only %d slots: each drive needs a slot of its own; add slots or use fewer drives", root, drives, slots)
 	}
 	if err := checkBlocksize(blocksize); err != nil {
 		return nil, fmt.Errorf("disk changer %s: %w", root, err)
@@ -180,8 +233,8 @@ func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("disk changer %s: not a directory; the changer's path must be a directory of slot directories", root)
 	}
-	c := &DiskChanger{root: root, slots: slots, capacity: capacity, blocksize: blocksize,
-		earlyWarning: DefaultEarlyWarning(capacity), log: log}
+	c := &diskGroup{root: root, slots: slots, capacity: capacity, blocksize: blocksize, drives: drives,
+		earlyWarning: DefaultEarlyWarning(capacity), log: log, held: map[int]int{}}
 	for i := 1; i <= slots; i++ {
 		dir := c.SlotDir(i)
 		err := os.Mkdir(dir, 0o750)
@@ -206,11 +259,15 @@ func NewDiskChanger(root string, slots int, capacity, blocksize int64, log *slog
 			}
 		}
 	}
-	return c, nil
+	views := make([]*DiskChanger, drives)
+	for i := range views {
+		views[i] = &DiskChanger{diskGroup: c, drive: i}
+	}
+	return views, nil
 }
 
 // SetEarlyWarning sets the early-warning distance in bytes for volumes
-// loaded from now on.
+// loaded from now on, by every drive of the changer.
 func (c *DiskChanger) SetEarlyWarning(bytes int64) error {
 	if bytes < 0 || bytes >= c.capacity {
 		return fmt.Errorf("disk changer %s: early warning %d bytes must be between 0 and the capacity (%d bytes)", c.root, bytes, c.capacity)
@@ -222,16 +279,21 @@ func (c *DiskChanger) SetEarlyWarning(bytes int64) error {
 }
 
 // SlotDir returns the directory of a slot.
-func (c *DiskChanger) SlotDir(slot int) string {
+func (c *diskGroup) SlotDir(slot int) string {
 	return filepath.Join(c.root, "slot"+strconv.Itoa(slot))
 }
 
-func (c *DiskChanger) name() string { return "disk changer " + c.root }
+func (c *DiskChanger) name() string {
+	if c.drives > 1 {
+		return fmt.Sprintf("disk changer %s (drive %d)", c.root, c.drive)
+	}
+	return "disk changer " + c.root
+}
 
-// Properties declares the disk changer: one drive, labels read from the
-// vtapes, erase.
+// Properties declares the disk changer: its drives and this view's,
+// labels read from the vtapes, erase.
 func (c *DiskChanger) Properties() Properties {
-	return Properties{Kind: "disk", Drives: 1, CanErase: true, Where: "the disk changer " + c.root}
+	return Properties{Kind: "disk", Drives: c.drives, Drive: c.drive, CanErase: true, Where: "the disk changer " + c.root}
 }
 
 // Where returns the directory of a slot.
@@ -252,7 +314,9 @@ func (c *DiskChanger) checkSlot(op string, slot int) error {
 	return nil
 }
 
-// Load unloads the current volume, if any, and loads the vtape of slot.
+// Load unloads this drive's volume, if any, and loads the vtape of slot.
+// A slot whose vtape another drive holds is refused (ErrInOtherDrive),
+// and this drive keeps what it holds.
 func (c *DiskChanger) Load(ctx context.Context, slot int) (Device, error) {
 	if err := c.checkSlot("load", slot); err != nil {
 		return nil, err
@@ -262,6 +326,10 @@ func (c *DiskChanger) Load(ctx context.Context, slot int) (Device, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if d, ok := c.held[slot]; ok && d != c.drive {
+		return nil, fmt.Errorf("disk changer %s: load slot %d into drive %d: %w: drive %d is using it; choose another slot, or wait until drive %d has ejected it",
+			c.root, slot, c.drive, ErrInOtherDrive, d, d)
+	}
 	if err := c.unloadLocked(); err != nil {
 		return nil, err
 	}
@@ -270,11 +338,12 @@ func (c *DiskChanger) Load(ctx context.Context, slot int) (Device, error) {
 		return nil, fmt.Errorf("disk changer %s: load slot %d: %w", c.root, slot, err)
 	}
 	c.current, c.curSlot = v, slot
-	c.log.Debug("disk changer: loaded", "slot", slot, "dir", v.dir)
+	c.held[slot] = c.drive
+	c.log.Debug("disk changer: loaded", "slot", slot, "drive", c.drive, "dir", v.dir)
 	return v, nil
 }
 
-// Loaded returns the slot in the drive, 0 if none.
+// Loaded returns the slot in this view's drive, 0 if none.
 func (c *DiskChanger) Loaded() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -287,15 +356,16 @@ func (c *DiskChanger) unloadLocked() error {
 	}
 	v, slot := c.current, c.curSlot
 	c.current, c.curSlot = nil, 0
+	delete(c.held, slot)
 	err := v.Eject() // releases every file handle; the device answers ErrNoMedium from now on
 	if err != nil {
-		return fmt.Errorf("disk changer %s: unload slot %d: %w", c.root, slot, err)
+		return fmt.Errorf("disk changer %s: unload slot %d from drive %d: %w", c.root, slot, c.drive, err)
 	}
-	c.log.Debug("disk changer: unloaded", "slot", slot)
+	c.log.Debug("disk changer: unloaded", "slot", slot, "drive", c.drive)
 	return nil
 }
 
-// Eject unloads the drive.
+// Eject unloads this view's drive; the other drives keep their volumes.
 func (c *DiskChanger) Eject(ctx context.Context) error {
 	if err := ctxErr(ctx, c.name(), "eject"); err != nil {
 		return err
@@ -305,7 +375,8 @@ func (c *DiskChanger) Eject(ctx context.Context) error {
 	return c.unloadLocked()
 }
 
-// Inventory reads the label of every slot through its own read-only handle.
+// Inventory reads the label of every slot through its own read-only
+// handle, also of the slots that a drive has loaded (and may be writing).
 func (c *DiskChanger) Inventory(ctx context.Context) ([]SlotInfo, error) {
 	if err := ctxErr(ctx, c.name(), "inventory"); err != nil {
 		return nil, err
@@ -334,10 +405,11 @@ func (c *DiskChanger) Drive(ctx context.Context) (DriveInfo, error) {
 }
 
 // Close does nothing: the vtape it lends holds no drive that another
-// process could want, and stays usable until the next Load or Eject.
+// process could want, and stays usable (and held by this drive: another
+// drive cannot load its slot) until this view's next Load or Eject.
 func (c *DiskChanger) Close() error { return nil }
 
-func (c *DiskChanger) inspect(slot int) SlotInfo {
+func (c *diskGroup) inspect(slot int) SlotInfo {
 	si := SlotInfo{Slot: slot}
 	v, err := openVtape(c.SlotDir(slot), c.capacity, 0, c.blocksize)
 	if errors.Is(err, ErrNoMedium) {

@@ -25,6 +25,38 @@ func diskFixture(t *testing.T) *changertest.Fixture {
 	return &changertest.Fixture{Changer: ch, Full: []int{1, 2}, Device: taper.DeviceProperties{NamesFiles: true, RandomAccess: true}}
 }
 
+// diskDriveFixture is one view (drive) of a disk changer with two drives;
+// the other drive holds a slot of its own open, which the view must not
+// disturb.
+func diskDriveFixture(drive int) func(t *testing.T) *changertest.Fixture {
+	return func(t *testing.T) *changertest.Fixture {
+		cs, err := taper.NewDiskChangers(t.TempDir(), 4, 64<<20, 32<<10, 2, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := cs[1-drive]
+		d, err := other.Load(t.Context(), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := d.Tell(); err != nil {
+				t.Errorf("the other drive's device after the checks: %v", err)
+			}
+		})
+		return &changertest.Fixture{Changer: cs[drive], Full: []int{1, 2}, Device: taper.DeviceProperties{NamesFiles: true, RandomAccess: true}}
+	}
+}
+
+// diskGroup is a disk changer with two drives.
+func diskGroup(t *testing.T) *changertest.Group {
+	cs, err := taper.NewDiskChangers(t.TempDir(), 4, 64<<20, 32<<10, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &changertest.Group{Views: []taper.Changer{cs[0], cs[1]}, Full: []int{1, 2, 3}}
+}
+
 // singleFixture is the single changer over a fakest drive holding a blank
 // cartridge: in memory, or mounted through FUSE (skipped without it).
 func singleFixture(fuse bool) func(t *testing.T) *changertest.Fixture {
@@ -132,6 +164,8 @@ func TestChangerConformance(t *testing.T) {
 		fn   func(t *testing.T) *changertest.Fixture
 	}{
 		{"disk", diskFixture},
+		{"disk-drive0-of-2", diskDriveFixture(0)},
+		{"disk-drive1-of-2", diskDriveFixture(1)},
 		{"single", singleFixture(false)},
 		{"single-fuse", singleFixture(true)},
 		{"robot", robotFixture},
@@ -139,5 +173,19 @@ func TestChangerConformance(t *testing.T) {
 	for _, f := range fixtures {
 		t.Run(f.name, func(t *testing.T) { changertest.Run(t, f.fn) })
 		t.Run("taptest-"+f.name, func(t *testing.T) { changertest.Run(t, wrapped(f.fn)) })
+	}
+}
+
+// TestChangerDrivesConformance runs the checks of several drives used at
+// once against every changer that has them.
+func TestChangerDrivesConformance(t *testing.T) {
+	groups := []struct {
+		name string
+		fn   func(t *testing.T) *changertest.Group
+	}{
+		{"disk", diskGroup},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) { changertest.RunDrives(t, g.fn) })
 	}
 }

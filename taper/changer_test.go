@@ -197,3 +197,91 @@ func TestDiskChangerInventoryAndLoad(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDiskChangersDrives: the drives of one disk changer share its slots;
+// a slot another drive holds is neither loaded nor erased, and the
+// inventory reads a slot while another drive writes it.
+func TestDiskChangersDrives(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	for _, c := range []struct {
+		slots, drives int
+		want          string
+	}{
+		{3, 0, "0 drives: want 1 to 64"},
+		{3, 65, "65 drives: want 1 to 64"},
+		{2, 3, "3 drives but only 2 slots"},
+	} {
+		if _, err := NewDiskChangers(root, c.slots, 1<<30, testBS, c.drives, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%d slots, %d drives: %v, want %q", c.slots, c.drives, err, c.want)
+		}
+	}
+	cs, err := NewDiskChangers(root, 3, 1<<30, testBS, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 {
+		t.Fatalf("%d views, want 2", len(cs))
+	}
+	for i, c := range cs {
+		if p := c.Properties(); p.Drives != 2 || p.Drive != i || p.Kind != "disk" {
+			t.Errorf("view %d: %+v", i, p)
+		}
+	}
+	if p := mustDisk(t, root); p.Properties().Drives != 1 || p.Properties().Drive != 0 {
+		t.Errorf("NewDiskChanger: %+v, want one drive, drive 0", p.Properties())
+	}
+	d0, err := cs[0].Load(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLabel(d0, testLabel("T-001")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs[1].Load(ctx, 1)
+	if !errors.Is(err, ErrInOtherDrive) || !strings.Contains(err.Error(), "drive 0 is using it") || !strings.Contains(err.Error(), "load slot 1 into drive 1") {
+		t.Errorf("drive 1 loads the slot of drive 0: %v", err)
+	}
+	if cs[1].Loaded() != 0 || cs[0].Loaded() != 1 {
+		t.Errorf("after the refused load: drive 0 holds %d, drive 1 holds %d", cs[0].Loaded(), cs[1].Loaded())
+	}
+	if _, err := cs[1].Erase(ctx, 1, "test", "T-001"); err == nil || !strings.Contains(err.Error(), "in drive 0; eject it first") {
+		t.Errorf("drive 1 erases the slot of drive 0: %v", err)
+	}
+	// Drive 0 writes a file; drive 1's view reads the slot's label meanwhile.
+	if err := d0.BeginFile("img"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d0.WriteRecord(fill(1, FirstRecordSize)); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := cs[1].Inventory(ctx)
+	if err != nil || inv[0].Label == nil || inv[0].Label.Label != "T-001" {
+		t.Fatalf("drive 1's inventory while drive 0 writes slot 1: %+v %v", inv, err)
+	}
+	// Drive 1's Eject leaves drive 0's file open.
+	if _, err := cs[1].Load(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs[1].Eject(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d0.WriteRecord(fill(2, testBS)); err != nil {
+		t.Errorf("drive 0 after drive 1's Eject: %v", err)
+	}
+	if err := cs[0].Eject(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs[1].Load(ctx, 1); err != nil {
+		t.Errorf("drive 1 loads slot 1 after drive 0 ejected it: %v", err)
+	}
+}
+
+func mustDisk(t *testing.T, root string) *DiskChanger {
+	t.Helper()
+	c, err := NewDiskChanger(root, 3, 1<<30, testBS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -14,6 +14,15 @@
 // image as parts across volumes and names the tape files a failed write
 // leaves behind (WriteError) so that the caller records them as failed.
 //
+// A changer may have several drives that tapir uses at once, one taper
+// each: NewDiskChangers (vtape drives sharing the slot directories)
+// returns one Changer per drive, a view of the same slots. Each view
+// loads, ejects and closes only its own drive; the inventory is the whole
+// library's, the same from every view; a slot whose volume one view holds
+// open (loaded, not ejected) is refused to the others with an error
+// matching ErrInOtherDrive, so that a volume is never open in two drives.
+// Properties says how many drives the group has and which one a view is.
+//
 // Every Changer method that may move a volume, run mtx or wait for a
 // person takes a ctx and stops when it ends. What a changer or a device can
 // do is declared (Changer.Properties, Device.Properties), never discovered

@@ -30,8 +30,8 @@ func (c *DiskChanger) Erase(ctx context.Context, slot int, org, label string) (i
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("disk changer %s: erase slot %d (volume %s): "+format, append([]any{c.root, slot, label}, args...)...)
 	}
-	if c.current != nil && c.curSlot == slot {
-		return 0, fail("the volume is in the drive; eject it first")
+	if d, ok := c.held[slot]; ok {
+		return 0, fail("the volume is in drive %d; eject it first", d)
 	}
 	v, err := openVtape(dir, c.capacity, 0, c.blocksize)
 	if err != nil {

@@ -76,7 +76,7 @@ func TestDiskChangerErase(t *testing.T) {
 	if _, err := c.Load(context.Background(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Erase(context.Background(), 1, "test", "test-001"); err == nil || !strings.Contains(err.Error(), "in the drive") {
+	if _, err := c.Erase(context.Background(), 1, "test", "test-001"); err == nil || !strings.Contains(err.Error(), "in drive 0; eject it first") {
 		t.Errorf("erase the loaded slot: %v", err)
 	}
 	c.Eject(context.Background())

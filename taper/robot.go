@@ -174,7 +174,7 @@ func (c *RobotChanger) name() string { return "robot changer " + c.cfg.Changer }
 // Properties declares the robot changer: one of the library's drives,
 // labels learned by loading each volume once (Scan), no person.
 func (c *RobotChanger) Properties() Properties {
-	return Properties{Kind: "robot", Drives: 1, NeedsScan: true, KnowsDrive: true, Where: "the library " + c.cfg.Changer}
+	return Properties{Kind: "robot", Drives: 1, Drive: c.cfg.Drive, NeedsScan: true, KnowsDrive: true, Where: "the library " + c.cfg.Changer}
 }
 
 // Where names a storage slot of the library.

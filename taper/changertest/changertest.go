@@ -8,6 +8,13 @@
 // in progress when ctx ends; what Properties declares is what the changer
 // does, and its devices declare what they can do.
 //
+// RunDrives checks a group of drives of one changer used at once (one view
+// per drive): each view loads and writes its own slot while the others
+// write theirs; a slot held open by one view is refused to another
+// (ErrInOtherDrive) and nothing moves; one view's Eject leaves the others'
+// devices working; every view reports the same inventory; and random
+// sequences never have a slot open in two drives.
+//
 // It knows no changer's insides: a fixture gives it the changer and the
 // means to put volumes back where a person would.
 package changertest
@@ -16,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"strconv"
 	"strings"
 	"sync"
@@ -461,5 +469,426 @@ func deviceProperties(t *testing.T, f *Fixture) {
 			t.Errorf("tape file 1 through OpenFile: %v %v, want 32 KiB", fi, err)
 		}
 		file.Close()
+	}
+}
+
+// Group is the changers of one library under test, one view per drive
+// (taper.NewDiskChangers, taper.NewRobotChangers), with its volumes in
+// place.
+type Group struct {
+	// Views are the views of the group's drives, at least two.
+	Views []taper.Changer
+	// Full lists slots that hold a volume the suite may label: more than
+	// there are views, so that every view can hold one and one is free.
+	Full []int
+	// Moves counts the volume moves so far (a robot's mtx load and
+	// unload); nil when the changer cannot tell.
+	Moves func() int
+}
+
+// RunDrives runs the checks of a group of drives that tapir uses at once:
+// every view declares the group; two views load two slots and write and
+// read them at the same time; a slot held open by one view cannot be
+// loaded by another (ErrInOtherDrive, naming the drive, moving nothing);
+// the Eject of one view leaves the other's device working; every view
+// reports the same inventory; and a random sequence of loads, ejects and
+// inventories on random views never has a slot open in two drives and
+// always lists every full slot exactly once. newGroup makes a fresh group
+// for each check.
+func RunDrives(t *testing.T, newGroup func(t *testing.T) *Group) {
+	checks := []struct {
+		name string
+		fn   func(*testing.T, *Group)
+	}{
+		{"Properties", groupProperties},
+		{"ConcurrentWrites", concurrentWrites},
+		{"HeldInOtherDrive", heldInOtherDrive},
+		{"EjectLeavesOthers", ejectLeavesOthers},
+		{"SameInventory", sameInventory},
+		{"RandomSequences", randomSequences},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			g := newGroup(t)
+			if len(g.Views) < 2 {
+				t.Fatalf("changertest: the group has %d views, want at least 2", len(g.Views))
+			}
+			if len(g.Full) <= len(g.Views) {
+				t.Fatalf("changertest: the group lists %d full slots for %d views, want more", len(g.Full), len(g.Views))
+			}
+			t.Cleanup(func() {
+				for _, v := range g.Views {
+					v.Close()
+				}
+			})
+			c.fn(t, g)
+		})
+	}
+}
+
+func groupMoves(g *Group) int {
+	if g.Moves == nil {
+		return 0
+	}
+	return g.Moves()
+}
+
+// viewLoad loads slot through view i and checks that the device is at the
+// beginning.
+func viewLoad(t *testing.T, g *Group, i, slot int) taper.Device {
+	t.Helper()
+	d, err := g.Views[i].Load(t.Context(), slot)
+	if err != nil {
+		t.Fatalf("view %d (drive %d): load slot %d: %v", i, g.Views[i].Properties().Drive, slot, err)
+	}
+	if p, err := d.Tell(); err != nil || p.File != 0 || p.Record != 0 {
+		t.Fatalf("view %d: load slot %d: the device is at %+v (%v), want the beginning", i, slot, p, err)
+	}
+	return d
+}
+
+// viewLabel writes the suite's label on slot through view i and tells the
+// changer.
+func viewLabel(t *testing.T, g *Group, i, slot int) taper.Device {
+	t.Helper()
+	d := viewLoad(t, g, i, slot)
+	l := label(slot)
+	if err := taper.WriteLabel(d, l); err != nil {
+		t.Fatalf("view %d: label slot %d: %v", i, slot, err)
+	}
+	if err := g.Views[i].Labelled(t.Context(), &l); err != nil {
+		t.Fatalf("view %d: labelled slot %d: %v", i, slot, err)
+	}
+	return d
+}
+
+// labelAll labels every full slot through view 0 and ejects it, so that
+// every label is known (also to a changer that NeedsScan).
+func labelAll(t *testing.T, g *Group) {
+	t.Helper()
+	for _, slot := range g.Full {
+		viewLabel(t, g, 0, slot)
+	}
+	if err := g.Views[0].Eject(t.Context()); err != nil {
+		t.Fatalf("view 0: eject: %v", err)
+	}
+}
+
+// readsLabel checks that d, rewound, reads the suite's label of slot.
+func readsLabel(t *testing.T, what string, d taper.Device, slot int) {
+	t.Helper()
+	if err := d.Rewind(); err != nil {
+		t.Errorf("%s: rewind: %v", what, err)
+		return
+	}
+	if l, err := taper.ReadLabel(d); err != nil || l.Label != label(slot).Label {
+		t.Errorf("%s: reads label %+v %v, want %s", what, l, err, label(slot).Label)
+	}
+}
+
+// groupProperties: every view declares the group and its own drive.
+func groupProperties(t *testing.T, g *Group) {
+	seen := map[int]int{}
+	p0 := g.Views[0].Properties()
+	for i, v := range g.Views {
+		p := v.Properties()
+		if p.Drives != len(g.Views) {
+			t.Errorf("view %d: Drives %d, want %d (the views of the group)", i, p.Drives, len(g.Views))
+		}
+		if p.Kind != p0.Kind || p.Where != p0.Where || p.NeedsScan != p0.NeedsScan || p.CanErase != p0.CanErase || p.KnowsDrive != p0.KnowsDrive || p.WaitsForPerson != p0.WaitsForPerson {
+			t.Errorf("view %d declares %+v, view 0 %+v: the views of one changer differ only in Drive", i, p, p0)
+		}
+		if j, dup := seen[p.Drive]; dup {
+			t.Errorf("views %d and %d both declare drive %d", j, i, p.Drive)
+		}
+		seen[p.Drive] = i
+	}
+}
+
+// concurrentWrites: two views load two slots at the same time, write a
+// label and a file each at the same time, and read back their own.
+func concurrentWrites(t *testing.T, g *Group) {
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	const records = 20
+	for i := range g.Views {
+		slot := g.Full[i]
+		wg.Go(func() {
+			d, err := g.Views[i].Load(ctx, slot)
+			if err != nil {
+				t.Errorf("view %d: load slot %d: %v", i, slot, err)
+				return
+			}
+			l := label(slot)
+			if err := taper.WriteLabel(d, l); err != nil {
+				t.Errorf("view %d: label slot %d: %v", i, slot, err)
+				return
+			}
+			if err := g.Views[i].Labelled(ctx, &l); err != nil {
+				t.Errorf("view %d: labelled: %v", i, err)
+			}
+			if err := d.BeginFile("changertest"); err != nil {
+				t.Errorf("view %d: BeginFile: %v", i, err)
+				return
+			}
+			rec := make([]byte, 32<<10)
+			for r := range records {
+				for k := range rec {
+					rec[k] = byte(slot*31 + r + k)
+				}
+				if err := d.WriteRecord(rec); err != nil {
+					t.Errorf("view %d: slot %d: write record %d: %v", i, slot, r, err)
+					return
+				}
+			}
+			if err := d.WriteFilemark(); err != nil {
+				t.Errorf("view %d: slot %d: filemark: %v", i, slot, err)
+				return
+			}
+			readsLabel(t, fmt.Sprintf("view %d, slot %d", i, slot), d, slot)
+			if err := d.SpaceFiles(1); err != nil {
+				t.Errorf("view %d: slot %d: space to file 1: %v", i, slot, err)
+				return
+			}
+			buf := make([]byte, 64<<10)
+			for r := range records {
+				n, err := d.ReadRecord(buf)
+				if err != nil || n != len(rec) {
+					t.Errorf("view %d: slot %d: read record %d: %d bytes, %v", i, slot, r, n, err)
+					return
+				}
+				for k := range n {
+					if buf[k] != byte(slot*31+r+k) {
+						t.Errorf("view %d: slot %d: record %d differs at byte %d: another drive's data?", i, slot, r, k)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	inv, err := g.Views[0].Inventory(ctx)
+	if err != nil {
+		t.Fatalf("inventory: %v", err)
+	}
+	for i := range g.Views {
+		if s, ok := slotOf(inv, g.Full[i]); !ok || s.Label == nil || s.Label.Label != label(g.Full[i]).Label {
+			t.Errorf("inventory while the drives hold their volumes: %s, want %s in slot %d", describe(inv), label(g.Full[i]).Label, g.Full[i])
+		}
+	}
+}
+
+// heldInOtherDrive: a slot held open by one view cannot be loaded by
+// another: ErrInOtherDrive naming the drive, nothing moved, both devices
+// still working.
+func heldInOtherDrive(t *testing.T, g *Group) {
+	ctx := t.Context()
+	labelAll(t, g)
+	a, b := g.Full[0], g.Full[1]
+	d0 := viewLoad(t, g, 0, a)
+	d1 := viewLoad(t, g, 1, b)
+	if _, err := taper.ReadLabel(d0); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := d0.Tell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drive0 := g.Views[0].Properties().Drive
+	before := groupMoves(g)
+	_, err = g.Views[1].Load(ctx, a)
+	if !errors.Is(err, taper.ErrInOtherDrive) || !strings.Contains(err.Error(), "drive "+strconv.Itoa(drive0)) || !strings.Contains(err.Error(), "slot "+strconv.Itoa(a)) {
+		t.Errorf("view 1: load slot %d held by drive %d: %v, want ErrInOtherDrive naming slot %d and drive %d", a, drive0, err, a, drive0)
+	}
+	if n := groupMoves(g); n != before {
+		t.Errorf("the refused load moved %d volumes", n-before)
+	}
+	if p, err := d0.Tell(); err != nil || p != pos {
+		t.Errorf("view 0's device is at %+v (%v) after the refused load, was at %+v", p, err, pos)
+	}
+	readsLabel(t, "view 0 after the refused load", d0, a)
+	readsLabel(t, "view 1 after its refused load", d1, b)
+	// The holder may load its own slot again.
+	readsLabel(t, "view 0 reloading its slot", viewLoad(t, g, 0, a), a)
+	// Once the holder has ejected it, the slot is free for the other view.
+	if err := g.Views[0].Eject(ctx); err != nil {
+		t.Fatal(err)
+	}
+	readsLabel(t, "view 1 after view 0 ejected the slot", viewLoad(t, g, 1, a), a)
+	// And view 1's former slot is free for view 0.
+	readsLabel(t, "view 0 loading view 1's former slot", viewLoad(t, g, 0, b), b)
+}
+
+// ejectLeavesOthers: the Eject of one view ends only its own device.
+func ejectLeavesOthers(t *testing.T, g *Group) {
+	ctx := t.Context()
+	a, b := g.Full[0], g.Full[1]
+	d0 := viewLabel(t, g, 0, a)
+	d1 := viewLabel(t, g, 1, b)
+	if err := d1.BeginFile("changertest"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.WriteRecord(make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Views[0].Eject(ctx); err != nil {
+		t.Fatalf("view 0: eject: %v", err)
+	}
+	if err := d0.Rewind(); !errors.Is(err, taper.ErrNoMedium) {
+		t.Errorf("view 0's device after its Eject: %v, want ErrNoMedium", err)
+	}
+	// View 1 goes on writing the file it began.
+	if err := d1.WriteRecord(make([]byte, 32<<10)); err != nil {
+		t.Errorf("view 1: write after view 0's Eject: %v", err)
+	}
+	if err := d1.WriteFilemark(); err != nil {
+		t.Errorf("view 1: filemark after view 0's Eject: %v", err)
+	}
+	readsLabel(t, "view 1 after view 0's Eject", d1, b)
+	if g.Views[1].Properties().KnowsDrive {
+		if di, err := g.Views[1].Drive(ctx); err != nil || !di.Full || di.Slot != b {
+			t.Errorf("view 1: Drive after view 0's Eject: %+v %v, want slot %d", di, err, b)
+		}
+		if di, err := g.Views[0].Drive(ctx); err != nil || di.Full {
+			t.Errorf("view 0: Drive after its Eject: %+v %v, want empty", di, err)
+		}
+	}
+	// An empty drive ejects again without harm to the other.
+	if err := g.Views[0].Eject(ctx); err != nil {
+		t.Errorf("view 0: second eject: %v", err)
+	}
+	readsLabel(t, "view 1 after view 0's second Eject", d1, b)
+}
+
+// sameInventory: every view reports the same inventory, with volumes in
+// drives at their home slots.
+func sameInventory(t *testing.T, g *Group) {
+	ctx := t.Context()
+	labelAll(t, g)
+	for i := range g.Views {
+		viewLoad(t, g, i, g.Full[i])
+	}
+	var first string
+	for i, v := range g.Views {
+		inv, err := v.Inventory(ctx)
+		if err != nil {
+			t.Fatalf("view %d: inventory: %v", i, err)
+		}
+		s := describe(inv)
+		if i == 0 {
+			first = s
+		} else if s != first {
+			t.Errorf("view %d's inventory differs from view 0's:\n%s\n%s", i, s, first)
+		}
+		for _, slot := range g.Full {
+			if si, ok := slotOf(inv, slot); !ok || si.Label == nil || si.Label.Label != label(slot).Label {
+				t.Errorf("view %d: inventory %s, want %s in slot %d", i, s, label(slot).Label, slot)
+			}
+		}
+	}
+}
+
+// randomSequences: random loads, ejects and inventories on random views.
+// The model says which view holds which slot; the changer must agree: a
+// load of a slot another view holds fails with ErrInOtherDrive and moves
+// nothing, any other load succeeds; a device of a view reads its own
+// slot's label; no slot is ever open in two drives; the inventory lists
+// every full slot exactly once.
+func randomSequences(t *testing.T, g *Group) {
+	ctx := t.Context()
+	labelAll(t, g)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	n := len(g.Views)
+	holds := make([]int, n) // view -> slot it holds, 0 for none
+	devs := make([]taper.Device, n)
+	holder := func(slot int) int {
+		for i, s := range holds {
+			if s == slot {
+				return i
+			}
+		}
+		return -1
+	}
+	steps := 40
+	if testing.Short() {
+		steps = 15
+	}
+	for step := range steps {
+		i := rng.Intn(n)
+		switch op := rng.Intn(5); {
+		case op < 3: // load
+			slot := g.Full[rng.Intn(len(g.Full))]
+			h := holder(slot)
+			before := groupMoves(g)
+			d, err := g.Views[i].Load(ctx, slot)
+			switch {
+			case h >= 0 && h != i:
+				if !errors.Is(err, taper.ErrInOtherDrive) {
+					t.Fatalf("step %d: view %d loads slot %d held by view %d: %v, want ErrInOtherDrive", step, i, slot, h, err)
+				}
+				if m := groupMoves(g); m != before {
+					t.Fatalf("step %d: the refused load moved %d volumes", step, m-before)
+				}
+			case err != nil:
+				t.Fatalf("step %d: view %d loads slot %d (held by nobody else): %v", step, i, slot, err)
+			default:
+				if devs[i] != nil && devs[i] != d {
+					if err := devs[i].Rewind(); !errors.Is(err, taper.ErrNoMedium) {
+						t.Fatalf("step %d: view %d's earlier device after loading slot %d: %v, want ErrNoMedium", step, i, slot, err)
+					}
+				}
+				holds[i], devs[i] = slot, d
+			}
+		case op == 3: // eject
+			if err := g.Views[i].Eject(ctx); err != nil {
+				t.Fatalf("step %d: view %d: eject: %v", step, i, err)
+			}
+			if devs[i] != nil {
+				if err := devs[i].Rewind(); !errors.Is(err, taper.ErrNoMedium) {
+					t.Fatalf("step %d: view %d's device after its Eject: %v, want ErrNoMedium", step, i, err)
+				}
+			}
+			holds[i], devs[i] = 0, nil
+		default: // inventory
+			inv, err := g.Views[i].Inventory(ctx)
+			if err != nil {
+				t.Fatalf("step %d: view %d: inventory: %v", step, i, err)
+			}
+			count := map[int]int{}
+			for _, s := range inv {
+				count[s.Slot]++
+			}
+			for _, slot := range g.Full {
+				s, _ := slotOf(inv, slot)
+				if count[slot] != 1 || s.Label == nil || s.Label.Label != label(slot).Label {
+					t.Fatalf("step %d: view %d: inventory %s: want slot %d listed once with %s", step, i, describe(inv), slot, label(slot).Label)
+				}
+			}
+		}
+		// No slot is open in two drives, and every device reads its own.
+		seen := map[int]int{}
+		for v, slot := range holds {
+			if slot == 0 {
+				continue
+			}
+			if w, dup := seen[slot]; dup {
+				t.Fatalf("step %d: slot %d is open in the drives of views %d and %d", step, slot, w, v)
+			}
+			seen[slot] = v
+			readsLabel(t, fmt.Sprintf("step %d: view %d holding slot %d", step, v, slot), devs[v], slot)
+			if g.Views[v].Properties().KnowsDrive {
+				if di, err := g.Views[v].Drive(ctx); err != nil || !di.Full || di.Slot != slot {
+					t.Fatalf("step %d: view %d: Drive %+v %v, want slot %d", step, v, di, err, slot)
+				}
+			}
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
 	}
 }
