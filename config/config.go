@@ -107,6 +107,10 @@ type Changer struct {
 	Changer  string `toml:"changer_device"` // robot: media changer device, e.g. "/dev/sg3"
 	Slots    int    `toml:"slots"`          // disk: number of slots, default 12; robot: the storage slots tapir may use, 0 (not written) = unknown (the library's count is used)
 	Tapetype string `toml:"tapetype"`       // name in [tapetype.X]; default "default"
+	// Tapers is how many drives a run writes at once, each its own
+	// volume: disk, that many vtape drives over the slots; robot, the
+	// drives drives[drive] .. drives[drive+tapers-1]; single, 1. Default 1.
+	Tapers int `toml:"tapers"`
 
 	// single: how a run waits for a person to insert a volume.
 	Wait   Duration `toml:"wait"`   // how long a run waits for the volume it needs, default 0 (degraded at once)
@@ -121,7 +125,7 @@ type Changer struct {
 	// robot: the media changer through mtx.
 	MTX             string   `toml:"mtx"`                // the mtx program, default "mtx"
 	Drives          []string `toml:"drives"`             // the tape device of each drive, by mtx's drive number; default [device]
-	Drive           int      `toml:"drive"`              // which of them tapir uses, default 0
+	Drive           int      `toml:"drive"`              // the first of them tapir uses (tapers from it), default 0
 	StateFile       string   `toml:"state_file"`         // labels learned by barcode, default "<statedir>/changer-state.json"
 	IgnoreBarcodes  bool     `toml:"ignore_barcodes"`    // no (trustworthy) barcode reader
 	NoEjectToUnload bool     `toml:"no_eject_to_unload"` // the library takes the cartridge out of the drive by itself

@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 			Key: "/var/lib/tapir/tapir/tls/server.key"},
 		Mail:   Mail{Server: "localhost:25", StartTLS: "auto", Timeout: Duration(time.Minute), SendOn: "all"},
 		Server: Server{IndexListen: ":10082", MetricsListen: "127.0.0.1:9233"},
-		Changer: Changer{Type: "disk", Path: "/var/lib/tapir/tapir/vtapes", Slots: 12, Tapetype: "default",
+		Changer: Changer{Type: "disk", Path: "/var/lib/tapir/tapir/vtapes", Slots: 12, Tapetype: "default", Tapers: 1,
 			Poll: Duration(10 * time.Second), Remind: Duration(30 * time.Minute)},
 		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB, Speed: 300 * MiB}},
 		Dumptypes: map[string]Dumptype{"default": {Compress: "client-zstd", CompressLevel: 1, FrameSize: MiB,

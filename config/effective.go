@@ -94,6 +94,7 @@ func (c *Config) Effective(w io.Writer) error {
 		e.int("slots", c.Changer.Slots)
 	}
 	e.str("tapetype", c.Changer.Tapetype)
+	e.int("tapers", c.Changer.Tapers)
 	e.str("wait", c.Changer.Wait.String())
 	e.str("poll", c.Changer.Poll.String())
 	e.str("remind", c.Changer.Remind.String())

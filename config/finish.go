@@ -419,6 +419,10 @@ func (f *finisher) changer() {
 	f.device(&ch.Changer, at("changer", "changer_device"), ch.Type == "robot", `"robot"`, "/dev/sg3")
 	k := func(key string) []string { return at("changer", key) }
 	f.duration0(&ch.Wait, k("wait"), 0)
+	f.num(&ch.Tapers, k("tapers"), 1, 1, 64)
+	if ch.Type == "single" && ch.Tapers > 1 {
+		f.errf(k("tapers"), "changer.tapers = %d, but a \"single\" changer has one drive; use a \"robot\" changer (or \"disk\" vtapes) to write several volumes at once", ch.Tapers)
+	}
 	f.duration(&ch.Poll, k("poll"), Duration(10*time.Second))
 	f.duration(&ch.Remind, k("remind"), Duration(30*time.Minute))
 	switch {
@@ -458,8 +462,10 @@ func (f *finisher) changer() {
 		f.errf(k("drive"), "changer.drive = %d, but changer.drives lists %d drive(s) (numbered from 0, as mtx numbers them)", ch.Drive, len(ch.Drives))
 	case ch.Device != "" && ch.Device != ch.Drives[ch.Drive]:
 		f.errf(at("changer", "device"), "changer.device %s is not drive %d of changer.drives (%s); name the drive once, in drives with drive, or in device", preview(ch.Device), ch.Drive, ch.Drives[ch.Drive])
+	case ch.Drive+ch.Tapers > len(ch.Drives) && len(ch.Drives) > 0:
+		f.errf(k("tapers"), "changer.tapers = %d from changer.drive = %d needs drives %d to %d, but changer.drives lists %d drive(s); list every drive tapir may use in drives", ch.Tapers, ch.Drive, ch.Drive, ch.Drive+ch.Tapers-1, len(ch.Drives))
 	case len(ch.Drives) > 0:
-		ch.Device = ch.Drives[ch.Drive] // the drive tapir uses
+		ch.Device = ch.Drives[ch.Drive] // the first drive tapir uses
 	}
 	f.path(&ch.StateFile, k("state_file"), filepath.Join(c.StateDir, "changer-state.json"))
 }

@@ -11,7 +11,8 @@ import (
 type Config struct {
 	Dumpcycle    int   // days between two fulls of a DLE, at most
 	Runspercycle int   // runs per dumpcycle (7 for a nightly run and dumpcycle 7)
-	Runtapes     int   // volumes one run may write
+	Runtapes     int   // volumes one run may write, counted over all its drives
+	Drives       int   // drives that write at once, each its own volume; 0 = 1
 	TapeLength   int64 // bytes one volume holds (after drive compression, if any)
 
 	// Bumping: an incremental at level L moves to level L+1 when it has run

@@ -99,12 +99,17 @@ func (sc *Schedule) Explain(w io.Writer) error {
 	return err
 }
 
-// tapesOf describes the volumes of a run: "2 volumes of 400 GiB".
+// tapesOf describes the volumes of a run: "2 volumes of 400 GiB",
+// "4 volumes of 400 GiB over 2 drives".
 func tapesOf(cfg Config) string {
+	s := fmt.Sprintf("%d volumes of %s", cfg.Runtapes, bytesize.Format(cfg.TapeLength))
 	if cfg.Runtapes == 1 {
-		return "1 volume of " + bytesize.Format(cfg.TapeLength)
+		s = "1 volume of " + bytesize.Format(cfg.TapeLength)
 	}
-	return fmt.Sprintf("%d volumes of %s", cfg.Runtapes, bytesize.Format(cfg.TapeLength))
+	if d := min(cfg.Drives, cfg.Runtapes); d > 1 {
+		s += fmt.Sprintf(" over %d drives", d)
+	}
+	return s
 }
 
 func plural(n int, one, many string) string {

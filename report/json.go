@@ -60,6 +60,7 @@ type jsonDegr struct {
 
 type jsonVolume struct {
 	Label   string  `json:"label"`
+	Drive   string  `json:"drive,omitempty"`
 	Slot    int     `json:"slot"`
 	New     bool    `json:"new"`
 	Files   int     `json:"files"`
@@ -124,7 +125,7 @@ func (r *Run) JSON() ([]byte, error) {
 		j.Degraded = &jsonDegr{Reason: d.Reason, Expected: d.Expected, Insert: d.Insert}
 	}
 	for _, v := range n.Volumes {
-		j.Volumes = append(j.Volumes, jsonVolume{Label: v.Label, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes, Length: v.Length, Seconds: seconds(v.Time), Starved: seconds(v.Starved)})
+		j.Volumes = append(j.Volumes, jsonVolume{Label: v.Label, Drive: v.Drive, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes, Length: v.Length, Seconds: seconds(v.Time), Starved: seconds(v.Starved)})
 	}
 	for _, d := range n.DLEs {
 		jd := jsonDLE{Host: d.Host, Path: d.Path, Level: d.Level, Status: d.Status, Reason: d.Reason,
@@ -220,7 +221,7 @@ func ParseJSON(b []byte) (*Run, error) {
 		p.nonNeg(f+".files", int64(v.Files))
 		p.nonNeg(f+".bytes", v.Bytes)
 		p.nonNeg(f+".length", v.Length)
-		r.Volumes = append(r.Volumes, Volume{Label: v.Label, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes,
+		r.Volumes = append(r.Volumes, Volume{Label: v.Label, Drive: v.Drive, Slot: v.Slot, New: v.New, Files: v.Files, Bytes: v.Bytes,
 			Length: v.Length, Time: p.dur(f+".seconds", v.Seconds), Starved: p.dur(f+".starved_seconds", v.Starved)})
 	}
 	for i, jd := range j.DLEs {

@@ -87,11 +87,12 @@ type Degraded struct {
 // Volume is one volume written by the run.
 type Volume struct {
 	Label  string
-	Slot   int   // 0 when the changer has no slots
-	New    bool  // labelled by this run
-	Files  int   // tape files written after the label; one per part
-	Bytes  int64 // payload bytes written
-	Length int64 // the volume's capacity (tapetype length); 0 = unknown
+	Drive  string // the drive that wrote it, with several: "drive 1 (/dev/nst1)"; "" with one
+	Slot   int    // 0 when the changer has no slots
+	New    bool   // labelled by this run
+	Files  int    // tape files written after the label; one per part
+	Bytes  int64  // payload bytes written
+	Length int64  // the volume's capacity (tapetype length); 0 = unknown
 	Time   time.Duration
 	// Starved is the time the drive waited for data in the middle of the
 	// images it wrote on this volume (the dumper had not yet written the
@@ -247,7 +248,7 @@ func (r *Run) normalized() *Run {
 	}
 	n.Volumes = make([]Volume, len(r.Volumes))
 	for i, v := range r.Volumes {
-		v.Label = valid(v.Label)
+		v.Label, v.Drive = valid(v.Label), valid(v.Drive)
 		v.Time, v.Starved = msec(v.Time), msec(v.Starved)
 		n.Volumes[i] = v
 	}

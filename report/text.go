@@ -100,6 +100,9 @@ func (r *Run) volumes(t *textWriter) {
 			if v.Slot > 0 {
 				what = append(what, fmt.Sprintf("slot %d", v.Slot))
 			}
+			if v.Drive != "" {
+				what = append(what, "by "+clean(v.Drive))
+			}
 			if v.New {
 				what = append(what, "newly labelled")
 			}
@@ -366,6 +369,44 @@ func (r *Run) usage(t *textWriter) {
 			strconv.Itoa(dles[v.Label]), strconv.Itoa(v.Files), secs(v.Starved) + " s"})
 	}
 	t.section("USAGE BY VOLUME:")
+	table(t, "  ", rows, 1)
+	r.driveUsage(t)
+}
+
+// driveUsage writes USAGE BY DRIVE when several drives wrote: each
+// drive's volumes, time in the drive, bytes, rate and time starved.
+func (r *Run) driveUsage(t *textWriter) {
+	type drive struct {
+		vols          []string
+		bytes         int64
+		time, starved time.Duration
+	}
+	by := map[string]*drive{}
+	var order []string
+	for _, v := range r.Volumes {
+		if v.Drive == "" {
+			continue
+		}
+		d := by[v.Drive]
+		if d == nil {
+			d = &drive{}
+			by[v.Drive] = d
+			order = append(order, v.Drive)
+		}
+		d.vols = append(d.vols, clean(v.Label))
+		d.bytes += v.Bytes
+		d.time += v.Time
+		d.starved += v.Starved
+	}
+	if len(order) == 0 {
+		return
+	}
+	rows := [][]string{{"Drive", "Volumes", "Time", "Size", "KiB/s", "Starved"}}
+	for _, name := range order {
+		d := by[name]
+		rows = append(rows, []string{clean(name), strings.Join(d.vols, " "), hm(d.time), bytesize.Format(d.bytes), kps(d.bytes, d.time), secs(d.starved) + " s"})
+	}
+	t.section("USAGE BY DRIVE:")
 	table(t, "  ", rows, 1)
 }
 

@@ -41,11 +41,56 @@ func openChangerFor(cfg *config.Config, deps Deps, log *slog.Logger, readOnly bo
 		return taper.NewSingleChanger(taper.SingleConfig{Device: ch.Device, Clock: clk, Poll: time.Duration(ch.Poll),
 			Remind: time.Duration(ch.Remind), Logger: log, DriveOptions: ch.DriveOptions, ReadOnly: readOnly})
 	case "robot":
-		return taper.NewRobotChanger(taper.RobotConfig{Changer: ch.Changer, MTX: ch.MTX, Drives: ch.Drives, Drive: ch.Drive,
-			NoEjectBeforeUnload: ch.NoEjectToUnload, IgnoreBarcodes: ch.IgnoreBarcodes, StateFile: ch.StateFile,
-			Clock: clk, Logger: log, DriveOptions: ch.DriveOptions, ReadOnly: readOnly})
+		return taper.NewRobotChanger(robotConfig(cfg, deps, log, readOnly))
 	}
 	return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
+}
+
+// openChangers returns one changer per drive a run writes with
+// ([changer] tapers), sharing the changer's slots; the injected changer
+// of a test is one drive.
+func openChangers(cfg *config.Config, deps Deps, log *slog.Logger) ([]taper.Changer, error) {
+	ch := cfg.Changer
+	if deps.Changer != nil || ch.Tapers <= 1 || ch.Type == "single" {
+		c, err := openChanger(cfg, deps, log)
+		if err != nil {
+			return nil, err
+		}
+		return []taper.Changer{c}, nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tt := cfg.Tapetype()
+	var out []taper.Changer
+	switch ch.Type {
+	case "disk":
+		ds, err := taper.NewDiskChangers(ch.Path, ch.Slots, int64(tt.Length), int64(tt.Blocksize), ch.Tapers, log)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			out = append(out, d)
+		}
+	case "robot":
+		var use []int
+		for i := range ch.Tapers {
+			use = append(use, ch.Drive+i)
+		}
+		_ = use
+		return nil, errors.New("PENDING robot group")
+	default:
+		return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
+	}
+	return out, nil
+}
+
+// robotConfig is the robot changer of the configuration.
+func robotConfig(cfg *config.Config, deps Deps, log *slog.Logger, readOnly bool) taper.RobotConfig {
+	ch := cfg.Changer
+	return taper.RobotConfig{Changer: ch.Changer, MTX: ch.MTX, Drives: ch.Drives, Drive: ch.Drive,
+		NoEjectBeforeUnload: ch.NoEjectToUnload, IgnoreBarcodes: ch.IgnoreBarcodes, StateFile: ch.StateFile,
+		Clock: clock.Or(deps.Clock), Logger: log, DriveOptions: ch.DriveOptions, ReadOnly: readOnly}
 }
 
 // closeChanger releases a changer's drive without ejecting (changers that

@@ -30,6 +30,7 @@ type Collector struct {
 	dleGood, dleGoodLevel, dleFull, dleFailed            *prometheus.Desc
 	holdingBytes, volumes, volumesBeforeNew, scrapeError *prometheus.Desc
 	volStarved, volRate, dleStarved, dleRate             *prometheus.Desc
+	driveStarved, driveRate                              *prometheus.Desc
 }
 
 // NewCollector returns a Collector over an open catalog.
@@ -56,6 +57,8 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 		scrapeError:      d("scrape_error", "1 when reading the catalog or the holding disks failed during this scrape (see the server log)."),
 		volStarved:       d("last_run_volume_starved_seconds", "Time the drive waited for data in the middle of images while writing the volume in the newest finished run (a shoe-shine indicator; 0 when the holding disk fed it).", "volume"),
 		volRate:          d("last_run_volume_rate_bytes_per_second", "Bytes written to the volume in the newest finished run divided by the time spent writing it.", "volume"),
+		driveStarved:     d("last_run_drive_starved_seconds", "Time each drive waited for data in the middle of images in the newest finished run, over the volumes it wrote (drive \"the drive\" when the run wrote with one).", "drive"),
+		driveRate:        d("last_run_drive_rate_bytes_per_second", "Bytes each drive wrote in the newest finished run divided by the time its volumes were in it.", "drive"),
 		dleStarved:       d("dle_tape_starved_seconds_in_last_run", "Time the drive waited for the DLE's image after its first byte in the newest finished run.", "host", "path"),
 		dleRate:          d("dle_tape_rate_bytes_per_second_in_last_run", "Bytes of the DLE's image taped in the newest finished run divided by its tape time.", "host", "path"),
 	}
@@ -65,7 +68,7 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lastRun, c.lastGood, c.lastStatus, c.inProgress, c.runDLEs, c.runDumped, c.runTaped,
 		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError,
-		c.volStarved, c.volRate, c.dleStarved, c.dleRate} {
+		c.volStarved, c.volRate, c.dleStarved, c.dleRate, c.driveStarved, c.driveRate} {
 		ch <- d
 	}
 }
@@ -137,9 +140,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				bytes         int64
 				time, starved time.Duration
 			}
-			var volOrder []string
-			vols := map[string]*tape{}
+			var volOrder, driveOrder []string
+			vols, drives := map[string]*tape{}, map[string]*tape{}
 			for _, v := range rep.Volumes {
+				name := v.Drive
+				if name == "" {
+					name = "the drive"
+				}
+				dx := drives[name]
+				if dx == nil {
+					dx = &tape{}
+					drives[name] = dx
+					driveOrder = append(driveOrder, name)
+				}
+				dx.bytes, dx.time, dx.starved = dx.bytes+v.Bytes, dx.time+v.Time, dx.starved+v.Starved
 				taped += v.Bytes
 				x := vols[v.Label]
 				if x == nil {
@@ -152,6 +166,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			for _, l := range volOrder {
 				gauge(c.volStarved, vols[l].starved.Seconds(), l)
 				gauge(c.volRate, taper.Rate(vols[l].bytes, vols[l].time), l)
+			}
+			for _, n := range driveOrder {
+				gauge(c.driveStarved, drives[n].starved.Seconds(), n)
+				gauge(c.driveRate, taper.Rate(drives[n].bytes, drives[n].time), n)
 			}
 			var dleOrder [][2]string
 			dles := map[[2]string]*tape{}

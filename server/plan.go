@@ -22,6 +22,7 @@ import (
 func plannerConfig(cfg *config.Config) planner.Config {
 	pc := planner.DefaultConfig()
 	pc.Dumpcycle, pc.Runspercycle, pc.Runtapes = cfg.Dumpcycle, cfg.Runspercycle, cfg.Runtapes
+	pc.Drives = cfg.Changer.Tapers
 	tt := cfg.Tapetype()
 	pc.TapeLength = int64(tt.Length)
 	pc.Bumpsize, pc.Bumppercent, pc.Bumpdays, pc.Bumpmult = int64(cfg.Bumpsize), cfg.Bumppercent, cfg.Bumpdays, cfg.Bumpmult

@@ -34,6 +34,10 @@ type Deps struct {
 	// Changer replaces the configuration's changer (tests inject devices
 	// that stall or fail); nil uses the configuration.
 	Changer taper.Changer
+	// Changers, when set, replace the drives a run writes with (one
+	// changer per drive, as [changer] tapers opens them); Changer is
+	// still what restores, verify and the admin commands use.
+	Changers []taper.Changer
 	// Mailer sends the report to mailto; nil uses SMTP as [mail] says.
 	Mailer mail.Mailer
 	// Stop, when closed, asks the run to end early but cleanly (SIGTERM to
@@ -184,12 +188,13 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	r.pool = pool
 	r.vols = &volumes{cfg: cfg, cat: r.cat, datestamp: r.datestamp, clock: r.clock, log: r.log, notes: r.note, deps: sess.deps}
 	r.tp = newTaperLoop(r, r.vols)
-	ch, err := openChanger(cfg, sess.deps, r.log)
+	chs, err := r.openDrives(sess.deps)
 	if err == nil {
-		r.vols.ch = ch
+		r.vols.setDrives(chs)
 		_, err = r.vols.probe(ctx)
-		r.noteMissingVolumes(ctx, ch)
+		r.noteMissingVolumes(ctx, chs[0])
 	}
+	r.tp.setDrives()
 	if err != nil {
 		r.degraded = true
 		r.pool.SetDegraded(true)
@@ -209,6 +214,26 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	}
 	go r.tp.run(ctx)
 	return r, nil
+}
+
+// openDrives opens the drives the run writes with: [changer] tapers of
+// them, but no more than runtapes (each drive writes its own volume).
+func (r *run) openDrives(deps Deps) ([]taper.Changer, error) {
+	chs := deps.Changers
+	if len(chs) == 0 {
+		var err error
+		if chs, err = openChangers(r.cfg, deps, r.log); err != nil {
+			return nil, err
+		}
+	}
+	if n := r.cfg.Runtapes; len(chs) > n {
+		r.note(fmt.Sprintf("taper: [changer] tapers = %d, but runtapes = %d: the run writes with %d drive(s), as each drive writes its own volume; raise runtapes to use them all", len(chs), n, n))
+		for _, ch := range chs[n:] {
+			closeChanger(ch)
+		}
+		chs = chs[:n]
+	}
+	return chs, nil
 }
 
 // Dump runs one backup night for cfg: leftovers of earlier runs first
@@ -279,7 +304,7 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	ctx = context.WithoutCancel(ctx)
 	r.tp.close()
 	<-r.tp.done
-	r.rep.TapeTime = r.tp.busyTime
+	r.rep.TapeTime = r.tp.busyTime()
 	used, next, notes := r.vols.finish(context.WithoutCancel(ctx), r.cfg.Eject) // ejects even when the run was stopped
 	for _, n := range notes {
 		r.note(n)

@@ -32,11 +32,13 @@ func (t *taperLoop) offer(s *streamItem) {
 	t.poke()
 }
 
-// poke wakes the taper to look at the offered images again.
+// poke wakes the drives' workers to look at the offered images again.
 func (t *taperLoop) poke() {
-	select {
-	case t.wake <- struct{}{}:
-	default:
+	for _, td := range t.drives {
+		select {
+		case td.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -102,14 +104,14 @@ func (t *taperLoop) streamFailed(s *streamItem, err error) {
 
 // tapeStream writes an image the dumper is still writing, following the
 // growing holding file.
-func (t *taperLoop) tapeStream(ctx context.Context, s *streamItem) {
+func (t *taperLoop) tapeStream(ctx context.Context, td *taperDrive, s *streamItem) {
 	j, r := s.j, t.r
 	written, rate := s.g.Progress()
 	r.log.Info("taping started while dumping", "host", j.dle.Host, "path", j.dle.Path, "level", s.hdr.Level,
 		"written", written, "estimate", s.est, "dump_rate", int64(rate), "drive_rate", int64(t.speed), "drive_min_rate", int64(t.minRate))
 	start := r.clock.Now()
 	rd := s.g.NewReader()
-	res, err := t.scribe.WriteImage(ctx, s.hdr, rd, s.hdr.Name())
+	res, err := td.scribe.WriteImage(ctx, s.hdr, rd, s.hdr.Name())
 	rd.Close()
 	starved := starvation(rd.Waited(), res)
 	if err != nil {
@@ -121,9 +123,12 @@ func (t *taperLoop) tapeStream(ctx context.Context, s *streamItem) {
 			return
 		}
 		r.log.Error("taping while dumping failed", "host", j.dle.Host, "path", j.dle.Path, "err", err)
-		if errors.Is(err, taper.ErrNoVolume) || ctx.Err() != nil {
+		switch {
+		case errors.Is(err, taper.ErrNoVolume) && ctx.Err() == nil && t.retire(td, err):
+			// Another drive takes the image once it is complete.
+		case errors.Is(err, taper.ErrNoVolume) || ctx.Err() != nil:
 			t.stop(err)
-		} else {
+		default:
 			r.note(fmt.Sprintf("taper: %s:%s level %d: taping while dumping failed (%v); the image is taped again from the holding disk once it is complete", j.dle.Host, j.dle.Path, s.hdr.Level, err))
 		}
 		t.requeue(s)

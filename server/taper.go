@@ -75,38 +75,73 @@ type streamItem struct {
 	path  string // the holding image, once done
 }
 
-// taperLoop is the one goroutine that writes volumes. It takes complete
-// holding images in the order they were queued, and accepts a stream
-// straight from a dumper only while it is idle (holding full, or an image
-// that holding cannot take). When the run may use no further volume it
-// stops taping; what is queued stays on the holding disk.
+// taperLoop writes the volumes, with one worker per drive of the run
+// ([changer] tapers). The workers take complete holding images in the
+// order they were queued, each writing whole images to its own drive's
+// volume, and accept a stream straight from a dumper only while a drive
+// is idle (holding full, or an image that holding cannot take). When the
+// run may use no further volume they stop taping; what is queued stays on
+// the holding disk.
 type taperLoop struct {
 	r      *run
 	vols   *volumes
-	scribe *taper.Scribe
+	drives []*taperDrive
 
-	mu          sync.Mutex
-	queue       []*tapeItem
-	offered     []*streamItem // images being dumped that the taper may start
-	speed       float64       // the drive's rate, bytes/s ([tapetype] speed)
-	minRate     float64       // the slowest it matches its speed to, bytes/s ([tapetype] min_rate); 0: none
+	mu      sync.Mutex
+	queue   []*tapeItem
+	offered []*streamItem // images being dumped that the taper may start
+	speed   float64       // the drive's rate, bytes/s ([tapetype] speed)
+	minRate float64       // the slowest it matches its speed to, bytes/s ([tapetype] min_rate); 0: none
+	closed  bool
+	dead    error // no further volume: nothing more is taped
+	changed chan struct{}
+	done    chan struct{}
+}
+
+// taperDrive is the worker of one drive: its scribe and what it does.
+type taperDrive struct {
+	scribe *taper.Scribe
+	name   string // for a person: "drive 1 (/dev/nst1)", "the drive"
+	wake   chan struct{}
+
+	// under taperLoop.mu
 	direct      *directItem
 	busy        bool        // an image is being written, or a direct stream was accepted
 	busyHolding bool        // the image being written is on the holding disk
 	streaming   *streamItem // the image being written while it is dumped
-	closed      bool
-	dead        error         // no further volume: nothing more is taped
-	busyTime    time.Duration // time spent writing images, for the report
-	wake        chan struct{}
-	changed     chan struct{}
-	done        chan struct{}
+	busyTime    time.Duration
+	retired     error // the drive can write no further volume; the others go on
 }
 
 func newTaperLoop(r *run, vols *volumes) *taperLoop {
-	t := &taperLoop{r: r, vols: vols, scribe: taper.NewScribe(vols, r.log), speed: float64(r.cfg.Tapetype().Speed), minRate: float64(r.cfg.Tapetype().MinRate),
-		wake: make(chan struct{}, 1), changed: make(chan struct{}), done: make(chan struct{})}
-	t.scribe.Clock = r.clock
-	return t
+	return &taperLoop{r: r, vols: vols, speed: float64(r.cfg.Tapetype().Speed), minRate: float64(r.cfg.Tapetype().MinRate),
+		changed: make(chan struct{}), done: make(chan struct{})}
+}
+
+// setDrives gives the loop one worker per drive of vols (before run).
+func (t *taperLoop) setDrives() {
+	t.drives = nil
+	for _, d := range t.vols.drives {
+		sc := taper.NewScribe(d, t.r.log)
+		sc.Clock = t.r.clock
+		t.drives = append(t.drives, &taperDrive{scribe: sc, name: orDrive(d.name), wake: make(chan struct{}, 1)})
+	}
+	if len(t.drives) == 0 {
+		// Degraded: no drive, yet one worker leaves each queued image
+		// on the holding disk.
+		t.drives = []*taperDrive{{wake: make(chan struct{}, 1)}}
+	}
+}
+
+// busyTime is the time the drives spent writing images, added up.
+func (t *taperLoop) busyTime() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var sum time.Duration
+	for _, td := range t.drives {
+		sum += td.busyTime
+	}
+	return sum
 }
 
 // stop makes the loop tape nothing more (degraded mode, or after the
@@ -121,10 +156,7 @@ func (t *taperLoop) stop(reason error) {
 }
 
 func (t *taperLoop) notifyLocked() {
-	select {
-	case t.wake <- struct{}{}:
-	default:
-	}
+	t.poke()
 	close(t.changed)
 	t.changed = make(chan struct{})
 }
@@ -145,19 +177,23 @@ func (t *taperLoop) enqueue(it *tapeItem) {
 	t.r.pool.Poke()
 }
 
-// tryDirect accepts a stream straight from a dumper if the taper is idle
+// tryDirect accepts a stream straight from a dumper if a drive is idle
 // and usable; the result of the write arrives on the returned channel.
 func (t *taperLoop) tryDirect(j *job, hdr image.Header, r io.Reader) (<-chan directResult, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.dead != nil || t.closed || t.busy || len(t.queue) > 0 || t.direct != nil {
+	if t.dead != nil || t.closed || len(t.queue) > 0 {
 		return nil, false
 	}
-	d := &directItem{j: j, hdr: hdr, r: r, res: make(chan directResult, 1)}
-	t.direct = d
-	t.busy = true
-	t.notifyLocked()
-	return d.res, true
+	for _, td := range t.drives {
+		if !td.busy {
+			d := &directItem{j: j, hdr: hdr, r: r, res: make(chan directResult, 1)}
+			td.direct, td.busy = d, true
+			t.notifyLocked()
+			return d.res, true
+		}
+	}
+	return nil, false
 }
 
 // usable reports whether the taper may still write.
@@ -171,12 +207,19 @@ func (t *taperLoop) usable() bool {
 func (t *taperLoop) draining() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// While the taper follows an image still being dumped, the queue
-	// waits for that dump: only a finished one frees space soon.
-	if t.streaming != nil {
-		return t.dead == nil && t.streaming.done
+	if t.dead != nil {
+		return false
 	}
-	return t.dead == nil && (len(t.queue) > 0 || t.busyHolding)
+	free := false // a drive that will take the queue's next image
+	for _, td := range t.drives {
+		// A drive following an image still being dumped waits for that
+		// dump: only a finished one frees space soon.
+		if td.busyHolding || (td.streaming != nil && td.streaming.done) {
+			return true
+		}
+		free = free || (td.streaming == nil && td.retired == nil)
+	}
+	return free && len(t.queue) > 0
 }
 
 // close tells the loop that no more images come; it ends once the queue
@@ -188,20 +231,34 @@ func (t *taperLoop) close() {
 	t.mu.Unlock()
 }
 
+// run runs one worker per drive until the queue is done.
 func (t *taperLoop) run(ctx context.Context) {
 	defer close(t.done)
+	var wg sync.WaitGroup
+	for _, td := range t.drives {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.work(ctx, td)
+		}()
+	}
+	wg.Wait()
+}
+
+// work is the loop of one drive's worker.
+func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 	cancelled := ctx.Done()
 	stop := t.r.stop
 	for {
 		t.mu.Lock()
 		var st *streamItem
-		for t.direct == nil && len(t.queue) == 0 && !t.closed {
+		for td.direct == nil && len(t.queue) == 0 && !t.closed {
 			if st = t.readyLocked(); st != nil {
 				break
 			}
 			t.mu.Unlock()
 			select {
-			case <-t.wake:
+			case <-td.wake:
 			case <-cancelled:
 				cancelled = nil
 				t.stop(fmt.Errorf("the run was cancelled: %w", ctx.Err()))
@@ -211,15 +268,14 @@ func (t *taperLoop) run(ctx context.Context) {
 			}
 			t.mu.Lock()
 		}
-		if d := t.direct; d != nil {
-			t.direct = nil
+		if d := td.direct; d != nil {
+			td.direct = nil
 			t.mu.Unlock()
 			start := t.r.clock.Now()
 			wr := &waitReader{r: d.r, clock: t.r.clock}
-			res, err := t.scribe.WriteImage(ctx, d.hdr, wr, d.hdr.Name())
-			t.busyTime += t.r.clock.Now().Sub(start)
+			res, err := td.scribe.WriteImage(ctx, d.hdr, wr, d.hdr.Name())
 			t.leftFiles(ctx, d.j, d.hdr.Level, res, err)
-			if errors.Is(err, taper.ErrNoVolume) {
+			if errors.Is(err, taper.ErrNoVolume) && !t.retire(td, err) {
 				t.stop(err)
 			}
 			// Unblock the dumper if the write ended before its stream did.
@@ -231,11 +287,9 @@ func (t *taperLoop) run(ctx context.Context) {
 				}
 			}
 			d.res <- directResult{res: res, err: err, starved: starvation(wr.Waited(), res)}
-			t.mu.Lock()
-			t.busy = false
-			t.notifyLocked()
-			t.mu.Unlock()
-			t.r.pool.Poke()
+			if t.idle(td, start) {
+				return
+			}
 			continue
 		}
 		if st != nil {
@@ -243,17 +297,14 @@ func (t *taperLoop) run(ctx context.Context) {
 			// is done (draining), and a dump waiting for space must not
 			// wait for this taper.
 			st.state = streamTaping
-			t.busy, t.streaming = true, st
+			td.busy, td.streaming = true, st
 			t.notifyLocked()
 			t.mu.Unlock()
 			start := t.r.clock.Now()
-			t.tapeStream(ctx, st)
-			t.busyTime += t.r.clock.Now().Sub(start)
-			t.mu.Lock()
-			t.busy, t.streaming = false, nil
-			t.notifyLocked()
-			t.mu.Unlock()
-			t.r.pool.Poke()
+			t.tapeStream(ctx, td, st)
+			if t.idle(td, start) {
+				return
+			}
 			continue
 		}
 		if len(t.queue) == 0 && t.closed {
@@ -267,22 +318,67 @@ func (t *taperLoop) run(ctx context.Context) {
 		t.queue = t.queue[1:]
 		dead := t.dead
 		if dead == nil {
-			t.busy, t.busyHolding = true, true
+			td.busy, td.busyHolding = true, true
 		}
 		t.mu.Unlock()
+		start := t.r.clock.Now()
 		if dead != nil {
 			t.leave(it, dead.Error())
 		} else {
-			start := t.r.clock.Now()
-			t.tapeHolding(ctx, it)
-			t.busyTime += t.r.clock.Now().Sub(start)
+			t.tapeHolding(ctx, td, it)
 		}
-		t.mu.Lock()
-		t.busy, t.busyHolding = false, false
-		t.notifyLocked()
-		t.mu.Unlock()
-		t.r.pool.Poke()
+		if t.idle(td, start) {
+			return
+		}
 	}
+}
+
+// idle marks the drive idle again after a write begun at start, and
+// reports whether it is retired (its worker ends).
+func (t *taperLoop) idle(td *taperDrive, start time.Time) bool {
+	d := t.r.clock.Now().Sub(start)
+	t.mu.Lock()
+	td.busy, td.busyHolding, td.streaming = td.retired != nil, false, nil
+	td.busyTime += d
+	retired := td.retired != nil
+	t.notifyLocked()
+	t.mu.Unlock()
+	t.r.pool.Poke()
+	return retired
+}
+
+// retire takes a drive that can write no further volume (err: runtapes
+// reached, no volume left for it) out of the run while another drive
+// still writes: the images go on with the others. It reports false,
+// retiring nothing, when td is the last drive (the caller stops the
+// taper).
+func (t *taperLoop) retire(td *taperDrive, err error) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dead != nil || td.retired != nil {
+		return td.retired != nil
+	}
+	alive := 0
+	for _, x := range t.drives {
+		if x != td && x.retired == nil {
+			alive++
+		}
+	}
+	if alive == 0 {
+		return false
+	}
+	td.retired = err
+	t.r.log.Warn("a drive can write no further volume; the other drives go on", "drive", td.name, "err", err)
+	t.r.note(fmt.Sprintf("taper: %s can write no further volume (%v); the images it would have written went to the other drives", td.name, err))
+	return true
+}
+
+// requeueHolding puts a holding image back at the head of the queue.
+func (t *taperLoop) requeueHolding(it *tapeItem) {
+	t.mu.Lock()
+	t.queue = append([]*tapeItem{it}, t.queue...)
+	t.notifyLocked()
+	t.mu.Unlock()
 }
 
 // leave records that an image stays on the holding disk.
@@ -301,7 +397,7 @@ func (t *taperLoop) leave(it *tapeItem, why string) {
 // written against its header, records every part in the catalog and only
 // then deletes the holding file. A device error gives the image one more
 // try on the next volume.
-func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
+func (t *taperLoop) tapeHolding(ctx context.Context, td *taperDrive, it *tapeItem) {
 	j, r := it.j, t.r
 	start := r.clock.Now()
 	j.prog.target.Store("")
@@ -318,11 +414,15 @@ func (t *taperLoop) tapeHolding(ctx context.Context, it *tapeItem) {
 		if hdr.Extra != nil {
 			delete(hdr.Extra, holding.ChunksKey)
 		}
-		res, err = t.scribe.WriteImage(ctx, hdr, im.Reader(), hdr.Name())
+		res, err = td.scribe.WriteImage(ctx, hdr, im.Reader(), hdr.Name())
 		im.Close()
 		t.leftFiles(ctx, j, hdr.Level, res, err)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, taper.ErrNoVolume) && ctx.Err() == nil && t.retire(td, err) {
+			t.requeueHolding(it) // another drive takes it
+			return
 		}
 		if errors.Is(err, taper.ErrNoVolume) || ctx.Err() != nil {
 			t.stop(err)

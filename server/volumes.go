@@ -16,13 +16,15 @@ import (
 	"github.com/tapir-backup/tapir/taper"
 )
 
-// volumes is the run's source of volumes for the scribe: it chooses each
+// volumes is the run's source of volumes for its drives: it chooses each
 // volume with taper.ChooseVolume (never one inside tapecycle, never a
-// foreign one), labels it for this run, and stops at runtapes.
+// foreign one, never one this run wrote), labels it for this run, and
+// stops at runtapes, counted over all drives. Choosing, loading and
+// labelling hold mu, so two drives never take the same volume.
 type volumes struct {
 	cfg       *config.Config
 	cat       *catalog.Catalog
-	ch        taper.Changer
+	ch        taper.Changer // the first drive's: inventory, and the wait for a person
 	datestamp string
 	clock     clock.Clock
 	log       *slog.Logger
@@ -30,18 +32,50 @@ type volumes struct {
 	deps      Deps // for the mail that asks for a volume
 
 	mu      sync.Mutex
+	drives  []*tapeDrive
 	used    []report.Volume // the volumes written by this run, in order
-	cur     taper.Device
-	loaded  time.Time      // when cur was loaded
-	claimed map[int]string // slots autolabel may take though not blank: the label they had
-	expects string         // what the run expected when it could get no volume
-	refused []string       // volumes kept for the newest chains on them, when the run could get no volume
+	claimed map[int]string  // slots autolabel may take though not blank: the label they had
+	expects string          // what the run expected when it could get no volume
+	refused []string        // volumes kept for the newest chains on them, when the run could get no volume
 }
 
+// tapeDrive is one drive the run writes with: its changer, the volume it
+// holds, and the taper.VolumeSource of its scribe.
+type tapeDrive struct {
+	v      *volumes
+	ch     taper.Changer
+	name   string       // for a person: "drive 1 (/dev/nst1)"; "" with one drive
+	cur    taper.Device // under v.mu
+	curIdx int          // v.used index of cur's volume
+	loaded time.Time    // when cur was loaded
+	wrote  bool         // the drive wrote a volume this run
+}
+
+// setDrives makes the run write with one drive per changer (the first is
+// also v.ch).
+func (v *volumes) setDrives(chs []taper.Changer) {
+	v.ch = chs[0]
+	v.drives = nil
+	for _, ch := range chs {
+		d := &tapeDrive{v: v, ch: ch}
+		if len(chs) > 1 {
+			p := ch.Properties()
+			d.name = fmt.Sprintf("drive %d", p.Drive)
+			if info, err := ch.Drive(context.Background()); err == nil && info.Device != "" {
+				d.name += " (" + info.Device + ")"
+			}
+		}
+		v.drives = append(v.drives, d)
+	}
+}
+
+// Next is the volume source of a run with one drive (tests).
+func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) { return v.drives[0].Next(ctx) }
+
 // unloaded adds the time the current volume spent in the drive to it.
-func (v *volumes) unloaded() {
-	if v.cur != nil && len(v.used) > 0 {
-		v.used[len(v.used)-1].Time += v.clock.Now().Sub(v.loaded)
+func (d *tapeDrive) unloaded() {
+	if d.cur != nil {
+		d.v.used[d.curIdx].Time += d.v.clock.Now().Sub(d.loaded)
 	}
 }
 
@@ -256,8 +290,10 @@ func (v *volumes) waitForVolume(ctx context.Context) (taper.Choice, error) {
 	return choice, nil
 }
 
-// Next loads, labels and returns the next volume (taper.VolumeSource).
-func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
+// Next loads, labels and returns the next volume of the drive
+// (taper.VolumeSource).
+func (d *tapeDrive) Next(ctx context.Context) (*taper.Volume, error) {
+	v := d.v
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -269,10 +305,10 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 	c, err := v.choose(ctx)
 	if err != nil && v.canWait() {
 		// A person must change the volume: give them the full one first.
-		if len(v.used) > 0 {
-			v.unloaded()
-			v.cur = nil
-			if eerr := v.ch.Eject(ctx); eerr != nil {
+		if d.cur != nil {
+			d.unloaded()
+			d.cur = nil
+			if eerr := d.ch.Eject(ctx); eerr != nil {
 				v.log.Warn("eject the full volume", "err", eerr)
 			}
 		}
@@ -287,9 +323,9 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		return nil, err
 	}
 	// Load unloads the volume in the drive first (ending its last file).
-	v.unloaded()
-	v.cur = nil
-	dev, err := v.ch.Load(ctx, c.Slot)
+	d.unloaded()
+	d.cur = nil
+	dev, err := d.ch.Load(ctx, c.Slot)
 	if err != nil {
 		return nil, fmt.Errorf("%w: load slot %d: %v", taper.ErrNoVolume, c.Slot, err)
 	}
@@ -324,12 +360,12 @@ func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) {
 		}
 		v.notes(fmt.Sprintf("Volume %s was overwritten; these images were on it, superseded by newer chains, and left the catalog: %s.", c.Label, strings.Join(names, ", ")))
 	}
-	if err := v.ch.Labelled(ctx, &l); err != nil {
+	if err := d.ch.Labelled(ctx, &l); err != nil {
 		v.log.Warn("the changer could not note the new label", "label", l.Label, "err", err)
 	}
 	v.log.Info("writing volume", "label", c.Label, "slot", c.Slot, "device", dev.Name(), "why", c.Reason)
-	v.cur, v.loaded = dev, v.clock.Now()
-	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel, Length: int64(tt.Length)})
+	d.cur, d.loaded, d.curIdx, d.wrote = dev, v.clock.Now(), len(v.used), true
+	v.used = append(v.used, report.Volume{Label: c.Label, Slot: c.Slot, New: c.Relabel, Length: int64(tt.Length), Drive: d.name})
 	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
 }
 
@@ -364,14 +400,17 @@ func (v *volumes) refusals() []string {
 	return append([]string(nil), v.refused...)
 }
 
-// current is the label of the volume in the drive, "" when none.
+// current names the volumes in the drives, "" when none.
 func (v *volumes) current() string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.cur == nil || len(v.used) == 0 {
-		return ""
+	var ls []string
+	for _, d := range v.drives {
+		if d.cur != nil {
+			ls = append(ls, v.used[d.curIdx].Label)
+		}
 	}
-	return v.used[len(v.used)-1].Label
+	return strings.Join(ls, ", ")
 }
 
 func (v *volumes) labels() string {
@@ -394,27 +433,29 @@ func (v *volumes) account(label string, bytes int64) {
 	}
 }
 
-// finish closes the drive, ejects when configured, and says what the
-// next run expects.
+// finish closes the drives, ejects the volumes written when configured,
+// and says what the next run expects.
 func (v *volumes) finish(ctx context.Context, eject bool) (used []report.Volume, next string, notes []string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.unloaded()
 	if v.ch == nil {
 		return nil, "", notes
 	}
-	switch {
-	case eject && len(v.used) > 0:
-		// Eject ends the last file and unloads the drive.
-		if err := v.ch.Eject(ctx); err != nil {
-			notes = append(notes, fmt.Sprintf("taper: eject failed: %v", err))
+	for _, d := range v.drives {
+		d.unloaded()
+		switch {
+		case eject && d.wrote:
+			// Eject ends the last file and unloads the drive.
+			if err := d.ch.Eject(ctx); err != nil {
+				notes = append(notes, fmt.Sprintf("taper: eject %s failed: %v", orDrive(d.name), err))
+			}
+		case d.cur != nil:
+			if err := d.cur.Close(); err != nil {
+				notes = append(notes, fmt.Sprintf("taper: closing %s: %v", d.cur.Name(), err))
+			}
 		}
-	case v.cur != nil:
-		if err := v.cur.Close(); err != nil {
-			notes = append(notes, fmt.Sprintf("taper: closing %s: %v", v.cur.Name(), err))
-		}
+		d.cur = nil
 	}
-	v.cur = nil
 	c, err := v.chooseFor(ctx, true)
 	switch {
 	case err == nil && c.Relabel:
@@ -425,4 +466,11 @@ func (v *volumes) finish(ctx context.Context, eject bool) (used []report.Volume,
 		next = "no usable volume: " + err.Error()
 	}
 	return append([]report.Volume(nil), v.used...), next, notes
+}
+
+func orDrive(name string) string {
+	if name == "" {
+		return "the drive"
+	}
+	return name
 }

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/server/restore"
+	"github.com/tapir-backup/tapir/taper"
+	"github.com/tapir-backup/tapir/taper/taptest"
+)
+
+// twoDriveSite is a site of four DLEs whose disk changer has two vtape
+// drives, each wrapped so that a test can hold its writes.
+func twoDriveSite(t *testing.T, runtapes int) (*site, []*taptest.Changer) {
+	t.Helper()
+	s := newSite(t, "")
+	dt := config.DefaultDumptype()
+	dt.Compress = config.CompressNone
+	dt.Strategy = "noinc"
+	dt.FrameSize = 64 << 10
+	s.cfg.Dumptypes["raw"] = dt
+	s.dles(t, "raw", 4, 256<<10, "a", "b", "c", "d") // 1 MiB each
+	s.cfg.Runtapes = runtapes
+	s.cfg.Tapecycle = 1
+	s.cfg.Changer.Slots = 6
+	s.cfg.Changer.Tapers = 2
+	s.cfg.TapeWholeImages = true // whole images from holding: the drives take them from the queue
+	drives, err := taper.NewDiskChangers(s.cfg.Changer.Path, s.cfg.Changer.Slots, int64(s.cfg.Tapetype().Length), int64(s.cfg.Tapetype().Blocksize), 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrapped []*taptest.Changer
+	for _, d := range drives {
+		wrapped = append(wrapped, taptest.Wrap(d))
+	}
+	return s, wrapped
+}
+
+func changersOf(ws []*taptest.Changer) []taper.Changer {
+	var out []taper.Changer
+	for _, w := range ws {
+		out = append(out, w)
+	}
+	return out
+}
+
+// restoreAll restores every DLE of the site from its volumes and compares
+// it with the source tree.
+func restoreAll(t *testing.T, s *site) {
+	t.Helper()
+	for _, d := range s.cfg.DLEs {
+		to := t.TempDir()
+		if _, err := restore.Tree(context.Background(), s.cfg, restore.TreeRequest{Host: d.Host, Path: d.Path, To: to, Volumes: mustVolumes(t, s.cfg)}, testLogger(t)); err != nil {
+			t.Fatalf("restore %s: %v", d.Path, err)
+		}
+		if b, err := exec.Command("diff", "-r", d.Path, to).CombinedOutput(); err != nil {
+			t.Errorf("restored %s differs: %s", d.Path, b)
+		}
+	}
+}
+
+// Two drives write at once, each whole images to its own volume: drive 0
+// is held in the middle of an image until drive 1 is in the middle of
+// another one. The report names the drive of each volume and sums each
+// drive's use; every image restores.
+func TestTwoDrivesWriteAtOnce(t *testing.T) {
+	s, ws := twoDriveSite(t, 2)
+	// Records: the label, then an image's header and data. Each drive
+	// blocks in its third record, so both are in the middle of an image
+	// at once before either goes on: one drive alone would hang here.
+	for _, w := range ws {
+		w.StallAfter(3)
+	}
+	go func() {
+		<-ws[0].Stalled()
+		<-ws[1].Stalled()
+		ws[0].Resume()
+		ws[1].Resume()
+	}()
+	rep, out, err := s.night(t, Deps{Changers: changersOf(ws)})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 2 {
+		t.Fatalf("%d volumes, want one per drive: %+v\n%s", len(rep.Volumes), rep.Volumes, out)
+	}
+	drives := map[string]string{}
+	for _, v := range rep.Volumes {
+		if prev, ok := drives[v.Drive]; ok || v.Drive == "" {
+			t.Fatalf("volume %s by %q, and %s by the same drive: %+v", v.Label, v.Drive, prev, rep.Volumes)
+		}
+		drives[v.Drive] = v.Label
+		if v.Files == 0 {
+			t.Errorf("volume %s (%s) holds no image", v.Label, v.Drive)
+		}
+	}
+	for _, d := range rep.DLEs {
+		if d.Status != report.StatusOK || len(d.Parts) != 1 {
+			t.Errorf("%s: %s, %d parts (want OK, whole on one volume)", d.Path, d.Status, len(d.Parts))
+		}
+	}
+	for _, want := range []string{"USAGE BY DRIVE", "by drive 0", "by drive 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q:\n%s", want, out)
+		}
+	}
+	// The metrics give each drive's rate and starvation (none: the
+	// holding disk fed both).
+	m := gather(t, NewCollector(func() *config.Config { return s.cfg }, s.catalog(t), testLogger(t)))
+	for _, d := range []string{"drive 0", "drive 1"} {
+		rate, ok := m["tapir_last_run_drive_rate_bytes_per_second{drive="+d+"}"]
+		starved, ok2 := m["tapir_last_run_drive_starved_seconds{drive="+d+"}"]
+		if !ok || !ok2 || rate <= 0 || starved != 0 {
+			t.Errorf("%s: rate %v (%v), starved %v (%v): %v", d, rate, ok, starved, ok2, m)
+		}
+	}
+	restoreAll(t, s)
+	// The next night writes with both drives again, never on a volume of
+	// the night before (tapecycle 1 keeps the newest).
+	first := map[string]bool{}
+	for _, v := range rep.Volumes {
+		first[v.Label] = true
+	}
+	rep2, out2, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("second night: %v\n%s", err, out2)
+	}
+	for _, v := range rep2.Volumes {
+		if first[v.Label] {
+			t.Errorf("the second night wrote %s, a volume of the first (tapecycle 1 keeps it)\n%s", v.Label, out2)
+		}
+	}
+}
+
+// runtapes counts the volumes of all drives together: with runtapes 1,
+// two tapers write with one drive, and the report says why.
+func TestTapersBeyondRuntapes(t *testing.T) {
+	s, ws := twoDriveSite(t, 1)
+	rep, out, err := s.night(t, Deps{Changers: changersOf(ws)})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 1 || !strings.Contains(out, "runtapes = 1: the run writes with 1 drive(s)") {
+		t.Fatalf("volumes %+v\n%s", rep.Volumes, out)
+	}
+	if ws[1].Records() != 0 {
+		t.Errorf("drive 1 wrote %d records though runtapes leaves it no volume", ws[1].Records())
+	}
+	restoreAll(t, s)
+}
+
+// A drive that fails in the middle of an image does not stop the other:
+// the image is written again on the failing drive's next volume, and
+// runtapes bounds the volumes of both drives together.
+func TestOneDriveFails(t *testing.T) {
+	s, ws := twoDriveSite(t, 3)
+	// Drive 0 holds its first image until drive 1 has failed one: drive 1
+	// must take the second image, and fails after its header.
+	ws[0].StallAfter(3)
+	ws[1].FailAfter(3, syscall.EIO)
+	failed := make(chan struct{})
+	var once sync.Once
+	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
+		if r.Message == "taping failed" {
+			once.Do(func() { close(failed) })
+		}
+	}})
+	go func() {
+		<-failed
+		ws[0].Resume()
+	}()
+	rep, out, err := s.night(t, Deps{Changers: changersOf(ws), Log: log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Volumes) > 3 {
+		t.Fatalf("%d volumes, runtapes is 3: %+v", len(rep.Volumes), rep.Volumes)
+	}
+	labels := map[string]bool{}
+	for _, v := range rep.Volumes {
+		if labels[v.Label] {
+			t.Fatalf("volume %s written twice in one run: %+v", v.Label, rep.Volumes)
+		}
+		labels[v.Label] = true
+	}
+	for _, d := range rep.DLEs {
+		if d.Status != report.StatusOK {
+			t.Errorf("%s: %s %s\n%s", d.Path, d.Status, d.Reason, out)
+		}
+	}
+	cat := s.catalog(t)
+	var cut []catalog.FailedFile
+	for _, v := range rep.Volumes {
+		ff, err := cat.FailedFiles(t.Context(), v.Label)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut = append(cut, ff...)
+	}
+	if len(cut) == 0 {
+		t.Errorf("the cut tape file on drive 1 is not recorded as failed\n%s", out)
+	}
+	restoreAll(t, s)
+}
+
+// Every image of a two-drive night is on exactly one volume, and no two
+// drives wrote the same volume: checked in the catalog over several
+// nights with volumes that fill (images span on their drive's next one).
+func TestTwoDrivesCatalogOverNights(t *testing.T) {
+	s, _ := twoDriveSite(t, 4)
+	tt := s.cfg.Tapetypes["small"]
+	tt.Length = 3 << 20 // 2 MiB usable before the early warning, for 4 MiB a night: images span on their drive
+	s.cfg.Tapetypes["small"] = tt
+	s.cfg.Changer.Slots = 12
+	for night := range 3 {
+		// Each run opens its changer afresh, as the configuration's.
+		rep, out, err := s.night(t, Deps{})
+		if err != nil {
+			t.Fatalf("night %d: %v\n%s", night, err, out)
+		}
+		byLabel := map[string]string{}
+		for _, v := range rep.Volumes {
+			if _, dup := byLabel[v.Label]; dup {
+				t.Fatalf("night %d wrote %s twice: %+v", night, v.Label, rep.Volumes)
+			}
+			byLabel[v.Label] = v.Drive
+		}
+		// An image's parts are on volumes of one drive, in order.
+		for _, d := range rep.DLEs {
+			var ds []string
+			for _, p := range d.Parts {
+				ds = append(ds, byLabel[p.Volume])
+			}
+			for _, x := range ds {
+				if x != ds[0] {
+					t.Errorf("night %d: %s has parts on volumes of %v", night, d.Path, ds)
+				}
+			}
+		}
+	}
+	cat := s.catalog(t)
+	good, err := cat.DumpsWithStatus(t.Context(), catalog.DumpGood)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]int64{} // volume/file -> dump
+	for _, d := range good {
+		parts, err := cat.Parts(t.Context(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			k := fmt.Sprintf("%s/%d", p.Volume, p.FileNo)
+			if other, ok := files[k]; ok {
+				t.Errorf("tape file %s holds dump %d and dump %d", k, other, d.ID)
+			}
+			files[k] = d.ID
+		}
+	}
+	restoreAll(t, s)
+}
+
+// A drive that can get no volume (its load fails) leaves the run; the
+// image it took goes to the other drive, and the report says so.
+func TestJammedDriveLeavesTheOthers(t *testing.T) {
+	s, ws := twoDriveSite(t, 2)
+	ws[0].StallAfter(3) // drive 0 holds its first image until drive 1 left
+	retired := make(chan struct{})
+	var once sync.Once
+	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
+		if strings.HasPrefix(r.Message, "a drive can write no further volume") {
+			once.Do(func() { close(retired) })
+		}
+	}})
+	go func() {
+		<-retired
+		ws[0].Resume()
+	}()
+	rep, out, err := s.night(t, Deps{Changers: []taper.Changer{ws[0], failingLoad{ws[1]}}, Log: log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Volumes) != 1 || rep.Volumes[0].Drive != "drive 0" {
+		t.Errorf("volumes %+v, want the one of drive 0", rep.Volumes)
+	}
+	if !strings.Contains(out, "drive 1 can write no further volume") || !strings.Contains(out, "the robot arm is jammed") {
+		t.Errorf("the report does not say drive 1 left and why:\n%s", out)
+	}
+	restoreAll(t, s)
+}
