@@ -280,7 +280,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return unrecorded(err)
 		}
 		j.res.TapeTime = r.clock.Now().Sub(started)
-		r.tp.starved(j, dr.res, dr.starved)
+		r.tp.starved(j, dr.res, dr.starved, "the dumper")
 		return nil
 	}
 	j.res.Strange = nil

@@ -164,7 +164,7 @@ func (t *taperLoop) tapeStream(ctx context.Context, td *taperDrive, s *streamIte
 	j.holding = ""
 	j.res.TapeTime = r.clock.Now().Sub(start)
 	j.res.Streamed = true
-	t.starved(j, res, starved)
+	t.starved(j, res, starved, "the dumper")
 	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File,
 		"bytes", res.Bytes, "streamed", true, "starved", starved, "rate", int64(taper.Rate(res.Bytes, j.res.TapeTime)))
 }
@@ -187,7 +187,7 @@ func (t *taperLoop) requeue(s *streamItem) {
 // starved records the time the drive waited for the dumper in the middle
 // of an image: in the report (the image, the volume of its last part) and
 // as a note when there was any.
-func (t *taperLoop) starved(j *job, res *taper.ImageResult, d time.Duration) {
+func (t *taperLoop) starved(j *job, res *taper.ImageResult, d time.Duration, source string) {
 	j.res.Starved = d
 	if len(res.Parts) == 0 {
 		return
@@ -201,8 +201,8 @@ func (t *taperLoop) starved(j *job, res *taper.ImageResult, d time.Duration) {
 	}
 	t.vols.mu.Unlock()
 	if d > 0 {
-		t.r.note(fmt.Sprintf("taper: %s:%s level %d: the drive waited %.1f s for the dumper in the middle of the image (%s at %s/s)",
-			j.dle.Host, j.dle.Path, j.res.Level, d.Seconds(), bytesize.Format(res.Bytes), bytesize.Format(int64(taper.Rate(res.Bytes, j.res.TapeTime)))))
+		t.r.note(fmt.Sprintf("taper: %s:%s level %d: the drive waited %.1f s for %s in the middle of the image (%s at %s/s)",
+			j.dle.Host, j.dle.Path, j.res.Level, d.Seconds(), source, bytesize.Format(res.Bytes), bytesize.Format(int64(taper.Rate(res.Bytes, j.res.TapeTime)))))
 	}
 }
 

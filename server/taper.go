@@ -101,6 +101,7 @@ type taperLoop struct {
 // taperDrive is the worker of one drive: its scribe and what it does.
 type taperDrive struct {
 	scribe *taper.Scribe
+	tape   bool   // a real drive, which stops when it is not fed (not vtapes)
 	name   string // for a person: "drive 1 (/dev/nst1)", "the drive"
 	wake   chan struct{}
 
@@ -124,7 +125,7 @@ func (t *taperLoop) setDrives() {
 	for _, d := range t.vols.drives {
 		sc := taper.NewScribe(d, t.r.log)
 		sc.Clock = t.r.clock
-		t.drives = append(t.drives, &taperDrive{scribe: sc, name: orDrive(d.name), wake: make(chan struct{}, 1)})
+		t.drives = append(t.drives, &taperDrive{scribe: sc, name: orDrive(d.name), tape: d.ch.Properties().Kind != "disk", wake: make(chan struct{}, 1)})
 	}
 	if len(t.drives) == 0 {
 		// Degraded: no drive, yet one worker leaves each queued image
@@ -464,6 +465,11 @@ func (t *taperLoop) tapeHolding(ctx context.Context, td *taperDrive, it *tapeIte
 	}
 	j.holding = ""
 	j.res.TapeTime = r.clock.Now().Sub(start)
+	if td.tape {
+		// A real drive waited for the holding disk: one too slow to feed
+		// it makes it stop and reposition.
+		t.starved(j, res, starvation(res.Idle, res), "the holding disk")
+	}
 	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File, "bytes", res.Bytes)
 }
 
