@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -34,7 +35,7 @@ func newFakeLibrary(t *testing.T, slots []string, ie string) *fakest.Library {
 
 func driveBarcode(t *testing.T, lib *fakest.Library) string {
 	t.Helper()
-	bc, err := lib.DriveBarcode()
+	bc, err := lib.DriveBarcode(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,21 +46,58 @@ func driveBarcode(t *testing.T, lib *fakest.Library) string {
 // match the fake library's drive 0: the library's robot arm, for tests
 // without FUSE.
 func followingOpener(t *testing.T, lib *fakest.Library, d *fakest.Drive) DriveOpener {
-	open := memOpener(d)
+	return followingOpeners(t, lib, map[string]*fakest.Drive{"": d})
+}
+
+// followingOpeners opens the in-memory drive of a device path (drives[i]
+// is the library's drive i; the path "" stands for every path, with one
+// drive) after making the cartridges of all of them match the fake
+// library's drives, read from one state of the library: the robot arm of
+// a library with several drives, whose drives share a shelf
+// (fakest.NewDrives).
+func followingOpeners(t *testing.T, lib *fakest.Library, byPath map[string]*fakest.Drive, order ...string) DriveOpener {
+	var mu sync.Mutex
+	drives := make([]*fakest.Drive, 0, len(order))
+	for _, p := range order {
+		drives = append(drives, byPath[p])
+	}
+	if len(order) == 0 {
+		drives = append(drives, byPath[""])
+	}
 	return func(path string, readOnly bool) (TapeDrive, error) {
-		want := driveBarcode(t, lib)
-		if name, _ := d.Loaded(); name != want {
-			if name != "" {
+		mu.Lock()
+		defer mu.Unlock()
+		want, err := lib.DriveBarcodes()
+		if err != nil {
+			t.Error(err)
+			return nil, err
+		}
+		opened := byPath[path]
+		if opened == nil {
+			opened = byPath[""]
+		}
+		for i, d := range drives {
+			// A cartridge the library does not have there goes; so does
+			// one the drive ejected (MTOFFL) that the library has put
+			// back since, in the drive being opened.
+			name, loaded := d.Loaded()
+			if i < len(want) && name != "" && (name != want[i] || !loaded && d == opened) {
 				d.Eject()
 				d.Remove()
 			}
-			if want != "" {
-				if err := d.Insert(want); err != nil {
-					t.Fatal(err)
+		}
+		for i, d := range drives {
+			if name, _ := d.Loaded(); i < len(want) && name != want[i] && want[i] != "" {
+				if err := d.Insert(want[i]); err != nil {
+					t.Error(err)
+					return nil, err
 				}
 			}
 		}
-		return open(path, readOnly)
+		if opened == nil {
+			return nil, syscall.ENOENT
+		}
+		return memOpener(opened)(path, readOnly)
 	}
 }
 
