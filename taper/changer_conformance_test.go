@@ -298,5 +298,14 @@ func TestChangerDrivesConformance(t *testing.T) {
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { changertest.RunDrives(t, g.fn) })
+		t.Run("taptest-"+g.name, func(t *testing.T) {
+			changertest.RunDrives(t, func(t *testing.T) *changertest.Group {
+				grp := g.fn(t)
+				for i, v := range grp.Views {
+					grp.Views[i] = taptest.Wrap(v)
+				}
+				return grp
+			})
+		})
 	}
 }
