@@ -166,8 +166,17 @@ func (l *Library) Calls() []string {
 	return out
 }
 
-// DriveBarcode is the barcode of the cartridge in drive d, "" when empty.
-func (l *Library) DriveBarcode(d int) (string, error) {
+// DriveBarcode is the barcode of the cartridge in drive d, "" when empty:
+// DriveBarcode(1) for drive 1; DriveBarcode() is drive 0 (as before the
+// library had several drives).
+func (l *Library) DriveBarcode(drive ...int) (string, error) {
+	if len(drive) > 1 {
+		return "", fmt.Errorf("fakest: DriveBarcode of %d drives: give one", len(drive))
+	}
+	d := 0
+	if len(drive) == 1 {
+		d = drive[0]
+	}
 	all, err := l.DriveBarcodes()
 	if err != nil || d < 0 || d >= len(all) {
 		return "", err
