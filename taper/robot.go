@@ -34,7 +34,10 @@ type RobotConfig struct {
 	// MTX is the mtx program; default "mtx" (found in PATH).
 	MTX string
 	// Drives lists the tape device of each drive, indexed by mtx's drive
-	// number (Data Transfer Element N); Drive picks the one tapir uses.
+	// number (Data Transfer Element N): the drives that are tapir's. Drive
+	// picks the one NewRobotChanger uses; NewRobotChangers takes the list
+	// of drives to use at once. A drive of the library that is not listed
+	// (an empty device, or beyond the list) is never touched.
 	Drives []string
 	Drive  int
 	// NoEjectBeforeUnload: the library takes the cartridge out of the
