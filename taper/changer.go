@@ -22,6 +22,12 @@ import (
 // program or wait takes a ctx first and stops when it ends (an mtx run is
 // killed, a wait for a person ends); a ctx that is already done makes
 // every method fail at once, wrapping ctx.Err(), before anything moves.
+//
+// A Changer is one drive's view of its slots. A changer whose drives tapir
+// uses at once (NewDiskChangers, NewRobotChangers) has one view per drive,
+// a group: each view's Load, Eject, Drive, WaitFor and Close act on its own
+// drive, Inventory and Scan on the whole library, and a volume is never
+// open in two drives (ErrInOtherDrive).
 type Changer interface {
 	// Properties declares what the changer is and can do. It is fixed for
 	// the changer's life and moves nothing.
@@ -46,7 +52,8 @@ type Changer interface {
 	// know yet: with NeedsScan it loads those volumes (it moves them);
 	// otherwise it is Inventory.
 	Scan(ctx context.Context) ([]SlotInfo, error)
-	// Eject unloads the drive (ending any file being written).
+	// Eject unloads the drive (ending any file being written); the other
+	// drives of a group keep their volumes and devices.
 	Eject(ctx context.Context) error
 	// WaitFor (WaitsForPerson) asks a person for a volume through prompt
 	// and waits until the drive holds one that want accepts; it returns
@@ -62,8 +69,8 @@ type Changer interface {
 	// tapir label label of configuration org, and returns the number of
 	// tape files removed.
 	Erase(ctx context.Context, slot int, org, label string) (int, error)
-	// Drive (KnowsDrive) says what tapir's drive holds, as the changer
-	// knows it, without moving anything.
+	// Drive (KnowsDrive) says what this view's drive holds, as the
+	// changer knows it, without moving anything.
 	Drive(ctx context.Context) (DriveInfo, error)
 	// Where names the place of a slot's volume for a person: the slot's
 	// directory, "the drive /dev/nst0", "slot 3 of the library /dev/sg3".

@@ -15,12 +15,15 @@
 // leaves behind (WriteError) so that the caller records them as failed.
 //
 // A changer may have several drives that tapir uses at once, one taper
-// each: NewDiskChangers (vtape drives sharing the slot directories)
-// returns one Changer per drive, a view of the same slots. Each view
-// loads, ejects and closes only its own drive; the inventory is the whole
-// library's, the same from every view; a slot whose volume one view holds
-// open (loaded, not ejected) is refused to the others with an error
-// matching ErrInOtherDrive, so that a volume is never open in two drives.
+// each: NewDiskChangers (vtape drives sharing the slot directories) and
+// NewRobotChangers (drives of one library, sharing one mtx lock, the
+// labels learned and the state file) return one Changer per drive, a view
+// of the same slots. Each view loads, ejects and closes only its own
+// drive; the inventory is the whole library's, the same from every view;
+// a slot whose volume one view holds open (loaded, not ejected) is
+// refused to the others with an error matching ErrInOtherDrive, so that a
+// volume is never open in two drives, and a robot puts back a volume an
+// earlier run left in another of tapir's drives before loading it.
 // Properties says how many drives the group has and which one a view is.
 //
 // Every Changer method that may move a volume, run mtx or wait for a
@@ -29,7 +32,8 @@
 // by type assertions: a method a changer does not declare fails with
 // ErrNotSupported. taper/changertest is the conformance suite every changer
 // and every wrapper passes; taper/fakest is a fake st drive (a FUSE file
-// with the st ioctls) and a fake mtx for tests; taper/taptest wraps a
+// with the st ioctls; several that share their cartridges, as in a
+// library) and a fake mtx with any number of drives for tests; taper/taptest wraps a
 // changer whose drive stalls or fails on purpose.
 //
 // The tape model is the Linux st driver in variable-block mode: a volume is a

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -791,7 +792,8 @@ func sameInventory(t *testing.T, g *Group) {
 	}
 }
 
-// randomSequences: random loads, ejects and inventories on random views.
+// randomSequences: random loads, ejects, closes and inventories on random
+// views.
 // The model says which view holds which slot; the changer must agree: a
 // load of a slot another view holds fails with ErrInOtherDrive and moves
 // nothing, any other load succeeds; a device of a view reads its own
@@ -801,11 +803,23 @@ func randomSequences(t *testing.T, g *Group) {
 	ctx := t.Context()
 	labelAll(t, g)
 	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
+	if s := os.Getenv("CHANGERTEST_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatalf("CHANGERTEST_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (CHANGERTEST_SEED=%d repeats this sequence)", seed, seed)
 	rng := rand.New(rand.NewSource(seed))
 	n := len(g.Views)
 	holds := make([]int, n) // view -> slot it holds, 0 for none
 	devs := make([]taper.Device, n)
+	// closed: the view was closed while it held its slot. Close moves
+	// nothing; whether the slot stays held (a disk changer's vtape stays
+	// usable) or is freed for another drive to take (a robot's drive is
+	// released) is the changer's to say, so a load of that slot by another
+	// view may succeed or be refused.
+	closed := make([]bool, n)
 	holder := func(slot int) int {
 		for i, s := range holds {
 			if s == slot {
@@ -820,13 +834,16 @@ func randomSequences(t *testing.T, g *Group) {
 	}
 	for step := range steps {
 		i := rng.Intn(n)
-		switch op := rng.Intn(5); {
+		switch op := rng.Intn(6); {
 		case op < 3: // load
 			slot := g.Full[rng.Intn(len(g.Full))]
 			h := holder(slot)
 			before := groupMoves(g)
 			d, err := g.Views[i].Load(ctx, slot)
 			switch {
+			case h >= 0 && h != i && closed[h] && err == nil:
+				holds[h], closed[h] = 0, false // the closed view's drive gave it up
+				holds[i], devs[i], closed[i] = slot, d, false
 			case h >= 0 && h != i:
 				if !errors.Is(err, taper.ErrInOtherDrive) {
 					t.Fatalf("step %d: view %d loads slot %d held by view %d: %v, want ErrInOtherDrive", step, i, slot, h, err)
@@ -837,12 +854,19 @@ func randomSequences(t *testing.T, g *Group) {
 			case err != nil:
 				t.Fatalf("step %d: view %d loads slot %d (held by nobody else): %v", step, i, slot, err)
 			default:
-				if devs[i] != nil && devs[i] != d {
+				if devs[i] != nil && holds[i] != slot { // (the same slot may lend the same device again)
 					if err := devs[i].Rewind(); !errors.Is(err, taper.ErrNoMedium) {
 						t.Fatalf("step %d: view %d's earlier device after loading slot %d: %v, want ErrNoMedium", step, i, slot, err)
 					}
 				}
-				holds[i], devs[i] = slot, d
+				holds[i], devs[i], closed[i] = slot, d, false
+			}
+		case op == 4: // close
+			if err := g.Views[i].Close(); err != nil {
+				t.Fatalf("step %d: view %d: close: %v", step, i, err)
+			}
+			if holds[i] != 0 {
+				closed[i], devs[i] = true, nil
 			}
 		case op == 3: // eject
 			if err := g.Views[i].Eject(ctx); err != nil {
@@ -853,7 +877,7 @@ func randomSequences(t *testing.T, g *Group) {
 					t.Fatalf("step %d: view %d's device after its Eject: %v, want ErrNoMedium", step, i, err)
 				}
 			}
-			holds[i], devs[i] = 0, nil
+			holds[i], devs[i], closed[i] = 0, nil, false
 		default: // inventory
 			inv, err := g.Views[i].Inventory(ctx)
 			if err != nil {
@@ -880,6 +904,9 @@ func randomSequences(t *testing.T, g *Group) {
 				t.Fatalf("step %d: slot %d is open in the drives of views %d and %d", step, slot, w, v)
 			}
 			seen[slot] = v
+			if closed[v] {
+				continue
+			}
 			readsLabel(t, fmt.Sprintf("step %d: view %d holding slot %d", step, v, slot), devs[v], slot)
 			if g.Views[v].Properties().KnowsDrive {
 				if di, err := g.Views[v].Drive(ctx); err != nil || !di.Full || di.Slot != slot {

@@ -12,6 +12,15 @@
 //     takes operator commands ("insert NAME", "eject", "remove") so that a
 //     script, for example a fake mtx, can change cartridges.
 //
+// NewDrives (MountDrives in tests) makes the drives of a library: they
+// share one shelf of cartridges and one lock, and a cartridge is in at
+// most one of them at a time, so that a cartridge written in one drive
+// reads the same in another. Library is a fake mtx (a shell script) over
+// a library with any number of drives (NewLibraryDrives); with the ctl file
+// of each mounted drive in its environment (EnvDrives: FAKE_MTX_CTL0,
+// FAKE_MTX_CTL1, ...; FAKE_MTX_CTL alone is drive 0) a load really inserts
+// the cartridge into that drive.
+//
 // The model keeps several cartridges (objects: records and filemarks) and
 // follows st where a taper can see it: one write is one record; a read
 // returns one record (ENOMEM when the buffer is too small, having moved past

@@ -38,29 +38,42 @@ type mountState struct {
 // used here: no /dev/fuse, not root, or mounting not permitted.
 func Mount(t testing.TB, opts Options) *Drive {
 	t.Helper()
+	return MountDrives(t, 1, opts)[0]
+}
+
+// MountDrives mounts n drives that share one shelf of cartridges
+// (NewDrives), each at a temporary directory of its own, for a test, and
+// unmounts them when it ends. It skips the test as Mount does.
+func MountDrives(t testing.TB, n int, opts Options) []*Drive {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("fakest: no /dev/fuse (%v): the FUSE tape drive needs it", err)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("fakest: not root: the FUSE tape drive mounts without fusermount, which needs root")
 	}
-	d := New(opts)
-	dir := filepath.Join(t.TempDir(), "tape")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Mount(dir); err != nil {
-		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-			t.Skipf("fakest: mounting FUSE is not permitted here: %v", err)
+	drives := NewDrives(n, opts)
+	for i, d := range drives {
+		dir := filepath.Join(t.TempDir(), "tape")
+		if n > 1 {
+			dir += strconv.Itoa(i)
 		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Unmount(); err != nil {
-			t.Errorf("%v", err)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
 		}
-	})
-	return d
+		if err := d.Mount(dir); err != nil {
+			if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+				t.Skipf("fakest: mounting FUSE is not permitted here: %v", err)
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := d.Unmount(); err != nil {
+				t.Errorf("%v", err)
+			}
+		})
+	}
+	return drives
 }
 
 // Mount mounts the drive at dir (which must exist) as the files nst0, st0

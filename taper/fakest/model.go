@@ -118,15 +118,17 @@ type Cartridge struct {
 	writeProtected bool
 }
 
-// Drive is the model of one st drive with its shelf of cartridges. All
+// Drive is the model of one st drive with its shelf of cartridges, which
+// it may share with other drives (NewDrives: the drives of a library). All
 // methods are safe for concurrent use.
 type Drive struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	log  *slog.Logger
-	opts Options
+	mu    *sync.Mutex // shared by the drives of a shelf
+	cond  *sync.Cond
+	log   *slog.Logger
+	opts  Options
+	shelf *shelf
+	index int // in shelf.drives
 
-	carts    []*Cartridge
 	cart     *Cartridge // in the drive (threaded or ejected into the mouth), nil if empty
 	threaded bool       // cart is loaded and ready
 
@@ -160,6 +162,13 @@ type Drive struct {
 	mount *mountState // set while mounted through FUSE
 }
 
+// shelf is the cartridges of one or more drives. A cartridge is in at most
+// one of its drives at a time.
+type shelf struct {
+	carts  []*Cartridge
+	drives []*Drive
+}
+
 // Handle is one open of the drive, like a file descriptor on /dev/nst0.
 // Its methods return syscall.Errno values as st would. A Handle is meant
 // for one goroutine at a time, like a file descriptor.
@@ -174,6 +183,19 @@ type Handle struct {
 
 // New returns a drive with its cartridges, not mounted.
 func New(opts Options) *Drive {
+	return NewDrives(1, opts)[0]
+}
+
+// NewDrives returns n drives that share one shelf of cartridges, as the
+// drives of a tape library do: a cartridge written in one drive and moved
+// (Remove, then Insert into another drive, or the ctl files) reads the
+// same in the other. The cartridges are made once; the first is in drive
+// 0, loaded, unless Empty; the other drives start empty. The drives share
+// one lock, so that a cartridge is never in two drives.
+func NewDrives(n int, opts Options) []*Drive {
+	if n < 1 {
+		panic("fakest.NewDrives: want at least one drive")
+	}
 	if opts.Capacity <= 0 {
 		opts.Capacity = DefaultCapacity
 	}
@@ -187,8 +209,16 @@ func New(opts Options) *Drive {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Drive{log: log, opts: opts, file: -1, block: -1, faults: map[int]syscall.Errno{}, ops: map[int16]int{}}
-	d.cond = sync.NewCond(&d.mu)
+	mu, sh := new(sync.Mutex), &shelf{}
+	for i := range n {
+		d := &Drive{mu: mu, shelf: sh, index: i, log: log, opts: opts, file: -1, block: -1, faults: map[int]syscall.Errno{}, ops: map[int16]int{}}
+		if n > 1 {
+			d.log = log.With("drive", i)
+		}
+		d.cond = sync.NewCond(mu)
+		sh.drives = append(sh.drives, d)
+	}
+	d := sh.drives[0]
 	for _, name := range opts.Cartridges {
 		if _, err := d.AddCartridge(name, opts.Capacity, opts.EarlyWarning); err != nil {
 			panic("fakest.New: " + err.Error())
@@ -199,7 +229,7 @@ func New(opts Options) *Drive {
 			panic("fakest.New: " + err.Error())
 		}
 	}
-	return d
+	return sh.drives
 }
 
 // AddCartridge puts a new blank cartridge on the shelf.
@@ -216,12 +246,12 @@ func (d *Drive) AddCartridge(name string, capacity, earlyWarning int64) (*Cartri
 		return nil, fmt.Errorf("fakest: cartridge %s exists already", name)
 	}
 	c := &Cartridge{d: d, name: name, capacity: capacity, earlyWarning: earlyWarning}
-	d.carts = append(d.carts, c)
+	d.shelf.carts = append(d.shelf.carts, c)
 	return c, nil
 }
 
 func (d *Drive) findLocked(name string) *Cartridge {
-	for _, c := range d.carts {
+	for _, c := range d.shelf.carts {
 		if c.name == name {
 			return c
 		}
@@ -276,6 +306,11 @@ func (d *Drive) Insert(name string) error {
 		return fmt.Errorf("fakest: insert %s: it is in the drive already", name)
 	case d.cart != nil:
 		return fmt.Errorf("fakest: insert %s: the drive holds %s; eject and remove it first", name, d.cart.name)
+	}
+	for _, o := range d.shelf.drives {
+		if o.cart == c {
+			return fmt.Errorf("fakest: insert %s: it is in drive %d of the library; eject and remove it there first", name, o.index)
+		}
 	}
 	d.cart, d.threaded = c, true
 	d.pos, d.file, d.block, d.eof, d.rw = 0, 0, 0, stNoEOF, rwIdle

@@ -590,3 +590,58 @@ func TestDiscard(t *testing.T) {
 		t.Fatalf("objects %+v, used %d", objs, d.Current().Used())
 	}
 }
+
+// TestDrivesShareShelf: the drives of NewDrives share their cartridges:
+// what one drive wrote reads the same in another, and a cartridge is never
+// in two drives.
+func TestDrivesShareShelf(t *testing.T) {
+	ds := NewDrives(2, Options{Cartridges: []string{"A", "B"}})
+	if name, loaded := ds[0].Loaded(); name != "A" || !loaded {
+		t.Fatalf("drive 0 holds %q (loaded %v), want A", name, loaded)
+	}
+	if name, _ := ds[1].Loaded(); name != "" {
+		t.Fatalf("drive 1 holds %q, want nothing", name)
+	}
+	if err := ds[1].Insert("A"); err == nil || !strings.Contains(err.Error(), "it is in drive 0 of the library") {
+		t.Fatalf("insert A into drive 1 while it is in drive 0: %v", err)
+	}
+	h := open(t, ds[0], NST0, rw)
+	if _, err := h.Write(rec(5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Op(mtio.MTWEOF, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Op(mtio.MTOFFL, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if name, err := ds[0].Remove(); err != nil || name != "A" {
+		t.Fatalf("remove from drive 0: %q %v", name, err)
+	}
+	if err := ds[1].Insert("B"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds[0].Insert("B"); err == nil || !strings.Contains(err.Error(), "in drive 1") {
+		t.Errorf("insert B into drive 0 while it is in drive 1: %v", err)
+	}
+	if err := ds[0].Insert("A"); err != nil {
+		t.Fatal(err)
+	}
+	// Both drives open and write at once; A keeps what drive 0 wrote.
+	h1 := open(t, ds[1], NST0, rw)
+	if _, err := h1.Write(rec(9, 50)); err != nil {
+		t.Fatal(err)
+	}
+	h0 := open(t, ds[0], NST0, rw)
+	buf := make([]byte, 200)
+	if n, err := h0.Read(buf); err != nil || !bytes.Equal(buf[:n], rec(5, 100)) {
+		t.Errorf("A read back in drive 0: %d bytes %v", n, err)
+	}
+	if got := ds[1].Cartridge("B").Records(0); len(got) != 1 || !bytes.Equal(got[0], rec(9, 50)) {
+		t.Errorf("B holds %d records, want drive 1's one", len(got))
+	}
+	if ds[0].Cartridge("B") != ds[1].Cartridge("B") {
+		t.Error("the drives have different cartridges called B")
+	}
+}
