@@ -355,6 +355,9 @@ func (c *RobotChanger) Load(ctx context.Context, slot int) (Device, error) {
 // holderLocked returns the view other than c that holds slot's volume
 // open, nil when none.
 func (c *RobotChanger) holderLocked(slot int) *RobotChanger {
+	if slot < 1 { // holding 0 is no slot
+		return nil
+	}
 	for _, v := range c.views {
 		if v != c && v.holding == slot {
 			return v

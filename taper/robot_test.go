@@ -666,3 +666,18 @@ func TestRobotChangersFUSE(t *testing.T) {
 		t.Errorf("slot 2 in drive 0: %+v %v", l, err)
 	}
 }
+
+// TestRobotChangersSlotZero: slot 0 is no slot, also when another view
+// holds nothing (its holding is 0).
+func TestRobotChangersSlotZero(t *testing.T) {
+	lib := newFakeLibraryDrives(t, 2, libraryBarcodes, "6")
+	ds := labelledShelfDrives(t, 2, false)
+	cs, err := NewRobotChangers(twoDriveConfig(t, lib, ds), []int{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs[0].Load(context.Background(), 0)
+	if err == nil || errors.Is(err, ErrInOtherDrive) || !strings.Contains(err.Error(), "load slot 0: no such slot") {
+		t.Errorf("load slot 0: %v, want no such slot", err)
+	}
+}

@@ -506,6 +506,7 @@ func RunDrives(t *testing.T, newGroup func(t *testing.T) *Group) {
 		{"HeldInOtherDrive", heldInOtherDrive},
 		{"EjectLeavesOthers", ejectLeavesOthers},
 		{"SameInventory", sameInventory},
+		{"OutOfRangeInGroup", outOfRangeInGroup},
 		{"RandomSequences", randomSequences},
 	}
 	for _, c := range checks {
@@ -790,6 +791,32 @@ func sameInventory(t *testing.T, g *Group) {
 			}
 		}
 	}
+}
+
+// outOfRangeInGroup: a slot outside 1..Slots is an error naming it from
+// every view, whatever the other views hold or do not hold, never
+// ErrInOtherDrive.
+func outOfRangeInGroup(t *testing.T, g *Group) {
+	ctx := t.Context()
+	n, err := g.Views[0].Slots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		for i, v := range g.Views {
+			for _, slot := range []int{0, -1, n + 1} {
+				_, err := v.Load(ctx, slot)
+				if err == nil || errors.Is(err, taper.ErrInOtherDrive) || !strings.Contains(err.Error(), "slot "+strconv.Itoa(slot)) {
+					t.Errorf("view %d: load slot %d of %d: %v, want an error naming slot %d", i, slot, n, err, slot)
+				}
+			}
+		}
+	}
+	check() // no view holds anything
+	viewLoad(t, g, 0, g.Full[0])
+	check() // view 0 holds a slot
+	viewLoad(t, g, 1, g.Full[1])
 }
 
 // randomSequences: random loads, ejects, closes and inventories on random
