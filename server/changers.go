@@ -77,8 +77,13 @@ func openChangers(cfg *config.Config, deps Deps, log *slog.Logger) ([]taper.Chan
 		for i := range ch.Tapers {
 			use = append(use, ch.Drive+i)
 		}
-		_ = use
-		return nil, errors.New("PENDING robot group")
+		rs, err := taper.NewRobotChangers(robotConfig(cfg, deps, log, false), use)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			out = append(out, r)
+		}
 	default:
 		return nil, fmt.Errorf("changer type %q is not known; use \"disk\", \"single\" or \"robot\"", ch.Type)
 	}

@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/taper"
+	"github.com/tapir-backup/tapir/taper/fakest"
 	"github.com/tapir-backup/tapir/taper/taptest"
 )
 
@@ -296,4 +299,85 @@ func TestJammedDriveLeavesTheOthers(t *testing.T) {
 		t.Errorf("the report does not say drive 1 left and why:\n%s", out)
 	}
 	restoreAll(t, s)
+}
+
+// A night in a library with two FUSE st drives (real ioctls through the
+// kernel, a fake mtx moving the cartridges): drive 0 is held in the
+// middle of its first image until drive 1 has taped one, so both write at
+// once; verify and the restores then read every volume with the first
+// drive, unloading drive 1's cartridge first. A second night writes with
+// both again.
+func TestRobotTwoDrivesNight(t *testing.T) {
+	barcodes := []string{"B00001L8", "B00002L8", "B00003L8", "B00004L8", "B00005L8", "B00006L8"}
+	drives := fakest.MountDrives(t, 2, fakest.Options{Capacity: 32 << 20, Cartridges: barcodes, Empty: true})
+	lib, err := fakest.NewLibraryDrives(t.TempDir(), 2, barcodes, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range lib.EnvDrives(drives[0].Path(fakest.CtlFile), drives[1].Path(fakest.CtlFile)) {
+		t.Setenv(k, v)
+	}
+	s, _ := twoDriveSite(t, 2)
+	dev0, dev1 := drives[0].Path(fakest.NST0), drives[1].Path(fakest.NST0)
+	s.cfg.Changer = config.Changer{Type: "robot", Changer: "/dev/sg3", MTX: lib.MTX, Device: dev0, Drives: []string{dev0, dev1}, Tapers: 2,
+		StateFile: filepath.Join(s.dir, "changer.json"), Tapetype: "small", Poll: config.Duration(time.Second), Remind: config.Duration(time.Hour)}
+	tt := s.cfg.Tapetypes["small"]
+	tt.Length = 32 << 20
+	s.cfg.Tapetypes["small"] = tt
+
+	var mu sync.Mutex
+	label0, stalled, resumed := "", false, false
+	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
+		attrs := map[string]string{}
+		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Message == "writing volume" && attrs["device"] == "tape:"+dev0:
+			label0 = attrs["label"]
+		case r.Message == "tape file begun" && attrs["volume"] == label0 && !stalled:
+			stalled = true
+			drives[0].Stall() // its next record waits
+		case r.Message == "taped" && attrs["volume"] != label0 && stalled && !resumed:
+			resumed = true
+			drives[0].Resume()
+		}
+	}})
+	rep, out, err := s.night(t, Deps{Log: log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !resumed || len(rep.Volumes) != 2 {
+		t.Fatalf("drive 0 held %v, released %v; volumes %+v\n%s", stalled, resumed, rep.Volumes, out)
+	}
+	for i, want := range []string{"drive 0 (" + dev0 + ")", "drive 1 (" + dev1 + ")"} {
+		if !strings.Contains(out, "by "+want) {
+			t.Errorf("the report does not name %s (volume %d)\n%s", want, i, out)
+		}
+	}
+	calls := strings.Join(lib.Calls(), "; ")
+	if !strings.Contains(calls, " 0") || !strings.Contains(calls, " 1") {
+		t.Errorf("mtx did not load both drives: %s", calls)
+	}
+	for _, v := range rep.Volumes {
+		res, err := Verify(context.Background(), s.cfg, v.Label, Deps{Log: testLogger(t)})
+		if err != nil || res.Bad() != 0 {
+			t.Errorf("verify %s (%s): %+v %v", v.Label, v.Drive, res, err)
+		}
+	}
+	restoreAll(t, s)
+
+	first := map[string]bool{}
+	for _, v := range rep.Volumes {
+		first[v.Label] = true
+	}
+	rep, out, err = s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("night 2: %v\n%s", err, out)
+	}
+	for _, v := range rep.Volumes {
+		if first[v.Label] {
+			t.Errorf("night 2 wrote %s, a volume of night 1 (tapecycle 1 keeps it)\n%s", v.Label, out)
+		}
+	}
 }

@@ -98,6 +98,11 @@ type taperLoop struct {
 	done    chan struct{}
 }
 
+// assumedDriveBuffer is the buffer a tape drive is assumed to stream
+// from when starvation is measured: LTO drives have 256 MiB to 1 GiB; the
+// smaller figure hides no stop a small buffer would have made.
+const assumedDriveBuffer = 64 << 20
+
 // taperDrive is the worker of one drive: its scribe and what it does.
 type taperDrive struct {
 	scribe *taper.Scribe
@@ -125,7 +130,13 @@ func (t *taperLoop) setDrives() {
 	for _, d := range t.vols.drives {
 		sc := taper.NewScribe(d, t.r.log)
 		sc.Clock = t.r.clock
-		t.drives = append(t.drives, &taperDrive{scribe: sc, name: orDrive(d.name), tape: d.ch.Properties().Kind != "disk", wake: make(chan struct{}, 1)})
+		tape := d.ch.Properties().Kind != "disk"
+		if tape {
+			// Starvation is the time a drive streaming at the tapetype's
+			// speed would have found its buffer empty mid-image.
+			sc.DriveSpeed, sc.DriveBuffer = t.speed, assumedDriveBuffer
+		}
+		t.drives = append(t.drives, &taperDrive{scribe: sc, name: orDrive(d.name), tape: tape, wake: make(chan struct{}, 1)})
 	}
 	if len(t.drives) == 0 {
 		// Degraded: no drive, yet one worker leaves each queued image

@@ -104,6 +104,13 @@ type Scribe struct {
 	// Clock measures the drive's idle time (ImageResult.Idle); nil is
 	// the wall clock.
 	Clock clock.Clock
+	// DriveSpeed, when > 0, is the rate in bytes/s at which the drive
+	// streams from its buffer of DriveBuffer bytes: Idle is then the time
+	// such a drive would have found its buffer empty between two records
+	// (it stops and repositions), not every wait for the source, most of
+	// which the buffer absorbs.
+	DriveSpeed  float64
+	DriveBuffer int64
 
 	cur *Volume
 }
@@ -270,12 +277,17 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 	// record to write after the first one.
 	clk := clock.Or(s.Clock)
 	var waitFrom time.Time
+	drive := driveModel{speed: s.DriveSpeed, buffer: float64(s.DriveBuffer)}
 	for rec := range full {
 		if rec.err == io.EOF {
 			break
 		}
+		var waited time.Duration // for the source, since the last record was written
 		if !waitFrom.IsZero() && rec.err == nil {
-			res.Idle += clk.Now().Sub(waitFrom)
+			waited = clk.Now().Sub(waitFrom)
+			if drive.speed <= 0 {
+				res.Idle += waited
+			}
 		}
 		if rec.err != nil {
 			cut := part
@@ -314,7 +326,11 @@ func (s *Scribe) WriteImage(ctx context.Context, hdr image.Header, r io.Reader, 
 				}
 				part = p
 			}
+			vol := s.cur
 			err := s.cur.Dev.WriteRecord(rec.b)
+			if err == nil || errors.Is(err, ErrEarlyWarning) {
+				res.Idle += drive.wrote(vol, len(rec.b), waited, clk.Now())
+			}
 			switch {
 			case err == nil:
 				part.Length += int64(len(rec.b))
@@ -410,4 +426,40 @@ func (s *Scribe) startPart(hdr image.Header, n int, off int64, stem string) (*Pa
 	}
 	s.log.Info("tape file begun", "volume", s.cur.Label, "file", pos.File, "part", n, "image", stem)
 	return p, nil
+}
+
+// driveModel is a drive that streams at speed bytes/s from a buffer of
+// buffer bytes, fed by the records written to it: it tells how long the
+// buffer was empty between two records of one volume.
+type driveModel struct {
+	speed, buffer float64
+	vol           *Volume
+	backlog       float64 // bytes in the buffer after the last record
+	last          time.Time
+}
+
+// wrote accounts a record of n bytes written to vol at now, after a wait
+// of waited for the source, and returns the time the drive's buffer was
+// empty since the record before. That is never more than waited: a
+// drive slower than speed (a write that blocked) did not starve.
+func (m *driveModel) wrote(vol *Volume, n int, waited time.Duration, now time.Time) time.Duration {
+	if m.speed <= 0 {
+		return 0
+	}
+	var idle time.Duration
+	if m.vol == vol {
+		drained := m.speed * now.Sub(m.last).Seconds()
+		if drained > m.backlog {
+			idle = min(time.Duration((drained-m.backlog)/m.speed*float64(time.Second)), waited)
+		}
+		m.backlog = max(m.backlog-drained, 0)
+	} else {
+		m.vol, m.backlog = vol, 0 // a new volume: the drive starts again
+	}
+	m.backlog += float64(n)
+	if m.buffer > 0 {
+		m.backlog = min(m.backlog, m.buffer)
+	}
+	m.last = now
+	return idle
 }

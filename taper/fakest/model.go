@@ -66,6 +66,9 @@ const (
 	rwWriting
 )
 
+// discardKeeps is the largest record Options.Discard keeps.
+const discardKeeps = 64 << 10
+
 // Options configure a Drive.
 type Options struct {
 	// Capacity of each cartridge in bytes of record data (filemarks cost
@@ -81,6 +84,8 @@ type Options struct {
 	Empty bool
 	// Discard keeps only the size of each record, not its bytes (reads
 	// return zeros): for benchmarks that write more than fits in memory.
+	// The records of file 0 (the label) and records of at most 64 KiB
+	// (an image's header) are kept, so that a label reads back.
 	Discard bool
 	// Rate is the drive's streaming speed in bytes per second of records
 	// written (an LTO-9 drive: 400e6); 0 swallows records as fast as they
@@ -155,9 +160,11 @@ type Drive struct {
 	opFaults       map[int16]map[int]syscall.Errno // op -> call number -> errno
 	ops            map[int16]int
 	trace          []string
-	opens          []int     // access mode (O_ACCMODE bits) of each open(2), for Opens
-	writes         int       // write(2) calls that reached the drive
-	busyUntil      time.Time // Options.Rate: when the drive has taken the records written so far
+	opens          []int         // access mode (O_ACCMODE bits) of each open(2), for Opens
+	writes         int           // write(2) calls that reached the drive
+	busyUntil      time.Time     // Options.Rate: when the drive has taken the records written so far
+	paced          bool          // Options.Rate: a record was written since the last operation
+	starved        time.Duration // Options.Rate: time the buffer was empty between two records
 
 	mount *mountState // set while mounted through FUSE
 }
@@ -638,6 +645,15 @@ func (d *Drive) write(h *Handle, p []byte) (int, syscall.Errno) {
 // more; this one is smaller). It also absorbs late wake-ups of the writer.
 const rateBuffer = 64 << 20
 
+// Starved is, with Options.Rate, the time the drive's buffer was empty
+// between two records of a stream (no operation between them): the time a
+// real drive would have stopped and repositioned for want of data.
+func (d *Drive) Starved() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.starved
+}
+
 // pace holds a write of n bytes until a drive streaming at Options.Rate
 // has room for it in its buffer. busyUntil is when the buffer will be
 // empty; a writer that pauses lets it empty and does not bank speed it
@@ -646,8 +662,12 @@ func (d *Drive) pace(n int) {
 	d.mu.Lock()
 	now := time.Now()
 	if d.busyUntil.Before(now) {
+		if d.paced {
+			d.starved += now.Sub(d.busyUntil) // the buffer ran dry between two records
+		}
 		d.busyUntil = now
 	}
+	d.paced = true
 	d.busyUntil = d.busyUntil.Add(time.Duration(int64(n) * int64(time.Second) / d.opts.Rate))
 	until := d.busyUntil.Add(-time.Duration(rateBuffer * int64(time.Second) / d.opts.Rate))
 	d.mu.Unlock()
@@ -704,7 +724,7 @@ func (d *Drive) writeRecord(h *Handle, p []byte) (int, syscall.Errno) {
 		return 0, syscall.ENOSPC
 	}
 	o := Object{Size: len(p)}
-	if !d.opts.Discard {
+	if !d.opts.Discard || d.file == 0 || len(p) <= discardKeeps {
 		o.Data = slices.Clone(p)
 	}
 	c.objects = append(c.objects, o)
@@ -806,6 +826,7 @@ func (d *Drive) op(h *Handle, op int16, count int32) syscall.Errno {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ops[op]++
+	d.paced = false // a filemark, a rewind, a seek: the stream of records ends
 	entry := fmt.Sprintf("%s %d", OpName(op), count)
 	e := d.opLocked(h, op, count)
 	if e != 0 {

@@ -576,18 +576,33 @@ func TestFixedBlockModeRefused(t *testing.T) {
 	}
 }
 
+// TestDiscard: Discard keeps the label file and small records (headers),
+// and only the size of a large record elsewhere (read back as zeros).
 func TestDiscard(t *testing.T) {
+	big := discardKeeps + 1
 	d := New(Options{Discard: true})
 	h := open(t, d, NST0, rw)
-	writeFiles(t, h, []int{100, 200})
+	writeFiles(t, h, []int{100, big}, []int{200, big})
 	h.Op(mtio.MTREW, 1)
-	buf := bytes.Repeat([]byte{0xff}, 300)
-	if n, err := h.Read(buf); n != 100 || err != nil || !bytes.Equal(buf[:100], make([]byte, 100)) {
-		t.Fatalf("read of a discarded record: %d %v", n, err)
+	buf := make([]byte, big)
+	for i, want := range []struct {
+		n    int
+		kept bool
+	}{{100, true}, {big, true}} {
+		if n, err := h.Read(buf); n != want.n || err != nil || !bytes.Equal(buf[:n], rec(byte(i), n)) {
+			t.Fatalf("file 0 record %d: %d %v, kept %v", i, n, err, bytes.Equal(buf[:n], rec(byte(i), n)))
+		}
+	}
+	h.Op(mtio.MTFSF, 1)
+	if n, err := h.Read(buf); n != 200 || err != nil || !bytes.Equal(buf[:n], rec(16, 200)) {
+		t.Fatalf("a header-sized record of file 1: %d %v", n, err)
+	}
+	if n, err := h.Read(buf); n != big || err != nil || !bytes.Equal(buf[:n], make([]byte, big)) {
+		t.Fatalf("a large record of file 1 was kept or not read as zeros: %d %v", n, err)
 	}
 	objs := d.Current().Objects()
-	if len(objs) != 3 || objs[1].Size != 200 || objs[1].Data != nil || d.Current().Used() != 300 {
-		t.Fatalf("objects %+v, used %d", objs, d.Current().Used())
+	if len(objs) != 6 || objs[4].Size != big || objs[4].Data != nil || d.Current().Used() != int64(300+2*big) {
+		t.Fatalf("objects %d, used %d", len(objs), d.Current().Used())
 	}
 }
 
