@@ -64,6 +64,7 @@ type Vtape struct {
 
 	wf       *os.File // file being written: always files[len(files)-1]
 	wShort   bool     // the last record written to wf was short: only a filemark may follow
+	wb       int64    // bytes of wf whose writeback was started
 	nextStem string   // from BeginFile, used by the next file started
 
 	ejected, closed bool
@@ -412,6 +413,12 @@ func (v *Vtape) WriteRecord(p []byte) error {
 	cur.size += int64(len(p))
 	v.used += int64(len(p))
 	v.record++
+	if !v.noSync && cur.size-v.wb >= writebackEvery {
+		// The disk writes while the image goes on, so the filemark's
+		// fsync waits for the tail only.
+		startWriteback(v.wf, v.wb, cur.size-v.wb)
+		v.wb = cur.size
+	}
 	if v.used > v.capacity-v.earlyWarning {
 		return v.errf(at, "%w: %d bytes used of %d", ErrEarlyWarning, v.used, v.capacity)
 	}
@@ -458,6 +465,7 @@ func (v *Vtape) startFile(at string) error {
 	v.nextStem = ""
 	v.wf = f
 	v.wShort = false
+	v.wb = 0
 	v.files = append(v.files, vfile{name: name})
 	v.file = int64(len(v.files) - 1)
 	v.record = 0
