@@ -21,9 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,7 +32,6 @@ import (
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/taper/fakest"
-	"github.com/tapir-backup/tapir/wire"
 )
 
 func main() {
@@ -71,7 +68,7 @@ func run(work, bin, sizeStr string, dles, runs int, rate int64) error {
 		return err
 	}
 	tlsDir := filepath.Join(work, "tls")
-	addr, stop, err := startAgent(bin, tlsDir, filepath.Join(work, "agent-state"))
+	addr, stop, err := gen.StartAgent(bin, tlsDir, filepath.Join(work, "agent-state"))
 	if err != nil {
 		return err
 	}
@@ -133,45 +130,6 @@ func makeTree(tree string, dles int, size int64) error {
 		}
 	}
 	return nil
-}
-
-// startAgent starts a `tapir client` with certificates of a new CA.
-func startAgent(bin, tlsDir, state string) (string, func(), error) {
-	ca, err := wire.InitCA(tlsDir, "bench", time.Now())
-	if err != nil {
-		return "", nil, err
-	}
-	for _, c := range []struct{ name, role string }{{"backup", wire.RoleServer}, {"localhost", wire.RoleClient}} {
-		if _, _, err := ca.Issue(c.name, []string{c.role}, tlsDir, time.Now()); err != nil {
-			return "", nil, err
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	agent := exec.Command(bin, "client", "--listen", addr, "--ca", filepath.Join(tlsDir, "ca.crt"),
-		"--cert", filepath.Join(tlsDir, "localhost.crt"), "--key", filepath.Join(tlsDir, "localhost.key"),
-		"--state-dir", state, "--nice", "0", "--ionice", "0", "--log-level", "warn")
-	agent.Stderr = os.Stderr
-	if err := agent.Start(); err != nil {
-		return "", nil, fmt.Errorf("start the agent: %w", err)
-	}
-	stop := func() { agent.Process.Kill(); agent.Wait() }
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr, stop, nil
-		}
-		if i > 200 {
-			stop()
-			return "", nil, fmt.Errorf("the agent does not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond) // a benchmark's start-up, not a test
-	}
 }
 
 // flushOnce makes a site, dumps every DLE to its holding disk with no

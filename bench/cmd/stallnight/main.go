@@ -6,9 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/taper/taptest"
-	"github.com/tapir-backup/tapir/wire"
 )
 
 func main() {
@@ -44,41 +41,11 @@ func run(tree, work, bin, hold string, stall time.Duration, after int) error {
 		return err
 	}
 	tlsDir := filepath.Join(work, "tls")
-	ca, err := wire.InitCA(tlsDir, "bench", time.Now())
+	addr, stopAgent, err := gen.StartAgent(bin, tlsDir, filepath.Join(work, "agent-state"))
 	if err != nil {
 		return err
 	}
-	if _, _, err := ca.Issue("backup", []string{wire.RoleServer}, tlsDir, time.Now()); err != nil {
-		return err
-	}
-	if _, _, err := ca.Issue("localhost", []string{wire.RoleClient}, tlsDir, time.Now()); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	agent := exec.Command(bin, "client", "--listen", addr, "--ca", filepath.Join(tlsDir, "ca.crt"),
-		"--cert", filepath.Join(tlsDir, "localhost.crt"), "--key", filepath.Join(tlsDir, "localhost.key"),
-		"--state-dir", filepath.Join(work, "agent-state"), "--nice", "0", "--ionice", "0", "--log-level", "warn")
-	agent.Stderr = os.Stderr
-	if err := agent.Start(); err != nil {
-		return fmt.Errorf("start the agent: %w", err)
-	}
-	defer func() { agent.Process.Kill(); agent.Wait() }()
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			return fmt.Errorf("the agent does not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	defer stopAgent()
 	ents, err := os.ReadDir(tree)
 	if err != nil {
 		return err
