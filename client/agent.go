@@ -63,7 +63,10 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 	if to <= 0 {
 		to = 30 * time.Second
 	}
-	tc := tls.Server(raw, a.TLS)
+	// TLS over a BatchConn: a dump's records go out 256 KiB at a time,
+	// not one write(2) per 16 KiB record.
+	bc := wire.NewBatchConn(raw)
+	tc := tls.Server(bc, a.TLS)
 	raw.SetDeadline(time.Now().Add(to))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		log.Warn("refused connection: TLS handshake failed", "err", err)
@@ -71,7 +74,7 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 	}
 	peer, _ := wire.PeerOf(tc.ConnectionState())
 	log = log.With("peer", peer.Host)
-	c := wire.NewConn(tc)
+	c := wire.NewBatchedConn(tc, bc)
 	var req wire.Request
 	if err := c.ReadMsg(&req); err != nil {
 		log.Warn("bad request", "err", err)

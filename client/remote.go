@@ -41,13 +41,16 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err))
 	}
-	tc := tls.Client(raw, r.TLS)
+	// TLS over a BatchConn: a dump's records are read 256 KiB at a time
+	// when that much has arrived, not one read(2) per 16 KiB record.
+	bc := wire.NewBatchConn(raw)
+	tc := tls.Client(bc, r.TLS)
 	raw.SetDeadline(time.Now().Add(min(30*time.Second, r.timeout())))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, nil, nil, wire.ExplainTLS(r.what(), err)
 	}
-	c := wire.NewConn(tc)
+	c := wire.NewBatchedConn(tc, bc)
 	if err := c.WriteMsg(req); err != nil {
 		raw.Close()
 		return nil, nil, nil, fmt.Errorf("%s: send %s request: %w", r.what(), req.Op, err)

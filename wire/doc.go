@@ -4,7 +4,9 @@
 // files (tls.go), the framing of messages and data streams on a
 // connection (frame.go), read as their bytes arrive and bounded per
 // connection (SetReadLimit) so that no peer's announced length costs
-// memory it has not sent, the accept loop of the TCP servers (Serve) and
+// memory it has not sent, the BatchConn under the agent protocol's TLS
+// layer (records written and read 256 KiB at a time, not one system call
+// per 16 KiB record), the accept loop of the TCP servers (Serve) and
 // the Limiter that holds byte streams to a rate (the server's netusage, a
 // dumptype's bandwidth). A frame record of a payload is an image.Frame,
 // tapir's one frame type. The protocols themselves (which messages the

@@ -25,7 +25,8 @@ const (
 const MaxFrame = 4 << 20
 
 // ConnBuffers is what a Conn holds besides the frame being read: its read
-// and write buffers. A Conn's memory is at most its read limit plus
+// and write buffers (a BatchConn under its TLS layer holds 2*BatchSize
+// more). A Conn's memory is at most its read limit plus
 // ConnBuffers, and while a frame arrives, about twice the bytes that have
 // arrived (at least frameStep) rather than its announced length.
 const ConnBuffers = 2 * bufSize
@@ -61,6 +62,7 @@ type Conn struct {
 	r     *bufio.Reader
 	wmu   sync.Mutex
 	w     *bufio.Writer
+	under *BatchConn // flushed after w (NewBatchedConn), or nil
 	buf   []byte
 	limit int
 }
@@ -69,6 +71,28 @@ type Conn struct {
 // MaxFrame bytes until SetReadLimit says otherwise.
 func NewConn(rw io.ReadWriter) *Conn {
 	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, bufSize), w: bufio.NewWriterSize(rw, bufSize), limit: MaxFrame}
+}
+
+// NewBatchedConn is NewConn for a TLS connection tc over under (see
+// BatchConn): every flush of the Conn flushes under too. It starts
+// under's batching: call it after the handshake.
+func NewBatchedConn(tc io.ReadWriter, under *BatchConn) *Conn {
+	c := NewConn(tc)
+	c.under = under
+	under.Batch()
+	return c
+}
+
+// flush pushes the buffer, and the BatchConn below the TLS layer, to the
+// peer; c.wmu is held.
+func (c *Conn) flush() error {
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	if c.under != nil {
+		return c.under.Flush()
+	}
+	return nil
 }
 
 // SetReadLimit sets the largest frame this side accepts (n <= 0 or n >
@@ -101,7 +125,7 @@ func (c *Conn) WriteFrame(typ byte, p []byte, flush bool) error {
 		return err
 	}
 	if flush {
-		return c.w.Flush()
+		return c.flush()
 	}
 	return nil
 }
@@ -110,7 +134,7 @@ func (c *Conn) WriteFrame(typ byte, p []byte, flush bool) error {
 func (c *Conn) Flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.w.Flush()
+	return c.flush()
 }
 
 // WriteMsg writes v as a JSON message frame and flushes.
