@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Restore speed, two benchmarks on one generated tree dumped at level 0:
+# Restore speed, three benchmarks on one generated tree dumped at level 0:
 #
 #  single: one small file through the index server (tapir recover -e
 #          'add FILE; extract') against dd | zstd -dc | tar -x of the image;
 #  all:    the whole DLE straight from the catalog (tapir recover -c CONFIG
 #          --all) against dd | zstd -dc | tar -xpf - of the same vtape file
-#          into the same disk.
+#          into the same disk;
+#  shell:  the whole DLE through the index server (tapir recover -e
+#          'add .; extract') against both of those, in one invocation.
 #
-#   bash bench/restore.sh [-what single|all|both] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]
+#   bash bench/restore.sh [-what single|all|shell|both|every] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]
+#
+# -what  both is single and all; every (the default) is all three
 #
 # -size  bytes of the generated tree dumped at level 0 (half of it is
 #        random: 3 GiB of files make an image of about 2 GiB)
@@ -18,7 +22,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-size=3GiB seed=1 runs=3 what=both
+size=3GiB seed=1 runs=3 what=every
 while [ $# -gt 0 ]; do
   case $1 in
     -what|--what) what=$2; shift 2 ;;
@@ -26,12 +30,19 @@ while [ $# -gt 0 ]; do
     -seed|--seed) seed=$2; shift 2 ;;
     -runs|--runs) runs=$2; shift 2 ;;
     -dir|--dir) CACHE=$2; shift 2 ;;
-    *) echo "usage: bash bench/restore.sh [-what single|all|both] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/restore.sh [-what single|all|shell|both|every] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]" >&2; exit 2 ;;
   esac
 done
-case $what in single|all|both) ;; *) echo "restore.sh: -what is single, all or both, not $what" >&2; exit 2 ;; esac
+case $what in
+  single|all|shell) parts=$what ;;
+  both) parts="single all" ;;
+  every) parts="single all shell" ;;
+  *) echo "restore.sh: -what is single, all, shell, both or every, not $what" >&2; exit 2 ;;
+esac
+want() { [[ " $parts " == *" $1 "* ]]; }
 GOAL_S=0.5 GOAL_RATIO=20     # single file
 GOAL_ALL=1.0 GOAL_RSS_KIB=131072  # whole DLE: tapir/tar ratio, peak RSS
+GOAL_SHELL=1.0 GOAL_SHELL_ALL=1.25  # shell's whole DLE: shell/tar, shell/--all (see bench/README.md)
 
 need_tools
 build_tools
@@ -41,7 +52,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tapir-restore.XXXXXX")
 trap 'rm -rf "$BIN" "$work"' EXIT
 fail=0
 
-if [ "$what" != all ]; then
+if want single; then
   echo
   echo "== single-file restore: $tree"
   echo "   tapir:    tapir recover -e 'add FILE; extract' (process start, TLS, catalog, frames over the wire)"
@@ -57,7 +68,7 @@ if [ "$what" != all ]; then
   echo "   baseline median $bm s; ratio baseline/tapir = $ratio  $verdict (>= $GOAL_RATIO)"
 fi
 
-if [ "$what" != single ]; then
+if want all; then
   echo
   echo "== whole-DLE restore: $tree"
   echo "   tapir:    tapir recover -c CONFIG --host H --path P --all --to DIR (catalog, vtape, decompression, extraction)"
@@ -71,5 +82,25 @@ if [ "$what" != single ]; then
   echo "   tapir median $tm s, baseline median $bm s; ratio tapir/baseline = $ratio  $verdict (<= $GOAL_ALL)"
   if [ "$rss" -lt "$GOAL_RSS_KIB" ]; then verdict=PASS; else verdict=FAIL; fail=1; fi
   echo "   tapir recover peak RSS $rss KiB  $verdict (< $GOAL_RSS_KIB KiB)"
+fi
+if want shell; then
+  echo
+  echo "== whole-DLE restore by the recover shell: $tree"
+  echo "   tapir shell: tapir recover --server ... -e 'add .; extract' (index server in the benchmark process: plan, frames over TLS, decompression and extraction in the shell)"
+  echo "   tapir --all: tapir recover -c CONFIG --host H --path P --all --to DIR"
+  echo "   baseline:    dd if=VTAPEFILE bs=256k iflag=skip_bytes skip=32768 | zstd -dc | tar -xpf - -C DIR"
+  mkdir -p "$work/shell"
+  "$BIN/restorebench" -shell -tree "$tree" -tapir "$BIN/tapir" -work "$work/shell" -runs "$runs" >"$work/out"
+  sed '$d' "$work/out"
+  out=$(tail -1 "$work/out")
+  sm=$(field shell_median "$out") am=$(field all_median "$out") bm=$(field baseline_median "$out")
+  rb=$(field ratio_baseline "$out") ra=$(field ratio_all "$out") rss=$(field shell_rss_kib "$out")
+  echo "   medians: shell $sm s, --all $am s, baseline $bm s; CPU of the tapir process: shell $(field shell_cpu "$out") s, --all $(field all_cpu "$out") s"
+  if awk "BEGIN { exit !($rb <= $GOAL_SHELL) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   ratio shell/baseline = $rb  $verdict (<= $GOAL_SHELL)"
+  if awk "BEGIN { exit !($ra <= $GOAL_SHELL_ALL) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   ratio shell/--all = $ra  $verdict (<= $GOAL_SHELL_ALL)"
+  if [ "$rss" -lt "$GOAL_RSS_KIB" ]; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   tapir recover shell peak RSS $rss KiB  $verdict (< $GOAL_RSS_KIB KiB)"
 fi
 exit $fail

@@ -3,7 +3,8 @@
 // peterh/liner, scripts with -e) talks to the index server through Client
 // (docs/format/index-protocol.md): it browses the view of a DLE at a date,
 // and extracts by receiving only the compressed frames that hold the
-// selected files, decompressing and checking them, and writing them with
+// selected files, decompressing and checking them (several at once, ahead
+// of the writing, with bounded memory: receive.go), and writing them with
 // the Extractor (mode, owner when root, times, symlinks, hard links,
 // xattrs, sparse files). It knows the index protocol and the
 // payload's frames, never the configuration, the catalog or the volumes:

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -59,9 +58,12 @@ func (r *RestoreResult) OK() bool {
 // view q under opt.To: the server sends only the compressed frames that
 // hold them, and this side decompresses them and writes the files with the
 // Extractor (mode, owner when root, times, symlinks, hard links, xattrs,
-// sparse files; names that would escape To are refused). Every frame goes
-// through image's FrameDecoder: its sizes are checked against the catalog,
-// and zstd's or gzip's checksums on the way.
+// sparse files; names that would escape To are refused). The frames are
+// received and decompressed on other goroutines, several at once, ahead
+// of the writing (receiver), as `tapir recover --all` does; the plan
+// came once, so no file costs a round trip. Every frame goes through
+// image's FrameDecoder: its sizes are checked against the catalog, and
+// zstd's or gzip's checksums on the way.
 // The error is non-nil when the session broke; entries that failed are in
 // the result.
 func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt RestoreOptions) (*RestoreResult, error) {
@@ -92,13 +94,31 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 	x := &Extractor{Dir: opt.To, Overwrite: true, Warn: opt.Warn, SamePrivileges: opt.SamePrivileges}
 	defer func() { x.Close(); res.Dropped = x.Dropped }()
 
-	// Ask once about what exists already.
+	// Ask once about what exists already. Nothing is under a directory of
+	// the plan that is not there (its entry comes before what it holds):
+	// an extract into an empty directory looks up only the top entries,
+	// not every file.
 	skip := map[string]bool{}
 	var existing []string
 	total := 0
+	absent := map[string]bool{}
+	inAbsent := func(p string) bool {
+		for i := len(p) - 1; i > 0 && len(absent) > 0; i-- {
+			if p[i] == '/' && absent[p[:i]] {
+				return true
+			}
+		}
+		return false
+	}
 	for _, es := range byImage {
 		for _, e := range es {
+			if inAbsent(e.Path) {
+				continue
+			}
 			if e.IsDir() {
+				if !x.exists(e.Path) {
+					absent[e.Path] = true
+				}
 				continue
 			}
 			if x.exists(e.Path) {
@@ -114,13 +134,15 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 		clear(skip)
 	}
 
-	st := &chunkStream{cl: cl, ctx: ctx, ask: opt.Ask}
-	if st.ask == nil {
-		st.ask = opt.Progress
-	}
 	// An interrupt while a read waits: the session cannot go on.
 	stop := context.AfterFunc(ctx, func() { cl.nc.SetDeadline(time.Now()) })
 	defer stop()
+	rc := cl.startReceiver(ctx, r.Images)
+	defer rc.stop()
+	st := &chunkStream{rc: rc, ctx: ctx, ask: opt.Ask}
+	if st.ask == nil {
+		st.ask = opt.Progress
+	}
 	for i, es := range byImage {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -222,41 +244,50 @@ func (cl *Client) restoreImage(st *chunkStream, x *Extractor, es []wire.EntryInf
 }
 
 // chunkStream reads the chunks of a restore stream as one image's tar
-// bytes, from an offset on: the frames the server sent, decompressed;
-// the gaps between them are frames nobody asked for.
+// bytes, from an offset on: the frames the server sent, decompressed
+// ahead by the receiver; the gaps between them are frames nobody asked
+// for.
 type chunkStream struct {
-	cl      *Client
+	rc      *receiver
 	ctx     context.Context
 	img     int
 	info    wire.ImageInfo
-	pending *wire.RestoreMsg // a message of a later image, read ahead
+	pending *recvItem // a message of a later image, read ahead
+	cur     *recvItem // the chunk whose tar bytes buf holds
 	ended   bool
 
 	pos int64  // tar offset of buf[0]
 	buf []byte // decompressed bytes not yet read
-	err error  // the connection broke
+	err error  // the stream broke (connection, protocol, interrupt)
 	bad string // the image failed (server said so, or a frame was damaged)
 
 	progress func(string)
 	ask      func(string) // may be nil
-	waiting  bool         // the server asked for a volume: no deadline until it answers
-	in       []byte
-	dec      *image.FrameDecoder // for comp
-	comp     image.Comp
 }
 
 func (s *chunkStream) start(i int, info wire.ImageInfo, progress func(string)) {
 	s.img, s.info, s.progress = i, info, progress
 	s.pos, s.buf, s.bad = 0, nil, ""
+	s.rc.skipBelow.Store(int64(i))
+}
+
+// fail gives up on the rest of the current image: the receiver stops
+// decompressing its chunks, and the stream goes on with the next image.
+func (s *chunkStream) fail(msg string) error {
+	s.bad = msg
+	s.rc.skipBelow.Store(int64(s.img) + 1)
+	return &imageError{msg}
 }
 
 func (s *chunkStream) what() string {
 	return fmt.Sprintf("level %d image %s", s.info.Level, showDatestamp(s.info.Datestamp))
 }
 
-// next reads the next message for the current image: a chunk (returned),
-// or the end of the image (io.EOF).
+// next reads the next message for the current image: a chunk (returned,
+// its tar bytes in buf), or the end of the image (io.EOF).
 func (s *chunkStream) next() (*wire.Chunk, error) {
+	s.rc.release(s.cur)
+	s.cur, s.buf = nil, nil
 	for {
 		if s.err != nil {
 			return nil, s.err
@@ -264,142 +295,59 @@ func (s *chunkStream) next() (*wire.Chunk, error) {
 		if s.bad != "" {
 			return nil, &imageError{s.bad}
 		}
-		var m wire.RestoreMsg
-		if s.pending != nil {
-			m, s.pending = *s.pending, nil
-		} else if s.ended {
+		var it *recvItem
+		switch {
+		case s.pending != nil:
+			it, s.pending = s.pending, nil
+		case s.ended:
 			return nil, io.EOF
-		} else {
-			if err := s.readDeadline(); err != nil {
-				return nil, err
-			}
-			if err := s.cl.c.ReadMsg(&m); err != nil {
-				s.err = s.cl.broken(err)
-				return nil, s.err
-			}
+		default:
+			it = s.rc.next()
 		}
-		s.waiting = false
+		if it.err != nil {
+			s.err = it.err
+			return nil, s.err
+		}
+		m := it.m
 		switch {
 		case m.Ask != nil:
-			// A person must bring a volume: wait for the next message as
-			// long as it takes (^C cancels: ctx ends the read at once).
-			s.waiting = true
+			// A person must bring a volume; the receiver waits for the
+			// next message as long as it takes (^C cancels).
+			s.rc.release(it)
 			if s.ask != nil {
 				s.ask(m.Ask.Msg)
 			}
 		case m.End != nil:
+			s.rc.release(it)
 			s.ended = true
 			return nil, io.EOF
-		case m.Chunk != nil && m.Chunk.Image < s.img:
+		case m.Chunk != nil && m.Chunk.Image < s.img, m.Image != nil && m.Image.Image < s.img:
 			// The rest of an image whose entries are all done.
-			if err := s.discard(m.Chunk); err != nil {
-				return nil, err
-			}
-		case m.Image != nil && m.Image.Image < s.img:
+			s.rc.release(it)
 		case m.Image != nil && m.Image.Image > s.img, m.Chunk != nil && m.Chunk.Image > s.img:
-			s.pending = &m
+			s.pending = it
 			return nil, io.EOF
-		case m.Image != nil && m.Image.Image == s.img:
+		case m.Image != nil:
+			s.rc.release(it)
 			if m.Image.Error != "" {
-				s.bad = m.Image.Error
-				return nil, &imageError{s.bad}
+				return nil, s.fail(m.Image.Error)
 			}
 			if s.progress != nil {
 				s.progress(fmt.Sprintf("Reading the %s from %s", s.what(), m.Image.Where))
 			}
-		case m.Chunk != nil && m.Chunk.Image == s.img:
-			return m.Chunk, s.readChunk(m.Chunk)
-		default:
-			s.err = fmt.Errorf("%w: restore message for image out of order while reading image %d", wire.ErrProtocol, s.img)
-			return nil, s.err
+		default: // a chunk of the current image
+			c := m.Chunk
+			if it.bad != nil || it.skipped {
+				why := "it was not decompressed"
+				if it.bad != nil {
+					why = it.bad.Error()
+				}
+				s.rc.release(it)
+				return nil, s.fail(fmt.Sprintf("frame %d of the %s is damaged (%s): checksum mismatch or corrupt data; restore these files from another image (setdate) or check the volume with `tapir verify`", c.Frame, s.what(), why))
+			}
+			s.cur, s.pos, s.buf = it, c.TarOffset, it.out
+			return c, nil
 		}
-	}
-}
-
-// readDeadline bounds the wait for the next message by the stall time,
-// or not at all while the server waits for a person to bring a volume.
-// An interrupt (ctx) ends either wait: it sets the deadline to now.
-func (s *chunkStream) readDeadline() error {
-	if !s.waiting {
-		s.cl.nc.SetDeadline(time.Now().Add(s.cl.stall()))
-		return nil
-	}
-	s.cl.nc.SetDeadline(time.Time{})
-	if err := s.ctx.Err(); err != nil {
-		// Cancelled before the deadline was cleared: the interrupt's own
-		// deadline may have been overwritten.
-		s.err = err
-		return err
-	}
-	return nil
-}
-
-// discard reads and drops the data frames of a chunk.
-func (s *chunkStream) discard(c *wire.Chunk) error {
-	for left := c.Size; left > 0; {
-		s.cl.nc.SetDeadline(time.Now().Add(s.cl.stall()))
-		typ, b, err := s.cl.c.ReadFrame()
-		if err != nil {
-			s.err = s.cl.broken(err)
-			return s.err
-		}
-		if typ != wire.FrameData || int64(len(b)) > left {
-			s.err = fmt.Errorf("%w: frame %d of image %d: expected %d data bytes, got frame %q", wire.ErrProtocol, c.Frame, c.Image, left, typ)
-			return s.err
-		}
-		left -= int64(len(b))
-	}
-	return nil
-}
-
-// readChunk reads the data frames of a chunk and decompresses them into
-// buf, checking the size the catalog gives.
-func (s *chunkStream) readChunk(c *wire.Chunk) error {
-	if c.Size < 0 || c.Size > 1<<30 || c.TarSize < 0 || c.TarSize > image.MaxFrameSize {
-		s.err = fmt.Errorf("%w: chunk of %d bytes (%d tar bytes)", wire.ErrProtocol, c.Size, c.TarSize)
-		return s.err
-	}
-	s.in = s.in[:0]
-	for int64(len(s.in)) < c.Size {
-		s.cl.nc.SetDeadline(time.Now().Add(s.cl.stall()))
-		typ, b, err := s.cl.c.ReadFrame()
-		if err != nil {
-			s.err = s.cl.broken(err)
-			return s.err
-		}
-		if typ != wire.FrameData || int64(len(s.in)+len(b)) > c.Size {
-			s.err = fmt.Errorf("%w: frame %d of image %d: expected %d data bytes, got frame %q", wire.ErrProtocol, c.Frame, c.Image, c.Size-int64(len(s.in)), typ)
-			return s.err
-		}
-		s.in = append(s.in, b...)
-	}
-	out, err := s.decode(s.in, c)
-	if err != nil {
-		s.bad = fmt.Sprintf("frame %d of the %s is damaged (%v): checksum mismatch or corrupt data; restore these files from another image (setdate) or check the volume with `tapir verify`", c.Frame, s.what(), err)
-		return &imageError{s.bad}
-	}
-	s.pos, s.buf = c.TarOffset, out
-	return nil
-}
-
-// decode checks and decompresses the stored bytes of chunk c with the
-// image's frame decoder, made anew when the compression changes.
-func (s *chunkStream) decode(in []byte, c *wire.Chunk) ([]byte, error) {
-	if comp := image.Comp(s.info.Comp); s.dec == nil || s.comp != comp {
-		s.closeDecoder()
-		d, err := image.NewFrameDecoder(comp, image.MaxFrameSize)
-		if err != nil {
-			return nil, err
-		}
-		s.dec, s.comp = d, comp
-	}
-	return s.dec.Decode(in, image.Frame{Index: c.Frame, TarOffset: c.TarOffset, TarSize: c.TarSize, Size: c.Size})
-}
-
-func (s *chunkStream) closeDecoder() {
-	if s.dec != nil {
-		s.dec.Close()
-		s.dec = nil
 	}
 }
 
@@ -408,15 +356,13 @@ func (s *chunkStream) skipTo(off int64) error {
 	for off >= s.pos+int64(len(s.buf)) {
 		if _, err := s.next(); err != nil {
 			if err == io.EOF {
-				s.bad = fmt.Sprintf("the server sent no frame holding tar offset %d of the %s", off, s.what())
-				return &imageError{s.bad}
+				return s.fail(fmt.Sprintf("the server sent no frame holding tar offset %d of the %s", off, s.what()))
 			}
 			return err
 		}
 	}
 	if off < s.pos {
-		s.bad = fmt.Sprintf("tar offset %d of the %s lies before the frames sent (entries out of order)", off, s.what())
-		return &imageError{s.bad}
+		return s.fail(fmt.Sprintf("tar offset %d of the %s lies before the frames sent (entries out of order)", off, s.what()))
 	}
 	s.buf = s.buf[off-s.pos:]
 	s.pos = off
@@ -436,8 +382,7 @@ func (s *chunkStream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		if c.TarOffset != end {
-			s.bad = fmt.Sprintf("frame %d of the %s does not follow the one before (tar offset %d, expected %d): frames are missing", c.Frame, s.what(), c.TarOffset, end)
-			return 0, &imageError{s.bad}
+			return 0, s.fail(fmt.Sprintf("frame %d of the %s does not follow the one before (tar offset %d, expected %d): frames are missing", c.Frame, s.what(), c.TarOffset, end))
 		}
 	}
 	n := copy(p, s.buf)
@@ -449,6 +394,7 @@ func (s *chunkStream) Read(p []byte) (int, error) {
 // end reads the stream to its end.
 func (s *chunkStream) end() error {
 	s.img = 1 << 30 // every message left belongs to an image done with
+	s.rc.skipBelow.Store(int64(s.img))
 	for !s.ended {
 		if s.err != nil {
 			return s.err
@@ -460,7 +406,6 @@ func (s *chunkStream) end() error {
 			}
 		}
 	}
-	s.closeDecoder()
 	return nil
 }
 

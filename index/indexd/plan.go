@@ -50,8 +50,9 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		}
 		return nil
 	}
-	sel := map[string]catalog.ViewRecord{}
-	var order []string
+	// The selection, in the order found, and where each path is in it.
+	var recs []catalog.ViewRecord
+	sel := map[string]int{}
 	add := func(r catalog.ViewRecord) error {
 		if _, ok := sel[r.Path]; ok {
 			return nil
@@ -64,8 +65,8 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 				return err
 			}
 		}
-		sel[r.Path] = r
-		order = append(order, r.Path)
+		sel[r.Path] = len(recs)
+		recs = append(recs, r)
 		return nil
 	}
 	picked, err := s.lookup(ctx, v, paths, step)
@@ -94,20 +95,30 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 			}
 		}
 	}
-	byDump := map[int][]wire.EntryInfo{}
-	for i, path := range order {
+	// Each image's entries, in slices of their final size: a whole DLE
+	// is hundreds of thousands of entries, and growing slices of them
+	// cost the plan a third of its time.
+	perDump := map[int]int{}
+	for i := range recs {
+		perDump[recs[i].Dump]++
+	}
+	byDump := make(map[int][]wire.EntryInfo, len(perDump))
+	for d, n := range perDump {
+		byDump[d] = make([]wire.EntryInfo, 0, n)
+	}
+	for i := range recs {
 		if i%1024 == 1023 {
 			if err := step(); err != nil {
 				return nil, err
 			}
 		}
-		r := sel[path]
-		e := entryOf(r)
+		r := &recs[i]
+		e := entryOf(*r)
 		if r.Type == '1' {
 			// A hard link: kept as a link when its target is restored from
 			// the same image (earlier in its stream); otherwise the target's
 			// data is restored under the link's name.
-			if t, ok := sel[r.Link]; !ok || t.Dump != r.Dump {
+			if t, ok := sel[r.Link]; !ok || recs[t].Dump != r.Dump {
 				tr, err := s.Catalog.Entry(ctx, v.Chain[r.Dump].ID, r.Link)
 				if err != nil {
 					return nil, fmt.Errorf("%s is a hard link to %s, which its image does not hold: %w", r.Path, r.Link, err)
@@ -123,11 +134,11 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		idx = append(idx, i)
 	}
 	sort.Ints(idx)
-	p := &plan{}
+	p := &plan{entries: make([]wire.EntryInfo, 0, len(recs))}
 	for _, ci := range idx {
 		d := v.Chain[ci]
 		es := byDump[ci]
-		sort.SliceStable(es, func(a, b int) bool { return es[a].TarOffset < es[b].TarOffset })
+		slices.SortStableFunc(es, func(a, b wire.EntryInfo) int { return cmp.Compare(a.TarOffset, b.TarOffset) })
 		frames, err := s.framesFor(ctx, d, es)
 		if err != nil {
 			return nil, err
@@ -167,10 +178,22 @@ func (p *plan) inTapeOrder() *plan {
 		reads[i] = PartsFor(p.parts[i], p.frames[i])
 	}
 	order := TapeOrder(reads)
+	if slices.Equal(order, rangeOf(len(order))) {
+		// Already in tape order (one image, or a chain on one volume): the
+		// entries stay where they are, not copied.
+		p.needed = Needed(reads)
+		return p
+	}
 	q := &plan{entries: make([]wire.EntryInfo, 0, len(p.entries))}
+	// p.entries holds each image's entries in one run, in image order.
 	byImage := make([][]wire.EntryInfo, len(p.dumps))
-	for _, e := range p.entries {
-		byImage[e.Image] = append(byImage[e.Image], e)
+	for start := 0; start < len(p.entries); {
+		i, end := p.entries[start].Image, start
+		for end < len(p.entries) && p.entries[end].Image == i {
+			end++
+		}
+		byImage[i] = p.entries[start:end]
+		start = end
 	}
 	sorted := make([][]catalog.Part, 0, len(order))
 	for ni, oi := range order {
@@ -179,13 +202,23 @@ func (p *plan) inTapeOrder() *plan {
 		q.frames = append(q.frames, p.frames[oi])
 		q.parts = append(q.parts, p.parts[oi])
 		sorted = append(sorted, reads[oi])
-		for _, e := range byImage[oi] {
-			e.Image = ni
-			q.entries = append(q.entries, e)
+		n := len(q.entries)
+		q.entries = append(q.entries, byImage[oi]...)
+		for k := n; k < len(q.entries); k++ {
+			q.entries[k].Image = ni
 		}
 	}
 	q.needed = Needed(sorted)
 	return q
+}
+
+// rangeOf returns 0, 1, ..., n-1.
+func rangeOf(n int) []int {
+	r := make([]int, n)
+	for i := range r {
+		r[i] = i
+	}
+	return r
 }
 
 // lookup returns the records of the paths (cleaned, each once, sorted),

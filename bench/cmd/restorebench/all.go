@@ -76,21 +76,7 @@ func runAll(tree, work, bin string, runs int) error {
 		}
 		return time.Since(t0).Seconds(), nil
 	}
-	check := func(who, dir string) error {
-		got, err := treeSums(dir)
-		if err != nil {
-			return err
-		}
-		if len(got) != len(want) {
-			return fmt.Errorf("%s restored %d files, the tree has %d", who, len(got), len(want))
-		}
-		for p, s := range want {
-			if got[p] != s {
-				return fmt.Errorf("%s: %s differs from the original", who, p)
-			}
-		}
-		return nil
-	}
+	check := func(who, dir string) error { return checkTree(who, dir, want) }
 	var tt, bt []float64
 	var peak int64
 	for i := 0; i < runs; i++ {
@@ -132,6 +118,24 @@ func runAll(tree, work, bin string, runs int) error {
 	}
 	tm, bm := median(tt), median(bt)
 	fmt.Printf("restorebench: tapir_median=%.3f baseline_median=%.3f ratio=%.3f peak_rss_kib=%d\n", tm, bm, tm/bm, peak)
+	return nil
+}
+
+// checkTree compares the regular files under dir with want (treeSums of
+// the original).
+func checkTree(who, dir string, want map[string][32]byte) error {
+	got, err := treeSums(dir)
+	if err != nil {
+		return err
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("%s restored %d files, the tree has %d", who, len(got), len(want))
+	}
+	for p, s := range want {
+		if got[p] != s {
+			return fmt.Errorf("%s: %s differs from the original", who, p)
+		}
+	}
 	return nil
 }
 

@@ -15,5 +15,14 @@
 //
 // into fresh directories of the same disk, checking both trees' files
 // against the original once (SHA-256 of every file) and reporting the
-// tapir process's peak RSS. bench/restore.sh runs it; see bench/README.md.
+// tapir process's peak RSS; or, with -shell, the whole DLE three ways in
+// turn, the recover shell's extract through an index server it starts
+// in-process first:
+//
+//	tapir recover --server ... -e 'add .; extract'
+//	tapir recover -c CONFIG --host bench --path /data --all --to DIR
+//	dd if=VTAPEFILE bs=256k iflag=skip_bytes skip=32768 | zstd -dc | tar -xpf - -C DIR
+//
+// with the peak RSS and CPU seconds of both tapir processes.
+// bench/restore.sh runs it; see bench/README.md.
 package main

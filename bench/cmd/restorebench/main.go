@@ -24,14 +24,21 @@ func main() {
 	bin := flag.String("tapir", "", "the tapir binary (required)")
 	runs := flag.Int("runs", 3, "timed runs of each side")
 	all := flag.Bool("all", false, "time a whole-DLE restore (tapir recover -c CONFIG --all) against dd | zstd -dc | tar -xpf - instead of one file")
+	shell := flag.Bool("shell", false, "time the recover shell's extract of the whole DLE (add .; extract) against tapir recover --all and dd | zstd -dc | tar -xpf - instead of one file")
 	flag.Parse()
 	if *tree == "" || *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: restorebench -tree DIR -tapir BIN [-work DIR] [-runs 3]")
 		os.Exit(2)
 	}
 	f := run
-	if *all {
+	switch {
+	case *all && *shell:
+		fmt.Fprintln(os.Stderr, "restorebench: -all and -shell exclude each other")
+		os.Exit(2)
+	case *all:
 		f = runAll
+	case *shell:
+		f = runShell
 	}
 	if err := f(*tree, *work, *bin, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "restorebench:", err)
