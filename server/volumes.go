@@ -52,7 +52,8 @@ type tapeDrive struct {
 }
 
 // setDrives makes the run write with one drive per changer (the first is
-// also v.ch).
+// also v.ch). With several, each is named for a person by its number and,
+// for a robot, its device in [changer] drives.
 func (v *volumes) setDrives(chs []taper.Changer) {
 	v.ch = chs[0]
 	v.drives = nil
@@ -61,16 +62,13 @@ func (v *volumes) setDrives(chs []taper.Changer) {
 		if len(chs) > 1 {
 			p := ch.Properties()
 			d.name = fmt.Sprintf("drive %d", p.Drive)
-			if info, err := ch.Drive(context.Background()); err == nil && info.Device != "" {
-				d.name += " (" + info.Device + ")"
+			if devs := v.cfg.Changer.Drives; p.Kind == "robot" && p.Drive >= 0 && p.Drive < len(devs) {
+				d.name += " (" + devs[p.Drive] + ")"
 			}
 		}
 		v.drives = append(v.drives, d)
 	}
 }
-
-// Next is the volume source of a run with one drive (tests).
-func (v *volumes) Next(ctx context.Context) (*taper.Volume, error) { return v.drives[0].Next(ctx) }
 
 // unloaded adds the time the current volume spent in the drive to it.
 func (d *tapeDrive) unloaded() {
