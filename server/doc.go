@@ -9,9 +9,11 @@
 // the catalog's volumes that are in no slot (missing.go), asks every client agent for estimates, and
 // runs up to inparallel dumpers (at most maxdumps per host, by priority
 // then size) that stream each DLE into the holding pool — or straight to
-// the taper when the image does not fit and the taper is idle — while one
-// taper goroutine writes finished images to volumes through the scribe,
-// spanning volumes up to runtapes. A holding image is deleted only after
+// the taper when the image does not fit and a drive is idle — while one
+// taper worker per drive ([changer] tapers) writes images to its drive's
+// volumes through a scribe, whole images each, spanning volumes up to
+// runtapes counted over all drives; a drive that can get no volume leaves
+// its images to the others. A holding image is deleted only after
 // all its parts are on volumes and the catalog committed; the tape files a
 // failed write leaves are recorded as failed files. Failed dumps are
 // retried; every attempt, demotion, decision and problem is in the report.
@@ -38,5 +40,6 @@
 // a dumper's wait for holding space or the taper, the wait for a volume
 // and the changers' polling. Network deadlines, the rate limit of netusage
 // and the status file's refresh stay on the wall clock. The changer can
-// be injected (Deps.Changer) to test a drive that stalls or fails.
+// be injected (Deps.Changer, and Deps.Changers for the drives of a run) to
+// test a drive that stalls or fails.
 package server
