@@ -42,18 +42,25 @@ func (t *taperLoop) poke() {
 	}
 }
 
-// readyLocked returns the first offered image the taper should start
-// now, nil when none (or the taper may start nothing).
-func (t *taperLoop) readyLocked() *streamItem {
+// readyLocked returns the first offered image the drive td should start
+// now, nil when none (or the taper may start nothing). A vtape starts an
+// image at its first bytes: it never stops and repositions, so following
+// the dumper costs it nothing, and the night does not end with the rest
+// of the image still to write.
+func (t *taperLoop) readyLocked(td *taperDrive) *streamItem {
 	if t.dead != nil || t.r.stopping() {
 		return nil
+	}
+	speed, minRate := t.speed, t.minRate
+	if !td.tape {
+		speed, minRate = 1, 0
 	}
 	for _, s := range t.offered {
 		if s.state != streamOffered {
 			continue
 		}
 		written, rate := s.g.Progress()
-		if taper.StartNow(written, s.est, rate, t.speed, t.minRate) {
+		if taper.StartNow(written, s.est, rate, speed, minRate) {
 			t.removeOfferedLocked(s)
 			return s
 		}

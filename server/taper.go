@@ -265,7 +265,7 @@ func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 		t.mu.Lock()
 		var st *streamItem
 		for td.direct == nil && len(t.queue) == 0 && !t.closed {
-			if st = t.readyLocked(); st != nil {
+			if st = t.readyLocked(td); st != nil {
 				break
 			}
 			t.mu.Unlock()
