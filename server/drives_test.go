@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -393,4 +394,54 @@ func TestRobotTwoDrivesNight(t *testing.T) {
 			t.Errorf("night 2 wrote %s, a volume of night 1 (tapecycle 1 keeps it)\n%s", v.Label, out)
 		}
 	}
+}
+
+// SIGTERM while both drives write: each finishes the image it writes
+// (committed, restorable), nothing else is taped, the rest stays on the
+// holding disk for the next run, which flushes it with both drives.
+func TestStopWhileTwoDrivesWrite(t *testing.T) {
+	s, ws := twoDriveSite(t, 2)
+	s.cfg.Runtapes = 4
+	for _, w := range ws {
+		w.StallAfter(3)
+	}
+	stop := make(chan struct{})
+	go func() {
+		<-ws[0].Stalled()
+		<-ws[1].Stalled()
+		close(stop) // both drives in the middle of an image
+		ws[0].Resume()
+		ws[1].Resume()
+	}()
+	rep, out, err := s.night(t, Deps{Changers: changersOf(ws), Stop: stop})
+	if err != nil && !errors.Is(err, ErrRunFailed) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	onTape := 0
+	for _, d := range rep.DLEs {
+		switch d.Status {
+		case report.StatusOK:
+			onTape++
+		case report.StatusHolding:
+		case report.StatusFailed:
+			if !strings.Contains(d.Reason, "asked to stop") {
+				t.Errorf("%s: %s %s", d.Path, d.Status, d.Reason)
+			}
+		default:
+			t.Errorf("%s: %s %s", d.Path, d.Status, d.Reason)
+		}
+	}
+	if onTape != 2 {
+		t.Errorf("%d images on a volume after the stop, want the 2 the drives were writing\n%s", onTape, out)
+	}
+	// The next run (autoflush) tapes what the stopped one left.
+	s.cfg.Autoflush = true
+	rep, out, err = s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("the night after the stop: %v\n%s", err, out)
+	}
+	if n := len(holdingFiles(t, s)); n != 0 {
+		t.Errorf("%d holding files left after the next night\n%s", n, out)
+	}
+	restoreAll(t, s)
 }
