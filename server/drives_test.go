@@ -15,6 +15,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/server/restore"
 	"github.com/tapir-backup/tapir/taper"
@@ -444,4 +445,79 @@ func TestStopWhileTwoDrivesWrite(t *testing.T) {
 		t.Errorf("%d holding files left after the next night\n%s", n, out)
 	}
 	restoreAll(t, s)
+}
+
+// scanWatch is a drive of a library that learns labels by loading
+// volumes (NeedsScan): the slots in unknown are not scanned until a Scan,
+// which it counts per drive.
+type scanWatch struct {
+	taper.Changer
+	mu      *sync.Mutex
+	unknown map[int]bool // shared by the drives of the library
+	scans   int
+}
+
+func (w *scanWatch) Properties() taper.Properties {
+	p := w.Changer.Properties()
+	p.NeedsScan = true
+	return p
+}
+
+func (w *scanWatch) Inventory(ctx context.Context) ([]taper.SlotInfo, error) {
+	inv, err := w.Changer.Inventory(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range inv {
+		if w.unknown[inv[i].Slot] {
+			inv[i] = taper.SlotInfo{Slot: inv[i].Slot, Err: fmt.Errorf("slot %d: %w", inv[i].Slot, taper.ErrNotScanned)}
+		}
+	}
+	return inv, err
+}
+
+func (w *scanWatch) Scan(ctx context.Context) ([]taper.SlotInfo, error) {
+	w.mu.Lock()
+	w.scans++
+	clear(w.unknown)
+	w.mu.Unlock()
+	return w.Changer.Inventory(ctx)
+}
+
+// A volume whose label the library does not know, found while drive 0
+// writes, is scanned through the drive that needs a volume (drive 1),
+// never through drive 0: a robot's scan loads volumes into the drive it
+// uses, which would take drive 0's cartridge out in the middle of an
+// image.
+func TestScanThroughTheDriveThatNeedsAVolume(t *testing.T) {
+	s, ws := twoDriveSite(t, 2)
+	var mu sync.Mutex
+	unknown := map[int]bool{}
+	sw := []*scanWatch{{Changer: ws[0], mu: &mu, unknown: unknown}, {Changer: ws[1], mu: &mu, unknown: unknown}}
+	v := &volumes{cfg: s.cfg, cat: s.catalog(t), datestamp: "20261203000000", clock: clock.Real, log: testLogger(t), notes: func(string) {}}
+	v.setDrives([]taper.Changer{sw[0], sw[1]})
+	vol0, err := v.drives[0].Next(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	unknown[4], unknown[5] = true, true // cartridges put into the library now
+	mu.Unlock()
+	vol1, err := v.drives[1].Next(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sw[0].scans != 0 || sw[1].scans != 1 {
+		t.Errorf("scans through drive 0: %d, through drive 1: %d; want none through the drive that writes, one through the drive that needs a volume", sw[0].scans, sw[1].scans)
+	}
+	if vol0.Slot == vol1.Slot {
+		t.Fatalf("both drives got slot %d", vol0.Slot)
+	}
+	// Drive 0 still holds its volume and writes on.
+	if err := vol0.Dev.BeginFile("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vol0.Dev.WriteRecord(make([]byte, 32<<10)); err != nil {
+		t.Errorf("drive 0 after drive 1 took a volume: %v", err)
+	}
+	v.finish(t.Context(), false)
 }

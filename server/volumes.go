@@ -82,14 +82,21 @@ func (d *tapeDrive) unloaded() {
 // this run are marked not reusable, so that a second volume of the run is
 // never the first one again.
 func (v *volumes) states(ctx context.Context, thisRunWritable bool) ([]taper.VolumeState, string, error) {
-	inv, err := v.ch.Inventory(ctx)
+	return v.statesWith(ctx, v.ch, thisRunWritable)
+}
+
+// statesWith is states with the labels a robot does not know read
+// through ch's drive: the drive that needs a volume, which writes nothing
+// now, never another drive of the run in the middle of an image.
+func (v *volumes) statesWith(ctx context.Context, ch taper.Changer, thisRunWritable bool) ([]taper.VolumeState, string, error) {
+	inv, err := ch.Inventory(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	if v.ch.Properties().NeedsScan && notScanned(inv) {
+	if ch.Properties().NeedsScan && notScanned(inv) {
 		// A robot learns the labels it does not know by loading each
 		// volume once (they are remembered by barcode).
-		if inv, err = v.ch.Scan(ctx); err != nil {
+		if inv, err = ch.Scan(ctx); err != nil {
 			return nil, "", err
 		}
 	}
@@ -213,7 +220,13 @@ func (v *volumes) choose(ctx context.Context) (taper.Choice, error) { return v.c
 // chooseFor picks a volume; nextRun predicts the next run's choice (the
 // volumes this run wrote are then ordinary written volumes).
 func (v *volumes) chooseFor(ctx context.Context, nextRun bool) (taper.Choice, error) {
-	states, next, err := v.states(ctx, nextRun)
+	return v.chooseWith(ctx, v.ch, nextRun)
+}
+
+// chooseWith is chooseFor with unknown labels read through ch's drive
+// (statesWith).
+func (v *volumes) chooseWith(ctx context.Context, ch taper.Changer, nextRun bool) (taper.Choice, error) {
+	states, next, err := v.statesWith(ctx, ch, nextRun)
 	if err != nil {
 		return taper.Choice{}, err
 	}
@@ -300,7 +313,7 @@ func (d *tapeDrive) Next(ctx context.Context) (*taper.Volume, error) {
 	if len(v.used) >= v.cfg.Runtapes {
 		return nil, fmt.Errorf("%w: this run already wrote %d volume(s) (%s), runtapes = %d", taper.ErrNoVolume, len(v.used), v.labels(), v.cfg.Runtapes)
 	}
-	c, err := v.choose(ctx)
+	c, err := v.chooseWith(ctx, d.ch, false)
 	if err != nil && v.canWait() {
 		// A person must change the volume: give them the full one first.
 		if d.cur != nil {
