@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/taper"
@@ -161,15 +160,7 @@ func (t *taperLoop) tapeStream(ctx context.Context, td *taperDrive, s *streamIte
 		return
 	}
 	// Only now, committed on tape, does the holding copy go.
-	if testHookTaped != nil {
-		testHookTaped(s.path)
-	}
-	if err := holding.Remove(s.path, r.disks); err != nil {
-		r.note("holding: " + err.Error())
-	}
-	s.space.Free()
-	j.holding = ""
-	j.res.TapeTime = r.clock.Now().Sub(start)
+	t.dropHolding(it, start)
 	j.res.Streamed = true
 	t.starved(j, res, starved, "the dumper")
 	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File,

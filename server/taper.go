@@ -463,6 +463,19 @@ func (t *taperLoop) tapeHolding(ctx context.Context, td *taperDrive, it *tapeIte
 		t.leave(it, err.Error())
 		return
 	}
+	t.dropHolding(it, start)
+	if td.tape {
+		// A real drive waited for the holding disk: one too slow to feed
+		// it makes it stop and reposition.
+		t.starved(j, res, res.Idle, "the holding disk")
+	}
+	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File, "bytes", res.Bytes)
+}
+
+// dropHolding deletes the holding copy of an image committed on tape
+// (only then) and gives its space back; the image was taped from start.
+func (t *taperLoop) dropHolding(it *tapeItem, start time.Time) {
+	r := t.r
 	if testHookTaped != nil {
 		testHookTaped(it.path)
 	}
@@ -474,14 +487,8 @@ func (t *taperLoop) tapeHolding(ctx context.Context, td *taperDrive, it *tapeIte
 	} else {
 		r.pool.Release(it.path, it.bytes, it.kind)
 	}
-	j.holding = ""
-	j.res.TapeTime = r.clock.Now().Sub(start)
-	if td.tape {
-		// A real drive waited for the holding disk: one too slow to feed
-		// it makes it stop and reposition.
-		t.starved(j, res, starvation(res.Idle, res), "the holding disk")
-	}
-	r.log.Info("taped", "host", j.dle.Host, "path", j.dle.Path, "parts", len(res.Parts), "volume", res.Parts[0].Volume, "file", res.Parts[0].Pos.File, "bytes", res.Bytes)
+	it.j.holding = ""
+	it.j.res.TapeTime = r.clock.Now().Sub(start)
 }
 
 // leftFiles records in the catalog the tape files a write left on volumes
