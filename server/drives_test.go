@@ -50,6 +50,17 @@ func twoDriveSite(t *testing.T, runtapes int) (*site, []*taptest.Changer) {
 	return s, wrapped
 }
 
+// resumeOnLog returns a logger that resumes the held drive w the first
+// time a message beginning with msg is logged.
+func resumeOnLog(t *testing.T, w *taptest.Changer, msg string) *slog.Logger {
+	var once sync.Once
+	return slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
+		if strings.HasPrefix(r.Message, msg) {
+			once.Do(w.Resume)
+		}
+	}})
+}
+
 func changersOf(ws []*taptest.Changer) []taper.Changer {
 	var out []taper.Changer
 	for _, w := range ws {
@@ -144,17 +155,25 @@ func twoDrivesAtOnce(t *testing.T, whole bool) {
 	restoreAll(t, s)
 	// The next night writes with both drives again, never on a volume of
 	// the night before (tapecycle 1 keeps the newest).
+	nextNightOnOtherVolumes(t, s, rep)
+}
+
+// nextNightOnOtherVolumes runs the site's next night with its configured
+// changer and checks that it writes none of the volumes of rep's night
+// (tapecycle 1 keeps the newest).
+func nextNightOnOtherVolumes(t *testing.T, s *site, rep *report.Run) {
+	t.Helper()
 	first := map[string]bool{}
 	for _, v := range rep.Volumes {
 		first[v.Label] = true
 	}
-	rep2, out2, err := s.night(t, Deps{})
+	next, out, err := s.night(t, Deps{})
 	if err != nil {
-		t.Fatalf("second night: %v\n%s", err, out2)
+		t.Fatalf("the next night: %v\n%s", err, out)
 	}
-	for _, v := range rep2.Volumes {
+	for _, v := range next.Volumes {
 		if first[v.Label] {
-			t.Errorf("the second night wrote %s, a volume of the first (tapecycle 1 keeps it)\n%s", v.Label, out2)
+			t.Errorf("the next night wrote %s, a volume of the night before (tapecycle 1 keeps it)\n%s", v.Label, out)
 		}
 	}
 }
@@ -185,17 +204,7 @@ func TestOneDriveFails(t *testing.T) {
 	// must take the second image, and fails after its header.
 	ws[0].StallAfter(3)
 	ws[1].FailAfter(3, syscall.EIO)
-	failed := make(chan struct{})
-	var once sync.Once
-	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
-		if r.Message == "taping failed" {
-			once.Do(func() { close(failed) })
-		}
-	}})
-	go func() {
-		<-failed
-		ws[0].Resume()
-	}()
+	log := resumeOnLog(t, ws[0], "taping failed")
 	rep, out, err := s.night(t, Deps{Changers: changersOf(ws), Log: log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -292,17 +301,7 @@ func TestTwoDrivesCatalogOverNights(t *testing.T) {
 func TestJammedDriveLeavesTheOthers(t *testing.T) {
 	s, ws := twoDriveSite(t, 2)
 	ws[0].StallAfter(3) // drive 0 holds its first image until drive 1 left
-	retired := make(chan struct{})
-	var once sync.Once
-	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
-		if strings.HasPrefix(r.Message, "a drive can write no further volume") {
-			once.Do(func() { close(retired) })
-		}
-	}})
-	go func() {
-		<-retired
-		ws[0].Resume()
-	}()
+	log := resumeOnLog(t, ws[0], "a drive can write no further volume")
 	rep, out, err := s.night(t, Deps{Changers: []taper.Changer{ws[0], failingLoad{ws[1]}}, Log: log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -381,20 +380,7 @@ func TestRobotTwoDrivesNight(t *testing.T) {
 		}
 	}
 	restoreAll(t, s)
-
-	first := map[string]bool{}
-	for _, v := range rep.Volumes {
-		first[v.Label] = true
-	}
-	rep, out, err = s.night(t, Deps{})
-	if err != nil {
-		t.Fatalf("night 2: %v\n%s", err, out)
-	}
-	for _, v := range rep.Volumes {
-		if first[v.Label] {
-			t.Errorf("night 2 wrote %s, a volume of night 1 (tapecycle 1 keeps it)\n%s", v.Label, out)
-		}
-	}
+	nextNightOnOtherVolumes(t, s, rep)
 }
 
 // SIGTERM while both drives write: each finishes the image it writes
