@@ -19,14 +19,6 @@ import (
 // against the plain pipeline on the same vtape file, into fresh
 // directories of the same disk.
 func runAll(tree, work, bin string, runs int) error {
-	if work == "" {
-		d, err := os.MkdirTemp("", "tapir-restorebench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		work = d
-	}
 	ctx := context.Background()
 	site, _, vt, err := dumpOnVtape(ctx, tree, work)
 	if err != nil {

@@ -40,21 +40,27 @@ func main() {
 	case *shell:
 		f = runShell
 	}
-	if err := f(*tree, *work, *bin, *runs); err != nil {
+	if err := withWork(*work, func(work string) error { return f(*tree, work, *bin, *runs) }); err != nil {
 		fmt.Fprintln(os.Stderr, "restorebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(tree, work, bin string, runs int) error {
-	if work == "" {
-		d, err := os.MkdirTemp("", "tapir-restorebench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		work = d
+// withWork calls f with the work directory: work, or a temporary one
+// removed afterwards when work is "".
+func withWork(work string, f func(work string) error) error {
+	if work != "" {
+		return f(work)
 	}
+	d, err := os.MkdirTemp("", "tapir-restorebench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(d)
+	return f(d)
+}
+
+func run(tree, work, bin string, runs int) error {
 	ctx := context.Background()
 	site, d, vt, err := dumpOnVtape(ctx, tree, work)
 	if err != nil {

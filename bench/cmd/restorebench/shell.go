@@ -23,14 +23,6 @@ import (
 // reports the peak RSS and the CPU seconds of both tapir processes (the
 // index server's, in this process, would be another machine's).
 func runShell(tree, work, bin string, runs int) error {
-	if work == "" {
-		d, err := os.MkdirTemp("", "tapir-restorebench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		work = d
-	}
 	ctx := context.Background()
 	site, _, vt, err := dumpOnVtape(ctx, tree, work)
 	if err != nil {
