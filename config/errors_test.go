@@ -77,6 +77,7 @@ func TestErrorLines(t *testing.T) {
 		{name: "robot key on a disk changer", src: "[changer]\ntype = \"disk\"\nmtx = \"/usr/sbin/mtx\"\n", line: 3, msg: "changer.mtx is a setting of the robot changer"},
 		{name: "robot tapers beyond drives", src: "[changer]\ntype = \"robot\"\nchanger_device = \"/dev/sg3\"\ndrives = [\"/dev/nst0\", \"/dev/nst1\"]\ndrive = 1\ntapers = 2\n", line: 6, msg: "changer.tapers = 2 from changer.drive = 1 needs drives 1 to 2, but changer.drives lists 2 drive(s)"},
 		{name: "single with two tapers", src: "[changer]\ntype = \"single\"\ndevice = \"/dev/nst0\"\ntapers = 2\n", line: 4, msg: "a \"single\" changer has one drive"},
+		{name: "disk tapers beyond slots", src: "[changer]\nslots = 2\ntapers = 3\n", line: 3, msg: "changer.tapers = 3, but the disk changer has 2 slot(s)"},
 		{name: "tapers zero", src: "[changer]\ntapers = 0\n", line: 2, msg: "changer.tapers must be between 1 and 64, got 0"},
 		{name: "robot drive out of range", src: "[changer]\ntype = \"robot\"\nchanger_device = \"/dev/sg3\"\ndrives = [\"/dev/nst0\"]\ndrive = 1\n", line: 5, msg: "changer.drive = 1, but changer.drives lists 1 drive(s)"},
 		{name: "mail username without password file", src: "[mail]\nusername = \"tapir\"\n", line: 2, msg: "mail.username is set but mail.password_file is not"},

@@ -420,6 +420,9 @@ func (f *finisher) changer() {
 	k := func(key string) []string { return at("changer", key) }
 	f.duration0(&ch.Wait, k("wait"), 0)
 	f.num(&ch.Tapers, k("tapers"), 1, 1, 64)
+	if ch.Type == "disk" && ch.Tapers > ch.Slots && ch.Slots > 0 {
+		f.errf(k("tapers"), "changer.tapers = %d, but the disk changer has %d slot(s): each vtape drive needs a slot of its own; add slots or lower tapers", ch.Tapers, ch.Slots)
+	}
 	if ch.Type == "single" && ch.Tapers > 1 {
 		f.errf(k("tapers"), "changer.tapers = %d, but a \"single\" changer has one drive; use a \"robot\" changer (or \"disk\" vtapes) to write several volumes at once", ch.Tapers)
 	}
