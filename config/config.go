@@ -166,7 +166,29 @@ type Dumptype struct {
 	Bandwidth     Size     `toml:"bandwidth"`      // bytes/s per stream, 0 = unlimited
 	Priority      string   `toml:"priority"`       // "low", "medium" (default), "high"
 	Holding       string   `toml:"holding"`        // "auto" (default): holding disk, straight to the volume when it does not fit; "never"; "required"
+	// Encrypt is "client" (the agent encrypts; the server never sees the
+	// plaintext), "server" (the server encrypts what the agent sends) or
+	// "none". Default: "client" when recipients are given, else "none".
+	Encrypt string `toml:"encrypt"`
+	// Recipients are age recipients (age1…); RecipientFiles files of them
+	// on the server (one per line, # comments; relative to the config
+	// file's directory). Load reads the files.
+	Recipients     []string `toml:"recipients"`
+	RecipientFiles []string `toml:"recipient_files"`
+	// AgeRecipients is what Load made of Recipients and RecipientFiles:
+	// every recipient once, in order (empty when Encrypt is "none").
+	AgeRecipients []string `toml:"-"`
 }
+
+// Encryption values of Dumptype.Encrypt.
+const (
+	EncryptNone   = "none"
+	EncryptClient = "client"
+	EncryptServer = "server"
+)
+
+// Encrypted says images of the dumptype are encrypted (by client or server).
+func (d Dumptype) Encrypted() bool { return d.Encrypt == EncryptClient || d.Encrypt == EncryptServer }
 
 // Host holds per-client settings.
 type Host struct {
@@ -209,6 +231,7 @@ func DefaultDumptype() Dumptype {
 		OneFilesystem: &t,
 		Priority:      "medium",
 		Holding:       "auto",
+		Encrypt:       EncryptNone,
 	}
 }
 

@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 			Poll: Duration(10 * time.Second), Remind: Duration(30 * time.Minute)},
 		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB, Speed: 300 * MiB}},
 		Dumptypes: map[string]Dumptype{"default": {Compress: "client-zstd", CompressLevel: 1, FrameSize: MiB,
-			Strategy: "standard", OneFilesystem: &yes, Priority: "medium", Holding: "auto"}},
+			Strategy: "standard", OneFilesystem: &yes, Priority: "medium", Holding: "auto", Encrypt: "none"}},
 	}
 	if diff := compare(c, want); diff != "" {
 		t.Error(diff)
@@ -223,8 +223,11 @@ func TestFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.DLEs) != 4 || len(c.Holding) != 2 || len(c.Dumptypes) != 4 || len(c.Tapetypes) != 3 {
+	if len(c.DLEs) != 4 || len(c.Holding) != 2 || len(c.Dumptypes) != 5 || len(c.Tapetypes) != 3 {
 		t.Fatalf("got %d DLEs, %d holding, %d dumptypes, %d tapetypes", len(c.DLEs), len(c.Holding), len(c.Dumptypes), len(c.Tapetypes))
+	}
+	if sec := c.Dumptypes["secret"]; sec.Encrypt != EncryptClient || len(sec.AgeRecipients) != 2 || !strings.HasPrefix(sec.RecipientFiles[0], "/") {
+		t.Errorf("dumptype secret: %+v", sec)
 	}
 	if c.Tapetype().Length != 12e12 || c.Etimeout != Duration(5*time.Minute) || c.Netusage != 100e6 {
 		t.Errorf("tapetype %+v, etimeout %v, netusage %v", c.Tapetype(), c.Etimeout, c.Netusage)

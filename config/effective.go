@@ -139,6 +139,11 @@ func (c *Config) Effective(w io.Writer) error {
 		e.size("bandwidth", d.Bandwidth)
 		e.str("priority", d.Priority)
 		e.str("holding", d.Holding)
+		e.str("encrypt", d.Encrypt)
+		if d.Encrypted() {
+			e.strs("recipients", d.Recipients)
+			e.strs("recipient_files", d.RecipientFiles)
+		}
 	}
 	for _, name := range sortedNames(c.Hosts) {
 		e.table("[host." + quoteKey(name) + "]")

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/tapir-backup/tapir/image/crypt"
+
 	"fmt"
 	"net"
 	"net/mail"
@@ -571,7 +573,45 @@ func (f *finisher) dumptypes() {
 		}
 		f.oneOf(&d.Priority, k("priority"), "medium", "low", "medium", "high")
 		f.oneOf(&d.Holding, k("holding"), "auto", "auto", "never", "required")
+		f.encryption(&d, k)
 		c.Dumptypes[name] = d
+	}
+}
+
+// encryption fills Encrypt (client when recipients are given) and reads
+// the recipients, files included, into AgeRecipients.
+func (f *finisher) encryption(d *Dumptype, k func(string) []string) {
+	if len(d.Recipients) == 0 {
+		d.Recipients = nil
+	}
+	if len(d.RecipientFiles) == 0 {
+		d.RecipientFiles = nil
+	}
+	given := d.Recipients != nil || d.RecipientFiles != nil
+	def := EncryptNone
+	if given {
+		def = EncryptClient
+	}
+	f.oneOf(&d.Encrypt, k("encrypt"), def, EncryptNone, EncryptClient, EncryptServer)
+	for i := range d.RecipientFiles {
+		f.path(&d.RecipientFiles[i], k("recipient_files"), "")
+	}
+	switch {
+	case d.Encrypt == EncryptNone && given:
+		f.errf(k("encrypt"), "%s = \"none\" but the dumptype has recipients: remove recipients and recipient_files, or set encrypt = \"client\"", showKey(k("encrypt")))
+	case d.Encrypt != EncryptNone && !given:
+		f.errf(k("encrypt"), "%s = %q needs recipients = [\"age1…\"] or recipient_files (tapir key new makes a key and prints its recipient)", showKey(k("encrypt")), d.Encrypt)
+	case d.Encrypt != EncryptNone:
+		rs, err := crypt.ParseRecipients(d.Recipients, d.RecipientFiles)
+		if err != nil {
+			key := k("recipients")
+			if !f.has(key) {
+				key = k("recipient_files")
+			}
+			f.errf(key, "%s: %v", showKey(key), err)
+			return
+		}
+		d.AgeRecipients = rs
 	}
 }
 

@@ -60,7 +60,11 @@ type Header struct {
 	FrameSize    int64  // tar bytes per frame (> 0)
 	Frames       int64  // number of frames, or Unknown
 	Files        int64  // number of index records, or Unknown
-	Encryption   string // "none" ("" is written as "none")
+	Encryption   string // "none" ("" is written as "none") or "age" (EncAge)
+	// Recipients are the fingerprints (16 lower-case hex digits, see
+	// image/crypt.Fingerprint) of the age recipients of an encrypted
+	// payload; written as the recipients key, only when encrypted.
+	Recipients []string
 	Blocksize    int64  // bytes per record on the volume, 0 if unknown (holding)
 
 	// Extra holds keys this version does not know, so that later versions
@@ -78,10 +82,14 @@ const (
 	keyFiles        = "files"
 	keyEncryption   = "encryption"
 	keyBlocksize    = "blocksize"
+	keyRecipients   = "recipients"
 )
 
+// EncAge is the encryption of a payload that is an age file (image/crypt).
+const EncAge = "age"
+
 var knownKeys = []string{keyOriginalSize, keyPayloadSize, keySHA256, keyFrameSize,
-	keyFrames, keyFiles, keyEncryption, keyBlocksize}
+	keyFrames, keyFiles, keyEncryption, keyBlocksize, keyRecipients}
 
 func isKnownKey(k string) bool {
 	for _, x := range knownKeys {
@@ -117,6 +125,9 @@ func (h *Header) Marshal() ([]byte, error) {
 	kv(keyFrames, fmtSize(h.Frames))
 	kv(keyFiles, fmtSize(h.Files))
 	kv(keyEncryption, enc)
+	if len(h.Recipients) > 0 {
+		kv(keyRecipients, strings.Join(h.Recipients, " "))
+	}
 	kv(keyBlocksize, strconv.FormatInt(h.Blocksize, 10))
 	keys := make([]string, 0, len(h.Extra))
 	for k := range h.Extra {
@@ -195,6 +206,9 @@ func (h *Header) validate() error {
 	if h.Encryption != "" && !isToken(h.Encryption) {
 		return bad("encryption %q: want a word of letters, digits and . _ : -", h.Encryption)
 	}
+	if err := checkRecipients(h.Encryption, h.Recipients); err != nil {
+		return bad("%v", err)
+	}
 	for k, v := range h.Extra {
 		if !isKey(k) {
 			return bad("extra key %q: want lower-case letters, digits and '-', starting with a letter or digit, at most 64 bytes", k)
@@ -204,6 +218,29 @@ func (h *Header) validate() error {
 		}
 		if err := checkValue(v); err != nil {
 			return bad("extra key %q: %v", k, err)
+		}
+	}
+	return nil
+}
+
+// checkRecipients: an age payload names at least one recipient
+// fingerprint, each 16 lower-case hex digits; a plain one names none.
+func checkRecipients(enc string, fps []string) error {
+	if enc != EncAge {
+		if len(fps) > 0 {
+			return fmt.Errorf("recipients given for encryption %q: only an age payload has recipients", enc)
+		}
+		return nil
+	}
+	if len(fps) == 0 {
+		return fmt.Errorf("encryption age without recipients: the header must name the fingerprints of the keys that open it")
+	}
+	if len(fps) > 256 {
+		return fmt.Errorf("%d recipients: at most 256", len(fps))
+	}
+	for _, f := range fps {
+		if len(f) != 16 || !isLowerHex([]byte(f)) {
+			return fmt.Errorf("recipient fingerprint %q: want 16 lower-case hex digits", clip(f))
 		}
 	}
 	return nil
@@ -309,6 +346,9 @@ func restoreLines(h *Header) []string {
 	case CompGzip:
 		dec = "gzip -dc | "
 	}
+	if h.Encryption == EncAge {
+		dec = "age -d -i KEYFILE | " + dec
+	}
 	tarCmd := "tar -xpf -"
 	if h.Level > 0 {
 		tarCmd = "tar --listed-incremental=/dev/null -xpf -"
@@ -334,6 +374,9 @@ func restoreLines(h *Header) []string {
 	case h.Parts == Unknown:
 		lines = append(lines, fmt.Sprintf("This is part %d of an image that may continue as part %d at the start of the next volume (tapir admin find lists the parts); feed the payloads of all parts, in order, into one pipeline:", h.Part, h.Part+1),
 			tapeParts, fileParts)
+	}
+	if h.Encryption == EncAge {
+		lines = append(lines, fmt.Sprintf("The payload is an age file (age-encryption.org) encrypted to the keys with fingerprints %s: KEYFILE is one of them (tapir key new wrote it; tapir key paper --read makes it from its paper form).", strings.Join(h.Recipients, ", ")))
 	}
 	if h.Level > 0 {
 		lines = append(lines, fmt.Sprintf("Level %d is incremental: restore the level 0 first, then each higher level in order (tar applies deletions).", h.Level))
@@ -438,7 +481,7 @@ func parseHeader(b []byte) (*Header, int, error) {
 		}
 	}
 	for _, k := range knownKeys {
-		if !seen[k] {
+		if !seen[k] && k != keyRecipients { // recipients: only when encrypted (validate)
 			return nil, 0, fmt.Errorf("image header: missing key %q", k)
 		}
 	}
@@ -628,6 +671,11 @@ func (h *Header) parseKV(line string, seen map[string]bool) error {
 			err = fmt.Errorf("%s: want a word of letters, digits and . _ : -", clip(v))
 		}
 		h.Encryption = v
+	case keyRecipients:
+		h.Recipients = strings.Fields(v)
+		if len(h.Recipients) == 0 {
+			err = fmt.Errorf("empty")
+		}
 	default:
 		if h.Extra == nil {
 			h.Extra = map[string]string{}

@@ -35,6 +35,12 @@ type Request struct {
 	ExcludeList   []string `json:"exclude_list,omitempty"` // files on the client, one pattern per line
 	OneFilesystem bool     `json:"one_filesystem,omitempty"`
 	Bandwidth     int64    `json:"bandwidth,omitempty"` // payload bytes per second; 0 = unlimited
+	// Encrypt is "age" when the agent must encrypt the payload to
+	// Recipients (age1… strings): client-side encryption. The frame
+	// records are then in the plaintext of the age file; Done's sizes and
+	// SHA-256 are of the ciphertext sent.
+	Encrypt    string   `json:"encrypt,omitempty"`
+	Recipients []string `json:"recipients,omitempty"`
 }
 
 // Reply answers a Request; for a dump it precedes the stream.

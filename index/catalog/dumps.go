@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 )
 
 // Dump is one image of one DLE at one level.
@@ -27,9 +28,22 @@ type Dump struct {
 	// the catalog (SetListings); a view at a date needs them for every
 	// incremental it applies.
 	Listed bool
+	// Encryption is "none" or "age" (image.EncAge): the payload is an age
+	// file whose plaintext is the framed payload; the frames' offsets and
+	// sizes are in the plaintext, PayloadSize and SHA256 of the bytes on
+	// the volume. Recipients are the fingerprints of its age recipients;
+	// CryptHeader the age header and nonce (the payload's first bytes),
+	// which a restore needs to unwrap the key without reading them from
+	// the first part.
+	Encryption  string
+	Recipients  []string
+	CryptHeader []byte
 }
 
-const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed`
+// Encrypted says the payload is an age file.
+func (d *Dump) Encrypted() bool { return d.Encryption == image.EncAge }
+
+const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed, encryption, recipients, crypt_header`
 
 // dumpColsAs is dumpCols with every column qualified by alias a.
 func dumpColsAs(a string) string {
@@ -39,11 +53,19 @@ func dumpColsAs(a string) string {
 func scanDump(s scanner, extra ...any) (Dump, error) {
 	var d Dump
 	var started, finished, taped sql.NullInt64
+	var recips string
 	dest := []any{&d.ID, &d.RunID, &d.Host, &d.Path, &d.Level, &d.Datestamp, &d.Status,
 		&d.OrigSize, &d.PayloadSize, &d.SHA256, &d.Comp, &d.FrameSize, &d.Files,
-		&d.HoldingPath, &d.Error, &started, &finished, &taped, &d.Listed}
+		&d.HoldingPath, &d.Error, &started, &finished, &taped, &d.Listed,
+		&d.Encryption, &recips, &d.CryptHeader}
 	err := s.Scan(append(dest, extra...)...)
 	d.Started, d.Finished, d.Taped = fromNS(started), fromNS(finished), fromNS(taped)
+	if recips != "" {
+		d.Recipients = strings.Fields(recips)
+	}
+	if len(d.CryptHeader) == 0 {
+		d.CryptHeader = nil
+	}
 	return d, err
 }
 
@@ -110,6 +132,13 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 	if d.OrigSize < 0 || d.PayloadSize < 0 || d.FrameSize < 0 || d.Files < 0 {
 		problems = append(problems, errors.New("sizes and counts must not be negative"))
 	}
+	enc := d.Encryption
+	if enc == "" {
+		enc = "none"
+	}
+	if err := checkEncryption(enc, d.Recipients, d.CryptHeader); err != nil {
+		problems = append(problems, err)
+	}
 	if err := errors.Join(problems...); err != nil {
 		return 0, c.fail(op, err)
 	}
@@ -128,10 +157,12 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 			datestamp = runDatestamp
 		}
 		res, err := tx.Exec(`INSERT INTO dumps(run_id, host, path, level, datestamp, status, orig_size,
-			payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished,
+			encryption, recipients, crypt_header)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.RunID, d.Host, d.Path, d.Level, datestamp, status, d.OrigSize, d.PayloadSize,
-			d.SHA256, comp, d.FrameSize, d.Files, d.HoldingPath, d.Error, toNS(d.Started), toNS(d.Finished))
+			d.SHA256, comp, d.FrameSize, d.Files, d.HoldingPath, d.Error, toNS(d.Started), toNS(d.Finished),
+			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader))
 		if err != nil {
 			return err
 		}
@@ -141,8 +172,77 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	d.ID, d.Status, d.Comp, d.Datestamp = id, status, comp, datestamp
+	d.ID, d.Status, d.Comp, d.Datestamp, d.Encryption = id, status, comp, datestamp, enc
 	return id, nil
+}
+
+func nilIfEmpty(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// checkEncryption: "none" with no recipients and no header, or "age" with
+// recipient fingerprints and, when given, an age header and nonce.
+func checkEncryption(enc string, recipients []string, hdr []byte) error {
+	switch enc {
+	case "none":
+		if len(recipients) > 0 || len(hdr) > 0 {
+			return errors.New("recipients or an age header given for an image that is not encrypted")
+		}
+		return nil
+	case image.EncAge:
+	default:
+		return fmt.Errorf("encryption %q: want none or age", enc)
+	}
+	if len(recipients) == 0 {
+		return errors.New("an encrypted image needs the fingerprints of its recipients")
+	}
+	for _, r := range recipients {
+		if len(r) != 16 || strings.Trim(r, "0123456789abcdef") != "" {
+			return fmt.Errorf("recipient fingerprint %q: want 16 lower-case hex digits", r)
+		}
+	}
+	if len(hdr) > 0 {
+		if n, err := crypt.HeaderLen(hdr); err != nil {
+			return fmt.Errorf("age header: %v", err)
+		} else if n != len(hdr) {
+			return fmt.Errorf("age header: %d stray bytes after the nonce", len(hdr)-n)
+		}
+	}
+	return nil
+}
+
+// SetDumpCryptHeader records the age header and nonce of an encrypted dump
+// being dumped (the first bytes of its payload), before SetDumpHolding.
+func (c *Catalog) SetDumpCryptHeader(ctx context.Context, id int64, hdr []byte) error {
+	op := fmt.Sprintf("set dump %d age header", id)
+	if len(hdr) == 0 {
+		return c.fail(op, errors.New("no header given"))
+	}
+	return c.write(ctx, op, func(tx *sql.Tx) error {
+		var status, enc string
+		var recips string
+		err := tx.QueryRow(`SELECT status, encryption, recipients FROM dumps WHERE id = ?`, id).Scan(&status, &enc, &recips)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("no dump with id %d", id)
+		}
+		if err != nil {
+			return err
+		}
+		if status != DumpDumping {
+			return fmt.Errorf("dump is %q, not %q; the age header is set while the image is dumped", status, DumpDumping)
+		}
+		if enc != image.EncAge {
+			return fmt.Errorf("dump is not encrypted (encryption %q)", enc)
+		}
+		if err := checkEncryption(enc, strings.Fields(recips), hdr); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE dumps SET crypt_header = ? WHERE id = ?`, hdr, id)
+		return err
+	})
 }
 
 // checkFrames checks that frames describe a payload cut every frameSize tar
@@ -202,9 +302,10 @@ func (c *Catalog) SetDumpHolding(ctx context.Context, id int64, orig, payload in
 		return c.fail(op, err)
 	}
 	return c.write(ctx, op, func(tx *sql.Tx) error {
-		var status string
+		var status, enc string
 		var frameSize int64
-		err := tx.QueryRow(`SELECT status, frame_size FROM dumps WHERE id = ?`, id).Scan(&status, &frameSize)
+		var hdr []byte
+		err := tx.QueryRow(`SELECT status, frame_size, encryption, crypt_header FROM dumps WHERE id = ?`, id).Scan(&status, &frameSize, &enc, &hdr)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no dump with id %d", id)
 		}
@@ -214,7 +315,18 @@ func (c *Catalog) SetDumpHolding(ctx context.Context, id int64, orig, payload in
 		if status != DumpDumping {
 			return fmt.Errorf("dump is %q, not %q; only a dump being dumped can become holding", status, DumpDumping)
 		}
-		if err := checkFrames(frames, frameSize, orig, payload); err != nil {
+		framed := payload
+		if enc == image.EncAge {
+			if len(hdr) == 0 {
+				return errors.New("the encrypted dump has no age header (SetDumpCryptHeader first)")
+			}
+			l, err := crypt.NewLayout(int64(len(hdr)), payload)
+			if err != nil {
+				return fmt.Errorf("the encrypted payload: %v", err)
+			}
+			framed = l.PlainSize()
+		}
+		if err := checkFrames(frames, frameSize, orig, framed); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`UPDATE dumps SET status = 'holding', orig_size = ?, payload_size = ?, sha256 = ?,

@@ -157,8 +157,17 @@ CREATE TABLE failed_files (
 	PRIMARY KEY (volume_id, fileno)
 ) WITHOUT ROWID;
 `,
+	// 5: encrypted images (docs/format/image.md, "Encryption").
+	//   dumps.encryption: none or age; dumps.recipients: the fingerprints
+	//     of the age recipients, space-separated; dumps.crypt_header: the
+	//     age header and nonce, the payload's first bytes.
+	`
+ALTER TABLE dumps ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none' CHECK (encryption IN ('none', 'age'));
+ALTER TABLE dumps ADD COLUMN recipients TEXT NOT NULL DEFAULT '';
+ALTER TABLE dumps ADD COLUMN crypt_header BLOB;
+`,
 }
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 4
+const SchemaVersion = 5
