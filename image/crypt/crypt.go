@@ -49,6 +49,9 @@ func ParseRecipients(recipients, files []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	add := func(s, where string) error {
+		if strings.HasPrefix(strings.ToUpper(s), "AGE-SECRET-KEY-") {
+			return fmt.Errorf("%s is a secret key (an identity), not a recipient: the server must never hold it; put its public key (the \"# public key: age1…\" line of the key file, or tapir key new's output) here, and keep the secret key away from the server", where)
+		}
 		if _, err := parseRecipient(s); err != nil {
 			return fmt.Errorf("%s: %q is not an age recipient (want age1…): %v", where, clip(s), err)
 		}

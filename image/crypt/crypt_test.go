@@ -333,7 +333,7 @@ func TestParseRecipients(t *testing.T) {
 		t.Fatalf("bad recipient: %v", err)
 	}
 	os.WriteFile(f, []byte(r1+"\nAGE-SECRET-KEY-1XYZ\n"), 0o644)
-	if _, err := ParseRecipients(nil, []string{f}); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if _, err := ParseRecipients(nil, []string{f}); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "secret key") || strings.Contains(err.Error(), "XYZ") {
 		t.Fatalf("secret key in a recipient file: %v", err)
 	}
 	if _, err := ParseRecipients(nil, nil); err == nil {
