@@ -45,6 +45,10 @@ func TestHeaderRoundTrip(t *testing.T) {
 			h.Extra = map[string]string{"x-future": "some value: with colon", "empty": "", "z9": " leading space"}
 		}},
 		{"odd encryption", func(h *Header) { h.Encryption = "age-x25519" }},
+		{"age", func(h *Header) { h.Encryption, h.Recipients = EncAge, []string{"0123456789abcdef", "fedcba9876543210"} }},
+		{"age, multi part", func(h *Header) {
+			h.Encryption, h.Recipients, h.Part, h.Parts = EncAge, []string{"0123456789abcdef"}, 2, Unknown
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,6 +132,9 @@ func TestMarshalRejects(t *testing.T) {
 		{"blocksize", func(h *Header) { h.Blocksize = -1 }, "blocksize -1"},
 		{"sha", func(h *Header) { h.SHA256 = "ABCD" }, "sha256"},
 		{"encryption", func(h *Header) { h.Encryption = "a b" }, "encryption"},
+		{"age without recipients", func(h *Header) { h.Encryption = EncAge }, "without recipients"},
+		{"recipients without age", func(h *Header) { h.Recipients = []string{"0123456789abcdef"} }, "only an age payload"},
+		{"bad fingerprint", func(h *Header) { h.Encryption, h.Recipients = EncAge, []string{"age1xyz"} }, "16 lower-case hex"},
 		{"extra key", func(h *Header) { h.Extra = map[string]string{"Bad Key": "x"} }, "extra key"},
 		{"extra known", func(h *Header) { h.Extra = map[string]string{"frames": "3"} }, "duplicates a known key"},
 		{"extra value", func(h *Header) { h.Extra = map[string]string{"k": "a\nb"} }, "control character"},
@@ -323,4 +330,28 @@ func FuzzParseHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An encrypted header tells a person to put age -d before the decompressor,
+// for a tape, a file and the parts of a multi-part image, and names the
+// fingerprints of the keys.
+func TestHeaderTextEncrypted(t *testing.T) {
+	h := sampleHeader()
+	h.Encryption, h.Recipients, h.Level, h.Part, h.Parts = EncAge, []string{"0123456789abcdef"}, 2, 1, 2
+	b, err := h.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b[:bytes.IndexByte(b, 0)])
+	for _, want := range []string{
+		"encryption: age\nrecipients: 0123456789abcdef\n",
+		"dd if=/dev/nst0 bs=256k skip=1 | age -d -i KEYFILE | zstd -dc | tar --listed-incremental=/dev/null -xpf -",
+		"dd if=FILE bs=32k skip=1 | age -d -i KEYFILE | zstd -dc | tar --listed-incremental=/dev/null -xpf -",
+		"(dd if=PART1 bs=32k skip=1; dd if=PART2 bs=32k skip=1; ...) | age -d -i KEYFILE | zstd -dc",
+		"fingerprints 0123456789abcdef",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("header lacks %q:\n%s", want, text)
+		}
+	}
 }
