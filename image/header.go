@@ -65,7 +65,7 @@ type Header struct {
 	// image/crypt.Fingerprint) of the age recipients of an encrypted
 	// payload; written as the recipients key, only when encrypted.
 	Recipients []string
-	Blocksize    int64  // bytes per record on the volume, 0 if unknown (holding)
+	Blocksize  int64 // bytes per record on the volume, 0 if unknown (holding)
 
 	// Extra holds keys this version does not know, so that later versions
 	// can add keys; they are written back sorted after the known keys.
