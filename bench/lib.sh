@@ -13,6 +13,7 @@ need_tools() {
   tar --version 2>/dev/null | grep -q 'GNU tar' || need+=(tar)
   find --version 2>/dev/null | grep -q 'GNU findutils' || need+=(findutils)
   [ -x /usr/bin/time ] || need+=(time)
+  command -v age-keygen >/dev/null 2>&1 || need+=(age)
   if [ ${#need[@]} -gt 0 ]; then
     echo "bench: installing ${need[*]}" >&2
     local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -8,7 +8,9 @@
 # init` / `tapir ca issue`) and `tapir dump -c FILE` (one DLE: the tree;
 # holding disk, then a disk changer of vtapes). Each run, alternating: the
 # baseline; a level-0 night on a fresh site; then, after touching 1 % of the
-# files, a level-1 night of the same site.
+# files, a level-1 night of the same site; then a level-0 night on a fresh
+# site whose dumptype encrypts on the client (encrypt = "client", one age
+# recipient made by age-keygen), against the plain level-0 night.
 #
 # -profile DIR  writes CPU profiles (TAPIR_CPUPROFILE): DIR/agent.prof (the
 #               agent's whole life), DIR/server-l0.prof and DIR/server-l1.prof
@@ -16,7 +18,8 @@
 #               go tool pprof -top BINARY FILE (the binary is DIR/tapir).
 #
 # Exit status 0 when every goal was met (night <= 1.3x the baseline, level 1
-# <= 1 s, peak RSS of agent and server < 128 MiB), 1 otherwise or on error.
+# <= 1 s, encrypted night <= 1.15x the plain one, peak RSS of agent and
+# server < 128 MiB), 1 otherwise or on error.
 # See bench/README.md.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bash bench/night.sh [-size 512MiB] [-seed 1] [-runs 3] [-dir DIR] [-profile DIR]" >&2; exit 2 ;;
   esac
 done
-LIMIT_MIB=128 GOAL_RATIO=1.3 GOAL_L1=1.0
+LIMIT_MIB=128 GOAL_RATIO=1.3 GOAL_L1=1.0 GOAL_ENC=1.15
 
 need_tools
 build_tools
@@ -77,8 +80,14 @@ for _ in $(seq 200); do
 done
 [ -n "$addr" ] || { echo "night.sh: the agent does not say where it listens" >&2; exit 1; }
 
-# site: a fresh configuration, holding disk and vtapes under $WORK/site.
+# The key of the encrypted nights (the server gets only its recipient).
+age-keygen -o "$WORK/night.key" 2>/dev/null
+recipient=$(age-keygen -y "$WORK/night.key")
+
+# site [encrypt]: a fresh configuration, holding disk and vtapes under
+# $WORK/site; with an argument, the DLE's dumptype encrypts on the client.
 site() {
+  local enc=${1:-}
   rm -rf "$WORK/site"
   mkdir -p "$WORK/site/vtapes" "$WORK/site/holding"
   cat >"$WORK/site/tapir.toml" <<EOF
@@ -107,6 +116,9 @@ address = "$addr"
 host = "localhost"
 path = "$tree"
 EOF
+  if [ -n "$enc" ]; then
+    printf '[dumptype.default]\nencrypt = "client"\nrecipients = ["%s"]\n' "$recipient" >>"$WORK/site/tapir.toml"
+  fi
 }
 
 # agent_cpu prints the agent's CPU seconds so far (user + system).
@@ -158,7 +170,7 @@ echo "== night: $tree"
 echo "   $nfiles files, $mib MiB of file data; $(nproc) CPUs (load average now: $(cut -d' ' -f1-3 /proc/loadavg)); $runs runs each, alternating"
 echo "   baseline: tar -cf - -C DIR . | zstd -1 -T0 > FILE; sync"
 echo "   tapir:    tapir client (separate process, TLS on loopback) + tapir dump -c FILE (holding, then vtape)"
-bt=() tt=() lt=() srss=() bc=() tc=()
+bt=() tt=() lt=() et=() srss=() bc=() tc=()
 for i in $(seq "$runs"); do
   rm -f "$WORK/baseline.tar.zst"; sync
   timed_baseline; bt+=("$ELAPSED") bc+=("$BCPU")
@@ -173,19 +185,24 @@ for i in $(seq "$runs"); do
   night "$p1"; lt+=("$ELAPSED"); srss+=("$SRSS")
   l1=$(jnum level "$NIGHT")
   [ "$l1" = 1 ] || { echo "night.sh: the night after the 1 % change was level $l1, not 1" >&2; exit 1; }
-  printf '   run %d  baseline %7.3f s (CPU %s s)   tapir level 0 %7.3f s (dump %s s, tape %s s; CPU %s s)   level 1 %6.3f s   server peak RSS %6.1f MiB\n' \
-    "$i" "${bt[-1]}" "${bc[-1]}" "${tt[-1]}" "$dump_s" "$tape_s" "$cpu0" "${lt[-1]}" "$(calc %.1f "${srss[-2]} / 1024")"
+  site encrypt
+  night ""; et+=("$ELAPSED"); srss+=("$SRSS")
+  [ "$(jnum level "$NIGHT")" = 0 ] || { echo "night.sh: the encrypted night was not level 0" >&2; exit 1; }
+  cpue="agent $ACPU + server $SCPU"
+  printf '   run %d  baseline %7.3f s (CPU %s s)   tapir level 0 %7.3f s (dump %s s, tape %s s; CPU %s s)   level 1 %6.3f s   encrypted level 0 %7.3f s (CPU %s s)   server peak RSS %6.1f MiB\n' \
+    "$i" "${bt[-1]}" "${bc[-1]}" "${tt[-1]}" "$dump_s" "$tape_s" "$cpu0" "${lt[-1]}" "${et[-1]}" "$cpue" "$(calc %.1f "${srss[-3]} / 1024")"
 done
 arss=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$AGENT_PID/status")
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=""
 
-bm=$(median "${bt[@]}") tm=$(median "${tt[@]}") lm=$(median "${lt[@]}")
+bm=$(median "${bt[@]}") tm=$(median "${tt[@]}") lm=$(median "${lt[@]}") em=$(median "${et[@]}")
 ratio=$(calc %.2f "$tm / $bm")
 maxsrss=$(printf '%s\n' "${srss[@]}" | sort -n | tail -1)
 printf '   output: baseline %.1f MiB\n' "$(calc %.1f "$zbytes / 1048576")"
 printf '   baseline median       %7.3f s  %7.1f MiB/s\n' "$bm" "$(calc %.1f "$mib / $bm")"
 printf '   tapir level 0 median  %7.3f s  %7.1f MiB/s\n' "$tm" "$(calc %.1f "$mib / $tm")"
 printf '   tapir level 1 median  %7.3f s\n' "$lm"
+printf '   encrypted level 0 median %7.3f s  %7.1f MiB/s\n' "$em" "$(calc %.1f "$mib / $em")"
 bcm=$(median "${bc[@]}") tcm=$(median "${tc[@]}")
 printf '   CPU (user + system) median: baseline %.2f s, tapir level 0 %.2f s (agent + server), ratio %s\n' \
   "$bcm" "$tcm" "$(calc %.2f "$tcm / $bcm")"
@@ -194,10 +211,13 @@ if awk "BEGIN { exit !($ratio <= $GOAL_RATIO) }"; then v=PASS; else v=FAIL; fail
 echo "   night ratio tapir/baseline = $ratio  $v (<= $GOAL_RATIO)"
 if awk "BEGIN { exit !($lm <= $GOAL_L1) }"; then v=PASS; else v=FAIL; fail=1; fi
 echo "   level 1 after 1 % change = $lm s  $v (<= $GOAL_L1 s)"
+eratio=$(calc %.2f "$em / $tm")
+if awk "BEGIN { exit !($eratio <= $GOAL_ENC) }"; then v=PASS; else v=FAIL; fail=1; fi
+echo "   encrypted night / plain night = $eratio  $v (<= $GOAL_ENC)"
 if [ "$arss" -lt $((LIMIT_MIB * 1024)) ]; then v=PASS; else v=FAIL; fail=1; fi
 echo "   agent peak RSS (VmHWM, whole benchmark) = $(calc %.1f "$arss / 1024") MiB  $v (< $LIMIT_MIB MiB)"
 if [ "$maxsrss" -lt $((LIMIT_MIB * 1024)) ]; then v=PASS; else v=FAIL; fail=1; fi
-echo "   server peak RSS (max of $((2 * runs)) nights) = $(calc %.1f "$maxsrss / 1024") MiB  $v (< $LIMIT_MIB MiB)"
+echo "   server peak RSS (max of $((3 * runs)) nights) = $(calc %.1f "$maxsrss / 1024") MiB  $v (< $LIMIT_MIB MiB)"
 if [ -n "$prof" ]; then
   echo "   profiles: $prof/{agent,server-l0,server-l1}.prof (go tool pprof -top $prof/tapir FILE)"
 fi
