@@ -267,3 +267,30 @@ func TestRebuildEncryptedDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestRebuildEncryptedFromTapes: through drives that read by records only
+// (the age header read from the first records of part 1, the image in two
+// parts on two volumes put together), with the key, the catalog answers
+// as the original did.
+func TestRebuildEncryptedFromTapes(t *testing.T) {
+	site, key := encryptedSite(t)
+	want := collect(t, site.Catalog)
+	wantCrypt := cryptAnswers(t, site.Catalog)
+	site.Close()
+	ch, _ := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
+	db := filepath.Join(t.TempDir(), "rebuilt.db")
+	res, err := Rebuild(context.Background(), Options{Catalog: db, Changer: tapeChanger{ch}, Holding: []string{site.Holding}, Org: site.Org, Loc: time.UTC,
+		Identities: identities(t, key)})
+	if err != nil || res.Dumps != 6 || res.Encrypted != 6 || len(res.NoIndex) != 0 || len(res.Problems) != 0 {
+		t.Fatalf("rebuild from tapes: %+v %v", res, err)
+	}
+	cat, err := catalog.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	compare(t, "rebuilt from tapes", collect(t, cat), want)
+	if c := cryptAnswers(t, cat); !reflect.DeepEqual(c, wantCrypt) {
+		t.Errorf("from tapes, the encryption differs:\n got %q\nwant %q", c, wantCrypt)
+	}
+}
