@@ -14,7 +14,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/internal/cryptsite"
+	"github.com/tapir-backup/tapir/internal/crypttest"
 	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
@@ -38,12 +38,12 @@ func encryptedVerifySite(t *testing.T) (*testsite.Site, *config.Config, *age.X25
 	ctx := context.Background()
 	srv := testsite.DLE{Host: "web1", Path: "/srv", Root: data}
 	home := testsite.DLE{Host: "db1", Path: "/home", Root: filepath.Join(data, "home"), Comp: image.CompNone}
-	if _, err := cryptsite.Run(ctx, site, "20250607010000", []testsite.DLE{srv, home}, recips, cryptsite.Options{SplitAt: 100000}); err != nil {
+	if _, err := crypttest.Run(ctx, site, "20250607010000", []testsite.DLE{srv, home}, recips, crypttest.Options{SplitAt: 100000}); err != nil {
 		t.Fatal(err)
 	}
 	testsite.Mutate(data)
 	srv.Level = 1
-	if _, err := cryptsite.Run(ctx, site, "20250608010000", []testsite.DLE{srv}, recips, cryptsite.Options{}); err != nil {
+	if _, err := crypttest.Run(ctx, site, "20250608010000", []testsite.DLE{srv}, recips, crypttest.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	site.Close()

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/internal/cryptsite"
+	"github.com/tapir-backup/tapir/internal/crypttest"
 	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
@@ -39,12 +39,12 @@ func TestEncryptedVerifyAndRebuildCommands(t *testing.T) {
 	testsite.MakeTree(data)
 	ctx := context.Background()
 	dle := testsite.DLE{Host: "web1", Path: "/srv", Root: data}
-	if _, err := cryptsite.Run(ctx, site, "20250607010000", []testsite.DLE{dle}, []string{m[1]}, cryptsite.Options{}); err != nil {
+	if _, err := crypttest.Run(ctx, site, "20250607010000", []testsite.DLE{dle}, []string{m[1]}, crypttest.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	testsite.Mutate(data)
 	dle.Level = 1
-	if _, err := cryptsite.Run(ctx, site, "20250608010000", []testsite.DLE{dle}, []string{m[1]}, cryptsite.Options{}); err != nil {
+	if _, err := crypttest.Run(ctx, site, "20250608010000", []testsite.DLE{dle}, []string{m[1]}, crypttest.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	site.Close()

@@ -17,7 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/internal/cryptsite"
+	"github.com/tapir-backup/tapir/internal/crypttest"
 	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -79,21 +79,21 @@ func encryptedSite(t *testing.T) (*testsite.Site, *age.X25519Identity) {
 	srv := testsite.DLE{Host: "web1", Path: "/srv", Root: data}
 	gz := testsite.DLE{Host: "web2", Path: "/etc", Root: filepath.Join(data, "etc"), Comp: image.CompGzip}
 	none := testsite.DLE{Host: "db1", Path: "/home", Root: filepath.Join(data, "home"), Comp: image.CompNone}
-	run := func(ds string, o cryptsite.Options, dles ...testsite.DLE) {
+	run := func(ds string, o crypttest.Options, dles ...testsite.DLE) {
 		t.Helper()
-		if _, err := cryptsite.Run(ctx, site, ds, dles, recips, o); err != nil {
+		if _, err := crypttest.Run(ctx, site, ds, dles, recips, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	run("20250607010000", cryptsite.Options{SplitAt: 70000}, srv, gz, none)
+	run("20250607010000", crypttest.Options{SplitAt: 70000}, srv, gz, none)
 	testsite.Mutate(data)
 	srv.Level = 1
-	run("20250608010000", cryptsite.Options{}, srv)
+	run("20250608010000", crypttest.Options{}, srv)
 	os.Remove(filepath.Join(data, "home/carol/hello.txt"))
 	srv.Level = 2
-	run("20250609010000", cryptsite.Options{}, srv)
+	run("20250609010000", crypttest.Options{}, srv)
 	gz.Level = 1
-	run("20250609020000", cryptsite.Options{HoldingOnly: true}, gz)
+	run("20250609020000", crypttest.Options{HoldingOnly: true}, gz)
 	return site, key
 }
 

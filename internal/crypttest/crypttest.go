@@ -1,4 +1,4 @@
-// Package cryptsite writes encrypted images onto a testsite.Site, as a
+// Package crypttest writes encrypted images onto a testsite.Site, as a
 // night with client-side encryption leaves them (docs/keys.md): the
 // payload an age file (image/crypt) of the framed payload, the header
 // saying encryption age with the recipients' fingerprints, the catalog
@@ -7,7 +7,7 @@
 // rebuild and restore of encrypted images use it; it does not go through
 // the server's dump path, so that they test their own code against a
 // known good image.
-package cryptsite
+package crypttest
 
 import (
 	"bytes"
@@ -65,7 +65,7 @@ func Run(ctx context.Context, s *testsite.Site, datestamp string, dles []testsit
 		}
 		id, hpath, hdr, err := dumpOne(ctx, s, runID, datestamp, d, recipients)
 		if err != nil {
-			return ids, fmt.Errorf("cryptsite: %s:%s level %d: %w", d.Host, d.Path, d.Level, err)
+			return ids, fmt.Errorf("crypttest: %s:%s level %d: %w", d.Host, d.Path, d.Level, err)
 		}
 		ids = append(ids, id)
 		if o.HoldingOnly {
@@ -77,7 +77,7 @@ func Run(ctx context.Context, s *testsite.Site, datestamp string, dles []testsit
 			}
 		}
 		if dev, label, err = tape(ctx, s, dev, label, id, hpath, hdr, split, datestamp, start); err != nil {
-			return ids, fmt.Errorf("cryptsite: tape %s:%s level %d: %w", d.Host, d.Path, d.Level, err)
+			return ids, fmt.Errorf("crypttest: tape %s:%s level %d: %w", d.Host, d.Path, d.Level, err)
 		}
 	}
 	if dev != nil {
@@ -102,7 +102,7 @@ func nextVolume(ctx context.Context, s *testsite.Site, datestamp string, start t
 		slot = max(slot, v.Slot+1)
 	}
 	if slot > s.Slots {
-		return nil, "", fmt.Errorf("cryptsite: all %d slots are used", s.Slots)
+		return nil, "", fmt.Errorf("crypttest: all %d slots are used", s.Slots)
 	}
 	label := fmt.Sprintf("TEST-%03d", slot)
 	dev, err := s.Changer.Load(ctx, slot)
@@ -132,7 +132,7 @@ func dumpOne(ctx context.Context, s *testsite.Site, runID int64, datestamp strin
 		d.FrameSize = 64 << 10
 	}
 	if d.Tar != nil {
-		return 0, "", nil, errors.New("cryptsite does not store a given tar stream")
+		return 0, "", nil, errors.New("crypttest does not store a given tar stream")
 	}
 	recips, err := crypt.ParseRecipients(recipients, nil)
 	if err != nil {
