@@ -92,8 +92,9 @@ type expected struct {
 
 // volImage is an image with parts on the verified volume, and its read.
 type volImage struct {
-	d     catalog.Dump
-	parts []catalog.Part
+	d      catalog.Dump
+	parts  []catalog.Part
+	frames []image.Frame // the catalog's
 	// first and last index parts: the run of parts on the verified
 	// volume. Parts before first are on other volumes (the image spans
 	// into the volume), so are parts after last (it spans out of it).
@@ -151,10 +152,12 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 // catalog records as a part of an image must have a header that matches
 // its own checksum and, field by field, the catalog (datestamp, host,
 // path, level, part, comp, frame-size, sha256, the sizes and counts it
-// gives, encryption, and the volume's blocksize); then the whole image —
-// from all its parts, on this and other volumes — is read back, its
-// SHA-256 checked against the catalog and its tar stream read to the end
-// (decompressed). A tape file the catalog does not know is an orphan (never
+// gives, encryption and recipients, and the volume's blocksize); then the
+// whole image — from all its parts, on this and other volumes — is read
+// back, its SHA-256 checked against the catalog, its tar stream read to
+// the end (decompressed) and the catalog's frame list checked against the
+// payload (each frame starts a zstd frame or gzip member, none ends past
+// the payload). A tape file the catalog does not know is an orphan (never
 // OK) unless the catalog records it as a failed write (listed, not bad); a
 // part the catalog records on a file the volume does not have is missing.
 //
@@ -205,7 +208,11 @@ func VerifyWith(ctx context.Context, cfg *config.Config, label string, opt Verif
 		if err != nil {
 			return nil, err
 		}
-		im := &volImage{d: d, parts: parts, first: -1}
+		frames, err := cat.Frames(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		im := &volImage{d: d, parts: parts, frames: frames, first: -1}
 		for k, p := range parts {
 			if p.Volume != label {
 				continue
@@ -269,7 +276,7 @@ func VerifyWith(ctx context.Context, cfg *config.Config, label string, opt Verif
 	disks := holdingDisks(cfg)
 	start := func(im *volImage) {
 		if im.check == nil {
-			im.check = startCheck(ctx, pass, deps.Ask, onHeader, disks, im.d, im.parts, opt.Identities)
+			im.check = startCheck(ctx, pass, deps.Ask, onHeader, disks, im.d, im.parts, im.frames, opt.Identities)
 		}
 	}
 	// Every read started is ended, also when Verify fails on the way.
@@ -578,7 +585,7 @@ type tarResult struct {
 // startCheck starts the read of image d through vols (the verify's pass);
 // header is told each part's header record as read.
 func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, header func(catalog.Part, []byte, error),
-	disks []string, d catalog.Dump, parts []catalog.Part, ids *crypt.Identities) *imageCheck {
+	disks []string, d catalog.Dump, parts []catalog.Part, frames []image.Frame, ids *crypt.Identities) *imageCheck {
 	ir := indexd.NewImageReader(ctx, vols, disks, d, parts)
 	ir.Ask, ir.Header = ask, header
 	pr, pw := io.Pipe()
@@ -589,10 +596,14 @@ func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, h
 	go func() {
 		var n int64
 		var err error
+		fc := newFrameCheck(frames, image.Comp(d.Comp))
 		if d.Encrypted() {
-			n, err = checkEncrypted(pr, d, c.ids)
+			n, err = checkEncrypted(pr, d, c.ids, fc)
 		} else {
-			n, err = readTar(pr, image.Comp(d.Comp))
+			n, err = readTar(io.TeeReader(pr, fc), image.Comp(d.Comp))
+		}
+		if err == nil && (!d.Encrypted() || c.ids != nil) {
+			err = fc.done()
 		}
 		// The rest is read all the same: the SHA-256 is of the whole
 		// payload.
@@ -605,7 +616,7 @@ func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, h
 // checkEncrypted reads an encrypted payload: its age header against the
 // one the catalog recorded, then, with ids, its plaintext, chunk by chunk,
 // through readTar.
-func checkEncrypted(r io.Reader, d catalog.Dump, ids *crypt.Identities) (int64, error) {
+func checkEncrypted(r io.Reader, d catalog.Dump, ids *crypt.Identities, fc *frameCheck) (int64, error) {
 	br := bufio.NewReaderSize(r, crypt.MaxHeader+crypt.NonceSize)
 	peek, perr := br.Peek(int(min(d.PayloadSize, crypt.MaxHeader+crypt.NonceSize)))
 	hl, err := crypt.HeaderLen(peek)
@@ -634,10 +645,10 @@ func checkEncrypted(r io.Reader, d catalog.Dump, ids *crypt.Identities) (int64, 
 	if err != nil {
 		return 0, payloadError{err}
 	}
-	n, err := readTar(cr, image.Comp(d.Comp))
+	n, err := readTar(io.TeeReader(cr, fc), image.Comp(d.Comp))
 	if err == nil {
 		// Every chunk to the last one, authenticated.
-		_, err = io.Copy(io.Discard, cr)
+		_, err = io.Copy(fc, cr)
 	}
 	return n, err
 }
@@ -686,6 +697,10 @@ func (c *imageCheck) finish() (int64, error) {
 		if errors.As(tr.err, &pe) {
 			return 0, fmt.Errorf("SHA-256 matches, but %v", tr.err)
 		}
+		var fe frameError
+		if errors.As(tr.err, &fe) {
+			return tr.n, fmt.Errorf("SHA-256 matches and the tar stream is whole (%d entries), but %v", tr.n, tr.err)
+		}
 		return tr.n, fmt.Errorf("SHA-256 matches but the tar stream is broken after %d entries: %v", tr.n, tr.err)
 	}
 	return tr.n, nil
@@ -696,6 +711,77 @@ func (c *imageCheck) abort() {
 	c.ir.Close()
 	c.pw.CloseWithError(errors.New("verify stopped"))
 	<-c.done
+}
+
+// frameCheck watches a (plaintext) payload go by and checks the catalog's
+// frame list against it: every frame starts where a frame of the payload's
+// compression starts (a zstd frame, a gzip member), and every frame lies
+// inside the payload. Single-file restores seek by this list, an encrypted
+// image's to the age chunks that hold its frames.
+type frameCheck struct {
+	frames []image.Frame
+	magic  []byte
+	off    int64  // payload bytes seen
+	i      int    // the next frame to check
+	got    []byte // the first bytes of frame i seen so far
+	err    error
+}
+
+// frameError is a frame list that does not match the payload.
+type frameError struct{ error }
+
+func (e frameError) Unwrap() error { return e.error }
+
+func newFrameCheck(frames []image.Frame, comp image.Comp) *frameCheck {
+	fc := &frameCheck{frames: frames}
+	switch comp {
+	case image.CompZstd:
+		fc.magic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	case image.CompGzip:
+		fc.magic = []byte{0x1f, 0x8b}
+	}
+	return fc
+}
+
+func (fc *frameCheck) Write(p []byte) (int, error) {
+	start := fc.off
+	fc.off += int64(len(p))
+	for fc.err == nil && fc.i < len(fc.frames) && len(fc.magic) > 0 {
+		f := fc.frames[fc.i]
+		from := f.Offset + int64(len(fc.got))
+		if from >= fc.off {
+			break
+		}
+		if from < start { // not reached: frames are in order
+			fc.err = frameError{fmt.Errorf("the catalog's frame %d (payload offset %d) is out of order", f.Index, f.Offset)}
+			break
+		}
+		k := min(int64(len(fc.magic)-len(fc.got)), fc.off-from)
+		fc.got = append(fc.got, p[from-start:from-start+k]...)
+		if len(fc.got) < len(fc.magic) {
+			break
+		}
+		if !bytes.Equal(fc.got, fc.magic) {
+			fc.err = frameError{fmt.Errorf("the catalog's frame %d (payload offset %d) does not start a frame of the payload: single-file restores of this image would fail; run `tapir admin rebuild`", f.Index, f.Offset)}
+		}
+		fc.got = fc.got[:0]
+		fc.i++
+	}
+	return len(p), nil
+}
+
+// done says what is wrong with the frame list once the whole payload went
+// by.
+func (fc *frameCheck) done() error {
+	if fc.err != nil {
+		return fc.err
+	}
+	if n := len(fc.frames); n > 0 {
+		if last := fc.frames[n-1]; last.Offset+last.Size > fc.off {
+			return frameError{fmt.Errorf("the catalog's frame %d ends at payload offset %d, past the %d bytes of the payload", last.Index, last.Offset+last.Size, fc.off)}
+		}
+	}
+	return nil
 }
 
 // chunkReader decrypts an age payload read in order (its header and

@@ -161,10 +161,10 @@ func TestVerifyEncrypted(t *testing.T) {
 }
 
 // TestVerifyEncryptedAgainstCatalog: the header's recipients and the age
-// header at the start of the payload are checked against the catalog,
-// without a key.
+// header at the start of the payload are checked against the catalog
+// without a key; the catalog's frames against the plaintext with it.
 func TestVerifyEncryptedAgainstCatalog(t *testing.T) {
-	site, cfg, _ := encryptedVerifySite(t)
+	site, cfg, key := encryptedVerifySite(t)
 	ctx := context.Background()
 	db, err := sql.Open("sqlite3", site.CatalogDB)
 	if err != nil {
@@ -177,10 +177,29 @@ func TestVerifyEncryptedAgainstCatalog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A frame of the L1 moved in the catalog: without a key nothing
+	// reads the plaintext; with it the frame list is checked against it.
+	exec(`UPDATE frames SET "offset" = "offset" + 1, size = size - 1 WHERE idx = 0 AND dump_id = (SELECT id FROM dumps WHERE level = 1)`)
+	res, err := Verify(ctx, cfg, "TEST-003", Deps{Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bad() != 0 {
+		t.Errorf("a moved frame without a key:\n%s", verifyDetails(res))
+	}
+	res, err = VerifyWith(ctx, cfg, "TEST-003", VerifyOptions{Identities: identityFile(t, key)}, Deps{Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bad() != 1 || !strings.Contains(res.Images[0].Detail, "the catalog's frame 0 (payload offset 1) does not start a frame of the payload") {
+		t.Errorf("a moved frame with the key:\n%s", verifyDetails(res))
+	}
+	exec(`UPDATE frames SET "offset" = "offset" - 1, size = size + 1 WHERE idx = 0 AND dump_id = (SELECT id FROM dumps WHERE level = 1)`)
+
 	// The L1 gets the L0's age header in the catalog: a valid header, not
 	// the one on the volume.
 	exec(`UPDATE dumps SET crypt_header = (SELECT crypt_header FROM dumps WHERE level = 0 AND host = 'web1') WHERE level = 1`)
-	res, err := Verify(ctx, cfg, "TEST-003", Deps{Log: testLogger(t)})
+	res, err = Verify(ctx, cfg, "TEST-003", Deps{Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +223,74 @@ func TestVerifyEncryptedAgainstCatalog(t *testing.T) {
 	}
 	if res.Bad() != 1 || !strings.Contains(res.Images[0].Detail, "header field encryption says age, the catalog records no encryption") {
 		t.Errorf("no encryption in the catalog:\n%s", verifyDetails(res))
+	}
+}
+
+// TestVerifyPlainFrames: the catalog's frame list of a plain image is
+// checked against its payload too (zstd frames, gzip members), and a
+// frame past the end of the payload is named.
+func TestVerifyPlainFrames(t *testing.T) {
+	dir := t.TempDir()
+	site, err := testsite.New(dir, testsite.Options{Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	testsite.MakeTree(data)
+	ctx := context.Background()
+	srv := testsite.DLE{Host: "web1", Path: "/srv", Root: data}
+	gz := testsite.DLE{Host: "web2", Path: "/etc", Root: filepath.Join(data, "etc"), Comp: image.CompGzip}
+	if _, err := site.Run(ctx, "20250607010000", []testsite.DLE{srv, gz}, testsite.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	site.Close()
+	path := filepath.Join(dir, "tapir.toml")
+	site.WriteConfig(path, srv, gz)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", site.CatalogDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	verify := func() *VerifyResult {
+		t.Helper()
+		res, err := Verify(ctx, cfg, "TEST-001", Deps{Log: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := verify(); res.Bad() != 0 {
+		t.Fatalf("a good volume:\n%s", verifyDetails(res))
+	}
+	for _, tc := range []struct{ host, set, want string }{
+		{"web1", `"offset" = "offset" + 3`, "does not start a frame of the payload"},
+		{"web2", `"offset" = "offset" + 1`, "does not start a frame of the payload"},
+		{"web1", `size = size + 1000000`, "past the"},
+	} {
+		q := `UPDATE frames SET ` + tc.set + ` WHERE dump_id = (SELECT id FROM dumps WHERE host = ?) AND idx = (SELECT max(idx) FROM frames f JOIN dumps d ON f.dump_id = d.id WHERE d.host = ?)`
+		if _, err := db.Exec(q, tc.host, tc.host); err != nil {
+			t.Fatal(err)
+		}
+		res := verify()
+		found := false
+		for _, im := range res.Images {
+			if im.Host == tc.host && !im.OK && strings.Contains(im.Detail, "SHA-256 matches and the tar stream is whole") && strings.Contains(im.Detail, tc.want) {
+				found = true
+			}
+		}
+		if res.Bad() != 1 || !found {
+			t.Errorf("%s: frame changed (%s):\n%s", tc.host, tc.set, verifyDetails(res))
+		}
+		undo := strings.NewReplacer("+ 3", "- 3", "+ 1000000", "- 1000000", "+ 1", "- 1").Replace(tc.set)
+		if _, err := db.Exec(`UPDATE frames SET `+undo+` WHERE dump_id = (SELECT id FROM dumps WHERE host = ?) AND idx = (SELECT max(idx) FROM frames f JOIN dumps d ON f.dump_id = d.id WHERE d.host = ?)`, tc.host, tc.host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := verify(); res.Bad() != 0 {
+		t.Fatalf("the volume again, the catalog repaired:\n%s", verifyDetails(res))
 	}
 }

@@ -22,7 +22,8 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Short: "check every tape file of a volume: its header against its checksum and the catalog, its image read back (SHA-256, tar stream); exit 1 on any bad, missing or orphan file",
 		Long: `Check every tape file of a volume: its header against its own checksum and the
 catalog, then its image read back (SHA-256 against the catalog, the tar stream to the
-end), also the parts of an image that are on other volumes. The volume is read in one
+end, the catalog's frame list against the payload), also the parts of an image that
+are on other volumes. The volume is read in one
 forward pass. verify first prints the volumes it needs, in the order it reads them
 ("The following tapes are needed: ..."). With a single drive it asks for each cartridge
 that is not in the drive ("insert volume LABEL into /dev/nst0") and waits until it is

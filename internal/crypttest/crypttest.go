@@ -6,7 +6,9 @@
 // and file index, and the parts on the site's vtapes. Tests of verify,
 // rebuild and restore of encrypted images use it; it does not go through
 // the server's dump path, so that they test their own code against a
-// known good image.
+// known good image. Run labels the slot after the highest slot of a
+// volume in the catalog: do not call the site's own Run after it (its
+// slot counter does not know these volumes).
 package crypttest
 
 import (
