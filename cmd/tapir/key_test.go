@@ -126,6 +126,13 @@ func TestKeyNewPaperRoundTrip(t *testing.T) {
 		t.Fatalf("age -d -i (printed by key paper --read): %q, %v", got, err)
 	}
 
+	// From standard input ("-").
+	cmd := exec.Command(tapirBin, "key", "paper", "--read", "-")
+	cmd.Stdin = strings.NewReader(typed.String())
+	if b, err := cmd.Output(); err != nil || !bytes.Equal(b, []byte(stdout)) {
+		t.Errorf("key paper --read - printed %q (%v), want %q", b, err, stdout)
+	}
+
 	// Another key does not decrypt: the round trip is not vacuous.
 	other := filepath.Join(dir, "other.key")
 	if _, stderr, code := run(t, "key", "new", other); code != 0 {
