@@ -2,6 +2,8 @@ package server
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/taper"
@@ -44,6 +47,9 @@ type VerifiedImage struct {
 	// Missing: the catalog records a part on this file number, but the
 	// volume has no such file. Counted by Bad.
 	Missing bool
+	// Encrypted: the image is encrypted (age); without a key only its
+	// ciphertext was checked.
+	Encrypted bool
 }
 
 // VerifyResult is what `tapir verify` found on one volume.
@@ -86,8 +92,9 @@ type expected struct {
 
 // volImage is an image with parts on the verified volume, and its read.
 type volImage struct {
-	d     catalog.Dump
-	parts []catalog.Part
+	d      catalog.Dump
+	parts  []catalog.Part
+	frames []image.Frame // the catalog's
 	// first and last index parts: the run of parts on the verified
 	// volume. Parts before first are on other volumes (the image spans
 	// into the volume), so are parts after last (it spans out of it).
@@ -125,14 +132,32 @@ type seenHeader struct {
 	err error // it could not be reached or read
 }
 
-// Verify checks every tape file of the volume label. A tape file the
+// VerifyOptions change what Verify checks.
+type VerifyOptions struct {
+	// Identities open the encrypted images (tapir verify --identity
+	// FILE): their payload is decrypted whole, every chunk authenticated,
+	// and the plaintext checked as a plain image's is (the tar stream to
+	// its end). Without them an encrypted image's ciphertext is checked
+	// (SHA-256, age header) and the verdict says that is all.
+	Identities *crypt.Identities
+}
+
+// Verify checks every tape file of the volume label, without a key
+// (VerifyWith).
+func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*VerifyResult, error) {
+	return VerifyWith(ctx, cfg, label, VerifyOptions{}, deps)
+}
+
+// VerifyWith checks every tape file of the volume label. A tape file the
 // catalog records as a part of an image must have a header that matches
 // its own checksum and, field by field, the catalog (datestamp, host,
 // path, level, part, comp, frame-size, sha256, the sizes and counts it
-// gives, encryption, and the volume's blocksize); then the whole image —
-// from all its parts, on this and other volumes — is read back, its
-// SHA-256 checked against the catalog and its tar stream read to the end
-// (decompressed). A tape file the catalog does not know is an orphan (never
+// gives, encryption and recipients, and the volume's blocksize); then the
+// whole image — from all its parts, on this and other volumes — is read
+// back, its SHA-256 checked against the catalog, its tar stream read to
+// the end (decompressed) and the catalog's frame list checked against the
+// payload (each frame starts a zstd frame or gzip member, none ends past
+// the payload). A tape file the catalog does not know is an orphan (never
 // OK) unless the catalog records it as a failed write (listed, not bad); a
 // part the catalog records on a file the volume does not have is missing.
 //
@@ -144,7 +169,15 @@ type seenHeader struct {
 // are needed, in order, and with a single drive asked for each cartridge
 // that is not in the drive. It takes the run lock, so that it never
 // competes with a night for a drive.
-func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*VerifyResult, error) {
+//
+// An encrypted image is checked over the bytes on the volume without any
+// key: its SHA-256 (of the ciphertext), its header's encryption and
+// recipients against the catalog, and the age header at the start of its
+// payload against the one the catalog recorded. With opt.Identities its
+// payload is also decrypted whole (a chunk that fails its authentication
+// is named) and its tar stream read to the end; an identity that is not
+// one of its recipients is a bad verdict naming the fingerprints.
+func VerifyWith(ctx context.Context, cfg *config.Config, label string, opt VerifyOptions, deps Deps) (*VerifyResult, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
@@ -175,7 +208,11 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 		if err != nil {
 			return nil, err
 		}
-		im := &volImage{d: d, parts: parts, first: -1}
+		frames, err := cat.Frames(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		im := &volImage{d: d, parts: parts, frames: frames, first: -1}
 		for k, p := range parts {
 			if p.Volume != label {
 				continue
@@ -239,7 +276,7 @@ func Verify(ctx context.Context, cfg *config.Config, label string, deps Deps) (*
 	disks := holdingDisks(cfg)
 	start := func(im *volImage) {
 		if im.check == nil {
-			im.check = startCheck(ctx, pass, deps.Ask, onHeader, disks, im.d, im.parts)
+			im.check = startCheck(ctx, pass, deps.Ask, onHeader, disks, im.d, im.parts, im.frames, opt.Identities)
 		}
 	}
 	// Every read started is ended, also when Verify fails on the way.
@@ -394,6 +431,7 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vol *catalog.Volume,
 	e := exps[0]
 	d := e.d
 	vi.Datestamp, vi.Host, vi.Path, vi.Level, vi.Part, vi.Parts = d.Datestamp, d.Host, d.Path, d.Level, e.part.Part, len(e.parts)
+	vi.Encrypted = d.Encrypted()
 	if len(exps) > 1 {
 		var names []string
 		for _, x := range exps {
@@ -444,7 +482,14 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vol *catalog.Volume,
 		return vi, nil
 	}
 	vi.OK = true
-	vi.Detail = fmt.Sprintf("header matches its checksum and the catalog; SHA-256 matches the catalog, %d tar entries read", vi.Files)
+	switch {
+	case !d.Encrypted():
+		vi.Detail = fmt.Sprintf("header matches its checksum and the catalog; SHA-256 matches the catalog, %d tar entries read", vi.Files)
+	case im.check.ids == nil:
+		vi.Detail = "header matches its checksum and the catalog; encrypted: SHA-256 checked; give --identity FILE to check the frames and the tar stream"
+	default:
+		vi.Detail = fmt.Sprintf("header matches its checksum and the catalog; SHA-256 matches the catalog; decrypted with %s, every chunk authentic, %d tar entries read", im.check.ids.File, vi.Files)
+	}
 	if len(e.parts) > 1 {
 		vi.Detail += fmt.Sprintf(" (all %d parts)", len(e.parts))
 	}
@@ -491,8 +536,22 @@ func headerDiffs(ctx context.Context, cat *catalog.Catalog, h *image.Header, e e
 		}
 		diff("frames", h.Frames, len(frames))
 	}
-	if h.Encryption != "none" {
+	enc := d.Encryption
+	if enc == "" {
+		enc = "none"
+	}
+	switch {
+	case h.Encryption != enc && enc == "none":
 		out = append(out, fmt.Sprintf("header field encryption says %s, the catalog records no encryption for this image", h.Encryption))
+	case h.Encryption != enc:
+		out = append(out, fmt.Sprintf("header field encryption says %s, the catalog says %s", h.Encryption, enc))
+	case enc == image.EncAge:
+		hr, cr := append([]string(nil), h.Recipients...), append([]string(nil), d.Recipients...)
+		sort.Strings(hr)
+		sort.Strings(cr)
+		if strings.Join(hr, " ") != strings.Join(cr, " ") {
+			out = append(out, fmt.Sprintf("header field recipients says %s, the catalog says %s", strings.Join(hr, " "), strings.Join(cr, " ")))
+		}
 	}
 	if vol.Blocksize > 0 {
 		if h.Blocksize != vol.Blocksize {
@@ -505,9 +564,11 @@ func headerDiffs(ctx context.Context, cat *catalog.Catalog, h *image.Header, e e
 // imageCheck reads a whole image back through its parts, in pieces
 // (readTo), so that the reads of other tape files can come between: its
 // SHA-256 against the catalog, and its tar stream to the end in a
-// goroutine fed through a pipe.
+// goroutine fed through a pipe (decrypted first when the image is
+// encrypted and ids are given).
 type imageCheck struct {
 	d    catalog.Dump
+	ids  *crypt.Identities // nil: an encrypted image's ciphertext only
 	ir   *indexd.ImageReader
 	pw   *io.PipeWriter
 	sum  hash.Hash
@@ -524,13 +585,26 @@ type tarResult struct {
 // startCheck starts the read of image d through vols (the verify's pass);
 // header is told each part's header record as read.
 func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, header func(catalog.Part, []byte, error),
-	disks []string, d catalog.Dump, parts []catalog.Part) *imageCheck {
+	disks []string, d catalog.Dump, parts []catalog.Part, frames []image.Frame, ids *crypt.Identities) *imageCheck {
 	ir := indexd.NewImageReader(ctx, vols, disks, d, parts)
 	ir.Ask, ir.Header = ask, header
 	pr, pw := io.Pipe()
 	c := &imageCheck{d: d, ir: ir, pw: pw, sum: sha256.New(), done: make(chan tarResult, 1)}
+	if d.Encrypted() && ids != nil && len(ids.List) > 0 {
+		c.ids = ids
+	}
 	go func() {
-		n, err := readTar(pr, image.Comp(d.Comp))
+		var n int64
+		var err error
+		fc := newFrameCheck(frames, image.Comp(d.Comp))
+		if d.Encrypted() {
+			n, err = checkEncrypted(pr, d, c.ids, fc)
+		} else {
+			n, err = readTar(io.TeeReader(pr, fc), image.Comp(d.Comp))
+		}
+		if err == nil && (!d.Encrypted() || c.ids != nil) {
+			err = fc.done()
+		}
 		// The rest is read all the same: the SHA-256 is of the whole
 		// payload.
 		io.Copy(io.Discard, pr)
@@ -538,6 +612,56 @@ func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, h
 	}()
 	return c
 }
+
+// checkEncrypted reads an encrypted payload: its age header against the
+// one the catalog recorded, then, with ids, its plaintext, chunk by chunk,
+// through readTar.
+func checkEncrypted(r io.Reader, d catalog.Dump, ids *crypt.Identities, fc *frameCheck) (int64, error) {
+	br := bufio.NewReaderSize(r, crypt.MaxHeader+crypt.NonceSize)
+	peek, perr := br.Peek(int(min(d.PayloadSize, crypt.MaxHeader+crypt.NonceSize)))
+	hl, err := crypt.HeaderLen(peek)
+	if err != nil {
+		if perr != nil && perr != io.EOF {
+			return 0, payloadError{fmt.Errorf("reading its age header: %v", perr)}
+		}
+		return 0, payloadError{fmt.Errorf("the catalog says it is encrypted, but its payload is not an age file: %v", err)}
+	}
+	hdr := append([]byte(nil), peek[:hl]...)
+	if len(d.CryptHeader) > 0 && !bytes.Equal(hdr, d.CryptHeader) {
+		return 0, payloadError{fmt.Errorf("its payload starts with another age header than the one the catalog recorded (%d bytes, the catalog's %d): it is not the image the catalog knows", len(hdr), len(d.CryptHeader))}
+	}
+	if ids == nil {
+		return 0, nil
+	}
+	key, err := crypt.Unwrap(hdr, d.PayloadSize, ids.List)
+	if errors.Is(err, crypt.ErrWrongKey) {
+		return 0, payloadError{fmt.Errorf("%w: identity file %s (fingerprints %s) is not one of its recipients (%s): give --identity the key of one of them",
+			errWrongKey, ids.File, strings.Join(ids.Fingerprints(), " "), strings.Join(d.Recipients, " "))}
+	}
+	if err != nil {
+		return 0, payloadError{fmt.Errorf("its age header: %v", err)}
+	}
+	cr, err := newChunkReader(br, key)
+	if err != nil {
+		return 0, payloadError{err}
+	}
+	n, err := readTar(io.TeeReader(cr, fc), image.Comp(d.Comp))
+	if err == nil {
+		// Every chunk to the last one, authenticated.
+		_, err = io.Copy(fc, cr)
+	}
+	return n, err
+}
+
+// errWrongKey marks the verdict of an image the identity given does not
+// open.
+var errWrongKey = errors.New("wrong key")
+
+// payloadError is what is wrong with an encrypted payload before its tar
+// stream is reached: its age header, or the key.
+type payloadError struct{ error }
+
+func (e payloadError) Unwrap() error { return e.error }
 
 // readTo reads the payload up to offset end (nothing after a failed read).
 func (c *imageCheck) readTo(end int64) {
@@ -562,9 +686,21 @@ func (c *imageCheck) finish() (int64, error) {
 		return 0, fmt.Errorf("read back: %w", c.err)
 	}
 	if got := hex.EncodeToString(c.sum.Sum(nil)); got != c.d.SHA256 {
-		return 0, fmt.Errorf("SHA-256 mismatch: read %s, the catalog says %s: the image is damaged", got, c.d.SHA256)
+		err := fmt.Errorf("SHA-256 mismatch: read %s, the catalog says %s: the image is damaged", got, c.d.SHA256)
+		if errors.Is(tr.err, crypt.ErrDamaged) {
+			err = fmt.Errorf("%w; decrypting it: %v", err, tr.err)
+		}
+		return 0, err
 	}
 	if tr.err != nil {
+		var pe payloadError
+		if errors.As(tr.err, &pe) {
+			return 0, fmt.Errorf("SHA-256 matches, but %v", tr.err)
+		}
+		var fe frameError
+		if errors.As(tr.err, &fe) {
+			return tr.n, fmt.Errorf("SHA-256 matches and the tar stream is whole (%d entries), but %v", tr.n, tr.err)
+		}
 		return tr.n, fmt.Errorf("SHA-256 matches but the tar stream is broken after %d entries: %v", tr.n, tr.err)
 	}
 	return tr.n, nil
@@ -575,6 +711,133 @@ func (c *imageCheck) abort() {
 	c.ir.Close()
 	c.pw.CloseWithError(errors.New("verify stopped"))
 	<-c.done
+}
+
+// frameCheck watches a (plaintext) payload go by and checks the catalog's
+// frame list against it: every frame starts where a frame of the payload's
+// compression starts (a zstd frame, a gzip member), and every frame lies
+// inside the payload. Single-file restores seek by this list, an encrypted
+// image's to the age chunks that hold its frames.
+type frameCheck struct {
+	frames []image.Frame
+	magic  []byte
+	off    int64  // payload bytes seen
+	i      int    // the next frame to check
+	got    []byte // the first bytes of frame i seen so far
+	err    error
+}
+
+// frameError is a frame list that does not match the payload.
+type frameError struct{ error }
+
+func (e frameError) Unwrap() error { return e.error }
+
+func newFrameCheck(frames []image.Frame, comp image.Comp) *frameCheck {
+	fc := &frameCheck{frames: frames}
+	switch comp {
+	case image.CompZstd:
+		fc.magic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	case image.CompGzip:
+		fc.magic = []byte{0x1f, 0x8b}
+	}
+	return fc
+}
+
+func (fc *frameCheck) Write(p []byte) (int, error) {
+	start := fc.off
+	fc.off += int64(len(p))
+	for fc.err == nil && fc.i < len(fc.frames) && len(fc.magic) > 0 {
+		f := fc.frames[fc.i]
+		from := f.Offset + int64(len(fc.got))
+		if from >= fc.off {
+			break
+		}
+		if from < start { // not reached: frames are in order
+			fc.err = frameError{fmt.Errorf("the catalog's frame %d (payload offset %d) is out of order", f.Index, f.Offset)}
+			break
+		}
+		k := min(int64(len(fc.magic)-len(fc.got)), fc.off-from)
+		fc.got = append(fc.got, p[from-start:from-start+k]...)
+		if len(fc.got) < len(fc.magic) {
+			break
+		}
+		if !bytes.Equal(fc.got, fc.magic) {
+			fc.err = frameError{fmt.Errorf("the catalog's frame %d (payload offset %d) does not start a frame of the payload: single-file restores of this image would fail; run `tapir admin rebuild`", f.Index, f.Offset)}
+		}
+		fc.got = fc.got[:0]
+		fc.i++
+	}
+	return len(p), nil
+}
+
+// done says what is wrong with the frame list once the whole payload went
+// by.
+func (fc *frameCheck) done() error {
+	if fc.err != nil {
+		return fc.err
+	}
+	if n := len(fc.frames); n > 0 {
+		if last := fc.frames[n-1]; last.Offset+last.Size > fc.off {
+			return frameError{fmt.Errorf("the catalog's frame %d ends at payload offset %d, past the %d bytes of the payload", last.Index, last.Offset+last.Size, fc.off)}
+		}
+	}
+	return nil
+}
+
+// chunkReader decrypts an age payload read in order (its header and
+// nonce first), chunk by chunk with a key already unwrapped: every chunk
+// is authenticated, the last one as the last, and a failure names the
+// chunk (crypt.ErrDamaged).
+type chunkReader struct {
+	r     io.Reader
+	key   *crypt.Key
+	next  int64 // the next chunk to read
+	ct    []byte
+	plain []byte
+	buf   []byte // plaintext not yet returned
+	err   error
+}
+
+// newChunkReader skips the age header and nonce of r (k's layout says how
+// long they are) and decrypts what follows.
+func newChunkReader(r io.Reader, k *crypt.Key) (*chunkReader, error) {
+	l := k.Layout()
+	if n, err := io.CopyN(io.Discard, r, l.HeaderLen); err != nil {
+		return nil, fmt.Errorf("%w: the payload ends inside its age header (%d of %d bytes): %v", crypt.ErrDamaged, n, l.HeaderLen, err)
+	}
+	return &chunkReader{r: r, key: k, ct: make([]byte, crypt.ChunkSize+crypt.TagSize)}, nil
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for len(c.buf) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		l := c.key.Layout()
+		if c.next >= l.Chunks() {
+			c.err = io.EOF
+			continue
+		}
+		off := l.HeaderLen + c.next*(crypt.ChunkSize+crypt.TagSize)
+		ct := c.ct[:min(crypt.ChunkSize+crypt.TagSize, l.Size-off)]
+		if k, err := io.ReadFull(c.r, ct); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = fmt.Errorf("%w: the payload ends inside chunk %d (payload byte %d)", crypt.ErrDamaged, c.next, off+int64(k))
+			}
+			c.err = err
+			continue
+		}
+		var err error
+		if c.plain, err = c.key.Open(c.plain[:0], ct, c.next); err != nil {
+			c.err = err
+			continue
+		}
+		c.buf = c.plain
+		c.next++
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
 }
 
 // readTar decompresses a payload and reads every tar entry to its end.

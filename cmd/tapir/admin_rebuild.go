@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/rebuild"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -18,6 +19,7 @@ func init() { adminCommands = append(adminCommands, newAdminRebuildCommand) }
 func newAdminRebuildCommand(g *globals) *cobra.Command {
 	var file string
 	var force bool
+	var identity string
 	c := &cobra.Command{
 		Use:   "rebuild -c FILE [--force]",
 		Short: "recreate the catalog from the volumes in the changer and the holding disks alone",
@@ -26,7 +28,13 @@ SHA-256 is checked) and the tar streams, and writes a new catalog: runs, volumes
 images, parts, frames, the file index and the directory listings. Images whose
 parts are not all in the changer, or whose payload is damaged, are listed and left
 out. An existing catalog is never overwritten: --force moves it aside first.
-Stop the server (and any run) before rebuilding.`,
+Stop the server (and any run) before rebuilding.
+
+Encrypted images (docs/keys.md) come back without any key: their dumps and parts
+from the headers, their SHA-256 checked over the bytes on the volumes. Their frames,
+file index and listings are in the plaintext: give --identity FILE (an identity of
+one of their recipients) to rebuild those too. Rebuilding again later with --force
+--identity FILE fills them in.`,
 		Args: exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := config.Load(file)
@@ -47,9 +55,15 @@ Stop the server (and any run) before rebuilding.`,
 			for _, h := range cfg.Holding {
 				disks = append(disks, h.Path)
 			}
+			var ids *crypt.Identities
+			if identity != "" {
+				if ids, err = crypt.ReadIdentities(identity); err != nil {
+					return err
+				}
+			}
 			out := c.OutOrStdout()
 			res, err := rebuild.Rebuild(ctx, rebuild.Options{Catalog: cfg.Catalog, Force: force, Changer: ch, Holding: disks,
-				Org: cfg.Org, Loc: cfg.Location(), Log: g.logger(0), Progress: func(s string) { fmt.Fprintln(out, s) }})
+				Org: cfg.Org, Loc: cfg.Location(), Log: g.logger(0), Progress: func(s string) { fmt.Fprintln(out, s) }, Identities: ids})
 			if err != nil {
 				return err
 			}
@@ -63,6 +77,18 @@ Stop the server (and any run) before rebuilding.`,
 					fmt.Fprintf(out, "  %s\n", s)
 				}
 			}
+			if res.Encrypted > 0 {
+				if len(res.NoIndex) == 0 {
+					fmt.Fprintf(out, "%d encrypted images: dumps, parts and file index rebuilt with %s.\n", res.Encrypted, identity)
+				} else if identity == "" {
+					fmt.Fprintf(out, "%d encrypted images: dumps and parts rebuilt, file index needs --identity FILE (run again with --force --identity FILE).\n", res.Encrypted)
+				} else {
+					fmt.Fprintf(out, "%d encrypted images: dumps and parts rebuilt; %d of them without file index, %s opens none of their recipients:\n", res.Encrypted, len(res.NoIndex), identity)
+					for _, s := range res.NoIndex {
+						fmt.Fprintf(out, "  %s\n", s)
+					}
+				}
+			}
 			if len(res.Problems) > 0 {
 				fmt.Fprintf(out, "Left out (%d):\n", len(res.Problems))
 				for _, p := range res.Problems {
@@ -70,10 +96,14 @@ Stop the server (and any run) before rebuilding.`,
 				}
 				return fmt.Errorf("rebuild left %d volume(s) or image(s) out; see above", len(res.Problems))
 			}
+			if res.WrongKey > 0 {
+				return fmt.Errorf("rebuild: the identity file %s opens none of the recipients of %d encrypted image(s) listed above: their file index is not rebuilt; rebuild again with --force --identity FILE naming a file that holds one of their keys (it may hold several)", identity, res.WrongKey)
+			}
 			return nil
 		},
 	}
 	addConfigFlag(c, &file)
+	c.Flags().StringVar(&identity, "identity", "", "an age identity file (tapir key new) that opens encrypted images: their frames and file index are rebuilt too")
 	c.Flags().BoolVar(&force, "force", false, "move an existing catalog aside (to FILE.before-rebuild-<time>) instead of refusing")
 	return c
 }

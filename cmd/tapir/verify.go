@@ -9,23 +9,32 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/server"
 )
 
 func init() { extraCommands = append(extraCommands, newVerifyCommand) }
 
 func newVerifyCommand(g *globals) *cobra.Command {
-	var file string
+	var file, identity string
 	c := &cobra.Command{
-		Use:   "verify -c FILE LABEL",
+		Use:   "verify -c FILE LABEL [--identity KEYFILE]",
 		Short: "check every tape file of a volume: its header against its checksum and the catalog, its image read back (SHA-256, tar stream); exit 1 on any bad, missing or orphan file",
 		Long: `Check every tape file of a volume: its header against its own checksum and the
 catalog, then its image read back (SHA-256 against the catalog, the tar stream to the
-end), also the parts of an image that are on other volumes. The volume is read in one
+end, the catalog's frame list against the payload), also the parts of an image that
+are on other volumes. The volume is read in one
 forward pass. verify first prints the volumes it needs, in the order it reads them
 ("The following tapes are needed: ..."). With a single drive it asks for each cartridge
 that is not in the drive ("insert volume LABEL into /dev/nst0") and waits until it is
-inserted; Ctrl-C cancels. Exits 1 on any bad, missing or orphan file.`,
+inserted; Ctrl-C cancels. Exits 1 on any bad, missing or orphan file.
+
+Encrypted images are checked without any key over the bytes on the volume: the
+SHA-256 of the ciphertext, the header's encryption and recipients, and the age header
+at the start of the payload against the catalog; their verdict says that only the
+ciphertext was checked. With --identity KEYFILE (tapir key new) they are also
+decrypted whole, every chunk authenticated (a damaged one is named), and their tar
+stream read to the end; a key that is not one of an image's recipients is BAD.`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -34,15 +43,24 @@ inserted; Ctrl-C cancels. Exits 1 on any bad, missing or orphan file.`,
 			if err != nil {
 				return err
 			}
-			res, err := server.Verify(ctx, cfg, args[0], server.Deps{Log: g.logger(0),
+			var opt server.VerifyOptions
+			if identity != "" {
+				if opt.Identities, err = crypt.ReadIdentities(identity); err != nil {
+					return err
+				}
+			}
+			res, err := server.VerifyWith(ctx, cfg, args[0], opt, server.Deps{Log: g.logger(0),
 				// The person at the terminal: the tapes needed and, with
 				// a single drive, each cartridge to insert.
 				Ask: func(msg string) { fmt.Println(msg) }})
 			if err != nil {
 				return err
 			}
-			skipped := 0
+			skipped, keyless := 0, 0
 			for _, im := range res.Images {
+				if im.OK && im.Encrypted && opt.Identities == nil {
+					keyless++
+				}
 				verdict := "OK     "
 				switch {
 				case im.FailedWrite:
@@ -61,6 +79,9 @@ inserted; Ctrl-C cancels. Exits 1 on any bad, missing or orphan file.`,
 				}
 				fmt.Printf("%s file %d: %s: %s\n", verdict, im.FileNo, what, im.Detail)
 			}
+			if keyless > 0 {
+				fmt.Printf("%d encrypted tape file(s): only their ciphertext was checked (SHA-256, age header); give --identity KEYFILE to check their frames and tar streams\n", keyless)
+			}
 			if n := res.Bad(); n > 0 {
 				orphans := ""
 				if k := res.Orphans(); k > 0 {
@@ -77,5 +98,6 @@ inserted; Ctrl-C cancels. Exits 1 on any bad, missing or orphan file.`,
 		},
 	}
 	addConfigFlag(c, &file)
+	c.Flags().StringVar(&identity, "identity", "", "an age identity file (tapir key new) to decrypt encrypted images and read their tar streams")
 	return c
 }

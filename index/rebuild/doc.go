@@ -7,4 +7,14 @@
 // every header must match its own checksum (a tape file whose header does
 // not is left out and reported, never recorded), and every payload is read
 // whole and its SHA-256 checked against its header.
+//
+// Encrypted images (an age payload, image/crypt) need no key for their
+// dump and parts: the encryption, the recipients' fingerprints and the age
+// header come from the media, and the SHA-256 is of the ciphertext. Their
+// frames, file index and listings are in the plaintext: with
+// Options.Identities (tapir admin rebuild --identity FILE) the payload is
+// decrypted chunk by chunk (every chunk authenticated, a damaged one named)
+// and they are rebuilt as for a plain image; without an identity that
+// opens it, the image is recorded without them and listed in
+// Result.NoIndex. docs/keys.md says how to rebuild them later.
 package rebuild

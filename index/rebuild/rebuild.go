@@ -18,6 +18,7 @@ import (
 
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/index/tarscan"
@@ -37,6 +38,12 @@ type Options struct {
 	// Progress receives a line per volume and per image for a person; may
 	// be nil.
 	Progress func(string)
+	// Identities open encrypted images (docs/keys.md): with them the
+	// frames, the file index and the listings of an encrypted image are
+	// rebuilt from its plaintext; without them (or when none opens an
+	// image) its dump and parts are recorded from the headers alone,
+	// without frames or file index (Result.NoIndex).
+	Identities *crypt.Identities
 }
 
 // Result says what the new catalog holds and what was left out.
@@ -54,6 +61,12 @@ type Result struct {
 	// are recorded as failed files, so that verify lists them as such.
 	// Not problems: nothing is missing.
 	Skipped []string
+	// Encrypted counts the encrypted images recorded. NoIndex lists those
+	// recorded without frames and file index, and why: no identity given,
+	// or none given opens it (WrongKey counts these).
+	Encrypted int
+	NoIndex   []string
+	WrongKey  int
 }
 
 // image is one image found on the media.
@@ -63,6 +76,10 @@ type found struct {
 	extra   []foundPart // more copies of a part number already in parts
 	holding string      // first chunk of a holding image
 	size    int64       // payload bytes (holding)
+	// noIndex says why an encrypted image was recorded without frames
+	// and file index (no identity, or a wrong one: wrongKey).
+	noIndex  string
+	wrongKey bool
 }
 
 type foundPart struct {
@@ -218,6 +235,9 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		res.Dumps++
 		res.Parts += len(f.parts)
 		res.Files += n
+		if f.hdr.Encryption == image.EncAge {
+			res.Encrypted++
+		}
 		where := "the holding disk"
 		if len(f.parts) > 0 {
 			var ls []string
@@ -225,6 +245,14 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 				ls = append(ls, fmt.Sprintf("%s file %d", p.label, p.pos.File))
 			}
 			where = strings.Join(ls, ", ")
+		}
+		if f.noIndex != "" {
+			res.NoIndex = append(res.NoIndex, what+": "+f.noIndex)
+			if f.wrongKey {
+				res.WrongKey++
+			}
+			say("%s: encrypted; dump and parts recorded from %s, no file index: %s", what, where, f.noIndex)
+			continue
 		}
 		say("%s: %d entries, from %s", what, n, where)
 	}
@@ -598,10 +626,17 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 }
 
 // recordImage records the image from its parts on the volumes, or from
-// the holding disk when it has none.
+// the holding disk when it has none. An encrypted image is recorded from
+// its header and ciphertext (its SHA-256 is of the bytes on the volume);
+// its frames, file index and listings come from its plaintext when an
+// identity opens it, else the dump is recorded without them (f.noIndex).
 func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, runID int64, f *found) (int64, error) {
 	h := f.hdr
 	d := catalog.Dump{Host: h.Host, Path: h.Path, Level: h.Level, Datestamp: h.Datestamp, Comp: string(h.Comp), FrameSize: h.FrameSize}
+	encrypted := h.Encryption == image.EncAge
+	if encrypted {
+		d.Encryption, d.Recipients = image.EncAge, h.Recipients
+	}
 	var parts []catalog.Part
 	if f.holding != "" {
 		im, err := holding.OpenImage(f.holding, o.Holding)
@@ -628,9 +663,47 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 	}
 	r := indexd.NewImageReader(ctx, src, o.Holding, d, parts)
 	defer r.Close()
-	frames, err := frameList(r, d, h)
-	if err != nil {
-		return 0, problemf("%v", err)
+
+	// The payload as framed: the bytes read, or the plaintext an
+	// identity opens.
+	var plain io.ReaderAt = r
+	plainSize := d.PayloadSize
+	var key *crypt.Key
+	if encrypted {
+		hdr, err := crypt.ReadHeader(r, d.PayloadSize)
+		if err != nil {
+			return 0, problemf("its header says encryption age, but its payload is not an age file: %v", err)
+		}
+		d.CryptHeader = hdr
+		switch {
+		case o.Identities == nil || len(o.Identities.List) == 0:
+			f.noIndex = "no identity given (rebuild with --identity FILE for its frames and file index)"
+		default:
+			key, err = crypt.Unwrap(hdr, d.PayloadSize, o.Identities.List)
+			switch {
+			case errors.Is(err, crypt.ErrWrongKey):
+				f.noIndex = fmt.Sprintf("identity file %s is not one of its recipients (the image's: %s; the file's: %s)", o.Identities.File,
+					strings.Join(h.Recipients, " "), strings.Join(o.Identities.Fingerprints(), " "))
+				f.wrongKey = true
+			case err != nil:
+				return 0, problemf("its encrypted payload: %v", err)
+			default:
+				pr := crypt.NewReaderAt(r, key)
+				plain, plainSize = pr, pr.Size()
+			}
+		}
+	}
+	var frames []image.Frame
+	if !encrypted || key != nil {
+		var err error
+		dr := &damageSeen{r: plain}
+		frames, err = frameList(dr, plainSize, h)
+		if dr.damaged {
+			return 0, problemf("the image is damaged: %v", err)
+		}
+		if err != nil {
+			return 0, problemf("%v", err)
+		}
 	}
 
 	// One pass over the payload: SHA-256, and the tar stream for the file
@@ -641,59 +714,90 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 	if err != nil {
 		return 0, err
 	}
-	fw, err := cat.NewFileWriter(ctx, id, max(h.FrameSize, 1))
-	if err != nil {
+	fail := func(fw *catalog.FileWriter, err error) (int64, error) {
+		if fw != nil {
+			fw.Abort()
+		}
+		cat.FailDump(ctx, id, err.Error())
 		return 0, err
 	}
 	sum := sha256.New()
 	tee := io.TeeReader(bufio.NewReaderSize(r.Stream(), 1<<20), sum)
-	tr, err := image.NewStreamReader(tee, h.Comp)
-	if err != nil {
-		fw.Abort()
-		cat.FailDump(ctx, id, err.Error())
-		return 0, problemf("%v", err)
-	}
+	var n, orig int64
+	var fw *catalog.FileWriter
 	listings := map[string]string{}
-	var n int64
-	orig, err := tarscan.Scan(tr, func(e tarscan.Entry) error {
-		if e.HasDumpdir {
-			listings[e.Path] = e.Dumpdir
+	if encrypted && key == nil {
+		// Only the ciphertext: its SHA-256. The sizes the header gives.
+		if _, err := io.Copy(io.Discard, tee); err != nil {
+			return fail(nil, problemf("reading the image: %v", err))
 		}
-		if e.Path == "" {
-			return nil
+		if h.OriginalSize > 0 {
+			orig = h.OriginalSize
 		}
-		n++
-		return fw.Add(ctx, e.FileRecord)
-	})
-	if err == nil {
-		// Through the decompressor to its end first (it may read ahead in
-		// its own goroutine), then what is left of the payload.
-		if _, err = io.Copy(io.Discard, tr); err == nil {
-			_, err = io.Copy(io.Discard, tee) // normally nothing
+	} else {
+		fw, err = cat.NewFileWriter(ctx, id, max(h.FrameSize, 1))
+		if err != nil {
+			return 0, err
 		}
-	}
-	tr.Close()
-	fail := func(err error) (int64, error) {
-		fw.Abort()
-		cat.FailDump(ctx, id, err.Error())
-		return 0, err
-	}
-	if err != nil {
-		return fail(problemf("reading the image: %v", err))
+		var payload io.Reader = tee
+		if key != nil {
+			cr, err := newChunkReader(tee, key)
+			if err != nil {
+				return fail(fw, problemf("reading the image: %v", err))
+			}
+			payload = cr
+		}
+		tr, err := image.NewStreamReader(payload, h.Comp)
+		if err != nil {
+			return fail(fw, problemf("%v", err))
+		}
+		orig, err = tarscan.Scan(tr, func(e tarscan.Entry) error {
+			if e.HasDumpdir {
+				listings[e.Path] = e.Dumpdir
+			}
+			if e.Path == "" {
+				return nil
+			}
+			n++
+			return fw.Add(ctx, e.FileRecord)
+		})
+		if err == nil {
+			// Through the decompressor to its end first (it may read ahead in
+			// its own goroutine), then what is left of the payload (through
+			// the decryption: every chunk is authenticated, the last one too).
+			if _, err = io.Copy(io.Discard, tr); err == nil {
+				if _, err = io.Copy(io.Discard, payload); err == nil {
+					_, err = io.Copy(io.Discard, tee) // normally nothing
+				}
+			}
+		}
+		tr.Close()
+		if err != nil {
+			if errors.Is(err, crypt.ErrDamaged) {
+				// The SHA-256 (of the ciphertext) says more when it differs.
+				io.Copy(io.Discard, tee)
+				if got := hex.EncodeToString(sum.Sum(nil)); h.SHA256 != "" && got != h.SHA256 {
+					return fail(fw, problemf("its payload's SHA-256 is %s but its header says %s: the image is damaged (%v)", got, h.SHA256, err))
+				}
+			}
+			return fail(fw, problemf("reading the image: %v", err))
+		}
 	}
 	got := hex.EncodeToString(sum.Sum(nil))
 	if h.SHA256 != "" && got != h.SHA256 {
-		return fail(problemf("its payload's SHA-256 is %s but its header says %s: the image is damaged", got, h.SHA256))
+		return fail(fw, problemf("its payload's SHA-256 is %s but its header says %s: the image is damaged", got, h.SHA256))
 	}
 	if len(frames) > 0 {
 		last := frames[len(frames)-1]
 		if end := last.TarOffset + last.TarSize; end != orig && end < orig {
-			return fail(problemf("its frames hold %d tar bytes but the tar stream has %d", end, orig))
+			return fail(fw, problemf("its frames hold %d tar bytes but the tar stream has %d", end, orig))
 		}
 		orig = last.TarOffset + last.TarSize
 	}
-	if err := fw.Commit(ctx); err != nil {
-		return fail(err)
+	if fw != nil {
+		if err := fw.Commit(ctx); err != nil {
+			return fail(fw, err)
+		}
 	}
 	if err := cat.SetDumpHolding(ctx, id, orig, d.PayloadSize, got, n, d.HoldingPath, frames, started); err != nil {
 		return 0, err
@@ -720,19 +824,20 @@ func partList(ps []foundPart) string {
 	return strings.Join(s, ", ")
 }
 
-// frameList finds the frames of a payload: the zstd seek table, or by
-// reading the gzip members, or frame-size pieces of an uncompressed one.
-func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]image.Frame, error) {
+// frameList finds the frames of a (framed, plaintext) payload of size
+// bytes: the zstd seek table, or by reading the gzip members, or
+// frame-size pieces of an uncompressed one.
+func frameList(r io.ReaderAt, size int64, h *image.Header) ([]image.Frame, error) {
 	var frames []image.Frame
 	switch h.Comp {
 	case image.CompZstd:
-		fs, err := image.ReadSeekTable(r, d.PayloadSize)
+		fs, err := image.ReadSeekTable(r, size)
 		if err != nil {
 			return nil, err
 		}
 		frames = fs
 	case image.CompGzip:
-		cr := &countReader{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, d.PayloadSize), 1<<20)}
+		cr := &countReader{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<20)}
 		zr, err := gzip.NewReader(cr)
 		if err != nil {
 			return nil, fmt.Errorf("gzip payload: %w", err)
@@ -758,8 +863,8 @@ func frameList(r io.ReaderAt, d catalog.Dump, h *image.Header) ([]image.Frame, e
 		if fs <= 0 {
 			return nil, errors.New("the header gives no frame size")
 		}
-		for i, off := 0, int64(0); off < d.PayloadSize; i++ {
-			k := min(fs, d.PayloadSize-off)
+		for i, off := 0, int64(0); off < size; i++ {
+			k := min(fs, size-off)
 			frames = append(frames, image.Frame{Index: i, TarOffset: off, TarSize: k, Offset: off, Size: k})
 			off += k
 		}
