@@ -741,7 +741,7 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 		}
 		var payload io.Reader = tee
 		if key != nil {
-			cr, err := newChunkReader(tee, key)
+			cr, err := crypt.NewChunkReader(tee, key)
 			if err != nil {
 				return fail(fw, problemf("reading the image: %v", err))
 			}
