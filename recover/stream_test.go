@@ -310,8 +310,8 @@ func TestReceiverRefusesImpossibleChunks(t *testing.T) {
 		{"negative offset", wire.RestoreMsg{Chunk: &wire.Chunk{Image: 0, TarOffset: -512, TarSize: f.TarSize, Size: f.Size}}, "at tar offset -512"},
 		{"image outside the plan", wire.RestoreMsg{Chunk: &wire.Chunk{Image: 3, TarSize: f.TarSize, Size: f.Size}}, "names image 3; the plan has 1"},
 		{"image start outside the plan", wire.RestoreMsg{Image: &wire.ImageStart{Image: -1, Where: "x"}}, "names image -1; the plan has 1"},
-		{"two kinds", wire.RestoreMsg{Image: &wire.ImageStart{Image: 0}, End: &wire.RestoreEnd{}}, "holds 2 of chunk, image, ask and end, not one"},
-		{"no kind", wire.RestoreMsg{}, "holds 0 of chunk, image, ask and end, not one"},
+		{"two kinds", wire.RestoreMsg{Image: &wire.ImageStart{Image: 0}, End: &wire.RestoreEnd{}}, "holds 2 of chunk, sealed, image, ask and end, not one"},
+		{"no kind", wire.RestoreMsg{}, "holds 0 of chunk, sealed, image, ask and end, not one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl, _ := pipeClient(t, []*streamImage{im}, func(w *wire.Conn) error { return w.WriteMsg(c.msg) })

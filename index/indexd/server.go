@@ -584,6 +584,10 @@ func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	if cur, err := s.Catalog.Dump(ctx, d.ID); err == nil && cur.Listed {
 		return nil
 	}
+	if d.Encrypted() {
+		// The server holds no key: it cannot read an encrypted image.
+		return fmt.Errorf("level %d image %s of %s:%s is encrypted and its directory listings are not in the catalog; the index server holds no key to read them: rebuild its file index with `tapir admin rebuild --identity FILE`, or restore on the backup server with `tapir recover -c CONFIG --all --identity FILE`", d.Level, d.Datestamp, d.Host, d.Path)
+	}
 	start := time.Now()
 	is, err := s.newImageSource(ctx, d)
 	if err != nil {
