@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/internal/testsite"
 )
 
@@ -154,5 +155,34 @@ func TestRecoverServerSideAttacks(t *testing.T) {
 	}
 	if fi, _ := os.Lstat(to); fi == nil || fi.Mode().Perm() != 0o777 {
 		t.Errorf("--target-meta: --to is %v, want the image's 0777", fi)
+	}
+}
+
+// TestRecoverIdentityFile: --identity reads the key before anything else,
+// for the shell and for -c alike: a key file others may read is refused
+// (chmod 600 it), a missing one named.
+func TestRecoverIdentityFile(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key.txt")
+	id, err := crypt.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, crypt.IdentityFileText(id, time.Now()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(key, 0o644)
+	for _, args := range [][]string{
+		{"recover", "-c", filepath.Join(dir, "none.toml"), "--host", "h", "--path", "/p", "--file", "f", "--to", dir, "--identity", key},
+		{"recover", "--server", "127.0.0.1:1", "--identity", key, "-e", "listhost"},
+	} {
+		out, stderr, code := run(t, args...)
+		if code == 0 || !strings.Contains(stderr, "identity file "+key+" may be read by others (mode 0644): run chmod 600 "+key) {
+			t.Errorf("%q with a world-readable key: exit %d\n%s%s", args, code, out, stderr)
+		}
+	}
+	out, stderr, code := run(t, "recover", "--server", "127.0.0.1:1", "--identity", filepath.Join(dir, "absent"), "-e", "listhost")
+	if code == 0 || !strings.Contains(stderr, "identity file") || !strings.Contains(stderr, "absent") {
+		t.Errorf("a missing key file: exit %d\n%s%s", code, out, stderr)
 	}
 }
