@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/indexd/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -29,6 +30,10 @@ type streamImage struct {
 	payload []byte
 	entries []wire.EntryInfo // Image 0; the caller renumbers
 	files   map[string][]byte
+	// An encrypted image (sealImage): the payload on the volume, and
+	// its shape.
+	cipher []byte
+	layout crypt.Layout
 }
 
 // chunkData is the stored bytes of frame k.
