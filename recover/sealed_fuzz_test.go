@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -340,5 +341,37 @@ func TestSealedSeeds(t *testing.T) {
 	_, err = cl.Restore(context.Background(), Query{Host: "h", DLE: "/d"}, []string{""}, RestoreOptions{To: dir})
 	if err == nil || !strings.Contains(err.Error(), "level 0 image 20250607010000 of h:/d is encrypted (age, recipients") {
 		t.Errorf("no key: %v", err)
+	}
+}
+
+// TestReceiverBoundsSealed: with an encrypted image in the plan, each
+// message read ahead also holds its frame's ciphertext and plaintext, and
+// the window still stays within image.DefaultParallelMemory.
+func TestReceiverBoundsSealed(t *testing.T) {
+	images, ids := sealedFuzzImages(t)
+	key, err := crypt.Unwrap(images[0].info.CryptHeader, images[0].info.PayloadSize, ids.List)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fs := range []int64{1 << 20, 16 << 20, 0} {
+		a, b := net.Pipe()
+		cl := &Client{nc: a, c: wire.NewConn(a)}
+		info := images[0].info
+		info.FrameSize, info.Frames = fs, 100
+		r := cl.startReceiver(context.Background(), []cryptwire.Image{info}, []*crypt.Key{key})
+		window := int64(cap(r.free))
+		bound := fs
+		if bound == 0 {
+			bound = image.MaxFrameSize
+		}
+		// A message holds the frame's ciphertext, its plaintext (the
+		// chunks opened) and its tar bytes.
+		per := bound + 2*cryptwire.MaxCipher(maxStored(bound))
+		if window < 1 || (window > 1 && window*per > image.DefaultParallelMemory) {
+			t.Errorf("frames of %d bytes: a window of %d messages of up to %d bytes", fs, window, per)
+		}
+		r.stop()
+		a.Close()
+		b.Close()
 	}
 }
