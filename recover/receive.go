@@ -23,7 +23,9 @@ import (
 // does with image.NewParallelReader. It hands back every message in the
 // order the server sent it, a chunk with its tar bytes (or why they could
 // not be had). At most window messages are read ahead, each holding at
-// most one frame's stored and decompressed bytes, which the chunk checks
+// most one frame's stored and decompressed bytes (and, for a sealed frame
+// of an encrypted image, the ciphertext and plaintext of its age chunks,
+// opened by the workers before they decompress), which the chunk checks
 // bound by the image's frame size: whatever the server sends, memory
 // stays within image.DefaultParallelMemory, or one frame's bytes when a
 // frame is larger (as the restore held before).
