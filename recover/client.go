@@ -10,7 +10,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/tapir-backup/tapir/index/indexd/cryptwire"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/index/indexd/cryptwire"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 )
 
 // ImageKeys unwraps, with the identities of ids (nil: none given), the

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/index/indexd/cryptwire"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/index/indexd/cryptwire"
 	"github.com/tapir-backup/tapir/internal/bytesize"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 )
 
 // Shell is the recover shell, amrecover's commands over the index

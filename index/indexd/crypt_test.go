@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,7 +183,27 @@ func addEncrypted(t testing.TB, site *testsite.Site, ds, host, path string, leve
 type countingVolumes struct {
 	indexd.VolumeSource
 	read   *atomic.Int64
-	labels *[]string
+	labels *labelLog
+}
+
+// labelLog is the labels of the volumes opened, in order.
+type labelLog struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (g *labelLog) add(s string) {
+	g.mu.Lock()
+	g.l = append(g.l, s)
+	g.mu.Unlock()
+}
+
+func (g *labelLog) take() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := strings.Join(g.l, " ")
+	g.l = nil
+	return s
 }
 
 func (c countingVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
@@ -191,7 +212,7 @@ func (c countingVolumes) Open(ctx context.Context, label string, ask indexd.Ask)
 		return nil, nil, err
 	}
 	if c.labels != nil {
-		*c.labels = append(*c.labels, label)
+		c.labels.add(label)
 	}
 	return countingDev{tapeOnly{dev}, c.read}, release, nil
 }
@@ -215,7 +236,7 @@ type encSite struct {
 	img    *encImage
 	files  map[string][]byte
 	read   atomic.Int64
-	labels []string
+	labels labelLog
 	addr   string
 }
 
@@ -302,17 +323,23 @@ func TestEncryptedSingleFileRestore(t *testing.T) {
 // TestEncryptedRestoreKeys: without a key, or with another one, the
 // shell says which image needs which key and restores nothing.
 func TestEncryptedRestoreKeys(t *testing.T) {
-	es := newEncSite(t, image.CompZstd, 8, 10<<10, 64<<10)
 	other, otherRcpt := testKey(t, t.TempDir(), "other.txt")
 	for _, c := range []struct {
 		name string
 		ids  *crypt.Identities
-		want []string
+		want func(rcpt string) []string
 	}{
-		{"missing", nil, []string{"level 0 image 20261203010000 of web1:/srv is encrypted (age, recipients " + crypt.Fingerprint(es.rcpt), "give --identity FILE", "nothing was restored"}},
-		{"wrong", other, []string{"level 0 image 20261203010000 of web1:/srv is encrypted to recipients " + crypt.Fingerprint(es.rcpt), "the key in " + other.File + " is " + crypt.Fingerprint(otherRcpt), "nothing was restored"}},
+		{"missing", nil, func(rcpt string) []string {
+			return []string{"level 0 image 20261203010000 of web1:/srv is encrypted (age, recipients " + crypt.Fingerprint(rcpt), "give --identity FILE", "nothing was restored"}
+		}},
+		{"wrong", other, func(rcpt string) []string {
+			return []string{"level 0 image 20261203010000 of web1:/srv is encrypted to recipients " + crypt.Fingerprint(rcpt), "the key in " + other.File + " is " + crypt.Fingerprint(otherRcpt), "nothing was restored"}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// A site of its own: no session of another subtest reads it.
+			es := newEncSite(t, image.CompZstd, 8, 10<<10, 64<<10)
+			want := c.want(es.rcpt)
 			// The shell refuses at the plan, before the restore is asked:
 			// the server reads nothing of the image.
 			es.read.Store(0)
@@ -325,8 +352,8 @@ func TestEncryptedRestoreKeys(t *testing.T) {
 					t.Fatalf("%s: %v", cmd, err)
 				}
 			}
-			if err := sh.Exec("extract"); err == nil || !strings.Contains(err.Error(), c.want[0]) {
-				t.Errorf("extract: %v, want %q", err, c.want[0])
+			if err := sh.Exec("extract"); err == nil || !strings.Contains(err.Error(), want[0]) {
+				t.Errorf("extract: %v, want %q", err, want[0])
 			}
 			if n := es.read.Load(); n != 0 {
 				t.Errorf("the server read %d bytes of the image for an extract that cannot decrypt it", n)
@@ -342,7 +369,7 @@ func TestEncryptedRestoreKeys(t *testing.T) {
 			if err == nil {
 				t.Fatalf("restore without the right key: %+v", res)
 			}
-			for _, w := range c.want {
+			for _, w := range want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
@@ -533,7 +560,7 @@ func TestEncryptedSpanningPart2(t *testing.T) {
 		t.Fatal(err)
 	}
 	var read atomic.Int64
-	var labels []string
+	var labels labelLog
 	addr := serve(t, site, countingVolumes{&indexd.DiskVolumes{Changer: ch, Catalog: site.Catalog}, &read, &labels})
 	cl := dial(t, site, addr, "web1", wire.RoleClient)
 	want := "data/f023"
@@ -545,10 +572,9 @@ func TestEncryptedSpanningPart2(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(to, want)); err != nil || !bytes.Equal(got, files[want]) {
 		t.Fatalf("%s differs (%v)", want, err)
 	}
-	if strings.Join(res.Needed, " ") != "TEST-002" || strings.Join(labels, " ") != "TEST-002" {
-		t.Errorf("needed %q, loaded %q: want only TEST-002", res.Needed, labels)
+	if loaded := labels.take(); strings.Join(res.Needed, " ") != "TEST-002" || loaded != "TEST-002" {
+		t.Errorf("needed %q, loaded %q: want only TEST-002", res.Needed, loaded)
 	}
-	labels = nil
 	all := t.TempDir()
 	res, err = cl.Restore(context.Background(), srvQuery, []string{""}, recover.RestoreOptions{To: all, Identities: ids})
 	if err != nil || !res.OK() {

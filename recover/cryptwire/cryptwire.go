@@ -9,7 +9,8 @@
 //
 // The index server (index/indexd) writes these; the recover shell
 // (recover) reads them. They belong in package wire next to the types
-// they extend, and will move there.
+// they extend, and will move there; until then they live with the shell,
+// which may not depend on the index rooms (internal/rooms).
 package cryptwire
 
 import (
