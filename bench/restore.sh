@@ -7,11 +7,17 @@
 #          --all) against dd | zstd -dc | tar -xpf - of the same vtape file
 #          into the same disk;
 #  shell:  the whole DLE through the index server (tapir recover -e
-#          'add .; extract') against both of those, in one invocation.
+#          'add .; extract') against both of those, in one invocation;
+#  crypt:  the same image encrypted with age (client-side encryption)
+#          against plain: tapir's single-file restore (through the index
+#          server, --identity) and its whole-DLE restore (-c --all
+#          --identity), each timed on a plain and on an encrypted image in
+#          this invocation; the ratios encrypted/plain of the medians are
+#          the goals (single file <= 2, whole DLE <= 1.15).
 #
-#   bash bench/restore.sh [-what single|all|shell|both|every] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]
+#   bash bench/restore.sh [-what single|all|shell|crypt|both|every] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]
 #
-# -what  both is single and all; every (the default) is all three
+# -what  both is single and all; every (the default) is all four
 #
 # -size  bytes of the generated tree dumped at level 0 (half of it is
 #        random: 3 GiB of files make an image of about 2 GiB)
@@ -30,21 +36,27 @@ while [ $# -gt 0 ]; do
     -seed|--seed) seed=$2; shift 2 ;;
     -runs|--runs) runs=$2; shift 2 ;;
     -dir|--dir) CACHE=$2; shift 2 ;;
-    *) echo "usage: bash bench/restore.sh [-what single|all|shell|both|every] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/restore.sh [-what single|all|shell|crypt|both|every] [-size 3GiB] [-seed 1] [-runs 3] [-dir DIR]" >&2; exit 2 ;;
   esac
 done
 case $what in
-  single|all|shell) parts=$what ;;
+  single|all|shell|crypt) parts=$what ;;
   both) parts="single all" ;;
-  every) parts="single all shell" ;;
-  *) echo "restore.sh: -what is single, all, shell, both or every, not $what" >&2; exit 2 ;;
+  every) parts="single all shell crypt" ;;
+  *) echo "restore.sh: -what is single, all, shell, crypt, both or every, not $what" >&2; exit 2 ;;
 esac
 want() { [[ " $parts " == *" $1 "* ]]; }
 GOAL_S=0.5 GOAL_RATIO=20     # single file
 GOAL_ALL=1.0 GOAL_RSS_KIB=131072  # whole DLE: tapir/tar ratio, peak RSS
 GOAL_SHELL=1.0 GOAL_SHELL_ALL=1.25  # shell's whole DLE: shell/tar, shell/--all (see bench/README.md)
+GOAL_CRYPT_SINGLE=2.0 GOAL_CRYPT_ALL=1.15  # encrypted/plain: single file, whole DLE
 
 need_tools
+if want crypt && ! command -v age >/dev/null 2>&1; then
+  echo "bench: installing age" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq age >/dev/null
+fi
 build_tools
 (cd "$REPO" && go build -o "$BIN/tapir" ./cmd/tapir)
 tree=$(dataset "dump-$size-seed$seed" -size "$size" -seed "$seed")
@@ -102,5 +114,31 @@ if want shell; then
   echo "   ratio shell/--all = $ra  $verdict (<= $GOAL_SHELL_ALL)"
   if [ "$rss" -lt "$GOAL_RSS_KIB" ]; then verdict=PASS; else verdict=FAIL; fail=1; fi
   echo "   tapir recover shell peak RSS $rss KiB  $verdict (< $GOAL_RSS_KIB KiB)"
+fi
+if want crypt; then
+  echo
+  echo "== encrypted (age) against plain: $tree"
+  echo "   single: tapir recover -e 'add FILE; extract' [--identity KEY] (index server sends the age chunks of the file's frames)"
+  echo "   all:    tapir recover -c CONFIG --host H --path P --all --to DIR [--identity KEY]"
+  for kind in single all; do
+    flag=""; [ $kind = all ] && flag=-all
+    for enc in plain encrypted; do
+      eflag=""; [ $enc = encrypted ] && eflag=-encrypt
+      mkdir -p "$work/crypt-$kind-$enc"
+      echo "   -- $kind, $enc image"
+      "$BIN/restorebench" $flag $eflag -tree "$tree" -tapir "$BIN/tapir" -work "$work/crypt-$kind-$enc" -runs "$runs" >"$work/out"
+      sed '$d' "$work/out"
+      out=$(tail -1 "$work/out")
+      eval "m_${kind}_$enc=$(field tapir_median "$out")"
+      echo "      tapir median $(field tapir_median "$out") s (baseline $(field baseline_median "$out") s)"
+      rm -rf "$work/crypt-$kind-$enc"
+    done
+  done
+  rs=$(awk "BEGIN { printf \"%.3f\", $m_single_encrypted / $m_single_plain }")
+  ra=$(awk "BEGIN { printf \"%.3f\", $m_all_encrypted / $m_all_plain }")
+  if awk "BEGIN { exit !($rs <= $GOAL_CRYPT_SINGLE) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   single file: encrypted $m_single_encrypted s, plain $m_single_plain s; ratio encrypted/plain = $rs  $verdict (<= $GOAL_CRYPT_SINGLE)"
+  if awk "BEGIN { exit !($ra <= $GOAL_CRYPT_ALL) }"; then verdict=PASS; else verdict=FAIL; fail=1; fi
+  echo "   whole DLE:   encrypted $m_all_encrypted s, plain $m_all_plain s; ratio encrypted/plain = $ra  $verdict (<= $GOAL_CRYPT_ALL)"
 fi
 exit $fail

@@ -6,7 +6,11 @@
 // selected files, decompressing and checking them (several at once, ahead
 // of the writing, with bounded memory: receive.go), and writing them with
 // the Extractor (mode, owner when root, times, symlinks, hard links,
-// xattrs, sparse files). It knows the index protocol and the
+// xattrs, sparse files). Frames of an encrypted image arrive sealed (the
+// age chunks that hold them): the shell unwraps each image's key with its
+// identity (--identity) before anything is written, and opens the chunks
+// in the decompressing goroutines, so nothing that did not authenticate
+// is decoded or written (crypt.go, receive.go). It knows the index protocol and the
 // payload's frames, never the configuration, the catalog or the volumes:
 // restores run on the backup server itself (tapir recover -c) live in
 // server/restore and use the Extractor from here. recover/recovertest

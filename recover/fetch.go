@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapir-backup/tapir/image/crypt"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -35,11 +37,14 @@ type RestoreOptions struct {
 	// trusted.* and security.* xattrs (Extractor); without it they are
 	// left out and listed in RestoreResult.Dropped.
 	SamePrivileges bool
+	// Identities open the encrypted images of the restore (nil: none
+	// given; a restore that needs one fails before it writes anything).
+	Identities *crypt.Identities
 }
 
 // RestoreResult says what a restore did.
 type RestoreResult struct {
-	Images   []wire.ImageInfo
+	Images   []cryptwire.Image
 	Entries  int      // in the plan
 	Needed   []string // the volumes the restore loads, in order
 	Restored int      // written
@@ -80,6 +85,13 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 		return nil, err
 	}
 	res := &RestoreResult{Images: r.Images, Entries: r.Count, Needed: r.Needed}
+	keys, err := ImageKeys(q, r.Images, opt.Identities)
+	if err != nil {
+		// The plan, its entries and the stream follow: nothing of them is
+		// wanted, and the session cannot skip them.
+		cl.Close()
+		return res, fmt.Errorf("%v (the session with the index server is closed: reconnect)", err)
+	}
 	byImage := make([][]wire.EntryInfo, len(r.Images))
 	if err := cl.c.ReadEntries(r.Count, func(e wire.EntryInfo) error {
 		if e.Image < 0 || e.Image >= len(byImage) {
@@ -137,7 +149,7 @@ func (cl *Client) Restore(ctx context.Context, q Query, paths []string, opt Rest
 	// An interrupt while a read waits: the session cannot go on.
 	stop := context.AfterFunc(ctx, func() { cl.nc.SetDeadline(time.Now()) })
 	defer stop()
-	rc := cl.startReceiver(ctx, r.Images)
+	rc := cl.startReceiver(ctx, r.Images, keys)
 	defer rc.stop()
 	st := &chunkStream{rc: rc, ctx: ctx, ask: opt.Ask}
 	if st.ask == nil {
@@ -251,7 +263,7 @@ type chunkStream struct {
 	rc      *receiver
 	ctx     context.Context
 	img     int
-	info    wire.ImageInfo
+	info    cryptwire.Image
 	pending *recvItem // a message of a later image, read ahead
 	cur     *recvItem // the chunk whose tar bytes buf holds
 	ended   bool
@@ -265,7 +277,7 @@ type chunkStream struct {
 	ask      func(string) // may be nil
 }
 
-func (s *chunkStream) start(i int, info wire.ImageInfo, progress func(string)) {
+func (s *chunkStream) start(i int, info cryptwire.Image, progress func(string)) {
 	s.img, s.info, s.progress = i, info, progress
 	s.pos, s.buf, s.bad = 0, nil, ""
 	s.rc.skipBelow.Store(int64(i))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -21,14 +23,25 @@ import (
 // does with image.NewParallelReader. It hands back every message in the
 // order the server sent it, a chunk with its tar bytes (or why they could
 // not be had). At most window messages are read ahead, each holding at
-// most one frame's stored and decompressed bytes, which the chunk checks
+// most one frame's stored and decompressed bytes (and, for a sealed frame
+// of an encrypted image, the ciphertext and plaintext of its age chunks,
+// opened by the workers before they decompress), which the chunk checks
 // bound by the image's frame size: whatever the server sends, memory
 // stays within image.DefaultParallelMemory, or one frame's bytes when a
 // frame is larger (as the restore held before).
 type receiver struct {
 	cl    *Client
 	ctx   context.Context
-	infos []wire.ImageInfo
+	infos []cryptwire.Image
+	// keys open the chunks of the encrypted images (nil for a plain one).
+	keys []*crypt.Key
+	// carry is the ciphertext of the last age chunk of the last sealed
+	// frame read (chunk carryChunk of image carryImg, -1 none): the next
+	// sealed frame of that image may begin in it, and then it is not
+	// sent again (cryptwire.Sealed).
+	carry      []byte
+	carryImg   int
+	carryChunk int64
 	// workers decompress chunks: as many as image.NewParallelReader
 	// starts, no more than the window or the plan's frames.
 	workers int
@@ -51,10 +64,16 @@ type receiver struct {
 
 // recvItem is one message of the stream and, for a chunk, its bytes.
 type recvItem struct {
-	m   wire.RestoreMsg
-	in  []byte // a chunk's stored bytes
-	out []byte // its tar bytes: own, or in itself with no compression
-	own []byte // the decompression buffer, kept for the item's next chunk
+	m wire.RestoreMsg
+	// sealed is set for a frame of an encrypted image (m.Chunk is then
+	// its Chunk): in holds the ciphertext of the age chunks of span, plain
+	// their plaintext once opened.
+	sealed *cryptwire.Sealed
+	span   cryptwire.Span
+	plain  []byte
+	in     []byte // a chunk's stored bytes
+	out    []byte // its tar bytes: own, or in itself with no compression
+	own    []byte // the decompression buffer, kept for the item's next chunk
 	// err ends the stream: the connection broke, the server broke the
 	// protocol, or the restore was interrupted. No item follows.
 	err error
@@ -77,7 +96,7 @@ func maxStored(tarSize int64) int64 { return tarSize + tarSize/16 + storedSlack 
 // frameBound is the most tar bytes a chunk of image info may hold: its
 // frame size (every frame but the last holds exactly that many), or
 // image.MaxFrameSize when the plan does not say.
-func frameBound(info wire.ImageInfo) int64 {
+func frameBound(info cryptwire.Image) int64 {
 	if info.FrameSize > 0 && info.FrameSize <= image.MaxFrameSize {
 		return info.FrameSize
 	}
@@ -87,30 +106,41 @@ func frameBound(info wire.ImageInfo) int64 {
 // startReceiver starts reading the stream that follows a restore plan of
 // the images infos: workers as for image.NewParallelReader, no more than
 // the plan has frames (a single file's restore starts one).
-func (cl *Client) startReceiver(ctx context.Context, infos []wire.ImageInfo) *receiver {
+//
+// keys (one per image, nil for a plain one; nil for none) open the age
+// chunks of the encrypted images' sealed frames.
+func (cl *Client) startReceiver(ctx context.Context, infos []cryptwire.Image, keys []*crypt.Key) *receiver {
 	frames := 0
 	var biggest int64 = 1
-	for _, ii := range infos {
+	sealed := false
+	for i, ii := range infos {
 		if ii.Frames > 0 {
 			frames += ii.Frames
 			biggest = max(biggest, frameBound(ii))
 		}
+		sealed = sealed || i < len(keys) && keys[i] != nil
 	}
 	workers := min(runtime.GOMAXPROCS(0), image.DefaultMaxWorkers)
 	window := int64(2*workers + 2)
 	per := biggest + maxStored(biggest)
+	if sealed {
+		// The ciphertext of a frame's chunks and their plaintext.
+		per = biggest + 2*cryptwire.MaxCipher(maxStored(biggest))
+	}
 	window = max(1, min(window, image.DefaultParallelMemory/per))
 	workers = max(1, min(workers, int(window), frames))
 	r := &receiver{
-		cl:      cl,
-		ctx:     ctx,
-		infos:   infos,
-		workers: workers,
-		free:    make(chan *recvItem, window),
-		order:   make(chan *recvItem, window),
-		work:    make(chan *recvItem, window),
-		quit:    make(chan struct{}),
-		ended:   make(chan struct{}),
+		cl:       cl,
+		ctx:      ctx,
+		infos:    infos,
+		keys:     keys,
+		carryImg: -1,
+		workers:  workers,
+		free:     make(chan *recvItem, window),
+		order:    make(chan *recvItem, window),
+		work:     make(chan *recvItem, window),
+		quit:     make(chan struct{}),
+		ended:    make(chan struct{}),
 	}
 	for range window {
 		r.free <- &recvItem{}
@@ -187,15 +217,18 @@ func (r *receiver) read() {
 			return
 		}
 		it.m, it.out, it.err, it.bad, it.skipped, it.done = wire.RestoreMsg{}, nil, nil, nil, false, make(chan struct{})
+		it.sealed, it.span = nil, cryptwire.Span{}
 		err := r.deadline(waiting)
 		if err == nil {
-			err = r.cl.c.ReadMsg(&it.m)
+			var m cryptwire.Msg
+			err = r.cl.c.ReadMsg(&m)
 			if err != nil {
 				err = r.failed(err)
 			}
+			it.m, it.sealed = m.RestoreMsg, m.Sealed
 		}
 		if err == nil {
-			err = r.check(&it.m)
+			err = r.check(it)
 		}
 		if err == nil && it.m.Chunk != nil {
 			err = r.readData(it)
@@ -262,16 +295,23 @@ func (r *receiver) failed(err error) error {
 
 // check refuses a message the protocol does not allow: not exactly one
 // kind, an image out of the plan, a chunk whose sizes no frame of its
-// image can have.
-func (r *receiver) check(m *wire.RestoreMsg) error {
+// image can have, a plain chunk of an encrypted image or a sealed one of
+// a plain image, a sealed frame whose age chunks are not those that hold
+// it or that carries a chunk not sent just before. A sealed frame becomes
+// it.m.Chunk (its frame), it.sealed and it.span.
+func (r *receiver) check(it *recvItem) error {
+	m := &it.m
 	kinds := 0
-	for _, set := range []bool{m.Chunk != nil, m.Image != nil, m.Ask != nil, m.End != nil} {
+	for _, set := range []bool{m.Chunk != nil, it.sealed != nil, m.Image != nil, m.Ask != nil, m.End != nil} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds != 1 {
-		return fmt.Errorf("%w: a restore message holds %d of chunk, image, ask and end, not one", wire.ErrProtocol, kinds)
+		return fmt.Errorf("%w: a restore message holds %d of chunk, sealed, image, ask and end, not one", wire.ErrProtocol, kinds)
+	}
+	if it.sealed != nil {
+		m.Chunk = &it.sealed.Chunk
 	}
 	var img int
 	switch {
@@ -290,16 +330,46 @@ func (r *receiver) check(m *wire.RestoreMsg) error {
 		if c.TarOffset < 0 || c.TarSize < 0 || c.TarSize > bound || c.Size < 0 || c.Size > maxStored(c.TarSize) {
 			return fmt.Errorf("%w: frame %d of image %d: a chunk of %d stored bytes holding %d tar bytes at tar offset %d, in an image of %d-byte frames", wire.ErrProtocol, c.Frame, c.Image, c.Size, c.TarSize, c.TarOffset, bound)
 		}
+		var key *crypt.Key
+		if c.Image < len(r.keys) {
+			key = r.keys[c.Image]
+		}
+		switch {
+		case it.sealed == nil && (key != nil || r.infos[c.Image].Encrypted()):
+			return fmt.Errorf("%w: frame %d of image %d, an encrypted image, came as plain bytes", wire.ErrProtocol, c.Frame, c.Image)
+		case it.sealed != nil && key == nil:
+			return fmt.Errorf("%w: frame %d of image %d came sealed, but the plan says the image is not encrypted", wire.ErrProtocol, c.Frame, c.Image)
+		case it.sealed != nil:
+			sp, err := cryptwire.SpanOf(key.Layout(), *it.sealed)
+			if err != nil {
+				return fmt.Errorf("%w: image %d: %v", wire.ErrProtocol, c.Image, err)
+			}
+			if it.sealed.Carry && (r.carryImg != c.Image || r.carryChunk != sp.First) {
+				return fmt.Errorf("%w: frame %d of image %d begins in age chunk %d, which the sealed frame before did not end with", wire.ErrProtocol, c.Frame, c.Image, sp.First)
+			}
+			it.span = sp
+		}
 	}
 	return nil
 }
 
 // readData reads the data frames of a chunk into it.in, as they arrive
 // (never allocating the announced size before the bytes are there).
+//
+// A sealed frame's bytes are the ciphertext of its age chunks: the
+// carried chunk first when the server did not send it again; its last
+// chunk is kept as the next carry.
 func (r *receiver) readData(it *recvItem) error {
 	c := it.m.Chunk
 	it.in = it.in[:0]
-	for int64(len(it.in)) < c.Size {
+	want := c.Size
+	if s := it.sealed; s != nil {
+		if s.Carry {
+			it.in = append(it.in, r.carry...)
+		}
+		want = int64(len(it.in)) + s.Cipher
+	}
+	for int64(len(it.in)) < want {
 		if err := r.deadline(false); err != nil {
 			return err
 		}
@@ -307,10 +377,17 @@ func (r *receiver) readData(it *recvItem) error {
 		if err != nil {
 			return r.failed(err)
 		}
-		if typ != wire.FrameData || int64(len(it.in)+len(b)) > c.Size {
-			return fmt.Errorf("%w: frame %d of image %d: expected %d data bytes, got frame %q of %d bytes", wire.ErrProtocol, c.Frame, c.Image, c.Size-int64(len(it.in)), typ, len(b))
+		if typ != wire.FrameData || int64(len(it.in)+len(b)) > want {
+			return fmt.Errorf("%w: frame %d of image %d: expected %d data bytes, got frame %q of %d bytes", wire.ErrProtocol, c.Frame, c.Image, want-int64(len(it.in)), typ, len(b))
 		}
 		it.in = append(it.in, b...)
+	}
+	if it.sealed != nil {
+		if int64(len(it.in)) != it.span.Len || it.span.Tail > it.span.Len {
+			return fmt.Errorf("%w: frame %d of image %d: %d ciphertext bytes for age chunks of %d", wire.ErrProtocol, c.Frame, c.Image, len(it.in), it.span.Len)
+		}
+		r.carry = append(r.carry[:0], it.in[int64(len(it.in))-it.span.Tail:]...)
+		r.carryImg, r.carryChunk = c.Image, it.span.First+it.span.Count-1
 	}
 	return nil
 }
@@ -357,7 +434,21 @@ func (r *receiver) decode() {
 			}
 			dec, comp = d, want
 		}
-		out, err := dec.DecodeTo(it.own[:0], it.in, image.Frame{Index: c.Frame, TarOffset: c.TarOffset, TarSize: c.TarSize, Size: c.Size})
+		stored := it.in
+		if it.sealed != nil {
+			// Only chunks that authenticate are decoded: a changed byte
+			// anywhere in them fails the frame.
+			plain, err := r.keys[c.Image].Open(it.plain[:0], it.in, it.span.First)
+			it.plain = plain
+			if err != nil {
+				it.bad = err
+				close(it.done)
+				continue
+			}
+			start := it.sealed.Offset - it.span.First*crypt.ChunkSize
+			stored = plain[start : start+c.Size]
+		}
+		out, err := dec.DecodeTo(it.own[:0], stored, image.Frame{Index: c.Frame, TarOffset: c.TarOffset, TarSize: c.TarSize, Size: c.Size})
 		switch {
 		case err != nil:
 			it.bad = err

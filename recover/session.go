@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/peterh/liner"
+
+	"github.com/tapir-backup/tapir/image/crypt"
 )
 
 // ShellOptions configure a recover session (tapir recover without --file
@@ -28,6 +30,8 @@ type ShellOptions struct {
 	Lcd              string // local target directory; "" = the current directory
 	// SamePrivileges: see Shell.SamePrivileges.
 	SamePrivileges bool
+	// Identities open encrypted images (see Shell.Identities).
+	Identities *crypt.Identities
 	// Script holds commands separated by ';' or newlines (-e): they run in
 	// order, the first failure ends the session with an error.
 	Script string
@@ -71,7 +75,7 @@ func RunShell(ctx context.Context, o ShellOptions) error {
 		return err
 	}
 	defer cl.Close()
-	sh := &Shell{Client: cl, Out: o.Out, Now: o.Now, Lcd: lcd, Ctx: ctx, SamePrivileges: o.SamePrivileges}
+	sh := &Shell{Client: cl, Out: o.Out, Now: o.Now, Lcd: lcd, Ctx: ctx, SamePrivileges: o.SamePrivileges, Identities: o.Identities}
 	role := strings.Join(cl.Roles, ",")
 	fmt.Fprintf(o.Out, "Connected to the index server %s as %s (%s).\n", o.Server, cl.Peer, role)
 

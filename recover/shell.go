@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/internal/bytesize"
-	"github.com/tapir-backup/tapir/wire"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 )
 
 // Shell is the recover shell, amrecover's commands over the index
@@ -38,9 +39,12 @@ type Shell struct {
 	// host's backup. A host restoring its own files (the host browsed is
 	// the one the certificate names) always gets them back.
 	SamePrivileges bool
+	// Identities open encrypted images (--identity FILE); nil: none given,
+	// and an extract that needs one is refused before it writes anything.
+	Identities *crypt.Identities
 
 	sel   []string            // selected paths, relative to the DLE root ("" = all)
-	chain []wire.ImageInfo    // the view's images (full first)
+	chain []cryptwire.Image   // the view's images (full first)
 	cache map[string][]string // completion: directory -> names (dirs end in "/")
 }
 
@@ -365,12 +369,20 @@ func (sh *Shell) history(args []string) error {
 	}
 	sh.printf("%-19s  %5s  %-7s  %s\n", "date", "level", "status", "volumes")
 	for _, im := range imgs {
-		sh.printf("%-19s  %5d  %-7s  %s\n", showDatestamp(im.Datestamp), im.Level, im.Status, volumes(im))
+		sh.printf("%-19s  %5d  %-7s  %s%s\n", showDatestamp(im.Datestamp), im.Level, im.Status, volumes(im), encrypted(im))
 	}
 	return nil
 }
 
-func volumes(im wire.ImageInfo) string {
+// encrypted notes an encrypted image in history: to whom.
+func encrypted(im cryptwire.Image) string {
+	if !im.Encrypted() {
+		return ""
+	}
+	return fmt.Sprintf("  (encrypted, %s to %s)", im.Encryption, fingerprints(im.Recipients))
+}
+
+func volumes(im cryptwire.Image) string {
 	if len(im.Volumes) == 0 {
 		if im.Holding || im.Status == "holding" {
 			return "(holding disk)"
@@ -736,6 +748,9 @@ func (sh *Shell) extract(args []string) error {
 		return err
 	}
 	imgs, n := plan.Images, plan.Entries
+	if _, err := ImageKeys(sh.q(), imgs, sh.Identities); err != nil {
+		return err
+	}
 	sh.printf("Extracting %d entr%s into %s from:\n", n, pluralY(n), sh.Lcd)
 	missing := 0
 	for _, im := range imgs {
@@ -762,6 +777,7 @@ func (sh *Shell) extract(args []string) error {
 	res, err := sh.Client.Restore(ctx, sh.q(), sh.sel, RestoreOptions{
 		To:             sh.Lcd,
 		SamePrivileges: sh.SamePrivileges || sh.Host == sh.Client.Peer,
+		Identities:     sh.Identities,
 		Overwrite: func(existing []string, total int) bool {
 			if overwrite {
 				return true
@@ -804,7 +820,7 @@ func (sh *Shell) extract(args []string) error {
 	return nil
 }
 
-func sources(im wire.ImageInfo) string {
+func sources(im cryptwire.Image) string {
 	if im.Holding || len(im.Volumes) == 0 {
 		return "the holding disk"
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -23,11 +25,15 @@ import (
 // tar's root entry, never indexed), cut into small frames.
 
 type streamImage struct {
-	info    wire.ImageInfo
+	info    cryptwire.Image
 	frames  []image.Frame
 	payload []byte
 	entries []wire.EntryInfo // Image 0; the caller renumbers
 	files   map[string][]byte
+	// An encrypted image (sealImage): the payload on the volume, and
+	// its shape.
+	cipher []byte
+	layout crypt.Layout
 }
 
 // chunkData is the stored bytes of frame k.
@@ -86,8 +92,8 @@ func buildStreamImage(t testing.TB, comp image.Comp, frameSize int, names []stri
 	}
 	sum := pw.Sum()
 	im.frames, im.payload = sum.Frames, pb.Bytes()
-	im.info = wire.ImageInfo{Datestamp: "20250607010000", Level: 0, Status: "good", Comp: string(comp), FrameSize: int64(frameSize),
-		OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, Frames: len(sum.Frames), Entries: len(im.entries)}
+	im.info = cryptwire.Image{ImageInfo: wire.ImageInfo{Datestamp: "20250607010000", Level: 0, Status: "good", Comp: string(comp), FrameSize: int64(frameSize),
+		OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, Frames: len(sum.Frames), Entries: len(im.entries)}}
 	return im
 }
 
@@ -133,7 +139,7 @@ func pipeClient(t testing.TB, images []*streamImage, stream func(c *wire.Conn) e
 	a, b := net.Pipe()
 	cl := &Client{Addr: "fake", nc: a, c: wire.NewConn(a)}
 	fs := &fakeServer{c: wire.NewConn(b), conn: b, done: make(chan struct{})}
-	var infos []wire.ImageInfo
+	var infos []cryptwire.Image
 	var entries []wire.EntryInfo
 	for i, im := range images {
 		infos = append(infos, im.info)
@@ -149,7 +155,7 @@ func pipeClient(t testing.TB, images []*streamImage, stream func(c *wire.Conn) e
 			fs.err = err
 			return
 		}
-		if err := fs.c.WriteMsg(wire.IndexReply{OK: true, Images: infos, Count: len(entries)}); err != nil {
+		if err := fs.c.WriteMsg(cryptwire.Reply{IndexReply: wire.IndexReply{OK: true, Count: len(entries)}, Images: infos}); err != nil {
 			fs.err = err
 			return
 		}
@@ -309,8 +315,8 @@ func TestReceiverRefusesImpossibleChunks(t *testing.T) {
 		{"negative offset", wire.RestoreMsg{Chunk: &wire.Chunk{Image: 0, TarOffset: -512, TarSize: f.TarSize, Size: f.Size}}, "at tar offset -512"},
 		{"image outside the plan", wire.RestoreMsg{Chunk: &wire.Chunk{Image: 3, TarSize: f.TarSize, Size: f.Size}}, "names image 3; the plan has 1"},
 		{"image start outside the plan", wire.RestoreMsg{Image: &wire.ImageStart{Image: -1, Where: "x"}}, "names image -1; the plan has 1"},
-		{"two kinds", wire.RestoreMsg{Image: &wire.ImageStart{Image: 0}, End: &wire.RestoreEnd{}}, "holds 2 of chunk, image, ask and end, not one"},
-		{"no kind", wire.RestoreMsg{}, "holds 0 of chunk, image, ask and end, not one"},
+		{"two kinds", wire.RestoreMsg{Image: &wire.ImageStart{Image: 0}, End: &wire.RestoreEnd{}}, "holds 2 of chunk, sealed, image, ask and end, not one"},
+		{"no kind", wire.RestoreMsg{}, "holds 0 of chunk, sealed, image, ask and end, not one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl, _ := pipeClient(t, []*streamImage{im}, func(w *wire.Conn) error { return w.WriteMsg(c.msg) })
@@ -362,7 +368,7 @@ func TestReceiverBounds(t *testing.T) {
 	}{{1 << 20, 1000}, {64 << 20, 10}, {1 << 30, 3}, {0, 5}, {1 << 20, 1}} {
 		a, b := net.Pipe()
 		cl := &Client{nc: a, c: wire.NewConn(a)}
-		r := cl.startReceiver(context.Background(), []wire.ImageInfo{{Comp: "zst", FrameSize: c.frameSize, Frames: c.frames}})
+		r := cl.startReceiver(context.Background(), []cryptwire.Image{{ImageInfo: wire.ImageInfo{Comp: "zst", FrameSize: c.frameSize, Frames: c.frames}}}, nil)
 		window := int64(cap(r.free))
 		bound := c.frameSize
 		if bound == 0 {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/server/restore"
@@ -28,6 +29,7 @@ const defaultIndexServer = "localhost:10082"
 func newRecoverCommand(g *globals) *cobra.Command {
 	var file string
 	var all, targetMeta bool
+	var identity string
 	var req restore.Request
 	var sh shellFlags
 	c := &cobra.Command{
@@ -53,6 +55,15 @@ is listed) unless --same-privileges.`,
 			defer stop()
 			if !scripted && (targetMeta || req.Overwrite) {
 				return usageError{fmt.Errorf("--overwrite and --target-meta go with -c FILE (in the shell, extract -o overwrites)")}
+			}
+			if identity != "" {
+				// Read (and its mode checked) before anything else: a key
+				// others may read is refused, whatever the restore.
+				ids, err := crypt.ReadIdentities(identity)
+				if err != nil {
+					return err
+				}
+				req.Identities, sh.identities = ids, ids
 			}
 			if !scripted {
 				sh.host, sh.date, sh.samePrivileges = req.Host, req.AsOf, req.SamePrivileges
@@ -93,7 +104,7 @@ is listed) unless --same-privileges.`,
 			ask := func(msg string) { fmt.Println(msg) }
 			if all {
 				return runRecoverTree(ctx, g, cfg, restore.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
-					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols, Ask: ask})
+					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols, Ask: ask, Identities: req.Identities})
 			}
 			req.Volumes, req.Ask = vols, ask
 			res, err := restore.File(ctx, cfg, req, g.logger(0))
@@ -117,6 +128,7 @@ is listed) unless --same-privileges.`,
 	f.BoolVar(&req.Overwrite, "overwrite", false, "-c: --file: replace an existing local file; --all: restore into a directory that is not empty (what the DLE did not hold is deleted there)")
 	f.BoolVar(&req.SamePrivileges, "same-privileges", false, "recreate device nodes, setuid/setgid bits and trusted.*/security.* xattrs from the backup (-c: left out by default; shell: the default for the host's own files)")
 	f.BoolVar(&targetMeta, "target-meta", false, "-c --all: give --to the owner, mode and mtime of the DLE's root (default: --to keeps its own)")
+	f.StringVar(&identity, "identity", "", "age identity file (tapir key new, or its paper form; mode 0600) that opens encrypted images")
 	f.StringVar(&sh.server, "server", "", "index server HOST:PORT (default $TAPIR_SERVER, else "+defaultIndexServer+")")
 	f.StringVar(&sh.serverName, "server-name", "", "the name the index server's certificate must carry (default: the host of --server)")
 	f.StringVar(&sh.tlsDir, "tls-dir", "/etc/tapir/tls", "directory holding ca.crt and this host's client.crt and client.key (those of the agent)")
@@ -133,6 +145,7 @@ type shellFlags struct {
 	server, serverName, tlsDir, ca, cert, key string
 	host, disk, date, lcd, script             string
 	samePrivileges                            bool
+	identities                                *crypt.Identities
 }
 
 func runShell(ctx context.Context, c *cobra.Command, f shellFlags) error {
@@ -168,7 +181,7 @@ func runShell(ctx context.Context, c *cobra.Command, f shellFlags) error {
 	_, ttyErr2 := unix.IoctlGetTermios(int(os.Stdout.Fd()), unix.TCGETS)
 	return recover.RunShell(ctx, recover.ShellOptions{
 		Server: server, TLS: tlsCfg,
-		Host: f.host, Disk: f.disk, Date: f.date, Lcd: f.lcd, Script: f.script, SamePrivileges: f.samePrivileges,
+		Host: f.host, Disk: f.disk, Date: f.date, Lcd: f.lcd, Script: f.script, SamePrivileges: f.samePrivileges, Identities: f.identities,
 		Terminal: ttyErr == nil && ttyErr2 == nil,
 		In:       c.InOrStdin(), Out: c.OutOrStdout(), Err: c.ErrOrStderr(),
 	})

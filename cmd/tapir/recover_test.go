@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tapir-backup/tapir/gnutar"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/internal/testsite"
+	"github.com/tapir-backup/tapir/recover/recovertest"
 )
 
 // hostileTar is a tar stream a hostile client could send.
@@ -155,4 +159,162 @@ func TestRecoverServerSideAttacks(t *testing.T) {
 	if fi, _ := os.Lstat(to); fi == nil || fi.Mode().Perm() != 0o777 {
 		t.Errorf("--target-meta: --to is %v, want the image's 0777", fi)
 	}
+}
+
+// TestRecoverIdentityFile: --identity reads the key before anything else,
+// for the shell and for -c alike: a key file others may read is refused
+// (chmod 600 it), a missing one named.
+func TestRecoverIdentityFile(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key.txt")
+	id, err := crypt.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, crypt.IdentityFileText(id, time.Now()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(key, 0o644)
+	for _, args := range [][]string{
+		{"recover", "-c", filepath.Join(dir, "none.toml"), "--host", "h", "--path", "/p", "--file", "f", "--to", dir, "--identity", key},
+		{"recover", "--server", "127.0.0.1:1", "--identity", key, "-e", "listhost"},
+	} {
+		out, stderr, code := run(t, args...)
+		if code == 0 || !strings.Contains(stderr, "identity file "+key+" may be read by others (mode 0644): run chmod 600 "+key) {
+			t.Errorf("%q with a world-readable key: exit %d\n%s%s", args, code, out, stderr)
+		}
+	}
+	out, stderr, code := run(t, "recover", "--server", "127.0.0.1:1", "--identity", filepath.Join(dir, "absent"), "-e", "listhost")
+	if code == 0 || !strings.Contains(stderr, "identity file") || !strings.Contains(stderr, "absent") {
+		t.Errorf("a missing key file: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestRecoverEncrypted: the real binary restores from an encrypted L0 and
+// L1 with --identity: one file through the index server (the shell), one
+// file and the whole DLE on the server (-c); without --identity each says
+// which image needs a key and restores nothing.
+func TestRecoverEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	if err := testsite.MakeTree(tree); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key.txt")
+	rcpt := recovertest.NewKey(t, key)
+	site, err := testsite.New(filepath.Join(dir, "site"), testsite.Options{Slots: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l0 := recovertest.DumpEncrypted(t, site, "20261201010000", "web1", "/srv", tree, 0, 16<<10, []string{rcpt})
+	if _, err := site.Tape(ctx, "20261201020000", []int64{l0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testsite.Mutate(tree); err != nil {
+		t.Fatal(err)
+	}
+	l1 := recovertest.DumpEncrypted(t, site, "20261202010000", "web1", "/srv", tree, 1, 16<<10, []string{rcpt})
+	if _, err := site.Tape(ctx, "20261202020000", []int64{l1}); err != nil {
+		t.Fatal(err)
+	}
+	// The index server needs the L1's directory listings, which the run
+	// records from the agent's index (the server cannot read them).
+	if err := site.Catalog.SetListings(ctx, l1, listingsOf(t, tree)); err != nil {
+		t.Fatal(err)
+	}
+	addr, stop, err := site.StartServer(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	files, err := site.Issue("web1", "tapir-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell := func(lcd string, more ...string) (string, string, int) {
+		args := append([]string{"recover", "--server", addr, "--ca", files.CA, "--cert", files.Cert, "--key", files.Key, "--lcd", lcd, "--disk", "/srv"}, more...)
+		return run(t, args...)
+	}
+	want, _ := os.ReadFile(filepath.Join(tree, "home/alice/notes.txt"))
+
+	lcd := t.TempDir()
+	out, stderr, code := shell(lcd, "-e", "add home/alice/notes.txt; extract")
+	if code != 1 || !strings.Contains(stderr, "level 1 image 20261202010000 of web1:/srv is encrypted (age, recipients "+crypt.Fingerprint(rcpt)+"): give --identity FILE") {
+		t.Errorf("shell without --identity: exit %d\n%s%s", code, out, stderr)
+	}
+	if ents, _ := os.ReadDir(lcd); len(ents) != 0 {
+		t.Errorf("the shell wrote %d entries without a key", len(ents))
+	}
+	out, stderr, code = shell(lcd, "--identity", key, "-e", "history; add home/alice/notes.txt; extract")
+	if got, _ := os.ReadFile(filepath.Join(lcd, "home/alice/notes.txt")); code != 0 || !bytes.Equal(got, want) {
+		t.Errorf("shell with --identity: exit %d, restored %q\n%s%s", code, got, out, stderr)
+	}
+	if !strings.Contains(out, "(encrypted, age to "+crypt.Fingerprint(rcpt)+")") {
+		t.Errorf("history does not mark the encrypted images:\n%s", out)
+	}
+
+	site.Close()
+	cfg := filepath.Join(dir, "tapir.toml")
+	if err := site.WriteConfig(cfg, testsite.DLE{Host: "web1", Path: "/srv"}); err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(dir, "all")
+	out, stderr, code = run(t, "recover", "-c", cfg, "--host", "web1", "--path", "/srv", "--all", "--to", to)
+	if code != 1 || !strings.Contains(stderr, "level 0 image 20261201010000 of web1:/srv is encrypted") || !strings.Contains(stderr, "nothing was restored") {
+		t.Errorf("--all without --identity: exit %d\n%s%s", code, out, stderr)
+	}
+	if ents, _ := os.ReadDir(to); len(ents) != 0 {
+		t.Errorf("--all wrote %d entries without a key", len(ents))
+	}
+	if out, stderr, code = run(t, "recover", "-c", cfg, "--host", "web1", "--path", "/srv", "--all", "--to", to, "--identity", key); code != 0 {
+		t.Fatalf("--all --identity: exit %d\n%s%s", code, out, stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(to, "home/alice/notes.txt")); !bytes.Equal(got, want) {
+		t.Errorf("--all restored notes.txt as %q", got)
+	}
+	for _, gone := range []string{"home/bob/doomed.txt", "home/bob/old name.txt"} {
+		if _, err := os.Lstat(filepath.Join(to, gone)); err == nil {
+			t.Errorf("--all: %s is there; the L1 deleted it", gone)
+		}
+	}
+	to = filepath.Join(dir, "one")
+	out, stderr, code = run(t, "recover", "-c", cfg, "--host", "web1", "--path", "/srv", "--file", "home/alice/notes.txt", "--to", to, "--identity", key)
+	if got, _ := os.ReadFile(filepath.Join(to, "home/alice/notes.txt")); code != 0 || !bytes.Equal(got, want) {
+		t.Errorf("--file --identity: exit %d, %q\n%s%s", code, got, out, stderr)
+	}
+}
+
+// listingsOf is the GNU.dumpdir listing of every directory under root,
+// as the agent's index gives it to the run.
+func listingsOf(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		var lst []gnutar.DirEntry
+		for _, e := range ents {
+			k := byte('Y')
+			if e.IsDir() {
+				k = 'D'
+			}
+			lst = append(lst, gnutar.DirEntry{Kind: k, Name: e.Name()})
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			rel = ""
+		}
+		out[rel] = gnutar.EncodeDumpdir(lst)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

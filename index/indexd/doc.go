@@ -8,6 +8,12 @@
 // and sends only those compressed frames; the shell decompresses and writes
 // the files itself.
 //
+// An encrypted image (age, image/crypt) is restored without a key on the
+// server: the frames are mapped to the 64 KiB age chunks that hold them
+// (sealed.go), the server reads and sends their ciphertext (a chunk two
+// frames share goes once, carried), and the shell decrypts. The protocol
+// fields for it are in recover/cryptwire until they move to wire.
+//
 // A certificate with the client role browses and restores only the DLEs of
 // the host it names; an admin (or server) certificate browses every host.
 // Volumes are reached through the VolumeSource seam (DiskVolumes for the

@@ -10,13 +10,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/testsite"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
 // FuzzSession feeds a session of the index server, over a real small
-// catalog (a full on a vtape, an incremental on the holding disk), with
+// catalog (a full on a vtape, an incremental on the holding disk, and an
+// encrypted full of web1:/enc on the holding disk), with
 // whatever a shell might send. mode bit 0: an admin certificate rather
 // than web1's client one. mode bit 1 clear: in holds requests separated by
 // newlines, each sent as a frame once the previous one is answered, and
@@ -44,6 +47,9 @@ func FuzzSession(f *testing.F) {
 	if _, err := site.Run(ctx, "20250608010000", []testsite.DLE{{Host: "web1", Path: "/srv", Root: data, Level: 1}}, testsite.RunOptions{HoldingOnly: true}); err != nil {
 		f.Fatal(err)
 	}
+	_, rcpt := testKey(f, dir, "key.txt")
+	tarb, _ := bigTar(f, 6, 40<<10)
+	addEncrypted(f, site, "20250609010000", "web1", "/enc", 0, image.CompZstd, 32<<10, tarb, []string{rcpt})
 	srv := &indexd.Server{Catalog: site.Catalog, Volumes: &indexd.DiskVolumes{Changer: site.Changer, Catalog: site.Catalog},
 		Holding: []string{site.Holding}, Log: slog.New(slog.DiscardHandler)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -63,6 +69,8 @@ func FuzzSession(f *testing.F) {
 		`{"op":"ls","host":"web2","dle":"/srv"}` + "\n" + `{"op":"ls","host":"web1","dle":"/srv","path":"../x"}`,
 		`{"op":"plan","host":"web1","dle":"/srv","paths":["nosuch"]}` + "\n" + `{"op":"nosuch"}`,
 		`{"op":"hello","extra":1}`,
+		`{"op":"history","host":"web1","dle":"/enc"}` + "\n" + `{"op":"plan","host":"web1","dle":"/enc","paths":["data/f002"]}`,
+		`{"op":"restore","host":"web1","dle":"/enc","paths":["data/f001","data/f002"]}` + "\n" + `{"op":"restore","host":"web1","dle":"/enc","paths":["/"]}`,
 	} {
 		f.Add(byte(0), []byte(reqs))
 		f.Add(byte(1), []byte(reqs))
@@ -148,7 +156,7 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 		if typ != wire.FrameMsg {
 			t.Fatalf("request %d: reply is a frame %q", i, typ)
 		}
-		var r wire.IndexReply
+		var r cryptwire.Reply // a plain reply decodes as one too
 		if err := wire.DecodeMsg(b, &r); err != nil {
 			t.Fatalf("request %d: reply %q does not decode: %v", i, b, err)
 		}
@@ -190,9 +198,12 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 			if typ != wire.FrameMsg {
 				continue
 			}
-			var m wire.RestoreMsg
+			var m cryptwire.Msg
 			if err := wire.DecodeMsg(b, &m); err != nil {
 				t.Fatalf("restore stream message %q: %v", b, err)
+			}
+			if s := m.Sealed; s != nil && (s.Image >= len(r.Images) || !r.Images[s.Image].Encrypted() || s.Cipher < 0) {
+				t.Fatalf("sealed frame %+v of a plan of images %+v", s, r.Images)
 			}
 			if m.End != nil {
 				break
@@ -206,8 +217,8 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 func checkFrame(t *testing.T, typ byte, b []byte) {
 	switch typ {
 	case wire.FrameMsg:
-		var r wire.IndexReply
-		var m wire.RestoreMsg
+		var r cryptwire.Reply
+		var m cryptwire.Msg
 		if wire.DecodeMsg(b, &r) != nil && wire.DecodeMsg(b, &m) != nil {
 			t.Fatalf("message %q is neither a reply nor a restore message", b)
 		}

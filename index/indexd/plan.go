@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -24,8 +25,13 @@ type plan struct {
 	dumps   []catalog.Dump
 	entries []wire.EntryInfo // Image = index in images; per image in tar order
 	frames  [][]image.Frame  // per image, in order
-	parts   [][]catalog.Part // per image, all its parts (none: the holding disk)
-	needed  []string         // the volumes the reads load, in order
+	// sealed: per encrypted image, what is sent of each frame (nil for a
+	// plain image); reads: per image, the payload ranges read (the frames,
+	// or the ciphertext of an encrypted image's sealed frames).
+	sealed [][]sealedFrame
+	reads  [][]image.Frame
+	parts  [][]catalog.Part // per image, all its parts (none: the holding disk)
+	needed []string         // the volumes the reads load, in order
 }
 
 // plan resolves the selection (paths relative to the DLE root; "/" or ""
@@ -146,7 +152,15 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		pi := len(p.images)
 		ii := s.imageInfo(ctx, d, true)
 		ii.Entries, ii.Frames = len(es), len(frames)
-		for _, f := range frames {
+		reads := frames
+		var sealed []sealedFrame
+		if d.Encrypted() && len(frames) > 0 {
+			if sealed, err = sealFrames(d, frames); err != nil {
+				return nil, err
+			}
+			reads = cipherReads(sealed)
+		}
+		for _, f := range reads {
 			ii.Bytes += f.Size
 		}
 		for i := range es {
@@ -159,6 +173,8 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		p.images = append(p.images, ii)
 		p.dumps = append(p.dumps, d)
 		p.frames = append(p.frames, frames)
+		p.sealed = append(p.sealed, sealed)
+		p.reads = append(p.reads, reads)
 		p.parts = append(p.parts, parts)
 		p.entries = append(p.entries, es...)
 	}
@@ -175,7 +191,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 func (p *plan) inTapeOrder() *plan {
 	reads := make([][]catalog.Part, len(p.dumps))
 	for i := range p.dumps {
-		reads[i] = PartsFor(p.parts[i], p.frames[i])
+		reads[i] = PartsFor(p.parts[i], p.reads[i])
 	}
 	order := TapeOrder(reads)
 	if slices.Equal(order, rangeOf(len(order))) {
@@ -200,6 +216,8 @@ func (p *plan) inTapeOrder() *plan {
 		q.images = append(q.images, p.images[oi])
 		q.dumps = append(q.dumps, p.dumps[oi])
 		q.frames = append(q.frames, p.frames[oi])
+		q.sealed = append(q.sealed, p.sealed[oi])
+		q.reads = append(q.reads, p.reads[oi])
 		q.parts = append(q.parts, p.parts[oi])
 		sorted = append(sorted, reads[oi])
 		n := len(q.entries)
@@ -354,7 +372,7 @@ func (s *Server) framesFor(ctx context.Context, d catalog.Dump, es []wire.EntryI
 // are still sent.
 func (ss *session) restore(ctx context.Context, p *plan) error {
 	start := time.Now()
-	if err := ss.entries(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries), Needed: p.needed}, p.entries); err != nil {
+	if err := ss.entries(withCrypt(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries), Needed: p.needed}, p.dumps, true), p.entries); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -380,7 +398,7 @@ func (ss *session) restore(ctx context.Context, p *plan) error {
 			}
 			continue
 		}
-		n, err := ss.sendImage(ctx, i, NewImageReader(ctx, vols, ss.s.Holding, d, p.parts[i]), p.frames[i])
+		n, err := ss.sendImage(ctx, i, NewImageReader(ctx, vols, ss.s.Holding, d, p.parts[i]), p.frames[i], p.sealed[i])
 		sent += n
 		var ce *connError
 		if errors.As(err, &ce) {
@@ -422,21 +440,33 @@ type connError struct{ err error }
 
 func (e *connError) Error() string { return e.err.Error() }
 
-// sendImage sends the frames of image i, read with is (closed at the end).
-func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames []image.Frame) (int64, error) {
+// sendImage sends the frames of image i, read with is (closed at the end):
+// as they are on the volume, or, for an encrypted image (sealed set), the
+// ciphertext of the age chunks that hold them.
+func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames []image.Frame, sealed []sealedFrame) (int64, error) {
 	defer is.close()
 	var sent int64
 	var buf []byte
 	announced := 0
-	for _, f := range frames {
+	for k, f := range frames {
 		if ctx.Err() != nil {
 			return sent, &connError{context.Cause(ctx)}
 		}
-		if int64(cap(buf)) < f.Size {
-			buf = make([]byte, f.Size)
+		off, size := f.Offset, f.Size
+		var msg any = wire.RestoreMsg{Chunk: &wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}}
+		if sealed != nil {
+			s := sealed[k].msg
+			s.Image = i
+			off, size = sealed[k].off, sealed[k].n
+			msg = cryptwire.Msg{Sealed: &s}
 		}
-		b := buf[:f.Size]
-		if err := is.readAt(b, f.Offset); err != nil {
+		if int64(cap(buf)) < size {
+			buf = make([]byte, size)
+		}
+		b := buf[:size]
+		if size == 0 {
+			// Its only chunk went with the frame before.
+		} else if err := is.readAt(b, off); err != nil {
 			if ctx.Err() != nil { // the shell left while the read waited (for a volume)
 				return sent, &connError{context.Cause(ctx)}
 			}
@@ -449,13 +479,13 @@ func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames
 			}
 		}
 		ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
-		if err := ss.c.WriteMsg(wire.RestoreMsg{Chunk: &wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}}); err != nil {
+		if err := ss.c.WriteMsg(msg); err != nil {
 			return sent, &connError{err}
 		}
 		if _, err := (wire.DataWriter{C: ss.c, Chunk: 1 << 20}).Write(b); err != nil {
 			return sent, &connError{err}
 		}
-		sent += f.Size
+		sent += size
 	}
 	if err := ss.c.Flush(); err != nil {
 		return sent, &connError{err}

@@ -360,7 +360,7 @@ func (s *Server) stall() time.Duration {
 }
 
 // reply sends one reply; a write error ends the session.
-func (ss *session) reply(r wire.IndexReply) error {
+func (ss *session) reply(r any) error {
 	ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
 	return ss.c.WriteMsg(r)
 }
@@ -444,7 +444,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 	}
 	switch req.Op {
 	case wire.IdxView:
-		return ss.reply(wire.IndexReply{OK: true, Images: ss.images(ctx, v.Chain, false)})
+		return ss.reply(withCrypt(wire.IndexReply{OK: true, Images: ss.images(ctx, v.Chain, false)}, v.Chain, false))
 	case wire.IdxLs:
 		ents, err := v.List(ctx, req.Path)
 		if err != nil {
@@ -496,7 +496,7 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 			return fail(err)
 		}
 		if req.Op == wire.IdxPlan {
-			return ss.reply(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries), Needed: p.needed})
+			return ss.reply(withCrypt(wire.IndexReply{OK: true, Images: p.images, Count: len(p.entries), Needed: p.needed}, p.dumps, true))
 		}
 		return ss.restore(ctx, p)
 	}
@@ -529,7 +529,7 @@ func (ss *session) allowed(host string) error {
 }
 
 // entries sends a reply followed by entry records.
-func (ss *session) entries(r wire.IndexReply, es []wire.EntryInfo) error {
+func (ss *session) entries(r any, es []wire.EntryInfo) error {
 	ss.nc.SetWriteDeadline(time.Now().Add(ss.s.stall()))
 	if err := ss.c.WriteMsg(r); err != nil {
 		return err
@@ -583,6 +583,10 @@ func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	defer s.listMu.Unlock()
 	if cur, err := s.Catalog.Dump(ctx, d.ID); err == nil && cur.Listed {
 		return nil
+	}
+	if d.Encrypted() {
+		// The server holds no key: it cannot read an encrypted image.
+		return fmt.Errorf("level %d image %s of %s:%s is encrypted and its directory listings are not in the catalog; the index server holds no key to read them: rebuild its file index with `tapir admin rebuild --identity FILE`, or restore on the backup server with `tapir recover -c CONFIG --all --identity FILE`", d.Level, d.Datestamp, d.Host, d.Path)
 	}
 	start := time.Now()
 	is, err := s.newImageSource(ctx, d)
@@ -678,7 +682,7 @@ func (ss *session) history(ctx context.Context, req wire.IndexRequest) error {
 	if len(dumps) == 0 {
 		return ss.fail(ctx, req.Op, fmt.Errorf("no image of %s:%s is in the catalog", req.Host, req.DLE))
 	}
-	return ss.reply(wire.IndexReply{OK: true, Images: ss.images(ctx, dumps, false)})
+	return ss.reply(withCrypt(wire.IndexReply{OK: true, Images: ss.images(ctx, dumps, false)}, dumps, false))
 }
 
 // ctxReader stops reading when ctx is done (the shell went away).

@@ -5,7 +5,10 @@
 // passes, whatever the changer's type) or the holding disk, without the
 // index server. Tree refuses a target that is not empty
 // unless asked to overwrite. Every write goes through recover's Extractor,
-// so the same os.Root rules hold as in the shell.
+// so the same os.Root rules hold as in the shell. An encrypted image is read
+// through crypt.ReaderAt with the key Request.Identities unwraps (File: only
+// the chunks of the file's frames; Tree: every key of the chain is
+// unwrapped before anything is written).
 //
 // It must not know the run, the planner, how volumes are chosen or which
 // changer holds them (it builds no changer): it only reads.

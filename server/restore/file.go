@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/recover"
@@ -32,6 +33,9 @@ type Request struct {
 	// the configuration's changer, whatever its type); nil restores only
 	// images still on the holding disk.
 	Volumes indexd.VolumeSource
+	// Identities open an encrypted image (--identity FILE); nil: none
+	// given, and an encrypted image is refused before anything is read.
+	Identities *crypt.Identities
 	// Ask is the person at the terminal: told the volumes needed first
 	// ("The following tapes are needed: ...") and, with a single drive,
 	// asked for each cartridge in turn (indexd.Ask). Nil: nobody is
@@ -103,12 +107,25 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		target.File.Path = rel
 		loc = target
 	}
-	tellNeeded(req.Ask, log, [][]catalog.Part{indexd.PartsFor(loc.Parts, loc.Frames)})
+	// An encrypted image needs a key before any volume is loaded.
+	if err := needKey(loc.Dump, req.Identities); err != nil {
+		return nil, err
+	}
+	tellNeeded(req.Ask, log, [][]catalog.Part{indexd.PartsFor(loc.Parts, cipherFrames(loc.Dump, loc.Frames))})
 	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, req.Ask, loc, log)
 	if err != nil {
 		return nil, err
 	}
 	defer closeSrc()
+	if loc.Dump.Encrypted() {
+		// The frames are in plaintext coordinates: read them through the
+		// age chunks that hold them, each opened (authenticated) as read.
+		key, err := unwrapKey(loc.Dump, src, req.Identities)
+		if err != nil {
+			return nil, err
+		}
+		src = crypt.NewReaderAt(src, key)
+	}
 	tr, err := image.NewReaderAt(src, image.Comp(loc.Dump.Comp), loc.Frames, loc.File.TarOffset)
 	if err != nil {
 		return nil, fmt.Errorf("recover: %s: %w", res.where(), err)
@@ -117,7 +134,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 	x := &recover.Extractor{Dir: req.To, Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges}
 	out, n, err := extractOne(tar.NewReader(tr), loc.File, x)
 	if err != nil {
-		return nil, fmt.Errorf("recover %s from %s: %w", rel, res.where(), err)
+		return nil, fmt.Errorf("recover %s from %s (%s): %w", rel, res.where(), imageName(loc.Dump), err)
 	}
 	log.Info("restored", "file", out, "bytes", n, "image", loc.Dump.Datestamp, "volume", res.volume)
 	return &Result{Written: out, Dump: loc.Dump, Volume: res.volume, FileNo: res.fileno, Size: n, Dropped: x.Dropped}, nil
@@ -144,8 +161,8 @@ func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource
 	// The first byte read: that of the first frame wanted (a file in the
 	// second part of an image needs only the second part's volume).
 	var first int64
-	if len(loc.Frames) > 0 {
-		first = loc.Frames[0].Offset
+	if cf := cipherFrames(loc.Dump, loc.Frames); len(cf) > 0 {
+		first = cf[0].Offset
 	}
 	var src source
 	switch {

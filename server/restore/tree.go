@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/recover"
@@ -39,6 +40,8 @@ type TreeRequest struct {
 	Volumes indexd.VolumeSource
 	// Ask is the person at the terminal, as in Request.
 	Ask indexd.Ask
+	// Identities open the encrypted images of the chain, as in Request.
+	Identities *crypt.Identities
 }
 
 // TreeResult lists the images applied, oldest first.
@@ -99,6 +102,17 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 			return nil, fmt.Errorf("recover: %w", err)
 		}
 	}
+	// Every encrypted image of the chain is opened (its key unwrapped
+	// from the catalog's age header) before anything is written: a
+	// missing or wrong key restores nothing.
+	keys := make([]*crypt.Key, len(chain))
+	for i, d := range chain {
+		if d.Encrypted() {
+			if keys[i], err = unwrapKey(d, nil, req.Identities); err != nil {
+				return nil, err
+			}
+		}
+	}
 	tellNeeded(req.Ask, log, partsOf)
 	var vols indexd.VolumeSource
 	if req.Volumes != nil {
@@ -116,6 +130,16 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		src, closeSrc, where, err := openImage(ctx, cfg, vols, req.Ask, &catalog.Location{Dump: d, Parts: partsOf[i]}, log)
 		if err != nil {
 			return res, err
+		}
+		if d.Encrypted() {
+			key := keys[i]
+			if key == nil { // the catalog lacks its age header: read it
+				if key, err = unwrapKey(d, src, req.Identities); err != nil {
+					closeSrc()
+					return res, err
+				}
+			}
+			src = crypt.NewReaderAt(src, key)
 		}
 		removed := len(x.Removed)
 		n, err := applyImage(src, d, framesOf[i], x, log)
@@ -158,7 +182,13 @@ func checkEmpty(dir, host, dle string) error {
 // (image.NewParallelReader), when the catalog's frame list covers the
 // payload; otherwise the payload is decompressed as one stream, which
 // needs no list.
+//
+// For an encrypted image src is the plaintext (crypt.ReaderAt): its size
+// is the payload's plaintext size.
 func applyImage(src io.ReaderAt, d catalog.Dump, frames []image.Frame, x *recover.Extractor, log *slog.Logger) (int64, error) {
+	if pr, ok := src.(*crypt.ReaderAt); ok {
+		d.PayloadSize = pr.Size()
+	}
 	payload := io.NewSectionReader(src, 0, d.PayloadSize)
 	var r io.ReadCloser
 	var err error

@@ -43,8 +43,8 @@ func runAll(tree, work, bin string, runs int) error {
 		// timing, a millisecond.
 		rssFile := filepath.Join(work, "rss")
 		t0 := time.Now()
-		cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", rssFile,
-			bin, "recover", "-c", cfg, "--host", "bench", "--path", "/data", "--all", "--to", dir)
+		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rssFile,
+			bin, "recover", "-c", cfg, "--host", "bench", "--path", "/data", "--all", "--to", dir}, identityArgs()...)...)
 		out, err := cmd.CombinedOutput()
 		el := time.Since(t0).Seconds()
 		if err != nil {
@@ -62,7 +62,7 @@ func runAll(tree, work, bin string, runs int) error {
 	}
 	baseline := func(dir string) (float64, error) {
 		t0 := time.Now()
-		sh := fmt.Sprintf("dd if='%s' bs=256k iflag=skip_bytes skip=32768 status=none | zstd -qdc | tar -xpf - -C '%s'", vt[0], dir)
+		sh := fmt.Sprintf("dd if='%s' bs=256k iflag=skip_bytes skip=32768 status=none | %s | tar -xpf - -C '%s'", vt[0], decompress(), dir)
 		if out, err := exec.Command("sh", "-c", sh).CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("baseline: %v\n%s", err, out)
 		}

@@ -24,12 +24,14 @@ func main() {
 	bin := flag.String("tapir", "", "the tapir binary (required)")
 	runs := flag.Int("runs", 3, "timed runs of each side")
 	all := flag.Bool("all", false, "time a whole-DLE restore (tapir recover -c CONFIG --all) against dd | zstd -dc | tar -xpf - instead of one file")
+	encrypt := flag.Bool("encrypt", false, "encrypt the image to a new age key (client-side encryption): tapir restores with --identity, the baseline pipes through age -d -i KEY")
 	shell := flag.Bool("shell", false, "time the recover shell's extract of the whole DLE (add .; extract) against tapir recover --all and dd | zstd -dc | tar -xpf - instead of one file")
 	flag.Parse()
 	if *tree == "" || *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: restorebench -tree DIR -tapir BIN [-work DIR] [-runs 3]")
 		os.Exit(2)
 	}
+	encryptImage = *encrypt // dumpOnVtape makes the key in the work directory
 	f := run
 	switch {
 	case *all && *shell:
@@ -102,8 +104,8 @@ func run(tree, work, bin string, runs int) error {
 	for i := 0; i < runs; i++ {
 		dir, _ := os.MkdirTemp(work, "tapir")
 		t0 := time.Now()
-		cmd := exec.Command(bin, "recover", "--server", addr, "--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
-			"--lcd", dir, "-e", "add '"+strings.ReplaceAll(file.Path, "'", `'\''`)+"'; extract")
+		cmd := exec.Command(bin, append([]string{"recover", "--server", addr, "--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
+			"--lcd", dir, "-e", "add '" + strings.ReplaceAll(file.Path, "'", `'\''`) + "'; extract"}, identityArgs()...)...)
 		out, err := cmd.CombinedOutput()
 		el := time.Since(t0).Seconds()
 		if err != nil {
@@ -116,7 +118,7 @@ func run(tree, work, bin string, runs int) error {
 
 		dir2, _ := os.MkdirTemp(work, "tar")
 		t0 = time.Now()
-		sh := fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | zstd -qdc | tar -xf - -C '%s' './%s'", vt[0], dir2, file.Path)
+		sh := fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | %s | tar -xf - -C '%s' './%s'", vt[0], decompress(), dir2, file.Path)
 		if out, err := exec.Command("sh", "-c", sh).CombinedOutput(); err != nil {
 			return fmt.Errorf("baseline: %v\n%s", err, out)
 		}
@@ -186,7 +188,14 @@ func dumpOnVtape(ctx context.Context, tree, work string) (*testsite.Site, *catal
 		return nil, nil, nil, err
 	}
 	start := time.Now()
-	ids, err := site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "bench", Path: "/data", Root: tree, FrameSize: 1 << 20}}, testsite.RunOptions{})
+	var ids []int64
+	if encryptImage {
+		var id int64
+		id, err = dumpEncrypted(ctx, site, tree, work)
+		ids = []int64{id}
+	} else {
+		ids, err = site.Run(ctx, "20250601010000", []testsite.DLE{{Host: "bench", Path: "/data", Root: tree, FrameSize: 1 << 20}}, testsite.RunOptions{})
+	}
 	if err != nil {
 		site.Close()
 		return nil, nil, nil, err
@@ -196,8 +205,12 @@ func dumpOnVtape(ctx context.Context, tree, work string) (*testsite.Site, *catal
 		site.Close()
 		return nil, nil, nil, err
 	}
-	fmt.Printf("restorebench: image of %.1f MiB (%.1f MiB of tar, %d entries) dumped onto a vtape in %.1f s\n",
-		float64(d.PayloadSize)/(1<<20), float64(d.OrigSize)/(1<<20), d.Files, time.Since(start).Seconds())
+	enc := ""
+	if d.Encrypted() {
+		enc = " encrypted (age)"
+	}
+	fmt.Printf("restorebench: image of %.1f MiB%s (%.1f MiB of tar, %d entries) dumped onto a vtape in %.1f s\n",
+		float64(d.PayloadSize)/(1<<20), enc, float64(d.OrigSize)/(1<<20), d.Files, time.Since(start).Seconds())
 	vt, _ := filepath.Glob(filepath.Join(site.Vtapes, "slot1", "00001.*"))
 	if len(vt) != 1 {
 		site.Close()
