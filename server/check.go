@@ -379,7 +379,7 @@ func proveKey(ctx context.Context, cat *catalog.Catalog, disks []string, volumes
 	if err != nil {
 		return "", fmt.Errorf("the %s: %v", what, err)
 	}
-	src := fmt.Sprintf("the key in %s opens the %s", ids.File, what)
+	src := fmt.Sprintf("The key in %s opens the %s", ids.File, what)
 	var parts []catalog.Part
 	if d.HoldingPath == "" {
 		if parts, err = cat.Parts(ctx, d.ID); err != nil {
@@ -390,10 +390,10 @@ func proveKey(ctx context.Context, cat *catalog.Catalog, disks []string, volumes
 	if len(parts) > 0 {
 		vs, err = volumes()
 		if err != nil {
-			return src + fmt.Sprintf(" (its age header; its chunks were not read: %v)", err), nil
+			return src + fmt.Sprintf(" (its age header; its chunks were not read: %v).", err), nil
 		}
 		if vs.Properties().WaitsForPerson {
-			return src + fmt.Sprintf(" (its age header; its chunks were not read: it is on volume %s, which a person would have to insert; tapir verify --identity reads it)", parts[0].Volume), nil
+			return src + fmt.Sprintf(" (its age header; its chunks were not read: it is on volume %s, which a person would have to insert).", parts[0].Volume), nil
 		}
 	}
 	is := indexd.NewImageReader(ctx, vs, disks, *d, parts)
@@ -415,7 +415,7 @@ func proveKey(ctx context.Context, cat *catalog.Catalog, disks []string, volumes
 			return "", fmt.Errorf("the key opens the age header of the %s, but %v (read from %s): the image is damaged", what, err, strings.Join(is.Where(), ", "))
 		}
 	}
-	return src + fmt.Sprintf(" (first and last chunk decrypted from %s)", strings.Join(is.Where(), ", ")), nil
+	return src + fmt.Sprintf(" (first and last chunk decrypted from %s).", strings.Join(is.Where(), ", ")), nil
 }
 
 // recipientsChanged says how the encryption of dle under its dumptype

@@ -468,7 +468,9 @@ func (a *ageHead) add(b []byte) error {
 	a.buf = append(a.buf, b[:min(len(b), room)]...)
 	n := min(len(a.buf), len(agePrefix))
 	if !bytes.Equal(a.buf[:n], agePrefix[:n]) {
-		return fmt.Errorf("the agent was asked to encrypt with age but sent a stream that is not an age file (it starts %q); an agent that ignores encrypt must not be trusted with this DLE", printable(a.buf[:min(len(a.buf), 16)]))
+		// Its bytes are not shown: they may be the plaintext that was
+		// meant to be encrypted.
+		return errors.New("the agent was asked to encrypt with age but sent a stream that is not an age file (it does not start with age's header line); an agent that ignores encrypt must not be trusted with this DLE")
 	}
 	if hl, err := crypt.HeaderLen(a.buf); err == nil {
 		a.hdr, a.done, a.buf = bytes.Clone(a.buf[:hl]), true, nil
@@ -485,18 +487,7 @@ func (a *ageHead) endErr() string {
 	if len(a.buf) == 0 {
 		return "the agent was asked to encrypt with age but sent an empty stream"
 	}
-	_, err := crypt.HeaderLen(a.buf)
-	return fmt.Sprintf("the agent's stream ended inside its age header (%d bytes): %v", len(a.buf), err)
-}
-
-// printable shows the first bytes of a stream safely in a report.
-func printable(b []byte) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return '.'
-		}
-		return r
-	}, string(b))
+	return fmt.Sprintf("the agent's stream ended after %d bytes, inside its age header: it is not a whole age file", len(a.buf))
 }
 
 // checkAgeLayout checks that an age payload of size bytes with header hdr

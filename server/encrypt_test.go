@@ -458,7 +458,7 @@ func TestCheckIdentity(t *testing.T) {
 	if c.problems != "" {
 		t.Fatalf("check --identity with the right key: problems\n%s", c.problems)
 	}
-	wantOpen := fmt.Sprintf("the key in %s opens the level 0 image %s of localhost:%s (first and last chunk decrypted from", k.file, firstDatestamp(t, s, s.data), s.data)
+	wantOpen := fmt.Sprintf("The key in %s opens the level 0 image %s of localhost:%s (first and last chunk decrypted from", k.file, firstDatestamp(t, s, s.data), s.data)
 	if !strings.Contains(c.info, wantOpen) {
 		t.Errorf("check info does not say the key opens the image:\n%s\nwant %q", c.info, wantOpen)
 	}
@@ -501,4 +501,78 @@ func problemsText(ps []report.Problem) string {
 		fmt.Fprintf(&b, "%s: %s\n", p.Where, p.What)
 	}
 	return b.String()
+}
+
+// Encrypted images left on the holding disk by a night without a volume
+// are flushed as they are (the server needs no key): tapir check
+// --identity opens them on the holding disk, and once flushed they
+// restore with the standard tools.
+func TestEncryptedLeftoversFlushed(t *testing.T) {
+	s := newSite(t, "")
+	k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+	s.encryptDumptype("default", config.EncryptClient, k)
+	s.encryptDumptype("gz", config.EncryptServer, k)
+	path, auto := s.cfg.Changer.Path, s.cfg.Autolabel
+	s.cfg.Changer.Path, s.cfg.Autolabel = filepath.Join(s.dir, "blank-vtapes"), ""
+	s.cfg.Reserve = 0
+	_, out, err := s.night(t, Deps{})
+	s.cfg.Changer.Path, s.cfg.Autolabel = path, auto
+	if n := len(holdingFiles(t, s)); n != 2 {
+		t.Fatalf("degraded night left %d holding files, want 2: %v\n%s", n, err, out)
+	}
+	c := Check(context.Background(), s.cfg, Deps{Log: testLogger(t)}, CheckOptions{Identity: k.file})
+	if opened := strings.Count(strings.Join(c.Info, "\n"), "(first and last chunk decrypted from holding file "+s.cfg.Holding[0].Path); opened != 2 {
+		t.Errorf("check --identity opened %d holding images, want 2:\n%s\n%s", opened, strings.Join(c.Info, "\n"), problemsText(c.Problems))
+	}
+	var fout bytes.Buffer
+	if _, err := Flush(context.Background(), s.cfg, FlushOptions{}, Deps{Log: testLogger(t), Out: &fout}); err != nil {
+		t.Fatalf("flush: %v\n%s", err, fout.String())
+	}
+	if left := holdingFiles(t, s); len(left) != 0 {
+		t.Errorf("holding not empty after flush: %v", left)
+	}
+	for _, src := range []string{s.data, filepath.Join(s.data, "sub")} {
+		files := checkEncryptedImages(t, s, src, k)
+		h, _ := readFileHeader(files[0])
+		if h.Comp != image.CompZstd {
+			// the gz DLE: restore with gzip
+			dest := filepath.Join(s.dir, "restored-gz")
+			os.MkdirAll(dest, 0o755)
+			cmd := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | age -d -i '%s' | gzip -dc | tar -xpf - -C '%s'", files[0], k.file, dest))
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, b)
+			}
+			sameTree(t, src, dest)
+			continue
+		}
+		dest := filepath.Join(s.dir, "restored")
+		restoreWithCLIs(t, k.file, dest, files)
+		sameTree(t, src, dest)
+	}
+}
+
+// With a single tape drive, tapir check --identity proves the key on the
+// age header the catalog keeps and asks nobody to insert a tape: the
+// chunks are not read, and it says so.
+func TestCheckIdentitySingleDrive(t *testing.T) {
+	s, drive := singleDriveSite(t, 64<<20, "TAPE01")
+	k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+	s.encryptDumptype("default", config.EncryptClient, k)
+	s.cfg.DLEs = s.cfg.DLEs[:1]
+	if _, out, err := s.night(t, Deps{}); err != nil {
+		t.Fatalf("night: %v\n%s", err, out)
+	}
+	drive.Eject()
+	drive.Remove()
+	drive.ResetTrace()
+	c := Check(context.Background(), s.cfg, Deps{Log: testLogger(t)}, CheckOptions{Identity: k.file})
+	info := strings.Join(c.Info, "\n")
+	if !strings.Contains(info, "The key in "+k.file+" opens the level 0 image") || !strings.Contains(info, "which a person would have to insert") {
+		t.Errorf("check --identity with the tape out of the drive:\n%s\n%s", info, problemsText(c.Problems))
+	}
+	for _, p := range c.Problems {
+		if strings.Contains(p.What, "insert") {
+			t.Errorf("check asked for a tape: %v", p)
+		}
+	}
 }
