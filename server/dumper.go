@@ -397,6 +397,10 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		Safe: safe,
 	})
 	j.res.Strange = warns.list()
+	if err != nil && clientEnc && strings.Contains(err.Error(), `unknown field "encrypt"`) {
+		// An agent from before encryption refuses the request's fields.
+		err = final("%s", noAgeFeature(j.dle, ""))
+	}
 	if err != nil {
 		if spw != nil {
 			spw.Close()

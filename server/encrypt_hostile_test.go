@@ -69,6 +69,12 @@ func (l *liarAgent) handle(tc *tls.Conn) {
 	if err := c.ReadMsg(&req); err != nil {
 		return
 	}
+	if l.mode == "old" && req.Encrypt != "" {
+		// An agent from before encryption: its strict decoder refuses
+		// the unknown fields.
+		c.WriteMsg(wire.Reply{Error: `bad request: json: unknown field "encrypt"`})
+		return
+	}
 	switch req.Op {
 	case wire.OpEstimate:
 		var est []wire.Estimate
@@ -148,6 +154,7 @@ func TestEncryptionLiarsRefused(t *testing.T) {
 		{"plaintext", liarAgent{features: all, mode: "plain"}, []string{"is not an age file", "level 0"}, true, ""},
 		{"cut header", liarAgent{features: all, mode: "short"}, []string{"inside its age header"}, true, ""},
 		{"no age feature", liarAgent{features: noAge, mode: "plain"}, []string{`says encrypt = "client"`, "cannot encrypt with age", "upgrade tapir"}, true, "cannot encrypt with age"},
+		{"agent from before encryption", liarAgent{features: noAge, mode: "old"}, []string{`says encrypt = "client"`, "cannot encrypt with age", "an older version"}, true, "cannot encrypt with age"},
 		{"flipped byte", liarAgent{features: all, mode: "flip"}, []string{"SHA-256", "corrupted in transit"}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
