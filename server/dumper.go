@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tapir-backup/tapir/client"
@@ -222,6 +223,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		}
 		sink = spw
 	}
+	// Encrypting (and hashing the ciphertext twice: the writer's sum and
+	// the holding file's) runs in its own goroutine, beside the reader of
+	// the connection, which hashes the plaintext.
+	var aw *asyncWriter
+	if serverEnc {
+		aw = newAsyncWriter(sink, 4)
+		sink = aw
+	}
 	if serverZstd || serverEnc {
 		rawSum = sha256.New()
 		sink = io.MultiWriter(rawSum, sink)
@@ -263,6 +272,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
 		}
 		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
+		if aw != nil {
+			if err := aw.Close(); err != nil {
+				return err
+			}
+		}
 		if rawSum != nil {
 			if done.PayloadSize != dumped {
 				return fmt.Errorf("the agent on %s announced %d payload bytes of %s but sent %d: corrupted in transit", j.dle.Host, done.PayloadSize, j.dle.Path, dumped)
@@ -402,6 +416,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		err = final("%s", noAgeFeature(j.dle, ""))
 	}
 	if err != nil {
+		if aw != nil {
+			// Its goroutine may be writing into the taper's pipe: closed
+			// first, the write returns; then nothing writes any more.
+			if tg.pw != nil {
+				tg.pw.CloseWithError(err)
+			}
+			aw.Abort()
+		}
 		if spw != nil {
 			spw.Close()
 		}
@@ -454,6 +476,88 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		log.Info("dumped straight to a volume", "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files, "volume", j.res.Parts[0].Volume)
 	}
 	return nil
+}
+
+// asyncWriter writes to w in its own goroutine what Write hands it
+// (copied, at most depth chunks waiting). A failed write is returned by a
+// later Write and by Close; the goroutine drops what follows.
+type asyncWriter struct {
+	q    chan []byte
+	free chan []byte
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+	end  sync.Once
+}
+
+func newAsyncWriter(w io.Writer, depth int) *asyncWriter {
+	a := &asyncWriter{q: make(chan []byte, depth), free: make(chan []byte, depth+1), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for b := range a.q {
+			if a.failed() == nil {
+				select {
+				case <-a.stop:
+					a.fail(errors.New("aborted"))
+				default:
+					if _, err := w.Write(b); err != nil {
+						a.fail(err)
+					}
+				}
+			}
+			select {
+			case a.free <- b[:0]:
+			default:
+			}
+		}
+	}()
+	return a
+}
+
+func (a *asyncWriter) failed() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+func (a *asyncWriter) fail(err error) {
+	a.mu.Lock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.mu.Unlock()
+}
+
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	if err := a.failed(); err != nil {
+		return 0, err
+	}
+	var b []byte
+	select {
+	case b = <-a.free:
+	default:
+	}
+	a.q <- append(b, p...)
+	return len(p), nil
+}
+
+// Close waits until everything handed over is written and returns the
+// first error.
+func (a *asyncWriter) Close() error {
+	a.end.Do(func() { close(a.q) })
+	<-a.done
+	return a.failed()
+}
+
+// Abort drops what was not written yet and waits for the goroutine.
+func (a *asyncWriter) Abort() {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	a.Close()
 }
 
 // ageHead gathers the first bytes of a client-side encrypted stream until

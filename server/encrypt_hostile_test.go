@@ -100,7 +100,10 @@ func (l *liarAgent) handle(tc *tls.Conn) {
 	pw.Close()
 	sum := pw.Sum()
 	payload, size, sha := plain.Bytes(), sum.PayloadSize, sum.SHA256
-	if l.mode != "plain" {
+	if l.mode == "plainflip" {
+		payload[len(payload)/2] ^= 1
+	}
+	if l.mode != "plain" && l.mode != "plainflip" {
 		var ct bytes.Buffer
 		enc, err := crypt.NewWriter(&ct, req.Recipients)
 		if err != nil {
@@ -118,7 +121,7 @@ func (l *liarAgent) handle(tc *tls.Conn) {
 		}
 	}
 	(wire.DataWriter{C: c, Chunk: 1 << 20}).Write(payload)
-	idx := wire.AppendIndex(nil, wire.IndexRecord{Path: "a", Type: tar.TypeReg, Size: int64(len(body)), Mode: 0o644, Mtime: time.Unix(1700000000, 0), TarOffset: 1024})
+	idx := wire.AppendIndex(nil, wire.IndexRecord{Path: "a", Type: tar.TypeReg, Size: int64(len(body)), Mode: 0o644, Mtime: time.Unix(1700000000, 0), TarOffset: 512})
 	c.WriteFrame(wire.FrameIndex, idx, false)
 	var fb []byte
 	for _, f := range sum.Frames {
@@ -196,6 +199,58 @@ func TestEncryptionLiarsRefused(t *testing.T) {
 			}
 			if tc.checkMsg == "" && strings.Contains(got, "cannot encrypt") {
 				t.Errorf("check blames an agent with the age feature:\n%s", got)
+			}
+		})
+	}
+}
+
+// Server-side encryption of a stream that arrives damaged (a changed byte
+// in transit) or hostile (a name that leaves the DLE): the dump fails as
+// it would unencrypted, the encrypting writer is stopped, and nothing of
+// it is kept, on the holding disk or straight to a volume.
+func TestServerEncryptionRefusesBadStreams(t *testing.T) {
+	for _, tc := range []struct {
+		name, holding string
+		agent         any
+		want          string
+	}{
+		{"flipped byte", "auto", &liarAgent{features: client.Features, mode: "plainflip"}, "corrupted in transit"},
+		{"flipped byte straight to tape", "never", &liarAgent{features: client.Features, mode: "plainflip"}, "corrupted in transit"},
+		{"hostile name", "auto", &hostileAgent{entries: []hostileEntry{{name: "./", typ: tar.TypeDir}, {name: "./../x", typ: tar.TypeReg, body: "x"}}}, "leaves the DLE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t, "")
+			k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+			s.encryptDumptype("default", config.EncryptServer, k)
+			dt := s.cfg.Dumptypes["default"]
+			dt.Holding = tc.holding
+			if strings.HasPrefix(tc.name, "flipped") {
+				// Uncompressed: the changed byte is in a file's content,
+				// which the tar check cannot see; the SHA-256 does.
+				dt.Compress = config.CompressNone
+			}
+			s.cfg.Dumptypes["default"] = dt
+			var addr string
+			switch a := tc.agent.(type) {
+			case *liarAgent:
+				addr = a.serve(t, s)
+			case *hostileAgent:
+				addr = a.serve(t, s)
+			}
+			s.cfg.Hosts["localhost"] = config.Host{Address: addr}
+			s.cfg.DLEs = s.cfg.DLEs[:1]
+			rep, out, err := s.night(t, Deps{})
+			if err == nil || rep.DLEs[0].Status != report.StatusFailed || !strings.Contains(rep.DLEs[0].Reason, tc.want) {
+				t.Fatalf("want FAILED with %q: %v\n%s", tc.want, err, out)
+			}
+			cat := s.catalog(t)
+			for _, st := range []string{"good", "holding"} {
+				if ds, _ := cat.DumpsWithStatus(t.Context(), st); len(ds) != 0 {
+					t.Errorf("an image was kept as %s: %+v", st, ds)
+				}
+			}
+			if held := holdingFiles(t, s); len(held) != 0 {
+				t.Errorf("holding files left: %v", held)
 			}
 		})
 	}
