@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -69,13 +70,17 @@ func TestAgentEncrypts(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "small"), []byte("hello"), 0o644)
 	id1, _ := crypt.NewIdentity()
 	id2, _ := crypt.NewIdentity()
-	for _, comp := range []string{"zst", "gz", "none"} {
-		t.Run(comp, func(t *testing.T) {
+	for _, tc := range []struct {
+		comp string
+		bw   int64
+	}{{"zst", 0}, {"gz", 0}, {"none", 0}, {"zst", 64 << 20}} {
+		comp := tc.comp
+		t.Run(fmt.Sprintf("%s/bandwidth=%d", comp, tc.bw), func(t *testing.T) {
 			var data bytes.Buffer
 			var frames []image.Frame
 			var features []string
 			done, err := r.Dump(context.Background(), wire.Request{DLE: src, Compress: comp, FrameSize: 64 << 10, Encrypt: crypt.Name,
-				Recipients: []string{id1.Recipient().String(), id2.Recipient().String()}}, DumpHandler{
+				Recipients: []string{id1.Recipient().String(), id2.Recipient().String()}, Bandwidth: tc.bw}, DumpHandler{
 				Reply: func(rep *wire.Reply) error { features = rep.Features; return nil },
 				Data:  func(b []byte) error { data.Write(b); return nil },
 				Index: func(wire.IndexRecord) error { return nil },
