@@ -327,7 +327,9 @@ func TestEncryptedSpanningImage(t *testing.T) {
 		mode, holding string
 	}{
 		{config.EncryptClient, "auto"},
+		{config.EncryptClient, "never"},
 		{config.EncryptServer, "never"},
+		{config.EncryptServer, "auto"},
 	} {
 		t.Run(tc.mode+"/holding="+tc.holding, func(t *testing.T) {
 			s := newSite(t, "")
