@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -20,7 +23,15 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth"}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge}
+
+// FeatureAge is the feature of an agent that encrypts payloads with age
+// (wire.Request.Encrypt "age"): the server refuses to ask an agent
+// without it for a client-side encrypted dump.
+const FeatureAge = "age"
+
+// MaxRecipients bounds the age recipients of one dump request.
+const MaxRecipients = 64
 
 // Agent serves the agent protocol on a listener.
 type Agent struct {
@@ -190,7 +201,38 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 			return DumpOptions{}, fmt.Errorf("exclude pattern %q: %v", p, err)
 		}
 	}
+	if err := checkEncrypt(req); err != nil {
+		return DumpOptions{}, err
+	}
 	return opt, nil
+}
+
+// checkEncrypt validates the encryption a request asks for: none, or age
+// to at most MaxRecipients recipients that each parse.
+func checkEncrypt(req wire.Request) error {
+	switch req.Encrypt {
+	case "":
+		if len(req.Recipients) > 0 {
+			return fmt.Errorf("%d recipients given without encrypt = \"age\"", len(req.Recipients))
+		}
+		return nil
+	case crypt.Name:
+	default:
+		return fmt.Errorf("encryption %q unknown (this agent knows age)", oneLine(req.Encrypt, 64))
+	}
+	if req.Op != wire.OpDump {
+		return nil
+	}
+	if len(req.Recipients) == 0 {
+		return errors.New("encryption age asked without recipients")
+	}
+	if len(req.Recipients) > MaxRecipients {
+		return fmt.Errorf("%d age recipients: at most %d", len(req.Recipients), MaxRecipients)
+	}
+	if _, err := crypt.ParseRecipients(req.Recipients, nil); err != nil {
+		return fmt.Errorf("age recipients: %v", err)
+	}
+	return nil
 }
 
 // dump streams one dump; it returns the Done sent and how many warnings
@@ -205,7 +247,9 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		c.WriteMsg(d)
 		return d, warns.dropped
 	}
-	if err := c.WriteMsg(wire.Reply{OK: true}); err != nil {
+	// The features tell the server, before any payload, that this agent
+	// honours Encrypt (an older agent would send plaintext).
+	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features}); err != nil {
 		return wire.Done{Error: err.Error()}, 0
 	}
 	var batch []byte
@@ -217,8 +261,27 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		batch = batch[:0]
 		return err
 	}
+	var payload io.Writer = wire.DataWriter{C: c, Chunk: 1 << 20, Flush: opt.Bandwidth > 0}
+	// Client-side encryption: the framed payload goes through age on its
+	// way to the wire (the frame records stay in its plaintext); the
+	// sizes and SHA-256 of Done are of the ciphertext sent. The age
+	// chunks (64 KiB) are gathered into data frames of 1 MiB.
+	var enc *crypt.Writer
+	var buf *bufio.Writer
+	if req.Encrypt == crypt.Name {
+		if opt.Bandwidth > 0 {
+			buf = bufio.NewWriterSize(payload, 64<<10+crypt.TagSize)
+		} else {
+			buf = bufio.NewWriterSize(payload, 1<<20)
+		}
+		var err error
+		if enc, err = crypt.NewWriter(buf, req.Recipients); err != nil {
+			return fail(err)
+		}
+		payload = enc
+	}
 	sink := Sink{
-		Payload: wire.DataWriter{C: c, Chunk: 1 << 20, Flush: opt.Bandwidth > 0},
+		Payload: payload,
 		Index: func(r wire.IndexRecord) error {
 			batch = wire.AppendIndex(batch, r)
 			if len(batch) >= 256<<10 {
@@ -229,6 +292,14 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Warn: warns.warn,
 	}
 	res, err := Dump(ctx, req.DLE, opt, sink)
+	if err == nil && enc != nil {
+		if err = enc.Close(); err == nil {
+			err = buf.Flush()
+		}
+		if err != nil {
+			err = fmt.Errorf("encrypting the payload: %w", err)
+		}
+	}
 	if err == nil {
 		err = flushIndex()
 	}
@@ -257,6 +328,9 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		SHA256:      res.Summary.SHA256,
 		Files:       res.Files,
 		Frames:      int64(len(res.Summary.Frames)),
+	}
+	if enc != nil {
+		d.PayloadSize, d.SHA256 = enc.Size(), enc.SHA256()
 	}
 	if err := c.WriteMsg(d); err != nil {
 		return wire.Done{Error: err.Error()}, warns.dropped

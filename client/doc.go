@@ -2,7 +2,9 @@
 // client`, TCP 10080) and touches users' data: it answers the server's
 // selfcheck, estimate and dump requests over mutual TLS. A dump walks a
 // DLE, writes it as a pax tar stream cut into independently compressed
-// frames (package image), and sends it with one index record per entry.
+// frames (package image), and sends it with one index record per entry;
+// asked to, it encrypts the framed payload to age recipients on its way
+// out (image/crypt), the frame records staying in the plaintext.
 // The agent's allow list is a boundary: a DLE and its exclude lists are
 // opened beneath it without following a symlink out, the walk goes by
 // directory descriptors and never follows a symlink, and what is sent

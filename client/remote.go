@@ -107,6 +107,9 @@ func (r *Remote) Estimate(ctx context.Context, req wire.Request) ([]wire.Estimat
 // DumpHandler receives a dump stream. Data gets payload bytes in order;
 // the slices are only valid during the call.
 type DumpHandler struct {
+	// Reply, when set, sees the agent's reply to the dump request (its
+	// version and features) before any payload; an error ends the dump.
+	Reply func(*wire.Reply) error
 	Data  func([]byte) error
 	Index func(wire.IndexRecord) error
 	Frame func(image.Frame) error
@@ -121,11 +124,16 @@ type DumpHandler struct {
 // message, or an error that says what went wrong and where.
 func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wire.Done, error) {
 	req.Op = wire.OpDump
-	c, raw, _, err := r.call(ctx, req)
+	c, raw, rep, err := r.call(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	defer raw.Close()
+	if h.Reply != nil {
+		if err := h.Reply(rep); err != nil {
+			return nil, err
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
 	defer stop()
 	warnings, dropped := 0, 0

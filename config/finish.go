@@ -599,6 +599,8 @@ func (f *finisher) encryption(d *Dumptype, k func(string) []string) {
 	switch {
 	case d.Encrypt == EncryptNone && given:
 		f.errf(k("encrypt"), "%s = \"none\" but the dumptype has recipients: remove recipients and recipient_files, or set encrypt = \"client\"", showKey(k("encrypt")))
+	case d.Encrypt == EncryptClient && d.Compress == CompressServerZstd:
+		f.errf(k("encrypt"), "%s = \"client\" with compress = \"server-zstd\": the server cannot compress what the client encrypted; use compress = \"client-zstd\", or encrypt = \"server\"", showKey(k("encrypt")))
 	case d.Encrypt != EncryptNone && !given:
 		f.errf(k("encrypt"), "%s = %q needs recipients = [\"age1…\"] or recipient_files (tapir key new makes a key and prints its recipient)", showKey(k("encrypt")), d.Encrypt)
 	case d.Encrypt != EncryptNone:

@@ -14,6 +14,9 @@ type Check struct {
 	Hostname string // the backup server's host name
 	Time     time.Time
 	Problems []Problem
+	// Warnings need a person's attention but do not stop the next run
+	// (the age recipients of a DLE changed since its last full).
+	Warnings []string
 	Info     []string // what is fine and what the next run will do ("Will write to volume X in slot 2.")
 	Summary  string   // one line, e.g. "12 hosts checked in 3 s."; optional
 }
@@ -55,6 +58,12 @@ func (c *Check) Text() string {
 			} else {
 				t.line("  ERROR: %s: %s", clean(p.Where), clean(p.What))
 			}
+		}
+	}
+	if len(c.Warnings) > 0 {
+		t.section("WARNINGS:")
+		for _, w := range c.Warnings {
+			t.line("  WARNING: %s", clean(w))
 		}
 	}
 	if len(c.Info) > 0 {

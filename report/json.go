@@ -79,6 +79,7 @@ type jsonDLE struct {
 	Strange     []string      `json:"strange"`
 	Retries     []jsonAttempt `json:"retries"`
 	Demoted     string        `json:"demoted"`
+	Warnings    []string      `json:"warnings,omitempty"`
 	FlushedFrom string        `json:"flushed_from"`
 	Files       int64         `json:"files"`
 	OrigBytes   int64         `json:"orig_bytes"`
@@ -130,7 +131,7 @@ func (r *Run) JSON() ([]byte, error) {
 	for _, d := range n.DLEs {
 		jd := jsonDLE{Host: d.Host, Path: d.Path, Level: d.Level, Status: d.Status, Reason: d.Reason,
 			Strange: nonNil(d.Strange), Retries: []jsonAttempt{}, Demoted: d.Demoted, FlushedFrom: d.Flushed,
-			Files: d.Files, OrigBytes: d.OrigSize, OutBytes: d.OutSize,
+			Warnings: d.Warnings, Files: d.Files, OrigBytes: d.OrigSize, OutBytes: d.OutSize,
 			DumpSeconds: seconds(d.DumpTime), TapeSeconds: seconds(d.TapeTime), Streamed: d.Streamed, Starved: seconds(d.Starved), Parts: []jsonPart{}}
 		for _, a := range d.Retries {
 			jd.Retries = append(jd.Retries, jsonAttempt{Level: a.Level, Reason: a.Reason})
@@ -247,7 +248,7 @@ func ParseJSON(b []byte) (*Run, error) {
 		p.nonNeg(f+".orig_bytes", jd.OrigBytes)
 		p.nonNeg(f+".out_bytes", jd.OutBytes)
 		d := DLE{Host: jd.Host, Path: jd.Path, Level: jd.Level, Status: jd.Status, Reason: jd.Reason,
-			Strange: jd.Strange, Demoted: jd.Demoted, Flushed: jd.FlushedFrom, Files: jd.Files,
+			Strange: jd.Strange, Demoted: jd.Demoted, Warnings: jd.Warnings, Flushed: jd.FlushedFrom, Files: jd.Files,
 			OrigSize: jd.OrigBytes, OutSize: jd.OutBytes,
 			DumpTime: p.dur(f+".dump_seconds", jd.DumpSeconds), TapeTime: p.dur(f+".tape_seconds", jd.TapeSeconds),
 			Streamed: jd.Streamed, Starved: p.dur(f+".starved_seconds", jd.Starved)}

@@ -111,12 +111,16 @@ type DLE struct {
 	Strange    []string  // the lines of the dump that made it strange (or the output of a failed one)
 	Retries    []Attempt // earlier attempts of this run that failed, in order
 	Demoted    string    // why the planned full became this incremental; "" when it did not
-	Flushed    string    // datestamp of the earlier run that dumped it; "" when dumped by this run
-	Files      int64
-	OrigSize   int64 // tar bytes
-	OutSize    int64 // payload bytes (after compression)
-	DumpTime   time.Duration
-	TapeTime   time.Duration
+	// Warnings are what a person should know about the DLE although its
+	// image is fine, one line each: the age recipients changed since its
+	// last full (restoring the chain needs the old keys too).
+	Warnings []string
+	Flushed  string // datestamp of the earlier run that dumped it; "" when dumped by this run
+	Files    int64
+	OrigSize int64 // tar bytes
+	OutSize  int64 // payload bytes (after compression)
+	DumpTime time.Duration
+	TapeTime time.Duration
 	// Streamed: the taper began writing the image while it was still
 	// being dumped to the holding disk.
 	Streamed bool
@@ -256,6 +260,7 @@ func (r *Run) normalized() *Run {
 	for i, d := range r.DLEs {
 		d.Host, d.Path, d.Status, d.Reason = valid(d.Host), valid(d.Path), valid(d.Status), valid(d.Reason)
 		d.Demoted, d.Flushed = valid(d.Demoted), valid(d.Flushed)
+		d.Warnings = validAll(d.Warnings)
 		d.Strange = validAll(d.Strange)
 		d.Retries = nil
 		for _, a := range r.DLEs[i].Retries {

@@ -458,6 +458,11 @@ func (r *Run) notes(t *textWriter) {
 			}
 		}
 	}
+	for _, d := range sortedDLEs(r.DLEs) {
+		for _, w := range d.Warnings {
+			ns = append(ns, fmt.Sprintf("warning: %s %s lev %d: %s", clean(d.Host), clean(d.Path), d.Level, clean(w)))
+		}
+	}
 	if len(ns) == 0 {
 		return
 	}

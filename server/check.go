@@ -10,14 +10,18 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/bytesize"
 	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/report"
@@ -29,6 +33,9 @@ import (
 type CheckOptions struct {
 	Clients bool // ask every client agent for a selfcheck of its DLEs
 	Mail    bool // greet the mail server
+	// Identity, when set, is an age identity file (tapir key new): the
+	// check proves it opens the newest image of every encrypted DLE.
+	Identity string
 }
 
 // MailCheck mails the outcome of a check to mailto.
@@ -62,6 +69,9 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions)
 	info := func(format string, a ...any) { c.Info = append(c.Info, fmt.Sprintf(format, a...)) }
 
 	serverChecks(ctx, cfg, deps, start, true, problem, info)
+	checkEncryption(ctx, cfg, deps, opt.Identity, problem, func(format string, a ...any) {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(format, a...))
+	}, info)
 	if opt.Clients {
 		n := checkClients(ctx, cfg, problem)
 		c.Summary = fmt.Sprintf("Client check: %d host(s), %d DLE(s) checked in %s.", n, len(cfg.DLEs), deps.Clock.Now().Sub(start).Round(time.Millisecond))
@@ -265,6 +275,9 @@ func checkClients(ctx context.Context, cfg *config.Config, problem func(where, f
 					results[i] = append(results[i], finding{"host " + h, err.Error()})
 					return
 				}
+				if dt := cfg.Dumptype(d); dt.Encrypt == config.EncryptClient && !slices.Contains(rep.Features, client.FeatureAge) {
+					results[i] = append(results[i], finding{fmt.Sprintf("DLE %s:%s", h, d.Path), noAgeFeature(d, rep.Version)})
+				}
 				for _, p := range rep.Problems {
 					results[i] = append(results[i], finding{fmt.Sprintf("DLE %s:%s", h, d.Path), p})
 				}
@@ -278,6 +291,169 @@ func checkClients(ctx context.Context, cfg *config.Config, problem func(where, f
 		}
 	}
 	return len(hosts)
+}
+
+// checkEncryption warns about every DLE whose encryption changed since
+// its last full (recipientsChanged) and, with an identity file, proves
+// that the key opens the newest restorable image of every encrypted DLE:
+// it unwraps the key from the image's age header in the catalog and, when
+// the image can be read without a person (the holding disk, a disk or
+// robot changer), decrypts its first and last chunks.
+func checkEncryption(ctx context.Context, cfg *config.Config, deps Deps, identity string, problem func(where, format string, a ...any), warn, info func(format string, a ...any)) {
+	var ids *crypt.Identities
+	if identity != "" {
+		var err error
+		if ids, err = crypt.ReadIdentities(identity); err != nil {
+			problem("identity "+identity, "%v", err)
+			ids = nil
+		}
+	}
+	encrypted := false
+	for _, d := range cfg.DLEs {
+		encrypted = encrypted || cfg.Dumptype(d).Encrypted()
+	}
+	cat, err := catalog.Open(cfg.Catalog)
+	if err != nil {
+		return // serverChecks said so
+	}
+	defer cat.Close()
+	var vs indexd.VolumeSource
+	var vsErr error
+	volumes := func() (indexd.VolumeSource, error) {
+		if vs == nil && vsErr == nil {
+			vs, vsErr = VolumeSource(cfg, deps, cat, deps.Log)
+		}
+		return vs, vsErr
+	}
+	opened := 0
+	for _, dle := range cfg.DLEs {
+		w, err := recipientsChanged(ctx, cat, dle, cfg.Dumptype(dle))
+		if err != nil {
+			problem("catalog", "%v", err)
+			return
+		}
+		if w != "" {
+			warn("%s", w)
+		}
+		if ids == nil {
+			continue
+		}
+		d, err := cat.NewestRestorable(ctx, dle.Host, dle.Path)
+		if err != nil {
+			problem("catalog", "%v", err)
+			return
+		}
+		if d == nil || !d.Encrypted() {
+			continue
+		}
+		where := fmt.Sprintf("DLE %s:%s", dle.Host, dle.Path)
+		what := fmt.Sprintf("level %d image %s of %s:%s", d.Level, d.Datestamp, d.Host, d.Path)
+		msg, err := proveKey(ctx, cat, holdingDisks(cfg), volumes, ids, d, what)
+		if err != nil {
+			problem(where, "%v", err)
+			continue
+		}
+		opened++
+		info("%s", msg)
+	}
+	if ids != nil && opened == 0 && !encrypted {
+		info("No DLE is encrypted: the identity %s was not needed.", identity)
+	}
+}
+
+// proveKey shows that ids open the image d (what names it): the key is
+// unwrapped from the age header the catalog keeps, and the first and the
+// last chunk are decrypted when the image can be read without a person.
+func proveKey(ctx context.Context, cat *catalog.Catalog, disks []string, volumes func() (indexd.VolumeSource, error), ids *crypt.Identities, d *catalog.Dump, what string) (string, error) {
+	if len(d.CryptHeader) == 0 {
+		return "", fmt.Errorf("the catalog has no age header for the %s: rebuild its catalog entry (tapir admin rebuild) to check a key against it", what)
+	}
+	key, err := crypt.Unwrap(d.CryptHeader, d.PayloadSize, ids.List)
+	if errors.Is(err, crypt.ErrWrongKey) {
+		mine := ids.Fingerprints()
+		if len(mine) == 0 {
+			mine = []string{"(none: the file holds no X25519 identity)"}
+		}
+		return "", fmt.Errorf("the key in %s is not a recipient of the %s: its fingerprint is %s, the image's are %s; restoring it needs one of those keys", ids.File, what, strings.Join(mine, ", "), strings.Join(d.Recipients, ", "))
+	}
+	if err != nil {
+		return "", fmt.Errorf("the %s: %v", what, err)
+	}
+	src := fmt.Sprintf("The key in %s opens the %s", ids.File, what)
+	var parts []catalog.Part
+	if d.HoldingPath == "" {
+		if parts, err = cat.Parts(ctx, d.ID); err != nil {
+			return "", err
+		}
+	}
+	var vs indexd.VolumeSource
+	if len(parts) > 0 {
+		vs, err = volumes()
+		if err != nil {
+			return src + fmt.Sprintf(" (its age header; its chunks were not read: %v).", err), nil
+		}
+		if vs.Properties().WaitsForPerson {
+			return src + fmt.Sprintf(" (its age header; its chunks were not read: it is on volume %s, which a person would have to insert).", parts[0].Volume), nil
+		}
+	}
+	is := indexd.NewImageReader(ctx, vs, disks, *d, parts)
+	defer is.Close()
+	l := key.Layout()
+	for _, off := range []int64{0, l.PlainSize() - 1} {
+		if off < 0 {
+			off = 0
+		}
+		first, _, cOff, cLen, err := l.Span(off, 1)
+		if err != nil {
+			return "", fmt.Errorf("the %s: %v", what, err)
+		}
+		ct := make([]byte, cLen)
+		if _, err := is.ReadAt(ct, cOff); err != nil {
+			return "", fmt.Errorf("the key opens the age header of the %s, but its chunk %d cannot be read: %v", what, first, err)
+		}
+		if _, err := key.Open(nil, ct, first); err != nil {
+			return "", fmt.Errorf("the key opens the age header of the %s, but %v (read from %s): the image is damaged", what, err, strings.Join(is.Where(), ", "))
+		}
+	}
+	return src + fmt.Sprintf(" (first and last chunk decrypted from %s).", strings.Join(is.Where(), ", ")), nil
+}
+
+// recipientsChanged says how the encryption of dle under its dumptype
+// now differs from that of its last full still in the catalog (other
+// recipients, or encrypted on one side only); "" when it does not, or
+// there is no full.
+func recipientsChanged(ctx context.Context, cat *catalog.Catalog, dle config.DLE, dt config.Dumptype) (string, error) {
+	full, err := cat.LastFull(ctx, dle.Host, dle.Path)
+	if err != nil || full == nil {
+		return "", err
+	}
+	var now []string
+	if dt.Encrypted() {
+		now = crypt.Fingerprints(dt.AgeRecipients)
+	}
+	was := slices.Clone(full.Recipients)
+	if !full.Encrypted() {
+		was = nil
+	}
+	slices.Sort(was)
+	if slices.Equal(was, now) {
+		return "", nil
+	}
+	name := dle.Host + ":" + dle.Path
+	force := fmt.Sprintf("`tapir admin force %s %s`", dle.Host, dle.Path)
+	fps := func(l []string) string {
+		if len(l) == 0 {
+			return "not encrypted"
+		}
+		return strings.Join(l, ", ")
+	}
+	switch {
+	case was == nil:
+		return fmt.Sprintf("%s is encrypted now (to %s) but its full of %s is not: the chain mixes plain and encrypted images; %s starts a chain encrypted from its full", name, fps(now), full.Datestamp, force), nil
+	case now == nil:
+		return fmt.Sprintf("%s is no longer encrypted but its full of %s is (to %s): restoring the chain needs those keys too; %s starts a chain without them", name, full.Datestamp, fps(was), force), nil
+	}
+	return fmt.Sprintf("recipients of %s changed since its full of %s (was %s, now %s): restoring the chain needs the old keys too; %s starts a chain under the new keys", name, full.Datestamp, fps(was), fps(now), force), nil
 }
 
 // greetMail connects to the mail server and waits for its greeting.

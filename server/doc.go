@@ -31,7 +31,13 @@
 // never while they hold a DLE's newest chain; the planner's look-ahead
 // (lookAhead) promotes fulls before a chain blocks the rotation. A dump's
 // tar stream is checked while it flows (ingest): clean relative names that
-// match the agent's index. Restores on the backup server itself (`tapir
+// match the agent's index. An encrypted dumptype (image/crypt) has the
+// agent encrypt (encrypt = "client": the stream must be an age file, whose
+// header the catalog keeps, and cannot be checked) or the server encrypt
+// what it checked (encrypt = "server"); either way the server holds only
+// recipients, never a key. Check warns when a DLE's recipients changed
+// since its last full and, given an identity, proves it opens the newest
+// image of each encrypted DLE. Restores on the backup server itself (`tapir
 // recover -c`) live in server/restore and reach the volumes through
 // VolumeSource, the same seam as the index server.
 //

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,12 +9,16 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tapir-backup/tapir/client"
+	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/tarscan"
 	"github.com/tapir-backup/tapir/internal/bytesize"
@@ -131,6 +136,15 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	hdr := &image.Header{Datestamp: r.datestamp, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Part: 1, Parts: 1,
 		Comp: comp, FrameSize: int64(j.dt.FrameSize), Encryption: "none",
 		OriginalSize: image.Unknown, PayloadSize: image.Unknown, Frames: image.Unknown, Files: image.Unknown}
+	// Encryption (docs/format/image.md, "Encryption"): client-side, the
+	// agent sends an age file and the server never sees the plaintext;
+	// server-side, the agent sends the usual payload, which is checked as
+	// always and encrypted on its way to the holding disk or the taper.
+	clientEnc := j.dt.Encrypt == config.EncryptClient
+	serverEnc := j.dt.Encrypt == config.EncryptServer
+	if clientEnc || serverEnc {
+		hdr.Encryption, hdr.Recipients = image.EncAge, crypt.Fingerprints(j.dt.AgeRecipients)
+	}
 	pr, pw := io.Pipe()
 	tg, err := r.place(ctx, j, hdr, pr, pw)
 	if err != nil {
@@ -151,7 +165,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	}
 	started := r.clock.Now()
 	id, err := r.cat.CreateDump(ctx, &catalog.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
-		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started})
+		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started, Encryption: hdr.Encryption, Recipients: hdr.Recipients})
 	if err != nil {
 		r.release(tg, err)
 		return err
@@ -181,19 +195,45 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		r.abort(ctx, tg, w, nil, id, err)
 		return err
 	}
-	// server-zstd: the agent sends the plain tar stream (its SHA-256 is of
-	// those bytes) and the server cuts and compresses the frames.
-	var spw *image.PayloadWriter
-	var rawSum hash.Hash
-	sink := out
-	if serverZstd {
-		spw, err = image.NewPayloadWriter(out, image.WriterOptions{Comp: image.CompZstd, Level: j.dt.CompressLevel, FrameSize: int(j.dt.FrameSize)})
+	// server-side encryption: what goes to the holding disk or the taper
+	// is the age file of the payload (compressed by the server with
+	// server-zstd); the agent's SHA-256 is checked on what it sent.
+	var senc *crypt.Writer
+	dst := out
+	if serverEnc {
+		// The age header and nonce are written at once: into the
+		// holding file, or the pipe the taper reads.
+		senc, err = crypt.NewWriter(out, j.dt.AgeRecipients)
 		if err != nil {
 			r.abort(ctx, tg, w, fw, id, err)
 			return err
 		}
+		dst = senc
+	}
+	// server-zstd: the agent sends the plain tar stream (its SHA-256 is of
+	// those bytes) and the server cuts and compresses the frames.
+	var spw *image.PayloadWriter
+	var rawSum hash.Hash
+	sink := dst
+	if serverZstd {
+		spw, err = image.NewPayloadWriter(dst, image.WriterOptions{Comp: image.CompZstd, Level: j.dt.CompressLevel, FrameSize: int(j.dt.FrameSize)})
+		if err != nil {
+			r.abort(ctx, tg, w, fw, id, err)
+			return err
+		}
+		sink = spw
+	}
+	// Encrypting (and hashing the ciphertext twice: the writer's sum and
+	// the holding file's) runs in its own goroutine, beside the reader of
+	// the connection, which hashes the plaintext.
+	var aw *asyncWriter
+	if serverEnc {
+		aw = newAsyncWriter(sink, 4)
+		sink = aw
+	}
+	if serverZstd || serverEnc {
 		rawSum = sha256.New()
-		sink = io.MultiWriter(rawSum, spw)
+		sink = io.MultiWriter(rawSum, sink)
 	}
 	// The stream is checked as it flows: clean relative names, matching
 	// the agent's index (promise 8). server-zstd streams arrive as plain tar.
@@ -201,8 +241,18 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	if serverZstd {
 		streamComp = image.CompNone
 	}
-	chk := newIngest(streamComp)
-	defer chk.Abort()
+	// A client-side encrypted stream is ciphertext: the server cannot
+	// check its names nor match it with the index (the agent's word; the
+	// restore refuses unsafe names itself). The stream must be an age
+	// file, whose header the catalog keeps.
+	var chk *ingest
+	var ah *ageHead
+	if clientEnc {
+		ah = &ageHead{}
+	} else {
+		chk = newIngest(streamComp)
+		defer chk.Abort()
+	}
 	var warns warnings
 	var frames []image.Frame
 	var dumped int64
@@ -213,23 +263,57 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		// The image arrived whole: it is recorded even when the run is
 		// being stopped (catalog writes honour a cancelled ctx).
 		ctx := context.WithoutCancel(ctx)
-		if err := chk.Finish(); err != nil {
-			return final("refused: %v", err)
+		if chk != nil {
+			if err := chk.Finish(); err != nil {
+				return final("refused: %v", err)
+			}
 		}
 		if int64(len(frames)) != done.Frames {
 			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
 		}
 		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
+		if aw != nil {
+			if err := aw.Close(); err != nil {
+				return err
+			}
+		}
+		if rawSum != nil {
+			if done.PayloadSize != dumped {
+				return fmt.Errorf("the agent on %s announced %d payload bytes of %s but sent %d: corrupted in transit", j.dle.Host, done.PayloadSize, j.dle.Path, dumped)
+			}
+			if got := hex.EncodeToString(rawSum.Sum(nil)); got != done.SHA256 {
+				return fmt.Errorf("the stream from %s has SHA-256 %s but the agent sent %s: corrupted in transit", j.dle.Host, got, done.SHA256)
+			}
+		}
 		if serverZstd {
 			if err := spw.Close(); err != nil {
 				return fmt.Errorf("server-side compression: %w", err)
 			}
-			if got := hex.EncodeToString(rawSum.Sum(nil)); got != done.SHA256 {
-				return fmt.Errorf("the tar stream from %s has SHA-256 %s but the agent sent %s: corrupted in transit", j.dle.Host, got, done.SHA256)
-			}
 			sum := spw.Sum()
 			hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256 = sum.OriginalSize, sum.PayloadSize, sum.SHA256
 			frames = sum.Frames
+		}
+		var cryptHdr []byte
+		if senc != nil {
+			if err := senc.Close(); err != nil {
+				return fmt.Errorf("server-side encryption: %w", err)
+			}
+			hdr.PayloadSize, hdr.SHA256 = senc.Size(), senc.SHA256()
+			cryptHdr = senc.Header()
+		}
+		if ah != nil {
+			if !ah.done {
+				return final("refused: %s:%s level %d: %s", j.dle.Host, j.dle.Path, j.level, ah.endErr())
+			}
+			cryptHdr = ah.hdr
+		}
+		if cryptHdr != nil {
+			if err := checkAgeLayout(cryptHdr, hdr.PayloadSize, frames); err != nil {
+				return final("refused: the encrypted image of %s:%s level %d: %v", j.dle.Host, j.dle.Path, j.level, err)
+			}
+			if err := r.cat.SetDumpCryptHeader(ctx, id, cryptHdr); err != nil {
+				return err
+			}
 		}
 		hdr.Frames = int64(len(frames))
 		if w != nil {
@@ -285,12 +369,24 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	}
 	j.res.Strange = nil
 	_, err = remote.Dump(ctx, dumpRequest(r.datestamp, j.dle, j.dt, j.level), client.DumpHandler{
+		Reply: func(rep *wire.Reply) error {
+			if clientEnc && !slices.Contains(rep.Features, client.FeatureAge) {
+				return final("%s", noAgeFeature(j.dle, rep.Version))
+			}
+			return nil
+		},
 		Data: func(b []byte) error {
 			if err := r.net.Wait(ctx, len(b)); err != nil {
 				return err
 			}
-			if _, err := chk.Write(b); err != nil {
-				return final("refused: %v", err)
+			if chk != nil {
+				if _, err := chk.Write(b); err != nil {
+					return final("refused: %v", err)
+				}
+			} else if !ah.done {
+				if err := ah.add(b); err != nil {
+					return final("refused: %s:%s level %d: %v", j.dle.Host, j.dle.Path, j.level, err)
+				}
 			}
 			_, err := sink.Write(b)
 			dumped += int64(len(b))
@@ -298,8 +394,10 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return err
 		},
 		Index: func(rec wire.IndexRecord) error {
-			if err := chk.Record(rec); err != nil {
-				return final("refused: %v", err)
+			if chk != nil {
+				if err := chk.Record(rec); err != nil {
+					return final("refused: %v", err)
+				}
 			}
 			return fw.Add(ctx, catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
 				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
@@ -313,7 +411,19 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		Safe: safe,
 	})
 	j.res.Strange = warns.list()
+	if err != nil && clientEnc && strings.Contains(err.Error(), `unknown field "encrypt"`) {
+		// An agent from before encryption refuses the request's fields.
+		err = final("%s", noAgeFeature(j.dle, ""))
+	}
 	if err != nil {
+		if aw != nil {
+			// Its goroutine may be writing into the taper's pipe: closed
+			// first, the write returns; then nothing writes any more.
+			if tg.pw != nil {
+				tg.pw.CloseWithError(err)
+			}
+			aw.Abort()
+		}
 		if spw != nil {
 			spw.Close()
 		}
@@ -340,9 +450,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	j.res.OrigSize, j.res.OutSize, j.res.Files = hdr.OriginalSize, hdr.PayloadSize, hdr.Files
 	if w != nil {
 		log.Info("dumped to holding", "file", j.holding, "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files)
-		if j.level > 0 {
+		if j.level > 0 && hdr.Encryption != image.EncAge {
 			// The directory listings of an incremental, so that a view at a
-			// date never has to read the image from a volume.
+			// date never has to read the image from a volume. Those of an
+			// encrypted image cannot be read without its key, which the
+			// server never holds.
 			if err := tarscan.RecordListings(ctx, r.cat, id, j.holding, r.disks); err != nil {
 				log.Warn("could not record the directory listings; the index server reads them from the image when first needed", "err", err)
 			}
@@ -364,6 +476,150 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		log.Info("dumped straight to a volume", "level", j.level, "bytes", hdr.PayloadSize, "files", hdr.Files, "volume", j.res.Parts[0].Volume)
 	}
 	return nil
+}
+
+// asyncWriter writes to w in its own goroutine what Write hands it
+// (copied, at most depth chunks waiting). A failed write is returned by a
+// later Write and by Close; the goroutine drops what follows.
+type asyncWriter struct {
+	q    chan []byte
+	free chan []byte
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+	end  sync.Once
+}
+
+func newAsyncWriter(w io.Writer, depth int) *asyncWriter {
+	a := &asyncWriter{q: make(chan []byte, depth), free: make(chan []byte, depth+1), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for b := range a.q {
+			if a.failed() == nil {
+				select {
+				case <-a.stop:
+					a.fail(errors.New("aborted"))
+				default:
+					if _, err := w.Write(b); err != nil {
+						a.fail(err)
+					}
+				}
+			}
+			select {
+			case a.free <- b[:0]:
+			default:
+			}
+		}
+	}()
+	return a
+}
+
+func (a *asyncWriter) failed() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+func (a *asyncWriter) fail(err error) {
+	a.mu.Lock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.mu.Unlock()
+}
+
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	if err := a.failed(); err != nil {
+		return 0, err
+	}
+	var b []byte
+	select {
+	case b = <-a.free:
+	default:
+	}
+	a.q <- append(b, p...)
+	return len(p), nil
+}
+
+// Close waits until everything handed over is written and returns the
+// first error.
+func (a *asyncWriter) Close() error {
+	a.end.Do(func() { close(a.q) })
+	<-a.done
+	return a.failed()
+}
+
+// Abort drops what was not written yet and waits for the goroutine.
+func (a *asyncWriter) Abort() {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	a.Close()
+}
+
+// ageHead gathers the first bytes of a client-side encrypted stream until
+// they hold the age header and nonce (at most crypt.MaxHeader +
+// crypt.NonceSize bytes), refusing a stream that is not an age file.
+type ageHead struct {
+	buf  []byte
+	hdr  []byte // the age header and nonce, once done
+	done bool
+}
+
+var agePrefix = []byte("age-encryption.org/v1\n")
+
+func (a *ageHead) add(b []byte) error {
+	room := crypt.MaxHeader + crypt.NonceSize - len(a.buf)
+	a.buf = append(a.buf, b[:min(len(b), room)]...)
+	n := min(len(a.buf), len(agePrefix))
+	if !bytes.Equal(a.buf[:n], agePrefix[:n]) {
+		// Its bytes are not shown: they may be the plaintext that was
+		// meant to be encrypted.
+		return errors.New("the agent was asked to encrypt with age but sent a stream that is not an age file (it does not start with age's header line); an agent that ignores encrypt must not be trusted with this DLE")
+	}
+	if hl, err := crypt.HeaderLen(a.buf); err == nil {
+		a.hdr, a.done, a.buf = bytes.Clone(a.buf[:hl]), true, nil
+		return nil
+	} else if len(a.buf) >= crypt.MaxHeader+crypt.NonceSize {
+		return fmt.Errorf("the agent's stream is not a valid age file: %v", err)
+	}
+	return nil
+}
+
+// endErr says why a stream that ended before its age header was whole is
+// refused.
+func (a *ageHead) endErr() string {
+	if len(a.buf) == 0 {
+		return "the agent was asked to encrypt with age but sent an empty stream"
+	}
+	return fmt.Sprintf("the agent's stream ended after %d bytes, inside its age header: it is not a whole age file", len(a.buf))
+}
+
+// checkAgeLayout checks that an age payload of size bytes with header hdr
+// is whole (every chunk full but the last) and holds the frames (offsets
+// in its plaintext).
+func checkAgeLayout(hdr []byte, size int64, frames []image.Frame) error {
+	l, err := crypt.NewLayout(int64(len(hdr)), size)
+	if err != nil {
+		return err
+	}
+	if n := len(frames); n > 0 {
+		if end := frames[n-1].Offset + frames[n-1].Size; end > l.PlainSize() {
+			return fmt.Errorf("its frames end at plaintext offset %d, past the %d bytes its %d-byte age file holds", end, l.PlainSize(), size)
+		}
+	}
+	return nil
+}
+
+// noAgeFeature says that the agent of dle cannot encrypt.
+func noAgeFeature(dle config.DLE, version string) string {
+	if version == "" {
+		version = "an older version"
+	}
+	return fmt.Sprintf("the dumptype of %s:%s says encrypt = \"client\", but the agent on %s (%s) cannot encrypt with age: upgrade tapir on %s, or set encrypt = \"server\" in the dumptype", dle.Host, dle.Path, dle.Host, version, dle.Host)
 }
 
 func kindOf(level int) holding.Kind {

@@ -119,6 +119,10 @@ func estimateDLE(ctx context.Context, cfg *config.Config, files wire.Files, date
 	}
 	req := dumpRequest(datestamp, d, dt, 0)
 	req.Levels = levels
+	// An estimate reads no data: it need not know the encryption (and an
+	// agent too old to know the fields, which refuses them, still
+	// estimates; its dump then fails saying why).
+	req.Encrypt, req.Recipients = "", nil
 	est, err := remote.Estimate(ctx, req)
 	if err != nil {
 		return nil, err

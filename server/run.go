@@ -16,6 +16,7 @@ import (
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/bytesize"
@@ -287,6 +288,7 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 		return r.end(ctx, sess, jobs, pub, err)
 	}
 	r.rep.EstimateTime = r.clock.Now().Sub(phase)
+	r.warnRecipients(ctx, dles)
 	pub.setPhase("dumping")
 	phase = r.clock.Now()
 	r.dumpAll(ctx, dles)
@@ -359,6 +361,25 @@ func (r *run) degradedLate() {
 	r.rep.Degraded = d
 }
 
+// warnRecipients warns in the report about every DLE to be dumped as an
+// incremental whose encryption changed since its last full: restoring its
+// chain needs the old keys too (recipientsChanged).
+func (r *run) warnRecipients(ctx context.Context, jobs []*job) {
+	for _, j := range jobs {
+		if j.res.Status != "" || j.level == 0 {
+			continue
+		}
+		w, err := recipientsChanged(ctx, r.cat, j.dle, j.dt)
+		if err != nil {
+			r.log.Warn("could not compare the recipients with the last full", "host", j.dle.Host, "path", j.dle.Path, "err", err)
+			continue
+		}
+		if w != "" {
+			j.res.Warnings = append(j.res.Warnings, w)
+		}
+	}
+}
+
 // newRemote is the server's handle on the agent of host, with the given
 // progress timeout.
 func newRemote(cfg *config.Config, files wire.Files, host string, timeout time.Duration) (*client.Remote, error) {
@@ -371,7 +392,7 @@ func newRemote(cfg *config.Config, files wire.Files, host string, timeout time.D
 
 // dumpRequest is what the agent is asked for a DLE at a level.
 func dumpRequest(datestamp string, dle config.DLE, dt config.Dumptype, level int) wire.Request {
-	return wire.Request{
+	req := wire.Request{
 		DLE:           dle.Path,
 		Level:         level,
 		Datestamp:     datestamp,
@@ -383,6 +404,10 @@ func dumpRequest(datestamp string, dle config.DLE, dt config.Dumptype, level int
 		OneFilesystem: dt.OneFS(),
 		Bandwidth:     int64(dt.Bandwidth),
 	}
+	if dt.Encrypt == config.EncryptClient {
+		req.Encrypt, req.Recipients = crypt.Name, dt.AgeRecipients
+	}
+	return req
 }
 
 // dumpAll runs up to inparallel dumpers, at most maxdumps per host, in the

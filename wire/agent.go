@@ -45,8 +45,11 @@ type Request struct {
 
 // Reply answers a Request; for a dump it precedes the stream.
 type Reply struct {
-	OK        bool       `json:"ok"`
-	Error     string     `json:"error,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Version and Features answer a selfcheck and a dump request (the
+	// server refuses to take a client-side encrypted dump from an agent
+	// without the "age" feature).
 	Version   string     `json:"version,omitempty"`
 	Features  []string   `json:"features,omitempty"`
 	Estimates []Estimate `json:"estimates,omitempty"`

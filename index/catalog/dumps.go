@@ -436,6 +436,35 @@ func (c *Catalog) DumpsWithStatus(ctx context.Context, status string) ([]Dump, e
 	return c.queryDumps(ctx, op, q, status)
 }
 
+// LastFull returns the newest level-0 dump of host:path that can be
+// restored (good on a volume, or whole on the holding disk); nil, nil when
+// there is none. Its Encryption and Recipients are what an incremental's
+// restore needs besides its own keys.
+func (c *Catalog) LastFull(ctx context.Context, host, path string) (*Dump, error) {
+	return c.newestRestorable(ctx, fmt.Sprintf("find the last full of %s:%s", host, path), host, path, true)
+}
+
+// NewestRestorable returns the newest dump of host:path at any level that
+// can be restored (good on a volume, or whole on the holding disk); nil,
+// nil when there is none.
+func (c *Catalog) NewestRestorable(ctx context.Context, host, path string) (*Dump, error) {
+	return c.newestRestorable(ctx, fmt.Sprintf("find the newest image of %s:%s", host, path), host, path, false)
+}
+
+func (c *Catalog) newestRestorable(ctx context.Context, op, host, path string, full bool) (*Dump, error) {
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE host = ? AND path = ?
+		AND (status = 'good' OR (status = 'holding' AND holding_path != ''))`
+	if full {
+		q += ` AND level = 0`
+	}
+	q += ` ORDER BY datestamp DESC, id DESC LIMIT 1`
+	ds, err := c.queryDumps(ctx, op, q, host, path)
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	return &ds[0], nil
+}
+
 func (c *Catalog) queryDumps(ctx context.Context, op, q string, args ...any) ([]Dump, error) {
 	var dumps []Dump
 	err := c.read(ctx, op, func(tx *sql.Tx) error {
