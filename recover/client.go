@@ -10,7 +10,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -126,10 +125,10 @@ func (cl *Client) broken(err error) error {
 
 // reply reads one reply; a reply with OK false becomes a *ServerError.
 //
-// A reply's images say how they are encrypted (cryptwire.Reply: the
+// A reply's images say how they are encrypted (wire.IndexReply: the
 // index protocol's reply with the fields of encrypted images).
-func (cl *Client) reply() (cryptwire.Reply, error) {
-	var r cryptwire.Reply
+func (cl *Client) reply() (wire.IndexReply, error) {
+	var r wire.IndexReply
 	cl.nc.SetDeadline(time.Now().Add(cl.stall()))
 	if err := cl.c.ReadMsg(&r); err != nil {
 		return r, cl.broken(err)
@@ -143,9 +142,9 @@ func (cl *Client) reply() (cryptwire.Reply, error) {
 	return r, nil
 }
 
-func (cl *Client) do(req wire.IndexRequest) (cryptwire.Reply, error) {
+func (cl *Client) do(req wire.IndexRequest) (wire.IndexReply, error) {
 	if err := cl.send(req); err != nil {
-		return cryptwire.Reply{}, err
+		return wire.IndexReply{}, err
 	}
 	return cl.reply()
 }
@@ -173,13 +172,13 @@ func (cl *Client) DLEs(host string) ([]string, error) {
 }
 
 // History lists the images of a DLE, newest first.
-func (cl *Client) History(q Query) ([]cryptwire.Image, error) {
+func (cl *Client) History(q Query) ([]wire.ImageInfo, error) {
 	r, err := cl.do(q.req(wire.IdxHistory))
 	return r.Images, err
 }
 
 // View returns the chain of images of the view, the full first.
-func (cl *Client) View(q Query) ([]cryptwire.Image, error) {
+func (cl *Client) View(q Query) ([]wire.ImageInfo, error) {
 	r, err := cl.do(q.req(wire.IdxView))
 	return r.Images, err
 }
@@ -230,14 +229,14 @@ func (cl *Client) Find(q Query, pattern string, limit int) (found []wire.EntryIn
 
 // Plan says what restoring paths needs: the images, their volumes and
 // where those are.
-func (cl *Client) Plan(q Query, paths []string) ([]cryptwire.Image, int, error) {
+func (cl *Client) Plan(q Query, paths []string) ([]wire.ImageInfo, int, error) {
 	p, err := cl.PlanNeeds(q, paths)
 	return p.Images, p.Entries, err
 }
 
 // PlanResult is what a restore of a selection reads.
 type PlanResult struct {
-	Images  []cryptwire.Image // in the order the restore reads them
+	Images  []wire.ImageInfo // in the order the restore reads them
 	Entries int
 	Needed  []string // the volumes the restore loads, in order
 }

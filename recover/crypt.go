@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
+	"github.com/tapir-backup/tapir/wire"
 )
 
 // ImageKeys unwraps, with the identities of ids (nil: none given), the
@@ -15,7 +15,7 @@ import (
 // encrypted image without a key that opens it fails the whole restore,
 // with a sentence that names the image and its recipients' fingerprints
 // (and the key's, when the key is the wrong one) and says what to do.
-func ImageKeys(q Query, imgs []cryptwire.Image, ids *crypt.Identities) ([]*crypt.Key, error) {
+func ImageKeys(q Query, imgs []wire.ImageInfo, ids *crypt.Identities) ([]*crypt.Key, error) {
 	var keys []*crypt.Key
 	for i, im := range imgs {
 		if !im.Encrypted() {
@@ -52,4 +52,35 @@ func fingerprints(fps []string) string {
 		return "(none named)"
 	}
 	return strings.Join(fps, ", ")
+}
+
+// sealedSpan is the ciphertext of a sealed frame of the payload l: the age
+// chunks [First, First+Count) hold its plaintext; their ciphertext is
+// payload bytes [Off, Off+Len), of which Send are sent (the first chunk
+// left out when carried), and the last chunk's ciphertext is the Tail
+// bytes at the end.
+type sealedSpan struct {
+	First, Count, Off, Len, Send, Tail int64
+}
+
+// spanOf checks a sealed frame against the layout of its payload and
+// returns its span. An error says what does not fit (a protocol error on
+// the shell's side).
+func spanOf(l crypt.Layout, s wire.Sealed) (sealedSpan, error) {
+	if s.Offset < 0 || s.Size <= 0 {
+		return sealedSpan{}, fmt.Errorf("frame %d: %d stored bytes at plaintext offset %d", s.Frame, s.Size, s.Offset)
+	}
+	first, count, off, n, err := l.Span(s.Offset, s.Size)
+	if err != nil {
+		return sealedSpan{}, fmt.Errorf("frame %d: %v", s.Frame, err)
+	}
+	sp := sealedSpan{First: first, Count: count, Off: off, Len: n, Send: n}
+	sp.Tail = l.ChunkCipher(first + count - 1)
+	if s.Carry {
+		sp.Send -= l.ChunkCipher(first)
+	}
+	if s.Cipher != sp.Send {
+		return sealedSpan{}, fmt.Errorf("frame %d: %d ciphertext bytes announced; age chunks %d..%d are %d bytes (carry %v: %d to send)", s.Frame, s.Cipher, first, first+count-1, n, s.Carry, sp.Send)
+	}
+	return sp, nil
 }

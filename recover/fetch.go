@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -44,7 +43,7 @@ type RestoreOptions struct {
 
 // RestoreResult says what a restore did.
 type RestoreResult struct {
-	Images   []cryptwire.Image
+	Images   []wire.ImageInfo
 	Entries  int      // in the plan
 	Needed   []string // the volumes the restore loads, in order
 	Restored int      // written
@@ -263,7 +262,7 @@ type chunkStream struct {
 	rc      *receiver
 	ctx     context.Context
 	img     int
-	info    cryptwire.Image
+	info    wire.ImageInfo
 	pending *recvItem // a message of a later image, read ahead
 	cur     *recvItem // the chunk whose tar bytes buf holds
 	ended   bool
@@ -277,7 +276,7 @@ type chunkStream struct {
 	ask      func(string) // may be nil
 }
 
-func (s *chunkStream) start(i int, info cryptwire.Image, progress func(string)) {
+func (s *chunkStream) start(i int, info wire.ImageInfo, progress func(string)) {
 	s.img, s.info, s.progress = i, info, progress
 	s.pos, s.buf, s.bad = 0, nil, ""
 	s.rc.skipBelow.Store(int64(i))

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -32,13 +31,13 @@ import (
 type receiver struct {
 	cl    *Client
 	ctx   context.Context
-	infos []cryptwire.Image
+	infos []wire.ImageInfo
 	// keys open the chunks of the encrypted images (nil for a plain one).
 	keys []*crypt.Key
 	// carry is the ciphertext of the last age chunk of the last sealed
 	// frame read (chunk carryChunk of image carryImg, -1 none): the next
 	// sealed frame of that image may begin in it, and then it is not
-	// sent again (cryptwire.Sealed).
+	// sent again (wire.Sealed).
 	carry      []byte
 	carryImg   int
 	carryChunk int64
@@ -68,8 +67,8 @@ type recvItem struct {
 	// sealed is set for a frame of an encrypted image (m.Chunk is then
 	// its Chunk): in holds the ciphertext of the age chunks of span, plain
 	// their plaintext once opened.
-	sealed *cryptwire.Sealed
-	span   cryptwire.Span
+	sealed *wire.Sealed
+	span   sealedSpan
 	plain  []byte
 	in     []byte // a chunk's stored bytes
 	out    []byte // its tar bytes: own, or in itself with no compression
@@ -96,7 +95,7 @@ func maxStored(tarSize int64) int64 { return tarSize + tarSize/16 + storedSlack 
 // frameBound is the most tar bytes a chunk of image info may hold: its
 // frame size (every frame but the last holds exactly that many), or
 // image.MaxFrameSize when the plan does not say.
-func frameBound(info cryptwire.Image) int64 {
+func frameBound(info wire.ImageInfo) int64 {
 	if info.FrameSize > 0 && info.FrameSize <= image.MaxFrameSize {
 		return info.FrameSize
 	}
@@ -109,7 +108,7 @@ func frameBound(info cryptwire.Image) int64 {
 //
 // keys (one per image, nil for a plain one; nil for none) open the age
 // chunks of the encrypted images' sealed frames.
-func (cl *Client) startReceiver(ctx context.Context, infos []cryptwire.Image, keys []*crypt.Key) *receiver {
+func (cl *Client) startReceiver(ctx context.Context, infos []wire.ImageInfo, keys []*crypt.Key) *receiver {
 	frames := 0
 	var biggest int64 = 1
 	sealed := false
@@ -125,7 +124,7 @@ func (cl *Client) startReceiver(ctx context.Context, infos []cryptwire.Image, ke
 	per := biggest + maxStored(biggest)
 	if sealed {
 		// The ciphertext of a frame's chunks and their plaintext.
-		per = biggest + 2*cryptwire.MaxCipher(maxStored(biggest))
+		per = biggest + 2*crypt.MaxCipher(maxStored(biggest))
 	}
 	window = max(1, min(window, image.DefaultParallelMemory/per))
 	workers = max(1, min(workers, int(window), frames))
@@ -217,15 +216,15 @@ func (r *receiver) read() {
 			return
 		}
 		it.m, it.out, it.err, it.bad, it.skipped, it.done = wire.RestoreMsg{}, nil, nil, nil, false, make(chan struct{})
-		it.sealed, it.span = nil, cryptwire.Span{}
+		it.sealed, it.span = nil, sealedSpan{}
 		err := r.deadline(waiting)
 		if err == nil {
-			var m cryptwire.Msg
+			var m wire.RestoreMsg
 			err = r.cl.c.ReadMsg(&m)
 			if err != nil {
 				err = r.failed(err)
 			}
-			it.m, it.sealed = m.RestoreMsg, m.Sealed
+			it.m, it.sealed = m, m.Sealed
 		}
 		if err == nil {
 			err = r.check(it)
@@ -340,7 +339,7 @@ func (r *receiver) check(it *recvItem) error {
 		case it.sealed != nil && key == nil:
 			return fmt.Errorf("%w: frame %d of image %d came sealed, but the plan says the image is not encrypted", wire.ErrProtocol, c.Frame, c.Image)
 		case it.sealed != nil:
-			sp, err := cryptwire.SpanOf(key.Layout(), *it.sealed)
+			sp, err := spanOf(key.Layout(), *it.sealed)
 			if err != nil {
 				return fmt.Errorf("%w: image %d: %v", wire.ErrProtocol, c.Image, err)
 			}

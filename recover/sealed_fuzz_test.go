@@ -13,7 +13,6 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -55,17 +54,17 @@ type sealedSender struct {
 
 // send sends frame k of image i; mutate may change the message and the
 // bytes (a lie, a flipped byte) before they go.
-func (s *sealedSender) send(c *wire.Conn, images []*streamImage, i, k int, mutate func(m *cryptwire.Sealed, ct []byte) []byte) error {
+func (s *sealedSender) send(c *wire.Conn, images []*streamImage, i, k int, mutate func(m *wire.Sealed, ct []byte) []byte) error {
 	im := images[i]
 	f := im.frames[k]
-	m := cryptwire.Sealed{Chunk: wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}, Offset: f.Offset}
+	m := wire.Sealed{Chunk: wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}, Offset: f.Offset}
 	first, count, off, n, err := im.layout.Span(f.Offset, f.Size)
 	if err != nil {
 		return err
 	}
 	if s.lastImg == i && s.lastChunk == first {
 		m.Carry = true
-		skip := cryptwire.ChunkCipher(im.layout, first)
+		skip := im.layout.ChunkCipher(first)
 		off, n = off+skip, n-skip
 	}
 	m.Cipher = n
@@ -74,7 +73,7 @@ func (s *sealedSender) send(c *wire.Conn, images []*streamImage, i, k int, mutat
 		ct = mutate(&m, ct)
 	}
 	s.lastImg, s.lastChunk = i, first+count-1
-	if err := c.WriteMsg(cryptwire.Msg{Sealed: &m}); err != nil {
+	if err := c.WriteMsg(wire.RestoreMsg{Sealed: &m}); err != nil {
 		return err
 	}
 	_, err = (wire.DataWriter{C: c, Chunk: 4096}).Write(ct)
@@ -167,7 +166,7 @@ func playSealed(images []*streamImage, prog []byte, lies *bool) func(c *wire.Con
 			case szSealed, szAgain:
 				err = s.send(c, images, i, k, nil)
 			case szFlip:
-				err = s.send(c, images, i, k, func(m *cryptwire.Sealed, ct []byte) []byte {
+				err = s.send(c, images, i, k, func(m *wire.Sealed, ct []byte) []byte {
 					if len(ct) > 0 {
 						ct[int(arg>>1)*97%len(ct)] ^= 1 << (arg % 8)
 					}
@@ -175,7 +174,7 @@ func playSealed(images []*streamImage, prog []byte, lies *bool) func(c *wire.Con
 				})
 			case szLie:
 				*lies = true
-				err = s.send(c, images, i, k, func(m *cryptwire.Sealed, ct []byte) []byte {
+				err = s.send(c, images, i, k, func(m *wire.Sealed, ct []byte) []byte {
 					switch (arg >> 1) % 8 {
 					case 0:
 						m.Offset += crypt.ChunkSize
@@ -195,7 +194,7 @@ func playSealed(images []*streamImage, prog []byte, lies *bool) func(c *wire.Con
 					case 7: // carries a chunk the shell does not hold
 						if !m.Carry {
 							first, _, _, _, _ := im.layout.Span(m.Offset, m.Size)
-							skip := min(cryptwire.ChunkCipher(im.layout, first), int64(len(ct)))
+							skip := min(im.layout.ChunkCipher(first), int64(len(ct)))
 							m.Carry, m.Cipher, ct = true, m.Cipher-skip, ct[skip:]
 						}
 					}
@@ -207,7 +206,7 @@ func playSealed(images []*streamImage, prog []byte, lies *bool) func(c *wire.Con
 					_, err = (wire.DataWriter{C: c, Chunk: 4096}).Write(im.chunkData(k))
 				}
 			case szCut:
-				err = s.send(c, images, i, k, func(m *cryptwire.Sealed, ct []byte) []byte { return ct[:len(ct)/2] })
+				err = s.send(c, images, i, k, func(m *wire.Sealed, ct []byte) []byte { return ct[:len(ct)/2] })
 				if err == nil {
 					return nil
 				}
@@ -358,7 +357,7 @@ func TestReceiverBoundsSealed(t *testing.T) {
 		cl := &Client{nc: a, c: wire.NewConn(a)}
 		info := images[0].info
 		info.FrameSize, info.Frames = fs, 100
-		r := cl.startReceiver(context.Background(), []cryptwire.Image{info}, []*crypt.Key{key})
+		r := cl.startReceiver(context.Background(), []wire.ImageInfo{info}, []*crypt.Key{key})
 		window := int64(cap(r.free))
 		bound := fs
 		if bound == 0 {
@@ -366,7 +365,7 @@ func TestReceiverBoundsSealed(t *testing.T) {
 		}
 		// A message holds the frame's ciphertext, its plaintext (the
 		// chunks opened) and its tar bytes.
-		per := bound + 2*cryptwire.MaxCipher(maxStored(bound))
+		per := bound + 2*crypt.MaxCipher(maxStored(bound))
 		if window < 1 || (window > 1 && window*per > image.DefaultParallelMemory) {
 			t.Errorf("frames of %d bytes: a window of %d messages of up to %d bytes", fs, window, per)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/internal/bytesize"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
+	"github.com/tapir-backup/tapir/wire"
 )
 
 // Shell is the recover shell, amrecover's commands over the index
@@ -44,7 +44,7 @@ type Shell struct {
 	Identities *crypt.Identities
 
 	sel   []string            // selected paths, relative to the DLE root ("" = all)
-	chain []cryptwire.Image   // the view's images (full first)
+	chain []wire.ImageInfo    // the view's images (full first)
 	cache map[string][]string // completion: directory -> names (dirs end in "/")
 }
 
@@ -375,14 +375,14 @@ func (sh *Shell) history(args []string) error {
 }
 
 // encrypted notes an encrypted image in history: to whom.
-func encrypted(im cryptwire.Image) string {
+func encrypted(im wire.ImageInfo) string {
 	if !im.Encrypted() {
 		return ""
 	}
 	return fmt.Sprintf("  (encrypted, %s to %s)", im.Encryption, fingerprints(im.Recipients))
 }
 
-func volumes(im cryptwire.Image) string {
+func volumes(im wire.ImageInfo) string {
 	if len(im.Volumes) == 0 {
 		if im.Holding || im.Status == "holding" {
 			return "(holding disk)"
@@ -820,7 +820,7 @@ func (sh *Shell) extract(args []string) error {
 	return nil
 }
 
-func sources(im cryptwire.Image) string {
+func sources(im wire.ImageInfo) string {
 	if im.Holding || len(im.Volumes) == 0 {
 		return "the holding disk"
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -25,7 +24,7 @@ import (
 // tar's root entry, never indexed), cut into small frames.
 
 type streamImage struct {
-	info    cryptwire.Image
+	info    wire.ImageInfo
 	frames  []image.Frame
 	payload []byte
 	entries []wire.EntryInfo // Image 0; the caller renumbers
@@ -92,8 +91,8 @@ func buildStreamImage(t testing.TB, comp image.Comp, frameSize int, names []stri
 	}
 	sum := pw.Sum()
 	im.frames, im.payload = sum.Frames, pb.Bytes()
-	im.info = cryptwire.Image{ImageInfo: wire.ImageInfo{Datestamp: "20250607010000", Level: 0, Status: "good", Comp: string(comp), FrameSize: int64(frameSize),
-		OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, Frames: len(sum.Frames), Entries: len(im.entries)}}
+	im.info = wire.ImageInfo{Datestamp: "20250607010000", Level: 0, Status: "good", Comp: string(comp), FrameSize: int64(frameSize),
+		OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, Frames: len(sum.Frames), Entries: len(im.entries)}
 	return im
 }
 
@@ -139,7 +138,7 @@ func pipeClient(t testing.TB, images []*streamImage, stream func(c *wire.Conn) e
 	a, b := net.Pipe()
 	cl := &Client{Addr: "fake", nc: a, c: wire.NewConn(a)}
 	fs := &fakeServer{c: wire.NewConn(b), conn: b, done: make(chan struct{})}
-	var infos []cryptwire.Image
+	var infos []wire.ImageInfo
 	var entries []wire.EntryInfo
 	for i, im := range images {
 		infos = append(infos, im.info)
@@ -155,7 +154,7 @@ func pipeClient(t testing.TB, images []*streamImage, stream func(c *wire.Conn) e
 			fs.err = err
 			return
 		}
-		if err := fs.c.WriteMsg(cryptwire.Reply{IndexReply: wire.IndexReply{OK: true, Count: len(entries)}, Images: infos}); err != nil {
+		if err := fs.c.WriteMsg(wire.IndexReply{OK: true, Count: len(entries), Images: infos}); err != nil {
 			fs.err = err
 			return
 		}
@@ -368,7 +367,7 @@ func TestReceiverBounds(t *testing.T) {
 	}{{1 << 20, 1000}, {64 << 20, 10}, {1 << 30, 3}, {0, 5}, {1 << 20, 1}} {
 		a, b := net.Pipe()
 		cl := &Client{nc: a, c: wire.NewConn(a)}
-		r := cl.startReceiver(context.Background(), []cryptwire.Image{{ImageInfo: wire.ImageInfo{Comp: "zst", FrameSize: c.frameSize, Frames: c.frames}}}, nil)
+		r := cl.startReceiver(context.Background(), []wire.ImageInfo{{Comp: "zst", FrameSize: c.frameSize, Frames: c.frames}}, nil)
 		window := int64(cap(r.free))
 		bound := c.frameSize
 		if bound == 0 {

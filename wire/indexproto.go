@@ -106,7 +106,19 @@ type ImageInfo struct {
 	Entries int   `json:"entries,omitempty"`
 	Frames  int   `json:"frames,omitempty"`
 	Bytes   int64 `json:"bytes,omitempty"`
+	// Encryption is "age" for an encrypted payload (absent: none), and
+	// Recipients the fingerprints of the keys it is encrypted to.
+	// CryptHeader (plan and restore replies) is the payload's age header
+	// and nonce, from the catalog: the shell unwraps the payload key from
+	// it with its identity before anything is written. All three are
+	// absent for a plain image, whose reply is what it always was.
+	Encryption  string   `json:"encryption,omitempty"`
+	Recipients  []string `json:"recipients,omitempty"`
+	CryptHeader []byte   `json:"crypt_header,omitempty"`
 }
+
+// Encrypted reports whether the image's payload is encrypted.
+func (im ImageInfo) Encrypted() bool { return im.Encryption != "" && im.Encryption != "none" }
 
 // VolumeNeed is a volume an image has a part on.
 type VolumeNeed struct {
@@ -150,13 +162,30 @@ type Chunk struct {
 	Size      int64 `json:"size"`
 }
 
+// Sealed announces one frame of an encrypted image: Cipher bytes of age
+// ciphertext follow in data frames. The embedded Chunk describes the frame
+// as a plain chunk does (Size: its stored bytes, in the plaintext of the
+// payload); Offset is where those bytes start in the plaintext. The bytes
+// that follow are the ciphertext of the age chunks that hold plaintext
+// [Offset, Offset+Size) (crypt.Layout.Span), except, when Carry is set,
+// their first chunk: it is the last chunk of the sealed message before,
+// of the same image, which the shell keeps, so that a chunk shared by two
+// frames in a row crosses the network once.
+type Sealed struct {
+	Chunk
+	Offset int64 `json:"offset"`
+	Carry  bool  `json:"carry,omitempty"`
+	Cipher int64 `json:"cipher"`
+}
+
 // RestoreMsg is a message frame within a restore stream: exactly one of
-// Chunk, Image, Ask and End is set.
+// Chunk, Sealed, Image, Ask and End is set.
 type RestoreMsg struct {
-	Chunk *Chunk      `json:"chunk,omitempty"`
-	Image *ImageStart `json:"image,omitempty"`
-	Ask   *VolumeAsk  `json:"ask,omitempty"`
-	End   *RestoreEnd `json:"end,omitempty"`
+	Chunk  *Chunk      `json:"chunk,omitempty"`
+	Sealed *Sealed     `json:"sealed,omitempty"`
+	Image  *ImageStart `json:"image,omitempty"`
+	Ask    *VolumeAsk  `json:"ask,omitempty"`
+	End    *RestoreEnd `json:"end,omitempty"`
 }
 
 // VolumeAsk asks the person at the shell for a volume the restore needs

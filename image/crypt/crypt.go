@@ -275,6 +275,20 @@ func (l Layout) Span(off, n int64) (first, count, cipherOff, cipherLen int64, er
 	return first, count, cipherOff, end - cipherOff, nil
 }
 
+// ChunkCipher is the ciphertext bytes of chunk c (every chunk 64 KiB and
+// its tag, the last fewer).
+func (l Layout) ChunkCipher(c int64) int64 {
+	start := l.HeaderLen + c*encChunk
+	return min(encChunk, l.Size-start)
+}
+
+// MaxCipher is the most ciphertext the chunks holding n plaintext bytes
+// take: the chunks they touch (one more when they do not start at a
+// chunk's start), with their tags.
+func MaxCipher(n int64) int64 {
+	return (n/ChunkSize + 2) * encChunk
+}
+
 // HeaderLen finds where the age header and nonce end in b, the first
 // bytes of a payload (at least the whole header and nonce). The header
 // must be exactly as age writes it.

@@ -288,7 +288,7 @@ func TestEncryptedSingleFileRestore(t *testing.T) {
 			}
 			im := res.Images[0]
 			if !im.Encrypted() || len(im.CryptHeader) == 0 || im.Recipients[0] != crypt.Fingerprint(es.rcpt) {
-				t.Errorf("plan image %+v: want it encrypted to %s, with its age header", im.ImageInfo, crypt.Fingerprint(es.rcpt))
+				t.Errorf("plan image %+v: want it encrypted to %s, with its age header", im, crypt.Fingerprint(es.rcpt))
 			}
 			// The frames of a 100 KiB file in 200 KiB frames: at most two
 			// frames, each within 4 age chunks; the volume is read by

@@ -12,7 +12,7 @@
 // server: the frames are mapped to the 64 KiB age chunks that hold them
 // (sealed.go), the server reads and sends their ciphertext (a chunk two
 // frames share goes once, carried), and the shell decrypts. The protocol
-// fields for it are in recover/cryptwire until they move to wire.
+// fields for it are wire.ImageInfo's encryption and wire.Sealed.
 //
 // A certificate with the client role browses and restores only the DLEs of
 // the host it names; an admin (or server) certificate browses every host.

@@ -13,7 +13,6 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/testsite"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -156,7 +155,7 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 		if typ != wire.FrameMsg {
 			t.Fatalf("request %d: reply is a frame %q", i, typ)
 		}
-		var r cryptwire.Reply // a plain reply decodes as one too
+		var r wire.IndexReply
 		if err := wire.DecodeMsg(b, &r); err != nil {
 			t.Fatalf("request %d: reply %q does not decode: %v", i, b, err)
 		}
@@ -198,7 +197,7 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 			if typ != wire.FrameMsg {
 				continue
 			}
-			var m cryptwire.Msg
+			var m wire.RestoreMsg
 			if err := wire.DecodeMsg(b, &m); err != nil {
 				t.Fatalf("restore stream message %q: %v", b, err)
 			}
@@ -217,8 +216,8 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 func checkFrame(t *testing.T, typ byte, b []byte) {
 	switch typ {
 	case wire.FrameMsg:
-		var r cryptwire.Reply
-		var m cryptwire.Msg
+		var r wire.IndexReply
+		var m wire.RestoreMsg
 		if wire.DecodeMsg(b, &r) != nil && wire.DecodeMsg(b, &m) != nil {
 			t.Fatalf("message %q is neither a reply nor a restore message", b)
 		}

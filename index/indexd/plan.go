@@ -14,7 +14,6 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -453,12 +452,12 @@ func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames
 			return sent, &connError{context.Cause(ctx)}
 		}
 		off, size := f.Offset, f.Size
-		var msg any = wire.RestoreMsg{Chunk: &wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}}
+		msg := wire.RestoreMsg{Chunk: &wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}}
 		if sealed != nil {
 			s := sealed[k].msg
 			s.Image = i
 			off, size = sealed[k].off, sealed[k].n
-			msg = cryptwire.Msg{Sealed: &s}
+			msg = wire.RestoreMsg{Sealed: &s}
 		}
 		if int64(cap(buf)) < size {
 			buf = make([]byte, size)

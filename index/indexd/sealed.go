@@ -6,42 +6,34 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/recover/cryptwire"
 	"github.com/tapir-backup/tapir/wire"
 )
 
-// withCrypt returns the reply to write for images of dumps: r itself when
-// none is encrypted (the reply is what it always was), otherwise r with
-// each image's encryption (and, with header set, its age header) as
-// cryptwire.Reply.
-func withCrypt(r wire.IndexReply, dumps []catalog.Dump, header bool) any {
-	enc := false
-	for _, d := range dumps {
-		enc = enc || d.Encrypted()
-	}
-	if !enc || len(dumps) != len(r.Images) {
+// withCrypt returns r with each image's encryption (and, with header set,
+// its age header) from dumps, the dumps of r.Images in order. A plain
+// image's fields stay empty: its reply is what it always was.
+func withCrypt(r wire.IndexReply, dumps []catalog.Dump, header bool) wire.IndexReply {
+	if len(dumps) != len(r.Images) {
 		return r
 	}
-	out := cryptwire.Reply{IndexReply: r, Images: make([]cryptwire.Image, len(r.Images))}
-	for i, ii := range r.Images {
-		out.Images[i].ImageInfo = ii
-		if d := dumps[i]; d.Encrypted() {
-			out.Images[i].Encryption = d.Encryption
-			out.Images[i].Recipients = d.Recipients
-			if header {
-				out.Images[i].CryptHeader = d.CryptHeader
-			}
+	for i, d := range dumps {
+		if !d.Encrypted() {
+			continue
+		}
+		r.Images[i].Encryption = d.Encryption
+		r.Images[i].Recipients = d.Recipients
+		if header {
+			r.Images[i].CryptHeader = d.CryptHeader
 		}
 	}
-	out.IndexReply.Images = nil
-	return out
+	return r
 }
 
 // sealedFrame is what the server sends of one frame of an encrypted
 // image: the message, and the ciphertext to read for it (payload bytes
 // [off, off+n), n 0 when its only chunk was sent with the frame before).
 type sealedFrame struct {
-	msg    cryptwire.Sealed
+	msg    wire.Sealed
 	off, n int64
 }
 
@@ -63,14 +55,14 @@ func sealFrames(d catalog.Dump, frames []image.Frame) ([]sealedFrame, error) {
 	out := make([]sealedFrame, 0, len(frames))
 	last := int64(-1) // the last chunk sent
 	for _, f := range frames {
-		s := cryptwire.Sealed{Chunk: wire.Chunk{Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}, Offset: f.Offset}
+		s := wire.Sealed{Chunk: wire.Chunk{Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}, Offset: f.Offset}
 		first, count, off, n, err := l.Span(f.Offset, f.Size)
 		if err != nil {
 			return nil, fmt.Errorf("%s: frame %d: %v: the catalog's frame list does not match the image (rebuild it)", what, f.Index, err)
 		}
 		if first == last {
 			s.Carry = true
-			skip := cryptwire.ChunkCipher(l, first)
+			skip := l.ChunkCipher(first)
 			off, n = off+skip, n-skip
 		}
 		s.Cipher = n
