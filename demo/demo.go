@@ -15,6 +15,7 @@ import (
 
 	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/recover"
 	"github.com/tapir-backup/tapir/server"
@@ -92,6 +93,26 @@ func Run(ctx context.Context, opt Options) error {
 		say("Changed %d files of the sample tree in %s since the last night", n, data)
 	}
 
+	// 2b. A second DLE whose images are encrypted by the agent, and the
+	// key that opens them. On a real site the key never lives on the
+	// backup server (tapir key new on a safe machine, its recipient in the
+	// configuration); the demo has one machine.
+	secrets := filepath.Join(dir, "secrets")
+	keyFile := filepath.Join(dir, "keys", "demo.key")
+	recipient, err := demoKey(keyFile, opt.Clock, say)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if _, err := os.Stat(secrets); errors.Is(err, os.ErrNotExist) {
+		n, err := GenerateSecrets(secrets)
+		if err != nil {
+			return fmt.Errorf("demo: generate the encrypted DLE: %w", err)
+		}
+		say("Generated %d files in %s, a DLE whose images are encrypted to the key %s", n, secrets, rel(keyFile))
+	} else if err := TouchSecret(secrets, opt.Clock.Now()); err != nil {
+		return fmt.Errorf("demo: change the encrypted DLE: %w", err)
+	}
+
 	// 3. The client agent, in-process, on a free loopback port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -102,7 +123,7 @@ func Run(ctx context.Context, opt Options) error {
 		ln.Close()
 		return fmt.Errorf("demo: %w", err)
 	}
-	agent := &client.Agent{Log: opt.Log.With("component", "agent"), TLS: agentTLS, Allow: []string{data}, StateDir: filepath.Join(dir, "agent-state")}
+	agent := &client.Agent{Log: opt.Log.With("component", "agent"), TLS: agentTLS, Allow: []string{data, secrets}, StateDir: filepath.Join(dir, "agent-state")}
 	actx, stop := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- agent.Serve(actx, ln) }()
@@ -112,7 +133,7 @@ func Run(ctx context.Context, opt Options) error {
 
 	// 4. Configuration.
 	cfgPath := filepath.Join(dir, "tapir.toml")
-	if err := writeConfig(cfgPath, data, addr); err != nil {
+	if err := writeConfig(cfgPath, data, secrets, recipient, addr); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -177,6 +198,24 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	say("The shell restored %s into %s: identical to the original.", pick, rel(shellDir))
 
+	// 6c. A file of the encrypted DLE: the catalog locates it like any
+	// other, and only the age chunks of its frames are read and decrypted.
+	ids, err := crypt.ReadIdentities(keyFile)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	secretPick := SecretFile
+	secretDir := filepath.Join(dir, "restore", rep.Datestamp+"-encrypted")
+	os.RemoveAll(secretDir)
+	sres, err := restore.File(ctx, cfg, restore.Request{Host: "localhost", Path: secrets, File: secretPick, To: secretDir, Volumes: vols, Identities: ids}, opt.Log.With("component", "recover"))
+	if err != nil {
+		return fmt.Errorf("demo: restore of %s from the encrypted DLE failed: %w", secretPick, err)
+	}
+	if err := sameFile(filepath.Join(secrets, secretPick), sres.Written); err != nil {
+		return fmt.Errorf("demo: the file restored from the encrypted DLE differs from the original: %w", err)
+	}
+	say("Restored %s of the encrypted DLE with --identity %s from volume %s, tape file %d: identical to the original.", secretPick, rel(keyFile), sres.Volume, sres.FileNo)
+
 	// 7. Where things are and what to type next.
 	vt := cfg.Changer.Path
 	say("\n--- where things are ---\n")
@@ -186,11 +225,18 @@ func Run(ctx context.Context, opt Options) error {
 	say("  holding disk    %s (empty when every image is on a volume)", rel(cfg.Holding[0].Path))
 	say("  reports         %s", rel(cfg.ReportDir))
 	say("  certificates    %s", rel(tlsDir))
-	tapeFile := ""
+	say("  age key         %s (opens the images of %s; keep such a key off the backup server)", rel(keyFile), rel(secrets))
+	tapeFile, secretFile := "", ""
 	if len(rep.Volumes) > 0 {
-		matches, _ := filepath.Glob(filepath.Join(vt, fmt.Sprintf("slot%d", rep.Volumes[0].Slot), "00001.*"))
-		if len(matches) > 0 {
-			tapeFile = matches[0]
+		matches, _ := filepath.Glob(filepath.Join(vt, fmt.Sprintf("slot%d", rep.Volumes[0].Slot), "0*.localhost.*"))
+		for _, m := range matches {
+			if strings.Contains(filepath.Base(m), "secrets") {
+				if secretFile == "" {
+					secretFile = m
+				}
+			} else if tapeFile == "" {
+				tapeFile = m
+			}
 		}
 	}
 	say("\n--- try next ---\n")
@@ -211,6 +257,16 @@ func Run(ctx context.Context, opt Options) error {
 		say("  # read an image with standard tools only, as you would on a machine without tapir")
 		say("  dd if=%s bs=32k skip=1 | zstd -dc | tar -tvf - | head", rel(tapeFile))
 		say("  head -c 1024 %s   # the image header says the same", rel(tapeFile))
+	}
+	if secretFile != "" {
+		say("  # an encrypted image: age, with the key, before zstd")
+		say("  dd if=%s bs=32k skip=1 | age -d -i %s | zstd -dc | tar -tvf - | head", rel(secretFile), rel(keyFile))
+	}
+	say("  # the encrypted DLE's files, with the key (without it: a sentence naming the image)")
+	say("  go run ./cmd/tapir recover -c %s --host localhost --path %s --all --identity %s --to /tmp/tapir-restore-secrets", rel(cfgPath), secrets, rel(keyFile))
+	say("  go run ./cmd/tapir key paper %s   # the key as a text block for a safe", rel(keyFile))
+	if len(rep.Volumes) > 0 {
+		say("  go run ./cmd/tapir verify -c %s %s --identity %s   # every age chunk and the tar stream inside too", rel(cfgPath), rep.Volumes[0].Label, rel(keyFile))
 	}
 	say("  # the effective configuration, every default filled in")
 	say("  go run ./cmd/tapir config check -c %s", rel(cfgPath))
@@ -292,17 +348,28 @@ compress = "client-zstd"
 compress_level = 1
 frame_size = "1 MiB"
 
+# Encrypted by the agent to the demo's key (keys/demo.key): the server
+# holds only the recipient.
+[dumptype.secret]
+encrypt = "client"
+recipients = ["{{.Recipient}}"]
+
 [host.localhost]
 address = "{{.Addr}}"
 
 [[dle]]
 host = "localhost"
 path = "{{.Data}}"
+
+[[dle]]
+host = "localhost"
+path = "{{.Secrets}}"
+dumptype = "secret"
 `))
 
-func writeConfig(path, data, addr string) error {
+func writeConfig(path, data, secrets, recipient, addr string) error {
 	var b bytes.Buffer
-	if err := cfgTemplate.Execute(&b, map[string]string{"Server": ServerName, "Addr": addr, "Data": data}); err != nil {
+	if err := cfgTemplate.Execute(&b, map[string]string{"Server": ServerName, "Addr": addr, "Data": data, "Secrets": secrets, "Recipient": recipient}); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
@@ -333,4 +400,26 @@ func sameFile(a, b string) error {
 		return fmt.Errorf("%s has mtime %v, restored %v", a, sa.ModTime(), sb.ModTime())
 	}
 	return nil
+}
+
+// demoKey makes the demo's age key in keyFile unless it exists, and
+// returns its recipient.
+func demoKey(keyFile string, clk clock.Clock, say func(string, ...any)) (string, error) {
+	if ids, err := crypt.ReadIdentities(keyFile); err == nil && len(ids.Recipients) > 0 {
+		return ids.Recipients[0], nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+		return "", err
+	}
+	id, err := crypt.NewIdentity()
+	if err != nil {
+		return "", err
+	}
+	if err := crypt.WriteIdentityFile(keyFile, crypt.IdentityFileText(id, clk.Now())); err != nil {
+		return "", err
+	}
+	say("Made an age key %s (as tapir key new does); its recipient %s goes in the configuration", rel(keyFile), id.Recipient())
+	return id.Recipient().String(), nil
 }

@@ -25,7 +25,7 @@ func TestDemoTenNights(t *testing.T) {
 			t.Fatalf("night %d: %v\n%s", night, err, out.String())
 		}
 		text := out.String()
-		for _, want := range []string{"TAPIR MAIL REPORT", "identical to the original", "where things are", "try next", "dd if="} {
+		for _, want := range []string{"TAPIR MAIL REPORT", "identical to the original", "of the encrypted DLE with --identity", "where things are", "try next", "dd if=", "| age -d -i "} {
 			if !strings.Contains(text, want) {
 				t.Errorf("night %d: output lacks %q:\n%s", night, want, text)
 			}

@@ -134,3 +134,55 @@ func pickFile(dir string, night int) (string, error) {
 	sort.Strings(files)
 	return files[len(files)/2], nil
 }
+
+// SecretFile is the file of the encrypted DLE that each demo night
+// changes (TouchSecret) and restores.
+const SecretFile = "payroll/payroll-03.txt"
+
+// TouchSecret appends a line to SecretFile, so that the next incremental
+// of the encrypted DLE holds it.
+func TouchSecret(dir string, now time.Time) error {
+	f, err := os.OpenFile(filepath.Join(dir, SecretFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(f, "\nchanged %s\n", now.UTC().Format(time.RFC3339Nano)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// GenerateSecrets writes the small tree of the demo's encrypted DLE: a
+// few directories of text files, one larger than an age chunk.
+func GenerateSecrets(dir string) (int, error) {
+	r := rand.New(rand.NewPCG(7, 11))
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	n := 0
+	for d, name := range []string{"payroll", "contracts", "keys-escrow"} {
+		sub := filepath.Join(dir, name)
+		if err := os.MkdirAll(sub, 0o750); err != nil {
+			return n, err
+		}
+		for f := 0; f < 12; f++ {
+			var b strings.Builder
+			size := 300 + r.IntN(4000)
+			if d == 0 && f == 0 {
+				size = 200 << 10
+			}
+			for b.Len() < size {
+				b.WriteString(words[r.IntN(len(words))])
+				b.WriteByte(' ')
+			}
+			p := filepath.Join(sub, fmt.Sprintf("%s-%02d.txt", name, f))
+			if err := os.WriteFile(p, []byte(b.String()), 0o640); err != nil {
+				return n, err
+			}
+			if err := os.Chtimes(p, base, base); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
