@@ -74,7 +74,7 @@ func Run(ctx context.Context, s *testsite.Site, datestamp string, dles []testsit
 			continue
 		}
 		if dev == nil {
-			if dev, label, err = nextVolume(ctx, s, datestamp, start); err != nil {
+			if dev, label, err = s.NextVolume(ctx, datestamp, start); err != nil {
 				return ids, err
 			}
 		}
@@ -90,37 +90,6 @@ func Run(ctx context.Context, s *testsite.Site, datestamp string, dles []testsit
 		status = catalog.RunDegraded
 	}
 	return ids, cat.FinishRun(ctx, runID, status, start.Add(time.Minute), "")
-}
-
-// nextVolume labels the vtape of the first slot no volume of the catalog
-// is in.
-func nextVolume(ctx context.Context, s *testsite.Site, datestamp string, start time.Time) (taper.Device, string, error) {
-	vols, err := s.Catalog.Volumes(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	slot := 1
-	for _, v := range vols {
-		slot = max(slot, v.Slot+1)
-	}
-	if slot > s.Slots {
-		return nil, "", fmt.Errorf("crypttest: all %d slots are used", s.Slots)
-	}
-	label := fmt.Sprintf("TEST-%03d", slot)
-	dev, err := s.Changer.Load(ctx, slot)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := s.Catalog.AddVolume(ctx, catalog.Volume{Label: label, Slot: slot, Blocksize: s.Blocksize, Created: start}); err != nil {
-		return nil, "", err
-	}
-	if _, err := s.Catalog.StartVolumeWrite(ctx, label, slot, s.Blocksize, datestamp); err != nil {
-		return nil, "", err
-	}
-	if err := taper.WriteLabel(dev, taper.Label{Datestamp: datestamp, Label: label, Org: s.Org, Blocksize: s.Blocksize, Created: start}); err != nil {
-		return nil, "", err
-	}
-	return dev, label, nil
 }
 
 // dumpOne writes the image of d encrypted onto the holding disk and
@@ -247,11 +216,11 @@ func tape(ctx context.Context, s *testsite.Site, dev taper.Device, label string,
 	h := sha256.New()
 	for i, n := range lengths {
 		if i > 0 {
-			if dev, label, err = nextVolume(ctx, s, datestamp, start); err != nil {
+			if dev, label, err = s.NextVolume(ctx, datestamp, start); err != nil {
 				return dev, label, err
 			}
 		}
-		p, err := writePart(s, dev, label, *hdr, i+1, hf, off, n, h)
+		p, err := s.WritePart(dev, label, *hdr, i+1, hf, off, n, h)
 		if err != nil {
 			return dev, label, err
 		}
@@ -267,47 +236,4 @@ func tape(ctx context.Context, s *testsite.Site, dev taper.Device, label string,
 	}
 	hf.Close()
 	return dev, label, os.Remove(hpath)
-}
-
-// writePart writes payload bytes [off, off+n) of hf as part number part
-// (of an unknown number, as the taper writes them) on dev.
-func writePart(s *testsite.Site, dev taper.Device, label string, hdr image.Header, part int, hf *os.File, off, n int64, h io.Writer) (catalog.Part, error) {
-	if dev.Properties().NamesFiles {
-		if err := dev.BeginFile(hdr.Name()); err != nil {
-			return catalog.Part{}, err
-		}
-	}
-	pos, err := dev.Tell()
-	if err != nil {
-		return catalog.Part{}, err
-	}
-	hdr.Part, hdr.Parts, hdr.Blocksize = part, image.Unknown, s.Blocksize
-	hb, err := hdr.Marshal()
-	if err != nil {
-		return catalog.Part{}, err
-	}
-	if err := dev.WriteRecord(hb); err != nil {
-		return catalog.Part{}, err
-	}
-	r := io.NewSectionReader(hf, image.HeaderSize+off, n)
-	buf := make([]byte, s.Blocksize)
-	for {
-		k, rerr := io.ReadFull(r, buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if err := dev.WriteRecord(buf[:k]); err != nil && !errors.Is(err, taper.ErrEarlyWarning) {
-				return catalog.Part{}, err
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return catalog.Part{}, rerr
-		}
-	}
-	if err := dev.WriteFilemark(); err != nil {
-		return catalog.Part{}, err
-	}
-	return catalog.Part{Volume: label, Part: part, FileNo: pos.File, Record: pos.Record, LogicalPos: pos.Logical, Offset: off, Length: n}, nil
 }

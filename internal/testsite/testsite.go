@@ -42,8 +42,6 @@ type Site struct {
 	Catalog *catalog.Catalog
 	Changer *taper.DiskChanger
 	CA      *wire.CA
-
-	nextSlot int
 }
 
 // Options size a site; zero values get defaults.
@@ -59,7 +57,7 @@ func New(dir string, o Options) (*Site, error) {
 	s := &Site{Dir: dir, TLSDir: filepath.Join(dir, "tls"), Vtapes: filepath.Join(dir, "vtapes"),
 		Holding: filepath.Join(dir, "holding"), StateDir: filepath.Join(dir, "client-state"),
 		CatalogDB: filepath.Join(dir, "state", "catalog.db"), Slots: o.Slots, Capacity: o.Capacity,
-		Blocksize: o.Blocksize, Org: "test", nextSlot: 1}
+		Blocksize: o.Blocksize, Org: "test"}
 	if s.Slots == 0 {
 		s.Slots = 8
 	}
@@ -152,16 +150,24 @@ type RunOptions struct {
 	SplitAt int64
 }
 
-// nextVolume labels the vtape of the next empty slot for a run and
-// records it in the catalog.
-func (s *Site) nextVolume(ctx context.Context, datestamp string, start time.Time) (taper.Device, string, error) {
-	slot := s.nextSlot
+// NextVolume labels the vtape of the first slot after every volume of
+// the catalog (TEST-00N, N the slot) for a run and records it in the
+// catalog. Run and Tape use it; so may other scaffolding that writes
+// images onto the site.
+func (s *Site) NextVolume(ctx context.Context, datestamp string, start time.Time) (taper.Device, string, error) {
+	vols, err := s.Catalog.Volumes(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	slot := 1
+	for _, v := range vols {
+		slot = max(slot, v.Slot+1)
+	}
 	if slot > s.Slots {
 		return nil, "", fmt.Errorf("testsite: all %d slots are used", s.Slots)
 	}
-	s.nextSlot++
 	label := fmt.Sprintf("TEST-%03d", slot)
-	dev, err := s.Changer.Load(context.Background(), slot)
+	dev, err := s.Changer.Load(ctx, slot)
 	if err != nil {
 		return nil, "", err
 	}
@@ -193,7 +199,7 @@ func (s *Site) Run(ctx context.Context, datestamp string, dles []DLE, o RunOptio
 	var dev taper.Device
 	var label string
 	if !o.HoldingOnly {
-		if dev, label, err = s.nextVolume(ctx, datestamp, start); err != nil {
+		if dev, label, err = s.NextVolume(ctx, datestamp, start); err != nil {
 			return nil, err
 		}
 		defer s.Changer.Eject(context.WithoutCancel(ctx))
@@ -306,11 +312,11 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	h := sha256.New()
 	for i, n := range lengths {
 		if i > 0 {
-			if dev, label, err = s.nextVolume(ctx, datestamp, start); err != nil {
+			if dev, label, err = s.NextVolume(ctx, datestamp, start); err != nil {
 				return 0, err
 			}
 		}
-		p, err := s.writePart(dev, label, *hdr, i+1, hf, off, n, h)
+		p, err := s.WritePart(dev, label, *hdr, i+1, hf, off, n, h)
 		if err != nil {
 			return 0, err
 		}
@@ -338,7 +344,7 @@ func (s *Site) Tape(ctx context.Context, datestamp string, ids []int64) (string,
 	if err != nil {
 		return "", err
 	}
-	dev, label, err := s.nextVolume(ctx, datestamp, start)
+	dev, label, err := s.NextVolume(ctx, datestamp, start)
 	if err != nil {
 		return "", err
 	}
@@ -369,7 +375,7 @@ func (s *Site) tapeOne(ctx context.Context, dev taper.Device, label string, id i
 		return err
 	}
 	h := sha256.New()
-	p, err := s.writePart(dev, label, *hdr, 1, hf, 0, d.PayloadSize, h)
+	p, err := s.WritePart(dev, label, *hdr, 1, hf, 0, d.PayloadSize, h)
 	if err != nil {
 		return err
 	}
@@ -414,9 +420,10 @@ func storeTar(ctx context.Context, d DLE, w io.Writer, fw *catalog.FileWriter) (
 	return pw.Sum(), n, err
 }
 
-// writePart writes payload bytes [off, off+n) of the holding file hf as
-// part number part (of an unknown number, as the taper writes them) on dev.
-func (s *Site) writePart(dev taper.Device, label string, hdr image.Header, part int, hf *os.File, off, n int64, h io.Writer) (catalog.Part, error) {
+// WritePart writes payload bytes [off, off+n) of the holding file hf as
+// part number part (of an unknown number, as the taper writes them) on
+// dev, the payload bytes also into h.
+func (s *Site) WritePart(dev taper.Device, label string, hdr image.Header, part int, hf *os.File, off, n int64, h io.Writer) (catalog.Part, error) {
 	if dev.Properties().NamesFiles {
 		if err := dev.BeginFile(hdr.Name()); err != nil {
 			return catalog.Part{}, err
