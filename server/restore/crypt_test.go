@@ -13,13 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-backup/tapir/client"
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/testsite"
-	"github.com/tapir-backup/tapir/wire"
+	"github.com/tapir-backup/tapir/recover/recovertest"
 )
 
 // Restores on the server (tapir recover -c) of images encrypted on the
@@ -33,77 +32,7 @@ import (
 // payload to recipients, onto the holding disk, and records it.
 func encDump(t *testing.T, site *testsite.Site, ds, root string, level int, recipients []string) int64 {
 	t.Helper()
-	ctx := context.Background()
-	cat := site.Catalog
-	start, _ := time.Parse("20060102150405", ds)
-	run, err := cat.BeginRun(ctx, ds, site.Org, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fps := crypt.Fingerprints(recipients)
-	const frameSize = 16 << 10
-	id, err := cat.CreateDump(ctx, &catalog.Dump{RunID: run, Host: "h", Path: "/data", Level: level, Datestamp: ds,
-		Comp: string(image.CompZstd), FrameSize: frameSize, Started: start, Encryption: crypt.Name, Recipients: fps})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := cat.NewFileWriter(ctx, id, frameSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hdr := &image.Header{Datestamp: ds, Host: "h", Path: "/data", Level: level, Part: 1, Parts: 1, Comp: image.CompZstd,
-		FrameSize: frameSize, Encryption: image.EncAge, Recipients: fps}
-	dir := filepath.Join(site.Holding, ds)
-	os.MkdirAll(dir, 0o750)
-	hpath := filepath.Join(dir, hdr.Name())
-	hf, err := os.Create(hpath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hf.Close()
-	hf.Write(make([]byte, image.HeaderSize))
-	cw, err := crypt.NewWriter(hf, recipients)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &client.StateStore{Dir: site.StateDir}
-	res, err := client.Dump(ctx, root, client.DumpOptions{Level: level, Comp: image.CompZstd, CompressLevel: 1,
-		FrameSize: frameSize, OneFilesystem: true, Datestamp: ds, State: store},
-		client.Sink{Payload: cw, Index: func(r wire.IndexRecord) error {
-			return fw.Add(ctx, catalog.FileRecord{Path: r.Path, Type: r.Type, Size: r.Size, Mode: r.Mode, Mtime: r.Mtime,
-				UID: r.UID, GID: r.GID, Link: r.Link, TarOffset: r.TarOffset})
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.SetDumpCryptHeader(ctx, id, cw.Header()); err != nil {
-		t.Fatal(err)
-	}
-	sum := res.Summary
-	hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files, hdr.Frames = sum.OriginalSize, cw.Size(), cw.SHA256(), res.Files, int64(len(sum.Frames))
-	hb, err := hdr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hf.WriteAt(hb, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.SetDumpHolding(ctx, id, sum.OriginalSize, cw.Size(), cw.SHA256(), res.Files, hpath, sum.Frames, start.Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Promote(root, level, ds); err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.FinishRun(ctx, run, catalog.RunOK, start.Add(time.Minute), ""); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return recovertest.DumpEncrypted(t, site, ds, "h", "/data", root, level, 16<<10, recipients)
 }
 
 // encChain is an encrypted L0, L1, L2 of h:/data taped one per volume.
