@@ -158,15 +158,30 @@ func (c *countWriter) Write(p []byte) (int, error) {
 		c.keep.Write(p)
 	}
 	n, err := c.w.Write(p)
-	c.h.Write(p[:n])
+	if c.h != nil {
+		c.h.Write(p[:n])
+	}
 	c.n += int64(n)
 	return n, err
+}
+
+// WriterOptions tune a Writer.
+type WriterOptions struct {
+	// NoSum leaves out the SHA-256 of the ciphertext (SHA256 returns ""),
+	// for a caller whose destination hashes the same bytes already (the
+	// holding disk's writer does).
+	NoSum bool
 }
 
 // NewWriter starts an age file on dst for recipients (strings as
 // ParseRecipients returns them). The age header and the nonce are written
 // to dst before it returns.
 func NewWriter(dst io.Writer, recipients []string) (*Writer, error) {
+	return NewWriterWith(dst, recipients, WriterOptions{})
+}
+
+// NewWriterWith is NewWriter with options.
+func NewWriterWith(dst io.Writer, recipients []string, opt WriterOptions) (*Writer, error) {
 	if len(recipients) == 0 {
 		return nil, errors.New("encryption: no recipients")
 	}
@@ -178,7 +193,10 @@ func NewWriter(dst io.Writer, recipients []string) (*Writer, error) {
 		}
 		rs[i] = r
 	}
-	cw := &countWriter{w: dst, h: sha256.New(), keep: &bytes.Buffer{}}
+	cw := &countWriter{w: dst, keep: &bytes.Buffer{}}
+	if !opt.NoSum {
+		cw.h = sha256.New()
+	}
 	enc, err := age.Encrypt(cw, rs...)
 	if err != nil {
 		return nil, fmt.Errorf("encryption: %w", err)
@@ -208,8 +226,13 @@ func (w *Writer) Size() int64 { return w.cw.n }
 func (w *Writer) PlainSize() int64 { return w.plain }
 
 // SHA256 is the lower-case hex SHA-256 of the ciphertext written so far
-// (after Close: of the whole payload).
-func (w *Writer) SHA256() string { return hex.EncodeToString(w.cw.h.Sum(nil)) }
+// (after Close: of the whole payload); "" with WriterOptions.NoSum.
+func (w *Writer) SHA256() string {
+	if w.cw.h == nil {
+		return ""
+	}
+	return hex.EncodeToString(w.cw.h.Sum(nil))
+}
 
 // Layout is the shape of an age payload of Size bytes whose header (age
 // header and nonce) takes HeaderLen bytes.

@@ -343,3 +343,22 @@ func TestParseRecipients(t *testing.T) {
 		t.Fatal("fingerprints")
 	}
 }
+
+func TestWriterNoSum(t *testing.T) {
+	_, r := newKey(t)
+	var a, b bytes.Buffer
+	w, err := NewWriterWith(&a, []string{r}, WriterOptions{NoSum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(bytes.Repeat([]byte("x"), 100000))
+	w.Close()
+	if w.SHA256() != "" || w.Size() != int64(a.Len()) {
+		t.Fatalf("NoSum: sum %q, size %d of %d", w.SHA256(), w.Size(), a.Len())
+	}
+	w2, _ := NewWriter(&b, []string{r})
+	w2.Close()
+	if len(w2.SHA256()) != 64 {
+		t.Fatal("NewWriter has no sum")
+	}
+}
