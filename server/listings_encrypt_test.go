@@ -219,8 +219,9 @@ func (l *listingAgent) handle(tc *tls.Conn) {
 		case "undecodable":
 			lb = wire.AppendListing(nil, "", "Ya") // no terminating NUL
 		case "big":
-			for i := range 300 {
-				lb = wire.AppendListing(lb, fmt.Sprintf("d%d", i), root)
+			big := gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: gnutar.KindInArchive, Name: strings.Repeat("n", 400)}})
+			for i := range 4 {
+				lb = wire.AppendListing(lb, fmt.Sprintf("d%d", i), big)
 			}
 			lb = wire.AppendListing(lb, "", root)
 		case "many":
