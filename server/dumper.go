@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -692,6 +693,9 @@ func (r *run) recordListings(ctx context.Context, j *job, id int64, lst *listing
 func noListingsFeature(dle config.DLE, version string) string {
 	if version == "" {
 		version = "an older version"
+	} else if q := strconv.Quote(version); len(q) > 66 || q[1:len(q)-1] != version {
+		// The agent's word in the report: one short line.
+		version = strings.ToValidUTF8(q[:min(len(q), 66)], "") + "…"
 	}
 	return fmt.Sprintf("the agent on %s (%s) does not send directory listings, and the server cannot read them from the client-side encrypted image of %s: views of dates after this incremental may show deleted files: upgrade the agent on %s",
 		dle.Host, version, dle.Path, dle.Host)

@@ -325,3 +325,73 @@ func TestEncryptedListingsRefused(t *testing.T) {
 		})
 	}
 }
+
+// The set of listings keeps clean, decodable ones within the bounds and
+// drops them all at the first that is not, naming it (cut); a name from
+// the agent is quoted, so it cannot fake a line of the report.
+func TestListingSetBounds(t *testing.T) {
+	ok := gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: gnutar.KindInArchive, Name: "a"}})
+	l := newListingSet()
+	l.add("", ok)
+	l.add("a/b", ok)
+	l.add("a/b", ok) // a repeat replaces, and counts its bytes again
+	if l.dropped != "" || len(l.m) != 2 || l.bytes != int64(3*len(ok)+3) {
+		t.Fatalf("after good listings: dropped %q, %d kept, %d bytes", l.dropped, len(l.m), l.bytes)
+	}
+	for _, tc := range []struct{ dir, dumpdir, want string }{
+		{"/etc", ok, "is absolute"},
+		{"a/../../x", ok, "not a clean relative name"},
+		{"a//b", ok, "not a clean relative name"},
+		{"/x\nFAILED", ok, `"/x\nFAILED"`},
+		{strings.Repeat("d", 5000), "Y", "(5000 bytes)"},
+		{"d", "Ya", "does not decode"},
+		{"d", "", "does not decode"},
+	} {
+		l := newListingSet()
+		l.add("", ok)
+		l.add(tc.dir, tc.dumpdir)
+		l.add("e", ok)
+		if !strings.Contains(l.dropped, tc.want) || l.m != nil || len(l.dropped) > 400 || strings.Contains(l.dropped, "\n") {
+			t.Errorf("%.20q %q: dropped %q (kept %d), want it to say %q", tc.dir, tc.dumpdir, l.dropped, len(l.m), tc.want)
+		}
+	}
+}
+
+// Server-side: the ingest scan collects the listings of the plaintext;
+// a dumpdir that does not decode drops them without refusing the image.
+func TestIngestCollectsListings(t *testing.T) {
+	ok := gnutar.EncodeDumpdir([]gnutar.DirEntry{{Kind: gnutar.KindDirectory, Name: "d"}})
+	for _, tc := range []struct {
+		name, sub string
+		want      string // in dropped; "" kept
+	}{{"good", gnutar.EncodeDumpdir(nil), ""}, {"undecodable", "Yx", "does not decode"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			tw := tar.NewWriter(&b)
+			mt := time.Unix(1700000000, 0)
+			tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt, Format: tar.FormatPAX, PAXRecords: map[string]string{gnutar.PAXDumpdir: ok}})
+			tw.WriteHeader(&tar.Header{Name: "./d/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt, Format: tar.FormatPAX, PAXRecords: map[string]string{gnutar.PAXDumpdir: tc.sub}})
+			tw.Close()
+			in := newIngest(image.CompNone)
+			defer in.Abort()
+			in.listings = newListingSet()
+			if _, err := in.Write(b.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			if err := in.Record(wire.IndexRecord{Path: "d", Type: tar.TypeDir, Mode: 0o755, Mtime: mt, TarOffset: 1536}); err != nil {
+				t.Fatal(err)
+			}
+			if err := in.Finish(); err != nil {
+				t.Fatalf("the image is refused: %v", err)
+			}
+			l := in.listings
+			if tc.want == "" {
+				if l.dropped != "" || l.m[""] != ok || l.m["d"] != tc.sub || len(l.m) != 2 {
+					t.Errorf("listings %q, dropped %q", l.m, l.dropped)
+				}
+			} else if !strings.Contains(l.dropped, tc.want) || !strings.Contains(l.dropped, `"d"`) {
+				t.Errorf("dropped %q, want it to say %q of \"d\"", l.dropped, tc.want)
+			}
+		})
+	}
+}
