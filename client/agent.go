@@ -23,12 +23,17 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings}
 
 // FeatureAge is the feature of an agent that encrypts payloads with age
 // (wire.Request.Encrypt "age"): the server refuses to ask an agent
 // without it for a client-side encrypted dump.
 const FeatureAge = "age"
+
+// FeatureListings is the feature of an agent that sends the directory
+// listings of a dump when asked (wire.Request.Listings): the server asks
+// only an agent with it, since an older one refuses the field.
+const FeatureListings = "listings"
 
 // MaxRecipients bounds the age recipients of one dump request.
 const MaxRecipients = 64
@@ -261,6 +266,38 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		batch = batch[:0]
 		return err
 	}
+	// The directory listings, when the server asks for them (it cannot
+	// read them from an image encrypted here): batched into L frames of
+	// about 256 KiB, as the index records are.
+	var lbatch []byte
+	flushListings := func() error {
+		if len(lbatch) == 0 {
+			return nil
+		}
+		err := c.WriteFrame(wire.FrameListing, lbatch, false)
+		lbatch = lbatch[:0]
+		return err
+	}
+	var listing func(dir, dumpdir string) error
+	if req.Listings {
+		listing = func(dir, dumpdir string) error {
+			if len(dumpdir) > wire.MaxDumpdirLen || len(dir) > wire.MaxPathLen {
+				warns.warn(fmt.Sprintf("%s: its listing (%d bytes) is too long to send to the server (at most %d): views of dates after this dump may show entries deleted from it",
+					path.Join(req.DLE, dir), len(dumpdir), wire.MaxDumpdirLen))
+				return nil
+			}
+			if len(lbatch)+len(dir)+len(dumpdir)+20 > wire.MaxFrame {
+				if err := flushListings(); err != nil {
+					return err
+				}
+			}
+			lbatch = wire.AppendListing(lbatch, dir, dumpdir)
+			if len(lbatch) >= 256<<10 {
+				return flushListings()
+			}
+			return nil
+		}
+	}
 	var payload io.Writer = wire.DataWriter{C: c, Chunk: 1 << 20, Flush: opt.Bandwidth > 0}
 	// Client-side encryption: the framed payload goes through age on its
 	// way to the wire (the frame records stay in its plaintext); the
@@ -289,7 +326,8 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			}
 			return nil
 		},
-		Warn: warns.warn,
+		Warn:    warns.warn,
+		Listing: listing,
 	}
 	res, err := Dump(ctx, req.DLE, opt, sink)
 	if err == nil && enc != nil {
@@ -302,6 +340,9 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	}
 	if err == nil {
 		err = flushIndex()
+	}
+	if err == nil {
+		err = flushListings()
 	}
 	if err != nil {
 		return fail(err)

@@ -114,6 +114,11 @@ type DumpHandler struct {
 	Index func(wire.IndexRecord) error
 	Frame func(image.Frame) error
 	Warn  func(string)
+	// Listing gets the directory listings the agent sends (FrameListing)
+	// when the request asked for them (wire.Request.Listings): the
+	// record's directory and dumpdir are the agent's word, unchecked. An
+	// error ends the dump. Nil: listing frames are read and dropped.
+	Listing func(wire.ListingRecord) error
 	// Safe is called with the agent's Done once the stream is complete; it
 	// returns nil when the image is safe on the holding disk. The agent is
 	// told the verdict and advances its incremental state only on nil.
@@ -181,6 +186,13 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 			}
 		case wire.FrameFrame:
 			if err := wire.DecodeFrameInfo(b, h.Frame); err != nil {
+				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			}
+		case wire.FrameListing:
+			if h.Listing == nil {
+				break
+			}
+			if err := wire.DecodeListings(b, h.Listing); err != nil {
 				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
 			}
 		case wire.FrameWarn:

@@ -55,6 +55,11 @@ type Sink struct {
 	Payload io.Writer
 	Index   func(wire.IndexRecord) error
 	Warn    func(msg string)
+	// Listing, when set, gets every directory's listing as its tar entry
+	// carries it: dir relative to the root ("" for the root) and the
+	// GNU.dumpdir value. It is called from the walking goroutine; an error
+	// stops the walk as one of Index does.
+	Listing func(dir, dumpdir string) error
 }
 
 // Result sums up a finished dump.
@@ -451,6 +456,9 @@ func (w *walker) entry(rel, full string, st *unix.Stat_t, self, parent *os.File,
 			hdr.PAXRecords = map[string]string{}
 		}
 		hdr.PAXRecords[gnutar.PAXDumpdir] = gnutar.EncodeDumpdir(dumpdir)
+		if w.sink.Listing != nil && w.indexErr == nil {
+			w.indexErr = w.sink.Listing(rel, hdr.PAXRecords[gnutar.PAXDumpdir])
+		}
 	}
 
 	if err := w.tw.Flush(); err != nil {

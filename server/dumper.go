@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -253,6 +254,21 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		chk = newIngest(streamComp)
 		defer chk.Abort()
 	}
+	// The directory listings of an encrypted incremental, which the
+	// server cannot read from the image once written: server-side, the
+	// scan of the plaintext collects them; client-side, the agent sends
+	// them when it can (FeatureListings). They are recorded once the
+	// image is safe.
+	var lst *listingSet
+	var listingWarn string // why the dump is recorded unlisted
+	askListings := clientEnc && j.level > 0
+	if serverEnc && j.level > 0 {
+		lst = newListingSet()
+		chk.listings = lst
+	}
+	if askListings {
+		lst = newListingSet()
+	}
 	var warns warnings
 	var frames []image.Frame
 	var dumped int64
@@ -368,10 +384,24 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		return nil
 	}
 	j.res.Strange = nil
-	_, err = remote.Dump(ctx, dumpRequest(r.datestamp, j.dle, j.dt, j.level), client.DumpHandler{
+	req := dumpRequest(r.datestamp, j.dle, j.dt, j.level)
+	req.Listings = askListings
+	replied := false
+	h := client.DumpHandler{
 		Reply: func(rep *wire.Reply) error {
+			replied = true
 			if clientEnc && !slices.Contains(rep.Features, client.FeatureAge) {
 				return final("%s", noAgeFeature(j.dle, rep.Version))
+			}
+			if req.Listings && !slices.Contains(rep.Features, client.FeatureListings) {
+				// It took the request but does not say it sends them.
+				lst, listingWarn = nil, noListingsFeature(j.dle, rep.Version)
+			}
+			return nil
+		},
+		Listing: func(l wire.ListingRecord) error {
+			if req.Listings && lst != nil {
+				lst.add(l.Dir, l.Dumpdir)
 			}
 			return nil
 		},
@@ -409,7 +439,16 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		},
 		Warn: warns.add,
 		Safe: safe,
-	})
+	}
+	_, err = remote.Dump(ctx, req, h)
+	if err != nil && req.Listings && !replied && strings.Contains(err.Error(), `unknown field "listings"`) {
+		// An agent from before listings refuses the field, before any
+		// of the dump: asked again without it, its image is recorded
+		// unlisted.
+		req.Listings = false
+		lst, listingWarn = nil, noListingsFeature(j.dle, "")
+		_, err = remote.Dump(ctx, req, h)
+	}
 	j.res.Strange = warns.list()
 	if err != nil && clientEnc && strings.Contains(err.Error(), `unknown field "encrypt"`) {
 		// An agent from before encryption refuses the request's fields.
@@ -445,6 +484,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		r.abort(ctx, tg, w, fw, id, err)
 		log.Error("dump failed", "err", err)
 		return err
+	}
+	if hdr.Encryption == image.EncAge && j.level > 0 {
+		r.recordListings(ctx, j, id, lst, listingWarn)
 	}
 	j.res.DumpTime = r.clock.Now().Sub(started)
 	j.res.OrigSize, j.res.OutSize, j.res.Files = hdr.OriginalSize, hdr.PayloadSize, hdr.Files
@@ -612,6 +654,51 @@ func checkAgeLayout(hdr []byte, size int64, frames []image.Frame) error {
 		}
 	}
 	return nil
+}
+
+// recordListings records the directory listings of the encrypted
+// incremental id, safe on the holding disk or a volume. An image without
+// them (an older agent, listings refused or over the bounds) stays good
+// but unlisted, and the report warns once for the DLE.
+func (r *run) recordListings(ctx context.Context, j *job, id int64, lst *listingSet, why string) {
+	ctx = context.WithoutCancel(ctx)
+	warn := func(w string) {
+		r.log.Warn("directory listings not recorded", "host", j.dle.Host, "path", j.dle.Path, "level", j.level, "reason", w)
+		if !slices.Contains(j.res.Warnings, w) {
+			j.res.Warnings = append(j.res.Warnings, w)
+		}
+	}
+	switch {
+	case why != "":
+		warn(why)
+		return
+	case lst == nil:
+		return
+	case lst.dropped == "" && lst.m[""] == "":
+		lst.drop("no listing of the DLE root was sent")
+		fallthrough
+	case lst.dropped != "":
+		warn(fmt.Sprintf("the directory listings of %s:%s level %d were refused (%s): the image is kept, but views of dates after this incremental may show deleted files",
+			j.dle.Host, j.dle.Path, j.level, lst.dropped))
+		return
+	}
+	if err := r.cat.SetListings(ctx, id, lst.m); err != nil {
+		warn(fmt.Sprintf("the directory listings of %s:%s level %d could not be recorded (%v): the image is kept, but views of dates after this incremental may show deleted files",
+			j.dle.Host, j.dle.Path, j.level, err))
+	}
+}
+
+// noListingsFeature says that the agent of dle does not send the
+// directory listings of the client-side encrypted incremental.
+func noListingsFeature(dle config.DLE, version string) string {
+	if version == "" {
+		version = "an older version"
+	} else if q := strconv.Quote(version); len(q) > 66 || q[1:len(q)-1] != version {
+		// The agent's word in the report: one short line.
+		version = strings.ToValidUTF8(q[:min(len(q), 66)], "") + "…"
+	}
+	return fmt.Sprintf("the agent on %s (%s) does not send directory listings, and the server cannot read them from the client-side encrypted image of %s: views of dates after this incremental may show deleted files: upgrade the agent on %s",
+		dle.Host, version, dle.Path, dle.Host)
 }
 
 // noAgeFeature says that the agent of dle cannot encrypt.

@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/tapir-backup/tapir/gnutar"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/tarscan"
 	"github.com/tapir-backup/tapir/wire"
@@ -34,6 +35,73 @@ const (
 	// tapir's frames use at most 8 MiB.
 	maxZstdWindow = 8 << 20
 )
+
+// maxListingBytes and maxListingDirs bound the directory listings the
+// server keeps of one dump until they are in the catalog (directory names
+// and GNU.dumpdir values together): beyond either, they are dropped and
+// the dump is recorded unlisted. Variables only so that tests can lower
+// them.
+var (
+	maxListingBytes int64 = 256 << 20
+	maxListingDirs        = 4_000_000
+)
+
+// listingSet collects the directory listings of one dump that the server
+// cannot read from the image once it is written (an encrypted image),
+// within maxListingBytes and maxListingDirs (promise 8). Every directory
+// must be "" (the root) or a clean relative name and every value must
+// decode as a GNU.dumpdir; the first one that does not, or the first
+// listing over a bound, drops them all: the image is still good, but
+// recorded unlisted, and dropped says why.
+type listingSet struct {
+	m       map[string]string
+	bytes   int64
+	dropped string
+}
+
+func newListingSet() *listingSet { return &listingSet{m: map[string]string{}} }
+
+// add keeps the listing of dir, unless the set was dropped.
+func (l *listingSet) add(dir, dumpdir string) {
+	if l.dropped != "" {
+		return
+	}
+	if dir != "" {
+		if err := cleanName(dir); err != nil {
+			l.drop("the directory %s %v", quoteCut(dir), err)
+			return
+		}
+	}
+	if _, err := gnutar.DecodeDumpdir(dumpdir); err != nil {
+		l.drop("the listing of directory %s does not decode: %v", quoteCut(dir), err)
+		return
+	}
+	if _, dup := l.m[dir]; !dup {
+		l.bytes += int64(len(dir))
+	}
+	l.bytes += int64(len(dumpdir)) // a repeated directory still counts
+	switch {
+	case l.bytes > maxListingBytes:
+		l.drop("they exceed the %d bytes of listings the server keeps of one dump", maxListingBytes)
+	case len(l.m) >= maxListingDirs:
+		l.drop("they list more than the %d directories the server keeps of one dump", maxListingDirs)
+	default:
+		l.m[dir] = dumpdir
+	}
+}
+
+func (l *listingSet) drop(format string, a ...any) {
+	l.dropped = fmt.Sprintf(format, a...)
+	l.m = nil
+}
+
+// quoteCut quotes a name from an agent, cut to 200 bytes.
+func quoteCut(s string) string {
+	if len(s) > 200 {
+		return fmt.Sprintf("%q… (%d bytes)", strings.ToValidUTF8(s[:200], ""), len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
 
 // ingestQueue is how many chunks of payload may wait for the check: the
 // check runs in its own goroutine, beside the holding write and the
@@ -77,6 +145,11 @@ type ingest struct {
 	entries []tarscan.Entry    // scanned, not yet matched
 	matched int64
 	bad     error
+
+	// listings, when set before the first Write, collects the directory
+	// listings of the tar stream (by the scan's goroutine: read it after
+	// Finish).
+	listings *listingSet
 }
 
 func newIngest(comp image.Comp) *ingest {
@@ -164,6 +237,9 @@ func (in *ingest) scan(r io.Reader, comp image.Comp) error {
 	_, err := tarscan.Scan(tr, func(e tarscan.Entry) error {
 		if err := cleanEntry(e); err != nil {
 			return err
+		}
+		if e.HasDumpdir && in.listings != nil {
+			in.listings.add(e.Path, e.Dumpdir)
 		}
 		if e.Path == "" {
 			return nil // the DLE root has no index record

@@ -123,6 +123,9 @@ func estimateDLE(ctx context.Context, cfg *config.Config, files wire.Files, date
 	// agent too old to know the fields, which refuses them, still
 	// estimates; its dump then fails saying why).
 	req.Encrypt, req.Recipients = "", nil
+	// Nor the listings (only the dumper asks for them, of an agent that
+	// takes the field: see attempt).
+	req.Listings = false
 	est, err := remote.Estimate(ctx, req)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,12 @@ type Request struct {
 	// SHA-256 are of the ciphertext sent.
 	Encrypt    string   `json:"encrypt,omitempty"`
 	Recipients []string `json:"recipients,omitempty"`
+	// Listings asks the agent to send the directory listings of a level >
+	// 0 dump (GNU.dumpdir of every directory, in FrameListing frames): the
+	// server cannot read them from an image the client encrypts. Only
+	// asked of an agent with the "listings" feature (an older agent
+	// refuses the unknown field).
+	Listings bool `json:"listings,omitempty"`
 }
 
 // Reply answers a Request; for a dump it precedes the stream.

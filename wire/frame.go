@@ -18,6 +18,9 @@ const (
 	FrameIndex byte = 'I' // a batch of index records (EncodeIndex)
 	FrameWarn  byte = 'W' // one line of text that makes a dump STRANGE
 	FrameFrame byte = 'F' // a batch of frame records (AppendFrameInfo)
+	// FrameListing is a batch of directory listings (AppendListing) of a
+	// dump the server cannot read (Request.Listings).
+	FrameListing byte = 'L'
 )
 
 // MaxFrame is the largest frame accepted; larger lengths are a protocol error.
@@ -161,7 +164,7 @@ func (c *Conn) ReadFrame() (byte, []byte, error) {
 	}
 	n := int64(binary.BigEndian.Uint32(hdr[1:]))
 	switch hdr[0] {
-	case FrameMsg, FrameData, FrameIndex, FrameWarn, FrameFrame:
+	case FrameMsg, FrameData, FrameIndex, FrameWarn, FrameFrame, FrameListing:
 	default:
 		return 0, nil, fmt.Errorf("%w: unknown frame type %q", ErrProtocol, hdr[0])
 	}

@@ -118,12 +118,15 @@ func (d *decoder) byte1() byte {
 	return c
 }
 
-func (d *decoder) str() string {
+func (d *decoder) str() string { return d.strMax(MaxPathLen) }
+
+// strMax reads a length-prefixed string of at most max bytes.
+func (d *decoder) strMax(max uint64) string {
 	n := d.uvarint()
 	if d.err != nil {
 		return ""
 	}
-	if n > MaxPathLen || n > uint64(len(d.b)) {
+	if n > max || n > uint64(len(d.b)) {
 		d.err = fmt.Errorf("string of %d bytes does not fit", n)
 		return ""
 	}
