@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -444,12 +446,15 @@ func (k *Key) Open(dst, ct []byte, first int64) ([]byte, error) {
 
 // ReaderAt reads the plaintext of an age payload from its ciphertext,
 // decrypting only the chunks it is asked for; it never reads the end of
-// the payload to read its middle. It keeps the last chunk it opened.
-// Not safe for concurrent use.
+// the payload to read its middle. A read that spans several chunks reads
+// their ciphertext at once and opens them on several goroutines. It keeps
+// the last chunk it opened, so that a read that starts in the chunk where
+// the read before ended does not read it again. Not safe for concurrent
+// use.
 type ReaderAt struct {
 	k      *Key
 	src    io.ReaderAt
-	ct     []byte
+	ct, pt []byte
 	cache  []byte
 	cached int64 // chunk in cache, -1 none
 }
@@ -478,32 +483,93 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if int64(len(p)) > size-off {
 		return 0, fmt.Errorf("plaintext bytes %d..%d are outside the %d of the encrypted payload", off, off+int64(len(p)), size)
 	}
-	n := 0
-	for n < len(p) {
-		c := (off + int64(n)) / ChunkSize
-		if c != r.cached {
-			_, _, co, cl, err := r.k.layout.Span(c*ChunkSize, 1)
-			if err != nil {
-				return n, err
-			}
-			if cap(r.ct) < int(cl) {
-				r.ct = make([]byte, encChunk)
-			}
-			ct := r.ct[:cl]
-			if _, err := r.src.ReadAt(ct, co); err != nil && !(err == io.EOF && co+cl == r.k.layout.Size) {
-				return n, fmt.Errorf("reading encrypted chunk %d: %w", c, err)
-			}
-			r.cached = -1
-			r.cache, err = r.k.Open(r.cache[:0], ct, c)
-			if err != nil {
-				return n, err
-			}
-			r.cached = c
-		}
-		in := int(off + int64(n) - c*ChunkSize)
-		n += copy(p[n:], r.cache[in:])
+	if len(p) == 0 {
+		return 0, nil
 	}
+	first, count, _, _, err := r.k.layout.Span(off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	last := first + count - 1
+	n := 0
+	c := first
+	if c == r.cached {
+		n = copy(p, r.cache[off-c*ChunkSize:])
+		c++
+	}
+	if c > last {
+		return n, nil
+	}
+	// Chunks c..last: one read of their ciphertext, then open them.
+	l := r.k.layout
+	co := l.HeaderLen + c*encChunk
+	end := min(l.HeaderLen+(last+1)*encChunk, l.Size)
+	if int64(cap(r.ct)) < end-co {
+		r.ct = make([]byte, end-co)
+	}
+	ct := r.ct[:end-co]
+	if _, err := r.src.ReadAt(ct, co); err != nil && !(err == io.EOF && end == l.Size) {
+		return n, fmt.Errorf("reading encrypted chunks %d..%d: %w", c, last, err)
+	}
+	k := last - c + 1
+	if int64(cap(r.pt)) < k*ChunkSize {
+		r.pt = make([]byte, k*ChunkSize)
+	}
+	r.cached = -1
+	pt, err := r.k.openParallel(r.pt[:k*ChunkSize], ct, c, k)
+	if err != nil {
+		return n, err
+	}
+	// pt holds chunks c..last, each ChunkSize bytes but the payload's
+	// last, which may be shorter.
+	n += copy(p[n:], pt[off+int64(n)-c*ChunkSize:])
+	lastStart := (last - c) * ChunkSize
+	r.cache = append(r.cache[:0], pt[lastStart:]...)
+	r.cached = last
 	return n, nil
+}
+
+// minParallel is the fewest chunks openParallel spreads over goroutines:
+// below it, starting them costs more than it saves.
+const minParallel = 4
+
+// openParallel opens the k chunks from chunk first whose ciphertext is
+// ct into pt (k*ChunkSize bytes), returning pt cut to the plaintext.
+// Chunks are independent: with several CPUs, runs of them are opened on
+// as many goroutines.
+func (k *Key) openParallel(pt, ct []byte, first, n int64) ([]byte, error) {
+	workers := min(int64(runtime.GOMAXPROCS(0)), n/minParallel+1)
+	if workers <= 1 {
+		out, err := k.Open(pt[:0], ct, first)
+		return out, err
+	}
+	per := (n + workers - 1) / workers
+	errs := make([]error, workers)
+	lens := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := int64(0); w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, n)
+		if lo >= hi {
+			break
+		}
+		cLo, cHi := lo*encChunk, min(hi*encChunk, int64(len(ct)))
+		dst := pt[lo*ChunkSize : lo*ChunkSize : hi*ChunkSize]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := k.Open(dst, ct[cLo:cHi], first+lo)
+			lens[w], errs[w] = len(out), err
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for w := range workers {
+		if errs[w] != nil {
+			return nil, errs[w]
+		}
+		total += lens[w]
+	}
+	return pt[:total], nil
 }
 
 // NewReader decrypts a whole payload read from r (age -d): every chunk is
