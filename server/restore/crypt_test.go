@@ -216,9 +216,17 @@ func TestEncryptedFileRestore(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			to := t.TempDir()
-			_, err := File(ctx, c.cfg, Request{Host: "h", Path: "/data", File: "home/carol/second.txt", To: to, Volumes: diskVolumes(t, c.cfg), Identities: tc.ids}, nil)
+			// The key is refused before any volume is named or loaded:
+			// with a single drive, nobody is asked for a cartridge only to
+			// hear that the key does not open it.
+			var asked []string
+			ask := func(msg string) { asked = append(asked, msg) }
+			_, err := File(ctx, c.cfg, Request{Host: "h", Path: "/data", File: "home/carol/second.txt", To: to, Volumes: diskVolumes(t, c.cfg), Identities: tc.ids, Ask: ask}, nil)
 			if err == nil {
 				t.Fatal("restored without the right key")
+			}
+			if len(asked) != 0 {
+				t.Errorf("the person was told %q before the key was refused", asked)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

@@ -107,9 +107,16 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		target.File.Path = rel
 		loc = target
 	}
-	// An encrypted image needs a key before any volume is loaded.
-	if err := needKey(loc.Dump, req.Identities); err != nil {
-		return nil, err
+	// An encrypted image needs a key that opens it before any volume is
+	// loaded (a person may be asked for a cartridge): unwrapped from the
+	// catalog's age header now, or from the payload's first bytes below
+	// when the catalog lacks it.
+	var key *crypt.Key
+	if loc.Dump.Encrypted() {
+		var err error
+		if key, err = unwrapKey(loc.Dump, nil, req.Identities); err != nil {
+			return nil, err
+		}
 	}
 	tellNeeded(req.Ask, log, [][]catalog.Part{indexd.PartsFor(loc.Parts, cipherFrames(loc.Dump, loc.Frames))})
 	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, req.Ask, loc, log)
@@ -120,9 +127,10 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 	if loc.Dump.Encrypted() {
 		// The frames are in plaintext coordinates: read them through the
 		// age chunks that hold them, each opened (authenticated) as read.
-		key, err := unwrapKey(loc.Dump, src, req.Identities)
-		if err != nil {
-			return nil, err
+		if key == nil {
+			if key, err = unwrapKey(loc.Dump, src, req.Identities); err != nil {
+				return nil, err
+			}
 		}
 		src = crypt.NewReaderAt(src, key)
 	}
