@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,28 +37,7 @@ type liarAgent struct {
 
 func (l *liarAgent) serve(t *testing.T, s *site) string {
 	t.Helper()
-	tlsDir := filepath.Join(s.dir, "tls")
-	tlsCfg, err := wire.ServerConfig(wire.Files{CA: filepath.Join(tlsDir, "ca.crt"), Cert: filepath.Join(tlsDir, "localhost.crt"), Key: filepath.Join(tlsDir, "localhost.key")}, wire.RoleServer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go l.handle(tls.Server(raw, tlsCfg))
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
+	return serveFakeAgent(t, s, l.handle, false)
 }
 
 func (l *liarAgent) handle(tc *tls.Conn) {

@@ -32,7 +32,11 @@ type hostileAgent struct {
 	warns   []string
 }
 
-func (h *hostileAgent) serve(t *testing.T, s *site) string {
+// serveFakeAgent accepts TLS connections as the client agent of s
+// (localhost's certificate) on a loopback port and gives each to handle:
+// on a goroutine of its own, or one after the other with serial (a fake
+// that records what it was asked). It returns the address.
+func serveFakeAgent(t *testing.T, s *site, handle func(*tls.Conn), serial bool) string {
 	t.Helper()
 	tlsDir := filepath.Join(s.dir, "tls")
 	tlsCfg, err := wire.ServerConfig(wire.Files{CA: filepath.Join(tlsDir, "ca.crt"), Cert: filepath.Join(tlsDir, "localhost.crt"), Key: filepath.Join(tlsDir, "localhost.key")}, wire.RoleServer)
@@ -51,11 +55,20 @@ func (h *hostileAgent) serve(t *testing.T, s *site) string {
 			if err != nil {
 				return
 			}
-			go h.handle(tls.Server(raw, tlsCfg))
+			if serial {
+				handle(tls.Server(raw, tlsCfg))
+			} else {
+				go handle(tls.Server(raw, tlsCfg))
+			}
 		}
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
 	return ln.Addr().String()
+}
+
+func (h *hostileAgent) serve(t *testing.T, s *site) string {
+	t.Helper()
+	return serveFakeAgent(t, s, h.handle, false)
 }
 
 func (h *hostileAgent) handle(tc *tls.Conn) {

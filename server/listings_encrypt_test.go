@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,29 +134,7 @@ type listingAgent struct {
 
 func (l *listingAgent) serve(t *testing.T, s *site) string {
 	t.Helper()
-	tlsDir := filepath.Join(s.dir, "tls")
-	tlsCfg, err := wire.ServerConfig(wire.Files{CA: filepath.Join(tlsDir, "ca.crt"), Cert: filepath.Join(tlsDir, "localhost.crt"), Key: filepath.Join(tlsDir, "localhost.key")}, wire.RoleServer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// One connection at a time: asked is the agent's record.
-			l.handle(tls.Server(raw, tlsCfg))
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
+	return serveFakeAgent(t, s, l.handle, true)
 }
 
 func (l *listingAgent) handle(tc *tls.Conn) {
