@@ -37,7 +37,8 @@ var ErrExists = errors.New("already exists")
 // context.WithoutCancel(ctx). FileWriter.Abort takes no context: like
 // sql.Tx.Rollback, it cleans up whatever the context.
 type Catalog struct {
-	path string
+	path string  // the absolute file name, or the DSN with its password masked
+	d    dialect // SQLite or PostgreSQL
 	w    *sql.DB // exactly one connection: every write goes through it
 	r    *sql.DB // read-only connections
 
@@ -52,6 +53,9 @@ type Catalog struct {
 func Open(path string) (*Catalog, error) {
 	if path == "" {
 		return nil, errors.New("catalog: open: no file name given; set the catalog path in the configuration")
+	}
+	if isPostgres(path) {
+		return openPG(path)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -161,16 +165,30 @@ func (c *Catalog) migrateStep() (done bool, err error) {
 	}
 	defer tx.Rollback()
 	var appID, version int64
-	if err := tx.QueryRow("PRAGMA application_id").Scan(&appID); err != nil {
-		return false, c.fail("open: read schema version", err)
+	if c.d.pg {
+		// Two processes opening one new catalog at once: the second waits
+		// here, then finds the schema the first made.
+		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, int64(pgLockKey)); err != nil {
+			return false, c.fail("open: lock the schema for migration", err)
+		}
+		if appID, version, err = pgMeta(tx); err != nil {
+			return false, c.fail("open: read schema version", err)
+		}
+		if appID != 0 && appID != applicationID {
+			return false, c.fail("open", fmt.Errorf("not a tapir catalog (application_id %#x in tapir_meta); point the catalog DSN at a tapir catalog or at a new database", appID))
+		}
+	} else {
+		if err := tx.QueryRow("PRAGMA application_id").Scan(&appID); err != nil {
+			return false, c.fail("open: read schema version", err)
+		}
+		if err := tx.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+			return false, c.fail("open: read schema version", err)
+		}
 	}
-	if err := tx.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
-		return false, c.fail("open: read schema version", err)
-	}
-	if appID != 0 && appID != applicationID {
+	if !c.d.pg && appID != 0 && appID != applicationID {
 		return false, c.fail("open", fmt.Errorf("not a tapir catalog (SQLite application_id %#x); point the catalog path at a tapir catalog or at a new file", appID))
 	}
-	if version == 0 {
+	if version == 0 && !c.d.pg {
 		var n int
 		if err := tx.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
 			return false, c.fail("open: read schema", err)
@@ -189,10 +207,23 @@ func (c *Catalog) migrateStep() (done bool, err error) {
 		return true, nil
 	}
 	step := migrations[version]
+	if c.d.pg {
+		step = pgDDL(step)
+		if version == 0 {
+			if err := pgSetMeta(tx, "application_id", applicationID); err != nil {
+				return false, c.fail("open: create tapir_meta", err)
+			}
+		}
+	}
 	if _, err := tx.Exec(step); err != nil {
 		return false, c.fail(fmt.Sprintf("open: migrate schema from version %d to %d", version, version+1), err)
 	}
-	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
+	if c.d.pg {
+		err = pgSetMeta(tx, "schema_version", version+1)
+	} else {
+		_, err = tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", version+1))
+	}
+	if err != nil {
 		return false, c.fail(fmt.Sprintf("open: migrate schema from version %d to %d", version, version+1), err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -205,7 +236,9 @@ func (c *Catalog) migrateStep() (done bool, err error) {
 // committed nor aborted are lost.
 func (c *Catalog) Close() error {
 	// Let SQLite refresh its planner statistics; harmless if it fails.
-	_, _ = c.w.Exec("PRAGMA optimize")
+	if !c.d.pg {
+		_, _ = c.w.Exec("PRAGMA optimize")
+	}
 	errR := c.r.Close()
 	errW := c.w.Close()
 	if err := errors.Join(errR, errW); err != nil {
@@ -214,7 +247,8 @@ func (c *Catalog) Close() error {
 	return nil
 }
 
-// Path returns the absolute file name of the catalog.
+// Path returns the absolute file name of the catalog, or for a catalog on
+// PostgreSQL its DSN with the password masked.
 func (c *Catalog) Path() string { return c.path }
 
 // fail wraps err so that it names the catalog file and the operation, and adds
@@ -269,11 +303,6 @@ type exists struct{ msg string }
 func (e *exists) Error() string        { return e.msg }
 func (e *exists) Is(target error) bool { return target == ErrExists }
 
-func isUnique(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
-}
-
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the single write
 // connection) and commits it. Errors are wrapped with the catalog and op.
 // fn must not call other Catalog methods that write: there is only one write
@@ -296,18 +325,44 @@ func (c *Catalog) write(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 		return c.fail(op, err)
 	}
 	defer conn.Close()
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
+	// On PostgreSQL writers of other processes run at the same time: a
+	// write transaction is SERIALIZABLE, so that one that reads then
+	// writes sees what SQLite's single writer would, and one that lost a
+	// race (serialization failure, deadlock) is run again from the start.
+	var opts *sql.TxOptions
+	if c.d.pg {
+		opts = &sql.TxOptions{Isolation: sql.LevelSerializable}
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.writeOnce(context.WithoutCancel(ctx), conn, opts, fn)
+		if err == nil {
+			return nil
+		}
+		if c.d.pg && isRetryable(err) && attempt < pgWriteAttempts {
+			time.Sleep(time.Duration(attempt) * time.Millisecond)
+			continue
+		}
+		if c.d.pg && isRetryable(err) {
+			err = fmt.Errorf("%w (other writers won the race %d times; retry when they have finished)", err, attempt)
+		}
 		return c.fail(op, err)
+	}
+}
+
+// pgWriteAttempts is how many times a PostgreSQL write transaction that
+// lost a race with another writer is run before its error is returned.
+const pgWriteAttempts = 50
+
+func (c *Catalog) writeOnce(ctx context.Context, conn *sql.Conn, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, opts)
+	if err != nil {
+		return err
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return c.fail(op, err)
+		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return c.fail(op, err)
-	}
-	return nil
+	return tx.Commit()
 }
 
 // read runs fn in a read transaction on a reader connection, so that all its
@@ -318,7 +373,13 @@ func (c *Catalog) read(ctx context.Context, op string, fn func(tx *sql.Tx) error
 	if ctx.Err() != nil {
 		return c.fail(op, stopped(ctx))
 	}
-	tx, err := c.r.BeginTx(ctx, nil)
+	// A read sees one snapshot: SQLite's read transaction gives it, on
+	// PostgreSQL it takes REPEATABLE READ.
+	var opts *sql.TxOptions
+	if c.d.pg {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := c.r.BeginTx(ctx, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = stopped(ctx)

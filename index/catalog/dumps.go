@@ -156,17 +156,13 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 		if datestamp == "" {
 			datestamp = runDatestamp
 		}
-		res, err := tx.Exec(`INSERT INTO dumps(run_id, host, path, level, datestamp, status, orig_size,
+		err = tx.QueryRow(`INSERT INTO dumps(run_id, host, path, level, datestamp, status, orig_size,
 			payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished,
 			encryption, recipients, crypt_header)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			d.RunID, d.Host, d.Path, d.Level, datestamp, status, d.OrigSize, d.PayloadSize,
 			d.SHA256, comp, d.FrameSize, d.Files, d.HoldingPath, d.Error, toNS(d.Started), toNS(d.Finished),
-			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader))
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
+			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader)).Scan(&id)
 		return err
 	})
 	if err != nil {

@@ -85,10 +85,13 @@ type FileWriter struct {
 	dirs      map[string]int64 // interned directories known to be committed
 	added     int64
 	// The last record added: its span is known when the next one comes.
-	// lastRowid is its row once committed (0 while it is in buf).
+	// last is its row once committed (ok false while it is in buf): the
+	// row is found by its key, unique while the records come in stream
+	// order (the only case in which spans are known), on SQLite and
+	// PostgreSQL alike (the latter has no rowid).
 	lastOff     int64
-	lastRowid   int64
-	pendingSpan int64 // span of the committed row lastRowid, to be written by the next flush
+	last        rowKey
+	pendingSpan int64 // span of the committed row last, to be written by the next flush
 	unordered   bool  // a record came with an offset not after its predecessor's
 	err         error // sticky: the first flush failure
 	state       writerState
@@ -209,8 +212,9 @@ func (w *FileWriter) flush(ctx context.Context) error {
 		return nil
 	}
 	fresh := map[string]int64{} // directories interned by this transaction
-	var rowid int64             // of the last row inserted
+	var last rowKey             // of the last row inserted
 	err := w.c.write(ctx, fmt.Sprintf("index dump %d", w.dumpID), func(tx *sql.Tx) error {
+		clear(fresh) // a PostgreSQL write that lost a race runs again
 		var status string
 		err := tx.QueryRow(`SELECT status FROM dumps WHERE id = ?`, w.dumpID).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -222,8 +226,9 @@ func (w *FileWriter) flush(ctx context.Context) error {
 		if status == DumpFailed {
 			return errors.New("the dump was marked failed; its index is discarded")
 		}
-		if w.pendingSpan > 0 && w.lastRowid > 0 {
-			if _, err := tx.Exec(`UPDATE files SET span = ? WHERE rowid = ?`, w.pendingSpan, w.lastRowid); err != nil {
+		if w.pendingSpan > 0 && w.last.ok {
+			if _, err := tx.Exec(`UPDATE files SET span = ? WHERE dump_id = ? AND dir_id = ? AND name = ? AND frame = ? AND "offset" = ?`,
+				w.pendingSpan, w.dumpID, w.last.dirID, w.last.name, w.last.frame, w.last.offs); err != nil {
 				return err
 			}
 		}
@@ -298,13 +303,11 @@ func (w *FileWriter) flush(ctx context.Context) error {
 				args = append(args, w.dumpID, lastID, f.name, f.typ, f.size, int64(f.mode), f.mtime,
 					f.uid, f.gid, f.link, f.frame, f.offs, f.span)
 			}
-			res, err := st.Exec(args...)
-			if err != nil {
+			if _, err := st.Exec(args...); err != nil {
 				return err
 			}
-			if rowid, err = res.LastInsertId(); err != nil {
-				return err
-			}
+			l := &group[len(group)-1]
+			last = rowKey{ok: true, dirID: lastID, name: l.name, frame: l.frame, offs: l.offs}
 		}
 		return nil
 	})
@@ -315,7 +318,7 @@ func (w *FileWriter) flush(ctx context.Context) error {
 	for d, id := range fresh {
 		w.dirs[d] = id
 	}
-	w.lastRowid, w.pendingSpan = rowid, 0
+	w.last, w.pendingSpan = last, 0
 	clear(w.buf)
 	w.buf = w.buf[:0]
 	return nil
@@ -361,6 +364,14 @@ func (w *FileWriter) Abort() error {
 		_, err := tx.Exec(`DELETE FROM files WHERE dump_id = ?`, w.dumpID)
 		return err
 	})
+}
+
+// rowKey finds one index row of a dump.
+type rowKey struct {
+	ok          bool
+	dirID       int64
+	name        string
+	frame, offs int64
 }
 
 type writerState int

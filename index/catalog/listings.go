@@ -69,11 +69,8 @@ func internDir(tx *sql.Tx, dir string) (int64, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
-	res, err := tx.Exec(`INSERT INTO dirs(path) VALUES (?)`, dir)
-	if err != nil {
-		return 0, err
-	}
-	return res.LastInsertId()
+	err = tx.QueryRow(`INSERT INTO dirs(path) VALUES (?) RETURNING id`, dir).Scan(&id)
+	return id, err
 }
 
 // Listing returns the GNU.dumpdir value recorded for a directory of a dump;

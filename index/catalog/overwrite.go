@@ -125,8 +125,10 @@ func (c *Catalog) RecordFailedFile(ctx context.Context, f FailedFile) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(`INSERT OR REPLACE INTO failed_files(volume_id, fileno, datestamp, host, path, level, reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, id, f.FileNo, f.Datestamp, f.Host, f.Path, f.Level, f.Reason)
+		_, err = tx.Exec(`INSERT INTO failed_files(volume_id, fileno, datestamp, host, path, level, reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (volume_id, fileno) DO UPDATE SET datestamp = excluded.datestamp, host = excluded.host,
+				path = excluded.path, level = excluded.level, reason = excluded.reason`, id, f.FileNo, f.Datestamp, f.Host, f.Path, f.Level, f.Reason)
 		return err
 	})
 }
@@ -173,17 +175,17 @@ func (c *Catalog) Chains(ctx context.Context) ([]Chain, error) {
 	var out []Chain
 	err := c.read(ctx, "list the newest chains", func(tx *sql.Tx) error {
 		var err error
-		out, err = chainsTx(tx)
+		out, err = chainsTx(tx, c.d)
 		return err
 	})
 	return out, err
 }
 
-func chainsTx(tx *sql.Tx) ([]Chain, error) {
+func chainsTx(tx *sql.Tx, d dialect) ([]Chain, error) {
 	rows, err := tx.Query(`WITH f AS (
 			SELECT host, path, max(datestamp) AS ds FROM dumps WHERE status = 'good' AND level = 0 GROUP BY host, path)
-		SELECT ` + dumpColsAs("d") + `, coalesce((SELECT group_concat(label, char(10)) FROM
-				(SELECT DISTINCT v.label FROM parts p JOIN volumes v ON v.id = p.volume_id WHERE p.dump_id = d.id)), '')
+		SELECT ` + dumpColsAs("d") + `, coalesce((SELECT ` + d.strAgg("label", d.newline()) + ` FROM
+				(SELECT DISTINCT v.label FROM parts p JOIN volumes v ON v.id = p.volume_id WHERE p.dump_id = d.id) AS l), '')
 		FROM dumps d JOIN f ON d.host = f.host AND d.path = f.path AND d.datestamp >= f.ds
 		WHERE d.status = 'good' AND (d.level > 0 OR d.datestamp = f.ds)
 		ORDER BY d.host, d.path, d.datestamp, d.level, d.id`)

@@ -30,15 +30,11 @@ func (c *Catalog) BeginRun(ctx context.Context, datestamp, org string, started t
 	}
 	var id int64
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`INSERT INTO runs(datestamp, org, started, status) VALUES (?, ?, ?, 'running')`,
-			datestamp, org, clampNS(started))
+		err := tx.QueryRow(`INSERT INTO runs(datestamp, org, started, status) VALUES (?, ?, ?, 'running') RETURNING id`,
+			datestamp, org, clampNS(started)).Scan(&id)
 		if isUnique(err) {
 			return &exists{fmt.Sprintf("a run with datestamp %s is already in the catalog; wait a second and start again", datestamp)}
 		}
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
 		return err
 	})
 	return id, err

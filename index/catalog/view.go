@@ -230,9 +230,10 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	var n int
 	var s sql.NullString
 	// files_entry (dump_id, dir_id, name) gives the names in order without
-	// a sort; equal names come in rowid order, which is stream order.
-	err = tx.QueryRow(`SELECT count(*), group_concat(type || name, char(0)) FROM
-		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, rowid)`,
+	// a sort; equal names come in stream order. A name never holds a '/',
+	// so '/' separates them (PostgreSQL's text cannot hold a NUL).
+	err = tx.QueryRow(`SELECT count(*), `+v.c.d.strAgg("type || name", "'/'")+` FROM
+		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, `+v.c.d.streamOrder()+`) AS l`,
 		v.Chain[i].ID, id).Scan(&n, &s)
 	if err != nil || n == 0 {
 		return nil, err
@@ -240,7 +241,7 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	out := make([]ViewEntry, 0, n)
 	rest := s.String
 	for len(rest) > 0 {
-		item, r, _ := strings.Cut(rest, "\x00")
+		item, r, _ := strings.Cut(rest, "/")
 		if len(item) < 2 {
 			return nil, fmt.Errorf("directory %q of image %s: malformed listing from the catalog", dir, v.Chain[i].Datestamp)
 		}
@@ -636,12 +637,12 @@ func (v *View) Find(ctx context.Context, pattern string, limit int) (out []ViewR
 		// Candidates from every image of the view, by directory.
 		cand := map[string]map[string]bool{}
 		for _, d := range v.Chain {
-			q := `SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ? AND f.name GLOB ?`
+			cond, arg := v.c.d.glob("f.name", pat)
 			if whole {
-				q = `SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ?
-					AND (CASE d.path WHEN '' THEN f.name ELSE d.path || '/' || f.name END) GLOB ?`
+				cond, arg = v.c.d.glob("(CASE d.path WHEN '' THEN f.name ELSE d.path || '/' || f.name END)", pat)
 			}
-			rows, err := tx.QueryContext(ctx, q, d.ID, pat)
+			q := `SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ? AND ` + cond
+			rows, err := tx.QueryContext(ctx, q, d.ID, arg)
 			if err != nil {
 				return err
 			}

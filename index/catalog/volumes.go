@@ -99,15 +99,11 @@ func (c *Catalog) AddVolume(ctx context.Context, v Volume) (int64, error) {
 	}
 	var id int64
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes)
-			VALUES (?, ?, ?, ?, ?, 1, 0)`, v.Label, v.Slot, v.Blocksize, v.Written, toNS(v.Created))
+		err := tx.QueryRow(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes)
+			VALUES (?, ?, ?, ?, ?, 1, 0) RETURNING id`, v.Label, v.Slot, v.Blocksize, v.Written, toNS(v.Created)).Scan(&id)
 		if isUnique(err) {
 			return &exists{fmt.Sprintf("a volume labelled %q is already in the catalog; labels are unique, choose another", v.Label)}
 		}
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
 		return err
 	})
 	return id, err
