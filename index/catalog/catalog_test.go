@@ -97,8 +97,10 @@ func TestOpenOddFileName(t *testing.T) {
 	}
 }
 
-func TestReopenKeepsData(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "catalog.db")
+func TestReopenKeepsData(t *testing.T) { forEachBackend(t, testReopenKeepsData) }
+
+func testReopenKeepsData(t *testing.T) {
+	path := newLocation(t)
 	c, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -298,8 +300,10 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
-func TestConcurrentOpenMigratesOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "catalog.db")
+func TestConcurrentOpenMigratesOnce(t *testing.T) { forEachBackend(t, testConcurrentOpenMigratesOnce) }
+
+func testConcurrentOpenMigratesOnce(t *testing.T) {
+	path := newLocation(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	cats := make([]*Catalog, 4)
@@ -322,6 +326,10 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 }
 
 func TestErrorsNameCatalogAndOperation(t *testing.T) {
+	forEachBackend(t, testErrorsNameCatalogAndOperation)
+}
+
+func testErrorsNameCatalogAndOperation(t *testing.T) {
 	c := newCatalog(t)
 	err := c.CommitTaped(t.Context(), 12, []Part{{Volume: "V", Part: 1, FileNo: 1, Length: 1}}, t0)
 	if err == nil {
@@ -336,8 +344,10 @@ func TestErrorsNameCatalogAndOperation(t *testing.T) {
 	}
 }
 
-func TestClosedCatalog(t *testing.T) {
-	c, err := Open(filepath.Join(t.TempDir(), "c.db"))
+func TestClosedCatalog(t *testing.T) { forEachBackend(t, testClosedCatalog) }
+
+func testClosedCatalog(t *testing.T) {
+	c, err := Open(newLocation(t))
 	if err != nil {
 		t.Fatal(err)
 	}

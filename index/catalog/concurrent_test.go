@@ -10,7 +10,9 @@ import (
 // TestConcurrentWriters runs dumpers ingesting indexes, a taper committing
 // dumps, readers, and a second Catalog on the same file (another process,
 // such as `tapir label`) all at once.
-func TestConcurrentWriters(t *testing.T) {
+func TestConcurrentWriters(t *testing.T) { forEachBackend(t, testConcurrentWriters) }
+
+func testConcurrentWriters(t *testing.T) {
 	const (
 		dumpers    = 4
 		perDumper  = 20000
@@ -19,7 +21,7 @@ func TestConcurrentWriters(t *testing.T) {
 		batchLimit = 2000
 	)
 	c := newCatalog(t)
-	other, err := Open(c.Path())
+	other, err := Open(locationOf(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,9 @@ func TestConcurrentWriters(t *testing.T) {
 // lock only while it writes a batch, so a dump is committed as taped
 // between two batches of an ingest still under way. (TestConcurrentWriters
 // used to time CommitTaped instead, which a busy machine made fail.)
-func TestCommitTapedBetweenBatches(t *testing.T) {
+func TestCommitTapedBetweenBatches(t *testing.T) { forEachBackend(t, testCommitTapedBetweenBatches) }
+
+func testCommitTapedBetweenBatches(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	addVolume(t, c, "V1", "20250301010000")

@@ -13,7 +13,9 @@ import (
 // An encrypted dump keeps its encryption, recipients and age header; its
 // frames are checked against the plaintext of the age file, not against
 // the bytes on the volume.
-func TestEncryptedDump(t *testing.T) {
+func TestEncryptedDump(t *testing.T) { forEachBackend(t, testEncryptedDump) }
+
+func testEncryptedDump(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	run := mkRun(t, c, "20250301010000")

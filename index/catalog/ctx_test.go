@@ -15,6 +15,10 @@ func cancelledCtx(t *testing.T) context.Context {
 }
 
 func TestReadStopsOnCancelledContext(t *testing.T) {
+	forEachBackend(t, testReadStopsOnCancelledContext)
+}
+
+func testReadStopsOnCancelledContext(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "web1", "/srv", 0)
@@ -77,6 +81,10 @@ func TestReadStopsOnCancelledContext(t *testing.T) {
 }
 
 func TestWriteWithCancelledContextCommitsNothing(t *testing.T) {
+	forEachBackend(t, testWriteWithCancelledContextCommitsNothing)
+}
+
+func testWriteWithCancelledContextCommitsNothing(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "web1", "/srv", 0)
@@ -140,6 +148,10 @@ func TestWriteWithCancelledContextCommitsNothing(t *testing.T) {
 // A write that waits for the write connection gives up when its context
 // ends, and writes nothing.
 func TestWriteWaitingForConnectionStops(t *testing.T) {
+	forEachBackend(t, testWriteWaitingForConnectionStops)
+}
+
+func testWriteWaitingForConnectionStops(t *testing.T) {
 	c := newCatalog(t)
 	conn, err := c.w.Conn(t.Context()) // the only write connection
 	if err != nil {

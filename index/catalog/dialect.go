@@ -234,6 +234,20 @@ func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // pgx's own.
 type pgConn struct{ *stdlib.Conn }
 
+// CheckNamedValue stores a bool as the 0 or 1 the catalog's integer
+// columns hold (SQLite's driver does the same), then lets pgx check the
+// value.
+func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if b, ok := nv.Value.(bool); ok {
+		nv.Value = int64(0)
+		if b {
+			nv.Value = int64(1)
+		}
+		return nil
+	}
+	return c.Conn.CheckNamedValue(nv)
+}
+
 func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
 	return c.Conn.Prepare(rebind(query))
 }

@@ -400,7 +400,7 @@ func (c *Catalog) Dump(ctx context.Context, id int64) (*Dump, error) {
 // Dumps returns the dumps of host and DLE path, newest first (by datestamp,
 // then id). path "" means every DLE of host; host "" means every host.
 func (c *Catalog) Dumps(ctx context.Context, host, path string) ([]Dump, error) {
-	q := `SELECT ` + dumpCols + ` FROM dumps WHERE 1`
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE 1 = 1`
 	var args []any
 	if host != "" {
 		q += ` AND host = ?`

@@ -9,7 +9,9 @@ import (
 	"github.com/tapir-backup/tapir/image"
 )
 
-func TestCreateDump(t *testing.T) {
+func TestCreateDump(t *testing.T) { forEachBackend(t, testCreateDump) }
+
+func testCreateDump(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	tests := []struct {
@@ -77,7 +79,9 @@ func TestCreateDump(t *testing.T) {
 	}
 }
 
-func TestSetDumpHolding(t *testing.T) {
+func TestSetDumpHolding(t *testing.T) { forEachBackend(t, testSetDumpHolding) }
+
+func testSetDumpHolding(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	good, goodPayload := testFrames(3*testFrameSize + 100)
@@ -177,7 +181,9 @@ func countRows(t *testing.T, c *Catalog, table string, dumpID int64) int {
 	return n
 }
 
-func TestFailDump(t *testing.T) {
+func TestFailDump(t *testing.T) { forEachBackend(t, testFailDump) }
+
+func testFailDump(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	addVolume(t, c, "V1", "20250301010000")
@@ -238,7 +244,9 @@ func TestFailDump(t *testing.T) {
 	}
 }
 
-func TestDumpListings(t *testing.T) {
+func TestDumpListings(t *testing.T) { forEachBackend(t, testDumpListings) }
+
+func testDumpListings(t *testing.T) {
 	c := newCatalog(t)
 	r1 := mkRun(t, c, "20250301010000")
 	r2 := mkRun(t, c, "20250302010000")
@@ -305,7 +313,9 @@ func TestDumpListings(t *testing.T) {
 	}
 }
 
-func TestFailInterrupted(t *testing.T) {
+func TestFailInterrupted(t *testing.T) { forEachBackend(t, testFailInterrupted) }
+
+func testFailInterrupted(t *testing.T) {
 	c := newCatalog(t)
 	old := mkRun(t, c, "20250301010000")
 	live := mkRun(t, c, "20250302010000")

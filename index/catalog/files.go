@@ -244,18 +244,14 @@ func (w *FileWriter) flush(ctx context.Context) error {
 				if selDir, err = tx.Prepare(`SELECT id FROM dirs WHERE path = ?`); err != nil {
 					return 0, err
 				}
-				if insDir, err = tx.Prepare(`INSERT INTO dirs(path) VALUES (?)`); err != nil {
+				if insDir, err = tx.Prepare(`INSERT INTO dirs(path) VALUES (?) RETURNING id`); err != nil {
 					return 0, err
 				}
 			}
 			var id int64
 			err := selDir.QueryRow(dir).Scan(&id)
 			if errors.Is(err, sql.ErrNoRows) {
-				res, err := insDir.Exec(dir)
-				if err != nil {
-					return 0, err
-				}
-				if id, err = res.LastInsertId(); err != nil {
+				if err := insDir.QueryRow(dir).Scan(&id); err != nil {
 					return 0, err
 				}
 			} else if err != nil {

@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-func TestFileWriterAddValidation(t *testing.T) {
+func TestFileWriterAddValidation(t *testing.T) { forEachBackend(t, testFileWriterAddValidation) }
+
+func testFileWriterAddValidation(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "web1", "/etc", 0)
@@ -53,7 +55,9 @@ func TestFileWriterAddValidation(t *testing.T) {
 	}
 }
 
-func TestFileWriterLifecycle(t *testing.T) {
+func TestFileWriterLifecycle(t *testing.T) { forEachBackend(t, testFileWriterLifecycle) }
+
+func testFileWriterLifecycle(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	recs := synthRecords(10, 3)
@@ -193,7 +197,9 @@ func TestFileWriterLifecycle(t *testing.T) {
 	})
 }
 
-func TestListDir(t *testing.T) {
+func TestListDir(t *testing.T) { forEachBackend(t, testListDir) }
+
+func testListDir(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "web1", "/", 0)
@@ -270,7 +276,9 @@ func TestListDir(t *testing.T) {
 	}
 }
 
-func TestFindFile(t *testing.T) {
+func TestFindFile(t *testing.T) { forEachBackend(t, testFindFile) }
+
+func testFindFile(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "V1", "20250301010000")
 	// web1:/etc: full on 1 March, incrementals on 2 and 3 March, a holding
@@ -370,6 +378,10 @@ func TestFindFile(t *testing.T) {
 }
 
 func TestFindFileFramesAndDuplicates(t *testing.T) {
+	forEachBackend(t, testFindFileFramesAndDuplicates)
+}
+
+func testFindFileFramesAndDuplicates(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "V1", "20250301010000")
 	run := mkRun(t, c, "20250301010000")

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/tapir-backup/tapir/internal/pgtest"
 
 	"github.com/tapir-backup/tapir/image"
 )
@@ -16,14 +19,61 @@ const testFrameSize = 1 << 20
 
 var testSHA = strings.Repeat("ab", 32)
 
+// The catalog conformance suite: every test that touches a catalog runs
+// as two subtests, sqlite (always) and postgres (on the server of
+// internal/pgtest; skipped without one unless TAPIR_TEST_POSTGRES_REQUIRED
+// is set). The tests that are about SQLite files (paths, PRAGMAs, corrupt
+// files) run on SQLite only and say so.
+var backends = []string{"sqlite", "postgres"}
+
+// forEachBackend runs fn as one subtest per backend; newCatalog and
+// newLocation in it (and in its subtests) use that backend.
+func forEachBackend(t *testing.T, fn func(t *testing.T)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b, fn)
+	}
+}
+
+// backendOf is the backend of the forEachBackend subtest tb is in.
+func backendOf(tb testing.TB) string {
+	parts := strings.Split(tb.Name(), "/")
+	if len(parts) > 1 && parts[1] == "postgres" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// newLocation returns where a new, empty catalog of tb's backend is: a
+// file name in a temporary directory, or a fresh PostgreSQL database.
+func newLocation(tb testing.TB) string {
+	tb.Helper()
+	if backendOf(tb) == "postgres" {
+		return pgtest.DSN(tb)
+	}
+	return filepath.Join(tb.TempDir(), "state", "catalog.db")
+}
+
+// locations remembers where each test catalog is, for tests that open it
+// a second time (Path masks a DSN's password).
+var locations sync.Map // *Catalog -> string
+
 func newCatalog(tb testing.TB) *Catalog {
 	tb.Helper()
-	c, err := Open(filepath.Join(tb.TempDir(), "state", "catalog.db"))
+	loc := newLocation(tb)
+	c, err := Open(loc)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	locations.Store(c, loc)
 	tb.Cleanup(func() { c.Close() })
 	return c
+}
+
+// locationOf is the location newCatalog opened c at.
+func locationOf(c *Catalog) string {
+	loc, _ := locations.Load(c)
+	return loc.(string)
 }
 
 func must[T any](tb testing.TB) func(T, error) T {

@@ -5,7 +5,9 @@ import "testing"
 // TestLastFullAndNewest: only restorable images count (good, or whole on
 // the holding disk), never a failed or unfinished one; LastFull looks at
 // level 0 only.
-func TestLastFullAndNewest(t *testing.T) {
+func TestLastFullAndNewest(t *testing.T) { forEachBackend(t, testLastFullAndNewest) }
+
+func testLastFullAndNewest(t *testing.T) {
 	c := newCatalog(t)
 	ctx := t.Context()
 	if d, err := c.LastFull(ctx, "h", "/p"); err != nil || d != nil {

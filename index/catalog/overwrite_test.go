@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func TestChainsNewestFullAndLater(t *testing.T) {
+func TestChainsNewestFullAndLater(t *testing.T) { forEachBackend(t, testChainsNewestFullAndLater) }
+
+func testChainsNewestFullAndLater(t *testing.T) {
 	c := newCatalog(t)
 	for _, v := range []string{"T1", "T2", "T3", "T4"} {
 		addVolume(t, c, v, "20250301010000")
@@ -52,7 +54,9 @@ func TestChainsNewestFullAndLater(t *testing.T) {
 	}
 }
 
-func TestOverwriteTwoPhases(t *testing.T) {
+func TestOverwriteTwoPhases(t *testing.T) { forEachBackend(t, testOverwriteTwoPhases) }
+
+func testOverwriteTwoPhases(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "T1", "20250301010000")
 	r := mkRun(t, c, "20250301010000")
@@ -99,6 +103,10 @@ func TestOverwriteTwoPhases(t *testing.T) {
 }
 
 func TestEndOverwriteErasedForgetsVolume(t *testing.T) {
+	forEachBackend(t, testEndOverwriteErasedForgetsVolume)
+}
+
+func testEndOverwriteErasedForgetsVolume(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "T1", "20250301010000")
 	r := mkRun(t, c, "20250301010000")
@@ -121,6 +129,10 @@ func TestEndOverwriteErasedForgetsVolume(t *testing.T) {
 }
 
 func TestBeginOverwriteRefusesNoReuse(t *testing.T) {
+	forEachBackend(t, testBeginOverwriteRefusesNoReuse)
+}
+
+func testBeginOverwriteRefusesNoReuse(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "T1", "20250301010000")
 	if err := c.SetVolumeReuse(t.Context(), "T1", false); err != nil {

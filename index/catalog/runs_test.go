@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func TestBeginRun(t *testing.T) {
+func TestBeginRun(t *testing.T) { forEachBackend(t, testBeginRun) }
+
+func testBeginRun(t *testing.T) {
 	c := newCatalog(t)
 	mkRun(t, c, "20250301010000")
 	tests := []struct {
@@ -46,7 +48,9 @@ func TestBeginRun(t *testing.T) {
 	}
 }
 
-func TestFinishRunAndRead(t *testing.T) {
+func TestFinishRunAndRead(t *testing.T) { forEachBackend(t, testFinishRunAndRead) }
+
+func testFinishRunAndRead(t *testing.T) {
 	c := newCatalog(t)
 	id := mkRun(t, c, "20250301010000")
 	tests := []struct {
@@ -96,7 +100,9 @@ func TestFinishRunAndRead(t *testing.T) {
 	}
 }
 
-func TestRunsNewestFirst(t *testing.T) {
+func TestRunsNewestFirst(t *testing.T) { forEachBackend(t, testRunsNewestFirst) }
+
+func testRunsNewestFirst(t *testing.T) {
 	c := newCatalog(t)
 	for _, ds := range []string{"20250302010000", "20250301010000", "20250303010000"} {
 		mkRun(t, c, ds)

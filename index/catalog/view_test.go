@@ -66,7 +66,9 @@ func chainCatalog(t *testing.T) (*Catalog, []int64) {
 	return c, ids
 }
 
-func TestViewAppliesIncrementals(t *testing.T) {
+func TestViewAppliesIncrementals(t *testing.T) { forEachBackend(t, testViewAppliesIncrementals) }
+
+func testViewAppliesIncrementals(t *testing.T) {
 	c, _ := chainCatalog(t)
 	type ent struct {
 		name string
@@ -148,7 +150,9 @@ func TestViewAppliesIncrementals(t *testing.T) {
 	}
 }
 
-func TestViewErrors(t *testing.T) {
+func TestViewErrors(t *testing.T) { forEachBackend(t, testViewErrors) }
+
+func testViewErrors(t *testing.T) {
 	c, ids := chainCatalog(t)
 	if _, err := c.View(t.Context(), "web1", "/srv", "20250228"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "oldest full is of 2025-03-01 01:00:00") {
 		t.Errorf("view before the first full: %v", err)
@@ -189,7 +193,9 @@ func TestViewErrors(t *testing.T) {
 	_ = ids
 }
 
-func TestFileWriterSpans(t *testing.T) {
+func TestFileWriterSpans(t *testing.T) { forEachBackend(t, testFileWriterSpans) }
+
+func testFileWriterSpans(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	id := mkDump(t, c, run, "h", "/p", 0)
@@ -219,7 +225,9 @@ func TestFileWriterSpans(t *testing.T) {
 	}
 }
 
-func TestForceFlags(t *testing.T) {
+func TestForceFlags(t *testing.T) { forEachBackend(t, testForceFlags) }
+
+func testForceFlags(t *testing.T) {
 	c := newCatalog(t)
 	for _, d := range []DLE{{"web1", "/etc"}, {"db1", "/var"}, {"web1", "/etc"}} {
 		if err := c.SetForce(t.Context(), d.Host, d.Path, true); err != nil {
@@ -295,7 +303,9 @@ func bigDirCatalog(tb testing.TB, n int) *Catalog {
 // TestViewListBigDirectory: ls of a directory of 100,000 entries through a
 // full and an incremental. The time is logged, never asserted (a busy
 // machine is no failure): BenchmarkViewList100k is the measurement.
-func TestViewListBigDirectory(t *testing.T) {
+func TestViewListBigDirectory(t *testing.T) { forEachBackend(t, testViewListBigDirectory) }
+
+func testViewListBigDirectory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 110,000 index rows")
 	}
@@ -343,7 +353,9 @@ func BenchmarkViewList100k(b *testing.B) {
 // TestOverwriteDropsListings: when the volume is overwritten, the dumps on
 // it leave the catalog with their file rows and listings, in the same
 // transaction.
-func TestOverwriteDropsListings(t *testing.T) {
+func TestOverwriteDropsListings(t *testing.T) { forEachBackend(t, testOverwriteDropsListings) }
+
+func testOverwriteDropsListings(t *testing.T) {
 	c, ids := chainCatalog(t)
 	if n := countRows(t, c, "listings", ids[1]); n != 2 {
 		t.Fatalf("%d listings before", n)

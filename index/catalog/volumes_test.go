@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-func TestAddVolume(t *testing.T) {
+func TestAddVolume(t *testing.T) { forEachBackend(t, testAddVolume) }
+
+func testAddVolume(t *testing.T) {
 	c := newCatalog(t)
 	tests := []struct {
 		name string
@@ -59,7 +61,9 @@ func TestAddVolume(t *testing.T) {
 	}
 }
 
-func TestVolumesOrder(t *testing.T) {
+func TestVolumesOrder(t *testing.T) { forEachBackend(t, testVolumesOrder) }
+
+func testVolumesOrder(t *testing.T) {
 	c := newCatalog(t)
 	for _, v := range []struct{ label, written string }{
 		{"C", "20250102010000"}, {"A", ""}, {"B", "20250103010000"}, {"D", "20250102010000"}, {"E", ""},
@@ -80,6 +84,10 @@ func TestVolumesOrder(t *testing.T) {
 }
 
 func TestSetVolumeReuseAndStartRefusal(t *testing.T) {
+	forEachBackend(t, testSetVolumeReuseAndStartRefusal)
+}
+
+func testSetVolumeReuseAndStartRefusal(t *testing.T) {
 	c := newCatalog(t)
 	addVolume(t, c, "NEW", "")
 	addVolume(t, c, "OLD", "20250101010000")
@@ -130,6 +138,10 @@ func TestSetVolumeReuseAndStartRefusal(t *testing.T) {
 // exactly the dumps that had a part on it (also one spanning onto another
 // volume, with its other parts), and nothing else.
 func TestStartVolumeWriteDropsExactly(t *testing.T) {
+	forEachBackend(t, testStartVolumeWriteDropsExactly)
+}
+
+func testStartVolumeWriteDropsExactly(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	addVolume(t, c, "V1", "20250301010000")
@@ -203,7 +215,9 @@ func TestStartVolumeWriteDropsExactly(t *testing.T) {
 	}
 }
 
-func TestCommitTaped(t *testing.T) {
+func TestCommitTaped(t *testing.T) { forEachBackend(t, testCommitTaped) }
+
+func testCommitTaped(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	addVolume(t, c, "V1", "20250301010000")
@@ -305,7 +319,9 @@ func TestCommitTaped(t *testing.T) {
 
 // Relabelling a volume forgets, in one transaction, every image that was on
 // it (and their other parts); a label already in use is refused.
-func TestLabelVolume(t *testing.T) {
+func TestLabelVolume(t *testing.T) { forEachBackend(t, testLabelVolume) }
+
+func testLabelVolume(t *testing.T) {
 	c := newCatalog(t)
 	run := mkRun(t, c, "20250301010000")
 	addVolume(t, c, "V1", "20250301010000")
