@@ -19,6 +19,7 @@ func TestSchemaVersionMatchesMigrations(t *testing.T) {
 	}
 }
 
+// SQLite only: a file, its mode and its PRAGMAs (PostgreSQL: TestPostgresMeta).
 func TestOpenCreatesFileAndPragmas(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a", "b", "catalog.db")
 	c, err := Open(path)
@@ -62,6 +63,7 @@ func TestOpenCreatesFileAndPragmas(t *testing.T) {
 	}
 }
 
+// SQLite only: file names.
 func TestOpenRelativePathIsAbsolute(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -75,6 +77,7 @@ func TestOpenRelativePathIsAbsolute(t *testing.T) {
 	}
 }
 
+// SQLite only: file names.
 func TestOpenOddFileName(t *testing.T) {
 	// '?', '#' and '%' must not be taken for URI syntax.
 	path := filepath.Join(t.TempDir(), "we?ird#dir %41", "cat?.db")
@@ -146,6 +149,7 @@ func testReopenKeepsData(t *testing.T) {
 	}
 }
 
+// SQLite only: testdata holds a version 1 SQLite file (PostgreSQL: TestPostgresMigrationFromV1).
 func TestMigrationFromV1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	script, err := os.ReadFile("testdata/catalog-v1.sql")
@@ -240,6 +244,7 @@ func sameDump(a, b Dump) bool {
 	return ok && reflect.DeepEqual(a, b)
 }
 
+// SQLite only: foreign and damaged files (PostgreSQL: TestPostgresOpenRefuses).
 func TestOpenRefuses(t *testing.T) {
 	tests := []struct {
 		name  string

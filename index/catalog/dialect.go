@@ -87,40 +87,49 @@ func globToRegexp(p string) string {
 		case '?':
 			b.WriteString(".")
 		case '[':
+			// As SQLite's patternCompare: ']' first is literal, lo-hi a
+			// range (none when hi < lo), a '-' after a range or first or
+			// last is literal.
 			j := i + 1
-			neg := false
-			if j < len(rs) && rs[j] == '^' {
-				neg = true
+			neg := j < len(rs) && rs[j] == '^'
+			if neg {
 				j++
 			}
 			var cls strings.Builder
-			first := true
-			closed := false
-			for ; j < len(rs); j++ {
+			prior := rune(-1)
+			if j < len(rs) && rs[j] == ']' {
+				cls.WriteString(classChar(']'))
+				j++
+			}
+			for ; j < len(rs) && rs[j] != ']'; j++ {
 				c := rs[j]
-				if c == ']' && !first {
-					closed = true
-					break
-				}
-				first = false
-				if c == '-' && cls.Len() > 0 && j+1 < len(rs) && rs[j+1] != ']' {
-					cls.WriteRune('-')
+				if c == '-' && prior >= 0 && j+1 < len(rs) && rs[j+1] != ']' {
+					hi := rs[j+1]
+					if prior <= hi {
+						// the prior character stands, the range adds
+						// the rest
+						cls.WriteString(classChar(prior) + "-" + classChar(hi))
+					}
+					prior = -1
+					j++
 					continue
 				}
-				if c == '\\' || c == ']' || c == '^' || c == '[' || c == '-' {
-					cls.WriteRune('\\')
-				}
-				cls.WriteRune(c)
+				cls.WriteString(classChar(c))
+				prior = c
 			}
-			if !closed {
-				return "^[^\\s\\S]" // matches nothing, like an unclosed [ in GLOB
+			if j >= len(rs) {
+				return never // an unclosed [ matches nothing, as in SQLite
 			}
-			b.WriteString("[")
-			if neg {
-				b.WriteString("^")
+			switch {
+			case cls.Len() == 0 && neg:
+				b.WriteString(".")
+			case cls.Len() == 0:
+				return never
+			case neg:
+				b.WriteString("[^" + cls.String() + "]")
+			default:
+				b.WriteString("[" + cls.String() + "]")
 			}
-			b.WriteString(cls.String())
-			b.WriteString("]")
 			i = j
 		default:
 			b.WriteString(regexp.QuoteMeta(string(r)))
@@ -128,6 +137,19 @@ func globToRegexp(p string) string {
 	}
 	b.WriteString("$")
 	return b.String()
+}
+
+// never is a regular expression that matches no string.
+const never = `^[^\s\S]`
+
+// classChar is c inside a bracket expression of a PostgreSQL regular
+// expression (an ARE: a backslash escapes there too).
+func classChar(c rune) string {
+	switch c {
+	case '\\', ']', '^', '[', '-':
+		return `\` + string(c)
+	}
+	return string(c)
 }
 
 // isUnique reports whether err is a unique-constraint violation.
