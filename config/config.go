@@ -21,7 +21,7 @@ type Config struct {
 	Org          string   `toml:"org"`          // default "tapir"; used in the report subject and labels
 	Mailto       []string `toml:"mailto"`       // report recipients
 	StateDir     string   `toml:"statedir"`     // default "/var/lib/tapir/<org>"
-	Catalog      string   `toml:"catalog"`      // default "<statedir>/catalog.db"
+	Catalog      string   `toml:"catalog"`      // default "<statedir>/catalog.db"; or a postgres:// DSN
 	ReportDir    string   `toml:"reportdir"`    // default "<statedir>/reports"
 	Dumpcycle    int      `toml:"dumpcycle"`    // days, default 7
 	Runspercycle int      `toml:"runspercycle"` // default = dumpcycle

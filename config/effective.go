@@ -26,7 +26,12 @@ func (c *Config) Effective(w io.Writer) error {
 	e.str("org", c.Org)
 	e.strs("mailto", c.Mailto)
 	e.str("statedir", c.StateDir)
-	e.str("catalog", c.Catalog)
+	if m := MaskDSN(c.Catalog); m != c.Catalog {
+		e.comment("the catalog DSN's password is shown as xxxxx")
+		e.str("catalog", m)
+	} else {
+		e.str("catalog", c.Catalog)
+	}
 	e.str("reportdir", c.ReportDir)
 	e.int("dumpcycle", c.Dumpcycle)
 	e.int("runspercycle", c.Runspercycle)

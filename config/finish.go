@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -101,6 +102,53 @@ func (f *finisher) path(v *string, p []string, def string) {
 	*v = filepath.Clean(*v)
 }
 
+// catalog fills the catalog location: a file path (resolved like every
+// path), or a PostgreSQL DSN (postgres:// or postgresql://), kept as it is
+// and never shown with its password.
+func (f *finisher) catalog(v *string, p []string, def string) {
+	if !IsPostgresDSN(*v) {
+		f.path(v, p, def)
+		return
+	}
+	if hasControl(*v) {
+		f.errf(p, "%s: %s contains a control character", showKey(p), preview(MaskDSN(*v)))
+	}
+	u, err := url.Parse(*v)
+	if err != nil {
+		f.errf(p, "%s: %s is not a PostgreSQL URL (postgres://USER@HOST/DATABASE?PARAMS; keep the password out of the file with a passfile)", showKey(p), preview(MaskDSN(*v)))
+		return
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		f.errf(p, "%s: %s names no database; add /DATABASE after the host", showKey(p), preview(MaskDSN(*v)))
+	}
+}
+
+// IsPostgresDSN reports whether a catalog value selects PostgreSQL.
+func IsPostgresDSN(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// MaskDSN returns a PostgreSQL DSN with its password replaced by "xxxxx",
+// for messages and for the effective configuration; any other value is
+// returned as it is.
+func MaskDSN(s string) string {
+	if !IsPostgresDSN(s) {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "postgres://(unparsable DSN)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
 // num fills an integer with its default and checks its range.
 func (f *finisher) num(v *int, p []string, def, lo, hi int) {
 	if !f.has(p) {
@@ -193,7 +241,7 @@ func (f *finisher) finish() {
 		}
 	}
 	f.path(&c.StateDir, at("statedir"), filepath.Join("/var/lib/tapir", c.Org))
-	f.path(&c.Catalog, at("catalog"), filepath.Join(c.StateDir, "catalog.db"))
+	f.catalog(&c.Catalog, at("catalog"), filepath.Join(c.StateDir, "catalog.db"))
 	f.path(&c.ReportDir, at("reportdir"), filepath.Join(c.StateDir, "reports"))
 	f.path(&c.TLS.CA, at("tls", "ca"), filepath.Join(c.StateDir, "tls", "ca.crt"))
 	f.path(&c.TLS.Cert, at("tls", "cert"), filepath.Join(c.StateDir, "tls", "server.crt"))

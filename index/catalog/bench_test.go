@@ -7,7 +7,10 @@ import (
 
 // BenchmarkIngest1M pushes 1,000,000 index records through a FileWriter.
 // Run it with: go test -run '^$' -bench Ingest1M -benchtime 1x ./index/
-func BenchmarkIngest1M(b *testing.B) {
+// (sub-benchmarks sqlite and postgres, the latter on TAPIR_TEST_POSTGRES).
+func BenchmarkIngest1M(b *testing.B) { forEachBackendB(b, benchIngest1M) }
+
+func benchIngest1M(b *testing.B) {
 	const n = 1_000_000
 	c := newCatalog(b)
 	run := mkRun(b, c, "20250301010000")
@@ -43,7 +46,9 @@ func BenchmarkIngest1M(b *testing.B) {
 
 // BenchmarkCommitTaped measures one durable CommitTaped (a small write
 // transaction with synchronous=FULL: one fsync of the WAL).
-func BenchmarkCommitTaped(b *testing.B) {
+func BenchmarkCommitTaped(b *testing.B) { forEachBackendB(b, benchCommitTaped) }
+
+func benchCommitTaped(b *testing.B) {
 	c := newCatalog(b)
 	run := mkRun(b, c, "20250301010000")
 	addVolume(b, c, "V1", "20250301010000")

@@ -35,6 +35,14 @@ func forEachBackend(t *testing.T, fn func(t *testing.T)) {
 	}
 }
 
+// forEachBackendB is forEachBackend for a benchmark.
+func forEachBackendB(b *testing.B, fn func(b *testing.B)) {
+	b.Helper()
+	for _, name := range backends {
+		b.Run(name, fn)
+	}
+}
+
 // backendOf is the backend of the forEachBackend subtest tb is in.
 func backendOf(tb testing.TB) string {
 	parts := strings.Split(tb.Name(), "/")
