@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mattn/go-sqlite3"
 )
 
@@ -267,6 +268,15 @@ func (c *Catalog) fail(op string, err error) error {
 			err = fmt.Errorf("%w (this file is not an SQLite database; point the catalog path at a tapir catalog or at a new file)", err)
 		case sqlite3.ErrCorrupt:
 			err = fmt.Errorf("%w (the catalog is damaged; restore it from a backup or rebuild it by scanning the volumes)", err)
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "22021": // character_not_in_repertoire: not valid in the database's encoding
+			err = fmt.Errorf("%w (a file name that is not valid UTF-8: a catalog database created with ENCODING 'SQL_ASCII' keeps names byte for byte)", err)
+		case "53100":
+			err = fmt.Errorf("%w (free space on the PostgreSQL server)", err)
 		}
 	}
 	return &OpError{Path: c.path, Op: op, Err: err}

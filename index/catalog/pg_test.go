@@ -145,7 +145,7 @@ func TestPostgresOpenRefuses(t *testing.T) {
 	})
 }
 
-func TestMaskDSN(t *testing.T) {
+func TestCatalogMaskDSN(t *testing.T) {
 	for in, want := range map[string]string{
 		"/var/lib/tapir/catalog.db":                       "/var/lib/tapir/catalog.db",
 		"postgres://tapir@db/cat":                         "postgres://tapir@db/cat",
@@ -233,5 +233,48 @@ func TestPostgresConcurrentOpenOneMeta(t *testing.T) {
 	var n int
 	if err := cats[0].r.QueryRow(`SELECT count(*) FROM tapir_meta`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("tapir_meta has %d rows (%v), want 2", n, err)
+	}
+}
+
+// On a PostgreSQL database in UTF8 a file name that is not UTF-8 cannot be
+// stored: the ingest fails and says how to keep such names. Text sorts
+// byte by byte, as on SQLite.
+func TestPostgresNamesAndOrder(t *testing.T) {
+	c, err := Open(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	run := mkRun(t, c, "20250301010000")
+	d := mkDump(t, c, run, "web1", "/etc", 0)
+	w, err := c.NewFileWriter(t.Context(), d, testFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(t.Context(), FileRecord{Path: "caf\xe9", Type: '0', Mode: 0o644, Mtime: t0}); err != nil {
+		t.Fatal(err)
+	}
+	err = w.Commit(t.Context())
+	w.Abort()
+	var enc string
+	if qerr := c.r.QueryRow(`SHOW server_encoding`).Scan(&enc); qerr != nil {
+		t.Fatal(qerr)
+	}
+	if enc == "UTF8" && (err == nil || !strings.Contains(err.Error(), "SQL_ASCII")) {
+		t.Errorf("ingest of a non-UTF-8 name into a UTF8 database: %v", err)
+	}
+	for _, l := range []string{"b", "B", "a", "_", "é"} {
+		addVolume(t, c, l, "")
+	}
+	vs, err := c.Volumes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Label)
+	}
+	if strings.Join(got, " ") != "B _ a b é" {
+		t.Errorf("labels in order %q, want byte order", got)
 	}
 }
