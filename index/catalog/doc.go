@@ -33,6 +33,13 @@
 // transaction per step; a catalog written by a newer tapir refuses to open.
 // The file format is described in docs/format/catalog.md.
 //
+// Open of a postgres:// or postgresql:// DSN puts the same catalog in a
+// PostgreSQL database (through pgx): the same schema and SQL, with what
+// differs in a small dialect (dialect.go), the version in a tapir_meta
+// table, SERIALIZABLE write transactions retried when they lose a race
+// with another process, and REPEATABLE READ snapshots for reads. Every test
+// of the package runs on both (docs/format/catalog.md, "PostgreSQL").
+//
 // It imports no volume code and no other tapir package but gnutar and
 // image (the format package: a payload's frame list is a list of
 // image.Frame, the same type the readers and the agent protocol use): what
