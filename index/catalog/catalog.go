@@ -43,6 +43,11 @@ type Catalog struct {
 	w    *sql.DB // exactly one connection: every write goes through it
 	r    *sql.DB // read-only connections
 
+	// cur is the write connection while a write's fn runs (there is one
+	// write connection, so one fn at a time): PostgreSQL's ingest reaches
+	// pgx's COPY through it.
+	cur *sql.Conn
+
 	mu      sync.Mutex
 	writers map[int64]bool // dumps with an open FileWriter
 }
@@ -335,6 +340,8 @@ func (c *Catalog) write(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 		return c.fail(op, err)
 	}
 	defer conn.Close()
+	c.cur = conn
+	defer func() { c.cur = nil }()
 	// On PostgreSQL writers of other processes run at the same time: a
 	// write transaction is SERIALIZABLE, so that one that reads then
 	// writes sees what SQLite's single writer would, and one that lost a
