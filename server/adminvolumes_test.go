@@ -325,7 +325,7 @@ func TestRemoveVolumeErase(t *testing.T) {
 // rmvolume --yes takes the run lock: never under a running night.
 func TestRemoveVolumeTakesTheRunLock(t *testing.T) {
 	cfg, _ := volumeSite(t)
-	lock, err := lockRun(cfg.Catalog)
+	lock, err := lockRun(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

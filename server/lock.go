@@ -32,13 +32,23 @@ type runLock struct {
 	stale string // what a dead holder left in the file, "" when it unlocked cleanly
 }
 
-// lockRun takes the run lock of a catalog.
-func lockRun(catalog string) (*runLock, error) {
-	return lockRunAt(catalog, time.Now())
+// lockPath is the run lock's file: beside a SQLite catalog; in the state
+// directory for a catalog on PostgreSQL (a DSN is no file name). Several
+// servers sharing one PostgreSQL catalog each have their own state
+// directory, so their nights do not exclude each other.
+func lockPath(cfg *config.Config) string {
+	if config.IsPostgresDSN(cfg.Catalog) {
+		return filepath.Join(cfg.StateDir, "run.lock")
+	}
+	return cfg.Catalog + ".lock"
 }
 
-func lockRunAt(catalog string, now time.Time) (*runLock, error) {
-	p := catalog + ".lock"
+// lockRun takes the run lock of the configuration's catalog.
+func lockRun(cfg *config.Config) (*runLock, error) {
+	return lockRunAt(lockPath(cfg), time.Now())
+}
+
+func lockRunAt(p string, now time.Time) (*runLock, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return nil, fmt.Errorf("run lock %s: %w", p, err)
 	}
@@ -93,7 +103,7 @@ func recoverInterrupted(ctx context.Context, cat *catalog.Catalog, now time.Time
 // that change volumes or the holding disks and must not do it under a
 // running night. done closes both.
 func openLocked(cfg *config.Config) (cat *catalog.Catalog, done func(), err error) {
-	lock, err := lockRun(cfg.Catalog)
+	lock, err := lockRun(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -126,12 +136,12 @@ func begin(ctx context.Context, cfg *config.Config, deps Deps) (*session, error)
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	start := deps.Clock.Now()
-	lock, err := lockRunAt(cfg.Catalog, start)
+	lock, err := lockRunAt(lockPath(cfg), start)
 	if err != nil {
 		return nil, err
 	}
 	if lock.stale != "" {
-		deps.Log.Warn("took over the run lock of a process that died", "lock", cfg.Catalog+".lock", "holder", lock.stale)
+		deps.Log.Warn("took over the run lock of a process that died", "lock", lockPath(cfg), "holder", lock.stale)
 	}
 	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {

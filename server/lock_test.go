@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tapir-backup/tapir/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,7 @@ func TestRunAfterCrash(t *testing.T) {
 // TestSecondRunRefused: two runs of one configuration never overlap.
 func TestSecondRunRefused(t *testing.T) {
 	s := newSite(t, "")
-	l, err := lockRun(s.cfg.Catalog)
+	l, err := lockRun(s.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,5 +76,18 @@ func TestSecondRunRefused(t *testing.T) {
 	_, err = Dump(context.Background(), s.cfg, Deps{Log: testLogger(t)})
 	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d host ", os.Getpid())) || !strings.Contains(err.Error(), " started ") {
 		t.Fatalf("second run: got %v, want ErrBusy naming the holder's pid, host and start", err)
+	}
+}
+
+// A catalog on PostgreSQL is no file: its run lock is in the state
+// directory, never a file named after the DSN.
+func TestLockPathOfADSN(t *testing.T) {
+	cfg := &config.Config{StateDir: "/var/lib/tapir/site", Catalog: "postgres://tapir:secret@db/tapir"}
+	if got := lockPath(cfg); got != "/var/lib/tapir/site/run.lock" {
+		t.Fatalf("lock of a DSN catalog: %s", got)
+	}
+	cfg.Catalog = "/var/lib/tapir/site/catalog.db"
+	if got := lockPath(cfg); got != "/var/lib/tapir/site/catalog.db.lock" {
+		t.Fatalf("lock of a SQLite catalog: %s", got)
 	}
 }
