@@ -244,7 +244,7 @@ func RemoveVolume(ctx context.Context, cfg *config.Config, opt RmVolumeOptions, 
 func volumeLoss(ctx context.Context, cat *catalog.Catalog, cfg *config.Config, label string) (*RmVolumeResult, error) {
 	v, err := cat.Volume(ctx, label)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, fmt.Errorf("volume %s is not in the catalog %s; nothing was changed (tapir tape inventory -c %s lists the volumes in the changer)", label, cfg.Catalog, cfg.File)
+		return nil, fmt.Errorf("volume %s is not in the catalog %s; nothing was changed (tapir tape inventory -c %s lists the volumes in the changer)", label, config.MaskDSN(cfg.Catalog), cfg.File)
 	}
 	if err != nil {
 		return nil, err

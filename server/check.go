@@ -89,21 +89,25 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions)
 // serverChecks is the part of Check that needs no client: the run does it
 // too, before it dumps, and puts what it finds in its report.
 func serverChecks(ctx context.Context, cfg *config.Config, deps Deps, now time.Time, vols bool, problem func(where, format string, a ...any), info func(format string, a ...any)) {
-	for _, d := range []struct{ what, dir string }{{"state directory", cfg.StateDir}, {"report directory", cfg.ReportDir}, {"catalog directory", filepath.Dir(cfg.Catalog)}} {
+	dirs := []struct{ what, dir string }{{"state directory", cfg.StateDir}, {"report directory", cfg.ReportDir}}
+	if !config.IsPostgresDSN(cfg.Catalog) {
+		dirs = append(dirs, struct{ what, dir string }{"catalog directory", filepath.Dir(cfg.Catalog)})
+	}
+	for _, d := range dirs {
 		if err := writableDir(d.dir); err != nil {
 			problem(d.what+" "+d.dir, "%v", err)
 		}
 	}
 	if cat, err := catalog.Open(cfg.Catalog); err != nil {
-		problem("catalog "+cfg.Catalog, "%v", err)
+		problem("catalog "+config.MaskDSN(cfg.Catalog), "%v", err)
 	} else {
 		if _, err := cat.Runs(ctx); err != nil {
-			problem("catalog "+cfg.Catalog, "%v", err)
+			problem("catalog "+config.MaskDSN(cfg.Catalog), "%v", err)
 		} else {
-			info("The catalog %s opens and reads.", cfg.Catalog)
+			info("The catalog %s opens and reads.", config.MaskDSN(cfg.Catalog))
 		}
 		if f, err := os.OpenFile(cfg.Catalog, os.O_RDWR, 0); err != nil {
-			problem("catalog "+cfg.Catalog, "cannot be written: %v", err)
+			problem("catalog "+config.MaskDSN(cfg.Catalog), "cannot be written: %v", err)
 		} else {
 			f.Close()
 		}

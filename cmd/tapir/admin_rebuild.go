@@ -70,7 +70,7 @@ one of their recipients) to rebuild those too. Rebuilding again later with --for
 			if res.MovedAside != "" {
 				fmt.Fprintf(out, "The old catalog is now %s.\n", res.MovedAside)
 			}
-			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", cfg.Catalog, res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
+			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", config.MaskDSN(cfg.Catalog), res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
 			if len(res.Skipped) > 0 {
 				fmt.Fprintf(out, "Skipped, left by failed writes and recorded as failed files (%d):\n", len(res.Skipped))
 				for _, s := range res.Skipped {

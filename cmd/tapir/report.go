@@ -55,8 +55,8 @@ func newReportCommand(g *globals) *cobra.Command {
 // pastReport finds a run in the catalog (want: a datestamp, the first
 // digits of one, or "" for the newest finished run) and renders its report.
 func pastReport(ctx context.Context, cfg *config.Config, want, format string) ([]byte, error) {
-	if _, err := os.Stat(cfg.Catalog); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("catalog %s does not exist: no run has been recorded with %s yet", cfg.Catalog, cfg.File)
+	if _, err := os.Stat(cfg.Catalog); !config.IsPostgresDSN(cfg.Catalog) && errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("catalog %s does not exist: no run has been recorded with %s yet", config.MaskDSN(cfg.Catalog), cfg.File)
 	}
 	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
@@ -75,13 +75,13 @@ func pastReport(ctx context.Context, cfg *config.Config, want, format string) ([
 	}
 	switch {
 	case len(match) == 0 && want == "":
-		return nil, fmt.Errorf("catalog %s holds no finished run yet", cfg.Catalog)
+		return nil, fmt.Errorf("catalog %s holds no finished run yet", config.MaskDSN(cfg.Catalog))
 	case len(match) == 0:
 		var recent []string
 		for _, r := range runs[:min(5, len(runs))] {
 			recent = append(recent, r.Datestamp)
 		}
-		return nil, fmt.Errorf("no run %s in catalog %s; the newest are: %s", want, cfg.Catalog, strings.Join(recent, ", "))
+		return nil, fmt.Errorf("no run %s in catalog %s; the newest are: %s", want, config.MaskDSN(cfg.Catalog), strings.Join(recent, ", "))
 	case want != "" && len(match) > 1:
 		var names []string
 		for _, r := range match[:min(10, len(match))] {

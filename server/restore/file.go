@@ -93,7 +93,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 	loc, err := cat.FindFile(ctx, req.Host, req.Path, rel, req.AsOf)
 	if err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {
-			return nil, fmt.Errorf("recover: %s is in no image of %s:%s in catalog %s (check the name with the DLE's path, or an earlier date)", rel, req.Host, req.Path, cfg.Catalog)
+			return nil, fmt.Errorf("recover: %s is in no image of %s:%s in catalog %s (check the name with the DLE's path, or an earlier date)", rel, req.Host, req.Path, config.MaskDSN(cfg.Catalog))
 		}
 		return nil, fmt.Errorf("recover: %w", err)
 	}
