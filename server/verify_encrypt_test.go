@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 
@@ -58,23 +57,6 @@ func encryptedVerifySite(t *testing.T) (*testsite.Site, *config.Config, *age.X25
 	return site, cfg, key
 }
 
-func identityFile(t *testing.T, ids ...*age.X25519Identity) *crypt.Identities {
-	t.Helper()
-	var text []byte
-	for _, id := range ids {
-		text = append(text, crypt.IdentityFileText(id, time.Time{})...)
-	}
-	p := filepath.Join(t.TempDir(), "key.txt")
-	if err := crypt.WriteIdentityFile(p, text); err != nil {
-		t.Fatal(err)
-	}
-	out, err := crypt.ReadIdentities(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func verifyDetails(res *VerifyResult) string {
 	var b strings.Builder
 	for _, im := range res.Images {
@@ -112,7 +94,7 @@ func TestVerifyEncrypted(t *testing.T) {
 		}
 	}
 
-	good := identityFile(t, key)
+	good := crypttest.Identities(t, key)
 	for _, label := range []string{"TEST-001", "TEST-002", "TEST-003"} {
 		res := verify(label, good)
 		if res.Bad() != 0 || len(res.Images) == 0 {
@@ -129,7 +111,7 @@ func TestVerifyEncrypted(t *testing.T) {
 	}
 
 	wrong, _ := crypt.NewIdentity()
-	bad := identityFile(t, wrong)
+	bad := crypttest.Identities(t, wrong)
 	res = verify("TEST-003", bad)
 	if res.Bad() != 1 {
 		t.Fatalf("verify with a wrong key: %d bad:\n%s", res.Bad(), verifyDetails(res))
@@ -187,7 +169,7 @@ func TestVerifyEncryptedAgainstCatalog(t *testing.T) {
 	if res.Bad() != 0 {
 		t.Errorf("a moved frame without a key:\n%s", verifyDetails(res))
 	}
-	res, err = VerifyWith(ctx, cfg, "TEST-003", VerifyOptions{Identities: identityFile(t, key)}, Deps{Log: testLogger(t)})
+	res, err = VerifyWith(ctx, cfg, "TEST-003", VerifyOptions{Identities: crypttest.Identities(t, key)}, Deps{Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,23 +37,6 @@ func cryptAnswers(t *testing.T, cat *catalog.Catalog) []string {
 	return out
 }
 
-func identities(t *testing.T, ids ...*age.X25519Identity) *crypt.Identities {
-	t.Helper()
-	var text []byte
-	for _, id := range ids {
-		text = append(text, crypt.IdentityFileText(id, time.Time{})...)
-	}
-	p := filepath.Join(t.TempDir(), "key.txt")
-	if err := crypt.WriteIdentityFile(p, text); err != nil {
-		t.Fatal(err)
-	}
-	out, err := crypt.ReadIdentities(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // encryptedSite: encrypted images as a night with client-side encryption
 // leaves them: an L0 of three DLEs (zstd, gzip, and uncompressed in two
 // parts on two volumes), an L1, an L2, and a gzip L1 left on the holding
@@ -188,7 +171,7 @@ func TestRebuildEncrypted(t *testing.T) {
 	// A wrong key: the same, and said.
 	wrong, _ := crypt.NewIdentity()
 	opt.Force = true
-	opt.Identities = identities(t, wrong)
+	opt.Identities = crypttest.Identities(t, wrong)
 	lines = nil
 	res, err = Rebuild(ctx, opt)
 	if err != nil {
@@ -204,7 +187,7 @@ func TestRebuildEncrypted(t *testing.T) {
 	}
 
 	// The right key (in a file with the wrong one): everything back.
-	opt.Identities = identities(t, wrong, key)
+	opt.Identities = crypttest.Identities(t, wrong, key)
 	lines = nil
 	res, err = Rebuild(ctx, opt)
 	if err != nil {
@@ -242,7 +225,7 @@ func TestRebuildEncryptedDamage(t *testing.T) {
 		t.Run(fmt.Sprintf("key=%v", withKey), func(t *testing.T) {
 			opt := Options{Catalog: filepath.Join(t.TempDir(), "new.db"), Changer: ch, Holding: []string{site.Holding}, Org: site.Org, Loc: time.UTC}
 			if withKey {
-				opt.Identities = identities(t, key)
+				opt.Identities = crypttest.Identities(t, key)
 			}
 			res, err := Rebuild(ctx, opt)
 			if err != nil {
@@ -280,7 +263,7 @@ func TestRebuildEncryptedFromTapes(t *testing.T) {
 	ch, _ := taper.NewDiskChanger(site.Vtapes, site.Slots, site.Capacity, site.Blocksize, nil)
 	db := filepath.Join(t.TempDir(), "rebuilt.db")
 	res, err := Rebuild(context.Background(), Options{Catalog: db, Changer: tapeChanger{ch}, Holding: []string{site.Holding}, Org: site.Org, Loc: time.UTC,
-		Identities: identities(t, key)})
+		Identities: crypttest.Identities(t, key)})
 	if err != nil || res.Dumps != 6 || res.Encrypted != 6 || len(res.NoIndex) != 0 || len(res.Problems) != 0 {
 		t.Fatalf("rebuild from tapes: %+v %v", res, err)
 	}
