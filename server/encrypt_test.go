@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -602,15 +601,7 @@ func TestKilledEncryptedRun(t *testing.T) {
 	s.cfg.DLEs[2].Dumptype = "slow"
 	s.cfg.Inparallel = 3
 	saveConfig(t, s)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=dump", "TAPIR_TEST_CONFIG="+s.cfgPath, "TAPIR_TEST_STALL=20")
-	logf, _ := os.Create(filepath.Join(s.dir, "child.log"))
-	var childOut syncBuffer
-	cmd.Stdout = io.MultiWriter(logf, &childOut)
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, childOut := startStalledNight(t, s)
 	hold := s.cfg.Holding[0].Path
 	childOut.waitFor(t, func(log string) bool {
 		return countMsg(log, "dumped to holding") >= 2 && strings.Contains(log, childStalled)
@@ -629,7 +620,6 @@ func TestKilledEncryptedRun(t *testing.T) {
 	}, hold)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	logf.Close()
 
 	s.cfg.Autoflush = true
 	slow.Bandwidth = 0

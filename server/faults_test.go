@@ -248,15 +248,7 @@ func TestKilledRunLosesNothing(t *testing.T) {
 	s.cfg.DLEs[2].Dumptype = "slow"
 	s.cfg.Inparallel = 3
 	saveConfig(t, s)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=dump", "TAPIR_TEST_CONFIG="+s.cfgPath, "TAPIR_TEST_STALL=20")
-	logf, _ := os.Create(filepath.Join(s.dir, "child.log"))
-	var childOut syncBuffer
-	cmd.Stdout = io.MultiWriter(logf, &childOut)
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, childOut := startStalledNight(t, s)
 	hold := s.cfg.Holding[0].Path
 	complete := func() (n, tmp int) {
 		fs, _ := filepath.Glob(filepath.Join(hold, "*", "*"))
@@ -283,7 +275,6 @@ func TestKilledRunLosesNothing(t *testing.T) {
 	}, hold, s.cfg.Changer.Path)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	logf.Close()
 
 	// The next night, with autoflush and a drive that works.
 	s.cfg.Autoflush = true
@@ -505,4 +496,26 @@ func TestHoldingFilesystemFull(t *testing.T) {
 		t.Errorf("left on the full holding disk: %v", left)
 	}
 	assertGoodMeansOnVolume(t, s)
+}
+
+// startStalledNight runs a night of s's configuration in a child process
+// (this test binary, TAPIR_TEST_CHILD=dump) whose taper stalls
+// (TAPIR_TEST_STALL), so that a test can kill -9 it mid-night; it returns
+// the child and its output as it grows (also in s.dir/child.log).
+func startStalledNight(t *testing.T, s *site) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TAPIR_TEST_CHILD=dump", "TAPIR_TEST_CONFIG="+s.cfgPath, "TAPIR_TEST_STALL=20")
+	logf, err := os.Create(filepath.Join(s.dir, "child.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	out := &syncBuffer{}
+	cmd.Stdout = io.MultiWriter(logf, out)
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
