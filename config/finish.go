@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/tapir-backup/tapir/internal/dsn"
+
 	"github.com/tapir-backup/tapir/image/crypt"
 
 	"fmt"
@@ -124,30 +126,12 @@ func (f *finisher) catalog(v *string, p []string, def string) {
 }
 
 // IsPostgresDSN reports whether a catalog value selects PostgreSQL.
-func IsPostgresDSN(s string) bool {
-	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
-}
+func IsPostgresDSN(s string) bool { return dsn.IsPostgres(s) }
 
 // MaskDSN returns a PostgreSQL DSN with its password replaced by "xxxxx",
 // for messages and for the effective configuration; any other value is
 // returned as it is.
-func MaskDSN(s string) string {
-	if !IsPostgresDSN(s) {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "postgres://(unparsable DSN)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
+func MaskDSN(s string) string { return dsn.Mask(s) }
 
 // num fills an integer with its default and checks its range.
 func (f *finisher) num(v *int, p []string, def, lo, hi int) {

@@ -1,10 +1,11 @@
 package catalog
 
 import (
+	pgdsn "github.com/tapir-backup/tapir/internal/dsn"
+
 	"context"
 	"database/sql/driver"
 	"errors"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -171,30 +172,11 @@ func isRetryable(err error) bool {
 }
 
 // isPostgres reports whether a catalog location is a PostgreSQL DSN.
-func isPostgres(loc string) bool {
-	return strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://")
-}
+func isPostgres(loc string) bool { return pgdsn.IsPostgres(loc) }
 
 // MaskDSN returns loc with the password of a postgres:// DSN replaced by
 // "xxxxx", for messages; any other value is returned as it is.
-func MaskDSN(loc string) string {
-	if !isPostgres(loc) {
-		return loc
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		return "postgres://(unparsable DSN)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
+func MaskDSN(loc string) string { return pgdsn.Mask(loc) }
 
 // rebind turns the ? placeholders of a query into PostgreSQL's $1, $2...,
 // leaving quoted strings, quoted identifiers and comments alone.
