@@ -97,6 +97,14 @@ type Mail struct {
 type Server struct {
 	IndexListen   string `toml:"index_listen"`   // the index and restore server, default ":10082"; "" = off
 	MetricsListen string `toml:"metrics_listen"` // Prometheus metrics over HTTP, default "127.0.0.1:9233"; "" = off
+	// Name names this tapir server among those sharing one catalog
+	// (docs/guide: "Several servers, one catalog"); default the org.
+	Name string `toml:"name"`
+	// Advertise is the host:port where the other servers of the catalog
+	// reach this server's index server to fetch frames of its volumes;
+	// default index_listen with this machine's host name when it listens
+	// on every address; "" when index_listen is off.
+	Advertise string `toml:"advertise"`
 }
 
 // Changer describes how volumes are found.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,6 +23,7 @@ func mustParse(t *testing.T, name, src string) *Config {
 
 func TestDefaults(t *testing.T) {
 	c := mustParse(t, "/etc/tapir/empty.toml", "")
+	hostname, _ := os.Hostname()
 	yes := true
 	want := &Config{
 		File: "/etc/tapir/empty.toml", Dir: "/etc/tapir",
@@ -48,7 +50,7 @@ func TestDefaults(t *testing.T) {
 		TLS: TLS{CA: "/var/lib/tapir/tapir/tls/ca.crt", Cert: "/var/lib/tapir/tapir/tls/server.crt",
 			Key: "/var/lib/tapir/tapir/tls/server.key"},
 		Mail:   Mail{Server: "localhost:25", StartTLS: "auto", Timeout: Duration(time.Minute), SendOn: "all"},
-		Server: Server{IndexListen: ":10082", MetricsListen: "127.0.0.1:9233"},
+		Server: Server{IndexListen: ":10082", MetricsListen: "127.0.0.1:9233", Name: "tapir", Advertise: net.JoinHostPort(hostname, "10082")},
 		Changer: Changer{Type: "disk", Path: "/var/lib/tapir/tapir/vtapes", Slots: 12, Tapetype: "default", Tapers: 1,
 			Poll: Duration(10 * time.Second), Remind: Duration(30 * time.Minute)},
 		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB, Speed: 300 * MiB}},

@@ -85,6 +85,8 @@ func (c *Config) Effective(w io.Writer) error {
 	e.table("[server]")
 	e.str("index_listen", c.Server.IndexListen)
 	e.str("metrics_listen", c.Server.MetricsListen)
+	e.str("name", c.Server.Name)
+	e.str("advertise", c.Server.Advertise)
 
 	e.table("[changer]")
 	e.str("type", c.Changer.Type)

@@ -7,6 +7,7 @@ import (
 
 	"fmt"
 	"net"
+	"os"
 	"net/mail"
 	"net/url"
 	"path"
@@ -324,6 +325,25 @@ func (f *finisher) server() {
 		}
 		if _, port, err := net.SplitHostPort(*x.v); err != nil || port == "" {
 			f.errf(p, "server.%s %s must be [host]:port, e.g. %q", x.key, preview(*x.v), x.def)
+		}
+	}
+	f.str(&s.Name, at("server", "name"), f.c.Org)
+	if !orgRE.MatchString(s.Name) {
+		f.errf(at("server", "name"), "server.name %s must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", preview(s.Name))
+	}
+	if f.has(at("server", "advertise")) {
+		if h, port, err := net.SplitHostPort(s.Advertise); s.Advertise != "" && (err != nil || h == "" || port == "") {
+			f.errf(at("server", "advertise"), "server.advertise %s must be host:port, where the other tapir servers reach this one's index server, e.g. %q", preview(s.Advertise), "backup1.example.com:10082")
+		}
+	} else if s.IndexListen != "" {
+		s.Advertise = s.IndexListen
+		if h, port, err := net.SplitHostPort(s.IndexListen); err == nil {
+			if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+				if name, err := os.Hostname(); err == nil {
+					h = name
+				}
+			}
+			s.Advertise = net.JoinHostPort(h, port)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func SetReuse(ctx context.Context, cfg *config.Config, labels []string, reuse bo
 	if len(labels) == 0 {
 		return nil, errors.New("no volume label given")
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func RemoveVolume(ctx context.Context, cfg *config.Config, opt RmVolumeOptions, 
 	if opt.Yes {
 		cat, done, err = openLocked(cfg)
 	} else {
-		cat, err = catalog.Open(cfg.Catalog)
+		cat, err = OpenCatalog(cfg)
 		if err == nil {
 			done = func() { cat.Close() }
 		}

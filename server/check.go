@@ -98,7 +98,7 @@ func serverChecks(ctx context.Context, cfg *config.Config, deps Deps, now time.T
 			problem(d.what+" "+d.dir, "%v", err)
 		}
 	}
-	if cat, err := catalog.Open(cfg.Catalog); err != nil {
+	if cat, err := OpenCatalog(cfg); err != nil {
 		problem("catalog "+config.MaskDSN(cfg.Catalog), "%v", err)
 	} else {
 		if _, err := cat.Runs(ctx); err != nil {
@@ -316,7 +316,7 @@ func checkEncryption(ctx context.Context, cfg *config.Config, deps Deps, identit
 	for _, d := range cfg.DLEs {
 		encrypted = encrypted || cfg.Dumptype(d).Encrypted()
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return // serverChecks said so
 	}

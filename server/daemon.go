@@ -17,7 +17,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/tapir-backup/tapir/config"
-	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/clock"
 )
 
@@ -93,7 +92,7 @@ func Daemon(ctx context.Context, opt DaemonOptions) error {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	d := &daemon{opt: opt, log: deps.Log, cfg: cfg}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ type HoldingImage struct {
 // HoldingList lists what is on the holding disks of cfg, matched against
 // the catalog. It only reads.
 func HoldingList(ctx context.Context, cfg *config.Config) ([]HoldingImage, error) {
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func ServeIndex(ctx context.Context, cfg *config.Config, ln net.Listener, log *s
 	if err != nil {
 		return err
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,9 @@ var ErrBusy = errors.New("another tapir run is in progress")
 type runLock struct {
 	f     *os.File
 	stale string // what a dead holder left in the file, "" when it unlocked cleanly
+	// server gives back the catalog's lock of this server's name
+	// (catalog.LockServer), nil when not taken.
+	server func()
 }
 
 // lockPath is the run lock's file: beside a SQLite catalog; in the state
@@ -76,6 +79,9 @@ func lockRunAt(p string, now time.Time) (*runLock, error) {
 }
 
 func (l *runLock) unlock() {
+	if l.server != nil {
+		l.server()
+	}
 	l.f.Truncate(0)
 	l.f.Close() // closing drops the flock
 }
@@ -107,8 +113,13 @@ func openLocked(cfg *config.Config) (cat *catalog.Catalog, done func(), err erro
 	if err != nil {
 		return nil, nil, err
 	}
-	cat, err = catalog.Open(cfg.Catalog)
+	cat, err = OpenCatalog(cfg)
 	if err != nil {
+		lock.unlock()
+		return nil, nil, err
+	}
+	if lock.server, err = cat.LockServer(context.Background()); err != nil {
+		cat.Close()
 		lock.unlock()
 		return nil, nil, err
 	}
@@ -143,20 +154,26 @@ func begin(ctx context.Context, cfg *config.Config, deps Deps) (*session, error)
 	if lock.stale != "" {
 		deps.Log.Warn("took over the run lock of a process that died", "lock", lockPath(cfg), "holder", lock.stale)
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		lock.unlock()
 		return nil, err
 	}
 	s := &session{lock: lock, cat: cat, deps: deps}
-	cleaned, err := recoverInterrupted(ctx, cat, start, deps.Log)
+	var cleaned []string
+	lock.server, err = cat.LockServer(ctx)
+	host, _ := os.Hostname()
+	if err == nil {
+		err = cat.RegisterServer(ctx, host, cfg.Server.Advertise, start, false)
+	}
+	if err == nil {
+		cleaned, err = recoverInterrupted(ctx, cat, start, deps.Log)
+	}
 	if err == nil {
 		var ds string
-		if ds, err = freeDatestamp(ctx, cat, start.In(cfg.Location())); err == nil {
-			s.runID, err = cat.BeginRun(ctx, ds, cfg.Org, start)
-			host, _ := os.Hostname()
+		if ds, s.runID, err = beginRun(ctx, cat, cfg, start); err == nil {
 			if lock.stale != "" {
-				cleaned = append([]string{fmt.Sprintf("lock: took over the run lock %s.lock left by a process that died (%s)", cfg.Catalog, lock.stale)}, cleaned...)
+				cleaned = append([]string{fmt.Sprintf("lock: took over the run lock %s left by a process that died (%s)", lockPath(cfg), lock.stale)}, cleaned...)
 			}
 			s.rep = &report.Run{Org: cfg.Org, Config: cfg.File, Hostname: host, Datestamp: ds, Kind: report.KindDump, Start: start, Notes: cleaned}
 			s.log = deps.Log.With("run", ds)

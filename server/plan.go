@@ -255,7 +255,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func WriteBalance(ctx context.Context, w io.Writer, cfg *config.Config, clk cloc
 
 func withPlannerDLEs(ctx context.Context, cfg *config.Config, clk clock.Clock, fn func(planner.Config, []planner.DLE, time.Time) error) error {
 	clk = clock.Or(clk)
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return err
 	}
@@ -342,7 +342,7 @@ func Force(ctx context.Context, cfg *config.Config, host, path string, on bool) 
 		}
 		return nil, fmt.Errorf("%s is not in the disk list of %s; `tapir config check -c %s` lists the DLEs", what, cfg.File, cfg.File)
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := OpenCatalog(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -501,17 +501,21 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 	wg.Wait()
 }
 
-// freeDatestamp names the run; two runs in the same second get distinct names.
-func freeDatestamp(ctx context.Context, cat *catalog.Catalog, t time.Time) (string, error) {
+// beginRun records the run under the first free datestamp from its start
+// on: two runs in the same second, of one server or of two sharing the
+// catalog, get distinct names (the catalog refuses a datestamp taken, also
+// when another server took it a moment ago).
+func beginRun(ctx context.Context, cat *catalog.Catalog, cfg *config.Config, start time.Time) (string, int64, error) {
+	t := start.In(cfg.Location())
 	for i := 0; i < 120; i++ {
 		ds := t.Add(time.Duration(i) * time.Second).Format("20060102150405")
-		if _, err := cat.Run(ctx, ds); errors.Is(err, catalog.ErrNotFound) {
-			return ds, nil
-		} else if err != nil {
-			return "", err
+		id, err := cat.BeginRun(ctx, ds, cfg.Org, start)
+		if errors.Is(err, catalog.ErrExists) {
+			continue
 		}
+		return ds, id, err
 	}
-	return "", fmt.Errorf("catalog %s: no free datestamp near %s", cat.Path(), t.Format(time.RFC3339))
+	return "", 0, fmt.Errorf("catalog %s: no free datestamp in the 2 minutes from %s: 120 runs are in the catalog there", cat.Path(), t.Format(time.RFC3339))
 }
 
 func compOf(dt config.Dumptype) string {

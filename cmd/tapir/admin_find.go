@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/report/admin"
 )
 
@@ -47,5 +48,5 @@ func openCatalog(file string) (*catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return catalog.Open(cfg.Catalog)
+	return server.OpenCatalog(cfg)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
+	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/report"
 )
 
@@ -58,7 +59,7 @@ func pastReport(ctx context.Context, cfg *config.Config, want, format string) ([
 	if _, err := os.Stat(cfg.Catalog); !config.IsPostgresDSN(cfg.Catalog) && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("catalog %s does not exist: no run has been recorded with %s yet", config.MaskDSN(cfg.Catalog), cfg.File)
 	}
-	cat, err := catalog.Open(cfg.Catalog)
+	cat, err := server.OpenCatalog(cfg)
 	if err != nil {
 		return nil, err
 	}

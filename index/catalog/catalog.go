@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -50,6 +51,11 @@ type Catalog struct {
 
 	mu      sync.Mutex
 	writers map[int64]bool // dumps with an open FileWriter
+
+	server string // SetServer: the tapir server this catalog is opened for
+	// held are the connections holding LockServer's locks (under mu):
+	// Close ends them, which drops the locks.
+	held map[*sql.Conn]bool
 }
 
 // Open opens the catalog at path, creating the file (mode 0600) and its parent
@@ -245,6 +251,13 @@ func (c *Catalog) Close() error {
 	if !c.d.pg {
 		_, _ = c.w.Exec("PRAGMA optimize")
 	}
+	c.mu.Lock()
+	for conn := range c.held {
+		conn.Raw(func(any) error { return driver.ErrBadConn }) // the pool discards it
+		conn.Close()
+	}
+	clear(c.held)
+	c.mu.Unlock()
 	errR := c.r.Close()
 	errW := c.w.Close()
 	if err := errors.Join(errR, errW); err != nil {

@@ -38,12 +38,15 @@ type Dump struct {
 	Encryption  string
 	Recipients  []string
 	CryptHeader []byte
+	// Server is the tapir server whose run made the dump: its holding disk
+	// or its volumes hold the image (servers.go).
+	Server string
 }
 
 // Encrypted says the payload is an age file.
 func (d *Dump) Encrypted() bool { return d.Encryption == image.EncAge }
 
-const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed, encryption, recipients, crypt_header`
+const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed, encryption, recipients, crypt_header, server`
 
 // dumpColsAs is dumpCols with every column qualified by alias a.
 func dumpColsAs(a string) string {
@@ -57,7 +60,7 @@ func scanDump(s scanner, extra ...any) (Dump, error) {
 	dest := []any{&d.ID, &d.RunID, &d.Host, &d.Path, &d.Level, &d.Datestamp, &d.Status,
 		&d.OrigSize, &d.PayloadSize, &d.SHA256, &d.Comp, &d.FrameSize, &d.Files,
 		&d.HoldingPath, &d.Error, &started, &finished, &taped, &d.Listed,
-		&d.Encryption, &recips, &d.CryptHeader}
+		&d.Encryption, &recips, &d.CryptHeader, &d.Server}
 	err := s.Scan(append(dest, extra...)...)
 	d.Started, d.Finished, d.Taped = fromNS(started), fromNS(finished), fromNS(taped)
 	if recips != "" {
@@ -145,8 +148,8 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 	var id int64
 	datestamp := d.Datestamp
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
-		var runDatestamp string
-		err := tx.QueryRow(`SELECT datestamp FROM runs WHERE id = ?`, d.RunID).Scan(&runDatestamp)
+		var runDatestamp, server string
+		err := tx.QueryRow(`SELECT datestamp, server FROM runs WHERE id = ?`, d.RunID).Scan(&runDatestamp, &server)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no run with id %d (BeginRun first)", d.RunID)
 		}
@@ -158,11 +161,12 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 		}
 		err = tx.QueryRow(`INSERT INTO dumps(run_id, host, path, level, datestamp, status, orig_size,
 			payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished,
-			encryption, recipients, crypt_header)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			encryption, recipients, crypt_header, server)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			d.RunID, d.Host, d.Path, d.Level, datestamp, status, d.OrigSize, d.PayloadSize,
 			d.SHA256, comp, d.FrameSize, d.Files, d.HoldingPath, d.Error, toNS(d.Started), toNS(d.Finished),
-			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader)).Scan(&id)
+			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader), server).Scan(&id)
+		d.Server = server
 		return err
 	})
 	if err != nil {
@@ -420,16 +424,18 @@ func (c *Catalog) RunDumps(ctx context.Context, runID int64) ([]Dump, error) {
 	return c.queryDumps(ctx, fmt.Sprintf("list dumps of run %d", runID), q, runID)
 }
 
-// DumpsWithStatus returns the dumps in one status, oldest first (by
+// DumpsWithStatus returns the dumps of the catalog's server (of every
+// server when it is opened for none) in one status, oldest first (by
 // datestamp, then id): for example the "holding" dumps an autoflush puts on
-// tape.
+// tape, which are on this server's holding disk.
 func (c *Catalog) DumpsWithStatus(ctx context.Context, status string) ([]Dump, error) {
 	op := fmt.Sprintf("list %s dumps", status)
 	if err := checkDumpStatus(status); err != nil {
 		return nil, c.fail(op, err)
 	}
-	q := `SELECT ` + dumpCols + ` FROM dumps WHERE status = ? ORDER BY datestamp, id`
-	return c.queryDumps(ctx, op, q, status)
+	where, args := c.serverFilter("server")
+	q := `SELECT ` + dumpCols + ` FROM dumps WHERE status = ?` + where + ` ORDER BY datestamp, id`
+	return c.queryDumps(ctx, op, q, append([]any{status}, args...)...)
 }
 
 // LastFull returns the newest level-0 dump of host:path that can be
@@ -540,16 +546,19 @@ func dumpExists(tx *sql.Tx, id int64) error {
 // given time, with the reason as its report if it had none. "holding" dumps are
 // left alone: their holding files are flushed by the next run. It returns the
 // dumps it failed. Call it only while holding the run lock, before a run
-// starts: a dump of a live run is "dumping" too.
+// starts: a dump of a live run is "dumping" too. A catalog opened for a
+// server (SetServer) cleans up only that server's runs and dumps: another
+// server's night may be running.
 func (c *Catalog) FailInterrupted(ctx context.Context, reason string, finished time.Time) ([]Dump, error) {
 	op := "fail interrupted runs and dumps"
 	if reason == "" || finished.IsZero() {
 		return nil, c.fail(op, errors.New("a reason and a finish time are needed"))
 	}
 	var failed []Dump
+	where, args := c.serverFilter("server")
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var err error
-		failed, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps WHERE status = 'dumping' ORDER BY datestamp, id`)
+		failed, err = queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps WHERE status = 'dumping'`+where+` ORDER BY datestamp, id`, args...)
 		if err != nil {
 			return err
 		}
@@ -564,11 +573,11 @@ func (c *Catalog) FailInterrupted(ctx context.Context, reason string, finished t
 				return err
 			}
 		}
-		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE status = 'dumping'`, reason); err != nil {
+		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE status = 'dumping'`+where, append([]any{reason}, args...)...); err != nil {
 			return err
 		}
 		_, err = tx.Exec(`UPDATE runs SET status = 'failed', finished = ?,
-			report = CASE report WHEN '' THEN ? ELSE report END WHERE status = 'running'`, clampNS(finished), reason)
+			report = CASE report WHEN '' THEN ? ELSE report END WHERE status = 'running'`+where, append([]any{clampNS(finished), reason}, args...)...)
 		return err
 	})
 	if err != nil {

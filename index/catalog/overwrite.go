@@ -44,13 +44,16 @@ func (c *Catalog) BeginOverwrite(ctx context.Context, label, stamp, as string) e
 		return c.fail(op, err)
 	}
 	return c.write(ctx, op, func(tx *sql.Tx) error {
-		var written string
+		var written, owner string
 		var reuse bool
-		err := tx.QueryRow(`SELECT written, reuse FROM volumes WHERE label = ?`, label).Scan(&written, &reuse)
+		err := tx.QueryRow(`SELECT written, reuse, server FROM volumes WHERE label = ?`, label).Scan(&written, &reuse, &owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no volume labelled %q", label)
 		}
 		if err != nil {
+			return err
+		}
+		if err := c.owned(label, owner); err != nil {
 			return err
 		}
 		if !reuse && written != "" {
@@ -71,11 +74,15 @@ func (c *Catalog) EndOverwrite(ctx context.Context, label string, kept bool) ([]
 	var dropped []Dump
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var id int64
-		err := tx.QueryRow(`SELECT id FROM volumes WHERE label = ?`, label).Scan(&id)
+		var owner string
+		err := tx.QueryRow(`SELECT id, server FROM volumes WHERE label = ?`, label).Scan(&id, &owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no volume labelled %q", label)
 		}
 		if err != nil {
+			return err
+		}
+		if err := c.owned(label, owner); err != nil {
 			return err
 		}
 		if kept {

@@ -12,6 +12,7 @@ import (
 type Run struct {
 	ID                int64
 	Datestamp, Org    string
+	Server            string // the tapir server that made it (servers.go)
 	Started, Finished time.Time // Finished is zero while the run is running
 	Status            string
 	Report            string // the report as JSON (report.Run.JSON); plain text for old runs; "" while running
@@ -30,8 +31,8 @@ func (c *Catalog) BeginRun(ctx context.Context, datestamp, org string, started t
 	}
 	var id int64
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
-		err := tx.QueryRow(`INSERT INTO runs(datestamp, org, started, status) VALUES (?, ?, ?, 'running') RETURNING id`,
-			datestamp, org, clampNS(started)).Scan(&id)
+		err := tx.QueryRow(`INSERT INTO runs(datestamp, org, started, status, server) VALUES (?, ?, ?, 'running', ?) RETURNING id`,
+			datestamp, org, clampNS(started), c.server).Scan(&id)
 		if isUnique(err) {
 			return &exists{fmt.Sprintf("a run with datestamp %s is already in the catalog; wait a second and start again", datestamp)}
 		}
@@ -67,12 +68,12 @@ func (c *Catalog) FinishRun(ctx context.Context, id int64, status string, finish
 	})
 }
 
-const runCols = `id, datestamp, org, started, finished, status, report`
+const runCols = `id, datestamp, org, started, finished, status, report, server`
 
 func scanRun(s scanner) (Run, error) {
 	var r Run
 	var started, finished sql.NullInt64
-	err := s.Scan(&r.ID, &r.Datestamp, &r.Org, &started, &finished, &r.Status, &r.Report)
+	err := s.Scan(&r.ID, &r.Datestamp, &r.Org, &started, &finished, &r.Status, &r.Report, &r.Server)
 	r.Started, r.Finished = fromNS(started), fromNS(finished)
 	return r, err
 }
@@ -95,11 +96,20 @@ func (c *Catalog) Run(ctx context.Context, datestamp string) (*Run, error) {
 	return &r, nil
 }
 
-// Runs returns every run, newest first.
+// Runs returns every run of the catalog's server (every run when it is
+// opened for none), newest first.
 func (c *Catalog) Runs(ctx context.Context) ([]Run, error) {
+	where, args := c.serverFilter("server")
+	return c.runs(ctx, where, args)
+}
+
+// AllRuns returns the runs of every server, newest first.
+func (c *Catalog) AllRuns(ctx context.Context) ([]Run, error) { return c.runs(ctx, "", nil) }
+
+func (c *Catalog) runs(ctx context.Context, where string, args []any) ([]Run, error) {
 	var runs []Run
 	err := c.read(ctx, "list runs", func(tx *sql.Tx) error {
-		rows, err := tx.Query(`SELECT ` + runCols + ` FROM runs ORDER BY datestamp DESC`)
+		rows, err := tx.Query(`SELECT `+runCols+` FROM runs WHERE 1 = 1`+where+` ORDER BY datestamp DESC`, args...)
 		if err != nil {
 			return err
 		}

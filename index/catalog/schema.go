@@ -166,8 +166,34 @@ ALTER TABLE dumps ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none' CHECK (encr
 ALTER TABLE dumps ADD COLUMN recipients TEXT NOT NULL DEFAULT '';
 ALTER TABLE dumps ADD COLUMN crypt_header BLOB;
 `,
+	// 6: several tapir servers sharing one catalog (docs/format/catalog.md,
+	// "Several servers").
+	//   runs.server, dumps.server: the server that made them (its
+	//     [server] name; the org before servers had names).
+	//   volumes.server: the server whose changer holds the volume, the
+	//     only one that may write it; '' until one writes or labels it.
+	//   servers: each server's host and the address of its index server,
+	//     where the others fetch the frames of its volumes.
+	`
+ALTER TABLE runs ADD COLUMN server TEXT NOT NULL DEFAULT '';
+ALTER TABLE dumps ADD COLUMN server TEXT NOT NULL DEFAULT '';
+ALTER TABLE volumes ADD COLUMN server TEXT NOT NULL DEFAULT '';
+UPDATE runs SET server = org;
+UPDATE dumps SET server = coalesce((SELECT r.server FROM runs r WHERE r.id = dumps.run_id), '');
+UPDATE volumes SET server = coalesce((SELECT d.server FROM parts p JOIN dumps d ON d.id = p.dump_id
+	WHERE p.volume_id = volumes.id ORDER BY p.id LIMIT 1), '');
+CREATE INDEX runs_server ON runs(server, status);
+CREATE INDEX dumps_server ON dumps(server, status);
+CREATE TABLE servers (
+	name       TEXT    NOT NULL PRIMARY KEY CHECK (name <> ''),
+	host       TEXT    NOT NULL DEFAULT '',
+	index_addr TEXT    NOT NULL DEFAULT '',
+	seen       INTEGER
+) WITHOUT ROWID;
+INSERT INTO servers(name) SELECT DISTINCT server FROM runs WHERE server <> '';
+`,
 }
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 5
+const SchemaVersion = 6

@@ -23,24 +23,40 @@ type Volume struct {
 	// tapir label) and the label being written (OverwritingAs). The old
 	// images stay in the catalog until the new label is on the volume.
 	Overwriting, OverwritingAs string
+	// Server is the tapir server whose changer holds the volume, the only
+	// one that may write it; "" until a server labels or writes it
+	// (servers.go).
+	Server string
 }
 
-const volumeCols = `id, label, slot, blocksize, written, created, reuse, bytes, overwriting, overwriting_as`
+const volumeCols = `id, label, slot, blocksize, written, created, reuse, bytes, overwriting, overwriting_as, server`
 
 func scanVolume(s scanner) (Volume, error) {
 	var v Volume
 	var created sql.NullInt64
-	err := s.Scan(&v.ID, &v.Label, &v.Slot, &v.Blocksize, &v.Written, &created, &v.Reuse, &v.Bytes, &v.Overwriting, &v.OverwritingAs)
+	err := s.Scan(&v.ID, &v.Label, &v.Slot, &v.Blocksize, &v.Written, &created, &v.Reuse, &v.Bytes, &v.Overwriting, &v.OverwritingAs, &v.Server)
 	v.Created = fromNS(created)
 	return v, err
 }
 
-// Volumes returns every volume, most recently written first, then by label;
-// volumes never written come last.
+// Volumes returns the volumes of the catalog's server and those no server
+// owns yet (every volume when it is opened for none), most recently
+// written first, then by label; volumes never written come last.
 func (c *Catalog) Volumes(ctx context.Context) ([]Volume, error) {
+	where, args := "", []any(nil)
+	if c.server != "" {
+		where, args = ` AND server IN ('', ?)`, []any{c.server}
+	}
+	return c.volumes(ctx, where, args)
+}
+
+// AllVolumes returns the volumes of every server, in the order of Volumes.
+func (c *Catalog) AllVolumes(ctx context.Context) ([]Volume, error) { return c.volumes(ctx, "", nil) }
+
+func (c *Catalog) volumes(ctx context.Context, where string, args []any) ([]Volume, error) {
 	var vols []Volume
 	err := c.read(ctx, "list volumes", func(tx *sql.Tx) error {
-		rows, err := tx.Query(`SELECT ` + volumeCols + ` FROM volumes ORDER BY written DESC, label`)
+		rows, err := tx.Query(`SELECT `+volumeCols+` FROM volumes WHERE 1 = 1`+where+` ORDER BY written DESC, label`, args...)
 		if err != nil {
 			return err
 		}
@@ -99,8 +115,14 @@ func (c *Catalog) AddVolume(ctx context.Context, v Volume) (int64, error) {
 	}
 	var id int64
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
-		err := tx.QueryRow(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes)
-			VALUES (?, ?, ?, ?, ?, 1, 0) RETURNING id`, v.Label, v.Slot, v.Blocksize, v.Written, toNS(v.Created)).Scan(&id)
+		var owner string
+		if tx.QueryRow(`SELECT server FROM volumes WHERE label = ?`, v.Label).Scan(&owner) == nil {
+			if err := c.owned(v.Label, owner); err != nil {
+				return err
+			}
+		}
+		err := tx.QueryRow(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes, server)
+			VALUES (?, ?, ?, ?, ?, 1, 0, ?) RETURNING id`, v.Label, v.Slot, v.Blocksize, v.Written, toNS(v.Created), c.server).Scan(&id)
 		if isUnique(err) {
 			return &exists{fmt.Sprintf("a volume labelled %q is already in the catalog; labels are unique, choose another", v.Label)}
 		}
@@ -113,6 +135,12 @@ func (c *Catalog) AddVolume(ctx context.Context, v Volume) (int64, error) {
 // retired volume that has been written is never started again.
 func (c *Catalog) SetVolumeReuse(ctx context.Context, label string, reuse bool) error {
 	return c.write(ctx, fmt.Sprintf("set reuse of volume %q", label), func(tx *sql.Tx) error {
+		var owner string
+		if tx.QueryRow(`SELECT server FROM volumes WHERE label = ?`, label).Scan(&owner) == nil {
+			if err := c.owned(label, owner); err != nil {
+				return err
+			}
+		}
 		res, err := tx.Exec(`UPDATE volumes SET reuse = ? WHERE label = ?`, reuse, label)
 		if err != nil {
 			return err
@@ -145,13 +173,16 @@ func (c *Catalog) StartVolumeWrite(ctx context.Context, label string, slot int, 
 	var dropped []Dump
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		var volID int64
-		var written string
+		var written, owner string
 		var reuse bool
-		err := tx.QueryRow(`SELECT id, written, reuse FROM volumes WHERE label = ?`, label).Scan(&volID, &written, &reuse)
+		err := tx.QueryRow(`SELECT id, written, reuse, server FROM volumes WHERE label = ?`, label).Scan(&volID, &written, &reuse, &owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no volume labelled %q (label it first)", label)
 		}
 		if err != nil {
+			return err
+		}
+		if err := c.owned(label, owner); err != nil {
 			return err
 		}
 		if !reuse && written != "" {
@@ -160,8 +191,11 @@ func (c *Catalog) StartVolumeWrite(ctx context.Context, label string, slot int, 
 		if dropped, err = dropVolumeDumpsTx(tx, volID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(`UPDATE volumes SET slot = ?, blocksize = ?, written = ?, bytes = 0, overwriting = '', overwriting_as = '' WHERE id = ?`,
-			slot, blocksize, datestamp, volID)
+		if owner == "" {
+			owner = c.server
+		}
+		_, err = tx.Exec(`UPDATE volumes SET slot = ?, blocksize = ?, written = ?, bytes = 0, overwriting = '', overwriting_as = '', server = ? WHERE id = ?`,
+			slot, blocksize, datestamp, owner, volID)
 		return err
 	})
 	if err != nil {
@@ -318,22 +352,30 @@ func (c *Catalog) LabelVolume(ctx context.Context, oldLabel, newLabel string, sl
 	var dropped []Dump
 	err := c.write(ctx, op, func(tx *sql.Tx) error {
 		if newLabel != oldLabel {
-			var n int
-			if err := tx.QueryRow(`SELECT count(*) FROM volumes WHERE label = ?`, newLabel).Scan(&n); err != nil {
+			var owner string
+			err := tx.QueryRow(`SELECT server FROM volumes WHERE label = ?`, newLabel).Scan(&owner)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-			if n > 0 {
+			if err == nil {
+				if err := c.owned(newLabel, owner); err != nil {
+					return err
+				}
 				return &exists{fmt.Sprintf("a volume labelled %q is already in the catalog; labels are unique, choose another (or relabel that volume)", newLabel)}
 			}
 		}
 		if oldLabel != "" {
 			var volID int64
-			err := tx.QueryRow(`SELECT id FROM volumes WHERE label = ?`, oldLabel).Scan(&volID)
+			var owner string
+			err := tx.QueryRow(`SELECT id, server FROM volumes WHERE label = ?`, oldLabel).Scan(&volID, &owner)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 			case err != nil:
 				return err
 			default:
+				if err := c.owned(oldLabel, owner); err != nil {
+					return err
+				}
 				if dropped, err = dropVolumeDumpsTx(tx, volID); err != nil {
 					return err
 				}
@@ -342,8 +384,8 @@ func (c *Catalog) LabelVolume(ctx context.Context, oldLabel, newLabel string, sl
 				}
 			}
 		}
-		_, err := tx.Exec(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes) VALUES (?, ?, ?, '', ?, 1, 0)`,
-			newLabel, slot, blocksize, toNS(created))
+		_, err := tx.Exec(`INSERT INTO volumes(label, slot, blocksize, written, created, reuse, bytes, server) VALUES (?, ?, ?, '', ?, 1, 0, ?)`,
+			newLabel, slot, blocksize, toNS(created), c.server)
 		return err
 	})
 	if err != nil {
