@@ -7,9 +7,9 @@ import (
 
 	"fmt"
 	"net"
-	"os"
 	"net/mail"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"

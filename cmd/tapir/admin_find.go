@@ -8,8 +8,8 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/report/admin"
+	"github.com/tapir-backup/tapir/server"
 )
 
 func init() { adminCommands = append(adminCommands, newAdminFindCommand) }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
-	"github.com/tapir-backup/tapir/server"
 	"github.com/tapir-backup/tapir/report"
+	"github.com/tapir-backup/tapir/server"
 )
 
 func init() { extraCommands = append(extraCommands, newReportCommand) }

@@ -12,7 +12,7 @@ import (
 type Run struct {
 	ID                int64
 	Datestamp, Org    string
-	Server            string // the tapir server that made it (servers.go)
+	Server            string    // the tapir server that made it (servers.go)
 	Started, Finished time.Time // Finished is zero while the run is running
 	Status            string
 	Report            string // the report as JSON (report.Run.JSON); plain text for old runs; "" while running
