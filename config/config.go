@@ -18,19 +18,23 @@ type Config struct {
 	File string `toml:"-"` // absolute path of the file loaded
 	Dir  string `toml:"-"` // its directory; relative paths below are resolved against it
 
-	Org          string   `toml:"org"`          // default "tapir"; used in the report subject and labels
-	Mailto       []string `toml:"mailto"`       // report recipients
-	StateDir     string   `toml:"statedir"`     // default "/var/lib/tapir/<org>"
-	Catalog      string   `toml:"catalog"`      // default "<statedir>/catalog.db"; or a postgres:// DSN
-	ReportDir    string   `toml:"reportdir"`    // default "<statedir>/reports"
-	Dumpcycle    int      `toml:"dumpcycle"`    // days, default 7
-	Runspercycle int      `toml:"runspercycle"` // default = dumpcycle
-	Tapecycle    int      `toml:"tapecycle"`    // default 10
-	Runtapes     int      `toml:"runtapes"`     // default 1
-	Inparallel   int      `toml:"inparallel"`   // default 10, 1..1000
-	Maxdumps     int      `toml:"maxdumps"`     // per host, default 1
-	Netusage     Size     `toml:"netusage"`     // bytes/s across all streams, 0 = unlimited
-	Retries      int      `toml:"retries"`      // a failed dump is tried again this many times, default 1
+	Org      string   `toml:"org"`      // default "tapir"; used in the report subject and labels
+	Mailto   []string `toml:"mailto"`   // report recipients
+	StateDir string   `toml:"statedir"` // default "/var/lib/tapir/<org>"
+	// Catalog is where the catalog is: a file (default
+	// "<statedir>/catalog.db") or a postgres:// DSN. The file has either
+	// catalog = "…" or a [catalog] table (url or path, password_file),
+	// read by the finisher (finish.go: catalogTable).
+	Catalog      string `toml:"-"`
+	ReportDir    string `toml:"reportdir"`    // default "<statedir>/reports"
+	Dumpcycle    int    `toml:"dumpcycle"`    // days, default 7
+	Runspercycle int    `toml:"runspercycle"` // default = dumpcycle
+	Tapecycle    int    `toml:"tapecycle"`    // default 10
+	Runtapes     int    `toml:"runtapes"`     // default 1
+	Inparallel   int    `toml:"inparallel"`   // default 10, 1..1000
+	Maxdumps     int    `toml:"maxdumps"`     // per host, default 1
+	Netusage     Size   `toml:"netusage"`     // bytes/s across all streams, 0 = unlimited
+	Retries      int    `toml:"retries"`      // a failed dump is tried again this many times, default 1
 
 	// The planner (docs/format/planner.md).
 	Bumpsize      Size     `toml:"bumpsize"`       // default 10 MiB

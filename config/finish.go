@@ -5,6 +5,7 @@ import (
 
 	"github.com/tapir-backup/tapir/image/crypt"
 
+	"errors"
 	"fmt"
 	"net"
 	"net/mail"
@@ -105,14 +106,31 @@ func (f *finisher) path(v *string, p []string, def string) {
 	*v = filepath.Clean(*v)
 }
 
-// catalog fills the catalog location: a file path (resolved like every
-// path), or a PostgreSQL DSN (postgres:// or postgresql://), kept as it is
-// and never shown with its password.
+// catalog fills the catalog location from catalog = "…" or a [catalog]
+// table: a file path (resolved like every path), or a PostgreSQL DSN
+// (postgres:// or postgresql://), kept as it is and never shown with its
+// password.
 func (f *finisher) catalog(v *string, p []string, def string) {
+	switch x := f.raw["catalog"].(type) {
+	case nil:
+	case string:
+		*v = x
+	case map[string]any:
+		f.catalogTable(v, x, def)
+		return
+	default:
+		f.errf(p, "catalog: expected a file name, a postgres:// DSN or a [catalog] table, got %s", describe(x))
+		return
+	}
 	if !IsPostgresDSN(*v) {
 		f.path(v, p, def)
 		return
 	}
+	f.catalogDSN(v, p)
+}
+
+// catalogDSN checks a PostgreSQL DSN, never showing its password.
+func (f *finisher) catalogDSN(v *string, p []string) {
 	if hasControl(*v) {
 		f.errf(p, "%s: %s contains a control character", showKey(p), preview(MaskDSN(*v)))
 	}
@@ -124,6 +142,99 @@ func (f *finisher) catalog(v *string, p []string, def string) {
 	if strings.Trim(u.Path, "/") == "" {
 		f.errf(p, "%s: %s names no database; add /DATABASE after the host", showKey(p), preview(MaskDSN(*v)))
 	}
+}
+
+// catalogTable reads [catalog]: url (a postgres:// DSN) or path (a SQLite
+// file), and with url a password_file whose first line is the password, so
+// that the configuration itself holds none.
+func (f *finisher) catalogTable(v *string, t map[string]any, def string) {
+	k := func(key string) []string { return at("catalog", key) }
+	get := func(key string) string {
+		x, ok := t[key]
+		if !ok {
+			return ""
+		}
+		s, ok := x.(string)
+		if !ok || s == "" {
+			f.errf(k(key), "catalog.%s: expected a non-empty string, got %s", key, describe(x))
+		}
+		return s
+	}
+	errs := len(f.errs)
+	for _, key := range sortedKeys(t) {
+		switch key {
+		case "url", "path", "password_file":
+		default:
+			f.errf(k(key), "unknown key %q in [catalog] (it has url, path and password_file)", "catalog."+key)
+		}
+	}
+	dsnURL, path, pwFile := get("url"), get("path"), get("password_file")
+	switch {
+	case len(f.errs) > errs:
+		return
+	case dsnURL != "" && path != "":
+		f.errf(k("path"), "[catalog] has both url and path: url selects PostgreSQL, path a SQLite file; keep one")
+		return
+	case path != "":
+		if IsPostgresDSN(path) {
+			f.errf(k("path"), "catalog.path %s is a PostgreSQL DSN: write it as catalog.url", preview(MaskDSN(path)))
+			return
+		}
+		if pwFile != "" {
+			f.errf(k("password_file"), "catalog.password_file goes with catalog.url (PostgreSQL), not with a SQLite path")
+		}
+		*v = path
+		f.path(v, k("path"), def)
+		return
+	case dsnURL == "":
+		f.errf(at("catalog"), "[catalog] needs url = \"postgres://USER@HOST/DATABASE\" or path = \"FILE\"")
+		return
+	case !IsPostgresDSN(dsnURL):
+		f.errf(k("url"), "catalog.url %s must start with postgres:// or postgresql:// (a SQLite file goes in catalog.path)", preview(dsnURL))
+		return
+	}
+	*v = dsnURL
+	f.catalogDSN(v, k("url"))
+	if pwFile == "" || len(f.errs) > 0 {
+		return
+	}
+	if !filepath.IsAbs(pwFile) {
+		pwFile = filepath.Join(f.c.Dir, pwFile)
+	}
+	u, err := url.Parse(dsnURL)
+	if err != nil {
+		return // catalogDSN said so
+	}
+	if _, ok := u.User.Password(); ok || u.Query().Has("password") {
+		f.errf(k("password_file"), "catalog.url already holds a password and catalog.password_file names another: keep the password only in the file")
+		return
+	}
+	fi, err := os.Stat(pwFile)
+	if err != nil {
+		f.errf(k("password_file"), "catalog.password_file %s: %v", preview(pwFile), errors.Unwrap(err))
+		return
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		f.errf(k("password_file"), "catalog.password_file %s may be read by others (mode %04o): chmod 600 %s", preview(pwFile), fi.Mode().Perm(), pwFile)
+		return
+	}
+	data, err := os.ReadFile(pwFile)
+	if err != nil {
+		f.errf(k("password_file"), "catalog.password_file %s: %v", preview(pwFile), err)
+		return
+	}
+	pw, _, _ := strings.Cut(string(data), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		f.errf(k("password_file"), "catalog.password_file %s is empty: its first line is the PostgreSQL password", preview(pwFile))
+		return
+	}
+	name := "tapir"
+	if u.User != nil {
+		name = u.User.Username()
+	}
+	u.User = url.UserPassword(name, pw)
+	*v = u.String()
 }
 
 // IsPostgresDSN reports whether a catalog value selects PostgreSQL.

@@ -51,8 +51,14 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	lines := buildLineIndex(src, md)
 
+	// catalog is a string or a [catalog] table: the finisher reads it.
+	catRaw, hasCat := raw["catalog"]
+	delete(raw, "catalog")
 	ck := &checker{file: name, lines: lines}
 	ck.walk(nil, "", "", raw, configType)
+	if hasCat {
+		raw["catalog"] = catRaw
+	}
 	if e := first(ck.errs); e != nil {
 		return nil, e
 	}
@@ -62,8 +68,10 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err != nil { // the checker should have caught it
 		return nil, tomlError(name, err, "")
 	}
-	if u := md.Undecoded(); len(u) > 0 { // likewise
-		return nil, &Error{File: name, Line: lines.lookup(u[0]), Msg: fmt.Sprintf("unknown key %q", u[0].String())}
+	for _, u := range md.Undecoded() { // likewise
+		if u[0] != "catalog" {
+			return nil, &Error{File: name, Line: lines.lookup(u), Msg: fmt.Sprintf("unknown key %q", u.String())}
+		}
 	}
 
 	abs, err := filepath.Abs(name)
