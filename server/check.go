@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/textproto"
 	"os"
@@ -106,12 +107,15 @@ func serverChecks(ctx context.Context, cfg *config.Config, deps Deps, now time.T
 		} else {
 			info("The catalog %s opens and reads.", config.MaskDSN(cfg.Catalog))
 		}
-		if f, err := os.OpenFile(cfg.Catalog, os.O_RDWR, 0); err != nil {
-			problem("catalog "+config.MaskDSN(cfg.Catalog), "cannot be written: %v", err)
-		} else {
-			f.Close()
+		if !config.IsPostgresDSN(cfg.Catalog) {
+			if f, err := os.OpenFile(cfg.Catalog, os.O_RDWR, 0); err != nil {
+				problem("catalog "+config.MaskDSN(cfg.Catalog), "cannot be written: %v", err)
+			} else {
+				f.Close()
+			}
 		}
 		defer cat.Close()
+		checkServers(ctx, cfg, cat, problem, info)
 		if vols {
 			checkVolumes(ctx, cfg, deps, cat, problem, info)
 		}
@@ -475,4 +479,58 @@ func greetMail(ctx context.Context, cfg *config.Config) error {
 	}
 	fmt.Fprintf(conn, "QUIT\r\n")
 	return nil
+}
+
+// checkServers looks at the other tapir servers sharing the catalog: this
+// server's name must not be another machine's, its DLEs must not be
+// dumped by another server too, and its labelstr must not match another
+// server's volumes (its autolabel would then be refused).
+func checkServers(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, problem func(string, string, ...any), info func(string, ...any)) {
+	servers, err := cat.Servers(ctx)
+	if err != nil {
+		problem("catalog "+config.MaskDSN(cfg.Catalog), "%v", err)
+		return
+	}
+	name := cfg.Server.Name
+	host, _ := os.Hostname()
+	var others []string
+	for _, s := range servers {
+		if s.Name != name {
+			others = append(others, s.Name)
+			continue
+		}
+		if s.Host != "" && s.Host != host {
+			problem("server name "+name, "is registered in the catalog by host %s, and this is host %s: give this server a [server] name of its own; if this machine replaced %s, run tapir admin servers --take-over -c %s", s.Host, host, s.Host, cfg.File)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	info("This server is %q; the catalog is shared with %s.", name, strings.Join(others, ", "))
+	for _, dle := range cfg.DLEs {
+		ds, err := cat.Dumps(ctx, dle.Host, dle.Path)
+		if err != nil {
+			problem("catalog "+config.MaskDSN(cfg.Catalog), "%v", err)
+			return
+		}
+		if len(ds) > 0 && ds[0].Server != "" && ds[0].Server != name {
+			problem("DLE "+dle.Host+":"+dle.Path, "its newest image (%s, level %d) was made by tapir server %q: a DLE is backed up by one server; remove it from one configuration (this server takes its chain over where the other left it)", ds[0].Datestamp, ds[0].Level, ds[0].Server)
+		}
+	}
+	vols, err := cat.AllVolumes(ctx)
+	if err != nil {
+		problem("catalog "+config.MaskDSN(cfg.Catalog), "%v", err)
+		return
+	}
+	re := cfg.LabelRegexp()
+	overlap := map[string][]string{}
+	for _, v := range vols {
+		if v.Server != "" && v.Server != name && re.MatchString(v.Label) {
+			overlap[v.Server] = append(overlap[v.Server], v.Label)
+		}
+	}
+	for _, srv := range slices.Sorted(maps.Keys(overlap)) {
+		ls := overlap[srv]
+		problem("labelstr "+cfg.Labelstr, "matches %d volume(s) of tapir server %q (%s): this server may never write them, and its autolabel may choose their labels; give each server labels of its own (labelstr and autolabel)", len(ls), srv, strings.Join(ls[:min(len(ls), 3)], ", "))
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -50,8 +51,15 @@ type DLEState struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// StatusFile is where runs of cfg publish their Status.
-func StatusFile(cfg *config.Config) string { return cfg.Catalog + ".status.json" }
+// StatusFile is where runs of cfg publish their Status: beside a SQLite
+// catalog, in the state directory for a catalog on PostgreSQL (each
+// server sharing it has its own).
+func StatusFile(cfg *config.Config) string {
+	if config.IsPostgresDSN(cfg.Catalog) {
+		return filepath.Join(cfg.StateDir, "status.json")
+	}
+	return cfg.Catalog + ".status.json"
+}
 
 // progress is a job's live state, updated by the dumper and the taper and
 // read by the publisher: atomics only, so that reading never races.

@@ -28,8 +28,9 @@ import (
 //   - browsing (Hosts, Dumps, View, Chain, the index) sees every server's
 //     images, and each Dump says which server holds it.
 //
-// A Catalog without SetServer (tests, tools) sees and writes everything
-// and records the server "".
+// A Catalog without SetServer (tests, tools such as a rebuild) sees and
+// writes everything and records the server "": such runs, dumps and
+// volumes count as every server's until one writes the volume.
 
 // ErrOtherServer is matched (errors.Is) by the error of a write to a volume
 // that another server owns.
@@ -215,11 +216,12 @@ func (c *Catalog) ForgetServer(ctx context.Context, name string) error {
 }
 
 // serverFilter is the WHERE fragment (with its args) that keeps the rows of
-// the catalog's server in a table with a server column named col; "" when
-// the catalog is opened for no server.
+// the catalog's server in a table with a server column named col, and the
+// rows of no server (written by a catalog opened for none: a rebuild, a
+// tool); "" when the catalog is opened for no server.
 func (c *Catalog) serverFilter(col string) (string, []any) {
 	if c.server == "" {
 		return "", nil
 	}
-	return ` AND ` + col + ` = ?`, []any{c.server}
+	return ` AND ` + col + ` IN ('', ?)`, []any{c.server}
 }
