@@ -27,6 +27,7 @@ type jsonRun struct {
 	Subject         string        `json:"subject"` // derived, ignored on read
 	Status          string        `json:"status"`  // derived, ignored on read
 	Org             string        `json:"org"`
+	Server          string        `json:"server,omitempty"`
 	Config          string        `json:"config"`
 	Hostname        string        `json:"hostname"`
 	Datestamp       string        `json:"datestamp"`
@@ -110,7 +111,7 @@ func (r *Run) JSON() ([]byte, error) {
 	n := r.normalized()
 	j := jsonRun{
 		Version: JSONVersion, Subject: n.Subject(), Status: n.Status(),
-		Org: n.Org, Config: n.Config, Hostname: n.Hostname, Datestamp: n.Datestamp, Kind: n.Kind,
+		Org: n.Org, Server: n.Server, Config: n.Config, Hostname: n.Hostname, Datestamp: n.Datestamp, Kind: n.Kind,
 		Start: timePtr(n.Start), End: timePtr(n.End),
 		EstimateSeconds: seconds(n.EstimateTime), DumpSeconds: seconds(n.DumpTime), TapeSeconds: seconds(n.TapeTime),
 		Aborted: n.Aborted, Refused: nonNil(n.Refused), Volumes: []jsonVolume{}, NextVolumes: nonNil(n.NextVolumes), DLEs: []jsonDLE{}, Preflight: []jsonProblem{}, Notes: nonNil(n.Notes),
@@ -193,7 +194,7 @@ func ParseJSON(b []byte) (*Run, error) {
 		return nil, fmt.Errorf("report JSON: version %d is newer than this tapir understands (%d): use a newer tapir to read it", j.Version, JSONVersion)
 	}
 	r := &Run{
-		Org: j.Org, Config: j.Config, Hostname: j.Hostname, Datestamp: j.Datestamp, Kind: j.Kind,
+		Org: j.Org, Server: j.Server, Config: j.Config, Hostname: j.Hostname, Datestamp: j.Datestamp, Kind: j.Kind,
 		Aborted: j.Aborted, NextVolumes: j.NextVolumes, Notes: j.Notes,
 	}
 	if !datestampRe.MatchString(j.Datestamp) {

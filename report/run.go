@@ -36,6 +36,7 @@ const (
 // Run is everything the report says about one run.
 type Run struct {
 	Org       string
+	Server    string // the tapir server's [server] name; shown when it is not Org (servers sharing a catalog)
 	Config    string // the configuration file
 	Hostname  string // the backup server's host name
 	Datestamp string // the run's name, YYYYMMDDhhmmss, in the configuration's time zone
@@ -203,7 +204,11 @@ func (r *Run) Subject() string {
 	case r.Strange():
 		flag = "STRANGE: "
 	}
-	return fmt.Sprintf("%s %sTAPIR MAIL REPORT FOR %s", clean(r.Org), flag, r.date().Format("January 2, 2006"))
+	who := clean(r.Org)
+	if r.Server != "" && r.Server != r.Org {
+		who += " " + clean(r.Server)
+	}
+	return fmt.Sprintf("%s %sTAPIR MAIL REPORT FOR %s", who, flag, r.date().Format("January 2, 2006"))
 }
 
 // date is the day the run is named after: its datestamp (in the
@@ -227,7 +232,7 @@ func (r *Run) WriteTo(w io.Writer) (int64, error) {
 // ParseJSON(r.JSON()) renders exactly as r does.
 func (r *Run) normalized() *Run {
 	n := *r
-	n.Org, n.Config, n.Hostname, n.Datestamp = valid(r.Org), valid(r.Config), valid(r.Hostname), valid(r.Datestamp)
+	n.Org, n.Config, n.Hostname, n.Datestamp, n.Server = valid(r.Org), valid(r.Config), valid(r.Hostname), valid(r.Datestamp), valid(r.Server)
 	if n.Kind == "" {
 		n.Kind = KindDump
 	}

@@ -56,6 +56,9 @@ func (r *Run) header(t *textWriter) {
 		t.line("Hostname: %s", clean(r.Hostname))
 	}
 	t.line("Org     : %s", clean(r.Org))
+	if r.Server != "" && r.Server != r.Org {
+		t.line("Server  : %s", clean(r.Server))
+	}
 	t.line("Config  : %s", clean(r.Config))
 	t.line("Date    : %s", r.date().Format("January 2, 2006"))
 	run := fmt.Sprintf("Run     : %s (%s)", clean(r.Datestamp), clean(r.Kind))

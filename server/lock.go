@@ -175,7 +175,7 @@ func begin(ctx context.Context, cfg *config.Config, deps Deps) (*session, error)
 			if lock.stale != "" {
 				cleaned = append([]string{fmt.Sprintf("lock: took over the run lock %s left by a process that died (%s)", lockPath(cfg), lock.stale)}, cleaned...)
 			}
-			s.rep = &report.Run{Org: cfg.Org, Config: cfg.File, Hostname: host, Datestamp: ds, Kind: report.KindDump, Start: start, Notes: cleaned}
+			s.rep = &report.Run{Org: cfg.Org, Server: cfg.Server.Name, Config: cfg.File, Hostname: host, Datestamp: ds, Kind: report.KindDump, Start: start, Notes: cleaned}
 			s.log = deps.Log.With("run", ds)
 		}
 	}

@@ -31,6 +31,7 @@ type Collector struct {
 	holdingBytes, volumes, volumesBeforeNew, scrapeError *prometheus.Desc
 	volStarved, volRate, dleStarved, dleRate             *prometheus.Desc
 	driveStarved, driveRate                              *prometheus.Desc
+	srvLastRun, srvLastGood, srvVolumes                  *prometheus.Desc
 }
 
 // NewCollector returns a Collector over an open catalog.
@@ -61,6 +62,9 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 		driveRate:        d("last_run_drive_rate_bytes_per_second", "Bytes each drive wrote in the newest finished run divided by the time its volumes were in it.", "drive"),
 		dleStarved:       d("dle_tape_starved_seconds_in_last_run", "Time the drive waited for the DLE's image after its first byte in the newest finished run.", "host", "path"),
 		dleRate:          d("dle_tape_rate_bytes_per_second_in_last_run", "Bytes of the DLE's image taped in the newest finished run divided by its tape time.", "host", "path"),
+		srvLastRun:       d("server_last_run_end_timestamp_seconds", "When the newest finished run of each tapir server sharing the catalog ended.", "server"),
+		srvLastGood:      d("server_last_successful_run_end_timestamp_seconds", "When the newest run of each tapir server sharing the catalog whose DLEs all ended safe ended.", "server"),
+		srvVolumes:       d("server_volumes", "Volumes each tapir server sharing the catalog owns (its changer holds them).", "server"),
 	}
 }
 
@@ -68,7 +72,7 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lastRun, c.lastGood, c.lastStatus, c.inProgress, c.runDLEs, c.runDumped, c.runTaped,
 		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError,
-		c.volStarved, c.volRate, c.dleStarved, c.dleRate, c.driveStarved, c.driveRate} {
+		c.volStarved, c.volRate, c.dleStarved, c.dleRate, c.driveStarved, c.driveRate, c.srvLastRun, c.srvLastGood, c.srvVolumes} {
 		ch <- d
 	}
 }
@@ -247,6 +251,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
+	c.collectServers(ctx, gauge, fail)
+
 	vols, err := c.cat.Volumes(ctx)
 	if err != nil {
 		fail("read volumes", err)
@@ -295,4 +301,47 @@ func usableVolumes(states []taper.VolumeState, tapecycle int) int {
 		n += len(written) - tapecycle
 	}
 	return n
+}
+
+// collectServers sends what every server sharing the catalog has done, so
+// that a scrape of any one of them sees all: when each one's newest run
+// ended, and ended well, and how many volumes it owns.
+func (c *Collector) collectServers(ctx context.Context, gauge func(*prometheus.Desc, float64, ...string), fail func(string, error)) {
+	runs, err := c.cat.AllRuns(ctx)
+	if err != nil {
+		fail("read the runs of every server", err)
+		return
+	}
+	last, good := map[string]time.Time{}, map[string]time.Time{}
+	for _, r := range runs {
+		if r.Server == "" || r.Finished.IsZero() || r.Status == "running" {
+			continue
+		}
+		if r.Finished.After(last[r.Server]) {
+			last[r.Server] = r.Finished
+		}
+		if (r.Status == report.RunOK || r.Status == report.RunStrange) && r.Finished.After(good[r.Server]) {
+			good[r.Server] = r.Finished
+		}
+	}
+	for s, t := range last {
+		gauge(c.srvLastRun, float64(t.Unix()), s)
+	}
+	for s, t := range good {
+		gauge(c.srvLastGood, float64(t.Unix()), s)
+	}
+	vols, err := c.cat.AllVolumes(ctx)
+	if err != nil {
+		fail("read the volumes of every server", err)
+		return
+	}
+	owned := map[string]float64{}
+	for _, v := range vols {
+		if v.Server != "" {
+			owned[v.Server]++
+		}
+	}
+	for s, n := range owned {
+		gauge(c.srvVolumes, n, s)
+	}
 }

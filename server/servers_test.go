@@ -163,6 +163,22 @@ func TestTwoServersOneCatalog(t *testing.T) {
 	if len(servers) != 2 || servers[0].Name != "north" || servers[1].Name != "south" || servers[0].Host == "" {
 		t.Errorf("servers: %+v", servers)
 	}
+
+	// north's metrics see south too; its own figures stay its own.
+	ncat, err := OpenCatalog(north.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ncat.Close()
+	m := gather(t, NewCollector(func() *config.Config { return north.cfg }, ncat, testLogger(t)))
+	for _, srv := range []string{"north", "south"} {
+		if m["tapir_server_last_successful_run_end_timestamp_seconds{server="+srv+"}"] == 0 || m["tapir_server_volumes{server="+srv+"}"] == 0 {
+			t.Errorf("north's metrics do not show server %s: %v", srv, m)
+		}
+	}
+	if m["tapir_volumes{state=written}"] != m["tapir_server_volumes{server=north}"] {
+		t.Errorf("north's tapir_volumes counts another server's volumes: %v", m)
+	}
 }
 
 // A cartridge of north's carried into south's library: south never writes

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +16,10 @@ import (
 
 // Find writes every image of host (of one DLE when path is not ""), newest
 // first: one line per part for images on volumes, one line for images on
-// the holding disk and for failed attempts. An unknown host or DLE is an
-// error that says which hosts and DLEs there are.
+// the holding disk and for failed attempts. When images of other tapir
+// servers sharing the catalog are among them, a last column names the
+// server of every image. An unknown host or DLE is an error that says
+// which hosts and DLEs there are.
 func Find(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path string) error {
 	dumps, err := cat.Dumps(ctx, host, path)
 	if err != nil {
@@ -25,12 +28,24 @@ func Find(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path str
 	if len(dumps) == 0 {
 		return notFound(ctx, cat, host, path)
 	}
+	servers := false
+	for _, d := range dumps {
+		servers = servers || (d.Server != "" && d.Server != cat.ServerName())
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "date\thost\tpath\tlevel\tstatus\tvolume\tfile\tpart\tstored")
+	head := "date\thost\tpath\tlevel\tstatus\tvolume\tfile\tpart\tstored"
+	if servers {
+		head += "\tserver"
+	}
+	fmt.Fprintln(tw, head)
 	for _, d := range dumps {
 		parts, err := cat.Parts(ctx, d.ID)
 		if err != nil {
 			return err
+		}
+		tail := "\n"
+		if servers {
+			tail = "\t" + cmp.Or(d.Server, "-") + "\n"
 		}
 		status := d.Status
 		if len(parts) == 0 {
@@ -38,11 +53,13 @@ func Find(ctx context.Context, w io.Writer, cat *catalog.Catalog, host, path str
 			if d.Status == catalog.DumpHolding {
 				where = "(holding disk)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t-\t-\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, where, bytesize.Format(d.PayloadSize))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t-\t-\t%s", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, where, bytesize.Format(d.PayloadSize))
+			fmt.Fprint(tw, tail)
 			continue
 		}
 		for _, p := range parts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d/%d\t%s\n", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, p.Volume, p.FileNo, p.Part, len(parts), bytesize.Format(p.Length))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d/%d\t%s", stamp(d.Datestamp), d.Host, d.Path, d.Level, status, p.Volume, p.FileNo, p.Part, len(parts), bytesize.Format(p.Length))
+			fmt.Fprint(tw, tail)
 		}
 	}
 	return tw.Flush()
