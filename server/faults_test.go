@@ -312,7 +312,11 @@ func TestKilledRunLosesNothing(t *testing.T) {
 // header and exactly that many payload bytes.
 func assertGoodMeansOnVolume(t *testing.T, s *site) {
 	t.Helper()
-	cat := s.catalog(t)
+	cat, err := OpenCatalog(s.cfg) // this server's dumps, on its changer's vtapes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
 	good, err := cat.DumpsWithStatus(t.Context(), catalog.DumpGood)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/clock"
 	"github.com/tapir-backup/tapir/internal/pgtest"
+	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/server/restore"
 )
 
@@ -282,4 +284,73 @@ func TestBeginRunNextFreeDatestamp(t *testing.T) {
 	if !seen["20261203010000"] || !seen["20261203010002"] {
 		t.Errorf("datestamps %v: want 01:00:00 to 01:00:02", seen)
 	}
+}
+
+// A night of south killed with -9 on the shared PostgreSQL catalog: while
+// its run is still "running" there, north's night is good and leaves
+// south's run alone (north's start fails only its own interrupted runs);
+// then south's next night gets south's lock back (the database released
+// the dead session's advisory lock), fails the interrupted run and flushes
+// what the killed night left on south's holding disk.
+func TestKilledServerLeavesTheOtherAlone(t *testing.T) {
+	north, south := twoServers(t)
+	raw := config.DefaultDumptype()
+	raw.Compress = config.CompressNone
+	raw.Strategy = "noinc"
+	south.cfg.Dumptypes["raw"] = raw
+	south.dles(t, "raw", 2, 1<<20, "a", "b")
+	south.cfg.Inparallel = 2
+	saveConfig(t, south)
+	cmd, childOut := startStalledNight(t, south)
+	childOut.waitFor(t, func(log string) bool {
+		return countMsg(log, "dumped to holding") >= 2 && strings.Contains(log, childStalled)
+	})
+
+	dumpOK(t, north.cfg) // south's night is alive and stalled meanwhile
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	cat, err := catalog.Open(north.cfg.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	statuses := func() map[string][]string {
+		runs, err := cat.AllRuns(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][]string{}
+		for _, r := range runs {
+			m[r.Server] = append(m[r.Server], r.Status)
+		}
+		return m
+	}
+	if got := statuses(); fmt.Sprint(got["south"]) != "[running]" || fmt.Sprint(got["north"]) != "[ok]" {
+		t.Fatalf("runs after north's night beside south's killed one: %v", got)
+	}
+
+	south.cfg.Autoflush = true
+	rep, out, err := south.night(t, Deps{})
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(south.dir, "child.log"))
+		t.Fatalf("south's night after the kill: %v\n%s\nchild:\n%s", err, out, b)
+	}
+	flushed := 0
+	for _, d := range rep.DLEs {
+		if d.Flushed != "" {
+			flushed++
+		}
+		if d.Status != report.StatusOK {
+			t.Errorf("south %s: %s %s", d.Path, d.Status, d.Reason)
+		}
+	}
+	if flushed != 2 {
+		t.Errorf("%d images flushed, want the 2 the killed night left\n%s", flushed, out)
+	}
+	if got := statuses(); !(fmt.Sprint(got["south"]) == "[failed ok]" || fmt.Sprint(got["south"]) == "[ok failed]") || fmt.Sprint(got["north"]) != "[ok]" {
+		t.Errorf("runs after south's next night: %v", got)
+	}
+	assertGoodMeansOnVolume(t, south)
+	assertGoodMeansOnVolume(t, north)
 }
