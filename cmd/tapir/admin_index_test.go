@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -99,7 +100,39 @@ func TestAdminFindInfoRebuild(t *testing.T) {
 	if !strings.Contains(out2, "TEST-001") || !strings.Contains(out2, "TEST-002") {
 		t.Errorf("find after the rebuild:\n%s", out2)
 	}
+	// --out writes the rebuilt catalog elsewhere, its rows this server's.
+	other := filepath.Join(t.TempDir(), "rebuilt.db")
+	if out, stderr, code := run(t, "admin", "rebuild", "-c", cfg, "--out", other); code != 0 || !strings.Contains(out, "Rebuilt "+other) {
+		t.Errorf("rebuild --out: exit %d\n%s%s", code, out, stderr)
+	}
+	cat, err := catalog.Open(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := cat.AllRuns(t.Context())
+	cat.Close()
+	if err != nil || len(runs) != 2 || runs[0].Server != "test" || runs[1].Server != "test" {
+		t.Errorf("runs of the rebuilt catalog: %+v %v", runs, err)
+	}
 	_ = site
+}
+
+// A catalog on PostgreSQL is never rebuilt in place: rebuild says to
+// write a file with --out and copy it.
+func TestAdminRebuildRefusesADatabase(t *testing.T) {
+	_, cfg := indexSite(t)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^catalog = .*$`).ReplaceAllString(string(b), `catalog = "postgres://tapir:secret@db.invalid/tapir"`)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "admin", "rebuild", "-c", cfg, "--force")
+	if code != 1 || !strings.Contains(stderr, "--out FILE") || !strings.Contains(stderr, "tapir admin catalog copy") || strings.Contains(stderr, "secret") {
+		t.Errorf("rebuild of a PostgreSQL catalog: exit %d %q", code, stderr)
+	}
 }
 
 // TestIndexServerAndRecoverScript: the hidden index-server command serves

@@ -17,11 +17,11 @@ import (
 func init() { adminCommands = append(adminCommands, newAdminRebuildCommand) }
 
 func newAdminRebuildCommand(g *globals) *cobra.Command {
-	var file string
+	var file, outFile string
 	var force bool
 	var identity string
 	c := &cobra.Command{
-		Use:   "rebuild -c FILE [--force]",
+		Use:   "rebuild -c FILE [--force] [--out FILE]",
 		Short: "recreate the catalog from the volumes in the changer and the holding disks alone",
 		Long: `Reads the label of every slot, the header of every tape file, every payload (its
 SHA-256 is checked) and the tar streams, and writes a new catalog: runs, volumes,
@@ -34,7 +34,12 @@ Encrypted images (docs/keys.md) come back without any key: their dumps and parts
 from the headers, their SHA-256 checked over the bytes on the volumes. Their frames,
 file index and listings are in the plaintext: give --identity FILE (an identity of
 one of their recipients) to rebuild those too. Rebuilding again later with --force
---identity FILE fills them in.`,
+--identity FILE fills them in.
+
+The new catalog is an SQLite file: the configured one, or --out FILE. A catalog on
+PostgreSQL is never rebuilt in place: rebuild with --out FILE, check it, then copy
+it into an empty database (tapir admin catalog copy). The runs, images and volumes
+rebuilt are recorded as this server's ([server] name).`,
 		Args: exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := config.Load(file)
@@ -62,7 +67,11 @@ one of their recipients) to rebuild those too. Rebuilding again later with --for
 				}
 			}
 			out := c.OutOrStdout()
-			res, err := rebuild.Rebuild(ctx, rebuild.Options{Catalog: cfg.Catalog, Force: force, Changer: ch, Holding: disks,
+			target := cfg.Catalog
+			if outFile != "" {
+				target = outFile
+			}
+			res, err := rebuild.Rebuild(ctx, rebuild.Options{Catalog: target, Server: cfg.Server.Name, Force: force, Changer: ch, Holding: disks,
 				Org: cfg.Org, Loc: cfg.Location(), Log: g.logger(0), Progress: func(s string) { fmt.Fprintln(out, s) }, Identities: ids})
 			if err != nil {
 				return err
@@ -70,7 +79,7 @@ one of their recipients) to rebuild those too. Rebuilding again later with --for
 			if res.MovedAside != "" {
 				fmt.Fprintf(out, "The old catalog is now %s.\n", res.MovedAside)
 			}
-			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", config.MaskDSN(cfg.Catalog), res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
+			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", config.MaskDSN(target), res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
 			if len(res.Skipped) > 0 {
 				fmt.Fprintf(out, "Skipped, left by failed writes and recorded as failed files (%d):\n", len(res.Skipped))
 				for _, s := range res.Skipped {
@@ -105,5 +114,6 @@ one of their recipients) to rebuild those too. Rebuilding again later with --for
 	addConfigFlag(c, &file)
 	c.Flags().StringVar(&identity, "identity", "", "an age identity file (tapir key new) that opens encrypted images: their frames and file index are rebuilt too")
 	c.Flags().BoolVar(&force, "force", false, "move an existing catalog aside (to FILE.before-rebuild-<time>) instead of refusing")
+	c.Flags().StringVar(&outFile, "out", "", "write the new catalog to this SQLite file instead of the configured catalog (required when the catalog is on PostgreSQL)")
 	return c
 }

@@ -22,12 +22,18 @@ import (
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/index/tarscan"
+	"github.com/tapir-backup/tapir/internal/dsn"
 	"github.com/tapir-backup/tapir/taper"
 )
 
 // Options say what to rebuild from and where to.
 type Options struct {
-	Catalog string        // the catalog file to create
+	Catalog string // the catalog file to create (SQLite; never a DSN)
+	// Server is the tapir server whose volumes and holding disks these
+	// are ([server] name): the runs, images and volumes rebuilt are
+	// recorded as its own, so that the catalog can later be copied into
+	// one shared with other servers. "" records them as no server's.
+	Server  string
 	Force   bool          // move an existing catalog aside instead of refusing
 	Changer taper.Changer // every slot is read
 	Holding []string      // holding disks
@@ -120,6 +126,9 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 	if o.Catalog == "" {
 		return nil, errors.New("rebuild: no catalog file given")
 	}
+	if dsn.IsPostgres(o.Catalog) {
+		return nil, fmt.Errorf("rebuild: the catalog %s is a PostgreSQL database: rebuild writes a new SQLite file, never into a database: give it a file (tapir admin rebuild --out FILE), then copy that into an empty database (tapir admin catalog copy)", catalog.MaskDSN(o.Catalog))
+	}
 	res := &Result{}
 	if _, err := os.Stat(o.Catalog); err == nil {
 		if !o.Force {
@@ -143,6 +152,11 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		}
 	}()
 
+	if o.Server != "" {
+		if err := cat.SetServer(o.Server); err != nil {
+			return nil, fmt.Errorf("rebuild: %w", err)
+		}
+	}
 	images := map[key]*found{}
 	vols := map[string]vol{}
 	if o.Changer != nil {
