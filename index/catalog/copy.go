@@ -664,7 +664,7 @@ func copyTable(ctx context.Context, stx *sql.Tx, sd dialect, dtx *sql.Tx, dst *C
 			if !c.identity {
 				continue
 			}
-			if _, err := dtx.Exec(`SELECT setval(pg_get_serial_sequence(?, ?), coalesce(max(` + quoteIdent(c.name) + `), 0) + 1, false) FROM ` + quoteIdent(t.name),
+			if _, err := dtx.Exec(`SELECT setval(pg_get_serial_sequence(?, ?), coalesce(max(`+quoteIdent(c.name)+`), 0) + 1, false) FROM `+quoteIdent(t.name),
 				quoteIdent(t.name), c.name); err != nil {
 				return 0, fmt.Errorf("table %s: set the sequence of column %s: %w", t.name, c.name, err)
 			}
