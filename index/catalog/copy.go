@@ -126,6 +126,9 @@ func Copy(ctx context.Context, src, dst *Catalog, log *slog.Logger) (CopyResult,
 				el := time.Since(t0)
 				log.Info("copied table", "table", t.name, "rows", n, "seconds", el.Seconds(), "rows_per_second", rate(n, el))
 			}
+			if ctx.Err() != nil {
+				return stopped(ctx) // stopped before the commit: nothing is
+			}
 			return nil
 		})
 		if werr != nil {

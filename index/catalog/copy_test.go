@@ -402,30 +402,33 @@ func assertEmpty(t *testing.T, c *Catalog) {
 	}
 }
 
-// A copy whose context ends half-way commits nothing; the destination is
-// still empty and takes a copy afterwards.
+// A copy whose context ends half-way (in the file index, or in the last
+// table copied) commits nothing; the destination is still empty and takes
+// a copy afterwards.
 func TestCopyCancelled(t *testing.T) {
 	src := openAt(t, filepath.Join(t.TempDir(), "src.db"))
 	genCatalog(t, src, 4, 9)
 	for name, loc := range destinations(t) {
-		t.Run(name, func(t *testing.T) {
-			dst := openAt(t, loc(t))
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			copyTamper = func(table string, row []any) {
-				if table == "files" {
-					cancel()
+		for _, at := range []string{"files", "servers"} {
+			t.Run(name+"/"+at, func(t *testing.T) {
+				dst := openAt(t, loc(t))
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				copyTamper = func(table string, row []any) {
+					if table == at {
+						cancel()
+					}
 				}
-			}
-			_, err := Copy(ctx, src, dst, nil)
-			copyTamper = nil
-			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("cancelled copy: %v", err)
-			}
-			assertEmpty(t, dst)
-			if _, err := Copy(t.Context(), src, dst, nil); err != nil {
-				t.Fatalf("copy after a cancelled one: %v", err)
-			}
-		})
+				_, err := Copy(ctx, src, dst, nil)
+				copyTamper = nil
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("cancelled copy: %v", err)
+				}
+				assertEmpty(t, dst)
+				if _, err := Copy(t.Context(), src, dst, nil); err != nil {
+					t.Fatalf("copy after a cancelled one: %v", err)
+				}
+			})
+		}
 	}
 }
