@@ -40,6 +40,12 @@
 // with another process, and REPEATABLE READ snapshots for reads. Every test
 // of the package runs on both (docs/format/catalog.md, "PostgreSQL").
 //
+// Copy moves a catalog into a new, empty one, on either backend (SQLite to
+// PostgreSQL, and back): every table, discovered from the database, in one
+// write transaction (COPY on PostgreSQL), then verified by Checksums, a row
+// count and a SHA-256 per table that are the same on both backends
+// (docs/format/catalog.md, "Moving a catalog").
+//
 // It imports no volume code and no other tapir package but gnutar and
 // image (the format package: a payload's frame list is a list of
 // image.Frame, the same type the readers and the agent protocol use): what
