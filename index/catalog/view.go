@@ -191,12 +191,16 @@ func (v *View) listing(tx *sql.Tx, i int, dir string) ([]gnutar.DirEntry, bool, 
 	found := false
 	if id >= 0 {
 		var b []byte
-		err := tx.QueryRow(`SELECT dumpdir FROM listings WHERE dump_id = ? AND dir_id = ?`, v.Chain[i].ID, id).Scan(&b)
+		err := tx.QueryRow(`SELECT v.packed FROM listings l JOIN dumpdirs v ON v.id = l.dumpdir_id
+			WHERE l.dump_id = ? AND l.dir_id = ?`, v.Chain[i].ID, id).Scan(&b)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return nil, false, err
 		default:
+			if b, err = unpackDumpdir(b); err != nil {
+				return nil, false, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
+			}
 			ents, err = gnutar.DecodeDumpdir(string(b))
 			if err != nil {
 				return nil, false, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
@@ -229,8 +233,8 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	}
 	var n int
 	var s sql.NullString
-	// files_entry (dump_id, dir_id, name) gives the names in order without
-	// a sort; equal names come in stream order. A name never holds a '/',
+	// The files key (dump_id, dir_id, name, frame, "offset") gives the
+	// names in order without a sort; equal names come in stream order. A name never holds a '/',
 	// so '/' separates them (PostgreSQL's text cannot hold a NUL).
 	err = tx.QueryRow(`SELECT count(*), `+v.c.d.strAgg("type || name", "'/'")+` FROM
 		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, `+v.c.d.streamOrder()+`) AS l`,
