@@ -2,11 +2,11 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"crypto/sha256"
-	"encoding/binary"
 	"sort"
 
 	"github.com/klauspost/compress/zstd"
