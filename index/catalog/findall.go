@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -54,56 +55,95 @@ func (c *Catalog) FindVersions(ctx context.Context, host, dle, pattern string, l
 			byID[dumps[i].ID] = &dumps[i]
 			args = append(args, dumps[i].ID)
 		}
+		// The candidate pairs first, from names alone (by its key when the
+		// pattern starts with a literal part), sorted by path; then each
+		// pair's rows in the DLE's images, by the files key, until the
+		// limit.
 		cond, arg := c.d.glob("n.name", namePat)
-		args = append(args, arg)
+		cargs := []any{arg}
 		if whole {
 			wc, warg := c.d.glob("(CASE p.path WHEN '' THEN n.name ELSE p.path || '/' || n.name END)", pat)
 			cond += " AND " + wc
-			args = append(args, warg)
+			cargs = append(cargs, warg)
 		}
-		// names (by its key when the pattern starts with a literal part),
-		// then each image's rows of the pair by the files key.
-		rows, err := tx.QueryContext(ctx, `SELECT f.dump_id, p.path, `+fileCols+`
-			FROM names n JOIN dirs p ON p.id = n.dir_id
-			JOIN files f ON f.dir_id = n.dir_id AND f.name = n.name
-			WHERE f.dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND `+cond+`
-			ORDER BY CASE p.path WHEN '' THEN n.name ELSE p.path || '/' || n.name END, f.dump_id, f.frame, f."offset"`, args...)
+		type pair struct {
+			dir, name string
+			dirID     int64
+		}
+		var pairs []pair
+		prow, err := tx.QueryContext(ctx, `SELECT p.path, n.name, n.dir_id FROM names n JOIN dirs p ON p.id = n.dir_id WHERE `+cond, cargs...)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		var all []Version
-		for n := 0; rows.Next(); n++ {
+		for n := 0; prow.Next(); n++ {
 			if n%4096 == 0 {
+				if err := cancelled(ctx); err != nil {
+					prow.Close()
+					return err
+				}
+			}
+			var p pair
+			if err := prow.Scan(&p.dir, &p.name, &p.dirID); err != nil {
+				prow.Close()
+				return err
+			}
+			pairs = append(pairs, p)
+		}
+		prow.Close()
+		if err := prow.Err(); err != nil {
+			return err
+		}
+		full := func(p pair) string {
+			if p.dir == "" {
+				return p.name
+			}
+			return p.dir + "/" + p.name
+		}
+		sort.Slice(pairs, func(i, j int) bool { return full(pairs[i]) < full(pairs[j]) })
+		st, err := tx.PrepareContext(ctx, `SELECT f.dump_id, `+fileCols+` FROM files f
+			WHERE f.dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND f.dir_id = ? AND f.name = ?
+			ORDER BY f.dump_id, f.frame, f."offset"`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		var all []Version
+		for k, p := range pairs {
+			if limit > 0 && len(all) > limit {
+				break // enough to say there are more
+			}
+			if k%256 == 0 {
 				if err := cancelled(ctx); err != nil {
 					return err
 				}
 			}
-			var id int64
-			var dir string
-			var r FileRecord
-			var frameSize int64
-			dest, finish := scanFileInto(&r, "", &frameSize)
-			if err := rows.Scan(append([]any{&id, &dir}, dest...)...); err != nil {
+			rows, err := st.QueryContext(ctx, append(args, p.dirID, p.name)...)
+			if err != nil {
 				return err
 			}
-			d := byID[id]
-			frameSize = d.FrameSize
-			finish()
-			if dir != "" {
-				r.Path = dir + "/" + r.Path
+			from := len(all)
+			for rows.Next() {
+				var id int64
+				var r FileRecord
+				var frameSize int64
+				dest, finish := scanFileInto(&r, p.dir, &frameSize)
+				if err := rows.Scan(append([]any{&id}, dest...)...); err != nil {
+					rows.Close()
+					return err
+				}
+				d := byID[id]
+				frameSize = d.FrameSize
+				finish()
+				if k := len(all); k > from && all[k-1].Dump.ID == id {
+					all[k-1].FileRecord = r // the latest occurrence in the image
+					continue
+				}
+				all = append(all, Version{Dump: *d, FileRecord: r})
 			}
-			if k := len(all); k > 0 && all[k-1].Dump.ID == id && all[k-1].Path == r.Path {
-				all[k-1].FileRecord = r // the latest occurrence in the image
-				continue
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
 			}
-			if len(all) > 0 && all[len(all)-1].Path != r.Path && limit > 0 && len(all) > limit {
-				break // a whole path past the limit: enough to say there are more
-			}
-			all = append(all, Version{Dump: *d, FileRecord: r})
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		// Within one path, oldest image first (the rows come by dump id).
 		for i := 0; i < len(all); {
