@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,11 @@ import (
 
 const host, dle = "bench", "/data"
 
+var (
+	reuseDB   bool
+	profileTo *os.File
+)
+
 func main() {
 	db := flag.String("db", "", "the catalog to make: an SQLite file that does not exist yet, or a postgres:// DSN of an empty database")
 	rows := flag.Int64("rows", 50_000_000, "index rows to generate (about)")
@@ -43,7 +49,18 @@ func main() {
 	runs := flag.Int("runs", 11, "runs of each timed query")
 	seed := flag.Uint64("seed", 1, "generator seed")
 	work := flag.String("work", "", "a directory for the TLS files (default: a temporary one)")
+	reuse := flag.Bool("reuse", false, "time the queries of a catalog made before with the same flags, without making it again")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the timed queries to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "catalogscale:", err)
+			os.Exit(1)
+		}
+		profileTo = f
+	}
+	reuseDB = *reuse
 	if *db == "" {
 		fmt.Fprintln(os.Stderr, "usage: catalogscale -db FILE|postgres://... [-rows N] [-runs N]")
 		os.Exit(2)
@@ -63,7 +80,7 @@ func run(db string, rows int64, cycles, incrs, big, runs int, seed uint64, work 
 	backend := "sqlite"
 	if isPG(db) {
 		backend = "postgres"
-	} else if _, err := os.Stat(db); err == nil {
+	} else if _, err := os.Stat(db); err == nil && !reuseDB {
 		return fmt.Errorf("%s exists; give a new file (the benchmark makes the catalog from nothing)", db)
 	}
 	cat, err := catalog.Open(db)
@@ -77,7 +94,18 @@ func run(db string, rows int64, cycles, incrs, big, runs int, seed uint64, work 
 	var ingest, listing time.Duration
 	fullID := int64(0)
 	start := time.Now()
+	if reuseDB {
+		chain, err := cat.Chain(ctx, host, dle, "")
+		if err != nil {
+			return err
+		}
+		fullID = chain[0].ID
+		total = 1
+	}
 	for _, d := range t.dumps() {
+		if reuseDB {
+			break
+		}
 		ds := t.datestamp(d)
 		ts, _ := time.Parse("20060102150405", ds)
 		runID, err := cat.BeginRun(ctx, ds, "bench", ts)
@@ -147,6 +175,10 @@ func run(db string, rows int64, cycles, incrs, big, runs int, seed uint64, work 
 		return err
 	}
 	defer cat.Close()
+	if profileTo != nil {
+		pprof.StartCPUProfile(profileTo)
+		defer pprof.StopCPUProfile()
+	}
 	lsMed, baseMed, entries, err := timeLs(ctx, cat, work, runs, fullID)
 	if err != nil {
 		return err
