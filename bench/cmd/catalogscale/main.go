@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -41,7 +42,7 @@ var (
 )
 
 func main() {
-	db := flag.String("db", "", "the catalog to make: an SQLite file that does not exist yet, or a postgres:// DSN of an empty database")
+	db := flag.String("db", "", "the catalog to make: an SQLite file that does not exist yet, or a postgres:// DSN of a server where it may create (and at the end drop) a database")
 	rows := flag.Int64("rows", 50_000_000, "index rows to generate (about)")
 	cycles := flag.Int("cycles", 6, "dump cycles (a full and its incrementals)")
 	incrs := flag.Int("incrs", 6, "level-1 incrementals per cycle")
@@ -82,6 +83,14 @@ func run(db string, rows int64, cycles, incrs, big, runs int, seed uint64, work 
 		backend = "postgres"
 	} else if _, err := os.Stat(db); err == nil && !reuseDB {
 		return fmt.Errorf("%s exists; give a new file (the benchmark makes the catalog from nothing)", db)
+	}
+	if backend == "postgres" && !reuseDB {
+		fresh, drop, err := freshDatabase(ctx, db)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		db = fresh
 	}
 	cat, err := catalog.Open(db)
 	if err != nil {
@@ -215,6 +224,37 @@ func run(db string, rows int64, cycles, incrs, big, runs int, seed uint64, work 
 	return nil
 }
 
+// freshDatabase creates an empty database on the PostgreSQL server of dsn
+// for the catalog and returns its DSN and a function that drops it.
+func freshDatabase(ctx context.Context, dsn string) (string, func(), error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("the PostgreSQL DSN does not parse as a URL: %v", err)
+	}
+	name := fmt.Sprintf("tapir_scale_%d", os.Getpid())
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, fmt.Errorf("create database %s for the benchmark: %w", name, err)
+	}
+	conn.Close(ctx)
+	u.Path = "/" + name
+	return u.String(), func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "catalogscale: database %s left behind: %v\n", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "catalogscale: database %s left behind: %v\n", name, err)
+		}
+	}, nil
+}
+
 // deepName is the first file name of the deepest directory with files.
 func (t *tree) deepName() (name, dir string) {
 	best := -1
@@ -232,12 +272,13 @@ func (t *tree) deepName() (name, dir string) {
 // full: the index rows of one image read straight from the catalog.
 func timeLs(ctx context.Context, cat *catalog.Catalog, work string, runs int, fullID int64) (lsMed, baseMed float64, entries int, err error) {
 	if work == "" {
-		if work, err = os.MkdirTemp("", "catalogscale-tls"); err != nil {
-			return 0, 0, 0, err
-		}
-		defer os.RemoveAll(work)
+		work = os.TempDir()
 	}
-	tlsDir := filepath.Join(work, "tls")
+	tlsDir, err := os.MkdirTemp(work, "tls")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.RemoveAll(tlsDir)
 	now := time.Now()
 	ca, err := wire.InitCA(tlsDir, "bench", now)
 	if err != nil {
