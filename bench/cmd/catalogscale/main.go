@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -197,6 +198,7 @@ func run(db string, rows int64, cycles, incrs, big, runs int, seed uint64, work 
 	var findTimes []float64
 	var versions int
 	for range runs {
+		runtime.GC()
 		t0 := time.Now()
 		vs, _, err := cat.FindVersions(ctx, host, dle, name, 0)
 		if err != nil {
@@ -324,6 +326,7 @@ func timeLs(ctx context.Context, cat *catalog.Catalog, work string, runs int, fu
 			cl.Close()
 			return 0, 0, 0, err
 		}
+		runtime.GC() // not charged for the garbage of the run before
 		t0 := time.Now()
 		ents, err := cl.List(q, bigDir)
 		el := time.Since(t0).Seconds()
@@ -332,6 +335,7 @@ func timeLs(ctx context.Context, cat *catalog.Catalog, work string, runs int, fu
 			return 0, 0, 0, err
 		}
 		entries = len(ents)
+		runtime.GC()
 		t0 = time.Now()
 		recs, err := cat.ListDir(ctx, fullID, bigDir)
 		if err != nil {
