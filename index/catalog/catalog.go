@@ -230,6 +230,11 @@ func (c *Catalog) migrateStep() (done bool, err error) {
 	if _, err := tx.Exec(step); err != nil {
 		return false, c.fail(fmt.Sprintf("open: migrate schema from version %d to %d", version, version+1), err)
 	}
+	if code := migrationCode[int(version)]; code != nil {
+		if err := code(tx, c.d); err != nil {
+			return false, c.fail(fmt.Sprintf("open: migrate schema from version %d to %d", version, version+1), err)
+		}
+	}
 	if c.d.pg {
 		err = pgSetMeta(tx, "schema_version", version+1)
 	} else {

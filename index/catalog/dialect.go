@@ -51,15 +51,10 @@ func (d dialect) newline() string {
 }
 
 // streamOrder is the ORDER BY tail that puts the index rows of one name in
-// the order they were added: rowid on SQLite (which files_entry gives
-// without a sort), the tar position on PostgreSQL (rows are added in
-// stream order when spans are known; the order of a name's duplicates is
-// all this decides).
+// stream order: the tar position, which the files key ends with (schema 7),
+// so that the key gives the order without a sort on both databases.
 func (d dialect) streamOrder() string {
-	if d.pg {
-		return `frame, "offset"`
-	}
-	return "rowid"
+	return `frame, "offset"`
 }
 
 // glob is the SQL condition "expr matches the shell pattern given as the
@@ -288,6 +283,9 @@ func pgDDL(step string) string {
 	// SQLite compares text byte by byte; so does the C collation,
 	// whatever the database's locale.
 	s = regexp.MustCompile(`\bTEXT\b`).ReplaceAllString(s, `TEXT COLLATE "C"`)
+	// The file index's key carries the type on PostgreSQL, so that a
+	// directory's names and types come from the index alone.
+	s = strings.ReplaceAll(s, `PRIMARY KEY (dump_id, dir_id, name, frame, "offset")`, `PRIMARY KEY (dump_id, dir_id, name, frame, "offset") INCLUDE (type)`)
 	s = strings.ReplaceAll(s, ") WITHOUT ROWID;", ");")
 	s = strings.ReplaceAll(s, "datestamp NOT GLOB '*[^0-9]*'", "datestamp !~ '[^0-9]'")
 	return s

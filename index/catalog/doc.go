@@ -4,11 +4,16 @@
 // It records runs, volumes (tapes and vtapes), dumps (one image of one DLE at
 // one level), the parts of each dump on volumes, the frame list of each
 // payload, the file index of every dump (directory paths interned in a
-// dirs table), each incremental's directory listings, and the force flags.
+// dirs table; the rows keyed by dump, directory, name and tar position, so
+// that the key is the table), each incremental's directory listings (each
+// distinct listing stored once, compressed, and shared by the
+// incrementals that did not change the directory), and the force flags.
 // It answers the questions a recover session asks: what a DLE held at a
 // date (View: a full and the incrementals after it, deletions and renames
 // applied), which good dump holds a file, and where exactly (volume, tape
-// file, record, frame, offset) its bytes start and end.
+// file, record, frame, offset) its bytes start and end; and every version
+// of a file across all the images of a DLE (FindVersions, through the
+// names table).
 //
 // The catalog is a real SQLite file in WAL mode with foreign keys on,
 // busy_timeout 5000 ms and synchronous=FULL on every connection, so that a

@@ -374,10 +374,13 @@ func (c *Catalog) FailDump(ctx context.Context, id int64, reason string) error {
 		if _, err := tx.Exec(`UPDATE dumps SET status = 'failed', error = ? WHERE id = ?`, reason, id); err != nil {
 			return err
 		}
-		for _, table := range []string{"files", "frames", "listings"} {
+		for _, table := range []string{"files", "frames"} {
 			if _, err := tx.Exec(`DELETE FROM `+table+` WHERE dump_id = ?`, id); err != nil {
 				return err
 			}
+		}
+		if err := deleteListingsTx(tx, id); err != nil {
+			return err
 		}
 		_, err = tx.Exec(`UPDATE dumps SET listed = 0 WHERE id = ?`, id)
 		return err
@@ -569,7 +572,7 @@ func (c *Catalog) FailInterrupted(ctx context.Context, reason string, finished t
 			if _, err := tx.Exec(`DELETE FROM frames WHERE dump_id = ?`, d.ID); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`DELETE FROM listings WHERE dump_id = ?`, d.ID); err != nil {
+			if err := deleteListingsTx(tx, d.ID); err != nil {
 				return err
 			}
 		}

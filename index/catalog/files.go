@@ -1,11 +1,13 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"github.com/jackc/pgx/v5"
+	"slices"
 	"strings"
 	"time"
 )
@@ -45,7 +47,7 @@ const fileInsertCols = 13
 // insertFilesSQL is an INSERT of n file rows.
 func insertFilesSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO files(dump_id, dir_id, name, type, size, mode, mtime, uid, gid, link, frame, "offset", span) VALUES `)
+	b.WriteString(`INSERT INTO files(dump_id, dir_id, name, frame, "offset", type, size, mode, mtime, uid, gid, link, span) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
@@ -269,8 +271,15 @@ func (w *FileWriter) flush(ctx context.Context) error {
 				insDir.Close()
 			}
 		}()
+		rows, err := w.sorted(intern, &last)
+		if err != nil {
+			return err
+		}
+		if err := insertNames(tx, rows); err != nil {
+			return err
+		}
 		if w.c.d.pg {
-			return w.copyRows(ctx, intern, &last)
+			return w.copyRows(ctx, rows)
 		}
 		// Rows go in groups of rowsPerInsert per statement: far fewer trips
 		// through database/sql and cgo than one row per statement.
@@ -281,9 +290,8 @@ func (w *FileWriter) flush(ctx context.Context) error {
 			}
 		}()
 		args := make([]any, 0, rowsPerInsert*fileInsertCols)
-		lastDir, lastID := "", int64(-1)
-		for start := 0; start < len(w.buf); start += rowsPerInsert {
-			group := w.buf[start:min(start+rowsPerInsert, len(w.buf))]
+		for start := 0; start < len(rows); start += rowsPerInsert {
+			group := rows[start:min(start+rowsPerInsert, len(rows))]
 			st := stmts[len(group)]
 			if st == nil {
 				if st, err = tx.Prepare(insertFilesSQL(len(group))); err != nil {
@@ -292,22 +300,14 @@ func (w *FileWriter) flush(ctx context.Context) error {
 				stmts[len(group)] = st
 			}
 			args = args[:0]
-			for i := range group {
-				f := &group[i]
-				if f.dir != lastDir || lastID < 0 {
-					if lastID, err = intern(f.dir); err != nil {
-						return err
-					}
-					lastDir = f.dir
-				}
-				args = append(args, w.dumpID, lastID, f.name, f.typ, f.size, int64(f.mode), f.mtime,
-					f.uid, f.gid, f.link, f.frame, f.offs, f.span)
+			for _, r := range group {
+				f := r.f
+				args = append(args, w.dumpID, r.dirID, f.name, f.frame, f.offs, f.typ, f.size, int64(f.mode), f.mtime,
+					f.uid, f.gid, f.link, f.span)
 			}
 			if _, err := st.Exec(args...); err != nil {
 				return err
 			}
-			l := &group[len(group)-1]
-			last = rowKey{ok: true, dirID: lastID, name: l.name, frame: l.frame, offs: l.offs}
 		}
 		return nil
 	})
@@ -324,24 +324,98 @@ func (w *FileWriter) flush(ctx context.Context) error {
 	return nil
 }
 
-// copyRows sends the buffered rows to PostgreSQL with COPY (pgx CopyFrom
-// on the write connection, inside the write transaction): much faster than
-// INSERTs there.
-func (w *FileWriter) copyRows(ctx context.Context, intern func(string) (int64, error), last *rowKey) error {
-	rows := make([][]any, 0, len(w.buf))
+// sortedRow is a buffered record with its directory's id.
+type sortedRow struct {
+	dirID int64
+	f     *pendingFile
+}
+
+// sorted interns the directories of the buffered records and returns them
+// in key order (directory, name, position), the order of the files table:
+// each batch then goes into the B-tree in runs of neighbouring keys, which
+// keeps its pages full. Two records with one key (the same entry added
+// twice) count once, the later one. *last is set to the key of the last
+// record added.
+func (w *FileWriter) sorted(intern func(string) (int64, error), last *rowKey) ([]sortedRow, error) {
+	rows := make([]sortedRow, len(w.buf))
 	lastDir, lastID := "", int64(-1)
 	for i := range w.buf {
 		f := &w.buf[i]
 		if f.dir != lastDir || lastID < 0 {
 			var err error
 			if lastID, err = intern(f.dir); err != nil {
-				return err
+				return nil, err
 			}
 			lastDir = f.dir
 		}
-		rows = append(rows, []any{w.dumpID, lastID, f.name, f.typ, f.size, int64(f.mode), f.mtime,
-			f.uid, f.gid, f.link, f.frame, f.offs, f.span})
-		*last = rowKey{ok: true, dirID: lastID, name: f.name, frame: f.frame, offs: f.offs}
+		rows[i] = sortedRow{lastID, f}
+	}
+	if n := len(rows); n > 0 {
+		l := rows[n-1]
+		*last = rowKey{ok: true, dirID: l.dirID, name: l.f.name, frame: l.f.frame, offs: l.f.offs}
+	}
+	slices.SortStableFunc(rows, func(a, b sortedRow) int {
+		if c := cmp.Compare(a.dirID, b.dirID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.f.name, b.f.name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.f.frame, b.f.frame); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.f.offs, b.f.offs)
+	})
+	out := rows[:0]
+	for _, r := range rows {
+		if n := len(out); n > 0 && out[n-1].dirID == r.dirID && out[n-1].f.name == r.f.name &&
+			out[n-1].f.frame == r.f.frame && out[n-1].f.offs == r.f.offs {
+			out[n-1] = r
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// insertNames records the (name, directory) pairs of rows (sorted by
+// directory and name) in names, for FindVersions.
+func insertNames(tx *sql.Tx, rows []sortedRow) error {
+	const per = 200
+	var args []any
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		q := `INSERT INTO names(name, dir_id) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, n-1) + ` ON CONFLICT DO NOTHING`
+		_, err := tx.Exec(q, args...)
+		args, n = args[:0], 0
+		return err
+	}
+	for i, r := range rows {
+		if i > 0 && rows[i-1].dirID == r.dirID && rows[i-1].f.name == r.f.name {
+			continue
+		}
+		args = append(args, r.f.name, r.dirID)
+		if n++; n == per {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// copyRows sends the rows to PostgreSQL with COPY (pgx CopyFrom
+// on the write connection, inside the write transaction): much faster than
+// INSERTs there.
+func (w *FileWriter) copyRows(ctx context.Context, sorted []sortedRow) error {
+	rows := make([][]any, 0, len(sorted))
+	for _, r := range sorted {
+		f := r.f
+		rows = append(rows, []any{w.dumpID, r.dirID, f.name, f.frame, f.offs, f.typ, f.size, int64(f.mode), f.mtime,
+			f.uid, f.gid, f.link, f.span})
 	}
 	return w.c.cur.Raw(func(dc any) error {
 		pc, ok := dc.(*pgConn)
@@ -349,7 +423,7 @@ func (w *FileWriter) copyRows(ctx context.Context, intern func(string) (int64, e
 			return fmt.Errorf("internal error: the write connection is a %T, not a PostgreSQL one", dc)
 		}
 		_, err := pc.Conn.Conn().CopyFrom(context.WithoutCancel(ctx), pgx.Identifier{"files"},
-			[]string{"dump_id", "dir_id", "name", "type", "size", "mode", "mtime", "uid", "gid", "link", "frame", "offset", "span"},
+			[]string{"dump_id", "dir_id", "name", "frame", "offset", "type", "size", "mode", "mtime", "uid", "gid", "link", "span"},
 			pgx.CopyFromRows(rows))
 		return err
 	})

@@ -1,5 +1,7 @@
 package catalog
 
+import "database/sql"
+
 // applicationID is stored in the SQLite header (PRAGMA application_id) so that
 // a tapir catalog is recognisable and a foreign SQLite file is refused.
 // It spells "TAPR".
@@ -192,8 +194,118 @@ CREATE TABLE servers (
 ) WITHOUT ROWID;
 INSERT INTO servers(name) SELECT DISTINCT server FROM runs WHERE server <> '';
 `,
+	// 7: a catalog of tens of millions of file versions (docs/format/catalog.md,
+	// "Size").
+	//   files: keyed by (dump_id, dir_id, name, frame, "offset") and, on
+	//     SQLite, WITHOUT ROWID: the rows are the index, nothing is stored
+	//     twice (on PostgreSQL the key's index carries type as well, for the
+	//     directory listings read from the index alone).
+	//   names: every (name, directory) pair the file index has held,
+	//     keyed by name: FindVersions looks a name (or a pattern with a
+	//     literal start) up here, then each dump by the files key. Pairs
+	//     stay when their dumps leave (a pair no dump holds finds nothing).
+	//   dumpdirs: each distinct GNU.dumpdir value once, zstd-compressed,
+	//     under a key drawn from its hash; listings refer to it instead of
+	//     holding the value, so a directory that did not change is not
+	//     stored again by the next incremental. The values move by code
+	//     (convertListings7) after this SQL.
+	`
+CREATE TABLE files_v7 (
+	dump_id  INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	dir_id   INTEGER NOT NULL REFERENCES dirs(id),
+	name     TEXT    NOT NULL,
+	frame    INTEGER NOT NULL,
+	"offset" INTEGER NOT NULL,
+	type     TEXT    NOT NULL,
+	size     INTEGER NOT NULL,
+	mode     INTEGER NOT NULL,
+	mtime    INTEGER,
+	uid      INTEGER NOT NULL,
+	gid      INTEGER NOT NULL,
+	link     TEXT    NOT NULL DEFAULT '',
+	span     INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (dump_id, dir_id, name, frame, "offset")
+) WITHOUT ROWID;
+INSERT INTO files_v7(dump_id, dir_id, name, frame, "offset", type, size, mode, mtime, uid, gid, link, span)
+	SELECT dump_id, dir_id, name, frame, "offset", type, size, mode, mtime, uid, gid, link, span FROM files
+	WHERE true ORDER BY dump_id, dir_id, name, frame, "offset"
+	ON CONFLICT DO NOTHING;
+DROP TABLE files;
+ALTER TABLE files_v7 RENAME TO files;
+CREATE TABLE names (
+	name   TEXT    NOT NULL,
+	dir_id INTEGER NOT NULL,
+	PRIMARY KEY (name, dir_id)
+) WITHOUT ROWID;
+INSERT INTO names(name, dir_id) SELECT DISTINCT name, dir_id FROM files WHERE true ON CONFLICT DO NOTHING;
+CREATE TABLE dumpdirs (
+	id     INTEGER NOT NULL PRIMARY KEY,
+	packed BLOB    NOT NULL
+);
+CREATE TABLE listings_v7 (
+	dump_id    INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	dir_id     INTEGER NOT NULL REFERENCES dirs(id),
+	dumpdir_id INTEGER NOT NULL,
+	PRIMARY KEY (dump_id, dir_id)
+) WITHOUT ROWID;
+CREATE INDEX listings_dumpdir ON listings_v7(dumpdir_id);
+`,
+}
+
+// migrationCode is Go that runs after the SQL of a step (by index in
+// migrations), in the same transaction: what SQL alone cannot do.
+var migrationCode = map[int]func(tx *sql.Tx, d dialect) error{
+	6: convertListings7,
+}
+
+// convertListings7 moves the listings of schema 6 (the value in each
+// row) to schema 7 (the value once in dumpdirs, the rows referring to it).
+func convertListings7(tx *sql.Tx, d dialect) error {
+	rows, err := tx.Query(`SELECT dump_id, dir_id, dumpdir FROM listings ORDER BY dump_id, dir_id`)
+	if err != nil {
+		return err
+	}
+	type old struct {
+		dump, dir int64
+		value     []byte
+	}
+	var all []old
+	for rows.Next() {
+		var o old
+		if err := rows.Scan(&o.dump, &o.dir, &o.value); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	ins, err := tx.Prepare(`INSERT INTO listings_v7(dump_id, dir_id, dumpdir_id) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	st := newDumpdirStore(tx)
+	defer st.close()
+	for _, o := range all {
+		id, err := st.put(string(o.value))
+		if err != nil {
+			return err
+		}
+		if _, err := ins.Exec(o.dump, o.dir, id); err != nil {
+			return err
+		}
+	}
+	for _, q := range []string{`DROP TABLE listings`, `ALTER TABLE listings_v7 RENAME TO listings`} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 6
+const SchemaVersion = 7

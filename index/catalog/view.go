@@ -183,30 +183,56 @@ func (v *View) listing(tx *sql.Tx, i int, dir string) ([]gnutar.DirEntry, bool, 
 		l, ok := v.listings[k]
 		return l, ok, nil
 	}
-	id, err := v.dirID(tx, dir)
+	b, found, err := v.listingBytes(tx, i, dir)
 	if err != nil {
 		return nil, false, err
 	}
 	var ents []gnutar.DirEntry
-	found := false
-	if id >= 0 {
-		var b []byte
-		err := tx.QueryRow(`SELECT dumpdir FROM listings WHERE dump_id = ? AND dir_id = ?`, v.Chain[i].ID, id).Scan(&b)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
+	if found {
+		if ents, err = v.decodeListing(i, dir, b); err != nil {
 			return nil, false, err
-		default:
-			ents, err = gnutar.DecodeDumpdir(string(b))
-			if err != nil {
-				return nil, false, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
-			}
-			if !sort.SliceIsSorted(ents, func(a, b int) bool { return ents[a].Name < ents[b].Name }) {
-				gnutar.SortDumpdir(ents)
-			}
-			found = true
 		}
 	}
+	v.cacheListing(k, ents, found)
+	return ents, found, nil
+}
+
+// listingBytes reads the stored (packed) listing of dir in chain element i.
+func (v *View) listingBytes(tx *sql.Tx, i int, dir string) ([]byte, bool, error) {
+	id, err := v.dirID(tx, dir)
+	if err != nil || id < 0 {
+		return nil, false, err
+	}
+	var b []byte
+	err = tx.QueryRow(`SELECT v.packed FROM listings l JOIN dumpdirs v ON v.id = l.dumpdir_id
+		WHERE l.dump_id = ? AND l.dir_id = ?`, v.Chain[i].ID, id).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// decodeListing unpacks and decodes a stored listing, sorted by name. It
+// touches nothing of the view: it may run beside other work.
+func (v *View) decodeListing(i int, dir string, b []byte) ([]gnutar.DirEntry, error) {
+	u, err := unpackDumpdir(b)
+	if err != nil {
+		return nil, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
+	}
+	ents, err := gnutar.DecodeDumpdir(string(u))
+	if err != nil {
+		return nil, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
+	}
+	if !sort.SliceIsSorted(ents, func(a, b int) bool { return ents[a].Name < ents[b].Name }) {
+		gnutar.SortDumpdir(ents)
+	}
+	return ents, nil
+}
+
+func (v *View) cacheListing(k listKey, ents []gnutar.DirEntry, found bool) {
 	if len(v.lcached) > 4096 {
 		clear(v.lcached)
 		clear(v.listings)
@@ -215,7 +241,65 @@ func (v *View) listing(tx *sql.Tx, i int, dir string) ([]gnutar.DirEntry, bool, 
 	if found {
 		v.listings[k] = ents
 	}
-	return ents, found, nil
+}
+
+// prefetchListings decodes the listings of dir in every incremental of
+// the chain not yet cached, beside the caller's next queries (a large
+// directory's listings cost as much to decode as its names cost to read);
+// wait puts them in the cache.
+func (v *View) prefetchListings(tx *sql.Tx, dir string) (wait func() error, err error) {
+	type job struct {
+		k     listKey
+		b     []byte
+		found bool
+		ents  []gnutar.DirEntry
+		err   error
+	}
+	var jobs []*job
+	big := false
+	for i := 1; i < len(v.Chain); i++ {
+		k := listKey{i, dir}
+		if v.lcached[k] {
+			continue
+		}
+		b, found, err := v.listingBytes(tx, i, dir)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, &job{k: k, b: b, found: found})
+		big = big || len(b) > 64<<10
+	}
+	run := func(j *job) {
+		if j.found {
+			j.ents, j.err = v.decodeListing(j.k.dump, dir, j.b)
+		}
+	}
+	done := make(chan struct{})
+	if big {
+		go func() {
+			for _, j := range jobs {
+				run(j)
+			}
+			close(done)
+		}()
+	} else {
+		for _, j := range jobs {
+			run(j)
+		}
+		close(done)
+	}
+	return func() error {
+		<-done
+		for _, j := range jobs {
+			if j.err != nil {
+				return j.err
+			}
+		}
+		for _, j := range jobs {
+			v.cacheListing(j.k, j.ents, j.found)
+		}
+		return nil
+	}, nil
 }
 
 // names returns the entries of dir in chain element i, sorted by name; a
@@ -229,8 +313,8 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	}
 	var n int
 	var s sql.NullString
-	// files_entry (dump_id, dir_id, name) gives the names in order without
-	// a sort; equal names come in stream order. A name never holds a '/',
+	// The files key (dump_id, dir_id, name, frame, "offset") gives the
+	// names in order without a sort; equal names come in stream order. A name never holds a '/',
 	// so '/' separates them (PostgreSQL's text cannot hold a NUL).
 	err = tx.QueryRow(`SELECT count(*), `+v.c.d.strAgg("type || name", "'/'")+` FROM
 		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, `+v.c.d.streamOrder()+`) AS l`,
@@ -263,23 +347,34 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 // merged returns the entries of dir in the view, sorted by name. It does
 // not check that dir itself is in the view.
 func (v *View) merged(tx *sql.Tx, dir string) ([]ViewEntry, error) {
-	cur, err := v.names(tx, 0, dir)
+	wait, err := v.prefetchListings(tx, dir)
 	if err != nil {
 		return nil, err
 	}
+	cur, err := v.names(tx, 0, dir)
+	if err != nil {
+		wait()
+		return nil, err
+	}
+	recs := make([][]ViewEntry, len(v.Chain))
 	for i := 1; i < len(v.Chain); i++ {
-		recs, err := v.names(tx, i, dir)
-		if err != nil {
+		if recs[i], err = v.names(tx, i, dir); err != nil {
+			wait()
 			return nil, err
 		}
+	}
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(v.Chain); i++ {
 		lst, ok, err := v.listing(tx, i, dir)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			cur = applyListing(cur, recs, lst, i)
+			cur = applyListing(cur, recs[i], lst, i)
 		} else {
-			cur = overlay(cur, recs)
+			cur = overlay(cur, recs[i])
 		}
 	}
 	return cur, nil

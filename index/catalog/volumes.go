@@ -414,6 +414,11 @@ func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
 	if _, err := tx.Exec(`DELETE FROM dumps WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?)`, volID); err != nil {
 		return nil, err
 	}
+	if len(dropped) > 0 {
+		if err := sweepDumpdirsTx(tx); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := tx.Exec(`DELETE FROM failed_files WHERE volume_id = ?`, volID); err != nil {
 		return nil, err
 	}
