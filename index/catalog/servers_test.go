@@ -184,6 +184,18 @@ func TestLockServer(t *testing.T) {
 			u()
 		}
 		a.Close() // the holder goes away without unlocking
+		// Its backend ends after the socket closes, not before: wait for
+		// that event (the lock no longer granted), as a restart after a
+		// crash would find it.
+		for {
+			var n int
+			if err := b.r.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ? AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, uint32(applicationID)).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
 		u, err := b.LockServer(t.Context())
 		if err != nil {
 			t.Fatalf("lock after the holder's connections closed: %v", err)
