@@ -45,6 +45,18 @@
 // with another process, and REPEATABLE READ snapshots for reads. Every test
 // of the package runs on both (docs/format/catalog.md, "PostgreSQL").
 //
+// Several tapir servers may share one catalog (normally on PostgreSQL).
+// A Catalog is opened as one server (SetServer): its runs, the holding
+// dumps it flushes, its interrupted nights and the volumes its changer may
+// write are its own (runs.server, dumps.server, volumes.server); browsing
+// (hosts, views, FindVersions, metrics) sees every server's. The catalog
+// enforces what configurations cannot: unique datestamps across servers,
+// one night per server at a time (LockServer: a PostgreSQL advisory lock
+// held by a connection, released by a crash too), no write to a volume
+// another server owns (ErrOtherServer), and one host per server name
+// (RegisterServer, the servers table; docs/format/catalog.md, "Several
+// servers, one catalog").
+//
 // Copy moves a catalog into a new, empty one, on either backend (SQLite to
 // PostgreSQL, and back): every table, discovered from the database, in one
 // write transaction (COPY on PostgreSQL), then verified by Checksums, a row
