@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
@@ -40,8 +43,26 @@ func ServeIndex(ctx context.Context, cfg *config.Config, ln net.Listener, log *s
 	if err != nil {
 		return err
 	}
-	srv := &indexd.Server{Catalog: cat, TLS: tlsCfg, Log: log, Holding: holdingDisks(cfg), Volumes: vols}
+	// The other servers of the catalog find this one's index server by
+	// the address it registers (a night registers it too).
+	if host, err := os.Hostname(); err != nil {
+		log.Warn("index server: this machine's host name is unknown; the address of this index server is not registered", "err", err)
+	} else if err := cat.RegisterServer(ctx, host, cfg.Server.Advertise, time.Now(), false); err != nil {
+		log.Error("index server: could not register this server's index address in the catalog; the other servers cannot fetch frames of its volumes", "advertise", cfg.Server.Advertise, "err", err)
+	}
+	srv := &indexd.Server{Catalog: cat, TLS: tlsCfg, Log: log, Holding: holdingDisks(cfg), Volumes: vols, Peers: Peers(cfg, log)}
 	return srv.Serve(ctx, ln)
+}
+
+// Peers is how this server reads the images the other tapir servers of
+// its catalog hold (restore from anywhere): from their index servers, with
+// this server's certificate (role tapir-server), each checked against the
+// name in the address it registered.
+func Peers(cfg *config.Config, log *slog.Logger) *indexd.Peers {
+	files := wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}
+	return &indexd.Peers{Self: cfg.Server.Name, Log: log, TLS: func(serverName string) (*tls.Config, error) {
+		return wire.ClientConfig(files, serverName)
+	}}
 }
 
 // laterVolumes is the volume source of an index server whose disk changer

@@ -24,6 +24,11 @@ const (
 	IdxFind     = "find"     // paths of the view matching a pattern: Reply + entry frames
 	IdxPlan     = "plan"     // what a restore of Paths needs (images, volumes)
 	IdxRestore  = "restore"  // Reply (the plan) + entry frames + chunks + RestoreEnd
+	// IdxFetch is asked by another tapir server of the catalog (a
+	// certificate with the role tapir-server): payload bytes of one image
+	// (Dump, Ranges) on a volume or holding disk of this server. Reply +
+	// FetchMsg frames, each Data one followed by that many bytes.
+	IdxFetch = "fetch"
 )
 
 // IndexVersion is the protocol version the server announces in hello.
@@ -48,6 +53,15 @@ const (
 	MaxPlanEntries = 5_000_000
 	// MaxReplyEntries is the most entry records any reply announces.
 	MaxReplyEntries = MaxPlanEntries
+	// MaxFetchRanges is the most payload ranges one fetch names, and
+	// MaxFetchRange the most bytes of one range (a frame, or the age
+	// chunks of a sealed one, is far smaller).
+	MaxFetchRanges = 4096
+	MaxFetchRange  = 256 << 20
+	// FetchPiece is the most bytes a fetch stream announces in one Data
+	// message: the server reads a piece whole before it announces it, so
+	// that a read that fails is an Error message, never a short piece.
+	FetchPiece = 1 << 20
 )
 
 // IndexRequest is what a shell asks. Host, DLE and Date select the view
@@ -61,6 +75,34 @@ type IndexRequest struct {
 	Pattern string   `json:"pattern,omitempty"` // find
 	Limit   int      `json:"limit,omitempty"`   // find: at most this many (0: the server's limit)
 	Paths   []string `json:"paths,omitempty"`   // plan, restore: the selection (files and directories)
+	// fetch: the image (its catalog id, with Host and DLE, which must be
+	// the image's) and the payload ranges wanted, in the order they are
+	// sent back.
+	Dump   int64   `json:"dump,omitempty"`
+	Ranges []Range `json:"ranges,omitempty"`
+}
+
+// Range is Len payload bytes of an image from offset Off (offset 0 is the
+// first byte after the image header).
+type Range struct {
+	Off int64 `json:"off"`
+	Len int64 `json:"len"`
+}
+
+// FetchMsg is a message frame of a fetch stream: exactly one field is set.
+// Data announces the next Data bytes of the ranges asked for (at most
+// FetchPiece; the ranges' bytes come in order, concatenated), which follow
+// in data frames. Where says what the server reads from (a volume and tape
+// file, or its holding disk), Ask that it waits for a person to bring a
+// volume (the asking server passes it on to its shell). Error ends the
+// stream: what was not sent cannot be read, and why. End ends it after the
+// last byte.
+type FetchMsg struct {
+	Data  int64  `json:"data,omitempty"`
+	Where string `json:"where,omitempty"`
+	Ask   string `json:"ask,omitempty"`
+	Error string `json:"error,omitempty"`
+	End   bool   `json:"end,omitempty"`
 }
 
 // IndexReply answers an IndexRequest.

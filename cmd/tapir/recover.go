@@ -104,9 +104,10 @@ is listed) unless --same-privileges.`,
 			ask := func(msg string) { fmt.Println(msg) }
 			if all {
 				return runRecoverTree(ctx, g, cfg, restore.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
-					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols, Ask: ask, Identities: req.Identities})
+					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols, Ask: ask, Identities: req.Identities,
+					Peers: server.Peers(cfg, g.logger(0))})
 			}
-			req.Volumes, req.Ask = vols, ask
+			req.Volumes, req.Ask, req.Peers = vols, ask, server.Peers(cfg, g.logger(0))
 			res, err := restore.File(ctx, cfg, req, g.logger(0))
 			if err != nil {
 				return err

@@ -28,6 +28,17 @@
 // restore fails with an error naming the volume, the tape file and what
 // differs, and nothing of that image is sent.
 //
+// Several tapir servers may share one catalog. An image on a volume that
+// another server owns and that is not in this server's changer, or on
+// another server's holding disk, is read from that server (Peers,
+// peers.go): its index server is asked for the payload ranges (the fetch
+// request, fetch.go, served only to certificates with the server role)
+// at the address it registered in the catalog, and this server passes the
+// bytes on as if it had read them. The owning server checks the headers;
+// a fetch is never passed on to a third server. This package must not
+// know how a server finds its configuration or certificates: Peers is
+// given a function that returns the TLS configuration.
+//
 // Everything a session can make the server do is bounded (the "Limits"
 // table of the protocol): sessions per certificate name and in all, the
 // TLS handshake and the idle time, the bytes of a request (read as they

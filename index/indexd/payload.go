@@ -35,6 +35,10 @@ type ImageReader struct {
 	// for an empty tape file). `tapir verify` takes the headers of the
 	// parts it verifies from here, so that it reads each tape file once.
 	Header func(pt catalog.Part, raw []byte, err error)
+	// Peers, when set, reads a part on a volume another tapir server owns
+	// (and that is not in this server's changer), or an image on another
+	// server's holding disk, from that server (peers.go).
+	Peers *Links
 
 	ctx   context.Context
 	vols  VolumeSource
@@ -96,7 +100,10 @@ func (is *ImageReader) readAt(p []byte, off int64) error {
 	}
 	if len(is.parts) == 0 {
 		if is.pr == nil {
-			pr, err := openHolding(is.disks, is.d)
+			pr, remote, err := is.Peers.remotePart(is.ctx, nil, is.d, nil, is.Ask)
+			if !remote {
+				pr, err = openHolding(is.disks, is.d)
+			}
 			if err != nil {
 				return err
 			}
@@ -118,7 +125,11 @@ func (is *ImageReader) readAt(p []byte, off int64) error {
 		}
 		if i != is.cur {
 			is.closePart()
-			pr, release, err := openPart(is.ctx, is.vols, is.Ask, is.Header, is.d, is.parts[i])
+			pr, remote, err := is.Peers.remotePart(is.ctx, is.vols, is.d, &is.parts[i], is.Ask)
+			release := func() {}
+			if !remote {
+				pr, release, err = openPart(is.ctx, is.vols, is.Ask, is.Header, is.d, is.parts[i])
+			}
 			if err != nil {
 				return err
 			}
@@ -229,7 +240,12 @@ func openHolding(disks []string, d catalog.Dump) (partReader, error) {
 		}
 	}
 	if !inside {
-		return nil, fmt.Errorf("level %d image %s of %s:%s is on the holding disk at %s, which is not one of this server's holding disks (%s)", d.Level, d.Datestamp, d.Host, d.Path, p, strings.Join(disks, ", "))
+		// The path is another machine's (or stale): it is not shown.
+		who := "another machine's holding disk"
+		if d.Server != "" {
+			who = fmt.Sprintf("the holding disk of tapir server %s", d.Server)
+		}
+		return nil, fmt.Errorf("level %d image %s of %s:%s is on %s, not on one of this server's (%d holding disks): restore it from that server, or once it is flushed to a volume", d.Level, d.Datestamp, d.Host, d.Path, who, len(disks))
 	}
 	im, err := holding.OpenImage(p, disks)
 	if err != nil {

@@ -389,6 +389,8 @@ func (ss *session) restore(ctx context.Context, p *plan) error {
 		}
 		vols = pass
 	}
+	links := ss.s.Peers.Links(ss.s.Catalog)
+	defer links.Close()
 	var sent int64
 	for i, d := range p.dumps {
 		if len(p.frames[i]) == 0 {
@@ -397,7 +399,12 @@ func (ss *session) restore(ctx context.Context, p *plan) error {
 			}
 			continue
 		}
-		n, err := ss.sendImage(ctx, i, NewImageReader(ctx, vols, ss.s.Holding, d, p.parts[i]), p.frames[i], p.sealed[i])
+		is := NewImageReader(ctx, vols, ss.s.Holding, d, p.parts[i])
+		is.Peers = links
+		// A volume this server, or the other one, waits for is asked of
+		// the shell.
+		is.Ask = func(msg string) { ss.ask(msg, cancel) }
+		n, err := ss.sendImage(ctx, i, is, p.frames[i], p.sealed[i])
 		sent += n
 		var ce *connError
 		if errors.As(err, &ce) {

@@ -32,7 +32,12 @@ type Server struct {
 	TLS     *tls.Config
 	Volumes VolumeSource // nil: only images on the holding disk can be read
 	Holding []string     // the holding disk directories images may be read from
-	Log     *slog.Logger // nil: discard
+	// Peers, when set, reads the images held by the other tapir servers
+	// of a shared catalog from them (restore from anywhere, peers.go); a
+	// session with a certificate of the server role may fetch from this
+	// one (fetch.go) whether or not it is set.
+	Peers *Peers
+	Log   *slog.Logger // nil: discard
 	// HandshakeTimeout bounds the TLS handshake of a new connection
 	// (default 30 s). Idle is how long a session may stay silent between
 	// requests before it is closed (default 30 minutes: a person reading,
@@ -172,6 +177,9 @@ type session struct {
 	log   *slog.Logger
 
 	views map[viewKey]*catalog.View
+	// pass lends this server's volumes to the fetches of another server
+	// (fetch.go), kept from one fetch to the next; closed with the session.
+	pass *Pass
 }
 
 type viewKey struct{ host, dle, date string }
@@ -234,6 +242,11 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, peer wire.Peer, l
 		return
 	}
 	defer leave()
+	defer func() {
+		if ss.pass != nil {
+			ss.pass.Close()
+		}
+	}()
 	admitted()
 	ss.admin = slices.Contains(peer.Roles, wire.RoleAdmin) || slices.Contains(peer.Roles, wire.RoleServer)
 	ss.log.Info("index session started", "roles", peer.Roles)
@@ -388,7 +401,7 @@ func (ss *session) fail(ctx context.Context, op string, err error) error {
 func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 	fail := func(err error) error { return ss.fail(ctx, req.Op, err) }
 	switch req.Op {
-	case wire.IdxHello, wire.IdxListHost, wire.IdxListDisk, wire.IdxHistory, wire.IdxView, wire.IdxLs, wire.IdxStat, wire.IdxFind, wire.IdxPlan, wire.IdxRestore:
+	case wire.IdxHello, wire.IdxListHost, wire.IdxListDisk, wire.IdxHistory, wire.IdxView, wire.IdxLs, wire.IdxStat, wire.IdxFind, wire.IdxPlan, wire.IdxRestore, wire.IdxFetch:
 	default:
 		return fail(fmt.Errorf("unknown request %q (this index server speaks protocol version %d)", req.Op, wire.IndexVersion))
 	}
@@ -415,6 +428,8 @@ func (ss *session) handle(ctx context.Context, req wire.IndexRequest) error {
 			return fail(errors.New("the catalog holds no image yet"))
 		}
 		return ss.reply(wire.IndexReply{OK: true, Hosts: hosts})
+	case wire.IdxFetch:
+		return ss.fetch(ctx, req) // for servers only: it checks the role first
 	}
 	if err := ss.allowed(req.Host); err != nil {
 		return fail(err)
@@ -593,6 +608,9 @@ func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	if err != nil {
 		return err
 	}
+	links := s.Peers.Links(s.Catalog)
+	defer links.Close()
+	is.Peers = links
 	defer is.close()
 	// The whole image is read: check its SHA-256 on the way.
 	sum := sha256.New()
@@ -651,7 +669,14 @@ func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire
 		seen[p.Volume] = true
 		vn := wire.VolumeNeed{Label: p.Volume, Available: true}
 		if where {
-			if s.Volumes == nil {
+			links := s.Peers.Links(s.Catalog)
+			if srv, remote := links.Owner(ctx, s.Volumes, p.Volume); remote {
+				if err := unreachable(srv, "volume "+p.Volume); err != nil {
+					vn.Available, vn.Missing = false, err.Error()
+				} else {
+					vn.Where = Where(srv)
+				}
+			} else if s.Volumes == nil {
 				vn.Available, vn.Missing = false, "this index server has no changer to read volumes from"
 			} else if w, err := s.Volumes.Locate(ctx, p.Volume); err != nil && errors.Is(err, ErrVolumeMissing) && s.Volumes.Properties().WaitsForPerson {
 				// A single drive: the restore asks for it when it gets there.

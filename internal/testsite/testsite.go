@@ -49,6 +49,10 @@ type Options struct {
 	Slots     int   // default 8
 	Capacity  int64 // bytes per vtape, default 4 GiB
 	Blocksize int64 // default 64 KiB
+	// Server opens the catalog for this tapir server (catalog.SetServer):
+	// its runs, dumps and volumes are recorded as its own. Catalog is
+	// another site's catalog to share (its CatalogDB), "" for its own.
+	Server, Catalog string
 }
 
 // New creates the site: directories, CA and a server certificate for
@@ -84,8 +88,17 @@ func New(dir string, o Options) (*Site, error) {
 	if s.Changer, err = taper.NewDiskChanger(s.Vtapes, s.Slots, s.Capacity, s.Blocksize, nil); err != nil {
 		return nil, err
 	}
+	if o.Catalog != "" {
+		s.CatalogDB = o.Catalog
+	}
 	if s.Catalog, err = catalog.Open(s.CatalogDB); err != nil {
 		return nil, err
+	}
+	if o.Server != "" {
+		if err := s.Catalog.SetServer(o.Server); err != nil {
+			s.Catalog.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -41,6 +41,11 @@ type Request struct {
 	// asked for each cartridge in turn (indexd.Ask). Nil: nobody is
 	// asked, and a volume that is not in the drive fails at once.
 	Ask indexd.Ask
+	// Peers reads an image that another tapir server of a shared catalog
+	// holds (its volume is not in this server's changer, or it is on that
+	// server's holding disk) from that server's index server
+	// (server.Peers); nil reads only here.
+	Peers *indexd.Peers
 }
 
 // Result says what was restored from where.
@@ -119,7 +124,9 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		}
 	}
 	tellNeeded(req.Ask, log, [][]catalog.Part{indexd.PartsFor(loc.Parts, cipherFrames(loc.Dump, loc.Frames))})
-	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, req.Ask, loc, log)
+	links := req.Peers.Links(cat)
+	defer links.Close()
+	src, closeSrc, res, err := openImage(ctx, cfg, req.Volumes, links, req.Ask, loc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +172,7 @@ func (s source) where() string {
 // volumes when it is taped (every part, in order), from the holding disk
 // otherwise. Each header found there is checked against the catalog before
 // it is trusted (indexd.ImageReader).
-func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource, ask indexd.Ask, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
+func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource, links *indexd.Links, ask indexd.Ask, loc *catalog.Location, log *slog.Logger) (io.ReaderAt, func(), source, error) {
 	// The first byte read: that of the first frame wanted (a file in the
 	// second part of an image needs only the second part's volume).
 	var first int64
@@ -182,7 +189,7 @@ func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource
 			}
 		}
 		src = source{volume: p.Volume, fileno: p.FileNo}
-		if vols == nil {
+		if _, remote := links.Owner(ctx, vols, p.Volume); vols == nil && !remote {
 			return nil, nil, src, fmt.Errorf("recover: image %s of %s:%s is on volume %s, and no changer was given to read it (the caller passes the configuration's volume source: server.VolumeSource)", loc.Dump.Datestamp, loc.Dump.Host, loc.Dump.Path, p.Volume)
 		}
 	case loc.Dump.HoldingPath == "":
@@ -193,7 +200,7 @@ func openImage(ctx context.Context, cfg *config.Config, vols indexd.VolumeSource
 		disks = append(disks, h.Path)
 	}
 	r := indexd.NewImageReader(ctx, vols, disks, loc.Dump, loc.Parts)
-	r.Ask = ask
+	r.Ask, r.Peers = ask, links
 	// Open it now, so that a missing volume or a stale catalog shows here.
 	var probe [1]byte
 	if loc.Dump.PayloadSize > first {

@@ -42,6 +42,8 @@ type TreeRequest struct {
 	Ask indexd.Ask
 	// Identities open the encrypted images of the chain, as in Request.
 	Identities *crypt.Identities
+	// Peers reads the images other servers hold, as in Request.
+	Peers *indexd.Peers
 }
 
 // TreeResult lists the images applied, oldest first.
@@ -120,6 +122,8 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		defer pass.Close()
 		vols = pass
 	}
+	links := req.Peers.Links(cat)
+	defer links.Close()
 	res := &TreeResult{Chain: chain}
 	x := &recover.Extractor{Dir: req.To, Incremental: true, Overwrite: true, SamePrivileges: req.SamePrivileges, TargetMeta: req.TargetMeta}
 	defer func() { res.Dropped = x.Dropped }()
@@ -127,7 +131,7 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		src, closeSrc, where, err := openImage(ctx, cfg, vols, req.Ask, &catalog.Location{Dump: d, Parts: partsOf[i]}, log)
+		src, closeSrc, where, err := openImage(ctx, cfg, vols, links, req.Ask, &catalog.Location{Dump: d, Parts: partsOf[i]}, log)
 		if err != nil {
 			return res, err
 		}

@@ -1,0 +1,450 @@
+package indexd_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/index/indexd"
+	"github.com/tapir-backup/tapir/internal/testsite"
+	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// Restore from anywhere: two tapir servers, a and b, share one catalog;
+// a's changer holds the volumes (and a's holding disk an image) that b's
+// shell restores from. b's index server fetches the frames from a's over
+// mutual TLS with its server certificate.
+
+// peerPair is server a (its site: catalog, vtapes, holding, the CA) and
+// server b (its own empty changer and holding disk, the same catalog).
+type peerPair struct {
+	a, b         *testsite.Site
+	data         string
+	addrA, addrB string
+	stopA        func()
+	aReads       *countingVolumes
+}
+
+func serveSrv(t *testing.T, srv *indexd.Server) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Log == nil {
+		srv.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	var once bool
+	stop = func() {
+		if !once {
+			once = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "localhost:" + port, stop
+}
+
+// newPeerPair makes both servers; register says whether a registers the
+// address of its index server.
+func newPeerPair(t *testing.T, register bool) *peerPair {
+	t.Helper()
+	ctx := context.Background()
+	a, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10, Server: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err := testsite.New(t.TempDir(), testsite.Options{Blocksize: 32 << 10, Server: "b", Catalog: a.CatalogDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	p := &peerPair{a: a, b: b, data: filepath.Join(t.TempDir(), "data")}
+	if err := testsite.MakeTree(p.data); err != nil {
+		t.Fatal(err)
+	}
+	// A full spanning two of a's volumes, and a level 1 on a's holding
+	// disk.
+	if _, err := a.Run(ctx, "20250607010000", []testsite.DLE{{Host: "web1", Path: "/srv", Root: p.data}}, testsite.RunOptions{SplitAt: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	testsite.Mutate(p.data)
+	if _, err := a.Run(ctx, "20250608010000", []testsite.DLE{{Host: "web1", Path: "/srv", Root: p.data, Level: 1}}, testsite.RunOptions{HoldingOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	tlsA, err := wire.ServerConfig(a.ServerFiles(), wire.RoleClient, wire.RoleAdmin, wire.RoleServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.aReads = &countingVolumes{&indexd.DiskVolumes{Changer: a.Changer, Catalog: a.Catalog}, new(atomic.Int64), nil}
+	p.addrA, p.stopA = serveSrv(t, &indexd.Server{Catalog: a.Catalog, TLS: tlsA, Volumes: p.aReads, Holding: []string{a.Holding}})
+	if register {
+		if err := a.Catalog.RegisterServer(ctx, "hosta", p.addrA, time.Now(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.addrB, _ = serveSrv(t, &indexd.Server{Catalog: b.Catalog, TLS: tlsA, Holding: []string{b.Holding},
+		Volumes: &indexd.DiskVolumes{Changer: b.Changer, Catalog: b.Catalog}, Peers: p.peers()})
+	return p
+}
+
+// peers is b's way to a: its server certificate, role tapir-server.
+func (p *peerPair) peers() *indexd.Peers {
+	return &indexd.Peers{Self: "b", TLS: func(name string) (*tls.Config, error) { return wire.ClientConfig(p.a.ServerFiles(), name) }}
+}
+
+// TestPeerRestoreFromAnywhere: a shell connected to b restores files of
+// a full that spans two of a's volumes and of an incremental on a's
+// holding disk; the plan says where each volume is read; the files are
+// identical to the source; the whole DLE restores too.
+func TestPeerRestoreFromAnywhere(t *testing.T) {
+	p := newPeerPair(t, true)
+	cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
+	ctx := context.Background()
+	q := recover.Query{Host: "web1", DLE: "/srv"}
+	paths := []string{"home/alice/big.bin", "etc/passwd", "home/carol/hello.txt"}
+	to := t.TempDir()
+	res, err := cl.Restore(ctx, q, paths, recover.RestoreOptions{To: to})
+	if err != nil || !res.OK() || res.Restored != 3 {
+		t.Fatalf("restore through b: %+v %v", res, err)
+	}
+	for _, rel := range paths {
+		want, _ := os.ReadFile(filepath.Join(p.data, rel))
+		got, err := os.ReadFile(filepath.Join(to, rel))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: restored %d bytes (%v), want the %d of the source", rel, len(got), err, len(want))
+		}
+	}
+	var where []string
+	for _, im := range res.Images {
+		for _, v := range im.Volumes {
+			where = append(where, v.Label+": "+v.Where)
+			if !v.Available || !strings.Contains(v.Where, "tapir server a at "+p.addrA) {
+				t.Errorf("plan: volume %+v; want it available from tapir server a (%s)", v, p.addrA)
+			}
+		}
+	}
+	if len(where) != 2 {
+		t.Errorf("plan volumes %v: want the full's two", where)
+	}
+	if p.aReads.read.Load() == 0 {
+		t.Errorf("a's volumes were never read")
+	}
+	all := t.TempDir()
+	res, err = cl.Restore(ctx, q, []string{""}, recover.RestoreOptions{To: all})
+	if err != nil || !res.OK() {
+		t.Fatalf("whole DLE through b: %+v %v", res, err)
+	}
+	if diff := treeDiff(t, p.data, all); diff != "" {
+		t.Errorf("the whole DLE restored through b differs from the source: %s", diff)
+	}
+}
+
+// treeDiff compares the regular files of two trees by content.
+func treeDiff(t *testing.T, a, b string) string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(a, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(a, path)
+		x, _ := os.ReadFile(path)
+		y, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil || !bytes.Equal(x, y) {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return strings.Join(out, ", ")
+}
+
+// TestPeerVolumeBroughtHere: a volume of a moved into b's changer is read
+// there, even with a's index server down.
+func TestPeerVolumeBroughtHere(t *testing.T) {
+	p := newPeerPair(t, true)
+	p.stopA()
+	for _, slot := range []string{"slot1", "slot2"} {
+		os.RemoveAll(filepath.Join(p.b.Vtapes, slot))
+		if err := os.CopyFS(filepath.Join(p.b.Vtapes, slot), os.DirFS(filepath.Join(p.a.Vtapes, slot))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := dial(t, p.a, p.addrB, "admin1", wire.RoleAdmin)
+	to := t.TempDir()
+	// The full alone (the level 1 is on a's holding disk, a is down).
+	res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
+	if err != nil || !res.OK() || res.Restored != 1 {
+		t.Fatalf("restore of a's volume in b's changer: %+v %v", res, err)
+	}
+	if v := res.Images[0].Volumes[0]; !strings.HasPrefix(v.Where, "slot ") {
+		t.Errorf("plan: %+v; want it read from b's slot", v)
+	}
+}
+
+// TestPeerUnreachable: a registered no address, or is down: the plan says
+// the volume is not available and why, the restore fails naming server a
+// and what to do, and writes nothing.
+func TestPeerUnreachable(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		register bool
+		want     []string
+	}{
+		{"no address", false, []string{"volume TEST-001 belongs to tapir server a, which has registered no index server address", "start `tapir server` there"}},
+		{"down", true, []string{"tapir server a, whose index server is at", "cannot be reached", "start it"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPeerPair(t, c.register)
+			p.stopA()
+			cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
+			to := t.TempDir()
+			res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
+			msg := fmt.Sprint(err)
+			if res != nil {
+				msg += fmt.Sprintf(" %+v", *res)
+			}
+			if err == nil && res.OK() {
+				t.Fatalf("restored without a: %s", msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("restore: %s\nwant it to say %q", msg, w)
+				}
+			}
+			if left, _ := os.ReadDir(to); len(left) != 0 {
+				t.Errorf("the restore wrote %v", left)
+			}
+		})
+	}
+}
+
+// TestPeerDamagedHeader: a's copy of the image has a flipped header byte:
+// a refuses to send it, and the shell at b is told which volume and file
+// of which server, and what is wrong; nothing is written.
+func TestPeerDamagedHeader(t *testing.T) {
+	p := newPeerPair(t, true)
+	files, _ := filepath.Glob(filepath.Join(p.a.Vtapes, "slot1", "00001.*"))
+	if len(files) != 1 {
+		t.Fatalf("slot 1 holds %v", files)
+	}
+	b, _ := os.ReadFile(files[0])
+	i := bytes.Index(b, []byte("\nframe-size: ")) + 13
+	b[i] ^= 1
+	os.WriteFile(files[0], b, 0o640)
+	cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
+	to := t.TempDir()
+	res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
+	msg := fmt.Sprint(err)
+	if res != nil {
+		msg += fmt.Sprintf(" %+v", *res)
+	}
+	if err == nil && res.OK() {
+		t.Fatalf("a damaged header restored through b: %s", msg)
+	}
+	for _, w := range []string{"tapir server a:", "volume TEST-001 file 1", "checksum mismatch"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("restore: %s\nwant it to say %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, p.a.Dir) || strings.Contains(msg, p.b.Dir) {
+		t.Errorf("the shell was shown a server's paths: %s", msg)
+	}
+	if left, _ := os.ReadDir(to); len(left) != 0 {
+		t.Errorf("the restore wrote %v", left)
+	}
+}
+
+// rawFetch sends one fetch to addr with a certificate of who and role and
+// returns the reply, and the bytes of the stream (or its error message).
+func rawFetch(t *testing.T, site *testsite.Site, addr, who, role string, req wire.IndexRequest) (wire.IndexReply, []byte, string) {
+	t.Helper()
+	files, err := site.Issue(who, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := wire.ClientConfig(files, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	c := wire.NewConn(tc)
+	c.SetReadLimit(4 << 20)
+	if err := c.WriteMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush()
+	var rep wire.IndexReply
+	if err := c.ReadMsg(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK {
+		return rep, nil, ""
+	}
+	var data []byte
+	for {
+		var m wire.FetchMsg
+		if err := c.ReadMsg(&m); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case m.End:
+			return rep, data, ""
+		case m.Error != "":
+			return rep, data, m.Error
+		case m.Data > 0:
+			for want := len(data) + int(m.Data); len(data) < want; {
+				_, b, err := c.ReadFrame()
+				if err != nil {
+					t.Fatal(err)
+				}
+				data = append(data, b...)
+			}
+		}
+	}
+}
+
+// TestPeerFetch: fetch is for servers only; it checks the image, its
+// host and DLE and every range; many ranges come back in the order asked,
+// equal to the payload as the holding disk reads it.
+func TestPeerFetch(t *testing.T) {
+	p := newPeerPair(t, true)
+	ctx := context.Background()
+	ds, err := p.a.Catalog.Dumps(ctx, "web1", "/srv")
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("dumps %v %v", ds, err)
+	}
+	full, incr := ds[1], ds[0]
+	parts, _ := p.a.Catalog.Parts(ctx, full.ID)
+	whole := make([]byte, full.PayloadSize)
+	ir := indexd.NewImageReader(ctx, &indexd.DiskVolumes{Changer: p.a.Changer, Catalog: p.a.Catalog}, nil, full, parts)
+	if _, err := ir.ReadAt(whole, 0); err != nil {
+		t.Fatal(err)
+	}
+	ir.Close()
+	ok := wire.IndexRequest{Op: wire.IdxFetch, Host: "web1", DLE: "/srv", Dump: full.ID}
+	for _, c := range []struct {
+		name, role string
+		mod        func(*wire.IndexRequest)
+		want       string
+	}{
+		{"client", wire.RoleClient, func(*wire.IndexRequest) {}, "only another tapir server"},
+		{"admin", wire.RoleAdmin, func(*wire.IndexRequest) {}, "only another tapir server"},
+		{"no range", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = nil }, "names no payload range"},
+		{"negative", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: -1, Len: 5}} }, "at least 0"},
+		{"too long", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: 0, Len: wire.MaxFetchRange + 1}} }, "1 to"},
+		{"past the end", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: full.PayloadSize - 1, Len: 2}} }, "outside the"},
+		{"too many", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = make([]wire.Range, wire.MaxFetchRanges+1) }, "at most 4096"},
+		{"other host", wire.RoleServer, func(r *wire.IndexRequest) { r.Host = "db1" }, "not of db1:/srv"},
+		{"no image", wire.RoleServer, func(r *wire.IndexRequest) { r.Dump = 999999 }, "no dump with id 999999"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := ok
+			req.Ranges = []wire.Range{{Off: 0, Len: 10}}
+			c.mod(&req)
+			rep, _, _ := rawFetch(t, p.a, p.addrA, "peer", c.role, req)
+			if rep.OK || !strings.Contains(rep.Error, c.want) {
+				t.Errorf("fetch: %+v; want refused saying %q", rep, c.want)
+			}
+		})
+	}
+	t.Run("many ranges", func(t *testing.T) {
+		req := ok
+		var want []byte
+		// Ranges across the split between the two volumes, backwards and
+		// repeated: each comes back as asked.
+		for _, r := range []wire.Range{{Off: full.PayloadSize - 3000, Len: 3000}, {Off: 0, Len: 1}, {Off: 4000, Len: 2000}, {Off: 4000, Len: 2000}, {Off: 100, Len: 3 << 20 / 2}} {
+			r.Len = min(r.Len, full.PayloadSize-r.Off)
+			req.Ranges = append(req.Ranges, r)
+			want = append(want, whole[r.Off:r.Off+r.Len]...)
+		}
+		rep, got, msg := rawFetch(t, p.a, p.addrA, "b", wire.RoleServer, req)
+		if !rep.OK || msg != "" || !bytes.Equal(got, want) {
+			t.Errorf("fetch: %+v %q: %d bytes, equal %v; want the %d asked for", rep, msg, len(got), bytes.Equal(got, want), len(want))
+		}
+	})
+	t.Run("holding", func(t *testing.T) {
+		req := ok
+		req.Dump = incr.ID
+		req.Ranges = []wire.Range{{Off: 0, Len: incr.PayloadSize}}
+		rep, got, msg := rawFetch(t, p.a, p.addrA, "b", wire.RoleServer, req)
+		hb, err := os.ReadFile(incr.HoldingPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK || msg != "" || !bytes.Equal(got, hb[image.HeaderSize:]) {
+			t.Errorf("fetch of the holding image: %+v %q, %d bytes; want its %d payload bytes", rep, msg, len(got), incr.PayloadSize)
+		}
+	})
+}
+
+// TestPeerOwner: which server a volume is read from.
+func TestPeerOwner(t *testing.T) {
+	p := newPeerPair(t, true)
+	ctx := context.Background()
+	links := p.peers().Links(p.b.Catalog)
+	defer links.Close()
+	if srv, remote := links.Owner(ctx, &indexd.DiskVolumes{Changer: p.b.Changer, Catalog: p.b.Catalog}, "TEST-001"); !remote || srv.Name != "a" || srv.IndexAddr != p.addrA {
+		t.Errorf("owner of TEST-001 seen from b: %+v %v; want a at %s", srv, remote, p.addrA)
+	}
+	self := (&indexd.Peers{Self: "a"}).Links(p.a.Catalog)
+	if _, remote := self.Owner(ctx, nil, "TEST-001"); remote {
+		t.Errorf("a would fetch its own volume from a peer")
+	}
+	var none *indexd.Peers
+	if _, remote := none.Links(p.b.Catalog).Owner(ctx, nil, "TEST-001"); remote {
+		t.Errorf("no peers, yet a remote owner")
+	}
+	if v, err := p.b.Catalog.Volume(ctx, "TEST-001"); err != nil || v.Server != "a" {
+		t.Errorf("volume %+v %v: want it a's", v, err)
+	}
+}
+
+// TestPeerRestoreEncrypted: an encrypted image on a's volume restores
+// through b: a sends the age chunks of the frames asked for, b passes them
+// on, and only the shell, with the key, decrypts them.
+func TestPeerRestoreEncrypted(t *testing.T) {
+	p := newPeerPair(t, true)
+	ids, rcpt := testKey(t, t.TempDir(), "key.txt")
+	tarb, files := bigTar(t, 24, 100<<10)
+	img := addEncrypted(t, p.a, "20250609010000", "db1", "/var", 0, image.CompZstd, 200<<10, tarb, []string{rcpt})
+	if _, err := p.a.Tape(context.Background(), "20250609020000", []int64{img.id}); err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, p.a, p.addrB, "db1", wire.RoleClient)
+	to := t.TempDir()
+	q := recover.Query{Host: "db1", DLE: "/var"}
+	res, err := cl.Restore(context.Background(), q, []string{"data/f012", "data/f013"}, recover.RestoreOptions{To: to, Identities: ids})
+	if err != nil || !res.OK() || res.Restored != 2 {
+		t.Fatalf("encrypted restore through b: %+v %v", res, err)
+	}
+	for _, name := range []string{"data/f012", "data/f013"} {
+		if got, err := os.ReadFile(filepath.Join(to, name)); err != nil || !bytes.Equal(got, files[name]) {
+			t.Errorf("%s: restored %d bytes (%v), want the %d of the source", name, len(got), err, len(files[name]))
+		}
+	}
+	if v := res.Images[0].Volumes; len(v) != 1 || !strings.Contains(v[0].Where, "tapir server a") {
+		t.Errorf("plan volumes %+v: want one of a's", v)
+	}
+}

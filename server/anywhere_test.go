@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/server/restore"
+	"github.com/tapir-backup/tapir/wire"
+)
+
+// serveIndexOf starts the index server of cfg on a loopback port, with
+// [server] advertise set to it, and returns the address.
+func serveIndexOf(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	cfg.Server.Advertise = "localhost:" + port
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeIndex(ctx, cfg, ln, testLogger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("index server of %s: %v", cfg.Server.Name, err)
+		}
+	})
+	return cfg.Server.Advertise
+}
+
+// Restore from anywhere, end to end on PostgreSQL: north and south, each
+// with its own agent, holding disk and vtapes, run their nights into one
+// catalog; then a recover shell connected to south's index server
+// restores north's files, read from north's volumes through north's index
+// server; and `tapir recover -c` with south's configuration does the same
+// for a file and a whole DLE.
+func TestRestoreFromAnywhereEndToEnd(t *testing.T) {
+	north, south := twoServers(t)
+	dumpOK(t, north.cfg)
+	dumpOK(t, south.cfg)
+	// The servers' index servers speak to each other with certificates
+	// of one CA (north's), named as they advertise themselves.
+	ca, err := wire.LoadCA(filepath.Join(north.dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerDir := filepath.Join(north.dir, "peer-tls")
+	crt, key, err := ca.Issue("localhost", []string{wire.RoleServer, wire.RoleAdmin}, peerDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*site{north, south} {
+		s.cfg.TLS.CA, s.cfg.TLS.Cert, s.cfg.TLS.Key = filepath.Join(north.dir, "tls", wire.CACertFile), crt, key
+	}
+	northAddr := serveIndexOf(t, north.cfg)
+	southAddr := serveIndexOf(t, south.cfg)
+
+	shellCfg, err := wire.ClientConfig(wire.Files{CA: north.cfg.TLS.CA, Cert: crt, Key: key}, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cl, err := recover.Dial(ctx, southAddr, shellCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	q := recover.Query{Host: "localhost", DLE: north.data}
+	to := t.TempDir()
+	res, err := cl.Restore(ctx, q, []string{"big.bin", "sub/x.txt"}, recover.RestoreOptions{To: to})
+	if err != nil || !res.OK() || res.Restored != 2 {
+		t.Fatalf("restore of north's files through south: %+v %v", res, err)
+	}
+	sameFile(t, filepath.Join(north.data, "big.bin"), filepath.Join(to, "big.bin"))
+	sameFile(t, filepath.Join(north.data, "sub/x.txt"), filepath.Join(to, "sub/x.txt"))
+	for _, im := range res.Images {
+		for _, v := range im.Volumes {
+			if !strings.Contains(v.Where, "tapir server north at "+northAddr) {
+				t.Errorf("plan: north's volume %+v; want it read from tapir server north (%s)", v, northAddr)
+			}
+		}
+	}
+
+	// recover -c on south's machine, for north's images.
+	fileTo := t.TempDir()
+	fr, err := restore.File(ctx, south.cfg, restore.Request{Host: "localhost", Path: north.data, File: "big.bin", To: fileTo,
+		Volumes: mustVolumes(t, south.cfg), Peers: Peers(south.cfg, testLogger(t))}, testLogger(t))
+	if err != nil {
+		t.Fatalf("recover -c of south, north's file: %v", err)
+	}
+	sameFile(t, filepath.Join(north.data, "big.bin"), fr.Written)
+	treeTo := filepath.Join(t.TempDir(), "tree")
+	if err := os.Mkdir(treeTo, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Tree(ctx, south.cfg, restore.TreeRequest{Host: "localhost", Path: north.data, To: treeTo,
+		Volumes: mustVolumes(t, south.cfg), Peers: Peers(south.cfg, testLogger(t))}, testLogger(t)); err != nil {
+		t.Fatalf("recover -c --all of south, north's DLE: %v", err)
+	}
+	sameFile(t, filepath.Join(north.data, "big.bin"), filepath.Join(treeTo, "big.bin"))
+	sameFile(t, filepath.Join(north.data, "sub/x.txt"), filepath.Join(treeTo, "sub/x.txt"))
+
+	// Without peers, south cannot read north's volumes, and says so.
+	_, err = restore.File(ctx, south.cfg, restore.Request{Host: "localhost", Path: north.data, File: "big.bin", To: t.TempDir(),
+		Volumes: mustVolumes(t, south.cfg)}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "is in no slot") {
+		t.Errorf("south without peers: %v; want the volume not found in its changer", err)
+	}
+}
