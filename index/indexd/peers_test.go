@@ -448,3 +448,90 @@ func TestPeerRestoreEncrypted(t *testing.T) {
 		t.Errorf("plan volumes %+v: want one of a's", v)
 	}
 }
+
+// TestPeerHostile: the server b fetches from lies, or breaks off: every
+// restore fails with an error naming it, nothing is written past what was
+// asked, and b never panics.
+func TestPeerHostile(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// answer writes the reply to one fetch of want bytes.
+		answer func(c *wire.Conn, want int64)
+		say    string
+	}{
+		{"refuses", func(c *wire.Conn, want int64) { c.WriteMsg(wire.IndexReply{Error: "no such thing"}) }, "tapir server a: no such thing"},
+		{"too big a piece", func(c *wire.Conn, want int64) {
+			c.WriteMsg(wire.IndexReply{OK: true})
+			c.WriteMsg(wire.FetchMsg{Data: wire.FetchPiece + 1})
+		}, "out of place"},
+		{"more than asked", func(c *wire.Conn, want int64) {
+			c.WriteMsg(wire.IndexReply{OK: true})
+			c.WriteMsg(wire.FetchMsg{Data: want + 1})
+		}, "out of place"},
+		{"longer frame than announced", func(c *wire.Conn, want int64) {
+			c.WriteMsg(wire.IndexReply{OK: true})
+			c.WriteMsg(wire.FetchMsg{Data: 1})
+			c.WriteFrame(wire.FrameData, make([]byte, 2), false)
+		}, "announced"},
+		{"ends early", func(c *wire.Conn, want int64) {
+			c.WriteMsg(wire.IndexReply{OK: true})
+			c.WriteMsg(wire.FetchMsg{End: true})
+		}, "ended after 0 of the"},
+		{"garbage", func(c *wire.Conn, want int64) {
+			c.WriteMsg(wire.IndexReply{OK: true})
+			c.WriteFrame(wire.FrameMsg, []byte("{not json"), false)
+		}, "tapir server a at"},
+		{"hangs up", func(c *wire.Conn, want int64) {}, "the connection failed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPeerPair(t, false)
+			tlsA, err := wire.ServerConfig(p.a.ServerFiles(), wire.RoleServer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", tlsA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					nc, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer nc.Close()
+						wc := wire.NewConn(nc)
+						var req wire.IndexRequest
+						if wc.ReadMsg(&req) != nil || len(req.Ranges) == 0 {
+							return
+						}
+						c.answer(wc, req.Ranges[0].Len)
+						wc.Flush()
+					}()
+				}
+			}()
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			if err := p.a.Catalog.RegisterServer(context.Background(), "hosta", "localhost:"+port, time.Now(), false); err != nil {
+				t.Fatal(err)
+			}
+			cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
+			to := t.TempDir()
+			res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
+			msg := fmt.Sprint(err)
+			if res != nil {
+				msg += fmt.Sprintf(" %+v", *res)
+			}
+			if err == nil && res.OK() {
+				t.Fatalf("restored from a lying server: %s", msg)
+			}
+			if !strings.Contains(msg, c.say) || !strings.Contains(msg, "tapir server a") {
+				t.Errorf("restore: %s\nwant it to name tapir server a and say %q", msg, c.say)
+			}
+			if left, _ := os.ReadDir(to); len(left) != 0 {
+				t.Errorf("the restore wrote %v", left)
+			}
+		})
+	}
+}
