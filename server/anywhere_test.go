@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,9 @@ import (
 )
 
 // serveIndexOf starts the index server of cfg on a loopback port, with
-// [server] advertise set to it, and returns the address.
-func serveIndexOf(t *testing.T, cfg *config.Config) string {
+// [server] advertise set to it, and returns the address and how to stop
+// it.
+func serveIndexOf(t *testing.T, cfg *config.Config) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,13 +30,19 @@ func serveIndexOf(t *testing.T, cfg *config.Config) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ServeIndex(ctx, cfg, ln, testLogger(t)) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("index server of %s: %v", cfg.Server.Name, err)
 		}
-	})
-	return cfg.Server.Advertise
+	}
+	t.Cleanup(stop)
+	return cfg.Server.Advertise, stop
 }
 
 // Restore from anywhere, end to end on PostgreSQL: north and south, each
@@ -61,8 +69,8 @@ func TestRestoreFromAnywhereEndToEnd(t *testing.T) {
 	for _, s := range []*site{north, south} {
 		s.cfg.TLS.CA, s.cfg.TLS.Cert, s.cfg.TLS.Key = filepath.Join(north.dir, "tls", wire.CACertFile), crt, key
 	}
-	northAddr := serveIndexOf(t, north.cfg)
-	southAddr := serveIndexOf(t, south.cfg)
+	northAddr, stopNorth := serveIndexOf(t, north.cfg)
+	southAddr, _ := serveIndexOf(t, south.cfg)
 
 	shellCfg, err := wire.ClientConfig(wire.Files{CA: north.cfg.TLS.CA, Cert: crt, Key: key}, "localhost")
 	if err != nil {
@@ -108,6 +116,19 @@ func TestRestoreFromAnywhereEndToEnd(t *testing.T) {
 	}
 	sameFile(t, filepath.Join(north.data, "big.bin"), filepath.Join(treeTo, "big.bin"))
 	sameFile(t, filepath.Join(north.data, "sub/x.txt"), filepath.Join(treeTo, "sub/x.txt"))
+
+	// tapir check on south proves that north's index server answers.
+	c := Check(ctx, south.cfg, Deps{Log: testLogger(t)}, CheckOptions{})
+	if !slices.ContainsFunc(c.Info, func(s string) bool {
+		return strings.Contains(s, `tapir server "north" at `+northAddr+` answers`)
+	}) || len(c.Warnings) > 0 {
+		t.Errorf("check of south: info %q, warnings %q; want north's index server answering", c.Info, c.Warnings)
+	}
+	stopNorth()
+	c = Check(ctx, south.cfg, Deps{Log: testLogger(t)}, CheckOptions{})
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], `volume(s) of tapir server "north" from this server would fail`) || !strings.Contains(c.Warnings[0], "cannot be reached") {
+		t.Errorf("check of south with north down: warnings %q; want one saying north cannot be reached", c.Warnings)
+	}
 
 	// Without peers, south cannot read north's volumes, and says so.
 	_, err = restore.File(ctx, south.cfg, restore.Request{Host: "localhost", Path: north.data, File: "big.bin", To: t.TempDir(),

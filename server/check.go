@@ -69,10 +69,10 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps, opt CheckOptions)
 	}
 	info := func(format string, a ...any) { c.Info = append(c.Info, fmt.Sprintf(format, a...)) }
 
+	warn := func(format string, a ...any) { c.Warnings = append(c.Warnings, fmt.Sprintf(format, a...)) }
 	serverChecks(ctx, cfg, deps, start, true, problem, info)
-	checkEncryption(ctx, cfg, deps, opt.Identity, problem, func(format string, a ...any) {
-		c.Warnings = append(c.Warnings, fmt.Sprintf(format, a...))
-	}, info)
+	checkEncryption(ctx, cfg, deps, opt.Identity, problem, warn, info)
+	checkPeers(ctx, cfg, deps, warn, info)
 	if opt.Clients {
 		n := checkClients(ctx, cfg, problem)
 		c.Summary = fmt.Sprintf("Client check: %d host(s), %d DLE(s) checked in %s.", n, len(cfg.DLEs), deps.Clock.Now().Sub(start).Round(time.Millisecond))
@@ -532,5 +532,39 @@ func checkServers(ctx context.Context, cfg *config.Config, cat *catalog.Catalog,
 	for _, srv := range slices.Sorted(maps.Keys(overlap)) {
 		ls := overlap[srv]
 		problem("labelstr "+cfg.Labelstr, "matches %d volume(s) of tapir server %q (%s): this server may never write them, and its autolabel may choose their labels; give each server labels of its own (labelstr and autolabel)", len(ls), srv, strings.Join(ls[:min(len(ls), 3)], ", "))
+	}
+}
+
+// checkPeers proves that this server can read the volumes of every other
+// tapir server of the catalog (restore from anywhere): each one's index
+// server answers at the address it registered and accepts this server's
+// certificate. A server that cannot be reached is a warning, not a
+// problem: tonight's run does not need it, a restore of its volumes from
+// here does.
+func checkPeers(ctx context.Context, cfg *config.Config, deps Deps, warn, info func(string, ...any)) {
+	cat, err := OpenCatalog(cfg)
+	if err != nil {
+		return // serverChecks said why
+	}
+	defer cat.Close()
+	servers, err := cat.Servers(ctx)
+	if err != nil {
+		return
+	}
+	links := Peers(cfg, deps.Log).Links(cat)
+	defer links.Close()
+	for _, s := range servers {
+		switch {
+		case s.Name == cfg.Server.Name:
+		case s.IndexAddr == "" && s.Volumes > 0:
+			warn("tapir server %q owns %d volume(s) but has registered no index server address: restores of them from this server fail until it runs `tapir server` with [server] index_listen (and advertise) set", s.Name, s.Volumes)
+		case s.IndexAddr == "":
+		default:
+			if err := links.Hello(ctx, s); err != nil {
+				warn("restores of the %d volume(s) of tapir server %q from this server would fail: %v", s.Volumes, s.Name, err)
+			} else {
+				info("The index server of tapir server %q at %s answers this server's certificate (its %d volume(s) restore from here).", s.Name, s.IndexAddr, s.Volumes)
+			}
+		}
 	}
 }

@@ -182,6 +182,12 @@ func (l *Links) conn(ctx context.Context, srv catalog.Server) (*peerConn, error)
 		raw.Close()
 		return nil, fmt.Errorf("tapir server %s at %s: %w", srv.Name, srv.IndexAddr, wire.ExplainTLS("the index server of tapir server "+srv.Name, err))
 	}
+	// Only a tapir server may answer for one: not a client host's
+	// certificate of the same CA at a hijacked address.
+	if cs := tc.ConnectionState(); len(cs.PeerCertificates) == 0 || !wire.HasRole(cs.PeerCertificates[0], wire.RoleServer) {
+		tc.Close()
+		return nil, fmt.Errorf("tapir server %s at %s: the certificate there does not have the role %s: that address is not a tapir server's index server; check [server] advertise in its configuration", srv.Name, srv.IndexAddr, wire.RoleServer)
+	}
 	pc := &peerConn{nc: tc, c: wire.NewConn(tc)}
 	pc.c.SetReadLimit(wire.FetchPiece + 64<<10)
 	l.conns[srv.Name] = pc
@@ -215,6 +221,39 @@ func (l *Links) fetch(ctx context.Context, srv catalog.Server, d catalog.Dump, p
 			return err
 		}
 	}
+}
+
+// Hello proves that srv's index server can be reached and accepts this
+// server's certificate (tapir check): the address it registered answers,
+// the TLS handshake both ways succeeds, and the session is admitted.
+func (l *Links) Hello(ctx context.Context, srv catalog.Server) error {
+	if srv.IndexAddr == "" {
+		return fmt.Errorf("tapir server %s has registered no index server address", srv.Name)
+	}
+	pc, err := l.conn(ctx, srv)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { pc.nc.SetDeadline(time.Now()) })
+	defer stop()
+	pc.nc.SetDeadline(time.Now().Add(l.stall()))
+	var rep wire.IndexReply
+	err = pc.c.WriteMsg(wire.IndexRequest{Op: wire.IdxHello})
+	if err == nil {
+		err = pc.c.Flush()
+	}
+	if err == nil {
+		err = pc.c.ReadMsg(&rep)
+	}
+	if err != nil {
+		pc.broken = true
+		return fmt.Errorf("tapir server %s at %s: %w", srv.Name, srv.IndexAddr, err)
+	}
+	if !rep.OK {
+		return fmt.Errorf("tapir server %s at %s: %s", srv.Name, srv.IndexAddr, rep.Error)
+	}
+	pc.nc.SetDeadline(time.Time{})
+	return nil
 }
 
 // peerError is what the other server answered: asking again does not help.

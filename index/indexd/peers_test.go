@@ -535,3 +535,52 @@ func TestPeerHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerNotAServer: the registered address answers with a certificate
+// of the same CA that is not a server's (a client host's, at a hijacked
+// address): b sends it nothing and says so.
+func TestPeerNotAServer(t *testing.T) {
+	p := newPeerPair(t, false)
+	dir := t.TempDir()
+	crt, key, err := p.a.CA.Issue("localhost", []string{wire.RoleClient}, dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := wire.ServerConfig(wire.Files{CA: filepath.Join(p.a.TLSDir, wire.CACertFile), Cert: crt, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 16)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				n, _ := nc.Read(make([]byte, 4096)) // the handshake, then what b sends
+				got <- n
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if err := p.a.Catalog.RegisterServer(context.Background(), "hosta", "localhost:"+port, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	links := p.peers().Links(p.b.Catalog)
+	defer links.Close()
+	srv, _ := links.Owner(context.Background(), nil, "TEST-001")
+	err = links.Hello(context.Background(), srv)
+	if err == nil || !strings.Contains(err.Error(), "does not have the role tapir-server") {
+		t.Errorf("hello to a client's certificate: %v; want refused for its role", err)
+	}
+	if n := <-got; n > 0 {
+		t.Errorf("b sent %d bytes to a certificate that is not a server's", n)
+	}
+}
