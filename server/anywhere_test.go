@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 
 // serveIndexOf starts the index server of cfg on a loopback port, with
 // [server] advertise set to it, and returns the address and how to stop
-// it.
-func serveIndexOf(t *testing.T, cfg *config.Config) (string, func()) {
+// it, once it serves (a session with shell's configuration says hello):
+// it has registered its address by then.
+func serveIndexOf(t *testing.T, cfg *config.Config, shell *tls.Config) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,6 +44,11 @@ func serveIndexOf(t *testing.T, cfg *config.Config) (string, func()) {
 		}
 	}
 	t.Cleanup(stop)
+	cl, err := recover.Dial(context.Background(), cfg.Server.Advertise, shell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
 	return cfg.Server.Advertise, stop
 }
 
@@ -69,13 +76,12 @@ func TestRestoreFromAnywhereEndToEnd(t *testing.T) {
 	for _, s := range []*site{north, south} {
 		s.cfg.TLS.CA, s.cfg.TLS.Cert, s.cfg.TLS.Key = filepath.Join(north.dir, "tls", wire.CACertFile), crt, key
 	}
-	northAddr, stopNorth := serveIndexOf(t, north.cfg)
-	southAddr, _ := serveIndexOf(t, south.cfg)
-
 	shellCfg, err := wire.ClientConfig(wire.Files{CA: north.cfg.TLS.CA, Cert: crt, Key: key}, "localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
+	northAddr, stopNorth := serveIndexOf(t, north.cfg, shellCfg)
+	southAddr, _ := serveIndexOf(t, south.cfg, shellCfg)
 	ctx := context.Background()
 	cl, err := recover.Dial(ctx, southAddr, shellCfg)
 	if err != nil {

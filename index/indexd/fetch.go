@@ -14,9 +14,7 @@ import (
 // the server role) that restores an image held here: it reads the payload
 // ranges asked for from this server's volumes or holding disk, checking
 // each image header on the way as a restore does, and streams them back
-// (wire.FetchMsg). The session keeps the volume it loaded, and where the
-// reads left it, for the next fetch: a restore fetches frame after frame.
-// What it reads here is never fetched from a third server: a volume that
+// (wire.FetchMsg). What it reads here is never fetched from a third server: a volume that
 // is not in this server's changer is an error.
 func (ss *session) fetch(ctx context.Context, req wire.IndexRequest) error {
 	fail := func(err error) error { return ss.fail(ctx, req.Op, err) }
@@ -51,12 +49,15 @@ func (ss *session) fetch(ctx context.Context, req wire.IndexRequest) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The volume is loaded once for all the ranges, read forward, and
+	// given back when the fetch ends: a drive is never held between two
+	// fetches, so that two servers restoring from each other never wait
+	// for each other's drives.
 	var vols VolumeSource
 	if ss.s.Volumes != nil {
-		if ss.pass == nil {
-			ss.pass = &Pass{Source: ss.s.Volumes}
-		}
-		vols = ss.pass
+		pass := &Pass{Source: ss.s.Volumes}
+		defer pass.Close()
+		vols = pass
 	}
 	is := NewImageReader(ctx, vols, ss.s.Holding, *d, parts)
 	defer is.close()

@@ -14,6 +14,7 @@ import (
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
+	"github.com/tapir-backup/tapir/wire"
 )
 
 // ImageReader reads the payload of one image from wherever it is: the
@@ -39,6 +40,8 @@ type ImageReader struct {
 	// (and that is not in this server's changer), or an image on another
 	// server's holding disk, from that server (peers.go).
 	Peers *Links
+
+	expect []wire.Range // Expect
 
 	ctx   context.Context
 	vols  VolumeSource
@@ -80,6 +83,12 @@ func (is *ImageReader) what() string {
 	return fmt.Sprintf("level %d image %s of %s:%s", is.d.Level, is.d.Datestamp, is.d.Host, is.d.Path)
 }
 
+// Expect tells the reader the reads that will follow, in order (payload
+// ranges): a part read from another server asks for them in one fetch, so
+// that the other server loads its volume once for them all. Reads that
+// differ still work, each asked for alone.
+func (is *ImageReader) Expect(rs []wire.Range) { is.expect = rs }
+
 // Where returns what was read so far: volumes and tape files, or the
 // holding file.
 func (is *ImageReader) Where() []string { return is.where }
@@ -100,7 +109,7 @@ func (is *ImageReader) readAt(p []byte, off int64) error {
 	}
 	if len(is.parts) == 0 {
 		if is.pr == nil {
-			pr, remote, err := is.Peers.remotePart(is.ctx, nil, is.d, nil, is.Ask)
+			pr, remote, err := is.Peers.remotePart(is.ctx, nil, is.d, nil, is.Ask, is.expect)
 			if !remote {
 				pr, err = openHolding(is.disks, is.d)
 			}
@@ -125,8 +134,14 @@ func (is *ImageReader) readAt(p []byte, off int64) error {
 		}
 		if i != is.cur {
 			is.closePart()
-			pr, remote, err := is.Peers.remotePart(is.ctx, is.vols, is.d, &is.parts[i], is.Ask)
+			pr, remote, err := is.Peers.remotePart(is.ctx, is.vols, is.d, &is.parts[i], is.Ask, is.expect)
 			release := func() {}
+			if p, ok := is.vols.(*Pass); ok && remote {
+				// Hold no drive here while waiting for one there: two
+				// servers restoring from each other never wait for each
+				// other's drives.
+				p.Close()
+			}
 			if !remote {
 				pr, release, err = openPart(is.ctx, is.vols, is.Ask, is.Header, is.d, is.parts[i])
 			}

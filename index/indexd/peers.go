@@ -201,28 +201,6 @@ func (l *Links) stall() time.Duration {
 	return DefaultStall
 }
 
-// fetch fills p with the payload bytes of d from off, read by srv. ask,
-// when not nil, is told what a person must do there for the read to go on.
-func (l *Links) fetch(ctx context.Context, srv catalog.Server, d catalog.Dump, p []byte, off int64, ask Ask) error {
-	for try := 0; ; try++ {
-		pc, err := l.conn(ctx, srv)
-		if err != nil {
-			return err
-		}
-		got, err := l.fetchOn(ctx, pc, srv, d, p, off, ask)
-		if err == nil {
-			return nil
-		}
-		pc.broken = true
-		var pe *peerError
-		// A connection the other server closed while idle fails before
-		// any byte: once on a new connection.
-		if errors.As(err, &pe) || got > 0 || try > 0 || ctx.Err() != nil {
-			return err
-		}
-	}
-}
-
 // Hello proves that srv's index server can be reached and accepts this
 // server's certificate (tapir check): the address it registered answers,
 // the TLS handshake both ways succeeds, and the session is admitted.
@@ -246,7 +224,7 @@ func (l *Links) Hello(ctx context.Context, srv catalog.Server) error {
 		err = pc.c.ReadMsg(&rep)
 	}
 	if err != nil {
-		pc.broken = true
+		l.drop(srv.Name, pc)
 		return fmt.Errorf("tapir server %s at %s: %w", srv.Name, srv.IndexAddr, err)
 	}
 	if !rep.OK {
@@ -261,101 +239,255 @@ type peerError struct{ msg string }
 
 func (e *peerError) Error() string { return e.msg }
 
-func (l *Links) fetchOn(ctx context.Context, pc *peerConn, srv catalog.Server, d catalog.Dump, p []byte, off int64, ask Ask) (got int, err error) {
-	stop := context.AfterFunc(ctx, func() { pc.nc.SetDeadline(time.Now()) })
-	defer stop()
-	wrap := func(err error) error {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		return fmt.Errorf("tapir server %s at %s: the connection failed while fetching level %d image %s of %s:%s: %w", srv.Name, srv.IndexAddr, d.Level, d.Datestamp, d.Host, d.Path, err)
-	}
-	pc.nc.SetDeadline(time.Now().Add(l.stall()))
-	req := wire.IndexRequest{Op: wire.IdxFetch, Host: d.Host, DLE: d.Path, Dump: d.ID, Ranges: []wire.Range{{Off: off, Len: int64(len(p))}}}
-	if err := pc.c.WriteMsg(req); err != nil {
-		return 0, wrap(err)
-	}
-	if err := pc.c.Flush(); err != nil {
-		return 0, wrap(err)
-	}
-	var rep wire.IndexReply
-	if err := pc.c.ReadMsg(&rep); err != nil {
-		return 0, wrap(err)
-	}
-	if !rep.OK {
-		pc.broken = false // a refusal leaves the session usable
-		return 0, &peerError{fmt.Sprintf("tapir server %s: %s", srv.Name, rep.Error)}
-	}
-	for {
-		var m wire.FetchMsg
-		if err := pc.c.ReadMsg(&m); err != nil {
-			return got, wrap(err)
-		}
-		switch {
-		case m.Ask != "":
-			if ask != nil {
-				ask(fmt.Sprintf("tapir server %s: %s", srv.Name, m.Ask))
-			}
-			pc.nc.SetDeadline(time.Time{}) // a person may take long
-			continue
-		case m.Where != "":
-			// What the other server reads from: the part's name says it.
-		case m.Error != "":
-			// The stream ended cleanly: the session stays usable.
-			return got, &peerError{fmt.Sprintf("tapir server %s: %s", srv.Name, m.Error)}
-		case m.End:
-			if got != len(p) {
-				return got, wrap(fmt.Errorf("%w: the stream ended after %d of the %d bytes asked for", wire.ErrProtocol, got, len(p)))
-			}
-			pc.broken = false
-			return got, nil
-		case m.Data > 0 && m.Data <= wire.FetchPiece && int64(got)+m.Data <= int64(len(p)):
-			want := got + int(m.Data)
-			for got < want {
-				typ, b, err := pc.c.ReadFrame()
-				if err != nil {
-					return got, wrap(err)
-				}
-				if typ != wire.FrameData || len(b) > want-got {
-					return got, wrap(fmt.Errorf("%w: %d payload bytes announced, got a frame %q of %d bytes after %d", wire.ErrProtocol, m.Data, typ, len(b), got-(want-int(m.Data))))
-				}
-				got += copy(p[got:], b)
-			}
-		default:
-			return got, wrap(fmt.Errorf("%w: a fetch message %+v out of place (%d of %d bytes read)", wire.ErrProtocol, m, got, len(p)))
-		}
-		pc.nc.SetDeadline(time.Now().Add(l.stall()))
-	}
+// peerReader reads the payload of a part (or a holding image) from the
+// server that holds it. The reads the image reader expects
+// (ImageReader.Expect) are asked for in one fetch and taken from its
+// stream as they come, so that the other server loads the volume once for
+// them all and reads it forward. A read the stream does not hold next
+// (unexpected, or after a jump) abandons it and asks again from there.
+type peerReader struct {
+	ctx    context.Context
+	l      *Links
+	srv    catalog.Server
+	d      catalog.Dump
+	ask    Ask
+	label  string
+	lo, hi int64        // the payload bytes of the part
+	expect []wire.Range // the reads expected, in order, within [lo, hi)
+
+	st *fetchStream
 }
 
-// peerReader reads the payload of a part (or a holding image) from the
-// server that holds it.
-type peerReader struct {
-	ctx   context.Context
-	l     *Links
-	srv   catalog.Server
-	d     catalog.Dump
-	ask   Ask
-	label string
+// fetchStream is one fetch being read.
+type fetchStream struct {
+	pc      *peerConn
+	ranges  []wire.Range // asked for and not read yet; ranges[0] starts at the next byte
+	left    int64        // bytes asked for and not announced yet
+	piece   int64        // bytes of the announced piece not received yet
+	pending []byte       // received and not read yet
+	asked   bool         // the other server waits for a person: no deadline
+}
+
+func (r *peerReader) close()       { r.abandon() }
+func (r *peerReader) name() string { return r.label }
+
+// abandon drops the stream; a connection with bytes still to come cannot
+// carry another request, and is closed.
+func (r *peerReader) abandon() {
+	if r.st == nil {
+		return
+	}
+	r.st.pc.broken = true
+	r.l.drop(r.srv.Name, r.st.pc)
+	r.st = nil
+}
+
+// drop closes a broken connection of server name.
+func (l *Links) drop(name string, pc *peerConn) {
+	if l.conns[name] == pc {
+		delete(l.conns, name)
+	}
+	pc.close()
 }
 
 func (r *peerReader) readAt(p []byte, off int64) error {
-	return r.l.fetch(r.ctx, r.srv, r.d, p, off, r.ask)
+	for len(p) > 0 {
+		if r.st == nil || r.st.ranges[0].Off != off {
+			r.abandon()
+			if err := r.start(off, int64(len(p))); err != nil {
+				return err
+			}
+		}
+		pc := r.st.pc
+		stop := context.AfterFunc(r.ctx, func() { pc.nc.SetDeadline(time.Now()) })
+		n := min(int64(len(p)), r.st.ranges[0].Len)
+		err := r.take(p[:n])
+		stop()
+		if err != nil {
+			r.abandon()
+			if r.ctx.Err() != nil {
+				return context.Cause(r.ctx)
+			}
+			return err
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
 }
 
-func (r *peerReader) close()       {}
-func (r *peerReader) name() string { return r.label }
+// start sends a fetch for the bytes from off: n of them, or through the
+// end of the expected read that holds off when that is more, then the
+// expected reads after it. A connection the other server closed while
+// idle fails before the reply: once more on a new one.
+func (r *peerReader) start(off, n int64) error {
+	ranges := []wire.Range{{Off: off, Len: n}}
+	for i, e := range r.expect {
+		if off < e.Off || off >= e.Off+e.Len {
+			continue
+		}
+		ranges[0].Len = max(n, e.Off+e.Len-off)
+		for _, f := range r.expect[i+1:] {
+			if len(ranges) == wire.MaxFetchRanges {
+				break
+			}
+			if f.Off >= e.Off+e.Len || ranges[0].Len == e.Off+e.Len-off {
+				ranges = append(ranges, f)
+			}
+		}
+		break
+	}
+	req := wire.IndexRequest{Op: wire.IdxFetch, Host: r.d.Host, DLE: r.d.Path, Dump: r.d.ID, Ranges: ranges}
+	for try := 0; ; try++ {
+		pc, err := r.l.conn(r.ctx, r.srv)
+		if err != nil {
+			return err
+		}
+		err = r.request(pc, req)
+		var pe *peerError
+		if err == nil || errors.As(err, &pe) || try > 0 || r.ctx.Err() != nil {
+			return err
+		}
+		r.l.drop(r.srv.Name, pc)
+	}
+}
+
+func (r *peerReader) request(pc *peerConn, req wire.IndexRequest) error {
+	stop := context.AfterFunc(r.ctx, func() { pc.nc.SetDeadline(time.Now()) })
+	defer stop()
+	pc.nc.SetDeadline(time.Now().Add(r.l.stall()))
+	err := pc.c.WriteMsg(req)
+	if err == nil {
+		err = pc.c.Flush()
+	}
+	var rep wire.IndexReply
+	if err == nil {
+		err = pc.c.ReadMsg(&rep)
+	}
+	if err != nil {
+		pc.broken = true
+		return r.wrap(err)
+	}
+	if !rep.OK {
+		return &peerError{fmt.Sprintf("tapir server %s: %s", r.srv.Name, rep.Error)}
+	}
+	var total int64
+	for _, g := range req.Ranges {
+		total += g.Len
+	}
+	r.st = &fetchStream{pc: pc, ranges: req.Ranges, left: total}
+	return nil
+}
+
+func (r *peerReader) wrap(err error) error {
+	if r.ctx.Err() != nil {
+		return context.Cause(r.ctx)
+	}
+	return fmt.Errorf("tapir server %s at %s: the connection failed while fetching level %d image %s of %s:%s: %w", r.srv.Name, r.srv.IndexAddr, r.d.Level, r.d.Datestamp, r.d.Host, r.d.Path, err)
+}
+
+// take reads len(p) bytes of the stream, all within its first range.
+func (r *peerReader) take(p []byte) error {
+	st := r.st
+	for k := 0; k < len(p); {
+		if len(st.pending) > 0 {
+			n := copy(p[k:], st.pending)
+			st.pending, k = st.pending[n:], k+n
+			continue
+		}
+		r.deadline()
+		if st.piece > 0 {
+			typ, b, err := st.pc.c.ReadFrame()
+			if err != nil {
+				return r.wrap(err)
+			}
+			if typ != wire.FrameData || int64(len(b)) > st.piece {
+				return r.wrap(fmt.Errorf("%w: %d payload bytes still announced, got a frame %q of %d bytes", wire.ErrProtocol, st.piece, typ, len(b)))
+			}
+			st.piece -= int64(len(b))
+			st.pending = b
+			continue
+		}
+		m, err := r.next()
+		if err != nil {
+			return err
+		}
+		if m.End {
+			return r.wrap(fmt.Errorf("%w: the stream ended with %d of the bytes asked for not sent", wire.ErrProtocol, st.left))
+		}
+		if m.Data <= 0 || m.Data > wire.FetchPiece || m.Data > st.left {
+			return r.wrap(fmt.Errorf("%w: a fetch message %+v out of place (%d bytes asked for are still to come)", wire.ErrProtocol, m, st.left))
+		}
+		st.piece, st.left = m.Data, st.left-m.Data
+	}
+	st.ranges[0].Off += int64(len(p))
+	if st.ranges[0].Len -= int64(len(p)); st.ranges[0].Len > 0 {
+		return nil
+	}
+	if st.ranges = st.ranges[1:]; len(st.ranges) > 0 {
+		return nil
+	}
+	// Every byte asked for is read: the stream must end here, and the
+	// connection is ready for the next fetch.
+	r.deadline()
+	m, err := r.next()
+	if err != nil {
+		return err
+	}
+	if !m.End || len(st.pending) > 0 || st.piece > 0 {
+		return r.wrap(fmt.Errorf("%w: a fetch message %+v after the last byte asked for", wire.ErrProtocol, m))
+	}
+	r.st = nil
+	return nil
+}
+
+// next reads the next message of the stream that is not an ask or a
+// where: asks go to the person, an error ends the stream.
+func (r *peerReader) next() (wire.FetchMsg, error) {
+	st := r.st
+	for {
+		var m wire.FetchMsg
+		if err := st.pc.c.ReadMsg(&m); err != nil {
+			return m, r.wrap(err)
+		}
+		st.asked = false
+		switch {
+		case m.Ask != "":
+			if r.ask != nil {
+				r.ask(fmt.Sprintf("tapir server %s: %s", r.srv.Name, m.Ask))
+			}
+			st.asked = true // a person may take long
+		case m.Where != "":
+			// What the other server reads from: the part's name says it.
+		case m.Error != "":
+			return m, &peerError{fmt.Sprintf("tapir server %s: %s", r.srv.Name, m.Error)}
+		default:
+			return m, nil
+		}
+		r.deadline()
+	}
+}
+
+// deadline bounds the next read, unless a person is being asked.
+func (r *peerReader) deadline() {
+	if r.st.asked {
+		r.st.pc.nc.SetDeadline(time.Time{})
+	} else {
+		r.st.pc.nc.SetDeadline(time.Now().Add(r.l.stall()))
+	}
+}
 
 // remotePart returns a reader of part pt (nil pt: the holding image) from
 // the server that holds it, or ok false when it is read here.
-func (l *Links) remotePart(ctx context.Context, vols VolumeSource, d catalog.Dump, pt *catalog.Part, ask Ask) (pr partReader, ok bool, err error) {
+func (l *Links) remotePart(ctx context.Context, vols VolumeSource, d catalog.Dump, pt *catalog.Part, ask Ask, expect []wire.Range) (pr partReader, ok bool, err error) {
 	var srv catalog.Server
 	var label, what string
+	lo, hi := int64(0), d.PayloadSize
 	if pt != nil {
 		if srv, ok = l.Owner(ctx, vols, pt.Volume); !ok {
 			return nil, false, nil
 		}
 		label = fmt.Sprintf("volume %s file %d at tapir server %s", pt.Volume, pt.FileNo, srv.Name)
+		lo, hi = pt.Offset, pt.Offset+pt.Length
 		what = "volume " + pt.Volume
 	} else {
 		if srv, ok = l.holdingOwner(ctx, d); !ok {
@@ -367,5 +499,18 @@ func (l *Links) remotePart(ctx context.Context, vols VolumeSource, d catalog.Dum
 	if err := unreachable(srv, what); err != nil {
 		return nil, true, err
 	}
-	return &peerReader{ctx: ctx, l: l, srv: srv, d: d, ask: ask, label: label}, true, nil
+	return &peerReader{ctx: ctx, l: l, srv: srv, d: d, ask: ask, label: label, lo: lo, hi: hi, expect: clip(expect, lo, hi)}, true, nil
+}
+
+// clip returns the parts of rs within [lo, hi), in order, none longer
+// than a fetch range may be.
+func clip(rs []wire.Range, lo, hi int64) []wire.Range {
+	var out []wire.Range
+	for _, r := range rs {
+		a, b := max(r.Off, lo), min(r.Off+r.Len, hi)
+		for ; a < b; a += wire.MaxFetchRange {
+			out = append(out, wire.Range{Off: a, Len: min(b-a, wire.MaxFetchRange)})
+		}
+	}
+	return out
 }

@@ -34,6 +34,7 @@ type peerPair struct {
 	addrA, addrB string
 	stopA        func()
 	aReads       *countingVolumes
+	fetches      atomic.Int64 // fetch requests a answered
 }
 
 func serveSrv(t *testing.T, srv *indexd.Server) (addr string, stop func()) {
@@ -93,8 +94,14 @@ func newPeerPair(t *testing.T, register bool) *peerPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.aReads = &countingVolumes{&indexd.DiskVolumes{Changer: a.Changer, Catalog: a.Catalog}, new(atomic.Int64), nil}
-	p.addrA, p.stopA = serveSrv(t, &indexd.Server{Catalog: a.Catalog, TLS: tlsA, Volumes: p.aReads, Holding: []string{a.Holding}})
+	p.aReads = &countingVolumes{&indexd.DiskVolumes{Changer: a.Changer, Catalog: a.Catalog}, new(atomic.Int64), &labelLog{}}
+	srvA := &indexd.Server{Catalog: a.Catalog, TLS: tlsA, Volumes: p.aReads, Holding: []string{a.Holding}}
+	indexd.SetDoneHook(srvA, func(op string, err error) {
+		if op == wire.IdxFetch {
+			p.fetches.Add(1)
+		}
+	})
+	p.addrA, p.stopA = serveSrv(t, srvA)
 	if register {
 		if err := a.Catalog.RegisterServer(ctx, "hosta", p.addrA, time.Now(), false); err != nil {
 			t.Fatal(err)
@@ -147,10 +154,21 @@ func TestPeerRestoreFromAnywhere(t *testing.T) {
 	if p.aReads.read.Load() == 0 {
 		t.Errorf("a's volumes were never read")
 	}
+	// The whole DLE: a loads each volume once, and b asks once per part
+	// (and once for the holding image), not once per frame.
+	p.aReads.labels.take()
+	p.fetches.Store(0)
 	all := t.TempDir()
 	res, err = cl.Restore(ctx, q, []string{""}, recover.RestoreOptions{To: all})
 	if err != nil || !res.OK() {
 		t.Fatalf("whole DLE through b: %+v %v", res, err)
+	}
+	frames := 0
+	for _, im := range res.Images {
+		frames += im.Frames
+	}
+	if loads, n := p.aReads.labels.take(), p.fetches.Load(); loads != "TEST-001 TEST-002" || n != 3 {
+		t.Errorf("a loaded %q and answered %d fetches for %d frames; want TEST-001 TEST-002 once each, and 3 fetches", loads, n, frames)
 	}
 	if diff := treeDiff(t, p.data, all); diff != "" {
 		t.Errorf("the whole DLE restored through b differs from the source: %s", diff)
@@ -476,7 +494,7 @@ func TestPeerHostile(t *testing.T) {
 		{"ends early", func(c *wire.Conn, want int64) {
 			c.WriteMsg(wire.IndexReply{OK: true})
 			c.WriteMsg(wire.FetchMsg{End: true})
-		}, "ended after 0 of the"},
+		}, "the stream ended with"},
 		{"garbage", func(c *wire.Conn, want int64) {
 			c.WriteMsg(wire.IndexReply{OK: true})
 			c.WriteFrame(wire.FrameMsg, []byte("{not json"), false)

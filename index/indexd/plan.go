@@ -451,6 +451,19 @@ func (e *connError) Error() string { return e.err.Error() }
 // ciphertext of the age chunks that hold them.
 func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames []image.Frame, sealed []sealedFrame) (int64, error) {
 	defer is.close()
+	rangeOf := func(k int) (off, size int64) {
+		if sealed != nil {
+			return sealed[k].off, sealed[k].n
+		}
+		return frames[k].Offset, frames[k].Size
+	}
+	expect := make([]wire.Range, 0, len(frames))
+	for k := range frames {
+		if off, size := rangeOf(k); size > 0 {
+			expect = append(expect, wire.Range{Off: off, Len: size})
+		}
+	}
+	is.Expect(expect)
 	var sent int64
 	var buf []byte
 	announced := 0
@@ -458,12 +471,11 @@ func (ss *session) sendImage(ctx context.Context, i int, is *ImageReader, frames
 		if ctx.Err() != nil {
 			return sent, &connError{context.Cause(ctx)}
 		}
-		off, size := f.Offset, f.Size
+		off, size := rangeOf(k)
 		msg := wire.RestoreMsg{Chunk: &wire.Chunk{Image: i, Frame: f.Index, TarOffset: f.TarOffset, TarSize: f.TarSize, Size: f.Size}}
 		if sealed != nil {
 			s := sealed[k].msg
 			s.Image = i
-			off, size = sealed[k].off, sealed[k].n
 			msg = wire.RestoreMsg{Sealed: &s}
 		}
 		if int64(cap(buf)) < size {

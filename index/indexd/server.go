@@ -177,9 +177,6 @@ type session struct {
 	log   *slog.Logger
 
 	views map[viewKey]*catalog.View
-	// pass lends this server's volumes to the fetches of another server
-	// (fetch.go), kept from one fetch to the next; closed with the session.
-	pass *Pass
 }
 
 type viewKey struct{ host, dle, date string }
@@ -242,11 +239,6 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, peer wire.Peer, l
 		return
 	}
 	defer leave()
-	defer func() {
-		if ss.pass != nil {
-			ss.pass.Close()
-		}
-	}()
 	admitted()
 	ss.admin = slices.Contains(peer.Roles, wire.RoleAdmin) || slices.Contains(peer.Roles, wire.RoleServer)
 	ss.log.Info("index session started", "roles", peer.Roles)
@@ -611,6 +603,7 @@ func (s *Server) recordListings(ctx context.Context, d catalog.Dump) error {
 	links := s.Peers.Links(s.Catalog)
 	defer links.Close()
 	is.Peers = links
+	is.Expect([]wire.Range{{Off: 0, Len: d.PayloadSize}})
 	defer is.close()
 	// The whole image is read: check its SHA-256 on the way.
 	sum := sha256.New()

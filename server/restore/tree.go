@@ -17,6 +17,7 @@ import (
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/wire"
 )
 
 // TreeRequest names a DLE to restore whole, as it was at a date.
@@ -134,6 +135,11 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		src, closeSrc, where, err := openImage(ctx, cfg, vols, links, req.Ask, &catalog.Location{Dump: d, Parts: partsOf[i]}, log)
 		if err != nil {
 			return res, err
+		}
+		if ir, ok := src.(*indexd.ImageReader); ok {
+			// The whole payload, in order: another server holding it
+			// sends it in one fetch.
+			ir.Expect([]wire.Range{{Off: 0, Len: d.PayloadSize}})
 		}
 		if d.Encrypted() {
 			key := keys[i]
