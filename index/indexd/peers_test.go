@@ -602,3 +602,64 @@ func TestPeerNotAServer(t *testing.T) {
 		t.Errorf("b sent %d bytes to a certificate that is not a server's", n)
 	}
 }
+
+// BenchmarkPeerRestore: the whole of a 64 MiB image (64 incompressible
+// files of 1 MiB, 256 KiB frames) restored through the shell from the
+// server whose vtape holds it (local, the baseline) and through the other
+// server, which fetches it (peer). bench/peer.sh prints the ratio.
+func BenchmarkPeerRestore(b *testing.B) {
+	a, err := testsite.New(b.TempDir(), testsite.Options{Server: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	bs, err := testsite.New(b.TempDir(), testsite.Options{Server: "b", Catalog: a.CatalogDB})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	tarb, _ := bigTar(b, 64, 1<<20)
+	ctx := context.Background()
+	if _, err := a.Run(ctx, "20250607010000", []testsite.DLE{{Host: "web1", Path: "/srv", Tar: tarb, FrameSize: 256 << 10}}, testsite.RunOptions{Listings: true}); err != nil {
+		b.Fatal(err)
+	}
+	tlsA, err := wire.ServerConfig(a.ServerFiles(), wire.RoleClient, wire.RoleAdmin, wire.RoleServer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	serveB := func(srv *indexd.Server) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv.Log = slog.New(slog.DiscardHandler)
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { srv.Serve(sctx, ln); close(done) }()
+		b.Cleanup(func() { cancel(); <-done })
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		return "localhost:" + port
+	}
+	addrA := serveB(&indexd.Server{Catalog: a.Catalog, TLS: tlsA, Holding: []string{a.Holding}, Volumes: &indexd.DiskVolumes{Changer: a.Changer, Catalog: a.Catalog}})
+	if err := a.Catalog.RegisterServer(ctx, "hosta", addrA, time.Now(), false); err != nil {
+		b.Fatal(err)
+	}
+	peers := &indexd.Peers{Self: "b", TLS: func(name string) (*tls.Config, error) { return wire.ClientConfig(a.ServerFiles(), name) }}
+	addrB := serveB(&indexd.Server{Catalog: bs.Catalog, TLS: tlsA, Holding: []string{bs.Holding}, Volumes: &indexd.DiskVolumes{Changer: bs.Changer, Catalog: bs.Catalog}, Peers: peers})
+	for _, c := range []struct{ name, addr string }{{"local", addrA}, {"peer", addrB}} {
+		b.Run(c.name, func(b *testing.B) {
+			cl := dial(b, a, c.addr, "web1", wire.RoleClient)
+			b.SetBytes(int64(len(tarb)))
+			for b.Loop() {
+				to := b.TempDir()
+				res, err := cl.Restore(ctx, recover.Query{Host: "web1", DLE: "/srv"}, []string{""}, recover.RestoreOptions{To: to})
+				if err != nil || !res.OK() || res.Restored != 65 {
+					b.Fatalf("restore from %s: %+v %v", c.name, res, err)
+				}
+				b.StopTimer()
+				os.RemoveAll(to)
+				b.StartTimer()
+			}
+		})
+	}
+}
