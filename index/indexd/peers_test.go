@@ -233,22 +233,11 @@ func TestPeerUnreachable(t *testing.T) {
 			p := newPeerPair(t, c.register)
 			p.stopA()
 			cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
-			to := t.TempDir()
-			res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
-			msg := fmt.Sprint(err)
-			if res != nil {
-				msg += fmt.Sprintf(" %+v", *res)
-			}
-			if err == nil && res.OK() {
-				t.Fatalf("restored without a: %s", msg)
-			}
+			msg := restoreFails(t, cl, "restored without a")
 			for _, w := range c.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("restore: %s\nwant it to say %q", msg, w)
 				}
-			}
-			if left, _ := os.ReadDir(to); len(left) != 0 {
-				t.Errorf("the restore wrote %v", left)
 			}
 		})
 	}
@@ -268,15 +257,7 @@ func TestPeerDamagedHeader(t *testing.T) {
 	b[i] ^= 1
 	os.WriteFile(files[0], b, 0o640)
 	cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
-	to := t.TempDir()
-	res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
-	msg := fmt.Sprint(err)
-	if res != nil {
-		msg += fmt.Sprintf(" %+v", *res)
-	}
-	if err == nil && res.OK() {
-		t.Fatalf("a damaged header restored through b: %s", msg)
-	}
+	msg := restoreFails(t, cl, "a damaged header restored through b")
 	for _, w := range []string{"tapir server a:", "volume TEST-001 file 1", "checksum mismatch"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("restore: %s\nwant it to say %q", msg, w)
@@ -284,9 +265,6 @@ func TestPeerDamagedHeader(t *testing.T) {
 	}
 	if strings.Contains(msg, p.a.Dir) || strings.Contains(msg, p.b.Dir) {
 		t.Errorf("the shell was shown a server's paths: %s", msg)
-	}
-	if left, _ := os.ReadDir(to); len(left) != 0 {
-		t.Errorf("the restore wrote %v", left)
 	}
 }
 
@@ -535,20 +513,9 @@ func TestPeerHostile(t *testing.T) {
 				t.Fatal(err)
 			}
 			cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
-			to := t.TempDir()
-			res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
-			msg := fmt.Sprint(err)
-			if res != nil {
-				msg += fmt.Sprintf(" %+v", *res)
-			}
-			if err == nil && res.OK() {
-				t.Fatalf("restored from a lying server: %s", msg)
-			}
+			msg := restoreFails(t, cl, "restored from a lying server")
 			if !strings.Contains(msg, c.say) || !strings.Contains(msg, "tapir server a") {
 				t.Errorf("restore: %s\nwant it to name tapir server a and say %q", msg, c.say)
-			}
-			if left, _ := os.ReadDir(to); len(left) != 0 {
-				t.Errorf("the restore wrote %v", left)
 			}
 		})
 	}
@@ -662,4 +629,24 @@ func BenchmarkPeerRestore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// restoreFails restores etc/passwd of the full of web1:/srv through cl,
+// which must fail (what: the failure, for the message) and write nothing;
+// it returns what the restore said.
+func restoreFails(t *testing.T, cl *recover.Client, what string) string {
+	t.Helper()
+	to := t.TempDir()
+	res, err := cl.Restore(context.Background(), recover.Query{Host: "web1", DLE: "/srv", Date: "20250607"}, []string{"etc/passwd"}, recover.RestoreOptions{To: to})
+	msg := fmt.Sprint(err)
+	if res != nil {
+		msg += fmt.Sprintf(" %+v", *res)
+	}
+	if err == nil && res.OK() {
+		t.Fatalf("%s: %s", what, msg)
+	}
+	if left, _ := os.ReadDir(to); len(left) != 0 {
+		t.Errorf("the restore wrote %v", left)
+	}
+	return msg
 }
