@@ -15,25 +15,13 @@ REPO=$(dirname "$BENCH")
 . "$BENCH/lib.sh"
 
 runs=5 benchtime=5x
-while [ $# -gt 0 ]; do
-  case $1 in
-    -runs|--runs) runs=$2; shift 2 ;;
-    -benchtime|--benchtime) benchtime=$2; shift 2 ;;
-    *) echo "usage: bash bench/ingest.sh [-runs 5] [-benchtime 5x]" >&2; exit 2 ;;
-  esac
-done
+bench_args ingest.sh "$@"
 
 echo "== ingest check: decompress + tar names + index match vs decompress only; $(nproc) CPUs; $runs runs of $benchtime"
-out=$(cd "$REPO" && go test -run '^$' -bench '^BenchmarkIngest$' -benchtime "$benchtime" -count "$runs" ./server 2>&1) || {
-  echo "$out"
-  echo "ingest.sh: FAIL (the benchmark did not run)"
-  exit 1
-}
-grep '^BenchmarkIngest' <<<"$out" | sed 's/^/   /'
-col() { awk -v want="$1" -v unit="$2" '$1 ~ want { for (i = 1; i < NF; i++) if ($(i+1) == unit) print $i }' <<<"$out"; }
-base=$(median $(col 'decode-only' ns/op))
-check=$(median $(col '/check' ns/op))
-mbs=$(median $(col '/check' MB/s))
+gobench ingest.sh BenchmarkIngest ./server
+base=$(median $(gocol 'decode-only' ns/op))
+check=$(median $(gocol '/check' ns/op))
+mbs=$(median $(gocol '/check' MB/s))
 ratio=$(awk -v a="$check" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
 echo "   median decode-only $base ns/op, check $check ns/op: ratio check/decode-only = $ratio; check at $mbs MB/s of payload"
 if awk -v m="$mbs" 'BEGIN { exit !(m >= 400) }'; then

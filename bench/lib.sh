@@ -71,3 +71,32 @@ calc() {
   local IFS=,
   awk "BEGIN { printf \"$fmt\", $* }"
 }
+
+# bench_args SCRIPT "$@" sets $runs and $benchtime from -runs N and
+# -benchtime T (defaults: as set before the call).
+bench_args() {
+  local script=$1; shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -runs|--runs) runs=$2; shift 2 ;;
+      -benchtime|--benchtime) benchtime=$2; shift 2 ;;
+      *) echo "usage: bash bench/$script [-runs $runs] [-benchtime $benchtime]" >&2; exit 2 ;;
+    esac
+  done
+}
+
+# gobench SCRIPT NAME PKG runs the Go benchmark NAME of PKG $runs times for
+# $benchtime, prints its result lines and keeps the output in $GOBENCH; when
+# it does not run, prints why and exits 1.
+gobench() {
+  GOBENCH=$(cd "$REPO" && go test -run '^$' -bench "^$2\$" -benchtime "$benchtime" -count "$runs" "$3" 2>&1) || {
+    echo "$GOBENCH"
+    echo "$1: FAIL (the benchmark did not run)"
+    exit 1
+  }
+  grep "^$2" <<<"$GOBENCH" | sed 's/^/   /'
+}
+
+# gocol PATTERN UNIT prints the values of UNIT ("ns/op", "MB/s") on the
+# lines of $GOBENCH whose name matches PATTERN.
+gocol() { awk -v want="$1" -v unit="$2" '$1 ~ want { for (i = 1; i < NF; i++) if ($(i+1) == unit) print $i }' <<<"$GOBENCH"; }

@@ -17,26 +17,14 @@ REPO=$(dirname "$BENCH")
 . "$BENCH/lib.sh"
 
 runs=5 benchtime=3x
-while [ $# -gt 0 ]; do
-  case $1 in
-    -runs|--runs) runs=$2; shift 2 ;;
-    -benchtime|--benchtime) benchtime=$2; shift 2 ;;
-    *) echo "usage: bash bench/peer.sh [-runs 5] [-benchtime 3x]" >&2; exit 2 ;;
-  esac
-done
+bench_args peer.sh "$@"
 
 echo "== restore from anywhere: peer fetch vs local read; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs runs of $benchtime"
-out=$(cd "$REPO" && go test -run '^$' -bench '^BenchmarkPeerRestore$' -benchtime "$benchtime" -count "$runs" ./index/indexd 2>&1) || {
-  echo "$out"
-  echo "peer.sh: FAIL (the benchmark did not run)"
-  exit 1
-}
-grep '^BenchmarkPeerRestore' <<<"$out" | sed 's/^/   /'
-col() { awk -v want="$1" -v unit="$2" '$1 ~ want { for (i = 1; i < NF; i++) if ($(i+1) == unit) print $i }' <<<"$out"; }
-local_ns=$(median $(col '/local' ns/op))
-peer_ns=$(median $(col '/peer' ns/op))
-local_mbs=$(median $(col '/local' MB/s))
-peer_mbs=$(median $(col '/peer' MB/s))
+gobench peer.sh BenchmarkPeerRestore ./index/indexd
+local_ns=$(median $(gocol '/local' ns/op))
+peer_ns=$(median $(gocol '/peer' ns/op))
+local_mbs=$(median $(gocol '/local' MB/s))
+peer_mbs=$(median $(gocol '/peer' MB/s))
 ratio=$(awk -v a="$peer_ns" -v b="$local_ns" 'BEGIN { printf "%.2f", a / b }')
 echo "   median local $local_ns ns/op ($local_mbs MB/s), peer $peer_ns ns/op ($peer_mbs MB/s): ratio peer/local = $ratio"
 if awk -v r="$ratio" 'BEGIN { exit !(r <= 2.5) }'; then
