@@ -19,8 +19,9 @@ import (
 // FuzzSession feeds a session of the index server, over a real small
 // catalog (a full on a vtape, an incremental on the holding disk, and an
 // encrypted full of web1:/enc on the holding disk), with
-// whatever a shell might send. mode bit 0: an admin certificate rather
-// than web1's client one. mode bit 1 clear: in holds requests separated by
+// whatever a shell (or another tapir server) might send. mode bit 0: an
+// admin certificate rather than web1's client one; bit 2: a server's
+// certificate, which may fetch payload ranges. mode bit 1 clear: in holds requests separated by
 // newlines, each sent as a frame once the previous one is answered, and
 // the replies are read as the protocol says (entries, restore stream);
 // set: in is written to the connection as it is, then the write side is
@@ -74,6 +75,15 @@ func FuzzSession(f *testing.F) {
 		f.Add(byte(0), []byte(reqs))
 		f.Add(byte(1), []byte(reqs))
 	}
+	for _, reqs := range []string{
+		`{"op":"fetch","host":"web1","dle":"/srv","dump":1,"ranges":[{"off":0,"len":100},{"off":50,"len":5000}]}` + "\n" + `{"op":"hello"}`,
+		`{"op":"fetch","host":"web1","dle":"/srv","dump":2,"ranges":[{"off":10,"len":1}]}` + "\n" + `{"op":"fetch","host":"web1","dle":"/enc","dump":3,"ranges":[{"off":0,"len":70000}]}`,
+		`{"op":"fetch","host":"web1","dle":"/srv","dump":1,"ranges":[{"off":-1,"len":1}]}` + "\n" + `{"op":"fetch","host":"web1","dle":"/srv","dump":1,"ranges":[{"off":0,"len":99999999}]}`,
+		`{"op":"fetch","host":"web2","dle":"/srv","dump":1,"ranges":[{"off":0,"len":1}]}` + "\n" + `{"op":"fetch","dump":1}`,
+	} {
+		f.Add(byte(4), []byte(reqs))
+		f.Add(byte(0), []byte(reqs))
+	}
 	var hello bytes.Buffer
 	wire.NewConn(&hello).WriteMsg(wire.IndexRequest{Op: wire.IdxHello})
 	f.Add(byte(2), hello.Bytes())
@@ -87,6 +97,9 @@ func FuzzSession(f *testing.F) {
 		peer := wire.Peer{Host: "web1", Roles: []string{wire.RoleClient}}
 		if mode&1 != 0 {
 			peer = wire.Peer{Host: "ops", Roles: []string{wire.RoleAdmin}}
+		}
+		if mode&4 != 0 {
+			peer = wire.Peer{Host: "backup2", Roles: []string{wire.RoleServer}}
 		}
 		accepted := make(chan net.Conn, 1)
 		go func() {
@@ -185,6 +198,10 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 				t.Fatalf("request %d: entries: %v", i, err)
 			}
 		}
+		if req.Op == wire.IdxFetch {
+			readFetch(t, c, req)
+			continue
+		}
 		if req.Op != wire.IdxRestore {
 			continue
 		}
@@ -211,6 +228,49 @@ func converse(t *testing.T, c *wire.Conn, in []byte) {
 	}
 }
 
+// readFetch reads a fetch stream: messages that decode strictly, no more
+// data than announced, no more than the ranges asked for, and an end or
+// an error.
+func readFetch(t *testing.T, c *wire.Conn, req wire.IndexRequest) {
+	var asked, got int64
+	for _, r := range req.Ranges {
+		asked += r.Len
+	}
+	for {
+		typ, b, err := c.ReadFrame()
+		if err != nil {
+			t.Fatalf("fetch stream: %v", err)
+		}
+		if typ != wire.FrameMsg {
+			t.Fatalf("fetch stream: a frame %q where a message belongs", typ)
+		}
+		var m wire.FetchMsg
+		if err := wire.DecodeMsg(b, &m); err != nil {
+			t.Fatalf("fetch stream message %q: %v", b, err)
+		}
+		switch {
+		case m.End:
+			if got != asked {
+				t.Fatalf("fetch stream ended after %d of the %d bytes asked for", got, asked)
+			}
+			return
+		case m.Error != "":
+			return
+		case m.Data > 0:
+			if m.Data > wire.FetchPiece || got+m.Data > asked {
+				t.Fatalf("fetch stream announces %d bytes after %d of %d", m.Data, got, asked)
+			}
+			for want := got + m.Data; got < want; {
+				typ, b, err := c.ReadFrame()
+				if err != nil || typ != wire.FrameData || int64(len(b)) > want-got {
+					t.Fatalf("fetch data: frame %q of %d bytes, %v", typ, len(b), err)
+				}
+				got += int64(len(b))
+			}
+		}
+	}
+}
+
 // checkFrame checks one frame from the server on its own: messages decode
 // strictly as a reply or a restore message, entry batches decode.
 func checkFrame(t *testing.T, typ byte, b []byte) {
@@ -218,8 +278,9 @@ func checkFrame(t *testing.T, typ byte, b []byte) {
 	case wire.FrameMsg:
 		var r wire.IndexReply
 		var m wire.RestoreMsg
-		if wire.DecodeMsg(b, &r) != nil && wire.DecodeMsg(b, &m) != nil {
-			t.Fatalf("message %q is neither a reply nor a restore message", b)
+		var fm wire.FetchMsg
+		if wire.DecodeMsg(b, &r) != nil && wire.DecodeMsg(b, &m) != nil && wire.DecodeMsg(b, &fm) != nil {
+			t.Fatalf("message %q is neither a reply, a restore message nor a fetch message", b)
 		}
 	case wire.FrameIndex:
 		if err := wire.DecodeEntries(b, func(wire.EntryInfo) error { return nil }); err != nil {
