@@ -53,7 +53,7 @@ check() { # NAME VALUE OP LIMIT UNIT
 bench() { # BACKEND DB ROWS
   echo "== catalog at scale, $1: $3 rows; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $RUNS runs"
   local out
-  out=$("$BIN/catalogscale" -db "$2" -rows "$3" -runs "$RUNS" -work "$work" | tee /dev/stderr | grep '^catalogscale:') || {
+  out=$("$BIN/catalogscale" -db "$2" -rows "$3" -runs "$RUNS" -work "$work" | tee >(cat >&2) | grep '^catalogscale:') || {
     echo "catalog.sh: FAIL (catalogscale on $1 did not finish)"
     fail=1
     return
