@@ -38,9 +38,8 @@ type Peers struct {
 }
 
 // Links opens the peers for the reads of one restore (or one listing
-// recovery) against cat: it keeps one connection per server, so that the
-// other server keeps the volume it loaded from one fetch to the next.
-// Close closes them. A nil Peers gives nil Links, which read nothing
+// recovery) against cat: it keeps one connection per server, which the
+// restore's fetches share. Close closes them. A nil Peers gives nil Links, which read nothing
 // remotely.
 func (p *Peers) Links(cat *catalog.Catalog) *Links {
 	if p == nil {
