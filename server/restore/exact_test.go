@@ -16,6 +16,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/internal/testsite"
+	"github.com/tapir-backup/tapir/recover/recovertest"
 )
 
 // Restores that are exact: what a chain restore gives a directory whose
@@ -393,4 +394,44 @@ func allocated(t *testing.T, p string) int64 {
 		t.Fatal(err)
 	}
 	return st.Blocks * 512
+}
+
+// TestFileHostileHardLinks: hard links a hostile or broken image holds,
+// restored alone: a link to a link, a link to a name the image does not
+// hold, a link out of the DLE. Each fails with one line naming the name
+// asked and what is wrong, and writes nothing; a good link beside them
+// restores.
+func TestFileHostileHardLinks(t *testing.T) {
+	img := recovertest.Tar(t, recovertest.Dumpdir("./"), recovertest.Reg("./data.txt", "the data\n", 0o600),
+		recovertest.Hardlink("./good.txt", "./data.txt"),
+		recovertest.Hardlink("./chain.txt", "./good.txt"),
+		recovertest.Hardlink("./dangling.txt", "./missing.txt"),
+		recovertest.Hardlink("./out.txt", "../../etc/passwd"))
+	cfg := hostileSite(t, map[string][][]byte{"/srv": {img}})
+	file := func(to, name string) (*Result, error) {
+		return File(context.Background(), cfg, Request{Host: "evil", Path: "/srv", File: name, To: to, Volumes: diskVolumes(t, cfg)}, nil)
+	}
+	to := t.TempDir()
+	if _, err := file(to, "good.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(to, "good.txt")); string(b) != "the data\n" {
+		t.Errorf("good.txt: %q", b)
+	}
+	for name, want := range map[string]string{
+		"chain.txt":    "chain.txt is a hard link to good.txt, itself a hard link to data.txt",
+		"dangling.txt": "dangling.txt is a hard link to missing.txt, which the index of level 0 image",
+		"out.txt":      `out.txt is a hard link to "../../etc/passwd" in level 0 image 20250607010000 of evil:/srv, which is not a name inside the DLE`,
+	} {
+		to := t.TempDir()
+		_, err := file(to, name)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line with %q", name, err, want)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+		if ents, _ := os.ReadDir(to); len(ents) != 0 {
+			t.Errorf("%s: the target holds %d entries", name, len(ents))
+		}
+	}
 }

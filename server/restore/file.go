@@ -106,9 +106,15 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		// A hard link's data is stored once, under the name of the set
 		// the image met first; the other names are links to it, in the
 		// same image. Read that entry, write it under the name asked.
+		if l := path.Clean(loc.File.Link); loc.File.Link == "" || path.IsAbs(l) || l == "." || l == ".." || strings.HasPrefix(l, "../") {
+			return nil, fmt.Errorf("recover: %s is a hard link to %q in %s, which is not a name inside the DLE: the image is damaged or hostile; nothing restored", rel, loc.File.Link, imageName(loc.Dump))
+		}
 		target, err := cat.FindFile(ctx, req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s, which the index of %s does not hold: the image is damaged or was not written by tapir, and its data cannot be found", rel, loc.File.Link, imageName(loc.Dump))
+		}
 		if err != nil {
-			return nil, fmt.Errorf("recover: %s is a hard link to %s, which the index of image %s does not hold: %w", rel, loc.File.Link, imageName(loc.Dump), err)
+			return nil, fmt.Errorf("recover: %s is a hard link to %s: %w", rel, loc.File.Link, err)
 		}
 		if target.Dump.ID != loc.Dump.ID {
 			return nil, fmt.Errorf("recover: %s is a hard link to %s in %s, but the index finds %s in %s: the catalog does not match the image; restore %s from %s by its own name", rel, loc.File.Link, imageName(loc.Dump), loc.File.Link, imageName(target.Dump), loc.File.Link, imageName(loc.Dump))
