@@ -15,8 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/index/rebuild"
 	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/recover/recovertest"
+	"github.com/tapir-backup/tapir/taper"
 )
 
 // Restores that are exact: what a chain restore gives a directory whose
@@ -54,6 +56,27 @@ func chainSite(t *testing.T, tree string, before ...func()) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// rebuilt is cfg with a catalog rebuilt from its vtapes alone (tapir
+// admin rebuild), in a new file.
+func rebuilt(t *testing.T, cfg *config.Config) *config.Config {
+	t.Helper()
+	tt := cfg.Tapetype()
+	ch, err := taper.NewDiskChanger(cfg.Changer.Path, cfg.Changer.Slots, int64(tt.Length), int64(tt.Blocksize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *cfg
+	c.Catalog = filepath.Join(t.TempDir(), "rebuilt.db")
+	res, err := rebuild.Rebuild(context.Background(), rebuild.Options{Catalog: c.Catalog, Changer: ch, Org: cfg.Org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) > 0 || res.Dumps == 0 {
+		t.Fatalf("rebuild: %d images, problems %q", res.Dumps, res.Problems)
+	}
+	return &c
 }
 
 // run runs a command of the acl or attr tools, failing the test when it
@@ -189,17 +212,19 @@ func TestTreeRemovedDirAttrs(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	t.Run("chain", func(t *testing.T) {
-		to := filepath.Join(t.TempDir(), "to")
-		res, err := Tree(ctx, cfg, TreeRequest{Host: "h", Path: "/data", To: to, TargetMeta: true, Volumes: diskVolumes(t, cfg)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Chain) != 3 {
-			t.Fatalf("chain of %d images, want 3", len(res.Chain))
-		}
-		check(t, to, false)
-	})
+	for name, cfg := range map[string]*config.Config{"chain": cfg, "chain-after-rebuild": rebuilt(t, cfg)} {
+		t.Run(name, func(t *testing.T) {
+			to := filepath.Join(t.TempDir(), "to")
+			res, err := Tree(ctx, cfg, TreeRequest{Host: "h", Path: "/data", To: to, TargetMeta: true, Volumes: diskVolumes(t, cfg)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Chain) != 3 {
+				t.Fatalf("chain of %d images, want 3", len(res.Chain))
+			}
+			check(t, to, false)
+		})
+	}
 	t.Run("same-privileges", func(t *testing.T) {
 		if os.Geteuid() != 0 {
 			t.Skip("trusted.* xattrs need root")
@@ -287,6 +312,17 @@ func TestFileEveryHardLinkName(t *testing.T) {
 		}
 	}
 	cfg := chainSite(t, tree, full, incr)
+	for _, cat := range []string{"catalog", "rebuilt"} {
+		if cat == "rebuilt" {
+			cfg = rebuilt(t, cfg)
+		}
+		fileEveryName(t, cfg, cat, v0, v1)
+	}
+}
+
+// fileEveryName restores every name of the set of TestFileEveryHardLinkName
+// alone, as of each level, through the catalog of cfg (named cat).
+func fileEveryName(t *testing.T, cfg *config.Config, cat string, v0, v1 []byte) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		asOf  string
@@ -297,7 +333,7 @@ func TestFileEveryHardLinkName(t *testing.T) {
 		{"20260602", []string{"b/hard.txt", "c/hard.txt", "d/new.txt"}, v1},
 	} {
 		for _, name := range tc.names {
-			t.Run(tc.asOf+"/"+name, func(t *testing.T) {
+			t.Run(cat+"/"+tc.asOf+"/"+name, func(t *testing.T) {
 				to := t.TempDir()
 				res, err := File(ctx, cfg, Request{Host: "h", Path: "/data", File: "/data/" + name, To: to, AsOf: tc.asOf, Volumes: diskVolumes(t, cfg)}, nil)
 				if err != nil {
