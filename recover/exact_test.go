@@ -391,3 +391,84 @@ func TestExtractorKeepsSecurityXattrs(t *testing.T) {
 		t.Errorf("trusted.host with SamePrivileges: %v, want it removed", err)
 	}
 }
+
+// TestExtractorPruneStaysInside: the removal of a directory's stale
+// attributes in a chain never reaches a directory outside the target
+// (the sentinel directories outside carry user xattrs and ACLs, and the
+// arena's snapshot, ctime included, catches any change), whatever a
+// hostile chain plants first: a symlink where a directory comes later,
+// names through such a symlink or out with "..". The target's own
+// attributes stay unless TargetMeta.
+func TestExtractorPruneStaysInside(t *testing.T) {
+	needTools(t, "setfacl")
+	for _, meta := range []bool{false, true} {
+		for _, over := range []bool{false, true} {
+			t.Run(fmt.Sprintf("overwrite=%v,targetmeta=%v", over, meta), func(t *testing.T) {
+				parent := t.TempDir()
+				for _, d := range []string{"sentinel", "sentinel/sub"} {
+					p := filepath.Join(parent, d)
+					if err := os.MkdirAll(p, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := unix.Setxattr(p, "user.outside", []byte("keep"), 0); err != nil {
+						t.Skipf("no user xattrs here: %v", err)
+					}
+					if out, err := exec.Command("setfacl", "-m", "u:65534:rx", "-d", "-m", "u:65534:r", p).CombinedOutput(); err != nil {
+						t.Fatalf("setfacl: %v\n%s", err, out)
+					}
+				}
+				target := filepath.Join(parent, "target")
+				if err := os.Mkdir(target, 0o750); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Setxattr(target, "user.mine", []byte("mine"), 0); err != nil {
+					t.Fatal(err)
+				}
+				before := snapshot(t, parent, target)
+				listed := func(e tent) tent {
+					if e.Hdr.PAXRecords == nil {
+						e.Hdr.PAXRecords = map[string]string{}
+					}
+					e.Hdr.PAXRecords[gnutar.PAXDumpdir] = gnutar.EncodeDumpdir(nil)
+					return e
+				}
+				images := [][]byte{
+					mkTar(t, symlink("s", "../sentinel"), symlink("abs", parent+"/sentinel"), symlink("up", "..")),
+					mkTar(t, listed(dir("s/sub", 0o755))),
+					mkTar(t, listed(dir("up/sentinel", 0o755))),
+					mkTar(t, listed(dir("../sentinel", 0o755))),
+					mkTar(t, listed(dir("abs", 0o755)), listed(dir("s", 0o755))),
+					mkTar(t, listed(dir(".", 0o755))),
+				}
+				x := &Extractor{Dir: target, Incremental: true, Overwrite: over, TargetMeta: meta}
+				for _, img := range images {
+					x.All(tar.NewReader(bytes.NewReader(img))) // refusals are other tests' business
+				}
+				after := snapshot(t, parent, target)
+				for p, v := range before {
+					if after[p] != v {
+						t.Errorf("%s changed:\n  before %s\n  after  %s", p, v, after[p])
+					}
+				}
+				_, err := unix.Getxattr(target, "user.mine", make([]byte, 16))
+				if meta && !errors.Is(err, unix.ENODATA) {
+					t.Errorf("TargetMeta: the root's entry carries no user.mine, but the target kept it (%v)", err)
+				}
+				if !meta && err != nil {
+					t.Errorf("the target lost its own user.mine: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// needTools skips a test where a tool it runs is missing (scripts/test
+// installs them).
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/test installs it)", tool)
+		}
+	}
+}
