@@ -6,7 +6,8 @@
 // selected files, decompressing and checking them (several at once, ahead
 // of the writing, with bounded memory: receive.go), and writing them with
 // the Extractor (mode, owner when root, times, symlinks, hard links,
-// xattrs, sparse files). Frames of an encrypted image arrive sealed (the
+// xattrs, sparse files: holes only where the image says the file is
+// sparse). Frames of an encrypted image arrive sealed (the
 // age chunks that hold them): the shell unwraps each image's key with its
 // identity (--identity) before anything is written, and opens the chunks
 // in the decompressing goroutines, so nothing that did not authenticate
@@ -25,4 +26,10 @@
 // security.* xattrs are recreated only when asked (SamePrivileges: the
 // shell restoring the host's own files, or --same-privileges); otherwise
 // each entry concerned is reported (Dropped).
+//
+// Applying a chain (Extractor.Incremental), a directory entry with a
+// listing carries the directory's whole set of attributes, so the
+// Extractor makes the directory's ACLs and user.* xattrs (trusted.* with
+// SamePrivileges; security.* never) exactly that set, removing what an
+// earlier image left (dirattrs.go).
 package recover

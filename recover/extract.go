@@ -27,7 +27,9 @@ import (
 // symlinks, hard links, fifos, device nodes), with owner (as root), mode,
 // mtime, extended attributes and ACLs. With Incremental set, directory
 // listings (GNU.dumpdir) remove what an earlier image left that the
-// directory no longer holds.
+// directory no longer holds, and a directory entry with a listing removes
+// the ACLs and user.* xattrs (trusted.* too with SamePrivileges) an
+// earlier image left that it does not carry (pruneAttrs).
 //
 // Every write goes through an os.Root opened on Dir (and, for what
 // os.Root lacks — mknod, xattrs, times of a symlink —, *at system calls
@@ -394,7 +396,9 @@ func (x *Extractor) rootEntry(hdr *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("restore %q into %s: %w", hdr.Name, x.Dir, err)
 	}
-	err = x.metaFd(int(f.Fd()), hdr, ".")
+	if err = x.pruneAttrs(int(f.Fd()), hdr, "."); err == nil {
+		err = x.metaFd(int(f.Fd()), hdr, ".")
+	}
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("restore %q into %s: %w", hdr.Name, x.Dir, err)
@@ -557,7 +561,9 @@ func (x *Extractor) dirEntry(hdr *tar.Header, rel string) error {
 		return nil
 	})
 	if err == nil {
-		err = x.metaFd(int(f.Fd()), hdr, rel)
+		if err = x.pruneAttrs(int(f.Fd()), hdr, rel); err == nil {
+			err = x.metaFd(int(f.Fd()), hdr, rel)
+		}
 		f.Close()
 	}
 	if err != nil {
@@ -791,7 +797,8 @@ func (x *Extractor) soft(err error) error {
 }
 
 // writeFile writes exactly hdr.Size bytes of r into a new file rel,
-// leaving holes where the data is zero (so sparse files stay sparse), and
+// leaving holes where the data is zero when the image stores the file as
+// sparse (so sparse files stay sparse and dense ones dense), and
 // sets its owner, mode, attributes and mtime through the open file. The
 // file is created with O_EXCL|O_NOFOLLOW in its directory (held open,
 // dirFd): nothing that exists is followed or written into. When the name
@@ -867,7 +874,7 @@ func (x *Extractor) fill(fd int, hdr *tar.Header, rel string, r io.Reader) error
 	if x.buf == nil {
 		x.buf = make([]byte, copyBufSize)
 	}
-	n, end, err := copySparse(fd, r, x.buf)
+	n, end, err := copyData(fd, r, x.buf, isSparse(hdr))
 	if err != nil {
 		return err
 	}
@@ -904,14 +911,39 @@ func futimes(fd int, mtime time.Time) error {
 // and writes to the file of up to this many bytes.
 const copyBufSize = 256 << 10
 
-// copySparse copies r to fd from offset 0 with buf, writing each run of
-// data in one pwrite and skipping 4 KiB blocks of zeros (holes). It
+// isSparse says whether the image stores the entry as a sparse file: an
+// old GNU sparse entry (type 'S') or one with GNU.sparse.* pax records
+// (formats 0.0, 0.1 and 1.0; tapir's client writes 1.0). archive/tar
+// hands over the data of either with its holes as zeros.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// copyData copies r to fd from offset 0 with buf. With holes (the image
+// says the file is sparse) it writes each run of data in one pwrite and
+// skips 4 KiB blocks of zeros, leaving holes; without, every byte is
+// written, zeros included, so that a file whose blocks were allocated
+// comes back allocated (a database's preallocated file, a swap file). It
 // returns the bytes copied and the end of the last data written.
-func copySparse(fd int, r io.Reader, buf []byte) (n, end int64, err error) {
+func copyData(fd int, r io.Reader, buf []byte, holes bool) (n, end int64, err error) {
 	const blk = 4096
 	for {
 		k, rerr := io.ReadFull(r, buf)
 		off := 0
+		if !holes && k > 0 {
+			if err := pwriteAll(fd, buf[:k], n); err != nil {
+				return n, end, err
+			}
+			end, off = n+int64(k), k
+		}
 		for off < k {
 			// A run of data: blocks not all zero (a short last block
 			// is always data).

@@ -208,6 +208,10 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		o.dumpdir = append([]fuzzDD{}, dd...)
 		return o
 	}
+	withAttrs := func(o fuzzOp, xattrs int) fuzzOp {
+		o.xattrs = xattrs
+		return o
+	}
 	next := fuzzOp{newImage: true}
 	return [][]byte{
 		// "." a symlink out, then a file through it.
@@ -235,6 +239,13 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 			listing(".", fdd('R', "../victim"), fdd('T', "a")), listing(".", fdd('Q', "a"))),
 		encodeFuzz(ow|inc|pre, e(tar.TypeSymlink, "s", "../sentinel", 0o777), next, listing("s"), listing(".", fdd('Y', "s"))),
 		encodeFuzz(inc|pre, e(tar.TypeSymlink, "d", "ABS", 0o777), listing("d")),
+		// A directory's attributes in the full, gone in the incremental
+		// (removed from it), over a symlink planted in between, and the
+		// root's with TargetMeta.
+		encodeFuzz(ow|inc, withAttrs(listing("d"), 1), withAttrs(listing("."), 1), next, listing("d"), listing(".")),
+		encodeFuzz(ow|inc|meta|priv|warn, withAttrs(listing("."), 2), withAttrs(listing("d"), 3), next,
+			e(tar.TypeSymlink, "d", "ABS", 0o777), listing("d"), listing(".")),
+		encodeFuzz(inc|pre, e(tar.TypeSymlink, "d", "../sentinel", 0o777), next, withAttrs(listing("d"), 1), listing("d")),
 		// Privileges: devices, setuid, trusted and security xattrs.
 		encodeFuzz(ow, e(tar.TypeChar, "d", ".", 0o644), e(tar.TypeBlock, "d/e", ".", 0o644), e(tar.TypeReg, "a", ".", 0o4755),
 			fuzzOp{typ: ft(tar.TypeReg), name: fn("h"), link: fl("."), mode: fm(0o2755), size: 2, xattrs: 2}),

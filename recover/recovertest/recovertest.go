@@ -97,7 +97,8 @@ type Arena struct {
 }
 
 // NewArena builds parent/{victim, sentinel/{file, sub/deep, link}, target/}.
-// The target is mode 0750. pre puts a file of its own in the target.
+// The sentinel directories carry a user.sentinel xattr (where the file
+// system keeps them). The target is mode 0750. pre puts a file of its own in the target.
 func NewArena(t testing.TB, pre bool) *Arena {
 	t.Helper()
 	parent := t.TempDir()
@@ -113,6 +114,12 @@ func NewArena(t testing.TB, pre bool) *Arena {
 	must(os.WriteFile(filepath.Join(parent, "sentinel", "file"), []byte("sentinel\n"), 0o600))
 	must(os.WriteFile(filepath.Join(parent, "sentinel", "sub", "deep"), []byte("deep\n"), 0o640))
 	must(os.Symlink("file", filepath.Join(parent, "sentinel", "link")))
+	// Attributes a chain restore would remove from a directory of its
+	// own (Extractor.pruneAttrs), where the file system keeps them: the
+	// snapshot sees them go.
+	for _, d := range []string{"sentinel", "sentinel/sub"} {
+		_ = unix.Setxattr(filepath.Join(parent, d), "user.sentinel", []byte("keep"), 0)
+	}
 	must(os.Mkdir(a.Target, 0o750))
 	must(os.Chmod(a.Target, 0o750))
 	if pre {

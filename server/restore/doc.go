@@ -1,5 +1,7 @@
 // Package restore restores on the backup server itself (`tapir recover -c
-// CONFIG`): File, one file from the newest image that holds it, and Tree, a
+// CONFIG`): File, one file from the newest image that holds it (any name of
+// a set of hard links: the data its image stores under the set's first
+// name, written under the name asked), and Tree, a
 // whole DLE as of a date by applying its chain of images, straight from the
 // catalog and the volumes (through the indexd.VolumeSource its caller
 // passes, whatever the changer's type) or the holding disk, without the

@@ -103,13 +103,25 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 		return nil, fmt.Errorf("recover: %w", err)
 	}
 	if loc.File.Type == tar.TypeLink {
-		// A hard link is stored once, under its first name: restore that
-		// entry's data under this name.
-		target, err := cat.FindFile(ctx, req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
-		if err != nil {
-			return nil, fmt.Errorf("recover: %s is a hard link to %s, which is not in the index: %w", rel, loc.File.Link, err)
+		// A hard link's data is stored once, under the name of the set
+		// the image met first; the other names are links to it, in the
+		// same image. Read that entry, write it under the name asked.
+		if l := path.Clean(loc.File.Link); loc.File.Link == "" || path.IsAbs(l) || l == "." || l == ".." || strings.HasPrefix(l, "../") {
+			return nil, fmt.Errorf("recover: %s is a hard link to %q in %s, which is not a name inside the DLE: the image is damaged or hostile; nothing restored", rel, loc.File.Link, imageName(loc.Dump))
 		}
-		target.File.Path = rel
+		target, err := cat.FindFile(ctx, req.Host, req.Path, loc.File.Link, loc.Dump.Datestamp)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s, which the index of %s does not hold: the image is damaged or was not written by tapir, and its data cannot be found", rel, loc.File.Link, imageName(loc.Dump))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s: %w", rel, loc.File.Link, err)
+		}
+		if target.Dump.ID != loc.Dump.ID {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s in %s, but the index finds %s in %s: the catalog does not match the image; restore %s from %s by its own name", rel, loc.File.Link, imageName(loc.Dump), loc.File.Link, imageName(target.Dump), loc.File.Link, imageName(loc.Dump))
+		}
+		if target.File.Type == tar.TypeLink {
+			return nil, fmt.Errorf("recover: %s is a hard link to %s, itself a hard link to %s in %s: the image is damaged or was not written by tapir", rel, loc.File.Link, target.File.Link, imageName(loc.Dump))
+		}
 		loc = target
 	}
 	// An encrypted image needs a key that opens it before any volume is
@@ -147,7 +159,7 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 	}
 	defer tr.Close()
 	x := &recover.Extractor{Dir: req.To, Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges}
-	out, n, err := extractOne(tar.NewReader(tr), loc.File, x)
+	out, n, err := extractOne(tar.NewReader(tr), loc.File, rel, x)
 	if err != nil {
 		return nil, fmt.Errorf("recover %s from %s (%s): %w", rel, res.where(), imageName(loc.Dump), err)
 	}
@@ -232,22 +244,23 @@ func tellNeeded(ask indexd.Ask, log *slog.Logger, reads [][]catalog.Part) {
 }
 
 // extractOne reads the first tar entry, checks it is the one the catalog
-// promised, and writes it under dir as want.Path with the Extractor (so a
-// single file gets the same treatment as a whole tree: holes, attributes,
-// owner). It never writes outside x.Dir.
-func extractOne(tr *tar.Reader, want catalog.FileRecord, x *recover.Extractor) (string, int64, error) {
+// promised (want: for a hard link, the entry of the name that holds its
+// data), and writes it under x.Dir as as, with the Extractor (so a single
+// file gets the same treatment as a whole tree: holes, attributes, owner).
+// It never writes outside x.Dir.
+func extractOne(tr *tar.Reader, want catalog.FileRecord, as string, x *recover.Extractor) (string, int64, error) {
 	hdr, err := tr.Next()
 	if err != nil {
 		return "", 0, fmt.Errorf("read tar entry at offset %d: %w", want.TarOffset, err)
 	}
 	name := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
-	if name != want.Path && hdr.Typeflag != tar.TypeLink {
+	if name != want.Path {
 		return "", 0, fmt.Errorf("the image holds %q at offset %d where the catalog expects %q; the catalog does not match the image", hdr.Name, want.TarOffset, want.Path)
 	}
 	if hdr.Typeflag == tar.TypeLink {
-		return "", 0, fmt.Errorf("%s is a hard link whose target is not in the index; restore %s instead", want.Path, hdr.Linkname)
+		return "", 0, fmt.Errorf("the image holds %s as a hard link to %s, where the catalog expects its data; the catalog does not match the image", want.Path, hdr.Linkname)
 	}
-	hdr.Name = want.Path // a hard link's data is restored under the name asked for
+	hdr.Name = as // a hard link's data is restored under the name asked for
 	target, err := x.Entry(hdr, tr)
 	if cerr := x.Close(); err == nil && cerr != nil {
 		err = cerr
