@@ -24,8 +24,12 @@ type Client struct {
 	// (default 10 minutes: a volume being loaded by a robot takes a while).
 	Stall time.Duration
 
-	nc net.Conn
-	c  *wire.Conn
+	nc  net.Conn
+	c   *wire.Conn
+	tls *tls.Config // to dial again (Reconnect)
+	// lost is set when the connection failed: the session is out of step
+	// with the server and every request fails until Reconnect.
+	lost *LostError
 }
 
 // ServerError is an error sentence from the index server; the shell prints
@@ -51,7 +55,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 		raw.Close()
 		return nil, wire.ExplainTLS("index server "+addr, err)
 	}
-	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc)}
+	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc), tls: cfg}
 	r, err := cl.do(wire.IndexRequest{Op: wire.IdxHello})
 	if err != nil {
 		tc.Close()
@@ -107,6 +111,9 @@ func (cl *Client) send(req wire.IndexRequest) error {
 	if len(b) > wire.MaxIndexRequest {
 		return fmt.Errorf("the %s request would be %d bytes, more than the %d the index server reads: name fewer paths at a time (a directory counts as one)", req.Op, len(b), wire.MaxIndexRequest)
 	}
+	if cl.lost != nil {
+		return cl.lost
+	}
 	cl.nc.SetDeadline(time.Now().Add(cl.stall()))
 	if err := cl.c.WriteFrame(wire.FrameMsg, b, true); err != nil {
 		return cl.broken(err)
@@ -114,13 +121,25 @@ func (cl *Client) send(req wire.IndexRequest) error {
 	return nil
 }
 
-// broken turns a connection failure into a sentence.
+// broken turns a connection failure into a sentence, and marks the
+// session lost: what the server sends next would not be what the next
+// request expects.
 func (cl *Client) broken(err error) error {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("index server %s did not answer for %v; the session is closed (reconnect and try again)", cl.Addr, cl.stall())
+	var le *LostError
+	switch {
+	case errors.As(err, &le):
+		return le
+	case errors.As(err, &ne) && ne.Timeout():
+		le = &LostError{Addr: cl.Addr, Err: fmt.Errorf("index server %s did not answer for %v; the session is closed", cl.Addr, cl.stall())}
+	case errors.Is(err, wire.ErrProtocol):
+		le = &LostError{Addr: cl.Addr, Err: fmt.Errorf("index server %s: %w", cl.Addr, err)}
+	default:
+		le = &LostError{Addr: cl.Addr, Closed: closedConn(err), Err: fmt.Errorf("lost the connection to index server %s: %v", cl.Addr, unwrapNet(err))}
 	}
-	return fmt.Errorf("lost the connection to index server %s: %v", cl.Addr, err)
+	cl.lost = le
+	cl.nc.Close()
+	return le
 }
 
 // reply reads one reply; a reply with OK false becomes a *ServerError.

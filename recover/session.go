@@ -205,18 +205,31 @@ func RunShell(ctx context.Context, o ShellOptions) error {
 	return sc.Err()
 }
 
-// splitScript splits -e commands at ';' and newlines outside quotes.
+// splitScript splits -e commands at ';' and newlines outside quotes and
+// not behind a backslash (tokenize's quoting: "...", '...', $'...').
 func splitScript(s string) []string {
 	var out []string
 	var cur strings.Builder
-	quote := byte(0)
+	quote := byte(0) // '"', '\'', or 'c' inside $'...'
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
+		case c == '\\' && quote != '\'' && i+1 < len(s):
+			cur.WriteByte(c)
+			i++
+			c = s[i]
+		case quote == 'c':
+			if c == '\'' {
+				quote = 0
+			}
 		case quote != 0:
 			if c == quote {
 				quote = 0
 			}
+		case c == '$' && i+1 < len(s) && s[i+1] == '\'':
+			cur.WriteByte(c)
+			i++
+			c, quote = s[i], 'c'
 		case c == '"' || c == '\'':
 			quote = c
 		case c == ';' || c == '\n':
@@ -236,9 +249,6 @@ func splitScript(s string) []string {
 	return cmds
 }
 
-func quoteWord(s string) string {
-	if !strings.ContainsAny(s, " \t'\"\\") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// quoteWord spells a value given on the command line (--host, --disk,
+// --date) as one word of the shell's input.
+func quoteWord(s string) string { return EscapeWord(s) }
