@@ -165,7 +165,12 @@ func (cl *Client) do(req wire.IndexRequest) (wire.IndexReply, error) {
 	if err := cl.send(req); err != nil {
 		return wire.IndexReply{}, err
 	}
-	return cl.reply()
+	r, err := cl.reply()
+	var se *ServerError
+	if errors.As(err, &se) {
+		se.Msg = tidyServerMessage(se.Msg, append([]string{req.Host, req.DLE, req.Path, req.Pattern}, req.Paths...)...)
+	}
+	return r, err
 }
 
 // Query selects a view: a DLE of a host at a date (a datestamp prefix,

@@ -1,7 +1,9 @@
 package recover
 
 import (
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -34,7 +36,7 @@ func Escape(s string) string { return escapeName(s, false) }
 // blanks, quotes, '$', and the glob characters * ? [ behind a backslash.
 func EscapeWord(s string) string { return escapeName(s, true) }
 
-const wordSpecial = " \t'\"$*?["
+const wordSpecial = " '\"$*?["
 
 func escapeName(s string, word bool) string {
 	clean := true
@@ -54,13 +56,13 @@ func escapeName(s string, word bool) string {
 		switch {
 		case r == '\\':
 			b.WriteString(`\\`)
-		case word && r < utf8.RuneSelf && strings.IndexByte(wordSpecial, byte(r)) >= 0:
-			b.WriteByte('\\')
-			b.WriteByte(byte(r))
 		case r == utf8.RuneError && n == 1, !unicode.IsPrint(r) && r != ' ':
 			for _, c := range []byte(s[i : i+n]) {
 				fmt.Fprintf(&b, `\x%02x`, c)
 			}
+		case word && r < utf8.RuneSelf && strings.IndexByte(wordSpecial, byte(r)) >= 0:
+			b.WriteByte('\\')
+			b.WriteByte(byte(r))
 		default:
 			b.WriteString(s[i : i+n])
 		}
@@ -451,4 +453,33 @@ func runeBytes(r rune) string {
 		return string([]byte{byte(r)})
 	}
 	return string(r)
+}
+
+// tidyServerMessage makes an error sentence of the index server fit to
+// print: the names of the request, which JSON turned into U+FFFD where
+// they were not UTF-8, are put back as Escape spells them, and what is
+// left of control or unprintable characters is escaped as \xHH (a name in
+// a sentence never starts a new line or moves the cursor).
+func tidyServerMessage(msg string, names ...string) string {
+	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
+	for _, n := range names {
+		if n == "" || Escape(n) == n {
+			continue
+		}
+		var back string
+		if b, err := json.Marshal(n); err == nil && json.Unmarshal(b, &back) == nil && back != "" {
+			msg = strings.ReplaceAll(msg, back, Escape(n))
+		}
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsPrint(r) || r == ' ' {
+			b.WriteRune(r)
+			continue
+		}
+		for _, c := range []byte(string(r)) {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String()
 }

@@ -83,7 +83,7 @@ func (sh *Shell) runCommand(c command, args []word) error {
 	var nr noRetry
 	retry := le.Closed && !errors.As(err, &nr)
 	if rerr := sh.reconnect(); rerr != nil {
-		return fmt.Errorf("%v\n%w", err, rerr)
+		return rerr // it says what broke, and what to do
 	}
 	if !retry {
 		if c.name == "extract" {
@@ -119,4 +119,25 @@ func (sh *Shell) reconnect() error {
 		sh.chain = chain
 	}
 	return nil
+}
+
+// quietReconnect is reconnect for TAB completion: nothing is printed
+// (the line being edited stays as it is), the view is reloaded.
+func (sh *Shell) quietReconnect() bool {
+	ctx := sh.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if sh.Client.Reconnect(ctx) != nil {
+		return false
+	}
+	sh.cache = nil
+	if sh.Host != "" && sh.DLE != "" && sh.chain != nil {
+		chain, err := sh.Client.View(sh.q())
+		if err != nil {
+			return false
+		}
+		sh.chain = chain
+	}
+	return true
 }

@@ -927,6 +927,16 @@ func pluralY(n int) string {
 // characters or bytes that are not UTF-8 reads back as itself. It
 // returns what liner's WordCompleter wants.
 func (sh *Shell) Complete(line string, pos int) (head string, completions []string, tail string) {
+	head, completions, tail = sh.complete(line, pos)
+	var le *LostError
+	if sh.Client != nil && errors.As(sh.Client.Lost(), &le) && le.Closed && sh.quietReconnect() {
+		// The server restarted since the last command: TAB still works.
+		head, completions, tail = sh.complete(line, pos)
+	}
+	return head, completions, tail
+}
+
+func (sh *Shell) complete(line string, pos int) (head string, completions []string, tail string) {
 	if pos > len(line) {
 		pos = len(line)
 	}
@@ -952,7 +962,7 @@ func (sh *Shell) Complete(line string, pos int) (head string, completions []stri
 		}
 	}
 	if sh.Client != nil && sh.Client.Lost() != nil {
-		return head, nil, tail // a TAB does not reconnect; the next command does
+		return head, nil, tail // Complete reconnects when it may
 	}
 	switch kind {
 	case compHosts, compDisks:
