@@ -53,7 +53,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 	cancel()
 	if err != nil {
 		raw.Close()
-		return nil, wire.ExplainTLS("index server "+addr, err)
+		return nil, explainHandshake(addr, cfg, err)
 	}
 	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc), tls: cfg}
 	r, err := cl.do(wire.IndexRequest{Op: wire.IdxHello})
@@ -63,7 +63,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 		if errors.As(err, &se) {
 			return nil, err
 		}
-		return nil, wire.ExplainTLS("index server "+addr, err)
+		return nil, explainHandshake(addr, cfg, err)
 	}
 	cl.Peer, cl.Roles, cl.Admin = r.Peer, r.Roles, r.Admin
 	return cl, nil
