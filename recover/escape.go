@@ -3,8 +3,10 @@ package recover
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -455,11 +457,17 @@ func runeBytes(r rune) string {
 	return string(r)
 }
 
+// datestampRE finds a datestamp or a prefix of one (8, 10, 12 or 14
+// digits of a year 19xx or 20xx) standing alone in a sentence of the
+// server: the shell shows every date as YYYY-MM-DD hh:mm:ss.
+var datestampRE = regexp.MustCompile(`(^|[\s(])(19|20)\d{6}(\d\d){0,3}($|[\s),.;:])`)
+
 // tidyServerMessage makes an error sentence of the index server fit to
 // print: the names of the request, which JSON turned into U+FFFD where
 // they were not UTF-8, are put back as Escape spells them, and what is
 // left of control or unprintable characters is escaped as \xHH (a name in
-// a sentence never starts a new line or moves the cursor).
+// a sentence never starts a new line or moves the cursor). Datestamps
+// read as the shell writes dates (showDate).
 func tidyServerMessage(msg string, names ...string) string {
 	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
 	for _, n := range names {
@@ -471,6 +479,15 @@ func tidyServerMessage(msg string, names ...string) string {
 			msg = strings.ReplaceAll(msg, back, Escape(n))
 		}
 	}
+	msg = datestampRE.ReplaceAllStringFunc(msg, func(m string) string {
+		i := strings.IndexFunc(m, func(r rune) bool { return '0' <= r && r <= '9' })
+		j := i + strings.LastIndexFunc(m[i:], func(r rune) bool { return '0' <= r && r <= '9' }) + 1
+		ds := m[i:j]
+		if _, err := time.Parse("20060102150405"[:len(ds)], ds); err != nil {
+			return m
+		}
+		return m[:i] + showDate(ds) + m[j:]
+	})
 	var b strings.Builder
 	for _, r := range msg {
 		if unicode.IsPrint(r) || r == ' ' {

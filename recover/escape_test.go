@@ -224,3 +224,21 @@ func TestSQLGlobAgreesWithPathMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestTidyServerMessage: a sentence of the server gets the request's
+// names back (escaped where JSON had made them U+FFFD), control
+// characters escaped, and datestamps in the shell's one date format;
+// numbers that are not dates, and labels that end in digits, stay.
+func TestTidyServerMessage(t *testing.T) {
+	for _, tc := range []struct{ msg, want string }{
+		{"caf\ufffd/x is not in the backup of web1:/srv as of 2025-06-07 01:00:00", `caf\xe9/x is not in the backup of web1:/srv as of 2025-06-07 01:00:00`},
+		{"no full image of web1:/srv at or before 20250606; the oldest full is of 20250607010000.", "no full image of web1:/srv at or before 2025-06-06; the oldest full is of 2025-06-07 01:00:00."},
+		{"level 1 image 20250608010000 of web1:/srv (202506081200)", "level 1 image 2025-06-08 01:00:00 of web1:/srv (2025-06-08 12:00)"},
+		{"volume DAILY-20250606 is in no slot; a request of 12345678 bytes; 20251399 is not a date", "volume DAILY-20250606 is in no slot; a request of 12345678 bytes; 20251399 is not a date"},
+		{"bad\nname\x1b[2J here", `bad\x0aname\x1b[2J here`},
+	} {
+		if got := tidyServerMessage(tc.msg, "caf\xe9/x", "/srv", "bad\nname\x1b[2J"); got != tc.want {
+			t.Errorf("tidyServerMessage(%q) = %q, want %q", tc.msg, got, tc.want)
+		}
+	}
+}

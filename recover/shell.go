@@ -344,6 +344,8 @@ func showDate(ds string) string {
 		return "now"
 	case 8:
 		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8]
+	case 10:
+		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8] + " " + ds[8:10] + "h"
 	case 12:
 		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8] + " " + ds[8:10] + ":" + ds[10:12]
 	case 14:

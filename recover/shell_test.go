@@ -166,7 +166,7 @@ func TestShellBrowsesTheViewAtEachDate(t *testing.T) {
 	if !strings.Contains(got, "old name.txt") || !strings.Contains(got, "doomed.txt") || strings.Contains(got, "new name.txt") {
 		t.Errorf("view of 7 June: want the old names:\n%s", got)
 	}
-	fails(t, sh, "setdate 2025-06-06", "no full image of web1:/srv at or before 20250606; the oldest full is of 2025-06-07 01:00:00")
+	fails(t, sh, "setdate 2025-06-06", "no full image of web1:/srv at or before 2025-06-06; the oldest full is of 2025-06-07 01:00:00; the date stays 2025-06-07")
 	if sh.Date != "20250607" {
 		t.Errorf("a failed setdate changed the date to %q", sh.Date)
 	}

@@ -196,8 +196,11 @@ func TestShellOddNamesTranscript(t *testing.T) {
 	tr.run(`add \[x\] "new name.txt" caf\xe9/sub\ dir/a\*b.txt`, "list")
 	tr.run(`delete $'new\x0aline.txt' [x]`, `delete \[x\]`, `delete caf\xe9/sub\ dir/a*`, "list")
 	tr.run(`add ./new\ line.txt`, `cd nowhere\xff`, `add nothing\*`)
-	tr.run("extract")
+	tr.run("extract", "help")
 	tr.check("odd-names", s.addr(), "localhost:PORT", sh.Lcd, "LCD")
+	if !strings.Contains(tr.b.String(), "extract   [-o]") {
+		t.Errorf("help does not list extract -o")
+	}
 	for _, name := range []string{"star*q?br[", "\xff\xfe.bin", "tab\there", `back\slash`, "esc\x1b[31mred", "new name.txt"} {
 		sameEntry(t, filepath.Join(s.data, name), filepath.Join(sh.Lcd, name))
 	}
@@ -237,4 +240,35 @@ func TestShellReconnectsTranscript(t *testing.T) {
 	tr.check("reconnect", s.addr(), "localhost:PORT", sh.Lcd, "LCD")
 	sameEntry(t, filepath.Join(s.data, "caf\xe9/menu.txt"), filepath.Join(sh.Lcd, "caf\xe9/menu.txt"))
 	sameEntry(t, filepath.Join(s.data, "caf\xe9/sub dir/a*b.txt"), filepath.Join(sh.Lcd, "caf\xe9/sub dir/a*b.txt"))
+}
+
+// TestRunShellScriptHonoursBackslashes: -e reads names as the shell
+// does: a backslash keeps a ';' or a quote in a word, \xHH is a byte,
+// and an escaped glob character matches itself.
+func TestRunShellScriptHonoursBackslashes(t *testing.T) {
+	s := newOddSite(t)
+	cfg, err := wire.ClientConfig(s.files, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcd := t.TempDir()
+	var out, errb bytes.Buffer
+	err = RunShell(context.Background(), ShellOptions{Server: s.addr(), TLS: cfg, Lcd: lcd, Out: &out, Err: &errb,
+		Script: `add star\*q\?br\[ "new\"name\;x"; add caf\xe9/sub\ dir/a\*b.txt; add $'tab\there'; add \xff\xfe.bin; extract -o`})
+	if err == nil || !strings.Contains(errb.String(), `new"name;x is not in the backup`) {
+		t.Errorf("a quoted ';' and '\"' in a script: %v\n%s%s", err, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	err = RunShell(context.Background(), ShellOptions{Server: s.addr(), TLS: cfg, Lcd: lcd, Out: &out, Err: &errb,
+		Script: `add star\*q\?br\[; add caf\xe9/sub\ dir/a\*b.txt; add $'tab\the'*; add \xff\xfe.bin; extract -o`})
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+	}
+	for _, name := range []string{"star*q?br[", "caf\xe9/sub dir/a*b.txt", "tab\there", "\xff\xfe.bin"} {
+		sameEntry(t, filepath.Join(s.data, name), filepath.Join(lcd, name))
+	}
+	if _, err := os.Lstat(filepath.Join(lcd, "starXqYbrZ")); err == nil {
+		t.Errorf("the decoy was restored")
+	}
 }
