@@ -66,22 +66,20 @@ func (e noRetry) Unwrap() error { return e.err }
 // index server was lost, the shell dials the server again, says so in
 // one line, reloads the view (host, disk, date, directory and extraction
 // list are the shell's and stay as they were) and runs the command once
-// more, unless it had begun an extract. When the server cannot be
-// reached, the error says so and what to do; the next command tries
-// again.
+// more, unless it had begun an extract, or the connection failed in a way
+// that retrying would repeat (a stall). When the server cannot be
+// reached, the error says so and what to do; the next command that needs
+// the server tries again. Commands that do not need it (pwd, list, lcd,
+// help, quit) work while it is away.
 func (sh *Shell) runCommand(c command, args []word) error {
-	if sh.Client.Lost() != nil { // lost by an earlier command
-		if err := sh.reconnect(); err != nil {
-			return err
-		}
-	}
+	stale := sh.Client.Lost() != nil // lost by an earlier command: nothing of this one was sent
 	err := c.run(sh, args)
 	var le *LostError
 	if !errors.As(err, &le) {
 		return err
 	}
 	var nr noRetry
-	retry := le.Closed && !errors.As(err, &nr)
+	retry := stale || le.Closed && !errors.As(err, &nr)
 	if rerr := sh.reconnect(); rerr != nil {
 		return rerr // it says what broke, and what to do
 	}

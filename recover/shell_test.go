@@ -213,6 +213,9 @@ func TestShellCompletion(t *testing.T) {
 		{"add home/bob/n", []string{`home/bob/new\ name.txt `}},
 		{`add home/bob/new\ n`, []string{`home/bob/new\ name.txt `}},
 		{"lcd ho", nil}, // local paths are not completed from the backup
+		{"sethost w", []string{"web1 "}},
+		{"setdisk ", []string{"/srv "}},
+		{"setdisk /x", nil},
 	} {
 		_, got, _ := sh.Complete(tc.line, len(tc.line))
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") && !(tc.line == "se" && len(got) == 3) {

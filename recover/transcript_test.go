@@ -224,7 +224,10 @@ func TestShellReconnectsTranscript(t *testing.T) {
 	s.stop()
 	tr.note("the index server stopped")
 	tr.run("ls")
-	tr.run("ls")
+	tr.run("ls", "pwd", "list", "lpwd")
+	if err := sh.Exec("quit"); err != ErrQuit {
+		t.Errorf("quit while the index server is away: %v", err)
+	}
 	s.start(t)
 	tr.note("the index server started again on its port")
 	tr.run("ls", "pwd", "list")
