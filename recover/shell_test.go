@@ -54,6 +54,9 @@ func sharedWorld(t *testing.T) *world {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	for _, d := range binDirs {
+		os.RemoveAll(d)
+	}
 	if theWorld != nil {
 		theWorld.site.Close()
 		os.RemoveAll(theWorld.site.Dir)
