@@ -488,15 +488,51 @@ func tidyServerMessage(msg string, names ...string) string {
 		}
 		return m[:i] + showDate(ds) + m[j:]
 	})
-	var b strings.Builder
+	return printable(msg)
+}
+
+// printable escapes what must not reach a terminal as it is: control and
+// unprintable characters and bytes that are not UTF-8, as \xHH. Unlike
+// Escape it leaves backslashes alone: it is for sentences that may hold
+// names Escape already spelled (an error, a FAILED line), never the only
+// spelling of a name.
+func printable(msg string) string {
+	ok := true
 	for _, r := range msg {
-		if unicode.IsPrint(r) || r == ' ' {
-			b.WriteRune(r)
-			continue
+		if !unicode.IsPrint(r) && r != ' ' {
+			ok = false
+			break
 		}
-		for _, c := range []byte(string(r)) {
-			fmt.Fprintf(&b, `\x%02x`, c)
+	}
+	if ok {
+		return msg
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		r, n := utf8.DecodeRuneInString(msg[i:])
+		if (r == utf8.RuneError && n == 1) || !unicode.IsPrint(r) && r != ' ' {
+			for _, c := range []byte(msg[i : i+n]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		} else {
+			b.WriteString(msg[i : i+n])
 		}
+		i += n
 	}
 	return b.String()
 }
+
+// printableError is an error whose sentence is printable (for the shell's
+// output); errors.Is and errors.As see the error inside.
+type printableError struct{ err error }
+
+func (e printableError) Error() string {
+	// Lines stay lines (errors.Join, a hint on its own line); the names
+	// in them were spelled by Escape or tidyServerMessage.
+	lines := strings.Split(e.err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
+}
+func (e printableError) Unwrap() error { return e.err }

@@ -2,6 +2,7 @@ package recover
 
 import (
 	"database/sql"
+	"errors"
 	"math/rand/v2"
 	"path"
 	"strings"
@@ -240,5 +241,22 @@ func TestTidyServerMessage(t *testing.T) {
 		if got := tidyServerMessage(tc.msg, "caf\xe9/x", "/srv", "bad\nname\x1b[2J"); got != tc.want {
 			t.Errorf("tidyServerMessage(%q) = %q, want %q", tc.msg, got, tc.want)
 		}
+	}
+}
+
+// TestPrintable: control characters, unprintable characters and bytes
+// that are not UTF-8 become \xHH; the rest, backslashes included, stays.
+// An error of the shell keeps its lines.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain été": "plain été", "FAILED a\nb: x": `FAILED a\x0ab: x`, "\xff\x1b[2J\u0085": `\xff\x1b[2J\xc2\x85`, `a\x41`: `a\x41`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+	err := printableError{errors.Join(errors.New("first \x1b[31m"), errors.New("second"))}
+	if got := err.Error(); got != "first \\x1b[31m\nsecond" {
+		t.Errorf("printableError = %q", got)
 	}
 }

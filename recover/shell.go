@@ -138,7 +138,11 @@ func (sh *Shell) Exec(line string) error {
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return sh.runCommand(c, words[1:])
+			err := sh.runCommand(c, words[1:])
+			if err == nil || errors.Is(err, ErrQuit) {
+				return err
+			}
+			return printableError{err}
 		}
 	}
 	return fmt.Errorf("%s: no such command; type help for the list", Escape(words[0].Text))
@@ -850,20 +854,20 @@ func (sh *Shell) extract(args []string) error {
 			sh.printf("%d entr%s already exist under %s, e.g. %s\n", total, pluralY(total), sh.Lcd, strings.Join(existing, ", "))
 			return sh.ask("Overwrite them?", false)
 		},
-		Progress: func(s string) { sh.printf("%s\n", s) },
-		Ask:      func(s string) { sh.printf("%s (waiting; Ctrl-C cancels the extract)\n", s) },
-		Warn:     func(s string) { sh.printf("warning: %s\n", s) },
+		Progress: func(s string) { sh.printf("%s\n", printable(s)) },
+		Ask:      func(s string) { sh.printf("%s (waiting; Ctrl-C cancels the extract)\n", printable(s)) },
+		Warn:     func(s string) { sh.printf("warning: %s\n", printable(s)) },
 	})
 	if res != nil {
 		for _, f := range res.Failed {
-			sh.printf("FAILED %s\n", f)
+			sh.printf("FAILED %s\n", printable(f))
 		}
 		if len(res.Skipped) > 0 {
 			sh.printf("Skipped %d existing entr%s (extract -o overwrites).\n", len(res.Skipped), pluralY(len(res.Skipped)))
 		}
 		if d := res.Dropped; d.Count > 0 {
 			for _, l := range d.Lines {
-				sh.printf("left out: %s\n", l)
+				sh.printf("left out: %s\n", printable(l))
 			}
 			if more := d.Count - len(d.Lines); more > 0 {
 				sh.printf("left out: ... and %d more entr%s\n", more, pluralY(more))
