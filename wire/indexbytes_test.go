@@ -50,3 +50,30 @@ func TestIndexRequestKeepsBytes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIndexRequestJSON: whatever a shell sends, decoding an index request
+// never panics, and a request that decodes encodes and decodes again to
+// the same request, byte for byte.
+func FuzzIndexRequestJSON(f *testing.F) {
+	for _, s := range []string{`{"op":"ls","path":"x"}`, `{"op":"ls","path":"\ufffd","raw":{"path":"/w=="}}`,
+		`{"op":"plan","paths":["a","\ufffd"],"raw":{"paths":{"1":"/w=="}}}`, `{"op":"find","pattern":"*","raw":null}`, `{"raw":{"paths":{"-1":""}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req IndexRequest
+		if DecodeMsg(b, &req) != nil {
+			return
+		}
+		enc, err := json.Marshal(req)
+		if err != nil {
+			t.Fatalf("%+v: %v", req, err)
+		}
+		var back IndexRequest
+		if err := DecodeMsg(enc, &back); err != nil {
+			t.Fatalf("%s does not decode: %v", enc, err)
+		}
+		if back.Host != req.Host || back.DLE != req.DLE || back.Path != req.Path || back.Pattern != req.Pattern || strings.Join(back.Paths, "\x00") != strings.Join(req.Paths, "\x00") {
+			t.Fatalf("%+v came back as %+v", req, back)
+		}
+	})
+}
