@@ -948,10 +948,10 @@ func (sh *Shell) complete(line string, pos int) (head string, completions []stri
 	}
 	before, tail := line[:pos], line[pos:]
 	i := wordStart(before)
-	head, word := before[:i], unescape(before[i:])
+	head, typed := before[:i], unescape(before[i:])
 	if strings.TrimSpace(head) == "" {
 		for _, c := range Commands() {
-			if strings.HasPrefix(c, word) {
+			if strings.HasPrefix(c, typed) {
 				completions = append(completions, c+" ")
 			}
 		}
@@ -983,7 +983,7 @@ func (sh *Shell) complete(line string, pos int) (head string, completions []stri
 			return head, nil, tail
 		}
 		for _, n := range names {
-			if strings.HasPrefix(n, word) {
+			if strings.HasPrefix(n, typed) {
 				completions = append(completions, EscapeWord(n)+" ")
 			}
 		}
@@ -995,9 +995,9 @@ func (sh *Shell) complete(line string, pos int) (head string, completions []stri
 	if sh.chain == nil {
 		return head, nil, tail
 	}
-	dirPart, prefix := "", word
-	if k := strings.LastIndexByte(word, '/'); k >= 0 {
-		dirPart, prefix = word[:k+1], word[k+1:]
+	dirPart, prefix := "", typed
+	if k := strings.LastIndexByte(typed, '/'); k >= 0 {
+		dirPart, prefix = typed[:k+1], typed[k+1:]
 	}
 	dir := sh.Cwd
 	if dirPart != "" {
