@@ -45,7 +45,11 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 	d := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("index server %s is unreachable: %v (is `tapir server` running there, and port 10082 open?)", addr, unwrapNet(err))
+		port := "10082"
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			port = p
+		}
+		return nil, fmt.Errorf("index server %s is unreachable: %v (is `tapir server` running there, and port %s open?)", addr, unwrapNet(err), port)
 	}
 	tc := tls.Client(&bufConn{Conn: raw, r: bufio.NewReaderSize(raw, 256<<10)}, cfg)
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)

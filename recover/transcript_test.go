@@ -240,7 +240,7 @@ func TestShellReconnectsTranscript(t *testing.T) {
 	tr.note("the index server restarted while the shell was idle")
 	tr.tab("cd ")
 	tr.run("extract")
-	tr.check("reconnect", s.addr(), "localhost:PORT", sh.Lcd, "LCD")
+	tr.check("reconnect", s.addr(), "localhost:PORT", "port "+s.port+" open", "port PORT open", sh.Lcd, "LCD")
 	sameEntry(t, filepath.Join(s.data, "caf\xe9/menu.txt"), filepath.Join(sh.Lcd, "caf\xe9/menu.txt"))
 	sameEntry(t, filepath.Join(s.data, "caf\xe9/sub dir/a*b.txt"), filepath.Join(sh.Lcd, "caf\xe9/sub dir/a*b.txt"))
 }
