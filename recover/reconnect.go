@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 )
 
 // LostError is a failure of the connection to the index server: it
@@ -54,6 +55,9 @@ func (cl *Client) Reconnect(ctx context.Context) error {
 	cl.Peer, cl.Roles, cl.Admin = n.Peer, n.Roles, n.Admin
 	return nil
 }
+
+// tabReconnectWait bounds the reconnection a TAB may try.
+const tabReconnectWait = 3 * time.Second
 
 // noRetry marks a connection failure after which the command must not
 // run again by itself (an extract that had begun writing files).
@@ -120,12 +124,17 @@ func (sh *Shell) reconnect() error {
 }
 
 // quietReconnect is reconnect for TAB completion: nothing is printed
-// (the line being edited stays as it is), the view is reloaded.
+// (the line being edited stays as it is), the view is reloaded, and a
+// server that does not answer within a few seconds leaves the TAB without
+// completions rather than the person waiting (the next command tries with
+// the full patience of Dial).
 func (sh *Shell) quietReconnect() bool {
 	ctx := sh.Ctx
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	ctx, cancel := context.WithTimeout(ctx, tabReconnectWait)
+	defer cancel()
 	if sh.Client.Reconnect(ctx) != nil {
 		return false
 	}
