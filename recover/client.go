@@ -60,9 +60,15 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 		return nil, explainHandshake(addr, cfg, err)
 	}
 	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc), tls: cfg}
+	// The hello ends with ctx too (an interrupt, a TAB's patience).
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	r, err := cl.do(wire.IndexRequest{Op: wire.IdxHello})
+	stop()
 	if err != nil {
 		tc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("index server %s: no hello before %w", addr, ctx.Err())
+		}
 		var se *ServerError
 		if errors.As(err, &se) {
 			return nil, err
