@@ -20,8 +20,9 @@ import (
 //     byte (control characters, invalid UTF-8, unprintable characters) as
 //     \xHH. A newline in a name never starts a new line of output.
 //   - EscapeWord renders a name as one word of input (completion): Escape,
-//     plus a backslash before blanks, quotes, '$' and the glob characters
-//     * ? [, so that the word reads back as exactly that name.
+//     plus a backslash before blanks, quotes, '$', ';' and the glob
+//     characters * ? [, so that the word reads back as exactly that name,
+//     in the shell and in an -e script.
 //   - tokenize reads a command line back: blanks separate words; \xHH is
 //     a byte, a backslash before any other character takes it literally;
 //     "..." keeps blanks (with the same backslash escapes); '...' keeps
@@ -35,10 +36,14 @@ import (
 func Escape(s string) string { return escapeName(s, false) }
 
 // EscapeWord renders a name as one word of shell input: as Escape, and
-// blanks, quotes, '$', and the glob characters * ? [ behind a backslash.
+// blanks, quotes, '$', ';' and the glob characters * ? [ behind a
+// backslash.
 func EscapeWord(s string) string { return escapeName(s, true) }
 
-const wordSpecial = " '\"$*?["
+// wordSpecial are the characters EscapeWord puts behind a backslash: the
+// blank, quotes and '$' (tokenize), ';' (splitScript: -e), and the glob
+// characters.
+const wordSpecial = " '\";$*?["
 
 func escapeName(s string, word bool) string {
 	clean := true

@@ -43,6 +43,13 @@ func TestEscapeWordRoundTrip(t *testing.T) {
 			t.Errorf("EscapeWord(%q) = %q reads back as %+v %v", s, EscapeWord(s), ws, err)
 			return false
 		}
+		if cmds := splitScript(" add " + EscapeWord(s) + " ; "); len(cmds) != 1 {
+			t.Errorf("EscapeWord(%q) = %q splits an -e script into %q", s, EscapeWord(s), cmds)
+			return false
+		} else if ws, err := tokenize(cmds[0]); err != nil || len(ws) != 2 || ws[1].Text != s {
+			t.Errorf("EscapeWord(%q) = %q reads back from an -e script as %+v %v", s, EscapeWord(s), ws, err)
+			return false
+		}
 		if ok, err := path.Match(ws[0].Pat, s); !ok || err != nil {
 			t.Errorf("the pattern %q of %q does not match it: %v", ws[0].Pat, s, err)
 			return false

@@ -242,11 +242,28 @@ func splitScript(s string) []string {
 	out = append(out, cur.String())
 	var cmds []string
 	for _, c := range out {
-		if strings.TrimSpace(c) != "" {
-			cmds = append(cmds, strings.TrimSpace(c))
+		if c = trimCommand(c); c != "" {
+			cmds = append(cmds, c)
 		}
 	}
 	return cmds
+}
+
+// trimCommand drops the blanks around a command, but not a blank a
+// backslash escapes (`add a\ ` names "a ").
+func trimCommand(c string) string {
+	c = strings.TrimLeft(c, " \t\r")
+	for len(c) > 0 && strings.IndexByte(" \t\r", c[len(c)-1]) >= 0 {
+		bs := 0
+		for i := len(c) - 2; i >= 0 && c[i] == '\\'; i-- {
+			bs++
+		}
+		if bs%2 == 1 {
+			break
+		}
+		c = c[:len(c)-1]
+	}
+	return c
 }
 
 // quoteWord spells a value given on the command line (--host, --disk,
