@@ -24,8 +24,12 @@ type Client struct {
 	// (default 10 minutes: a volume being loaded by a robot takes a while).
 	Stall time.Duration
 
-	nc net.Conn
-	c  *wire.Conn
+	nc  net.Conn
+	c   *wire.Conn
+	tls *tls.Config // to dial again (Reconnect)
+	// lost is set when the connection failed: the session is out of step
+	// with the server and every request fails until Reconnect.
+	lost *LostError
 }
 
 // ServerError is an error sentence from the index server; the shell prints
@@ -41,7 +45,11 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 	d := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("index server %s is unreachable: %v (is `tapir server` running there, and port 10082 open?)", addr, unwrapNet(err))
+		port := "10082"
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			port = p
+		}
+		return nil, fmt.Errorf("index server %s is unreachable: %v (is `tapir server` running there, and port %s open?)", addr, unwrapNet(err), port)
 	}
 	tc := tls.Client(&bufConn{Conn: raw, r: bufio.NewReaderSize(raw, 256<<10)}, cfg)
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -49,17 +57,23 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
 	cancel()
 	if err != nil {
 		raw.Close()
-		return nil, wire.ExplainTLS("index server "+addr, err)
+		return nil, explainHandshake(addr, cfg, err)
 	}
-	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc)}
+	cl := &Client{Addr: addr, nc: tc, c: wire.NewConn(tc), tls: cfg}
+	// The hello ends with ctx too (an interrupt, a TAB's patience).
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	r, err := cl.do(wire.IndexRequest{Op: wire.IdxHello})
+	stop()
 	if err != nil {
 		tc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("index server %s: no hello before %w", addr, ctx.Err())
+		}
 		var se *ServerError
 		if errors.As(err, &se) {
 			return nil, err
 		}
-		return nil, wire.ExplainTLS("index server "+addr, err)
+		return nil, explainHandshake(addr, cfg, err)
 	}
 	cl.Peer, cl.Roles, cl.Admin = r.Peer, r.Roles, r.Admin
 	return cl, nil
@@ -107,6 +121,9 @@ func (cl *Client) send(req wire.IndexRequest) error {
 	if len(b) > wire.MaxIndexRequest {
 		return fmt.Errorf("the %s request would be %d bytes, more than the %d the index server reads: name fewer paths at a time (a directory counts as one)", req.Op, len(b), wire.MaxIndexRequest)
 	}
+	if cl.lost != nil {
+		return cl.lost
+	}
 	cl.nc.SetDeadline(time.Now().Add(cl.stall()))
 	if err := cl.c.WriteFrame(wire.FrameMsg, b, true); err != nil {
 		return cl.broken(err)
@@ -114,13 +131,25 @@ func (cl *Client) send(req wire.IndexRequest) error {
 	return nil
 }
 
-// broken turns a connection failure into a sentence.
+// broken turns a connection failure into a sentence, and marks the
+// session lost: what the server sends next would not be what the next
+// request expects.
 func (cl *Client) broken(err error) error {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("index server %s did not answer for %v; the session is closed (reconnect and try again)", cl.Addr, cl.stall())
+	var le *LostError
+	switch {
+	case errors.As(err, &le):
+		return le
+	case errors.As(err, &ne) && ne.Timeout():
+		le = &LostError{Addr: cl.Addr, Err: fmt.Errorf("index server %s did not answer for %v; the session is closed", cl.Addr, cl.stall())}
+	case errors.Is(err, wire.ErrProtocol):
+		le = &LostError{Addr: cl.Addr, Err: fmt.Errorf("index server %s: %w", cl.Addr, err)}
+	default:
+		le = &LostError{Addr: cl.Addr, Closed: closedConn(err), Err: fmt.Errorf("lost the connection to index server %s: %v", cl.Addr, unwrapNet(err))}
 	}
-	return fmt.Errorf("lost the connection to index server %s: %v", cl.Addr, err)
+	cl.lost = le
+	cl.nc.Close()
+	return le
 }
 
 // reply reads one reply; a reply with OK false becomes a *ServerError.
@@ -146,7 +175,12 @@ func (cl *Client) do(req wire.IndexRequest) (wire.IndexReply, error) {
 	if err := cl.send(req); err != nil {
 		return wire.IndexReply{}, err
 	}
-	return cl.reply()
+	r, err := cl.reply()
+	var se *ServerError
+	if errors.As(err, &se) {
+		se.Msg = tidyServerMessage(se.Msg, append([]string{req.Host, req.DLE, req.Path, req.Pattern}, req.Paths...)...)
+	}
+	return r, err
 }
 
 // Query selects a view: a DLE of a host at a date (a datestamp prefix,

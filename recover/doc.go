@@ -17,6 +17,16 @@
 // server/restore and use the Extractor from here. recover/recovertest
 // builds hostile images and arenas for the tests of both.
 //
+// The shell has one spelling of names (escape.go): Escape for every name
+// it prints (control characters and bytes that are not UTF-8 as \xHH),
+// EscapeWord for what completion inserts, and one tokenizer for what is
+// typed (\xHH, quotes, $'...'), where an escaped glob character matches
+// itself, in the shell (path.Match) and on the server (sqlGlob). A command
+// that fails because the index server closed the connection reconnects
+// and runs once more (reconnect.go); a failed TLS handshake is explained
+// from this host's side: its CA file, --server, --server-name
+// (tlshint.go).
+//
 // Every write of every restore goes through the Extractor, which writes
 // through an os.Root opened on the target directory (and *at system calls
 // relative to directories opened through it): no name, symlink, hard link

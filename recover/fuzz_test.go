@@ -11,7 +11,7 @@ import (
 )
 
 // FuzzShellInput: command lines, scripts and dates typed by a person never
-// panic; what splitWords accepts, escape makes read back the same.
+// panic; what splitWords accepts, EscapeWord makes read back the same.
 func FuzzShellInput(f *testing.F) {
 	for _, s := range []string{`add "old name.txt" b\ c`, `setdate 2025-06-07-12:00:00`, `cd ../..; ls`, `'unterminated`, "---31", "--02-30", `a\`} {
 		f.Add(s)
@@ -21,9 +21,9 @@ func FuzzShellInput(f *testing.F) {
 		words, err := splitWords(s)
 		if err == nil {
 			for _, w := range words {
-				back, err := splitWords(escape(w))
+				back, err := splitWords(EscapeWord(w))
 				if w != "" && (err != nil || len(back) != 1 || back[0] != w) {
-					t.Fatalf("escape(%q) reads back as %q %v", w, back, err)
+					t.Fatalf("EscapeWord(%q) reads back as %q %v", w, back, err)
 				}
 			}
 		}

@@ -205,18 +205,31 @@ func RunShell(ctx context.Context, o ShellOptions) error {
 	return sc.Err()
 }
 
-// splitScript splits -e commands at ';' and newlines outside quotes.
+// splitScript splits -e commands at ';' and newlines outside quotes and
+// not behind a backslash (tokenize's quoting: "...", '...', $'...').
 func splitScript(s string) []string {
 	var out []string
 	var cur strings.Builder
-	quote := byte(0)
+	quote := byte(0) // '"', '\'', or 'c' inside $'...'
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
+		case c == '\\' && quote != '\'' && i+1 < len(s):
+			cur.WriteByte(c)
+			i++
+			c = s[i]
+		case quote == 'c':
+			if c == '\'' {
+				quote = 0
+			}
 		case quote != 0:
 			if c == quote {
 				quote = 0
 			}
+		case c == '$' && i+1 < len(s) && s[i+1] == '\'':
+			cur.WriteByte(c)
+			i++
+			c, quote = s[i], 'c'
 		case c == '"' || c == '\'':
 			quote = c
 		case c == ';' || c == '\n':
@@ -229,16 +242,30 @@ func splitScript(s string) []string {
 	out = append(out, cur.String())
 	var cmds []string
 	for _, c := range out {
-		if strings.TrimSpace(c) != "" {
-			cmds = append(cmds, strings.TrimSpace(c))
+		if c = trimCommand(c); c != "" {
+			cmds = append(cmds, c)
 		}
 	}
 	return cmds
 }
 
-func quoteWord(s string) string {
-	if !strings.ContainsAny(s, " \t'\"\\") {
-		return s
+// trimCommand drops the blanks around a command, but not a blank a
+// backslash escapes (`add a\ ` names "a ").
+func trimCommand(c string) string {
+	c = strings.TrimLeft(c, " \t\r")
+	for len(c) > 0 && strings.IndexByte(" \t\r", c[len(c)-1]) >= 0 {
+		bs := 0
+		for i := len(c) - 2; i >= 0 && c[i] == '\\'; i-- {
+			bs++
+		}
+		if bs%2 == 1 {
+			break
+		}
+		c = c[:len(c)-1]
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return c
 }
+
+// quoteWord spells a value given on the command line (--host, --disk,
+// --date) as one word of the shell's input.
+func quoteWord(s string) string { return EscapeWord(s) }

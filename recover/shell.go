@@ -53,33 +53,54 @@ var ErrQuit = errors.New("quit")
 
 type command struct {
 	name, args, help string
-	run              func(sh *Shell, args []string) error
-	paths            bool // arguments are paths in the backup (completion)
+	run              func(sh *Shell, args []word) error
+	complete         completes // what TAB offers for the arguments
+}
+
+// completes says what a command's arguments are, for completion.
+type completes int
+
+const (
+	compNone  completes = iota
+	compPaths           // paths in the backup
+	compHosts           // hosts (listhost)
+	compDisks           // DLEs of the host (listdisk)
+)
+
+// plain adapts a command that needs only the text of its words.
+func plain(f func(sh *Shell, args []string) error) func(sh *Shell, args []word) error {
+	return func(sh *Shell, args []word) error {
+		texts := make([]string, len(args))
+		for i, a := range args {
+			texts[i] = a.Text
+		}
+		return f(sh, texts)
+	}
 }
 
 var commands []command
 
 func init() {
 	commands = []command{
-		{"listhost", "", "list the hosts you may browse", (*Shell).listhost, false},
-		{"sethost", "HOST", "choose the host to restore from", (*Shell).sethost, false},
-		{"listdisk", "", "list the DLEs (disks) of the host", (*Shell).listdisk, false},
-		{"setdisk", "DLE", "choose the DLE to restore from", (*Shell).setdisk, false},
-		{"setdate", "YYYY-MM-DD[-hh:mm:ss]|--MM-DD|---DD|now", "browse the DLE as it was at that date", (*Shell).setdate, false},
-		{"history", "", "list the images of the DLE: date, level, volumes", (*Shell).history, false},
-		{"ls", "[DIR]", "list a directory of the backup (dirs end in /)", (*Shell).ls, true},
-		{"cd", "DIR", "change directory in the backup", (*Shell).cd, true},
-		{"pwd", "", "show the directory in the backup", (*Shell).pwd, false},
-		{"add", "PATH...", "add files or directories (shell patterns allowed) to the extraction list", (*Shell).add, true},
-		{"delete", "PATH...", "remove paths from the extraction list", (*Shell).delete, true},
-		{"list", "", "show the extraction list", (*Shell).list, false},
-		{"clear", "", "empty the extraction list", (*Shell).clear, false},
-		{"find", "PATTERN", "find names matching a shell pattern in the whole DLE (with a /: paths from here)", (*Shell).find, false},
-		{"extract", "", "restore the extraction list into the local directory (lcd)", (*Shell).extract, false},
-		{"lcd", "DIR", "change the local directory files are restored into", (*Shell).lcd, false},
-		{"lpwd", "", "show the local directory files are restored into", (*Shell).lpwd, false},
-		{"help", "", "show this list", (*Shell).help, false},
-		{"quit", "", "leave (also exit)", func(*Shell, []string) error { return ErrQuit }, false},
+		{"listhost", "", "list the hosts you may browse", plain((*Shell).listhost), compNone},
+		{"sethost", "HOST", "choose the host to restore from", plain((*Shell).sethost), compHosts},
+		{"listdisk", "", "list the DLEs (disks) of the host", plain((*Shell).listdisk), compNone},
+		{"setdisk", "DLE", "choose the DLE to restore from", plain((*Shell).setdisk), compDisks},
+		{"setdate", "DATE", "browse the DLE as it was at DATE: YYYY-MM-DD[-hh:mm[:ss]], --MM-DD (this year), ---DD (this month) or now", plain((*Shell).setdate), compNone},
+		{"history", "", "list the images of the DLE: date, level, volumes", plain((*Shell).history), compNone},
+		{"ls", "[DIR]", "list a directory of the backup (dirs end in /)", plain((*Shell).ls), compPaths},
+		{"cd", "[DIR]", "change directory in the backup (alone: to the top)", plain((*Shell).cd), compPaths},
+		{"pwd", "", "show the directory in the backup", plain((*Shell).pwd), compNone},
+		{"add", "PATH...", "add files or directories to the extraction list (* ? [...] in the last part of a path match names)", (*Shell).add, compPaths},
+		{"delete", "PATH...", "remove paths (or patterns) from the extraction list", (*Shell).delete, compPaths},
+		{"list", "", "show the extraction list", plain((*Shell).list), compNone},
+		{"clear", "", "empty the extraction list", plain((*Shell).clear), compNone},
+		{"find", "PATTERN", "find names matching a shell pattern in the whole DLE (with a /: paths from here)", (*Shell).find, compPaths},
+		{"extract", "[-o]", "restore the extraction list into the local directory (lcd); -o overwrites local files without asking", plain((*Shell).extract), compNone},
+		{"lcd", "DIR", "change the local directory files are restored into", plain((*Shell).lcd), compNone},
+		{"lpwd", "", "show the local directory files are restored into", plain((*Shell).lpwd), compNone},
+		{"help", "", "show this list", plain((*Shell).help), compNone},
+		{"quit", "", "leave (also exit)", func(*Shell, []word) error { return ErrQuit }, compNone},
 	}
 }
 
@@ -99,64 +120,43 @@ func (sh *Shell) q() Query { return Query{Host: sh.Host, DLE: sh.DLE, Date: sh.D
 
 // Exec runs one command line. The error (nil on success) is for the
 // person: the caller prints it as it is. ErrQuit ends the session.
+//
+// A command that fails because the connection to the index server broke
+// (the server restarted, a network cut) is run again once on a new
+// connection, after a one-line notice (reconnect.go).
 func (sh *Shell) Exec(line string) error {
-	words, err := splitWords(line)
+	words, err := tokenize(line)
 	if err != nil {
 		return err
 	}
 	if len(words) == 0 {
 		return nil
 	}
-	name := words[0]
+	name := words[0].Text
 	if name == "exit" {
 		name = "quit"
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return c.run(sh, words[1:])
+			err := sh.runCommand(c, words[1:])
+			if err == nil || errors.Is(err, ErrQuit) {
+				return err
+			}
+			return printableError{err}
 		}
 	}
-	return fmt.Errorf("%s: no such command; type help for the list", words[0])
+	return fmt.Errorf("%s: no such command; type help for the list", Escape(words[0].Text))
 }
 
-// splitWords splits a line at blanks; double or single quotes keep blanks
-// in a word, a backslash escapes the next character.
+// splitWords splits a line into the texts of its words (tokenize).
 func splitWords(line string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	in, quote, esc := false, byte(0), false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case esc:
-			cur.WriteByte(c)
-			esc, in = false, true
-		case c == '\\' && quote != '\'':
-			esc, in = true, true
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '"' || c == '\'':
-			quote, in = c, true
-		case c == ' ' || c == '\t':
-			if in {
-				out = append(out, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			cur.WriteByte(c)
-			in = true
-		}
+	ws, err := tokenize(line)
+	if err != nil {
+		return nil, err
 	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unterminated %c quote", quote)
-	}
-	if in {
-		out = append(out, cur.String())
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Text
 	}
 	return out, nil
 }
@@ -176,7 +176,7 @@ func (sh *Shell) needDisk() error {
 		return errors.New("no disk chosen: setdisk DLE first (listdisk shows them)")
 	}
 	if sh.chain == nil {
-		return fmt.Errorf("no index for %s:%s at this date: setdate to a date with a full image (history shows them)", sh.Host, sh.DLE)
+		return fmt.Errorf("no index for %s:%s at %s: setdate to a date with a full image (history shows them)", Escape(sh.Host), Escape(sh.DLE), showDate(sh.Date))
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func (sh *Shell) listhost(args []string) error {
 		return err
 	}
 	for _, h := range hosts {
-		sh.printf("%s\n", h)
+		sh.printf("%s\n", Escape(h))
 	}
 	return nil
 }
@@ -204,7 +204,7 @@ func (sh *Shell) sethost(args []string) error {
 		return err
 	}
 	sh.Host, sh.DLE, sh.Cwd, sh.chain, sh.sel, sh.cache = args[0], "", "", nil, nil, nil
-	sh.printf("Host set to %s (%d disk%s: listdisk).\n", sh.Host, len(dles), plural(len(dles)))
+	sh.printf("Host set to %s (%d disk%s: listdisk).\n", Escape(sh.Host), len(dles), plural(len(dles)))
 	return nil
 }
 
@@ -225,7 +225,7 @@ func (sh *Shell) listdisk(args []string) error {
 		return err
 	}
 	for _, d := range dles {
-		sh.printf("%s\n", d)
+		sh.printf("%s\n", Escape(d))
 	}
 	return nil
 }
@@ -243,10 +243,10 @@ func (sh *Shell) setdisk(args []string) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("%s is not a DLE of %s with images; listdisk shows them", want, sh.Host)
+		return fmt.Errorf("%s is not a DLE of %s with images; listdisk shows them", Escape(want), Escape(sh.Host))
 	}
 	sh.DLE, sh.Cwd, sh.sel, sh.chain, sh.cache = want, "", nil, nil, nil
-	return sh.loadView("Disk set to " + want)
+	return sh.loadView("Disk set to " + Escape(want))
 }
 
 // loadView asks for the chain of the current date and prints it.
@@ -288,7 +288,7 @@ func (sh *Shell) setdate(args []string) error {
 	}
 	if sh.Cwd != "" {
 		if e, err := sh.Client.Stat(sh.q(), sh.Cwd); err != nil || !e.IsDir() {
-			sh.printf("%s is not in the backup at that date; back at the top.\n", sh.abs(sh.Cwd))
+			sh.printf("%s is not in the backup at that date; back at the top.\n", sh.show(sh.Cwd))
 			sh.Cwd = ""
 		}
 	}
@@ -348,6 +348,8 @@ func showDate(ds string) string {
 		return "now"
 	case 8:
 		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8]
+	case 10:
+		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8] + " " + ds[8:10] + "h"
 	case 12:
 		return ds[:4] + "-" + ds[4:6] + "-" + ds[6:8] + " " + ds[8:10] + ":" + ds[10:12]
 	case 14:
@@ -391,7 +393,7 @@ func volumes(im wire.ImageInfo) string {
 	}
 	var vs []string
 	for _, v := range im.Volumes {
-		vs = append(vs, v.Label)
+		vs = append(vs, Escape(v.Label))
 	}
 	return strings.Join(vs, " ")
 }
@@ -409,12 +411,12 @@ func (sh *Shell) resolve(p string) (string, error) {
 		case strings.HasPrefix(p, root):
 			rel = strings.TrimPrefix(p, root)
 		default:
-			return "", fmt.Errorf("%s is not inside the DLE %s", p, sh.DLE)
+			return "", fmt.Errorf("%s is not inside the DLE %s", Escape(p), Escape(sh.DLE))
 		}
 	} else {
 		rel = path.Join(sh.Cwd, p)
 		if rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", fmt.Errorf("%s leads above the top of the DLE %s", p, sh.DLE)
+			return "", fmt.Errorf("%s leads above the top of the DLE %s", Escape(p), Escape(sh.DLE))
 		}
 	}
 	rel = path.Clean("/" + rel)[1:]
@@ -428,6 +430,9 @@ func (sh *Shell) abs(rel string) string {
 	}
 	return path.Join(sh.DLE, rel)
 }
+
+// show is abs for a person: escaped (Escape).
+func (sh *Shell) show(rel string) string { return Escape(sh.abs(rel)) }
 
 func (sh *Shell) ls(args []string) error {
 	if err := nargs(args, 0, 1, "ls [DIR]"); err != nil {
@@ -456,7 +461,7 @@ func (sh *Shell) ls(args []string) error {
 		}
 		b.WriteString(date)
 		b.WriteString("  ")
-		b.WriteString(e.Path)
+		b.WriteString(Escape(e.Path))
 		if e.IsDir() {
 			b.WriteByte('/')
 		}
@@ -487,7 +492,7 @@ func (sh *Shell) cd(args []string) error {
 			return err
 		}
 		if !e.IsDir() {
-			return fmt.Errorf("%s is not a directory", sh.abs(d))
+			return fmt.Errorf("%s is not a directory", sh.show(d))
 		}
 	}
 	sh.Cwd = d
@@ -501,40 +506,72 @@ func (sh *Shell) pwd(args []string) error {
 	if sh.DLE == "" {
 		return errors.New("no disk chosen: setdisk DLE first")
 	}
-	sh.printf("%s\n", sh.abs(sh.Cwd))
+	sh.printf("%s\n", sh.show(sh.Cwd))
 	return nil
 }
 
-func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
-
-// expand resolves an argument into paths of the backup: a shell pattern in
-// its last component is matched against the directory's names.
-func (sh *Shell) expand(arg string) ([]string, error) {
-	p, err := sh.resolve(arg)
-	if err != nil {
-		return nil, err
+// expand resolves a word into paths of the backup: a shell pattern in its
+// last component (glob characters that were not escaped or quoted) is
+// matched against the names of its directory.
+func (sh *Shell) expand(w word) ([]string, error) {
+	dirPat, basePat := "", w.Pat
+	if k := strings.LastIndexByte(w.Pat, '/'); k >= 0 {
+		dirPat, basePat = w.Pat[:k+1], w.Pat[k+1:]
 	}
-	if !hasGlob(path.Base(arg)) {
+	if !w.Glob || !hasGlob(basePat) {
+		if w.Glob {
+			return nil, fmt.Errorf("%s: a pattern may only be in the last part of a path", Escape(w.Text))
+		}
+		p, err := sh.resolve(w.Text)
+		if err != nil {
+			return nil, err
+		}
 		return []string{p}, nil
 	}
-	dir, pat := path.Split(p)
-	dir = strings.TrimSuffix(dir, "/")
+	if hasGlob(dirPat) {
+		return nil, fmt.Errorf("%s: a pattern may only be in the last part of a path", Escape(w.Text))
+	}
+	if _, err := path.Match(basePat, ""); err != nil {
+		return nil, fmt.Errorf("pattern %s is malformed (a literal * ? [ is written \\* \\? \\[)", Escape(w.Text))
+	}
+	dir := ""
+	if dirPat != "" {
+		d, err := sh.resolve(unescapeGlob(dirPat))
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	} else {
+		dir = sh.Cwd
+	}
 	ents, err := sh.Client.List(sh.q(), dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, e := range ents {
-		if ok, err := path.Match(pat, e.Path); err != nil {
-			return nil, fmt.Errorf("pattern %q: %v", arg, err)
-		} else if ok {
+		if ok, _ := path.Match(basePat, e.Path); ok {
 			out = append(out, path.Join(dir, e.Path))
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no match in the backup", arg)
+		return nil, fmt.Errorf("%s: no match in the backup", Escape(w.Text))
 	}
 	return out, nil
+}
+
+// hasGlob reports whether a path.Match pattern holds an unescaped glob
+// character.
+func hasGlob(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '*', '?', '[':
+			return true
+		}
+	}
+	return false
 }
 
 // covered reports whether p is selected, itself or through a directory.
@@ -547,7 +584,7 @@ func (sh *Shell) covered(p string) bool {
 	return false
 }
 
-func (sh *Shell) add(args []string) error {
+func (sh *Shell) add(args []word) error {
 	if len(args) == 0 {
 		return errors.New("usage: add PATH...")
 	}
@@ -563,7 +600,7 @@ func (sh *Shell) add(args []string) error {
 		}
 		for _, p := range ps {
 			if sh.covered(p) {
-				sh.printf("%s is already in the extraction list\n", sh.abs(p))
+				sh.printf("%s is already in the extraction list\n", sh.show(p))
 				continue
 			}
 			e, err := sh.Client.Stat(sh.q(), p)
@@ -583,19 +620,19 @@ func (sh *Shell) add(args []string) error {
 			if e.IsDir() {
 				kind = "directory"
 			}
-			sh.printf("Added %s %s\n", kind, sh.abs(p))
+			sh.printf("Added %s %s\n", kind, sh.show(p))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (sh *Shell) delete(args []string) error {
+func (sh *Shell) delete(args []word) error {
 	if len(args) == 0 {
 		return errors.New("usage: delete PATH...")
 	}
 	var errs []error
 	for _, a := range args {
-		p, err := sh.resolve(a)
+		match, shown, err := sh.selMatcher(a)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -603,22 +640,46 @@ func (sh *Shell) delete(args []string) error {
 		n := len(sh.sel)
 		kept := sh.sel[:0]
 		for _, s := range sh.sel {
-			match := s == p
-			if hasGlob(path.Base(a)) {
-				match, _ = path.Match(p, s)
-			}
-			if !match {
+			if !match(s) {
 				kept = append(kept, s)
 			} else {
-				sh.printf("Deleted %s\n", sh.abs(s))
+				sh.printf("Deleted %s\n", sh.show(s))
 			}
 		}
 		sh.sel = kept
 		if len(kept) == n {
-			errs = append(errs, fmt.Errorf("%s is not in the extraction list (a path inside a selected directory cannot be taken out; delete the directory and add what you want)", sh.abs(p)))
+			errs = append(errs, fmt.Errorf("%s is not in the extraction list (a path inside a selected directory cannot be taken out; delete the directory and add what you want)", shown))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// selMatcher returns what delete takes out for a word: the path it names,
+// or the selected paths its pattern (in the last component) matches.
+func (sh *Shell) selMatcher(w word) (func(string) bool, string, error) {
+	dirPat, basePat := "", w.Pat
+	if k := strings.LastIndexByte(w.Pat, '/'); k >= 0 {
+		dirPat, basePat = w.Pat[:k+1], w.Pat[k+1:]
+	}
+	if !w.Glob || !hasGlob(basePat) || hasGlob(dirPat) {
+		p, err := sh.resolve(w.Text)
+		if err != nil {
+			return nil, "", err
+		}
+		return func(s string) bool { return s == p }, sh.show(p), nil
+	}
+	dir, err := sh.resolve(unescapeGlob(dirPat) + ".")
+	if err != nil {
+		return nil, "", err
+	}
+	full := basePat
+	if dir != "" {
+		full = escapeGlob(dir) + "/" + basePat
+	}
+	if _, err := path.Match(full, ""); err != nil {
+		return nil, "", fmt.Errorf("pattern %s is malformed (a literal * ? [ is written \\* \\? \\[)", Escape(w.Text))
+	}
+	return func(s string) bool { ok, _ := path.Match(full, s); return ok }, Escape(w.Text), nil
 }
 
 func (sh *Shell) list(args []string) error {
@@ -630,7 +691,7 @@ func (sh *Shell) list(args []string) error {
 		return nil
 	}
 	for _, p := range sh.sel {
-		sh.printf("%s\n", sh.abs(p))
+		sh.printf("%s\n", sh.show(p))
 	}
 	return nil
 }
@@ -644,32 +705,40 @@ func (sh *Shell) clear(args []string) error {
 	return nil
 }
 
-func (sh *Shell) find(args []string) error {
-	if err := nargs(args, 1, 1, "find PATTERN"); err != nil {
-		return err
+func (sh *Shell) find(args []word) error {
+	if len(args) != 1 {
+		return errors.New("usage: find PATTERN")
 	}
 	if err := sh.needDisk(); err != nil {
 		return err
 	}
 	// A pattern with a '/' is a path: relative to the current directory,
-	// or an absolute client path inside the DLE.
-	pat := args[0]
+	// or an absolute client path inside the DLE. Escaped and quoted glob
+	// characters match themselves, on the server too (sqlGlob).
+	pat := args[0].Pat
 	switch {
 	case strings.HasPrefix(pat, "/"):
-		root := strings.TrimSuffix(sh.DLE, "/") + "/"
+		root := escapeGlob(strings.TrimSuffix(sh.DLE, "/") + "/")
 		if !strings.HasPrefix(pat, root) {
-			return fmt.Errorf("%s is not inside the DLE %s", pat, sh.DLE)
+			return fmt.Errorf("%s is not inside the DLE %s", Escape(args[0].Text), Escape(sh.DLE))
 		}
 		pat = strings.TrimPrefix(pat, root)
 	case strings.Contains(pat, "/") && sh.Cwd != "":
-		pat = sh.Cwd + "/" + pat
+		pat = escapeGlob(sh.Cwd) + "/" + pat
 	}
-	found, more, err := sh.Client.Find(sh.q(), pat, 0)
+	if _, err := path.Match(pat, ""); err != nil {
+		return fmt.Errorf("pattern %s is malformed (a literal * ? [ is written \\* \\? \\[)", Escape(args[0].Text))
+	}
+	glob, err := sqlGlob(pat)
+	if err != nil {
+		return fmt.Errorf("pattern %s: %v", Escape(args[0].Text), err)
+	}
+	found, more, err := sh.Client.Find(sh.q(), glob, 0)
 	if err != nil {
 		return err
 	}
 	for _, e := range found {
-		name := sh.abs(e.Path)
+		name := sh.show(e.Path)
 		if e.IsDir() {
 			name += "/"
 		}
@@ -681,7 +750,7 @@ func (sh *Shell) find(args []string) error {
 	}
 	switch {
 	case len(found) == 0:
-		return fmt.Errorf("no name matches %q in the backup of %s:%s as of %s", args[0], sh.Host, sh.DLE, showDate(sh.Date))
+		return fmt.Errorf("no name matches \"%s\" in the backup of %s:%s as of %s", Escape(args[0].Text), Escape(sh.Host), Escape(sh.DLE), showDate(sh.Date))
 	case more:
 		sh.printf("(only the first %d matches are shown; make the pattern narrower)\n", len(found))
 	}
@@ -785,26 +854,31 @@ func (sh *Shell) extract(args []string) error {
 			sh.printf("%d entr%s already exist under %s, e.g. %s\n", total, pluralY(total), sh.Lcd, strings.Join(existing, ", "))
 			return sh.ask("Overwrite them?", false)
 		},
-		Progress: func(s string) { sh.printf("%s\n", s) },
-		Ask:      func(s string) { sh.printf("%s (waiting; Ctrl-C cancels the extract)\n", s) },
-		Warn:     func(s string) { sh.printf("warning: %s\n", s) },
+		Progress: func(s string) { sh.printf("%s\n", printable(s)) },
+		Ask:      func(s string) { sh.printf("%s (waiting; Ctrl-C cancels the extract)\n", printable(s)) },
+		Warn:     func(s string) { sh.printf("warning: %s\n", printable(s)) },
 	})
 	if res != nil {
 		for _, f := range res.Failed {
-			sh.printf("FAILED %s\n", f)
+			sh.printf("FAILED %s\n", printable(f))
 		}
 		if len(res.Skipped) > 0 {
 			sh.printf("Skipped %d existing entr%s (extract -o overwrites).\n", len(res.Skipped), pluralY(len(res.Skipped)))
 		}
 		if d := res.Dropped; d.Count > 0 {
 			for _, l := range d.Lines {
-				sh.printf("left out: %s\n", l)
+				sh.printf("left out: %s\n", printable(l))
 			}
 			if more := d.Count - len(d.Lines); more > 0 {
 				sh.printf("left out: ... and %d more entr%s\n", more, pluralY(more))
 			}
 			sh.printf("%d entr%s of %s's backup had privileged parts (device nodes, setuid/setgid bits, trusted.*/security.* xattrs) left out; tapir recover --same-privileges restores them.\n", d.Count, pluralY(d.Count), sh.Host)
 		}
+	}
+	var lost *LostError
+	if errors.As(err, &lost) {
+		// Files may have been written: not run again by itself.
+		return noRetry{fmt.Errorf("extract failed: %w", err)}
 	}
 	if err != nil {
 		return fmt.Errorf("extract failed: %w", err)
@@ -853,36 +927,77 @@ func pluralY(n int) string {
 }
 
 // Complete completes the word before pos of line: a command name as the
-// first word, else a path in the backup for commands that take paths. It
+// first word, else a path in the backup for commands that take paths, a
+// host for sethost, a DLE for setdisk. Completions are spelled as input
+// (EscapeWord): a name with blanks, quotes, glob characters, control
+// characters or bytes that are not UTF-8 reads back as itself. It
 // returns what liner's WordCompleter wants.
 func (sh *Shell) Complete(line string, pos int) (head string, completions []string, tail string) {
+	head, completions, tail = sh.complete(line, pos)
+	var le *LostError
+	if sh.Client != nil && errors.As(sh.Client.Lost(), &le) && le.Closed && sh.quietReconnect() {
+		// The server restarted since the last command: TAB still works.
+		head, completions, tail = sh.complete(line, pos)
+	}
+	return head, completions, tail
+}
+
+func (sh *Shell) complete(line string, pos int) (head string, completions []string, tail string) {
 	if pos > len(line) {
 		pos = len(line)
 	}
 	before, tail := line[:pos], line[pos:]
 	i := wordStart(before)
-	head, word := before[:i], unescape(before[i:])
+	head, typed := before[:i], unescape(before[i:])
 	if strings.TrimSpace(head) == "" {
 		for _, c := range Commands() {
-			if strings.HasPrefix(c, word) {
+			if strings.HasPrefix(c, typed) {
 				completions = append(completions, c+" ")
 			}
 		}
 		return head, completions, tail
 	}
-	cmd := strings.Fields(head)[0]
-	takesPaths := false
+	cmd := ""
+	if ws, err := splitWords(head); err == nil && len(ws) > 0 {
+		cmd = ws[0]
+	}
+	kind := compNone
 	for _, c := range commands {
 		if c.name == cmd {
-			takesPaths = c.paths
+			kind = c.complete
 		}
 	}
-	if !takesPaths || sh.chain == nil {
+	if sh.Client != nil && sh.Client.Lost() != nil {
+		return head, nil, tail // Complete reconnects when it may
+	}
+	switch kind {
+	case compHosts, compDisks:
+		var names []string
+		var err error
+		if kind == compHosts {
+			names, err = sh.Client.Hosts()
+		} else if sh.Host != "" {
+			names, err = sh.Client.DLEs(sh.Host)
+		}
+		if err != nil {
+			return head, nil, tail
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, typed) {
+				completions = append(completions, EscapeWord(n)+" ")
+			}
+		}
+		return head, completions, tail
+	case compPaths:
+	default:
 		return head, nil, tail
 	}
-	dirPart, prefix := "", word
-	if k := strings.LastIndexByte(word, '/'); k >= 0 {
-		dirPart, prefix = word[:k+1], word[k+1:]
+	if sh.chain == nil {
+		return head, nil, tail
+	}
+	dirPart, prefix := "", typed
+	if k := strings.LastIndexByte(typed, '/'); k >= 0 {
+		dirPart, prefix = typed[:k+1], typed[k+1:]
 	}
 	dir := sh.Cwd
 	if dirPart != "" {
@@ -912,7 +1027,7 @@ func (sh *Shell) Complete(line string, pos int) (head string, completions []stri
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, prefix) {
-			c := escape(dirPart + n)
+			c := EscapeWord(dirPart + n)
 			if !strings.HasSuffix(n, "/") {
 				c += " "
 			}
@@ -923,20 +1038,26 @@ func (sh *Shell) Complete(line string, pos int) (head string, completions []stri
 }
 
 // wordStart returns where the last word of s begins: after the last blank
-// that is not escaped by a backslash or inside quotes.
+// that is not escaped by a backslash or inside quotes (as tokenize reads
+// them).
 func wordStart(s string) int {
-	start, quote, esc := 0, byte(0), false
+	start, quote := 0, byte(0) // quote: '"', '\'', or 'c' inside $'...'
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case esc:
-			esc = false
 		case c == '\\' && quote != '\'':
-			esc = true
+			i++
+		case quote == 'c':
+			if c == '\'' {
+				quote = 0
+			}
 		case quote != 0:
 			if c == quote {
 				quote = 0
 			}
+		case c == '$' && i+1 < len(s) && s[i+1] == '\'':
+			quote = 'c'
+			i++
 		case c == '"' || c == '\'':
 			quote = c
 		case c == ' ' || c == '\t':
@@ -946,32 +1067,12 @@ func wordStart(s string) int {
 	return start
 }
 
-// unescape undoes what splitWords undoes in a (possibly unfinished) word.
+// unescape undoes what tokenize undoes in a (possibly unfinished) word.
 func unescape(w string) string {
-	if ws, err := splitWords(w); err == nil && len(ws) == 1 {
-		return ws[0]
-	}
-	if ws, err := splitWords(w + `"`); err == nil && len(ws) == 1 {
-		return ws[0]
-	}
-	if ws, err := splitWords(w + "'"); err == nil && len(ws) == 1 {
-		return ws[0]
+	for _, close := range []string{"", `"`, "'"} {
+		if ws, err := tokenize(w + close); err == nil && len(ws) == 1 {
+			return ws[0].Text
+		}
 	}
 	return w
-}
-
-// escape puts a backslash before the characters splitWords treats
-// specially, so that a completed name reads back as itself.
-func escape(s string) string {
-	if !strings.ContainsAny(s, " \t\\'\"") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if strings.IndexByte(" \t\\'\"", s[i]) >= 0 {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -54,6 +54,9 @@ func sharedWorld(t *testing.T) *world {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	for _, d := range binDirs {
+		os.RemoveAll(d)
+	}
 	if theWorld != nil {
 		theWorld.site.Close()
 		os.RemoveAll(theWorld.site.Dir)
@@ -166,7 +169,7 @@ func TestShellBrowsesTheViewAtEachDate(t *testing.T) {
 	if !strings.Contains(got, "old name.txt") || !strings.Contains(got, "doomed.txt") || strings.Contains(got, "new name.txt") {
 		t.Errorf("view of 7 June: want the old names:\n%s", got)
 	}
-	fails(t, sh, "setdate 2025-06-06", "no full image of web1:/srv at or before 20250606; the oldest full is of 2025-06-07 01:00:00")
+	fails(t, sh, "setdate 2025-06-06", "no full image of web1:/srv at or before 2025-06-06; the oldest full is of 2025-06-07 01:00:00; the date stays 2025-06-07")
 	if sh.Date != "20250607" {
 		t.Errorf("a failed setdate changed the date to %q", sh.Date)
 	}
@@ -213,6 +216,9 @@ func TestShellCompletion(t *testing.T) {
 		{"add home/bob/n", []string{`home/bob/new\ name.txt `}},
 		{`add home/bob/new\ n`, []string{`home/bob/new\ name.txt `}},
 		{"lcd ho", nil}, // local paths are not completed from the backup
+		{"sethost w", []string{"web1 "}},
+		{"setdisk ", []string{"/srv "}},
+		{"setdisk /x", nil},
 	} {
 		_, got, _ := sh.Complete(tc.line, len(tc.line))
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") && !(tc.line == "se" && len(got) == 3) {

@@ -12,7 +12,9 @@
 // tapir's one frame type. The protocols themselves (which messages the
 // client agent and the index server exchange) are written down in
 // docs/format/agent-protocol.md and index-protocol.md (with their Limits);
-// this package only knows how to move them.
+// this package only knows how to move them, and that a name in an index
+// request which is not UTF-8 travels byte for byte beside its JSON string
+// (indexbytes.go).
 //
 // There is no plaintext mode. A peer is identified by the host name and the
 // role (server, client, admin) carried in its certificate, never by its
