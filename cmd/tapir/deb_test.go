@@ -373,6 +373,14 @@ func installIntoPrivateRoot(t *testing.T, deb string) {
 		t.Errorf("%d users tapir after a reinstall", n)
 	}
 
+	// The admin deletes the configuration: a reinstall leaves it deleted
+	// (dpkg's rule for conffiles) and the scripts do not put anything there.
+	os.Remove(conf)
+	dpkg("-i", deb)
+	if fi, err := os.Lstat(conf); err == nil {
+		t.Errorf("after the admin deleted it and a reinstall, %s is there again (%v)", conf, fi.Mode())
+	}
+
 	// Purge: the package's files go, the backups and keys stay.
 	dpkg("--purge", "tapir")
 	for _, gone := range []string{"usr/bin/tapir", "lib/systemd/system/tapir-server.service", "etc/tapir/tapir.toml", "usr/share/doc/tapir"} {
