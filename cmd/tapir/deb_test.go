@@ -11,13 +11,36 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
 
-// buildDeb builds the package with scripts/deb into a temporary directory,
-// once per test run.
-func buildDeb(t *testing.T) string {
+// The package TestDebPackage inspects, kept for TestDebReproducible to
+// compare with a second build (in TestMain's directory, removed at exit).
+var (
+	sharedDebOnce sync.Once
+	sharedDeb     string
+)
+
+func sharedDebPackage(t *testing.T) string {
+	t.Helper()
+	needDebTools(t)
+	sharedDebOnce.Do(func() {
+		out := filepath.Join(filepath.Dir(tapirBin), "deb")
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sharedDeb = buildDeb(t, out)
+	})
+	if sharedDeb == "" {
+		t.Fatal("the first build of the package failed (see the test that ran it)")
+	}
+	return sharedDeb
+}
+
+// needDebTools skips a test, saying why, where scripts/deb cannot run.
+func needDebTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"dpkg-deb", "dpkg", "bash", "git"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -27,7 +50,11 @@ func buildDeb(t *testing.T) string {
 	if err := exec.Command("git", "rev-parse", "HEAD").Run(); err != nil {
 		t.Skipf("not a git checkout (%v): scripts/deb names the commit it packages", err)
 	}
-	out := t.TempDir()
+}
+
+// buildDeb builds the package with scripts/deb into out.
+func buildDeb(t *testing.T, out string) string {
+	t.Helper()
 	cmd := exec.Command("bash", "../../scripts/deb", "--out", out)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -64,7 +91,7 @@ type debEntry struct{ mode, owner string }
 // (dpkg --root, the maintainer scripts run with DPKG_ROOT), then upgrades
 // and purges it there.
 func TestDebPackage(t *testing.T) {
-	deb := buildDeb(t)
+	deb := sharedDebPackage(t)
 
 	// Contents: `dpkg-deb -c` lines are "mode owner/group size date time ./path".
 	entries := map[string]debEntry{}
@@ -193,6 +220,25 @@ func TestDebPackage(t *testing.T) {
 	}
 
 	installIntoPrivateRoot(t, deb)
+}
+
+// Two builds of one commit on one machine are the same bytes: file dates
+// from SOURCE_DATE_EPOCH, root ownership, gzip -n, -trimpath, man pages
+// dated from the commit.
+func TestDebReproducible(t *testing.T) {
+	first := sharedDebPackage(t)
+	second := buildDeb(t, t.TempDir())
+	a, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(first) != filepath.Base(second) || !bytes.Equal(a, b) {
+		t.Errorf("two builds differ: %s (%d bytes) and %s (%d bytes); compare with diffoscope", first, len(a), second, len(b))
+	}
 }
 
 // checkUnits: the packaged units run the packaged binary, point only at
