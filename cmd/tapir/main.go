@@ -38,8 +38,19 @@ func main() {
 // generator and its test walk it.
 func newRootCommand(g *globals) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "tapir",
-		Short:         "tapir backs up many hosts every night onto tape or virtual tapes",
+		Use:   "tapir",
+		Short: "tapir backs up many hosts every night onto tape or virtual tapes",
+		Long: `tapir backs up many hosts every night onto tape or virtual tapes.
+
+The backup server runs "tapir server -c /etc/tapir/tapir.toml"; every host
+that is backed up runs the agent, "tapir client". Every other subcommand is a
+tool for the administrator or for a restore.
+
+Exit status: 0 success; 1 failure, with a one-line reason on stderr; 2 bad
+usage or a bad configuration (file:line: what is wrong).
+
+The guide, the restore shell and every format: /usr/share/doc/tapir/ (from the
+package) or docs/ in the source.`,
 		Version:       versionLine(readBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,

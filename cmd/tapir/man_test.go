@@ -64,6 +64,8 @@ func TestManPageForEveryCommand(t *testing.T) {
 	}
 	for _, c := range []struct{ page, has string }{
 		{"tapir.1", `.SH SEE ALSO`},
+		{"tapir.1", `--version`},
+		{"tapir.1", `Exit status: 0 success`},
 		{"tapir-label.1", `--slot`},
 		{"tapir-dump.1", `.TH "TAPIR-DUMP" "1"`},
 		{"tapir-admin-find.1", `.SH NAME`},
