@@ -112,6 +112,7 @@ func TestDebPackage(t *testing.T) {
 		"/usr/share/bash-completion/completions/tapir":  "-rw-r--r--",
 		"/usr/share/zsh/vendor-completions/_tapir":      "-rw-r--r--",
 		"/usr/share/doc/tapir/copyright":                "-rw-r--r--",
+		"/usr/share/doc/tapir/changelog.Debian.gz":      "-rw-r--r--",
 		"/usr/share/doc/tapir/README.md":                "-rw-r--r--",
 		"/usr/share/doc/tapir/guide.md":                 "-rw-r--r--",
 		"/usr/share/doc/tapir/packaging.md":             "-rw-r--r--",
@@ -135,7 +136,7 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("%s has mode %s, want %s", p, e.mode, mode)
 		}
 	}
-	allowed := regexp.MustCompile(`^(/usr/bin/tapir|/lib/systemd/system/tapir-(server|client)\.service|/etc/tapir(/tapir\.toml)?|/usr/share/man/man1/tapir[a-z-]*\.1\.gz|/usr/share/bash-completion/completions/tapir|/usr/share/zsh/vendor-completions/_tapir|/usr/share/doc/tapir(/format)?(/[a-z-]+\.md|/README\.md|/copyright)?|/usr(/share(/man(/man1)?|/doc|/bash-completion(/completions)?|/zsh(/vendor-completions)?)?|/bin)?|/lib(/systemd(/system)?)?|/etc|)$`)
+	allowed := regexp.MustCompile(`^(/usr/bin/tapir|/lib/systemd/system/tapir-(server|client)\.service|/etc/tapir(/tapir\.toml)?|/usr/share/man/man1/tapir[a-z-]*\.1\.gz|/usr/share/bash-completion/completions/tapir|/usr/share/zsh/vendor-completions/_tapir|/usr/share/doc/tapir(/format)?(/[a-z-]+\.md|/README\.md|/copyright|/changelog\.Debian\.gz)?|/usr(/share(/man(/man1)?|/doc|/bash-completion(/completions)?|/zsh(/vendor-completions)?)?|/bin)?|/lib(/systemd(/system)?)?|/etc|)$`)
 	for p, e := range entries {
 		if !allowed.MatchString(p) {
 			t.Errorf("%s (%s) is in the package but nowhere promised", p, e.mode)

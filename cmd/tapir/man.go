@@ -43,7 +43,7 @@ func writeManPages(root *cobra.Command, dir string) error {
 		return err
 	}
 	root.DisableAutoGenTag = true
-	root.InitDefaultVersionFlag() // cobra adds it only to the command it executes
+	root.InitDefaultVersionFlag()                   // cobra adds it only to the command it executes
 	version, _, _ := strings.Cut(root.Version, ",") // the module version alone
 	return doc.GenManTree(root, &doc.GenManHeader{
 		Section: "1",
