@@ -451,3 +451,42 @@ func ownerOf(fi os.FileInfo) (string, string) {
 	}
 	return strconv.FormatUint(uint64(st.Uid), 10), strconv.FormatUint(uint64(st.Gid), 10)
 }
+
+// scripts/deb refuses what it cannot do before building anything, in one
+// line a person can act on: an unknown argument, an output directory it
+// cannot make, a DEB_VERSION or DEB_MAINTAINER that would inject lines into
+// the control file.
+func TestDebScriptRefuses(t *testing.T) {
+	needDebTools(t)
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"unknown argument", []string{"--bogus"}, "", "scripts/deb: unknown argument --bogus"},
+		{"out under a file", []string{"--out", filepath.Join(file, "dist")}, "", "scripts/deb: cannot create the output directory"},
+		{"version with a newline", []string{"--out", t.TempDir()}, "DEB_VERSION=1.0\nDepends: evil", "is not a Debian version"},
+		{"version with a space", []string{"--out", t.TempDir()}, "DEB_VERSION=1.0 beta", "is not a Debian version"},
+		{"maintainer with a newline", []string{"--out", t.TempDir()}, "DEB_MAINTAINER=Eve <e@x>\nEssential: yes", "is not one line"},
+		{"maintainer without address", []string{"--out", t.TempDir()}, "DEB_MAINTAINER=Eve", "is not one line"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("bash", append([]string{"../../scripts/deb"}, tc.args...)...)
+			if tc.env != "" {
+				cmd.Env = append(os.Environ(), tc.env)
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if err == nil || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("err %v, stderr %q, want a failure saying %q", err, stderr.String(), tc.want)
+			}
+			if stdout.Len() != 0 || strings.Contains(stderr.String(), "building tapir") {
+				t.Errorf("it went on: stdout %q, stderr %q", stdout.String(), stderr.String())
+			}
+		})
+	}
+}
