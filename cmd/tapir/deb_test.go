@@ -296,6 +296,30 @@ func checkUnits(t *testing.T, x string) {
 	if !bytes.Contains(server, []byte("\nUser=tapir\n")) {
 		t.Error("tapir-server.service does not run as user tapir")
 	}
+
+	// systemd's own reading of the units: every key known, every value
+	// valid. The copies run this test's tapir, since /usr/bin/tapir is not
+	// installed here.
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze is not installed: the units are not verified by systemd")
+		return
+	}
+	dir := t.TempDir()
+	var units []string
+	for _, unit := range []string{"tapir-server.service", "tapir-client.service"} {
+		b, err := os.ReadFile(filepath.Join(x, "lib/systemd/system", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, unit)
+		os.WriteFile(p, bytes.ReplaceAll(b, []byte("/usr/bin/tapir "), []byte(tapirBin+" ")), 0o644)
+		units = append(units, p)
+	}
+	out, err := exec.Command(analyze, append([]string{"verify", "--man=no"}, units...)...).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
 }
 
 // installIntoPrivateRoot runs dpkg -i for real, but into a directory with
