@@ -24,13 +24,39 @@ var extraCommands, adminCommands []func(*globals) *cobra.Command
 type usageError struct{ error }
 
 func main() {
-	g := &globals{}
+	root := newRootCommand(&globals{})
+	stopProfile := startProfile()
+	err := root.Execute()
+	stopProfile()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tapir: %v\n", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// newRootCommand is the whole command tree; main executes it, the man page
+// generator and its test walk it.
+func newRootCommand(g *globals) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "tapir",
-		Short:         "tapir backs up many hosts every night onto tape or virtual tapes",
+		Use:   "tapir",
+		Short: "tapir backs up many hosts every night onto tape or virtual tapes",
+		Long: `tapir backs up many hosts every night onto tape or virtual tapes.
+
+The backup server runs "tapir server -c /etc/tapir/tapir.toml"; every host
+that is backed up runs the agent, "tapir client". Every other subcommand is a
+tool for the administrator or for a restore.
+
+Exit status: 0 success; 1 failure, with a one-line reason on stderr; 2 bad
+usage or a bad configuration (file:line: what is wrong).
+
+The guide, the restore shell and every format: /usr/share/doc/tapir/ (from the
+package) or docs/ in the source.`,
+		Version:       versionLine(readBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version prints the same line as `tapir version`.
+	root.SetVersionTemplate("tapir {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (default info; warn for demo)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
@@ -46,13 +72,7 @@ func main() {
 	for _, mk := range extraCommands {
 		root.AddCommand(mk(g))
 	}
-	stopProfile := startProfile()
-	err := root.Execute()
-	stopProfile()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "tapir: %v\n", err)
-		os.Exit(exitCode(err))
-	}
+	return root
 }
 
 func exitCode(err error) int {
