@@ -180,7 +180,7 @@ func TestIndexServerAndRecoverScript(t *testing.T) {
 		t.Errorf("restored file: %q %v", b, err)
 	}
 	_, stderr, code = run(t, append(args, "-e", "setdate 2025-01-01")...)
-	if code != 1 || !strings.Contains(stderr, "no full image of web1:/srv at or before 20250101") {
+	if code != 1 || !strings.Contains(stderr, "no full image of web1:/srv at or before 2025-01-01") {
 		t.Errorf("recover -e with a failing command: exit %d %q", code, stderr)
 	}
 	_, stderr, code = run(t, "recover", "--server", "localhost:1", "--ca", f.CA, "--cert", f.Cert, "--key", f.Key, "-e", "ls")
