@@ -61,14 +61,12 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	canDirect := j.dt.Holding != "required"
 	if r.degraded && kindOf(j.level) == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
 		if j.fallback < 0 {
-			return nil, final("skipped: no usable volume, and this full (about %s) does not fit in the %s of holding space that reserve = %d%% leaves to fulls; there is no incremental to fall back to",
-				bytesize.Format(j.need(0)), bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+			return nil, final("not dumped: its full (about %s) is more than the holding space left to fulls (see NOTES), and there is no incremental to fall back to", bytesize.Format(j.need(0)))
 		}
 		if _, ok := j.est[j.fallback]; !ok {
-			return nil, final("skipped: no usable volume, the full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
+			return nil, final("not dumped: no usable volume, its full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
 		}
-		j.res.Demoted = fmt.Sprintf("no usable volume, and the full (about %s) does not fit in the %s that reserve = %d%% leaves to fulls on the holding disk",
-			bytesize.Format(j.need(0)), bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+		j.res.Demoted = fmt.Sprintf("its full (about %s) is more than the holding space left to fulls (see NOTES): demoted to level %d", bytesize.Format(j.need(0)), j.fallback)
 		j.level = j.fallback
 		j.res.Level = j.level
 		hdr.Level = j.level

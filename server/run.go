@@ -83,6 +83,7 @@ type job struct {
 	ratioKnown bool    // from the DLE's history, not a guess
 
 	res         report.DLE
+	noVolume    bool     // left on the holding disk for want of a volume: the reason is said once (sayOnce)
 	attempts    []string // why earlier attempts failed
 	forceDirect bool     // holding could not take it: straight to the volume
 	extra       int      // attempts granted beyond retries (holding full)
@@ -200,7 +201,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		r.degraded = true
 		r.pool.SetDegraded(true)
 		r.tp.stop(err)
-		d := &report.Degraded{Reason: err.Error(), Expected: r.vols.expects}
+		d := &report.Degraded{Reason: noVolumeWhy(err), Expected: r.vols.expects}
 		if d.Expected != "" {
 			d.Insert = d.Expected
 		}
@@ -208,8 +209,8 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		if len(disks) == 0 {
 			r.note("holding: there is no holding disk, so nothing can be dumped without a volume")
 		} else {
-			r.note(fmt.Sprintf("holding: degraded mode: incrementals, and fulls within the %s that reserve = %d%% leaves them of %s, go to the holding disk; run `tapir flush -c %s` once a volume is available, or set autoflush = true",
-				bytesize.Format(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, bytesize.Format(r.pool.Total()), cfg.File))
+			r.note(fmt.Sprintf("holding: degraded night, without a volume fulls may use %s of the %s holding disk (reserve = %d%% is kept for incrementals); a full larger than that becomes an incremental, or is not dumped when it has none; lower reserve to keep more fulls on such a night",
+				bytesize.Format(holding.FullLimit(r.pool.Total(), cfg.Reserve)), bytesize.Format(r.pool.Total()), cfg.Reserve))
 		}
 		r.log.Warn("degraded mode: no usable volume", "err", err)
 	}
@@ -313,9 +314,6 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	}
 	r.rep.Volumes = used
 	r.rep.Refused = r.vols.refusals()
-	if next != "" {
-		r.rep.NextVolumes = []string{next}
-	}
 	for _, j := range jobs {
 		r.rep.DLEs = append(r.rep.DLEs, j.res)
 	}
@@ -323,6 +321,12 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 		r.rep.Aborted = fatal.Error()
 	}
 	r.degradedLate()
+	r.sayOnce(jobs)
+	// The next run's volume, unless it is the degraded night's own reason
+	// again: the report says that once, with what to insert.
+	if next != "" && (r.rep.Degraded == nil || noVolumeWhy(errors.New(next)) != r.rep.Degraded.Reason) {
+		r.rep.NextVolumes = []string{next}
+	}
 	pub.end(r.rep.Status())
 	rep, err := finish(ctx, r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
 	if r.lost > 0 {
@@ -354,11 +358,49 @@ func (r *run) degradedLate() {
 	if !held {
 		return
 	}
-	d := &report.Degraded{Reason: dead.Error(), Expected: r.vols.expects}
+	d := &report.Degraded{Reason: noVolumeWhy(dead), Expected: r.vols.expects}
 	if d.Expected != "" {
 		d.Insert = d.Expected
 	}
 	r.rep.Degraded = d
+}
+
+// noVolumeWhy is why no volume could be written, without the "no usable
+// volume: " the report's headline already says.
+func noVolumeWhy(err error) string {
+	return strings.TrimPrefix(err.Error(), taper.ErrNoVolume.Error()+": ")
+}
+
+// Reasons of the DLEs left on the holding disk for want of a volume.
+const (
+	reasonDegraded = "no usable volume (see above): kept on the holding disk"
+	reasonNoVolume = "no further volume tonight (see NOTES): kept on the holding disk"
+)
+
+// sayOnce gives the DLEs left on the holding disk for want of a volume a
+// short reason, and says the long one once: in the degraded section of the
+// report, or as one note when the run wrote volumes before it ran out.
+// Six DLEs repeating one 300-character sentence hide it rather than say
+// it.
+func (r *run) sayOnce(jobs []*job) {
+	r.tp.mu.Lock()
+	why := r.tp.noVolume
+	r.tp.mu.Unlock()
+	said := false
+	for i, j := range jobs {
+		if !j.noVolume || j.res.Status != report.StatusHolding {
+			continue
+		}
+		if r.rep.Degraded != nil {
+			r.rep.DLEs[i].Reason = reasonDegraded
+			continue
+		}
+		r.rep.DLEs[i].Reason = reasonNoVolume
+		if !said && why != "" {
+			said = true
+			r.note("taper: no further volume could be written tonight: " + noVolumeWhy(errors.New(why)))
+		}
+	}
 }
 
 // warnRecipients warns in the report about every DLE to be dumped as an
