@@ -45,10 +45,29 @@ type target struct {
 }
 
 // need is the holding space to reserve for a dump at level: the estimate
-// times the DLE's compression ratio, plus the header.
+// times the DLE's compression ratio, plus the header; at least what an
+// earlier attempt of this run wrote before the holding disk ran out.
 func (j *job) need(level int) int64 {
-	est := j.est[level].Bytes
-	return int64(float64(est)*j.ratio) + image.HeaderSize + 64<<10
+	n := j.estimated(level) + image.HeaderSize + 64<<10
+	if level == j.level && j.outgrew > 0 {
+		n = max(n, j.outgrew+image.HeaderSize+64<<10)
+	}
+	return n
+}
+
+// estimated is the payload the estimate of level promises: the agent's
+// tar bytes times the DLE's compression ratio.
+func (j *job) estimated(level int) int64 {
+	return int64(float64(j.est[level].Bytes) * j.ratio)
+}
+
+// size is the image's size at level in words for a reason: what an
+// earlier attempt proved, else the estimate.
+func (j *job) size(level int) string {
+	if level == j.level && j.outgrew > 0 {
+		return fmt.Sprintf("at least %s, what an earlier attempt wrote before the holding disk ran out", bytesize.Format(j.outgrew))
+	}
+	return "about " + bytesize.Format(j.need(level))
 }
 
 // place decides where the image of j goes and waits until it can go
@@ -80,9 +99,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		useHolding = false
 		if !canDirect {
 			if len(r.missing) > 0 {
-				return nil, final("the image (about %s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", bytesize.Format(need), bytesize.Format(r.pool.Total()), strings.Join(r.missing, ", "))
+				return nil, final("the image (%s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", j.size(j.level), bytesize.Format(r.pool.Total()), strings.Join(r.missing, ", "))
 			}
-			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", bytesize.Format(need), bytesize.Format(r.pool.Total()))
+			return nil, final("the image (%s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", j.size(j.level), bytesize.Format(r.pool.Total()))
 		}
 	}
 	for {
@@ -103,9 +122,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		if !taperLater && !(useHolding && (r.pool.Writers() > 0 || r.tp.draining())) {
 			switch {
 			case !useHolding && !r.tp.usable():
-				return nil, fmt.Errorf("no volume can be written and the image (about %s) cannot go to the holding disk (%s in all)", bytesize.Format(need), bytesize.Format(r.pool.Total()))
+				return nil, fmt.Errorf("no volume can be written and the image (%s) cannot go to the holding disk (%s in all)", j.size(j.level), bytesize.Format(r.pool.Total()))
 			default:
-				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs about %s) and no volume can be written", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), bytesize.Format(need))
+				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs %s) and no volume can be written", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), j.size(j.level))
 			}
 		}
 		j.prog.mark("waiting", "waiting for holding space or the taper", r.clock.Now())
@@ -469,8 +488,18 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		if spw != nil {
 			spw.Close()
 		}
-		if errors.Is(err, holding.ErrNoSpace) || errors.Is(err, holding.ErrDiskFull) {
-			if !j.forceDirect && j.dt.Holding != "required" {
+		if (errors.Is(err, holding.ErrNoSpace) || errors.Is(err, holding.ErrDiskFull)) && tg.space != nil {
+			// Quote what the holding disk really took, not the estimate
+			// the image outgrew; later attempts plan with it (need).
+			written := tg.space.Written()
+			j.outgrew = max(j.outgrew, written)
+			err = fmt.Errorf("%w; the holding disk ran out after %s of the image had been written (the estimate was about %s)",
+				err, bytesize.Format(written), bytesize.Format(j.estimated(j.level)))
+			switch {
+			case j.forceDirect || j.dt.Holding == "required":
+			case !r.tp.usable():
+				err = final("%v, and no volume can be written tonight", err)
+			default:
 				j.forceDirect = true
 				j.extra++
 				err = fmt.Errorf("%w; it will be dumped again straight to a volume", err)

@@ -86,6 +86,7 @@ type job struct {
 	noVolume    bool     // left on the holding disk for want of a volume: the reason is said once (sayOnce)
 	attempts    []string // why earlier attempts failed
 	forceDirect bool     // holding could not take it: straight to the volume
+	outgrew     int64    // payload bytes an attempt wrote before the holding disk ran out (0: none did)
 	extra       int      // attempts granted beyond retries (holding full)
 
 	dumpID  int64
