@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
@@ -78,6 +79,19 @@ func TestDegradedReportGolden(t *testing.T) {
 	randomFiles(t, filepath.Join(s.dir, "src", "new"), 2, 4096)
 	s.cfg.DLEs = append(s.cfg.DLEs, config.DLE{Host: "localhost", Path: filepath.Join(s.dir, "src", "new"), Dumptype: "raw"})
 	s.cfg.Autolabel = ""
+	// plan --explain tells before the night that it will be degraded, and
+	// why, in the words of the report.
+	sc, err := PlanTonight(t.Context(), s.cfg, Deps{Clock: offsetClock(24 * time.Hour), Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var explain bytes.Buffer
+	if err := sc.Explain(&explain); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(explain.String(), "DEGRADED: no usable volume as things stand: the only volume in the changer is within tapecycle 2") {
+		t.Errorf("plan --explain does not say the night will be degraded:\n%s", explain.String())
+	}
 	rep, out, err := s.night(t, Deps{Clock: offsetClock(24 * time.Hour)})
 	if !errors.Is(err, ErrRunFailed) || rep == nil || rep.Degraded == nil {
 		t.Fatalf("night 2: %v, want a degraded night\n%s", err, out)
