@@ -52,6 +52,9 @@ type Deps struct {
 	// (indexd.Ask); the request also goes to the log and mail. Nil: nobody
 	// is asked, and a volume that is not in the drive fails at once.
 	Ask indexd.Ask
+	// Subset is the note of a night that runs only some DLEs (the one
+	// Subset returns with the reduced configuration); "" for a whole night.
+	Subset string
 }
 
 // Mailer returns the SMTP mailer the configuration describes.
@@ -119,7 +122,11 @@ type run struct {
 	vols      *volumes
 	net       *wire.Limiter // netusage: all dump streams of the run together
 	degraded  bool
-	stop      <-chan struct{} // Deps.Stop
+	stop      chan struct{}   // closed by halt: Deps.Stop, or a CancelRequest
+	haltOnce  sync.Once
+	haltWhy   string         // why stop was closed; written before it is
+	cancelled *CancelRequest // who cancelled the night (tapir status --cancel); nil: nobody
+	done      chan struct{}  // closed when the run ends
 	missing   []string        // configured holding disks that do not exist: not used tonight
 	lost      int             // images of earlier runs found damaged or lost on the holding disks
 
@@ -146,7 +153,43 @@ func (r *run) missingDiskOf(path string) string {
 	return ""
 }
 
-// stopping reports whether the run was asked to end early (Deps.Stop).
+// whySIGTERM is why a run stops when the server is asked to (Deps.Stop).
+const whySIGTERM = "the server was asked to stop (SIGTERM)"
+
+// halt asks the run to end early but cleanly, as Deps.Stop does: no new
+// dump starts, the dumps in flight finish onto the holding disk, the
+// taper finishes the image it writes.
+func (r *run) halt(why string) {
+	r.haltOnce.Do(func() {
+		r.haltWhy = why
+		close(r.stop)
+	})
+}
+
+// checkCancel halts the run when `tapir status --cancel` asked for it.
+func (r *run) checkCancel() {
+	if r.stopping() {
+		return
+	}
+	if req := cancelRequested(r.cfg, r.datestamp); req != nil {
+		r.mu.Lock()
+		r.cancelled = req
+		r.mu.Unlock()
+		r.log.Warn("the night was cancelled", "by", req.By)
+		r.halt("the night was cancelled by " + req.By)
+	}
+}
+
+// stopErr is why the taper writes nothing more once the run halts.
+func (r *run) stopErr() error {
+	if r.haltWhy == whySIGTERM {
+		return errStopping
+	}
+	return fmt.Errorf("%s; the next run flushes it", r.haltWhy)
+}
+
+// stopping reports whether the run was asked to end early (Deps.Stop, or
+// a CancelRequest).
 func (r *run) stopping() bool {
 	select {
 	case <-r.stop:
@@ -168,7 +211,16 @@ func (r *run) note(s string) {
 func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error) {
 	r := &run{cfg: cfg, cat: sess.cat, log: sess.log, clock: sess.deps.Clock, datestamp: sess.rep.Datestamp,
 		runID: sess.runID, rep: sess.rep, files: wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
-		net: wire.NewLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
+		net: wire.NewLimiter(int64(cfg.Netusage)), stop: make(chan struct{}), done: make(chan struct{})}
+	if stop := sess.deps.Stop; stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				r.halt(whySIGTERM)
+			case <-r.done:
+			}
+		}()
+	}
 	var disks []holding.Disk
 	for _, h := range cfg.Holding {
 		if err := holding.CheckDisk(h.Path); err != nil {
@@ -186,6 +238,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	}
 	pool, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve, Draining: func() bool { return r.tp != nil && r.tp.draining() }})
 	if err != nil {
+		close(r.done)
 		return nil, err
 	}
 	r.pool = pool
@@ -255,6 +308,9 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 		return finish(ctx, sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
+	if sess.deps.Subset != "" {
+		r.note(sess.deps.Subset)
+	}
 	// The server side of tapir check (the volumes were probed in setup).
 	serverChecks(ctx, cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
 		if r.missingDiskOf(strings.TrimPrefix(where, "holding disk ")) != "" {
@@ -308,6 +364,15 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	ctx = context.WithoutCancel(ctx)
 	r.tp.close()
 	<-r.tp.done
+	close(r.done)
+	r.mu.Lock()
+	cancelled := r.cancelled
+	r.mu.Unlock()
+	if cancelled != nil && fatal == nil {
+		r.rep.Aborted = fmt.Sprintf("cancelled by %s at %s (tapir status --cancel); what was dumped is kept, the rest waits for the next run",
+			cancelled.By, cancelled.At.In(r.cfg.Location()).Format("15:04:05"))
+	}
+	dropCancel(r.cfg, r.datestamp)
 	r.rep.TapeTime = r.tp.busyTime()
 	used, next, notes := r.vols.finish(context.WithoutCancel(ctx), r.cfg.Eject) // ejects even when the run was stopped
 	for _, n := range notes {
@@ -470,27 +535,26 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 	running := 0
 	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
 	defer stop()
-	if r.stop != nil {
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			select {
-			case <-r.stop:
-				mu.Lock()
-				cond.Broadcast()
-				mu.Unlock()
-			case <-done:
-			}
-		}()
-	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-r.stop:
+			mu.Lock()
+			cond.Broadcast()
+			mu.Unlock()
+		case <-done:
+		}
+	}()
 	worker := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		for {
+			r.checkCancel() // before any dump starts
 			if ctx.Err() != nil || r.stopping() {
 				why := "the run was cancelled before this DLE was dumped"
 				if ctx.Err() == nil {
-					why = "the server was asked to stop (SIGTERM) before this DLE was dumped; the next run dumps it"
+					why = r.haltWhy + " before this DLE was dumped; the next run dumps it"
 				}
 				for _, j := range pending {
 					j.fail(why, r.clock.Now())

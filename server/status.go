@@ -112,6 +112,7 @@ func (r *run) publish(jobs func() []*job) *publisher {
 			case <-p.stop:
 				return
 			case <-t.C:
+				p.r.checkCancel()
 				p.write()
 			}
 		}

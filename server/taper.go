@@ -277,7 +277,7 @@ func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 				t.stop(fmt.Errorf("the run was cancelled: %w", ctx.Err()))
 			case <-stop:
 				stop = nil
-				t.stop(errStopping)
+				t.stop(t.r.stopErr())
 			}
 			t.mu.Lock()
 		}
@@ -325,7 +325,7 @@ func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 			return
 		}
 		if t.dead == nil && t.r.stopping() {
-			t.dead = errStopping
+			t.dead = t.r.stopErr()
 		}
 		it := t.queue[0]
 		t.queue = t.queue[1:]
