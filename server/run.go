@@ -122,13 +122,13 @@ type run struct {
 	vols      *volumes
 	net       *wire.Limiter // netusage: all dump streams of the run together
 	degraded  bool
-	stop      chan struct{}   // closed by halt: Deps.Stop, or a CancelRequest
+	stop      chan struct{} // closed by halt: Deps.Stop, or a CancelRequest
 	haltOnce  sync.Once
 	haltWhy   string         // why stop was closed; written before it is
 	cancelled *CancelRequest // who cancelled the night (tapir status --cancel); nil: nobody
 	done      chan struct{}  // closed when the run ends
-	missing   []string        // configured holding disks that do not exist: not used tonight
-	lost      int             // images of earlier runs found damaged or lost on the holding disks
+	missing   []string       // configured holding disks that do not exist: not used tonight
+	lost      int            // images of earlier runs found damaged or lost on the holding disks
 
 	mu  sync.Mutex
 	rep *report.Run
