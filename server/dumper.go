@@ -127,7 +127,7 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs %s) and no volume can be written", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), j.size(j.level))
 			}
 		}
-		j.prog.mark("waiting", "waiting for holding space or the taper", r.clock.Now())
+		j.prog.mark("waiting", r.waitingFor(j, useHolding, canDirect), r.clock.Now())
 		tm := r.clock.NewTimer(5 * time.Second)
 		select {
 		case <-ctx.Done():
@@ -139,6 +139,20 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		}
 		tm.Stop()
 	}
+}
+
+// waitingFor says what a dump that place holds back waits for, for
+// `tapir status`: holding space (how much is free, how much it needs), a
+// drive, or either.
+func (r *run) waitingFor(j *job, useHolding, canDirect bool) string {
+	space := fmt.Sprintf("holding space (%s free of %s, it needs %s)", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), j.size(j.level))
+	switch {
+	case useHolding && canDirect:
+		return "waiting for " + space + " or an idle drive"
+	case useHolding:
+		return "waiting for " + space + " (holding = \"required\")"
+	}
+	return "waiting for an idle drive (it goes straight to a volume)"
 }
 
 // attempt dumps j once: it places the image, streams it from the agent
@@ -175,6 +189,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		j.prog.target.Store("tape")
 	}
 	j.prog.bytes.Store(0)
+	if serverZstd {
+		j.prog.est.Store(j.est[j.level].Bytes) // the agent sends plain tar
+	} else {
+		j.prog.est.Store(j.estimated(j.level))
+	}
 	j.prog.mark("dumping", "", r.clock.Now())
 	remote, err := newRemote(r.cfg, r.files, j.dle.Host, time.Duration(r.cfg.Dtimeout))
 	if err != nil {

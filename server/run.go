@@ -546,6 +546,20 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 		case <-done:
 		}
 	}()
+	// What each dump still queued waits for, for `tapir status`: its
+	// host's maxdumps, or a free dumper (inparallel).
+	markWaiting := func() {
+		now := r.clock.Now()
+		for _, j := range pending {
+			why := fmt.Sprintf("waiting for a dumper: all %d (inparallel) are busy", r.cfg.Inparallel)
+			if n := active[j.dle.Host]; n >= r.cfg.Maxdumps {
+				why = fmt.Sprintf("waiting for maxdumps: %s has %d dump(s) running (maxdumps = %d)", j.dle.Host, n, r.cfg.Maxdumps)
+			}
+			if st, _, reason := j.prog.get(); st != "waiting" || reason != why {
+				j.prog.mark("waiting", why, now)
+			}
+		}
+	}
 	worker := func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -573,6 +587,7 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 					cond.Broadcast()
 					return
 				}
+				markWaiting()
 				cond.Wait()
 				continue
 			}
@@ -580,6 +595,7 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 			pending = append(pending[:pick:pick], pending[pick+1:]...)
 			active[j.dle.Host]++
 			running++
+			markWaiting()
 			mu.Unlock()
 			err := r.attempt(ctx, j)
 			mu.Lock()
