@@ -100,7 +100,7 @@ func TestWatchWaitsForTheNextNight(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	ended := make(chan error, 1)
 	go func() {
-		ended <- Watch(ctx, s.cfg, &syncWriter{b: &out, looked: looked}, WatchOptions{Ticks: ticks, Looked: func() { looked <- struct{}{} }})
+		ended <- Watch(ctx, s.cfg, &out, WatchOptions{Ticks: ticks, Looked: func() { looked <- struct{}{} }})
 	}()
 	<-looked
 	if got := out.String(); !strings.Contains(got, "no run of") || !strings.Contains(got, `Waiting for the next night (schedule "0 1 * * *": `) {
@@ -126,11 +126,3 @@ func TestWatchWaitsForTheNextNight(t *testing.T) {
 		t.Errorf("watch: %v", err)
 	}
 }
-
-// syncWriter lets the test read what Watch wrote once it has looked.
-type syncWriter struct {
-	b      *strings.Builder
-	looked chan struct{}
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) { return w.b.Write(p) }
