@@ -453,15 +453,16 @@ func (r *run) sayOnce(jobs []*job) {
 	why := r.tp.noVolume
 	r.tp.mu.Unlock()
 	said := false
+	base := len(r.rep.DLEs) - len(jobs) // the jobs' outcomes are the last DLEs of the report
 	for i, j := range jobs {
-		if !j.noVolume || j.res.Status != report.StatusHolding {
+		if !j.noVolume || j.res.Status != report.StatusHolding || base < 0 {
 			continue
 		}
 		if r.rep.Degraded != nil {
-			r.rep.DLEs[i].Reason = reasonDegraded
+			r.rep.DLEs[base+i].Reason = reasonDegraded
 			continue
 		}
-		r.rep.DLEs[i].Reason = reasonNoVolume
+		r.rep.DLEs[base+i].Reason = reasonNoVolume
 		if !said && why != "" {
 			said = true
 			r.note("taper: no further volume could be written tonight: " + noVolumeWhy(errors.New(why)))
