@@ -80,12 +80,12 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	canDirect := j.dt.Holding != "required"
 	if r.degraded && kindOf(j.level) == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
 		if j.fallback < 0 {
-			return nil, final("not dumped: its full (about %s) is more than the holding space left to fulls (see NOTES), and there is no incremental to fall back to", bytesize.Format(j.need(0)))
+			return nil, final("not dumped: its full (%s) is more than the holding space left to fulls (see NOTES), and there is no incremental to fall back to", j.size(0))
 		}
 		if _, ok := j.est[j.fallback]; !ok {
 			return nil, final("not dumped: no usable volume, its full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
 		}
-		j.res.Demoted = fmt.Sprintf("its full (about %s) is more than the holding space left to fulls (see NOTES): demoted to level %d", bytesize.Format(j.need(0)), j.fallback)
+		j.res.Demoted = fmt.Sprintf("its full (%s) is more than the holding space left to fulls (see NOTES): demoted to level %d", j.size(0), j.fallback)
 		j.level = j.fallback
 		j.res.Level = j.level
 		hdr.Level = j.level
@@ -514,8 +514,16 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			j.outgrew = max(j.outgrew, written)
 			err = fmt.Errorf("%w; the holding disk ran out after %s of the image had been written (the estimate was about %s)",
 				err, bytesize.Format(written), bytesize.Format(j.estimated(j.level)))
+			full := kindOf(j.level) == holding.Full
 			switch {
 			case j.forceDirect || j.dt.Holding == "required":
+			case r.degraded && full && j.fallback >= 0:
+				// place demotes it to its fallback incremental.
+				j.forceDirect = true
+				j.extra++
+				err = fmt.Errorf("%w; without a volume it is dumped again at its fallback level %d", err, j.fallback)
+			case !r.tp.usable() && full && j.fallback < 0:
+				err = final("%v, no volume can be written tonight, and there is no incremental to fall back to", err)
 			case !r.tp.usable():
 				err = final("%v, and no volume can be written tonight", err)
 			default:
