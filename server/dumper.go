@@ -89,6 +89,10 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		j.level = j.fallback
 		j.res.Level = j.level
 		hdr.Level = j.level
+		// The incremental goes to the holding disk, the only place
+		// tonight; what the full wrote says nothing of its size.
+		j.forceDirect, j.outgrew = false, 0
+		useHolding = j.dt.Holding != "never"
 	}
 	need := j.need(j.level)
 	// Without history the compression ratio is a guess: an image that
