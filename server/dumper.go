@@ -145,6 +145,31 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	}
 }
 
+// holdingFull is a dump the holding disk could not take, said for a
+// person; the holding package's error stays underneath for errors.Is and
+// the log.
+type holdingFull struct {
+	cause error
+	msg   string
+}
+
+func (e *holdingFull) Error() string { return e.msg }
+func (e *holdingFull) Unwrap() error { return e.cause }
+
+// holdingFullWhy is why the holding disk took no more of an image at
+// level, in words: which limit, with its size.
+func (r *run) holdingFullWhy(err error, level int) string {
+	switch {
+	case errors.Is(err, holding.ErrHoldingFull):
+		return "every dump was waiting for holding space and nothing was being taped"
+	case errors.Is(err, holding.ErrDiskFull):
+		return "the holding filesystem is full although tapir had reserved the space: something else filled it; free space there or lower its use"
+	case r.degraded && kindOf(level) == holding.Full:
+		return fmt.Sprintf("without a volume, fulls may use %s of it (reserve = %d%%)", bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+	}
+	return fmt.Sprintf("the holding disks hold %s in all", bytesize.Format(r.pool.Total()))
+}
+
 // waitingFor says what a dump that place holds back waits for, for
 // `tapir status`: holding space (how much is free, how much it needs), a
 // drive, or either.
@@ -516,8 +541,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			// the image outgrew; later attempts plan with it (need).
 			written := tg.space.Written()
 			j.outgrew = max(j.outgrew, written)
-			err = fmt.Errorf("%w; the holding disk ran out after %s of the image had been written (the estimate was about %s)",
-				err, bytesize.Format(written), bytesize.Format(j.estimated(j.level)))
+			log.Warn("the holding disk took no more of the image", "written", written, "err", err)
+			err = &holdingFull{cause: err, msg: fmt.Sprintf("the holding disk ran out after %s of the image had been written (the estimate was about %s): %s",
+				bytesize.Format(written), bytesize.Format(j.estimated(j.level)), r.holdingFullWhy(err, j.level))}
 			full := kindOf(j.level) == holding.Full
 			switch {
 			case j.forceDirect || j.dt.Holding == "required":

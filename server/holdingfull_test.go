@@ -124,7 +124,7 @@ func TestHoldingFullDemotesWithTheRealSize(t *testing.T) {
 	}
 	// The incremental tried the holding disk itself, and says what it
 	// wrote there, not the full's size.
-	if d.Status != report.StatusFailed || !regexp.MustCompile(`ran out after [0-9.]+ MiB of the image had been written \(the estimate was about [0-9.]+ (KiB|MiB)\), and no volume can be written tonight$`).MatchString(d.Reason) {
+	if d.Status != report.StatusFailed || !regexp.MustCompile(`ran out after [0-9.]+ MiB of the image had been written \(the estimate was about [0-9.]+ (KiB|MiB)\): the holding disks hold 20 MiB in all, and no volume can be written tonight$`).MatchString(d.Reason) {
 		t.Errorf("%s %q: want the incremental's own holding-full failure", d.Status, d.Reason)
 	}
 }
