@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +16,8 @@ type BalanceDay struct {
 	Day   int    // 0 = tonight
 	Date  string // YYYY-MM-DD
 	DLEs  int
-	Bytes int64 // expected bytes written by those fulls
+	Bytes int64    // expected bytes written by those fulls
+	Names []string // the DLEs, host:path, sorted
 }
 
 // BalanceReport is the data of `tapir admin balance`.
@@ -23,7 +25,7 @@ type BalanceReport struct {
 	Now          time.Time
 	Dumpcycle    int
 	Runspercycle int
-	Days         []BalanceDay // Dumpcycle days from tonight
+	Days         []BalanceDay // Dumpcycle days from tonight; more when a full falls later (one dumped today is due in Dumpcycle days)
 	CycleFull    int64        // sum of the fulls of the DLEs with scheduled fulls that fit in a run
 	Balanced     int64        // CycleFull / Runspercycle
 	EveryRun     int64        // fulls of strategy noinc, written every run besides Days
@@ -42,38 +44,44 @@ func Balance(cfg Config, dles []DLE, now time.Time) (*BalanceReport, error) {
 	p := newPlanner(cfg, dles, now)
 	r := &BalanceReport{Now: now, Dumpcycle: cfg.Dumpcycle, Runspercycle: cfg.Runspercycle}
 	r.Days = make([]BalanceDay, cfg.Dumpcycle)
-	for i := range r.Days {
-		r.Days[i] = BalanceDay{Day: i, Date: dateOf(p.today + i)}
-	}
 	for _, s := range p.st {
 		if s.invalid != "" {
 			continue
 		}
 		size := s.fullOut()
 		known := s.hasEst(0) || s.hasFull
+		// The day is admin due's (nextFull): tonight when overdue. A
+		// full dumped today falls due in Dumpcycle days, past the
+		// cycle: the chart grows a day rather than move it.
+		dueIn, never, _ := s.nextFull(cfg)
 		switch {
 		case s.strategy == NoInc:
+			// A full every run: besides the days, whatever due says.
 			if !known {
 				r.Unknown = append(r.Unknown, s.name)
 			}
 			r.EveryRun += size
 			continue
-		case !s.strategy.fullsScheduled() && !s.d.Forced && !s.atRisk() && s.hasFull, s.strategy == Skip:
+		case never:
 			continue
-		}
-		if !known {
+		case !known:
 			r.Unknown = append(r.Unknown, s.name)
 			continue
 		}
-		day := 0
-		if s.strategy.fullsScheduled() && !s.d.Forced && !s.atRisk() && s.hasFull {
-			day = min(max(s.dueIn(cfg), 0), cfg.Dumpcycle-1)
+		day := max(dueIn, 0)
+		for len(r.Days) <= day {
+			r.Days = append(r.Days, BalanceDay{})
 		}
 		r.Days[day].DLEs++
 		r.Days[day].Bytes += size
+		r.Days[day].Names = append(r.Days[day].Names, s.name)
 		if s.balanced(cfg) {
 			r.CycleFull += size
 		}
+	}
+	for i := range r.Days {
+		r.Days[i].Day, r.Days[i].Date = i, dateOf(p.today+i)
+		slices.Sort(r.Days[i].Names)
 	}
 	r.Balanced = r.CycleFull / int64(cfg.Runspercycle)
 	return r, nil

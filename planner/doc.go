@@ -27,6 +27,10 @@
 //	Plan(cfg, dles, now)           tonight's schedule; Explain prints it
 //	Due(cfg, dles, now)            days until each DLE's next full
 //	Balance(cfg, dles, now)        expected fulls per day of the next cycle
+//	                               (on the day Due says: one rule, nextFull)
+//
+// The server sets Schedule.Degraded when no volume is usable, and Explain
+// says first that the night will be degraded.
 //
 // A "day" is a calendar day in the time zone of now: a DLE whose last full
 // ran 7 calendar days ago with dumpcycle 7 is due tonight, whatever the

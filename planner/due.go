@@ -39,27 +39,7 @@ func Due(cfg Config, dles []DLE, now time.Time) (*DueReport, error) {
 		if s.hasFull {
 			e.LastFull = s.lastTime
 		}
-		switch {
-		case s.invalid != "":
-			e.Never, e.Note = true, "cannot be planned: "+s.invalid
-		case s.strategy == Skip:
-			e.Never, e.Note = true, "strategy skip"
-		case s.d.Forced:
-			e.Note = "forced by tapir admin force"
-		case !s.hasFull:
-			e.Note = "new: no full on record"
-		case s.strategy == NoInc:
-			e.Note = "strategy noinc: a full every run"
-		case s.atRisk():
-			if s.strategy == Standard {
-				e.DueIn = min(s.dueIn(cfg), 0)
-			}
-			e.Note = "chain at risk: " + s.d.ChainAtRisk
-		case s.strategy == NoFull || s.strategy == IncrOnly:
-			e.Never, e.Note = true, fmt.Sprintf("strategy %s: a full only when forced", s.strategy)
-		default:
-			e.DueIn = s.dueIn(cfg)
-		}
+		e.DueIn, e.Never, e.Note = s.nextFull(cfg)
 		r.Entries = append(r.Entries, e)
 	}
 	slices.SortStableFunc(r.Entries, func(a, b DueEntry) int {
@@ -67,6 +47,33 @@ func Due(cfg Config, dles []DLE, now time.Time) (*DueReport, error) {
 			cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path))
 	})
 	return r, nil
+}
+
+// nextFull is when the DLE gets its next full as the cycle has it: in
+// dueIn days (0 tonight, < 0 overdue), or never; note says why when the
+// cycle is not the reason. Due and Balance both ask it, so that `tapir
+// admin due` and `tapir admin balance` put every full on the same day.
+func (s *state) nextFull(cfg Config) (dueIn int, never bool, note string) {
+	switch {
+	case s.invalid != "":
+		return 0, true, "cannot be planned: " + s.invalid
+	case s.strategy == Skip:
+		return 0, true, "strategy skip"
+	case s.d.Forced:
+		return 0, false, "forced by tapir admin force"
+	case !s.hasFull:
+		return 0, false, "new: no full on record"
+	case s.strategy == NoInc:
+		return 0, false, "strategy noinc: a full every run"
+	case s.atRisk():
+		if s.strategy == Standard {
+			dueIn = min(s.dueIn(cfg), 0)
+		}
+		return dueIn, false, "chain at risk: " + s.d.ChainAtRisk
+	case s.strategy == NoFull || s.strategy == IncrOnly:
+		return 0, true, fmt.Sprintf("strategy %s: a full only when forced", s.strategy)
+	}
+	return s.dueIn(cfg), false, ""
 }
 
 func cmpBool(a, b bool) int {

@@ -22,6 +22,10 @@ func (sc *Schedule) Explain(w io.Writer) error {
 	fmt.Fprintf(&b, "tapir plan for %s\n", sc.Now.Format("Mon 2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "dumpcycle %s, %d runs per cycle, %s per run (%s)\n\n",
 		daysWord(cfg.Dumpcycle), cfg.Runspercycle, bytesize.Format(sc.Capacity), tapesOf(cfg))
+	if sc.Degraded != "" {
+		fmt.Fprintf(&b, "DEGRADED: no usable volume as things stand: %s\n", oneLine(sc.Degraded))
+		b.WriteString("Unless a volume is ready by then, the night keeps its images on the holding disk, and a full that does not fit the holding reserve is dumped at its FALLBACK level instead (not at all without one).\n\n")
+	}
 
 	type row struct {
 		host, path string
@@ -152,4 +156,15 @@ func writeTable(b *strings.Builder, indent string, rows [][]string, right []bool
 		b.WriteString(strings.TrimRight(line.String(), " "))
 		b.WriteString("\n")
 	}
+}
+
+// oneLine is s with its control characters (a newline from a changer's
+// message) written as spaces: the explanation keeps one line per fact.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -120,3 +120,19 @@ func TestReportsGolden(t *testing.T) {
 		golden(t, tc.golden, b.String())
 	}
 }
+
+// TestExplainDegradedGolden: the server found no usable volume, so the
+// explanation says first that the night will be degraded, and why.
+func TestExplainDegradedGolden(t *testing.T) {
+	cfg, dles := smallSite()
+	sc := mustPlan(t, cfg, dles)
+	sc.Degraded = "4 blank volumes but autolabel is off;\nlabel a new volume with `tapir label` or turn on autolabel"
+	var b strings.Builder
+	if err := sc.Explain(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "explain-degraded.golden", b.String())
+	if !strings.Contains(b.String(), "DEGRADED: no usable volume as things stand: 4 blank volumes but autolabel is off; label a new volume") {
+		t.Errorf("the degraded night is not said on one line:\n%s", b.String())
+	}
+}

@@ -91,6 +91,11 @@ type Schedule struct {
 	Skipped []Skipped   // by host and path
 	Notes   []string    // warnings for the report, in the order they arose
 	Chains  []ChainRisk // the DLEs whose newest chain is at risk (DLE.ChainAtRisk), by host and path
+	// Degraded, set by the caller, is why no volume is usable as things
+	// stand: the night will be degraded (images stay on the holding disk,
+	// a full that does not fit the holding reserve drops to its fallback).
+	// "" when a volume is usable or nobody looked.
+	Degraded string
 
 	Capacity     int64 // Runtapes x TapeLength
 	Needed       int64 // bytes the night needed before anything was delayed

@@ -335,3 +335,20 @@ func FuzzParseJSON(f *testing.F) {
 		}
 	})
 }
+
+// A degraded night says the volume to insert once: "The run expected"
+// only when it differs from the one to insert, and without a volume to
+// name it still says how the held images reach a volume.
+func TestDegradedSaysItOnce(t *testing.T) {
+	r := degradedNight()
+	r.Degraded.Expected = r.Degraded.Insert
+	text := r.Text()
+	if strings.Contains(text, "*** The run expected") || strings.Count(text, r.Degraded.Insert) != 1 {
+		t.Errorf("the volume to insert is not said once:\n%s", text)
+	}
+	r.Degraded.Expected, r.Degraded.Insert = "", ""
+	text = r.Text()
+	if !strings.Contains(text, "Once a volume is ready, the images on the holding disk go to it with `tapir flush -c /etc/tapir/DailySet1/tapir.toml`") {
+		t.Errorf("no volume to name, and no word of how the images reach one:\n%s", text)
+	}
+}

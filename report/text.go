@@ -92,7 +92,7 @@ func (r *Run) volumes(t *textWriter) {
 	}
 	if d := r.Degraded; d != nil {
 		t.line("*** NO VOLUME WAS WRITTEN: %s", clean(d.Reason))
-		if d.Expected != "" {
+		if d.Expected != "" && d.Expected != d.Insert {
 			t.line("*** The run expected %s.", clean(d.Expected))
 		}
 	}
@@ -157,9 +157,12 @@ func (r *Run) volumes(t *textWriter) {
 				t.line("%s", s)
 			}
 		}
-		if r.Degraded.Insert != "" {
+		switch {
+		case r.Degraded.Insert != "":
 			t.line("Insert %s before the next run; the images on the holding disk go to it with `tapir flush -c %s`, or with the next run when autoflush is on.",
 				clean(r.Degraded.Insert), clean(r.Config))
+		case len(held) > 0:
+			t.line("Once a volume is ready, the images on the holding disk go to it with `tapir flush -c %s`, or with the next run when autoflush is on.", clean(r.Config))
 		}
 	} else if len(held) > 0 {
 		t.line("%s (%s) stay on the holding disk, not on a volume: run `tapir flush -c %s` once a volume is ready, or let the next run flush them (autoflush).",

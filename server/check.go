@@ -142,6 +142,7 @@ func checkHolding(cfg *config.Config, problem func(where, format string, a ...an
 		info("No holding disk: every image goes straight to a volume, and a night without a usable volume dumps nothing.")
 		return
 	}
+	var usable []holding.Disk
 	for _, h := range cfg.Holding {
 		where := "holding disk " + h.Path
 		if err := holding.CheckDisk(h.Path); errors.Is(err, holding.ErrNoDisk) {
@@ -166,14 +167,43 @@ func checkHolding(cfg *config.Config, problem func(where, format string, a ...an
 			problem(where, "only %s free on its filesystem, but use = %s: dumps will fail with a full disk and go straight to a volume; free space or lower use", bytesize.Format(free), bytesize.Format(int64(h.Use)))
 		case free < 1<<30 && h.Use == 0:
 			problem(where, "only %s free; free space or point it at a larger filesystem", bytesize.Format(free))
-		default:
-			info("Holding disk %s: %s free.", h.Path, bytesize.Format(free))
 		}
+		usable = append(usable, holding.Disk{Path: h.Path, Use: int64(h.Use), Chunksize: int64(h.Chunksize)})
 	}
+	checkHoldingLimits(cfg, usable, info)
 	found, left, err := holding.Scan(holdingDisks(cfg))
 	if err == nil && len(found)+len(left) > 0 {
 		info("%d image(s) and %d partial file(s) from earlier runs are on the holding disks (tapir admin holding list).", len(found), len(left))
 	}
+}
+
+// checkHoldingLimits says what a run may fill on the holding disks, the
+// way the run counts it (holding.NewPool): each disk's use limit (or what
+// is free when use = 0) with what earlier runs left there, and the share
+// that reserve leaves to fulls on a night without a usable volume.
+func checkHoldingLimits(cfg *config.Config, disks []holding.Disk, info func(format string, a ...any)) {
+	if len(disks) == 0 {
+		return
+	}
+	pool, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve})
+	if err != nil {
+		info("Holding space could not be measured: %v.", err)
+		return
+	}
+	for _, d := range pool.Disks() {
+		limit := "what is free on its filesystem"
+		for _, h := range disks {
+			if h.Path == d.Path && h.Use > 0 {
+				limit = "use = " + bytesize.Format(h.Use)
+			}
+		}
+		info("Holding disk %s: a run may fill %s (%s), of which %s hold images of earlier runs: %s left for tonight.",
+			d.Path, bytesize.Format(d.Capacity), limit, bytesize.Format(d.Used), bytesize.Format(max(d.Capacity-d.Used, 0)))
+	}
+	total := pool.Total()
+	fulls := holding.FullLimit(total, cfg.Reserve)
+	info("Holding reserve = %d%%: on a night without a usable volume, fulls may use %s of the %s in all and incrementals all of it; a larger full drops to an incremental.",
+		cfg.Reserve, bytesize.Format(fulls), bytesize.Format(total))
 }
 
 func checkVolumes(ctx context.Context, cfg *config.Config, deps Deps, cat *catalog.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {

@@ -63,3 +63,24 @@ func TestDumpReportsPreflight(t *testing.T) {
 		t.Errorf("preflight %+v\n%s", rep.Preflight, out)
 	}
 }
+
+// check says what the run may fill on the holding disk, its use limit
+// and what reserve leaves to fulls without a volume, counted as the run
+// counts them: not the filesystem's free space.
+func TestCheckHoldingLimits(t *testing.T) {
+	s := newSite(t, "")
+	s.cfg.Holding[0].Use = 64 << 20
+	s.cfg.Reserve = 75
+	text := Check(context.Background(), s.cfg, Deps{}, CheckOptions{}).Text()
+	for _, want := range []string{
+		"a run may fill 64 MiB (use = 64 MiB), of which 0 B hold images of earlier runs: 64 MiB left for tonight",
+		"Holding reserve = 75%: on a night without a usable volume, fulls may use 16 MiB of the 64 MiB in all",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("check does not say %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "free.") {
+		t.Errorf("check quotes the filesystem's free space:\n%s", text)
+	}
+}

@@ -188,7 +188,7 @@ func TestMissedTapeNight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range rep1.DLEs {
-		if d.Level != 1 || d.Status != report.StatusHolding || !strings.Contains(d.Demoted, "reserve = 100%") {
+		if d.Level != 1 || d.Status != report.StatusHolding || !strings.Contains(d.Demoted, "demoted to level 1") || !strings.Contains(strings.Join(rep1.Notes, "\n"), "reserve = 100%") {
 			t.Errorf("night 1: %s level %d %s, demoted %q; want the due full demoted to level 1 by the reserve", d.Path, d.Level, d.Status, d.Demoted)
 		}
 	}

@@ -18,6 +18,16 @@
 // failed write leaves are recorded as failed files. Failed dumps are
 // retried; every attempt, demotion, decision and problem is in the report.
 //
+// A night may run a subset of the disk list (Subset, `tapir dump -c FILE
+// HOST [DISK...]`): the other DLEs are simply not part of it. A night is
+// stopped early, cleanly, by Deps.Stop (SIGTERM to the server) or by a
+// CancelRequest that `tapir status --cancel` leaves beside the status file
+// (cancel.go); the report says who cancelled it. The status file
+// (status.go) shows each dump's share of its estimate, its rate and what a
+// held-back dump waits for; Watch redraws it and waits between nights. A
+// reason said for many DLEs (no usable volume, the holding reserve) is
+// said once in the report and the DLEs point to it (run.sayOnce).
+//
 // `tapir flush` runs the taper half alone on what earlier runs left. The
 // administrative commands live here too (check, label, tape, verify, the
 // holding disk, force, the volumes' reuse flags and rmvolume); those that

@@ -294,6 +294,15 @@ func TestSpanningAndRuntapes(t *testing.T) {
 	if n := len(holdingFiles(t, s)); n != 1 {
 		t.Errorf("%d holding files, want the 1 image that did not fit", n)
 	}
+	// The reason is said once, in NOTES; the DLE's line points there.
+	for _, d := range rep.DLEs {
+		if d.Status == report.StatusHolding && d.Reason != reasonNoVolume {
+			t.Errorf("%s: reason %q, want %q", d.Path, d.Reason, reasonNoVolume)
+		}
+	}
+	if n := strings.Count(out, "no further volume could be written tonight: this run already wrote 1 volume(s) (test-004), runtapes = 1"); n != 1 {
+		t.Errorf("the run's volume limit is noted %d times, want once:\n%s", n, out)
+	}
 }
 
 // offsetClock is the wall clock moved by a fixed amount.
@@ -325,7 +334,7 @@ func TestDegradedDemotesFullToFallback(t *testing.T) {
 		t.Fatalf("degraded night: %v\n%s", err, out)
 	}
 	d := rep.DLEs[0]
-	if d.Status != report.StatusHolding || d.Level != 1 || !strings.Contains(d.Demoted, "reserve = 40%") {
+	if d.Status != report.StatusHolding || d.Level != 1 || !strings.Contains(d.Demoted, "demoted to level 1") || !strings.Contains(out, "reserve = 40%") {
 		t.Errorf("status %s level %d demoted %q", d.Status, d.Level, d.Demoted)
 	}
 	if rep.Degraded == nil || !strings.Contains(out, "STRANGE") {

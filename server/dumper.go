@@ -45,10 +45,29 @@ type target struct {
 }
 
 // need is the holding space to reserve for a dump at level: the estimate
-// times the DLE's compression ratio, plus the header.
+// times the DLE's compression ratio, plus the header; at least what an
+// earlier attempt of this run wrote before the holding disk ran out.
 func (j *job) need(level int) int64 {
-	est := j.est[level].Bytes
-	return int64(float64(est)*j.ratio) + image.HeaderSize + 64<<10
+	n := j.estimated(level) + image.HeaderSize + 64<<10
+	if level == j.level && j.outgrew > 0 {
+		n = max(n, j.outgrew+image.HeaderSize+64<<10)
+	}
+	return n
+}
+
+// estimated is the payload the estimate of level promises: the agent's
+// tar bytes times the DLE's compression ratio.
+func (j *job) estimated(level int) int64 {
+	return int64(float64(j.est[level].Bytes) * j.ratio)
+}
+
+// size is the image's size at level in words for a reason: what an
+// earlier attempt proved, else the estimate.
+func (j *job) size(level int) string {
+	if level == j.level && j.outgrew > 0 {
+		return fmt.Sprintf("at least %s, what an earlier attempt wrote before the holding disk ran out", bytesize.Format(j.outgrew))
+	}
+	return "about " + bytesize.Format(j.need(level))
 }
 
 // place decides where the image of j goes and waits until it can go
@@ -61,17 +80,19 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 	canDirect := j.dt.Holding != "required"
 	if r.degraded && kindOf(j.level) == holding.Full && (!useHolding || j.need(0) > r.pool.FullRoom()) {
 		if j.fallback < 0 {
-			return nil, final("skipped: no usable volume, and this full (about %s) does not fit in the %s of holding space that reserve = %d%% leaves to fulls; there is no incremental to fall back to",
-				bytesize.Format(j.need(0)), bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+			return nil, final("not dumped: its full (%s) is more than the holding space left to fulls (see NOTES), and there is no incremental to fall back to", j.size(0))
 		}
 		if _, ok := j.est[j.fallback]; !ok {
-			return nil, final("skipped: no usable volume, the full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
+			return nil, final("not dumped: no usable volume, its full does not fit the holding reserve, and the agent sent no estimate for the fallback level %d", j.fallback)
 		}
-		j.res.Demoted = fmt.Sprintf("no usable volume, and the full (about %s) does not fit in the %s that reserve = %d%% leaves to fulls on the holding disk",
-			bytesize.Format(j.need(0)), bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+		j.res.Demoted = fmt.Sprintf("its full (%s) is more than the holding space left to fulls (see NOTES): demoted to level %d", j.size(0), j.fallback)
 		j.level = j.fallback
 		j.res.Level = j.level
 		hdr.Level = j.level
+		// The incremental goes to the holding disk, the only place
+		// tonight; what the full wrote says nothing of its size.
+		j.forceDirect, j.outgrew = false, 0
+		useHolding = j.dt.Holding != "never"
 	}
 	need := j.need(j.level)
 	// Without history the compression ratio is a guess: an image that
@@ -82,9 +103,9 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		useHolding = false
 		if !canDirect {
 			if len(r.missing) > 0 {
-				return nil, final("the image (about %s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", bytesize.Format(need), bytesize.Format(r.pool.Total()), strings.Join(r.missing, ", "))
+				return nil, final("the image (%s) does not fit on the holding disks that exist (%s; missing: %s) and its dumptype says holding = \"required\"; mount the missing disk(s)", j.size(j.level), bytesize.Format(r.pool.Total()), strings.Join(r.missing, ", "))
 			}
-			return nil, final("the image (about %s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", bytesize.Format(need), bytesize.Format(r.pool.Total()))
+			return nil, final("the image (%s) does not fit on the holding disks (%s) and its dumptype says holding = \"required\"", j.size(j.level), bytesize.Format(r.pool.Total()))
 		}
 	}
 	for {
@@ -105,12 +126,12 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		if !taperLater && !(useHolding && (r.pool.Writers() > 0 || r.tp.draining())) {
 			switch {
 			case !useHolding && !r.tp.usable():
-				return nil, fmt.Errorf("no volume can be written and the image (about %s) cannot go to the holding disk (%s in all)", bytesize.Format(need), bytesize.Format(r.pool.Total()))
+				return nil, fmt.Errorf("no volume can be written and the image (%s) cannot go to the holding disk (%s in all)", j.size(j.level), bytesize.Format(r.pool.Total()))
 			default:
-				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs about %s) and no volume can be written", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), bytesize.Format(need))
+				return nil, fmt.Errorf("the holding disks are full (%s free of %s, the image needs %s) and no volume can be written", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), j.size(j.level))
 			}
 		}
-		j.prog.mark("waiting", "waiting for holding space or the taper", r.clock.Now())
+		j.prog.mark("waiting", r.waitingFor(j, useHolding, canDirect), r.clock.Now())
 		tm := r.clock.NewTimer(5 * time.Second)
 		select {
 		case <-ctx.Done():
@@ -122,6 +143,45 @@ func (r *run) place(ctx context.Context, j *job, hdr *image.Header, pr *io.PipeR
 		}
 		tm.Stop()
 	}
+}
+
+// holdingFull is a dump the holding disk could not take, said for a
+// person; the holding package's error stays underneath for errors.Is and
+// the log.
+type holdingFull struct {
+	cause error
+	msg   string
+}
+
+func (e *holdingFull) Error() string { return e.msg }
+func (e *holdingFull) Unwrap() error { return e.cause }
+
+// holdingFullWhy is why the holding disk took no more of an image at
+// level, in words: which limit, with its size.
+func (r *run) holdingFullWhy(err error, level int) string {
+	switch {
+	case errors.Is(err, holding.ErrHoldingFull):
+		return "every dump was waiting for holding space and nothing was being taped"
+	case errors.Is(err, holding.ErrDiskFull):
+		return "the holding filesystem is full although tapir had reserved the space: something else filled it; free space there or lower its use"
+	case r.degraded && kindOf(level) == holding.Full:
+		return fmt.Sprintf("without a volume, fulls may use %s of it (reserve = %d%%)", bytesize.Format(holding.FullLimit(r.pool.Total(), r.cfg.Reserve)), r.cfg.Reserve)
+	}
+	return fmt.Sprintf("the holding disks hold %s in all", bytesize.Format(r.pool.Total()))
+}
+
+// waitingFor says what a dump that place holds back waits for, for
+// `tapir status`: holding space (how much is free, how much it needs), a
+// drive, or either.
+func (r *run) waitingFor(j *job, useHolding, canDirect bool) string {
+	space := fmt.Sprintf("holding space (%s free of %s, it needs %s)", bytesize.Format(r.pool.Free()), bytesize.Format(r.pool.Total()), j.size(j.level))
+	switch {
+	case useHolding && canDirect:
+		return "waiting for " + space + " or an idle drive"
+	case useHolding:
+		return "waiting for " + space + " (holding = \"required\")"
+	}
+	return "waiting for an idle drive (it goes straight to a volume)"
 }
 
 // attempt dumps j once: it places the image, streams it from the agent
@@ -158,6 +218,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		j.prog.target.Store("tape")
 	}
 	j.prog.bytes.Store(0)
+	if serverZstd {
+		j.prog.est.Store(j.est[j.level].Bytes) // the agent sends plain tar
+	} else {
+		j.prog.est.Store(j.estimated(j.level))
+	}
 	j.prog.mark("dumping", "", r.clock.Now())
 	remote, err := newRemote(r.cfg, r.files, j.dle.Host, time.Duration(r.cfg.Dtimeout))
 	if err != nil {
@@ -471,8 +536,27 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		if spw != nil {
 			spw.Close()
 		}
-		if errors.Is(err, holding.ErrNoSpace) || errors.Is(err, holding.ErrDiskFull) {
-			if !j.forceDirect && j.dt.Holding != "required" {
+		if (errors.Is(err, holding.ErrNoSpace) || errors.Is(err, holding.ErrDiskFull)) && tg.space != nil {
+			// Quote what the holding disk really took, not the estimate
+			// the image outgrew; later attempts plan with it (need).
+			written := tg.space.Written()
+			j.outgrew = max(j.outgrew, written)
+			log.Warn("the holding disk took no more of the image", "written", written, "err", err)
+			err = &holdingFull{cause: err, msg: fmt.Sprintf("the holding disk ran out after %s of the image had been written (the estimate was about %s): %s",
+				bytesize.Format(written), bytesize.Format(j.estimated(j.level)), r.holdingFullWhy(err, j.level))}
+			full := kindOf(j.level) == holding.Full
+			switch {
+			case j.forceDirect || j.dt.Holding == "required":
+			case r.degraded && full && j.fallback >= 0:
+				// place demotes it to its fallback incremental.
+				j.forceDirect = true
+				j.extra++
+				err = fmt.Errorf("%w; without a volume it is dumped again at its fallback level %d", err, j.fallback)
+			case !r.tp.usable() && full && j.fallback < 0:
+				err = final("%v, no volume can be written tonight, and there is no incremental to fall back to", err)
+			case !r.tp.usable():
+				err = final("%v, and no volume can be written tonight", err)
+			default:
 				j.forceDirect = true
 				j.extra++
 				err = fmt.Errorf("%w; it will be dumped again straight to a volume", err)

@@ -265,10 +265,18 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 		return nil, err
 	}
 	var lookErr error
+	degraded := ""
 	if ch, err := openChanger(cfg, deps, deps.Log); err != nil {
 		lookErr = err
+		degraded = err.Error() // the run cannot open it either (setup)
 	} else {
-		_, _, lookErr = lookAhead(ctx, cat, &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}, pdles)
+		v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log, notes: func(string) {}}
+		_, _, lookErr = lookAhead(ctx, cat, v, pdles)
+		// What the run's setup asks (volumes.probe), without waiting for
+		// a person: with no usable volume the night will be degraded.
+		if _, err := v.choose(ctx); err != nil {
+			degraded = noVolumeWhy(err)
+		}
 		closeChanger(ch)
 	}
 	now := deps.Clock.Now().In(cfg.Location())
@@ -278,6 +286,7 @@ func PlanTonight(ctx context.Context, cfg *config.Config, deps Deps) (*planner.S
 	if err != nil {
 		return nil, err
 	}
+	sched.Degraded = degraded
 	for i, e := range errs {
 		sched.Notes = append(sched.Notes, fmt.Sprintf("%s:%s: estimate failed: %v", pdles[i].Host, pdles[i].Path, e))
 	}

@@ -48,6 +48,9 @@ func TestPlannerLevelsAndForce(t *testing.T) {
 	}
 	var explain bytes.Buffer
 	sc.Explain(&explain)
+	if strings.Contains(explain.String(), "DEGRADED") {
+		t.Errorf("plan --explain calls a night with a usable volume degraded:\n%s", explain.String())
+	}
 	if !strings.Contains(explain.String(), "forced by tapir admin force") {
 		t.Errorf("plan --explain does not say why the full:\n%s", explain.String())
 	}

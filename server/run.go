@@ -52,6 +52,9 @@ type Deps struct {
 	// (indexd.Ask); the request also goes to the log and mail. Nil: nobody
 	// is asked, and a volume that is not in the drive fails at once.
 	Ask indexd.Ask
+	// Subset is the note of a night that runs only some DLEs (the one
+	// Subset returns with the reduced configuration); "" for a whole night.
+	Subset string
 }
 
 // Mailer returns the SMTP mailer the configuration describes.
@@ -83,8 +86,10 @@ type job struct {
 	ratioKnown bool    // from the DLE's history, not a guess
 
 	res         report.DLE
+	noVolume    bool     // left on the holding disk for want of a volume: the reason is said once (sayOnce)
 	attempts    []string // why earlier attempts failed
 	forceDirect bool     // holding could not take it: straight to the volume
+	outgrew     int64    // payload bytes an attempt wrote before the holding disk ran out (0: none did)
 	extra       int      // attempts granted beyond retries (holding full)
 
 	dumpID  int64
@@ -117,9 +122,13 @@ type run struct {
 	vols      *volumes
 	net       *wire.Limiter // netusage: all dump streams of the run together
 	degraded  bool
-	stop      <-chan struct{} // Deps.Stop
-	missing   []string        // configured holding disks that do not exist: not used tonight
-	lost      int             // images of earlier runs found damaged or lost on the holding disks
+	stop      chan struct{} // closed by halt: Deps.Stop, or a CancelRequest
+	haltOnce  sync.Once
+	haltWhy   string         // why stop was closed; written before it is
+	cancelled *CancelRequest // who cancelled the night (tapir status --cancel); nil: nobody
+	done      chan struct{}  // closed when the run ends
+	missing   []string       // configured holding disks that do not exist: not used tonight
+	lost      int            // images of earlier runs found damaged or lost on the holding disks
 
 	mu  sync.Mutex
 	rep *report.Run
@@ -144,7 +153,43 @@ func (r *run) missingDiskOf(path string) string {
 	return ""
 }
 
-// stopping reports whether the run was asked to end early (Deps.Stop).
+// whySIGTERM is why a run stops when the server is asked to (Deps.Stop).
+const whySIGTERM = "the server was asked to stop (SIGTERM)"
+
+// halt asks the run to end early but cleanly, as Deps.Stop does: no new
+// dump starts, the dumps in flight finish onto the holding disk, the
+// taper finishes the image it writes.
+func (r *run) halt(why string) {
+	r.haltOnce.Do(func() {
+		r.haltWhy = why
+		close(r.stop)
+	})
+}
+
+// checkCancel halts the run when `tapir status --cancel` asked for it.
+func (r *run) checkCancel() {
+	if r.stopping() {
+		return
+	}
+	if req := cancelRequested(r.cfg, r.datestamp); req != nil {
+		r.mu.Lock()
+		r.cancelled = req
+		r.mu.Unlock()
+		r.log.Warn("the night was cancelled", "by", req.By)
+		r.halt("the night was cancelled by " + req.By)
+	}
+}
+
+// stopErr is why the taper writes nothing more once the run halts.
+func (r *run) stopErr() error {
+	if r.haltWhy == whySIGTERM {
+		return errStopping
+	}
+	return fmt.Errorf("%s; the next run flushes it", r.haltWhy)
+}
+
+// stopping reports whether the run was asked to end early (Deps.Stop, or
+// a CancelRequest).
 func (r *run) stopping() bool {
 	select {
 	case <-r.stop:
@@ -166,7 +211,16 @@ func (r *run) note(s string) {
 func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error) {
 	r := &run{cfg: cfg, cat: sess.cat, log: sess.log, clock: sess.deps.Clock, datestamp: sess.rep.Datestamp,
 		runID: sess.runID, rep: sess.rep, files: wire.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key},
-		net: wire.NewLimiter(int64(cfg.Netusage)), stop: sess.deps.Stop}
+		net: wire.NewLimiter(int64(cfg.Netusage)), stop: make(chan struct{}), done: make(chan struct{})}
+	if stop := sess.deps.Stop; stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				r.halt(whySIGTERM)
+			case <-r.done:
+			}
+		}()
+	}
 	var disks []holding.Disk
 	for _, h := range cfg.Holding {
 		if err := holding.CheckDisk(h.Path); err != nil {
@@ -184,6 +238,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 	}
 	pool, err := holding.NewPool(disks, holding.PoolOptions{Reserve: cfg.Reserve, Draining: func() bool { return r.tp != nil && r.tp.draining() }})
 	if err != nil {
+		close(r.done)
 		return nil, err
 	}
 	r.pool = pool
@@ -200,7 +255,7 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		r.degraded = true
 		r.pool.SetDegraded(true)
 		r.tp.stop(err)
-		d := &report.Degraded{Reason: err.Error(), Expected: r.vols.expects}
+		d := &report.Degraded{Reason: noVolumeWhy(err), Expected: r.vols.expects}
 		if d.Expected != "" {
 			d.Insert = d.Expected
 		}
@@ -208,8 +263,8 @@ func setup(ctx context.Context, sess *session, cfg *config.Config) (*run, error)
 		if len(disks) == 0 {
 			r.note("holding: there is no holding disk, so nothing can be dumped without a volume")
 		} else {
-			r.note(fmt.Sprintf("holding: degraded mode: incrementals, and fulls within the %s that reserve = %d%% leaves them of %s, go to the holding disk; run `tapir flush -c %s` once a volume is available, or set autoflush = true",
-				bytesize.Format(holding.FullLimit(r.pool.Total(), cfg.Reserve)), cfg.Reserve, bytesize.Format(r.pool.Total()), cfg.File))
+			r.note(fmt.Sprintf("holding: degraded night, without a volume fulls may use %s of the %s holding disk (reserve = %d%% is kept for incrementals); a full larger than that becomes an incremental, or is not dumped when it has none; lower reserve to keep more fulls on such a night",
+				bytesize.Format(holding.FullLimit(r.pool.Total(), cfg.Reserve)), bytesize.Format(r.pool.Total()), cfg.Reserve))
 		}
 		r.log.Warn("degraded mode: no usable volume", "err", err)
 	}
@@ -253,6 +308,9 @@ func Dump(ctx context.Context, cfg *config.Config, deps Deps) (*report.Run, erro
 		return finish(ctx, sess.cat, sess.runID, sess.rep, sess.deps, cfg, err)
 	}
 	r.log.Info("run started", "config", cfg.File, "dles", len(cfg.DLEs), "degraded", r.degraded)
+	if sess.deps.Subset != "" {
+		r.note(sess.deps.Subset)
+	}
 	// The server side of tapir check (the volumes were probed in setup).
 	serverChecks(ctx, cfg, sess.deps, r.clock.Now(), false, func(where, format string, a ...any) {
 		if r.missingDiskOf(strings.TrimPrefix(where, "holding disk ")) != "" {
@@ -306,6 +364,15 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	ctx = context.WithoutCancel(ctx)
 	r.tp.close()
 	<-r.tp.done
+	close(r.done)
+	r.mu.Lock()
+	cancelled := r.cancelled
+	r.mu.Unlock()
+	if cancelled != nil && fatal == nil {
+		r.rep.Aborted = fmt.Sprintf("cancelled by %s at %s (tapir status --cancel); what was dumped is kept, the rest waits for the next run",
+			cancelled.By, cancelled.At.In(r.cfg.Location()).Format("15:04:05"))
+	}
+	dropCancel(r.cfg, r.datestamp)
 	r.rep.TapeTime = r.tp.busyTime()
 	used, next, notes := r.vols.finish(context.WithoutCancel(ctx), r.cfg.Eject) // ejects even when the run was stopped
 	for _, n := range notes {
@@ -313,9 +380,6 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	}
 	r.rep.Volumes = used
 	r.rep.Refused = r.vols.refusals()
-	if next != "" {
-		r.rep.NextVolumes = []string{next}
-	}
 	for _, j := range jobs {
 		r.rep.DLEs = append(r.rep.DLEs, j.res)
 	}
@@ -323,6 +387,12 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 		r.rep.Aborted = fatal.Error()
 	}
 	r.degradedLate()
+	r.sayOnce(jobs)
+	// The next run's volume, unless it is the degraded night's own reason
+	// again: the report says that once, with what to insert.
+	if next != "" && (r.rep.Degraded == nil || noVolumeWhy(errors.New(next)) != r.rep.Degraded.Reason) {
+		r.rep.NextVolumes = []string{next}
+	}
 	pub.end(r.rep.Status())
 	rep, err := finish(ctx, r.cat, r.runID, r.rep, sess.deps, r.cfg, fatal)
 	if r.lost > 0 {
@@ -354,11 +424,50 @@ func (r *run) degradedLate() {
 	if !held {
 		return
 	}
-	d := &report.Degraded{Reason: dead.Error(), Expected: r.vols.expects}
+	d := &report.Degraded{Reason: noVolumeWhy(dead), Expected: r.vols.expects}
 	if d.Expected != "" {
 		d.Insert = d.Expected
 	}
 	r.rep.Degraded = d
+}
+
+// noVolumeWhy is why no volume could be written, without the "no usable
+// volume: " the report's headline already says.
+func noVolumeWhy(err error) string {
+	return strings.TrimPrefix(err.Error(), taper.ErrNoVolume.Error()+": ")
+}
+
+// Reasons of the DLEs left on the holding disk for want of a volume.
+const (
+	reasonDegraded = "no usable volume (see above): kept on the holding disk"
+	reasonNoVolume = "no further volume tonight (see NOTES): kept on the holding disk"
+)
+
+// sayOnce gives the DLEs left on the holding disk for want of a volume a
+// short reason, and says the long one once: in the degraded section of the
+// report, or as one note when the run wrote volumes before it ran out.
+// Six DLEs repeating one 300-character sentence hide it rather than say
+// it.
+func (r *run) sayOnce(jobs []*job) {
+	r.tp.mu.Lock()
+	why := r.tp.noVolume
+	r.tp.mu.Unlock()
+	said := false
+	base := len(r.rep.DLEs) - len(jobs) // the jobs' outcomes are the last DLEs of the report
+	for i, j := range jobs {
+		if !j.noVolume || j.res.Status != report.StatusHolding || base < 0 {
+			continue
+		}
+		if r.rep.Degraded != nil {
+			r.rep.DLEs[base+i].Reason = reasonDegraded
+			continue
+		}
+		r.rep.DLEs[base+i].Reason = reasonNoVolume
+		if !said && why != "" {
+			said = true
+			r.note("taper: no further volume could be written tonight: " + noVolumeWhy(errors.New(why)))
+		}
+	}
 }
 
 // warnRecipients warns in the report about every DLE to be dumped as an
@@ -427,27 +536,40 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 	running := 0
 	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
 	defer stop()
-	if r.stop != nil {
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			select {
-			case <-r.stop:
-				mu.Lock()
-				cond.Broadcast()
-				mu.Unlock()
-			case <-done:
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-r.stop:
+			mu.Lock()
+			cond.Broadcast()
+			mu.Unlock()
+		case <-done:
+		}
+	}()
+	// What each dump still queued waits for, for `tapir status`: its
+	// host's maxdumps, or a free dumper (inparallel).
+	markWaiting := func() {
+		now := r.clock.Now()
+		for _, j := range pending {
+			why := fmt.Sprintf("waiting for a dumper: all %d (inparallel) are busy", r.cfg.Inparallel)
+			if n := active[j.dle.Host]; n >= r.cfg.Maxdumps {
+				why = fmt.Sprintf("waiting for maxdumps: %s has %d dump(s) running (maxdumps = %d)", j.dle.Host, n, r.cfg.Maxdumps)
 			}
-		}()
+			if st, _, reason := j.prog.get(); st != "waiting" || reason != why {
+				j.prog.mark("waiting", why, now)
+			}
+		}
 	}
 	worker := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		for {
+			r.checkCancel() // before any dump starts
 			if ctx.Err() != nil || r.stopping() {
 				why := "the run was cancelled before this DLE was dumped"
 				if ctx.Err() == nil {
-					why = "the server was asked to stop (SIGTERM) before this DLE was dumped; the next run dumps it"
+					why = r.haltWhy + " before this DLE was dumped; the next run dumps it"
 				}
 				for _, j := range pending {
 					j.fail(why, r.clock.Now())
@@ -466,6 +588,7 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 					cond.Broadcast()
 					return
 				}
+				markWaiting()
 				cond.Wait()
 				continue
 			}
@@ -473,6 +596,7 @@ func (r *run) dumpAll(ctx context.Context, jobs []*job) {
 			pending = append(pending[:pick:pick], pending[pick+1:]...)
 			active[j.dle.Host]++
 			running++
+			markWaiting()
 			mu.Unlock()
 			err := r.attempt(ctx, j)
 			mu.Lock()

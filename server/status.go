@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,15 +41,19 @@ type Status struct {
 
 // DLEState is one DLE (or flushed image) in a Status.
 type DLEState struct {
-	Host   string    `json:"host"`
-	Path   string    `json:"path"`
-	Level  int       `json:"level"`
-	State  string    `json:"state"` // waiting, estimating, dumping, holding (waits for the taper), taping, done, failed, skipped, delayed
-	Target string    `json:"target,omitempty"`
-	Bytes  int64     `json:"bytes"`
-	Rate   float64   `json:"rate"` // bytes per second since the dump started
-	Since  time.Time `json:"since,omitzero"`
-	Reason string    `json:"reason,omitempty"`
+	Host   string  `json:"host"`
+	Path   string  `json:"path"`
+	Level  int     `json:"level"`
+	State  string  `json:"state"` // waiting, estimating, dumping, holding (waits for the taper), taping, done, failed, skipped, delayed
+	Target string  `json:"target,omitempty"`
+	Bytes  int64   `json:"bytes"`
+	Rate   float64 `json:"rate"` // bytes per second since the dump started
+	// Estimate is the bytes the dump is expected to send (the planner's
+	// estimate at its level, times the DLE's compression ratio when the
+	// agent compresses); 0 when unknown.
+	Estimate int64     `json:"estimate,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Reason   string    `json:"reason,omitempty"`
 }
 
 // StatusFile is where runs of cfg publish their Status: beside a SQLite
@@ -69,6 +74,7 @@ type progress struct {
 	reason atomic.Value // string
 	level  atomic.Int64
 	bytes  atomic.Int64
+	est    atomic.Int64 // bytes the dump is expected to send; 0 unknown
 	since  atomic.Int64 // unix nanoseconds
 }
 
@@ -112,6 +118,7 @@ func (r *run) publish(jobs func() []*job) *publisher {
 			case <-p.stop:
 				return
 			case <-t.C:
+				p.r.checkCancel()
 				p.write()
 			}
 		}
@@ -152,7 +159,8 @@ func (p *publisher) writeResult(result string) {
 	st.Volume = r.vols.current()
 	for _, j := range p.jobs() {
 		s, target, reason := j.prog.get()
-		d := DLEState{Host: j.dle.Host, Path: j.dle.Path, Level: int(j.prog.level.Load()), State: s, Target: target, Bytes: j.prog.bytes.Load(), Reason: reason}
+		d := DLEState{Host: j.dle.Host, Path: j.dle.Path, Level: int(j.prog.level.Load()), State: s, Target: target, Bytes: j.prog.bytes.Load(),
+			Estimate: j.prog.est.Load(), Reason: reason}
 		if ns := j.prog.since.Load(); ns != 0 {
 			d.Since = time.Unix(0, ns)
 			if el := now.Sub(d.Since).Seconds(); el > 0 && s == "dumping" {
@@ -216,7 +224,7 @@ func WriteStatus(w io.Writer, st *Status, live bool, now time.Time) error {
 	order := map[string]int{"dumping": 0, "taping": 1, "estimating": 2, "holding": 3, "waiting": 4, "failed": 5, "delayed": 6, "skipped": 7, "done": 8}
 	sort.SliceStable(dles, func(i, j int) bool { return order[dles[i].State] < order[dles[j].State] })
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tDISK\tLEVEL\tSTATE\tBYTES\tRATE\tNOTE")
+	fmt.Fprintln(tw, "HOST\tDISK\tLEVEL\tSTATE\tBYTES\tOF EST.\tRATE\tETA\tNOTE")
 	for _, d := range dles {
 		rate := ""
 		if d.Rate > 0 {
@@ -226,9 +234,27 @@ func WriteStatus(w io.Writer, st *Status, live bool, now time.Time) error {
 		if d.Target != "" && (state == "dumping") {
 			state += " to " + d.Target
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Host, d.Path, d.Level, state, bytesize.Format(d.Bytes), rate, oneLine(d.Reason))
+		pct, eta := progressOf(d)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Host, d.Path, d.Level, state, bytesize.Format(d.Bytes), pct, rate, eta, oneLine(d.Reason))
 	}
 	return tw.Flush()
+}
+
+// progressOf is a dump's share of its estimate ("42 %") and the time
+// left at its rate so far ("3m20s"); "" when unknown or not dumping. A
+// dump past its estimate shows its share ("130 %") and "past est.".
+func progressOf(d DLEState) (pct, eta string) {
+	if d.State != "dumping" || d.Estimate <= 0 {
+		return "", ""
+	}
+	pct = fmt.Sprintf("%.0f %%", 100*float64(d.Bytes)/float64(d.Estimate))
+	switch {
+	case d.Bytes >= d.Estimate:
+		eta = "past est."
+	case d.Rate > 0:
+		eta = (time.Duration(float64(d.Estimate-d.Bytes) / d.Rate * float64(time.Second))).Round(time.Second).String()
+	}
+	return pct, eta
 }
 
 func kindOr(k string) string {
@@ -246,4 +272,56 @@ func oneLine(s string) string {
 		s = s[:97] + "..."
 	}
 	return s
+}
+
+// WatchOptions drive Watch.
+type WatchOptions struct {
+	Ticks  <-chan time.Time // when to look again (a ticker's channel)
+	Clear  bool             // clear the terminal before each look
+	Now    func() time.Time // nil: time.Now
+	Looked func()           // called after each look; nil: nothing (tests wait on it)
+}
+
+// Watch is `tapir status --watch`: it shows the run of cfg in progress at
+// every tick, and when none runs (none has yet, or the last one ended)
+// it says so and waits for the next night instead of returning. It
+// returns when ctx ends.
+func Watch(ctx context.Context, cfg *config.Config, w io.Writer, opt WatchOptions) error {
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	for {
+		if opt.Clear {
+			fmt.Fprint(w, "\033[H\033[2J")
+		}
+		st, live, err := ReadStatus(cfg)
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "%v\n", err)
+		default:
+			if err := WriteStatus(w, st, live, now()); err != nil {
+				return err
+			}
+		}
+		if !live {
+			next := ""
+			if s, err := parseSchedule(cfg.Schedule); err == nil && cfg.Schedule != "" {
+				next = s.Next(now().In(cfg.Location())).Format("Mon 2006-01-02 15:04")
+			}
+			if next != "" {
+				fmt.Fprintf(w, "Waiting for the next night (schedule %q: %s), or a tapir dump.\n", cfg.Schedule, next)
+			} else {
+				fmt.Fprintln(w, "Waiting for the next night (tapir server or tapir dump).")
+			}
+		}
+		if opt.Looked != nil {
+			opt.Looked()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-opt.Ticks:
+		}
+	}
 }

@@ -87,15 +87,16 @@ type taperLoop struct {
 	vols   *volumes
 	drives []*taperDrive
 
-	mu      sync.Mutex
-	queue   []*tapeItem
-	offered []*streamItem // images being dumped that the taper may start
-	speed   float64       // the drive's rate, bytes/s ([tapetype] speed)
-	minRate float64       // the slowest it matches its speed to, bytes/s ([tapetype] min_rate); 0: none
-	closed  bool
-	dead    error // no further volume: nothing more is taped
-	changed chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	queue    []*tapeItem
+	offered  []*streamItem // images being dumped that the taper may start
+	speed    float64       // the drive's rate, bytes/s ([tapetype] speed)
+	minRate  float64       // the slowest it matches its speed to, bytes/s ([tapetype] min_rate); 0: none
+	closed   bool
+	dead     error  // no further volume: nothing more is taped
+	noVolume string // the first "no usable volume" that left an image on the holding disk
+	changed  chan struct{}
+	done     chan struct{}
 }
 
 // assumedDriveBuffer is the buffer a tape drive is assumed to stream
@@ -276,7 +277,7 @@ func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 				t.stop(fmt.Errorf("the run was cancelled: %w", ctx.Err()))
 			case <-stop:
 				stop = nil
-				t.stop(errStopping)
+				t.stop(t.r.stopErr())
 			}
 			t.mu.Lock()
 		}
@@ -324,7 +325,7 @@ func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 			return
 		}
 		if t.dead == nil && t.r.stopping() {
-			t.dead = errStopping
+			t.dead = t.r.stopErr()
 		}
 		it := t.queue[0]
 		t.queue = t.queue[1:]
@@ -335,7 +336,7 @@ func (t *taperLoop) work(ctx context.Context, td *taperDrive) {
 		t.mu.Unlock()
 		start := t.r.clock.Now()
 		if dead != nil {
-			t.leave(it, dead.Error())
+			t.leaveFor(it, dead)
 		} else {
 			t.tapeHolding(ctx, td, it)
 		}
@@ -393,6 +394,20 @@ func (t *taperLoop) requeueHolding(it *tapeItem) {
 	t.mu.Unlock()
 }
 
+// leaveFor records that an image stays on the holding disk because of
+// err; for want of a volume, the report says err once (run.sayOnce).
+func (t *taperLoop) leaveFor(it *tapeItem, err error) {
+	if errors.Is(err, taper.ErrNoVolume) {
+		it.j.noVolume = true
+		t.mu.Lock()
+		if t.noVolume == "" {
+			t.noVolume = err.Error()
+		}
+		t.mu.Unlock()
+	}
+	t.leave(it, err.Error())
+}
+
 // leave records that an image stays on the holding disk.
 func (t *taperLoop) leave(it *tapeItem, why string) {
 	j := it.j
@@ -438,7 +453,7 @@ func (t *taperLoop) tapeHolding(ctx context.Context, td *taperDrive, it *tapeIte
 		}
 		if errors.Is(err, taper.ErrNoVolume) || ctx.Err() != nil {
 			t.stop(err)
-			t.leave(it, err.Error())
+			t.leaveFor(it, err)
 			return
 		}
 		r.log.Error("taping failed", "host", j.dle.Host, "path", j.dle.Path, "attempt", attempt, "err", err)

@@ -473,6 +473,8 @@ func (v *volumes) finish(ctx context.Context, eject bool) (used []report.Volume,
 		next = fmt.Sprintf("a new volume, labelled %s in slot %d", c.Label, c.Slot)
 	case err == nil:
 		next = fmt.Sprintf("volume %s in slot %d", c.Label, c.Slot)
+	case errors.Is(err, taper.ErrNoVolume):
+		next = err.Error() // says "no usable volume" already
 	default:
 		next = "no usable volume: " + err.Error()
 	}

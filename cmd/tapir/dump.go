@@ -16,9 +16,9 @@ import (
 func newDumpCommand(g *globals) *cobra.Command {
 	var file, format string
 	c := &cobra.Command{
-		Use:   "dump -c FILE [--format text|json]",
-		Short: "run one backup night now: dump every DLE to holding, tape it, report",
-		Args:  exactArgs(0),
+		Use:   "dump -c FILE [--format text|json] [HOST [DISK...]]",
+		Short: "run one backup night now: dump every DLE (or only HOST's, or only its DISKs) to holding, tape it, report",
+		Args:  cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -30,6 +30,13 @@ func newDumpCommand(g *globals) *cobra.Command {
 				return err
 			}
 			deps := server.Deps{Log: g.logger(0), Clock: clock.Real}
+			if len(args) > 0 {
+				sub, note, err := server.Subset(cfg, args[0], args[1:])
+				if err != nil {
+					return usageError{err}
+				}
+				cfg, deps.Subset = sub, note
+			}
 			if format == "text" {
 				deps.Out = os.Stdout
 			}
