@@ -217,6 +217,12 @@ func lookupID(group bool, name string) (uint32, error) {
 }
 
 // listXattrs returns the xattr names that list reads.
+// XattrNames returns the names of the extended attributes of the open
+// file fd, sorted.
+func XattrNames(fd int) ([]string, error) {
+	return listXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
+}
+
 func listXattrs(list func([]byte) (int, error)) ([]string, error) {
 	buf := make([]byte, 1024)
 	for {

@@ -17,6 +17,9 @@ func ReadAttrsFile(f *os.File) (map[string]string, error) { return nil, nil }
 // ReadAttrsAt reports no attributes outside Linux.
 func ReadAttrsAt(dir *os.File, name string) (map[string]string, error) { return nil, nil }
 
+// XattrNames reports no attributes outside Linux.
+func XattrNames(fd int) ([]string, error) { return nil, nil }
+
 // ErrNoProc is never returned outside Linux.
 var ErrNoProc = errors.New("/proc is not mounted")
 

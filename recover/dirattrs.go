@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -53,7 +52,7 @@ func (x *Extractor) pruneAttrs(fd int, hdr *tar.Header, rel string) error {
 	if !x.Incremental || !completeAttrs(hdr) {
 		return nil
 	}
-	names, err := flistxattr(fd)
+	names, err := gnutar.XattrNames(fd)
 	if errors.Is(err, unix.ENOTSUP) {
 		return nil // nothing to remove where nothing can be kept
 	}
@@ -114,30 +113,3 @@ func what(name string) string {
 	return "xattr " + name
 }
 
-// flistxattr returns the names of the xattrs of the open file fd, sorted.
-func flistxattr(fd int) ([]string, error) {
-	buf := make([]byte, 1024)
-	for range 8 {
-		n, err := unix.Flistxattr(fd, buf)
-		if errors.Is(err, unix.ERANGE) {
-			sz, err := unix.Flistxattr(fd, nil)
-			if err != nil {
-				return nil, err
-			}
-			buf = make([]byte, sz+1024)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		sort.Strings(names)
-		return names, nil
-	}
-	return nil, errors.New("its list of extended attributes kept growing while being read")
-}
