@@ -112,4 +112,3 @@ func what(name string) string {
 	}
 	return "xattr " + name
 }
-
