@@ -123,6 +123,9 @@ func CopyCatalog(ctx context.Context, cfg *config.Config, from, to string, out i
 	}
 	fmt.Fprintf(out, "copied %d rows of %d tables from %s to %s in %.1f s%s; verified: every table has the same rows and checksum\n",
 		res.Rows, len(res.Tables), src.Path(), shown, res.Copied.Seconds(), rate)
+	if res.AnalyzeErr != nil {
+		fmt.Fprintf(out, "warning: the copy's query statistics were not gathered (%v): its first queries may be slow until the database's autovacuum gets to it; run VACUUM (ANALYZE) there\n", res.AnalyzeErr)
+	}
 	if from != "" {
 		fmt.Fprintf(out, "%s is unchanged: to use the copy, stop tapir server, set the catalog in %s to it, and start it again\n", src.Path(), cfg.File)
 	} else {

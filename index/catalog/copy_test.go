@@ -224,6 +224,20 @@ func TestCopyProperty(t *testing.T) {
 					if res.Rows == 0 || len(res.Tables) < 11 {
 						t.Errorf("copied %d rows in %d tables", res.Rows, len(res.Tables))
 					}
+					// The copy's planner statistics are gathered: on
+					// PostgreSQL the tables are vacuumed and analyzed, on
+					// SQLite sqlite_stat1 knows the files table.
+					if res.AnalyzeErr != nil || res.Analyzed <= 0 {
+						t.Errorf("the copy's statistics: %v after %v", res.AnalyzeErr, res.Analyzed)
+					}
+					q := `SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'files'`
+					if dst.d.pg {
+						q = `SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'files' AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL`
+					}
+					var n int
+					if err := dst.r.QueryRow(q).Scan(&n); err != nil || n == 0 {
+						t.Errorf("no statistics of the copy's files table (%d, %v)", n, err)
+					}
 					if err := Compare(t.Context(), src, dst); err != nil {
 						t.Fatal(err)
 					}
