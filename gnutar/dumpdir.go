@@ -59,8 +59,12 @@ func EncodeDumpdir(entries []DirEntry) string {
 // the extra NUL and nothing follows it, and names are not empty (except
 // a T entry's, which GNU tar uses for "rename into the temporary
 // directory"). Which names are safe to act upon is Purge's business.
-func DecodeDumpdir(v string) ([]DirEntry, error) {
-	var out []DirEntry
+func DecodeDumpdir(v string) ([]DirEntry, error) { return AppendDumpdir(nil, v) }
+
+// AppendDumpdir is DecodeDumpdir appending the entries to out: a caller
+// that knows the value (a listing of its own catalog) sizes out once for a
+// large directory instead of growing it.
+func AppendDumpdir(out []DirEntry, v string) ([]DirEntry, error) {
 	for i := 0; ; {
 		if i >= len(v) {
 			if len(v) == 0 {

@@ -225,7 +225,10 @@ func (cl *Client) List(q Query, dir string) ([]wire.EntryInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]wire.EntryInfo, 0, min(max(r.Count, 0), 1<<16)) // ReadEntries checks Count
+	// Allocated once for a directory of up to 131,072 entries (ReadEntries
+	// checks Count; a server that announces more than it sends costs at
+	// most this much).
+	out := make([]wire.EntryInfo, 0, min(max(r.Count, 0), 1<<17))
 	if err := cl.c.ReadEntries(r.Count, func(e wire.EntryInfo) error { out = append(out, e); return nil }); err != nil {
 		return nil, cl.broken(err)
 	}

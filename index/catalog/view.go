@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -222,7 +223,10 @@ func (v *View) decodeListing(i int, dir string, b []byte) ([]gnutar.DirEntry, er
 	if err != nil {
 		return nil, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
 	}
-	ents, err := gnutar.DecodeDumpdir(string(u))
+	// Sized once: the listing of a large directory holds hundreds of
+	// thousands of entries, and growing the slice is most of the garbage
+	// an ls of it makes.
+	ents, err := gnutar.AppendDumpdir(make([]gnutar.DirEntry, 0, bytes.Count(u, []byte{0})), string(u))
 	if err != nil {
 		return nil, fmt.Errorf("listing of %q in image %s: %w", dir, v.Chain[i].Datestamp, err)
 	}
