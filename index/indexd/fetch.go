@@ -32,7 +32,7 @@ func (ss *session) fetch(ctx context.Context, req wire.IndexRequest) error {
 		return fail(err)
 	}
 	for _, r := range req.Ranges {
-		if r.Off+r.Len > d.PayloadSize {
+		if r.Off > d.PayloadSize-r.Len { // r.Off+r.Len could overflow
 			return fail(fmt.Errorf("payload bytes %d..%d are outside the %d bytes of level %d image %s of %s:%s", r.Off, r.Off+r.Len, d.PayloadSize, d.Level, d.Datestamp, d.Host, d.Path))
 		}
 	}

@@ -34,7 +34,8 @@ type Peers struct {
 	// bytes (default DefaultStall), except while it waits for a person to
 	// bring a volume (it asked).
 	Stall time.Duration
-	Log   *slog.Logger // nil: discard
+	// Log is told each connection to another server (nil: discard).
+	Log *slog.Logger
 }
 
 // Links opens the peers for the reads of one restore (or one listing
@@ -55,6 +56,12 @@ type Links struct {
 	cat     *catalog.Catalog
 	conns   map[string]*peerConn
 	servers map[string]catalog.Server
+	owners  map[string]owner // Owner's answer by volume label
+}
+
+type owner struct {
+	srv    catalog.Server
+	remote bool
 }
 
 // Close closes every connection.
@@ -68,24 +75,31 @@ func (l *Links) Close() {
 	}
 }
 
-// server returns the registration of the server name.
-func (l *Links) server(ctx context.Context, name string) (catalog.Server, error) {
+// server returns the registration of the server name; one without it
+// (or a catalog that cannot say) has no address, which unreachable
+// explains.
+func (l *Links) server(ctx context.Context, name string) catalog.Server {
+	if l.servers == nil {
+		l.servers = map[string]catalog.Server{}
+		all, err := l.cat.Servers(ctx)
+		if err != nil {
+			l.log().Warn("restore: the catalog's list of servers could not be read", "err", err)
+		}
+		for _, s := range all {
+			l.servers[s.Name] = s
+		}
+	}
 	if s, ok := l.servers[name]; ok {
-		return s, nil
+		return s
 	}
-	all, err := l.cat.Servers(ctx)
-	if err != nil {
-		return catalog.Server{}, err
+	return catalog.Server{Name: name}
+}
+
+func (l *Links) log() *slog.Logger {
+	if l.p.Log == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	l.servers = map[string]catalog.Server{}
-	for _, s := range all {
-		l.servers[s.Name] = s
-	}
-	s, ok := l.servers[name]
-	if !ok {
-		s = catalog.Server{Name: name}
-	}
-	return s, nil
+	return l.p.Log
 }
 
 // Owner says which other server to read volume label from: the server
@@ -96,20 +110,29 @@ func (l *Links) Owner(ctx context.Context, vols VolumeSource, label string) (srv
 	if l == nil {
 		return catalog.Server{}, false
 	}
-	v, err := l.cat.Volume(ctx, label)
-	if err != nil || v.Server == "" || v.Server == l.p.Self {
-		return catalog.Server{}, false
+	// Asked for each part and for the plan: the answer (a look into
+	// this server's changer) is kept for the restore.
+	if o, ok := l.owners[label]; ok {
+		return o.srv, o.remote
 	}
-	if vols != nil {
-		if _, err := vols.Locate(ctx, label); err == nil {
-			return catalog.Server{}, false // brought to this server's changer
+	var o owner
+	v, err := l.cat.Volume(ctx, label)
+	if err == nil && v.Server != "" && v.Server != l.p.Self {
+		o.remote = true
+		if vols != nil {
+			if _, err := vols.Locate(ctx, label); err == nil {
+				o.remote = false // brought to this server's changer
+			}
+		}
+		if o.remote {
+			o.srv = l.server(ctx, v.Server)
 		}
 	}
-	srv, err = l.server(ctx, v.Server)
-	if err != nil {
-		srv = catalog.Server{Name: v.Server}
+	if l.owners == nil {
+		l.owners = map[string]owner{}
 	}
-	return srv, true
+	l.owners[label] = o
+	return o.srv, o.remote
 }
 
 // holdingOwner says which other server holds image d on its holding disk
@@ -118,11 +141,7 @@ func (l *Links) holdingOwner(ctx context.Context, d catalog.Dump) (catalog.Serve
 	if l == nil || d.Server == "" || d.Server == l.p.Self {
 		return catalog.Server{}, false
 	}
-	srv, err := l.server(ctx, d.Server)
-	if err != nil {
-		srv = catalog.Server{Name: d.Server}
-	}
-	return srv, true
+	return l.server(ctx, d.Server), true
 }
 
 // Where describes, for a person, where a volume of srv is read from.
@@ -140,19 +159,15 @@ func unreachable(srv catalog.Server, what string) error {
 
 // peerConn is one session with another server's index server.
 type peerConn struct {
-	nc     net.Conn
-	c      *wire.Conn
-	broken bool
+	nc net.Conn
+	c  *wire.Conn
 }
 
 func (pc *peerConn) close() { pc.nc.Close() }
 
 func (l *Links) conn(ctx context.Context, srv catalog.Server) (*peerConn, error) {
-	if pc := l.conns[srv.Name]; pc != nil && !pc.broken {
+	if pc := l.conns[srv.Name]; pc != nil {
 		return pc, nil
-	} else if pc != nil {
-		pc.close()
-		delete(l.conns, srv.Name)
 	}
 	host, _, err := net.SplitHostPort(srv.IndexAddr)
 	if err != nil {
@@ -190,6 +205,7 @@ func (l *Links) conn(ctx context.Context, srv catalog.Server) (*peerConn, error)
 	pc := &peerConn{nc: tc, c: wire.NewConn(tc)}
 	pc.c.SetReadLimit(wire.FetchPiece + 64<<10)
 	l.conns[srv.Name] = pc
+	l.log().Info("restore: connected to another tapir server to read what it holds", "server", srv.Name, "addr", srv.IndexAddr)
 	return pc, nil
 }
 
@@ -211,11 +227,24 @@ func (l *Links) Hello(ctx context.Context, srv catalog.Server) error {
 	if err != nil {
 		return err
 	}
+	rep, err := l.roundTrip(ctx, srv.Name, pc, wire.IndexRequest{Op: wire.IdxHello})
+	if err != nil {
+		return fmt.Errorf("tapir server %s at %s: %w", srv.Name, srv.IndexAddr, err)
+	}
+	if !rep.OK {
+		return fmt.Errorf("tapir server %s at %s: %s", srv.Name, srv.IndexAddr, rep.Error)
+	}
+	return nil
+}
+
+// roundTrip sends req on pc and reads the reply, within the stall bound
+// and until ctx ends. A connection that fails is closed and forgotten.
+func (l *Links) roundTrip(ctx context.Context, name string, pc *peerConn, req wire.IndexRequest) (wire.IndexReply, error) {
 	stop := context.AfterFunc(ctx, func() { pc.nc.SetDeadline(time.Now()) })
 	defer stop()
 	pc.nc.SetDeadline(time.Now().Add(l.stall()))
 	var rep wire.IndexReply
-	err = pc.c.WriteMsg(wire.IndexRequest{Op: wire.IdxHello})
+	err := pc.c.WriteMsg(req)
 	if err == nil {
 		err = pc.c.Flush()
 	}
@@ -223,14 +252,9 @@ func (l *Links) Hello(ctx context.Context, srv catalog.Server) error {
 		err = pc.c.ReadMsg(&rep)
 	}
 	if err != nil {
-		l.drop(srv.Name, pc)
-		return fmt.Errorf("tapir server %s at %s: %w", srv.Name, srv.IndexAddr, err)
+		l.drop(name, pc)
 	}
-	if !rep.OK {
-		return fmt.Errorf("tapir server %s at %s: %s", srv.Name, srv.IndexAddr, rep.Error)
-	}
-	pc.nc.SetDeadline(time.Time{})
-	return nil
+	return rep, err
 }
 
 // peerError is what the other server answered: asking again does not help.
@@ -251,8 +275,7 @@ type peerReader struct {
 	d      catalog.Dump
 	ask    Ask
 	label  string
-	lo, hi int64        // the payload bytes of the part
-	expect []wire.Range // the reads expected, in order, within [lo, hi)
+	expect []wire.Range // the reads expected, in order, within the part
 
 	st *fetchStream
 }
@@ -276,12 +299,12 @@ func (r *peerReader) abandon() {
 	if r.st == nil {
 		return
 	}
-	r.st.pc.broken = true
 	r.l.drop(r.srv.Name, r.st.pc)
 	r.st = nil
 }
 
-// drop closes a broken connection of server name.
+// drop closes a connection of server name that cannot carry another
+// request, and forgets it.
 func (l *Links) drop(name string, pc *peerConn) {
 	if l.conns[name] == pc {
 		delete(l.conns, name)
@@ -324,12 +347,15 @@ func (r *peerReader) start(off, n int64) error {
 		if off < e.Off || off >= e.Off+e.Len {
 			continue
 		}
-		ranges[0].Len = max(n, e.Off+e.Len-off)
+		// A read that runs past the expected one takes the expected
+		// reads it covers along.
+		end := max(off+n, e.Off+e.Len)
+		ranges[0].Len = end - off
 		for _, f := range r.expect[i+1:] {
 			if len(ranges) == wire.MaxFetchRanges {
 				break
 			}
-			if f.Off >= e.Off+e.Len || ranges[0].Len == e.Off+e.Len-off {
+			if end == e.Off+e.Len || f.Off >= end {
 				ranges = append(ranges, f)
 			}
 		}
@@ -346,24 +372,14 @@ func (r *peerReader) start(off, n int64) error {
 		if err == nil || errors.As(err, &pe) || try > 0 || r.ctx.Err() != nil {
 			return err
 		}
-		r.l.drop(r.srv.Name, pc)
 	}
 }
 
+// request sends the fetch and reads its reply; the stream's bytes are
+// read as they are wanted (take).
 func (r *peerReader) request(pc *peerConn, req wire.IndexRequest) error {
-	stop := context.AfterFunc(r.ctx, func() { pc.nc.SetDeadline(time.Now()) })
-	defer stop()
-	pc.nc.SetDeadline(time.Now().Add(r.l.stall()))
-	err := pc.c.WriteMsg(req)
-	if err == nil {
-		err = pc.c.Flush()
-	}
-	var rep wire.IndexReply
-	if err == nil {
-		err = pc.c.ReadMsg(&rep)
-	}
+	rep, err := r.l.roundTrip(r.ctx, r.srv.Name, pc, req)
 	if err != nil {
-		pc.broken = true
 		return r.wrap(err)
 	}
 	if !rep.OK {
@@ -498,7 +514,7 @@ func (l *Links) remotePart(ctx context.Context, vols VolumeSource, d catalog.Dum
 	if err := unreachable(srv, what); err != nil {
 		return nil, true, err
 	}
-	return &peerReader{ctx: ctx, l: l, srv: srv, d: d, ask: ask, label: label, lo: lo, hi: hi, expect: clip(expect, lo, hi)}, true, nil
+	return &peerReader{ctx: ctx, l: l, srv: srv, d: d, ask: ask, label: label, expect: clip(expect, lo, hi)}, true, nil
 }
 
 // clip returns the parts of rs within [lo, hi), in order, none longer

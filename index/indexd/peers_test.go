@@ -351,6 +351,7 @@ func TestPeerFetch(t *testing.T) {
 		{"negative", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: -1, Len: 5}} }, "at least 0"},
 		{"too long", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: 0, Len: wire.MaxFetchRange + 1}} }, "1 to"},
 		{"past the end", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: full.PayloadSize - 1, Len: 2}} }, "outside the"},
+		{"huge offset", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = []wire.Range{{Off: 1<<63 - 10, Len: 20}} }, "outside the"},
 		{"too many", wire.RoleServer, func(r *wire.IndexRequest) { r.Ranges = make([]wire.Range, wire.MaxFetchRanges+1) }, "at most 4096"},
 		{"other host", wire.RoleServer, func(r *wire.IndexRequest) { r.Host = "db1" }, "not of db1:/srv"},
 		{"no image", wire.RoleServer, func(r *wire.IndexRequest) { r.Dump = 999999 }, "no dump with id 999999"},

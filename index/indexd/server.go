@@ -654,6 +654,7 @@ func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire
 		ii.Holding = d.Status == catalog.DumpHolding
 		return ii
 	}
+	links := s.Peers.Links(s.Catalog) // asks nothing of the network
 	seen := map[string]bool{}
 	for _, p := range parts {
 		if seen[p.Volume] {
@@ -662,7 +663,6 @@ func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire
 		seen[p.Volume] = true
 		vn := wire.VolumeNeed{Label: p.Volume, Available: true}
 		if where {
-			links := s.Peers.Links(s.Catalog)
 			if srv, remote := links.Owner(ctx, s.Volumes, p.Volume); remote {
 				if err := unreachable(srv, "volume "+p.Volume); err != nil {
 					vn.Available, vn.Missing = false, err.Error()
