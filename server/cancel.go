@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
@@ -75,20 +73,6 @@ func Cancel(cfg *config.Config, now time.Time) (*Status, error) {
 	return st, nil
 }
 
-// lockHeld reports whether some process holds the run lock at p.
-func lockHeld(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return errors.Is(err, syscall.EWOULDBLOCK)
-	}
-	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return false
-}
-
 // cancelRequested returns the request to cancel run datestamp, nil when
 // there is none (or it is for another run, or unreadable).
 func cancelRequested(cfg *config.Config, datestamp string) *CancelRequest {
@@ -110,5 +94,5 @@ func dropCancel(cfg *config.Config, datestamp string) {
 	if cancelRequested(cfg, datestamp) != nil {
 		os.Remove(CancelFile(cfg))
 	}
-	os.Remove(filepath.Join(filepath.Dir(CancelFile(cfg)), filepath.Base(CancelFile(cfg))+".tmp"))
+	os.Remove(CancelFile(cfg) + ".tmp")
 }

@@ -78,6 +78,20 @@ func lockRunAt(p string, now time.Time) (*runLock, error) {
 	return &runLock{f: f, stale: strings.TrimSpace(string(prev))}, nil
 }
 
+// lockHeld reports whether some process holds the run lock at p.
+func lockHeld(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}
+
 func (l *runLock) unlock() {
 	if l.server != nil {
 		l.server()
