@@ -98,10 +98,7 @@ func (sh *Shell) runCommand(c command, args []word) error {
 
 // reconnect dials the index server again and reloads the view.
 func (sh *Shell) reconnect() error {
-	ctx := sh.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx := sh.ctx()
 	lost := sh.Client.Lost()
 	what := "the connection to the index server broke"
 	var le *LostError
@@ -112,14 +109,32 @@ func (sh *Shell) reconnect() error {
 		return fmt.Errorf("%s and it cannot be reached again: %w; once it runs, type the command again (the shell keeps host, disk, date, directory and extraction list)", what, err)
 	}
 	sh.printf("%s; reconnected.\n", what)
-	sh.cache = nil
-	if sh.Host != "" && sh.DLE != "" && sh.chain != nil {
-		chain, err := sh.Client.View(sh.q())
-		if err != nil {
-			return fmt.Errorf("reconnected, but the view of %s:%s at %s cannot be loaded again: %w", Escape(sh.Host), Escape(sh.DLE), showDate(sh.Date), err)
-		}
-		sh.chain = chain
+	if err := sh.reloadView(); err != nil {
+		return fmt.Errorf("reconnected, but the view of %s:%s at %s cannot be loaded again: %w", Escape(sh.Host), Escape(sh.DLE), showDate(sh.Date), err)
 	}
+	return nil
+}
+
+// ctx is the shell's context (Ctx), Background when none is set.
+func (sh *Shell) ctx() context.Context {
+	if sh.Ctx == nil {
+		return context.Background()
+	}
+	return sh.Ctx
+}
+
+// reloadView forgets what the old connection listed and asks the new one
+// for the chain of the view the shell is in (none chosen: nothing).
+func (sh *Shell) reloadView() error {
+	sh.cache = nil
+	if sh.Host == "" || sh.DLE == "" || sh.chain == nil {
+		return nil
+	}
+	chain, err := sh.Client.View(sh.q())
+	if err != nil {
+		return err
+	}
+	sh.chain = chain
 	return nil
 }
 
@@ -129,22 +144,8 @@ func (sh *Shell) reconnect() error {
 // completions rather than the person waiting (the next command tries with
 // the full patience of Dial).
 func (sh *Shell) quietReconnect() bool {
-	ctx := sh.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx := sh.ctx()
 	ctx, cancel := context.WithTimeout(ctx, tabReconnectWait)
 	defer cancel()
-	if sh.Client.Reconnect(ctx) != nil {
-		return false
-	}
-	sh.cache = nil
-	if sh.Host != "" && sh.DLE != "" && sh.chain != nil {
-		chain, err := sh.Client.View(sh.q())
-		if err != nil {
-			return false
-		}
-		sh.chain = chain
-	}
-	return true
+	return sh.Client.Reconnect(ctx) == nil && sh.reloadView() == nil
 }

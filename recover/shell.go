@@ -839,10 +839,7 @@ func (sh *Shell) extract(args []string) error {
 	if !sh.ask("Continue?", missing == 0) {
 		return errors.New("extract cancelled; nothing was restored")
 	}
-	ctx := sh.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx := sh.ctx()
 	res, err := sh.Client.Restore(ctx, sh.q(), sh.sel, RestoreOptions{
 		To:             sh.Lcd,
 		SamePrivileges: sh.SamePrivileges || sh.Host == sh.Client.Peer,
