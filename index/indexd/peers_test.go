@@ -486,39 +486,49 @@ func TestPeerHostile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ln, err := tls.Listen("tcp", "127.0.0.1:0", tlsA)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				for {
-					nc, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer nc.Close()
-						wc := wire.NewConn(nc)
-						var req wire.IndexRequest
-						if wc.ReadMsg(&req) != nil || len(req.Ranges) == 0 {
-							return
-						}
-						c.answer(wc, req.Ranges[0].Len)
-						wc.Flush()
-					}()
+			p.fakeA(t, tlsA, func(nc net.Conn) {
+				wc := wire.NewConn(nc)
+				var req wire.IndexRequest
+				if wc.ReadMsg(&req) != nil || len(req.Ranges) == 0 {
+					return
 				}
-			}()
-			_, port, _ := net.SplitHostPort(ln.Addr().String())
-			if err := p.a.Catalog.RegisterServer(context.Background(), "hosta", "localhost:"+port, time.Now(), false); err != nil {
-				t.Fatal(err)
-			}
+				c.answer(wc, req.Ranges[0].Len)
+				wc.Flush()
+			})
 			cl := dial(t, p.a, p.addrB, "web1", wire.RoleClient)
 			msg := restoreFails(t, cl, "restored from a lying server")
 			if !strings.Contains(msg, c.say) || !strings.Contains(msg, "tapir server a") {
 				t.Errorf("restore: %s\nwant it to name tapir server a and say %q", msg, c.say)
 			}
 		})
+	}
+}
+
+// fakeA registers, as server a's index address, a TLS listener with cfg
+// that serves each connection with serve (then closes it), until the test
+// ends.
+func (p *peerPair) fakeA(t *testing.T, cfg *tls.Config, serve func(net.Conn)) {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				serve(nc)
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if err := p.a.Catalog.RegisterServer(context.Background(), "hosta", "localhost:"+port, time.Now(), false); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -536,29 +546,11 @@ func TestPeerNotAServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	got := make(chan int, 16)
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				n, _ := nc.Read(make([]byte, 4096)) // the handshake, then what b sends
-				got <- n
-			}()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	if err := p.a.Catalog.RegisterServer(context.Background(), "hosta", "localhost:"+port, time.Now(), false); err != nil {
-		t.Fatal(err)
-	}
+	p.fakeA(t, cfg, func(nc net.Conn) {
+		n, _ := nc.Read(make([]byte, 4096)) // the handshake, then what b sends
+		got <- n
+	})
 	links := p.peers().Links(p.b.Catalog)
 	defer links.Close()
 	srv, _ := links.Owner(context.Background(), nil, "TEST-001")
