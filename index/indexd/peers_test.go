@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/tapir-backup/tapir/index/indexd"
 	"github.com/tapir-backup/tapir/internal/testsite"
 	"github.com/tapir-backup/tapir/recover"
+	"github.com/tapir-backup/tapir/taper"
 	"github.com/tapir-backup/tapir/wire"
 )
 
@@ -642,4 +644,68 @@ func restoreFails(t *testing.T, cl *recover.Client, what string) string {
 		t.Errorf("the restore wrote %v", left)
 	}
 	return msg
+}
+
+// heldVolumes counts the drives of a source lent and not given back.
+type heldVolumes struct {
+	indexd.VolumeSource
+	held *atomic.Int64
+}
+
+func (h heldVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
+	dev, release, err := h.VolumeSource.Open(ctx, label, ask)
+	if err != nil {
+		return nil, nil, err
+	}
+	h.held.Add(1)
+	var once sync.Once
+	return dev, func() { once.Do(func() { h.held.Add(-1); release() }) }, nil
+}
+
+// TestPeerReadHoldsNoDriveHere: an image whose first part is on a volume
+// in b's changer and whose second is on a's: b gives its drive back before
+// it asks a for the second, so that a restore holds one drive at a time,
+// here or there, and two servers restoring from each other's volumes
+// never wait for each other's drives.
+func TestPeerReadHoldsNoDriveHere(t *testing.T) {
+	p := newPeerPair(t, true)
+	os.RemoveAll(filepath.Join(p.b.Vtapes, "slot1"))
+	if err := os.CopyFS(filepath.Join(p.b.Vtapes, "slot1"), os.DirFS(filepath.Join(p.a.Vtapes, "slot1"))); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ds, err := p.b.Catalog.Dumps(ctx, "web1", "/srv")
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("dumps %v %v", ds, err)
+	}
+	full := ds[1]
+	parts, _ := p.b.Catalog.Parts(ctx, full.ID)
+	if len(parts) != 2 || parts[0].Volume != "TEST-001" || parts[1].Volume != "TEST-002" {
+		t.Fatalf("parts %+v: want TEST-001 then TEST-002", parts)
+	}
+	var held atomic.Int64
+	heldAtDial := int64(-1)
+	peers := p.peers()
+	peers.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		heldAtDial = held.Load()
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	links := peers.Links(p.b.Catalog)
+	defer links.Close()
+	pass := &indexd.Pass{Source: heldVolumes{&indexd.DiskVolumes{Changer: p.b.Changer, Catalog: p.b.Catalog}, &held}}
+	defer pass.Close()
+	ir := indexd.NewImageReader(ctx, pass, nil, full, parts)
+	ir.Peers = links
+	defer ir.Close()
+	whole := make([]byte, full.PayloadSize)
+	if _, err := ir.ReadAt(whole, 0); err != nil {
+		t.Fatal(err)
+	}
+	if w := ir.Where(); len(w) != 2 || !strings.Contains(w[1], "at tapir server a") || strings.Contains(w[0], "tapir server") {
+		t.Errorf("read from %q: want TEST-001 here, then TEST-002 at tapir server a", w)
+	}
+	if heldAtDial != 0 {
+		t.Errorf("b held %d drive(s) of its own when it asked a for the second part; want none", heldAtDial)
+	}
 }
