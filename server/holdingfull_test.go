@@ -28,31 +28,9 @@ func TestHoldingFullQuotesTheRealSize(t *testing.T) {
 	s.cfg.Dumptypes["raw"] = dt
 	s.dles(t, "raw", 1, 4096, "grows")
 	dir := s.cfg.DLEs[0].Path
-	s.cfg.Autolabel = ""
-	s.cfg.Changer.Path = filepath.Join(s.dir, "blank-vtapes")
-	s.cfg.Reserve = 0               // fulls may use the whole holding disk
-	s.cfg.Holding[0].Use = 20 << 20 // more than one growth step (16 MiB), less than the image
-	// Once planned (the estimate is taken), the DLE grows by 30 MiB.
-	var once sync.Once
-	var growErr error
-	log := slog.New(notifyHandler{testLogger(t).Handler(), func(r slog.Record) {
-		if r.Message != "planned" {
-			return
-		}
-		once.Do(func() {
-			for i := range 3 {
-				b := make([]byte, 10<<20)
-				rand.Read(b)
-				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("late%d", i)), b, 0o644); err != nil {
-					growErr = err
-				}
-			}
-		})
-	}})
+	log, grown := degradedAndGrowing(t, s, dir)
 	rep, out, _ := s.night(t, Deps{Log: log})
-	if growErr != nil {
-		t.Fatal(growErr)
-	}
+	grown()
 	if rep == nil || rep.Degraded == nil || len(rep.DLEs) != 1 {
 		t.Fatalf("want a degraded night of one DLE:\n%s", out)
 	}
@@ -85,9 +63,40 @@ func TestHoldingFullDemotesWithTheRealSize(t *testing.T) {
 	if _, out, err := s.night(t, Deps{}); err != nil {
 		t.Fatalf("night 1: %v\n%s", err, out)
 	}
+	log, grown := degradedAndGrowing(t, s, dir)
+	// Eight days on, the full is due; the incremental holds the new
+	// files too, and is bigger than the holding disk as well: it fails
+	// with its own size, after the full was demoted quoting the full's.
+	rep, out, _ := s.night(t, Deps{Log: log, Clock: offsetClock(8 * 24 * time.Hour)})
+	grown()
+	if rep == nil || rep.Degraded == nil || len(rep.DLEs) != 1 {
+		t.Fatalf("want a degraded night of one DLE:\n%s", out)
+	}
+	d := rep.DLEs[0]
+	if d.Level != 1 || !regexp.MustCompile(`its full \(at least [0-9.]+ MiB, what an earlier attempt wrote before the holding disk ran out\) .*demoted to level 1`).MatchString(d.Demoted) {
+		t.Errorf("level %d, demoted %q: want the full demoted to level 1 quoting the size written\n%s", d.Level, d.Demoted, out)
+	}
+	if len(d.Retries) == 0 || !strings.Contains(d.Retries[0].Reason, "dumped again at its fallback level 1") {
+		t.Errorf("attempts %+v: want the full's attempt, then the fallback", d.Retries)
+	}
+	// The incremental tried the holding disk itself, and says what it
+	// wrote there, not the full's size.
+	if d.Status != report.StatusFailed || !regexp.MustCompile(`ran out after [0-9.]+ MiB of the image had been written \(the estimate was about [0-9.]+ (KiB|MiB)\): the holding disks hold 20 MiB in all, and no volume can be written tonight$`).MatchString(d.Reason) {
+		t.Errorf("%s %q: want the incremental's own holding-full failure", d.Status, d.Reason)
+	}
+}
+
+// degradedAndGrowing makes s's next night degraded (no usable volume: a
+// changer of blank slots and no autolabel) with a holding disk whose use
+// (20 MiB) is more than one growth step (16 MiB) and less than the image
+// will be, and returns the night's logger, which grows dir by 30 MiB once
+// the night has planned (the estimate is taken), and grown, which fails
+// the test if that growth failed.
+func degradedAndGrowing(t *testing.T, s *site, dir string) (*slog.Logger, func()) {
+	t.Helper()
 	s.cfg.Autolabel = ""
 	s.cfg.Changer.Path = filepath.Join(s.dir, "blank-vtapes")
-	s.cfg.Reserve = 0
+	s.cfg.Reserve = 0 // fulls may use the whole holding disk
 	s.cfg.Holding[0].Use = 20 << 20
 	var once sync.Once
 	var growErr error
@@ -105,26 +114,10 @@ func TestHoldingFullDemotesWithTheRealSize(t *testing.T) {
 			}
 		})
 	}})
-	// Eight days on, the full is due; the incremental holds the new
-	// files too, and is bigger than the holding disk as well: it fails
-	// with its own size, after the full was demoted quoting the full's.
-	rep, out, _ := s.night(t, Deps{Log: log, Clock: offsetClock(8 * 24 * time.Hour)})
-	if growErr != nil {
-		t.Fatal(growErr)
-	}
-	if rep == nil || rep.Degraded == nil || len(rep.DLEs) != 1 {
-		t.Fatalf("want a degraded night of one DLE:\n%s", out)
-	}
-	d := rep.DLEs[0]
-	if d.Level != 1 || !regexp.MustCompile(`its full \(at least [0-9.]+ MiB, what an earlier attempt wrote before the holding disk ran out\) .*demoted to level 1`).MatchString(d.Demoted) {
-		t.Errorf("level %d, demoted %q: want the full demoted to level 1 quoting the size written\n%s", d.Level, d.Demoted, out)
-	}
-	if len(d.Retries) == 0 || !strings.Contains(d.Retries[0].Reason, "dumped again at its fallback level 1") {
-		t.Errorf("attempts %+v: want the full's attempt, then the fallback", d.Retries)
-	}
-	// The incremental tried the holding disk itself, and says what it
-	// wrote there, not the full's size.
-	if d.Status != report.StatusFailed || !regexp.MustCompile(`ran out after [0-9.]+ MiB of the image had been written \(the estimate was about [0-9.]+ (KiB|MiB)\): the holding disks hold 20 MiB in all, and no volume can be written tonight$`).MatchString(d.Reason) {
-		t.Errorf("%s %q: want the incremental's own holding-full failure", d.Status, d.Reason)
+	return log, func() {
+		t.Helper()
+		if growErr != nil {
+			t.Fatal(growErr)
+		}
 	}
 }
