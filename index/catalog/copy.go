@@ -550,28 +550,13 @@ func mustBeEmpty(tx *sql.Tx, dst *Catalog, ts []table) error {
 	return nil
 }
 
-// streamOrder names, for a table without a primary key, the columns that
-// lead the copy's order when the source is on PostgreSQL (which has no
-// rowid): the index rows of a dump in tar order, the order an SQLite
-// destination then keeps (dialect.streamOrder). Other tables without a
-// primary key are copied in the order of all their columns.
-var streamOrder = map[string][]string{"files": {"dump_id", "frame", "offset"}}
-
 // orderBy is the ORDER BY clause (without the keywords) that reads t in a
-// canonical order: its primary key, else every column, NULLs first. lead
-// columns, when given and present, come first.
-func orderBy(t table, lead []string) string {
+// canonical order: its primary key, else every column, NULLs first.
+func orderBy(t table) string {
 	cols := t.pk
 	if len(cols) == 0 {
-		for _, c := range lead {
-			if slices.ContainsFunc(t.cols, func(x column) bool { return x.name == c }) {
-				cols = append(cols, c)
-			}
-		}
 		for _, c := range t.cols {
-			if !slices.Contains(cols, c.name) {
-				cols = append(cols, c.name)
-			}
+			cols = append(cols, c.name)
 		}
 	}
 	parts := make([]string, len(cols))
@@ -657,7 +642,7 @@ func normalise(c column, v any) any {
 func copyTable(ctx context.Context, stx *sql.Tx, sd dialect, dtx *sql.Tx, dst *Catalog, t, dt table, utf8Only bool) (int64, error) {
 	order := "rowid"
 	if sd.pg || len(t.pk) > 0 {
-		order = orderBy(t, streamOrder[t.name])
+		order = orderBy(t)
 	}
 	q := selectAll(t, order)
 	var n int64
@@ -949,7 +934,7 @@ func checksumTable(ctx context.Context, tx *sql.Tx, t table) (TableSum, error) {
 	h := sha256.New()
 	var n int64
 	var buf []byte
-	err := scanRows(ctx, tx, selectAll(t, orderBy(t, nil)), len(t.cols), func(vals []any) error {
+	err := scanRows(ctx, tx, selectAll(t, orderBy(t)), len(t.cols), func(vals []any) error {
 		n++
 		buf = buf[:0]
 		for _, i := range idx {

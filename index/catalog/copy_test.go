@@ -340,7 +340,7 @@ func TestCopyTamperedDetected(t *testing.T) {
 			copyTamper = func(table string, row []any) {
 				if table == "files" && !done {
 					done = true
-					row[2] = row[2].(string) + "~"
+					row[3] = row[3].(string) + "~" // lo
 				}
 			}
 			defer func() { copyTamper = nil }()

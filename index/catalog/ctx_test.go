@@ -128,10 +128,12 @@ func testWriteWithCancelledContextCommitsNothing(t *testing.T) {
 	}
 	w.batch = 2
 	recs := synthRecords(3, 10)
-	if err := w.Add(live, recs(0)); err != nil {
-		t.Fatal(err)
+	for i := range 2 {
+		if err := w.Add(live, recs(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := w.Add(ctx, recs(1)); !errors.Is(err, context.Canceled) {
+	if err := w.Add(ctx, recs(2)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Add that flushes a batch with a cancelled context: got %v, want an error matching context.Canceled", err)
 	}
 	if err := w.Commit(ctx); !errors.Is(err, context.Canceled) {

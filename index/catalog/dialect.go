@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -50,13 +51,6 @@ func (d dialect) newline() string {
 	return "char(10)"
 }
 
-// streamOrder is the ORDER BY tail that puts the index rows of one name in
-// stream order: the tar position, which the files key ends with (schema 7),
-// so that the key gives the order without a sort on both databases.
-func (d dialect) streamOrder() string {
-	return `frame, "offset"`
-}
-
 // glob is the SQL condition "expr matches the shell pattern given as the
 // next argument" and the argument for pattern: SQLite's GLOB, and on
 // PostgreSQL the same pattern as an anchored regular expression.
@@ -65,6 +59,16 @@ func (d dialect) glob(expr, pattern string) (string, any) {
 		return expr + " ~ ?", globToRegexp(pattern)
 	}
 	return expr + " GLOB ?", pattern
+}
+
+// globMatcher matches names against a shell pattern as the SQL of glob
+// does (SQLite's GLOB), in Go: for names decoded from packed chunks.
+func globMatcher(pattern string) (func(string) bool, error) {
+	re, err := regexp.Compile("(?s)" + globToRegexp(pattern))
+	if err != nil {
+		return nil, fmt.Errorf("pattern %q: %v", pattern, err)
+	}
+	return re.MatchString, nil
 }
 
 // globToRegexp translates an SQLite GLOB pattern to an anchored POSIX
@@ -283,8 +287,8 @@ func pgDDL(step string) string {
 	// SQLite compares text byte by byte; so does the C collation,
 	// whatever the database's locale.
 	s = regexp.MustCompile(`\bTEXT\b`).ReplaceAllString(s, `TEXT COLLATE "C"`)
-	// The file index's key carries the type on PostgreSQL, so that a
-	// directory's names and types come from the index alone.
+	// The file index's key carried the type on PostgreSQL in schema 7,
+	// so that a directory's names and types came from the index alone.
 	s = strings.ReplaceAll(s, `PRIMARY KEY (dump_id, dir_id, name, frame, "offset")`, `PRIMARY KEY (dump_id, dir_id, name, frame, "offset") INCLUDE (type)`)
 	s = strings.ReplaceAll(s, ") WITHOUT ROWID;", ");")
 	s = strings.ReplaceAll(s, "datestamp NOT GLOB '*[^0-9]*'", "datestamp !~ '[^0-9]'")

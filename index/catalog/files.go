@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5"
 	"slices"
 	"strings"
 	"time"
@@ -39,39 +38,13 @@ type FileRecord struct {
 // them in one transaction: the write lock is held for one batch at a time.
 const ingestBatch = 50000
 
-// rowsPerInsert is how many file rows one INSERT statement carries.
-const rowsPerInsert = 64
-
-const fileInsertCols = 13
-
-// insertFilesSQL is an INSERT of n file rows.
-func insertFilesSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO files(dump_id, dir_id, name, frame, "offset", type, size, mode, mtime, uid, gid, link, span) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	return b.String()
-}
-
 // headerAllowance is how many tar bytes past the end of an entry's data
 // Location.Frames covers, for the pax and ustar headers before the data.
 const headerAllowance = 64 << 10
 
 type pendingFile struct {
-	dir, name   string
-	typ         string
-	size        int64
-	mode        uint32
-	mtime       any
-	uid, gid    int
-	link        string
-	frame, offs int64
-	tarOff      int64
-	span        int64
+	dir string
+	entry
 }
 
 // FileWriter ingests the file index of one dump while its image arrives.
@@ -84,20 +57,17 @@ type FileWriter struct {
 	dumpID    int64
 	frameSize int64
 	batch     int
+	// buf holds the records not yet committed. A batch commit keeps the
+	// last one back: its span is known only when the next record comes,
+	// and a chunk is written once.
 	buf       []pendingFile
 	dirs      map[string]int64 // interned directories known to be committed
 	added     int64
-	// The last record added: its span is known when the next one comes.
-	// last is its row once committed (ok false while it is in buf): the
-	// row is found by its key, unique while the records come in stream
-	// order (the only case in which spans are known), on SQLite and
-	// PostgreSQL alike (the latter has no rowid).
-	lastOff     int64
-	last        rowKey
-	pendingSpan int64 // span of the committed row last, to be written by the next flush
-	unordered   bool  // a record came with an offset not after its predecessor's
-	err         error // sticky: the first flush failure
-	state       writerState
+	seq       int64 // the next chunk's number
+	lastOff   int64 // the tar offset of the last record added
+	unordered bool  // a record came with an offset not after its predecessor's
+	err       error // sticky: the first flush failure
+	state     writerState
 }
 
 // NewFileWriter starts the index ingest of a dump whose payload is cut every
@@ -189,33 +159,35 @@ func (w *FileWriter) Add(ctx context.Context, r FileRecord) error {
 	if w.added > 0 && r.TarOffset <= w.lastOff {
 		w.unordered = true // spans are only known for records in stream order
 	}
-	if w.added > 0 && !w.unordered {
-		if n := len(w.buf); n > 0 {
-			w.buf[n-1].span = r.TarOffset - w.lastOff
-		} else {
-			w.pendingSpan = r.TarOffset - w.lastOff
-		}
+	if n := len(w.buf); n > 0 && !w.unordered {
+		w.buf[n-1].span = r.TarOffset - w.lastOff
 	}
-	w.buf = append(w.buf, pendingFile{
-		dir: dir, name: name, typ: string(r.Type), size: r.Size, mode: r.Mode, mtime: toNS(r.Mtime),
-		uid: r.UID, gid: r.GID, link: r.Link,
-		frame: r.TarOffset / w.frameSize, offs: r.TarOffset % w.frameSize, tarOff: r.TarOffset,
-	})
+	p := pendingFile{dir: dir, entry: entry{name: name, typ: r.Type, size: r.Size, mode: r.Mode,
+		uid: int64(r.UID), gid: int64(r.GID), link: r.Link, tarOff: r.TarOffset}}
+	if !r.Mtime.IsZero() {
+		p.mtime, p.hasMtime = clampNS(r.Mtime), true
+	}
+	w.buf = append(w.buf, p)
 	w.lastOff = r.TarOffset
 	w.added++
-	if len(w.buf) >= w.batch {
-		return w.flush(ctx)
+	if len(w.buf) > w.batch {
+		return w.flush(ctx, false)
 	}
 	return nil
 }
 
-// flush commits the buffered records in one transaction.
-func (w *FileWriter) flush(ctx context.Context) error {
-	if len(w.buf) == 0 {
+// flush commits the buffered records in one transaction: all of them
+// when final, else all but the last.
+func (w *FileWriter) flush(ctx context.Context, final bool) error {
+	todo := w.buf
+	if !final && len(todo) > 0 {
+		todo = todo[:len(todo)-1]
+	}
+	if len(todo) == 0 {
 		return nil
 	}
 	fresh := map[string]int64{} // directories interned by this transaction
-	var last rowKey             // of the last row inserted
+	var written int64           // chunks
 	err := w.c.write(ctx, fmt.Sprintf("index dump %d", w.dumpID), func(tx *sql.Tx) error {
 		clear(fresh) // a PostgreSQL write that lost a race runs again
 		var status string
@@ -228,12 +200,6 @@ func (w *FileWriter) flush(ctx context.Context) error {
 		}
 		if status == DumpFailed {
 			return errors.New("the dump was marked failed; its index is discarded")
-		}
-		if w.pendingSpan > 0 && w.last.ok {
-			if _, err := tx.Exec(`UPDATE files SET span = ? WHERE dump_id = ? AND dir_id = ? AND name = ? AND frame = ? AND "offset" = ?`,
-				w.pendingSpan, w.dumpID, w.last.dirID, w.last.name, w.last.frame, w.last.offs); err != nil {
-				return err
-			}
 		}
 		var selDir, insDir *sql.Stmt
 		intern := func(dir string) (int64, error) {
@@ -271,45 +237,15 @@ func (w *FileWriter) flush(ctx context.Context) error {
 				insDir.Close()
 			}
 		}()
-		rows, err := w.sorted(intern, &last)
+		rows, err := sortedRows(todo, intern)
 		if err != nil {
 			return err
 		}
 		if err := insertNames(tx, rows); err != nil {
 			return err
 		}
-		if w.c.d.pg {
-			return w.copyRows(ctx, rows)
-		}
-		// Rows go in groups of rowsPerInsert per statement: far fewer trips
-		// through database/sql and cgo than one row per statement.
-		stmts := map[int]*sql.Stmt{}
-		defer func() {
-			for _, st := range stmts {
-				st.Close()
-			}
-		}()
-		args := make([]any, 0, rowsPerInsert*fileInsertCols)
-		for start := 0; start < len(rows); start += rowsPerInsert {
-			group := rows[start:min(start+rowsPerInsert, len(rows))]
-			st := stmts[len(group)]
-			if st == nil {
-				if st, err = tx.Prepare(insertFilesSQL(len(group))); err != nil {
-					return err
-				}
-				stmts[len(group)] = st
-			}
-			args = args[:0]
-			for _, r := range group {
-				f := r.f
-				args = append(args, w.dumpID, r.dirID, f.name, f.frame, f.offs, f.typ, f.size, int64(f.mode), f.mtime,
-					f.uid, f.gid, f.link, f.span)
-			}
-			if _, err := st.Exec(args...); err != nil {
-				return err
-			}
-		}
-		return nil
+		written, err = insertChunks(tx, "files", w.dumpID, w.seq, rows)
+		return err
 	})
 	if err != nil {
 		w.err = err
@@ -318,10 +254,39 @@ func (w *FileWriter) flush(ctx context.Context) error {
 	for d, id := range fresh {
 		w.dirs[d] = id
 	}
-	w.last, w.pendingSpan = last, 0
-	clear(w.buf)
-	w.buf = w.buf[:0]
+	w.seq += written
+	rest := copy(w.buf, w.buf[len(todo):])
+	clear(w.buf[rest:])
+	w.buf = w.buf[:rest]
 	return nil
+}
+
+// insertChunks writes rows (sorted by sortedRows) as the chunks of a
+// dump's index in table, numbered from seq on, and returns how many it wrote.
+func insertChunks(tx *sql.Tx, table string, dumpID, seq int64, rows []sortedRow) (int64, error) {
+	ins, err := tx.Prepare(`INSERT INTO ` + table + `(dump_id, dir_id, seq, lo, hi, n, packed) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return 0, err
+	}
+	defer ins.Close()
+	var written int64
+	es := make([]*entry, 0, chunkEntries)
+	for i := 0; i < len(rows); {
+		j := i
+		es = es[:0]
+		for j < len(rows) && rows[j].dirID == rows[i].dirID {
+			es = append(es, &rows[j].f.entry)
+			j++
+		}
+		for _, ch := range chunksOf(es) {
+			if _, err := ins.Exec(dumpID, rows[i].dirID, seq+written, ch.lo, ch.hi, ch.n, ch.packed); err != nil {
+				return written, err
+			}
+			written++
+		}
+		i = j
+	}
+	return written, nil
 }
 
 // sortedRow is a buffered record with its directory's id.
@@ -330,17 +295,14 @@ type sortedRow struct {
 	f     *pendingFile
 }
 
-// sorted interns the directories of the buffered records and returns them
-// in key order (directory, name, position), the order of the files table:
-// each batch then goes into the B-tree in runs of neighbouring keys, which
-// keeps its pages full. Two records with one key (the same entry added
-// twice) count once, the later one. *last is set to the key of the last
-// record added.
-func (w *FileWriter) sorted(intern func(string) (int64, error), last *rowKey) ([]sortedRow, error) {
-	rows := make([]sortedRow, len(w.buf))
+// sortedRows interns the directories of the records and returns them
+// in key order (directory, name, position). Two records with one key
+// (the same entry added twice) count once, the later one.
+func sortedRows(buf []pendingFile, intern func(string) (int64, error)) ([]sortedRow, error) {
+	rows := make([]sortedRow, len(buf))
 	lastDir, lastID := "", int64(-1)
-	for i := range w.buf {
-		f := &w.buf[i]
+	for i := range buf {
+		f := &buf[i]
 		if f.dir != lastDir || lastID < 0 {
 			var err error
 			if lastID, err = intern(f.dir); err != nil {
@@ -350,26 +312,15 @@ func (w *FileWriter) sorted(intern func(string) (int64, error), last *rowKey) ([
 		}
 		rows[i] = sortedRow{lastID, f}
 	}
-	if n := len(rows); n > 0 {
-		l := rows[n-1]
-		*last = rowKey{ok: true, dirID: l.dirID, name: l.f.name, frame: l.f.frame, offs: l.f.offs}
-	}
 	slices.SortStableFunc(rows, func(a, b sortedRow) int {
 		if c := cmp.Compare(a.dirID, b.dirID); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.f.name, b.f.name); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.f.frame, b.f.frame); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.f.offs, b.f.offs)
+		return compareEntries(&a.f.entry, &b.f.entry)
 	})
 	out := rows[:0]
 	for _, r := range rows {
-		if n := len(out); n > 0 && out[n-1].dirID == r.dirID && out[n-1].f.name == r.f.name &&
-			out[n-1].f.frame == r.f.frame && out[n-1].f.offs == r.f.offs {
+		if n := len(out); n > 0 && out[n-1].dirID == r.dirID && compareEntries(&out[n-1].f.entry, &r.f.entry) == 0 {
 			out[n-1] = r
 			continue
 		}
@@ -407,28 +358,6 @@ func insertNames(tx *sql.Tx, rows []sortedRow) error {
 	return flush()
 }
 
-// copyRows sends the rows to PostgreSQL with COPY (pgx CopyFrom
-// on the write connection, inside the write transaction): much faster than
-// INSERTs there.
-func (w *FileWriter) copyRows(ctx context.Context, sorted []sortedRow) error {
-	rows := make([][]any, 0, len(sorted))
-	for _, r := range sorted {
-		f := r.f
-		rows = append(rows, []any{w.dumpID, r.dirID, f.name, f.frame, f.offs, f.typ, f.size, int64(f.mode), f.mtime,
-			f.uid, f.gid, f.link, f.span})
-	}
-	return w.c.cur.Raw(func(dc any) error {
-		pc, ok := dc.(*pgConn)
-		if !ok {
-			return fmt.Errorf("internal error: the write connection is a %T, not a PostgreSQL one", dc)
-		}
-		_, err := pc.Conn.Conn().CopyFrom(context.WithoutCancel(ctx), pgx.Identifier{"files"},
-			[]string{"dump_id", "dir_id", "name", "frame", "offset", "type", "size", "mode", "mtime", "uid", "gid", "link", "span"},
-			pgx.CopyFromRows(rows))
-		return err
-	})
-}
-
 // Added returns how many records were added so far.
 func (w *FileWriter) Added() int64 { return w.added }
 
@@ -440,7 +369,7 @@ func (w *FileWriter) Commit(ctx context.Context) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.flush(ctx); err != nil {
+	if err := w.flush(ctx, true); err != nil {
 		return err
 	}
 	w.state = writerCommitted
@@ -469,14 +398,6 @@ func (w *FileWriter) Abort() error {
 		_, err := tx.Exec(`DELETE FROM files WHERE dump_id = ?`, w.dumpID)
 		return err
 	})
-}
-
-// rowKey finds one index row of a dump.
-type rowKey struct {
-	ok          bool
-	dirID       int64
-	name        string
-	frame, offs int64
 }
 
 type writerState int

@@ -22,31 +22,6 @@ type Location struct {
 	Frames []image.Frame
 }
 
-const fileCols = `f.name, f.type, f.size, f.mode, f.mtime, f.uid, f.gid, f.link, f.frame, f."offset", f.span`
-
-// scanFileInto returns the scan destinations for fileCols and a function that
-// fills r from them once scanned; dir is the entry's directory and *frameSize
-// the dump's frame size (read when finish runs).
-func scanFileInto(r *FileRecord, dir string, frameSize *int64) (dest []any, finish func()) {
-	var name, typ string
-	var mode int64
-	var mtime sql.NullInt64
-	var frame, off int64
-	dest = []any{&name, &typ, &r.Size, &mode, &mtime, &r.UID, &r.GID, &r.Link, &frame, &off, &r.Span}
-	return dest, func() {
-		r.Path = name
-		if dir != "" {
-			r.Path = dir + "/" + name
-		}
-		if len(typ) > 0 {
-			r.Type = typ[0]
-		}
-		r.Mode = uint32(mode)
-		r.Mtime = fromNS(mtime)
-		r.TarOffset = frame*(*frameSize) + off
-	}
-}
-
 // FindFile returns the newest good dump of (host, dlePath) whose index holds
 // filePath (relative to the DLE root; a leading "/" or "./" and a trailing "/"
 // are ignored), considering only dumps with datestamp <= asOf when asOf is
@@ -90,24 +65,31 @@ func (c *Catalog) FindFile(ctx context.Context, host, dlePath, filePath, asOf st
 		if err != nil {
 			return err
 		}
-		var f FileRecord
-		var frameSize int64
-		fdest, finish := scanFileInto(&f, dir, &frameSize)
-		row := tx.QueryRow(`SELECT `+dumpColsAs("d")+`, `+fileCols+`
-			FROM dumps d JOIN files f ON f.dump_id = d.id
-			WHERE d.host = ? AND d.path = ? AND d.status = 'good' AND d.datestamp <= ?
-			  AND f.dir_id = ? AND f.name = ?
-			ORDER BY d.datestamp DESC, d.id DESC, f.frame DESC, f."offset" DESC LIMIT 1`,
-			host, dlePath, bound, dirID, name)
-		d, err := scanDump(row, fdest...)
-		if errors.Is(err, sql.ErrNoRows) {
-			return missing()
-		}
+		// The newest image first; a DLE has hundreds of images at most,
+		// and each costs one lookup by the files key.
+		dumps, err := queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
+			WHERE host = ? AND path = ? AND status = 'good' AND datestamp <= ?
+			ORDER BY datestamp DESC, id DESC`, host, dlePath, bound)
 		if err != nil {
 			return err
 		}
-		frameSize = d.FrameSize
-		finish()
+		var d Dump
+		var f FileRecord
+		found := false
+		for _, cand := range dumps {
+			es, err := dirEntries(tx, cand.ID, dirID, name)
+			if err != nil {
+				return fmt.Errorf("image %s of %s:%s: %w", cand.Datestamp, host, dlePath, err)
+			}
+			if len(es) > 0 {
+				d, f, found = cand, es[len(es)-1].record(dir), true
+				break
+			}
+		}
+		if !found {
+			return missing()
+		}
+		frameSize := d.FrameSize
 		loc.Dump, loc.File = d, f
 		if loc.Parts, err = partsTx(tx, d.ID); err != nil {
 			return err
@@ -147,8 +129,8 @@ func (c *Catalog) ListDir(ctx context.Context, dumpID int64, dir string) ([]File
 	}
 	var out []FileRecord
 	err = c.read(ctx, op, func(tx *sql.Tx) error {
-		var frameSize int64
-		err := tx.QueryRow(`SELECT frame_size FROM dumps WHERE id = ?`, dumpID).Scan(&frameSize)
+		var one int
+		err := tx.QueryRow(`SELECT 1 FROM dumps WHERE id = ?`, dumpID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("no dump with id %d", dumpID)
 		}
@@ -163,26 +145,19 @@ func (c *Catalog) ListDir(ctx context.Context, dumpID int64, dir string) ([]File
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(`SELECT `+fileCols+` FROM files f WHERE f.dump_id = ? AND f.dir_id = ?
-			ORDER BY f.name, f.frame, f."offset"`, dumpID, dirID)
+		es, err := dirEntries(tx, dumpID, dirID, "")
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var r FileRecord
-			dest, finish := scanFileInto(&r, d, &frameSize)
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			finish()
-			if n := len(out); n > 0 && out[n-1].Path == r.Path {
-				out[n-1] = r
+		out = make([]FileRecord, 0, len(es))
+		for i := range es {
+			if n := len(out); n > 0 && es[i-1].name == es[i].name {
+				out[n-1] = es[i].record(d) // the latest occurrence in the stream
 				continue
 			}
-			out = append(out, r)
+			out = append(out, es[i].record(d))
 		}
-		return rows.Err()
+		return nil
 	})
 	return out, err
 }
@@ -202,19 +177,23 @@ func (c *Catalog) Entry(ctx context.Context, dumpID int64, p string) (*FileRecor
 	}
 	var r FileRecord
 	err = c.read(ctx, op, func(tx *sql.Tx) error {
-		var frameSize int64
-		dest, finish := scanFileInto(&r, dir, &frameSize)
-		err := tx.QueryRow(`SELECT d.frame_size, `+fileCols+` FROM files f JOIN dumps d ON d.id = f.dump_id
-			WHERE f.dump_id = ? AND f.dir_id = (SELECT id FROM dirs WHERE path = ?) AND f.name = ?
-			ORDER BY f.frame DESC, f."offset" DESC LIMIT 1`, dumpID, dir, name).Scan(append([]any{&frameSize}, dest...)...)
+		var dirID int64
+		err := tx.QueryRow(`SELECT id FROM dirs WHERE path = ?`, dir).Scan(&dirID)
+		if err == nil {
+			var es []entry
+			if es, err = dirEntries(tx, dumpID, dirID, name); err != nil {
+				return err
+			}
+			if len(es) == 0 {
+				err = sql.ErrNoRows
+			} else {
+				r = es[len(es)-1].record(dir)
+			}
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFoundf("image %d holds no entry %q", dumpID, clean)
 		}
-		if err != nil {
-			return err
-		}
-		finish()
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err

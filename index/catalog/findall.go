@@ -100,14 +100,15 @@ func (c *Catalog) FindVersions(ctx context.Context, host, dle, pattern string, l
 			return p.dir + "/" + p.name
 		}
 		sort.Slice(pairs, func(i, j int) bool { return full(pairs[i]) < full(pairs[j]) })
-		st, err := tx.PrepareContext(ctx, `SELECT f.dump_id, `+fileCols+` FROM files f
-			WHERE f.dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND f.dir_id = ? AND f.name = ?
-			ORDER BY f.dump_id, f.frame, f."offset"`)
+		st, err := tx.PrepareContext(ctx, `SELECT dump_id, packed FROM files
+			WHERE dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND dir_id = ? AND lo <= ? AND hi >= ?
+			ORDER BY dump_id, seq`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		var all []Version
+		var es []entry
 		for k, p := range pairs {
 			if limit > 0 && len(all) > limit {
 				break // enough to say there are more
@@ -117,32 +118,38 @@ func (c *Catalog) FindVersions(ctx context.Context, host, dle, pattern string, l
 					return err
 				}
 			}
-			rows, err := st.QueryContext(ctx, append(args, p.dirID, p.name)...)
+			rows, err := st.QueryContext(ctx, append(args, p.dirID, p.name, p.name)...)
 			if err != nil {
 				return err
 			}
-			from := len(all)
+			// The latest occurrence of the name in each image.
+			latest := map[int64]entry{}
 			for rows.Next() {
 				var id int64
-				var r FileRecord
-				var frameSize int64
-				dest, finish := scanFileInto(&r, p.dir, &frameSize)
-				if err := rows.Scan(append([]any{&id}, dest...)...); err != nil {
+				var b []byte
+				if err := rows.Scan(&id, &b); err != nil {
 					rows.Close()
 					return err
 				}
-				d := byID[id]
-				frameSize = d.FrameSize
-				finish()
-				if k := len(all); k > from && all[k-1].Dump.ID == id {
-					all[k-1].FileRecord = r // the latest occurrence in the image
-					continue
+				if es, err = unpackEntries(b, es[:0]); err != nil {
+					rows.Close()
+					return fmt.Errorf("image %s: %w", byID[id].Datestamp, err)
 				}
-				all = append(all, Version{Dump: *d, FileRecord: r})
+				for _, e := range es {
+					if e.name != p.name {
+						continue
+					}
+					if old, ok := latest[id]; !ok || e.tarOff >= old.tarOff {
+						latest[id] = e
+					}
+				}
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return err
+			}
+			for id, e := range latest {
+				all = append(all, Version{Dump: *byID[id], FileRecord: e.record(p.dir)})
 			}
 		}
 		// Within one path, oldest image first (the rows come by dump id).

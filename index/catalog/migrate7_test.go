@@ -92,6 +92,7 @@ func catalogAnswers(t *testing.T, c *Catalog, ids []int64) []string {
 // schema 6 had them.
 func downgradeTo6(t *testing.T, c *Catalog) {
 	t.Helper()
+	downgradeTo7(t, c)
 	ddl := `
 CREATE TABLE files_v6 (
 	dump_id  INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,

@@ -108,7 +108,7 @@ func TestPostgresOpenRefuses(t *testing.T) {
 			}
 			c.Close()
 			pgExec(t, dsn, `UPDATE tapir_meta SET value = 99 WHERE key = 'schema_version'`)
-		}, "schema version 99 is newer than this tapir understands (7)"},
+		}, "schema version 99 is newer than this tapir understands (8)"},
 		{"foreign application", func(t *testing.T, dsn string) {
 			pgExec(t, dsn, `CREATE TABLE tapir_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)`,
 				`INSERT INTO tapir_meta VALUES ('application_id', 42)`)

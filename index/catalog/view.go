@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"slices"
 	"bytes"
 	"context"
 	"database/sql"
@@ -308,42 +309,48 @@ func (v *View) prefetchListings(tx *sql.Tx, dir string) (wait func() error, err 
 
 // names returns the entries of dir in chain element i, sorted by name; a
 // name stored twice counts once, as its latest occurrence in the stream.
-// It asks SQLite for one string (NUL-separated name and type pairs): a
-// directory of 100,000 entries costs one row, not 100,000.
+// It reads the directory's chunks and decodes only their names and types:
+// a directory of 100,000 entries is about 100 rows.
 func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	id, err := v.dirID(tx, dir)
 	if err != nil || id < 0 {
 		return nil, err
 	}
-	var n int
-	var s sql.NullString
-	// The files key (dump_id, dir_id, name, frame, "offset") gives the
-	// names in order without a sort; equal names come in stream order. A name never holds a '/',
-	// so '/' separates them (PostgreSQL's text cannot hold a NUL).
-	err = tx.QueryRow(`SELECT count(*), `+v.c.d.strAgg("type || name", "'/'")+` FROM
-		(SELECT name, type FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY name, `+v.c.d.streamOrder()+`) AS l`,
-		v.Chain[i].ID, id).Scan(&n, &s)
-	if err != nil || n == 0 {
+	sc, err := readChunks(tx, v.Chain[i].ID, id, "")
+	if err != nil || sc.total == 0 {
 		return nil, err
 	}
-	out := make([]ViewEntry, 0, n)
-	rest := s.String
-	for len(rest) > 0 {
-		item, r, _ := strings.Cut(rest, "/")
-		if len(item) < 2 {
-			return nil, fmt.Errorf("directory %q of image %s: malformed listing from the catalog", dir, v.Chain[i].Datestamp)
+	if !sc.sorted {
+		// Chunks written by several batches that overlap: the full
+		// entries know the stream order of a name stored twice.
+		es, err := sc.entries("")
+		if err != nil {
+			return nil, err
 		}
-		rest = r
-		name := item[1:]
-		e := ViewEntry{Name: name, Type: item[0], Dump: i}
-		if k := len(out); k > 0 && out[k-1].Name == name {
-			out[k-1] = e // the latest occurrence wins
-			continue
+		out := make([]ViewEntry, 0, len(es))
+		for k := range es {
+			e := ViewEntry{Name: es[k].name, Type: es[k].typ, Dump: i}
+			if n := len(out); n > 0 && out[n-1].Name == e.Name {
+				out[n-1] = e // the latest occurrence wins
+				continue
+			}
+			out = append(out, e)
 		}
-		out = append(out, e)
+		return out, nil
 	}
-	if !sort.SliceIsSorted(out, func(a, b int) bool { return out[a].Name < out[b].Name }) {
-		sort.SliceStable(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	out := make([]ViewEntry, 0, sc.total)
+	for _, b := range sc.packed {
+		err := unpackNames(b, func(name string, typ byte) {
+			e := ViewEntry{Name: name, Type: typ, Dump: i}
+			if n := len(out); n > 0 && out[n-1].Name == name {
+				out[n-1] = e // the latest occurrence wins
+				return
+			}
+			out = append(out, e)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("directory %q of image %s: %w", dir, v.Chain[i].Datestamp, err)
+		}
 	}
 	return out, nil
 }
@@ -483,16 +490,14 @@ func (v *View) isDir(tx *sql.Tx, dir string) (bool, error) {
 	}
 	found := false
 	for i := len(v.Chain) - 1; i >= 0 && !found; i-- {
-		var typ string
-		err := tx.QueryRow(`SELECT type FROM files WHERE dump_id = ? AND dir_id = ? AND name = ?
-			ORDER BY frame DESC, "offset" DESC LIMIT 1`, v.Chain[i].ID, id, name).Scan(&typ)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		es, err := dirEntries(tx, v.Chain[i].ID, id, name)
 		if err != nil {
 			return false, err
 		}
-		if typ != "5" && typ != "D" {
+		if len(es) == 0 {
+			continue
+		}
+		if typ := es[len(es)-1].typ; typ != '5' && typ != 'D' {
 			return false, nil
 		}
 		found = true
@@ -655,35 +660,42 @@ func (v *View) fileRecords(tx *sql.Tx, i int, dir string, names []string) ([]Fil
 	if err != nil || id < 0 {
 		return nil, err
 	}
-	frameSize := v.Chain[i].FrameSize
-	q := `SELECT ` + fileCols + ` FROM files f WHERE f.dump_id = ? AND f.dir_id = ?`
-	args := []any{v.Chain[i].ID, id}
-	if len(names) <= 64 {
-		q += ` AND f.name IN (?` + strings.Repeat(", ?", len(names)-1) + `)`
+	dumpID := v.Chain[i].ID
+	var es []entry
+	if len(names) <= 8 {
+		// A few names: the chunks that may hold each, not the directory.
 		for _, n := range names {
-			args = append(args, n)
+			got, err := dirEntries(tx, dumpID, id, n)
+			if err != nil {
+				return nil, err
+			}
+			es = append(es, got...)
 		}
-	}
-	rows, err := tx.Query(q+` ORDER BY f.name, f.frame, f."offset"`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []FileRecord
-	for rows.Next() {
-		var r FileRecord
-		dest, finish := scanFileInto(&r, dir, &frameSize)
-		if err := rows.Scan(dest...); err != nil {
+		slices.SortStableFunc(es, func(a, b entry) int { return compareEntries(&a, &b) })
+	} else {
+		all, err := dirEntries(tx, dumpID, id, "")
+		if err != nil {
 			return nil, err
 		}
-		finish()
-		if n := len(out); n > 0 && out[n-1].Path == r.Path {
-			out[n-1] = r
+		want := make(map[string]bool, len(names))
+		for _, n := range names {
+			want[n] = true
+		}
+		for _, e := range all {
+			if want[e.name] {
+				es = append(es, e)
+			}
+		}
+	}
+	var out []FileRecord
+	for k := range es {
+		if n := len(out); n > 0 && es[k-1].name == es[k].name {
+			out[n-1] = es[k].record(dir) // the latest occurrence in the stream
 			continue
 		}
-		out = append(out, r)
+		out = append(out, es[k].record(dir))
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Walk calls fn for every entry under dir (dir itself excluded), depth
@@ -735,32 +747,45 @@ func (v *View) Find(ctx context.Context, pattern string, limit int) (out []ViewR
 	err = v.c.read(ctx, v.op("find "+pattern), func(tx *sql.Tx) error {
 		// Candidates from every image of the view, by directory.
 		cand := map[string]map[string]bool{}
+		match, err := globMatcher(pat)
+		if err != nil {
+			return err
+		}
 		for _, d := range v.Chain {
-			cond, arg := v.c.d.glob("f.name", pat)
-			if whole {
-				cond, arg = v.c.d.glob("(CASE d.path WHEN '' THEN f.name ELSE d.path || '/' || f.name END)", pat)
-			}
-			q := `SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ? AND ` + cond
-			rows, err := tx.QueryContext(ctx, q, d.ID, arg)
+			rows, err := tx.QueryContext(ctx, `SELECT d.path, f.packed FROM files f JOIN dirs d ON d.id = f.dir_id WHERE f.dump_id = ?`, d.ID)
 			if err != nil {
 				return err
 			}
 			for n := 0; rows.Next(); n++ {
-				if n%4096 == 0 {
+				if n%64 == 0 {
 					if err := cancelled(ctx); err != nil {
 						rows.Close()
 						return err
 					}
 				}
-				var dir, name string
-				if err := rows.Scan(&dir, &name); err != nil {
+				var dir string
+				var b []byte
+				if err := rows.Scan(&dir, &b); err != nil {
 					rows.Close()
 					return err
 				}
-				if cand[dir] == nil {
-					cand[dir] = map[string]bool{}
+				err := unpackNames(b, func(name string, _ byte) {
+					p := name
+					if whole && dir != "" {
+						p = dir + "/" + name
+					}
+					if !match(p) {
+						return
+					}
+					if cand[dir] == nil {
+						cand[dir] = map[string]bool{}
+					}
+					cand[dir][name] = true
+				})
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("image %s, directory %q: %w", d.Datestamp, dir, err)
 				}
-				cand[dir][name] = true
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -821,14 +846,12 @@ func (v *View) Find(ctx context.Context, pattern string, limit int) (out []ViewR
 		}
 		recs := map[string]FileRecord{}
 		for k, ns := range names {
-			for start := 0; start < len(ns); start += 64 {
-				rs, err := v.fileRecords(tx, k.dump, k.dir, ns[start:min(start+64, len(ns))])
-				if err != nil {
-					return err
-				}
-				for _, r := range rs {
-					recs[fmt.Sprintf("%d\x00%s", k.dump, r.Path)] = r
-				}
+			rs, err := v.fileRecords(tx, k.dump, k.dir, ns)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				recs[fmt.Sprintf("%d\x00%s", k.dump, r.Path)] = r
 			}
 		}
 		for _, h := range hits {

@@ -1,0 +1,497 @@
+package catalog
+
+import (
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The file index by directory (schema 8, docs/format/catalog.md "Packed
+// entries"): the entries of one directory of one image, sorted by name and
+// then by tar offset, go into chunks of at most chunkEntries entries; a
+// chunk is one row of files, keyed by (dump_id, dir_id, seq), with its
+// first and last names beside it so that a lookup reads only the chunk
+// that may hold a name. A chunk never splits the entries of one name. The
+// row's packed value is a chunk body, zstd-compressed when that is
+// smaller:
+//
+//	packed   = kind (1 byte: 0 plain, 1 zstd) || body (or its zstd frame)
+//	body     = version (1 byte, 1) || uvarint n || columns
+//	columns  = n × uvarint name length || the n names, concatenated ||
+//	           n × type byte || n × flags byte (1: mtime, 2: link) ||
+//	           n × uvarint size || n × uvarint mode ||
+//	           for each entry with an mtime: varint seconds minus the previous
+//	           such entry's seconds, uvarint nanoseconds ||
+//	           n × varint uid || n × varint gid ||
+//	           for each entry with a link: uvarint length, the bytes ||
+//	           n × uvarint tar offset || n × uvarint span
+//
+// Columns rather than rows: like values sit together, which compresses
+// well, and a listing (names and types) stops reading after the types.
+
+// chunkEntries is the most entries a chunk holds (more only when one name
+// occurs more often in a directory of one image).
+const chunkEntries = 1024
+
+// packedVersion is the body's version byte.
+const packedVersion = 1
+
+const (
+	packPlain = 0
+	packZstd  = 1
+)
+
+const (
+	flagMtime = 1
+	flagLink  = 2
+)
+
+// entry is one record of a directory's index in an image.
+type entry struct {
+	name     string
+	typ      byte
+	size     int64
+	mode     uint32
+	mtime    int64 // ns since the epoch, when hasMtime
+	hasMtime bool
+	uid, gid int64
+	link     string
+	tarOff   int64
+	span     int64
+}
+
+// compareEntries orders entries by name, then by tar offset.
+func compareEntries(a, b *entry) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	switch {
+	case a.tarOff < b.tarOff:
+		return -1
+	case a.tarOff > b.tarOff:
+		return 1
+	}
+	return 0
+}
+
+// packEntries is the stored form of a chunk of entries, which must be
+// sorted by compareEntries.
+func packEntries(es []*entry) []byte {
+	body := make([]byte, 0, 32*len(es)+16)
+	body = append(body, packedVersion)
+	body = binary.AppendUvarint(body, uint64(len(es)))
+	for _, e := range es {
+		body = binary.AppendUvarint(body, uint64(len(e.name)))
+	}
+	for _, e := range es {
+		body = append(body, e.name...)
+	}
+	for _, e := range es {
+		body = append(body, e.typ)
+	}
+	for _, e := range es {
+		var f byte
+		if e.hasMtime {
+			f |= flagMtime
+		}
+		if e.link != "" {
+			f |= flagLink
+		}
+		body = append(body, f)
+	}
+	for _, e := range es {
+		body = binary.AppendUvarint(body, uint64(e.size))
+	}
+	for _, e := range es {
+		body = binary.AppendUvarint(body, uint64(e.mode))
+	}
+	var prev int64
+	for _, e := range es {
+		if e.hasMtime {
+			sec, ns := splitNS(e.mtime)
+			body = binary.AppendVarint(body, sec-prev)
+			body = binary.AppendUvarint(body, uint64(ns))
+			prev = sec
+		}
+	}
+	for _, e := range es {
+		body = binary.AppendVarint(body, e.uid)
+	}
+	for _, e := range es {
+		body = binary.AppendVarint(body, e.gid)
+	}
+	for _, e := range es {
+		if e.link != "" {
+			body = binary.AppendUvarint(body, uint64(len(e.link)))
+			body = append(body, e.link...)
+		}
+	}
+	for _, e := range es {
+		body = binary.AppendUvarint(body, uint64(e.tarOff))
+	}
+	for _, e := range es {
+		body = binary.AppendUvarint(body, uint64(e.span))
+	}
+	if len(body) > 64 {
+		z := dumpdirEnc.EncodeAll(body, []byte{packZstd})
+		if len(z) < len(body)+1 {
+			return z
+		}
+	}
+	return append([]byte{packPlain}, body...)
+}
+
+// splitNS splits ns since the epoch into seconds and nanoseconds (0 to
+// 999,999,999), rounding the seconds down.
+func splitNS(t int64) (sec, ns int64) {
+	sec, ns = t/1e9, t%1e9
+	if ns < 0 {
+		sec, ns = sec-1, ns+1e9
+	}
+	return sec, ns
+}
+
+// joinNS is splitNS undone; ok is false when ns is not below a second or
+// the time does not fit an int64.
+func joinNS(sec int64, ns uint64) (t int64, ok bool) {
+	const minSec, maxSec = -9223372037, 9223372036 // floor of the int64 limits / 1e9
+	switch {
+	case ns >= 1e9 || sec < minSec || sec > maxSec:
+		return 0, false
+	case sec == minSec && ns < 145224192, sec == maxSec && ns > 854775807:
+		return 0, false
+	}
+	return sec*1e9 + int64(ns), true
+}
+
+// errPacked is the error of a stored chunk that does not decode: the
+// catalog was damaged (or written by something else).
+func errPacked(what string) error {
+	return fmt.Errorf("a packed file index chunk in the catalog is damaged (%s); rebuild the catalog's index of that image with tapir admin rebuild", what)
+}
+
+// chunkBody is the body of a stored chunk.
+func chunkBody(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errPacked("empty")
+	}
+	switch b[0] {
+	case packPlain:
+		return b[1:], nil
+	case packZstd:
+		u, err := dumpdirDec.DecodeAll(b[1:], nil)
+		if err != nil {
+			return nil, errPacked(fmt.Sprintf("it does not decompress: %v", err))
+		}
+		return u, nil
+	}
+	return nil, errPacked(fmt.Sprintf("unknown kind %d", b[0]))
+}
+
+// bodyReader reads a body's columns, remembering the first error.
+type bodyReader struct {
+	b   []byte
+	err error
+}
+
+func (r *bodyReader) fail(what string) {
+	if r.err == nil {
+		r.err = errPacked(what)
+	}
+	r.b = nil
+}
+
+func (r *bodyReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("truncated " + what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *bodyReader) varint(what string) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("truncated " + what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// int63 is a uvarint that must fit an int64.
+func (r *bodyReader) int63(what string) int64 {
+	v := r.uvarint(what)
+	if v > 1<<63-1 {
+		r.fail(what + " out of range")
+		return 0
+	}
+	return int64(v)
+}
+
+func (r *bodyReader) bytes(n int, what string) []byte {
+	if n < 0 || n > len(r.b) {
+		r.fail("truncated " + what)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// chunkHead decodes a body up to its types: the count, the names (as
+// substrings of one string) and the types.
+func chunkHead(body []byte) (r *bodyReader, names []string, types []byte, err error) {
+	r = &bodyReader{b: body}
+	if v := r.bytes(1, "version"); r.err == nil && v[0] != packedVersion {
+		return nil, nil, nil, errPacked(fmt.Sprintf("version %d, not %d", v[0], packedVersion))
+	}
+	n := r.uvarint("count")
+	// Every entry takes at least one byte in each of several columns.
+	if r.err == nil && (n == 0 || n > uint64(len(r.b))) {
+		r.fail(fmt.Sprintf("count %d for %d bytes", n, len(r.b)))
+	}
+	if r.err != nil {
+		return nil, nil, nil, r.err
+	}
+	lens := make([]int, n)
+	total := 0
+	for i := range lens {
+		l := r.uvarint("name length")
+		if l == 0 || l > uint64(len(r.b)) {
+			r.fail("name length")
+		}
+		if r.err != nil {
+			return nil, nil, nil, r.err
+		}
+		lens[i] = int(l)
+		total += int(l)
+	}
+	all := string(r.bytes(total, "names"))
+	types = r.bytes(int(n), "types")
+	if r.err != nil {
+		return nil, nil, nil, r.err
+	}
+	names = make([]string, n)
+	at := 0
+	for i, l := range lens {
+		names[i] = all[at : at+l]
+		at += l
+		if strings.IndexByte(names[i], '/') >= 0 || strings.IndexByte(names[i], 0) >= 0 {
+			return nil, nil, nil, errPacked("a name holds '/' or NUL")
+		}
+		if i > 0 && names[i] < names[i-1] {
+			return nil, nil, nil, errPacked("names out of order")
+		}
+	}
+	return r, names, types, nil
+}
+
+// unpackEntries appends the entries of a stored chunk to out.
+func unpackEntries(b []byte, out []entry) ([]entry, error) {
+	body, err := chunkBody(b)
+	if err != nil {
+		return out, err
+	}
+	r, names, types, err := chunkHead(body)
+	if err != nil {
+		return out, err
+	}
+	n := len(names)
+	from := len(out)
+	out = slices.Grow(out, n)[:from+n]
+	es := out[from:]
+	for i := range es {
+		es[i] = entry{name: names[i], typ: types[i]}
+	}
+	flags := r.bytes(n, "flags")
+	for i := range es {
+		es[i].size = r.int63("size")
+	}
+	for i := range es {
+		m := r.uvarint("mode")
+		if m > 1<<32-1 {
+			r.fail("mode out of range")
+		}
+		es[i].mode = uint32(m)
+	}
+	var prev int64
+	for i := range es {
+		if r.err == nil && flags[i]&flagMtime != 0 {
+			d := r.varint("mtime")
+			ns := r.uvarint("mtime")
+			sec := prev + d
+			t, ok := joinNS(sec, ns)
+			if !ok || (d > 0 && sec < prev) || (d < 0 && sec > prev) {
+				r.fail("mtime out of range")
+				break
+			}
+			prev = sec
+			es[i].mtime, es[i].hasMtime = t, true
+		}
+	}
+	for i := range es {
+		es[i].uid = r.varint("uid")
+	}
+	for i := range es {
+		es[i].gid = r.varint("gid")
+	}
+	for i := range es {
+		if r.err == nil && flags[i]&flagLink != 0 {
+			l := r.uvarint("link length")
+			es[i].link = string(r.bytes(int(min(l, 1<<31)), "link"))
+		}
+	}
+	for i := range es {
+		es[i].tarOff = r.int63("tar offset")
+	}
+	for i := range es {
+		es[i].span = r.int63("span")
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Sprintf("%d bytes after the last column", len(r.b)))
+	}
+	if r.err != nil {
+		return out[:from], r.err
+	}
+	for i := 1; i < n; i++ {
+		if compareEntries(&es[i-1], &es[i]) > 0 {
+			return out[:from], errPacked("entries out of order")
+		}
+	}
+	return out, nil
+}
+
+// unpackNames appends the names and types of a stored chunk's entries,
+// in order, through add.
+func unpackNames(b []byte, add func(name string, typ byte)) error {
+	body, err := chunkBody(b)
+	if err != nil {
+		return err
+	}
+	_, names, types, err := chunkHead(body)
+	if err != nil {
+		return err
+	}
+	for i, n := range names {
+		add(n, types[i])
+	}
+	return nil
+}
+
+// chunk is one row of files to be written.
+type chunk struct {
+	lo, hi string
+	n      int
+	packed []byte
+}
+
+// chunksOf cuts the entries of one directory (sorted by compareEntries)
+// into chunks: at most chunkEntries entries, never splitting a name.
+func chunksOf(es []*entry) []chunk {
+	var out []chunk
+	for len(es) > 0 {
+		end := min(chunkEntries, len(es))
+		for end < len(es) && es[end].name == es[end-1].name {
+			end++
+		}
+		part := es[:end]
+		out = append(out, chunk{lo: part[0].name, hi: part[len(part)-1].name, n: len(part), packed: packEntries(part)})
+		es = es[end:]
+	}
+	return out
+}
+
+// record is the entry as a FileRecord of directory dir.
+func (e *entry) record(dir string) FileRecord {
+	p := e.name
+	if dir != "" {
+		p = dir + "/" + e.name
+	}
+	r := FileRecord{Path: p, Type: e.typ, Size: e.size, Mode: e.mode, UID: int(e.uid), GID: int(e.gid),
+		Link: e.link, TarOffset: e.tarOff, Span: e.span}
+	if e.hasMtime {
+		r.Mtime = time.Unix(0, e.mtime)
+	}
+	return r
+}
+
+// storedChunks are the chunks of one directory of one image, in the
+// order they were written.
+type storedChunks struct {
+	packed [][]byte
+	total  int  // entries
+	sorted bool // each chunk's names all come after the previous chunk's
+}
+
+// readChunks reads the chunks of directory dirID in a dump; only those
+// that may hold name when name is not "".
+func readChunks(tx *sql.Tx, dumpID, dirID int64, name string) (storedChunks, error) {
+	q := `SELECT lo, hi, n, packed FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY seq`
+	args := []any{dumpID, dirID}
+	if name != "" {
+		q = `SELECT lo, hi, n, packed FROM files WHERE dump_id = ? AND dir_id = ? AND lo <= ? AND hi >= ? ORDER BY seq`
+		args = append(args, name, name)
+	}
+	rows, err := tx.Query(q, args...)
+	if err != nil {
+		return storedChunks{}, err
+	}
+	defer rows.Close()
+	sc := storedChunks{sorted: true}
+	var prevHi string
+	for rows.Next() {
+		var lo, hi string
+		var n int
+		var b []byte
+		if err := rows.Scan(&lo, &hi, &n, &b); err != nil {
+			return storedChunks{}, err
+		}
+		if len(sc.packed) > 0 && lo <= prevHi {
+			sc.sorted = false
+		}
+		prevHi = hi
+		sc.packed = append(sc.packed, b)
+		sc.total += max(n, 0)
+	}
+	return sc, rows.Err()
+}
+
+// dirEntries returns the entries of directory dirID in a dump, sorted by
+// compareEntries; only those named name when name is not "".
+func dirEntries(tx *sql.Tx, dumpID, dirID int64, name string) ([]entry, error) {
+	sc, err := readChunks(tx, dumpID, dirID, name)
+	if err != nil {
+		return nil, err
+	}
+	return sc.entries(name)
+}
+
+// entries decodes the chunks, sorted by compareEntries; only the entries
+// named name when name is not "".
+func (sc storedChunks) entries(name string) ([]entry, error) {
+	out := make([]entry, 0, min(sc.total, 1<<20))
+	var err error
+	for _, b := range sc.packed {
+		if out, err = unpackEntries(b, out); err != nil {
+			return nil, err
+		}
+	}
+	if !sc.sorted {
+		slices.SortStableFunc(out, func(a, b entry) int { return compareEntries(&a, &b) })
+	}
+	if name != "" {
+		i, _ := slices.BinarySearchFunc(out, name, func(e entry, n string) int { return strings.Compare(e.name, n) })
+		j := i
+		for j < len(out) && out[j].name == name {
+			j++
+		}
+		out = out[i:j]
+	}
+	return out, nil
+}

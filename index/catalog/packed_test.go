@@ -1,0 +1,184 @@
+package catalog
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// randomEntries is a directory's entries as a hostile or unlucky image
+// could give them: names of any bytes but '/' and NUL (some shared
+// prefixes, some repeated), every type, extreme sizes and times, links.
+func randomEntries(r *rand.Rand, n int) []*entry {
+	alphabet := []byte("aAbz.-_ 09\xff\xc3\xa9~")
+	var es []*entry
+	prev := ""
+	for range n {
+		var name string
+		switch r.IntN(6) {
+		case 0:
+			if prev != "" {
+				name = prev // a name stored twice
+				break
+			}
+			fallthrough
+		case 1:
+			name = prev + string(alphabet[r.IntN(len(alphabet))])
+		default:
+			b := make([]byte, 1+r.IntN(40))
+			for i := range b {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			name = string(b)
+		}
+		prev = name
+		e := &entry{name: name, typ: "0123456D"[r.IntN(8)], mode: r.Uint32(), uid: r.Int64N(1<<40) - 1<<39, gid: int64(r.IntN(70000)),
+			tarOff: r.Int64N(1<<62) / 512 * 512, span: r.Int64N(1 << 40)}
+		switch r.IntN(8) {
+		case 0:
+			e.size = 1<<63 - 1
+		case 1:
+			e.size = 0
+		default:
+			e.size = r.Int64N(1 << 34)
+		}
+		switch r.IntN(8) {
+		case 0: // no mtime
+		case 1:
+			e.mtime, e.hasMtime = -1<<63, true
+		case 2:
+			e.mtime, e.hasMtime = 1<<63-1, true
+		case 3:
+			e.mtime, e.hasMtime = -r.Int64N(1<<62), true
+		default:
+			e.mtime, e.hasMtime = 1_700_000_000_000_000_000+r.Int64N(1<<55), true
+		}
+		if r.IntN(4) == 0 {
+			e.link = name + "->" + string(alphabet[r.IntN(len(alphabet))])
+		}
+		es = append(es, e)
+	}
+	slices.SortStableFunc(es, compareEntries)
+	return es
+}
+
+// TestPackedRoundTrip: for random directories, the chunks hold every entry
+// unchanged and in order, no chunk exceeds chunkEntries except for one
+// name's entries, a name is never split, and lo/hi are the chunk's ends.
+func TestPackedRoundTrip(t *testing.T) {
+	for seed := range uint64(200) {
+		r := rand.New(rand.NewPCG(seed, 8))
+		n := 1 + r.IntN(3000)
+		if seed%10 == 0 {
+			n = 1 + r.IntN(5)
+		}
+		es := randomEntries(r, n)
+		chunks := chunksOf(es)
+		var got []entry
+		for k, ch := range chunks {
+			before := len(got)
+			var err error
+			if got, err = unpackEntries(ch.packed, got); err != nil {
+				t.Fatalf("seed %d chunk %d: %v", seed, k, err)
+			}
+			part := got[before:]
+			if len(part) != ch.n || part[0].name != ch.lo || part[len(part)-1].name != ch.hi {
+				t.Fatalf("seed %d chunk %d: n %d lo %q hi %q, holds %d entries %q..%q", seed, k, ch.n, ch.lo, ch.hi, len(part), part[0].name, part[len(part)-1].name)
+			}
+			if len(part) > chunkEntries && part[0].name != part[len(part)-1].name && part[chunkEntries-1].name != part[chunkEntries].name {
+				t.Fatalf("seed %d chunk %d: %d entries", seed, k, len(part))
+			}
+			if k > 0 && chunks[k-1].hi >= ch.lo {
+				t.Fatalf("seed %d: chunk %d ends with %q, chunk %d starts with %q", seed, k-1, chunks[k-1].hi, k, ch.lo)
+			}
+			// The names-only decoding agrees.
+			var names []string
+			if err := unpackNames(ch.packed, func(n string, typ byte) { names = append(names, n) }); err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range names {
+				if n != part[i].name {
+					t.Fatalf("seed %d: unpackNames gives %q for %q", seed, n, part[i].name)
+				}
+			}
+		}
+		if len(got) != len(es) {
+			t.Fatalf("seed %d: %d entries back of %d", seed, len(got), len(es))
+		}
+		for i := range es {
+			if !reflect.DeepEqual(got[i], *es[i]) {
+				t.Fatalf("seed %d entry %d:\n got %+v\nwant %+v", seed, i, got[i], *es[i])
+			}
+		}
+	}
+}
+
+// TestPackedDamage: every truncation and every single flipped byte of a
+// stored chunk either fails with an error that says what to do or (a
+// flipped value byte) decodes to entries that pack back to the same
+// bytes; it never panics.
+func TestPackedDamage(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 3, 40} {
+		for _, ch := range chunksOf(randomEntries(r, n)) {
+			for _, b := range [][]byte{ch.packed, append([]byte{packPlain}, mustBody(t, ch.packed)...)} {
+				for cut := range len(b) {
+					if _, err := unpackEntries(b[:cut], nil); err == nil {
+						t.Fatalf("%d of %d bytes decoded without an error", cut, len(b))
+					}
+				}
+				for i := range b {
+					d := bytes.Clone(b)
+					d[i] ^= 1 << r.IntN(8)
+					checkDecodes(t, d)
+				}
+			}
+		}
+	}
+}
+
+func mustBody(t *testing.T, b []byte) []byte {
+	t.Helper()
+	body, err := chunkBody(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// checkDecodes: b gives an error or entries that are a valid chunk.
+func checkDecodes(t *testing.T, b []byte) {
+	t.Helper()
+	es, err := unpackEntries(b, nil)
+	if err != nil {
+		if !bytes.Contains([]byte(err.Error()), []byte("tapir admin rebuild")) {
+			t.Fatalf("error %q does not say what to do", err)
+		}
+		return
+	}
+	ptrs := make([]*entry, len(es))
+	for i := range es {
+		ptrs[i] = &es[i]
+	}
+	again, err := unpackEntries(packEntries(ptrs), nil)
+	if err != nil || !reflect.DeepEqual(again, es) {
+		t.Fatalf("decoded entries do not pack back: %v", err)
+	}
+}
+
+func FuzzUnpackEntries(f *testing.F) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 30} {
+		for _, ch := range chunksOf(randomEntries(r, n)) {
+			f.Add(ch.packed)
+			body, _ := chunkBody(ch.packed)
+			f.Add(append([]byte{packPlain}, body...))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecodes(t, b)
+		_ = unpackNames(b, func(string, byte) {})
+	})
+}
