@@ -1,12 +1,12 @@
 package catalog
 
 import (
-	"slices"
 	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
