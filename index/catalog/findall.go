@@ -101,7 +101,7 @@ func (c *Catalog) FindVersions(ctx context.Context, host, dle, pattern string, l
 		}
 		sort.Slice(pairs, func(i, j int) bool { return full(pairs[i]) < full(pairs[j]) })
 		st, err := tx.PrepareContext(ctx, `SELECT dump_id, packed FROM files
-			WHERE dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND dir_id = ? AND lo <= ? AND hi >= ?
+			WHERE dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND dir_id = ? AND lo <= ? AND (hi >= ? OR hi = '')
 			ORDER BY dump_id, seq`)
 		if err != nil {
 			return err

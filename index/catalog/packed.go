@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"github.com/klauspost/compress/zstd"
 	"slices"
 	"strings"
 	"time"
@@ -32,8 +33,14 @@ import (
 // Columns rather than rows: like values sit together, which compresses
 // well, and a listing (names and types) stops reading after the types.
 
+// entriesEnc compresses chunks: without zstd's checksum (4 bytes a chunk,
+// when a chunk of a small directory is a few hundred bytes), as the
+// decoder checks every column's bounds and order instead.
+var entriesEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+
 // chunkEntries is the most entries a chunk holds (more only when one name
-// occurs more often in a directory of one image).
+// occurs more often in a directory of one image); chunkBytes bounds it
+// first for most directories.
 const chunkEntries = 1024
 
 // packedVersion is the body's version byte.
@@ -136,7 +143,7 @@ func packEntries(es []*entry) []byte {
 		body = binary.AppendUvarint(body, uint64(e.span))
 	}
 	if len(body) > 64 {
-		z := dumpdirEnc.EncodeAll(body, []byte{packZstd})
+		z := entriesEnc.EncodeAll(body, []byte{packZstd})
 		if len(z) < len(body)+1 {
 			return z
 		}
@@ -384,25 +391,54 @@ func unpackNames(b []byte, add func(name string, typ byte)) error {
 	return nil
 }
 
-// chunk is one row of files to be written.
+// chunk is one row of files to be written. lo and hi bound the names it
+// holds; the first chunk of a directory has lo "" and the last hi "" (no
+// name is empty): a directory of one chunk, the most common, stores no
+// names beside its entries.
 type chunk struct {
 	lo, hi string
 	n      int
 	packed []byte
 }
 
+// chunkBytes is the most bytes a packed chunk should take: with its key,
+// names and header the row then stays under the 1,002 bytes an SQLite
+// index B-tree cell (a WITHOUT ROWID row) keeps in its 4 KiB page.
+// A larger row spills to overflow pages, the last one of which is
+// half empty on average: a fifth of the table, measured.
+const chunkBytes = 880
+
 // chunksOf cuts the entries of one directory (sorted by compareEntries)
-// into chunks: at most chunkEntries entries, never splitting a name.
+// into chunks of at most chunkBytes packed (and at most chunkEntries
+// entries), never splitting a name. The entries per chunk adapt to how
+// well the last chunk packed; a chunk that came out too large is packed
+// again with fewer entries.
 func chunksOf(es []*entry) []chunk {
 	var out []chunk
+	want := 32
 	for len(es) > 0 {
-		end := min(chunkEntries, len(es))
+		end := min(want, len(es))
 		for end < len(es) && es[end].name == es[end-1].name {
 			end++
 		}
 		part := es[:end]
-		out = append(out, chunk{lo: part[0].name, hi: part[len(part)-1].name, n: len(part), packed: packEntries(part)})
+		packed := packEntries(part)
+		if len(packed) > chunkBytes && part[0].name != part[end-1].name {
+			// Fewer entries; want decreases every time, so that this
+			// ends (at the latest with the first name's entries alone).
+			want = max(1, min(want-1, end-1, end*chunkBytes*9/(10*len(packed))))
+			continue
+		}
+		ch := chunk{lo: part[0].name, hi: part[len(part)-1].name, n: len(part), packed: packed}
+		if len(out) == 0 {
+			ch.lo = "" // from the start
+		}
 		es = es[end:]
+		if len(es) == 0 {
+			ch.hi = "" // to the end
+		}
+		out = append(out, ch)
+		want = min(chunkEntries, max(1, end*chunkBytes*9/(10*max(len(packed), 1))))
 	}
 	return out
 }
@@ -435,7 +471,7 @@ func readChunks(tx *sql.Tx, dumpID, dirID int64, name string) (storedChunks, err
 	q := `SELECT lo, hi, n, packed FROM files WHERE dump_id = ? AND dir_id = ? ORDER BY seq`
 	args := []any{dumpID, dirID}
 	if name != "" {
-		q = `SELECT lo, hi, n, packed FROM files WHERE dump_id = ? AND dir_id = ? AND lo <= ? AND hi >= ? ORDER BY seq`
+		q = `SELECT lo, hi, n, packed FROM files WHERE dump_id = ? AND dir_id = ? AND lo <= ? AND (hi >= ? OR hi = '') ORDER BY seq`
 		args = append(args, name, name)
 	}
 	rows, err := tx.Query(q, args...)
@@ -452,8 +488,8 @@ func readChunks(tx *sql.Tx, dumpID, dirID int64, name string) (storedChunks, err
 		if err := rows.Scan(&lo, &hi, &n, &b); err != nil {
 			return storedChunks{}, err
 		}
-		if len(sc.packed) > 0 && lo <= prevHi {
-			sc.sorted = false
+		if len(sc.packed) > 0 && (prevHi == "" || lo <= prevHi) {
+			sc.sorted = false // "" is the end of the names
 		}
 		prevHi = hi
 		sc.packed = append(sc.packed, b)

@@ -66,7 +66,8 @@ func randomEntries(r *rand.Rand, n int) []*entry {
 
 // TestPackedRoundTrip: for random directories, the chunks hold every entry
 // unchanged and in order, no chunk exceeds chunkEntries except for one
-// name's entries, a name is never split, and lo/hi are the chunk's ends.
+// name's entries, a name is never split, and lo/hi are the chunk's ends
+// ("" at the directory's ends).
 func TestPackedRoundTrip(t *testing.T) {
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, 8))
@@ -84,13 +85,23 @@ func TestPackedRoundTrip(t *testing.T) {
 				t.Fatalf("seed %d chunk %d: %v", seed, k, err)
 			}
 			part := got[before:]
-			if len(part) != ch.n || part[0].name != ch.lo || part[len(part)-1].name != ch.hi {
+			lo, hi := part[0].name, part[len(part)-1].name
+			if k == 0 {
+				lo = ""
+			}
+			if k == len(chunks)-1 {
+				hi = ""
+			}
+			if len(part) != ch.n || ch.lo != lo || ch.hi != hi {
 				t.Fatalf("seed %d chunk %d: n %d lo %q hi %q, holds %d entries %q..%q", seed, k, ch.n, ch.lo, ch.hi, len(part), part[0].name, part[len(part)-1].name)
 			}
 			if len(part) > chunkEntries && part[0].name != part[len(part)-1].name && part[chunkEntries-1].name != part[chunkEntries].name {
 				t.Fatalf("seed %d chunk %d: %d entries", seed, k, len(part))
 			}
-			if k > 0 && chunks[k-1].hi >= ch.lo {
+			if len(ch.packed) > chunkBytes && part[0].name != part[len(part)-1].name {
+				t.Fatalf("seed %d chunk %d: %d entries packed in %d bytes, more than %d", seed, k, len(part), len(ch.packed), chunkBytes)
+			}
+			if k > 0 && got[before-1].name >= part[0].name {
 				t.Fatalf("seed %d: chunk %d ends with %q, chunk %d starts with %q", seed, k-1, chunks[k-1].hi, k, ch.lo)
 			}
 			// The names-only decoding agrees.

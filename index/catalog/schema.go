@@ -259,7 +259,10 @@ CREATE INDEX listings_dumpdir ON listings_v7(dumpdir_id);
 	// first and last name of each chunk beside it. One row per chunk
 	// instead of one per entry: 3–4 times smaller, and a directory of
 	// 100,000 entries is about 100 rows to read. The rows move by code
-	// (convertFiles8) after this SQL.
+	// (convertFiles8) after this SQL. The key is the order of writing
+	// (a writer numbers its chunks), so that new rows go at the end of
+	// the B-tree and its pages stay full; files_dir finds a directory's
+	// chunks (created after the rows move).
 	`
 CREATE TABLE files_v8 (
 	dump_id INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
@@ -269,7 +272,7 @@ CREATE TABLE files_v8 (
 	hi      TEXT    NOT NULL,
 	n       INTEGER NOT NULL CHECK (n > 0),
 	packed  BLOB    NOT NULL,
-	PRIMARY KEY (dump_id, dir_id, seq)
+	PRIMARY KEY (dump_id, seq)
 ) WITHOUT ROWID;
 `,
 }
@@ -395,7 +398,8 @@ func convertFiles8(tx *sql.Tx, d dialect) error {
 			}
 		}
 	}
-	for _, q := range []string{`DROP TABLE files`, `ALTER TABLE files_v8 RENAME TO files`} {
+	for _, q := range []string{`DROP TABLE files`, `ALTER TABLE files_v8 RENAME TO files`,
+		`CREATE INDEX files_dir ON files(dump_id, dir_id, seq)`} {
 		if _, err := tx.Exec(q); err != nil {
 			return err
 		}
