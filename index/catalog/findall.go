@@ -67,8 +67,8 @@ func (c *Catalog) FindVersions(ctx context.Context, host, dle, pattern string, l
 			cargs = append(cargs, warg)
 		}
 		type pair struct {
-			dir, name string
-			dirID     int64
+			dir, name, path string
+			dirID           int64
 		}
 		var pairs []pair
 		prow, err := tx.QueryContext(ctx, `SELECT p.path, n.name, n.dir_id FROM names n JOIN dirs p ON p.id = n.dir_id WHERE `+cond, cargs...)
@@ -99,7 +99,10 @@ func (c *Catalog) FindVersions(ctx context.Context, host, dle, pattern string, l
 			}
 			return p.dir + "/" + p.name
 		}
-		sort.Slice(pairs, func(i, j int) bool { return full(pairs[i]) < full(pairs[j]) })
+		for i := range pairs {
+			pairs[i].path = full(pairs[i]) // once, not in every comparison
+		}
+		sort.Slice(pairs, func(i, j int) bool { return pairs[i].path < pairs[j].path })
 		st, err := tx.PrepareContext(ctx, `SELECT dump_id, packed FROM files
 			WHERE dump_id IN (?`+strings.Repeat(", ?", len(dumps)-1)+`) AND dir_id = ? AND lo <= ? AND (hi >= ? OR hi = '')
 			ORDER BY dump_id, seq`)

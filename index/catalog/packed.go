@@ -461,8 +461,21 @@ func (e *entry) record(dir string) FileRecord {
 // order they were written.
 type storedChunks struct {
 	packed [][]byte
-	total  int  // entries
-	sorted bool // each chunk's names all come after the previous chunk's
+	total  int // entries
+	// runs are the indexes in packed where a sorted run of chunks starts
+	// (the first is 0): the chunks one batch of a FileWriter wrote. A
+	// directory whose entries came in two batches has two runs, which
+	// the readers merge.
+	runs []int
+}
+
+// run returns the chunks of run k.
+func (sc storedChunks) run(k int) [][]byte {
+	end := len(sc.packed)
+	if k+1 < len(sc.runs) {
+		end = sc.runs[k+1]
+	}
+	return sc.packed[sc.runs[k]:end]
 }
 
 // readChunks reads the chunks of directory dirID in a dump; only those
@@ -479,7 +492,7 @@ func readChunks(tx *sql.Tx, dumpID, dirID int64, name string) (storedChunks, err
 		return storedChunks{}, err
 	}
 	defer rows.Close()
-	sc := storedChunks{sorted: true}
+	var sc storedChunks
 	var prevHi string
 	for rows.Next() {
 		var lo, hi string
@@ -488,14 +501,43 @@ func readChunks(tx *sql.Tx, dumpID, dirID int64, name string) (storedChunks, err
 		if err := rows.Scan(&lo, &hi, &n, &b); err != nil {
 			return storedChunks{}, err
 		}
-		if len(sc.packed) > 0 && (prevHi == "" || lo <= prevHi) {
-			sc.sorted = false // "" is the end of the names
+		if len(sc.packed) == 0 || prevHi == "" || lo <= prevHi {
+			sc.runs = append(sc.runs, len(sc.packed)) // "" is the end of the names
 		}
 		prevHi = hi
 		sc.packed = append(sc.packed, b)
 		sc.total += max(n, 0)
 	}
 	return sc, rows.Err()
+}
+
+// mergeRuns merges sorted runs into one sorted slice; of equal elements,
+// those of an earlier run come first.
+func mergeRuns[T any](runs [][]T, cmp func(a, b *T) int) []T {
+	for len(runs) > 1 {
+		var next [][]T
+		for i := 0; i < len(runs); i += 2 {
+			if i+1 == len(runs) {
+				next = append(next, runs[i])
+				continue
+			}
+			a, b := runs[i], runs[i+1]
+			m := make([]T, 0, len(a)+len(b))
+			for len(a) > 0 && len(b) > 0 {
+				if cmp(&b[0], &a[0]) < 0 {
+					m, b = append(m, b[0]), b[1:]
+				} else {
+					m, a = append(m, a[0]), a[1:]
+				}
+			}
+			next = append(next, append(append(m, a...), b...))
+		}
+		runs = next
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	return runs[0]
 }
 
 // dirEntries returns the entries of directory dirID in a dump, sorted by
@@ -511,16 +553,21 @@ func dirEntries(tx *sql.Tx, dumpID, dirID int64, name string) ([]entry, error) {
 // entries decodes the chunks, sorted by compareEntries; only the entries
 // named name when name is not "".
 func (sc storedChunks) entries(name string) ([]entry, error) {
-	out := make([]entry, 0, min(sc.total, 1<<20))
-	var err error
-	for _, b := range sc.packed {
-		if out, err = unpackEntries(b, out); err != nil {
-			return nil, err
+	runs := make([][]entry, len(sc.runs))
+	for k := range sc.runs {
+		var out []entry
+		if len(sc.runs) == 1 {
+			out = make([]entry, 0, min(sc.total, 1<<20))
 		}
+		var err error
+		for _, b := range sc.run(k) {
+			if out, err = unpackEntries(b, out); err != nil {
+				return nil, err
+			}
+		}
+		runs[k] = out
 	}
-	if !sc.sorted {
-		slices.SortStableFunc(out, func(a, b entry) int { return compareEntries(&a, &b) })
-	}
+	out := mergeRuns(runs, compareEntries)
 	if name != "" {
 		i, _ := slices.BinarySearchFunc(out, name, func(e entry, n string) int { return strings.Compare(e.name, n) })
 		j := i

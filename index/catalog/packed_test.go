@@ -2,10 +2,12 @@ package catalog
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 )
 
 // randomEntries is a directory's entries as a hostile or unlucky image
@@ -192,4 +194,119 @@ func FuzzUnpackEntries(f *testing.F) {
 		checkDecodes(t, b)
 		_ = unpackNames(b, func(string, byte) {})
 	})
+}
+
+// TestPackedBatchesProperty ingests random directories in random batch
+// sizes (a directory's entries then sit in several runs of chunks, names
+// stored twice across and within batches, large and small directories)
+// and checks every reader against the records themselves: ListDir, Entry,
+// View.List, View.Records, FindVersions.
+func TestPackedBatchesProperty(t *testing.T) { forEachBackend(t, testPackedBatchesProperty) }
+
+func testPackedBatchesProperty(t *testing.T) {
+	c := newCatalog(t)
+	for seed := range uint64(6) {
+		r := rand.New(rand.NewPCG(seed, 99))
+		run := mkRun(t, c, fmt.Sprintf("202503%02d010000", seed+1))
+		dle := fmt.Sprintf("/p%d", seed)
+		id := mkDump(t, c, run, "prop", dle, 0)
+		dirs := []string{"", "a", "a/b", "big"}
+		var recs []FileRecord
+		for _, d := range dirs[1:] {
+			p := d
+			recs = append(recs, FileRecord{Path: p, Type: '5', Mode: 0o755})
+		}
+		n := 200 + r.IntN(3000)
+		for range n {
+			d := dirs[r.IntN(len(dirs))]
+			if r.IntN(2) == 0 {
+				d = "big"
+			}
+			name := fmt.Sprintf("n%04d", r.IntN(n/2+1))
+			p := name
+			if d != "" {
+				p = d + "/" + name
+			}
+			recs = append(recs, FileRecord{Path: p, Type: '0', Size: r.Int64N(1 << 30), Mode: 0o644, UID: r.IntN(3), Mtime: time.Unix(r.Int64N(1<<33), r.Int64N(1e9))})
+		}
+		for i := range recs {
+			recs[i].TarOffset = int64(i+1) * 512 * int64(1+r.IntN(4))
+			if i > 0 && recs[i].TarOffset <= recs[i-1].TarOffset {
+				recs[i].TarOffset = recs[i-1].TarOffset + 512
+			}
+		}
+		w, err := c.NewFileWriter(t.Context(), id, testFrameSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.batch = 1 + r.IntN(400)
+		for _, rec := range recs {
+			if err := w.Add(t.Context(), rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		holdDump(t, c, id, recs[len(recs)-1].TarOffset+4096)
+		// The reference: the latest occurrence of each path, with its span.
+		want := map[string]FileRecord{}
+		for i, rec := range recs {
+			if i+1 < len(recs) {
+				rec.Span = recs[i+1].TarOffset - rec.TarOffset
+			}
+			want[rec.Path] = rec
+		}
+		v, err := c.View(t.Context(), "prop", dle, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dirs {
+			var names []string
+			for p := range want {
+				if dir, _, _ := splitPath(p); dir == d {
+					names = append(names, p)
+				}
+			}
+			slices.Sort(names)
+			got, err := c.ListDir(t.Context(), id, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(names) {
+				t.Fatalf("seed %d batch %d: ListDir(%q) has %d entries, want %d", seed, w.batch, d, len(got), len(names))
+			}
+			ents, err := v.List(t.Context(), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ents) != len(names) {
+				t.Fatalf("seed %d batch %d: View.List(%q) has %d entries, want %d", seed, w.batch, d, len(ents), len(names))
+			}
+			for k, p := range names {
+				g := got[k]
+				sameTime := g.Mtime.Equal(want[p].Mtime)
+				g.Mtime = want[p].Mtime
+				if !sameTime || !reflect.DeepEqual(g, want[p]) {
+					t.Fatalf("seed %d batch %d: ListDir(%q)[%d] = %+v, want %+v", seed, w.batch, d, k, got[k], want[p])
+				}
+				if _, name, _ := splitPath(p); ents[k].Name != name || ents[k].Type != want[p].Type {
+					t.Fatalf("seed %d: View.List(%q)[%d] = %+v, want %q", seed, d, k, ents[k], p)
+				}
+				if k%13 == 0 {
+					e, err := c.Entry(t.Context(), id, p)
+					if err != nil || e.TarOffset != want[p].TarOffset || e.Span != want[p].Span || !e.Mtime.Equal(want[p].Mtime) {
+						t.Fatalf("seed %d: Entry(%q) = %+v, %v; want %+v", seed, p, e, err, want[p])
+					}
+					vs, _, err := c.FindVersions(t.Context(), "prop", dle, p, 0)
+					// A pattern without '/' (a name in the root) matches
+					// that name in every directory.
+					vs = slices.DeleteFunc(vs, func(v Version) bool { return v.Path != p })
+					if err != nil || len(vs) != 1 || vs[0].TarOffset != want[p].TarOffset {
+						t.Fatalf("seed %d: FindVersions(%q) = %+v, %v; want offset %d", seed, p, vs, err, want[p].TarOffset)
+					}
+				}
+			}
+		}
+	}
 }

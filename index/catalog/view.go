@@ -320,37 +320,43 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	if err != nil || sc.total == 0 {
 		return nil, err
 	}
-	if !sc.sorted {
-		// Chunks written by several batches that overlap: the full
-		// entries know the stream order of a name stored twice.
-		es, err := sc.entries("")
-		if err != nil {
-			return nil, err
+	// Each run of chunks (one per batch that held the directory) gives
+	// its names in order; the runs are merged, a later run's entry
+	// winning over an earlier one of the same name (a later batch came
+	// later in the stream).
+	runs := make([][]ViewEntry, len(sc.runs))
+	for k := range sc.runs {
+		size := sc.total
+		if len(sc.runs) > 1 {
+			size = 0
 		}
-		out := make([]ViewEntry, 0, len(es))
-		for k := range es {
-			e := ViewEntry{Name: es[k].name, Type: es[k].typ, Dump: i}
-			if n := len(out); n > 0 && out[n-1].Name == e.Name {
-				out[n-1] = e // the latest occurrence wins
-				continue
+		out := make([]ViewEntry, 0, size)
+		for _, b := range sc.run(k) {
+			err := unpackNames(b, func(name string, typ byte) {
+				e := ViewEntry{Name: name, Type: typ, Dump: i}
+				if n := len(out); n > 0 && out[n-1].Name == name {
+					out[n-1] = e // the latest occurrence wins
+					return
+				}
+				out = append(out, e)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("directory %q of image %s: %w", dir, v.Chain[i].Datestamp, err)
 			}
-			out = append(out, e)
 		}
-		return out, nil
+		runs[k] = out
 	}
-	out := make([]ViewEntry, 0, sc.total)
-	for _, b := range sc.packed {
-		err := unpackNames(b, func(name string, typ byte) {
-			e := ViewEntry{Name: name, Type: typ, Dump: i}
-			if n := len(out); n > 0 && out[n-1].Name == name {
-				out[n-1] = e // the latest occurrence wins
-				return
-			}
-			out = append(out, e)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("directory %q of image %s: %w", dir, v.Chain[i].Datestamp, err)
+	if len(runs) == 1 {
+		return runs[0], nil
+	}
+	merged := mergeRuns(runs, func(a, b *ViewEntry) int { return strings.Compare(a.Name, b.Name) })
+	out := merged[:0]
+	for _, e := range merged {
+		if n := len(out); n > 0 && out[n-1].Name == e.Name {
+			out[n-1] = e
+			continue
 		}
+		out = append(out, e)
 	}
 	return out, nil
 }
