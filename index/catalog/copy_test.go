@@ -377,7 +377,7 @@ func TestCopyNonUTF8(t *testing.T) {
 
 	pg := openAt(t, pgtest.DSN(t))
 	_, err := Copy(t.Context(), src, pg, nil)
-	if err == nil || !strings.Contains(err.Error(), "table files") || !strings.Contains(err.Error(), "not valid UTF-8") ||
+	if err == nil || !strings.Contains(err.Error(), "table names") || !strings.Contains(err.Error(), "not valid UTF-8") ||
 		!strings.Contains(err.Error(), "SQL_ASCII") || !strings.Contains(err.Error(), `"caf\xe9"`) {
 		t.Fatalf("non-UTF-8 name into PostgreSQL: %v", err)
 	}
