@@ -326,12 +326,9 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	// later in the stream).
 	runs := make([][]ViewEntry, len(sc.runs))
 	for k := range sc.runs {
-		size := sc.total
-		if len(sc.runs) > 1 {
-			size = 0
-		}
-		out := make([]ViewEntry, 0, size)
-		for _, b := range sc.run(k) {
+		chunks, n := sc.run(k)
+		out := make([]ViewEntry, 0, min(n, 1<<20))
+		for _, b := range chunks {
 			err := unpackNames(b, func(name string, typ byte) {
 				e := ViewEntry{Name: name, Type: typ, Dump: i}
 				if n := len(out); n > 0 && out[n-1].Name == name {
