@@ -4,8 +4,9 @@
 // It records runs, volumes (tapes and vtapes), dumps (one image of one DLE at
 // one level), the parts of each dump on volumes, the frame list of each
 // payload, the file index of every dump (directory paths interned in a
-// dirs table; the rows keyed by dump, directory, name and tar position, so
-// that the key is the table), each incremental's directory listings (each
+// dirs table; each directory's entries of an image sorted and packed in
+// chunks of columns, zstd-compressed, one row per chunk with its first and
+// last name: packed.go), each incremental's directory listings (each
 // distinct listing stored once, compressed, and shared by the
 // incrementals that did not change the directory), and the force flags.
 // It answers the questions a recover session asks: what a DLE held at a

@@ -261,14 +261,41 @@ func (w *FileWriter) flush(ctx context.Context, final bool) error {
 	return nil
 }
 
+// chunksPerInsert is how many chunk rows one INSERT statement carries:
+// far fewer round trips (PostgreSQL) and cgo calls (SQLite) than one
+// statement per chunk, when most directories are one small chunk.
+const chunksPerInsert = 64
+
 // insertChunks writes rows (sorted by sortedRows) as the chunks of a
-// dump's index in table, numbered from seq on, and returns how many it wrote.
+// dump's index in table, numbered from seq on, and returns how many it
+// wrote.
 func insertChunks(tx *sql.Tx, table string, dumpID, seq int64, rows []sortedRow) (int64, error) {
-	ins, err := tx.Prepare(`INSERT INTO ` + table + `(dump_id, dir_id, seq, lo, hi, n, packed) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return 0, err
+	stmts := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	var args []any
+	pending := 0
+	flush := func() error {
+		if pending == 0 {
+			return nil
+		}
+		st := stmts[pending]
+		if st == nil {
+			var err error
+			q := `INSERT INTO ` + table + `(dump_id, dir_id, seq, lo, hi, n, packed) VALUES (?, ?, ?, ?, ?, ?, ?)` +
+				strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, pending-1)
+			if st, err = tx.Prepare(q); err != nil {
+				return err
+			}
+			stmts[pending] = st
+		}
+		_, err := st.Exec(args...)
+		args, pending = args[:0], 0
+		return err
 	}
-	defer ins.Close()
 	var written int64
 	es := make([]*entry, 0, chunkEntries)
 	for i := 0; i < len(rows); {
@@ -279,14 +306,17 @@ func insertChunks(tx *sql.Tx, table string, dumpID, seq int64, rows []sortedRow)
 			j++
 		}
 		for _, ch := range chunksOf(es) {
-			if _, err := ins.Exec(dumpID, rows[i].dirID, seq+written, ch.lo, ch.hi, ch.n, ch.packed); err != nil {
-				return written, err
-			}
+			args = append(args, dumpID, rows[i].dirID, seq+written, ch.lo, ch.hi, ch.n, ch.packed)
 			written++
+			if pending++; pending == chunksPerInsert {
+				if err := flush(); err != nil {
+					return 0, err
+				}
+			}
 		}
 		i = j
 	}
-	return written, nil
+	return written, flush()
 }
 
 // sortedRow is a buffered record with its directory's id.
