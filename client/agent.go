@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
@@ -23,7 +25,7 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings, FeatureResume}
 
 // FeatureAge is the feature of an agent that encrypts payloads with age
 // (wire.Request.Encrypt "age"): the server refuses to ask an agent
@@ -57,6 +59,48 @@ type Agent struct {
 	StateDir string
 	// ConfirmTimeout bounds the wait for the server's Confirm after a dump.
 	ConfirmTimeout time.Duration
+
+	mu      sync.Mutex
+	running map[string]*runningDump // dumps with a token, by token
+}
+
+// runningDump is a dump with a token being served: a resume of it stops
+// this one first (the server has given up its connection), so that two
+// connections never write one resume state.
+type runningDump struct {
+	stop func()
+	done chan struct{}
+}
+
+// own makes the connection the only one serving token: an older one is
+// stopped and waited for. release gives it up.
+func (a *Agent) own(ctx context.Context, token string, raw net.Conn) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	me := &runningDump{stop: func() { cancel(); raw.SetDeadline(time.Now()) }, done: make(chan struct{})}
+	for {
+		a.mu.Lock()
+		old := a.running[token]
+		if old == nil {
+			if a.running == nil {
+				a.running = map[string]*runningDump{}
+			}
+			a.running[token] = me
+			a.mu.Unlock()
+			break
+		}
+		a.mu.Unlock()
+		old.stop()
+		<-old.done
+	}
+	return ctx, func() {
+		a.mu.Lock()
+		if a.running[token] == me {
+			delete(a.running, token)
+		}
+		a.mu.Unlock()
+		cancel()
+		close(me.done)
+	}
 }
 
 func (a *Agent) states() *StateStore {
@@ -118,6 +162,11 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 		c.WriteMsg(wire.Reply{OK: true, Estimates: est})
 		debug.FreeOSMemory() // the walk's garbage, before the dump that follows (see below)
 	case wire.OpDump:
+		if req.Token != "" {
+			var release func()
+			ctx, release = a.own(ctx, req.Token, raw)
+			defer release()
+		}
 		start := time.Now()
 		done, held := a.dump(ctx, c, raw, req, opt)
 		if done.Error != "" {
@@ -209,6 +258,15 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	if err := checkEncrypt(req); err != nil {
 		return DumpOptions{}, err
 	}
+	if req.Token != "" && !tokenRE.MatchString(req.Token) {
+		return DumpOptions{}, fmt.Errorf("dump token %q: want 16 to 64 characters 0-9a-f", oneLine(req.Token, 80))
+	}
+	if req.Resume != nil && req.Token == "" {
+		return DumpOptions{}, errors.New("a resume request needs the token of the dump it continues")
+	}
+	if req.Op != wire.OpDump && (req.Token != "" || req.Resume != nil) {
+		return DumpOptions{}, fmt.Errorf("a token or resume in a %s request", req.Op)
+	}
 	return opt, nil
 }
 
@@ -252,9 +310,47 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		c.WriteMsg(d)
 		return d, warns.dropped
 	}
+	// Resume state (resume.go): kept for a dump sent with a token, by an
+	// agent with a state directory, for a payload it does not encrypt.
+	var jr *journal
+	var resumed *wire.Resumed
+	keep := req.Token != "" && a.StateDir != "" && req.Encrypt == ""
+	if req.Resume != nil {
+		if !keep {
+			e := fmt.Sprintf("%v dump %s of %s: this agent keeps no resume state for it (no --state-dir, or an encrypted payload); the server starts it over", errNoResume, req.Token, req.DLE)
+			c.WriteMsg(errReply(e))
+			return wire.Done{Error: e}, 0
+		}
+		rp, err := loadResume(a.StateDir, req)
+		if err == nil {
+			jr, err = openJournal(resumeDir(a.StateDir, req.Token), req, rp)
+			if err != nil {
+				err = fmt.Errorf("%w dump %s of %s: its state in %s cannot be opened (%v); the server starts it over", errNoResume, req.Token, req.DLE, resumeDir(a.StateDir, req.Token), err)
+			}
+		}
+		if err != nil {
+			c.WriteMsg(errReply(err.Error()))
+			return wire.Done{Error: err.Error()}, 0
+		}
+		opt.resume = rp
+		resumed = &wire.Resumed{Frames: int64(len(rp.frames)), TarOffset: rp.tarOff, PayloadOffset: req.Resume.PayloadOffset}
+		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset)
+	} else if keep {
+		removeStaleResume(a.StateDir, req.DLE, req.Token, time.Now())
+		var err error
+		if jr, err = openJournal(resumeDir(a.StateDir, req.Token), req, nil); err != nil {
+			os.RemoveAll(resumeDir(a.StateDir, req.Token))
+			warns.warn(fmt.Sprintf("%s: the resume state of this dump cannot be kept in %s (%v): a cut stream starts it over", req.DLE, resumeDir(a.StateDir, req.Token), err))
+			jr = nil
+		}
+	}
+	if jr != nil {
+		opt.journal = jr
+		defer jr.close()
+	}
 	// The features tell the server, before any payload, that this agent
 	// honours Encrypt (an older agent would send plaintext).
-	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features}); err != nil {
+	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features, Resumed: resumed}); err != nil {
 		return wire.Done{Error: err.Error()}, 0
 	}
 	var batch []byte
@@ -330,6 +426,9 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Listing: listing,
 	}
 	res, err := Dump(ctx, req.DLE, opt, sink)
+	if jr != nil && jr.failed != nil {
+		warns.warn(fmt.Sprintf("%s: the resume state of this dump could not be saved (%v): a cut stream would have started it over", req.DLE, jr.failed))
+	}
 	if err == nil && enc != nil {
 		if err = enc.Close(); err == nil {
 			err = buf.Flush()
@@ -378,6 +477,11 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	}
 	if res.Pending {
 		a.confirm(c, raw, req, d)
+	}
+	if jr != nil {
+		// The dump is over: it is never resumed again.
+		jr.close()
+		os.RemoveAll(jr.dir)
 	}
 	return d, warns.dropped
 }
