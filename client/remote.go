@@ -34,12 +34,23 @@ func (r *Remote) timeout() time.Duration {
 	return r.Timeout
 }
 
+// TransportError is a failure of the connection to an agent, not a
+// decision of either side: a dial that failed, a stream cut, reset,
+// corrupted (TLS rejects a changed record) or stalled past the progress
+// timeout. A dump that ends with one can resume (wire.Resume).
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+func transport(err error) error { return &TransportError{err} }
+
 // call dials, handshakes, sends req and reads the Reply.
 func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Conn, *wire.Reply, error) {
 	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", r.Addr)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err))
+		return nil, nil, nil, transport(fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err)))
 	}
 	// TLS over a BatchConn: a dump's records are read 256 KiB at a time
 	// when that much has arrived, not one read(2) per 16 KiB record.
@@ -53,7 +64,7 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 	c := wire.NewBatchedConn(tc, bc)
 	if err := c.WriteMsg(req); err != nil {
 		raw.Close()
-		return nil, nil, nil, fmt.Errorf("%s: send %s request: %w", r.what(), req.Op, err)
+		return nil, nil, nil, transport(fmt.Errorf("%s: send %s request: %w", r.what(), req.Op, err))
 	}
 	raw.SetDeadline(time.Now().Add(r.timeout()))
 	var rep wire.Reply
@@ -62,7 +73,7 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 		if isTLSAlert(err) {
 			return nil, nil, nil, wire.ExplainTLS(r.what(), err)
 		}
-		return nil, nil, nil, fmt.Errorf("%s: read reply to %s: %w", r.what(), req.Op, err)
+		return nil, nil, nil, transport(fmt.Errorf("%s: read reply to %s: %w", r.what(), req.Op, err))
 	}
 	if !rep.OK {
 		raw.Close()
@@ -168,12 +179,15 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 				return nil, fmt.Errorf("%s: dump of %s cancelled: %w", r.what(), req.DLE, ctx.Err())
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout())
+				return nil, transport(fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout()))
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE)
+				return nil, transport(fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE))
 			}
-			return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			if errors.Is(err, wire.ErrProtocol) {
+				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			}
+			return nil, transport(fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err))
 		}
 		switch typ {
 		case wire.FrameData:

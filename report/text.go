@@ -192,6 +192,10 @@ func (r *Run) failures(t *textWriter) {
 		for _, a := range d.Retries {
 			es = append(es, entry{h, p, fmt.Sprintf("lev %d  FAILED%s", a.Level, bracket(a.Reason))})
 		}
+		for _, rs := range d.Resumes {
+			es = append(es, entry{h, p, fmt.Sprintf("lev %d  RESUMED after frame %d (%s kept, %s sent again)%s", rs.Level, rs.Frames,
+				bytesize.Format(rs.Bytes), bytesize.Format(rs.Resent), bracket(rs.Reason))})
+		}
 		switch d.Status {
 		case StatusFailed, StatusHolding, StatusDelayed:
 			es = append(es, entry{h, p, fmt.Sprintf("lev %d  %s%s", d.Level, clean(d.Status), bracket(d.Reason))})
