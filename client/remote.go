@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -59,6 +60,11 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 	raw.SetDeadline(time.Now().Add(min(30*time.Second, r.timeout())))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
+		if connLost(err) {
+			// Not a certificate: the connection went (an agent
+			// restarting, a network still cut).
+			return nil, nil, nil, transport(wire.ExplainTLS(r.what(), err))
+		}
 		return nil, nil, nil, wire.ExplainTLS(r.what(), err)
 	}
 	c := wire.NewBatchedConn(tc, bc)
@@ -80,6 +86,12 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 		return nil, nil, nil, fmt.Errorf("%s refused %s: %s", r.what(), req.Op, rep.Error)
 	}
 	return c, raw, &rep, nil
+}
+
+// connLost says that err is the connection going away, not a refusal.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // isTLSAlert: with TLS 1.3 a server's rejection of our certificate arrives

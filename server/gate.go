@@ -30,8 +30,10 @@ type frameGate struct {
 	frames  int64 // whole frames passed
 	pending int64 // whole frames found by whole, not yet passed
 	payload int64 // payload bytes passed (whole frames)
-	// onFrame, when set, is called after each whole frame passed.
+	// onFrame, when set, is called after each whole frame passed; err is
+	// what it failed with, for the dumper.
 	onFrame func()
+	err     error
 }
 
 // maxTail bounds what the gate holds after the last frame (a seek table
@@ -99,7 +101,7 @@ func (g *frameGate) pass(b []byte) error {
 	if g.onFrame != nil {
 		g.onFrame()
 	}
-	return nil
+	return g.err
 }
 
 // whole is the length of the whole frames at the start of b (it sets
