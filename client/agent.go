@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -150,6 +152,8 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	switch req.Op {
+	case wire.OpConfirm:
+		c.WriteMsg(a.confirmLate(req))
 	case wire.OpSelfcheck:
 		c.WriteMsg(a.selfcheck(req))
 	case wire.OpEstimate:
@@ -195,6 +199,10 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 			return DumpOptions{}, nil
 		}
 	case wire.OpEstimate, wire.OpDump:
+	case wire.OpConfirm:
+		if !tokenRE.MatchString(req.Token) || req.SHA256 == "" || !datestampRE.MatchString(req.Datestamp) {
+			return DumpOptions{}, errors.New("a confirm request needs the dump's token, datestamp and SHA-256")
+		}
 	default:
 		return DumpOptions{}, fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -264,7 +272,7 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	if req.Resume != nil && req.Token == "" {
 		return DumpOptions{}, errors.New("a resume request needs the token of the dump it continues")
 	}
-	if req.Op != wire.OpDump && (req.Token != "" || req.Resume != nil) {
+	if req.Op != wire.OpDump && req.Op != wire.OpConfirm && (req.Token != "" || req.Resume != nil) {
 		return DumpOptions{}, fmt.Errorf("a token or resume in a %s request", req.Op)
 	}
 	return opt, nil
@@ -475,13 +483,21 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	if err := c.WriteMsg(d); err != nil {
 		return wire.Done{Error: err.Error()}, warns.dropped
 	}
+	over := true
 	if res.Pending {
-		a.confirm(c, raw, req, d)
+		over = a.confirm(c, raw, req, d)
 	}
 	if jr != nil {
-		// The dump is over: it is never resumed again.
 		jr.close()
-		os.RemoveAll(jr.dir)
+		if over {
+			// The dump is over: it is never resumed again.
+			os.RemoveAll(jr.dir)
+		} else if ctx.Err() == nil {
+			// The server may come back to resume it (a cut after Done
+			// reached this side but not the server) or to confirm it
+			// (OpConfirm).
+			writeFileSync(filepath.Join(jr.dir, "done"), []byte(d.SHA256))
+		}
 	}
 	return d, warns.dropped
 }
@@ -491,18 +507,26 @@ func errReply(msg string) wire.Reply {
 	return wire.Reply{Error: oneLine(msg, MaxTextLen)}
 }
 
-// confirm waits for the server's verdict on a dump and promotes the
-// pending incremental state only when the image is safe.
-func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Done) {
-	st := a.states()
-	to := a.ConfirmTimeout
-	if to <= 0 {
-		to = 30 * time.Minute
+func (a *Agent) confirmTimeout() time.Duration {
+	if a.ConfirmTimeout <= 0 {
+		return 30 * time.Minute
 	}
-	raw.SetReadDeadline(time.Now().Add(to))
+	return a.ConfirmTimeout
+}
+
+// confirm waits for the server's verdict on a dump and promotes the
+// pending incremental state only when the image is safe. It returns false
+// when no verdict came (the connection went): a dump with a token keeps
+// its pending state then, for a resume or a late Confirm (OpConfirm).
+func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Done) bool {
+	st := a.states()
+	raw.SetReadDeadline(time.Now().Add(a.confirmTimeout()))
 	var cf wire.Confirm
 	err := c.ReadMsg(&cf)
 	switch {
+	case err != nil && req.Token != "" && a.StateDir != "" && req.Encrypt == "":
+		a.Log.Warn("no confirmation from the server: the incremental state waits for a resume or a late confirmation", "dle", req.DLE, "level", req.Level, "token", req.Token, "err", err)
+		return false
 	case err != nil:
 		err = fmt.Errorf("no confirmation from the server (%v): the incremental state of %s level %d is not advanced", err, req.DLE, req.Level)
 	case !cf.OK:
@@ -516,10 +540,43 @@ func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Don
 		st.discardPending(req.DLE)
 		a.Log.Warn("dump not confirmed", "dle", req.DLE, "level", req.Level, "err", err)
 		c.WriteMsg(errReply(err.Error()))
-		return
+		return true
 	}
 	a.Log.Info("incremental state advanced", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
 	c.WriteMsg(wire.Reply{OK: true})
+	return true
+}
+
+// confirmLate is the Confirm of a dump whose connection went after Done
+// (OpConfirm): the dump's resume state says which image it sent.
+func (a *Agent) confirmLate(req wire.Request) wire.Reply {
+	if a.StateDir == "" {
+		return errReply("this agent keeps no state (--state-dir): nothing to confirm")
+	}
+	dir := resumeDir(a.StateDir, req.Token)
+	done, err := os.ReadFile(filepath.Join(dir, "done"))
+	if err != nil {
+		return errReply(fmt.Sprintf("dump %s of %s is not waiting for a confirmation on this agent (%v): the incremental state of level %d is not advanced; the next incremental holds more", req.Token, req.DLE, unwrapPath(err), req.Level))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "request.json"))
+	var saved wire.Request
+	if err == nil {
+		err = json.Unmarshal(b, &saved)
+	}
+	switch {
+	case err != nil:
+		return errReply(fmt.Sprintf("dump %s: its saved request is damaged (%v)", req.Token, err))
+	case saved.DLE != req.DLE || saved.Level != req.Level || saved.Datestamp != req.Datestamp:
+		return errReply(fmt.Sprintf("dump %s is of %s level %d (%s), not of %s level %d (%s)", req.Token, saved.DLE, saved.Level, saved.Datestamp, req.DLE, req.Level, req.Datestamp))
+	case string(done) != req.SHA256:
+		return errReply(fmt.Sprintf("the server confirmed SHA-256 %s but the image sent had %s: the incremental state is not advanced", oneLine(req.SHA256, 80), done))
+	}
+	if err := a.states().Promote(req.DLE, req.Level, req.Datestamp); err != nil {
+		return errReply(err.Error())
+	}
+	os.RemoveAll(dir)
+	a.Log.Info("incremental state advanced (late confirmation)", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
+	return wire.Reply{OK: true}
 }
 
 // selfcheck tells the server what works: the agent's version and

@@ -234,7 +234,7 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 			if d.Error != "" {
 				return nil, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
 			}
-			return &d, r.confirm(c, raw, req, &d, h)
+			return &d, r.confirm(ctx, c, raw, req, &d, h)
 		}
 	}
 }
@@ -242,7 +242,7 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 // confirm runs h.Safe and tells the agent its verdict. An agent without
 // incremental state closes the connection after Done; that is not an
 // error, only a warning when the image was meant to advance a state.
-func (r *Remote) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d *wire.Done, h DumpHandler) error {
+func (r *Remote) confirm(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, d *wire.Done, h DumpHandler) error {
 	var safe error
 	if h.Safe != nil {
 		safe = h.Safe(d)
@@ -252,11 +252,27 @@ func (r *Remote) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d *wire.D
 		cf.Error = safe.Error()
 	}
 	raw.SetDeadline(time.Now().Add(time.Minute))
-	if err := c.WriteMsg(cf); err == nil {
-		var rep wire.Reply
-		if err := c.ReadMsg(&rep); err == nil && !rep.OK && safe == nil && h.Warn != nil {
-			h.Warn(fmt.Sprintf("%s could not advance the incremental state of %s: %s (the next incremental will hold more)", r.what(), req.DLE, rep.Error))
+	err := c.WriteMsg(cf)
+	var rep wire.Reply
+	if err == nil {
+		err = c.ReadMsg(&rep)
+	}
+	if err != nil && safe == nil && req.Token != "" {
+		// The connection went with the verdict: told again on a new
+		// one (the agent keeps the dump's state for it).
+		raw.Close()
+		var late *wire.Reply
+		var lraw net.Conn
+		_, lraw, late, err = r.call(ctx, wire.Request{Op: wire.OpConfirm, DLE: req.DLE, Level: req.Level, Datestamp: req.Datestamp, Token: req.Token, SHA256: d.SHA256})
+		if err == nil {
+			lraw.Close()
+			rep = *late
+		} else if h.Warn != nil {
+			h.Warn(fmt.Sprintf("%s could not be told that the image of %s is safe (%v): its incremental state is not advanced (the next incremental will hold more)", r.what(), req.DLE, err))
 		}
+	}
+	if err == nil && !rep.OK && safe == nil && h.Warn != nil {
+		h.Warn(fmt.Sprintf("%s could not advance the incremental state of %s: %s (the next incremental will hold more)", r.what(), req.DLE, rep.Error))
 	}
 	return safe
 }

@@ -114,7 +114,7 @@ type DLE struct {
 	// Resumes are the cuts of the stream that the dump continued after
 	// (resume_attempts), in order, in its last attempt.
 	Resumes []Resume
-	Demoted    string    // why the planned full became this incremental; "" when it did not
+	Demoted string // why the planned full became this incremental; "" when it did not
 	// Warnings are what a person should know about the DLE although its
 	// image is fine, one line each: the age recipients changed since its
 	// last full (restoring the chain needs the old keys too).
