@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
@@ -64,6 +65,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	running map[string]*runningDump // dumps with a token, by token
+	reached map[string]int64        // payload offset a dump's last connection reached, by token
 }
 
 // runningDump is a dump with a token being served: a resume of it stops
@@ -72,13 +74,15 @@ type Agent struct {
 type runningDump struct {
 	stop func()
 	done chan struct{}
+	sent atomic.Int64 // payload offset its connection reached
 }
 
 // own makes the connection the only one serving token: an older one is
 // stopped and waited for. release gives it up.
-func (a *Agent) own(ctx context.Context, token string, raw net.Conn) (context.Context, func()) {
+func (a *Agent) own(ctx context.Context, token string, raw net.Conn) (context.Context, *runningDump, int64, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	me := &runningDump{stop: func() { cancel(); raw.SetDeadline(time.Now()) }, done: make(chan struct{})}
+	prev := int64(-1)
 	for {
 		a.mu.Lock()
 		old := a.running[token]
@@ -94,10 +98,23 @@ func (a *Agent) own(ctx context.Context, token string, raw net.Conn) (context.Co
 		old.stop()
 		<-old.done
 	}
-	return ctx, func() {
+	a.mu.Lock()
+	if n, ok := a.reached[token]; ok {
+		prev = n
+		delete(a.reached, token)
+	}
+	a.mu.Unlock()
+	return ctx, me, prev, func() {
 		a.mu.Lock()
 		if a.running[token] == me {
 			delete(a.running, token)
+			if a.reached == nil {
+				a.reached = map[string]int64{}
+			}
+			if len(a.reached) >= 1024 {
+				clear(a.reached) // figures for the report only: bounded
+			}
+			a.reached[token] = me.sent.Load()
 		}
 		a.mu.Unlock()
 		cancel()
@@ -166,13 +183,15 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 		c.WriteMsg(wire.Reply{OK: true, Estimates: est})
 		debug.FreeOSMemory() // the walk's garbage, before the dump that follows (see below)
 	case wire.OpDump:
+		var rd *runningDump
+		prev := int64(-1)
 		if req.Token != "" {
 			var release func()
-			ctx, release = a.own(ctx, req.Token, raw)
+			ctx, rd, prev, release = a.own(ctx, req.Token, raw)
 			defer release()
 		}
 		start := time.Now()
-		done, held := a.dump(ctx, c, raw, req, opt)
+		done, held := a.dump(ctx, c, raw, req, opt, rd, prev)
 		if done.Error != "" {
 			log.Error("dump failed", "err", done.Error)
 		} else {
@@ -308,7 +327,11 @@ func checkEncrypt(req wire.Request) error {
 
 // dump streams one dump; it returns the Done sent and how many warnings
 // were held back (see warnCap).
-func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions) (wire.Done, int) {
+//
+// rd, for a dump with a token, tracks the payload bytes sent; prevSent is
+// where the connection it replaces had reached (-1: unknown, as after a
+// restart), for the Resumed reply.
+func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions, rd *runningDump, prevSent int64) (wire.Done, int) {
 	warns := &warnCap{send: func(line string) {
 		c.WriteFrame(wire.FrameWarn, []byte(line), false)
 	}}
@@ -341,7 +364,10 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			return wire.Done{Error: err.Error()}, 0
 		}
 		opt.resume = rp
-		resumed = &wire.Resumed{Frames: int64(len(rp.frames)), TarOffset: rp.tarOff, PayloadOffset: req.Resume.PayloadOffset}
+		resumed = &wire.Resumed{Frames: int64(len(rp.frames)), TarOffset: rp.tarOff, PayloadOffset: req.Resume.PayloadOffset, Resent: -1}
+		if prevSent >= 0 {
+			resumed.Resent = max(0, prevSent-req.Resume.PayloadOffset)
+		}
 		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset)
 	} else if keep {
 		removeStaleResume(a.StateDir, req.DLE, req.Token, time.Now())
@@ -403,6 +429,14 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		}
 	}
 	var payload io.Writer = wire.DataWriter{C: c, Chunk: 1 << 20, Flush: opt.Bandwidth > 0}
+	if rd != nil {
+		// The payload offset this connection reached, for the resume
+		// that may replace it (wire.Resumed.Resent).
+		if resumed != nil {
+			rd.sent.Store(resumed.PayloadOffset)
+		}
+		payload = &sentCounter{w: payload, n: &rd.sent}
+	}
 	// Client-side encryption: the framed payload goes through age on its
 	// way to the wire (the frame records stay in its plaintext); the
 	// sizes and SHA-256 of Done are of the ciphertext sent. The age
@@ -500,6 +534,18 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		}
 	}
 	return d, warns.dropped
+}
+
+// sentCounter counts the payload bytes written through it.
+type sentCounter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (s *sentCounter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.n.Add(int64(n))
+	return n, err
 }
 
 // errReply is a refusal, its text one bounded line.

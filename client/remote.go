@@ -39,12 +39,17 @@ func (r *Remote) timeout() time.Duration {
 // decision of either side: a dial that failed, a stream cut, reset,
 // corrupted (TLS rejects a changed record) or stalled past the progress
 // timeout. A dump that ends with one can resume (wire.Resume).
-type TransportError struct{ Err error }
+type TransportError struct {
+	Err error
+	// Partial is how many payload bytes of a data frame had arrived when
+	// the stream was cut (they are dropped).
+	Partial int64
+}
 
 func (e *TransportError) Error() string { return e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
-func transport(err error) error { return &TransportError{err} }
+func transport(err error) error { return &TransportError{Err: err} }
 
 // call dials, handshakes, sends req and reads the Reply.
 func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Conn, *wire.Reply, error) {
@@ -187,19 +192,12 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 		raw.SetReadDeadline(time.Now().Add(r.timeout()))
 		typ, b, err := c.ReadFrame()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%s: dump of %s cancelled: %w", r.what(), req.DLE, ctx.Err())
+			err = r.dumpReadErr(ctx, req, err)
+			var te *TransportError
+			if errors.As(err, &te) {
+				te.Partial = int64(c.PartialData())
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, transport(fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout()))
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, transport(fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE))
-			}
-			if errors.Is(err, wire.ErrProtocol) {
-				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
-			}
-			return nil, transport(fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err))
+			return nil, err
 		}
 		switch typ {
 		case wire.FrameData:
@@ -237,6 +235,23 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 			return &d, r.confirm(ctx, c, raw, req, &d, h)
 		}
 	}
+}
+
+// dumpReadErr is the error of a failed read of a dump stream.
+func (r *Remote) dumpReadErr(ctx context.Context, req wire.Request, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: dump of %s cancelled: %w", r.what(), req.DLE, ctx.Err())
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return transport(fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout()))
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return transport(fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE))
+	}
+	if errors.Is(err, wire.ErrProtocol) {
+		return fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+	}
+	return transport(fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err))
 }
 
 // confirm runs h.Safe and tells the agent its verdict. An agent without

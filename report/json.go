@@ -98,6 +98,7 @@ type jsonResume struct {
 	Frames int64  `json:"frames"`
 	Bytes  int64  `json:"bytes"`
 	Resent int64  `json:"resent_bytes"`
+	Agent  int64  `json:"agent_sent_bytes"`
 	Reason string `json:"reason"`
 }
 
@@ -147,7 +148,7 @@ func (r *Run) JSON() ([]byte, error) {
 			jd.Retries = append(jd.Retries, jsonAttempt{Level: a.Level, Reason: a.Reason})
 		}
 		for _, rs := range d.Resumes {
-			jd.Resumes = append(jd.Resumes, jsonResume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, Reason: rs.Reason})
+			jd.Resumes = append(jd.Resumes, jsonResume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, Agent: rs.AgentSent, Reason: rs.Reason})
 		}
 		for _, p := range d.Parts {
 			jd.Parts = append(jd.Parts, jsonPart{Volume: p.Volume, File: p.FileNo, Part: p.Part, Bytes: p.Bytes})
@@ -275,7 +276,7 @@ func ParseJSON(b []byte) (*Run, error) {
 			p.nonNeg(f+".frames", rs.Frames)
 			p.nonNeg(f+".bytes", rs.Bytes)
 			p.nonNeg(f+".resent_bytes", rs.Resent)
-			d.Resumes = append(d.Resumes, Resume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, Reason: rs.Reason})
+			d.Resumes = append(d.Resumes, Resume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, AgentSent: rs.Agent, Reason: rs.Reason})
 		}
 		for k, jp := range jd.Parts {
 			pf := fmt.Sprintf("%s.parts[%d]", f, k)

@@ -140,14 +140,19 @@ type DLE struct {
 }
 
 // Resume is one cut of a dump's stream that the dump continued after:
-// the frames the server held (Frames, Bytes of payload) and the bytes it
-// had received past them, which the agent sent again (Resent).
+// the frames the server held (Frames, Bytes of payload), the bytes that
+// had reached the server past them and were dropped (Resent; the agent
+// sends them again), and how many the agent had written into the
+// connection past them (AgentSent, which counts what the kernels' socket
+// buffers held when the connection died; -1 when the agent does not know,
+// as after a restart).
 type Resume struct {
-	Level  int
-	Frames int64
-	Bytes  int64
-	Resent int64
-	Reason string
+	Level     int
+	Frames    int64
+	Bytes     int64
+	Resent    int64
+	AgentSent int64
+	Reason    string
 }
 
 // Attempt is one failed attempt at dumping a DLE that was retried.

@@ -193,8 +193,12 @@ func (r *Run) failures(t *textWriter) {
 			es = append(es, entry{h, p, fmt.Sprintf("lev %d  FAILED%s", a.Level, bracket(a.Reason))})
 		}
 		for _, rs := range d.Resumes {
-			es = append(es, entry{h, p, fmt.Sprintf("lev %d  RESUMED after frame %d (%s kept, %s sent again)%s", rs.Level, rs.Frames,
-				bytesize.Format(rs.Bytes), bytesize.Format(rs.Resent), bracket(rs.Reason))})
+			agent := ""
+			if rs.AgentSent >= 0 {
+				agent = fmt.Sprintf(", %s written by the agent past it", bytesize.Format(rs.AgentSent))
+			}
+			es = append(es, entry{h, p, fmt.Sprintf("lev %d  RESUMED after frame %d (%s kept, %s received again%s)%s", rs.Level, rs.Frames,
+				bytesize.Format(rs.Bytes), bytesize.Format(rs.Resent), agent, bracket(rs.Reason))})
 		}
 		switch d.Status {
 		case StatusFailed, StatusHolding, StatusDelayed:

@@ -545,6 +545,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 					return fmt.Errorf("the agent on %s answered the resume of %s after frame %d (payload offset %d) with %+v: it points elsewhere; the dump starts over",
 						j.dle.Host, j.dle.Path, rs.Frames, rs.PayloadOffset, got)
 				}
+				// What the agent had written past the resume point (the
+				// agent's word, for the report only).
+				j.res.Resumes[len(j.res.Resumes)-1].AgentSent = max(-1, got.Resent)
 			}
 			if clientEnc && !slices.Contains(rep.Features, client.FeatureAge) {
 				return final("%s", noAgeFeature(j.dle, rep.Version))
@@ -670,6 +673,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			err = fmt.Errorf("%w; it cannot resume (%v): the dump starts over", err, cerr)
 			break
 		}
+		resent += te.Partial
 		// Records of entries past the last whole frame come again.
 		held = held[:0]
 		frames = nil
@@ -680,7 +684,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 		}
 		req.Resume = &wire.Resume{Frames: gate.frames, PayloadOffset: gate.payload, Index: kept, Listings: listingsGot}
-		j.res.Resumes = append(j.res.Resumes, report.Resume{Level: j.level, Frames: gate.frames, Bytes: gate.payload, Resent: resent, Reason: capReason(err.Error())})
+		j.res.Resumes = append(j.res.Resumes, report.Resume{Level: j.level, Frames: gate.frames, Bytes: gate.payload, Resent: resent, AgentSent: -1, Reason: capReason(err.Error())})
 		log.Warn("dump stream cut; resuming after the last whole frame", "frames", gate.frames, "payload_offset", gate.payload, "dropped", resent, "err", err)
 		cutAt, wait = r.clock.Now(), time.Second
 	}

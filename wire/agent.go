@@ -86,6 +86,11 @@ type Resumed struct {
 	Frames        int64 `json:"frames"`
 	TarOffset     int64 `json:"tar_offset"`
 	PayloadOffset int64 `json:"payload_offset"`
+	// Resent is how many payload bytes past PayloadOffset the agent had
+	// sent on the connection this one replaces (they are sent again); -1
+	// when it does not know (it was restarted). Informational: the
+	// report's figure.
+	Resent int64 `json:"resent"`
 }
 
 // Reply answers a Request; for a dump it precedes the stream.
