@@ -252,10 +252,7 @@ func (j *journal) flush() {
 // readRecords calls fn for every whole record of the first limit bytes
 // of f (limit < 0: all). A torn last record ends the file quietly when
 // limit < 0; within limit, anything short or damaged is an error.
-func readRecords(f *os.File, limit int64, fn func(b []byte, end int64) error) error {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
+func readRecords(f io.Reader, limit int64, fn func(b []byte, end int64) error) error {
 	var r io.Reader = f
 	if limit >= 0 {
 		r = io.LimitReader(f, limit)
@@ -470,7 +467,7 @@ type replay struct {
 
 // readReplay reads the first walkLen bytes of the journal f, keeping what
 // lies before tar offset R.
-func readReplay(f *os.File, walkLen, R int64) (*replay, error) {
+func readReplay(f io.Reader, walkLen, R int64) (*replay, error) {
 	rp := &replay{R: R, listings: map[string][]child{}, listed: map[string]bool{}, entries: map[string]*jentry{}, forgot: map[string]bool{}}
 	lists := map[string][]child{}
 	listedAll := map[string]bool{}

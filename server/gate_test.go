@@ -83,3 +83,34 @@ func TestFrameGate(t *testing.T) {
 		t.Fatalf("a huge frame: off %v, %d bytes held", g.off, len(g.buf))
 	}
 }
+
+// FuzzFrameGate: whatever an agent sends as a payload, in whatever
+// pieces, the gate passes a prefix of it and holds the rest (together
+// exactly what came), never panics and never holds more than its bounds.
+func FuzzFrameGate(f *testing.F) {
+	var payload bytes.Buffer
+	pw, _ := image.NewPayloadWriter(&payload, image.WriterOptions{FrameSize: 4 << 10})
+	pw.Write(bytes.Repeat([]byte("tapir frames "), 3000))
+	pw.Close()
+	f.Add(payload.Bytes(), uint16(1000), false)
+	f.Add([]byte("\x28\xb5\x2f\xfd\x00\x50\x01\x00\x00"), uint16(3), true)
+	f.Add([]byte("\x5e\x2a\x4d\x18\xff\xff\xff\xff"), uint16(1), false)
+	f.Fuzz(func(t *testing.T, in []byte, step uint16, none bool) {
+		var got bytes.Buffer
+		g := newFrameGate(!none, 4<<10, func(b []byte) error { got.Write(b); return nil })
+		n := int(step)%4096 + 1
+		for p := in; len(p) > 0; {
+			k := min(n, len(p))
+			if err := g.Write(p[:k]); err != nil {
+				t.Fatal(err)
+			}
+			p = p[k:]
+			if len(g.buf) > g.maxUnit+maxTail {
+				t.Fatalf("the gate holds %d bytes", len(g.buf))
+			}
+		}
+		if int64(got.Len()) < g.payload || !bytes.Equal(append(got.Bytes(), g.buf...), in) {
+			t.Fatal("passed and held bytes are not the input")
+		}
+	})
+}
