@@ -1,6 +1,7 @@
 package server
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/tls"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -194,9 +197,12 @@ func resumeSite(t *testing.T, size int64, frameSize int64) (*site, string) {
 func restoreImage(t *testing.T, s *site, src string) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot*", "0000[1-9].*"))
-	if len(files) != 1 {
-		t.Fatalf("want 1 image file on the vtapes, got %v", files)
+	if len(files) == 0 {
+		t.Fatal("no image file on the vtapes")
 	}
+	// The last one: a dump started over leaves the tape file of the
+	// attempt that failed before it (recorded as failed).
+	files = files[len(files)-1:]
 	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | zstd -dc | tar -tf - >/dev/null", files[0])).CombinedOutput(); err != nil {
 		t.Fatalf("dd | zstd -dc | tar -t: %v\n%s", err, b)
 	}
@@ -303,7 +309,17 @@ func resumeStates(t *testing.T, s *site) []string {
 // the server reconnects and the dump resumes from the agent's saved walk
 // and checkpoints; the image is whole and the incremental state advances.
 func TestResumeAfterAgentRestart(t *testing.T) {
+	t.Run("saved walk", func(t *testing.T) { resumeAfterAgentRestart(t, false) })
+	// The agent's state directory lost with the restart: the agent says
+	// it cannot resume, and the dump starts over (retries).
+	t.Run("state lost", func(t *testing.T) { resumeAfterAgentRestart(t, true) })
+}
+
+func resumeAfterAgentRestart(t *testing.T, lose bool) {
 	s, src := resumeSite(t, 16<<20, 256<<10)
+	if lose {
+		s.cfg.Retries = 1
+	}
 	tlsDir := filepath.Join(s.dir, "tls")
 	state := filepath.Join(s.dir, "agent-state")
 	addrFile := filepath.Join(s.dir, "agent.addr")
@@ -335,6 +351,9 @@ func TestResumeAfterAgentRestart(t *testing.T) {
 		<-mid
 		agent.Process.Signal(syscall.SIGKILL)
 		agent.Wait()
+		if lose {
+			os.RemoveAll(filepath.Join(state, "resume"))
+		}
 		_, addr := start()
 		c.setTarget(addr)
 	}()
@@ -344,7 +363,10 @@ func TestResumeAfterAgentRestart(t *testing.T) {
 		t.Fatalf("night: %v\n%s", err, out)
 	}
 	d := rep.DLEs[0]
-	if d.Status != report.StatusOK || len(d.Resumes) != 1 {
+	switch {
+	case lose && (d.Status != report.StatusOK || len(d.Retries) != 1 || !strings.Contains(d.Retries[0].Reason, "cannot resume") || len(d.Resumes) != 0):
+		t.Fatalf("%s: %s %q, retries %+v, resumes %+v\n%s", d.Path, d.Status, d.Reason, d.Retries, d.Resumes, out)
+	case !lose && (d.Status != report.StatusOK || len(d.Resumes) != 1):
 		t.Fatalf("%s: %s %q, resumes %+v\n%s", d.Path, d.Status, d.Reason, d.Resumes, out)
 	}
 	restoreImage(t, s, src)
@@ -581,6 +603,86 @@ func TestResumeEncrypted(t *testing.T) {
 				if len(d.Resumes) != 0 || len(d.Retries) != 1 {
 					t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
 				}
+			}
+		})
+	}
+}
+
+// A hostile agent whose answer to a resume points elsewhere than what the
+// server holds (another payload offset, another frame, or no answer) is
+// not believed: the dump fails with the reason and nothing of it is kept.
+func TestResumeHostileAgentPointsElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lie  func(*wire.Resume) *wire.Resumed
+	}{
+		{"payload offset", func(r *wire.Resume) *wire.Resumed {
+			return &wire.Resumed{Frames: r.Frames, TarOffset: r.Frames * 64 << 10, PayloadOffset: r.PayloadOffset + 1}
+		}},
+		{"frame", func(r *wire.Resume) *wire.Resumed {
+			return &wire.Resumed{Frames: r.Frames - 1, TarOffset: (r.Frames - 1) * 64 << 10, PayloadOffset: r.PayloadOffset}
+		}},
+		{"tar offset", func(r *wire.Resume) *wire.Resumed {
+			return &wire.Resumed{Frames: r.Frames, TarOffset: 1 << 40, PayloadOffset: r.PayloadOffset}
+		}},
+		{"no answer", func(r *wire.Resume) *wire.Resumed { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t, "")
+			// A valid payload: one 512 KiB file in 64 KiB frames.
+			body := make([]byte, 512<<10)
+			rnd := rand.New(rand.NewPCG(1, 1))
+			for i := range body {
+				body[i] = byte(rnd.Uint32())
+			}
+			var payload bytes.Buffer
+			pw, _ := image.NewPayloadWriter(&payload, image.WriterOptions{FrameSize: 64 << 10})
+			tw := tar.NewWriter(pw)
+			tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX})
+			off := pw.TarOffset()
+			tw.WriteHeader(&tar.Header{Name: "./f", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX})
+			tw.Write(body)
+			tw.Close()
+			pw.Close()
+			sum := pw.Sum()
+			cutAt := sum.Frames[4].Offset + sum.Frames[4].Size/2
+			var resumes atomic.Int32
+			addr := serveFakeAgent(t, s, func(tc2 *tls.Conn) {
+				defer tc2.Close()
+				c := wire.NewConn(tc2)
+				var req wire.Request
+				if c.ReadMsg(&req) != nil {
+					return
+				}
+				switch {
+				case req.Op == wire.OpEstimate:
+					c.WriteMsg(wire.Reply{OK: true, Estimates: []wire.Estimate{{Level: 0, Bytes: 600 << 10, Files: 1}}})
+				case req.Op == wire.OpDump && req.Resume == nil:
+					c.WriteMsg(wire.Reply{OK: true, Features: []string{"resume"}})
+					c.WriteFrame(wire.FrameIndex, wire.AppendIndex(nil, wire.IndexRecord{Path: "f", Type: tar.TypeReg, Size: int64(len(body)), Mode: 0o644, Mtime: time.Unix(1700000000, 0), TarOffset: off}), false)
+					(wire.DataWriter{C: c, Chunk: 1 << 20}).Write(payload.Bytes()[:cutAt])
+					c.Flush() // and the connection goes
+				case req.Op == wire.OpDump:
+					resumes.Add(1)
+					c.WriteMsg(wire.Reply{OK: true, Features: []string{"resume"}, Resumed: tc.lie(req.Resume)})
+					(wire.DataWriter{C: c, Chunk: 1 << 20}).Write(payload.Bytes()[cutAt:])
+				default:
+					c.WriteMsg(wire.Reply{OK: true})
+				}
+			}, false)
+			s.cfg.Hosts["localhost"] = config.Host{Address: addr}
+			s.cfg.DLEs = []config.DLE{{Host: "localhost", Path: "/hostile", Dumptype: "default"}}
+			s.cfg.Retries = 0
+			rep, out, err := s.night(t, Deps{})
+			if err == nil {
+				t.Fatalf("the night succeeded\n%s", out)
+			}
+			d := rep.DLEs[0]
+			if d.Status != report.StatusFailed || !strings.Contains(d.Reason, "points elsewhere") || resumes.Load() != 1 {
+				t.Fatalf("%s %q after %d resumes", d.Status, d.Reason, resumes.Load())
+			}
+			if left, _ := filepath.Glob(filepath.Join(s.cfg.Holding[0].Path, "*", "*")); len(left) != 0 {
+				t.Fatalf("holding files left: %v", left)
 			}
 		})
 	}
