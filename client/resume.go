@@ -409,10 +409,16 @@ func removeStaleResume(stateDir, dle, keep string, now time.Time) {
 		}
 		b, err := os.ReadFile(filepath.Join(dir, "request.json"))
 		var req wire.Request
-		if err != nil || json.Unmarshal(b, &req) != nil || req.DLE == dle {
-			if err == nil || errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// Being created by another dump, or left half made: gone
+			// only when old.
+			if info != nil && now.Sub(info.ModTime()) > time.Hour {
 				os.RemoveAll(dir)
 			}
+		case err != nil:
+		case json.Unmarshal(b, &req) != nil || req.DLE == dle:
+			os.RemoveAll(dir)
 		}
 	}
 }
