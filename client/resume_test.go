@@ -381,3 +381,37 @@ func FuzzReadReplay(f *testing.F) {
 		readRecords(bytes.NewReader(data), -1, func([]byte, int64) error { return nil })
 	})
 }
+
+// BenchmarkDumpJournal: what keeping the resume state costs a dump of
+// many small files (the worst case: a journal record per file, a listing
+// record per directory, a checkpoint per frame).
+func BenchmarkDumpJournal(b *testing.B) {
+	root := b.TempDir()
+	for i := range 5000 {
+		p := filepath.Join(root, fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%04d", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 1024+i%3000), 0o644)
+	}
+	for _, journal := range []bool{false, true} {
+		b.Run(fmt.Sprintf("journal=%v", journal), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				opt := DumpOptions{Comp: "zst", CompressLevel: 1}
+				if journal {
+					// Its one fsync (request.json) is not the walk's cost.
+					b.StopTimer()
+					req := wire.Request{Op: wire.OpDump, DLE: root, Token: fmt.Sprintf("%032x", i)}
+					jr, err := openJournal(resumeDir(b.TempDir(), req.Token), req, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					opt.journal = jr
+					defer jr.close()
+					b.StartTimer()
+				}
+				if _, err := Dump(context.Background(), root, opt, Sink{Payload: io.Discard}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
