@@ -42,6 +42,10 @@ type cutter struct {
 	// notify, when set, is closed once notifyAt bytes went by.
 	notifyAt int64
 	notify   chan struct{}
+	// stall, when set, makes the acts stalls instead of cuts: the
+	// connection carries nothing more from the agent, and stays open
+	// (the agent's writes block) until stall is closed.
+	stall chan struct{}
 }
 
 func newCutter(t *testing.T, target string) *cutter {
@@ -99,9 +103,18 @@ func (c *cutter) handle(s net.Conn) {
 				p := c.points[0]
 				c.points = c.points[1:]
 				c.acted = append(c.acted, p)
-				if p == c.corrupt {
+				switch {
+				case p == c.corrupt:
 					buf[p-start] ^= 0x5a
-				} else {
+				case c.stall != nil:
+					n = int(p - start)
+					st := c.stall
+					c.total += int64(n)
+					c.mu.Unlock()
+					s.Write(buf[:n])
+					<-st
+					return
+				default:
 					n, cut = int(p-start), true
 				}
 				if len(c.points) == 0 && c.done != nil {
@@ -686,4 +699,27 @@ func TestResumeHostileAgentPointsElsewhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A stream that stops moving (the agent's connection stalls, the agent
+// blocked in its writes) fails after dtimeout, a transport reason: the
+// server reconnects, the agent stops the stalled connection's dump and
+// resumes it.
+func TestResumeAfterProgressTimeout(t *testing.T) {
+	s, src := resumeSite(t, 8<<20, 1<<20)
+	c := newCutter(t, s.cfg.HostAddress("localhost"))
+	stall := make(chan struct{})
+	t.Cleanup(func() { close(stall) })
+	c.points, c.corrupt, c.stall = []int64{3 << 20}, -1, stall
+	s.cfg.Hosts["localhost"] = config.Host{Address: c.addr()}
+	s.cfg.Dtimeout = config.Duration(time.Second)
+	rep, out, err := s.night(t, Deps{})
+	if err != nil {
+		t.Fatalf("night: %v\n%s", err, out)
+	}
+	d := rep.DLEs[0]
+	if d.Status != report.StatusOK || len(d.Resumes) != 1 || !strings.Contains(d.Resumes[0].Reason, "made no progress") {
+		t.Fatalf("%s %q, resumes %+v", d.Status, d.Reason, d.Resumes)
+	}
+	restoreImage(t, s, src)
 }
