@@ -468,6 +468,9 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Listing: listing,
 	}
 	res, err := Dump(ctx, req.DLE, opt, sink)
+	if err != nil && opt.resume != nil && ctx.Err() == nil {
+		err = fmt.Errorf("resuming the dump after frame %d: %w (this attempt fails; retries start the dump over)", len(opt.resume.frames), err)
+	}
 	if jr != nil && jr.failed != nil {
 		warns.warn(fmt.Sprintf("%s: the resume state of this dump could not be saved (%v): a cut stream would have started it over", req.DLE, jr.failed))
 	}

@@ -415,3 +415,50 @@ func BenchmarkDumpJournal(b *testing.B) {
 		})
 	}
 }
+
+// A directory that vanished between the cut and the resume: what the
+// image holds of it stays, the rest of it is named as not dumped, and the
+// image is one valid tar stream.
+func TestResumeDirectoryVanished(t *testing.T) {
+	root := resumeTreeForTest(t)
+	f := dumpWithJournal(t, root, false)
+	var first, last int64 = -1, -1
+	for _, r := range f.records {
+		if strings.HasPrefix(r.Path, "many/d3/") {
+			if first < 0 {
+				first = r.TarOffset
+			}
+			last = r.TarOffset
+		}
+	}
+	k := int((first+last)/2/resumeFrame) + 1
+	if R := int64(k) * resumeFrame; R <= first || R > last {
+		t.Fatalf("no frame boundary inside many/d3 (%d..%d)", first, last)
+	}
+	must(t, os.RemoveAll(filepath.Join(root, "many", "d3")))
+	off, _ := loadResumeFrames(f, k)
+	rest, _, _, warns, _, err := f.resume(t, k, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("warnings: %q", warns)
+	if !strings.Contains(strings.Join(warns, "\n"), "d3") {
+		t.Fatalf("warnings: %v", warns)
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(append(bytes.Clone(f.payload[:off]), rest...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	tr := tar.NewReader(dec)
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the resumed image is not a valid tar stream: %v", err)
+		}
+		io.Copy(io.Discard, tr)
+	}
+}
