@@ -50,10 +50,14 @@ func resumeTreeForTest(t *testing.T) string {
 }
 
 func dumpWithJournal(t *testing.T, root string, listings bool) *resumeFixture {
+	return dumpLevelWithJournal(t, root, listings, 0, t.TempDir())
+}
+
+func dumpLevelWithJournal(t *testing.T, root string, listings bool, level int, stateDir string) *resumeFixture {
 	t.Helper()
-	f := &resumeFixture{root: root, stateDir: t.TempDir(), token: "0123456789abcdef0123456789abcdef"}
-	f.req = wire.Request{Op: wire.OpDump, DLE: root, Level: 0, Datestamp: "20260101000000", Compress: "zst", FrameSize: resumeFrame, Token: f.token, Listings: listings}
-	f.opt = DumpOptions{Level: 0, Comp: "zst", FrameSize: resumeFrame, Datestamp: f.req.Datestamp, State: &StateStore{Dir: f.stateDir}}
+	f := &resumeFixture{root: root, stateDir: stateDir, token: "0123456789abcdef0123456789abcdef"}
+	f.req = wire.Request{Op: wire.OpDump, DLE: root, Level: level, Datestamp: "20260101000000", Compress: "zst", FrameSize: resumeFrame, Token: f.token, Listings: listings}
+	f.opt = DumpOptions{Level: level, Comp: "zst", FrameSize: resumeFrame, Datestamp: f.req.Datestamp, State: &StateStore{Dir: f.stateDir}}
 	jr, err := openJournal(resumeDir(f.stateDir, f.token), f.req, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +92,7 @@ func (f *resumeFixture) sink(out *bytes.Buffer, recs *[]wire.IndexRecord, lst *[
 }
 
 func (f *resumeFixture) pendingState(t *testing.T) []byte {
-	ms, _ := filepath.Glob(filepath.Join(f.stateDir, "*", "level-0.state.new-*"))
+	ms, _ := filepath.Glob(filepath.Join(f.stateDir, "*", fmt.Sprintf("level-%d.state.new-*", f.req.Level)))
 	if len(ms) != 1 {
 		t.Fatalf("pending states: %v", ms)
 	}
@@ -186,9 +190,35 @@ func loadResumeFrames(f *resumeFixture, k int) (int64, error) {
 // (byte for byte what the whole dump sent), the index records the server
 // lacks, and ends with the same incremental state.
 func TestResumeAfterEveryFrame(t *testing.T) {
-	for _, listings := range []bool{false, true} {
-		f := dumpWithJournal(t, resumeTreeForTest(t), listings)
-		if f.frames < 20 {
+	for _, level := range []int{0, 1} {
+		for _, listings := range []bool{false, true} {
+			t.Run(fmt.Sprintf("level %d listings %v", level, listings), func(t *testing.T) { resumeAfterEveryFrame(t, level, listings) })
+		}
+	}
+}
+
+func resumeAfterEveryFrame(t *testing.T, level int, listings bool) {
+	{
+		root := resumeTreeForTest(t)
+		stateDir := t.TempDir()
+		if level > 0 {
+			// A full first, its state current; then changes for the
+			// incremental: some files new, some changed, most not.
+			st := &StateStore{Dir: stateDir}
+			if _, err := Dump(context.Background(), root, DumpOptions{Comp: "zst", Datestamp: "20251231000000", State: st}, Sink{Payload: io.Discard}); err != nil {
+				t.Fatal(err)
+			}
+			must(t, st.Promote(root, 0, "20251231000000"))
+			later := time.Now().Add(time.Hour)
+			for i := 0; i < 40; i += 3 {
+				p := filepath.Join(root, "many", fmt.Sprintf("d%d", i%5), fmt.Sprintf("f%02d.txt", i))
+				must(t, os.WriteFile(p, bytes.Repeat([]byte("changed "), 300+i*50), 0o644))
+				os.Chtimes(p, later, later)
+			}
+			must(t, os.WriteFile(filepath.Join(root, "many", "new.bin"), randomBytes(60<<10), 0o644))
+		}
+		f := dumpLevelWithJournal(t, root, listings, level, stateDir)
+		if f.frames < 8 {
 			t.Fatalf("only %d frames", f.frames)
 		}
 		for k := 1; k <= f.frames; k++ {
@@ -217,8 +247,10 @@ func TestResumeAfterEveryFrame(t *testing.T) {
 			if res.Files != f.files {
 				t.Fatalf("resume after frame %d: %d files, want %d", k, res.Files, f.files)
 			}
-			if listings && int64(len(lsts)) < int64(len(f.listings))-lst-int64(before) && len(lsts) == 0 {
-				t.Fatalf("resume after frame %d: no listings sent", k)
+			// The listings sent: those the server lacks, in order (a
+			// suffix of the whole dump's, all but at most the first lst).
+			if len(lsts) > len(f.listings) || len(lsts) < len(f.listings)-int(lst) || !reflect.DeepEqual(lsts, f.listings[len(f.listings)-len(lsts):]) && len(lsts) > 0 {
+				t.Fatalf("resume after frame %d (server holds %d listings): sent %d of %d", k, lst, len(lsts), len(f.listings))
 			}
 			if len(warns) > 0 {
 				t.Fatalf("resume after frame %d: warnings %v", k, warns)
