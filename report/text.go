@@ -197,7 +197,7 @@ func (r *Run) failures(t *textWriter) {
 			if rs.AgentSent >= 0 {
 				agent = fmt.Sprintf(", %s written by the agent past it", bytesize.Format(rs.AgentSent))
 			}
-			es = append(es, entry{h, p, fmt.Sprintf("lev %d  RESUMED after frame %d (%s kept, %s received again%s)%s", rs.Level, rs.Frames,
+			es = append(es, entry{h, p, fmt.Sprintf("lev %d  RESUMED after %d frames (%s kept, %s received again%s)%s", rs.Level, rs.Frames,
 				bytesize.Format(rs.Bytes), bytesize.Format(rs.Resent), agent, bracket(rs.Reason))})
 		}
 		switch d.Status {
