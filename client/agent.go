@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapir-backup/tapir/image"
@@ -23,7 +28,7 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings, FeatureResume}
 
 // FeatureAge is the feature of an agent that encrypts payloads with age
 // (wire.Request.Encrypt "age"): the server refuses to ask an agent
@@ -57,6 +62,64 @@ type Agent struct {
 	StateDir string
 	// ConfirmTimeout bounds the wait for the server's Confirm after a dump.
 	ConfirmTimeout time.Duration
+
+	mu      sync.Mutex
+	running map[string]*runningDump // dumps with a token, by token
+	reached map[string]int64        // payload offset a dump's last connection reached, by token
+}
+
+// runningDump is a dump with a token being served: a resume of it stops
+// this one first (the server has given up its connection), so that two
+// connections never write one resume state.
+type runningDump struct {
+	stop func()
+	done chan struct{}
+	sent atomic.Int64 // payload offset its connection reached
+}
+
+// own makes the connection the only one serving token: an older one is
+// stopped and waited for. release gives it up.
+func (a *Agent) own(ctx context.Context, token string, raw net.Conn) (context.Context, *runningDump, int64, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	me := &runningDump{stop: func() { cancel(); raw.SetDeadline(time.Now()) }, done: make(chan struct{})}
+	prev := int64(-1)
+	for {
+		a.mu.Lock()
+		old := a.running[token]
+		if old == nil {
+			if a.running == nil {
+				a.running = map[string]*runningDump{}
+			}
+			a.running[token] = me
+			a.mu.Unlock()
+			break
+		}
+		a.mu.Unlock()
+		old.stop()
+		<-old.done
+	}
+	a.mu.Lock()
+	if n, ok := a.reached[token]; ok {
+		prev = n
+		delete(a.reached, token)
+	}
+	a.mu.Unlock()
+	return ctx, me, prev, func() {
+		a.mu.Lock()
+		if a.running[token] == me {
+			delete(a.running, token)
+			if a.reached == nil {
+				a.reached = map[string]int64{}
+			}
+			if len(a.reached) >= 1024 {
+				clear(a.reached) // figures for the report only: bounded
+			}
+			a.reached[token] = me.sent.Load()
+		}
+		a.mu.Unlock()
+		cancel()
+		close(me.done)
+	}
 }
 
 func (a *Agent) states() *StateStore {
@@ -106,6 +169,8 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	switch req.Op {
+	case wire.OpConfirm:
+		c.WriteMsg(a.confirmLate(req))
 	case wire.OpSelfcheck:
 		c.WriteMsg(a.selfcheck(req))
 	case wire.OpEstimate:
@@ -118,8 +183,15 @@ func (a *Agent) handle(ctx context.Context, raw net.Conn) {
 		c.WriteMsg(wire.Reply{OK: true, Estimates: est})
 		debug.FreeOSMemory() // the walk's garbage, before the dump that follows (see below)
 	case wire.OpDump:
+		var rd *runningDump
+		prev := int64(-1)
+		if req.Token != "" {
+			var release func()
+			ctx, rd, prev, release = a.own(ctx, req.Token, raw)
+			defer release()
+		}
 		start := time.Now()
-		done, held := a.dump(ctx, c, raw, req, opt)
+		done, held := a.dump(ctx, c, raw, req, opt, rd, prev)
 		if done.Error != "" {
 			log.Error("dump failed", "err", done.Error)
 		} else {
@@ -146,6 +218,10 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 			return DumpOptions{}, nil
 		}
 	case wire.OpEstimate, wire.OpDump:
+	case wire.OpConfirm:
+		if !tokenRE.MatchString(req.Token) || req.SHA256 == "" || !datestampRE.MatchString(req.Datestamp) {
+			return DumpOptions{}, errors.New("a confirm request needs the dump's token, datestamp and SHA-256")
+		}
 	default:
 		return DumpOptions{}, fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -209,6 +285,15 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	if err := checkEncrypt(req); err != nil {
 		return DumpOptions{}, err
 	}
+	if req.Token != "" && !tokenRE.MatchString(req.Token) {
+		return DumpOptions{}, fmt.Errorf("dump token %q: want 16 to 64 characters 0-9a-f", oneLine(req.Token, 80))
+	}
+	if req.Resume != nil && req.Token == "" {
+		return DumpOptions{}, errors.New("a resume request needs the token of the dump it continues")
+	}
+	if req.Op != wire.OpDump && req.Op != wire.OpConfirm && (req.Token != "" || req.Resume != nil) {
+		return DumpOptions{}, fmt.Errorf("a token or resume in a %s request", req.Op)
+	}
 	return opt, nil
 }
 
@@ -242,7 +327,11 @@ func checkEncrypt(req wire.Request) error {
 
 // dump streams one dump; it returns the Done sent and how many warnings
 // were held back (see warnCap).
-func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions) (wire.Done, int) {
+//
+// rd, for a dump with a token, tracks the payload bytes sent; prevSent is
+// where the connection it replaces had reached (-1: unknown, as after a
+// restart), for the Resumed reply.
+func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, opt DumpOptions, rd *runningDump, prevSent int64) (wire.Done, int) {
 	warns := &warnCap{send: func(line string) {
 		c.WriteFrame(wire.FrameWarn, []byte(line), false)
 	}}
@@ -252,9 +341,50 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		c.WriteMsg(d)
 		return d, warns.dropped
 	}
+	// Resume state (resume.go): kept for a dump sent with a token, by an
+	// agent with a state directory, for a payload it does not encrypt.
+	var jr *journal
+	var resumed *wire.Resumed
+	keep := req.Token != "" && a.StateDir != "" && req.Encrypt == ""
+	if req.Resume != nil {
+		if !keep {
+			e := fmt.Sprintf("%v dump %s of %s: this agent keeps no resume state for it (no --state-dir, or an encrypted payload); the server starts it over", errNoResume, req.Token, req.DLE)
+			c.WriteMsg(errReply(e))
+			return wire.Done{Error: e}, 0
+		}
+		rp, err := loadResume(a.StateDir, req)
+		if err == nil {
+			jr, err = openJournal(resumeDir(a.StateDir, req.Token), req, rp)
+			if err != nil {
+				err = fmt.Errorf("%w dump %s of %s: its state in %s cannot be opened (%v); the server starts it over", errNoResume, req.Token, req.DLE, resumeDir(a.StateDir, req.Token), err)
+			}
+		}
+		if err != nil {
+			c.WriteMsg(errReply(err.Error()))
+			return wire.Done{Error: err.Error()}, 0
+		}
+		opt.resume = rp
+		resumed = &wire.Resumed{Frames: int64(len(rp.frames)), TarOffset: rp.tarOff, PayloadOffset: req.Resume.PayloadOffset, Resent: -1}
+		if prevSent >= 0 {
+			resumed.Resent = max(0, prevSent-req.Resume.PayloadOffset)
+		}
+		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset)
+	} else if keep {
+		removeStaleResume(a.StateDir, req.DLE, req.Token, time.Now())
+		var err error
+		if jr, err = openJournal(resumeDir(a.StateDir, req.Token), req, nil); err != nil {
+			os.RemoveAll(resumeDir(a.StateDir, req.Token))
+			warns.warn(fmt.Sprintf("%s: the resume state of this dump cannot be kept in %s (%v): a cut stream starts it over", req.DLE, resumeDir(a.StateDir, req.Token), err))
+			jr = nil
+		}
+	}
+	if jr != nil {
+		opt.journal = jr
+		defer jr.close()
+	}
 	// The features tell the server, before any payload, that this agent
 	// honours Encrypt (an older agent would send plaintext).
-	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features}); err != nil {
+	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features, Resumed: resumed}); err != nil {
 		return wire.Done{Error: err.Error()}, 0
 	}
 	var batch []byte
@@ -299,6 +429,14 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		}
 	}
 	var payload io.Writer = wire.DataWriter{C: c, Chunk: 1 << 20, Flush: opt.Bandwidth > 0}
+	if rd != nil {
+		// The payload offset this connection reached, for the resume
+		// that may replace it (wire.Resumed.Resent).
+		if resumed != nil {
+			rd.sent.Store(resumed.PayloadOffset)
+		}
+		payload = &sentCounter{w: payload, n: &rd.sent}
+	}
 	// Client-side encryption: the framed payload goes through age on its
 	// way to the wire (the frame records stay in its plaintext); the
 	// sizes and SHA-256 of Done are of the ciphertext sent. The age
@@ -330,6 +468,12 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Listing: listing,
 	}
 	res, err := Dump(ctx, req.DLE, opt, sink)
+	if err != nil && opt.resume != nil && ctx.Err() == nil {
+		err = fmt.Errorf("resuming the dump after frame %d: %w (this attempt fails; retries start the dump over)", len(opt.resume.frames), err)
+	}
+	if jr != nil && jr.failed != nil {
+		warns.warn(fmt.Sprintf("%s: the resume state of this dump could not be saved (%v): a cut stream would have started it over", req.DLE, jr.failed))
+	}
 	if err == nil && enc != nil {
 		if err = enc.Close(); err == nil {
 			err = buf.Flush()
@@ -376,10 +520,35 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	if err := c.WriteMsg(d); err != nil {
 		return wire.Done{Error: err.Error()}, warns.dropped
 	}
+	over := true
 	if res.Pending {
-		a.confirm(c, raw, req, d)
+		over = a.confirm(c, raw, req, d)
+	}
+	if jr != nil {
+		jr.close()
+		if over {
+			// The dump is over: it is never resumed again.
+			os.RemoveAll(jr.dir)
+		} else if ctx.Err() == nil {
+			// The server may come back to resume it (a cut after Done
+			// reached this side but not the server) or to confirm it
+			// (OpConfirm).
+			writeFileSync(filepath.Join(jr.dir, "done"), []byte(d.SHA256))
+		}
 	}
 	return d, warns.dropped
+}
+
+// sentCounter counts the payload bytes written through it.
+type sentCounter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (s *sentCounter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.n.Add(int64(n))
+	return n, err
 }
 
 // errReply is a refusal, its text one bounded line.
@@ -387,18 +556,26 @@ func errReply(msg string) wire.Reply {
 	return wire.Reply{Error: oneLine(msg, MaxTextLen)}
 }
 
-// confirm waits for the server's verdict on a dump and promotes the
-// pending incremental state only when the image is safe.
-func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Done) {
-	st := a.states()
-	to := a.ConfirmTimeout
-	if to <= 0 {
-		to = 30 * time.Minute
+func (a *Agent) confirmTimeout() time.Duration {
+	if a.ConfirmTimeout <= 0 {
+		return 30 * time.Minute
 	}
-	raw.SetReadDeadline(time.Now().Add(to))
+	return a.ConfirmTimeout
+}
+
+// confirm waits for the server's verdict on a dump and promotes the
+// pending incremental state only when the image is safe. It returns false
+// when no verdict came (the connection went): a dump with a token keeps
+// its pending state then, for a resume or a late Confirm (OpConfirm).
+func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Done) bool {
+	st := a.states()
+	raw.SetReadDeadline(time.Now().Add(a.confirmTimeout()))
 	var cf wire.Confirm
 	err := c.ReadMsg(&cf)
 	switch {
+	case err != nil && req.Token != "" && a.StateDir != "" && req.Encrypt == "":
+		a.Log.Warn("no confirmation from the server: the incremental state waits for a resume or a late confirmation", "dle", req.DLE, "level", req.Level, "token", req.Token, "err", err)
+		return false
 	case err != nil:
 		err = fmt.Errorf("no confirmation from the server (%v): the incremental state of %s level %d is not advanced", err, req.DLE, req.Level)
 	case !cf.OK:
@@ -412,10 +589,43 @@ func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Don
 		st.discardPending(req.DLE)
 		a.Log.Warn("dump not confirmed", "dle", req.DLE, "level", req.Level, "err", err)
 		c.WriteMsg(errReply(err.Error()))
-		return
+		return true
 	}
 	a.Log.Info("incremental state advanced", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
 	c.WriteMsg(wire.Reply{OK: true})
+	return true
+}
+
+// confirmLate is the Confirm of a dump whose connection went after Done
+// (OpConfirm): the dump's resume state says which image it sent.
+func (a *Agent) confirmLate(req wire.Request) wire.Reply {
+	if a.StateDir == "" {
+		return errReply("this agent keeps no state (--state-dir): nothing to confirm")
+	}
+	dir := resumeDir(a.StateDir, req.Token)
+	done, err := os.ReadFile(filepath.Join(dir, "done"))
+	if err != nil {
+		return errReply(fmt.Sprintf("dump %s of %s is not waiting for a confirmation on this agent (%v): the incremental state of level %d is not advanced; the next incremental holds more", req.Token, req.DLE, unwrapPath(err), req.Level))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "request.json"))
+	var saved wire.Request
+	if err == nil {
+		err = json.Unmarshal(b, &saved)
+	}
+	switch {
+	case err != nil:
+		return errReply(fmt.Sprintf("dump %s: its saved request is damaged (%v)", req.Token, err))
+	case saved.DLE != req.DLE || saved.Level != req.Level || saved.Datestamp != req.Datestamp:
+		return errReply(fmt.Sprintf("dump %s is of %s level %d (%s), not of %s level %d (%s)", req.Token, saved.DLE, saved.Level, saved.Datestamp, req.DLE, req.Level, req.Datestamp))
+	case string(done) != req.SHA256:
+		return errReply(fmt.Sprintf("the server confirmed SHA-256 %s but the image sent had %s: the incremental state is not advanced", oneLine(req.SHA256, 80), done))
+	}
+	if err := a.states().Promote(req.DLE, req.Level, req.Datestamp); err != nil {
+		return errReply(err.Error())
+	}
+	os.RemoveAll(dir)
+	a.Log.Info("incremental state advanced (late confirmation)", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
+	return wire.Reply{OK: true}
 }
 
 // selfcheck tells the server what works: the agent's version and

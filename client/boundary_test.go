@@ -306,7 +306,7 @@ func TestWarningFloodIsCapped(t *testing.T) {
 	defer serverEnd.Close()
 	go func() {
 		defer agentEnd.Close()
-		a.dump(context.Background(), wire.NewConn(agentEnd), agentEnd, req, opt)
+		a.dump(context.Background(), wire.NewConn(agentEnd), agentEnd, req, opt, nil, -1)
 	}()
 	c := wire.NewConn(serverEnd)
 	var rep wire.Reply

@@ -5,6 +5,12 @@
 // frames (package image), and sends it with one index record per entry;
 // asked to, it encrypts the framed payload to age recipients on its way
 // out (image/crypt), the frame records staying in the plaintext.
+// For a dump the server names with a token, the agent keeps on its disk,
+// while the dump lasts, the journal of its walk and a checkpoint of every
+// frame (resume.go), so that a cut stream continues after the last frame
+// the server holds: the walk is replayed from the journal without reading
+// what the image holds, the cut entry finished, and the rest walked live
+// (replay.go).
 // The agent's allow list is a boundary: a DLE and its exclude lists are
 // opened beneath it without following a symlink out, the walk goes by
 // directory descriptors and never follows a symlink, and what is sent

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -34,12 +35,28 @@ func (r *Remote) timeout() time.Duration {
 	return r.Timeout
 }
 
+// TransportError is a failure of the connection to an agent, not a
+// decision of either side: a dial that failed, a stream cut, reset,
+// corrupted (TLS rejects a changed record) or stalled past the progress
+// timeout. A dump that ends with one can resume (wire.Resume).
+type TransportError struct {
+	Err error
+	// Partial is how many payload bytes of a data frame had arrived when
+	// the stream was cut (they are dropped).
+	Partial int64
+}
+
+func (e *TransportError) Error() string { return e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+func transport(err error) error { return &TransportError{Err: err} }
+
 // call dials, handshakes, sends req and reads the Reply.
 func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Conn, *wire.Reply, error) {
 	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", r.Addr)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err))
+		return nil, nil, nil, transport(fmt.Errorf("%s: cannot connect: %w (is `tapir client` running there and port open?)", r.what(), errors.Unwrap(err)))
 	}
 	// TLS over a BatchConn: a dump's records are read 256 KiB at a time
 	// when that much has arrived, not one read(2) per 16 KiB record.
@@ -48,12 +65,17 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 	raw.SetDeadline(time.Now().Add(min(30*time.Second, r.timeout())))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
+		if connLost(err) {
+			// Not a certificate: the connection went (an agent
+			// restarting, a network still cut).
+			return nil, nil, nil, transport(wire.ExplainTLS(r.what(), err))
+		}
 		return nil, nil, nil, wire.ExplainTLS(r.what(), err)
 	}
 	c := wire.NewBatchedConn(tc, bc)
 	if err := c.WriteMsg(req); err != nil {
 		raw.Close()
-		return nil, nil, nil, fmt.Errorf("%s: send %s request: %w", r.what(), req.Op, err)
+		return nil, nil, nil, transport(fmt.Errorf("%s: send %s request: %w", r.what(), req.Op, err))
 	}
 	raw.SetDeadline(time.Now().Add(r.timeout()))
 	var rep wire.Reply
@@ -62,13 +84,19 @@ func (r *Remote) call(ctx context.Context, req wire.Request) (*wire.Conn, net.Co
 		if isTLSAlert(err) {
 			return nil, nil, nil, wire.ExplainTLS(r.what(), err)
 		}
-		return nil, nil, nil, fmt.Errorf("%s: read reply to %s: %w", r.what(), req.Op, err)
+		return nil, nil, nil, transport(fmt.Errorf("%s: read reply to %s: %w", r.what(), req.Op, err))
 	}
 	if !rep.OK {
 		raw.Close()
 		return nil, nil, nil, fmt.Errorf("%s refused %s: %s", r.what(), req.Op, rep.Error)
 	}
 	return c, raw, &rep, nil
+}
+
+// connLost says that err is the connection going away, not a refusal.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // isTLSAlert: with TLS 1.3 a server's rejection of our certificate arrives
@@ -164,16 +192,12 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 		raw.SetReadDeadline(time.Now().Add(r.timeout()))
 		typ, b, err := c.ReadFrame()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%s: dump of %s cancelled: %w", r.what(), req.DLE, ctx.Err())
+			err = r.dumpReadErr(ctx, req, err)
+			var te *TransportError
+			if errors.As(err, &te) {
+				te.Partial = int64(c.PartialData())
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout())
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE)
-			}
-			return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			return nil, err
 		}
 		switch typ {
 		case wire.FrameData:
@@ -208,15 +232,32 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 			if d.Error != "" {
 				return nil, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
 			}
-			return &d, r.confirm(c, raw, req, &d, h)
+			return &d, r.confirm(ctx, c, raw, req, &d, h)
 		}
 	}
+}
+
+// dumpReadErr is the error of a failed read of a dump stream.
+func (r *Remote) dumpReadErr(ctx context.Context, req wire.Request, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: dump of %s cancelled: %w", r.what(), req.DLE, ctx.Err())
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return transport(fmt.Errorf("%s: dump of %s made no progress for %s (dtimeout); giving up", r.what(), req.DLE, r.timeout()))
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return transport(fmt.Errorf("%s: connection closed in the middle of the dump of %s (agent killed or network cut)", r.what(), req.DLE))
+	}
+	if errors.Is(err, wire.ErrProtocol) {
+		return fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+	}
+	return transport(fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err))
 }
 
 // confirm runs h.Safe and tells the agent its verdict. An agent without
 // incremental state closes the connection after Done; that is not an
 // error, only a warning when the image was meant to advance a state.
-func (r *Remote) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d *wire.Done, h DumpHandler) error {
+func (r *Remote) confirm(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.Request, d *wire.Done, h DumpHandler) error {
 	var safe error
 	if h.Safe != nil {
 		safe = h.Safe(d)
@@ -226,11 +267,27 @@ func (r *Remote) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d *wire.D
 		cf.Error = safe.Error()
 	}
 	raw.SetDeadline(time.Now().Add(time.Minute))
-	if err := c.WriteMsg(cf); err == nil {
-		var rep wire.Reply
-		if err := c.ReadMsg(&rep); err == nil && !rep.OK && safe == nil && h.Warn != nil {
-			h.Warn(fmt.Sprintf("%s could not advance the incremental state of %s: %s (the next incremental will hold more)", r.what(), req.DLE, rep.Error))
+	err := c.WriteMsg(cf)
+	var rep wire.Reply
+	if err == nil {
+		err = c.ReadMsg(&rep)
+	}
+	if err != nil && safe == nil && req.Token != "" {
+		// The connection went with the verdict: told again on a new
+		// one (the agent keeps the dump's state for it).
+		raw.Close()
+		var late *wire.Reply
+		var lraw net.Conn
+		_, lraw, late, err = r.call(ctx, wire.Request{Op: wire.OpConfirm, DLE: req.DLE, Level: req.Level, Datestamp: req.Datestamp, Token: req.Token, SHA256: d.SHA256})
+		if err == nil {
+			lraw.Close()
+			rep = *late
+		} else if h.Warn != nil {
+			h.Warn(fmt.Sprintf("%s could not be told that the image of %s is safe (%v): its incremental state is not advanced (the next incremental will hold more)", r.what(), req.DLE, err))
 		}
+	}
+	if err == nil && !rep.OK && safe == nil && h.Warn != nil {
+		h.Warn(fmt.Sprintf("%s could not advance the incremental state of %s: %s (the next incremental will hold more)", r.what(), req.DLE, rep.Error))
 	}
 	return safe
 }

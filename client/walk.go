@@ -2,6 +2,7 @@ package client
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,12 @@ type DumpOptions struct {
 	// opened without following a symlink out of it (see beneath.go).
 	// Empty: they are opened as named, symlinks followed.
 	Allow []string
+
+	// journal, when set, keeps the resume state of this dump (resume.go);
+	// resume, when set, continues a cut dump after its last frame the
+	// server holds.
+	journal *journal
+	resume  *resumePoint
 
 	// beforeOpen, when set, is called with an entry's path relative to the
 	// root after its directory was listed and before the entry is opened:
@@ -100,20 +107,33 @@ func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result,
 	if opt.Bandwidth > 0 {
 		out = wire.NewLimiter(opt.Bandwidth).Writer(ctx, out)
 	}
-	pw, err := image.NewPayloadWriter(out, image.WriterOptions{Comp: opt.Comp, Level: opt.CompressLevel, FrameSize: opt.FrameSize})
+	wo := image.WriterOptions{Comp: opt.Comp, Level: opt.CompressLevel, FrameSize: opt.FrameSize}
+	w.frameSize = int64(opt.FrameSize)
+	if w.frameSize == 0 {
+		w.frameSize = image.DefaultFrameSize
+	}
+	if opt.journal != nil {
+		w.j = opt.journal
+		wo.Checkpoint = opt.journal.checkpoint
+	}
+	if rp := opt.resume; rp != nil {
+		wo.Resume = &image.ResumePoint{Frames: rp.frames, Sum: rp.sum}
+		w.ff, w.skipIndex, w.skipListings = rp.replay, rp.index, rp.listings
+	}
+	pw, err := image.NewPayloadWriter(out, wo)
 	if err != nil {
 		return Result{}, err
 	}
 	w.pw = pw
-	w.tw = tar.NewWriter(pw)
 	if err := w.walkDir("", root, dir, nil, "", st); err != nil {
 		pw.Close()
 		return Result{}, err
 	}
-	if err := w.tw.Close(); err != nil {
+	if err := w.finishTar(); err != nil {
 		pw.Close()
 		return Result{}, fmt.Errorf("finish tar stream: %w", err)
 	}
+	w.j.flush()
 	if err := pw.Close(); err != nil {
 		return Result{}, fmt.Errorf("finish payload: %w", err)
 	}
@@ -203,7 +223,7 @@ type walker struct {
 	sink  Sink
 	ex    *excluder
 	pw    *image.PayloadWriter
-	tw    *tar.Writer
+	hbuf  bytes.Buffer // a tar header being rendered
 	dev   uint64
 	links map[fileID]string // hardlinked inodes stored in this image, by first path
 	files int64
@@ -217,6 +237,18 @@ type walker struct {
 	indexErr error
 	// noProc is set once the walk warned that /proc is missing.
 	noProc bool
+
+	// Resume (resume.go): j journals the walk; ff, while set, is the walk
+	// before the resume point, replayed without writing (off is the tar
+	// offset it has reached) until the first byte to send. skipIndex and
+	// skipListings are the records the server holds; nIndex and
+	// nListings count those of the replay.
+	j                       *journal
+	frameSize               int64
+	ff                      *replay
+	off                     int64
+	skipIndex, skipListings int64
+	nIndex, nListings       int64
 }
 
 func (w *walker) warn(format string, a ...any) {
@@ -246,6 +278,11 @@ type child struct {
 func (w *walker) walkDir(rel, full string, dir, parent *os.File, name string, st *unix.Stat_t) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
+	}
+	if w.ff != nil {
+		if e := w.ff.entries[rel]; e != nil && e.kind == recEntry {
+			return w.replayDir(rel, full, dir, parent, name, e)
+		}
 	}
 	mount := rel != "" && w.opt.OneFilesystem && uint64(st.Dev) != w.dev
 	var kids []child
@@ -281,21 +318,35 @@ func (w *walker) walkDir(rel, full string, dir, parent *os.File, name string, st
 	}
 	var dumpdir []gnutar.DirEntry
 	if listed {
-		dumpdir = make([]gnutar.DirEntry, 0, len(kids))
-		for _, k := range kids {
-			kind := byte('N')
-			switch {
-			case isDir(&k.st):
-				kind = 'D'
-			case k.store:
-				kind = 'Y'
-			}
-			dumpdir = append(dumpdir, gnutar.DirEntry{Kind: kind, Name: k.name})
-		}
+		dumpdir = dumpdirOf(kids)
+	}
+	if w.j != nil {
+		w.j.add(func(b []byte) []byte { return listRecord(b, rel, listed, kids) })
 	}
 	if err := w.entry(rel, full, st, dir, parent, name, dumpdir, listed); err != nil {
 		return err
 	}
+	return w.walkKids(full, dir, kids)
+}
+
+// dumpdirOf is the GNU.dumpdir of a directory with these children.
+func dumpdirOf(kids []child) []gnutar.DirEntry {
+	dumpdir := make([]gnutar.DirEntry, 0, len(kids))
+	for _, k := range kids {
+		kind := byte('N')
+		switch {
+		case isDir(&k.st):
+			kind = 'D'
+		case k.store:
+			kind = 'Y'
+		}
+		dumpdir = append(dumpdir, gnutar.DirEntry{Kind: kind, Name: k.name})
+	}
+	return dumpdir
+}
+
+// walkKids dumps the children of the directory dir (full) in order.
+func (w *walker) walkKids(full string, dir *os.File, kids []child) error {
 	for i := range kids {
 		k := &kids[i]
 		cfull := join(full, k.name)
@@ -304,6 +355,12 @@ func (w *walker) walkDir(rel, full string, dir, parent *os.File, name string, st
 				return err
 			}
 		} else if k.store {
+			if dir == nil && (w.ff == nil || w.ff.entries[k.rel] == nil) {
+				// A resumed walk whose directory is gone.
+				w.warn("%s: its directory could not be opened again when the dump resumed (not dumped)", cfull)
+				w.skipped(k.rel)
+				continue
+			}
 			if err := w.entry(k.rel, cfull, &k.st, nil, dir, k.name, nil, false); err != nil {
 				return err
 			}
@@ -317,10 +374,34 @@ func (w *walker) walkDir(rel, full string, dir, parent *os.File, name string, st
 // reported and skipped; one replaced by another directory is walked as it
 // is now (it is below parent either way).
 func (w *walker) subdir(k *child, full string, parent *os.File) error {
+	// Replaying a resumed walk: a directory the image holds is replayed
+	// even when it cannot be opened now (only what follows the resume
+	// point needs it); one the walk skipped is skipped again.
+	inImage := false
+	if w.ff != nil {
+		if e := w.ff.entries[k.rel]; e != nil {
+			if e.kind == recSkip {
+				return nil
+			}
+			inImage = true
+		}
+	}
+	if parent == nil {
+		if inImage {
+			return w.walkDir(k.rel, full, nil, nil, k.name, &k.st)
+		}
+		w.warn("%s: its directory could not be opened again when the dump resumed (not dumped)", full)
+		w.skipped(k.rel)
+		return nil
+	}
 	w.hook(k.rel)
 	fd, err := openat(int(parent.Fd()), k.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	st := k.st
 	var dir *os.File
+	if err != nil && inImage {
+		w.warn("%s: vanished or replaced between the cut and the resume of the dump (%v): what the image holds of it is kept, the rest is not dumped", full, err)
+		return w.walkDir(k.rel, full, nil, nil, k.name, &st)
+	}
 	switch {
 	case err == nil:
 		dir = os.NewFile(uintptr(fd), full)
@@ -328,6 +409,7 @@ func (w *walker) subdir(k *child, full string, parent *os.File) error {
 		var now unix.Stat_t
 		if err := unix.Fstat(fd, &now); err != nil {
 			w.warn("%s: %v (not dumped)", full, err)
+			w.skipped(k.rel)
 			return nil
 		}
 		if now.Dev != st.Dev || now.Ino != st.Ino {
@@ -336,9 +418,11 @@ func (w *walker) subdir(k *child, full string, parent *os.File) error {
 		st = now
 	case errors.Is(err, unix.ENOENT):
 		w.warn("%s: vanished before it could be dumped", full)
+		w.skipped(k.rel)
 		return nil
 	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
 		w.warn("%s: no longer a directory (replaced while being dumped; not dumped, and not followed)", full)
+		w.skipped(k.rel)
 		return nil
 	default:
 		w.warn("%s: cannot open directory: %v (its contents are not dumped)", full, err)
@@ -373,6 +457,16 @@ func (w *walker) forget(rel string) {
 	}
 }
 
+// skipped records that the walk skipped rel (forgotten, not stored): a
+// resumed walk skips it again.
+func (w *walker) skipped(rel string) {
+	w.forget(rel)
+	if w.j != nil {
+		off := w.pw.TarOffset()
+		w.j.add(func(b []byte) []byte { return skipRecord(b, rel, off) })
+	}
+}
+
 // entry writes one tar entry: rel relative to the root ("" for the root
 // itself), st its stat. self is the entry open when it is a directory
 // that could be opened; parent and name locate it otherwise (the root
@@ -383,15 +477,29 @@ func (w *walker) entry(rel, full string, st *unix.Stat_t, self, parent *os.File,
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
+	if w.ff != nil {
+		switch e := w.ff.entries[rel]; {
+		case e == nil:
+			if err := w.goLive(); err != nil {
+				return err
+			}
+		case e.kind == recSkip:
+			w.forget(rel)
+			return nil
+		default:
+			return w.replayEntry(rel, full, parent, name, e, nil)
+		}
+	}
 	var link string
 	var file *os.File
 	var linkTo string // hard link to an entry already stored
+	linkSrc := false  // the first of a hard-link set
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
 		l, err := readlinkat(int(parent.Fd()), name)
 		if err != nil {
 			w.warn("%s: cannot read symlink: %v (not dumped)", full, err)
-			w.forget(rel)
+			w.skipped(rel)
 			return nil
 		}
 		link = l
@@ -409,13 +517,14 @@ func (w *walker) entry(rel, full string, st *unix.Stat_t, self, parent *os.File,
 		defer f.Close()
 		if st.Nlink > 1 {
 			w.links[fileID{uint64(st.Dev), st.Ino}] = rel
+			linkSrc = true
 		}
 		self = f
 	}
 	hdr, ok := headerOf(st, link)
 	if !ok {
 		w.warn("%s: file type %#o not supported (not dumped)", full, st.Mode&unix.S_IFMT)
-		w.forget(rel)
+		w.skipped(rel)
 		return nil
 	}
 	if linkTo != "" {
@@ -456,34 +565,111 @@ func (w *walker) entry(rel, full string, st *unix.Stat_t, self, parent *os.File,
 			hdr.PAXRecords = map[string]string{}
 		}
 		hdr.PAXRecords[gnutar.PAXDumpdir] = gnutar.EncodeDumpdir(dumpdir)
+		w.nListings++
 		if w.sink.Listing != nil && w.indexErr == nil {
 			w.indexErr = w.sink.Listing(rel, hdr.PAXRecords[gnutar.PAXDumpdir])
 		}
 	}
 
-	if err := w.tw.Flush(); err != nil {
-		return err
+	start := w.pw.TarOffset()
+	e := &jentry{kind: recEntry, off: start, dev: uint64(st.Dev), ino: st.Ino, size: st.Size,
+		mtime: unix.TimespecToNsec(st.Mtim), ctime: unix.TimespecToNsec(st.Ctim), mode: st.Mode, uid: st.Uid, gid: st.Gid}
+	if listed {
+		e.flags |= entListed
+	}
+	if linkSrc {
+		e.flags |= entLinkSrc
 	}
 	if rel != "" {
-		w.index(rel, hdr)
+		r := w.indexRecord(rel, hdr, start)
+		e.rec = &r
+		w.index(r)
 	}
 	// Only a file with fewer blocks than its size needs can have holes
 	// worth storing: GNU tar's test (ST_IS_SPARSE), which spares the
 	// four lseeks of DataExtents for every other file.
+	var ext []gnutar.Extent
+	sparse := false
 	if file != nil && hdr.Size > 0 && st.Blocks < (hdr.Size+511)/512 {
-		if ext, sparse, err := gnutar.DataExtents(file, hdr.Size); err == nil && sparse {
-			return w.sparse(full, file, hdr, ext)
+		if x, sp, err := gnutar.DataExtents(file, hdr.Size); err == nil && sp {
+			ext, sparse = x, true
 		}
 	}
-	if err := w.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("%s: write tar header: %w", full, err)
+	var head []byte
+	var data statFile
+	switch {
+	case sparse:
+		prefix, size, err := gnutar.SparseEntry(hdr, ext)
+		if err != nil {
+			return fmt.Errorf("%s: sparse entry: %w", full, err)
+		}
+		head, e.dataLen, e.flags = prefix, size, e.flags|entFile|entSparse
+		data = &readerFile{Reader: gnutar.ExtentReader(file, ext), f: file}
+	default:
+		w.hbuf.Reset()
+		tw := tar.NewWriter(&w.hbuf)
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%s: write tar header: %w", full, err)
+		}
+		head = w.hbuf.Bytes()
+		if file != nil {
+			e.dataLen, e.flags, data = hdr.Size, e.flags|entFile, file
+		}
 	}
-	if file != nil {
-		if err := w.copyFile(full, w.tw, file, hdr.Size, hdr.ModTime); err != nil {
+	e.hdrLen = int64(len(head))
+	if w.j != nil {
+		// The header is kept only when a frame boundary cuts it: a
+		// resume there must send the rest of it as it was.
+		if next := (start/w.frameSize + 1) * w.frameSize; next < start+e.hdrLen {
+			e.hdr = head
+		}
+		w.j.add(func(b []byte) []byte { return entryRecord(b, rel, e) })
+		e.hdr = nil
+	}
+	if _, err := w.pw.Write(head); err != nil {
+		return fmt.Errorf("%s: write payload: %w", full, err)
+	}
+	if data != nil {
+		if err := w.copyFile(full, w.pw, data, e.dataLen, hdr.ModTime); err != nil {
 			return err
 		}
 	}
+	if err := w.pad(); err != nil {
+		return fmt.Errorf("%s: write payload: %w", full, err)
+	}
 	return w.indexErr
+}
+
+var zeroBlock [1024]byte
+
+// pad writes zeros up to the next 512-byte block of the tar stream.
+func (w *walker) pad() error {
+	if n := roundBlock(w.pw.TarOffset()) - w.pw.TarOffset(); n > 0 {
+		_, err := w.pw.Write(zeroBlock[:n])
+		return err
+	}
+	return nil
+}
+
+// finishTar ends the tar stream with its two zero blocks; a replay that
+// reached the end sends what is left of them after the resume point.
+func (w *walker) finishTar() error {
+	if w.ff != nil {
+		end := w.off + int64(len(zeroBlock))
+		if w.ff.R < w.off || w.ff.R > end {
+			return fmt.Errorf("the saved walk of the resumed dump ends at tar offset %d, the resume point is %d", w.off, w.ff.R)
+		}
+		if err := w.goLiveAt(w.ff.R); err != nil {
+			return err
+		}
+		_, err := w.pw.Write(zeroBlock[:end-w.pw.TarOffset()])
+		return err
+	}
+	if err := w.pad(); err != nil {
+		return err
+	}
+	_, err := w.pw.Write(zeroBlock[:])
+	return err
 }
 
 // openFile opens the regular file name of parent for reading, without
@@ -504,20 +690,20 @@ func (w *walker) openFile(rel, full string, parent *os.File, name string, listed
 		default:
 			w.warn("%s: cannot open: %v (not dumped)", full, err)
 		}
-		w.forget(rel)
+		w.skipped(rel)
 		return nil, nil, false
 	}
 	var now unix.Stat_t
 	if err := unix.Fstat(fd, &now); err != nil {
 		unix.Close(fd)
 		w.warn("%s: %v (not dumped)", full, err)
-		w.forget(rel)
+		w.skipped(rel)
 		return nil, nil, false
 	}
 	if now.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
 		w.warn("%s: no longer a regular file (replaced while being dumped; not dumped)", full)
-		w.forget(rel)
+		w.skipped(rel)
 		return nil, nil, false
 	}
 	if now.Dev != listed.Dev || now.Ino != listed.Ino {
@@ -564,27 +750,6 @@ func headerOf(st *unix.Stat_t, link string) (*tar.Header, bool) {
 	return h, true
 }
 
-// sparse writes a file with holes in GNU's pax sparse format 1.0: only the
-// data extents are stored.
-func (w *walker) sparse(full string, f *os.File, hdr *tar.Header, ext []gnutar.Extent) error {
-	prefix, size, err := gnutar.SparseEntry(hdr, ext)
-	if err != nil {
-		return fmt.Errorf("%s: sparse entry: %w", full, err)
-	}
-	if _, err := w.pw.Write(prefix); err != nil {
-		return fmt.Errorf("%s: write payload: %w", full, err)
-	}
-	if err := w.copyFile(full, w.pw, &readerFile{Reader: gnutar.ExtentReader(f, ext), f: f}, size, hdr.ModTime); err != nil {
-		return err
-	}
-	if pad := gnutar.Pad(size); pad > 0 {
-		if _, err := w.pw.Write(make([]byte, pad)); err != nil {
-			return fmt.Errorf("%s: write payload: %w", full, err)
-		}
-	}
-	return w.indexErr
-}
-
 // owner names a uid and gid as GNU tar does (uname/gname), cached.
 func (w *walker) owner(uid, gid int) (string, string) {
 	un, ok := w.names[uint32(uid)]
@@ -604,12 +769,8 @@ func (w *walker) owner(uid, gid int) (string, string) {
 	return un, gn
 }
 
-func (w *walker) index(rel string, hdr *tar.Header) {
-	w.files++
-	if w.sink.Index == nil || w.indexErr != nil {
-		return
-	}
-	w.indexErr = w.sink.Index(wire.IndexRecord{
+func (w *walker) indexRecord(rel string, hdr *tar.Header, off int64) wire.IndexRecord {
+	return wire.IndexRecord{
 		Path:      rel,
 		Type:      hdr.Typeflag,
 		Size:      hdr.Size,
@@ -618,8 +779,19 @@ func (w *walker) index(rel string, hdr *tar.Header) {
 		UID:       hdr.Uid,
 		GID:       hdr.Gid,
 		Link:      strings.TrimPrefix(hdr.Linkname, "./"),
-		TarOffset: w.pw.TarOffset(),
-	})
+		TarOffset: off,
+	}
+}
+
+// index sends one index record, unless the server holds it already (a
+// resumed dump's replay).
+func (w *walker) index(r wire.IndexRecord) {
+	w.files++
+	w.nIndex++
+	if w.sink.Index == nil || w.indexErr != nil || w.nIndex <= w.skipIndex {
+		return
+	}
+	w.indexErr = w.sink.Index(r)
 }
 
 // statFile is what copyFile needs of a file being read.

@@ -35,6 +35,12 @@ type Config struct {
 	Maxdumps     int    `toml:"maxdumps"`     // per host, default 1
 	Netusage     Size   `toml:"netusage"`     // bytes/s across all streams, 0 = unlimited
 	Retries      int    `toml:"retries"`      // a failed dump is tried again this many times, default 1
+	// A dump whose stream is cut resumes after its last frame on the
+	// holding disk, at most ResumeAttempts times (default 3, 0: never),
+	// reconnecting for at most ResumeWindow after each cut (default 30m);
+	// past either it fails and is retried from zero (Retries).
+	ResumeAttempts int      `toml:"resume_attempts"`
+	ResumeWindow   Duration `toml:"resume_window"`
 
 	// The planner (docs/format/planner.md).
 	Bumpsize      Size     `toml:"bumpsize"`       // default 10 MiB

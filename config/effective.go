@@ -41,6 +41,8 @@ func (c *Config) Effective(w io.Writer) error {
 	e.int("maxdumps", c.Maxdumps)
 	e.size("netusage", c.Netusage)
 	e.int("retries", c.Retries)
+	e.int("resume_attempts", c.ResumeAttempts)
+	e.str("resume_window", c.ResumeWindow.String())
 	e.size("bumpsize", c.Bumpsize)
 	e.float("bumppercent", c.Bumppercent)
 	e.int("bumpdays", c.Bumpdays)

@@ -351,6 +351,7 @@ func (f *finisher) finish() {
 	f.num(&c.Maxdumps, at("maxdumps"), 1, 1, 1000)
 	f.num(&c.Reserve, at("reserve"), 100, 0, 100)
 	f.num(&c.Retries, at("retries"), 1, 0, 10)
+	f.num(&c.ResumeAttempts, at("resume_attempts"), 3, 0, 100)
 	f.size(&c.Bumpsize, at("bumpsize"), 10*MiB, 0, 1<<62)
 	f.float(&c.Bumppercent, at("bumppercent"), 0, 0, 100)
 	f.num(&c.Bumpdays, at("bumpdays"), 2, 1, 10000)
@@ -359,6 +360,7 @@ func (f *finisher) finish() {
 	f.float(&c.CompRatio, at("comp_ratio"), 0.5, 0.01, 1.1)
 	f.float(&c.FutilePercent, at("futile_percent"), 90, 0, 100)
 	f.duration(&c.Dtimeout, at("dtimeout"), Duration(30*time.Minute))
+	f.duration(&c.ResumeWindow, at("resume_window"), Duration(30*time.Minute))
 	f.duration(&c.Etimeout, at("etimeout"), Duration(5*time.Minute))
 
 	f.str(&c.Schedule, at("schedule"), "0 1 * * *")

@@ -3,6 +3,7 @@ package image
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,27 @@ type WriterOptions struct {
 	Level       int  // zstd 1..19, gzip 1..9; 0 = the library default
 	FrameSize   int  // tar bytes per frame; 0 = DefaultFrameSize
 	Concurrency int  // compression workers; 0 = runtime.GOMAXPROCS(0)
+	// Checkpoint, when set, is called for every frame in order, after
+	// the frame is compressed and hashed and before its bytes are
+	// written: f is the frame and sum the SHA-256 state of the payload
+	// up to its end (encoding.BinaryMarshaler), from which Resume
+	// continues. It runs in the writer's goroutine and must not keep sum.
+	Checkpoint func(f Frame, sum []byte)
+	// Resume, when set, continues a payload after its first
+	// len(Resume.Frames) frames instead of starting one: the next tar
+	// byte written is the first of frame len(Resume.Frames), the payload
+	// hash continues from Resume.Sum, and Close's seek table lists every
+	// frame. The frames must be contiguous and FrameSize tar bytes each;
+	// a short last frame ends the payload (only Close may follow).
+	Resume *ResumePoint
+}
+
+// ResumePoint is where a PayloadWriter continues a payload
+// (WriterOptions.Resume): the frames written before, and the SHA-256
+// state at the end of the last one, as Checkpoint gave it.
+type ResumePoint struct {
+	Frames []Frame
+	Sum    []byte
 }
 
 // Summary describes a finished payload; it fills the header fields
@@ -78,6 +100,9 @@ type PayloadWriter struct {
 
 	closed   bool
 	closeErr error
+	ended    bool // resumed after a short last frame: no more tar bytes
+
+	checkpoint func(Frame, []byte)
 
 	// owned by the writer goroutine until it finishes
 	hash     hash.Hash
@@ -145,6 +170,15 @@ func NewPayloadWriter(w io.Writer, opt WriterOptions) (*PayloadWriter, error) {
 		failed:     make(chan struct{}),
 		hash:       sha256.New(),
 	}
+	p.checkpoint = opt.Checkpoint
+	if rp := opt.Resume; rp != nil {
+		if err := p.resumeAt(rp); err != nil {
+			for _, c := range comps {
+				c.close()
+			}
+			return nil, err
+		}
+	}
 	p.work = make(chan *job, p.maxJobs)
 	p.order = make(chan *job, p.maxJobs)
 	p.free = make(chan *job, p.maxJobs)
@@ -154,6 +188,39 @@ func NewPayloadWriter(w io.Writer, opt WriterOptions) (*PayloadWriter, error) {
 	}
 	go p.writeLoop()
 	return p, nil
+}
+
+// resumeAt sets the writer after the frames of rp.
+func (p *PayloadWriter) resumeAt(rp *ResumePoint) error {
+	var tar, pay int64
+	for i, f := range rp.Frames {
+		if f.TarOffset != tar || f.Offset != pay || f.Size < 0 || f.TarSize <= 0 || f.TarSize > int64(p.frameSize) {
+			return fmt.Errorf("image: resume: frame %d (tar %d+%d, payload %d+%d) does not follow the frames before it (tar %d, payload %d) in frames of %d bytes",
+				i, f.TarOffset, f.TarSize, f.Offset, f.Size, tar, pay, p.frameSize)
+		}
+		if f.TarSize < int64(p.frameSize) {
+			if i != len(rp.Frames)-1 {
+				return fmt.Errorf("image: resume: frame %d is short (%d tar bytes) but not the last", i, f.TarSize)
+			}
+			p.ended = true
+		}
+		tar += f.TarSize
+		pay += f.Size
+	}
+	if p.comp == CompZstd && len(rp.Frames) > MaxFrames {
+		return fmt.Errorf("image: resume: %d frames, more than the seek table can describe", len(rp.Frames))
+	}
+	if len(rp.Frames) > 0 {
+		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(rp.Sum); err != nil {
+			return fmt.Errorf("image: resume: the saved SHA-256 state: %w", err)
+		}
+	}
+	p.frames = append([]Frame(nil), rp.Frames...)
+	for i := range p.frames {
+		p.frames[i].Index = i
+	}
+	p.tarOff, p.paySize, p.nSubmit = tar, pay, len(rp.Frames)
+	return nil
 }
 
 // compressor compresses one frame; each worker owns one.
@@ -259,7 +326,7 @@ func (p *PayloadWriter) writeLoop() {
 		if p.failure() == nil {
 			if j.err != nil {
 				p.fail(j.err)
-			} else if err := p.emit(j.out); err != nil {
+			} else if err := p.emitFrame(j); err != nil {
 				p.fail(fmt.Errorf("image: writing payload frame %d at payload offset %d: %w", len(p.frames), p.paySize, err))
 			} else {
 				idx := len(p.frames)
@@ -275,6 +342,28 @@ func (p *PayloadWriter) writeLoop() {
 		j.in = j.in[:0]
 		p.free <- j
 	}
+}
+
+// emitFrame hashes a frame, gives the checkpoint its state, then writes
+// it: a checkpoint is always saved before its frame can reach anyone.
+func (p *PayloadWriter) emitFrame(j *job) error {
+	if p.checkpoint == nil {
+		return p.emit(j.out)
+	}
+	p.hash.Write(j.out)
+	idx := len(p.frames)
+	f := Frame{Index: idx, TarOffset: int64(idx) * int64(p.frameSize), TarSize: int64(len(j.in)), Offset: p.paySize, Size: int64(len(j.out))}
+	st, err := p.hash.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	p.checkpoint(f, st)
+	n, err := p.w.Write(j.out)
+	p.paySize += int64(n)
+	if err == nil && n < len(j.out) {
+		err = io.ErrShortWrite
+	}
+	return err
 }
 
 // emit writes b to the destination and the hash.
@@ -340,6 +429,9 @@ func (p *PayloadWriter) submit(j *job) error {
 func (p *PayloadWriter) Write(b []byte) (int, error) {
 	if p.closed {
 		return 0, errClosed
+	}
+	if p.ended && len(b) > 0 {
+		return 0, errors.New("image: write after the last frame of a resumed payload")
 	}
 	n := 0
 	for len(b) > 0 {

@@ -94,3 +94,60 @@ func TestLevel1LiteralsRaw(t *testing.T) {
 		}
 	}
 }
+
+// TestPayloadWriterResume: a payload continued from the checkpoint of
+// any frame is byte for byte the payload written in one go, with the same
+// SHA-256 and frame list, for every compression.
+func TestPayloadWriterResume(t *testing.T) {
+	in := bytes.Repeat([]byte("tapir resumes where it stopped, 0123456789\n"), 4000) // 172000 bytes
+	for _, comp := range []Comp{CompZstd, CompGzip, CompNone} {
+		type cp struct {
+			f   Frame
+			sum []byte
+		}
+		var cps []cp
+		var whole bytes.Buffer
+		pw, err := NewPayloadWriter(&whole, WriterOptions{Comp: comp, FrameSize: 16 << 10, Concurrency: 2,
+			Checkpoint: func(f Frame, sum []byte) { cps = append(cps, cp{f, bytes.Clone(sum)}) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.Write(in)
+		if err := pw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := pw.Sum()
+		if len(cps) != len(want.Frames) {
+			t.Fatalf("%s: %d checkpoints for %d frames", comp, len(cps), len(want.Frames))
+		}
+		for k := range cps {
+			var frames []Frame
+			for _, c := range cps[:k+1] {
+				frames = append(frames, c.f)
+			}
+			end := cps[k].f.Offset + cps[k].f.Size
+			var rest bytes.Buffer
+			rw, err := NewPayloadWriter(&rest, WriterOptions{Comp: comp, FrameSize: 16 << 10, Concurrency: 2, Resume: &ResumePoint{Frames: frames, Sum: cps[k].sum}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rw.TarOffset() != cps[k].f.TarOffset+cps[k].f.TarSize {
+				t.Fatalf("%s: resumed at tar offset %d", comp, rw.TarOffset())
+			}
+			if _, err := rw.Write(in[rw.TarOffset():]); err != nil {
+				t.Fatal(err)
+			}
+			if err := rw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := rw.Sum()
+			if !bytes.Equal(append(bytes.Clone(whole.Bytes()[:end]), rest.Bytes()...), whole.Bytes()) || got.SHA256 != want.SHA256 || len(got.Frames) != len(want.Frames) || got.PayloadSize != want.PayloadSize {
+				t.Fatalf("%s: resumed after frame %d: payload or sum differs", comp, k)
+			}
+		}
+	}
+	// A resume point whose frames do not follow each other is refused.
+	if _, err := NewPayloadWriter(io.Discard, WriterOptions{FrameSize: 16 << 10, Resume: &ResumePoint{Frames: []Frame{{TarOffset: 0, TarSize: 16 << 10, Offset: 0, Size: 10}, {TarOffset: 1, TarSize: 16 << 10, Offset: 10, Size: 10}}}}); err == nil {
+		t.Fatal("a resume point with a gap was accepted")
+	}
+}

@@ -79,6 +79,7 @@ type jsonDLE struct {
 	Reason      string        `json:"reason"`
 	Strange     []string      `json:"strange"`
 	Retries     []jsonAttempt `json:"retries"`
+	Resumes     []jsonResume  `json:"resumes,omitempty"`
 	Demoted     string        `json:"demoted"`
 	Warnings    []string      `json:"warnings,omitempty"`
 	FlushedFrom string        `json:"flushed_from"`
@@ -90,6 +91,15 @@ type jsonDLE struct {
 	Streamed    bool          `json:"streamed"`
 	Starved     float64       `json:"starved_seconds"`
 	Parts       []jsonPart    `json:"parts"`
+}
+
+type jsonResume struct {
+	Level  int    `json:"level"`
+	Frames int64  `json:"frames"`
+	Bytes  int64  `json:"bytes"`
+	Resent int64  `json:"resent_bytes"`
+	Agent  int64  `json:"agent_sent_bytes"`
+	Reason string `json:"reason"`
 }
 
 type jsonAttempt struct {
@@ -136,6 +146,9 @@ func (r *Run) JSON() ([]byte, error) {
 			DumpSeconds: seconds(d.DumpTime), TapeSeconds: seconds(d.TapeTime), Streamed: d.Streamed, Starved: seconds(d.Starved), Parts: []jsonPart{}}
 		for _, a := range d.Retries {
 			jd.Retries = append(jd.Retries, jsonAttempt{Level: a.Level, Reason: a.Reason})
+		}
+		for _, rs := range d.Resumes {
+			jd.Resumes = append(jd.Resumes, jsonResume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, Agent: rs.AgentSent, Reason: rs.Reason})
 		}
 		for _, p := range d.Parts {
 			jd.Parts = append(jd.Parts, jsonPart{Volume: p.Volume, File: p.FileNo, Part: p.Part, Bytes: p.Bytes})
@@ -256,6 +269,14 @@ func ParseJSON(b []byte) (*Run, error) {
 		for k, a := range jd.Retries {
 			p.level(fmt.Sprintf("%s.retries[%d].level", f, k), a.Level)
 			d.Retries = append(d.Retries, Attempt{Level: a.Level, Reason: a.Reason})
+		}
+		for k, rs := range jd.Resumes {
+			f := fmt.Sprintf("%s.resumes[%d]", f, k)
+			p.level(f+".level", rs.Level)
+			p.nonNeg(f+".frames", rs.Frames)
+			p.nonNeg(f+".bytes", rs.Bytes)
+			p.nonNeg(f+".resent_bytes", rs.Resent)
+			d.Resumes = append(d.Resumes, Resume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, AgentSent: rs.Agent, Reason: rs.Reason})
 		}
 		for k, jp := range jd.Parts {
 			pf := fmt.Sprintf("%s.parts[%d]", f, k)

@@ -111,7 +111,10 @@ type DLE struct {
 	Reason     string    // why it failed, is on holding only, was delayed or skipped (one line)
 	Strange    []string  // the lines of the dump that made it strange (or the output of a failed one)
 	Retries    []Attempt // earlier attempts of this run that failed, in order
-	Demoted    string    // why the planned full became this incremental; "" when it did not
+	// Resumes are the cuts of the stream that the dump continued after
+	// (resume_attempts), in order, in its last attempt.
+	Resumes []Resume
+	Demoted string // why the planned full became this incremental; "" when it did not
 	// Warnings are what a person should know about the DLE although its
 	// image is fine, one line each: the age recipients changed since its
 	// last full (restoring the chain needs the old keys too).
@@ -134,6 +137,22 @@ type DLE struct {
 	// Deprecated: use Parts; they are read only when Parts is empty.
 	Volume string
 	FileNo int64
+}
+
+// Resume is one cut of a dump's stream that the dump continued after:
+// the frames the server held (Frames, Bytes of payload), the bytes that
+// had reached the server past them and were dropped (Resent; the agent
+// sends them again), and how many the agent had written into the
+// connection past them (AgentSent, which counts what the kernels' socket
+// buffers held when the connection died; -1 when the agent does not know,
+// as after a restart).
+type Resume struct {
+	Level     int
+	Frames    int64
+	Bytes     int64
+	Resent    int64
+	AgentSent int64
+	Reason    string
 }
 
 // Attempt is one failed attempt at dumping a DLE that was retried.

@@ -192,6 +192,14 @@ func (r *Run) failures(t *textWriter) {
 		for _, a := range d.Retries {
 			es = append(es, entry{h, p, fmt.Sprintf("lev %d  FAILED%s", a.Level, bracket(a.Reason))})
 		}
+		for _, rs := range d.Resumes {
+			agent := ""
+			if rs.AgentSent >= 0 {
+				agent = fmt.Sprintf(", %s written by the agent past it", bytesize.Format(rs.AgentSent))
+			}
+			es = append(es, entry{h, p, fmt.Sprintf("lev %d  RESUMED after %d frames (%s kept, %s received again%s)%s", rs.Level, rs.Frames,
+				bytesize.Format(rs.Bytes), bytesize.Format(rs.Resent), agent, bracket(rs.Reason))})
+		}
 		switch d.Status {
 		case StatusFailed, StatusHolding, StatusDelayed:
 			es = append(es, entry{h, p, fmt.Sprintf("lev %d  %s%s", d.Level, clean(d.Status), bracket(d.Reason))})

@@ -17,6 +17,11 @@
 // all its parts are on volumes and the catalog committed; the tape files a
 // failed write leaves are recorded as failed files. Failed dumps are
 // retried; every attempt, demotion, decision and problem is in the report.
+// A dump whose stream is cut for a transport reason resumes after the last
+// whole frame instead (resume_attempts): the dumper lets only whole
+// frames through to the holding disk, its checks and the taper (gate.go),
+// so none of them ever takes a byte back, and asks the agent to continue
+// after them (docs/format/agent-protocol.md, "Resuming a cut dump").
 //
 // A night may run a subset of the disk list (Subset, `tapir dump -c FILE
 // HOST [DISK...]`): the other DLEs are simply not part of it. A night is

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -339,6 +340,69 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	var warns warnings
 	var frames []image.Frame
 	var dumped int64
+	// Resume (docs/format/agent-protocol.md, "Resuming a cut dump"): only
+	// whole frames go downstream (gate), and the index records of the
+	// frames not yet whole wait (held), so that a stream cut for a
+	// transport reason continues after the last whole frame and nothing
+	// downstream takes a byte back. Not for a client-side encrypted
+	// stream (its frames are inside the age file) nor for gzip members
+	// (their lengths cannot be read as they come): those start over.
+	var gate *frameGate
+	var held []wire.IndexRecord
+	var kept, listingsGot int64 // index records passed on, listing records received
+	frameSize := int64(j.dt.FrameSize)
+	if frameSize <= 0 {
+		frameSize = image.DefaultFrameSize
+	}
+	token := ""
+	if r.cfg.ResumeAttempts > 0 && !clientEnc && (streamComp == image.CompZstd || streamComp == image.CompNone) {
+		token = newToken()
+	}
+	// deliver hands payload bytes to the check, the holding disk or the
+	// taper.
+	deliver := func(b []byte) error {
+		if chk != nil {
+			if _, err := chk.Write(b); err != nil {
+				return final("refused: %v", err)
+			}
+		} else if !ah.done {
+			if err := ah.add(b); err != nil {
+				return final("refused: %s:%s level %d: %v", j.dle.Host, j.dle.Path, j.level, err)
+			}
+		}
+		_, err := sink.Write(b)
+		dumped += int64(len(b))
+		j.prog.bytes.Add(int64(len(b)))
+		return err
+	}
+	passRecord := func(rec wire.IndexRecord) error {
+		if chk != nil {
+			if err := chk.Record(rec); err != nil {
+				return final("refused: %v", err)
+			}
+		}
+		kept++
+		return fw.Add(ctx, catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
+			UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
+	}
+	// release passes on the held records whose entry starts in a frame
+	// already passed (all of them when all is set).
+	release := func(all bool) error {
+		n := 0
+		for ; n < len(held); n++ {
+			if !all && gate != nil && held[n].TarOffset >= gate.frames*frameSize {
+				break
+			}
+			if err := passRecord(held[n]); err != nil {
+				return err
+			}
+		}
+		held = append(held[:0], held[n:]...)
+		return nil
+	}
+	if token != "" {
+		gate = newFrameGate(streamComp == image.CompZstd, frameSize, deliver)
+	}
 	// safe makes the image safe (on the holding disk, or on a volume) and
 	// records it in the catalog; only then is the agent told to advance its
 	// incremental state.
@@ -346,6 +410,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		// The image arrived whole: it is recorded even when the run is
 		// being stopped (catalog writes honour a cancelled ctx).
 		ctx := context.WithoutCancel(ctx)
+		if gate != nil {
+			if err := gate.Flush(); err != nil {
+				return err
+			}
+			if err := release(true); err != nil {
+				return err
+			}
+		}
 		if chk != nil {
 			if err := chk.Finish(); err != nil {
 				return final("refused: %v", err)
@@ -453,13 +525,30 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		r.tp.starved(j, dr.res, dr.starved, "the dumper")
 		return nil
 	}
-	j.res.Strange = nil
+	j.res.Strange, j.res.Resumes = nil, nil
 	req := dumpRequest(r.datestamp, j.dle, j.dt, j.level)
 	req.Listings = askListings
+	req.Token = token
 	replied := false
+	canResume := false // the agent keeps the resume state (FeatureResume)
+	var seen map[string]bool
 	h := client.DumpHandler{
 		Reply: func(rep *wire.Reply) error {
 			replied = true
+			canResume = slices.Contains(rep.Features, client.FeatureResume)
+			if rs := req.Resume; rs != nil {
+				// The agent must continue exactly after what the server
+				// holds: anything else points elsewhere.
+				got := rep.Resumed
+				if got == nil || got.Frames != rs.Frames || got.PayloadOffset != rs.PayloadOffset ||
+					got.TarOffset <= (rs.Frames-1)*frameSize || got.TarOffset > rs.Frames*frameSize {
+					return fmt.Errorf("the agent on %s answered the resume of %s after frame %d (payload offset %d) with %+v: it points elsewhere; the dump starts over",
+						j.dle.Host, j.dle.Path, rs.Frames, rs.PayloadOffset, got)
+				}
+				// What the agent had written past the resume point (the
+				// agent's word, for the report only).
+				j.res.Resumes[len(j.res.Resumes)-1].AgentSent = max(-1, got.Resent)
+			}
 			if clientEnc && !slices.Contains(rep.Features, client.FeatureAge) {
 				return final("%s", noAgeFeature(j.dle, rep.Version))
 			}
@@ -470,6 +559,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return nil
 		},
 		Listing: func(l wire.ListingRecord) error {
+			listingsGot++
 			if req.Listings && lst != nil {
 				lst.add(l.Dir, l.Dumpdir)
 			}
@@ -479,45 +569,124 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			if err := r.net.Wait(ctx, len(b)); err != nil {
 				return err
 			}
-			if chk != nil {
-				if _, err := chk.Write(b); err != nil {
-					return final("refused: %v", err)
-				}
-			} else if !ah.done {
-				if err := ah.add(b); err != nil {
-					return final("refused: %s:%s level %d: %v", j.dle.Host, j.dle.Path, j.level, err)
-				}
+			if gate != nil {
+				return gate.Write(b)
 			}
-			_, err := sink.Write(b)
-			dumped += int64(len(b))
-			j.prog.bytes.Add(int64(len(b)))
-			return err
+			return deliver(b)
 		},
 		Index: func(rec wire.IndexRecord) error {
-			if chk != nil {
-				if err := chk.Record(rec); err != nil {
-					return final("refused: %v", err)
+			if gate == nil || gate.off {
+				if err := release(true); err != nil {
+					return err
 				}
+				return passRecord(rec)
 			}
-			return fw.Add(ctx, catalog.FileRecord{Path: rec.Path, Type: rec.Type, Size: rec.Size, Mode: rec.Mode, Mtime: rec.Mtime,
-				UID: rec.UID, GID: rec.GID, Link: rec.Link, TarOffset: rec.TarOffset})
+			if len(held) > 0 || rec.TarOffset >= gate.frames*frameSize {
+				if len(held) >= maxLag {
+					return final("refused: the agent on %s sent more than %d index records ahead of its payload", j.dle.Host, maxLag)
+				}
+				held = append(held, rec)
+				return nil
+			}
+			return passRecord(rec)
 		},
 		Frame: func(f image.Frame) error {
 			f.Index = len(frames)
 			frames = append(frames, f)
 			return nil
 		},
-		Warn: warns.add,
+		Warn: func(w string) {
+			if seen != nil {
+				// Resumed: what the stream before the cut warned about
+				// the entries it sends again is not repeated.
+				if seen[w] {
+					return
+				}
+				seen[w] = true
+			}
+			warns.add(w)
+		},
 		Safe: safe,
 	}
-	_, err = remote.Dump(ctx, req, h)
-	if err != nil && req.Listings && !replied && strings.Contains(err.Error(), `unknown field "listings"`) {
-		// An agent from before listings refuses the field, before any
-		// of the dump: asked again without it, its image is recorded
-		// unlisted.
-		req.Listings = false
-		lst, listingWarn = nil, noListingsFeature(j.dle, "")
+	if gate != nil {
+		gate.onFrame = func() {
+			if len(held) > 0 {
+				// An error here comes back with the next record or at
+				// the end: the check keeps it.
+				if err := release(false); err != nil {
+					gate.err = err
+				}
+			}
+		}
+	}
+	var cutAt time.Time
+	for wait := time.Second; ; {
+		replied = false
 		_, err = remote.Dump(ctx, req, h)
+		if err == nil && gate != nil && gate.err != nil {
+			err = gate.err
+		}
+		if err != nil && req.Listings && !replied && strings.Contains(err.Error(), `unknown field "listings"`) {
+			// An agent from before listings refuses the field, before any
+			// of the dump: asked again without it, its image is recorded
+			// unlisted.
+			req.Listings = false
+			lst, listingWarn = nil, noListingsFeature(j.dle, "")
+			continue
+		}
+		if err != nil && req.Token != "" && req.Resume == nil && !replied && strings.Contains(err.Error(), `unknown field "token"`) {
+			// An agent from before resume refuses the token: asked again
+			// without it, a cut starts the dump over.
+			req.Token, gate = "", nil
+			continue
+		}
+		var te *client.TransportError
+		if err == nil || gate == nil || req.Token == "" || !canResume || ctx.Err() != nil || !errors.As(err, &te) {
+			break
+		}
+		if req.Resume != nil && !replied {
+			// The agent could not be reached again (restarting, or the
+			// network still down): tried again until resume_window.
+			window := time.Duration(r.cfg.ResumeWindow)
+			if r.clock.Now().Sub(cutAt) >= window {
+				err = fmt.Errorf("%w; could not resume within resume_window (%s): the dump starts over", err, window)
+				break
+			}
+			tm := r.clock.NewTimer(min(wait, window-r.clock.Now().Sub(cutAt)))
+			select {
+			case <-ctx.Done():
+			case <-tm.C():
+			}
+			tm.Stop()
+			wait = min(2*wait, 30*time.Second)
+			continue
+		}
+		if len(j.res.Resumes) >= r.cfg.ResumeAttempts {
+			err = fmt.Errorf("%w (the stream was cut %d times; resume_attempts = %d: the dump starts over)", err, len(j.res.Resumes)+1, r.cfg.ResumeAttempts)
+			break
+		}
+		if gate.frames == 0 {
+			break // nothing to continue: it starts over, as before
+		}
+		resent, cerr := gate.Cut()
+		if cerr != nil {
+			err = fmt.Errorf("%w; it cannot resume (%v): the dump starts over", err, cerr)
+			break
+		}
+		resent += te.Partial
+		// Records of entries past the last whole frame come again.
+		held = held[:0]
+		frames = nil
+		if seen == nil {
+			seen = map[string]bool{}
+			for _, w := range warns.lines {
+				seen[w] = true
+			}
+		}
+		req.Resume = &wire.Resume{Frames: gate.frames, PayloadOffset: gate.payload, Index: kept, Listings: listingsGot}
+		j.res.Resumes = append(j.res.Resumes, report.Resume{Level: j.level, Frames: gate.frames, Bytes: gate.payload, Resent: resent, AgentSent: -1, Reason: capReason(err.Error())})
+		log.Warn("dump stream cut; resuming after the last whole frame", "frames", gate.frames, "payload_offset", gate.payload, "dropped", resent, "err", err)
+		cutAt, wait = r.clock.Now(), time.Second
 	}
 	j.res.Strange = warns.list()
 	if err != nil && clientEnc && strings.Contains(err.Error(), `unknown field "encrypt"`) {
@@ -796,6 +965,13 @@ func noAgeFeature(dle config.DLE, version string) string {
 		version = "an older version"
 	}
 	return fmt.Sprintf("the dumptype of %s:%s says encrypt = \"client\", but the agent on %s (%s) cannot encrypt with age: upgrade tapir on %s, or set encrypt = \"server\" in the dumptype", dle.Host, dle.Path, dle.Host, version, dle.Host)
+}
+
+// newToken names one attempt of a dump for the agent's resume state.
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func kindOf(level int) holding.Kind {

@@ -410,6 +410,7 @@ func TestClientKilledMidStream(t *testing.T) {
 	p := newProxy(t, string(addr)) // to see the agent's bytes flow
 	s.cfg.Hosts["other"] = config.Host{Address: p.addr()}
 	s.cfg.Retries = 0
+	s.cfg.ResumeAttempts = 0 // a dump that cannot resume (resume_test.go resumes one)
 
 	// Night 1 is complete: the state of level 0 exists.
 	if _, out, err := s.night(t, Deps{}); err != nil {

@@ -195,6 +195,7 @@ func tapingWhileDumping(t *testing.T, speed config.Size) {
 // nothing of it stays on the holding disk.
 func TestDumpDiesWhileTaped(t *testing.T) {
 	s := newStreamSite(t)
+	s.cfg.ResumeAttempts = 0 // a cut that cannot resume; resume_test.go resumes one that is taped
 	started := s.when("taping started while dumping", s.data)
 	// The scribe's log has no path: the first tape file is the data
 	// DLE's (dumped first, and taped as soon as there are bytes).

@@ -10,7 +10,14 @@ const (
 	OpSelfcheck = "selfcheck"
 	OpEstimate  = "estimate"
 	OpDump      = "dump"
+	// OpConfirm delivers the Confirm of a dump whose connection broke
+	// after Done (Request.Token and Request.SHA256 name it).
+	OpConfirm = "confirm"
 )
+
+// MaxTokenLen bounds Request.Token; a token is 16 to 64 characters of
+// [0-9a-f].
+const MaxTokenLen = 64
 
 // Limits of the agent protocol (docs/format/agent-protocol.md, "Limits")
 // besides MaxFrame: the server keeps at most MaxWarnings warnings (W
@@ -47,6 +54,43 @@ type Request struct {
 	// asked of an agent with the "listings" feature (an older agent
 	// refuses the unknown field).
 	Listings bool `json:"listings,omitempty"`
+	// Token names one dump of this DLE across its connections: an agent
+	// with the "resume" feature keeps the walk and the checkpoints of
+	// every frame under it (client.ResumeStore) until the dump is over,
+	// so that a cut stream continues where it stopped. Only sent to an
+	// agent that can resume (an older one refuses the unknown field).
+	Token string `json:"token,omitempty"`
+	// Resume, with Token, asks the agent to continue the dump Token names
+	// after what the server holds, instead of starting it.
+	Resume *Resume `json:"resume,omitempty"`
+	// SHA256 is the image's SHA-256 in an OpConfirm request.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Resume is what the server holds of a cut dump: Frames whole frames
+// (zstd frames, or frame_size bytes of an uncompressed payload) making
+// PayloadOffset bytes of payload, written and hashed on the holding disk
+// (or handed to the taper); Index index records and Listings listing
+// records already received. The agent answers with a Reply whose Resumed
+// must say the same frame and payload offset, or refuses.
+type Resume struct {
+	Frames        int64 `json:"frames"`
+	PayloadOffset int64 `json:"payload_offset"`
+	Index         int64 `json:"index"`
+	Listings      int64 `json:"listings"`
+}
+
+// Resumed is the agent's side of a Resume: the frame after which its
+// payload continues, at which tar and payload offsets.
+type Resumed struct {
+	Frames        int64 `json:"frames"`
+	TarOffset     int64 `json:"tar_offset"`
+	PayloadOffset int64 `json:"payload_offset"`
+	// Resent is how many payload bytes past PayloadOffset the agent had
+	// sent on the connection this one replaces (they are sent again); -1
+	// when it does not know (it was restarted). Informational: the
+	// report's figure.
+	Resent int64 `json:"resent"`
 }
 
 // Reply answers a Request; for a dump it precedes the stream.
@@ -64,6 +108,9 @@ type Reply struct {
 	Problems []string `json:"problems,omitempty"`
 	// Selfcheck: the levels with a current incremental state.
 	StateLevels []int `json:"state_levels,omitempty"`
+	// Resumed answers a dump request with Resume: where the stream that
+	// follows continues.
+	Resumed *Resumed `json:"resumed,omitempty"`
 }
 
 // Estimate is the expected size of a dump at one level.

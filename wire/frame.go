@@ -68,7 +68,15 @@ type Conn struct {
 	under *BatchConn // flushed after w (NewBatchedConn), or nil
 	buf   []byte
 	limit int
+	// partial is how many bytes of a data frame the last ReadFrame had
+	// read when it failed.
+	partial int
 }
+
+// PartialData is how many payload bytes of a data frame the last
+// ReadFrame had received when the connection failed in its middle (0
+// after a good read): they arrived, and a resumed dump sends them again.
+func (c *Conn) PartialData() int { return c.partial }
 
 // NewConn wraps rw (normally a *tls.Conn). It accepts frames of up to
 // MaxFrame bytes until SetReadLimit says otherwise.
@@ -158,6 +166,7 @@ func (c *Conn) WriteMsg(v any) error {
 // memory, not the announced length. A buffer that held a large frame is
 // kept for the next ones (at most the read limit).
 func (c *Conn) ReadFrame() (byte, []byte, error) {
+	c.partial = 0
 	var hdr [5]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -188,6 +197,9 @@ func (c *Conn) ReadFrame() (byte, []byte, error) {
 		if err != nil && int64(len(b)) < n {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
+			}
+			if hdr[0] == FrameData {
+				c.partial = len(b)
 			}
 			return 0, nil, err
 		}

@@ -13,6 +13,14 @@ func FuzzReadRequest(f *testing.F) {
 	c := NewConn(&good)
 	c.WriteMsg(Request{Op: OpDump, DLE: "/etc", Level: 1, Levels: []int{0, 1, 2}, Datestamp: "20260101000000", Exclude: []string{"*.o"}})
 	f.Add(good.Bytes())
+	var resume bytes.Buffer
+	NewConn(&resume).WriteMsg(Request{Op: OpDump, DLE: "/etc", Datestamp: "20260101000000", Token: "0123456789abcdef0123456789abcdef",
+		Resume: &Resume{Frames: 3, PayloadOffset: 1 << 20, Index: 10, Listings: 2}})
+	f.Add(resume.Bytes())
+	var resumed bytes.Buffer
+	NewConn(&resumed).WriteMsg(Reply{OK: true, Resumed: &Resumed{Frames: 3, TarOffset: 3 << 20, PayloadOffset: 1 << 20}})
+	f.Add(resumed.Bytes())
+	f.Add([]byte("M\x00\x00\x00\x1e{\"resume\":{\"frames\":-1e9999}}"))
 	f.Add([]byte("M\x00\x00\x00\x02{}"))
 	f.Add([]byte("M\x00\x00\x00\x0b{\"op\":null}"))
 	f.Add([]byte("M\xff\xff\xff\xff"))
@@ -26,5 +34,7 @@ func FuzzReadRequest(f *testing.F) {
 		NewConn(bytes.NewBuffer(b)).ReadMsg(&cf)
 		var d Done
 		NewConn(bytes.NewBuffer(b)).ReadMsg(&d)
+		var rep Reply
+		NewConn(bytes.NewBuffer(b)).ReadMsg(&rep)
 	})
 }
