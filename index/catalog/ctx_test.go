@@ -127,7 +127,7 @@ func testWriteWithCancelledContextCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.batch = 2
-	recs := synthRecords(3, 10)
+	recs := synthRecords(3, 1)
 	for i := range 2 {
 		if err := w.Add(live, recs(i)); err != nil {
 			t.Fatal(err)

@@ -38,6 +38,10 @@ type FileRecord struct {
 // them in one transaction: the write lock is held for one batch at a time.
 const ingestBatch = 50000
 
+// holdBack is the most records a batch commit keeps back for the next one
+// (flush).
+const holdBack = 1 << 20
+
 // headerAllowance is how many tar bytes past the end of an entry's data
 // Location.Frames covers, for the pax and ustar headers before the data.
 const headerAllowance = 64 << 10
@@ -64,6 +68,7 @@ type FileWriter struct {
 	dirs      map[string]int64 // interned directories known to be committed
 	added     int64
 	seq       int64 // the next chunk's number
+	retryAt   int   // the buffer length at which a batch commit that waited tries again
 	lastOff   int64 // the tar offset of the last record added
 	unordered bool  // a record came with an offset not after its predecessor's
 	err       error // sticky: the first flush failure
@@ -170,18 +175,34 @@ func (w *FileWriter) Add(ctx context.Context, r FileRecord) error {
 	w.buf = append(w.buf, p)
 	w.lastOff = r.TarOffset
 	w.added++
-	if len(w.buf) > w.batch {
+	if len(w.buf) > max(w.batch, w.retryAt) {
 		return w.flush(ctx, false)
 	}
 	return nil
 }
 
 // flush commits the buffered records in one transaction: all of them
-// when final, else all but the last.
+// when final. Otherwise it keeps back the last record (its span is not
+// known yet) and the records of its directory just before it: a large
+// directory's entries, which a walk gives one after the other, then go
+// into one sorted run of chunks, not two that every ls has to merge. It
+// keeps back no more than holdBack records.
 func (w *FileWriter) flush(ctx context.Context, final bool) error {
 	todo := w.buf
 	if !final && len(todo) > 0 {
-		todo = todo[:len(todo)-1]
+		k := len(todo) - 1
+		last := todo[k].dir
+		for k > 0 && todo[k-1].dir == last && len(todo)-k < holdBack {
+			k--
+		}
+		if k == 0 && len(todo) < holdBack {
+			w.retryAt = len(todo) + w.batch // one directory so far: wait for more
+			return nil
+		}
+		todo = todo[:max(k, 1)]
+		if k == 0 {
+			todo = w.buf[:len(w.buf)-1]
+		}
 	}
 	if len(todo) == 0 {
 		return nil
@@ -255,6 +276,7 @@ func (w *FileWriter) flush(ctx context.Context, final bool) error {
 		w.dirs[d] = id
 	}
 	w.seq += written
+	w.retryAt = 0
 	rest := copy(w.buf, w.buf[len(todo):])
 	clear(w.buf[rest:])
 	w.buf = w.buf[:rest]

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -308,5 +309,55 @@ func testPackedBatchesProperty(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A directory whose entries come one after the other is written as one
+// sorted run of chunks even when it is larger than a batch (and a batch
+// commit waits for the next directory): ls then merges nothing. Records
+// of one directory beyond holdBack are committed anyway.
+func TestFileWriterKeepsADirectoryInOneRun(t *testing.T) {
+	c := newCatalog(t)
+	run := mkRun(t, c, "20250301010000")
+	id := mkDump(t, c, run, "web1", "/srv", 0)
+	w, err := c.NewFileWriter(t.Context(), id, testFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.batch = 10
+	var off int64
+	add := func(dir string, n int) {
+		for i := range n {
+			off += 1024
+			if err := w.Add(t.Context(), FileRecord{Path: fmt.Sprintf("%s/f%03d", dir, i), Type: '0', TarOffset: off}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add("a", 7)
+	add("big", 95)
+	if n := countRows(t, c, "files", id); n != 7 {
+		t.Errorf("%d entries committed while the big directory goes on, want a's 7", n)
+	}
+	add("c", 3)
+	if err := w.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err = c.read(t.Context(), "runs", func(tx *sql.Tx) error {
+		var dirID int64
+		if err := tx.QueryRow(`SELECT id FROM dirs WHERE path = 'big'`).Scan(&dirID); err != nil {
+			return err
+		}
+		sc, err := readChunks(tx, id, dirID, "")
+		if err != nil {
+			return err
+		}
+		if len(sc.runs) != 1 || sc.total != 95 {
+			t.Errorf("big: %d runs, %d entries; want 1 run of 95", len(sc.runs), sc.total)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
