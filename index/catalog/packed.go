@@ -3,11 +3,14 @@ package catalog
 import (
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"github.com/klauspost/compress/zstd"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +41,11 @@ import (
 // when a chunk of a small directory is a few hundred bytes), as the
 // decoder checks every column's bounds and order instead.
 var entriesEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+
+// maxChunkEntries is the most entries a reader believes a chunk's row
+// says it holds (a name stored this often in one directory of one image
+// is not a backup's).
+const maxChunkEntries = 1 << 22
 
 // chunkEntries is the most entries a chunk holds (more only when one name
 // occurs more often in a directory of one image); chunkBytes bounds it
@@ -444,8 +452,8 @@ func chunksOf(es []*entry) []chunk {
 	}
 	for len(es) > 0 {
 		end := min(want, len(es))
-		for end < len(es) && es[end].name == es[end-1].name {
-			end++
+		for end < len(es) && es[end].name == es[end-1].name && end < maxChunkEntries {
+			end++ // (a name stored more often than that goes on in the next chunk)
 		}
 		part := es[:end]
 		packed := packEntries(part)
@@ -498,16 +506,73 @@ type storedChunks struct {
 	runs []int
 }
 
-// run returns the chunks of run k and their entries.
-func (sc storedChunks) run(k int) (chunks [][]byte, entries int) {
+// run returns the chunks of run k, the entries of each as their rows say,
+// and their sum.
+func (sc storedChunks) run(k int) (chunks [][]byte, ns []int, entries int) {
 	end := len(sc.packed)
 	if k+1 < len(sc.runs) {
 		end = sc.runs[k+1]
 	}
-	for _, n := range sc.ns[sc.runs[k]:end] {
+	ns = sc.ns[sc.runs[k]:end]
+	for _, n := range ns {
 		entries += n
 	}
-	return sc.packed[sc.runs[k]:end], entries
+	return sc.packed[sc.runs[k]:end], ns, entries
+}
+
+// runNames decodes the names and types of a run's chunks into one slice,
+// in order, several chunks at a time on a machine with more than one CPU
+// (a directory of 100,000 entries is about 100 chunks); a name stored
+// twice counts once, as its latest occurrence.
+func runNames(chunks [][]byte, ns []int, total int, dump int) ([]ViewEntry, error) {
+	out := make([]ViewEntry, total)
+	offs := make([]int, len(chunks))
+	for k := 1; k < len(chunks); k++ {
+		offs[k] = offs[k-1] + ns[k-1]
+	}
+	errs := make([]error, len(chunks))
+	decode := func(k int) {
+		at, got := offs[k], 0
+		err := unpackNames(chunks[k], func(name string, typ byte) {
+			if got < ns[k] {
+				out[at+got] = ViewEntry{Name: name, Type: typ, Dump: dump}
+			}
+			got++
+		})
+		if err == nil && got != ns[k] {
+			err = errPacked(fmt.Sprintf("%d entries where its row says %d", got, ns[k]))
+		}
+		errs[k] = err
+	}
+	workers := min(runtime.GOMAXPROCS(0), 4, len(chunks)/16+1)
+	if workers <= 1 {
+		for k := range chunks {
+			decode(k)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for k := int(next.Add(1) - 1); k < len(chunks); k = int(next.Add(1) - 1) {
+					decode(k)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	keep := out[:0]
+	for _, e := range out {
+		if n := len(keep); n > 0 && keep[n-1].Name == e.Name {
+			keep[n-1] = e // the latest occurrence wins
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return keep, nil
 }
 
 // readChunks reads the chunks of directory dirID in a dump; only those
@@ -537,7 +602,9 @@ func readChunks(tx *sql.Tx, dumpID, dirID int64, name string) (storedChunks, err
 			sc.runs = append(sc.runs, len(sc.packed)) // "" is the end of the names
 		}
 		prevHi = hi
-		n = max(n, 0)
+		if n <= 0 || n > maxChunkEntries {
+			return storedChunks{}, errPacked(fmt.Sprintf("its row says %d entries", n))
+		}
 		sc.packed = append(sc.packed, b)
 		sc.ns = append(sc.ns, n)
 		sc.total += n
@@ -589,7 +656,7 @@ func dirEntries(tx *sql.Tx, dumpID, dirID int64, name string) ([]entry, error) {
 func (sc storedChunks) entries(name string) ([]entry, error) {
 	runs := make([][]entry, len(sc.runs))
 	for k := range sc.runs {
-		chunks, n := sc.run(k)
+		chunks, _, n := sc.run(k)
 		out := make([]entry, 0, min(n, 1<<20))
 		var err error
 		for _, b := range chunks {

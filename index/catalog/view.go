@@ -326,22 +326,10 @@ func (v *View) names(tx *sql.Tx, i int, dir string) ([]ViewEntry, error) {
 	// later in the stream).
 	runs := make([][]ViewEntry, len(sc.runs))
 	for k := range sc.runs {
-		chunks, n := sc.run(k)
-		out := make([]ViewEntry, 0, min(n, 1<<20))
-		for _, b := range chunks {
-			err := unpackNames(b, func(name string, typ byte) {
-				e := ViewEntry{Name: name, Type: typ, Dump: i}
-				if n := len(out); n > 0 && out[n-1].Name == name {
-					out[n-1] = e // the latest occurrence wins
-					return
-				}
-				out = append(out, e)
-			})
-			if err != nil {
-				return nil, fmt.Errorf("directory %q of image %s: %w", dir, v.Chain[i].Datestamp, err)
-			}
+		chunks, ns, n := sc.run(k)
+		if runs[k], err = runNames(chunks, ns, n, i); err != nil {
+			return nil, fmt.Errorf("directory %q of image %s: %w", dir, v.Chain[i].Datestamp, err)
 		}
-		runs[k] = out
 	}
 	if len(runs) == 1 {
 		return runs[0], nil
