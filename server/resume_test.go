@@ -207,8 +207,18 @@ func resumeSite(t *testing.T, size int64, frameSize int64) (*site, string) {
 
 // restoreImage restores the DLE's image on the vtape with dd, zstd and
 // GNU tar alone, checks that tar -t reads it, and compares the tree.
-func restoreImage(t *testing.T, s *site, src string) {
+func restoreImage(t *testing.T, s *site, src string) { restoreImageKey(t, s, src, nil) }
+
+// restoreImageKey is restoreImage of an image encrypted to k (nil: not
+// encrypted): dd | age -d -i KEY | zstd -dc | tar, and the catalog's
+// sizes, SHA-256 and age header match the bytes on the volume.
+func restoreImageKey(t *testing.T, s *site, src string, k *testKey) {
 	t.Helper()
+	dec := ""
+	if k != nil {
+		dec = fmt.Sprintf("age -d -i '%s' | ", k.file)
+		checkEncryptedImages(t, s, src, k)
+	}
 	files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot*", "0000[1-9].*"))
 	if len(files) == 0 {
 		t.Fatal("no image file on the vtapes")
@@ -216,12 +226,12 @@ func restoreImage(t *testing.T, s *site, src string) {
 	// The last one: a dump started over leaves the tape file of the
 	// attempt that failed before it (recorded as failed).
 	files = files[len(files)-1:]
-	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | zstd -dc | tar -tf - >/dev/null", files[0])).CombinedOutput(); err != nil {
+	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | %szstd -dc | tar -tf - >/dev/null", files[0], dec)).CombinedOutput(); err != nil {
 		t.Fatalf("dd | zstd -dc | tar -t: %v\n%s", err, b)
 	}
 	out := filepath.Join(s.dir, "restored")
 	os.MkdirAll(out, 0o755)
-	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | zstd -dc | tar -xpf - -C '%s'", files[0], out)).CombinedOutput(); err != nil {
+	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | %szstd -dc | tar -xpf - -C '%s'", files[0], dec, out)).CombinedOutput(); err != nil {
 		t.Fatalf("dd | zstd -dc | tar -x: %v\n%s", err, b)
 	}
 	sameTree(t, src, out)
@@ -249,8 +259,17 @@ func resumeBytes(t *testing.T) int64 {
 // each time: the image is whole (SHA-256 checked by the server and the
 // taper), restores with dd | zstd -dc | tar to the same tree, and each
 // cut sent again at most two frames. Each resume is in the report.
-func TestResumeCutDump(t *testing.T) {
-	for _, tool := range []string{"dd", "zstd", "tar", "diff", "cmp"} {
+func TestResumeCutDump(t *testing.T) { resumeCutDump(t, false) }
+
+// The same with a client-side encrypted dump (encrypt = "client"): the
+// agent announces its resume points in the age file, the image is one
+// age file that dd | age -d | zstd -dc | tar restores, the catalog's
+// SHA-256 is of the whole ciphertext, and each cut sent again at most
+// two frames.
+func TestResumeCutEncryptedDump(t *testing.T) { resumeCutDump(t, true) }
+
+func resumeCutDump(t *testing.T, encrypt bool) {
+	for _, tool := range []string{"dd", "zstd", "tar", "diff", "cmp", "age"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed; scripts/test installs it", tool)
 		}
@@ -258,6 +277,11 @@ func TestResumeCutDump(t *testing.T) {
 	size := resumeBytes(t)
 	const frameSize = 1 << 20
 	s, src := resumeSite(t, size, frameSize)
+	var k *testKey
+	if encrypt {
+		k = newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+		s.encryptDumptype("resume", config.EncryptClient, k)
+	}
 	c := newCutter(t, s.cfg.HostAddress("localhost"))
 	s.cfg.Hosts["localhost"] = config.Host{Address: c.addr()}
 	seed := uint64(time.Now().UnixNano())
@@ -309,7 +333,7 @@ func TestResumeCutDump(t *testing.T) {
 	if !d.Streamed {
 		t.Errorf("the image was not taped while it was dumped")
 	}
-	restoreImage(t, s, src)
+	restoreImageKey(t, s, src, k)
 	if rs := resumeStates(t, s); len(rs) != 0 {
 		t.Errorf("the agent kept resume states after the dump: %v", rs)
 	}
@@ -325,14 +349,22 @@ func resumeStates(t *testing.T, s *site) []string {
 // the server reconnects and the dump resumes from the agent's saved walk
 // and checkpoints; the image is whole and the incremental state advances.
 func TestResumeAfterAgentRestart(t *testing.T) {
-	t.Run("saved walk", func(t *testing.T) { resumeAfterAgentRestart(t, false) })
+	t.Run("saved walk", func(t *testing.T) { resumeAfterAgentRestart(t, false, false) })
+	// A client-side encrypted dump: the agent continues the same age
+	// file from its saved key and encryptor state.
+	t.Run("encrypted", func(t *testing.T) { resumeAfterAgentRestart(t, false, true) })
 	// The agent's state directory lost with the restart: the agent says
 	// it cannot resume, and the dump starts over (retries).
-	t.Run("state lost", func(t *testing.T) { resumeAfterAgentRestart(t, true) })
+	t.Run("state lost", func(t *testing.T) { resumeAfterAgentRestart(t, true, false) })
 }
 
-func resumeAfterAgentRestart(t *testing.T, lose bool) {
+func resumeAfterAgentRestart(t *testing.T, lose, encrypt bool) {
 	s, src := resumeSite(t, 16<<20, 256<<10)
+	var k *testKey
+	if encrypt {
+		k = newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+		s.encryptDumptype("resume", config.EncryptClient, k)
+	}
 	if lose {
 		s.cfg.Retries = 1
 	}
@@ -385,7 +417,7 @@ func resumeAfterAgentRestart(t *testing.T, lose bool) {
 	case !lose && (d.Status != report.StatusOK || len(d.Resumes) != 1):
 		t.Fatalf("%s: %s %q, resumes %+v\n%s", d.Path, d.Status, d.Reason, d.Resumes, out)
 	}
-	restoreImage(t, s, src)
+	restoreImageKey(t, s, src, k)
 	levels, _ := filepath.Glob(filepath.Join(state, "*", "level-0.state"))
 	if len(levels) != 1 {
 		t.Errorf("the incremental state did not advance: %v", levels)
@@ -589,13 +621,14 @@ func TestResumeCutAtTheEnd(t *testing.T) {
 }
 
 // Encryption: a server-side encrypted dump resumes (the server encrypts
-// whole frames only, so its age stream never takes a byte back); a
-// client-side encrypted one cannot (its frames are inside the agent's age
-// file) and starts over, as before resume existed, and still completes.
+// whole frames only, so its age stream never takes a byte back), and so
+// does a client-side encrypted one (the agent announces its resume
+// points and continues its age file from a saved state); both restore
+// with dd | age -d | zstd -dc | tar.
 func TestResumeEncrypted(t *testing.T) {
 	for _, mode := range []string{config.EncryptServer, config.EncryptClient} {
 		t.Run(mode, func(t *testing.T) {
-			s, _ := resumeSite(t, 8<<20, 1<<20)
+			s, src := resumeSite(t, 8<<20, 1<<20)
 			k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
 			s.encryptDumptype("resume", mode, k)
 			s.cfg.Retries = 1
@@ -610,16 +643,12 @@ func TestResumeEncrypted(t *testing.T) {
 			if d.Status != report.StatusOK || len(c.acted) != 1 {
 				t.Fatalf("%s %q, cuts %v", d.Status, d.Reason, c.acted)
 			}
-			switch mode {
-			case config.EncryptServer:
-				if len(d.Resumes) != 1 || len(d.Retries) != 0 {
-					t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
-				}
-			case config.EncryptClient:
-				if len(d.Resumes) != 0 || len(d.Retries) != 1 {
-					t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
-				}
+			// Both resume: server-side, the server encrypts whole frames;
+			// client-side, the agent continues its age file.
+			if len(d.Resumes) != 1 || len(d.Retries) != 0 {
+				t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
 			}
+			restoreImageKey(t, s, src, k)
 		})
 	}
 }
