@@ -89,7 +89,7 @@ type journal struct {
 	wlen   int64 // bytes of walk records appended (buffered or not)
 	frames *os.File
 	cstate *os.File // age-state, of a client-side encrypted dump
-	failed error // the first write error: resume is off for this dump
+	failed error    // the first write error: resume is off for this dump
 	onFail func(error)
 	rec    []byte
 	// afterCheckpoint, when set, is called (without the lock) after the
