@@ -545,8 +545,12 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 				got := rep.Resumed
 				if got == nil || got.Frames != rs.Frames || got.PayloadOffset != rs.PayloadOffset || got.CipherOffset != rs.CipherOffset ||
 					got.TarOffset <= (rs.Frames-1)*frameSize || got.TarOffset > rs.Frames*frameSize {
-					return fmt.Errorf("the agent on %s answered the resume of %s after frame %d (payload offset %d) with %+v: it points elsewhere; the dump starts over",
-						j.dle.Host, j.dle.Path, rs.Frames, rs.PayloadOffset, got)
+					at := fmt.Sprintf("payload offset %d", rs.PayloadOffset)
+					if rs.CipherOffset > 0 {
+						at += fmt.Sprintf(", ciphertext offset %d", rs.CipherOffset)
+					}
+					return fmt.Errorf("the agent on %s answered the resume of %s after frame %d (%s) with %+v: it points elsewhere; the dump starts over",
+						j.dle.Host, j.dle.Path, rs.Frames, at, got)
 				}
 				// What the agent had written past the resume point (the
 				// agent's word, for the report only).
@@ -705,7 +709,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			req.Resume.PayloadOffset, req.Resume.CipherOffset = gate.plain, gate.payload
 		}
 		j.res.Resumes = append(j.res.Resumes, report.Resume{Level: j.level, Frames: gate.frames, Bytes: gate.payload, Resent: resent, AgentSent: -1, Reason: capReason(err.Error())})
-		log.Warn("dump stream cut; resuming after the last whole frame", "frames", gate.frames, "payload_offset", gate.payload, "dropped", resent, "err", err)
+		log.Warn("dump stream cut; resuming after the last whole frame", "frames", gate.frames, "payload_offset", req.Resume.PayloadOffset, "cipher_offset", req.Resume.CipherOffset, "dropped", resent, "err", err)
 		cutAt, wait = r.clock.Now(), time.Second
 	}
 	j.res.Strange = warns.list()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -754,4 +755,105 @@ func TestResumeAfterProgressTimeout(t *testing.T) {
 		t.Fatalf("%s %q, resumes %+v", d.Status, d.Reason, d.Resumes)
 	}
 	restoreImage(t, s, src)
+}
+
+// A hostile agent of a client-side encrypted dump is not believed
+// either: an answer to a resume at another ciphertext offset, or a
+// checkpoint that points past what it sent, fails the dump with the
+// reason and nothing of it is kept.
+func TestResumeHostileEncryptedAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		lie        func(*wire.Resume) *wire.Resumed
+		badCk      bool
+	}{
+		{"cipher offset", "points elsewhere", func(r *wire.Resume) *wire.Resumed {
+			return &wire.Resumed{Frames: r.Frames, TarOffset: r.Frames * 64 << 10, PayloadOffset: r.PayloadOffset, CipherOffset: r.CipherOffset + 16}
+		}, false},
+		{"checkpoint past the data", "does not follow", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t, "")
+			k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+			s.encryptDumptype("default", config.EncryptClient, k)
+			body := make([]byte, 512<<10)
+			rnd := rand.New(rand.NewPCG(1, 1))
+			for i := range body {
+				body[i] = byte(rnd.Uint32())
+			}
+			var payload bytes.Buffer
+			pw, _ := image.NewPayloadWriter(&payload, image.WriterOptions{FrameSize: 64 << 10})
+			tw := tar.NewWriter(pw)
+			tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX})
+			tw.WriteHeader(&tar.Header{Name: "./f", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX})
+			tw.Write(body)
+			tw.Close()
+			pw.Close()
+			sum := pw.Sum()
+			// The age file, with the checkpoint of every frame end.
+			var ct bytes.Buffer
+			enc, err := crypt.NewEncryptor(&ct, []string{k.rcpt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cks []wire.Checkpoint
+			for i, f := range sum.Frames {
+				enc.Write(payload.Bytes()[f.Offset : f.Offset+f.Size])
+				st, _ := enc.State()
+				cks = append(cks, wire.Checkpoint{Frames: int64(i + 1), Plain: st.Plain, Cipher: st.Cipher})
+			}
+			last := sum.Frames[len(sum.Frames)-1]
+			enc.Write(payload.Bytes()[last.Offset+last.Size:]) // the seek table
+			enc.Close()
+			all := ct.Bytes()
+			features := []string{"age", "resume", "resume-age"}
+			var resumes atomic.Int32
+			addr := serveFakeAgent(t, s, func(tc2 *tls.Conn) {
+				defer tc2.Close()
+				c := wire.NewConn(tc2)
+				var req wire.Request
+				if c.ReadMsg(&req) != nil {
+					return
+				}
+				switch {
+				case req.Op == wire.OpEstimate:
+					c.WriteMsg(wire.Reply{OK: true, Estimates: []wire.Estimate{{Level: 0, Bytes: 600 << 10, Files: 1}}})
+				case req.Op == wire.OpDump && req.Resume == nil:
+					c.WriteMsg(wire.Reply{OK: true, Features: features})
+					dw := wire.DataWriter{C: c, Chunk: 1 << 20}
+					sent := int64(0)
+					for _, ck := range cks[:4] {
+						dw.Write(all[sent:ck.Cipher])
+						sent = ck.Cipher
+						if tc.badCk {
+							ck.Cipher += 3 * 65552
+						}
+						c.WriteFrame(wire.FrameCheckpoint, wire.AppendCheckpoint(nil, ck), false)
+					}
+					dw.Write(all[sent : sent+1000])
+					c.Flush() // and the connection goes
+				case req.Op == wire.OpDump:
+					resumes.Add(1)
+					c.WriteMsg(wire.Reply{OK: true, Features: features, Resumed: tc.lie(req.Resume)})
+					(wire.DataWriter{C: c, Chunk: 1 << 20}).Write(all[req.Resume.CipherOffset:])
+				default:
+					c.WriteMsg(wire.Reply{OK: true})
+				}
+			}, false)
+			s.cfg.Hosts["localhost"] = config.Host{Address: addr}
+			s.cfg.DLEs = []config.DLE{{Host: "localhost", Path: "/hostile", Dumptype: "default"}}
+			s.cfg.Retries = 0
+			rep, out, err := s.night(t, Deps{})
+			if err == nil {
+				t.Fatalf("the night succeeded\n%s", out)
+			}
+			d := rep.DLEs[0]
+			if d.Status != report.StatusFailed || !strings.Contains(d.Reason, tc.want) {
+				t.Fatalf("%s %q after %d resumes", d.Status, d.Reason, resumes.Load())
+			}
+			if left, _ := filepath.Glob(filepath.Join(s.cfg.Holding[0].Path, "*", "*")); len(left) != 0 {
+				t.Fatalf("holding files left: %v", left)
+			}
+		})
+	}
 }
