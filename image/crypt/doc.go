@@ -8,7 +8,12 @@
 // It owns: the recipients of a dumptype (age1… strings, recipient files)
 // and their fingerprints (what an image header names); the encrypting
 // Writer, which counts the ciphertext, hashes it (the image's SHA-256 is
-// of the bytes on the volume) and remembers the age header; the Layout of
+// of the bytes on the volume) and remembers the age header; the
+// Encryptor, which writes the same age format itself (header, MAC, STREAM
+// chunks) so that its state between two writes (EncState: offsets, hash
+// state, the plaintext of the chunk being filled) can be saved and an
+// interrupted age file continued in another process (a client-side
+// encrypted dump that resumes); the Layout of
 // age's STREAM (a header, a 16-byte nonce, then 64 KiB chunks each
 // followed by a 16-byte tag), which maps a plaintext offset (the catalog's
 // frame offsets) to the chunks that hold it; a Key unwrapped from an age
