@@ -203,3 +203,46 @@ func TestCipherGate(t *testing.T) {
 		t.Fatalf("no checkpoints: off %v, %d held", g.off, len(g.buf))
 	}
 }
+
+// FuzzCipherGate: whatever ciphertext and checkpoints a hostile agent
+// sends, the cipher gate passes a prefix of the bytes and holds the rest
+// (together exactly what came), never panics and never holds more than
+// its bound.
+func FuzzCipherGate(f *testing.F) {
+	id, _ := crypt.NewIdentity()
+	var ct bytes.Buffer
+	enc, _ := crypt.NewEncryptor(&ct, []string{id.Recipient().String()})
+	enc.Write(make([]byte, 100<<10))
+	st, _ := enc.State()
+	enc.Close()
+	f.Add(ct.Bytes(), wire.AppendCheckpoint(nil, wire.Checkpoint{Frames: 1, Plain: st.Plain, Cipher: st.Cipher}), uint16(500))
+	f.Add([]byte("age-encryption.org/v1\n-> X25519 x\n\n--- y\n0123456789abcdef"), []byte{1, 1, 1}, uint16(3))
+	f.Fuzz(func(t *testing.T, in, cks []byte, step uint16) {
+		var got bytes.Buffer
+		g := newCipherGate(4<<10, func(b []byte) error { got.Write(b); return nil })
+		n := int(step)%4096 + 1
+		for p := in; len(p) > 0; {
+			k := min(n, len(p))
+			if err := g.Write(p[:k]); err != nil {
+				t.Fatal(err)
+			}
+			p = p[k:]
+			if len(cks) >= 3 {
+				ck, err := wire.DecodeCheckpoint(cks[:3])
+				cks = cks[3:]
+				if err == nil {
+					g.Checkpoint(ck)
+				}
+			}
+			if len(g.buf) > g.maxHeld {
+				t.Fatalf("the gate holds %d bytes", len(g.buf))
+			}
+			if int64(got.Len()) != g.payload && !g.off {
+				t.Fatalf("passed %d bytes, counted %d", got.Len(), g.payload)
+			}
+		}
+		if !bytes.Equal(append(got.Bytes(), g.buf...), in) {
+			t.Fatal("passed and held bytes are not the input")
+		}
+	})
+}
