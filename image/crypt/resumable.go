@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strings"
 
 	"filippo.io/age"
@@ -64,14 +65,29 @@ func NewEncryptor(dst io.Writer, recipients []string) (*Encryptor, error) {
 	}
 	var hb strings.Builder
 	hb.WriteString("age-encryption.org/v1\n")
+	var firstLabels []string
 	for i, s := range recipients {
 		r, err := parseRecipient(s)
 		if err != nil {
 			return nil, fmt.Errorf("encryption: recipient %q: %v", clip(s), err)
 		}
-		stanzas, err := r.Wrap(fileKey)
+		// As age does: recipients that say labels (post-quantum ones)
+		// are used only with recipients of the same labels.
+		var stanzas []*age.Stanza
+		var labels []string
+		if rl, ok := r.(age.RecipientWithLabels); ok {
+			stanzas, labels, err = rl.WrapWithLabels(fileKey)
+		} else {
+			stanzas, err = r.Wrap(fileKey)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("encryption: wrapping the file key for recipient %d: %v", i+1, err)
+		}
+		slices.Sort(labels)
+		if i == 0 {
+			firstLabels = labels
+		} else if !slices.Equal(labels, firstLabels) {
+			return nil, fmt.Errorf("encryption: recipient %d cannot be used with recipient 1 (labels %v and %v: post-quantum and classic recipients do not mix)", i+1, labels, firstLabels)
 		}
 		for _, st := range stanzas {
 			if err := writeStanza(&hb, st); err != nil {

@@ -199,3 +199,28 @@ func FuzzParseEncState(f *testing.F) {
 		}
 	})
 }
+
+// A post-quantum recipient (its stanza body spans several lines) works
+// as with age, and is not mixed with a classic one.
+func TestEncryptorPostQuantum(t *testing.T) {
+	pq, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte("post-quantum "), 20000)
+	ct, _ := encryptResumed(t, rand.New(rand.NewPCG(7, 8)), plain, []string{pq.Recipient().String()}, 2)
+	d, err := age.Decrypt(bytes.NewReader(ct), pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(d); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("decrypted %d bytes: %v", len(got), err)
+	}
+	if _, err := HeaderLen(ct); err != nil {
+		t.Fatalf("the header is not age's canonical form: %v", err)
+	}
+	_, classic := newKey(t)
+	if _, err := NewEncryptor(io.Discard, []string{pq.Recipient().String(), classic}); err == nil {
+		t.Fatal("post-quantum and classic recipients mixed")
+	}
+}
