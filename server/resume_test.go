@@ -538,10 +538,20 @@ func (m *mitm) handle(t *testing.T, raw net.Conn) {
 	var ends []int64
 	g := newFrameGate(true, 1<<20, func([]byte) error { return nil })
 	g.onFrame = func() { ends = append(ends, g.payload) }
-	for p := payload; len(p) > 0; { // a few bytes at a time: one frame passes per call
+	var cks []int64 // an encrypted stream: the agent's checkpoints say where
+	for _, f := range frames {
+		if f.typ == wire.FrameCheckpoint {
+			ck, _ := wire.DecodeCheckpoint(f.b)
+			cks = append(cks, ck.Cipher)
+		}
+	}
+	for p := payload; len(p) > 0 && cks == nil; { // a few bytes at a time: one frame passes per call
 		n := min(len(p), 4096)
 		g.Write(p[:n])
 		p = p[n:]
+	}
+	if cks != nil {
+		ends, g.tail = cks, true
 	}
 	if len(ends) < 2 || !g.tail {
 		t.Errorf("the MITM found %d frames in %d payload bytes (off %v, tail %v)", len(ends), len(payload), g.off, g.tail)
@@ -572,6 +582,14 @@ func (m *mitm) handle(t *testing.T, raw net.Conn) {
 // confirmed again on a new connection), the image is whole and the
 // incremental state advances.
 func TestResumeCutAtTheEnd(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { resumeCutAtTheEnd(t, false) })
+	// Client-side encrypted: the ends are the agent's checkpoints (the
+	// age chunks sealed before each frame end); past the last one, the
+	// chunk being filled, the seek table and the last chunk.
+	t.Run("encrypted", func(t *testing.T) { resumeCutAtTheEnd(t, true) })
+}
+
+func resumeCutAtTheEnd(t *testing.T, encrypt bool) {
 	for _, tc := range []struct {
 		name string
 		cut  func(payload []byte, ends []int64) int64
@@ -587,6 +605,11 @@ func TestResumeCutAtTheEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, src := resumeSite(t, 6<<20, 1<<20)
+			var k *testKey
+			if encrypt {
+				k = newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+				s.encryptDumptype("resume", config.EncryptClient, k)
+			}
 			m := newMITM(t, s, s.cfg.HostAddress("localhost"), tc.cut)
 			s.cfg.Hosts["localhost"] = config.Host{Address: m.ln.Addr().String()}
 			rep, out, err := s.night(t, Deps{})
@@ -610,7 +633,7 @@ func TestResumeCutAtTheEnd(t *testing.T) {
 			if at == -2 {
 				t.Fatal("the MITM never saw the dump")
 			}
-			restoreImage(t, s, src)
+			restoreImageKey(t, s, src, k)
 			if levels, _ := filepath.Glob(filepath.Join(s.dir, "agent-state", "*", "level-0.state")); len(levels) != 1 {
 				t.Errorf("the incremental state did not advance: %v", levels)
 			}
