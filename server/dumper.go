@@ -429,6 +429,12 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		if int64(len(frames)) != done.Frames {
 			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
 		}
+		if gate != nil && gate.cipher && gate.frames > 0 {
+			// The last resume point it announced ends a frame.
+			if n := gate.frames; n > int64(len(frames)) || frames[n-1].Offset+frames[n-1].Size != gate.plain {
+				return final("refused: %s:%s level %d: the agent announced that frame %d ends at plaintext offset %d, but its frame records say otherwise", j.dle.Host, j.dle.Path, j.level, n-1, gate.plain)
+			}
+		}
 		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
 		if aw != nil {
 			if err := aw.Close(); err != nil {

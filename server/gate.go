@@ -268,7 +268,7 @@ func (g *frameGate) Checkpoint(ck wire.Checkpoint) error {
 		}
 		g.hdrLen = int64(hl)
 	}
-	if ck.Frames <= g.frames || ck.Plain <= g.plain || ck.Cipher < g.payload || ck.Cipher-g.payload > int64(len(g.buf)) ||
+	if ck.Frames <= g.frames || ck.Plain <= g.plain || ck.Frames-g.frames > ck.Plain-g.plain || ck.Cipher < g.payload || ck.Cipher-g.payload > int64(len(g.buf)) ||
 		ck.Cipher != crypt.CheckpointOffset(g.hdrLen, ck.Plain) {
 		return fmt.Errorf("a checkpoint (%d frames, plaintext offset %d, ciphertext offset %d) that does not follow the one before it (%d frames, %d, %d) or the %d ciphertext bytes received",
 			ck.Frames, ck.Plain, ck.Cipher, g.frames, g.plain, g.payload, g.payload+int64(len(g.buf)))

@@ -3,7 +3,9 @@ package server
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -794,6 +796,9 @@ func TestResumeHostileEncryptedAgent(t *testing.T) {
 			return &wire.Resumed{Frames: r.Frames, TarOffset: r.Frames * 64 << 10, PayloadOffset: r.PayloadOffset, CipherOffset: r.CipherOffset + 16}
 		}, false},
 		{"checkpoint past the data", "does not follow", nil, true},
+		// Checkpoints inside frames rather than at their ends: found out
+		// when the frame records come.
+		{"checkpoint off a frame end", "its frame records say otherwise", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSite(t, "")
@@ -844,6 +849,28 @@ func TestResumeHostileEncryptedAgent(t *testing.T) {
 				case req.Op == wire.OpDump && req.Resume == nil:
 					c.WriteMsg(wire.Reply{OK: true, Features: features})
 					dw := wire.DataWriter{C: c, Chunk: 1 << 20}
+					if tc.lie == nil && !tc.badCk {
+						// The whole stream, each checkpoint a byte
+						// before its frame's end.
+						sent := int64(0)
+						for _, ck := range cks {
+							dw.Write(all[sent:ck.Cipher])
+							sent = ck.Cipher
+							ck.Plain--
+							c.WriteFrame(wire.FrameCheckpoint, wire.AppendCheckpoint(nil, ck), false)
+						}
+						dw.Write(all[sent:])
+						var fb []byte
+						for _, f := range sum.Frames {
+							fb = wire.AppendFrameInfo(fb, f)
+						}
+						c.WriteFrame(wire.FrameFrame, fb, false)
+						h := sha256.Sum256(all)
+						c.WriteMsg(wire.Done{OrigSize: sum.OriginalSize, PayloadSize: int64(len(all)), SHA256: hex.EncodeToString(h[:]), Files: 1, Frames: int64(len(sum.Frames))})
+						var cf wire.Confirm
+						c.ReadMsg(&cf)
+						return
+					}
 					sent := int64(0)
 					for _, ck := range cks[:4] {
 						dw.Write(all[sent:ck.Cipher])
