@@ -382,7 +382,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			}
 			resumed.Resent = max(0, prevSent-at)
 		}
-		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset)
+		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset, "cipher_offset", resumed.CipherOffset)
 	} else if keep {
 		removeStaleResume(a.StateDir, req.DLE, req.Token, time.Now())
 		var err error

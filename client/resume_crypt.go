@@ -177,6 +177,10 @@ func loadCryptResume(dir string, frames, plain, cipher int64) (*cryptResume, err
 	if cr.st.Plain != plain || cr.st.Cipher != cipher {
 		return nil, fmt.Errorf("the server holds %d ciphertext bytes (%d plaintext) after frame %d but this agent's state there is at %d (%d)", cipher, plain, frames-1, cr.st.Cipher, cr.st.Plain)
 	}
+	// Refused now, before the reply, rather than after it.
+	if _, err := crypt.ResumeEncryptor(io.Discard, cr.fileKey, cr.hdr, cr.st); err != nil {
+		return nil, fmt.Errorf("its encryption state cannot be continued (%v)", err)
+	}
 	return cr, nil
 }
 
