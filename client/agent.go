@@ -355,7 +355,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		}
 		rp, err := loadResume(a.StateDir, req)
 		if err == nil && req.Encrypt != "" {
-			cres, err = loadCryptResume(resumeDir(a.StateDir, req.Token), req.Resume.Frames, req.Resume.PayloadOffset, req.Resume.CipherOffset)
+			cres, err = loadCryptResume(resumeDir(a.StateDir, req.Token), req.FrameSize, req.Resume.Frames, req.Resume.PayloadOffset, req.Resume.CipherOffset)
 			if err != nil {
 				err = fmt.Errorf("%w dump %s of %s: %v; the server starts it over", errNoResume, req.Token, req.DLE, err)
 			}

@@ -89,6 +89,7 @@ type journal struct {
 	wlen   int64 // bytes of walk records appended (buffered or not)
 	frames *os.File
 	cstate *os.File // age-state, of a client-side encrypted dump
+	cslots int64    // its slots (cryptSlots)
 	failed error    // the first write error: resume is off for this dump
 	onFail func(error)
 	rec    []byte
@@ -101,7 +102,7 @@ type journal struct {
 // openJournal creates (fresh) or reopens (resumed, with the journal cut
 // to walkLen and the checkpoints to nFrames records) the resume state.
 func openJournal(dir string, req wire.Request, resumed *resumePoint) (*journal, error) {
-	j := &journal{dir: dir}
+	j := &journal{dir: dir, cslots: cryptSlots(req.FrameSize)}
 	if resumed == nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err

@@ -28,17 +28,25 @@ import (
 //   - age-state: the encryptor's state at the end of each of the last
 //     cryptSlots frames (ciphertext offset and SHA-256 state, and the
 //     plaintext of the chunk being filled, < 64 KiB), in a ring of
-//     fixed-size slots: about 4 MiB whatever the image's size.
+//     fixed-size slots: about 4 MiB whatever the image's size (66 MiB
+//     for the smallest frames).
 //
 // Each frame end is announced to the server (wire.Checkpoint) once its
 // state is saved; the server resumes at the last one it passed on, which
 // is at most a few frames behind the agent.
 
-// cryptSlots is how many frame ends of an encrypted dump the agent can
-// resume at: the latest ones. A resume at an older one is refused (the
-// server then starts over); the server resumes at the last checkpoint it
-// received, a frame or two behind the agent.
-const cryptSlots = 64
+// cryptSlots is how many frame ends of an encrypted dump with frames of
+// frameSize tar bytes the agent can resume at: the latest 64, or as many
+// as hold 64 MiB of tar when frames are smaller. A resume at an older one
+// is refused (the server then starts over); the server resumes at the
+// last checkpoint it received, behind the agent by what the connection
+// held in flight (socket buffers, proxies: a few MiB).
+func cryptSlots(frameSize int) int64 {
+	if frameSize <= 0 {
+		frameSize = image.DefaultFrameSize
+	}
+	return max(64, (64<<20+int64(frameSize)-1)/int64(frameSize))
+}
 
 // cryptSlotSize holds one record: its framing, the frame count and an
 // encryptor state (a SHA-256 state and at most a chunk of plaintext).
@@ -100,7 +108,7 @@ func (j *journal) saveCryptState(frames int64, st crypt.EncState) {
 		binary.BigEndian.PutUint32(rec[:4], uint32(len(b)))
 		binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(b, castagnoli))
 		rec = append(rec, b...)
-		_, err := j.cstate.WriteAt(rec, (frames%cryptSlots)*cryptSlotSize)
+		_, err := j.cstate.WriteAt(rec, (frames%j.cslots)*cryptSlotSize)
 		return err
 	}()
 	if err != nil {
@@ -137,8 +145,10 @@ type cryptResume struct {
 
 // loadCryptResume reads the encryption state of dir at the end of frame
 // frames-1, which must end at plaintext offset plain and ciphertext
-// offset cipher (what the server holds).
-func loadCryptResume(dir string, frames, plain, cipher int64) (*cryptResume, error) {
+// offset cipher (what the server holds), of a dump in frames of
+// frameSize tar bytes.
+func loadCryptResume(dir string, frameSize int, frames, plain, cipher int64) (*cryptResume, error) {
+	slots := cryptSlots(frameSize)
 	kf, err := os.Open(filepath.Join(dir, "age-key"))
 	if err != nil {
 		return nil, fmt.Errorf("its encryption key: %v", err)
@@ -159,9 +169,9 @@ func loadCryptResume(dir string, frames, plain, cipher int64) (*cryptResume, err
 		return nil, fmt.Errorf("its encryption state: %v", err)
 	}
 	defer sf.Close()
-	sb, err := readCryptRecord(io.NewSectionReader(sf, (frames%cryptSlots)*cryptSlotSize, cryptSlotSize), cryptSlotSize-8)
+	sb, err := readCryptRecord(io.NewSectionReader(sf, (frames%slots)*cryptSlotSize, cryptSlotSize), cryptSlotSize-8)
 	if err != nil {
-		return nil, fmt.Errorf("no encryption state saved at the end of frame %d (%v; this agent keeps the last %d)", frames-1, err, cryptSlots)
+		return nil, fmt.Errorf("no encryption state saved at the end of frame %d (%v; this agent keeps the last %d)", frames-1, err, slots)
 	}
 	d = jdec{b: sb}
 	n := int64(d.uvarint())
@@ -169,7 +179,7 @@ func loadCryptResume(dir string, frames, plain, cipher int64) (*cryptResume, err
 		return nil, errors.New("its encryption state is damaged")
 	}
 	if n != frames {
-		return nil, fmt.Errorf("the encryption state at the end of frame %d is no longer kept (this agent keeps the last %d)", frames-1, cryptSlots)
+		return nil, fmt.Errorf("the encryption state at the end of frame %d is no longer kept (this agent keeps the last %d)", frames-1, slots)
 	}
 	if cr.st, err = crypt.ParseEncState(d.b); err != nil {
 		return nil, fmt.Errorf("its encryption state is damaged (%v)", err)

@@ -107,7 +107,7 @@ func TestResumeEncryptedAtEveryCheckpoint(t *testing.T) {
 		if ck.Frames != int64(i+1) {
 			t.Fatalf("checkpoint %d: %+v", i, ck)
 		}
-		if int64(len(cks))-ck.Frames >= cryptSlots {
+		if int64(len(cks))-ck.Frames >= cryptSlots(resumeFrame) {
 			continue // no longer kept: refused below
 		}
 		f.restore(t)
@@ -118,7 +118,7 @@ func TestResumeEncryptedAtEveryCheckpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cr, err := loadCryptResume(dir, ck.Frames, ck.Plain, ck.Cipher)
+		cr, err := loadCryptResume(dir, resumeFrame, ck.Frames, ck.Plain, ck.Cipher)
 		if err != nil {
 			t.Fatalf("checkpoint %+v: %v", ck, err)
 		}
@@ -145,20 +145,20 @@ func TestResumeEncryptedAtEveryCheckpoint(t *testing.T) {
 		if prepare != nil {
 			prepare()
 		}
-		if _, err := loadCryptResume(dir, frames, p, c); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := loadCryptResume(dir, resumeFrame, frames, p, c); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", name, err, want)
 		}
 	}
 	try("overwritten slot", func() {
-		jr := &journal{dir: dir}
-		jr.saveCryptState(last.Frames+cryptSlots, crypt.EncState{Sum: []byte{1}})
+		jr := &journal{dir: dir, cslots: cryptSlots(resumeFrame)}
+		jr.saveCryptState(last.Frames+cryptSlots(resumeFrame), crypt.EncState{Sum: []byte{1}})
 		jr.close()
 	}, last.Frames, last.Plain, last.Cipher, "no longer kept")
 	try("elsewhere", nil, last.Frames, last.Plain, last.Cipher+1, "the server holds")
 	try("no key", func() { os.Remove(filepath.Join(dir, "age-key")) }, last.Frames, last.Plain, last.Cipher, "encryption key")
 	try("damaged state", func() {
 		b := bytes.Clone(slots)
-		b[(last.Frames%cryptSlots)*cryptSlotSize+12] ^= 1
+		b[(last.Frames%cryptSlots(resumeFrame))*cryptSlotSize+12] ^= 1
 		os.WriteFile(filepath.Join(dir, "age-state"), b, 0o600)
 	}, last.Frames, last.Plain, last.Cipher, "no encryption state saved")
 	if fi, err := os.Stat(filepath.Join(dir, "age-key")); err == nil && fi.Mode().Perm() != 0o600 {
