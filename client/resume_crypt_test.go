@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -163,5 +165,66 @@ func TestResumeEncryptedAtEveryCheckpoint(t *testing.T) {
 	}, last.Frames, last.Plain, last.Cipher, "no encryption state saved")
 	if fi, err := os.Stat(filepath.Join(dir, "age-key")); err == nil && fi.Mode().Perm() != 0o600 {
 		t.Errorf("age-key mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// Frames written in pieces of any size (a bandwidth limit splits them):
+// each frame end is announced once, at its plaintext end, after the
+// ciphertext it covers, with its state saved.
+func TestCheckpointWriterSplitWrites(t *testing.T) {
+	id, err := crypt.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	req := wire.Request{FrameSize: 64 << 10}
+	jr, err := openJournal(dir, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jr.close()
+	var out bytes.Buffer
+	buf := bufio.NewWriterSize(&out, 1<<20)
+	enc, err := crypt.NewEncryptor(buf, []string{id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr.saveCryptKey(enc.FileKey(), enc.Header())
+	var cks []wire.Checkpoint
+	cw := &checkpointWriter{enc: enc, buf: buf, j: jr, send: func(ck wire.Checkpoint) error {
+		if int64(out.Len()) < ck.Cipher {
+			t.Errorf("checkpoint %+v announced with %d bytes sent", ck, out.Len())
+		}
+		cks = append(cks, ck)
+		return nil
+	}}
+	rnd := rand.New(rand.NewPCG(9, 10))
+	var off int64
+	var ends []int64
+	for i := range 40 {
+		size := int64(1 + rnd.IntN(150<<10))
+		cw.frame(image.Frame{Index: i, Offset: off, Size: size})
+		b := make([]byte, size)
+		for len(b) > 0 {
+			n := min(len(b), 1+rnd.IntN(40<<10))
+			if _, err := cw.Write(b[:n]); err != nil {
+				t.Fatal(err)
+			}
+			b = b[n:]
+		}
+		off += size
+		ends = append(ends, off)
+	}
+	if len(cks) != len(ends) {
+		t.Fatalf("%d checkpoints for %d frames", len(cks), len(ends))
+	}
+	hl := int64(len(enc.Header()))
+	for i, ck := range cks {
+		if ck.Frames != int64(i+1) || ck.Plain != ends[i] || ck.Cipher != crypt.CheckpointOffset(hl, ends[i]) {
+			t.Fatalf("checkpoint %d: %+v, frame end %d", i, ck, ends[i])
+		}
+		if _, err := loadCryptResume(dir, req.FrameSize, ck.Frames, ck.Plain, ck.Cipher); err != nil {
+			t.Fatalf("checkpoint %d: %v", i, err)
+		}
 	}
 }
