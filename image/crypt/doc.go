@@ -7,7 +7,7 @@
 //
 // It owns: the recipients of a dumptype (age1… strings, recipient files)
 // and their fingerprints (what an image header names); the encrypting
-// Writer, which counts the ciphertext, hashes it (the image's SHA-256 is
+// Writer (server-side encryption, over filippo.io/age), which counts the ciphertext, hashes it (the image's SHA-256 is
 // of the bytes on the volume) and remembers the age header; the
 // Encryptor, which writes the same age format itself (header, MAC, STREAM
 // chunks) so that its state between two writes (EncState: offsets, hash
