@@ -28,7 +28,7 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings, FeatureResume}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings, FeatureResume, FeatureResumeAge}
 
 // FeatureAge is the feature of an agent that encrypts payloads with age
 // (wire.Request.Encrypt "age"): the server refuses to ask an agent
@@ -341,18 +341,27 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		c.WriteMsg(d)
 		return d, warns.dropped
 	}
-	// Resume state (resume.go): kept for a dump sent with a token, by an
-	// agent with a state directory, for a payload it does not encrypt.
+	// Resume state (resume.go, resume_crypt.go): kept for a dump sent
+	// with a token, by an agent with a state directory.
 	var jr *journal
 	var resumed *wire.Resumed
-	keep := req.Token != "" && a.StateDir != "" && req.Encrypt == ""
+	var cres *cryptResume
+	keep := req.Token != "" && a.StateDir != ""
 	if req.Resume != nil {
 		if !keep {
-			e := fmt.Sprintf("%v dump %s of %s: this agent keeps no resume state for it (no --state-dir, or an encrypted payload); the server starts it over", errNoResume, req.Token, req.DLE)
+			e := fmt.Sprintf("%v dump %s of %s: this agent keeps no resume state for it (no --state-dir); the server starts it over", errNoResume, req.Token, req.DLE)
 			c.WriteMsg(errReply(e))
 			return wire.Done{Error: e}, 0
 		}
 		rp, err := loadResume(a.StateDir, req)
+		if err == nil && req.Encrypt != "" {
+			cres, err = loadCryptResume(resumeDir(a.StateDir, req.Token), req.FrameSize, req.Resume.Frames, req.Resume.PayloadOffset, req.Resume.CipherOffset)
+			if err != nil {
+				err = fmt.Errorf("%w dump %s of %s: %v; the server starts it over", errNoResume, req.Token, req.DLE, err)
+			}
+		} else if err == nil && req.Resume.CipherOffset != 0 {
+			err = fmt.Errorf("%w dump %s of %s: a ciphertext offset for a payload this agent does not encrypt; the server starts it over", errNoResume, req.Token, req.DLE)
+		}
 		if err == nil {
 			jr, err = openJournal(resumeDir(a.StateDir, req.Token), req, rp)
 			if err != nil {
@@ -364,11 +373,16 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			return wire.Done{Error: err.Error()}, 0
 		}
 		opt.resume = rp
-		resumed = &wire.Resumed{Frames: int64(len(rp.frames)), TarOffset: rp.tarOff, PayloadOffset: req.Resume.PayloadOffset, Resent: -1}
+		resumed = &wire.Resumed{Frames: int64(len(rp.frames)), TarOffset: rp.tarOff, PayloadOffset: req.Resume.PayloadOffset, CipherOffset: req.Resume.CipherOffset, Resent: -1}
 		if prevSent >= 0 {
-			resumed.Resent = max(0, prevSent-req.Resume.PayloadOffset)
+			// What went on the wire: ciphertext when encrypted.
+			at := req.Resume.PayloadOffset
+			if cres != nil {
+				at = req.Resume.CipherOffset
+			}
+			resumed.Resent = max(0, prevSent-at)
 		}
-		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset)
+		a.Log.Info("resuming dump", "dle", req.DLE, "token", req.Token, "frames", resumed.Frames, "tar_offset", rp.tarOff, "payload_offset", resumed.PayloadOffset, "cipher_offset", resumed.CipherOffset)
 	} else if keep {
 		removeStaleResume(a.StateDir, req.DLE, req.Token, time.Now())
 		var err error
@@ -433,15 +447,22 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		// The payload offset this connection reached, for the resume
 		// that may replace it (wire.Resumed.Resent).
 		if resumed != nil {
-			rd.sent.Store(resumed.PayloadOffset)
+			if cres != nil {
+				rd.sent.Store(resumed.CipherOffset)
+			} else {
+				rd.sent.Store(resumed.PayloadOffset)
+			}
 		}
 		payload = &sentCounter{w: payload, n: &rd.sent}
 	}
 	// Client-side encryption: the framed payload goes through age on its
 	// way to the wire (the frame records stay in its plaintext); the
 	// sizes and SHA-256 of Done are of the ciphertext sent. The age
-	// chunks (64 KiB) are gathered into data frames of 1 MiB.
-	var enc *crypt.Writer
+	// chunks (64 KiB) are gathered into data frames of 1 MiB. With a
+	// resume state, the key and the encryptor's state at each frame end
+	// are saved and the frame ends announced (resume_crypt.go); a resume
+	// continues the same age file.
+	var enc *crypt.Encryptor
 	var buf *bufio.Writer
 	if req.Encrypt == crypt.Name {
 		if opt.Bandwidth > 0 {
@@ -450,10 +471,25 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			buf = bufio.NewWriterSize(payload, 1<<20)
 		}
 		var err error
-		if enc, err = crypt.NewWriter(buf, req.Recipients); err != nil {
+		if cres != nil {
+			enc, err = crypt.ResumeEncryptor(buf, cres.fileKey, cres.hdr, cres.st)
+		} else {
+			enc, err = crypt.NewEncryptor(buf, req.Recipients)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		payload = enc
+		if jr != nil {
+			if cres == nil {
+				jr.saveCryptKey(enc.FileKey(), enc.Header())
+			}
+			cw := &checkpointWriter{enc: enc, buf: buf, j: jr, send: func(ck wire.Checkpoint) error {
+				return c.WriteFrame(wire.FrameCheckpoint, wire.AppendCheckpoint(nil, ck), false)
+			}}
+			jr.afterCheckpoint = cw.frame
+			payload = cw
+		}
 	}
 	sink := Sink{
 		Payload: payload,
@@ -573,7 +609,7 @@ func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Don
 	var cf wire.Confirm
 	err := c.ReadMsg(&cf)
 	switch {
-	case err != nil && req.Token != "" && a.StateDir != "" && req.Encrypt == "":
+	case err != nil && req.Token != "" && a.StateDir != "":
 		a.Log.Warn("no confirmation from the server: the incremental state waits for a resume or a late confirmation", "dle", req.DLE, "level", req.Level, "token", req.Token, "err", err)
 		return false
 	case err != nil:

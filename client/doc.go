@@ -10,7 +10,10 @@
 // frame (resume.go), so that a cut stream continues after the last frame
 // the server holds: the walk is replayed from the journal without reading
 // what the image holds, the cut entry finished, and the rest walked live
-// (replay.go).
+// (replay.go). A dump it encrypts also keeps the age file key and the
+// encryptor's state at its latest frame ends (at least 64 of them and
+// 64 MiB of tar), each announced to the server (wire.Checkpoint), so that
+// a resume continues the same age file (resume_crypt.go).
 // The agent's allow list is a boundary: a DLE and its exclude lists are
 // opened beneath it without following a symlink out, the walk goes by
 // directory descriptors and never follows a symlink, and what is sent

@@ -147,6 +147,10 @@ type DumpHandler struct {
 	// record's directory and dumpdir are the agent's word, unchecked. An
 	// error ends the dump. Nil: listing frames are read and dropped.
 	Listing func(wire.ListingRecord) error
+	// Checkpoint gets the resume points of a client-side encrypted dump
+	// (FrameCheckpoint), the agent's word: the handler checks them. An
+	// error ends the dump; nil: a checkpoint is a protocol error.
+	Checkpoint func(wire.Checkpoint) error
 	// Safe is called with the agent's Done once the stream is complete; it
 	// returns nil when the image is safe on the holding disk. The agent is
 	// told the verdict and advances its incremental state only on nil.
@@ -217,6 +221,17 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 				break
 			}
 			if err := wire.DecodeListings(b, h.Listing); err != nil {
+				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
+			}
+		case wire.FrameCheckpoint:
+			if h.Checkpoint == nil {
+				return nil, fmt.Errorf("%s: dump of %s: %w: a checkpoint record in a stream that was not asked for one", r.what(), req.DLE, wire.ErrProtocol)
+			}
+			ck, err := wire.DecodeCheckpoint(b)
+			if err == nil {
+				err = h.Checkpoint(ck)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
 			}
 		case wire.FrameWarn:

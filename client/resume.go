@@ -48,6 +48,10 @@ import (
 // a dump sent with a token and continues it when asked (wire.Resume).
 const FeatureResume = "resume"
 
+// FeatureResumeAge is the feature of an agent that also resumes a dump it
+// encrypts (wire.Checkpoint, resume_crypt.go).
+const FeatureResumeAge = "resume-age"
+
 // ResumeKeep is how long the resume state of a dump that was neither
 // finished nor resumed stays on the agent's disk.
 const ResumeKeep = 48 * time.Hour
@@ -84,15 +88,21 @@ type journal struct {
 	wbuf   *bufio.Writer
 	wlen   int64 // bytes of walk records appended (buffered or not)
 	frames *os.File
-	failed error // the first write error: resume is off for this dump
+	cstate *os.File // age-state, of a client-side encrypted dump
+	cslots int64    // its slots (cryptSlots)
+	failed error    // the first write error: resume is off for this dump
 	onFail func(error)
 	rec    []byte
+	// afterCheckpoint, when set, is called (without the lock) after the
+	// checkpoint of a frame is saved: a client-side encrypted dump
+	// learns there where the frame ends in its plaintext.
+	afterCheckpoint func(image.Frame)
 }
 
 // openJournal creates (fresh) or reopens (resumed, with the journal cut
 // to walkLen and the checkpoints to nFrames records) the resume state.
 func openJournal(dir string, req wire.Request, resumed *resumePoint) (*journal, error) {
-	j := &journal{dir: dir}
+	j := &journal{dir: dir, cslots: cryptSlots(req.FrameSize)}
 	if resumed == nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
@@ -155,6 +165,10 @@ func (j *journal) close() {
 	}
 	if j.frames != nil {
 		j.frames.Close()
+	}
+	if j.cstate != nil {
+		j.cstate.Close()
+		j.cstate = nil
 	}
 }
 
@@ -232,6 +246,12 @@ func (j *journal) checkpoint(f image.Frame, sum []byte) {
 	}
 	if err != nil {
 		j.fail(fmt.Errorf("saving the checkpoint of frame %d in %s: %w", f.Index, j.dir, err))
+	}
+	if j.afterCheckpoint != nil && j.failed == nil {
+		after := j.afterCheckpoint
+		j.mu.Unlock()
+		after(f)
+		j.mu.Lock()
 	}
 }
 

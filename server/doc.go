@@ -21,7 +21,10 @@
 // whole frame instead (resume_attempts): the dumper lets only whole
 // frames through to the holding disk, its checks and the taper (gate.go),
 // so none of them ever takes a byte back, and asks the agent to continue
-// after them (docs/format/agent-protocol.md, "Resuming a cut dump").
+// after them (docs/format/agent-protocol.md, "Resuming a cut dump"). A
+// client-side encrypted stream is ciphertext: the gate passes it up to
+// the resume points the agent announces, checked against the age chunk
+// layout.
 //
 // A night may run a subset of the disk list (Subset, `tapir dump -c FILE
 // HOST [DISK...]`): the other DLEs are simply not part of it. A night is

@@ -344,9 +344,10 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	// whole frames go downstream (gate), and the index records of the
 	// frames not yet whole wait (held), so that a stream cut for a
 	// transport reason continues after the last whole frame and nothing
-	// downstream takes a byte back. Not for a client-side encrypted
-	// stream (its frames are inside the age file) nor for gzip members
-	// (their lengths cannot be read as they come): those start over.
+	// downstream takes a byte back. A client-side encrypted stream's
+	// frames are inside the age file: the agent announces where they
+	// end (wire.Checkpoint). Not for gzip members (their lengths cannot
+	// be read as they come): those start over.
 	var gate *frameGate
 	var held []wire.IndexRecord
 	var kept, listingsGot int64 // index records passed on, listing records received
@@ -355,7 +356,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		frameSize = image.DefaultFrameSize
 	}
 	token := ""
-	if r.cfg.ResumeAttempts > 0 && !clientEnc && (streamComp == image.CompZstd || streamComp == image.CompNone) {
+	if r.cfg.ResumeAttempts > 0 && (streamComp == image.CompZstd || streamComp == image.CompNone) {
 		token = newToken()
 	}
 	// deliver hands payload bytes to the check, the holding disk or the
@@ -400,7 +401,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		held = append(held[:0], held[n:]...)
 		return nil
 	}
-	if token != "" {
+	if token != "" && clientEnc {
+		gate = newCipherGate(frameSize, deliver)
+	} else if token != "" {
 		gate = newFrameGate(streamComp == image.CompZstd, frameSize, deliver)
 	}
 	// safe makes the image safe (on the holding disk, or on a volume) and
@@ -425,6 +428,12 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		}
 		if int64(len(frames)) != done.Frames {
 			return fmt.Errorf("client agent %s sent %d frame records but announced %d", j.dle.Host, len(frames), done.Frames)
+		}
+		if gate != nil && gate.cipher && gate.frames > 0 {
+			// The last resume point it announced ends a frame.
+			if n := gate.frames; n > int64(len(frames)) || frames[n-1].Offset+frames[n-1].Size != gate.plain {
+				return final("refused: %s:%s level %d: the agent announced that frame %d ends at plaintext offset %d, but its frame records say otherwise", j.dle.Host, j.dle.Path, j.level, n-1, gate.plain)
+			}
 		}
 		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
 		if aw != nil {
@@ -540,10 +549,14 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 				// The agent must continue exactly after what the server
 				// holds: anything else points elsewhere.
 				got := rep.Resumed
-				if got == nil || got.Frames != rs.Frames || got.PayloadOffset != rs.PayloadOffset ||
+				if got == nil || got.Frames != rs.Frames || got.PayloadOffset != rs.PayloadOffset || got.CipherOffset != rs.CipherOffset ||
 					got.TarOffset <= (rs.Frames-1)*frameSize || got.TarOffset > rs.Frames*frameSize {
-					return fmt.Errorf("the agent on %s answered the resume of %s after frame %d (payload offset %d) with %+v: it points elsewhere; the dump starts over",
-						j.dle.Host, j.dle.Path, rs.Frames, rs.PayloadOffset, got)
+					at := fmt.Sprintf("payload offset %d", rs.PayloadOffset)
+					if rs.CipherOffset > 0 {
+						at += fmt.Sprintf(", ciphertext offset %d", rs.CipherOffset)
+					}
+					return fmt.Errorf("the agent on %s answered the resume of %s after frame %d (%s) with %+v: it points elsewhere; the dump starts over",
+						j.dle.Host, j.dle.Path, rs.Frames, at, got)
 				}
 				// What the agent had written past the resume point (the
 				// agent's word, for the report only).
@@ -551,6 +564,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 			if clientEnc && !slices.Contains(rep.Features, client.FeatureAge) {
 				return final("%s", noAgeFeature(j.dle, rep.Version))
+			}
+			if clientEnc && req.Resume == nil && !slices.Contains(rep.Features, client.FeatureResumeAge) {
+				// It keeps no state for what it encrypts: no checkpoints
+				// come, and a cut starts over.
+				gate = nil
 			}
 			if req.Listings && !slices.Contains(rep.Features, client.FeatureListings) {
 				// It took the request but does not say it sends them.
@@ -589,6 +607,15 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 				return nil
 			}
 			return passRecord(rec)
+		},
+		Checkpoint: func(ck wire.Checkpoint) error {
+			if gate == nil || !gate.cipher {
+				return fmt.Errorf("%w: the agent on %s sent a checkpoint record in a stream that was not asked for one", wire.ErrProtocol, j.dle.Host)
+			}
+			if err := gate.Checkpoint(ck); err != nil {
+				return fmt.Errorf("the agent on %s sent, for the encrypted image of %s, %v: the dump fails", j.dle.Host, j.dle.Path, err)
+			}
+			return nil
 		},
 		Frame: func(f image.Frame) error {
 			f.Index = len(frames)
@@ -684,8 +711,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 		}
 		req.Resume = &wire.Resume{Frames: gate.frames, PayloadOffset: gate.payload, Index: kept, Listings: listingsGot}
+		if gate.cipher {
+			req.Resume.PayloadOffset, req.Resume.CipherOffset = gate.plain, gate.payload
+		}
 		j.res.Resumes = append(j.res.Resumes, report.Resume{Level: j.level, Frames: gate.frames, Bytes: gate.payload, Resent: resent, AgentSent: -1, Reason: capReason(err.Error())})
-		log.Warn("dump stream cut; resuming after the last whole frame", "frames", gate.frames, "payload_offset", gate.payload, "dropped", resent, "err", err)
+		log.Warn("dump stream cut; resuming after the last whole frame", "frames", gate.frames, "payload_offset", req.Resume.PayloadOffset, "cipher_offset", req.Resume.CipherOffset, "dropped", resent, "err", err)
 		cutAt, wait = r.clock.Now(), time.Second
 	}
 	j.res.Strange = warns.list()

@@ -3,6 +3,10 @@ package server
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+
+	"github.com/tapir-backup/tapir/image/crypt"
+	"github.com/tapir-backup/tapir/wire"
 )
 
 // frameGate lets only whole frames of a payload through to the holding
@@ -34,6 +38,16 @@ type frameGate struct {
 	// what it failed with, for the dumper.
 	onFrame func()
 	err     error
+
+	// A client-side encrypted payload (newCipherGate): the frames are
+	// inside the age file, so the agent announces where they end
+	// (wire.Checkpoint) and the gate passes ciphertext up to the last
+	// announced resume point. payload counts ciphertext then, plain the
+	// plaintext of the age file those frames end at.
+	cipher  bool
+	maxHeld int
+	hdrLen  int64
+	plain   int64
 }
 
 // maxTail bounds what the gate holds after the last frame (a seek table
@@ -46,10 +60,26 @@ func newFrameGate(zstd bool, frameSize int64, out func([]byte) error) *frameGate
 	return &frameGate{out: out, zstd: zstd, frameSize: frameSize, maxUnit: int(frameSize + frameSize/64 + 1<<20)}
 }
 
+// newCipherGate makes a gate for a client-side encrypted payload of
+// frames of frameSize tar bytes: it holds what arrives past the last
+// checkpoint, at most one frame and a tail (the seek table).
+func newCipherGate(frameSize int64, out func([]byte) error) *frameGate {
+	g := newFrameGate(false, frameSize, out)
+	g.cipher, g.maxHeld = true, g.maxUnit+maxTail
+	return g
+}
+
 // Write takes payload bytes as they arrive.
 func (g *frameGate) Write(b []byte) error {
 	if g.off {
 		return g.out(b)
+	}
+	if g.cipher {
+		g.buf = append(g.buf, b...)
+		if len(g.buf) > g.maxHeld {
+			return g.turnOff()
+		}
+		return nil
 	}
 	if len(g.buf) == 0 && !g.tail {
 		// The common case: whole frames at the start of b go out without
@@ -204,6 +234,57 @@ func (g *frameGate) zstdFrame(b []byte) (int, bool) {
 		return 0, true
 	}
 	return off, true
+}
+
+// turnOff passes what the gate holds and everything after it as it
+// comes: no resume.
+func (g *frameGate) turnOff() error {
+	g.off = true
+	b := g.buf
+	g.buf = nil
+	if len(b) == 0 {
+		return nil
+	}
+	return g.out(b)
+}
+
+// Checkpoint takes a resume point the agent announced for a client-side
+// encrypted payload: it passes the ciphertext up to it. A checkpoint that
+// goes back, points past the bytes received or elsewhere than the end of
+// the age chunks sealed before its plaintext offset is an error (the
+// agent's word does not hold: the dump fails).
+func (g *frameGate) Checkpoint(ck wire.Checkpoint) error {
+	if !g.cipher {
+		return errors.New("a checkpoint record in a stream that is not encrypted by the agent")
+	}
+	if g.off {
+		return nil
+	}
+	if g.hdrLen == 0 {
+		hl, err := crypt.HeaderLen(g.buf)
+		if err != nil {
+			// Not an age file: passed on, the check refuses it.
+			return g.turnOff()
+		}
+		g.hdrLen = int64(hl)
+	}
+	if ck.Frames <= g.frames || ck.Plain <= g.plain || ck.Frames-g.frames > ck.Plain-g.plain || ck.Cipher < g.payload || ck.Cipher-g.payload > int64(len(g.buf)) ||
+		ck.Cipher != crypt.CheckpointOffset(g.hdrLen, ck.Plain) {
+		return fmt.Errorf("a checkpoint (%d frames, plaintext offset %d, ciphertext offset %d) that does not follow the one before it (%d frames, %d, %d) or the %d ciphertext bytes received",
+			ck.Frames, ck.Plain, ck.Cipher, g.frames, g.plain, g.payload, g.payload+int64(len(g.buf)))
+	}
+	n := ck.Cipher - g.payload
+	if n > 0 {
+		if err := g.out(g.buf[:n]); err != nil {
+			return err
+		}
+		g.buf = append(g.buf[:0], g.buf[n:]...)
+	}
+	g.payload, g.frames, g.plain = ck.Cipher, ck.Frames, ck.Plain
+	if g.onFrame != nil {
+		g.onFrame()
+	}
+	return g.err
 }
 
 // Flush passes what the gate holds (the stream has ended).

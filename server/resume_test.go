@@ -3,7 +3,9 @@ package server
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/image"
+	"github.com/tapir-backup/tapir/image/crypt"
 	"github.com/tapir-backup/tapir/report"
 	"github.com/tapir-backup/tapir/wire"
 )
@@ -207,8 +210,18 @@ func resumeSite(t *testing.T, size int64, frameSize int64) (*site, string) {
 
 // restoreImage restores the DLE's image on the vtape with dd, zstd and
 // GNU tar alone, checks that tar -t reads it, and compares the tree.
-func restoreImage(t *testing.T, s *site, src string) {
+func restoreImage(t *testing.T, s *site, src string) { restoreImageKey(t, s, src, nil) }
+
+// restoreImageKey is restoreImage of an image encrypted to k (nil: not
+// encrypted): dd | age -d -i KEY | zstd -dc | tar, and the catalog's
+// sizes, SHA-256 and age header match the bytes on the volume.
+func restoreImageKey(t *testing.T, s *site, src string, k *testKey) {
 	t.Helper()
+	dec := ""
+	if k != nil {
+		dec = fmt.Sprintf("age -d -i '%s' | ", k.file)
+		checkEncryptedImages(t, s, src, k)
+	}
 	files, _ := filepath.Glob(filepath.Join(s.cfg.Changer.Path, "slot*", "0000[1-9].*"))
 	if len(files) == 0 {
 		t.Fatal("no image file on the vtapes")
@@ -216,12 +229,12 @@ func restoreImage(t *testing.T, s *site, src string) {
 	// The last one: a dump started over leaves the tape file of the
 	// attempt that failed before it (recorded as failed).
 	files = files[len(files)-1:]
-	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | zstd -dc | tar -tf - >/dev/null", files[0])).CombinedOutput(); err != nil {
+	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | %szstd -dc | tar -tf - >/dev/null", files[0], dec)).CombinedOutput(); err != nil {
 		t.Fatalf("dd | zstd -dc | tar -t: %v\n%s", err, b)
 	}
 	out := filepath.Join(s.dir, "restored")
 	os.MkdirAll(out, 0o755)
-	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | zstd -dc | tar -xpf - -C '%s'", files[0], out)).CombinedOutput(); err != nil {
+	if b, err := exec.Command("sh", "-c", fmt.Sprintf("dd if='%s' bs=32k skip=1 status=none | %szstd -dc | tar -xpf - -C '%s'", files[0], dec, out)).CombinedOutput(); err != nil {
 		t.Fatalf("dd | zstd -dc | tar -x: %v\n%s", err, b)
 	}
 	sameTree(t, src, out)
@@ -249,8 +262,17 @@ func resumeBytes(t *testing.T) int64 {
 // each time: the image is whole (SHA-256 checked by the server and the
 // taper), restores with dd | zstd -dc | tar to the same tree, and each
 // cut sent again at most two frames. Each resume is in the report.
-func TestResumeCutDump(t *testing.T) {
-	for _, tool := range []string{"dd", "zstd", "tar", "diff", "cmp"} {
+func TestResumeCutDump(t *testing.T) { resumeCutDump(t, false) }
+
+// The same with a client-side encrypted dump (encrypt = "client"): the
+// agent announces its resume points in the age file, the image is one
+// age file that dd | age -d | zstd -dc | tar restores, the catalog's
+// SHA-256 is of the whole ciphertext, and each cut sent again at most
+// two frames.
+func TestResumeCutEncryptedDump(t *testing.T) { resumeCutDump(t, true) }
+
+func resumeCutDump(t *testing.T, encrypt bool) {
+	for _, tool := range []string{"dd", "zstd", "tar", "diff", "cmp", "age"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed; scripts/test installs it", tool)
 		}
@@ -258,6 +280,11 @@ func TestResumeCutDump(t *testing.T) {
 	size := resumeBytes(t)
 	const frameSize = 1 << 20
 	s, src := resumeSite(t, size, frameSize)
+	var k *testKey
+	if encrypt {
+		k = newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+		s.encryptDumptype("resume", config.EncryptClient, k)
+	}
 	c := newCutter(t, s.cfg.HostAddress("localhost"))
 	s.cfg.Hosts["localhost"] = config.Host{Address: c.addr()}
 	seed := uint64(time.Now().UnixNano())
@@ -309,7 +336,7 @@ func TestResumeCutDump(t *testing.T) {
 	if !d.Streamed {
 		t.Errorf("the image was not taped while it was dumped")
 	}
-	restoreImage(t, s, src)
+	restoreImageKey(t, s, src, k)
 	if rs := resumeStates(t, s); len(rs) != 0 {
 		t.Errorf("the agent kept resume states after the dump: %v", rs)
 	}
@@ -325,14 +352,22 @@ func resumeStates(t *testing.T, s *site) []string {
 // the server reconnects and the dump resumes from the agent's saved walk
 // and checkpoints; the image is whole and the incremental state advances.
 func TestResumeAfterAgentRestart(t *testing.T) {
-	t.Run("saved walk", func(t *testing.T) { resumeAfterAgentRestart(t, false) })
+	t.Run("saved walk", func(t *testing.T) { resumeAfterAgentRestart(t, false, false) })
+	// A client-side encrypted dump: the agent continues the same age
+	// file from its saved key and encryptor state.
+	t.Run("encrypted", func(t *testing.T) { resumeAfterAgentRestart(t, false, true) })
 	// The agent's state directory lost with the restart: the agent says
 	// it cannot resume, and the dump starts over (retries).
-	t.Run("state lost", func(t *testing.T) { resumeAfterAgentRestart(t, true) })
+	t.Run("state lost", func(t *testing.T) { resumeAfterAgentRestart(t, true, false) })
 }
 
-func resumeAfterAgentRestart(t *testing.T, lose bool) {
+func resumeAfterAgentRestart(t *testing.T, lose, encrypt bool) {
 	s, src := resumeSite(t, 16<<20, 256<<10)
+	var k *testKey
+	if encrypt {
+		k = newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+		s.encryptDumptype("resume", config.EncryptClient, k)
+	}
 	if lose {
 		s.cfg.Retries = 1
 	}
@@ -385,7 +420,7 @@ func resumeAfterAgentRestart(t *testing.T, lose bool) {
 	case !lose && (d.Status != report.StatusOK || len(d.Resumes) != 1):
 		t.Fatalf("%s: %s %q, resumes %+v\n%s", d.Path, d.Status, d.Reason, d.Resumes, out)
 	}
-	restoreImage(t, s, src)
+	restoreImageKey(t, s, src, k)
 	levels, _ := filepath.Glob(filepath.Join(state, "*", "level-0.state"))
 	if len(levels) != 1 {
 		t.Errorf("the incremental state did not advance: %v", levels)
@@ -505,10 +540,20 @@ func (m *mitm) handle(t *testing.T, raw net.Conn) {
 	var ends []int64
 	g := newFrameGate(true, 1<<20, func([]byte) error { return nil })
 	g.onFrame = func() { ends = append(ends, g.payload) }
-	for p := payload; len(p) > 0; { // a few bytes at a time: one frame passes per call
+	var cks []int64 // an encrypted stream: the agent's checkpoints say where
+	for _, f := range frames {
+		if f.typ == wire.FrameCheckpoint {
+			ck, _ := wire.DecodeCheckpoint(f.b)
+			cks = append(cks, ck.Cipher)
+		}
+	}
+	for p := payload; len(p) > 0 && cks == nil; { // a few bytes at a time: one frame passes per call
 		n := min(len(p), 4096)
 		g.Write(p[:n])
 		p = p[n:]
+	}
+	if cks != nil {
+		ends, g.tail = cks, true
 	}
 	if len(ends) < 2 || !g.tail {
 		t.Errorf("the MITM found %d frames in %d payload bytes (off %v, tail %v)", len(ends), len(payload), g.off, g.tail)
@@ -539,6 +584,14 @@ func (m *mitm) handle(t *testing.T, raw net.Conn) {
 // confirmed again on a new connection), the image is whole and the
 // incremental state advances.
 func TestResumeCutAtTheEnd(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { resumeCutAtTheEnd(t, false) })
+	// Client-side encrypted: the ends are the agent's checkpoints (the
+	// age chunks sealed before each frame end); past the last one, the
+	// chunk being filled, the seek table and the last chunk.
+	t.Run("encrypted", func(t *testing.T) { resumeCutAtTheEnd(t, true) })
+}
+
+func resumeCutAtTheEnd(t *testing.T, encrypt bool) {
 	for _, tc := range []struct {
 		name string
 		cut  func(payload []byte, ends []int64) int64
@@ -554,6 +607,11 @@ func TestResumeCutAtTheEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, src := resumeSite(t, 6<<20, 1<<20)
+			var k *testKey
+			if encrypt {
+				k = newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+				s.encryptDumptype("resume", config.EncryptClient, k)
+			}
 			m := newMITM(t, s, s.cfg.HostAddress("localhost"), tc.cut)
 			s.cfg.Hosts["localhost"] = config.Host{Address: m.ln.Addr().String()}
 			rep, out, err := s.night(t, Deps{})
@@ -577,7 +635,7 @@ func TestResumeCutAtTheEnd(t *testing.T) {
 			if at == -2 {
 				t.Fatal("the MITM never saw the dump")
 			}
-			restoreImage(t, s, src)
+			restoreImageKey(t, s, src, k)
 			if levels, _ := filepath.Glob(filepath.Join(s.dir, "agent-state", "*", "level-0.state")); len(levels) != 1 {
 				t.Errorf("the incremental state did not advance: %v", levels)
 			}
@@ -589,13 +647,14 @@ func TestResumeCutAtTheEnd(t *testing.T) {
 }
 
 // Encryption: a server-side encrypted dump resumes (the server encrypts
-// whole frames only, so its age stream never takes a byte back); a
-// client-side encrypted one cannot (its frames are inside the agent's age
-// file) and starts over, as before resume existed, and still completes.
+// whole frames only, so its age stream never takes a byte back), and so
+// does a client-side encrypted one (the agent announces its resume
+// points and continues its age file from a saved state); both restore
+// with dd | age -d | zstd -dc | tar.
 func TestResumeEncrypted(t *testing.T) {
 	for _, mode := range []string{config.EncryptServer, config.EncryptClient} {
 		t.Run(mode, func(t *testing.T) {
-			s, _ := resumeSite(t, 8<<20, 1<<20)
+			s, src := resumeSite(t, 8<<20, 1<<20)
 			k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
 			s.encryptDumptype("resume", mode, k)
 			s.cfg.Retries = 1
@@ -610,16 +669,12 @@ func TestResumeEncrypted(t *testing.T) {
 			if d.Status != report.StatusOK || len(c.acted) != 1 {
 				t.Fatalf("%s %q, cuts %v", d.Status, d.Reason, c.acted)
 			}
-			switch mode {
-			case config.EncryptServer:
-				if len(d.Resumes) != 1 || len(d.Retries) != 0 {
-					t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
-				}
-			case config.EncryptClient:
-				if len(d.Resumes) != 0 || len(d.Retries) != 1 {
-					t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
-				}
+			// Both resume: server-side, the server encrypts whole frames;
+			// client-side, the agent continues its age file.
+			if len(d.Resumes) != 1 || len(d.Retries) != 0 {
+				t.Fatalf("resumes %+v, retries %+v", d.Resumes, d.Retries)
 			}
+			restoreImageKey(t, s, src, k)
 		})
 	}
 }
@@ -725,4 +780,130 @@ func TestResumeAfterProgressTimeout(t *testing.T) {
 		t.Fatalf("%s %q, resumes %+v", d.Status, d.Reason, d.Resumes)
 	}
 	restoreImage(t, s, src)
+}
+
+// A hostile agent of a client-side encrypted dump is not believed
+// either: an answer to a resume at another ciphertext offset, or a
+// checkpoint that points past what it sent, fails the dump with the
+// reason and nothing of it is kept.
+func TestResumeHostileEncryptedAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		lie        func(*wire.Resume) *wire.Resumed
+		badCk      bool
+	}{
+		{"cipher offset", "points elsewhere", func(r *wire.Resume) *wire.Resumed {
+			return &wire.Resumed{Frames: r.Frames, TarOffset: r.Frames * 64 << 10, PayloadOffset: r.PayloadOffset, CipherOffset: r.CipherOffset + 16}
+		}, false},
+		{"checkpoint past the data", "does not follow", nil, true},
+		// Checkpoints inside frames rather than at their ends: found out
+		// when the frame records come.
+		{"checkpoint off a frame end", "its frame records say otherwise", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t, "")
+			k := newTestKey(t, filepath.Join(t.TempDir(), "keys"))
+			s.encryptDumptype("default", config.EncryptClient, k)
+			body := make([]byte, 512<<10)
+			rnd := rand.New(rand.NewPCG(1, 1))
+			for i := range body {
+				body[i] = byte(rnd.Uint32())
+			}
+			var payload bytes.Buffer
+			pw, _ := image.NewPayloadWriter(&payload, image.WriterOptions{FrameSize: 64 << 10})
+			tw := tar.NewWriter(pw)
+			tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX})
+			tw.WriteHeader(&tar.Header{Name: "./f", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX})
+			tw.Write(body)
+			tw.Close()
+			pw.Close()
+			sum := pw.Sum()
+			// The age file, with the checkpoint of every frame end.
+			var ct bytes.Buffer
+			enc, err := crypt.NewEncryptor(&ct, []string{k.rcpt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cks []wire.Checkpoint
+			for i, f := range sum.Frames {
+				enc.Write(payload.Bytes()[f.Offset : f.Offset+f.Size])
+				st, _ := enc.State()
+				cks = append(cks, wire.Checkpoint{Frames: int64(i + 1), Plain: st.Plain, Cipher: st.Cipher})
+			}
+			last := sum.Frames[len(sum.Frames)-1]
+			enc.Write(payload.Bytes()[last.Offset+last.Size:]) // the seek table
+			enc.Close()
+			all := ct.Bytes()
+			features := []string{"age", "resume", "resume-age"}
+			var resumes atomic.Int32
+			addr := serveFakeAgent(t, s, func(tc2 *tls.Conn) {
+				defer tc2.Close()
+				c := wire.NewConn(tc2)
+				var req wire.Request
+				if c.ReadMsg(&req) != nil {
+					return
+				}
+				switch {
+				case req.Op == wire.OpEstimate:
+					c.WriteMsg(wire.Reply{OK: true, Estimates: []wire.Estimate{{Level: 0, Bytes: 600 << 10, Files: 1}}})
+				case req.Op == wire.OpDump && req.Resume == nil:
+					c.WriteMsg(wire.Reply{OK: true, Features: features})
+					dw := wire.DataWriter{C: c, Chunk: 1 << 20}
+					if tc.lie == nil && !tc.badCk {
+						// The whole stream, each checkpoint a byte
+						// before its frame's end.
+						sent := int64(0)
+						for _, ck := range cks {
+							dw.Write(all[sent:ck.Cipher])
+							sent = ck.Cipher
+							ck.Plain--
+							c.WriteFrame(wire.FrameCheckpoint, wire.AppendCheckpoint(nil, ck), false)
+						}
+						dw.Write(all[sent:])
+						var fb []byte
+						for _, f := range sum.Frames {
+							fb = wire.AppendFrameInfo(fb, f)
+						}
+						c.WriteFrame(wire.FrameFrame, fb, false)
+						h := sha256.Sum256(all)
+						c.WriteMsg(wire.Done{OrigSize: sum.OriginalSize, PayloadSize: int64(len(all)), SHA256: hex.EncodeToString(h[:]), Files: 1, Frames: int64(len(sum.Frames))})
+						var cf wire.Confirm
+						c.ReadMsg(&cf)
+						return
+					}
+					sent := int64(0)
+					for _, ck := range cks[:4] {
+						dw.Write(all[sent:ck.Cipher])
+						sent = ck.Cipher
+						if tc.badCk {
+							ck.Cipher += 3 * 65552
+						}
+						c.WriteFrame(wire.FrameCheckpoint, wire.AppendCheckpoint(nil, ck), false)
+					}
+					dw.Write(all[sent : sent+1000])
+					c.Flush() // and the connection goes
+				case req.Op == wire.OpDump:
+					resumes.Add(1)
+					c.WriteMsg(wire.Reply{OK: true, Features: features, Resumed: tc.lie(req.Resume)})
+					(wire.DataWriter{C: c, Chunk: 1 << 20}).Write(all[req.Resume.CipherOffset:])
+				default:
+					c.WriteMsg(wire.Reply{OK: true})
+				}
+			}, false)
+			s.cfg.Hosts["localhost"] = config.Host{Address: addr}
+			s.cfg.DLEs = []config.DLE{{Host: "localhost", Path: "/hostile", Dumptype: "default"}}
+			s.cfg.Retries = 0
+			rep, out, err := s.night(t, Deps{})
+			if err == nil {
+				t.Fatalf("the night succeeded\n%s", out)
+			}
+			d := rep.DLEs[0]
+			if d.Status != report.StatusFailed || !strings.Contains(d.Reason, tc.want) {
+				t.Fatalf("%s %q after %d resumes", d.Status, d.Reason, resumes.Load())
+			}
+			if left, _ := filepath.Glob(filepath.Join(s.cfg.Holding[0].Path, "*", "*")); len(left) != 0 {
+				t.Fatalf("holding files left: %v", left)
+			}
+		})
+	}
 }

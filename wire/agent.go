@@ -78,6 +78,11 @@ type Resume struct {
 	PayloadOffset int64 `json:"payload_offset"`
 	Index         int64 `json:"index"`
 	Listings      int64 `json:"listings"`
+	// CipherOffset, for a client-side encrypted dump, is the ciphertext
+	// the server holds (the age header and the whole chunks before the
+	// checkpoint of frame Frames); PayloadOffset is then in the
+	// plaintext of the age file.
+	CipherOffset int64 `json:"cipher_offset,omitempty"`
 }
 
 // Resumed is the agent's side of a Resume: the frame after which its
@@ -86,6 +91,9 @@ type Resumed struct {
 	Frames        int64 `json:"frames"`
 	TarOffset     int64 `json:"tar_offset"`
 	PayloadOffset int64 `json:"payload_offset"`
+	// CipherOffset repeats Resume.CipherOffset: the ciphertext byte the
+	// encrypted stream continues with.
+	CipherOffset int64 `json:"cipher_offset,omitempty"`
 	// Resent is how many payload bytes past PayloadOffset the agent had
 	// sent on the connection this one replaces (they are sent again); -1
 	// when it does not know (it was restarted). Informational: the

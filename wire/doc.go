@@ -8,7 +8,8 @@
 // layer (records written and read 256 KiB at a time, not one system call
 // per 16 KiB record), the accept loop of the TCP servers (Serve) and
 // the Limiter that holds byte streams to a rate (the server's netusage, a
-// dumptype's bandwidth). A frame record of a payload is an image.Frame,
+// dumptype's bandwidth), and the Checkpoint record with which an agent
+// tells the server where it can resume an encrypted stream. A frame record of a payload is an image.Frame,
 // tapir's one frame type. The protocols themselves (which messages the
 // client agent and the index server exchange) are written down in
 // docs/format/agent-protocol.md and index-protocol.md (with their Limits);

@@ -21,6 +21,10 @@ const (
 	// FrameListing is a batch of directory listings (AppendListing) of a
 	// dump the server cannot read (Request.Listings).
 	FrameListing byte = 'L'
+	// FrameCheckpoint is a resume point of a client-side encrypted dump
+	// (AppendCheckpoint): the server, which sees only ciphertext, learns
+	// from it where the frames end.
+	FrameCheckpoint byte = 'K'
 )
 
 // MaxFrame is the largest frame accepted; larger lengths are a protocol error.
@@ -173,7 +177,7 @@ func (c *Conn) ReadFrame() (byte, []byte, error) {
 	}
 	n := int64(binary.BigEndian.Uint32(hdr[1:]))
 	switch hdr[0] {
-	case FrameMsg, FrameData, FrameIndex, FrameWarn, FrameFrame, FrameListing:
+	case FrameMsg, FrameData, FrameIndex, FrameWarn, FrameFrame, FrameListing, FrameCheckpoint:
 	default:
 		return 0, nil, fmt.Errorf("%w: unknown frame type %q", ErrProtocol, hdr[0])
 	}

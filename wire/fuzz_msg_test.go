@@ -17,6 +17,10 @@ func FuzzReadRequest(f *testing.F) {
 	NewConn(&resume).WriteMsg(Request{Op: OpDump, DLE: "/etc", Datestamp: "20260101000000", Token: "0123456789abcdef0123456789abcdef",
 		Resume: &Resume{Frames: 3, PayloadOffset: 1 << 20, Index: 10, Listings: 2}})
 	f.Add(resume.Bytes())
+	var encResume bytes.Buffer
+	NewConn(&encResume).WriteMsg(Request{Op: OpDump, DLE: "/etc", Datestamp: "20260101000000", Token: "0123456789abcdef0123456789abcdef", Encrypt: "age",
+		Resume: &Resume{Frames: 3, PayloadOffset: 3 << 20, CipherOffset: 3<<20 - 40000, Index: 10}})
+	f.Add(encResume.Bytes())
 	var resumed bytes.Buffer
 	NewConn(&resumed).WriteMsg(Reply{OK: true, Resumed: &Resumed{Frames: 3, TarOffset: 3 << 20, PayloadOffset: 1 << 20}})
 	f.Add(resumed.Bytes())

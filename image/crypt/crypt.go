@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/hkdf"
 )
 
 // Name is the value of an image header's encryption key for an age payload.
@@ -396,12 +394,7 @@ func Unwrap(header []byte, size int64, ids []age.Identity) (*Key, error) {
 		}
 		return nil, fmt.Errorf("the age header: %v", err)
 	}
-	k := hkdf.New(sha256.New, fileKey, header[hl-NonceSize:hl], []byte("payload"))
-	sk := make([]byte, chacha20poly1305.KeySize)
-	if _, err := io.ReadFull(k, sk); err != nil {
-		return nil, err
-	}
-	aead, err := chacha20poly1305.New(sk)
+	aead, err := payloadAEAD(fileKey, header[hl-NonceSize:hl])
 	if err != nil {
 		return nil, err
 	}
@@ -429,11 +422,7 @@ func (k *Key) Open(dst, ct []byte, first int64) ([]byte, error) {
 		if int64(len(ct)) < n {
 			return dst, fmt.Errorf("%w: chunk %d is cut short (%d of %d bytes)", ErrDamaged, i, len(ct), n)
 		}
-		binary.BigEndian.PutUint64(nonce[3:11], uint64(i))
-		nonce[11] = 0
-		if i == k.layout.chunks-1 {
-			nonce[11] = 1
-		}
+		chunkNonce(&nonce, uint64(i), i == k.layout.chunks-1)
 		out, err := k.aead.Open(dst, nonce[:], ct[:n], nil)
 		if err != nil {
 			return dst, fmt.Errorf("%w: chunk %d (payload bytes %d..%d) fails its authentication: a changed byte or the wrong place", ErrDamaged, i, k.layout.HeaderLen+i*encChunk, k.layout.HeaderLen+i*encChunk+n)
