@@ -77,6 +77,10 @@ type decoder struct {
 	b   []byte
 	err error
 	n   int
+	// all, when set, is the whole input as one string (b is always a
+	// suffix of it): strings are taken from it instead of allocated one
+	// by one (a listing of 100,000 names is 100,000 allocations less).
+	all string
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -130,7 +134,13 @@ func (d *decoder) strMax(max uint64) string {
 		d.err = fmt.Errorf("string of %d bytes does not fit", n)
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if d.all != "" {
+		at := len(d.all) - len(d.b)
+		s = d.all[at : at+int(n)]
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }

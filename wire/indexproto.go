@@ -280,7 +280,7 @@ func AppendEntry(b []byte, e EntryInfo) []byte {
 
 // DecodeEntries decodes a frame of entry records written by AppendEntry.
 func DecodeEntries(b []byte, fn func(EntryInfo) error) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: string(b)}
 	for len(d.b) > 0 {
 		var e EntryInfo
 		e.Path = d.str()
