@@ -273,12 +273,12 @@ func (r *bodyReader) bytes(n int, what string) []byte {
 	return v
 }
 
-// chunkHead decodes a body up to its types: the count, the names (as
-// substrings of one string) and the types.
-func chunkHead(body []byte) (r *bodyReader, names []string, types []byte, err error) {
+// chunkHead decodes a body up to its types: the count, the names and the
+// types. The names are read with their each method.
+func chunkHead(body []byte) (r *bodyReader, names chunkNames, types []byte, err error) {
 	r = &bodyReader{b: body}
 	if v := r.bytes(1, "version"); r.err == nil && v[0] != packedVersion {
-		return nil, nil, nil, errPacked(fmt.Sprintf("version %d, not %d", v[0], packedVersion))
+		return nil, chunkNames{}, nil, errPacked(fmt.Sprintf("version %d, not %d", v[0], packedVersion))
 	}
 	n := r.uvarint("count")
 	// Every entry takes at least one byte in each of several columns.
@@ -286,39 +286,57 @@ func chunkHead(body []byte) (r *bodyReader, names []string, types []byte, err er
 		r.fail(fmt.Sprintf("count %d for %d bytes", n, len(r.b)))
 	}
 	if r.err != nil {
-		return nil, nil, nil, r.err
+		return nil, chunkNames{}, nil, r.err
 	}
-	lens := make([]int, n)
+	lens := r.b
 	total := 0
-	for i := range lens {
+	for range n {
 		l := r.uvarint("name length")
 		if l == 0 || l > uint64(len(r.b)) {
 			r.fail("name length")
 		}
 		if r.err != nil {
-			return nil, nil, nil, r.err
+			return nil, chunkNames{}, nil, r.err
 		}
-		lens[i] = int(l)
 		total += int(l)
 	}
+	lens = lens[:len(lens)-len(r.b)]
 	all := string(r.bytes(total, "names"))
 	types = r.bytes(int(n), "types")
 	if r.err != nil {
-		return nil, nil, nil, r.err
+		return nil, chunkNames{}, nil, r.err
 	}
-	names = make([]string, n)
-	at := 0
-	for i, l := range lens {
-		names[i] = all[at : at+l]
-		at += l
-		if strings.IndexByte(names[i], '/') >= 0 || strings.IndexByte(names[i], 0) >= 0 {
-			return nil, nil, nil, errPacked("a name holds '/' or NUL")
+	return r, chunkNames{n: int(n), lens: lens, all: all}, types, nil
+}
+
+// chunkNames are the names of a chunk: their lengths (uvarints, already
+// checked) and the names concatenated in one string, so that each name
+// is a substring of it (one allocation for the chunk, not one a name).
+type chunkNames struct {
+	n    int
+	lens []byte
+	all  string
+}
+
+// each calls fn with every name in order; a name that holds '/' or NUL,
+// or that comes before the one before it, is an error.
+func (c chunkNames) each(fn func(i int, name string)) error {
+	lens, at, prev := c.lens, 0, ""
+	for i := range c.n {
+		l, k := binary.Uvarint(lens)
+		lens = lens[k:]
+		name := c.all[at : at+int(l)]
+		at += int(l)
+		if strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0 {
+			return errPacked("a name holds '/' or NUL")
 		}
-		if i > 0 && names[i] < names[i-1] {
-			return nil, nil, nil, errPacked("names out of order")
+		if i > 0 && name < prev {
+			return errPacked("names out of order")
 		}
+		prev = name
+		fn(i, name)
 	}
-	return r, names, types, nil
+	return nil
 }
 
 // unpackEntries appends the entries of a stored chunk to out.
@@ -332,12 +350,12 @@ func unpackEntries(b []byte, out []entry) ([]entry, error) {
 	if err != nil {
 		return out, err
 	}
-	n := len(names)
+	n := names.n
 	from := len(out)
 	out = slices.Grow(out, n)[:from+n]
 	es := out[from:]
-	for i := range es {
-		es[i] = entry{name: names[i], typ: types[i]}
+	if err := names.each(func(i int, name string) { es[i] = entry{name: name, typ: types[i]} }); err != nil {
+		return out[:from], err
 	}
 	flags := r.bytes(n, "flags")
 	for i := range es {
@@ -409,10 +427,7 @@ func unpackNames(b []byte, add func(name string, typ byte)) error {
 	if err != nil {
 		return err
 	}
-	for i, n := range names {
-		add(n, types[i])
-	}
-	return nil
+	return names.each(func(i int, name string) { add(name, types[i]) })
 }
 
 // chunk is one row of files to be written. lo and hi bound the names it
