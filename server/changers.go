@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
@@ -322,7 +323,52 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	if cv, ok := vs.(*changerVolumes); ok {
 		cv.tell = func(msg string) { askForRestore(cfg, deps, log, msg) }
 	}
-	return vs, nil
+	vcfg := cfg.VaultConfig()
+	if vcfg == nil {
+		return vs, nil
+	}
+	// The copy volumes of [vault] are read through their own changer.
+	vdeps := deps
+	vdeps.Changer = deps.VaultChanger
+	vch, err := openChangerFor(vcfg, vdeps, log, true)
+	if err != nil {
+		return nil, fmt.Errorf("the changer of the copy volumes ([vault.changer]): %w", err)
+	}
+	vvs := volumeSourceOf(vch, vcfg, cat)
+	if cv, ok := vvs.(*changerVolumes); ok {
+		cv.tell = func(msg string) { askForRestore(vcfg, deps, log, msg) }
+	}
+	return &setSources{main: vs, vault: vvs, vaultRe: vcfg.LabelRegexp()}, nil
+}
+
+// setSources reads the volumes of both label sets: a label [vault]
+// labelstr matches from the vault's changer, every other from the
+// configuration's.
+type setSources struct {
+	main, vault indexd.VolumeSource
+	vaultRe     *regexp.Regexp
+}
+
+func (s *setSources) of(label string) indexd.VolumeSource {
+	if s.vaultRe.MatchString(label) {
+		return s.vault
+	}
+	return s.main
+}
+
+func (s *setSources) Properties() indexd.SourceProperties {
+	p := s.main.Properties()
+	p.Where += " (copy volumes: " + s.vault.Properties().Where + ")"
+	p.WaitsForPerson = p.WaitsForPerson || s.vault.Properties().WaitsForPerson
+	return p
+}
+
+func (s *setSources) Locate(ctx context.Context, label string) (string, error) {
+	return s.of(label).Locate(ctx, label)
+}
+
+func (s *setSources) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
+	return s.of(label).Open(ctx, label, ask)
 }
 
 // volumeSourceOf is the VolumeSource over ch: DiskVolumes for a disk
