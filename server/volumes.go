@@ -408,7 +408,7 @@ func chainPins(ctx context.Context, cat *catalog.Catalog, re *regexp.Regexp) (ma
 		what := fmt.Sprintf("%s:%s (full of %s)", ch.Host, ch.Path, ch.Full().Datestamp)
 		seen := map[string]bool{}
 		add := func(l string) {
-			if !seen[l] {
+			if !seen[l] && re.MatchString(l) {
 				seen[l] = true
 				pins[l] = append(pins[l], what)
 			}
