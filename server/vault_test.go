@@ -22,11 +22,18 @@ import (
 // it; the changer gets slots slots.
 func withVault(t *testing.T, s *site, slots int, extra string) {
 	t.Helper()
+	withVaultTail(t, s, slots, extra, "")
+}
+
+// withVaultTail is withVault with tail written after [vault.changer]'s
+// keys (more of its keys, then tables).
+func withVaultTail(t *testing.T, s *site, slots int, extra, tail string) {
+	t.Helper()
 	f, err := os.OpenFile(s.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.WriteString("\n[vault]\n" + extra + "\n[vault.changer]\ntype = \"disk\"\npath = \"offsite\"\nslots = 4\n")
+	_, err = f.WriteString("\n[vault]\n" + extra + "\n[vault.changer]\ntype = \"disk\"\npath = \"offsite\"\nslots = 4\n" + tail)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -372,5 +379,54 @@ func TestVaultCopyVolumeWriteProtected(t *testing.T) {
 	all, _ := s.catalog(t).AllCopies(t.Context())
 	if len(all) != 0 {
 		t.Errorf("copies recorded: %+v", all)
+	}
+}
+
+// An image larger than what is left on a copy volume spans onto the next
+// copy volume, as the taper does; the copy restores, and with neither
+// location there the restore names both.
+func TestVaultSpansCopyVolumes(t *testing.T) {
+	s := newSite(t, "")
+	withVaultTail(t, s, 8, "", "tapetype = \"tiny\"\n[tapetype.tiny]\nlength = \"1 MiB\"\nblocksize = \"64 KiB\"\n")
+	s.nights(t, 0, 1)
+	res, err := vault(t, s, VaultOptions{Path: s.data})
+	if err != nil || len(res.Copied) != 1 || len(res.Volumes) < 2 {
+		t.Fatalf("vault of a %d-byte image onto 1 MiB volumes: %v; volumes %+v", res.Copied[0].Bytes, err, res.Volumes)
+	}
+	cat := s.catalog(t)
+	d := goodDumps(t, cat, true)[0]
+	if d.Path != s.data {
+		d = goodDumps(t, cat, true)[1]
+	}
+	cs, err := cat.Copies(t.Context(), d.ID)
+	if err != nil || len(cs) != 1 || len(cs[0].Parts) < 2 {
+		t.Fatalf("copy of %s: %+v %v; want parts on several volumes", d.Path, cs, err)
+	}
+	own, _ := cat.Parts(t.Context(), d.ID)
+	main := filepath.Join(s.cfg.Changer.Path, "slot1")
+	away := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(main, "*"))
+	for _, f := range files {
+		if err := os.Rename(f, filepath.Join(away, filepath.Base(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	to := filepath.Join(s.dir, "spanned")
+	if _, err := restore.Tree(t.Context(), s.cfg, restore.TreeRequest{Host: "localhost", Path: s.data, To: to, Volumes: mustVolumes(t, s.cfg)}, testLogger(t)); err != nil {
+		t.Fatalf("restore from the spanning copy: %v", err)
+	}
+	sameFile(t, filepath.Join(s.data, "big.bin"), filepath.Join(to, "big.bin"))
+	// The copy's second volume gone too: the restore names both locations.
+	second := cs[0].Parts[1].Volume
+	v, err := cat.Volume(t.Context(), second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.cfg.Vault.Changer.Path, "slot"+strconv.Itoa(v.Slot))); err != nil {
+		t.Fatal(err)
+	}
+	_, err = restore.Tree(t.Context(), s.cfg, restore.TreeRequest{Host: "localhost", Path: s.data, To: filepath.Join(s.dir, "none"), Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), own[0].Volume) || !strings.Contains(err.Error(), second) {
+		t.Fatalf("restore with neither location there: %v; want an error naming %s and %s", err, own[0].Volume, second)
 	}
 }
