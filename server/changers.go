@@ -332,7 +332,12 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	vdeps.Changer = deps.VaultChanger
 	vch, err := openChangerFor(vcfg, vdeps, log, true)
 	if err != nil {
-		return nil, fmt.Errorf("the changer of the copy volumes ([vault.changer]): %w", err)
+		// The copies cannot be read now; the images' own volumes still
+		// can (a restore that needs a copy says why it cannot).
+		if log != nil {
+			log.Warn("the changer of the copy volumes cannot be opened; only the images' own volumes are read", "err", err)
+		}
+		return &setSources{main: vs, vault: noSource{fmt.Errorf("the changer of the copy volumes ([vault.changer]) cannot be opened: %v", err)}, vaultRe: vcfg.LabelRegexp()}, nil
 	}
 	vvs := volumeSourceOf(vch, vcfg, cat)
 	if cv, ok := vvs.(*changerVolumes); ok {
@@ -379,4 +384,18 @@ func volumeSourceOf(ch taper.Changer, cfg *config.Config, cat *catalog.Catalog) 
 		return &indexd.DiskVolumes{Changer: ch, Catalog: cat}
 	}
 	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device, org: cfg.Org}
+}
+
+// noSource is a changer that could not be opened: every volume is
+// missing, for the reason err.
+type noSource struct{ err error }
+
+func (n noSource) Properties() indexd.SourceProperties { return indexd.SourceProperties{Drives: 1} }
+
+func (n noSource) Locate(context.Context, string) (string, error) {
+	return "", fmt.Errorf("%w: %v", indexd.ErrVolumeMissing, n.err)
+}
+
+func (n noSource) Open(context.Context, string, indexd.Ask) (taper.Device, func(), error) {
+	return nil, nil, fmt.Errorf("%w: %v", indexd.ErrVolumeMissing, n.err)
 }

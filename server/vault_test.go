@@ -430,3 +430,23 @@ func TestVaultSpansCopyVolumes(t *testing.T) {
 		t.Fatalf("restore with neither location there: %v; want an error naming %s and %s", err, own[0].Volume, second)
 	}
 }
+
+// A [vault] whose changer directory is missing (the offsite disk not
+// mounted) never stops a restore from the images' own volumes.
+func TestVaultChangerMissingRestoresFromOwnVolumes(t *testing.T) {
+	s := newSite(t, "")
+	withVault(t, s, 8, "")
+	s.nights(t, 0, 1)
+	if err := os.Remove(s.cfg.Vault.Changer.Path); err != nil {
+		t.Fatal(err)
+	}
+	r, err := restore.File(t.Context(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "big.bin", To: filepath.Join(s.dir, "r"), Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
+	if err != nil {
+		t.Fatalf("restore with the vault's changer missing: %v", err)
+	}
+	sameFile(t, filepath.Join(s.data, "big.bin"), r.Written)
+	res, err := vault(t, s, VaultOptions{})
+	if err == nil || res != nil || !strings.Contains(err.Error(), "[vault.changer]") {
+		t.Errorf("vault with its changer missing: %v", err)
+	}
+}
