@@ -212,7 +212,7 @@ func checkVolumes(ctx context.Context, cfg *config.Config, deps Deps, cat *catal
 		problem("changer", "%v", err)
 		return
 	}
-	if m, ok, err := lookForMissingVolumes(ctx, cat, ch); err != nil {
+	if m, ok, err := lookForMissingVolumes(ctx, cat, ch, vaultLabels(cfg)); err != nil {
 		problem("volumes", "comparing the catalog with the changer: %v", err)
 	} else if ok {
 		if p := m.problem(cfg.File); p != "" {

@@ -347,6 +347,11 @@ func TestVaultAfterNight(t *testing.T) {
 	if !strings.Contains(out, "vault offsite: copied localhost:") {
 		t.Errorf("the night's report does not say what the vault copied:\n%s", out)
 	}
+	// The next night does not take the copy volumes, in their own
+	// changer, for volumes missing from its changer.
+	if _, out, err := s.night(t, Deps{Clock: day(1)}); err != nil || strings.Contains(out, "test-Offsite-001") && strings.Contains(out, "in no slot") {
+		t.Errorf("night after a vault: %v\n%s", err, out)
+	}
 	cat := s.catalog(t)
 	for _, d := range goodDumps(t, cat, true) {
 		if cs, err := cat.Copies(t.Context(), d.ID); err != nil || len(cs) != 1 {
