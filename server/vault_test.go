@@ -455,3 +455,25 @@ func TestVaultChangerMissingRestoresFromOwnVolumes(t *testing.T) {
 		t.Errorf("vault with its changer missing: %v", err)
 	}
 }
+
+// tapir check says which copy volume the next vault writes, and names a
+// [vault] changer that cannot be opened as a problem.
+func TestVaultCheck(t *testing.T) {
+	s := newSite(t, "")
+	withVault(t, s, 8, "")
+	c := Check(t.Context(), s.cfg, Deps{Log: testLogger(t)}, CheckOptions{})
+	if !strings.Contains(strings.Join(c.Info, "\n"), "Vault offsite will write to a new copy volume, labelled test-Offsite-001") {
+		t.Errorf("check does not say what the vault writes: %v", c.Info)
+	}
+	if err := os.RemoveAll(s.cfg.Vault.Changer.Path); err != nil {
+		t.Fatal(err)
+	}
+	c = Check(t.Context(), s.cfg, Deps{Log: testLogger(t)}, CheckOptions{})
+	found := false
+	for _, p := range c.Problems {
+		found = found || (p.Where == "vault offsite" && strings.Contains(p.What, "[vault.changer]"))
+	}
+	if !found {
+		t.Errorf("check with the vault's changer missing: problems %+v", c.Problems)
+	}
+}
