@@ -78,9 +78,46 @@ type Config struct {
 	Dumptypes map[string]Dumptype `toml:"dumptype"`
 	Hosts     map[string]Host     `toml:"host"`
 	DLEs      []DLE               `toml:"dle"`
+	// Vault is the offsite copy set (tapir vault, docs/guide.md "Offsite
+	// copies"); nil when the file has no [vault] table.
+	Vault *Vault `toml:"vault"`
 
 	loc     *time.Location
 	labelRe *regexp.Regexp
+}
+
+// Vault describes a second set of volumes that `tapir vault` copies
+// images onto (Amanda's amvault): its own changer and labels, never the
+// labels of [changer].
+type Vault struct {
+	Name       string  `toml:"name"`      // what `tapir vault --to` names; default "offsite"
+	Changer    Changer `toml:"changer"`   // [vault.changer], as [changer]; disk path default "<statedir>/offsite"
+	Labelstr   string  `toml:"labelstr"`  // default "^<org>-Offsite-[0-9]{3}$"
+	Autolabel  string  `toml:"autolabel"` // default "<org>-Offsite-%%%"; "" = never label
+	Tapecycle  int     `toml:"tapecycle"` // copy volumes written before one is reused, default tapecycle
+	Runtapes   int     `toml:"runtapes"`  // copy volumes one vault may write, default 10
+	FullsOnly  bool    `toml:"fulls_only"`
+	SinceDays  int     `toml:"since_days"`  // copy only images of the last N days; 0 = all
+	AfterNight bool    `toml:"after_night"` // run the vault after each night (tapir dump, tapir server)
+
+	labelRe *regexp.Regexp
+}
+
+// VaultConfig returns the configuration a vault writes its copy volumes
+// with: this one with the vault's changer, labels, tapecycle and runtapes.
+// It returns nil when there is no [vault].
+func (c *Config) VaultConfig() *Config {
+	if c.Vault == nil {
+		return nil
+	}
+	v := *c
+	v.Changer = c.Vault.Changer
+	v.Labelstr, v.labelRe = c.Vault.Labelstr, c.Vault.labelRe
+	v.Autolabel = c.Vault.Autolabel
+	v.AutolabelMedia = []string{ClaimBlank}
+	v.Tapecycle, v.Runtapes = c.Vault.Tapecycle, c.Vault.Runtapes
+	v.Vault = nil
+	return &v
 }
 
 // TLS names the server's certificate files.

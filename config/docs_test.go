@@ -36,6 +36,12 @@ func TestConfigDoc(t *testing.T) {
 	schema := map[string]map[string]bool{}
 	var walk func(heading string, typ reflect.Type)
 	walk = func(heading string, typ reflect.Type) {
+		// A table inside a table ([vault.changer]) is headed with its
+		// parent's name.
+		prefix := ""
+		if p, ok := strings.CutPrefix(heading, "`["); ok && !strings.HasPrefix(p, "[") && !strings.Contains(p, ".NAME") {
+			prefix = strings.TrimSuffix(p, "]`") + "."
+		}
 		keys := map[string]bool{}
 		schema[heading] = keys
 		for i := 0; i < typ.NumField(); i++ {
@@ -45,9 +51,12 @@ func TestConfigDoc(t *testing.T) {
 				continue
 			}
 			ft := f.Type
+			if ft.Kind() == reflect.Pointer && isTable(ft.Elem()) {
+				ft = ft.Elem() // an optional table ([vault])
+			}
 			switch {
 			case isTable(ft):
-				walk("`["+name+"]`", ft)
+				walk("`["+prefix+name+"]`", ft)
 			case ft.Kind() == reflect.Map && isTable(ft.Elem()):
 				walk("`["+name+".NAME]`", ft.Elem())
 			case ft.Kind() == reflect.Slice && isTable(ft.Elem()):

@@ -90,33 +90,19 @@ func (c *Config) Effective(w io.Writer) error {
 	e.str("name", c.Server.Name)
 	e.str("advertise", c.Server.Advertise)
 
-	e.table("[changer]")
-	e.str("type", c.Changer.Type)
-	e.str("path", c.Changer.Path)
-	if c.Changer.Device != "" {
-		e.str("device", c.Changer.Device)
-	}
-	if c.Changer.Changer != "" {
-		e.str("changer_device", c.Changer.Changer)
-	}
-	if c.Changer.Slots != 0 { // a robot without slots: the library's count
-		e.int("slots", c.Changer.Slots)
-	}
-	e.str("tapetype", c.Changer.Tapetype)
-	e.int("tapers", c.Changer.Tapers)
-	e.str("wait", c.Changer.Wait.String())
-	e.str("poll", c.Changer.Poll.String())
-	e.str("remind", c.Changer.Remind.String())
-	if c.Changer.Type != "disk" {
-		e.strs("drive_options", c.Changer.DriveOptions)
-	}
-	if c.Changer.Type == "robot" {
-		e.str("mtx", c.Changer.MTX)
-		e.strs("drives", c.Changer.Drives)
-		e.int("drive", c.Changer.Drive)
-		e.str("state_file", c.Changer.StateFile)
-		e.bool("ignore_barcodes", c.Changer.IgnoreBarcodes)
-		e.bool("no_eject_to_unload", c.Changer.NoEjectToUnload)
+	e.changer("[changer]", c.Changer)
+
+	if v := c.Vault; v != nil {
+		e.table("[vault]")
+		e.str("name", v.Name)
+		e.str("labelstr", v.Labelstr)
+		e.str("autolabel", v.Autolabel)
+		e.int("tapecycle", v.Tapecycle)
+		e.int("runtapes", v.Runtapes)
+		e.bool("fulls_only", v.FullsOnly)
+		e.int("since_days", v.SinceDays)
+		e.bool("after_night", v.AfterNight)
+		e.changer("[vault.changer]", v.Changer)
 	}
 
 	for _, name := range sortedNames(c.Tapetypes) {
@@ -230,5 +216,37 @@ func (e *tomlWriter) size(k string, v Size) {
 		e.value(k, s)
 	} else {
 		e.value(k, quoteString(s))
+	}
+}
+
+// changer writes a changer table under heading h.
+func (e *tomlWriter) changer(h string, ch Changer) {
+	e.table(h)
+	e.str("type", ch.Type)
+	e.str("path", ch.Path)
+	if ch.Device != "" {
+		e.str("device", ch.Device)
+	}
+	if ch.Changer != "" {
+		e.str("changer_device", ch.Changer)
+	}
+	if ch.Slots != 0 { // a robot without slots: the library's count
+		e.int("slots", ch.Slots)
+	}
+	e.str("tapetype", ch.Tapetype)
+	e.int("tapers", ch.Tapers)
+	e.str("wait", ch.Wait.String())
+	e.str("poll", ch.Poll.String())
+	e.str("remind", ch.Remind.String())
+	if ch.Type != "disk" {
+		e.strs("drive_options", ch.DriveOptions)
+	}
+	if ch.Type == "robot" {
+		e.str("mtx", ch.MTX)
+		e.strs("drives", ch.Drives)
+		e.int("drive", ch.Drive)
+		e.str("state_file", ch.StateFile)
+		e.bool("ignore_barcodes", ch.IgnoreBarcodes)
+		e.bool("no_eject_to_unload", ch.NoEjectToUnload)
 	}
 }

@@ -384,6 +384,7 @@ func (f *finisher) finish() {
 	f.labels()
 	f.tapetypes()
 	f.changer()
+	f.vault()
 	f.holdings()
 	f.dumptypes()
 	f.dles()
@@ -957,4 +958,93 @@ func checkScheduleShape(s string) error {
 		}
 	}
 	return nil
+}
+
+// vault fills and checks [vault]: its changer like [changer] (fewer
+// options: one drive), its labels, which must never be those of the
+// volumes it copies from.
+func (f *finisher) vault() {
+	c := f.c
+	v := c.Vault
+	if v == nil {
+		return
+	}
+	k := func(key ...string) []string {
+		p := []any{"vault"}
+		for _, x := range key {
+			p = append(p, x)
+		}
+		return at(p...)
+	}
+	f.str(&v.Name, k("name"), "offsite")
+	if !orgRE.MatchString(v.Name) {
+		f.errf(k("name"), "vault.name %s must be 1 to 64 letters, digits, '.', '_' or '-'", preview(v.Name))
+	}
+	ch := &v.Changer
+	f.oneOf(&ch.Type, k("changer", "type"), "disk", "disk", "single", "robot")
+	f.path(&ch.Path, k("changer", "path"), filepath.Join(c.StateDir, "offsite"))
+	if ch.Type == "robot" && !f.has(k("changer", "slots")) {
+		ch.Slots = 0
+	} else {
+		f.num(&ch.Slots, k("changer", "slots"), 12, 1, 10000)
+	}
+	f.str(&ch.Tapetype, k("changer", "tapetype"), c.Changer.Tapetype)
+	if _, ok := c.Tapetypes[ch.Tapetype]; !ok {
+		f.errf(k("changer", "tapetype"), "vault.changer.tapetype %s names no [tapetype.%s] table (known: %s)", preview(ch.Tapetype), quoteKey(ch.Tapetype), strings.Join(sortedNames(c.Tapetypes), ", "))
+	}
+	f.device(&ch.Device, k("changer", "device"), ch.Type == "single" || (ch.Type == "robot" && (len(ch.Drives) == 0 || ch.Device != "")), `"single" or "robot"`, "/dev/nst1")
+	f.device(&ch.Changer, k("changer", "changer_device"), ch.Type == "robot", `"robot"`, "/dev/sg4")
+	ch.Tapers = 1
+	f.duration0(&ch.Poll, k("changer", "poll"), Duration(10*time.Second))
+	f.duration0(&ch.Remind, k("changer", "remind"), Duration(30*time.Minute))
+	if !f.has(k("changer", "drive_options")) {
+		ch.DriveOptions = []string{"scsi2logical"}
+	}
+	if ch.MTX == "" {
+		ch.MTX = "mtx"
+	}
+	if len(ch.Drives) == 0 && ch.Device != "" {
+		ch.Drives = []string{ch.Device}
+	}
+	f.path(&ch.StateFile, k("changer", "state_file"), filepath.Join(c.StateDir, "offsite-changer-state.json"))
+	f.num(&v.Tapecycle, k("tapecycle"), c.Tapecycle, 1, 100000)
+	f.num(&v.Runtapes, k("runtapes"), 10, 1, 1000)
+	f.num(&v.SinceDays, k("since_days"), 0, 0, 100000)
+
+	f.str(&v.Labelstr, k("labelstr"), "^"+regexp.QuoteMeta(c.Org)+"-Offsite-[0-9]{3}$")
+	re, err := regexp.Compile(v.Labelstr)
+	if err != nil {
+		f.errf(k("labelstr"), "vault.labelstr %s is not a valid regular expression: %v", preview(v.Labelstr), err)
+		return
+	}
+	v.labelRe = re
+	if !f.has(k("autolabel")) {
+		v.Autolabel = c.Org + "-Offsite-%%%"
+	}
+	if v.Autolabel != "" {
+		l := fillTemplate(v.Autolabel, 1)
+		switch {
+		case !strings.Contains(v.Autolabel, "%"):
+			f.errf(k("autolabel"), "vault.autolabel %s must contain a run of %% for the volume number, e.g. %q", preview(v.Autolabel), c.Org+"-Offsite-%%%")
+		case strings.ContainsFunc(l, func(r rune) bool { return r <= ' ' || r == 0x7f }) || len(l) > 128:
+			f.errf(k("autolabel"), "vault.autolabel %s must make labels of at most 128 bytes without blanks or control characters", preview(v.Autolabel))
+		case !re.MatchString(l):
+			f.errf(k("autolabel"), "vault.autolabel %s makes label %q, which vault.labelstr %s does not match; change one of them", preview(v.Autolabel), l, preview(v.Labelstr))
+		}
+	}
+	// The copies must be told apart from the images they copy: one label
+	// set may never match the other's labels, nor share its slots.
+	p := k("labelstr")
+	switch {
+	case v.Labelstr == c.Labelstr:
+		f.errf(p, "vault.labelstr %s is labelstr itself: a vault onto the label set it copies from would overwrite the images it copies; give the copy volumes their own labels, e.g. %q", preview(v.Labelstr), "^"+c.Org+"-Offsite-[0-9]{3}$")
+	case v.Autolabel != "" && c.labelRe != nil && c.labelRe.MatchString(fillTemplate(v.Autolabel, 1)):
+		f.errf(p, "vault.autolabel makes %q, which labelstr %s (the volumes it copies from) matches too: a vault onto the source label set is refused; give the copy volumes labels labelstr does not match", fillTemplate(v.Autolabel, 1), preview(c.Labelstr))
+	case c.Autolabel != "" && re.MatchString(fillTemplate(c.Autolabel, 1)):
+		f.errf(p, "vault.labelstr %s matches %q, a label of the volumes it copies from (autolabel): a vault onto the source label set is refused; make vault.labelstr match only the copy volumes", preview(v.Labelstr), fillTemplate(c.Autolabel, 1))
+	case ch.Type == "disk" && c.Changer.Type == "disk" && ch.Path == c.Changer.Path:
+		f.errf(k("changer", "path"), "vault.changer.path %s is the directory of [changer]: the copy volumes need slots of their own", preview(ch.Path))
+	case ch.Type != "disk" && ch.Device != "" && ch.Device == c.Changer.Device:
+		f.errf(k("changer", "device"), "vault.changer.device %s is the drive of [changer]: the vault reads with one and writes with the other, so it needs a drive of its own", preview(ch.Device))
+	}
 }

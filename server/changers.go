@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
@@ -322,7 +323,57 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	if cv, ok := vs.(*changerVolumes); ok {
 		cv.tell = func(msg string) { askForRestore(cfg, deps, log, msg) }
 	}
-	return vs, nil
+	vcfg := cfg.VaultConfig()
+	if vcfg == nil {
+		return vs, nil
+	}
+	// The copy volumes of [vault] are read through their own changer.
+	vdeps := deps
+	vdeps.Changer = deps.VaultChanger
+	vch, err := openChangerFor(vcfg, vdeps, log, true)
+	if err != nil {
+		// The copies cannot be read now; the images' own volumes still
+		// can (a restore that needs a copy says why it cannot).
+		if log != nil {
+			log.Warn("the changer of the copy volumes cannot be opened; only the images' own volumes are read", "err", err)
+		}
+		return &setSources{main: vs, vault: noSource{fmt.Errorf("the changer of the copy volumes ([vault.changer]) cannot be opened: %v", err)}, vaultRe: vcfg.LabelRegexp()}, nil
+	}
+	vvs := volumeSourceOf(vch, vcfg, cat)
+	if cv, ok := vvs.(*changerVolumes); ok {
+		cv.tell = func(msg string) { askForRestore(vcfg, deps, log, msg) }
+	}
+	return &setSources{main: vs, vault: vvs, vaultRe: vcfg.LabelRegexp()}, nil
+}
+
+// setSources reads the volumes of both label sets: a label [vault]
+// labelstr matches from the vault's changer, every other from the
+// configuration's.
+type setSources struct {
+	main, vault indexd.VolumeSource
+	vaultRe     *regexp.Regexp
+}
+
+func (s *setSources) of(label string) indexd.VolumeSource {
+	if s.vaultRe.MatchString(label) {
+		return s.vault
+	}
+	return s.main
+}
+
+func (s *setSources) Properties() indexd.SourceProperties {
+	p := s.main.Properties()
+	p.Where += " (copy volumes: " + s.vault.Properties().Where + ")"
+	p.WaitsForPerson = p.WaitsForPerson || s.vault.Properties().WaitsForPerson
+	return p
+}
+
+func (s *setSources) Locate(ctx context.Context, label string) (string, error) {
+	return s.of(label).Locate(ctx, label)
+}
+
+func (s *setSources) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
+	return s.of(label).Open(ctx, label, ask)
 }
 
 // volumeSourceOf is the VolumeSource over ch: DiskVolumes for a disk
@@ -333,4 +384,18 @@ func volumeSourceOf(ch taper.Changer, cfg *config.Config, cat *catalog.Catalog) 
 		return &indexd.DiskVolumes{Changer: ch, Catalog: cat}
 	}
 	return &changerVolumes{ch: ch, cat: cat, dev: cfg.Changer.Device, org: cfg.Org}
+}
+
+// noSource is a changer that could not be opened: every volume is
+// missing, for the reason err.
+type noSource struct{ err error }
+
+func (n noSource) Properties() indexd.SourceProperties { return indexd.SourceProperties{Drives: 1} }
+
+func (n noSource) Locate(context.Context, string) (string, error) {
+	return "", fmt.Errorf("%w: %v", indexd.ErrVolumeMissing, n.err)
+}
+
+func (n noSource) Open(context.Context, string, indexd.Ask) (taper.Device, func(), error) {
+	return nil, nil, fmt.Errorf("%w: %v", indexd.ErrVolumeMissing, n.err)
 }

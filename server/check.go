@@ -212,7 +212,7 @@ func checkVolumes(ctx context.Context, cfg *config.Config, deps Deps, cat *catal
 		problem("changer", "%v", err)
 		return
 	}
-	if m, ok, err := lookForMissingVolumes(ctx, cat, ch); err != nil {
+	if m, ok, err := lookForMissingVolumes(ctx, cat, ch, vaultLabels(cfg)); err != nil {
 		problem("volumes", "comparing the catalog with the changer: %v", err)
 	} else if ok {
 		if p := m.problem(cfg.File); p != "" {
@@ -229,6 +229,7 @@ func checkVolumes(ctx context.Context, cfg *config.Config, deps Deps, cat *catal
 	for _, w := range config.ChainWarnings(cfg)[len(problems):] {
 		info("Configuration: %s.", w)
 	}
+	checkVault(ctx, cfg, deps, cat, problem, info)
 	v := &volumes{cfg: cfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log}
 	c, err := v.choose(ctx)
 	if err != nil {
@@ -596,5 +597,34 @@ func checkPeers(ctx context.Context, cfg *config.Config, deps Deps, warn, info f
 				info("The index server of tapir server %q at %s answers this server's certificate (its %d volume(s) restore from here).", s.Name, s.IndexAddr, s.Volumes)
 			}
 		}
+	}
+}
+
+// checkVault checks the changer of the [vault] copy volumes and says
+// which copy volume the next vault writes.
+func checkVault(ctx context.Context, cfg *config.Config, deps Deps, cat *catalog.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
+	vcfg := cfg.VaultConfig()
+	if vcfg == nil {
+		return
+	}
+	vdeps := deps
+	vdeps.Changer = deps.VaultChanger
+	ch, err := openChangerFor(vcfg, vdeps, deps.Log, true)
+	if err != nil {
+		problem("vault "+cfg.Vault.Name, "the changer of the copy volumes ([vault.changer]): %v; tapir vault cannot write, and restores read only the images' own volumes", err)
+		return
+	}
+	if deps.VaultChanger == nil {
+		defer closeChanger(ch)
+	}
+	v := &volumes{cfg: vcfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log}
+	c, err := v.choose(ctx)
+	switch {
+	case err != nil:
+		problem("vault "+cfg.Vault.Name, "%v; tapir vault would copy nothing", err)
+	case c.Relabel:
+		info("Vault %s will write to a new copy volume, labelled %s in slot %d.", cfg.Vault.Name, c.Label, c.Slot)
+	default:
+		info("Vault %s will write to copy volume %s in slot %d (%s).", cfg.Vault.Name, c.Label, c.Slot, c.Reason)
 	}
 }

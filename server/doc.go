@@ -45,6 +45,13 @@
 // catalog field by field, then the whole image read back; orphan tape
 // files (not in the catalog) are never OK.
 //
+// `tapir vault` (Vault, vault.go) copies good images onto the volumes of
+// the [vault] label set with the same scribe, headers and checks as the
+// taper, and records each copy; restores and verify read the copy volumes
+// through the vault's changer (setSources), and a volume is pinned only
+// by chains that are not complete on the other set (chainPins). [vault]
+// after_night runs it at the end of a night, under its lock.
+//
 // Volumes are overwritten in two phases (writeLabel, resolveOverwrites) and
 // never while they hold a DLE's newest chain; the planner's look-ahead
 // (lookAhead) promotes fulls before a chain blocks the rotation. A dump's

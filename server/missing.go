@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/tapir-backup/tapir/config"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/taper"
 )
@@ -102,7 +104,10 @@ func (m missingVolumes) info() []string {
 // the catalog that are in no slot. A changer with one drive and a person
 // who changes cartridges (single) holds one volume at a time: every other
 // volume is elsewhere by design, so it is not looked at (ok false).
-func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.Changer) (m missingVolumes, ok bool, err error) {
+//
+// The copy volumes of [vault] (vaultRe, nil when none) live in another
+// changer: they are never missing from this one.
+func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.Changer, vaultRe *regexp.Regexp) (m missingVolumes, ok bool, err error) {
 	if ch.Properties().WaitsForPerson {
 		return m, false, nil
 	}
@@ -118,13 +123,33 @@ func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.C
 		}
 	}
 	m, err = findMissingVolumes(ctx, cat, inv)
+	if vaultRe != nil {
+		keep := func(ls []string) []string {
+			var out []string
+			for _, l := range ls {
+				if !vaultRe.MatchString(l) {
+					out = append(out, l)
+				}
+			}
+			return out
+		}
+		m.WithImages, m.Retired, m.Empty = keep(m.WithImages), keep(m.Retired), keep(m.Empty)
+	}
 	return m, err == nil, err
+}
+
+// vaultLabels is the labelstr of the [vault] copy volumes, nil without one.
+func vaultLabels(cfg *config.Config) *regexp.Regexp {
+	if v := cfg.VaultConfig(); v != nil {
+		return v.LabelRegexp()
+	}
+	return nil
 }
 
 // noteMissingVolumes puts the volumes of the catalog that are in no slot
 // of the run's changer in the report's notes.
 func (r *run) noteMissingVolumes(ctx context.Context, ch taper.Changer) {
-	m, ok, err := lookForMissingVolumes(ctx, r.cat, ch)
+	m, ok, err := lookForMissingVolumes(ctx, r.cat, ch, vaultLabels(r.cfg))
 	switch {
 	case err != nil:
 		r.log.Warn("could not compare the catalog's volumes with the changer", "err", err)

@@ -39,6 +39,9 @@ type Deps struct {
 	// changer per drive, as [changer] tapers opens them); Changer is
 	// still what restores, verify and the admin commands use.
 	Changers []taper.Changer
+	// VaultChanger replaces the changer of the [vault] copy volumes
+	// (tests); nil uses [vault.changer].
+	VaultChanger taper.Changer
 	// Mailer sends the report to mailto; nil uses SMTP as [mail] says.
 	Mailer mail.Mailer
 	// Stop, when closed, asks the run to end early but cleanly (SIGTERM to
@@ -380,6 +383,9 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	}
 	r.rep.Volumes = used
 	r.rep.Refused = r.vols.refusals()
+	if fatal == nil && cancelled == nil && r.rep.Kind == report.KindDump && r.cfg.Vault != nil && r.cfg.Vault.AfterNight && !r.stopping() {
+		r.vaultAfterNight(ctx, sess)
+	}
 	for _, j := range jobs {
 		r.rep.DLEs = append(r.rep.DLEs, j.res)
 	}
@@ -710,4 +716,25 @@ func finish(ctx context.Context, cat *catalog.Catalog, runID int64, rep *report.
 		errs = append(errs, fmt.Errorf("%w: %d of %d DLEs not safe on a volume (see the report)", ErrRunFailed, n, len(rep.DLEs)))
 	}
 	return rep, errors.Join(errs...)
+}
+
+// vaultAfterNight runs the [vault] after the night ([vault] after_night),
+// under the night's lock, and puts what it did in the night's report: a
+// note per image copied, a problem per image it could not copy.
+func (r *run) vaultAfterNight(ctx context.Context, sess *session) {
+	res, err := vaultLocked(ctx, r.cfg, r.cat, VaultOptions{}, sess.deps)
+	if res != nil {
+		for _, it := range res.Copied {
+			r.note(fmt.Sprintf("vault %s: copied %s onto %s", res.Vault, it.what(), strings.Join(it.To, ", ")))
+		}
+		for _, it := range res.Failed {
+			r.problem("vault "+res.Vault, fmt.Sprintf("%s NOT copied: %s", it.what(), it.Why))
+		}
+		for _, n := range res.Notes {
+			r.note("vault " + res.Vault + ": " + n)
+		}
+	}
+	if err != nil && (res == nil || len(res.Failed) == 0) {
+		r.problem("vault "+r.cfg.Vault.Name, err.Error()+"; run `tapir vault -c "+r.cfg.File+"` once it is fixed")
+	}
 }

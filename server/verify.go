@@ -228,6 +228,41 @@ func VerifyWith(ctx context.Context, cfg *config.Config, label string, opt Verif
 			imgs[d.ID] = im
 		}
 	}
+	// A copy volume (tapir vault): the copies on it, read like images.
+	copied, err := cat.DumpsCopiedOnVolume(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range copied {
+		if imgs[d.ID] != nil {
+			continue
+		}
+		copies, err := cat.Copies(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		frames, err := cat.Frames(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range copies {
+			im := &volImage{d: d, parts: c.Parts, frames: frames, first: -1}
+			for k, p := range c.Parts {
+				if p.Volume != label {
+					continue
+				}
+				want[p.FileNo] = append(want[p.FileNo], expected{d: d, part: p, parts: c.Parts})
+				if im.first < 0 {
+					im.first, im.last = k, k
+				} else if im.last == k-1 {
+					im.last = k
+				}
+			}
+			if im.first >= 0 && imgs[d.ID] == nil {
+				imgs[d.ID] = im
+			}
+		}
+	}
 	failedList, err := cat.FailedFiles(ctx, label)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -134,7 +135,7 @@ func (v *volumes) statesFrom(ctx context.Context, inv []taper.SlotInfo, thisRunW
 	for _, x := range vols {
 		known[x.Label] = x
 	}
-	pins, err := chainPins(ctx, v.cat)
+	pins, err := chainPins(ctx, v.cat, v.cfg.LabelRegexp())
 	if err != nil {
 		return nil, "", err
 	}
@@ -380,21 +381,82 @@ func (d *tapeDrive) Next(ctx context.Context) (*taper.Volume, error) {
 	return &taper.Volume{Label: c.Label, Slot: c.Slot, Dev: dev, Blocksize: int(tt.Blocksize)}, nil
 }
 
-// chainPins maps each volume to the newest chains it holds a part of, in
-// words for the report: "host:/path (full of DATE)".
-func chainPins(ctx context.Context, cat *catalog.Catalog) (map[string][]string, error) {
+// chainPins maps each volume of the label set re to the newest chains it
+// holds a part of (of an image or of a copy of it), in words for the
+// report: "host:/path (full of DATE)". A chain that is complete outside
+// the set — every image of it whole on volumes re does not match, as its
+// own parts or as a copy — pins none of the set's volumes: it survives
+// their reuse (the catalog then keeps each image on its copy).
+func chainPins(ctx context.Context, cat *catalog.Catalog, re *regexp.Regexp) (map[string][]string, error) {
 	chains, err := cat.Chains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	copies, err := cat.AllCopies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	pins := map[string][]string{}
 	for _, ch := range chains {
+		out, err := chainOutside(ctx, cat, ch, copies, re)
+		if err != nil {
+			return nil, err
+		}
+		if out {
+			continue
+		}
 		what := fmt.Sprintf("%s:%s (full of %s)", ch.Host, ch.Path, ch.Full().Datestamp)
+		seen := map[string]bool{}
+		add := func(l string) {
+			if !seen[l] && re.MatchString(l) {
+				seen[l] = true
+				pins[l] = append(pins[l], what)
+			}
+		}
 		for _, l := range ch.Volumes {
-			pins[l] = append(pins[l], what)
+			add(l)
+		}
+		for _, d := range ch.Dumps {
+			for _, c := range copies[d.ID] {
+				for _, l := range c.Volumes() {
+					add(l)
+				}
+			}
 		}
 	}
 	return pins, nil
+}
+
+// chainOutside reports whether every image of the chain is whole on
+// volumes outside the label set re: its own parts, or one of its copies.
+func chainOutside(ctx context.Context, cat *catalog.Catalog, ch catalog.Chain, copies map[int64][]catalog.ImageCopy, re *regexp.Regexp) (bool, error) {
+	for _, d := range ch.Dumps {
+		parts, err := cat.Parts(ctx, d.ID)
+		if err != nil {
+			return false, err
+		}
+		var own []string
+		for _, p := range parts {
+			own = append(own, p.Volume)
+		}
+		ok := noneMatch(own, re)
+		for _, c := range copies[d.ID] {
+			ok = ok || noneMatch(c.Volumes(), re)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func noneMatch(labels []string, re *regexp.Regexp) bool {
+	for _, l := range labels {
+		if re.MatchString(l) {
+			return false
+		}
+	}
+	return len(labels) > 0
 }
 
 func orBlank(label string) string {

@@ -261,7 +261,7 @@ func TestOpenRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Close()
-		}, "schema version 99 is newer than this tapir understands (8)"},
+		}, "schema version 99 is newer than this tapir understands (" + strconv.Itoa(SchemaVersion) + ")"},
 		{"foreign application", func(t *testing.T, path string) {
 			db, _ := sql.Open("sqlite3", path)
 			defer db.Close()

@@ -16,6 +16,12 @@
 // of a file across all the images of a DLE (FindVersions, through the
 // names table).
 //
+// An image may have further copies on the volumes of another label set
+// (tapir vault; the copies table, vault.go): RecordCopy records one whole,
+// Copies and AllCopies read them, and overwriting or removing a volume
+// forgets the copies on it and keeps an image that still has a whole copy
+// elsewhere, its copy becoming its parts.
+//
 // The catalog is a real SQLite file in WAL mode with foreign keys on,
 // busy_timeout 5000 ms and synchronous=FULL on every connection, so that a
 // commit that returned nil survives a power cut (a holding file may be deleted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -60,8 +61,8 @@ func TestPostgresMeta(t *testing.T) {
 	if err := c.r.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 14 { // runs volumes dumps parts frames dirs files listings force failed_files servers names dumpdirs tapir_meta
-		t.Errorf("%d tables, want 14", n)
+	if n != 15 { // runs volumes dumps parts frames dirs files listings force failed_files servers names dumpdirs copies tapir_meta
+		t.Errorf("%d tables, want 15", n)
 	}
 }
 
@@ -108,7 +109,7 @@ func TestPostgresOpenRefuses(t *testing.T) {
 			}
 			c.Close()
 			pgExec(t, dsn, `UPDATE tapir_meta SET value = 99 WHERE key = 'schema_version'`)
-		}, "schema version 99 is newer than this tapir understands (8)"},
+		}, "schema version 99 is newer than this tapir understands (" + strconv.Itoa(SchemaVersion) + ")"},
 		{"foreign application", func(t *testing.T, dsn string) {
 			pgExec(t, dsn, `CREATE TABLE tapir_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)`,
 				`INSERT INTO tapir_meta VALUES ('application_id', 42)`)

@@ -275,6 +275,33 @@ CREATE TABLE files_v8 (
 	PRIMARY KEY (dump_id, seq)
 ) WITHOUT ROWID;
 `,
+	// 9: offsite copies (tapir vault; docs/format/catalog.md, "Copies").
+	//   copies: the parts of further copies of a good image, on the
+	//     volumes of another label set: the same columns as parts, with
+	//     the copy's number (1, 2, ...; the parts table is the image's
+	//     first location) and when it was written. A copy is whole or
+	//     absent: its rows go in one transaction, and go together when one
+	//     of its volumes is overwritten or removed. When a volume holding
+	//     an image's parts is overwritten while a whole copy of the image
+	//     is elsewhere, the copy's rows move to parts (vault.go).
+	//   (IF NOT EXISTS: the tests that take a catalog back to an older
+	//   schema leave the table.)
+	`
+CREATE TABLE IF NOT EXISTS copies (
+	dump_id     INTEGER NOT NULL REFERENCES dumps(id) ON DELETE CASCADE,
+	copy        INTEGER NOT NULL CHECK (copy > 0),
+	part        INTEGER NOT NULL,
+	volume_id   INTEGER NOT NULL REFERENCES volumes(id),
+	fileno      INTEGER NOT NULL,
+	record      INTEGER NOT NULL,
+	logical_pos INTEGER NOT NULL DEFAULT -1,
+	"offset"    INTEGER NOT NULL,
+	length      INTEGER NOT NULL,
+	copied      INTEGER NOT NULL,
+	PRIMARY KEY (dump_id, copy, part)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS copies_volume ON copies(volume_id);
+`,
 }
 
 // migrationCode is Go that runs after the SQL of a step (by index in
@@ -334,7 +361,7 @@ func convertListings7(tx *sql.Tx, d dialect) error {
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // convertFiles8 packs the index rows of schema 7 (one per entry) into the
 // chunks of schema 8, dump by dump, 100,000 rows at a time.

@@ -405,7 +405,14 @@ func (c *Catalog) DumpsOnVolume(ctx context.Context, label string) ([]Dump, erro
 // delete cascades to parts, files and frames) and the failed tape files
 // recorded on it, and returns what it forgot,
 // oldest first, for the caller to report.
+//
+// Copies (vault.go) come first: a copy with a part on the volume is
+// forgotten whole, and a dump that has a whole copy elsewhere is not
+// forgotten: that copy becomes its parts.
 func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
+	if _, err := dropVolumeCopiesTx(tx, volID); err != nil {
+		return nil, err
+	}
 	dropped, err := queryDumpsTx(tx, `SELECT `+dumpCols+` FROM dumps
 		WHERE id IN (SELECT dump_id FROM parts WHERE volume_id = ?) ORDER BY datestamp, id`, volID)
 	if err != nil {

@@ -16,6 +16,8 @@
 //
 // A certificate with the client role browses and restores only the DLEs of
 // the host it names; an admin (or server) certificate browses every host.
+// An image with a whole copy on another label set (tapir vault) is read
+// from that copy when its own volumes are not all there (copies.go).
 // Volumes are reached through the VolumeSource seam (DiskVolumes for the
 // disk changer; index/indexd/volumetest is the conformance suite of every
 // source); a volume that is not available is an error naming it and where

@@ -36,7 +36,7 @@ func (ss *session) fetch(ctx context.Context, req wire.IndexRequest) error {
 			return fail(fmt.Errorf("payload bytes %d..%d are outside the %d bytes of level %d image %s of %s:%s", r.Off, r.Off+r.Len, d.PayloadSize, d.Level, d.Datestamp, d.Host, d.Path))
 		}
 	}
-	parts, err := ss.s.Catalog.Parts(ctx, d.ID)
+	parts, err := partsToRead(ctx, ss.s.Catalog, ss.s.Volumes, *d)
 	if err != nil {
 		return fail(err)
 	}

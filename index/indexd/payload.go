@@ -72,7 +72,7 @@ func NewImageReader(ctx context.Context, vols VolumeSource, holdingDisks []strin
 }
 
 func (s *Server) newImageSource(ctx context.Context, d catalog.Dump) (*ImageReader, error) {
-	parts, err := s.Catalog.Parts(ctx, d.ID)
+	parts, err := partsToRead(ctx, s.Catalog, s.Volumes, d)
 	if err != nil {
 		return nil, err
 	}

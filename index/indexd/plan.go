@@ -165,7 +165,7 @@ func (s *Server) plan(ctx context.Context, v *catalog.View, paths []string) (*pl
 		for i := range es {
 			es[i].Image = pi
 		}
-		parts, err := s.Catalog.Parts(ctx, d.ID)
+		parts, err := partsToRead(ctx, s.Catalog, s.Volumes, d)
 		if err != nil {
 			return nil, fmt.Errorf("level %d image %s of %s:%s: read its parts: %w", d.Level, d.Datestamp, d.Host, d.Path, err)
 		}

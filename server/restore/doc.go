@@ -12,6 +12,10 @@
 // the chunks of the file's frames; Tree: every key of the chain is
 // unwrapped before anything is written).
 //
+// An image is read from its own volumes when they are all there, else
+// from a whole copy (tapir vault) whose volumes are (copies.go); with
+// neither, the error names every location.
+//
 // It must not know the run, the planner, how volumes are chosen or which
 // changer holds them (it builds no changer): it only reads.
 package restore

@@ -135,6 +135,10 @@ func File(ctx context.Context, cfg *config.Config, req Request, log *slog.Logger
 			return nil, err
 		}
 	}
+	// The image's own volumes, or a copy's (tapir vault).
+	if loc.Parts, err = available(ctx, cat, req.Volumes, req.Ask, loc.Dump, loc.Parts); err != nil {
+		return nil, err
+	}
 	tellNeeded(req.Ask, log, [][]catalog.Part{indexd.PartsFor(loc.Parts, cipherFrames(loc.Dump, loc.Frames))})
 	links := req.Peers.Links(cat)
 	defer links.Close()

@@ -101,6 +101,10 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		if partsOf[i], err = cat.Parts(ctx, d.ID); err != nil {
 			return nil, fmt.Errorf("recover: %w", err)
 		}
+		// The image's own volumes, or a copy's (tapir vault).
+		if partsOf[i], err = available(ctx, cat, req.Volumes, req.Ask, d, partsOf[i]); err != nil {
+			return nil, err
+		}
 		if framesOf[i], err = cat.Frames(ctx, d.ID); err != nil {
 			return nil, fmt.Errorf("recover: %w", err)
 		}
