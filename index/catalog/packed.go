@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/klauspost/compress/zstd"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -535,10 +533,9 @@ func (sc storedChunks) run(k int) (chunks [][]byte, ns []int, entries int) {
 	return sc.packed[sc.runs[k]:end], ns, entries
 }
 
-// runNames decodes the names and types of a run's chunks into one slice,
-// in order, several chunks at a time on a machine with more than one CPU
-// (a directory of 100,000 entries is about 100 chunks); a name stored
-// twice counts once, as its latest occurrence.
+// runNames decodes the names and types of a run's chunks into one slice
+// sized from the rows, in order; a name stored twice counts once, as its
+// latest occurrence.
 func runNames(chunks [][]byte, ns []int, total int, dump int) ([]ViewEntry, error) {
 	out := make([]ViewEntry, total)
 	offs := make([]int, len(chunks))
@@ -559,22 +556,11 @@ func runNames(chunks [][]byte, ns []int, total int, dump int) ([]ViewEntry, erro
 		}
 		errs[k] = err
 	}
-	workers := min(runtime.GOMAXPROCS(0), 4, len(chunks)/16+1)
-	if workers <= 1 {
-		for k := range chunks {
-			decode(k)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for k := int(next.Add(1) - 1); k < len(chunks); k = int(next.Add(1) - 1) {
-					decode(k)
-				}
-			})
-		}
-		wg.Wait()
+	// One chunk after the other: decoding on two goroutines measured
+	// slower (an ls of 100,000 entries, its client in the same process,
+	// 67-73 ms against 54-60 ms on this 2-CPU machine).
+	for k := range chunks {
+		decode(k)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
