@@ -87,22 +87,9 @@ func (c *Catalog) RecordCopy(ctx context.Context, dumpID int64, parts []Part, co
 				return fmt.Errorf("part %d is on volume %q, which holds the image itself: a copy must be on other volumes", p.Part, p.Volume)
 			}
 			end += p.Length
-			if _, ok := vols[p.Volume]; ok {
-				continue
-			}
-			var id int64
-			var written string
-			err := tx.QueryRow(`SELECT id, written FROM volumes WHERE label = ?`, p.Volume).Scan(&id, &written)
-			if errors.Is(err, sql.ErrNoRows) {
-				return notFoundf("part %d is on volume %q, which is not in the catalog", p.Part, p.Volume)
-			}
-			if err != nil {
+			if err := partVolumeTx(tx, vols, p); err != nil {
 				return err
 			}
-			if written == "" {
-				return fmt.Errorf("part %d is on volume %q, which was never started for writing (StartVolumeWrite)", p.Part, p.Volume)
-			}
-			vols[p.Volume] = id
 		}
 		if end != payload {
 			return fmt.Errorf("parts cover %d payload bytes but the payload is %d bytes; only a whole copy is recorded", end, payload)

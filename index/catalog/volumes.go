@@ -260,22 +260,9 @@ func (c *Catalog) CommitTaped(ctx context.Context, dumpID int64, parts []Part, f
 				return fmt.Errorf("part %d has tape file %d, record %d, logical position %d (file 0 is the label; -1 means unknown position)", p.Part, p.FileNo, p.Record, p.LogicalPos)
 			}
 			end += p.Length
-			if _, ok := vols[p.Volume]; ok {
-				continue
-			}
-			var id int64
-			var written string
-			err := tx.QueryRow(`SELECT id, written FROM volumes WHERE label = ?`, p.Volume).Scan(&id, &written)
-			if errors.Is(err, sql.ErrNoRows) {
-				return notFoundf("part %d is on volume %q, which is not in the catalog", p.Part, p.Volume)
-			}
-			if err != nil {
+			if err := partVolumeTx(tx, vols, p); err != nil {
 				return err
 			}
-			if written == "" {
-				return fmt.Errorf("part %d is on volume %q, which was never started for writing (StartVolumeWrite)", p.Part, p.Volume)
-			}
-			vols[p.Volume] = id
 		}
 		if end != payload {
 			return fmt.Errorf("parts cover %d payload bytes but the payload is %d bytes; only a whole dump is committed", end, payload)
@@ -430,4 +417,27 @@ func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
 		return nil, err
 	}
 	return dropped, nil
+}
+
+// partVolumeTx puts the id of the volume of part p into vols (by label),
+// unless it is there already: the volume must be in the catalog and
+// started for writing.
+func partVolumeTx(tx *sql.Tx, vols map[string]int64, p Part) error {
+	if _, ok := vols[p.Volume]; ok {
+		return nil
+	}
+	var id int64
+	var written string
+	err := tx.QueryRow(`SELECT id, written FROM volumes WHERE label = ?`, p.Volume).Scan(&id, &written)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFoundf("part %d is on volume %q, which is not in the catalog", p.Part, p.Volume)
+	}
+	if err != nil {
+		return err
+	}
+	if written == "" {
+		return fmt.Errorf("part %d is on volume %q, which was never started for writing (StartVolumeWrite)", p.Part, p.Volume)
+	}
+	vols[p.Volume] = id
+	return nil
 }
