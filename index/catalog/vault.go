@@ -69,30 +69,14 @@ func (c *Catalog) RecordCopy(ctx context.Context, dumpID int64, parts []Part, co
 		for _, p := range own {
 			ownVol[p.Volume] = true
 		}
-		var end int64
-		vols := map[string]int64{}
-		for i, p := range parts {
-			switch {
-			case p.DumpID != 0 && p.DumpID != dumpID:
-				return fmt.Errorf("part %d belongs to dump %d", p.Part, p.DumpID)
-			case p.Part != i+1:
-				return fmt.Errorf("part %d of %d is numbered %d; parts are numbered 1..%d in order", i+1, len(parts), p.Part, len(parts))
-			case p.Offset != end:
-				return fmt.Errorf("part %d starts at payload offset %d, expected %d (parts are contiguous)", p.Part, p.Offset, end)
-			case p.Length <= 0:
-				return fmt.Errorf("part %d has length %d", p.Part, p.Length)
-			case p.FileNo < 1 || p.Record < 0 || p.LogicalPos < -1:
-				return fmt.Errorf("part %d has tape file %d, record %d, logical position %d", p.Part, p.FileNo, p.Record, p.LogicalPos)
-			case ownVol[p.Volume]:
+		vols, err := checkPartsTx(tx, dumpID, parts, payload, "copy is recorded", func(p Part) error {
+			if ownVol[p.Volume] {
 				return fmt.Errorf("part %d is on volume %q, which holds the image itself: a copy must be on other volumes", p.Part, p.Volume)
 			}
-			end += p.Length
-			if err := partVolumeTx(tx, vols, p); err != nil {
-				return err
-			}
-		}
-		if end != payload {
-			return fmt.Errorf("parts cover %d payload bytes but the payload is %d bytes; only a whole copy is recorded", end, payload)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := tx.QueryRow(`SELECT coalesce(max(copy), 0) + 1 FROM copies WHERE dump_id = ?`, dumpID).Scan(&n); err != nil {
 			return err

@@ -244,28 +244,9 @@ func (c *Catalog) CommitTaped(ctx context.Context, dumpID int64, parts []Part, f
 		if status != DumpHolding {
 			return fmt.Errorf("dump is %q, not %q (SetDumpHolding comes first; a dump is taped once)", status, DumpHolding)
 		}
-		var end int64
-		vols := map[string]int64{}
-		for i, p := range parts {
-			switch {
-			case p.DumpID != 0 && p.DumpID != dumpID:
-				return fmt.Errorf("part %d belongs to dump %d", p.Part, p.DumpID)
-			case p.Part != i+1:
-				return fmt.Errorf("part %d of %d is numbered %d; parts are numbered 1..%d in order", i+1, len(parts), p.Part, len(parts))
-			case p.Offset != end:
-				return fmt.Errorf("part %d starts at payload offset %d, expected %d (parts are contiguous)", p.Part, p.Offset, end)
-			case p.Length <= 0:
-				return fmt.Errorf("part %d has length %d", p.Part, p.Length)
-			case p.FileNo < 1 || p.Record < 0 || p.LogicalPos < -1:
-				return fmt.Errorf("part %d has tape file %d, record %d, logical position %d (file 0 is the label; -1 means unknown position)", p.Part, p.FileNo, p.Record, p.LogicalPos)
-			}
-			end += p.Length
-			if err := partVolumeTx(tx, vols, p); err != nil {
-				return err
-			}
-		}
-		if end != payload {
-			return fmt.Errorf("parts cover %d payload bytes but the payload is %d bytes; only a whole dump is committed", end, payload)
+		vols, err := checkPartsTx(tx, dumpID, parts, payload, "dump is committed", nil)
+		if err != nil {
+			return err
 		}
 		for _, p := range parts {
 			if _, err := tx.Exec(`INSERT INTO parts(dump_id, volume_id, part, fileno, record, logical_pos, "offset", length)
@@ -417,6 +398,43 @@ func dropVolumeDumpsTx(tx *sql.Tx, volID int64) ([]Dump, error) {
 		return nil, err
 	}
 	return dropped, nil
+}
+
+// checkPartsTx checks that parts are the whole payload of dump dumpID, in
+// order and contiguous, on volumes of the catalog started for writing,
+// and returns those volumes' ids by label. also, when not nil, adds a check
+// of each part. whole ends the error of parts that do not cover the
+// payload ("only a whole " + whole).
+func checkPartsTx(tx *sql.Tx, dumpID int64, parts []Part, payload int64, whole string, also func(Part) error) (map[string]int64, error) {
+	var end int64
+	vols := map[string]int64{}
+	for i, p := range parts {
+		switch {
+		case p.DumpID != 0 && p.DumpID != dumpID:
+			return nil, fmt.Errorf("part %d belongs to dump %d", p.Part, p.DumpID)
+		case p.Part != i+1:
+			return nil, fmt.Errorf("part %d of %d is numbered %d; parts are numbered 1..%d in order", i+1, len(parts), p.Part, len(parts))
+		case p.Offset != end:
+			return nil, fmt.Errorf("part %d starts at payload offset %d, expected %d (parts are contiguous)", p.Part, p.Offset, end)
+		case p.Length <= 0:
+			return nil, fmt.Errorf("part %d has length %d", p.Part, p.Length)
+		case p.FileNo < 1 || p.Record < 0 || p.LogicalPos < -1:
+			return nil, fmt.Errorf("part %d has tape file %d, record %d, logical position %d (file 0 is the label; -1 means unknown position)", p.Part, p.FileNo, p.Record, p.LogicalPos)
+		}
+		if also != nil {
+			if err := also(p); err != nil {
+				return nil, err
+			}
+		}
+		end += p.Length
+		if err := partVolumeTx(tx, vols, p); err != nil {
+			return nil, err
+		}
+	}
+	if end != payload {
+		return nil, fmt.Errorf("parts cover %d payload bytes but the payload is %d bytes; only a whole %s", end, payload, whole)
+	}
+	return vols, nil
 }
 
 // partVolumeTx puts the id of the volume of part p into vols (by label),
