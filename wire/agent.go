@@ -65,7 +65,79 @@ type Request struct {
 	Resume *Resume `json:"resume,omitempty"`
 	// SHA256 is the image's SHA-256 in an OpConfirm request.
 	SHA256 string `json:"sha256,omitempty"`
+	// Snapshot, for a dump, asks the agent to make a snapshot of the DLE
+	// right before the walk, dump from it (the image's names stay the
+	// DLE's) and remove it in every case; for a selfcheck, to prove it
+	// can (make one and remove it). Only sent to an agent with the
+	// feature "snapshot-" + Kind.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
+	// Command makes the DLE a command DLE: the payload is the standard
+	// output of this argv run on the client (no shell; Command[0] an
+	// absolute path the agent's --allow-exec permits), framed and hashed
+	// like any image, with no index records. DLE is then the DLE's name
+	// (an absolute, clean path that is not read). Level 0 only. Only sent
+	// to an agent with the feature "command".
+	Command []string `json:"command,omitempty"`
+	// Pre and Post are commands (argv, no shell, [0] permitted by
+	// --allow-exec) run on the agent before the snapshot and walk of a
+	// dump, and after it in every case once Pre ran. A failing Pre fails
+	// the dump; a failing Post makes it STRANGE. Each is bounded by
+	// HookTimeout seconds (0: 300). Only sent to an agent with the
+	// feature "hooks".
+	Pre         []string `json:"pre,omitempty"`
+	Post        []string `json:"post,omitempty"`
+	HookTimeout int      `json:"hook_timeout,omitempty"`
 }
+
+// Snapshot kinds (Snapshot.Kind).
+const (
+	SnapshotBtrfs   = "btrfs"
+	SnapshotLVM     = "lvm"
+	SnapshotZFS     = "zfs"
+	SnapshotCommand = "command"
+)
+
+// Snapshot says how the agent makes a DLE consistent before a dump.
+type Snapshot struct {
+	Kind string `json:"kind"`
+	// Size is the copy-on-write space of an LVM snapshot (lvcreate -L or
+	// -l: "2G", "20%ORIGIN").
+	Size string `json:"size,omitempty"`
+	// Create and Remove, for the kind "command", are run with
+	// TAPIR_DLE, TAPIR_SNAPSHOT_ID and TAPIR_SNAPSHOT_DIR (an empty
+	// directory the agent made) in the environment: Create must make the
+	// DLE's consistent content appear at TAPIR_SNAPSHOT_DIR (a mount, a
+	// bind mount, a copy), Remove undo it and must succeed when there is
+	// nothing left to undo.
+	Create []string `json:"create,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// HookRun is what one command the agent ran for a dump did: a pre or post
+// hook, the creation or removal of a snapshot, a command DLE's command.
+type HookRun struct {
+	// Name is "pre", "post", "snapshot-create", "snapshot-remove" or
+	// "command".
+	Name string `json:"name"`
+	// Command is the argv (or, for btrfs, lvm and zfs, the tool's command
+	// line the agent ran), one line.
+	Command string `json:"command"`
+	// Exit is the exit status; -1 when it did not start, was killed at
+	// its timeout or by a cancelled dump (Error says which).
+	Exit    int     `json:"exit"`
+	Seconds float64 `json:"seconds"`
+	// Output is the tail of its standard output and error (standard
+	// error only for a command DLE, whose standard output is the
+	// payload), at most MaxHookOutput bytes.
+	Output string `json:"output,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// MaxHookOutput bounds HookRun.Output; MaxHookRuns the runs of one Done.
+const (
+	MaxHookOutput = 4096
+	MaxHookRuns   = 8
+)
 
 // Resume is what the server holds of a cut dump: Frames whole frames
 // (zstd frames, or frame_size bytes of an uncompressed payload) making
@@ -137,6 +209,12 @@ type Done struct {
 	SHA256      string `json:"sha256"`
 	Files       int64  `json:"files"`
 	Frames      int64  `json:"frames"` // how many frame records were sent in FrameFrames frames
+	// Hooks are the commands the agent ran for this dump (hooks, snapshot,
+	// command), in order, failed or not: the report shows them.
+	Hooks []HookRun `json:"hooks,omitempty"`
+	// Snapshot names the snapshot the image was read from ("btrfs
+	// /home/.tapir-snapshot"), empty when it was read live.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // Confirm is the server's last word on a dump, sent after Done: OK when
