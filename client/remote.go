@@ -113,7 +113,15 @@ func isTLSAlert(err error) bool {
 // Selfcheck asks the agent for its version and features and, when dle is
 // not empty, whether it can dump it (Reply.Problems).
 func (r *Remote) Selfcheck(ctx context.Context, dle string) (*wire.Reply, error) {
-	_, raw, rep, err := r.call(ctx, wire.Request{Op: wire.OpSelfcheck, DLE: dle})
+	return r.SelfcheckRequest(ctx, wire.Request{DLE: dle})
+}
+
+// SelfcheckRequest asks for a selfcheck of req.DLE with what a dump of it
+// would ask besides (its snapshot, which the agent proves it can make;
+// its command and hooks, which it checks it may run).
+func (r *Remote) SelfcheckRequest(ctx context.Context, req wire.Request) (*wire.Reply, error) {
+	req.Op = wire.OpSelfcheck
+	_, raw, rep, err := r.call(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +166,9 @@ type DumpHandler struct {
 }
 
 // Dump runs a dump and feeds the stream to h. It returns the agent's Done
-// message, or an error that says what went wrong and where.
+// message, or an error that says what went wrong and where; when the dump
+// failed on the client, its Done too (what the agent ran for it, Hooks, is
+// for the report).
 func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wire.Done, error) {
 	req.Op = wire.OpDump
 	c, raw, rep, err := r.call(ctx, req)
@@ -245,7 +255,9 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
 			}
 			if d.Error != "" {
-				return nil, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
+				// d too: what the agent ran for the dump (Hooks) is
+				// for the report even when the dump failed.
+				return &d, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
 			}
 			return &d, r.confirm(ctx, c, raw, req, &d, h)
 		}

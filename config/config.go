@@ -233,7 +233,47 @@ type Dumptype struct {
 	// AgeRecipients is what Load made of Recipients and RecipientFiles:
 	// every recipient once, in order (empty when Encrypt is "none").
 	AgeRecipients []string `toml:"-"`
+
+	// Snapshot makes the source consistent: "none" (default: the live
+	// tree), "btrfs", "lvm", "zfs" or "command". The agent makes the
+	// snapshot right before the walk, dumps from it and removes it in
+	// every case (docs/guide.md, "Consistent sources").
+	Snapshot string `toml:"snapshot"`
+	// SnapshotSize is the copy-on-write space of an LVM snapshot
+	// (lvcreate -L "2G", or -l "20%ORIGIN"); required with lvm.
+	SnapshotSize string `toml:"snapshot_size"`
+	// SnapshotCreate and SnapshotRemove are the commands (argv, no shell)
+	// of snapshot = "command", run on the client.
+	SnapshotCreate []string `toml:"snapshot_create"`
+	SnapshotRemove []string `toml:"snapshot_remove"`
+	// Command makes the DLEs of this dumptype command DLEs: the image is
+	// the standard output of this argv on the client (pg_dump -Fc db,
+	// mysqldump, zfs send), full only (strategy noinc or skip).
+	Command []string `toml:"command"`
+	// RestoreCommand is what `tapir recover --whole` pipes a command DLE's
+	// image into, on the machine that restores (pg_restore -d db); absent,
+	// the image is written to a file.
+	RestoreCommand []string `toml:"restore_command"`
+	// Pre and Post run on the client around each dump of the DLE (argv,
+	// no shell): Pre before the snapshot and the walk (its failure fails
+	// the dump), Post after, in every case once Pre ran (its failure makes
+	// the dump STRANGE). HookTimeout bounds each (default 5m).
+	Pre         []string `toml:"pre"`
+	Post        []string `toml:"post"`
+	HookTimeout Duration `toml:"hook_timeout"`
 }
+
+// Snapshot kinds of Dumptype.Snapshot.
+const (
+	SnapshotNone    = "none"
+	SnapshotBtrfs   = "btrfs"
+	SnapshotLVM     = "lvm"
+	SnapshotZFS     = "zfs"
+	SnapshotCommand = "command"
+)
+
+// IsCommand says the DLEs of the dumptype are command DLEs.
+func (d Dumptype) IsCommand() bool { return len(d.Command) > 0 }
 
 // Encryption values of Dumptype.Encrypt.
 const (
@@ -287,6 +327,8 @@ func DefaultDumptype() Dumptype {
 		Priority:      "medium",
 		Holding:       "auto",
 		Encrypt:       EncryptNone,
+		Snapshot:      SnapshotNone,
+		HookTimeout:   Duration(5 * time.Minute),
 	}
 }
 

@@ -57,7 +57,8 @@ func TestDefaults(t *testing.T) {
 			Poll: Duration(10 * time.Second), Remind: Duration(30 * time.Minute)},
 		Tapetypes: map[string]Tapetype{"default": {Length: 100 * GiB, Blocksize: 256 * KiB, Speed: 300 * MiB}},
 		Dumptypes: map[string]Dumptype{"default": {Compress: "client-zstd", CompressLevel: 1, FrameSize: MiB,
-			Strategy: "standard", OneFilesystem: &yes, Priority: "medium", Holding: "auto", Encrypt: "none"}},
+			Strategy: "standard", OneFilesystem: &yes, Priority: "medium", Holding: "auto", Encrypt: "none",
+			Snapshot: "none", HookTimeout: Duration(5 * time.Minute)}},
 	}
 	if diff := compare(c, want); diff != "" {
 		t.Error(diff)
@@ -227,7 +228,7 @@ func TestFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.DLEs) != 4 || len(c.Holding) != 2 || len(c.Dumptypes) != 5 || len(c.Tapetypes) != 3 {
+	if len(c.DLEs) != 4 || len(c.Holding) != 2 || len(c.Dumptypes) != 7 || len(c.Tapetypes) != 3 {
 		t.Fatalf("got %d DLEs, %d holding, %d dumptypes, %d tapetypes", len(c.DLEs), len(c.Holding), len(c.Dumptypes), len(c.Tapetypes))
 	}
 	if sec := c.Dumptypes["secret"]; sec.Encrypt != EncryptClient || len(sec.AgeRecipients) != 2 || !strings.HasPrefix(sec.RecipientFiles[0], "/") {

@@ -139,6 +139,20 @@ func (c *Config) Effective(w io.Writer) error {
 			e.strs("recipients", d.Recipients)
 			e.strs("recipient_files", d.RecipientFiles)
 		}
+		e.str("snapshot", d.Snapshot)
+		if d.SnapshotSize != "" {
+			e.str("snapshot_size", d.SnapshotSize)
+		}
+		for _, kv := range []struct {
+			k string
+			v []string
+		}{{"snapshot_create", d.SnapshotCreate}, {"snapshot_remove", d.SnapshotRemove}, {"command", d.Command},
+			{"restore_command", d.RestoreCommand}, {"pre", d.Pre}, {"post", d.Post}} {
+			if len(kv.v) > 0 {
+				e.strs(kv.k, kv.v)
+			}
+		}
+		e.str("hook_timeout", d.HookTimeout.String())
 	}
 	for _, name := range sortedNames(c.Hosts) {
 		e.table("[host." + quoteKey(name) + "]")

@@ -740,9 +740,83 @@ func (f *finisher) dumptypes() {
 		f.oneOf(&d.Priority, k("priority"), "medium", "low", "medium", "high")
 		f.oneOf(&d.Holding, k("holding"), "auto", "auto", "never", "required")
 		f.encryption(&d, k)
+		f.consistency(&d, k)
 		c.Dumptypes[name] = d
 	}
 }
+
+// maxArgv bounds the argv of a client command (the agent's own limit).
+const maxArgv = 64
+
+// consistency checks the snapshot, command DLE and hook settings of a
+// dumptype: argv lists with an absolute program, the settings each
+// snapshot kind needs and no others, and a command DLE's full-only rule.
+func (f *finisher) consistency(d *Dumptype, k func(string) []string) {
+	argv := func(v *[]string, key string, required bool) {
+		if len(*v) == 0 {
+			*v = nil
+			if required {
+				f.errf(k("snapshot"), "%s is required here: give the command as a list, e.g. [\"/etc/tapir/exec/script\", \"arg\"]", showKey(k(key)))
+			}
+			return
+		}
+		switch {
+		case len(*v) > maxArgv:
+			f.errf(k(key), "%s has %d words: at most %d", showKey(k(key)), len(*v), maxArgv)
+		case !strings.HasPrefix((*v)[0], "/") || path.Clean((*v)[0]) != (*v)[0]:
+			f.errf(k(key), "%s: the program %s must be an absolute, clean path on the client (the agent runs no shell and searches no PATH)", showKey(k(key)), preview((*v)[0]))
+		}
+		for _, a := range *v {
+			if strings.ContainsRune(a, 0) || len(a) > 4096 {
+				f.errf(k(key), "%s: the word %s holds a NUL byte or is longer than 4096 bytes", showKey(k(key)), preview(a))
+			}
+		}
+	}
+	f.oneOf(&d.Snapshot, k("snapshot"), SnapshotNone, SnapshotNone, SnapshotBtrfs, SnapshotLVM, SnapshotZFS, SnapshotCommand)
+	argv(&d.SnapshotCreate, "snapshot_create", d.Snapshot == SnapshotCommand)
+	argv(&d.SnapshotRemove, "snapshot_remove", d.Snapshot == SnapshotCommand)
+	if d.Snapshot != SnapshotCommand {
+		for _, key := range []string{"snapshot_create", "snapshot_remove"} {
+			if f.has(k(key)) {
+				f.errf(k(key), "%s is for snapshot = \"command\" only; remove it or set snapshot = \"command\"", showKey(k(key)))
+			}
+		}
+	}
+	switch {
+	case d.Snapshot == SnapshotLVM && d.SnapshotSize == "":
+		f.errf(k("snapshot"), "snapshot = \"lvm\" needs %s: the copy-on-write space of the snapshot, as lvcreate takes it (\"2G\", \"20%%ORIGIN\")", showKey(k("snapshot_size")))
+	case d.Snapshot != SnapshotLVM && d.SnapshotSize != "":
+		f.errf(k("snapshot_size"), "%s is for snapshot = \"lvm\" only; remove it", showKey(k("snapshot_size")))
+	case d.SnapshotSize != "" && !lvmSizeRE.MatchString(d.SnapshotSize):
+		f.errf(k("snapshot_size"), "%s %s: want a size as lvcreate -L takes it (\"2G\", \"512M\") or extents as -l takes them (\"20%%ORIGIN\", \"100%%FREE\")", showKey(k("snapshot_size")), preview(d.SnapshotSize))
+	}
+	argv(&d.Command, "command", false)
+	argv(&d.RestoreCommand, "restore_command", false)
+	argv(&d.Pre, "pre", false)
+	argv(&d.Post, "post", false)
+	f.duration(&d.HookTimeout, k("hook_timeout"), Duration(5*time.Minute))
+	if d.RestoreCommand != nil && d.Command == nil {
+		f.errf(k("restore_command"), "%s is for command DLEs only (a dumptype with command = [...]); remove it", showKey(k("restore_command")))
+	}
+	if d.Command == nil {
+		return
+	}
+	if f.has(k("strategy")) && d.Strategy != "noinc" && d.Strategy != "skip" {
+		f.errf(k("strategy"), "%s = %q with command = [...]: a command DLE is dumped in full only; use strategy = \"noinc\" (a full every run, the default for command DLEs) or \"skip\"", showKey(k("strategy")), d.Strategy)
+	} else if !f.has(k("strategy")) {
+		d.Strategy = "noinc"
+	}
+	if len(d.Exclude) > 0 {
+		f.errf(k("exclude"), "%s has no meaning for a command DLE (nothing is walked); remove it", showKey(k("exclude")))
+	}
+	if len(d.ExcludeList) > 0 {
+		f.errf(k("exclude_list"), "%s has no meaning for a command DLE (nothing is walked); remove it", showKey(k("exclude_list")))
+	}
+}
+
+// lvmSizeRE is what lvcreate takes as -L (a size with a unit) or -l
+// (extents, a percentage of something).
+var lvmSizeRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?|[0-9]+%(VG|FREE|ORIGIN|PVS))$`)
 
 // encryption fills Encrypt (client when recipients are given) and reads
 // the recipients, files included, into AgeRecipients.

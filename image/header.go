@@ -66,6 +66,11 @@ type Header struct {
 	// payload; written as the recipients key, only when encrypted.
 	Recipients []string
 	Blocksize  int64 // bytes per record on the volume, 0 if unknown (holding)
+	// Payload is what the frames hold once decompressed (and decrypted):
+	// PayloadTar ("" is the same) or PayloadCommand, the standard output of
+	// a command DLE's command. Written as the payload key, only for
+	// PayloadCommand.
+	Payload string
 
 	// Extra holds keys this version does not know, so that later versions
 	// can add keys; they are written back sorted after the known keys.
@@ -83,13 +88,20 @@ const (
 	keyEncryption   = "encryption"
 	keyBlocksize    = "blocksize"
 	keyRecipients   = "recipients"
+	keyPayload      = "payload"
+)
+
+// Payload kinds (Header.Payload).
+const (
+	PayloadTar     = "tar"
+	PayloadCommand = "command"
 )
 
 // EncAge is the encryption of a payload that is an age file (image/crypt).
 const EncAge = "age"
 
 var knownKeys = []string{keyOriginalSize, keyPayloadSize, keySHA256, keyFrameSize,
-	keyFrames, keyFiles, keyEncryption, keyBlocksize, keyRecipients}
+	keyFrames, keyFiles, keyEncryption, keyBlocksize, keyRecipients, keyPayload}
 
 func isKnownKey(k string) bool {
 	for _, x := range knownKeys {
@@ -127,6 +139,9 @@ func (h *Header) Marshal() ([]byte, error) {
 	kv(keyEncryption, enc)
 	if len(h.Recipients) > 0 {
 		kv(keyRecipients, strings.Join(h.Recipients, " "))
+	}
+	if h.Payload == PayloadCommand {
+		kv(keyPayload, PayloadCommand)
 	}
 	kv(keyBlocksize, strconv.FormatInt(h.Blocksize, 10))
 	keys := make([]string, 0, len(h.Extra))
@@ -197,6 +212,15 @@ func (h *Header) validate() error {
 	}
 	if h.Blocksize < 0 {
 		return bad("blocksize %d is negative (0 means unknown)", h.Blocksize)
+	}
+	switch h.Payload {
+	case "", PayloadTar:
+	case PayloadCommand:
+		if h.Level != 0 {
+			return bad("a command payload at level %d: command DLEs are dumped at level 0 only", h.Level)
+		}
+	default:
+		return bad("payload %q: want %s or %s", h.Payload, PayloadTar, PayloadCommand)
 	}
 	if h.SHA256 != "" {
 		if err := checkSHA(h.SHA256); err != nil {
@@ -481,7 +505,7 @@ func parseHeader(b []byte) (*Header, int, error) {
 		}
 	}
 	for _, k := range knownKeys {
-		if !seen[k] && k != keyRecipients { // recipients: only when encrypted (validate)
+		if !seen[k] && k != keyRecipients && k != keyPayload { // recipients: only when encrypted (validate); payload: only for a command
 			return nil, 0, fmt.Errorf("image header: missing key %q", k)
 		}
 	}
@@ -671,6 +695,11 @@ func (h *Header) parseKV(line string, seen map[string]bool) error {
 			err = fmt.Errorf("%s: want a word of letters, digits and . _ : -", clip(v))
 		}
 		h.Encryption = v
+	case keyPayload:
+		h.Payload = v
+		if v != PayloadTar && v != PayloadCommand {
+			err = fmt.Errorf("%s: want %s or %s", clip(v), PayloadTar, PayloadCommand)
+		}
 	case keyRecipients:
 		h.Recipients = strings.Fields(v)
 		if len(h.Recipients) == 0 {

@@ -355,3 +355,37 @@ func TestHeaderTextEncrypted(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderPayload: a command DLE's header says so (the key "payload"),
+// a tar image's header has no such key, and a bad or incremental command
+// payload is refused both ways.
+func TestHeaderPayload(t *testing.T) {
+	h := sampleHeader()
+	h.Level = 0
+	b, err := h.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "payload:") {
+		t.Error("a tar image's header has a payload key")
+	}
+	h.Payload = PayloadCommand
+	if b, err = h.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Payload != PayloadCommand || len(got.Extra) != 0 {
+		t.Errorf("parsed payload %q, extra %v", got.Payload, got.Extra)
+	}
+	h.Level = 1
+	if _, err := h.Marshal(); err == nil || !strings.Contains(err.Error(), "level 0 only") {
+		t.Errorf("a level-1 command payload: %v", err)
+	}
+	h.Level, h.Payload = 0, "cpio"
+	if _, err := h.Marshal(); err == nil {
+		t.Error("payload cpio accepted")
+	}
+}

@@ -91,6 +91,17 @@ type jsonDLE struct {
 	Streamed    bool          `json:"streamed"`
 	Starved     float64       `json:"starved_seconds"`
 	Parts       []jsonPart    `json:"parts"`
+	Snapshot    string        `json:"snapshot,omitempty"`
+	Hooks       []jsonHook    `json:"hooks,omitempty"`
+}
+
+type jsonHook struct {
+	Name    string  `json:"name"`
+	Command string  `json:"command"`
+	Exit    int     `json:"exit"`
+	Seconds float64 `json:"seconds"`
+	Output  string  `json:"output,omitempty"`
+	Error   string  `json:"error,omitempty"`
 }
 
 type jsonResume struct {
@@ -146,6 +157,10 @@ func (r *Run) JSON() ([]byte, error) {
 			DumpSeconds: seconds(d.DumpTime), TapeSeconds: seconds(d.TapeTime), Streamed: d.Streamed, Starved: seconds(d.Starved), Parts: []jsonPart{}}
 		for _, a := range d.Retries {
 			jd.Retries = append(jd.Retries, jsonAttempt{Level: a.Level, Reason: a.Reason})
+		}
+		jd.Snapshot = d.Snapshot
+		for _, h := range d.Hooks {
+			jd.Hooks = append(jd.Hooks, jsonHook{Name: h.Name, Command: h.Command, Exit: h.Exit, Seconds: h.Seconds, Output: h.Output, Error: h.Error})
 		}
 		for _, rs := range d.Resumes {
 			jd.Resumes = append(jd.Resumes, jsonResume{Level: rs.Level, Frames: rs.Frames, Bytes: rs.Bytes, Resent: rs.Resent, Agent: rs.AgentSent, Reason: rs.Reason})
@@ -265,7 +280,19 @@ func ParseJSON(b []byte) (*Run, error) {
 			Strange: jd.Strange, Demoted: jd.Demoted, Warnings: jd.Warnings, Flushed: jd.FlushedFrom, Files: jd.Files,
 			OrigSize: jd.OrigBytes, OutSize: jd.OutBytes,
 			DumpTime: p.dur(f+".dump_seconds", jd.DumpSeconds), TapeTime: p.dur(f+".tape_seconds", jd.TapeSeconds),
-			Streamed: jd.Streamed, Starved: p.dur(f+".starved_seconds", jd.Starved)}
+			Streamed: jd.Streamed, Starved: p.dur(f+".starved_seconds", jd.Starved), Snapshot: jd.Snapshot}
+		for k, h := range jd.Hooks {
+			if h.Name == "" {
+				p.fail(fmt.Sprintf("%s.hooks[%d].name", f, k), "empty")
+			}
+			if h.Exit < -1 {
+				p.fail(fmt.Sprintf("%s.hooks[%d].exit", f, k), "%d; an exit status is -1 or more", h.Exit)
+			}
+			if h.Seconds < 0 || h.Seconds != h.Seconds {
+				p.fail(fmt.Sprintf("%s.hooks[%d].seconds", f, k), "%v is not a duration", h.Seconds)
+			}
+			d.Hooks = append(d.Hooks, Hook{Name: h.Name, Command: h.Command, Exit: h.Exit, Seconds: h.Seconds, Output: h.Output, Error: h.Error})
+		}
 		for k, a := range jd.Retries {
 			p.level(fmt.Sprintf("%s.retries[%d].level", f, k), a.Level)
 			d.Retries = append(d.Retries, Attempt{Level: a.Level, Reason: a.Reason})

@@ -119,6 +119,13 @@ type DLE struct {
 	// image is fine, one line each: the age recipients changed since its
 	// last full (restoring the chain needs the old keys too).
 	Warnings []string
+	// Hooks are the commands the agent ran for the dump (pre and post
+	// hooks, the snapshot's creation and removal, a command DLE's
+	// command), failed or not, in order.
+	Hooks []Hook
+	// Snapshot names the snapshot the image was read from ("btrfs
+	// /data/.tapir-snapshot-…"); "" when it was read live.
+	Snapshot string
 	Flushed  string // datestamp of the earlier run that dumped it; "" when dumped by this run
 	Files    int64
 	OrigSize int64 // tar bytes
@@ -154,6 +161,19 @@ type Resume struct {
 	AgentSent int64
 	Reason    string
 }
+
+// Hook is one command the agent ran for a dump (wire.HookRun).
+type Hook struct {
+	Name    string // "pre", "post", "snapshot-create", "snapshot-remove", "command"
+	Command string
+	Exit    int // -1: did not start, killed at its timeout or cancelled (Error)
+	Seconds float64
+	Output  string // the tail of what it printed
+	Error   string
+}
+
+// OK says the command succeeded.
+func (h Hook) OK() bool { return h.Exit == 0 && h.Error == "" }
 
 // Attempt is one failed attempt at dumping a DLE that was retried.
 type Attempt struct {
@@ -286,6 +306,12 @@ func (r *Run) normalized() *Run {
 		d.Demoted, d.Flushed = valid(d.Demoted), valid(d.Flushed)
 		d.Warnings = validAll(d.Warnings)
 		d.Strange = validAll(d.Strange)
+		d.Snapshot = valid(d.Snapshot)
+		d.Hooks = nil
+		for _, h := range r.DLEs[i].Hooks {
+			h.Name, h.Command, h.Output, h.Error = valid(h.Name), valid(h.Command), valid(h.Output), valid(h.Error)
+			d.Hooks = append(d.Hooks, h)
+		}
 		d.Retries = nil
 		for _, a := range r.DLEs[i].Retries {
 			d.Retries = append(d.Retries, Attempt{Level: a.Level, Reason: valid(a.Reason)})

@@ -32,6 +32,7 @@ func (r *Run) Text() string {
 	n.statistics(t)
 	n.usage(t)
 	n.details(t)
+	n.commands(t)
 	n.notes(t)
 	n.dumpSummary(t)
 	return t.String()
@@ -450,6 +451,54 @@ func (r *Run) details(t *textWriter) {
 		} else {
 			t.line("\\--------")
 		}
+	}
+}
+
+// commands writes COMMANDS RUN ON CLIENTS: for every DLE whose agent ran
+// commands for its dump (hooks, snapshot, a command DLE's command), each
+// with its exit status, time and the lines it printed (at most
+// maxDetailLines each), and the snapshot the image was read from.
+func (r *Run) commands(t *textWriter) {
+	var ds []DLE
+	for _, d := range sortedDLEs(r.DLEs) {
+		if len(d.Hooks) > 0 || d.Snapshot != "" {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return
+	}
+	t.section("COMMANDS RUN ON CLIENTS:")
+	for i, d := range ds {
+		if i > 0 {
+			t.WriteByte('\n')
+		}
+		t.line("/-- %s %s lev %d %s", clean(d.Host), clean(d.Path), d.Level, clean(d.Status))
+		if d.Snapshot != "" {
+			t.line("| read from snapshot %s", clean(d.Snapshot))
+		}
+		nw := 0
+		for _, h := range d.Hooks {
+			nw = max(nw, width(clean(h.Name)))
+		}
+		for _, h := range d.Hooks {
+			verdict := fmt.Sprintf("exit %d", h.Exit)
+			if h.Error != "" {
+				verdict = clean(h.Error)
+			}
+			t.line("| %s %s, %.1fs: %s", pad(clean(h.Name), nw), verdict, h.Seconds, clean(h.Command))
+			lines := strings.Split(strings.TrimRight(h.Output, "\n"), "\n")
+			if h.Output == "" {
+				lines = nil
+			}
+			for _, l := range lines[:min(len(lines), maxDetailLines)] {
+				t.line("|   %s", clean(l))
+			}
+			if extra := len(lines) - maxDetailLines; extra > 0 {
+				t.line("|   (%s not shown)", count(extra, "more line"))
+			}
+		}
+		t.line("\\--------")
 	}
 }
 

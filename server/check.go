@@ -309,10 +309,23 @@ func checkClients(ctx context.Context, cfg *config.Config, problem func(where, f
 				return
 			}
 			for _, d := range byHost[h] {
-				rep, err := remote.Selfcheck(ctx, d.Path)
+				// What a dump would ask besides the DLE: the agent proves
+				// it can make the snapshot and may run the commands.
+				req := wire.Request{DLE: d.Path}
+				consistency(&req, cfg.Dumptype(d))
+				rep, err := remote.SelfcheckRequest(ctx, req)
+				if err != nil && tooOld(err) {
+					results[i] = append(results[i], finding{fmt.Sprintf("DLE %s:%s", h, d.Path),
+						fmt.Sprintf("the agent on %s refuses the dumptype's snapshot, command or hooks (%v): it is older than them; upgrade tapir on %s", h, err, h)})
+					continue
+				}
 				if err != nil {
 					results[i] = append(results[i], finding{"host " + h, err.Error()})
 					return
+				}
+				if need := missingFeature(req, rep.Features); need != "" {
+					results[i] = append(results[i], finding{fmt.Sprintf("DLE %s:%s", h, d.Path),
+						fmt.Sprintf("the agent on %s (version %s) lacks the feature %q this DLE's dumptype needs; upgrade tapir on %s", h, rep.Version, need, h)})
 				}
 				if dt := cfg.Dumptype(d); dt.Encrypt == config.EncryptClient && !slices.Contains(rep.Features, client.FeatureAge) {
 					results[i] = append(results[i], finding{fmt.Sprintf("DLE %s:%s", h, d.Path), noAgeFeature(d, rep.Version)})
@@ -627,4 +640,35 @@ func checkVault(ctx context.Context, cfg *config.Config, deps Deps, cat *catalog
 	default:
 		info("Vault %s will write to copy volume %s in slot %d (%s).", cfg.Vault.Name, c.Label, c.Slot, c.Reason)
 	}
+}
+
+// tooOld says an agent refused a request for fields it does not know.
+func tooOld(err error) bool {
+	for _, f := range []string{"snapshot", "command", "pre", "post", "hook_timeout"} {
+		if strings.Contains(err.Error(), `unknown field "`+f+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// missingFeature names the first agent feature that req needs and
+// features lacks ("" when none).
+func missingFeature(req wire.Request, features []string) string {
+	var need []string
+	if req.Snapshot != nil {
+		need = append(need, "snapshot-"+req.Snapshot.Kind)
+	}
+	if len(req.Command) > 0 {
+		need = append(need, "command")
+	}
+	if len(req.Pre) > 0 || len(req.Post) > 0 {
+		need = append(need, "hooks")
+	}
+	for _, f := range need {
+		if !slices.Contains(features, f) {
+			return f
+		}
+	}
+	return ""
 }

@@ -207,6 +207,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	if clientEnc || serverEnc {
 		hdr.Encryption, hdr.Recipients = image.EncAge, crypt.Fingerprints(j.dt.AgeRecipients)
 	}
+	if j.dt.IsCommand() {
+		hdr.Payload = image.PayloadCommand
+	}
 	pr, pw := io.Pipe()
 	tg, err := r.place(ctx, j, hdr, pr, pw)
 	if err != nil {
@@ -232,7 +235,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	}
 	started := r.clock.Now()
 	id, err := r.cat.CreateDump(ctx, &catalog.Dump{RunID: r.runID, Host: j.dle.Host, Path: j.dle.Path, Level: j.level, Datestamp: r.datestamp,
-		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started, Encryption: hdr.Encryption, Recipients: hdr.Recipients})
+		Comp: string(hdr.Comp), FrameSize: hdr.FrameSize, Started: started, Encryption: hdr.Encryption, Recipients: hdr.Recipients, Payload: hdr.Payload})
 	if err != nil {
 		r.release(tg, err)
 		return err
@@ -319,7 +322,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	if clientEnc {
 		ah = &ageHead{}
 	} else {
-		chk = newIngest(streamComp)
+		if j.dt.IsCommand() {
+			chk = newCommandIngest(streamComp)
+		} else {
+			chk = newIngest(streamComp)
+		}
 		defer chk.Abort()
 	}
 	// The directory listings of an encrypted incremental, which the
@@ -356,7 +363,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		frameSize = image.DefaultFrameSize
 	}
 	token := ""
-	if r.cfg.ResumeAttempts > 0 && (streamComp == image.CompZstd || streamComp == image.CompNone) {
+	// A snapshot's dump and a command's output are not resumed: the
+	// snapshot is gone with the cut connection and a command cannot be
+	// continued; a cut starts them over.
+	resumable := j.dt.Snapshot == config.SnapshotNone && !j.dt.IsCommand()
+	if resumable && r.cfg.ResumeAttempts > 0 && (streamComp == image.CompZstd || streamComp == image.CompNone) {
 		token = newToken()
 	}
 	// deliver hands payload bytes to the check, the holding disk or the
@@ -436,6 +447,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			}
 		}
 		hdr.OriginalSize, hdr.PayloadSize, hdr.SHA256, hdr.Files = done.OrigSize, done.PayloadSize, done.SHA256, done.Files
+		if j.dt.IsCommand() && done.Files != 0 {
+			return final("refused: the agent on %s announced %d files for the command DLE %s, which holds none", j.dle.Host, done.Files, j.dle.Path)
+		}
 		if aw != nil {
 			if err := aw.Close(); err != nil {
 				return err
@@ -534,7 +548,7 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 		r.tp.starved(j, dr.res, dr.starved, "the dumper")
 		return nil
 	}
-	j.res.Strange, j.res.Resumes = nil, nil
+	j.res.Strange, j.res.Resumes, j.res.Hooks, j.res.Snapshot = nil, nil, nil, ""
 	req := dumpRequest(r.datestamp, j.dle, j.dt, j.level)
 	req.Listings = askListings
 	req.Token = token
@@ -593,6 +607,9 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 			return deliver(b)
 		},
 		Index: func(rec wire.IndexRecord) error {
+			if j.dt.IsCommand() {
+				return final("refused: the agent on %s sent an index record (%s) for the command DLE %s, which holds no files", j.dle.Host, quoteCut(rec.Path), j.dle.Path)
+			}
 			if gate == nil || gate.off {
 				if err := release(true); err != nil {
 					return err
@@ -649,7 +666,11 @@ func (r *run) attempt(ctx context.Context, j *job) error {
 	var cutAt time.Time
 	for wait := time.Second; ; {
 		replied = false
-		_, err = remote.Dump(ctx, req, h)
+		var done *wire.Done
+		done, err = remote.Dump(ctx, req, h)
+		if done != nil {
+			j.res.Hooks, j.res.Snapshot = reportHooks(done.Hooks), done.Snapshot
+		}
 		if err == nil && gate != nil && gate.err != nil {
 			err = gate.err
 		}
@@ -1048,4 +1069,32 @@ func (r *run) abort(ctx context.Context, tg *target, w *holding.Writer, fw *cata
 		fw.Abort()
 	}
 	r.cat.FailDump(context.WithoutCancel(ctx), id, err.Error())
+}
+
+// reportHooks is what the report shows of the commands an agent ran for a
+// dump: at most wire.MaxHookRuns, each output cut to wire.MaxHookOutput
+// bytes (an agent is not trusted to keep its own bounds).
+func reportHooks(runs []wire.HookRun) []report.Hook {
+	var out []report.Hook
+	for _, h := range runs[:min(len(runs), wire.MaxHookRuns)] {
+		out = append(out, report.Hook{Name: capLine(h.Name, 64), Command: capLine(h.Command, maxWarningLine), Exit: max(h.Exit, -1),
+			Seconds: max(h.Seconds, 0), Output: tail(h.Output, wire.MaxHookOutput), Error: capLine(h.Error, maxWarningLine)})
+	}
+	return out
+}
+
+// capLine cuts s to n bytes.
+func capLine(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// tail keeps the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }

@@ -146,15 +146,25 @@ type ingest struct {
 	matched int64
 	bad     error
 
+	// command: the payload is a command's output (newCommandIngest).
+	command bool
+
 	// listings, when set before the first Write, collects the directory
 	// listings of the tar stream (by the scan's goroutine: read it after
 	// Finish).
 	listings *listingSet
 }
 
-func newIngest(comp image.Comp) *ingest {
+func newIngest(comp image.Comp) *ingest { return startIngest(comp, false) }
+
+// newCommandIngest checks the payload of a command DLE: its frames must
+// decompress, and no index record may come (the payload is a command's
+// output, not a tar stream).
+func newCommandIngest(comp image.Comp) *ingest { return startIngest(comp, true) }
+
+func startIngest(comp image.Comp, command bool) *ingest {
 	in := &ingest{q: make(chan chunk, ingestQueue+2), free: make(chan []byte, ingestQueue+1),
-		abort: make(chan struct{}), scanned: make(chan struct{}), done: make(chan struct{})}
+		abort: make(chan struct{}), scanned: make(chan struct{}), done: make(chan struct{}), command: command}
 	go func() {
 		defer close(in.done)
 		r := &queueReader{in: in}
@@ -233,6 +243,12 @@ func (in *ingest) scan(r io.Reader, comp image.Comp) error {
 		}
 		defer gr.Close()
 		tr = gr
+	}
+	if in.command {
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return fmt.Errorf("the command's payload: %w", err)
+		}
+		return nil
 	}
 	_, err := tarscan.Scan(tr, func(e tarscan.Entry) error {
 		if err := cleanEntry(e); err != nil {
@@ -342,6 +358,9 @@ func (in *ingest) verdict() error {
 
 // Record adds one index record from the agent.
 func (in *ingest) Record(rec wire.IndexRecord) error {
+	if in.command {
+		return fmt.Errorf("refused: an index record (%s) in the payload of a command DLE, which holds no files", quoteCut(rec.Path))
+	}
 	if in.behind && !in.closed {
 		in.behind = false
 		ack := make(chan struct{})

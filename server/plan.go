@@ -89,6 +89,15 @@ func estimates(ctx context.Context, cfg *config.Config, files wire.Files, datest
 		if len(levels) == 0 {
 			continue
 		}
+		if dt.IsCommand() {
+			// A command's output cannot be sized without running it: its
+			// last full's size stands for it (none yet: 0).
+			e := commandEstimate(pdles[i])
+			est[i] = map[int]wire.Estimate{0: e}
+			pdles[i].Estimates = map[int]int64{0: e.Bytes}
+			log.Info("estimate of a command DLE: its last full", "host", d.Host, "path", d.Path, "bytes", e.Bytes)
+			continue
+		}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -110,6 +119,20 @@ func estimates(ctx context.Context, cfg *config.Config, files wire.Files, datest
 	}
 	wg.Wait()
 	return est, errs
+}
+
+// commandEstimate is the estimate of a command DLE: the size of its
+// newest full (the agent cannot size a command's output without running
+// it), 0 before its first.
+func commandEstimate(d planner.DLE) wire.Estimate {
+	e := wire.Estimate{Level: 0}
+	var newest time.Time
+	for _, x := range d.History {
+		if x.Level == 0 && !x.Time.Before(newest) {
+			newest, e.Bytes = x.Time, x.OrigBytes
+		}
+	}
+	return e
 }
 
 func estimateDLE(ctx context.Context, cfg *config.Config, files wire.Files, datestamp string, d config.DLE, dt config.Dumptype, levels []int) (map[int]wire.Estimate, error) {

@@ -522,7 +522,26 @@ func dumpRequest(datestamp string, dle config.DLE, dt config.Dumptype, level int
 	if dt.Encrypt == config.EncryptClient {
 		req.Encrypt, req.Recipients = crypt.Name, dt.AgeRecipients
 	}
+	consistency(&req, dt)
 	return req
+}
+
+// consistency puts the dumptype's snapshot, command and hooks into a
+// request (only when set: an agent from before them refuses the fields).
+func consistency(req *wire.Request, dt config.Dumptype) {
+	switch dt.Snapshot {
+	case "", config.SnapshotNone:
+	default:
+		req.Snapshot = &wire.Snapshot{Kind: dt.Snapshot, Size: dt.SnapshotSize, Create: dt.SnapshotCreate, Remove: dt.SnapshotRemove}
+	}
+	if dt.IsCommand() {
+		req.Command = dt.Command
+		req.Exclude, req.ExcludeList, req.OneFilesystem = nil, nil, false
+	}
+	req.Pre, req.Post = dt.Pre, dt.Post
+	if len(dt.Pre) > 0 || len(dt.Post) > 0 || req.Snapshot != nil {
+		req.HookTimeout = int(max(1, time.Duration(dt.HookTimeout).Round(time.Second)/time.Second))
+	}
 }
 
 // dumpAll runs up to inparallel dumpers, at most maxdumps per host, in the

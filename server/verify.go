@@ -518,6 +518,8 @@ func verifyFile(ctx context.Context, cat *catalog.Catalog, vol *catalog.Volume,
 	}
 	vi.OK = true
 	switch {
+	case !d.Encrypted() && d.IsCommand():
+		vi.Detail = "header matches its checksum and the catalog; SHA-256 matches the catalog, a command's output decompressed to its end"
 	case !d.Encrypted():
 		vi.Detail = fmt.Sprintf("header matches its checksum and the catalog; SHA-256 matches the catalog, %d tar entries read", vi.Files)
 	case im.check.ids == nil:
@@ -564,6 +566,7 @@ func headerDiffs(ctx context.Context, cat *catalog.Catalog, h *image.Header, e e
 	if h.Files != image.Unknown {
 		diff("files", h.Files, d.Files)
 	}
+	diff("payload", payloadKind(h.Payload), payloadKind(d.Payload))
 	if h.Frames != image.Unknown {
 		frames, err := cat.Frames(ctx, d.ID)
 		if err != nil {
@@ -635,7 +638,7 @@ func startCheck(ctx context.Context, vols indexd.VolumeSource, ask indexd.Ask, h
 		if d.Encrypted() {
 			n, err = checkEncrypted(pr, d, c.ids, fc)
 		} else {
-			n, err = readTar(io.TeeReader(pr, fc), image.Comp(d.Comp))
+			n, err = readPayload(io.TeeReader(pr, fc), d)
 		}
 		if err == nil && (!d.Encrypted() || c.ids != nil) {
 			err = fc.done()
@@ -680,7 +683,7 @@ func checkEncrypted(r io.Reader, d catalog.Dump, ids *crypt.Identities, fc *fram
 	if err != nil {
 		return 0, payloadError{err}
 	}
-	n, err := readTar(io.TeeReader(cr, fc), image.Comp(d.Comp))
+	n, err := readPayload(io.TeeReader(cr, fc), d)
 	if err == nil {
 		// Every chunk to the last one, authenticated.
 		_, err = io.Copy(fc, cr)
@@ -819,13 +822,26 @@ func (fc *frameCheck) done() error {
 	return nil
 }
 
-// readTar decompresses a payload and reads every tar entry to its end.
-func readTar(r io.Reader, comp image.Comp) (int64, error) {
-	sr, err := image.NewStreamReader(r, comp)
+// payloadKind is a payload kind with "" spelled out.
+func payloadKind(p string) string {
+	if p == "" {
+		return image.PayloadTar
+	}
+	return p
+}
+
+// readPayload decompresses the payload of d and reads every tar entry to
+// its end; a command DLE's output (no tar) is decompressed to its end.
+func readPayload(r io.Reader, d catalog.Dump) (int64, error) {
+	sr, err := image.NewStreamReader(r, image.Comp(d.Comp))
 	if err != nil {
 		return 0, err
 	}
 	defer sr.Close()
+	if d.IsCommand() {
+		_, err := io.Copy(io.Discard, sr)
+		return 0, err
+	}
 	tr := tar.NewReader(sr)
 	var n int64
 	for {

@@ -28,7 +28,7 @@ const defaultIndexServer = "localhost:10082"
 
 func newRecoverCommand(g *globals) *cobra.Command {
 	var file string
-	var all, targetMeta bool
+	var all, targetMeta, pipe bool
 	var identity string
 	var req restore.Request
 	var sh shellFlags
@@ -43,7 +43,9 @@ Commands piped on standard input run the same way. See docs/recover.md.
 
 With -c FILE (on the backup server) it reads the catalog directly: --file restores one
 file from the newest image that holds it, --all the whole DLE through its chain of images,
-into an empty directory unless --overwrite. It first prints the volumes it needs, in the
+into an empty directory unless --overwrite. For a command DLE (dumptype command = [...]),
+--all writes the command's output to --to (a new file, or a file in a directory) or, with
+--pipe, pipes it into the dumptype's restore_command. It first prints the volumes it needs, in the
 order it reads them ("The following tapes are needed: ..."); with a single drive it asks for
 each cartridge in turn (here, in the log and by mail) and waits for it; Ctrl-C cancels. Nothing is ever written outside --to. A client's
 device nodes, setuid/setgid bits and trusted.*/security.* xattrs are left out (each entry
@@ -69,7 +71,16 @@ is listed) unless --same-privileges.`,
 				sh.host, sh.date, sh.samePrivileges = req.Host, req.AsOf, req.SamePrivileges
 				return runShell(ctx, c, sh)
 			}
-			need := []struct{ name, v string }{{"host", req.Host}, {"path", req.Path}, {"to", req.To}}
+			need := []struct{ name, v string }{{"host", req.Host}, {"path", req.Path}}
+			if pipe && !all {
+				return usageError{fmt.Errorf("--pipe goes with --all (a command DLE's image is restored whole)")}
+			}
+			if pipe && req.To != "" {
+				return usageError{fmt.Errorf("--pipe sends the image to restore_command: drop --to, or drop --pipe to write it to --to")}
+			}
+			if !pipe {
+				need = append(need, struct{ name, v string }{"to", req.To})
+			}
 			if !all {
 				need = append(need, struct{ name, v string }{"file", req.File})
 			} else if req.File != "" {
@@ -105,7 +116,7 @@ is listed) unless --same-privileges.`,
 			if all {
 				return runRecoverTree(ctx, g, cfg, restore.TreeRequest{Host: req.Host, Path: req.Path, To: req.To, AsOf: req.AsOf,
 					Overwrite: req.Overwrite, SamePrivileges: req.SamePrivileges, TargetMeta: targetMeta, Volumes: vols, Ask: ask, Identities: req.Identities,
-					Peers: server.Peers(cfg, g.logger(0))})
+					Peers: server.Peers(cfg, g.logger(0)), Pipe: pipe})
 			}
 			req.Volumes, req.Ask, req.Peers = vols, ask, server.Peers(cfg, g.logger(0))
 			res, err := restore.File(ctx, cfg, req, g.logger(0))
@@ -128,6 +139,7 @@ is listed) unless --same-privileges.`,
 	f.StringVar(&req.AsOf, "date", "", "as of this date: YYYY-MM-DD[-hh:mm:ss] or a datestamp YYYYMMDD[hhmmss]; default the newest")
 	f.BoolVar(&req.Overwrite, "overwrite", false, "-c: --file: replace an existing local file; --all: restore into a directory that is not empty (what the DLE did not hold is deleted there)")
 	f.BoolVar(&req.SamePrivileges, "same-privileges", false, "recreate device nodes, setuid/setgid bits and trusted.*/security.* xattrs from the backup (-c: left out by default; shell: the default for the host's own files)")
+	f.BoolVar(&pipe, "pipe", false, "-c --all, command DLEs: pipe the image into the dumptype's restore_command (pg_restore -d DB) instead of writing it to --to")
 	f.BoolVar(&targetMeta, "target-meta", false, "-c --all: give --to the owner, mode and mtime of the DLE's root (default: --to keeps its own)")
 	f.StringVar(&identity, "identity", "", "age identity file (tapir key new, or its paper form; mode 0600) that opens encrypted images")
 	f.StringVar(&sh.server, "server", "", "index server HOST:PORT (default $TAPIR_SERVER, else "+defaultIndexServer+")")
@@ -199,7 +211,14 @@ func runRecoverTree(ctx context.Context, g *globals, cfg *config.Config, req res
 	if err != nil {
 		return err
 	}
-	fmt.Printf("restored %s:%s into %s: %d entries from %d images, %d removed as deleted\n", req.Host, req.Path, req.To, res.Entries, len(res.Chain), len(res.Removed))
+	switch cr := res.Command; {
+	case cr != nil && cr.Piped != "":
+		fmt.Printf("restored %s:%s: %d bytes of the command's output piped into %s\n", req.Host, req.Path, cr.Bytes, cr.Piped)
+	case cr != nil:
+		fmt.Printf("restored %s:%s: %d bytes of the command's output written to %s\n", req.Host, req.Path, cr.Bytes, cr.Written)
+	default:
+		fmt.Printf("restored %s:%s into %s: %d entries from %d images, %d removed as deleted\n", req.Host, req.Path, req.To, res.Entries, len(res.Chain), len(res.Removed))
+	}
 	return nil
 }
 

@@ -241,6 +241,9 @@ func sameDump(a, b Dump) bool {
 		if d.Encryption == "" {
 			d.Encryption = "none"
 		}
+		if d.Payload == "" {
+			d.Payload = PayloadTar
+		}
 	}
 	return ok && reflect.DeepEqual(a, b)
 }

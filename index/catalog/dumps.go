@@ -41,12 +41,25 @@ type Dump struct {
 	// Server is the tapir server whose run made the dump: its holding disk
 	// or its volumes hold the image (servers.go).
 	Server string
+	// Payload is what the plaintext of the frames is: PayloadTar (a pax
+	// archive, its entries in the index) or PayloadCommand (the standard
+	// output of a command DLE, no index). "" is taken as PayloadTar.
+	Payload string
 }
+
+// Payload kinds of Dump.Payload (image.Header.Payload).
+const (
+	PayloadTar     = image.PayloadTar
+	PayloadCommand = image.PayloadCommand
+)
+
+// IsCommand says the payload is a command's output, not a tar archive.
+func (d *Dump) IsCommand() bool { return d.Payload == PayloadCommand }
 
 // Encrypted says the payload is an age file.
 func (d *Dump) Encrypted() bool { return d.Encryption == image.EncAge }
 
-const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed, encryption, recipients, crypt_header, server`
+const dumpCols = `id, run_id, host, path, level, datestamp, status, orig_size, payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished, taped, listed, encryption, recipients, crypt_header, server, payload`
 
 // dumpColsAs is dumpCols with every column qualified by alias a.
 func dumpColsAs(a string) string {
@@ -60,7 +73,7 @@ func scanDump(s scanner, extra ...any) (Dump, error) {
 	dest := []any{&d.ID, &d.RunID, &d.Host, &d.Path, &d.Level, &d.Datestamp, &d.Status,
 		&d.OrigSize, &d.PayloadSize, &d.SHA256, &d.Comp, &d.FrameSize, &d.Files,
 		&d.HoldingPath, &d.Error, &started, &finished, &taped, &d.Listed,
-		&d.Encryption, &recips, &d.CryptHeader, &d.Server}
+		&d.Encryption, &recips, &d.CryptHeader, &d.Server, &d.Payload}
 	err := s.Scan(append(dest, extra...)...)
 	d.Started, d.Finished, d.Taped = fromNS(started), fromNS(finished), fromNS(taped)
 	if recips != "" {
@@ -142,6 +155,17 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 	if err := checkEncryption(enc, d.Recipients, d.CryptHeader); err != nil {
 		problems = append(problems, err)
 	}
+	payload := d.Payload
+	switch payload {
+	case "":
+		payload = PayloadTar
+	case PayloadTar, PayloadCommand:
+	default:
+		problems = append(problems, fmt.Errorf("payload %q is not one of %s, %s", payload, PayloadTar, PayloadCommand))
+	}
+	if payload == PayloadCommand && (d.Level != 0 || d.Files != 0) {
+		problems = append(problems, errors.New("a command payload is a level-0 image with no index entries"))
+	}
 	if err := errors.Join(problems...); err != nil {
 		return 0, c.fail(op, err)
 	}
@@ -161,18 +185,18 @@ func (c *Catalog) CreateDump(ctx context.Context, d *Dump) (int64, error) {
 		}
 		err = tx.QueryRow(`INSERT INTO dumps(run_id, host, path, level, datestamp, status, orig_size,
 			payload_size, sha256, comp, frame_size, files, holding_path, error, started, finished,
-			encryption, recipients, crypt_header, server)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			encryption, recipients, crypt_header, server, payload)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			d.RunID, d.Host, d.Path, d.Level, datestamp, status, d.OrigSize, d.PayloadSize,
 			d.SHA256, comp, d.FrameSize, d.Files, d.HoldingPath, d.Error, toNS(d.Started), toNS(d.Finished),
-			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader), server).Scan(&id)
+			enc, strings.Join(d.Recipients, " "), nilIfEmpty(d.CryptHeader), server, payload).Scan(&id)
 		d.Server = server
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	d.ID, d.Status, d.Comp, d.Datestamp, d.Encryption = id, status, comp, datestamp, enc
+	d.ID, d.Status, d.Comp, d.Datestamp, d.Encryption, d.Payload = id, status, comp, datestamp, enc, payload
 	return id, nil
 }
 

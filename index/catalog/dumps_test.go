@@ -34,6 +34,10 @@ func testCreateDump(t *testing.T) {
 		{"sha", Dump{RunID: run, Host: "web1", Path: "/etc", SHA256: "ABCD"}, "not 64 lower-case hex"},
 		{"negative", Dump{RunID: run, Host: "web1", Path: "/etc", OrigSize: -1}, "must not be negative"},
 		{"datestamp", Dump{RunID: run, Host: "web1", Path: "/etc", Datestamp: "yesterday"}, "datestamp \"yesterday\""},
+		{"command payload", Dump{RunID: run, Host: "db1", Path: "/pg/app", Payload: PayloadCommand}, ""},
+		{"command incremental", Dump{RunID: run, Host: "db1", Path: "/pg/app", Level: 1, Payload: PayloadCommand}, "level-0 image with no index"},
+		{"command with files", Dump{RunID: run, Host: "db1", Path: "/pg/app", Files: 3, Payload: PayloadCommand}, "level-0 image with no index"},
+		{"bogus payload", Dump{RunID: run, Host: "db1", Path: "/pg/app", Payload: "cpio"}, "payload \"cpio\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -177,6 +177,10 @@ CREATE TABLE files_v7 (
 				return err
 			}
 		}
+		// Columns of later steps go too (step 10 adds dumps.payload).
+		if _, err := tx.Exec(`ALTER TABLE dumps DROP COLUMN payload`); err != nil {
+			return err
+		}
 		if c.d.pg {
 			return pgSetMeta(tx, "schema_version", 7)
 		}

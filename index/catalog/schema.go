@@ -302,6 +302,13 @@ CREATE TABLE IF NOT EXISTS copies (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS copies_volume ON copies(volume_id);
 `,
+	// 10: command DLEs (docs/format/catalog.md, "Dumps").
+	//   dumps.payload: what the payload's plaintext is once its frames are
+	//     decompressed: "tar" (a pax archive with an index) or "command"
+	//     (the standard output of a command DLE's command, no index).
+	`
+ALTER TABLE dumps ADD COLUMN payload TEXT NOT NULL DEFAULT 'tar';
+`,
 }
 
 // migrationCode is Go that runs after the SQL of a step (by index in
@@ -361,7 +368,7 @@ func convertListings7(tx *sql.Tx, d dialect) error {
 
 // SchemaVersion is the catalog schema version this code writes (PRAGMA
 // user_version after Open). It is always len(migrations).
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // convertFiles8 packs the index rows of schema 7 (one per entry) into the
 // chunks of schema 8, dump by dump, 100,000 rows at a time.

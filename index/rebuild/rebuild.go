@@ -651,6 +651,9 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 	if encrypted {
 		d.Encryption, d.Recipients = image.EncAge, h.Recipients
 	}
+	if h.Payload == image.PayloadCommand {
+		d.Payload = catalog.PayloadCommand
+	}
 	var parts []catalog.Part
 	if f.holding != "" {
 		im, err := holding.OpenImage(f.holding, o.Holding)
@@ -765,16 +768,21 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 		if err != nil {
 			return fail(fw, problemf("%v", err))
 		}
-		orig, err = tarscan.Scan(tr, func(e tarscan.Entry) error {
-			if e.HasDumpdir {
-				listings[e.Path] = e.Dumpdir
-			}
-			if e.Path == "" {
-				return nil
-			}
-			n++
-			return fw.Add(ctx, e.FileRecord)
-		})
+		if d.IsCommand() {
+			// A command's output: no entries, only its size.
+			orig, err = io.Copy(io.Discard, tr)
+		} else {
+			orig, err = tarscan.Scan(tr, func(e tarscan.Entry) error {
+				if e.HasDumpdir {
+					listings[e.Path] = e.Dumpdir
+				}
+				if e.Path == "" {
+					return nil
+				}
+				n++
+				return fw.Add(ctx, e.FileRecord)
+			})
+		}
 		if err == nil {
 			// Through the decompressor to its end first (it may read ahead in
 			// its own goroutine), then what is left of the payload (through

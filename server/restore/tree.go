@@ -45,6 +45,11 @@ type TreeRequest struct {
 	Identities *crypt.Identities
 	// Peers reads the images other servers hold, as in Request.
 	Peers *indexd.Peers
+	// Pipe, for a command DLE, pipes its image into its dumptype's
+	// restore_command instead of writing it to To (a file, or a directory
+	// to hold one); Output takes that command's output (nil: ours).
+	Pipe   bool
+	Output io.Writer
 }
 
 // TreeResult lists the images applied, oldest first.
@@ -53,6 +58,9 @@ type TreeResult struct {
 	Entries int64
 	Removed []string        // paths deleted because a later image's listing lacks them
 	Dropped recover.Dropped // entries whose privileged parts were left out
+	// Command is set when the DLE is a command DLE: its one image was
+	// written to a file or piped into its restore_command.
+	Command *CommandResult
 }
 
 // Chain returns the images that restore a DLE as of a datestamp: the
@@ -70,9 +78,6 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if req.To == "" {
-		return nil, errors.New("recover: no target directory given (--to DIR)")
-	}
 	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return nil, err
@@ -81,6 +86,20 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 	chain, err := Chain(ctx, cat, req.Host, req.Path, req.AsOf)
 	if err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
+	}
+	if last := chain[len(chain)-1]; last.IsCommand() {
+		// A command's output, not files: one image, to a file or a pipe.
+		cr, err := commandImage(ctx, cfg, cat, req, last, log)
+		if err != nil {
+			return nil, err
+		}
+		return &TreeResult{Chain: chain[len(chain)-1:], Command: cr}, nil
+	}
+	if req.Pipe {
+		return nil, fmt.Errorf("recover: %s:%s is not a command DLE (its images hold files): --pipe is for command DLEs; restore it into a directory with --to DIR", req.Host, req.Path)
+	}
+	if req.To == "" {
+		return nil, errors.New("recover: no target directory given (--to DIR)")
 	}
 	if err := os.MkdirAll(req.To, 0o700); err != nil {
 		return nil, fmt.Errorf("recover: target %s: %w", req.To, err)
