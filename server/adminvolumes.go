@@ -138,6 +138,9 @@ type RmVolumeOptions struct {
 type RmDump struct {
 	catalog.Dump
 	Volumes []string // every volume holding a part of it (all its parts leave the catalog)
+	// CopyOn, when set, are the volumes of a whole copy of it elsewhere
+	// (tapir vault): the image stays in the catalog, read from the copy.
+	CopyOn []string
 }
 
 // BrokenChain is a DLE whose newest chain has an image on the volume being
@@ -154,6 +157,9 @@ type RmVolumeResult struct {
 	Volume catalog.Volume
 	Dumps  []RmDump      // the images with a part on the volume, oldest first
 	Broken []BrokenChain // by host and path
+	// Copies are the images a copy of which (tapir vault) is on the
+	// volume: the copy goes, the image stays on its own volumes.
+	Copies []catalog.Dump
 	// Slot and SlotDir are, with Erase, the slot of the disk changer that
 	// holds the volume (checked by its label).
 	Slot    int
@@ -254,19 +260,33 @@ func volumeLoss(ctx context.Context, cat *catalog.Catalog, cfg *config.Config, l
 	if err != nil {
 		return nil, err
 	}
+	copies, err := cat.AllCopies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lost := map[int64]bool{} // images that leave the catalog
 	for _, d := range dumps {
 		vols, err := dumpVolumes(ctx, cat, d.ID)
 		if err != nil {
 			return nil, err
 		}
-		res.Dumps = append(res.Dumps, RmDump{Dump: d, Volumes: vols})
+		rd := RmDump{Dump: d, Volumes: vols, CopyOn: copyOff(copies[d.ID], label)}
+		lost[d.ID] = rd.CopyOn == nil
+		res.Dumps = append(res.Dumps, rd)
+	}
+	if res.Copies, err = cat.DumpsCopiedOnVolume(ctx, label); err != nil {
+		return nil, err
 	}
 	chains, err := cat.Chains(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range chains {
-		if !slices.Contains(c.Volumes, label) {
+		broken := false
+		for _, d := range c.Dumps {
+			broken = broken || lost[d.ID]
+		}
+		if !broken {
 			continue
 		}
 		fv, err := dumpVolumes(ctx, cat, c.Full().ID)
@@ -276,6 +296,18 @@ func volumeLoss(ctx context.Context, cat *catalog.Catalog, cfg *config.Config, l
 		res.Broken = append(res.Broken, BrokenChain{Host: c.Host, Path: c.Path, Full: c.Full(), FullVolumes: fv, Incrementals: len(c.Dumps) - 1})
 	}
 	return res, nil
+}
+
+// copyOff returns the volumes of the first whole copy (of an image's
+// copies) that has no part on label: what the image is read from once
+// label is gone. nil when every copy is on label too, or there is none.
+func copyOff(copies []catalog.ImageCopy, label string) []string {
+	for _, c := range copies {
+		if vols := c.Volumes(); !slices.Contains(vols, label) {
+			return vols
+		}
+	}
+	return nil
 }
 
 // dumpVolumes lists the volumes holding the parts of a dump, in part order.
@@ -374,20 +406,53 @@ func WriteRemoveVolume(w io.Writer, r *RmVolumeResult) error {
 		reuse = "no-reuse"
 	}
 	fmt.Fprintf(&b, "volume %s (%s, %s of images, %s)\n", v.Label, written, bytesize.Format(v.Bytes), reuse)
-	if len(r.Dumps) == 0 {
+	var leave, kept []RmDump
+	for _, d := range r.Dumps {
+		if d.CopyOn != nil {
+			kept = append(kept, d)
+		} else {
+			leave = append(leave, d)
+		}
+	}
+	images := func(n int) string { return map[bool]string{true: "image", false: "images"}[n == 1] }
+	line := func(d RmDump, extra string) {
+		also := ""
+		if len(d.Volumes) > 1 {
+			also = fmt.Sprintf(", parts on %s", strings.Join(d.Volumes, ", "))
+		}
+		fmt.Fprintf(&b, "  %s %s:%s level %d (%s, %s%s)%s\n", d.Datestamp, d.Host, d.Path, d.Level, d.Status, bytesize.Format(d.PayloadSize), also, extra)
+	}
+	if len(r.Dumps) == 0 && len(r.Copies) == 0 {
 		b.WriteString("it holds no image the catalog knows\n")
-	} else {
+	}
+	if len(leave) > 0 {
 		verb := "would leave"
 		if r.Removed {
 			verb = "left"
 		}
-		fmt.Fprintf(&b, "%d %s %s the catalog:\n", len(r.Dumps), map[bool]string{true: "image", false: "images"}[len(r.Dumps) == 1], verb)
-		for _, d := range r.Dumps {
-			also := ""
-			if len(d.Volumes) > 1 {
-				also = fmt.Sprintf(", parts on %s", strings.Join(d.Volumes, ", "))
-			}
-			fmt.Fprintf(&b, "  %s %s:%s level %d (%s, %s%s)\n", d.Datestamp, d.Host, d.Path, d.Level, d.Status, bytesize.Format(d.PayloadSize), also)
+		fmt.Fprintf(&b, "%d %s %s the catalog:\n", len(leave), images(len(leave)), verb)
+		for _, d := range leave {
+			line(d, "")
+		}
+	}
+	if len(kept) > 0 {
+		verb := "stay"
+		if r.Removed {
+			verb = "stayed"
+		}
+		fmt.Fprintf(&b, "%d %s on it %s in the catalog, read from their copies from now on:\n", len(kept), images(len(kept)), verb)
+		for _, d := range kept {
+			line(d, ": copy on "+strings.Join(d.CopyOn, ", "))
+		}
+	}
+	if len(r.Copies) > 0 {
+		verb := "would be dropped"
+		if r.Removed {
+			verb = "were dropped"
+		}
+		fmt.Fprintf(&b, "the copies (tapir vault) of %d %s on it %s; the images stay on their own volumes:\n", len(r.Copies), images(len(r.Copies)), verb)
+		for _, d := range r.Copies {
+			fmt.Fprintf(&b, "  %s %s:%s level %d (%s)\n", d.Datestamp, d.Host, d.Path, d.Level, bytesize.Format(d.PayloadSize))
 		}
 	}
 	for _, c := range r.Broken {

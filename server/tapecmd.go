@@ -145,11 +145,27 @@ func ExplainNext(ctx context.Context, cfg *config.Config, deps Deps, w io.Writer
 		for _, x := range chains {
 			newest[x.Host+":"+x.Path] = x
 		}
+		copies, err := cat.AllCopies(ctx)
+		if err != nil {
+			return err
+		}
+		var leave []catalog.Dump
+		var kept []string
+		for _, d := range dumps {
+			if on := copyOff(copies[d.ID], c.Label); on != nil {
+				kept = append(kept, fmt.Sprintf("  %s:%s level %d of %s (copy on %s)", d.Host, d.Path, d.Level, d.Datestamp, strings.Join(on, ", ")))
+			} else {
+				leave = append(leave, d)
+			}
+		}
+		if len(kept) > 0 {
+			fmt.Fprintf(w, "These %d image(s) on it stay in the catalog, read from their copies (tapir vault) from then on:\n%s\n", len(kept), strings.Join(kept, "\n"))
+		}
 		if len(dumps) == 0 {
 			fmt.Fprintln(w, "No image the catalog knows is on it.")
-		} else {
-			fmt.Fprintf(w, "These %d image(s) on it would leave the catalog; each is superseded by a newer chain on other volumes:\n", len(dumps))
-			for _, d := range dumps {
+		} else if len(leave) > 0 {
+			fmt.Fprintf(w, "These %d image(s) on it would leave the catalog; each is superseded by a newer chain on other volumes:\n", len(leave))
+			for _, d := range leave {
 				why := "no newer full: its DLE has no chain to restore from"
 				if x, ok := newest[d.Host+":"+d.Path]; ok {
 					why = fmt.Sprintf("newest chain: full of %s on %s", x.Full().Datestamp, strings.Join(x.Volumes, ", "))
