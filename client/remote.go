@@ -158,7 +158,9 @@ type DumpHandler struct {
 }
 
 // Dump runs a dump and feeds the stream to h. It returns the agent's Done
-// message, or an error that says what went wrong and where.
+// message, or an error that says what went wrong and where; when the
+// agent gave up (Done with an error) its Done is returned with the error,
+// for the commands it ran (Done.Hooks).
 func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wire.Done, error) {
 	req.Op = wire.OpDump
 	c, raw, rep, err := r.call(ctx, req)
@@ -245,7 +247,8 @@ func (r *Remote) Dump(ctx context.Context, req wire.Request, h DumpHandler) (*wi
 				return nil, fmt.Errorf("%s: dump of %s: %w", r.what(), req.DLE, err)
 			}
 			if d.Error != "" {
-				return nil, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
+				// The Done comes with the error: its Hooks say what ran.
+				return &d, fmt.Errorf("%s: dump of %s failed on the client: %s", r.what(), req.DLE, d.Error)
 			}
 			return &d, r.confirm(ctx, c, raw, req, &d, h)
 		}
