@@ -239,9 +239,9 @@ type walker struct {
 	sink  Sink
 	ex    *excluder
 	pw    *image.PayloadWriter
-	hbuf  bytes.Buffer // a tar header being rendered
-	dev   uint64 // the device walked (--one-file-system)
-	sdev  uint64 // the device the incremental state records: the live root's
+	hbuf  bytes.Buffer      // a tar header being rendered
+	dev   uint64            // the device walked (--one-file-system)
+	sdev  uint64            // the device the incremental state records: the live root's
 	links map[fileID]string // hardlinked inodes stored in this image, by first path
 	files int64
 	buf   []byte
