@@ -558,5 +558,3 @@ func TestFeaturesNameTheNewAbilities(t *testing.T) {
 		}
 	}
 }
-
-
