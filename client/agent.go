@@ -660,8 +660,20 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		return wire.Done{Error: err.Error()}, warns.dropped
 	}
 	over := true
-	if res.Pending {
+	switch {
+	case res.Pending && (req.Snapshot != nil || req.Command != nil):
+		// No resume state: a Confirm that does not come is not waited
+		// for (the state is discarded; the next incremental holds more).
+		creq := req
+		creq.Token = ""
+		a.confirm(c, raw, creq, d)
+	case res.Pending:
 		over = a.confirm(c, raw, req, d)
+	case req.Command != nil && a.StateDir != "":
+		// Nothing to promote, but the server sends its Confirm to an
+		// agent with state: answer it, so that it is not taken for a
+		// lost one.
+		a.confirmNothing(c, raw)
 	}
 	if jr != nil {
 		jr.close()
@@ -733,6 +745,17 @@ func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Don
 	a.Log.Info("incremental state advanced", "dle", req.DLE, "level", req.Level, "datestamp", req.Datestamp)
 	c.WriteMsg(wire.Reply{OK: true})
 	return true
+}
+
+// confirmNothing answers the Confirm of a dump that advances no state
+// (a command DLE's).
+func (a *Agent) confirmNothing(c *wire.Conn, raw net.Conn) {
+	raw.SetReadDeadline(time.Now().Add(a.confirmTimeout()))
+	var cf wire.Confirm
+	if err := c.ReadMsg(&cf); err != nil {
+		return
+	}
+	c.WriteMsg(wire.Reply{OK: true})
 }
 
 // confirmLate is the Confirm of a dump whose connection went after Done

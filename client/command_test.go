@@ -153,6 +153,10 @@ func TestCommandDLERefusals(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
+	// The confirmation is answered: nothing is reported lost.
+	if len(res.warnings) != 0 {
+		t.Errorf("warnings %q", res.warnings)
+	}
 	if ents, _ := os.ReadDir(filepath.Join(s.state, "resume")); len(ents) != 0 {
 		t.Errorf("resume state kept for a command DLE: %v", ents)
 	}

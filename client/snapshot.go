@@ -60,6 +60,7 @@ var (
 	// percentage of VG, FREE, ORIGIN or PVS.
 	lvmSizeRE    = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?$`)
 	lvmPercentRE = regexp.MustCompile(`^[0-9]+%(VG|FREE|ORIGIN|PVS)$`)
+	fstypeRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._]{0,31}$`)
 )
 
 // snapLedger is one intent ledger entry: what to remove.
@@ -311,7 +312,7 @@ func (a *Agent) makeSnapshot(ctx context.Context, req wire.Request, timeout time
 			sn.name = "zfs " + l.Dataset + "@tapir-" + l.ID
 			break
 		}
-		if !strings.HasPrefix(m.Source, "/dev/") {
+		if !strings.HasPrefix(m.Source, "/dev/") || !fstypeRE.MatchString(m.FSType) {
 			return nil, fmt.Errorf("DLE %s is on %s (%s mounted at %s), not on a block device: snapshot = \"lvm\" needs a logical volume", req.DLE, m.Source, m.FSType, m.MountPoint)
 		}
 		vg, lv, err := a.lvOf(ctx, m.Source, timeout)

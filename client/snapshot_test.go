@@ -126,9 +126,16 @@ find "$TAPIR_SNAPSHOT_DIR" -mindepth 1 -delete`)
 	req.Snapshot = &wire.Snapshot{Kind: wire.SnapshotCommand, Create: []string{create}, Remove: []string{remove}}
 	req.Pre = []string{s.envRecorder(t, "pre", 0)}
 	req.Post = []string{s.envRecorder(t, "post", 0)}
+	req.Token = "0123456789abcdef0123456789abcdef" // a snapshot dump keeps no resume state
 	res := remoteDump(t, s.r, req)
 	if res.err != nil {
 		t.Fatal(res.err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(s.state, "resume")); len(ents) != 0 {
+		t.Errorf("resume state kept for a snapshot dump: %v", ents)
+	}
+	if st := (StateStore{Dir: s.state}); !slices.Equal(st.Levels(s.dle), []int{0}) {
+		t.Errorf("state levels after the confirmed dump: %v", st.Levels(s.dle))
 	}
 	if got := hookNames(res.done); !slices.Equal(got, []string{"pre", "snapshot-create", "snapshot-remove", "post"}) {
 		t.Fatalf("hooks %v", got)
@@ -151,6 +158,14 @@ find "$TAPIR_SNAPSHOT_DIR" -mindepth 1 -delete`)
 	if _, ok := s.recorded(t, "post")["TAPIR_SNAPSHOT_DIR"]; ok {
 		t.Error("post, run after the removal, was given the snapshot's directory")
 	}
+
+	// A resume of a snapshot dump is refused: the server starts over.
+	req.Resume = &wire.Resume{Frames: 1, PayloadOffset: 10}
+	res = remoteDump(t, s.r, req)
+	if res.err == nil || !strings.Contains(res.err.Error(), errNoResume.Error()) || !strings.Contains(res.err.Error(), "from a snapshot is never resumed") {
+		t.Errorf("resume: %v", res.err)
+	}
+	req.Resume, req.Token = nil, ""
 
 	// A command DLE reads the snapshot too.
 	req.Command = []string{s.script(t, "cat", `cat "$TAPIR_SNAPSHOT_DIR/a.txt"`)}
