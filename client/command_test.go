@@ -206,9 +206,8 @@ func TestPostgresCommandDLE(t *testing.T) {
 	if err != nil {
 		t.Skip("no pg_dump")
 	}
-	if pgDump, err = filepath.EvalSymlinks(pgDump); err != nil {
-		t.Fatal(err)
-	}
+	// Debian's pg_dump is a symlink to pg_wrapper, which looks at its
+	// name: the agent runs it by the name the server gave.
 	s := newHookSite(t, func(a *Agent) { a.AllowExec = []string{pgDump} })
 	res := remoteDump(t, s.r, wire.Request{DLE: "/postgres/test", Datestamp: "20260102030405", Compress: "zst", Command: []string{pgDump, "-Fc", "-d", dsn}})
 	if res.err != nil {

@@ -50,8 +50,10 @@ var pipeGrace = 5 * time.Second
 const allowExecHint = "start the agent with --allow-exec /etc/tapir/exec and put the script there"
 
 // checkArgv validates an argv the server sent (what names it, e.g. "pre
-// hook") against the allow list, and returns the executable it runs: the
-// real path of argv[0] (symlinks resolved).
+// hook") against the allow list, and returns the executable to run:
+// argv[0] as given, whose real path (symlinks resolved) is what was
+// checked. It is run by the name given, so that a program that looks at
+// its own name (pg_dump is Debian's pg_wrapper) sees it.
 func checkArgv(what string, argv []string, allow []string) (string, error) {
 	if len(argv) == 0 {
 		return "", fmt.Errorf("%s: empty command", what)
@@ -108,7 +110,7 @@ func checkArgv(what string, argv []string, allow []string) (string, error) {
 	case fi.Mode().Perm()&0o022 != 0:
 		return "", fmt.Errorf("%s %s is writable by group or others (mode %04o): anyone in them could change what runs; chmod go-w it", what, name, fi.Mode().Perm())
 	}
-	return real, nil
+	return argv[0], nil
 }
 
 // tailBuffer keeps the last max bytes written to it.
