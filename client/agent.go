@@ -28,7 +28,8 @@ import (
 var Version = "0.1.0"
 
 // Features lists what this agent can do, for selfcheck.
-var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings, FeatureResume, FeatureResumeAge}
+var Features = []string{"levels-0-9", "gnu-dumpdir", "sparse-1.0", "xattrs", "acls", "zstd-frames", "gzip-frames", "seek-table", "index", "confirm", "bandwidth", FeatureAge, FeatureListings, FeatureResume, FeatureResumeAge,
+	FeatureHooks, FeatureCommand, FeatureSnapshotBtrfs, FeatureSnapshotLVM, FeatureSnapshotZFS, FeatureSnapshotCommand}
 
 // FeatureAge is the feature of an agent that encrypts payloads with age
 // (wire.Request.Encrypt "age"): the server refuses to ask an agent
@@ -62,6 +63,18 @@ type Agent struct {
 	StateDir string
 	// ConfirmTimeout bounds the wait for the server's Confirm after a dump.
 	ConfirmTimeout time.Duration
+	// AllowExec lists the executables the server may have this agent run
+	// (pre and post hooks, command DLEs, command snapshots): absolute
+	// directories (any executable below one) or files, resolved through
+	// symlinks when a request names a command (exec.go). Empty: the agent
+	// runs no command at all; unlike Allow, empty is not "any".
+	AllowExec []string
+	// Mountinfo is the mount table read to find the ZFS dataset or the
+	// logical volume of a DLE; empty: /proc/self/mountinfo.
+	Mountinfo string
+
+	snapMu   sync.Mutex
+	snapBusy map[string]bool // snapshot ids this agent is making, reading or removing
 
 	mu      sync.Mutex
 	running map[string]*runningDump // dumps with a token, by token
@@ -131,7 +144,12 @@ func (a *Agent) states() *StateStore {
 
 // Serve accepts connections until ctx is cancelled or ln fails
 // (wire.Serve).
+//
+// Before it serves, it removes the snapshots an earlier agent left (one
+// killed while it dumped from them), as the ledger in StateDir names
+// them (snapshot.go).
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	a.cleanupSnapshots("", nil)
 	return wire.Serve(ctx, ln, "client agent", nil, a.handle)
 }
 
@@ -225,10 +243,15 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	default:
 		return DumpOptions{}, fmt.Errorf("unknown operation %q", req.Op)
 	}
+	if req.Command != nil && req.Op == wire.OpEstimate {
+		return DumpOptions{}, errors.New("a command DLE has no estimate: the server uses its last size")
+	}
 	if !path.IsAbs(req.DLE) || path.Clean(req.DLE) != req.DLE {
 		return DumpOptions{}, fmt.Errorf("DLE %q: must be an absolute, clean path", req.DLE)
 	}
-	if len(a.Allow) > 0 {
+	// A command DLE's name is only a name: it is not read, so --allow
+	// does not apply to it (--allow-exec does, to its command).
+	if len(a.Allow) > 0 && req.Command == nil {
 		if _, _, ok := allowEntry(req.DLE, a.Allow); !ok {
 			return DumpOptions{}, fmt.Errorf("DLE %s is outside the directories this agent may dump (%s); add it with --allow on the client", req.DLE, strings.Join(a.Allow, ", "))
 		}
@@ -294,7 +317,45 @@ func (a *Agent) check(req wire.Request) (DumpOptions, error) {
 	if req.Op != wire.OpDump && req.Op != wire.OpConfirm && (req.Token != "" || req.Resume != nil) {
 		return DumpOptions{}, fmt.Errorf("a token or resume in a %s request", req.Op)
 	}
+	if req.HookTimeout < 0 || time.Duration(req.HookTimeout)*time.Second > MaxHookTimeout {
+		return DumpOptions{}, fmt.Errorf("hook timeout %d seconds out of range 0..%d", req.HookTimeout, int(MaxHookTimeout/time.Second))
+	}
+	if req.Op == wire.OpDump {
+		if err := a.checkExec(req); err != nil {
+			return DumpOptions{}, err
+		}
+	}
 	return opt, nil
+}
+
+// checkExec validates what a dump request asks the agent to run: its
+// hooks, its command, its snapshot (problems of a selfcheck are the same
+// sentences).
+func (a *Agent) checkExec(req wire.Request) error {
+	if req.Command != nil {
+		if req.Level != 0 {
+			return fmt.Errorf("a command DLE dumps level 0 only (level %d asked for %s)", req.Level, req.DLE)
+		}
+		if _, err := checkArgv("command", req.Command, a.AllowExec); err != nil {
+			return err
+		}
+	}
+	if req.Pre != nil {
+		if _, err := checkArgv("pre hook", req.Pre, a.AllowExec); err != nil {
+			return err
+		}
+	}
+	if req.Post != nil {
+		if _, err := checkArgv("post hook", req.Post, a.AllowExec); err != nil {
+			return err
+		}
+	}
+	if req.Snapshot != nil {
+		if err := a.checkSnapshot(req.Snapshot); err != nil {
+			return fmt.Errorf("DLE %s: %w", req.DLE, err)
+		}
+	}
+	return nil
 }
 
 // checkEncrypt validates the encryption a request asks for: none, or age
@@ -335,9 +396,17 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	warns := &warnCap{send: func(line string) {
 		c.WriteFrame(wire.FrameWarn, []byte(line), false)
 	}}
+	// sess, once the stream started, holds the hooks run and the
+	// snapshot made: whatever ends the dump removes the snapshot and
+	// runs the post hook before Done (hooks.go).
+	var sess *session
 	fail := func(err error) (wire.Done, int) {
-		warns.finish()
 		d := wire.Done{Error: oneLine(err.Error(), MaxTextLen)}
+		if sess != nil {
+			sess.end(false)
+			sess.done(&d)
+		}
+		warns.finish()
 		c.WriteMsg(d)
 		return d, warns.dropped
 	}
@@ -347,6 +416,21 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	var resumed *wire.Resumed
 	var cres *cryptResume
 	keep := req.Token != "" && a.StateDir != ""
+	// A dump from a snapshot, or a command's output, cannot continue
+	// after a cut: a new snapshot would not match the walk before it,
+	// and a command cannot be resumed. They keep no resume state.
+	if req.Snapshot != nil || req.Command != nil {
+		if req.Resume != nil {
+			what := "from a snapshot"
+			if req.Command != nil {
+				what = "of a command DLE"
+			}
+			e := fmt.Sprintf("%v dump %s of %s: a dump %s is never resumed; the server starts it over", errNoResume, req.Token, req.DLE, what)
+			c.WriteMsg(errReply(e))
+			return wire.Done{Error: e}, 0
+		}
+		keep = false
+	}
 	if req.Resume != nil {
 		if !keep {
 			e := fmt.Sprintf("%v dump %s of %s: this agent keeps no resume state for it (no --state-dir); the server starts it over", errNoResume, req.Token, req.DLE)
@@ -400,6 +484,17 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	// honours Encrypt (an older agent would send plaintext).
 	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features, Resumed: resumed}); err != nil {
 		return wire.Done{Error: err.Error()}, 0
+	}
+	// The pre hook, then the snapshot, right before the walk.
+	sess = a.newSession(req, warns.warn)
+	if err := sess.pre(ctx); err != nil {
+		return fail(err)
+	}
+	if err := sess.snapshot(ctx); err != nil {
+		return fail(err)
+	}
+	if sess.snap != nil {
+		opt.snap = sess.snap
 	}
 	var batch []byte
 	flushIndex := func() error {
@@ -503,7 +598,13 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Warn:    warns.warn,
 		Listing: listing,
 	}
-	res, err := Dump(ctx, req.DLE, opt, sink)
+	var res Result
+	var err error
+	if req.Command != nil {
+		res, err = a.runCommandDLE(ctx, req, opt, sess, payload, warns.warn)
+	} else {
+		res, err = Dump(ctx, req.DLE, opt, sink)
+	}
 	if err != nil && opt.resume != nil && ctx.Err() == nil {
 		err = fmt.Errorf("resuming the dump after frame %d: %w (this attempt fails; retries start the dump over)", len(opt.resume.frames), err)
 	}
@@ -542,6 +643,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 			return fail(err)
 		}
 	}
+	sess.end(true)
 	warns.finish()
 	d := wire.Done{
 		OrigSize:    res.Summary.OriginalSize,
@@ -550,6 +652,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		Files:       res.Files,
 		Frames:      int64(len(res.Summary.Frames)),
 	}
+	sess.done(&d)
 	if enc != nil {
 		d.PayloadSize, d.SHA256 = enc.Size(), enc.SHA256()
 	}
@@ -557,8 +660,20 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 		return wire.Done{Error: err.Error()}, warns.dropped
 	}
 	over := true
-	if res.Pending {
+	switch {
+	case res.Pending && (req.Snapshot != nil || req.Command != nil):
+		// No resume state: a Confirm that does not come is not waited
+		// for (the state is discarded; the next incremental holds more).
+		creq := req
+		creq.Token = ""
+		a.confirm(c, raw, creq, d)
+	case res.Pending:
 		over = a.confirm(c, raw, req, d)
+	case req.Command != nil && a.StateDir != "":
+		// Nothing to promote, but the server sends its Confirm to an
+		// agent with state: answer it, so that it is not taken for a
+		// lost one.
+		a.confirmNothing(c, raw)
 	}
 	if jr != nil {
 		jr.close()
@@ -632,6 +747,17 @@ func (a *Agent) confirm(c *wire.Conn, raw net.Conn, req wire.Request, d wire.Don
 	return true
 }
 
+// confirmNothing answers the Confirm of a dump that advances no state
+// (a command DLE's).
+func (a *Agent) confirmNothing(c *wire.Conn, raw net.Conn) {
+	raw.SetReadDeadline(time.Now().Add(a.confirmTimeout()))
+	var cf wire.Confirm
+	if err := c.ReadMsg(&cf); err != nil {
+		return
+	}
+	c.WriteMsg(wire.Reply{OK: true})
+}
+
 // confirmLate is the Confirm of a dump whose connection went after Done
 // (OpConfirm): the dump's resume state says which image it sent.
 func (a *Agent) confirmLate(req wire.Request) wire.Reply {
@@ -680,6 +806,23 @@ func (a *Agent) selfcheck(req wire.Request) wire.Reply {
 	}
 	problem := func(format string, args ...any) {
 		rep.Problems = append(rep.Problems, oneLine(fmt.Sprintf(format, args...), MaxTextLen))
+	}
+	if err := a.checkExec(req); err != nil {
+		problem("%v", err)
+	} else if req.Snapshot != nil {
+		// Proved by making one and removing it.
+		var runs []wire.HookRun
+		record := func(r wire.HookRun) { runs = append(runs, r) }
+		sn, err := a.makeSnapshot(context.Background(), req, hookTimeout(req), record, func(w string) { problem("%s", w) })
+		if err != nil {
+			problem("%v", err)
+		} else if err := a.dropSnapshot(sn, hookTimeout(req), record); err != nil {
+			problem("%v", err)
+		}
+	}
+	if req.Command != nil {
+		// A command DLE's name is not read.
+		return rep
 	}
 	if d, err := openDLE(req.DLE, a.Allow); err != nil {
 		problem("%v", err)

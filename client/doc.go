@@ -19,6 +19,20 @@
 // directory descriptors and never follows a symlink, and what is sent
 // back (warnings, failure texts) is bounded (limits.go).
 //
+// A dump can be made consistent (issue 20): pre and post hooks run
+// around it (hooks.go), a snapshot of the DLE is made right before the
+// walk, read instead of the live tree under the DLE's names, and removed
+// in every case (snapshot.go: btrfs, lvm and zfs by their own tools,
+// or an administrator's create and remove commands), an intent ledger
+// under the state directory letting the next agent remove what one
+// killed in the middle left. A command DLE's payload is the standard
+// output of a command (command.go: pg_dump -Fc, say), framed, hashed and
+// encrypted as a walk's tar stream is. Every command the server names
+// must lie below the agent's --allow-exec list (exec.go), a second
+// boundary: nothing runs without it, never through a shell, in a
+// process group of its own with a minimal environment and bounded
+// output; the agent's own snapshot tools are found on its PATH.
+//
 // The package also holds Remote, the server's side of the same protocol,
 // so that both ends of docs/format/agent-protocol.md live in one place.
 // The client knows nothing of tapes, holding disks or the catalog.

@@ -26,6 +26,13 @@ import (
 // agentPair runs an Agent on loopback and returns the server's Remote.
 func agentPair(t *testing.T) *Remote {
 	t.Helper()
+	return agentPairWith(t, nil)
+}
+
+// agentPairWith is agentPair with the Agent set up by cfg before it
+// serves (nil: as it comes).
+func agentPairWith(t *testing.T, cfg func(*Agent)) *Remote {
+	t.Helper()
 	dir := t.TempDir()
 	now := time.Now()
 	ca, err := wire.InitCA(dir, "t", now)
@@ -53,6 +60,9 @@ func agentPair(t *testing.T) *Remote {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	a := &Agent{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TLS: scfg}
+	if cfg != nil {
+		cfg(a)
+	}
 	go func() { a.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return &Remote{Host: "web1", Addr: ln.Addr().String(), TLS: ccfg}

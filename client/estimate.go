@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -70,7 +71,7 @@ func Estimate(ctx context.Context, root string, opt DumpOptions, levels []int) (
 		var sb unix.Stat_t
 		for _, name := range names {
 			crel := path.Join(rel, name)
-			if ex.excluded(crel) {
+			if ex.excluded(crel) || (rel == "" && strings.HasPrefix(name, SnapshotPrefix)) {
 				continue
 			}
 			if err := fstatat(dfd, name, &sb); err != nil {

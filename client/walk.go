@@ -49,6 +49,11 @@ type DumpOptions struct {
 	journal *journal
 	resume  *resumePoint
 
+	// snap, when set, is a snapshot of the root the agent made: the walk
+	// reads its directory (opened as it is, not beneath Allow) while the
+	// names, the incremental state and its device stay the root's.
+	snap *snapshot
+
 	// beforeOpen, when set, is called with an entry's path relative to the
 	// root after its directory was listed and before the entry is opened:
 	// tests make races with the walk deterministic with it.
@@ -94,7 +99,14 @@ type Result struct {
 // When State is set, the new state is written aside; Promote makes it
 // current once the server has the image safe.
 func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result, error) {
-	dir, st, err := openRoot(root, opt.Allow)
+	var dir *os.File
+	var st *unix.Stat_t
+	var err error
+	if opt.snap != nil {
+		dir, st, err = openRoot(opt.snap.dir, nil)
+	} else {
+		dir, st, err = openRoot(root, opt.Allow)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -180,10 +192,14 @@ func newWalker(ctx context.Context, root string, st *unix.Stat_t, opt DumpOption
 		opt:   opt,
 		sink:  sink,
 		dev:   uint64(st.Dev),
+		sdev:  uint64(st.Dev),
 		links: map[fileID]string{},
 		buf:   make([]byte, 1<<20),
 		names: map[uint32]string{},
 		grps:  map[uint32]string{},
+	}
+	if opt.snap != nil {
+		w.sdev = opt.snap.dev
 	}
 	var err error
 	w.ex, err = newExcluder(opt.Exclude, opt.ExcludeLists, opt.Allow, w.warn)
@@ -201,15 +217,15 @@ func newWalker(ctx context.Context, root string, st *unix.Stat_t, opt DumpOption
 			}
 			if w.base == nil {
 				w.warn("%s: no state of a level below %d on this client (first dump, or state lost): this level-%d image holds every file", root, opt.Level, opt.Level)
-			} else if w.base.Dev != w.dev {
+			} else if w.base.Dev != w.sdev {
 				w.moved = true
-				w.warn("%s: the DLE moved to another device (device %d, was %d at level %d): inode numbers and ctimes are not compared in this dump; files are compared by mtime, size, mode and owner", root, w.dev, w.base.Dev, w.base.Level)
+				w.warn("%s: the DLE moved to another device (device %d, was %d at level %d): inode numbers and ctimes are not compared in this dump; files are compared by mtime, size, mode and owner", root, w.sdev, w.base.Dev, w.base.Level)
 			}
 		}
 		if opt.Datestamp == "" {
 			return nil, fmt.Errorf("a dump that records incremental state needs a datestamp")
 		}
-		w.next = &State{DLE: root, Level: opt.Level, Datestamp: opt.Datestamp, Dev: w.dev, Files: map[string]FileState{}}
+		w.next = &State{DLE: root, Level: opt.Level, Datestamp: opt.Datestamp, Dev: w.sdev, Files: map[string]FileState{}}
 	}
 	return w, nil
 }
@@ -223,8 +239,9 @@ type walker struct {
 	sink  Sink
 	ex    *excluder
 	pw    *image.PayloadWriter
-	hbuf  bytes.Buffer // a tar header being rendered
-	dev   uint64
+	hbuf  bytes.Buffer      // a tar header being rendered
+	dev   uint64            // the device walked (--one-file-system)
+	sdev  uint64            // the device the incremental state records: the live root's
 	links map[fileID]string // hardlinked inodes stored in this image, by first path
 	files int64
 	buf   []byte
@@ -297,7 +314,7 @@ func (w *walker) walkDir(rel, full string, dir, parent *os.File, name string, st
 		dfd := int(dir.Fd())
 		for _, cname := range names {
 			crel := path.Join(rel, cname)
-			if w.ex.excluded(crel) {
+			if w.ex.excluded(crel) || (rel == "" && strings.HasPrefix(cname, SnapshotPrefix)) {
 				continue
 			}
 			var cst unix.Stat_t

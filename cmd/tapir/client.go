@@ -17,7 +17,7 @@ import (
 func newClientCommand(g *globals) *cobra.Command {
 	var listen string
 	var files wire.Files
-	var allow []string
+	var allow, allowExec []string
 	var stateDir string
 	var nice, ioniceClass int
 	c := &cobra.Command{
@@ -37,7 +37,13 @@ func newClientCommand(g *globals) *cobra.Command {
 			if err := client.Renice(nice, ioniceClass); err != nil {
 				return err
 			}
-			return runClient(ctx, g, listen, files, allow, stateDir)
+			for i, a := range allowExec {
+				if !filepath.IsAbs(a) {
+					return fmt.Errorf("--allow-exec %s: give an absolute path (a directory of scripts, or one executable)", a)
+				}
+				allowExec[i] = filepath.Clean(a)
+			}
+			return runClient(ctx, g, listen, files, allow, allowExec, stateDir)
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", ":10080", "address to listen on")
@@ -45,13 +51,14 @@ func newClientCommand(g *globals) *cobra.Command {
 	c.Flags().StringVar(&files.Cert, "cert", "/etc/tapir/tls/client.crt", "this host's certificate (tapir ca issue HOST)")
 	c.Flags().StringVar(&files.Key, "key", "/etc/tapir/tls/client.key", "this host's key")
 	c.Flags().StringSliceVar(&allow, "allow", nil, "directories the server may dump and read exclude lists from (repeatable; a symlink leading out of one is refused; default: any)")
+	c.Flags().StringArrayVar(&allowExec, "allow-exec", nil, "an executable, or a directory of them, the server may have this agent run as a pre/post hook, a command DLE or a snapshot command (repeatable; default: none may run)")
 	c.Flags().StringVar(&stateDir, "state-dir", "/var/lib/tapir/client", "where the incremental state of each DLE is kept (empty: level 0 only)")
 	c.Flags().IntVar(&nice, "nice", 10, "CPU niceness of the agent (0..19; higher yields more to the host's own work)")
 	c.Flags().IntVar(&ioniceClass, "ionice", 3, "I/O scheduling class: 1 realtime, 2 best-effort, 3 idle (0 leaves it alone)")
 	return c
 }
 
-func runClient(ctx context.Context, g *globals, listen string, files wire.Files, allow []string, stateDir string) error {
+func runClient(ctx context.Context, g *globals, listen string, files wire.Files, allow, allowExec []string, stateDir string) error {
 	log := g.logger(0)
 	cfg, err := wire.ServerConfig(files, wire.RoleServer)
 	if err != nil {
@@ -70,6 +77,14 @@ func runClient(ctx context.Context, g *globals, listen string, files wire.Files,
 			log.Info("allowed directory is a symlink: it is followed, nothing below it is followed out", "allow", al, "target", real)
 		}
 	}
-	a := &client.Agent{Log: log, TLS: cfg, Allow: allow, StateDir: stateDir}
+	for _, ae := range allowExec {
+		if _, err := filepath.EvalSymlinks(ae); err != nil {
+			log.Warn("allowed executable or directory cannot be found now; commands below it are refused until it can", "allow_exec", ae, "err", err)
+		}
+	}
+	if len(allowExec) > 0 {
+		log.Info("the server may run commands below these paths", "allow_exec", allowExec)
+	}
+	a := &client.Agent{Log: log, TLS: cfg, Allow: allow, AllowExec: allowExec, StateDir: stateDir}
 	return a.Serve(ctx, ln)
 }
