@@ -172,8 +172,6 @@ type execSpec struct {
 	// stdout, when set, gets the standard output (a command DLE's
 	// payload); the HookRun's output is then the standard error only.
 	stdout io.Writer
-	// files are passed to the command as descriptors 3, 4, ...
-	files []*os.File
 }
 
 // runExec runs s and returns its HookRun and, when it did not exit 0, an
@@ -196,7 +194,6 @@ func runExec(ctx context.Context, s execSpec) (wire.HookRun, error) {
 	if s.stdout != nil {
 		cmd.Stdout = s.stdout
 	}
-	cmd.ExtraFiles = s.files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// The whole group: a script's children too.
