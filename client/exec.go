@@ -81,13 +81,14 @@ func checkArgv(what string, argv []string, allow []string) (string, error) {
 		return "", fmt.Errorf("%s %s: %v on the client", what, name, unwrapPath(err))
 	}
 	inside := false
+	var entry string
 	for _, al := range allow {
 		ra, err := filepath.EvalSymlinks(al)
 		if err != nil {
 			continue
 		}
 		if real == ra || strings.HasPrefix(real, strings.TrimSuffix(ra, "/")+"/") {
-			inside = true
+			inside, entry = true, ra
 			break
 		}
 	}
@@ -109,6 +110,20 @@ func checkArgv(what string, argv []string, allow []string) (string, error) {
 		return "", fmt.Errorf("%s %s is not executable on the client (chmod 755 it)", what, name)
 	case fi.Mode().Perm()&0o022 != 0:
 		return "", fmt.Errorf("%s %s is writable by group or others (mode %04o): anyone in them could change what runs; chmod go-w it", what, name, fi.Mode().Perm())
+	}
+	// The directories between the entry and the file: one that group or
+	// others may write to (without the sticky bit) lets them swap it.
+	top := filepath.Dir(entry)
+	if entry != real {
+		top = entry
+	}
+	for d := filepath.Dir(real); ; d = filepath.Dir(d) {
+		if di, err := os.Stat(d); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return "", fmt.Errorf("%s %s: its directory %s is writable by group or others (mode %04o): anyone in them could swap what runs; chmod go-w it", what, name, d, di.Mode().Perm())
+		}
+		if d == top || d == "/" || d == "." {
+			break
+		}
 	}
 	return argv[0], nil
 }
