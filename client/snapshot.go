@@ -526,6 +526,12 @@ func (a *Agent) cleanupSnapshots(dle string, warn func(string)) {
 	}
 	for _, e := range ents {
 		name := e.Name()
+		if tmp, ok := strings.CutSuffix(name, ".json.tmp"); ok && snapIDRE.MatchString(tmp) && dle == "" {
+			// An entry a crash cut while it was written: nothing was
+			// made after it.
+			os.Remove(filepath.Join(dir, name))
+			continue
+		}
 		id, ok := strings.CutSuffix(name, ".json")
 		if !ok || !snapIDRE.MatchString(id) {
 			continue
