@@ -527,9 +527,12 @@ func (a *Agent) cleanupSnapshots(dle string, warn func(string)) {
 	for _, e := range ents {
 		name := e.Name()
 		if tmp, ok := strings.CutSuffix(name, ".json.tmp"); ok && snapIDRE.MatchString(tmp) && dle == "" {
-			// An entry a crash cut while it was written: nothing was
-			// made after it.
-			os.Remove(filepath.Join(dir, name))
+			// An entry a crash cut while it was written (nothing was
+			// made after it), unless it is this agent's, being written.
+			if a.claim(tmp) {
+				os.Remove(filepath.Join(dir, name))
+				a.unclaim(tmp)
+			}
 			continue
 		}
 		id, ok := strings.CutSuffix(name, ".json")

@@ -509,6 +509,7 @@ func TestBtrfsSnapshotCutStream(t *testing.T) {
 // reported and left.
 func TestBtrfsSnapshotLeftByACrash(t *testing.T) {
 	s := btrfsSite(t)
+	s.state = t.TempDir() // the dead agent's, which no agent serves yet
 	id := "00112233445566778899aabbccddeeff"
 	l := snapLedger{Kind: wire.SnapshotBtrfs, DLE: s.dle, ID: id, Path: filepath.Join(s.dle, SnapshotPrefix+id), Created: time.Now()}
 	must(t, writeLedger(s.state, l))
