@@ -81,13 +81,14 @@ func checkArgv(what string, argv []string, allow []string) (string, error) {
 		return "", fmt.Errorf("%s %s: %v on the client", what, name, unwrapPath(err))
 	}
 	inside := false
+	var entry string
 	for _, al := range allow {
 		ra, err := filepath.EvalSymlinks(al)
 		if err != nil {
 			continue
 		}
 		if real == ra || strings.HasPrefix(real, strings.TrimSuffix(ra, "/")+"/") {
-			inside = true
+			inside, entry = true, ra
 			break
 		}
 	}
@@ -109,6 +110,20 @@ func checkArgv(what string, argv []string, allow []string) (string, error) {
 		return "", fmt.Errorf("%s %s is not executable on the client (chmod 755 it)", what, name)
 	case fi.Mode().Perm()&0o022 != 0:
 		return "", fmt.Errorf("%s %s is writable by group or others (mode %04o): anyone in them could change what runs; chmod go-w it", what, name, fi.Mode().Perm())
+	}
+	// The directories between the entry and the file: one that group or
+	// others may write to (without the sticky bit) lets them swap it.
+	top := filepath.Dir(entry)
+	if entry != real {
+		top = entry
+	}
+	for d := filepath.Dir(real); ; d = filepath.Dir(d) {
+		if di, err := os.Stat(d); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+			return "", fmt.Errorf("%s %s: its directory %s is writable by group or others (mode %04o): anyone in them could swap what runs; chmod go-w it", what, name, d, di.Mode().Perm())
+		}
+		if d == top || d == "/" || d == "." {
+			break
+		}
 	}
 	return argv[0], nil
 }
@@ -172,8 +187,6 @@ type execSpec struct {
 	// stdout, when set, gets the standard output (a command DLE's
 	// payload); the HookRun's output is then the standard error only.
 	stdout io.Writer
-	// files are passed to the command as descriptors 3, 4, ...
-	files []*os.File
 }
 
 // runExec runs s and returns its HookRun and, when it did not exit 0, an
@@ -196,7 +209,6 @@ func runExec(ctx context.Context, s execSpec) (wire.HookRun, error) {
 	if s.stdout != nil {
 		cmd.Stdout = s.stdout
 	}
-	cmd.ExtraFiles = s.files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// The whole group: a script's children too.

@@ -173,6 +173,10 @@ func TestCheckArgv(t *testing.T) {
 	must(t, os.Chmod(ow, 0o757))
 	noexec := filepath.Join(allowed, "noexec")
 	must(t, os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644))
+	loose := writeScript(t, filepath.Join(allowed, "loose", "x"), "exit 0")
+	must(t, os.Chmod(filepath.Dir(loose), 0o777))
+	sticky := writeScript(t, filepath.Join(allowed, "sticky", "x"), "exit 0")
+	must(t, os.Chmod(filepath.Dir(sticky), 0o777|os.ModeSticky))
 	single := writeScript(t, filepath.Join(top, "single", "one"), "exit 0")
 	writeScript(t, filepath.Join(top, "single", "other"), "exit 0")
 	must(t, os.Symlink(allowed, filepath.Join(top, "allowlink")))
@@ -197,6 +201,8 @@ func TestCheckArgv(t *testing.T) {
 		{"group-writable", []string{gw}, allow, "writable by group or others"},
 		{"other-writable", []string{ow}, allow, "writable by group or others"},
 		{"not executable", []string{noexec}, allow, "not executable"},
+		{"in a world-writable directory", []string{loose}, allow, "its directory " + filepath.Dir(loose) + " is writable by group or others"},
+		{"in a sticky directory", []string{sticky}, allow, ""},
 		{"a directory", []string{filepath.Join(allowed, "sub")}, allow, "not a regular file"},
 		{"missing", []string{filepath.Join(allowed, "nope")}, allow, "no such file"},
 		{"no allow list", []string{ok}, nil, "runs no commands (no --allow-exec)"},

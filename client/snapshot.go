@@ -174,10 +174,12 @@ func newSnapID() string {
 // snapshot is one made for a dump.
 type snapshot struct {
 	l snapLedger
-	// dir is what the walk reads; dev the live DLE's device, kept in the
+	// dir is what the walk reads, opened beneath top (the snapshot's
+	// own top: a symlink in the DLE's path within the snapshot does not
+	// lead out of it); dev the live DLE's device, kept in the
 	// incremental state (a snapshot has a device of its own).
-	dir string
-	dev uint64
+	dir, top string
+	dev      uint64
 	// name is Done.Snapshot.
 	name string
 }
@@ -254,27 +256,31 @@ func (a *Agent) makeSnapshot(ctx context.Context, req wire.Request, timeout time
 	s := req.Snapshot
 	// What earlier agents left of this DLE goes first.
 	a.cleanupSnapshots(req.DLE, warn)
-	// The DLE is opened beneath --allow: the snapshot is of what the
-	// agent may read. Its real path is what the tools are given.
-	d, err := openDLE(req.DLE, a.Allow)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("DLE %s: %v", req.DLE, err)
-	}
-	if !isDir(&st) {
-		return nil, fmt.Errorf("DLE %s: not a directory", req.DLE)
-	}
-	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(d.Fd())))
-	if err != nil || !filepath.IsAbs(real) {
-		real = req.DLE
-	}
 	l := snapLedger{Kind: s.Kind, DLE: req.DLE, ID: newSnapID(), Level: req.Level, Datestamp: req.Datestamp, Created: time.Now().UTC()}
-	a.claim(l.ID) // until dropSnapshot
-	sn := &snapshot{dev: uint64(st.Dev)}
+	sn := &snapshot{}
+	// The DLE is opened beneath --allow: the snapshot is of what the
+	// agent may read. Its real path is what the tools are given. (A
+	// command DLE's name with a command snapshot is only a name.)
+	var st unix.Stat_t
+	var d *os.File
+	real := req.DLE
+	if req.Command == nil || s.Kind != wire.SnapshotCommand {
+		var err error
+		if d, err = openDLE(req.DLE, a.Allow); err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		if err := unix.Fstat(int(d.Fd()), &st); err != nil {
+			return nil, fmt.Errorf("DLE %s: %v", req.DLE, err)
+		}
+		if !isDir(&st) {
+			return nil, fmt.Errorf("DLE %s: not a directory", req.DLE)
+		}
+		if r, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(d.Fd()))); err == nil && filepath.IsAbs(r) {
+			real = r
+		}
+		sn.dev = uint64(st.Dev)
+	}
 	run := func(name string, tool string, args ...string) error {
 		p, err := toolPath(tool, s.Kind)
 		if err != nil {
@@ -308,7 +314,8 @@ func (a *Agent) makeSnapshot(ctx context.Context, req wire.Request, timeout time
 				return nil, fmt.Errorf("DLE %s is on %s (%s mounted at %s), not on a ZFS dataset: snapshot = \"zfs\" needs one", req.DLE, m.FSType, m.Source, m.MountPoint)
 			}
 			l.Dataset = m.Source
-			sn.dir = filepath.Join(m.MountPoint, ".zfs", "snapshot", "tapir-"+l.ID, rel)
+			sn.top = filepath.Join(m.MountPoint, ".zfs", "snapshot", "tapir-"+l.ID)
+			sn.dir = filepath.Join(sn.top, rel)
 			sn.name = "zfs " + l.Dataset + "@tapir-" + l.ID
 			break
 		}
@@ -320,14 +327,18 @@ func (a *Agent) makeSnapshot(ctx context.Context, req wire.Request, timeout time
 			return nil, fmt.Errorf("DLE %s: %v", req.DLE, err)
 		}
 		l.VG, lvmDev, fstype = vg, vg+"/"+lv, m.FSType
-		sn.dir = filepath.Join(l.mnt(a.StateDir), rel)
+		sn.top = l.mnt(a.StateDir)
+		sn.dir = filepath.Join(sn.top, rel)
 		sn.name = "lvm " + vg + "/tapir-snap-" + l.ID
 	case wire.SnapshotCommand:
 		l.Remove = s.Remove
 		sn.dir = l.mnt(a.StateDir)
+		sn.top = sn.dir
 		sn.name = "command " + sn.dir
 	}
+	a.claim(l.ID) // until dropSnapshot
 	if err := writeLedger(a.StateDir, l); err != nil {
+		a.unclaim(l.ID)
 		return nil, err
 	}
 	sn.l = l
@@ -335,7 +346,7 @@ func (a *Agent) makeSnapshot(ctx context.Context, req wire.Request, timeout time
 	switch s.Kind {
 	case wire.SnapshotBtrfs:
 		made = run("snapshot-create", "btrfs", "subvolume", "snapshot", "-r", real, l.Path)
-		sn.dir = l.Path
+		sn.dir, sn.top = l.Path, l.Path
 	case wire.SnapshotZFS:
 		made = run("snapshot-create", "zfs", "snapshot", l.Dataset+"@tapir-"+l.ID)
 	case wire.SnapshotLVM:
@@ -368,7 +379,7 @@ func (a *Agent) makeSnapshot(ctx context.Context, req wire.Request, timeout time
 	}
 	if made == nil {
 		var f *os.File
-		if f, _, made = openRoot(sn.dir, nil); made == nil {
+		if f, _, made = openRoot(sn.dir, []string{sn.top}); made == nil {
 			f.Close()
 		} else {
 			made = fmt.Errorf("the snapshot cannot be read: %v", made)
@@ -515,6 +526,15 @@ func (a *Agent) cleanupSnapshots(dle string, warn func(string)) {
 	}
 	for _, e := range ents {
 		name := e.Name()
+		if tmp, ok := strings.CutSuffix(name, ".json.tmp"); ok && snapIDRE.MatchString(tmp) && dle == "" {
+			// An entry a crash cut while it was written (nothing was
+			// made after it), unless it is this agent's, being written.
+			if a.claim(tmp) {
+				os.Remove(filepath.Join(dir, name))
+				a.unclaim(tmp)
+			}
+			continue
+		}
 		id, ok := strings.CutSuffix(name, ".json")
 		if !ok || !snapIDRE.MatchString(id) {
 			continue

@@ -509,6 +509,7 @@ func TestBtrfsSnapshotCutStream(t *testing.T) {
 // reported and left.
 func TestBtrfsSnapshotLeftByACrash(t *testing.T) {
 	s := btrfsSite(t)
+	s.state = t.TempDir() // the dead agent's, which no agent serves yet
 	id := "00112233445566778899aabbccddeeff"
 	l := snapLedger{Kind: wire.SnapshotBtrfs, DLE: s.dle, ID: id, Path: filepath.Join(s.dle, SnapshotPrefix+id), Created: time.Now()}
 	must(t, writeLedger(s.state, l))
@@ -734,12 +735,14 @@ func TestDamagedLedgerIsLeft(t *testing.T) {
 		p := ledgerPath(state, fmt.Sprintf("%016x", i))
 		must(t, os.WriteFile(p, []byte(b), 0o600))
 	}
+	cut := ledgerPath(state, "00000000") + ".tmp" // sorts first: gone before the damaged entries are reported
+	must(t, os.WriteFile(cut, []byte(`{"kind":`), 0o600))
 	log := newLogWatch()
 	agentPairWith(t, func(a *Agent) { a.StateDir = state; a.Log = slog.New(log) })
 	for i := range 3 {
 		log.wait(t, 0, "snapshot ledger entry is damaged: left alone; look at it, remove what it names by hand, then delete it", map[string]string{"file": ledgerPath(state, fmt.Sprintf("%016x", i))})
 	}
-	if l := ledgerEntries(t, state); len(l) != 3 {
-		t.Errorf("entries %v", l)
+	if l := ledgerEntries(t, state); len(l) != 3 || slices.Contains(l, cut) {
+		t.Errorf("entries %v (an entry cut while written is removed, the damaged ones left)", l)
 	}
 }

@@ -103,7 +103,7 @@ func Dump(ctx context.Context, root string, opt DumpOptions, sink Sink) (Result,
 	var st *unix.Stat_t
 	var err error
 	if opt.snap != nil {
-		dir, st, err = openRoot(opt.snap.dir, nil)
+		dir, st, err = openRoot(opt.snap.dir, []string{opt.snap.top})
 	} else {
 		dir, st, err = openRoot(root, opt.Allow)
 	}
