@@ -396,6 +396,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	warns := &warnCap{send: func(line string) {
 		c.WriteFrame(wire.FrameWarn, []byte(line), false)
 	}}
+	warns.hold() // until the Reply is sent
 	// sess, once the stream started, holds the hooks run and the
 	// snapshot made: whatever ends the dump removes the snapshot and
 	// runs the post hook before Done (hooks.go).
@@ -485,6 +486,7 @@ func (a *Agent) dump(ctx context.Context, c *wire.Conn, raw net.Conn, req wire.R
 	if err := c.WriteMsg(wire.Reply{OK: true, Version: Version, Features: Features, Resumed: resumed}); err != nil {
 		return wire.Done{Error: err.Error()}, 0
 	}
+	warns.release()
 	// The pre hook, then the snapshot, right before the walk.
 	sess = a.newSession(req, warns.warn)
 	if err := sess.pre(ctx); err != nil {

@@ -186,7 +186,7 @@ func TestCommandDLECutStreamKillsIt(t *testing.T) {
 	b, _ := os.ReadFile(pidf)
 	var pid int
 	fmt.Sscan(string(b), &pid)
-	if pid <= 0 || alive(pid) {
+	if pid <= 0 || !gone(t, pid) {
 		t.Errorf("the command's child %d lives on", pid)
 	}
 	if s.recorded(t, "post")["TAPIR_RESULT"] != "failed" {

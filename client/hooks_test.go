@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/wire"
+	"golang.org/x/sys/unix"
 )
 
 // logWatch is a slog handler the tests wait on: a test waits for the
@@ -278,15 +280,32 @@ func TestTailBuffer(t *testing.T) {
 	}
 }
 
-// alive says whether pid is a live process (not gone, not a zombie).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// gone waits until pid has ended (exited or a zombie) and says whether
+// it did: it waits on a pidfd, an event, never a duration, and gives up
+// only at the test's own deadline. A pid that is already gone, or never
+// was, counts as gone.
+func gone(t *testing.T, pid int) bool {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return false
+		return errors.Is(err, unix.ESRCH)
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
+	defer unix.Close(fd)
+	wait := -1
+	if d, ok := t.Deadline(); ok {
+		wait = int(time.Until(d).Milliseconds()) - 5000
+		if wait < 0 {
+			wait = 0
+		}
+	}
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, wait)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return err == nil && n == 1
+	}
 }
 
 // TestHookTimeoutKillsTheGroup: a hook that blocks past its timeout is
@@ -312,7 +331,7 @@ wait`, pidf))
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 || alive(pid) {
+	if pid <= 0 || !gone(t, pid) {
 		t.Errorf("the grandchild %d lives on", pid)
 	}
 

@@ -71,6 +71,23 @@ type warnCap struct {
 	sent    int
 	bytes   int
 	dropped int
+	// held, until release, keeps the warnings made before the reply: a
+	// W frame never goes before the Reply message the server reads
+	// first.
+	held    []string
+	holding bool
+}
+
+// hold keeps the warnings from now until release.
+func (c *warnCap) hold() { c.holding = true }
+
+// release sends the warnings held, in order, and stops holding.
+func (c *warnCap) release() {
+	c.holding = false
+	for _, line := range c.held {
+		c.send(line)
+	}
+	c.held = nil
 }
 
 func (c *warnCap) warn(msg string) {
@@ -81,6 +98,10 @@ func (c *warnCap) warn(msg string) {
 	}
 	c.sent++
 	c.bytes += len(line)
+	if c.holding {
+		c.held = append(c.held, line)
+		return
+	}
 	c.send(line)
 }
 

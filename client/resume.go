@@ -111,7 +111,14 @@ func openJournal(dir string, req wire.Request, resumed *resumePoint) (*journal, 
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileSync(filepath.Join(dir, "request.json"), b); err != nil {
+		// Written aside and renamed: another dump's removeStaleResume
+		// sees request.json either whole or absent (being created),
+		// never empty or half written, which it would take for junk.
+		tmp := filepath.Join(dir, "request.json.tmp")
+		if err := writeFileSync(tmp, b); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "request.json")); err != nil {
 			return nil, err
 		}
 	}
@@ -430,14 +437,15 @@ func removeStaleResume(stateDir, dle, keep string, now time.Time) {
 		b, err := os.ReadFile(filepath.Join(dir, "request.json"))
 		var req wire.Request
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			// Being created by another dump, or left half made: gone
-			// only when old.
+		case errors.Is(err, fs.ErrNotExist), err == nil && json.Unmarshal(b, &req) != nil:
+			// Being created by another dump (request.json appears
+			// whole, by a rename), or left half made, or junk: gone
+			// only when old, never while another dump may own it.
 			if info != nil && now.Sub(info.ModTime()) > time.Hour {
 				os.RemoveAll(dir)
 			}
 		case err != nil:
-		case json.Unmarshal(b, &req) != nil || req.DLE == dle:
+		case req.DLE == dle:
 			os.RemoveAll(dir)
 		}
 	}
