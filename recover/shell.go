@@ -178,7 +178,18 @@ func (sh *Shell) needDisk() error {
 	if sh.chain == nil {
 		return fmt.Errorf("no index for %s:%s at %s: setdate to a date with a full image (history shows them)", Escape(sh.Host), Escape(sh.DLE), showDate(sh.Date))
 	}
+	if len(sh.chain) > 0 && sh.chain[0].IsCommand() {
+		return errors.New(sh.commandDLE())
+	}
 	return nil
+}
+
+// commandDLE explains why a command DLE has nothing to browse and how
+// its image is restored.
+func (sh *Shell) commandDLE() string {
+	return fmt.Sprintf("%s:%s is a command DLE: its images hold a command's output (a database dump, a stream), not files to browse. "+
+		"Restore one on the backup server: tapir recover -c FILE --host %s --path %s --all --to FILE (or --pipe into the dumptype's restore_command); history lists the images",
+		Escape(sh.Host), Escape(sh.DLE), Escape(sh.Host), Escape(sh.DLE))
 }
 
 func (sh *Shell) listhost(args []string) error {
@@ -261,6 +272,9 @@ func (sh *Shell) loadView(what string) error {
 		parts = append(parts, fmt.Sprintf("%s level %d", showDatestamp(im.Datestamp), im.Level))
 	}
 	sh.printf("%s; using the images %s.\n", what, strings.Join(parts, ", "))
+	if len(chain) > 0 && chain[0].IsCommand() {
+		sh.printf("%s.\n", sh.commandDLE())
+	}
 	return nil
 }
 
@@ -371,7 +385,11 @@ func (sh *Shell) history(args []string) error {
 	}
 	sh.printf("%-19s  %5s  %-7s  %s\n", "date", "level", "status", "volumes")
 	for _, im := range imgs {
-		sh.printf("%-19s  %5d  %-7s  %s%s\n", showDatestamp(im.Datestamp), im.Level, im.Status, volumes(im), encrypted(im))
+		note := encrypted(im)
+		if im.IsCommand() {
+			note += "  (command output)"
+		}
+		sh.printf("%-19s  %5d  %-7s  %s%s\n", showDatestamp(im.Datestamp), im.Level, im.Status, volumes(im), note)
 	}
 	return nil
 }

@@ -509,3 +509,27 @@ func xattr(p string) (string, error) {
 	}
 	return string(b[:n]), nil
 }
+
+// TestShellExplainsCommandDLEs: a command DLE's images hold a command's
+// output, nothing to browse: setdisk says so and how to restore one, ls
+// and add refuse with the same sentence, history marks the images.
+func TestShellExplainsCommandDLEs(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.site.Run(context.Background(), "20250609010000", []testsite.DLE{{Host: "web1", Path: "/db/main", Command: []byte("-- a database dump\n")}}, testsite.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sh, out := w.shell(t, "web1")
+	got := run(t, sh, out, "sethost web1", "setdisk /db/main")
+	if !strings.Contains(got, "/db/main is a command DLE") || !strings.Contains(got, "tapir recover -c FILE --host web1 --path /db/main --all --to FILE") {
+		t.Errorf("setdisk:\n%s", got)
+	}
+	fails(t, sh, "ls", "is a command DLE")
+	fails(t, sh, "add x", "is a command DLE")
+	if got := run(t, sh, out, "history"); !strings.Contains(got, "command output") {
+		t.Errorf("history:\n%s", got)
+	}
+	// The tar DLE beside it browses as before.
+	if got := run(t, sh, out, "setdisk /srv", "ls"); !strings.Contains(got, "etc/") {
+		t.Errorf("ls of /srv:\n%s", got)
+	}
+}

@@ -157,7 +157,14 @@ type ImageInfo struct {
 	Encryption  string   `json:"encryption,omitempty"`
 	Recipients  []string `json:"recipients,omitempty"`
 	CryptHeader []byte   `json:"crypt_header,omitempty"`
+	// Payload is "command" for the image of a command DLE (its payload
+	// is a command's output, not a tar stream: nothing to browse);
+	// absent for a tar image.
+	Payload string `json:"payload,omitempty"`
 }
+
+// IsCommand reports whether the image holds a command's output.
+func (im ImageInfo) IsCommand() bool { return im.Payload == "command" }
 
 // Encrypted reports whether the image's payload is encrypted.
 func (im ImageInfo) Encrypted() bool { return im.Encryption != "" && im.Encryption != "none" }

@@ -649,6 +649,9 @@ func (ss *session) images(ctx context.Context, ds []catalog.Dump, where bool) []
 func (s *Server) imageInfo(ctx context.Context, d catalog.Dump, where bool) wire.ImageInfo {
 	ii := wire.ImageInfo{Datestamp: d.Datestamp, Level: d.Level, Status: d.Status, Comp: d.Comp, FrameSize: d.FrameSize,
 		OrigSize: d.OrigSize, PayloadSize: d.PayloadSize, Files: d.Files}
+	if d.IsCommand() {
+		ii.Payload = d.Payload
+	}
 	parts, err := partsToRead(ctx, s.Catalog, s.Volumes, d)
 	if err != nil || len(parts) == 0 {
 		ii.Holding = d.Status == catalog.DumpHolding

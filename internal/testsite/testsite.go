@@ -145,6 +145,9 @@ type DLE struct {
 	// entries are indexed as the server would index them (tarscan); those
 	// the catalog refuses stay out of the catalog.
 	Tar []byte
+	// Command, when set, is a command DLE's output, stored as its
+	// payload (payload "command": no index, level 0).
+	Command []byte
 }
 
 // RunOptions change how a run is recorded.
@@ -244,8 +247,12 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	start, _ := time.Parse("20060102150405", datestamp)
 	hdr := &image.Header{Datestamp: datestamp, Host: d.Host, Path: d.Path, Level: d.Level, Part: 1, Parts: 1,
 		Comp: d.Comp, FrameSize: int64(d.FrameSize), Encryption: "none"}
+	payload := catalog.PayloadTar
+	if d.Command != nil {
+		hdr.Payload, payload = image.PayloadCommand, catalog.PayloadCommand
+	}
 	id, err := cat.CreateDump(ctx, &catalog.Dump{RunID: runID, Host: d.Host, Path: d.Path, Level: d.Level, Datestamp: datestamp,
-		Comp: string(d.Comp), FrameSize: int64(d.FrameSize), Started: start})
+		Comp: string(d.Comp), FrameSize: int64(d.FrameSize), Started: start, Payload: payload})
 	if err != nil {
 		return 0, err
 	}
@@ -269,9 +276,12 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 	store := &client.StateStore{Dir: s.StateDir}
 	var sum image.Summary
 	var nfiles int64
-	if d.Tar != nil {
+	switch {
+	case d.Command != nil:
+		sum, err = storeCommand(d, hf)
+	case d.Tar != nil:
 		sum, nfiles, err = storeTar(ctx, d, hf, fw)
-	} else {
+	default:
 		var res client.Result
 		res, err = client.Dump(ctx, d.Root, client.DumpOptions{Level: d.Level, Comp: d.Comp, CompressLevel: 1,
 			FrameSize: d.FrameSize, OneFilesystem: true, Datestamp: datestamp, State: store},
@@ -306,7 +316,7 @@ func (s *Site) dumpOne(ctx context.Context, runID int64, datestamp string, d DLE
 			return 0, err
 		}
 	}
-	if d.Tar == nil {
+	if d.Tar == nil && d.Command == nil {
 		if err := store.Promote(d.Root, d.Level, datestamp); err != nil {
 			return 0, err
 		}
@@ -405,6 +415,23 @@ func (s *Site) tapeOne(ctx context.Context, dev taper.Device, label string, id i
 
 // storeTar writes d.Tar as a framed payload to w and indexes its
 // entries (the DLE root excepted) with fw.
+// storeCommand frames and compresses a command DLE's output, as the
+// agent does.
+func storeCommand(d DLE, w io.Writer) (image.Summary, error) {
+	pw, err := image.NewPayloadWriter(w, image.WriterOptions{Comp: d.Comp, Level: 1, FrameSize: d.FrameSize})
+	if err != nil {
+		return image.Summary{}, err
+	}
+	if _, err := pw.Write(d.Command); err != nil {
+		pw.Close()
+		return image.Summary{}, err
+	}
+	if err := pw.Close(); err != nil {
+		return image.Summary{}, err
+	}
+	return pw.Sum(), nil
+}
+
 func storeTar(ctx context.Context, d DLE, w io.Writer, fw *catalog.FileWriter) (image.Summary, int64, error) {
 	pw, err := image.NewPayloadWriter(w, image.WriterOptions{Comp: d.Comp, FrameSize: d.FrameSize, Concurrency: 1})
 	if err != nil {
