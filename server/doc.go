@@ -45,7 +45,8 @@
 // catalog field by field, then the whole image read back; orphan tape
 // files (not in the catalog) are never OK.
 //
-// `tapir vault` (Vault, vault.go) copies good images onto the volumes of
+// `tapir vault` (Vault, vault.go) copies good images (and those waiting
+// on the holding disk, kept on their copy if lost there) onto the volumes of
 // the [vault] label set with the same scribe, headers and checks as the
 // taper, and records each copy; restores and verify read the copy volumes
 // through the vault's changer (setSources), and a volume is pinned only

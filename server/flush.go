@@ -94,6 +94,11 @@ func (r *run) leftovers(ctx context.Context, host, path string) ([]*tapeItem, er
 				reason = "it was being written straight to a volume when the run ended, and was not recorded there"
 				where = "holding"
 			}
+			// A copy made by tapir vault before any flush keeps it.
+			if on, err := r.cat.KeepOnCopy(ctx, d.ID); err == nil && len(on) > 0 {
+				r.problem(where, fmt.Sprintf("%s: %s; it is kept on its copy (tapir vault) on %s, which is now where it is read from", what, reason, strings.Join(on, ", ")))
+				continue
+			}
 			r.problem(where, fmt.Sprintf("%s: %s; the image is lost (marked failed)", what, reason))
 			r.lost++
 			r.cat.FailDump(ctx, d.ID, reason)

@@ -27,6 +27,9 @@ type HoldingImage struct {
 	State     string // "waiting" (complete, in the catalog), "taped" (a copy of an image already on volumes), "damaged", "partial" (.tmp), "unknown" (not in the catalog)
 	Detail    string
 	DumpID    int64 // 0 when the catalog does not know it
+	// CopyOn, for a waiting image, names the volumes of its copy (tapir
+	// vault copies images waiting here): deleted here, it lives on there.
+	CopyOn []string
 }
 
 // HoldingList lists what is on the holding disks of cfg, matched against
@@ -62,6 +65,10 @@ func holdingList(ctx context.Context, cfg *config.Config, cat *catalog.Catalog) 
 	for _, d := range dumps {
 		byPath[d.HoldingPath] = d
 	}
+	copies, err := cat.AllCopies(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []HoldingImage
 	for _, f := range found {
 		im := HoldingImage{Path: f.Path, Bytes: f.Bytes, State: "waiting"}
@@ -87,6 +94,12 @@ func holdingList(ctx context.Context, cfg *config.Config, cat *catalog.Catalog) 
 		}
 		if known {
 			im.DumpID = d.ID
+			if cs := copies[d.ID]; len(cs) > 0 {
+				im.CopyOn = cs[0].Volumes()
+				if im.State == "waiting" {
+					im.Detail = fmt.Sprintf("copied to %s (tapir vault): deleted here, it is read from its copy", strings.Join(im.CopyOn, ", "))
+				}
+			}
 		}
 		out = append(out, im)
 	}
@@ -113,7 +126,7 @@ func WriteHoldingList(w io.Writer, ims []HoldingImage, usage []holding.DiskUsage
 		return err
 	}
 	for _, im := range ims {
-		if im.Detail != "" && im.State != "waiting" {
+		if im.Detail != "" {
 			fmt.Fprintf(w, "%s: %s\n", im.Path, im.Detail)
 		}
 	}
@@ -192,7 +205,15 @@ func HoldingDelete(ctx context.Context, cfg *config.Config, sel HoldingSelect, d
 			return chosen, err
 		}
 		if im.DumpID != 0 {
-			if err := cat.FailDump(context.WithoutCancel(ctx), im.DumpID, "deleted from the holding disk by an administrator before it was on a volume"); err != nil {
+			// Copied by tapir vault before any flush: it lives on, on
+			// its copy. Otherwise it is gone.
+			on, err := cat.KeepOnCopy(context.WithoutCancel(ctx), im.DumpID)
+			if err != nil {
+				return chosen, err
+			}
+			if len(on) > 0 {
+				log.Info("the deleted holding image lives on its copy", "host", im.Host, "disk", im.DLE, "level", im.Level, "run", im.Datestamp, "volumes", strings.Join(on, ","))
+			} else if err := cat.FailDump(context.WithoutCancel(ctx), im.DumpID, "deleted from the holding disk by an administrator before it was on a volume"); err != nil {
 				return chosen, err
 			}
 		}

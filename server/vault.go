@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/tapir-backup/tapir/config"
+	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
 	"github.com/tapir-backup/tapir/index/catalog"
 	"github.com/tapir-backup/tapir/index/indexd"
@@ -86,7 +89,8 @@ func (r *VaultResult) Text() string {
 // images it should have copied without a copy.
 var ErrVaultIncomplete = errors.New("some images were not copied")
 
-// Vault copies good images from their volumes onto the volumes of the
+// Vault copies good images from their volumes, and images waiting on this
+// server's holding disks from there, onto the volumes of the
 // [vault] label set (Amanda's amvault), under the run lock: each image is
 // read part by part (its header checked against the catalog), written as
 // the taper writes (labels, headers, spanning at early warning), its
@@ -125,7 +129,7 @@ func vaultLocked(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, 
 		return nil, err
 	}
 	res := &VaultResult{Vault: cfg.Vault.Name}
-	todo, err := vaultCandidates(ctx, cat, vcfg.LabelRegexp(), opt, since, res)
+	todo, err := vaultCandidates(ctx, cat, vcfg.LabelRegexp(), opt, since, holdingDisks(cfg), res)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
@@ -204,13 +208,26 @@ func sinceStamp(s string) (string, error) {
 	return t, nil
 }
 
-// vaultCandidates returns the good images the vault copies, oldest
-// first; those that already have a copy on the vault's label set are
-// counted in res.Already.
-func vaultCandidates(ctx context.Context, cat *catalog.Catalog, vaultRe *regexp.Regexp, opt VaultOptions, since string, res *VaultResult) ([]catalog.Dump, error) {
+// vaultCandidates returns the images the vault copies, oldest first: the
+// good ones, and those waiting on this server's holding disks (a night
+// without a usable volume leaves its images there; their copy is the
+// only one off this machine until a flush). Those that already have a
+// copy on the vault's label set are counted in res.Already.
+func vaultCandidates(ctx context.Context, cat *catalog.Catalog, vaultRe *regexp.Regexp, opt VaultOptions, since string, disks []string, res *VaultResult) ([]catalog.Dump, error) {
 	dumps, err := cat.DumpsWithStatus(ctx, catalog.DumpGood)
 	if err != nil {
 		return nil, err
+	}
+	held, err := cat.DumpsWithStatus(ctx, catalog.DumpHolding)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range held {
+		// Another server's holding disk (a shared catalog) is not read
+		// here; its own vault copies it.
+		if d.HoldingPath != "" && underAny(d.HoldingPath, disks) {
+			dumps = append(dumps, d)
+		}
 	}
 	copies, err := cat.AllCopies(ctx)
 	if err != nil {
@@ -261,6 +278,16 @@ func vaultCandidates(ctx context.Context, cat *catalog.Catalog, vaultRe *regexp.
 	return out, nil
 }
 
+// underAny says whether path is below one of the directories.
+func underAny(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if rel, err := filepath.Rel(d, path); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return true
+		}
+	}
+	return false
+}
+
 func allMatch(labels []string, re *regexp.Regexp) bool {
 	for _, l := range labels {
 		if !re.MatchString(l) {
@@ -281,33 +308,56 @@ func vaultOne(ctx context.Context, cat *catalog.Catalog, src indexd.VolumeSource
 	for _, p := range parts {
 		it.From = append(it.From, fmt.Sprintf("%s file %d", p.Volume, p.FileNo))
 	}
-	if len(parts) == 0 {
+	var hdr *image.Header
+	var payload io.Reader
+	switch {
+	case len(parts) == 0 && d.Status == catalog.DumpHolding:
+		it.From = append(it.From, "holding file "+d.HoldingPath)
+		im, err := holding.OpenImage(d.HoldingPath, disks)
+		if err != nil {
+			return fmt.Errorf("cannot read it on the holding disk (%v); the next night's flush says what became of it", err)
+		}
+		defer im.Close()
+		h := *im.Header
+		if h.Datestamp != d.Datestamp || h.Host != d.Host || h.Path != d.Path || h.Level != d.Level || h.SHA256 != d.SHA256 || im.Size != d.PayloadSize {
+			return fmt.Errorf("holding file %s holds %s %s:%s level %d (%d bytes, sha256 %s), not the catalog's image (%d bytes, sha256 %s): it is not copied; tapir dump's flush reports it",
+				d.HoldingPath, h.Datestamp, h.Host, h.Path, h.Level, im.Size, h.SHA256, d.PayloadSize, d.SHA256)
+		}
+		// As the taper writes a flushed image: the header without
+		// the holding disk's chunk note.
+		if h.Extra != nil {
+			h.Extra = maps.Clone(h.Extra)
+			delete(h.Extra, holding.ChunksKey)
+		}
+		hdr, payload = &h, im.Reader()
+	case len(parts) == 0:
 		return fmt.Errorf("the catalog has no part of it on a volume")
-	}
-	// Every source volume must be there: a missing one skips the image
-	// before anything is written.
-	for _, l := range partVolumes(parts) {
-		if _, err := src.Locate(ctx, l); err != nil {
-			return fmt.Errorf("source volume %s is not available (%v); put it in the changer and run the vault again", l, err)
+	default:
+		// Every source volume must be there: a missing one skips the
+		// image before anything is written.
+		for _, l := range partVolumes(parts) {
+			if _, err := src.Locate(ctx, l); err != nil {
+				return fmt.Errorf("source volume %s is not available (%v); put it in the changer and run the vault again", l, err)
+			}
 		}
-	}
-	var raw []byte
-	ir := indexd.NewImageReader(ctx, src, disks, d, parts)
-	ir.Header = func(pt catalog.Part, b []byte, err error) {
-		if pt.Part == 1 && err == nil {
-			raw = append([]byte(nil), b...)
+		var raw []byte
+		ir := indexd.NewImageReader(ctx, src, disks, d, parts)
+		ir.Header = func(pt catalog.Part, b []byte, err error) {
+			if pt.Part == 1 && err == nil {
+				raw = append([]byte(nil), b...)
+			}
 		}
+		defer ir.Close()
+		var probe [1]byte
+		if _, err := ir.ReadAt(probe[:], 0); err != nil {
+			return fmt.Errorf("cannot read it: %w", err)
+		}
+		if hdr, err = image.ReadHeader(bytes.NewReader(raw)); err != nil {
+			return fmt.Errorf("the header on volume %s: %w", parts[0].Volume, err)
+		}
+		payload = io.NewSectionReader(ir, 0, d.PayloadSize)
 	}
-	defer ir.Close()
-	var probe [1]byte
-	if _, err := ir.ReadAt(probe[:], 0); err != nil {
-		return fmt.Errorf("cannot read it: %w", err)
-	}
-	hdr, err := image.ReadHeader(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("the header on volume %s: %w", parts[0].Volume, err)
-	}
-	res, err := sc.WriteImage(ctx, *hdr, io.NewSectionReader(ir, 0, d.PayloadSize), hdr.Name())
+	res, err := sc.WriteImage(ctx, *hdr, payload, hdr.Name())
 	var we *taper.WriteError
 	switch {
 	case errors.As(err, &we):
@@ -329,8 +379,12 @@ func vaultOne(ctx context.Context, cat *catalog.Catalog, src indexd.VolumeSource
 	}
 	if res.SHA256 != d.SHA256 || res.Bytes != d.PayloadSize {
 		recordLeftFiles(ctx, cat, v.datestamp, d, files)
-		return fmt.Errorf("what was copied has SHA-256 %s and %d bytes, the catalog's image %s and %d bytes: the source is damaged (run tapir verify on %s); the copy is recorded as failed files",
-			res.SHA256, res.Bytes, d.SHA256, d.PayloadSize, strings.Join(partVolumes(parts), ", "))
+		src := "tapir verify on " + strings.Join(partVolumes(parts), ", ")
+		if len(parts) == 0 {
+			src = "the next night's flush checks holding file " + d.HoldingPath
+		}
+		return fmt.Errorf("what was copied has SHA-256 %s and %d bytes, the catalog's image %s and %d bytes: the source is damaged (%s); the copy is recorded as failed files",
+			res.SHA256, res.Bytes, d.SHA256, d.PayloadSize, src)
 	}
 	if _, err := cat.RecordCopy(context.WithoutCancel(ctx), d.ID, cp, clk.Now()); err != nil {
 		recordLeftFiles(ctx, cat, v.datestamp, d, files)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -67,7 +68,11 @@ func newAdminHoldingCommand(g *globals) *cobra.Command {
 				if !yes {
 					verb = "would delete"
 				}
-				fmt.Printf("%s %s (%s %s:%s level %d, %s)\n", verb, im.Path, im.Datestamp, im.Host, im.DLE, im.Level, im.State)
+				state := im.State
+				if len(im.CopyOn) > 0 {
+					state += ", kept on its copy on " + strings.Join(im.CopyOn, ", ")
+				}
+				fmt.Printf("%s %s (%s %s:%s level %d, %s)\n", verb, im.Path, im.Datestamp, im.Host, im.DLE, im.Level, state)
 			}
 			if err != nil {
 				return err

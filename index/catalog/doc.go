@@ -20,7 +20,9 @@
 // (tapir vault; the copies table, vault.go): RecordCopy records one whole,
 // Copies and AllCopies read them, and overwriting or removing a volume
 // forgets the copies on it and keeps an image that still has a whole copy
-// elsewhere, its copy becoming its parts.
+// elsewhere, its copy becoming its parts. An image still waiting on the
+// holding disk may be copied too; lost there before any flush, it is kept
+// on its copy (KeepOnCopy).
 //
 // The catalog is a real SQLite file in WAL mode with foreign keys on,
 // busy_timeout 5000 ms and synchronous=FULL on every connection, so that a

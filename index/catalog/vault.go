@@ -35,7 +35,8 @@ func partVolumes(parts []Part) []string {
 }
 
 // RecordCopy records, in one durable transaction, a whole copy of the good
-// dump dumpID written at copied: the parts must be numbered 1..n and cover
+// dump dumpID, or of one still waiting on the holding disk, written at
+// copied: the parts must be numbered 1..n and cover
 // the payload exactly, in order, each on a volume started with
 // StartVolumeWrite that holds none of the dump's parts (a copy on the
 // image's own volume is no copy). It returns the copy's number.
@@ -58,8 +59,8 @@ func (c *Catalog) RecordCopy(ctx context.Context, dumpID int64, parts []Part, co
 		if err != nil {
 			return err
 		}
-		if status != DumpGood {
-			return fmt.Errorf("dump is %q: only a good image (wholly on volumes) is copied", status)
+		if status != DumpGood && status != DumpHolding {
+			return fmt.Errorf("dump is %q: only a good image (wholly on volumes) or one waiting on the holding disk is copied", status)
 		}
 		own, err := partsTx(tx, dumpID)
 		if err != nil {
@@ -97,6 +98,55 @@ func (c *Catalog) RecordCopy(ctx context.Context, dumpID int64, parts []Part, co
 		return 0, err
 	}
 	return n, nil
+}
+
+// KeepOnCopy is what becomes of an image waiting on the holding disk
+// (status holding) that is lost there — its file vanished, or deleted by
+// an administrator — when it has a whole copy (tapir vault copied it
+// before any flush): in one durable transaction its lowest-numbered copy
+// becomes its parts, and it is good, taped at the copy's time, as if
+// flushed onto the copy's volumes. It returns those volumes' labels; none,
+// and nothing changed, when the dump is not waiting on the holding disk
+// or has no copy (the caller then fails it: FailDump).
+func (c *Catalog) KeepOnCopy(ctx context.Context, dumpID int64) ([]string, error) {
+	var labels []string
+	err := c.write(ctx, fmt.Sprintf("keep dump %d on its copy", dumpID), func(tx *sql.Tx) error {
+		var status, host, path string
+		var level int
+		err := tx.QueryRow(`SELECT status, host, path, level FROM dumps WHERE id = ?`, dumpID).Scan(&status, &host, &path, &level)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundf("no dump with id %d", dumpID)
+		}
+		if err != nil || status != DumpHolding {
+			return err
+		}
+		all, err := copiesTx(tx, `WHERE k.dump_id = ?`, dumpID)
+		if err != nil || len(all[dumpID]) == 0 {
+			return err
+		}
+		first := all[dumpID][0]
+		for _, q := range []string{
+			`INSERT INTO parts(dump_id, volume_id, part, fileno, record, logical_pos, "offset", length)
+				SELECT dump_id, volume_id, part, fileno, record, logical_pos, "offset", length FROM copies
+				WHERE dump_id = ? AND copy = ? ORDER BY part`,
+			`DELETE FROM copies WHERE dump_id = ? AND copy = ?`,
+		} {
+			if _, err := tx.Exec(q, dumpID, first.Copy); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(`UPDATE dumps SET status = 'good', holding_path = '', taped = ? WHERE id = ?`, clampNS(first.Copied), dumpID); err != nil {
+			return err
+		}
+		if level == 0 { // a good full ends a forced full, as CommitTaped
+			if _, err := tx.Exec(`DELETE FROM force WHERE host = ? AND path = ?`, host, path); err != nil {
+				return err
+			}
+		}
+		labels = first.Volumes()
+		return nil
+	})
+	return labels, err
 }
 
 // Copies returns the copies of a dump, by number; none when it has none.
