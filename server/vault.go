@@ -335,7 +335,7 @@ func vaultOne(ctx context.Context, cat *catalog.Catalog, src indexd.VolumeSource
 	default:
 		// Every source volume must be there: a missing one skips the
 		// image before anything is written.
-		for _, l := range partVolumes(parts) {
+		for _, l := range catalog.PartVolumes(parts) {
 			if _, err := src.Locate(ctx, l); err != nil {
 				return fmt.Errorf("source volume %s is not available (%v); put it in the changer and run the vault again", l, err)
 			}
@@ -379,7 +379,7 @@ func vaultOne(ctx context.Context, cat *catalog.Catalog, src indexd.VolumeSource
 	}
 	if res.SHA256 != d.SHA256 || res.Bytes != d.PayloadSize {
 		recordLeftFiles(ctx, cat, v.datestamp, d, files)
-		src := "tapir verify on " + strings.Join(partVolumes(parts), ", ")
+		src := "tapir verify on " + strings.Join(catalog.PartVolumes(parts), ", ")
 		if len(parts) == 0 {
 			src = "the next night's flush checks holding file " + d.HoldingPath
 		}
@@ -403,16 +403,4 @@ func recordLeftFiles(ctx context.Context, cat *catalog.Catalog, ds string, d cat
 		cat.RecordFailedFile(context.WithoutCancel(ctx), catalog.FailedFile{Volume: f.Volume, FileNo: f.FileNo, Datestamp: ds,
 			Host: d.Host, Path: d.Path, Level: d.Level, Reason: "vault: " + f.Why})
 	}
-}
-
-func partVolumes(parts []catalog.Part) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, p := range parts {
-		if !seen[p.Volume] {
-			seen[p.Volume] = true
-			out = append(out, p.Volume)
-		}
-	}
-	return out
 }

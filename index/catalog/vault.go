@@ -20,9 +20,10 @@ type ImageCopy struct {
 }
 
 // Volumes returns the labels the copy is on, in part order, each once.
-func (c ImageCopy) Volumes() []string { return partVolumes(c.Parts) }
+func (c ImageCopy) Volumes() []string { return PartVolumes(c.Parts) }
 
-func partVolumes(parts []Part) []string {
+// PartVolumes returns the labels parts are on, in part order, each once.
+func PartVolumes(parts []Part) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, p := range parts {

@@ -63,12 +63,8 @@ func commandImage(ctx context.Context, cfg *config.Config, cat *catalog.Catalog,
 		}
 	}
 	tellNeeded(req.Ask, log, [][]catalog.Part{parts})
-	var vols indexd.VolumeSource
-	if req.Volumes != nil {
-		pass := &indexd.Pass{Source: req.Volumes, Ask: req.Ask}
-		defer pass.Close()
-		vols = pass
-	}
+	vols, closeVols := passFor(req)
+	defer closeVols()
 	links := req.Peers.Links(cat)
 	defer links.Close()
 	src, closeSrc, where, err := openImage(ctx, cfg, vols, links, req.Ask, &catalog.Location{Dump: d, Parts: parts}, log)

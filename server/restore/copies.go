@@ -31,7 +31,7 @@ func available(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSour
 	var missing []string
 	for i, ps := range cands {
 		var why []string
-		for _, l := range volumesOf(ps) {
+		for _, l := range catalog.PartVolumes(ps) {
 			if _, err := vols.Locate(ctx, l); err != nil {
 				why = append(why, l)
 			}
@@ -39,9 +39,9 @@ func available(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSour
 		if len(why) == 0 {
 			return ps, nil
 		}
-		what := "its volume(s) " + strings.Join(volumesOf(ps), ", ")
+		what := "its volume(s) " + strings.Join(catalog.PartVolumes(ps), ", ")
 		if i > 0 {
-			what = fmt.Sprintf("copy %d on %s", copies[i-1].Copy, strings.Join(volumesOf(ps), ", "))
+			what = fmt.Sprintf("copy %d on %s", copies[i-1].Copy, strings.Join(catalog.PartVolumes(ps), ", "))
 		}
 		missing = append(missing, fmt.Sprintf("%s (not there: %s)", what, strings.Join(why, ", ")))
 	}
@@ -51,21 +51,9 @@ func available(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSour
 	msg := fmt.Sprintf("level %d image %s of %s:%s is on %s", d.Level, d.Datestamp, d.Host, d.Path, strings.Join(missing, ", or "))
 	if vols.Properties().WaitsForPerson {
 		if ask != nil {
-			ask(msg + "; insert " + strings.Join(volumesOf(parts), ", ") + " (or stop and bring a copy)")
+			ask(msg + "; insert " + strings.Join(catalog.PartVolumes(parts), ", ") + " (or stop and bring a copy)")
 		}
 		return parts, nil
 	}
 	return nil, fmt.Errorf("recover: %s: put the volumes of one of them in a changer and try again", msg)
-}
-
-func volumesOf(parts []catalog.Part) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, p := range parts {
-		if !seen[p.Volume] {
-			seen[p.Volume] = true
-			out = append(out, p.Volume)
-		}
-	}
-	return out
 }

@@ -140,12 +140,8 @@ func Tree(ctx context.Context, cfg *config.Config, req TreeRequest, log *slog.Lo
 		}
 	}
 	tellNeeded(req.Ask, log, partsOf)
-	var vols indexd.VolumeSource
-	if req.Volumes != nil {
-		pass := &indexd.Pass{Source: req.Volumes, Ask: req.Ask}
-		defer pass.Close()
-		vols = pass
-	}
+	vols, closeVols := passFor(req)
+	defer closeVols()
 	links := req.Peers.Links(cat)
 	defer links.Close()
 	res := &TreeResult{Chain: chain}
@@ -255,4 +251,15 @@ func framesCover(d catalog.Dump, frames []image.Frame) string {
 		return fmt.Sprintf("its frame list ends at payload offset %d, past the payload's %d bytes", last.Offset+last.Size, d.PayloadSize)
 	}
 	return ""
+}
+
+// passFor is what a restore of req reads volumes through: one Pass over
+// req.Volumes (a drive kept loaded from one image to the next), or nil
+// when there is none; release frees it.
+func passFor(req TreeRequest) (vols indexd.VolumeSource, release func()) {
+	if req.Volumes == nil {
+		return nil, func() {}
+	}
+	pass := &indexd.Pass{Source: req.Volumes, Ask: req.Ask}
+	return pass, func() { pass.Close() }
 }
