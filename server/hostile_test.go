@@ -3,6 +3,7 @@ package server
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"crypto/tls"
 	"net"
 	"path/filepath"
@@ -30,6 +31,7 @@ type hostileEntry struct {
 type hostileAgent struct {
 	entries []hostileEntry
 	warns   []string
+	hooks   []wire.HookRun // sent in Done, as hook runs
 }
 
 // serveFakeAgent accepts TLS connections as the client agent of s
@@ -133,7 +135,7 @@ func (h *hostileAgent) handle(tc *tls.Conn) {
 		fb = wire.AppendFrameInfo(fb, f)
 	}
 	c.WriteFrame(wire.FrameFrame, fb, false)
-	c.WriteMsg(wire.Done{OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, SHA256: sum.SHA256, Files: files, Frames: int64(len(sum.Frames))})
+	c.WriteMsg(wire.Done{OrigSize: sum.OriginalSize, PayloadSize: sum.PayloadSize, SHA256: sum.SHA256, Files: files, Frames: int64(len(sum.Frames)), Hooks: h.hooks})
 	c.Flush()
 	var cf wire.Confirm
 	c.ReadMsg(&cf)
@@ -186,6 +188,55 @@ func TestHostileAgentImagesRefused(t *testing.T) {
 			}
 		})
 	}
+
+	// A command DLE's image has no index: an agent that sends index
+	// records for one is refused.
+	t.Run("command DLE with an index", func(t *testing.T) {
+		s := newSite(t, "")
+		h := &hostileAgent{entries: []hostileEntry{root, {name: "./a", typ: tar.TypeReg, body: "a"}}}
+		s.cfg.Hosts["localhost"] = config.Host{Address: h.serve(t, s)}
+		s.cfg.Dumptypes["db"] = config.Dumptype{Command: []string{"/usr/bin/pg_dump"}, FrameSize: 64 << 10}
+		s.cfg.DLEs = s.cfg.DLEs[:1]
+		s.cfg.DLEs[0].Dumptype = "db"
+		rep, out, err := s.night(t, Deps{})
+		if err == nil || rep.DLEs[0].Status != report.StatusFailed || !strings.Contains(rep.DLEs[0].Reason, "command DLE") {
+			t.Fatalf("want FAILED naming the command DLE: %v\n%s", err, out)
+		}
+		if good, _ := s.catalog(t).DumpsWithStatus(t.Context(), "good"); len(good) != 0 {
+			t.Errorf("catalogued good: %v", good)
+		}
+	})
+
+	// Hook runs an agent reports are bounded in the report: their
+	// number, each output's tail, and what reaches a terminal.
+	t.Run("hook flood", func(t *testing.T) {
+		s := newSite(t, "")
+		h := &hostileAgent{entries: []hostileEntry{root, {name: "./a", typ: tar.TypeReg, body: "a"}}}
+		// 150 runs of about 20 KiB each (as JSON): within one frame
+		// (wire.MaxFrame), far past what the report keeps.
+		for i := range 150 {
+			h.hooks = append(h.hooks, wire.HookRun{Name: fmt.Sprintf("pre%d", i), Command: strings.Repeat("c", 4<<10), Exit: -99,
+				Seconds: -5, Output: strings.Repeat("\x1b[2J\r", 1<<10) + "last line", Error: strings.Repeat("e", 4<<10)})
+		}
+		s.cfg.Hosts["localhost"] = config.Host{Address: h.serve(t, s)}
+		s.cfg.DLEs = s.cfg.DLEs[:1]
+		rep, out, err := s.night(t, Deps{})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		hs := rep.DLEs[0].Hooks
+		if len(hs) != wire.MaxHookRuns {
+			t.Fatalf("%d hook runs kept, want %d", len(hs), wire.MaxHookRuns)
+		}
+		for _, r := range hs {
+			if len(r.Output) > wire.MaxHookOutput+8 || len(r.Command) > maxWarningLine+8 || len(r.Error) > maxWarningLine+8 || r.Exit < -1 || r.Seconds < 0 {
+				t.Fatalf("hook run kept unbounded: output %d, command %d, error %d bytes, exit %d, seconds %v", len(r.Output), len(r.Command), len(r.Error), r.Exit, r.Seconds)
+			}
+		}
+		if strings.Contains(out, "\x1b") || !strings.Contains(out, "last line") || len(out) > 1<<20 {
+			t.Errorf("report of %d bytes: escape or last line wrong", len(out))
+		}
+	})
 
 	t.Run("warning flood", func(t *testing.T) {
 		s := newSite(t, "")
