@@ -3,8 +3,8 @@ package server
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
