@@ -124,6 +124,12 @@ func TestVaultCopiesHoldingImages(t *testing.T) {
 	if err := os.Remove(vanish.HoldingPath); err != nil {
 		t.Fatal(err)
 	}
+	// Before any flush, a restore reads it from its copy.
+	to := filepath.Join(s.dir, "before-flush")
+	if _, err := restore.Tree(t.Context(), s.cfg, restore.TreeRequest{Host: dles[1].Host, Path: dles[1].Path, To: to, Volumes: mustVolumes(t, s.cfg)}, testLogger(t)); err != nil {
+		t.Fatalf("restore with the holding file gone: %v", err)
+	}
+	restoredFilesMatch(t, dles[1].Path, to)
 	out.Reset()
 	_, err = Flush(context.Background(), s.cfg, FlushOptions{}, Deps{Log: testLogger(t), Out: &out})
 	if !strings.Contains(out.String(), "it is kept on its copy (tapir vault) on test-Offsite-") {
@@ -146,13 +152,24 @@ func TestVaultCopiesHoldingImages(t *testing.T) {
 		if _, err := restore.Tree(t.Context(), s.cfg, restore.TreeRequest{Host: dle.Host, Path: dle.Path, To: to, Volumes: mustVolumes(t, s.cfg)}, testLogger(t)); err != nil {
 			t.Fatalf("restore %s with the first set erased: %v", dle.Path, err)
 		}
-		filepath.WalkDir(to, func(p string, e os.DirEntry, err error) error {
-			if err == nil && e.Type().IsRegular() {
-				rel, _ := filepath.Rel(to, p)
-				sameFile(t, filepath.Join(dle.Path, rel), p)
-			}
-			return err
-		})
+		restoredFilesMatch(t, dle.Path, to)
+	}
+}
+
+// restoredFilesMatch: every regular file restored under to is the one under src.
+func restoredFilesMatch(t *testing.T, src, to string) {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(to, func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			rel, _ := filepath.Rel(to, p)
+			sameFile(t, filepath.Join(src, rel), p)
+			n++
+		}
+		return err
+	})
+	if n == 0 {
+		t.Errorf("nothing restored under %s", to)
 	}
 }
 

@@ -17,6 +17,15 @@ import (
 // copy); any other source fails, naming every location, so that a person
 // brings one.
 func available(ctx context.Context, cat *catalog.Catalog, vols indexd.VolumeSource, ask indexd.Ask, d catalog.Dump, parts []catalog.Part) ([]catalog.Part, error) {
+	if vols != nil && len(parts) == 0 && indexd.HoldingGone(d) {
+		// Its holding file is gone before any flush: a copy (tapir
+		// vault) that is there, else the holding disk's error.
+		cp, err := indexd.CopyThere(ctx, cat, vols, d)
+		if err != nil {
+			return nil, fmt.Errorf("recover: %w", err)
+		}
+		return cp, nil
+	}
 	if vols == nil || len(parts) == 0 {
 		return parts, nil
 	}
