@@ -20,6 +20,7 @@ var (
 	sizeType     = reflect.TypeOf(Size(0))
 	durationType = reflect.TypeOf(Duration(0))
 	configType   = reflect.TypeOf(Config{})
+	vaultType    = reflect.TypeOf(Vault{})
 )
 
 type checker struct {

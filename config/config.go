@@ -78,9 +78,11 @@ type Config struct {
 	Dumptypes map[string]Dumptype `toml:"dumptype"`
 	Hosts     map[string]Host     `toml:"host"`
 	DLEs      []DLE               `toml:"dle"`
-	// Vault is the offsite copy set (tapir vault, docs/guide.md "Offsite
-	// copies"); nil when the file has no [vault] table.
-	Vault *Vault `toml:"vault"`
+	// Vaults are the offsite copy sets (tapir vault, docs/guide.md
+	// "Offsite copies"): one [vault] table, or several [[vault]] tables
+	// (each its own name, changer and labels); none without. Parse
+	// decodes them itself (a table or an array of tables).
+	Vaults []Vault `toml:"-"`
 
 	loc     *time.Location
 	labelRe *regexp.Regexp
@@ -103,22 +105,41 @@ type Vault struct {
 	labelRe *regexp.Regexp
 }
 
-// VaultConfig returns the configuration a vault writes its copy volumes
-// with: this one with the vault's changer, labels, tapecycle and runtapes.
-// It returns nil when there is no [vault].
-func (c *Config) VaultConfig() *Config {
-	if c.Vault == nil {
-		return nil
-	}
+// VaultConfig returns the configuration vault writes its copy volumes
+// with: this one with the vault's changer, labels, tapecycle and runtapes
+// (and no vaults of its own).
+func (c *Config) VaultConfig(vault *Vault) *Config {
 	v := *c
-	v.Changer = c.Vault.Changer
-	v.Labelstr, v.labelRe = c.Vault.Labelstr, c.Vault.labelRe
-	v.Autolabel = c.Vault.Autolabel
+	v.Changer = vault.Changer
+	v.Labelstr, v.labelRe = vault.Labelstr, vault.labelRe
+	v.Autolabel = vault.Autolabel
 	v.AutolabelMedia = []string{ClaimBlank}
-	v.Tapecycle, v.Runtapes = c.Vault.Tapecycle, c.Vault.Runtapes
-	v.Vault = nil
+	v.Tapecycle, v.Runtapes = vault.Tapecycle, vault.Runtapes
+	v.Vaults = nil
 	return &v
 }
+
+// VaultNamed returns the vault called name; nil when there is none.
+func (c *Config) VaultNamed(name string) *Vault {
+	for i := range c.Vaults {
+		if c.Vaults[i].Name == name {
+			return &c.Vaults[i]
+		}
+	}
+	return nil
+}
+
+// VaultNames lists the names of the vaults, in the file's order.
+func (c *Config) VaultNames() []string {
+	var out []string
+	for _, v := range c.Vaults {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// LabelRegexp is the labelstr of the vault's copy volumes.
+func (v *Vault) LabelRegexp() *regexp.Regexp { return v.labelRe }
 
 // TLS names the server's certificate files.
 type TLS struct {

@@ -92,8 +92,14 @@ func (c *Config) Effective(w io.Writer) error {
 
 	e.changer("[changer]", c.Changer)
 
-	if v := c.Vault; v != nil {
-		e.table("[vault]")
+	// One vault is written as [vault], several as [[vault]] tables (each
+	// followed by its [vault.changer]).
+	head := "[vault]"
+	if len(c.Vaults) > 1 {
+		head = "[[vault]]"
+	}
+	for _, v := range c.Vaults {
+		e.table(head)
 		e.str("name", v.Name)
 		e.str("labelstr", v.Labelstr)
 		e.str("autolabel", v.Autolabel)

@@ -384,7 +384,7 @@ func (f *finisher) finish() {
 	f.labels()
 	f.tapetypes()
 	f.changer()
-	f.vault()
+	f.vaults()
 	f.holdings()
 	f.dumptypes()
 	f.dles()
@@ -1034,17 +1034,56 @@ func checkScheduleShape(s string) error {
 	return nil
 }
 
-// vault fills and checks [vault]: its changer like [changer] (fewer
-// options: one drive), its labels, which must never be those of the
-// volumes it copies from.
-func (f *finisher) vault() {
+// vaults fills and checks the vaults: each as vault does, then against
+// each other: their names, labels and changers must all differ.
+func (f *finisher) vaults() {
 	c := f.c
-	v := c.Vault
-	if v == nil {
-		return
+	_, one := f.raw["vault"].(map[string]any)
+	prefix := func(i int) []any {
+		if one {
+			return []any{"vault"}
+		}
+		return []any{"vault", i}
 	}
+	for i := range c.Vaults {
+		f.vault(&c.Vaults[i], prefix(i))
+	}
+	for j := range c.Vaults {
+		for i := range j {
+			a, b := &c.Vaults[i], &c.Vaults[j]
+			k := func(key ...string) []string {
+				p := prefix(j)
+				for _, x := range key {
+					p = append(p, x)
+				}
+				return at(p...)
+			}
+			switch {
+			case a.Name == b.Name:
+				f.errf(k("name"), "two vaults are named %s: give each [[vault]] a name of its own (name = \"offsite\", name = \"dr-site\"); tapir vault --to names one", preview(a.Name))
+			case a.Labelstr == b.Labelstr || (a.labelRe != nil && b.Autolabel != "" && a.labelRe.MatchString(fillTemplate(b.Autolabel, 1))) ||
+				(b.labelRe != nil && a.Autolabel != "" && b.labelRe.MatchString(fillTemplate(a.Autolabel, 1))):
+				f.errf(k("labelstr"), "vaults %s and %s share labels (labelstr %s and %s, autolabel %s and %s): each vault needs a label set of its own, or one would overwrite the other's copies",
+					preview(a.Name), preview(b.Name), preview(a.Labelstr), preview(b.Labelstr), preview(a.Autolabel), preview(b.Autolabel))
+			case a.Changer.Type == "disk" && b.Changer.Type == "disk" && a.Changer.Path == b.Changer.Path:
+				f.errf(k("changer", "path"), "vaults %s and %s have the same changer directory %s: each needs slots of its own", preview(a.Name), preview(b.Name), preview(a.Changer.Path))
+			case a.Changer.Type != "disk" && b.Changer.Type != "disk" && a.Changer.Device != "" && a.Changer.Device == b.Changer.Device:
+				f.errf(k("changer", "device"), "vaults %s and %s have the same drive %s: each needs a drive of its own", preview(a.Name), preview(b.Name), preview(a.Changer.Device))
+			case a.Changer.StateFile == b.Changer.StateFile:
+				f.errf(k("changer", "state_file"), "vaults %s and %s have the same changer state file %s: give each its own", preview(a.Name), preview(b.Name), preview(a.Changer.StateFile))
+			}
+		}
+	}
+}
+
+// vault fills and checks one vault, whose keys are at prefix ([vault] or
+// the [[vault]] element): its changer like [changer] (fewer options: one
+// drive), its labels, which must never be those of the volumes it copies
+// from.
+func (f *finisher) vault(v *Vault, prefix []any) {
+	c := f.c
 	k := func(key ...string) []string {
-		p := []any{"vault"}
+		p := append([]any(nil), prefix...)
 		for _, x := range key {
 			p = append(p, x)
 		}
@@ -1053,10 +1092,17 @@ func (f *finisher) vault() {
 	f.str(&v.Name, k("name"), "offsite")
 	if !orgRE.MatchString(v.Name) {
 		f.errf(k("name"), "vault.name %s must be 1 to 64 letters, digits, '.', '_' or '-'", preview(v.Name))
+		return
+	}
+	// The defaults follow the name: "offsite" keeps those of a lone
+	// [vault] (<statedir>/offsite, <org>-Offsite-NNN).
+	set := v.Name
+	if set == "offsite" {
+		set = "Offsite"
 	}
 	ch := &v.Changer
 	f.oneOf(&ch.Type, k("changer", "type"), "disk", "disk", "single", "robot")
-	f.path(&ch.Path, k("changer", "path"), filepath.Join(c.StateDir, "offsite"))
+	f.path(&ch.Path, k("changer", "path"), filepath.Join(c.StateDir, v.Name))
 	if ch.Type == "robot" && !f.has(k("changer", "slots")) {
 		ch.Slots = 0
 	} else {
@@ -1080,12 +1126,12 @@ func (f *finisher) vault() {
 	if len(ch.Drives) == 0 && ch.Device != "" {
 		ch.Drives = []string{ch.Device}
 	}
-	f.path(&ch.StateFile, k("changer", "state_file"), filepath.Join(c.StateDir, "offsite-changer-state.json"))
+	f.path(&ch.StateFile, k("changer", "state_file"), filepath.Join(c.StateDir, v.Name+"-changer-state.json"))
 	f.num(&v.Tapecycle, k("tapecycle"), c.Tapecycle, 1, 100000)
 	f.num(&v.Runtapes, k("runtapes"), 10, 1, 1000)
 	f.num(&v.SinceDays, k("since_days"), 0, 0, 100000)
 
-	f.str(&v.Labelstr, k("labelstr"), "^"+regexp.QuoteMeta(c.Org)+"-Offsite-[0-9]{3}$")
+	f.str(&v.Labelstr, k("labelstr"), "^"+regexp.QuoteMeta(c.Org)+"-"+regexp.QuoteMeta(set)+"-[0-9]{3}$")
 	re, err := regexp.Compile(v.Labelstr)
 	if err != nil {
 		f.errf(k("labelstr"), "vault.labelstr %s is not a valid regular expression: %v", preview(v.Labelstr), err)
@@ -1093,7 +1139,7 @@ func (f *finisher) vault() {
 	}
 	v.labelRe = re
 	if !f.has(k("autolabel")) {
-		v.Autolabel = c.Org + "-Offsite-%%%"
+		v.Autolabel = c.Org + "-" + set + "-%%%"
 	}
 	if v.Autolabel != "" {
 		l := fillTemplate(v.Autolabel, 1)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,12 +53,27 @@ func Parse(name string, data []byte) (*Config, error) {
 	lines := buildLineIndex(src, md)
 
 	// catalog is a string or a [catalog] table: the finisher reads it.
+	// vault is a [vault] table or [[vault]] tables: checked and decoded
+	// here, each as it is.
 	catRaw, hasCat := raw["catalog"]
 	delete(raw, "catalog")
+	vaultRaw, hasVault := raw["vault"]
+	delete(raw, "vault")
 	ck := &checker{file: name, lines: lines}
 	ck.walk(nil, "", "", raw, configType)
 	if hasCat {
 		raw["catalog"] = catRaw
+	}
+	if hasVault {
+		raw["vault"] = vaultRaw
+		switch vaultRaw.(type) {
+		case map[string]any:
+			ck.walk([]string{"vault"}, "vault", "[vault]", vaultRaw, vaultType)
+		case []map[string]any, []any:
+			ck.walk([]string{"vault"}, "vault", "[[vault]]", vaultRaw, reflect.TypeOf([]Vault{}))
+		default:
+			ck.add([]string{"vault"}, "vault: expected a [vault] table or [[vault]] tables, got %s", describe(vaultRaw))
+		}
 	}
 	if e := first(ck.errs); e != nil {
 		return nil, e
@@ -69,8 +85,25 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, tomlError(name, err, "")
 	}
 	for _, u := range md.Undecoded() { // likewise
-		if u[0] != "catalog" {
+		if u[0] != "catalog" && u[0] != "vault" {
 			return nil, &Error{File: name, Line: lines.lookup(u), Msg: fmt.Sprintf("unknown key %q", u.String())}
+		}
+	}
+	if hasVault {
+		var aux struct {
+			Vault toml.Primitive `toml:"vault"`
+		}
+		vmd, err := toml.Decode(src, &aux)
+		if err == nil {
+			if _, one := vaultRaw.(map[string]any); one {
+				c.Vaults = make([]Vault, 1)
+				err = vmd.PrimitiveDecode(aux.Vault, &c.Vaults[0])
+			} else {
+				err = vmd.PrimitiveDecode(aux.Vault, &c.Vaults)
+			}
+		}
+		if err != nil { // the checker should have caught it
+			return nil, tomlError(name, err, "")
 		}
 	}
 

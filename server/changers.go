@@ -323,48 +323,65 @@ func VolumeSource(cfg *config.Config, deps Deps, cat *catalog.Catalog, log *slog
 	if cv, ok := vs.(*changerVolumes); ok {
 		cv.tell = func(msg string) { askForRestore(cfg, deps, log, msg) }
 	}
-	vcfg := cfg.VaultConfig()
-	if vcfg == nil {
+	if len(cfg.Vaults) == 0 {
 		return vs, nil
 	}
-	// The copy volumes of [vault] are read through their own changer.
-	vdeps := deps
-	vdeps.Changer = deps.VaultChanger
-	vch, err := openChangerFor(vcfg, vdeps, log, true)
-	if err != nil {
-		// The copies cannot be read now; the images' own volumes still
-		// can (a restore that needs a copy says why it cannot).
-		if log != nil {
-			log.Warn("the changer of the copy volumes cannot be opened; only the images' own volumes are read", "err", err)
+	// The copy volumes of each vault are read through its own changer.
+	sets := &setSources{main: vs}
+	for i := range cfg.Vaults {
+		v := &cfg.Vaults[i]
+		vcfg := cfg.VaultConfig(v)
+		vdeps := deps
+		vdeps.Changer = deps.VaultChangers[v.Name]
+		var src indexd.VolumeSource
+		vch, err := openChangerFor(vcfg, vdeps, log, true)
+		if err != nil {
+			// The copies cannot be read now; the images' own volumes
+			// (and other copies) still can: a restore that needs one of
+			// these says why it cannot.
+			if log != nil {
+				log.Warn("the changer of a vault's copy volumes cannot be opened; its copies are not read", "vault", v.Name, "err", err)
+			}
+			src = noSource{fmt.Errorf("the changer of the copy volumes of vault %s ([vault.changer]) cannot be opened: %v", v.Name, err)}
+		} else {
+			src = volumeSourceOf(vch, vcfg, cat)
+			if cv, ok := src.(*changerVolumes); ok {
+				cv.tell = func(msg string) { askForRestore(vcfg, deps, log, msg) }
+			}
 		}
-		return &setSources{main: vs, vault: noSource{fmt.Errorf("the changer of the copy volumes ([vault.changer]) cannot be opened: %v", err)}, vaultRe: vcfg.LabelRegexp()}, nil
+		sets.vaults = append(sets.vaults, vaultSource{re: vcfg.LabelRegexp(), src: src})
 	}
-	vvs := volumeSourceOf(vch, vcfg, cat)
-	if cv, ok := vvs.(*changerVolumes); ok {
-		cv.tell = func(msg string) { askForRestore(vcfg, deps, log, msg) }
-	}
-	return &setSources{main: vs, vault: vvs, vaultRe: vcfg.LabelRegexp()}, nil
+	return sets, nil
 }
 
-// setSources reads the volumes of both label sets: a label [vault]
-// labelstr matches from the vault's changer, every other from the
+// setSources reads the volumes of every label set: a label a vault's
+// labelstr matches from that vault's changer, every other from the
 // configuration's.
 type setSources struct {
-	main, vault indexd.VolumeSource
-	vaultRe     *regexp.Regexp
+	main   indexd.VolumeSource
+	vaults []vaultSource
+}
+
+type vaultSource struct {
+	re  *regexp.Regexp
+	src indexd.VolumeSource
 }
 
 func (s *setSources) of(label string) indexd.VolumeSource {
-	if s.vaultRe.MatchString(label) {
-		return s.vault
+	for _, v := range s.vaults {
+		if v.re.MatchString(label) {
+			return v.src
+		}
 	}
 	return s.main
 }
 
 func (s *setSources) Properties() indexd.SourceProperties {
 	p := s.main.Properties()
-	p.Where += " (copy volumes: " + s.vault.Properties().Where + ")"
-	p.WaitsForPerson = p.WaitsForPerson || s.vault.Properties().WaitsForPerson
+	for _, v := range s.vaults {
+		p.Where += " (copy volumes: " + v.src.Properties().Where + ")"
+		p.WaitsForPerson = p.WaitsForPerson || v.src.Properties().WaitsForPerson
+	}
 	return p
 }
 

@@ -613,32 +613,32 @@ func checkPeers(ctx context.Context, cfg *config.Config, deps Deps, warn, info f
 	}
 }
 
-// checkVault checks the changer of the [vault] copy volumes and says
-// which copy volume the next vault writes.
+// checkVault checks the changer of each vault's copy volumes and says
+// which copy volume its next run writes.
 func checkVault(ctx context.Context, cfg *config.Config, deps Deps, cat *catalog.Catalog, problem func(where, format string, a ...any), info func(format string, a ...any)) {
-	vcfg := cfg.VaultConfig()
-	if vcfg == nil {
-		return
-	}
-	vdeps := deps
-	vdeps.Changer = deps.VaultChanger
-	ch, err := openChangerFor(vcfg, vdeps, deps.Log, true)
-	if err != nil {
-		problem("vault "+cfg.Vault.Name, "the changer of the copy volumes ([vault.changer]): %v; tapir vault cannot write, and restores read only the images' own volumes", err)
-		return
-	}
-	if deps.VaultChanger == nil {
-		defer closeChanger(ch)
-	}
-	v := &volumes{cfg: vcfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log}
-	c, err := v.choose(ctx)
-	switch {
-	case err != nil:
-		problem("vault "+cfg.Vault.Name, "%v; tapir vault would copy nothing", err)
-	case c.Relabel:
-		info("Vault %s will write to a new copy volume, labelled %s in slot %d.", cfg.Vault.Name, c.Label, c.Slot)
-	default:
-		info("Vault %s will write to copy volume %s in slot %d (%s).", cfg.Vault.Name, c.Label, c.Slot, c.Reason)
+	for i := range cfg.Vaults {
+		v := &cfg.Vaults[i]
+		vcfg := cfg.VaultConfig(v)
+		vdeps := deps
+		vdeps.Changer = deps.VaultChangers[v.Name]
+		ch, err := openChangerFor(vcfg, vdeps, deps.Log, true)
+		if err != nil {
+			problem("vault "+v.Name, "the changer of the copy volumes ([vault.changer]): %v; tapir vault cannot write, and restores read only the images' other locations", err)
+			continue
+		}
+		vol := &volumes{cfg: vcfg, cat: cat, ch: ch, clock: deps.Clock, log: deps.Log}
+		c, err := vol.choose(ctx)
+		switch {
+		case err != nil:
+			problem("vault "+v.Name, "%v; tapir vault would copy nothing", err)
+		case c.Relabel:
+			info("Vault %s will write to a new copy volume, labelled %s in slot %d.", v.Name, c.Label, c.Slot)
+		default:
+			info("Vault %s will write to copy volume %s in slot %d (%s).", v.Name, c.Label, c.Slot, c.Reason)
+		}
+		if vdeps.Changer == nil {
+			closeChanger(ch)
+		}
 	}
 }
 

@@ -46,12 +46,13 @@
 // files (not in the catalog) are never OK.
 //
 // `tapir vault` (Vault, vault.go) copies good images (and those waiting
-// on the holding disk, kept on their copy if lost there) onto the volumes of
-// the [vault] label set with the same scribe, headers and checks as the
-// taper, and records each copy; restores and verify read the copy volumes
-// through the vault's changer (setSources), and a volume is pinned only
-// by chains that are not complete on the other set (chainPins). [vault]
-// after_night runs it at the end of a night, under its lock.
+// on the holding disk, kept on their copy if lost there) onto the volumes
+// of each vault's label set ([vault], or each [[vault]]) with the same
+// scribe, headers and checks as the taper, and records each copy;
+// restores and verify read each set's volumes through its own changer
+// (setSources), and a volume is pinned only by chains that are not
+// complete on another set (chainPins). A vault's after_night runs it at
+// the end of a night, under its lock.
 //
 // Volumes are overwritten in two phases (writeLabel, resolveOverwrites) and
 // never while they hold a DLE's newest chain; the planner's look-ahead

@@ -138,12 +138,17 @@ func lookForMissingVolumes(ctx context.Context, cat *catalog.Catalog, ch taper.C
 	return m, err == nil, err
 }
 
-// vaultLabels is the labelstr of the [vault] copy volumes, nil without one.
+// vaultLabels matches the labels of every vault's copy volumes; nil
+// without a vault.
 func vaultLabels(cfg *config.Config) *regexp.Regexp {
-	if v := cfg.VaultConfig(); v != nil {
-		return v.LabelRegexp()
+	var alt []string
+	for i := range cfg.Vaults {
+		alt = append(alt, "(?:"+cfg.Vaults[i].LabelRegexp().String()+")")
 	}
-	return nil
+	if len(alt) == 0 {
+		return nil
+	}
+	return regexp.MustCompile(strings.Join(alt, "|"))
 }
 
 // noteMissingVolumes puts the volumes of the catalog that are in no slot

@@ -39,9 +39,9 @@ type Deps struct {
 	// changer per drive, as [changer] tapers opens them); Changer is
 	// still what restores, verify and the admin commands use.
 	Changers []taper.Changer
-	// VaultChanger replaces the changer of the [vault] copy volumes
-	// (tests); nil uses [vault.changer].
-	VaultChanger taper.Changer
+	// VaultChangers replace the changers of the vaults' copy volumes,
+	// by vault name (tests); a vault not named uses its [vault.changer].
+	VaultChangers map[string]taper.Changer
 	// Mailer sends the report to mailto; nil uses SMTP as [mail] says.
 	Mailer mail.Mailer
 	// Stop, when closed, asks the run to end early but cleanly (SIGTERM to
@@ -383,8 +383,10 @@ func (r *run) end(ctx context.Context, sess *session, jobs []*job, pub *publishe
 	}
 	r.rep.Volumes = used
 	r.rep.Refused = r.vols.refusals()
-	if fatal == nil && cancelled == nil && r.rep.Kind == report.KindDump && r.cfg.Vault != nil && r.cfg.Vault.AfterNight && !r.stopping() {
-		r.vaultAfterNight(ctx, sess)
+	for i := range r.cfg.Vaults {
+		if v := &r.cfg.Vaults[i]; fatal == nil && cancelled == nil && r.rep.Kind == report.KindDump && v.AfterNight && !r.stopping() && ctx.Err() == nil {
+			r.vaultAfterNight(ctx, sess, v)
+		}
 	}
 	for _, j := range jobs {
 		r.rep.DLEs = append(r.rep.DLEs, j.res)
@@ -737,11 +739,11 @@ func finish(ctx context.Context, cat *catalog.Catalog, runID int64, rep *report.
 	return rep, errors.Join(errs...)
 }
 
-// vaultAfterNight runs the [vault] after the night ([vault] after_night),
-// under the night's lock, and puts what it did in the night's report: a
-// note per image copied, a problem per image it could not copy.
-func (r *run) vaultAfterNight(ctx context.Context, sess *session) {
-	res, err := vaultLocked(ctx, r.cfg, r.cat, VaultOptions{}, sess.deps)
+// vaultAfterNight runs a vault after the night (its after_night), under
+// the night's lock, and puts what it did in the night's report: a note
+// per image copied, a problem per image it could not copy.
+func (r *run) vaultAfterNight(ctx context.Context, sess *session, v *config.Vault) {
+	res, err := vaultLocked(ctx, r.cfg, r.cat, v, VaultOptions{}, sess.deps)
 	if res != nil {
 		for _, it := range res.Copied {
 			r.note(fmt.Sprintf("vault %s: copied %s onto %s", res.Vault, it.what(), strings.Join(it.To, ", ")))
@@ -754,6 +756,6 @@ func (r *run) vaultAfterNight(ctx context.Context, sess *session) {
 		}
 	}
 	if err != nil && (res == nil || len(res.Failed) == 0) {
-		r.problem("vault "+r.cfg.Vault.Name, err.Error()+"; run `tapir vault -c "+r.cfg.File+"` once it is fixed")
+		r.problem("vault "+v.Name, err.Error()+"; run `tapir vault -c "+r.cfg.File+" --to "+v.Name+"` once it is fixed")
 	}
 }

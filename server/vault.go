@@ -98,40 +98,66 @@ var ErrVaultIncomplete = errors.New("some images were not copied")
 // skipped; one whose volume is missing is skipped with its reason, and
 // the others go on. The error matches ErrVaultIncomplete when any image
 // was not copied.
-func Vault(ctx context.Context, cfg *config.Config, opt VaultOptions, deps Deps) (*VaultResult, error) {
-	if cfg.Vault == nil {
+func Vault(ctx context.Context, cfg *config.Config, opt VaultOptions, deps Deps) ([]*VaultResult, error) {
+	if len(cfg.Vaults) == 0 {
 		return nil, fmt.Errorf("vault: %s has no [vault] section: add one naming the changer and labels of the copy volumes (docs/guide.md, \"Offsite copies\")", cfg.File)
 	}
-	if opt.To != "" && opt.To != cfg.Vault.Name {
-		return nil, fmt.Errorf("vault: %s names vault %q, not %q: use --to %s (or leave --to out)", cfg.File, cfg.Vault.Name, opt.To, cfg.Vault.Name)
+	vaults := make([]*config.Vault, 0, len(cfg.Vaults))
+	if opt.To != "" {
+		v := cfg.VaultNamed(opt.To)
+		if v == nil {
+			return nil, fmt.Errorf("vault: %s has no vault named %q (it has %s): use --to with one of them, or leave --to out to run them all", cfg.File, opt.To, strings.Join(cfg.VaultNames(), ", "))
+		}
+		vaults = append(vaults, v)
+	} else {
+		for i := range cfg.Vaults {
+			vaults = append(vaults, &cfg.Vaults[i])
+		}
 	}
 	cat, unlock, err := openLocked(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
 	defer unlock()
-	return vaultLocked(ctx, cfg, cat, opt, deps)
+	// One after the other, each to the end: a vault that fails leaves
+	// the next to run (what the first could not copy, it names).
+	var out []*VaultResult
+	var errs []error
+	for _, v := range vaults {
+		res, err := vaultLocked(ctx, cfg, cat, v, opt, deps)
+		if res != nil {
+			out = append(out, res)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
-func vaultLocked(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, opt VaultOptions, deps Deps) (*VaultResult, error) {
+func vaultLocked(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, vault *config.Vault, opt VaultOptions, deps Deps) (*VaultResult, error) {
 	log := deps.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("vault", vault.Name)
 	clk := clock.Or(deps.Clock)
-	vcfg := cfg.VaultConfig()
-	if opt.Since == "" && cfg.Vault.SinceDays > 0 {
-		opt.Since = clk.Now().In(cfg.Location()).AddDate(0, 0, -cfg.Vault.SinceDays).Format("20060102")
+	vcfg := cfg.VaultConfig(vault)
+	if opt.Since == "" && vault.SinceDays > 0 {
+		opt.Since = clk.Now().In(cfg.Location()).AddDate(0, 0, -vault.SinceDays).Format("20060102")
 	}
-	opt.FullsOnly = opt.FullsOnly || cfg.Vault.FullsOnly
+	opt.FullsOnly = opt.FullsOnly || vault.FullsOnly
 	since, err := sinceStamp(opt.Since)
 	if err != nil {
 		return nil, err
 	}
-	res := &VaultResult{Vault: cfg.Vault.Name}
+	res := &VaultResult{Vault: vault.Name}
 	todo, err := vaultCandidates(ctx, cat, vcfg.LabelRegexp(), opt, since, holdingDisks(cfg), res)
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, fmt.Errorf("vault %s: %w", vault.Name, err)
 	}
 	if len(todo) == 0 {
 		res.Notes = append(res.Notes, "nothing to copy")
@@ -142,12 +168,12 @@ func vaultLocked(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, 
 		return nil, fmt.Errorf("vault: the volumes to copy from: %w", err)
 	}
 	vdeps := deps
-	vdeps.Changer = deps.VaultChanger
+	vdeps.Changer = deps.VaultChangers[vault.Name]
 	vch, err := openChangerFor(vcfg, vdeps, log, false)
 	if err != nil {
-		return nil, fmt.Errorf("vault: the changer of the copy volumes ([vault.changer]): %w", err)
+		return nil, fmt.Errorf("vault %s: the changer of its copy volumes ([vault.changer]): %w", vault.Name, err)
 	}
-	if deps.VaultChanger == nil {
+	if vdeps.Changer == nil {
 		defer closeChanger(vch)
 	}
 	ds := clk.Now().In(cfg.Location()).Format("20060102150405")
@@ -184,7 +210,7 @@ func vaultLocked(ctx context.Context, cfg *config.Config, cat *catalog.Catalog, 
 	res.Volumes, res.Next = used, next
 	res.Notes = append(res.Notes, notes...)
 	if len(res.Failed) > 0 {
-		return res, fmt.Errorf("vault %s: %w: %d of %d image(s) have no copy (each line NOT COPIED says why); the next vault tries them again", cfg.Vault.Name, ErrVaultIncomplete, len(res.Failed), len(todo))
+		return res, fmt.Errorf("vault %s: %w: %d of %d image(s) have no copy (each line NOT COPIED says why); the next vault tries them again", vault.Name, ErrVaultIncomplete, len(res.Failed), len(todo))
 	}
 	return res, nil
 }

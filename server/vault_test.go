@@ -44,7 +44,7 @@ func withVaultTail(t *testing.T, s *site, slots int, extra, tail string) {
 	}
 	cfg.Changer.Slots = slots
 	s.cfg = cfg
-	if err := os.Mkdir(cfg.Vault.Changer.Path, 0o750); err != nil {
+	if err := os.Mkdir(cfg.Vaults[0].Changer.Path, 0o750); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -88,11 +88,17 @@ func goodDumps(t *testing.T, cat *catalog.Catalog, fullsOnly bool) []catalog.Dum
 
 func vault(t *testing.T, s *site, opt VaultOptions) (*VaultResult, error) {
 	t.Helper()
-	res, err := Vault(t.Context(), s.cfg, opt, Deps{Log: testLogger(t), Clock: day(30)})
-	if res != nil {
-		t.Log(res.Text())
+	rs, err := Vault(t.Context(), s.cfg, opt, Deps{Log: testLogger(t), Clock: day(30)})
+	for _, r := range rs {
+		t.Log(r.Text())
 	}
-	return res, err
+	if len(rs) > 1 {
+		t.Fatalf("vault ran %d vaults; this helper is for one", len(rs))
+	}
+	if len(rs) == 0 {
+		return nil, err
+	}
+	return rs[0], err
 }
 
 // The proof of issue 20's offsite half: a week of nights, its fulls
@@ -119,7 +125,7 @@ func TestVaultWeekOfFullsRestoresFromCopies(t *testing.T) {
 	}
 	// The copy files are images like any: same header line, same bytes
 	// after it as the original.
-	copies, _ := filepath.Glob(filepath.Join(s.cfg.Vault.Changer.Path, "slot*", "0000[1-9].*"))
+	copies, _ := filepath.Glob(filepath.Join(s.cfg.Vaults[0].Changer.Path, "slot*", "0000[1-9].*"))
 	if len(copies) != 4 {
 		t.Fatalf("copy volume files: %v", copies)
 	}
@@ -247,7 +253,7 @@ func TestVaultIncrementalsSinceFiltersIdempotent(t *testing.T) {
 	if _, err := vault(t, s, VaultOptions{Since: "yesterday"}); err == nil || !strings.Contains(err.Error(), "YYYY-MM-DD") {
 		t.Errorf("--since yesterday: %v", err)
 	}
-	if _, err := vault(t, s, VaultOptions{To: "elsewhere"}); err == nil || !strings.Contains(err.Error(), "--to offsite") {
+	if _, err := vault(t, s, VaultOptions{To: "elsewhere"}); err == nil || !strings.Contains(err.Error(), `no vault named "elsewhere" (it has offsite)`) {
 		t.Errorf("--to elsewhere: %v", err)
 	}
 }
@@ -370,7 +376,7 @@ func TestVaultCopyVolumeWriteProtected(t *testing.T) {
 	withVault(t, s, 8, "")
 	s.nights(t, 0, 1)
 	for i := 1; i <= 4; i++ {
-		sl := filepath.Join(s.cfg.Vault.Changer.Path, "slot"+strconv.Itoa(i))
+		sl := filepath.Join(s.cfg.Vaults[0].Changer.Path, "slot"+strconv.Itoa(i))
 		os.Mkdir(sl, 0o750)
 		if err := os.Chmod(sl, 0o555); err != nil {
 			t.Fatal(err)
@@ -427,7 +433,7 @@ func TestVaultSpansCopyVolumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.RemoveAll(filepath.Join(s.cfg.Vault.Changer.Path, "slot"+strconv.Itoa(v.Slot))); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.cfg.Vaults[0].Changer.Path, "slot"+strconv.Itoa(v.Slot))); err != nil {
 		t.Fatal(err)
 	}
 	_, err = restore.Tree(t.Context(), s.cfg, restore.TreeRequest{Host: "localhost", Path: s.data, To: filepath.Join(s.dir, "none"), Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
@@ -442,7 +448,7 @@ func TestVaultChangerMissingRestoresFromOwnVolumes(t *testing.T) {
 	s := newSite(t, "")
 	withVault(t, s, 8, "")
 	s.nights(t, 0, 1)
-	if err := os.Remove(s.cfg.Vault.Changer.Path); err != nil {
+	if err := os.Remove(s.cfg.Vaults[0].Changer.Path); err != nil {
 		t.Fatal(err)
 	}
 	r, err := restore.File(t.Context(), s.cfg, restore.Request{Host: "localhost", Path: s.data, File: "big.bin", To: filepath.Join(s.dir, "r"), Volumes: mustVolumes(t, s.cfg)}, testLogger(t))
@@ -465,7 +471,7 @@ func TestVaultCheck(t *testing.T) {
 	if !strings.Contains(strings.Join(c.Info, "\n"), "Vault offsite will write to a new copy volume, labelled test-Offsite-001") {
 		t.Errorf("check does not say what the vault writes: %v", c.Info)
 	}
-	if err := os.RemoveAll(s.cfg.Vault.Changer.Path); err != nil {
+	if err := os.RemoveAll(s.cfg.Vaults[0].Changer.Path); err != nil {
 		t.Fatal(err)
 	}
 	c = Check(t.Context(), s.cfg, Deps{Log: testLogger(t)}, CheckOptions{})

@@ -22,7 +22,7 @@ func newVaultCommand(g *globals) *cobra.Command {
 	var opt server.VaultOptions
 	c := &cobra.Command{
 		Use:   "vault -c FILE [--to NAME] [--since DATE] [--fulls-only] [HOST [PATH]]",
-		Short: "copy images onto the volumes of the [vault] label set, for offsite (amvault)",
+		Short: "copy images onto the volumes of the [vault] label set (or of each [[vault]]), for offsite (amvault)",
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 2 {
 				return usageError{fmt.Errorf("at most HOST and PATH, got %d arguments", len(args))}
@@ -46,15 +46,20 @@ func newVaultCommand(g *globals) *cobra.Command {
 				return err
 			}
 			res, err := server.Vault(ctx, cfg, opt, server.Deps{Log: g.logger(0), Clock: clock.Real})
-			if res != nil {
-				if format == "json" {
-					b, jerr := json.MarshalIndent(res, "", "  ")
-					if jerr != nil {
-						return jerr
-					}
-					os.Stdout.Write(append(b, '\n'))
-				} else {
-					fmt.Fprint(os.Stdout, res.Text())
+			if format == "json" && len(res) > 0 {
+				// One vault: its object; several: an array of them.
+				var v any = res
+				if len(res) == 1 {
+					v = res[0]
+				}
+				b, jerr := json.MarshalIndent(v, "", "  ")
+				if jerr != nil {
+					return jerr
+				}
+				os.Stdout.Write(append(b, '\n'))
+			} else {
+				for _, r := range res {
+					fmt.Fprint(os.Stdout, r.Text())
 				}
 			}
 			return err
@@ -62,7 +67,7 @@ func newVaultCommand(g *globals) *cobra.Command {
 	}
 	addConfigFlag(c, &file)
 	addFormatFlag(c, &format)
-	c.Flags().StringVar(&opt.To, "to", "", "the [vault] to write (its name; default the one [vault])")
+	c.Flags().StringVar(&opt.To, "to", "", "the vault to write, by its name (default: every vault, one after the other)")
 	c.Flags().StringVar(&opt.Since, "since", "", "copy only images of runs on or after DATE (YYYY-MM-DD or a datestamp)")
 	c.Flags().BoolVar(&opt.FullsOnly, "fulls-only", false, "copy level 0 images only")
 	return c

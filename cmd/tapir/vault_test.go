@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,5 +36,23 @@ func TestVaultCommand(t *testing.T) {
 	stdout, stderr, code := run(t, "vault", "-c", write("ok.toml", base+"[vault]\n"), "--fulls-only", "--since", "2026-01-01")
 	if code != 0 || !strings.Contains(stdout, "0 image(s) copied") || !strings.Contains(stdout, "nothing to copy") {
 		t.Errorf("empty catalog: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// Several vaults: all of them, or the one --to names; JSON is an
+	// array of them, or the one object.
+	os.MkdirAll(filepath.Join(dir, "state", "dr"), 0o750)
+	two := write("two.toml", base+"[[vault]]\n[[vault]]\nname = \"dr\"\n")
+	stdout, stderr, code = run(t, "vault", "-c", two, "--format", "json")
+	var all []map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &all) != nil || len(all) != 2 || all[1]["Vault"] != "dr" {
+		t.Errorf("two vaults, json: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = run(t, "vault", "-c", two, "--to", "dr", "--format", "json")
+	var one map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &one) != nil || one["Vault"] != "dr" {
+		t.Errorf("--to dr, json: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	_, stderr, code = run(t, "vault", "-c", two, "--to", "nope")
+	if code != 1 || !strings.Contains(stderr, `no vault named "nope" (it has offsite, dr)`) {
+		t.Errorf("--to nope: exit %d %q", code, stderr)
 	}
 }
