@@ -22,9 +22,19 @@ import (
 // volume any more (it lives on its copy). A volume is offered for reuse
 // only when every chain it holds is complete on the other set, or not
 // needed.
+//
+// With two vaults (three sets), the same holds: a chain complete on any
+// other set frees a volume.
 func TestVaultRetentionProperty(t *testing.T) {
-	mainRe := regexp.MustCompile(`^test-[0-9]{3}$`)
-	vaultRe := regexp.MustCompile(`^test-Offsite-[0-9]{3}$`)
+	t.Run("one vault", func(t *testing.T) { vaultRetentionProperty(t, "Offsite") })
+	t.Run("two vaults", func(t *testing.T) { vaultRetentionProperty(t, "Offsite", "dr") })
+}
+
+func vaultRetentionProperty(t *testing.T, vaultSets ...string) {
+	type set struct {
+		re     *regexp.Regexp
+		labels []string
+	}
 	for seed := uint64(1); seed <= 25; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed*7919))
@@ -35,12 +45,23 @@ func TestVaultRetentionProperty(t *testing.T) {
 			}
 			defer cat.Close()
 			t0 := time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
-			var mains, vaults []string
-			for i := 1; i <= 4; i++ {
-				mains = append(mains, fmt.Sprintf("test-%03d", i))
-				vaults = append(vaults, fmt.Sprintf("test-Offsite-%03d", i))
+			sets := []set{{re: regexp.MustCompile(`^test-[0-9]{3}$`)}}
+			for _, name := range vaultSets {
+				sets = append(sets, set{re: regexp.MustCompile(`^test-` + name + `-[0-9]{3}$`)})
 			}
-			for _, l := range append(slices.Clone(mains), vaults...) {
+			var all []string
+			for k := range sets {
+				for i := 1; i <= 4; i++ {
+					l := fmt.Sprintf("test-%03d", i)
+					if k > 0 {
+						l = fmt.Sprintf("test-%s-%03d", vaultSets[k-1], i)
+					}
+					sets[k].labels = append(sets[k].labels, l)
+					all = append(all, l)
+				}
+			}
+			mains := sets[0].labels
+			for _, l := range all {
 				if _, err := cat.AddVolume(ctx, catalog.Volume{Label: l, Slot: 1, Blocksize: 65536, Created: t0}); err != nil {
 					t.Fatal(err)
 				}
@@ -78,17 +99,16 @@ func TestVaultRetentionProperty(t *testing.T) {
 					if err := cat.CommitTaped(ctx, id, randomParts(rng, mains, payload), t0); err != nil {
 						t.Fatal(err)
 					}
-					if rng.IntN(2) == 0 {
-						if _, err := cat.RecordCopy(ctx, id, randomParts(rng, vaults, payload), t0); err != nil {
-							t.Fatal(err)
+					for _, v := range sets[1:] {
+						if rng.IntN(2) == 0 {
+							if _, err := cat.RecordCopy(ctx, id, randomParts(rng, v.labels, payload), t0); err != nil {
+								t.Fatal(err)
+							}
 						}
 					}
 				}
 				// Overwrite what each set's rule lets go.
-				for _, set := range []struct {
-					re     *regexp.Regexp
-					labels []string
-				}{{mainRe, mains}, {vaultRe, vaults}} {
+				for _, set := range sets {
 					pins, err := chainPins(ctx, cat, set.re)
 					if err != nil {
 						t.Fatal(err)
