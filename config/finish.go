@@ -1034,6 +1034,9 @@ func checkScheduleShape(s string) error {
 	return nil
 }
 
+// maxVaults bounds the [[vault]] tables of a file.
+const maxVaults = 16
+
 // vaults fills and checks the vaults: each as vault does, then against
 // each other: their names, labels and changers must all differ.
 func (f *finisher) vaults() {
@@ -1044,6 +1047,11 @@ func (f *finisher) vaults() {
 			return []any{"vault"}
 		}
 		return []any{"vault", i}
+	}
+	if len(c.Vaults) > maxVaults {
+		// Each is checked against every other: a bound keeps that short.
+		f.errf(at(prefix(maxVaults)...), "%d [[vault]] tables: at most %d (each is a label set with its own changer)", len(c.Vaults), maxVaults)
+		return
 	}
 	for i := range c.Vaults {
 		f.vault(&c.Vaults[i], prefix(i))

@@ -12,6 +12,10 @@ import (
 // configuration survives a round trip through Effective.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("org = \"x\"\n[[dle]]\nhost = \"a\"\npath = \"/\"\n"))
+	f.Add([]byte("org = \"x\"\n[vault]\nfulls_only = true\n[vault.changer]\nslots = 3\n[[dle]]\nhost = \"a\"\npath = \"/\"\n"))
+	f.Add([]byte("org = \"x\"\n[[vault]]\n[[vault]]\nname = \"dr\"\n[vault.changer]\npath = \"/srv/dr\"\n[[dle]]\nhost = \"a\"\npath = \"/\"\n"))
+	f.Add([]byte("org = \"x\"\nvault = [1, 2]\n[[dle]]\nhost = \"a\"\npath = \"/\"\n"))
+	f.Add([]byte("org = \"x\"\nvault = [{name = \"a\"}, {name = \"b\", changer = {path = \"/b\"}}]\n[[dle]]\nhost = \"a\"\npath = \"/\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "/fuzz/cfg.toml"
 		c, err := Parse(name, data)

@@ -89,6 +89,7 @@ func TestSeveralVaults(t *testing.T) {
 		{"same labels", "org = \"x\"\n[[vault]]\nname = \"a\"\nlabelstr = \"^O-[0-9]{3}$\"\nautolabel = \"O-%%%\"\n[[vault]]\nname = \"b\"\nlabelstr = \"^O-.*$\"\nautolabel = \"O-B-%%%\"\n" + dle, 8, "share labels"},
 		{"same directory", "org = \"x\"\n[[vault]]\nname = \"a\"\n[vault.changer]\npath = \"/srv/o\"\n[[vault]]\nname = \"b\"\n[vault.changer]\npath = \"/srv/o\"\n" + dle, 9, "same changer directory"},
 		{"unknown key", "org = \"x\"\n[[vault]]\nname = \"a\"\n[[vault]]\nname = \"b\"\nfull_only = true\n" + dle, 6, "full_only"},
+		{"too many", "org = \"x\"\n" + strings.Repeat("[[vault]]\n", 40) + dle, 18, "40 [[vault]] tables: at most 16"},
 		{"not a table", "org = \"x\"\nvault = 3\n" + dle, 2, "expected a [vault] table or [[vault]] tables"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
