@@ -32,6 +32,7 @@ type Collector struct {
 	volStarved, volRate, dleStarved, dleRate             *prometheus.Desc
 	driveStarved, driveRate                              *prometheus.Desc
 	srvLastRun, srvLastGood, srvVolumes                  *prometheus.Desc
+	vaultLastCopy, vaultNotCopied, dleVaultedFull        *prometheus.Desc
 }
 
 // NewCollector returns a Collector over an open catalog.
@@ -65,6 +66,9 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 		srvLastRun:       d("server_last_run_end_timestamp_seconds", "When the newest finished run of each tapir server sharing the catalog ended.", "server"),
 		srvLastGood:      d("server_last_successful_run_end_timestamp_seconds", "When the newest run of each tapir server sharing the catalog whose DLEs all ended safe ended.", "server"),
 		srvVolumes:       d("server_volumes", "Volumes each tapir server sharing the catalog owns (its changer holds them).", "server"),
+		vaultLastCopy:    d("vault_last_copy_timestamp_seconds", "When the newest copy on the vault's volumes was recorded.", "vault"),
+		vaultNotCopied:   d("vault_dles_not_copied", "Configured DLEs whose newest chain (with fulls_only: newest full) is not whole on the vault's volumes.", "vault"),
+		dleVaultedFull:   d("dle_last_vaulted_full_timestamp_seconds", "When the newest full of the DLE that is whole on the vault's volumes was made.", "vault", "host", "path"),
 	}
 }
 
@@ -72,7 +76,8 @@ func NewCollector(cfg func() *config.Config, cat *catalog.Catalog, log *slog.Log
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lastRun, c.lastGood, c.lastStatus, c.inProgress, c.runDLEs, c.runDumped, c.runTaped,
 		c.runDuration, c.dleGood, c.dleGoodLevel, c.dleFull, c.dleFailed, c.holdingBytes, c.volumes, c.volumesBeforeNew, c.scrapeError,
-		c.volStarved, c.volRate, c.dleStarved, c.dleRate, c.driveStarved, c.driveRate, c.srvLastRun, c.srvLastGood, c.srvVolumes} {
+		c.volStarved, c.volRate, c.dleStarved, c.dleRate, c.driveStarved, c.driveRate, c.srvLastRun, c.srvLastGood, c.srvVolumes,
+		c.vaultLastCopy, c.vaultNotCopied, c.dleVaultedFull} {
 		ch <- d
 	}
 }
@@ -252,6 +257,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	c.collectServers(ctx, gauge, fail)
+	c.collectVaults(ctx, cfg, gauge, fail)
 
 	vols, err := c.cat.Volumes(ctx)
 	if err != nil {
@@ -344,4 +350,101 @@ func (c *Collector) collectServers(ctx context.Context, gauge func(*prometheus.D
 	for s, n := range owned {
 		gauge(c.srvVolumes, n, s)
 	}
+}
+
+// collectVaults sends, for each vault, when it last recorded a copy, how
+// many configured DLEs are not whole on its volumes (their newest chain,
+// or newest full with fulls_only), and per DLE when its newest full whole
+// there was made: an alert on these sees a vault that stopped copying,
+// not one that merely ran.
+func (c *Collector) collectVaults(ctx context.Context, cfg *config.Config, gauge func(*prometheus.Desc, float64, ...string), fail func(string, error)) {
+	if len(cfg.Vaults) == 0 {
+		return
+	}
+	copies, err := c.cat.AllCopies(ctx)
+	if err != nil {
+		fail("read the copies", err)
+		return
+	}
+	chains, err := c.cat.Chains(ctx)
+	if err != nil {
+		fail("read the newest chains", err)
+		return
+	}
+	chainOf := map[[2]string]catalog.Chain{}
+	for _, ch := range chains {
+		chainOf[[2]string{ch.Host, ch.Path}] = ch
+	}
+	for i := range cfg.Vaults {
+		v := &cfg.Vaults[i]
+		re := v.LabelRegexp()
+		var last time.Time
+		for _, cs := range copies {
+			for _, k := range cs {
+				if allMatch(k.Volumes(), re) && k.Copied.After(last) {
+					last = k.Copied
+				}
+			}
+		}
+		if !last.IsZero() {
+			gauge(c.vaultLastCopy, float64(last.Unix()), v.Name)
+		}
+		notCopied := 0
+		for _, d := range cfg.DLEs {
+			ch, ok := chainOf[[2]string{d.Host, d.Path}]
+			if !ok {
+				continue // no good full: nothing to copy yet
+			}
+			need := ch.Dumps
+			if v.FullsOnly {
+				need = need[:1]
+			}
+			for _, x := range need {
+				whole, err := wholeOn(ctx, c.cat, x, copies, re)
+				if err != nil {
+					fail("read the parts of an image", err)
+					return
+				}
+				if !whole {
+					notCopied++
+					break
+				}
+			}
+			dumps, err := c.cat.Dumps(ctx, d.Host, d.Path)
+			if err != nil {
+				fail("read dumps", err)
+				return
+			}
+			for _, x := range dumps { // newest first
+				if x.Status != catalog.DumpGood || x.Level != 0 {
+					continue
+				}
+				whole, err := wholeOn(ctx, c.cat, x, copies, re)
+				if err != nil {
+					fail("read the parts of an image", err)
+					return
+				}
+				if whole {
+					gauge(c.dleVaultedFull, float64(x.Started.Unix()), v.Name, d.Host, d.Path)
+					break
+				}
+			}
+		}
+		gauge(c.vaultNotCopied, float64(notCopied), v.Name)
+	}
+}
+
+// wholeOn says whether image d is whole on the volumes re matches: all
+// its own parts there, or all the parts of one of its copies.
+func wholeOn(ctx context.Context, cat *catalog.Catalog, d catalog.Dump, copies map[int64][]catalog.ImageCopy, re *regexp.Regexp) (bool, error) {
+	for _, k := range copies[d.ID] {
+		if allMatch(k.Volumes(), re) {
+			return true, nil
+		}
+	}
+	parts, err := cat.Parts(ctx, d.ID)
+	if err != nil {
+		return false, err
+	}
+	return allMatch(catalog.PartVolumes(parts), re), nil
 }

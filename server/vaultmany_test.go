@@ -64,6 +64,21 @@ func TestSeveralVaults(t *testing.T) {
 			t.Fatalf("after the nights, copies of %s:%s %s: %+v %v; want one on dr (after_night)", d.Host, d.Path, d.Datestamp, cs, err)
 		}
 	}
+	// The metrics: dr has copied everything (after each night), offsite
+	// nothing yet.
+	m := gather(t, NewCollector(func() *config.Config { return s.cfg }, cat, testLogger(t)))
+	if m["tapir_vault_dles_not_copied{vault=dr}"] != 0 || m["tapir_vault_dles_not_copied{vault=offsite}"] != float64(len(s.cfg.DLEs)) ||
+		m["tapir_vault_last_copy_timestamp_seconds{vault=dr}"] == 0 || m["tapir_scrape_error{}"] != 0 {
+		t.Errorf("vault metrics after the nights: %v", vaultMetrics(m))
+	}
+	if _, ok := m["tapir_vault_last_copy_timestamp_seconds{vault=offsite}"]; ok {
+		t.Errorf("offsite has a last copy before any: %v", vaultMetrics(m))
+	}
+	for _, dle := range s.cfg.DLEs {
+		if m["tapir_dle_last_vaulted_full_timestamp_seconds{host=localhost,path="+dle.Path+",vault=dr}"] == 0 {
+			t.Errorf("no vaulted full of %s on dr: %v", dle.Path, vaultMetrics(m))
+		}
+	}
 	// --to dr: nothing new for dr.
 	rs, err := Vault(t.Context(), s.cfg, VaultOptions{To: "dr"}, Deps{Log: testLogger(t), Clock: day(30)})
 	if err != nil || len(rs) != 1 || rs[0].Vault != "dr" || len(rs[0].Copied) != 0 || rs[0].Already != len(good) {
@@ -78,6 +93,9 @@ func TestSeveralVaults(t *testing.T) {
 		if cs, _ := cat.Copies(t.Context(), d.ID); len(cs) != 2 {
 			t.Errorf("%s:%s %s has %d copies, want 2", d.Host, d.Path, d.Datestamp, len(cs))
 		}
+	}
+	if m := gather(t, NewCollector(func() *config.Config { return s.cfg }, cat, testLogger(t))); m["tapir_vault_dles_not_copied{vault=offsite}"] != 0 {
+		t.Errorf("vault metrics after offsite ran: %v", vaultMetrics(m))
 	}
 	// The first set and the offsite set gone: the dr copies restore.
 	for _, dir := range []string{s.cfg.Changer.Path, s.cfg.Vaults[0].Changer.Path} {
@@ -107,4 +125,14 @@ func TestSeveralVaults(t *testing.T) {
 			t.Errorf("check does not say %q:\n%s", want, info)
 		}
 	}
+}
+
+func vaultMetrics(m map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		if strings.Contains(k, "vault") {
+			out[k] = v
+		}
+	}
+	return out
 }
