@@ -9,7 +9,7 @@ bash "$here/dump.sh" "$@" || fail=1
 bash "$here/estimate.sh" || fail=1
 bash "$here/stall.sh" || fail=1
 bash "$here/plan.sh" || fail=1
-for b in restore.sh tape.sh night.sh ingest.sh drives.sh peer.sh resume.sh; do
+for b in restore.sh tape.sh night.sh ingest.sh drives.sh peer.sh resume.sh vault.sh; do
   [ -f "$here/$b" ] && { bash "$here/$b" || fail=1; }
 done
 # The catalog at scale, small here so that all.sh stays quick (catalog.sh
