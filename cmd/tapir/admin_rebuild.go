@@ -22,12 +22,16 @@ func newAdminRebuildCommand(g *globals) *cobra.Command {
 	var identity string
 	c := &cobra.Command{
 		Use:   "rebuild -c FILE [--force] [--out FILE]",
-		Short: "recreate the catalog from the volumes in the changer and the holding disks alone",
+		Short: "recreate the catalog from the volumes in the changer (and the vaults' changers) and the holding disks alone",
 		Long: `Reads the label of every slot, the header of every tape file, every payload (its
 SHA-256 is checked) and the tar streams, and writes a new catalog: runs, volumes,
 images, parts, frames, the file index and the directory listings. Images whose
 parts are not all in the changer, or whose payload is damaged, are listed and left
-out. An existing catalog is never overwritten: --force moves it aside first.
+out. The copy volumes of each vault ([vault] or [[vault]], disk changers) are read
+too: an image whole on the changer's volumes is recorded there and each whole copy on
+a vault's volumes as its copy; an image whole only on a vault's volumes (the first
+set lost with the server) is recorded there. An existing catalog is never
+overwritten: --force moves it aside first.
 Stop the server (and any run) before rebuilding.
 
 Encrypted images (docs/keys.md) come back without any key: their dumps and parts
@@ -60,18 +64,36 @@ rebuilt are recorded as this server's ([server] name).`,
 			for _, h := range cfg.Holding {
 				disks = append(disks, h.Path)
 			}
+			out := c.OutOrStdout()
+			// The vaults' copy volumes are read too: their copies go back
+			// into the catalog, and an image whose own volumes are gone
+			// comes back on its copy.
+			var vaults []rebuild.Vault
+			for i := range cfg.Vaults {
+				v := &cfg.Vaults[i]
+				if v.Changer.Type != "disk" {
+					fmt.Fprintf(out, "Vault %s: changer type %q: this version rebuilds from disk changers only; its copies are not read.\n", v.Name, v.Changer.Type)
+					continue
+				}
+				vt := cfg.VaultConfig(v).Tapetype()
+				vch, err := taper.NewDiskChanger(v.Changer.Path, v.Changer.Slots, int64(vt.Length), int64(vt.Blocksize), g.logger(0))
+				if err != nil {
+					fmt.Fprintf(out, "Vault %s: %v; its copies are not read (put its volumes back and rebuild again with --force).\n", v.Name, err)
+					continue
+				}
+				vaults = append(vaults, rebuild.Vault{Name: v.Name, Changer: vch})
+			}
 			var ids *crypt.Identities
 			if identity != "" {
 				if ids, err = crypt.ReadIdentities(identity); err != nil {
 					return err
 				}
 			}
-			out := c.OutOrStdout()
 			target := cfg.Catalog
 			if outFile != "" {
 				target = outFile
 			}
-			res, err := rebuild.Rebuild(ctx, rebuild.Options{Catalog: target, Server: cfg.Server.Name, Force: force, Changer: ch, Holding: disks,
+			res, err := rebuild.Rebuild(ctx, rebuild.Options{Catalog: target, Server: cfg.Server.Name, Force: force, Changer: ch, Vaults: vaults, Holding: disks,
 				Org: cfg.Org, Loc: cfg.Location(), Log: g.logger(0), Progress: func(s string) { fmt.Fprintln(out, s) }, Identities: ids})
 			if err != nil {
 				return err
@@ -79,7 +101,7 @@ rebuilt are recorded as this server's ([server] name).`,
 			if res.MovedAside != "" {
 				fmt.Fprintf(out, "The old catalog is now %s.\n", res.MovedAside)
 			}
-			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries.\n", config.MaskDSN(target), res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files)
+			fmt.Fprintf(out, "Rebuilt %s: %d runs, %d volumes, %d images (%d parts), %d index entries, %d copies.\n", config.MaskDSN(target), res.Runs, res.Volumes, res.Dumps, res.Parts, res.Files, res.Copies)
 			if len(res.Skipped) > 0 {
 				fmt.Fprintf(out, "Skipped, left by failed writes and recorded as failed files (%d):\n", len(res.Skipped))
 				for _, s := range res.Skipped {

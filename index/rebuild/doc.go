@@ -8,6 +8,12 @@
 // not is left out and reported, never recorded), and every payload is read
 // whole and its SHA-256 checked against its header.
 //
+// The vaults' changers (Options.Vaults) are read as well: an image whole
+// on the configuration's volumes is recorded there and each other set that
+// holds it whole (read, SHA-256 checked) as a catalog copy; an image whole
+// only on a vault's volumes is recorded there. It does not know the
+// configuration: which changers are whose is what the caller passes.
+//
 // Encrypted images (an age payload, image/crypt) need no key for their
 // dump and parts: the encryption, the recipients' fingerprints and the age
 // header come from the media, and the SHA-256 is of the ciphertext. Their

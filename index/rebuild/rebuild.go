@@ -36,8 +36,15 @@ type Options struct {
 	Server  string
 	Force   bool          // move an existing catalog aside instead of refusing
 	Changer taper.Changer // every slot is read
-	Holding []string      // holding disks
-	Org     string        // the configuration's org: volumes of another org are reported and skipped
+	// Vaults are the changers of the vaults' copy volumes (tapir vault),
+	// every slot read too. An image whole on the volumes of Changer is
+	// recorded there, and whole on a vault's volumes as a copy (the
+	// catalog's copies); an image whole only on a vault's volumes is
+	// recorded there, as the catalog keeps an image whose first location
+	// was overwritten.
+	Vaults  []Vault
+	Holding []string // holding disks
+	Org     string   // the configuration's org: volumes of another org are reported and skipped
 	Loc     *time.Location
 	Now     func() time.Time
 	Log     *slog.Logger
@@ -52,6 +59,12 @@ type Options struct {
 	Identities *crypt.Identities
 }
 
+// Vault is a vault's changer for Rebuild.
+type Vault struct {
+	Name    string
+	Changer taper.Changer
+}
+
 // Result says what the new catalog holds and what was left out.
 type Result struct {
 	MovedAside string // where the old catalog went (Force)
@@ -59,6 +72,7 @@ type Result struct {
 	Runs       int
 	Dumps      int // images recorded (good and holding)
 	Parts      int
+	Copies     int      // further whole copies recorded (on vaults' volumes)
 	Files      int64    // index entries
 	Problems   []string // volumes and images left out, and why
 	// Skipped are tape files a failed write left (a truncated or
@@ -86,10 +100,13 @@ type found struct {
 	// and file index (no identity, or a wrong one: wrongKey).
 	noIndex  string
 	wrongKey bool
+	id       int64       // the dump recorded
+	others   []foundPart // parts on the other sets than the one recorded: copies
 }
 
 type foundPart struct {
 	label     string
+	set       int // 0: Options.Changer; i: Options.Vaults[i-1]
 	slot      int
 	part      int
 	pos       taper.Position
@@ -104,7 +121,26 @@ type key struct {
 
 type vol struct {
 	label *taper.Label
+	set   int
 	slot  int
+}
+
+// changers are the changers read, by set: Options.Changer, then each
+// vault's.
+func (o Options) changers() []taper.Changer {
+	chs := []taper.Changer{o.Changer}
+	for _, v := range o.Vaults {
+		chs = append(chs, v.Changer)
+	}
+	return chs
+}
+
+// setName names a set of volumes for a person.
+func (o Options) setName(set int) string {
+	if set == 0 {
+		return "the changer"
+	}
+	return "the changer of vault " + o.Vaults[set-1].Name
 }
 
 // Rebuild scans the media and writes a new catalog.
@@ -159,8 +195,11 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 	}
 	images := map[key]*found{}
 	vols := map[string]vol{}
-	if o.Changer != nil {
-		if err := scanVolumes(ctx, o, images, vols, res, say); err != nil {
+	for set, ch := range o.changers() {
+		if ch == nil {
+			continue
+		}
+		if err := scanVolumes(ctx, o, set, ch, images, vols, res, say); err != nil {
 			return nil, err
 		}
 	}
@@ -212,9 +251,9 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		res.Volumes++
 	}
 
-	src := &slotVolumes{ch: o.Changer, slots: map[string]int{}}
+	src := &slotVolumes{chs: o.changers(), at: map[string]vol{}}
 	for l, v := range vols {
-		src.slots[l] = v.slot
+		src.at[l] = v
 	}
 	keys := make([]key, 0, len(images))
 	for k := range images {
@@ -249,6 +288,9 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		res.Dumps++
 		res.Parts += len(f.parts)
 		res.Files += n
+		if err := recordCopies(ctx, o, cat, src, vols, f, what, res, say); err != nil {
+			return nil, fmt.Errorf("rebuild: %s: %w", what, err)
+		}
 		if f.hdr.Encryption == image.EncAge {
 			res.Encrypted++
 		}
@@ -308,15 +350,19 @@ func sortedKeys(m map[string]bool) []string {
 
 // scanVolumes reads every slot: the label, then the header and size of
 // every tape file.
-func scanVolumes(ctx context.Context, o Options, images map[key]*found, vols map[string]vol, res *Result, say func(string, ...any)) error {
-	inv, err := o.Changer.Inventory(ctx)
-	if err == nil && o.Changer.Properties().NeedsScan {
-		inv, err = o.Changer.Scan(ctx) // a robot reads the labels it does not know
+func scanVolumes(ctx context.Context, o Options, set int, ch taper.Changer, images map[key]*found, vols map[string]vol, res *Result, say func(string, ...any)) error {
+	inv, err := ch.Inventory(ctx)
+	if err == nil && ch.Properties().NeedsScan {
+		inv, err = ch.Scan(ctx) // a robot reads the labels it does not know
 	}
 	if err != nil {
-		return fmt.Errorf("rebuild: %w", err)
+		return fmt.Errorf("rebuild: %s: %w", o.setName(set), err)
 	}
-	defer o.Changer.Eject(context.WithoutCancel(ctx))
+	defer ch.Eject(context.WithoutCancel(ctx))
+	in := ""
+	if set > 0 {
+		in = " of vault " + o.Vaults[set-1].Name
+	}
 	for _, si := range inv {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -325,29 +371,29 @@ func scanVolumes(ctx context.Context, o Options, images map[key]*found, vols map
 		case si.Empty, si.Blank:
 			continue
 		case si.Foreign != "":
-			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: not a tapir volume (%s); skipped", si.Slot, si.Foreign))
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d%s: not a tapir volume (%s); skipped", si.Slot, in, si.Foreign))
 			continue
 		case si.Err != nil:
-			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: %v; skipped", si.Slot, si.Err))
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d%s: %v; skipped", si.Slot, in, si.Err))
 			continue
 		case si.Label == nil:
 			continue
 		}
 		l := si.Label
 		if o.Org != "" && l.Org != o.Org {
-			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s belongs to configuration %q, not %q; skipped", si.Slot, l.Label, l.Org, o.Org))
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d%s: volume %s belongs to configuration %q, not %q; skipped", si.Slot, in, l.Label, l.Org, o.Org))
 			continue
 		}
 		if prev, ok := vols[l.Label]; ok {
-			res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s is also in slot %d; only slot %d was read", si.Slot, l.Label, prev.slot, prev.slot))
+			res.Problems = append(res.Problems, fmt.Sprintf("slot %d%s: volume %s is also in slot %d of %s; only that one was read", si.Slot, in, l.Label, prev.slot, o.setName(prev.set)))
 			continue
 		}
-		vols[l.Label] = vol{label: l, slot: si.Slot}
-		files, err := scanVolume(ctx, o, si.Slot, l, images, res)
+		vols[l.Label] = vol{label: l, set: set, slot: si.Slot}
+		files, err := scanVolume(ctx, o, set, ch, si.Slot, l, images, res)
 		if err != nil {
 			return err
 		}
-		say("slot %d: volume %s (written %s): %d image file%s", si.Slot, l.Label, l.Datestamp, files, plural(files))
+		say("slot %d%s: volume %s (written %s): %d image file%s", si.Slot, in, l.Label, l.Datestamp, files, plural(files))
 	}
 	return nil
 }
@@ -359,8 +405,8 @@ func plural(n int) string {
 	return "s"
 }
 
-func scanVolume(ctx context.Context, o Options, slot int, l *taper.Label, images map[key]*found, res *Result) (int, error) {
-	dev, err := o.Changer.Load(ctx, slot)
+func scanVolume(ctx context.Context, o Options, set int, ch taper.Changer, slot int, l *taper.Label, images map[key]*found, res *Result) (int, error) {
+	dev, err := ch.Load(ctx, slot)
 	if err != nil {
 		res.Problems = append(res.Problems, fmt.Sprintf("slot %d: volume %s: %v; skipped", slot, l.Label, err))
 		return 0, nil
@@ -448,7 +494,7 @@ func scanVolume(ctx context.Context, o Options, slot int, l *taper.Label, images
 			f = &found{hdr: h}
 			images[k] = f
 		}
-		fp := foundPart{label: l.Label, slot: slot, part: h.Part, pos: pos, length: length, blocksize: h.Blocksize}
+		fp := foundPart{label: l.Label, set: set, slot: slot, part: h.Part, pos: pos, length: length, blocksize: h.Blocksize}
 		// Another copy of a part already found (a write that failed and
 		// was tried again): record decides which copy to use.
 		dup := false
@@ -494,43 +540,46 @@ func scanHolding(o Options, images map[key]*found, res *Result, say func(string,
 	return nil
 }
 
-// slotVolumes lends the volumes found by the scan, by slot.
+// slotVolumes lends the volumes found by the scan, by changer and slot.
 type slotVolumes struct {
-	ch    taper.Changer
-	slots map[string]int
+	chs   []taper.Changer // by set
+	at    map[string]vol
 	drive indexd.DrivePool
 }
 
 func (s *slotVolumes) Properties() indexd.SourceProperties {
-	p := s.ch.Properties()
-	return indexd.SourceProperties{Drives: 1, Where: p.Where}
+	if s.chs[0] == nil {
+		return indexd.SourceProperties{Drives: 1}
+	}
+	return indexd.SourceProperties{Drives: 1, Where: s.chs[0].Properties().Where}
 }
 
 // missing is the error for a volume the scan did not find.
 func (s *slotVolumes) missing(label string) error {
-	return fmt.Errorf("volume %s was not found in %s when the rebuild read it: put it into a slot and run the rebuild again: %w", label, s.ch.Properties().Where, indexd.ErrVolumeMissing)
+	return fmt.Errorf("volume %s was not found in the changers when the rebuild read them: put it into a slot and run the rebuild again: %w", label, indexd.ErrVolumeMissing)
 }
 
 func (s *slotVolumes) Locate(ctx context.Context, label string) (string, error) {
-	slot, ok := s.slots[label]
+	v, ok := s.at[label]
 	if !ok {
 		return "", s.missing(label)
 	}
-	return fmt.Sprintf("slot %d", slot), nil
+	return fmt.Sprintf("slot %d", v.slot), nil
 }
 
 // Open loads the slot the rebuild found label in; nobody is asked (ask
 // is not used): the rebuild reads what it found.
 func (s *slotVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (taper.Device, func(), error) {
-	slot, ok := s.slots[label]
+	v, ok := s.at[label]
 	if !ok {
 		return nil, nil, s.missing(label)
 	}
+	slot := v.slot
 	release, err := s.drive.Take(ctx, "volume "+label)
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := s.ch.Load(ctx, slot)
+	dev, err := s.chs[v.set].Load(ctx, slot)
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -547,6 +596,115 @@ func (s *slotVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (t
 		return nil, nil, fmt.Errorf("volume %s: %w", label, err)
 	}
 	return dev, release, nil
+}
+
+// splitSets keeps in f.parts the parts of the first set (the changer's,
+// then each vault's) that holds the image whole, and moves those of the
+// other sets to f.others, each a copy recordCopies looks at. When no set
+// holds it whole, the parts stay together as before (record then says
+// what is missing, or uses the holding disk).
+func splitSets(f *found) {
+	all := append(append([]foundPart{}, f.parts...), f.extra...)
+	bySet := map[int][]foundPart{}
+	var sets []int
+	for _, p := range all {
+		if _, ok := bySet[p.set]; !ok {
+			sets = append(sets, p.set)
+		}
+		bySet[p.set] = append(bySet[p.set], p)
+	}
+	if len(sets) < 2 {
+		return
+	}
+	sort.Ints(sets)
+	for _, set := range sets {
+		if _, _, whole := chooseCopies(f.hdr, bySet[set], nil); !whole {
+			continue
+		}
+		f.parts, f.extra, f.others = bySet[set], nil, nil
+		for _, o := range sets {
+			if o != set {
+				f.others = append(f.others, bySet[o]...)
+			}
+		}
+		return
+	}
+}
+
+// recordCopies records, for an image recorded (f.id), each other set that
+// holds it whole as a copy, its payload read and its SHA-256 checked
+// first. A copy damaged or not whole is listed in res.Problems and not
+// recorded; shorter duplicates of a part in a whole copy (a failed write
+// tried again) are recorded as failed files, as record does.
+func recordCopies(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, vols map[string]vol, f *found, what string, res *Result, say func(string, ...any)) error {
+	if f.id == 0 || len(f.others) == 0 {
+		return nil
+	}
+	d, err := cat.Dump(ctx, f.id)
+	if err != nil {
+		return err
+	}
+	bySet := map[int][]foundPart{}
+	var sets []int
+	for _, p := range f.others {
+		if _, ok := bySet[p.set]; !ok {
+			sets = append(sets, p.set)
+		}
+		bySet[p.set] = append(bySet[p.set], p)
+	}
+	sort.Ints(sets)
+	for _, set := range sets {
+		chosen, rest, whole := chooseCopies(f.hdr, bySet[set], nil)
+		if !whole {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s is not whole (%s): not recorded as a copy; load the volumes that hold the rest and rebuild again", what, o.setName(set), partList(bySet[set])))
+			continue
+		}
+		var parts []catalog.Part
+		var off int64
+		for _, p := range chosen {
+			parts = append(parts, catalog.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
+			off += p.length
+		}
+		if off != d.PayloadSize {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s holds %d payload bytes, the image %d: not recorded as a copy", what, o.setName(set), off, d.PayloadSize))
+			continue
+		}
+		r := indexd.NewImageReader(ctx, src, nil, *d, parts)
+		sum := sha256.New()
+		_, err := io.Copy(sum, r.Stream())
+		r.Close()
+		if err == nil && hex.EncodeToString(sum.Sum(nil)) != d.SHA256 {
+			err = fmt.Errorf("its payload's SHA-256 is %s, the image's %s", hex.EncodeToString(sum.Sum(nil)), d.SHA256)
+		}
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s (%s) is damaged: %v; not recorded as a copy", what, o.setName(set), partList(chosen), err))
+			continue
+		}
+		copied := o.Now()
+		if v, ok := vols[chosen[0].label]; ok {
+			if t, err := time.ParseInLocation("20060102150405", v.label.Datestamp, o.Loc); err == nil {
+				copied = t
+			}
+		}
+		if _, err := cat.RecordCopy(ctx, f.id, parts, copied); err != nil {
+			return err
+		}
+		res.Copies++
+		say("%s: a copy on %s (%s)", what, o.setName(set), partList(chosen))
+		for _, c := range rest {
+			where := fmt.Sprintf("volume %s file %d", c.label, c.pos.File)
+			why := fmt.Sprintf("a copy of part %d of %s with %d payload bytes, left by a write that failed; the copy on %s is whole", c.part, what, c.length, o.setName(set))
+			if c.length == chosen[c.part-1].length {
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: part %d of %s is also on volume %s file %d; that copy is used", where, c.part, what, chosen[c.part-1].label, chosen[c.part-1].pos.File))
+				continue
+			}
+			if err := cat.RecordFailedFile(ctx, catalog.FailedFile{Volume: c.label, FileNo: c.pos.File, Datestamp: f.hdr.Datestamp, Host: f.hdr.Host, Path: f.hdr.Path, Level: f.hdr.Level, Reason: why}); err != nil {
+				return err
+			}
+			res.Skipped = append(res.Skipped, where+": skipped, recorded as a failed file: "+why)
+		}
+	}
+	return nil
 }
 
 // chooseCopies picks, for each part number, the longest of its copies on
@@ -591,6 +749,7 @@ func chooseCopies(h *image.Header, parts, extra []foundPart) (chosen, rest []fou
 func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.VolumeSource, runID int64, f *found, res *Result, say func(string, ...any)) (int64, error) {
 	h := f.hdr
 	what := fmt.Sprintf("%s:%s level %d of %s", h.Host, h.Path, h.Level, h.Datestamp)
+	splitSets(f)
 	var unused []foundPart
 	used := map[int]foundPart{}
 	wholeAt := ""
@@ -832,6 +991,7 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 			return 0, err
 		}
 	}
+	f.id = id
 	return n, nil
 }
 
