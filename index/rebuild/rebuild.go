@@ -288,9 +288,6 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 		res.Dumps++
 		res.Parts += len(f.parts)
 		res.Files += n
-		if err := recordCopies(ctx, o, cat, src, vols, f, what, res, say); err != nil {
-			return nil, fmt.Errorf("rebuild: %s: %w", what, err)
-		}
 		if f.hdr.Encryption == image.EncAge {
 			res.Encrypted++
 		}
@@ -308,9 +305,12 @@ func Rebuild(ctx context.Context, o Options) (*Result, error) {
 				res.WrongKey++
 			}
 			say("%s: encrypted; dump and parts recorded from %s, no file index: %s", what, where, f.noIndex)
-			continue
+		} else {
+			say("%s: %d entries, from %s", what, n, where)
 		}
-		say("%s: %d entries, from %s", what, n, where)
+		if err := recordCopies(ctx, o, cat, src, vols, f, what, res, say); err != nil {
+			return nil, fmt.Errorf("rebuild: %s: %w", what, err)
+		}
 	}
 
 	if err := cat.Close(); err != nil {
