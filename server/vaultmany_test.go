@@ -97,6 +97,11 @@ func TestSeveralVaults(t *testing.T) {
 	if m := gather(t, NewCollector(func() *config.Config { return s.cfg }, cat, testLogger(t))); m["tapir_vault_dles_not_copied{vault=offsite}"] != 0 {
 		t.Errorf("vault metrics after offsite ran: %v", vaultMetrics(m))
 	}
+	// A night after: the copy volumes of both vaults are not the
+	// changer's, and not reported missing from it.
+	if _, out, err := s.night(t, Deps{Clock: day(3)}); err != nil || strings.Contains(out, "in no slot of the changer") {
+		t.Fatalf("night after the vaults: %v\n%s", err, out)
+	}
 	// The first set and the offsite set gone: the dr copies restore.
 	for _, dir := range []string{s.cfg.Changer.Path, s.cfg.Vaults[0].Changer.Path} {
 		files, _ := filepath.Glob(filepath.Join(dir, "slot*", "*"))
