@@ -118,3 +118,60 @@ func TestRebuildKnowsVaultCopies(t *testing.T) {
 		restoredFilesMatch(t, dle.Path, to)
 	}
 }
+
+// TestRebuildHoldingImageWithCopy: images a night left on the holding
+// disk and the vault copied come back from a rebuild still waiting there,
+// with their copies, so that the next flush puts them onsite; one whose
+// holding file is damaged comes back on its copy, said.
+func TestRebuildHoldingImageWithCopy(t *testing.T) {
+	s := newSite(t, "")
+	withVault(t, s, 8, "")
+	s.degradedNight(t)
+	if res, err := vault(t, s, VaultOptions{}); err != nil || len(res.Copied) != 2 {
+		t.Fatalf("vault: %v", err)
+	}
+	out := filepath.Join(s.dir, "rebuilt.db")
+	res := rebuildWithVaults(t, s.cfg, out)
+	if len(res.Problems) != 0 || res.Dumps != 2 || res.Copies != 2 {
+		t.Fatalf("rebuild: %d images, %d copies, problems %q", res.Dumps, res.Copies, res.Problems)
+	}
+	s.cfg.Catalog = out
+	cat := s.catalog(t)
+	for _, dle := range s.cfg.DLEs {
+		d := holdingDump(t, cat, dle.Path)
+		if cs, _ := cat.Copies(t.Context(), d.ID); len(cs) != 1 {
+			t.Errorf("%s: copies %+v", dle.Path, cs)
+		}
+	}
+	var fout strings.Builder
+	if _, err := Flush(t.Context(), s.cfg, FlushOptions{}, Deps{Log: testLogger(t), Out: &fout}); err != nil {
+		t.Fatalf("flush after the rebuild: %v\n%s", err, fout.String())
+	}
+	for _, d := range goodDumps(t, cat, false) {
+		parts, _ := cat.Parts(t.Context(), d.ID)
+		cs, _ := cat.Copies(t.Context(), d.ID)
+		if len(parts) == 0 || strings.HasPrefix(parts[0].Volume, "test-Offsite-") || len(cs) != 1 {
+			t.Errorf("%s after the flush: parts %+v, copies %+v", d.Path, parts, cs)
+		}
+	}
+	if n := len(goodDumps(t, cat, false)); n != 2 {
+		t.Errorf("%d good images after the flush, want 2", n)
+	}
+
+	// Another degraded night, vaulted; one holding file damaged: the
+	// rebuild records that image from its copy and says so.
+	s.degradedNight(t)
+	if res, err := vault(t, s, VaultOptions{}); err != nil || len(res.Copied) != 2 {
+		t.Fatalf("vault: %v", err)
+	}
+	files := holdingFiles(t, s)
+	b, _ := os.ReadFile(files[0])
+	b[len(b)-100] ^= 0x40
+	if err := os.WriteFile(files[0], b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	res = rebuildWithVaults(t, s.cfg, filepath.Join(s.dir, "rebuilt2.db"))
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "the image is recorded from its copy") {
+		t.Fatalf("rebuild with a damaged holding file: problems %q", res.Problems)
+	}
+}

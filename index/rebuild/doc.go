@@ -11,7 +11,8 @@
 // The vaults' changers (Options.Vaults) are read as well: an image whole
 // on the configuration's volumes is recorded there and each other set that
 // holds it whole (read, SHA-256 checked) as a catalog copy; an image whole
-// only on a vault's volumes is recorded there. It does not know the
+// only on a vault's volumes is recorded there, unless it also waits on a
+// holding disk (recorded waiting, the vault's as a copy). It does not know the
 // configuration: which changers are whose is what the caller passes.
 //
 // Encrypted images (an age payload, image/crypt) need no key for their

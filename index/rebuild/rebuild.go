@@ -102,6 +102,9 @@ type found struct {
 	wrongKey bool
 	id       int64       // the dump recorded
 	others   []foundPart // parts on the other sets than the one recorded: copies
+	// holdingFirst: recorded from the holding disk though a vault holds
+	// it (splitSets); others are those parts.
+	holdingFirst bool
 }
 
 type foundPart struct {
@@ -613,10 +616,19 @@ func splitSets(f *found) {
 		}
 		bySet[p.set] = append(bySet[p.set], p)
 	}
+	sort.Ints(sets)
+	if f.holding != "" && len(sets) > 0 && sets[0] > 0 {
+		// Waiting on the holding disk, never flushed, with a vault's copy
+		// (tapir vault copies holding images): recorded waiting there,
+		// the vaults' parts as copies, so that the next flush still puts
+		// it on the configuration's volumes. record falls back to the
+		// copy when the holding file cannot be recorded.
+		f.parts, f.extra, f.others, f.holdingFirst = nil, nil, all, true
+		return
+	}
 	if len(sets) < 2 {
 		return
 	}
-	sort.Ints(sets)
 	for _, set := range sets {
 		if _, _, whole := chooseCopies(f.hdr, bySet[set], nil); !whole {
 			continue
@@ -775,6 +787,13 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 	}
 	n, err := recordImage(ctx, o, cat, src, runID, f)
 	var p *problem
+	if errors.As(err, &p) && f.holdingFirst {
+		// The holding file cannot be recorded: the image from its copy.
+		say("%s: holding file %s cannot be recorded (%s); its copy on a vault's volumes is recorded", what, f.holding, p.msg)
+		res.Problems = append(res.Problems, fmt.Sprintf("%s: holding file %s: %s; the image is recorded from its copy on a vault's volumes", what, f.holding, p.msg))
+		f.parts, f.others, f.holding, f.holdingFirst = f.others, nil, "", false
+		return record(ctx, o, cat, src, runID, f, res, say)
+	}
 	if errors.As(err, &p) && len(unused) > 0 {
 		return 0, problemf("%s; other copies on the volumes, not used: %s", p.msg, partList(unused))
 	}
