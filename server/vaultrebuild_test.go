@@ -89,6 +89,14 @@ func TestRebuildKnowsVaultCopies(t *testing.T) {
 	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "is damaged") || res.Dumps != len(good) || res.Copies != len(good)-1 {
 		t.Fatalf("rebuild with a damaged copy: %d images, %d copies, problems %q", res.Dumps, res.Copies, res.Problems)
 	}
+	// A copy cut short (a vault killed while writing it): named, left out.
+	if err := os.WriteFile(cf[0], orig[:len(orig)/2], 0o640); err != nil {
+		t.Fatal(err)
+	}
+	res = rebuildWithVaults(t, s.cfg, out)
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "is not whole") || !strings.Contains(res.Problems[0], "did not finish") || res.Copies != len(good)-1 {
+		t.Fatalf("rebuild with a copy cut short: %d copies, problems %q", res.Copies, res.Problems)
+	}
 	if err := os.WriteFile(cf[0], orig, 0o640); err != nil {
 		t.Fatal(err)
 	}

@@ -668,7 +668,7 @@ func recordCopies(ctx context.Context, o Options, cat *catalog.Catalog, src inde
 	for _, set := range sets {
 		chosen, rest, whole := chooseCopies(f.hdr, bySet[set], nil)
 		if !whole {
-			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s is not whole (%s): not recorded as a copy; load the volumes that hold the rest and rebuild again", what, o.setName(set), partList(bySet[set])))
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s is not whole (%s): not recorded as a copy; either a vault did not finish it (killed: the next vault writes the image again) or a volume with the rest is not in that changer (load it and rebuild again)", what, o.setName(set), partList(bySet[set])))
 			continue
 		}
 		var parts []catalog.Part
@@ -678,7 +678,8 @@ func recordCopies(ctx context.Context, o Options, cat *catalog.Catalog, src inde
 			off += p.length
 		}
 		if off != d.PayloadSize {
-			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s holds %d payload bytes, the image %d: not recorded as a copy", what, o.setName(set), off, d.PayloadSize))
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s is not whole (%s: %d payload bytes, the image %d): not recorded as a copy; either a vault did not finish it (killed: the next vault writes the image again) or a volume with the rest is not in that changer (load it and rebuild again)",
+				what, o.setName(set), partList(chosen), off, d.PayloadSize))
 			continue
 		}
 		r := indexd.NewImageReader(ctx, src, nil, *d, parts)
