@@ -541,6 +541,18 @@ func within(p, dir string) bool {
 	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (len(rel) < 3 || rel[:3] != "../")
 }
 
+// DiskOf returns the directory of disks that path lies in, "" when none:
+// whether a holding file is on this machine's disks (or on one that is
+// missing) is asked of it, never of the path's spelling.
+func DiskOf(path string, disks []string) string {
+	for _, d := range disks {
+		if path != "" && within(path, d) {
+			return d
+		}
+	}
+	return ""
+}
+
 // Disks returns the configured disks with their capacity and use, for
 // reports and `tapir admin holding`.
 func (p *Pool) Disks() []DiskUsage {

@@ -189,3 +189,22 @@ func TestGrowWaitsWhileDraining(t *testing.T) {
 		t.Errorf("growing past the disk: %v", err)
 	}
 }
+
+// DiskOf names the disk a path lies in, and only a path below one.
+func TestDiskOf(t *testing.T) {
+	disks := []string{"/srv/h1", "/srv/h2"}
+	for path, want := range map[string]string{
+		"/srv/h1/20260101/a.0": "/srv/h1",
+		"/srv/h2/x":            "/srv/h2",
+		"/srv/h2":              "/srv/h2",
+		"/srv/h10/x":           "",
+		"/srv/h1/../h3/x":      "",
+		"/srv/h3/x":            "",
+		"relative/x":           "",
+		"":                     "",
+	} {
+		if got := DiskOf(path, disks); got != want {
+			t.Errorf("DiskOf(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

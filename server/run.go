@@ -148,12 +148,7 @@ func (r *run) problem(where, what string) {
 // missingDiskOf returns the missing holding disk that path is on, "" when
 // none.
 func (r *run) missingDiskOf(path string) string {
-	for _, d := range r.missing {
-		if rel, err := filepath.Rel(d, path); path != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return d
-		}
-	}
-	return ""
+	return holding.DiskOf(path, r.missing)
 }
 
 // whySIGTERM is why a run stops when the server is asked to (Deps.Stop).

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -251,7 +250,7 @@ func vaultCandidates(ctx context.Context, cat *catalog.Catalog, vaultRe *regexp.
 	for _, d := range held {
 		// Another server's holding disk (a shared catalog) is not read
 		// here; its own vault copies it.
-		if d.HoldingPath != "" && underAny(d.HoldingPath, disks) {
+		if holding.DiskOf(d.HoldingPath, disks) != "" {
 			dumps = append(dumps, d)
 		}
 	}
@@ -302,16 +301,6 @@ func vaultCandidates(ctx context.Context, cat *catalog.Catalog, vaultRe *regexp.
 		return a.Level < b.Level
 	})
 	return out, nil
-}
-
-// underAny says whether path is below one of the directories.
-func underAny(path string, dirs []string) bool {
-	for _, d := range dirs {
-		if rel, err := filepath.Rel(d, path); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return true
-		}
-	}
-	return false
 }
 
 func allMatch(labels []string, re *regexp.Regexp) bool {

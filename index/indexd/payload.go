@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/tapir-backup/tapir/holding"
 	"github.com/tapir-backup/tapir/image"
@@ -248,13 +246,7 @@ func openHolding(disks []string, d catalog.Dump) (partReader, error) {
 	if p == "" {
 		return nil, fmt.Errorf("level %d image %s of %s:%s is on no volume and has no holding file: it cannot be restored", d.Level, d.Datestamp, d.Host, d.Path)
 	}
-	inside := false
-	for _, h := range disks {
-		if rel, err := filepath.Rel(h, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			inside = true
-		}
-	}
-	if !inside {
+	if holding.DiskOf(p, disks) == "" {
 		// The path is another machine's (or stale): it is not shown.
 		who := "another machine's holding disk"
 		if d.Server != "" {
