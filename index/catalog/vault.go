@@ -126,23 +126,11 @@ func (c *Catalog) KeepOnCopy(ctx context.Context, dumpID int64) ([]string, error
 			return err
 		}
 		first := all[dumpID][0]
-		for _, q := range []string{
-			`INSERT INTO parts(dump_id, volume_id, part, fileno, record, logical_pos, "offset", length)
-				SELECT dump_id, volume_id, part, fileno, record, logical_pos, "offset", length FROM copies
-				WHERE dump_id = ? AND copy = ? ORDER BY part`,
-			`DELETE FROM copies WHERE dump_id = ? AND copy = ?`,
-		} {
-			if _, err := tx.Exec(q, dumpID, first.Copy); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(`UPDATE dumps SET status = 'good', holding_path = '', taped = ? WHERE id = ?`, clampNS(first.Copied), dumpID); err != nil {
+		if err := promoteCopyTx(tx, dumpID, first.Copy); err != nil {
 			return err
 		}
-		if level == 0 { // a good full ends a forced full, as CommitTaped
-			if _, err := tx.Exec(`DELETE FROM force WHERE host = ? AND path = ?`, host, path); err != nil {
-				return err
-			}
+		if err := markTapedTx(tx, dumpID, host, path, level, first.Copied); err != nil {
+			return err
 		}
 		labels = first.Volumes()
 		return nil
@@ -226,21 +214,25 @@ func dropVolumeCopiesTx(tx *sql.Tx, volID int64) ([]int64, error) {
 		if err := tx.QueryRow(`SELECT min(copy) FROM copies WHERE dump_id = ?`, id).Scan(&n); err != nil {
 			return nil, err
 		}
-		for _, q := range []string{
-			`DELETE FROM parts WHERE dump_id = ?`,
-			`INSERT INTO parts(dump_id, volume_id, part, fileno, record, logical_pos, "offset", length)
-				SELECT dump_id, volume_id, part, fileno, record, logical_pos, "offset", length FROM copies
-				WHERE dump_id = ? AND copy = ? ORDER BY part`,
-			`DELETE FROM copies WHERE dump_id = ? AND copy = ?`,
-		} {
-			args := []any{id}
-			if q != `DELETE FROM parts WHERE dump_id = ?` {
-				args = append(args, n)
-			}
-			if _, err := tx.Exec(q, args...); err != nil {
-				return nil, err
-			}
+		if err := promoteCopyTx(tx, id, n); err != nil {
+			return nil, err
 		}
 	}
 	return ids, nil
+}
+
+// promoteCopyTx makes copy n of dump id its parts: the parts it had are
+// dropped, the copy's rows move. The volumes' byte counts stay: the
+// bytes were counted when the copy was recorded.
+func promoteCopyTx(tx *sql.Tx, id int64, n int) error {
+	if _, err := tx.Exec(`DELETE FROM parts WHERE dump_id = ?`, id); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`INSERT INTO parts(dump_id, volume_id, part, fileno, record, logical_pos, "offset", length)
+		SELECT dump_id, volume_id, part, fileno, record, logical_pos, "offset", length FROM copies
+		WHERE dump_id = ? AND copy = ? ORDER BY part`, id, n); err != nil {
+		return err
+	}
+	_, err := tx.Exec(`DELETE FROM copies WHERE dump_id = ? AND copy = ?`, id, n)
+	return err
 }

@@ -258,15 +258,23 @@ func (c *Catalog) CommitTaped(ctx context.Context, dumpID int64, parts []Part, f
 				return err
 			}
 		}
-		if _, err = tx.Exec(`UPDATE dumps SET status = 'good', holding_path = '', taped = ? WHERE id = ?`,
-			clampNS(finished), dumpID); err != nil {
+		return markTapedTx(tx, dumpID, host, path, level, finished)
+	})
+}
+
+// markTapedTx makes a dump whose parts are recorded good, taped at when,
+// off the holding disk; a good full ends its DLE's forced full.
+func markTapedTx(tx *sql.Tx, dumpID int64, host, path string, level int, when time.Time) error {
+	if _, err := tx.Exec(`UPDATE dumps SET status = 'good', holding_path = '', taped = ? WHERE id = ?`,
+		clampNS(when), dumpID); err != nil {
+		return err
+	}
+	if level == 0 {
+		if _, err := tx.Exec(`DELETE FROM force WHERE host = ? AND path = ?`, host, path); err != nil {
 			return err
 		}
-		if level == 0 { // a good full ends a forced full
-			_, err = tx.Exec(`DELETE FROM force WHERE host = ? AND path = ?`, host, path)
-		}
-		return err
-	})
+	}
+	return nil
 }
 
 // Parts returns the parts of a dump in order; an error matching ErrNotFound
