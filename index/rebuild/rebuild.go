@@ -608,15 +608,7 @@ func (s *slotVolumes) Open(ctx context.Context, label string, ask indexd.Ask) (t
 // what is missing, or uses the holding disk).
 func splitSets(f *found) {
 	all := append(append([]foundPart{}, f.parts...), f.extra...)
-	bySet := map[int][]foundPart{}
-	var sets []int
-	for _, p := range all {
-		if _, ok := bySet[p.set]; !ok {
-			sets = append(sets, p.set)
-		}
-		bySet[p.set] = append(bySet[p.set], p)
-	}
-	sort.Ints(sets)
+	bySet, sets := groupBySet(all)
 	if f.holding != "" && len(sets) > 0 && sets[0] > 0 {
 		// Waiting on the holding disk, never flushed, with a vault's copy
 		// (tapir vault copies holding images): recorded waiting there,
@@ -656,38 +648,21 @@ func recordCopies(ctx context.Context, o Options, cat *catalog.Catalog, src inde
 	if err != nil {
 		return err
 	}
-	bySet := map[int][]foundPart{}
-	var sets []int
-	for _, p := range f.others {
-		if _, ok := bySet[p.set]; !ok {
-			sets = append(sets, p.set)
-		}
-		bySet[p.set] = append(bySet[p.set], p)
-	}
-	sort.Ints(sets)
+	bySet, sets := groupBySet(f.others)
 	for _, set := range sets {
 		chosen, rest, whole := chooseCopies(f.hdr, bySet[set], nil)
-		if !whole {
-			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s is not whole (%s): not recorded as a copy; either a vault did not finish it (killed: the next vault writes the image again) or a volume with the rest is not in that changer (load it and rebuild again)", what, o.setName(set), partList(bySet[set])))
-			continue
-		}
-		var parts []catalog.Part
-		var off int64
-		for _, p := range chosen {
-			parts = append(parts, catalog.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
-			off += p.length
-		}
-		if off != d.PayloadSize {
+		parts, size := catalogParts(chosen)
+		if !whole || size != d.PayloadSize {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s is not whole (%s: %d payload bytes, the image %d): not recorded as a copy; either a vault did not finish it (killed: the next vault writes the image again) or a volume with the rest is not in that changer (load it and rebuild again)",
-				what, o.setName(set), partList(chosen), off, d.PayloadSize))
+				what, o.setName(set), partList(bySet[set]), size, d.PayloadSize))
 			continue
 		}
 		r := indexd.NewImageReader(ctx, src, nil, *d, parts)
 		sum := sha256.New()
 		_, err := io.Copy(sum, r.Stream())
 		r.Close()
-		if err == nil && hex.EncodeToString(sum.Sum(nil)) != d.SHA256 {
-			err = fmt.Errorf("its payload's SHA-256 is %s, the image's %s", hex.EncodeToString(sum.Sum(nil)), d.SHA256)
+		if got := hex.EncodeToString(sum.Sum(nil)); err == nil && got != d.SHA256 {
+			err = fmt.Errorf("its payload's SHA-256 is %s, the image's %s", got, d.SHA256)
 		}
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s: its copy on %s (%s) is damaged: %v; not recorded as a copy", what, o.setName(set), partList(chosen), err))
@@ -704,20 +679,41 @@ func recordCopies(ctx context.Context, o Options, cat *catalog.Catalog, src inde
 		}
 		res.Copies++
 		say("%s: a copy on %s (%s)", what, o.setName(set), partList(chosen))
-		for _, c := range rest {
-			where := fmt.Sprintf("volume %s file %d", c.label, c.pos.File)
-			why := fmt.Sprintf("a copy of part %d of %s with %d payload bytes, left by a write that failed; the copy on %s is whole", c.part, what, c.length, o.setName(set))
-			if c.length == chosen[c.part-1].length {
-				res.Problems = append(res.Problems, fmt.Sprintf("%s: part %d of %s is also on volume %s file %d; that copy is used", where, c.part, what, chosen[c.part-1].label, chosen[c.part-1].pos.File))
-				continue
-			}
-			if err := cat.RecordFailedFile(ctx, catalog.FailedFile{Volume: c.label, FileNo: c.pos.File, Datestamp: f.hdr.Datestamp, Host: f.hdr.Host, Path: f.hdr.Path, Level: f.hdr.Level, Reason: why}); err != nil {
-				return err
-			}
-			res.Skipped = append(res.Skipped, where+": skipped, recorded as a failed file: "+why)
+		used := map[int]foundPart{}
+		for _, p := range chosen {
+			used[p.part] = p
+		}
+		if err := skipUnused(ctx, cat, f.hdr, what, rest, used, "the copy on "+o.setName(set)+" is whole", res, say); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// groupBySet splits parts by the set of volumes they were found on; sets
+// lists the sets in order.
+func groupBySet(parts []foundPart) (bySet map[int][]foundPart, sets []int) {
+	bySet = map[int][]foundPart{}
+	for _, p := range parts {
+		if _, ok := bySet[p.set]; !ok {
+			sets = append(sets, p.set)
+		}
+		bySet[p.set] = append(bySet[p.set], p)
+	}
+	sort.Ints(sets)
+	return bySet, sets
+}
+
+// catalogParts are the catalog's parts of found parts numbered 1..n in
+// order, and the payload bytes they hold.
+func catalogParts(fps []foundPart) ([]catalog.Part, int64) {
+	var parts []catalog.Part
+	var off int64
+	for _, p := range fps {
+		parts = append(parts, catalog.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
+		off += p.length
+	}
+	return parts, off
 }
 
 // chooseCopies picks, for each part number, the longest of its copies on
@@ -801,6 +797,18 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 	if err != nil {
 		return 0, err
 	}
+	if err := skipUnused(ctx, cat, h, what, unused, used, wholeAt, res, say); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// skipUnused deals with the copies of parts not used for an image: one
+// as long as the part used (used, by number) is a problem — nothing says
+// which is right —, a shorter one is what a failed write left, recorded
+// as a failed file and listed in res.Skipped (wholeAt says where the
+// image is whole).
+func skipUnused(ctx context.Context, cat *catalog.Catalog, h *image.Header, what string, unused []foundPart, used map[int]foundPart, wholeAt string, res *Result, say func(string, ...any)) error {
 	for _, c := range unused {
 		where := fmt.Sprintf("volume %s file %d", c.label, c.pos.File)
 		if u, ok := used[c.part]; ok && c.length == u.length {
@@ -809,13 +817,13 @@ func record(ctx context.Context, o Options, cat *catalog.Catalog, src indexd.Vol
 		}
 		why := fmt.Sprintf("a copy of part %d of %s with %d payload bytes, left by a write that failed; %s", c.part, what, c.length, wholeAt)
 		if err := cat.RecordFailedFile(ctx, catalog.FailedFile{Volume: c.label, FileNo: c.pos.File, Datestamp: h.Datestamp, Host: h.Host, Path: h.Path, Level: h.Level, Reason: why}); err != nil {
-			return n, err
+			return err
 		}
 		line := fmt.Sprintf("%s: skipped, recorded as a failed file: %s", where, why)
 		res.Skipped = append(res.Skipped, line)
 		say("%s", line)
 	}
-	return n, nil
+	return nil
 }
 
 // recordImage records the image from its parts on the volumes, or from
@@ -844,15 +852,12 @@ func recordImage(ctx context.Context, o Options, cat *catalog.Catalog, src index
 		im.Close()
 	} else {
 		sort.Slice(f.parts, func(i, j int) bool { return f.parts[i].part < f.parts[j].part })
-		var off int64
 		for i, p := range f.parts {
 			if p.part != i+1 {
 				return 0, problemf("part %d is not on any volume read (parts found: %s); load the volume that holds it and rebuild again", i+1, partList(f.parts))
 			}
-			parts = append(parts, catalog.Part{Volume: p.label, Part: p.part, FileNo: p.pos.File, Record: p.pos.Record, LogicalPos: p.pos.Logical, Offset: off, Length: p.length})
-			off += p.length
 		}
-		d.PayloadSize = off
+		parts, d.PayloadSize = catalogParts(f.parts)
 	}
 	if h.PayloadSize >= 0 && h.PayloadSize != d.PayloadSize {
 		return 0, problemf("its parts hold %d payload bytes but the header says %d (parts found: %s): a part is missing or truncated", d.PayloadSize, h.PayloadSize, partList(f.parts))
