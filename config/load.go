@@ -79,31 +79,31 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, e
 	}
 
-	c := &Config{}
-	md, err = toml.Decode(src, c)
+	// The vaults are decoded in the same pass, kept aside as a primitive
+	// (a table or an array of tables) and decoded into Vaults below.
+	var file struct {
+		Config
+		Vault toml.Primitive `toml:"vault"`
+	}
+	md, err = toml.Decode(src, &file)
+	c := &file.Config
 	if err != nil { // the checker should have caught it
 		return nil, tomlError(name, err, "")
 	}
-	for _, u := range md.Undecoded() { // likewise
-		if u[0] != "catalog" && u[0] != "vault" {
-			return nil, &Error{File: name, Line: lines.lookup(u), Msg: fmt.Sprintf("unknown key %q", u.String())}
-		}
-	}
 	if hasVault {
-		var aux struct {
-			Vault toml.Primitive `toml:"vault"`
-		}
-		vmd, err := toml.Decode(src, &aux)
-		if err == nil {
-			if _, one := vaultRaw.(map[string]any); one {
-				c.Vaults = make([]Vault, 1)
-				err = vmd.PrimitiveDecode(aux.Vault, &c.Vaults[0])
-			} else {
-				err = vmd.PrimitiveDecode(aux.Vault, &c.Vaults)
-			}
+		if _, one := vaultRaw.(map[string]any); one {
+			c.Vaults = make([]Vault, 1)
+			err = md.PrimitiveDecode(file.Vault, &c.Vaults[0])
+		} else {
+			err = md.PrimitiveDecode(file.Vault, &c.Vaults)
 		}
 		if err != nil { // the checker should have caught it
 			return nil, tomlError(name, err, "")
+		}
+	}
+	for _, u := range md.Undecoded() { // likewise
+		if u[0] != "catalog" {
+			return nil, &Error{File: name, Line: lines.lookup(u), Msg: fmt.Sprintf("unknown key %q", u.String())}
 		}
 	}
 
