@@ -95,7 +95,14 @@ func (r *run) leftovers(ctx context.Context, host, path string) ([]*tapeItem, er
 				where = "holding"
 			}
 			// A copy made by tapir vault before any flush keeps it.
-			if on, err := r.cat.KeepOnCopy(ctx, d.ID); err == nil && len(on) > 0 {
+			on, err := r.cat.KeepOnCopy(ctx, d.ID)
+			if err != nil {
+				// Never failed for a catalog that could not say: it
+				// stays waiting, and the next run looks again.
+				r.problem(where, fmt.Sprintf("%s: %s; whether a copy (tapir vault) keeps it could not be recorded (%v): it stays in the catalog as waiting, and the next run tries again", what, reason, err))
+				continue
+			}
+			if len(on) > 0 {
 				r.problem(where, fmt.Sprintf("%s: %s; it is kept on its copy (tapir vault) on %s, which is now where it is read from", what, reason, strings.Join(on, ", ")))
 				continue
 			}
