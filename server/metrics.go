@@ -356,7 +356,8 @@ func (c *Collector) collectServers(ctx context.Context, gauge func(*prometheus.D
 // many configured DLEs are not whole on its volumes (their newest chain,
 // or newest full with fulls_only), and per DLE when its newest full whole
 // there was made: an alert on these sees a vault that stopped copying,
-// not one that merely ran.
+// not one that merely ran. Each DLE's images and each image's parts are
+// read once, whatever the number of vaults.
 func (c *Collector) collectVaults(ctx context.Context, cfg *config.Config, gauge func(*prometheus.Desc, float64, ...string), fail func(string, error)) {
 	if len(cfg.Vaults) == 0 {
 		return
@@ -375,51 +376,58 @@ func (c *Collector) collectVaults(ctx context.Context, cfg *config.Config, gauge
 	for _, ch := range chains {
 		chainOf[[2]string{ch.Host, ch.Path}] = ch
 	}
-	for i := range cfg.Vaults {
-		v := &cfg.Vaults[i]
-		re := v.LabelRegexp()
-		var last time.Time
-		for _, cs := range copies {
-			for _, k := range cs {
-				if allMatch(k.Volumes(), re) && k.Copied.After(last) {
-					last = k.Copied
-				}
+	own := map[int64][]string{} // the labels of each image's own parts, read once
+	wholeOn := func(d catalog.Dump, re *regexp.Regexp) (bool, error) {
+		for _, k := range copies[d.ID] {
+			if allMatch(k.Volumes(), re) {
+				return true, nil
 			}
 		}
-		if !last.IsZero() {
-			gauge(c.vaultLastCopy, float64(last.Unix()), v.Name)
-		}
-		notCopied := 0
-		for _, d := range cfg.DLEs {
-			ch, ok := chainOf[[2]string{d.Host, d.Path}]
-			if !ok {
-				continue // no good full: nothing to copy yet
+		labels, ok := own[d.ID]
+		if !ok {
+			parts, err := c.cat.Parts(ctx, d.ID)
+			if err != nil {
+				return false, err
 			}
+			labels = catalog.PartVolumes(parts)
+			own[d.ID] = labels
+		}
+		return allMatch(labels, re), nil
+	}
+	notCopied := make([]int, len(cfg.Vaults))
+	for _, d := range cfg.DLEs {
+		ch, ok := chainOf[[2]string{d.Host, d.Path}]
+		if !ok {
+			continue // no good full: nothing to copy yet
+		}
+		dumps, err := c.cat.Dumps(ctx, d.Host, d.Path)
+		if err != nil {
+			fail("read dumps", err)
+			return
+		}
+		for i := range cfg.Vaults {
+			v := &cfg.Vaults[i]
+			re := v.LabelRegexp()
 			need := ch.Dumps
 			if v.FullsOnly {
 				need = need[:1]
 			}
 			for _, x := range need {
-				whole, err := wholeOn(ctx, c.cat, x, copies, re)
+				whole, err := wholeOn(x, re)
 				if err != nil {
 					fail("read the parts of an image", err)
 					return
 				}
 				if !whole {
-					notCopied++
+					notCopied[i]++
 					break
 				}
-			}
-			dumps, err := c.cat.Dumps(ctx, d.Host, d.Path)
-			if err != nil {
-				fail("read dumps", err)
-				return
 			}
 			for _, x := range dumps { // newest first
 				if x.Status != catalog.DumpGood || x.Level != 0 {
 					continue
 				}
-				whole, err := wholeOn(ctx, c.cat, x, copies, re)
+				whole, err := wholeOn(x, re)
 				if err != nil {
 					fail("read the parts of an image", err)
 					return
@@ -430,21 +438,20 @@ func (c *Collector) collectVaults(ctx context.Context, cfg *config.Config, gauge
 				}
 			}
 		}
-		gauge(c.vaultNotCopied, float64(notCopied), v.Name)
 	}
-}
-
-// wholeOn says whether image d is whole on the volumes re matches: all
-// its own parts there, or all the parts of one of its copies.
-func wholeOn(ctx context.Context, cat *catalog.Catalog, d catalog.Dump, copies map[int64][]catalog.ImageCopy, re *regexp.Regexp) (bool, error) {
-	for _, k := range copies[d.ID] {
-		if allMatch(k.Volumes(), re) {
-			return true, nil
+	for i := range cfg.Vaults {
+		v := &cfg.Vaults[i]
+		var last time.Time
+		for _, cs := range copies {
+			for _, k := range cs {
+				if allMatch(k.Volumes(), v.LabelRegexp()) && k.Copied.After(last) {
+					last = k.Copied
+				}
+			}
 		}
+		if !last.IsZero() {
+			gauge(c.vaultLastCopy, float64(last.Unix()), v.Name)
+		}
+		gauge(c.vaultNotCopied, float64(notCopied[i]), v.Name)
 	}
-	parts, err := cat.Parts(ctx, d.ID)
-	if err != nil {
-		return false, err
-	}
-	return allMatch(catalog.PartVolumes(parts), re), nil
 }
